@@ -1,0 +1,147 @@
+"""Emotion names, blends and valence/arousal, turned into quadrant weights.
+
+This module is the one place that knows emotion names. Everything downstream (the C++ engine,
+the model) takes a weight vector over the four quadrants of Russell's circumplex, in the order
+Q1, Q2, Q3, Q4. Weights are non-negative and sum to 1.
+
+    >>> parse_emotion("happy")
+    (1.0, 0.0, 0.0, 0.0)
+    >>> parse_emotion("happy:0.6,calm:0.4")
+    (0.6, 0.0, 0.0, 0.4)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Union
+
+QUADRANTS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4")
+
+#: Everyday names for each quadrant: (valence, arousal) signs Q1 (+,+), Q2 (-,+), Q3 (-,-), Q4 (+,-).
+QUADRANT_NAMES: dict[str, tuple[str, ...]] = {
+    "Q1": ("happy", "excited", "joyful"),
+    "Q2": ("tense", "angry", "anxious", "fearful"),
+    "Q3": ("sad", "melancholic", "depressed"),
+    "Q4": ("calm", "relaxed", "peaceful"),
+}
+
+#: Lower-case name -> quadrant index (0..3). Quadrant codes themselves are names too.
+_NAME_TO_INDEX: dict[str, int] = {
+    **{q.lower(): i for i, q in enumerate(QUADRANTS)},
+    **{name: i for i, q in enumerate(QUADRANTS) for name in QUADRANT_NAMES[q]},
+}
+
+Weights = tuple[float, float, float, float]
+EmotionLike = Union[str, Mapping[str, float], Sequence[float], tuple[float, float]]
+
+
+def known_emotions() -> list[str]:
+    """Every accepted emotion name, quadrant codes first."""
+    return list(QUADRANTS) + [n for q in QUADRANTS for n in QUADRANT_NAMES[q]]
+
+
+def quadrant_of(name: str) -> str:
+    """The quadrant code (``"Q1"``..``"Q4"``) of one emotion name; ``ValueError`` if unknown."""
+    return QUADRANTS[_index_of(name)]
+
+
+def _index_of(name: str) -> int:
+    key = name.strip().lower()
+    if key not in _NAME_TO_INDEX:
+        raise ValueError(
+            f"unknown emotion {name.strip()!r}; known emotions: {', '.join(known_emotions())}"
+        )
+    return _NAME_TO_INDEX[key]
+
+
+def from_valence_arousal(valence: float, arousal: float) -> Weights:
+    """Quadrant weights for a point of the circumplex, each coordinate in [-1, 1].
+
+    Bilinear in both coordinates, so the corners are pure quadrants, (0, 0) weighs all four
+    equally, and moving the point moves the weights continuously.
+    """
+    for label, value in (("valence", valence), ("arousal", arousal)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or not -1.0 <= value <= 1.0:
+            raise ValueError(f"{label} must be a number in [-1, 1], got {value!r}")
+    u = (valence + 1.0) / 2.0  # 1 = fully positive valence
+    w = (arousal + 1.0) / 2.0  # 1 = fully high arousal
+    return (u * w, (1.0 - u) * w, (1.0 - u) * (1.0 - w), u * (1.0 - w))
+
+
+def to_valence_arousal(weights: Sequence[float]) -> tuple[float, float]:
+    """The inverse of :func:`from_valence_arousal` (exact for its outputs)."""
+    q1, q2, q3, q4 = normalise(weights)
+    return (q1 + q4) * 2.0 - 1.0, (q1 + q2) * 2.0 - 1.0
+
+
+def normalise(weights: Sequence[float]) -> Weights:
+    """Check four non-negative finite weights with a positive sum and scale them to sum to 1."""
+    values = [float(x) for x in weights]
+    if len(values) != 4:
+        raise ValueError(f"emotion weights need 4 values (Q1..Q4), got {len(values)}")
+    if any(not math.isfinite(x) or x < 0.0 for x in values):
+        raise ValueError(f"emotion weights must be finite and non-negative, got {values}")
+    total = sum(values)
+    if total <= 0.0:
+        raise ValueError("emotion weights must not all be zero")
+    return tuple(x / total for x in values)  # type: ignore[return-value]
+
+
+def _parse_blend(text: str) -> Weights:
+    """``"happy:0.6,calm:0.4"`` (weights default to 1; they are normalised)."""
+    weights = [0.0, 0.0, 0.0, 0.0]
+    for part in text.split(","):
+        name, sep, amount = part.partition(":")
+        if not name.strip():
+            raise ValueError(f"empty emotion name in {text!r}; write e.g. 'happy:0.6,calm:0.4'")
+        value = 1.0
+        if sep:
+            try:
+                value = float(amount)
+            except ValueError:
+                raise ValueError(
+                    f"weight {amount.strip()!r} of {name.strip()!r} is not a number"
+                ) from None
+        weights[_index_of(name)] += value
+    return normalise(weights)
+
+
+def parse_emotion(emotion: EmotionLike) -> Weights:
+    """Turn any accepted emotion description into quadrant weights (Q1, Q2, Q3, Q4).
+
+    Accepts a name (``"sad"``, ``"Q3"``), a blend string (``"happy:0.6,calm:0.4"``), a mapping
+    of names to weights (``{"happy": 0.6, "calm": 0.4}``), four weights, or a
+    ``(valence, arousal)`` pair in [-1, 1]. Raises ``ValueError`` for anything else, naming
+    what is allowed; ``TypeError`` for objects that are not emotions at all.
+    """
+    if isinstance(emotion, str):
+        if not emotion.strip():
+            raise ValueError(f"empty emotion; known emotions: {', '.join(known_emotions())}")
+        return _parse_blend(emotion)
+    if isinstance(emotion, Mapping):
+        weights = [0.0, 0.0, 0.0, 0.0]
+        for name, value in emotion.items():
+            weights[_index_of(str(name))] += float(value)
+        return normalise(weights)
+    if isinstance(emotion, Sequence):
+        if len(emotion) == 2:
+            return from_valence_arousal(float(emotion[0]), float(emotion[1]))
+        if len(emotion) == 4:
+            return normalise(emotion)
+        raise ValueError(
+            f"a sequence emotion is (valence, arousal) or 4 quadrant weights, got {len(emotion)} values"
+        )
+    raise TypeError(
+        f"emotion must be a name, a blend string, a mapping or weights, not {type(emotion).__name__}"
+    )
+
+
+def describe(weights: Sequence[float]) -> str:
+    """A short human label for weights, e.g. ``"happy"`` or ``"happy:0.60,calm:0.40"``."""
+    parts = [
+        (QUADRANT_NAMES[q][0], w) for q, w in zip(QUADRANTS, normalise(weights)) if w > 1e-6
+    ]
+    if len(parts) == 1:
+        return parts[0][0]
+    return ",".join(f"{name}:{w:.2f}" for name, w in parts)

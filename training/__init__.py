@@ -1,0 +1,1 @@
+"""emolive.training: data -> features -> model -> train -> export -> evaluate (needs torch)."""
