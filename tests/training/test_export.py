@@ -1,0 +1,96 @@
+"""Export: the three ONNX files follow docs/model-contract.md and match PyTorch eager."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from emolive.training.card import FILES, io_shapes  # noqa: E402
+from emolive.training.export import export_model, example_inputs, graphs  # noqa: E402
+from emolive.training.model import CVAE, ModelConfig  # noqa: E402
+
+pytestmark = pytest.mark.training
+
+TOLERANCE = 1e-4
+
+
+def _session(path: Path) -> "ort.InferenceSession":
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("batch,steps", [(1, 32), (3, 17), (5, 64)])
+def test_onnx_matches_eager_for_every_file(tmp_path: Path, batch: int, steps: int) -> None:
+    torch.manual_seed(3)
+    cfg = ModelConfig(z_dim=16, hidden=32, layers=2, enc_hidden=24, emb_dim=8, frame_proj=40)
+    model = CVAE(cfg).eval()
+    from emolive.training.card import build_card
+
+    export_model(model, tmp_path, build_card(cfg, name="parity"))
+    inputs = example_inputs(cfg, batch=batch, steps=steps, seed=11)
+    with torch.no_grad():
+        for key, graph in graphs(model).items():
+            expected = graph(*inputs[key].values())
+            expected = expected if isinstance(expected, tuple) else (expected,)
+            feeds = {name: t.numpy() for name, t in inputs[key].items()}
+            got = _session(tmp_path / FILES[key]).run(None, feeds)
+            assert len(got) == len(expected)
+            for e, g in zip(expected, got):
+                assert g.shape == tuple(e.shape)
+                assert np.max(np.abs(e.numpy() - g)) <= TOLERANCE, key
+
+
+def test_tiny_model_follows_the_contract(tiny_model_dir: Path) -> None:
+    card = json.loads((tiny_model_dir / "model_card.json").read_text())
+    assert card["format"] == "emolive-cvae" and card["format_version"] == 1
+    assert card["sizes"] == {"z": 16, "layers": 1, "hidden": 32, "segment_steps": 32}
+    assert card["emotions"]["order"] == ["Q1", "Q2", "Q3", "Q4"]
+    assert card["io"] == io_shapes(ModelConfig(z_dim=16, hidden=32, layers=1))
+    for key, file_name in FILES.items():
+        path = tiny_model_dir / file_name
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto, full_check=True)
+        assert proto.opset_import[0].version >= 17
+        props = {p.key: p.value for p in proto.metadata_props}
+        assert json.loads(props["model_card"]) == card
+        session = _session(path)
+        declared = card["io"][key]
+        for kind, values in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+            assert [v.name for v in values] == list(declared[kind])
+            for value in values:
+                assert value.type == "tensor(float)"
+                shape = [d if isinstance(d, int) else -1 for d in value.shape]
+                assert shape == declared[kind][value.name], (key, value.name)
+
+
+def test_streaming_steps_equal_teacher_forced_decoding(tiny_model_dir: Path) -> None:
+    """Calling decoder_step T times with the played frames reproduces a whole-segment pass."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=16, hidden=32, layers=1, enc_hidden=32, emb_dim=8, frame_proj=32)
+    model = CVAE(cfg).eval()
+    roll = (torch.rand(2, 8, 264) > 0.9).float()
+    z = torch.randn(2, 16)
+    emotion = torch.tensor([[1.0, 0, 0, 0], [0.5, 0, 0, 0.5]])
+    with torch.no_grad():
+        onset_tf, hold_tf, vel_tf = model.forward_teacher(roll, z, emotion)
+        state = model.decoder_init(z, emotion)
+        prev = torch.zeros(2, 264)
+        for t in range(8):
+            onset, hold, vel, state = model.decoder_step(prev, z, emotion, state)
+            assert torch.allclose(onset, onset_tf[:, t], atol=1e-5)
+            assert torch.allclose(hold, hold_tf[:, t], atol=1e-5)
+            assert torch.allclose(vel, vel_tf[:, t], atol=1e-5)
+            prev = roll[:, t]
+
+
+def test_blend_embedding_is_weighted_sum() -> None:
+    model = CVAE(ModelConfig(z_dim=4, hidden=8, enc_hidden=8, emb_dim=3, frame_proj=8))
+    table = model.embed.table.detach()
+    blend = torch.tensor([[0.6, 0.0, 0.0, 0.4]])
+    assert torch.allclose(model.embed(blend)[0], 0.6 * table[0] + 0.4 * table[3])

@@ -1,0 +1,72 @@
+"""The model card of docs/model-contract.md: what the engine validates, plus provenance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emolive.emotions import QUADRANT_NAMES, QUADRANTS
+
+from .model import FRAME_SIZE, N_EMOTIONS, N_KEYS, ModelConfig
+
+FORMAT = "emolive-cvae"
+FORMAT_VERSION = 1
+OPSET = 18
+STEPS_PER_BEAT = 4
+BEATS_PER_BAR = 4
+STEPS_PER_BAR = STEPS_PER_BEAT * BEATS_PER_BAR
+PITCH_LOW, PITCH_HIGH = 21, 108  # MIDI; key index k = pitch - 21
+FILES = {"encoder": "encoder.onnx", "decoder_init": "decoder_init.onnx",
+         "decoder_step": "decoder_step.onnx"}
+DEFAULT_SAMPLING = {"onset_threshold": 0.5, "hold_threshold": 0.5, "temperature": 1.0}
+
+DYNAMIC = -1  # marks a dynamic dimension (batch B, steps T) in `io`
+
+
+def io_shapes(cfg: ModelConfig) -> dict[str, dict[str, dict[str, list[int]]]]:
+    """Every input and output of each file with its shape (-1 = dynamic)."""
+    b, z, l, h = DYNAMIC, cfg.z_dim, cfg.layers, cfg.hidden
+    return {
+        "encoder": {
+            "inputs": {"roll": [b, DYNAMIC, FRAME_SIZE], "emotion": [b, N_EMOTIONS]},
+            "outputs": {"mu": [b, z], "logvar": [b, z]},
+        },
+        "decoder_init": {
+            "inputs": {"z": [b, z], "emotion": [b, N_EMOTIONS]},
+            "outputs": {"state": [l, b, h]},
+        },
+        "decoder_step": {
+            "inputs": {"prev": [b, FRAME_SIZE], "z": [b, z], "emotion": [b, N_EMOTIONS],
+                       "state": [l, b, h]},
+            "outputs": {"onset_logits": [b, N_KEYS], "hold_logits": [b, N_KEYS],
+                        "velocity": [b, N_KEYS], "state_out": [l, b, h]},
+        },
+    }
+
+
+def build_card(cfg: ModelConfig, *, name: str, segment_bars: int = 2,
+               sampling: dict[str, float] | None = None, data: list[dict[str, Any]] | None = None,
+               licence: str | None = None, training: dict[str, Any] | None = None,
+               evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The card for a model of config ``cfg``; provenance fields default to 'untrained'."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "grid": {"steps_per_beat": STEPS_PER_BEAT, "beats_per_bar": BEATS_PER_BAR,
+                 "steps_per_bar": STEPS_PER_BAR, "segment_bars": segment_bars},
+        "pitch": {"low": PITCH_LOW, "high": PITCH_HIGH, "count": N_KEYS},
+        "features": {"layout": ["onset", "hold", "velocity"], "size": FRAME_SIZE},
+        "sizes": {"z": cfg.z_dim, "layers": cfg.layers, "hidden": cfg.hidden,
+                  "segment_steps": segment_bars * STEPS_PER_BAR},
+        "emotions": {"order": list(QUADRANTS),
+                     "labels": {q: QUADRANT_NAMES[q][0] for q in QUADRANTS}},
+        "files": dict(FILES),
+        "opset": OPSET,
+        "sampling": dict(sampling or DEFAULT_SAMPLING),
+        "io": io_shapes(cfg),
+        "model": cfg.to_dict(),
+        "data": data or [],
+        "licence": licence or "random weights, no training data (test model)",
+        "training": training or {},
+        "evaluation": evaluation or {},
+    }

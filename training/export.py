@@ -1,0 +1,180 @@
+"""Export a CVAE to the ONNX files + model card of docs/model-contract.md.
+
+    python -m emolive.training.export --checkpoint runs/NAME/ckpt.pt --out DIR [--card-extra J]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from .card import FILES, OPSET, build_card, io_shapes
+from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig
+
+
+class _EncoderGraph(nn.Module):
+    def __init__(self, model: CVAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, roll: torch.Tensor, emotion: torch.Tensor):
+        return self.model.encode(roll, emotion)
+
+
+class _DecoderInitGraph(nn.Module):
+    def __init__(self, model: CVAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor, emotion: torch.Tensor):
+        return self.model.decoder_init(z, emotion)
+
+
+class _DecoderStepGraph(nn.Module):
+    def __init__(self, model: CVAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, prev: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,
+                state: torch.Tensor):
+        return self.model.decoder_step(prev, z, emotion, state)
+
+
+def example_inputs(cfg: ModelConfig, batch: int = 2, steps: int = 32,
+                   seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    """Random float32 inputs for each file, by input name (emotion rows sum to 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    emotion = torch.rand(batch, N_EMOTIONS, generator=gen)
+    emotion = emotion / emotion.sum(dim=1, keepdim=True)
+    z = torch.randn(batch, cfg.z_dim, generator=gen)
+    return {
+        "encoder": {"roll": torch.rand(batch, steps, FRAME_SIZE, generator=gen), "emotion": emotion},
+        "decoder_init": {"z": z, "emotion": emotion},
+        "decoder_step": {"prev": torch.rand(batch, FRAME_SIZE, generator=gen), "z": z,
+                         "emotion": emotion,
+                         "state": torch.randn(cfg.layers, batch, cfg.hidden, generator=gen)},
+    }
+
+
+def graphs(model: CVAE) -> dict[str, nn.Module]:
+    return {"encoder": _EncoderGraph(model), "decoder_init": _DecoderInitGraph(model),
+            "decoder_step": _DecoderStepGraph(model)}
+
+
+def _dynamic_axes(shapes: dict[str, dict[str, list[int]]]) -> dict[str, dict[int, str]]:
+    """TorchScript-exporter dynamic axes from the card's -1 entries (batch B, steps T)."""
+    axes: dict[str, dict[int, str]] = {}
+    for kind in ("inputs", "outputs"):
+        for name, shape in shapes[kind].items():
+            dyn = [i for i, d in enumerate(shape) if d < 0]
+            axes[name] = {i: ("T" if (name == "roll" and i == 1) else "B") for i in dyn}
+    return axes
+
+
+def _export_one(graph: nn.Module, inputs: dict[str, torch.Tensor],
+                shapes: dict[str, dict[str, list[int]]], path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            graph, tuple(inputs.values()), str(path), input_names=list(shapes["inputs"]),
+            output_names=list(shapes["outputs"]), dynamic_axes=_dynamic_axes(shapes),
+            opset_version=OPSET, dynamo=False, do_constant_folding=True,
+        )
+
+
+def _stamp_shapes(proto: onnx.ModelProto, shapes: dict[str, dict[str, list[int]]]) -> None:
+    """Write the card's shapes on the graph's inputs/outputs: fixed sizes as numbers, dynamic
+    ones as the names B (batch) and T (steps), so tools and the engine read the same shapes."""
+    declared = {**shapes["inputs"], **shapes["outputs"]}
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        wanted = declared[value.name]
+        if len(dims) != len(wanted):
+            raise RuntimeError(f"{value.name}: exported rank {len(dims)}, contract {len(wanted)}")
+        for index, (dim, size) in enumerate(zip(dims, wanted)):
+            if size < 0:
+                dim.dim_param = "T" if (value.name == "roll" and index == 1) else "B"
+            else:
+                dim.dim_value = size
+
+
+def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any]) -> Path:
+    """Write the three ONNX files and model_card.json into ``out_dir``; return ``out_dir``.
+
+    Each file gets the card under ``metadata_props['model_card']`` and passes
+    ``onnx.checker.check_model(full_check=True)``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    shapes = io_shapes(model.cfg)
+    card_text = json.dumps(card, indent=2, sort_keys=False)
+    inputs = example_inputs(model.cfg)
+    with torch.no_grad():
+        for key, graph in graphs(model).items():
+            path = out / FILES[key]
+            _export_one(graph, inputs[key], shapes[key], path)
+            proto = onnx.load(str(path))
+            _stamp_shapes(proto, shapes[key])
+            onnx.helper.set_model_props(proto, {"model_card": card_text})
+            onnx.save(proto, str(path))
+            onnx.checker.check_model(str(path), full_check=True)
+    (out / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
+    return out
+
+
+def export_random_model(out_dir: str | Path, z_dim: int = 16, hidden: int = 32, layers: int = 1,
+                        seed: int = 0) -> Path:
+    """A model with random weights of the given sizes, exported in the contract (for tests)."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(z_dim=z_dim, hidden=hidden, layers=layers, enc_hidden=hidden, emb_dim=8,
+                      frame_proj=hidden)
+    model = CVAE(cfg)
+    card = build_card(cfg, name=f"random-z{z_dim}-h{hidden}-l{layers}-seed{seed}")
+    return export_model(model, out_dir, card)
+
+
+def load_checkpoint_model(path: str | Path) -> tuple[CVAE, dict[str, Any]]:
+    """The CVAE and the checkpoint dict saved by train.py."""
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    model = CVAE(ModelConfig(**ckpt["model_args"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emolive export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
+    parser.add_argument("--out", required=True, help="directory for the ONNX files and card")
+    parser.add_argument("--card-extra", help="JSON file whose keys are merged into the card")
+    parser.add_argument("--name", default="emolive-model", help="model name in the card")
+    args = parser.parse_args(argv)
+    ckpt_path = Path(args.checkpoint)
+    if not ckpt_path.is_file():
+        print(f"error: checkpoint {ckpt_path} not found", file=sys.stderr)
+        return 2
+    try:
+        model, ckpt = load_checkpoint_model(ckpt_path)
+        extra = json.loads(Path(args.card_extra).read_text()) if args.card_extra else {}
+    except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as err:
+        print(f"error: cannot read {ckpt_path}: {err}", file=sys.stderr)
+        return 2
+    card = build_card(model.cfg, name=args.name,
+                      segment_bars=ckpt.get("config", {}).get("segment_bars", 2),
+                      training=ckpt.get("card_training", {}))
+    card.update(extra)
+    out = export_model(model, args.out, card)
+    print(f"exported {', '.join(FILES.values())} and model_card.json to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

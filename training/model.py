@@ -1,0 +1,133 @@
+"""The conditional VAE (CVAE) over piano-roll segments.
+
+Shapes (B batch, T steps of a 16th note, F = 264 features per step, Z latent size,
+L decoder layers, H decoder hidden size, E emotion-embedding size):
+
+- emotion input: ``[B, 4]`` quadrant weights (Q1..Q4, non-negative, sum 1); the embedding is
+  ``emotion @ table`` so a blend is the weighted sum of the quadrant embeddings.
+- encoder: ``roll [B, T, F]`` + emotion -> ``mu, logvar [B, Z]``.
+- decoder: ``init(z, emotion) -> state [L, B, H]``; ``step(prev [B, F], z, emotion, state)``
+  -> onset logits, hold logits, velocity in 0..1 (each ``[B, 88]``) and the next state.
+  ``forward_teacher`` runs the same weights over a whole segment at once (training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+N_KEYS = 88  # MIDI 21..108
+FRAME_SIZE = 3 * N_KEYS  # [onset | hold | velocity]
+N_EMOTIONS = 4  # Q1..Q4
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 128
+    hidden: int = 512  # decoder GRU hidden size (H)
+    layers: int = 1  # decoder GRU layers (L)
+    enc_hidden: int = 256  # per direction of the bidirectional encoder GRU
+    emb_dim: int = 16  # emotion embedding size (E)
+    frame_proj: int = 256  # per-step input projection of the encoder
+    attention: bool = True  # attention pooling over encoder steps (else mean pooling only)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EmotionEmbedding(nn.Module):
+    """``emotion [B, 4] @ table [4, E]``: a blend of quadrants is a blend of embeddings."""
+
+    def __init__(self, emb_dim: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(N_EMOTIONS, emb_dim) * 0.5)
+
+    def forward(self, emotion: torch.Tensor) -> torch.Tensor:
+        return emotion @ self.table
+
+
+class Encoder(nn.Module):
+    """Bidirectional GRU over the steps, emotion embedding concatenated to every step."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.proj = nn.Linear(FRAME_SIZE, cfg.frame_proj)
+        self.gru = nn.GRU(cfg.frame_proj + cfg.emb_dim, cfg.enc_hidden, batch_first=True,
+                          bidirectional=True)
+        width = 2 * cfg.enc_hidden
+        self.attention = nn.Linear(width, 1) if cfg.attention else None
+        pooled = 2 * width if cfg.attention else width
+        self.to_mu = nn.Linear(pooled + cfg.emb_dim, cfg.z_dim)
+        self.to_logvar = nn.Linear(pooled + cfg.emb_dim, cfg.z_dim)
+
+    def forward(self, roll: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = torch.relu(self.proj(roll))  # [B, T, P]
+        emb_steps = emb.unsqueeze(1).expand(-1, roll.shape[1], -1)
+        out, _ = self.gru(torch.cat([steps, emb_steps], dim=-1))  # [B, T, 2*He]
+        pooled = out.mean(dim=1)
+        if self.attention is not None:
+            weights = torch.softmax(self.attention(out), dim=1)  # [B, T, 1], sums to 1 over T
+            pooled = torch.cat([pooled, (weights * out).sum(dim=1)], dim=-1)
+        summary = torch.cat([pooled, emb], dim=-1)
+        return self.to_mu(summary), self.to_logvar(summary).clamp(-12.0, 8.0)
+
+
+class StepDecoder(nn.Module):
+    """GRU decoder, one 16th step per call; z and the emotion embedding enter every step."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.layers, self.hidden = cfg.layers, cfg.hidden
+        cond = cfg.z_dim + cfg.emb_dim
+        self.to_state = nn.Linear(cond, cfg.layers * cfg.hidden)
+        self.gru = nn.GRU(FRAME_SIZE + cond, cfg.hidden, num_layers=cfg.layers, batch_first=True)
+        self.head = nn.Linear(cfg.hidden + cond, FRAME_SIZE)
+
+    def init_state(self, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        flat = torch.tanh(self.to_state(torch.cat([z, emb], dim=-1)))  # [B, L*H]
+        return flat.reshape(-1, self.layers, self.hidden).transpose(0, 1).contiguous()
+
+    def run(self, prev: torch.Tensor, z: torch.Tensor, emb: torch.Tensor,
+            state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``prev [B, T, F]`` -> onset/hold logits, velocity (``[B, T, 88]``), final state."""
+        cond = torch.cat([z, emb], dim=-1).unsqueeze(1).expand(-1, prev.shape[1], -1)
+        out, state_out = self.gru(torch.cat([prev, cond], dim=-1), state)
+        frame = self.head(torch.cat([out, cond], dim=-1))
+        onset, hold, vel = frame.split(N_KEYS, dim=-1)
+        return onset, hold, torch.sigmoid(vel), state_out
+
+
+class CVAE(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = EmotionEmbedding(cfg.emb_dim)
+        self.encoder = Encoder(cfg)
+        self.decoder = StepDecoder(cfg)
+
+    def encode(self, roll: torch.Tensor, emotion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(roll, self.embed(emotion))
+
+    def decoder_init(self, z: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        return self.decoder.init_state(z, self.embed(emotion))
+
+    def decoder_step(self, prev: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,
+                     state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One step: ``prev [B, F]`` -> onset/hold logits, velocity ``[B, 88]``, state_out."""
+        onset, hold, vel, state_out = self.decoder.run(prev.unsqueeze(1), z, self.embed(emotion),
+                                                       state)
+        return onset[:, 0], hold[:, 0], vel[:, 0], state_out
+
+    def forward_teacher(self, roll: torch.Tensor, z: torch.Tensor,
+                        emotion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced decoding of ``roll [B, T, F]``: step t sees frame t-1 (zeros at t=0)."""
+        prev = torch.cat([torch.zeros_like(roll[:, :1]), roll[:, :-1]], dim=1)
+        emb = self.embed(emotion)
+        onset, hold, vel, _ = self.decoder.run(prev, z, emb, self.decoder.init_state(z, emb))
+        return onset, hold, vel
+
+    @staticmethod
+    def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
