@@ -1,0 +1,152 @@
+"""MIDI ports for the command line: output ports through the engine, input ports through python-rtmidi.
+
+Output ports (where notes go) are opened by the C++ engine; this module only lists and matches
+them through ``emolive.list_ports`` / ``emolive.find_port`` so the CLI and the engine agree.
+Input ports (``--control-port`` for controllers, ``--sync`` for an external clock) are opened here
+with python-rtmidi. Both follow one matching rule, the one sendmidi uses: exact name, then
+case-insensitive substring, then index.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: ``EMOLIVE_MIDI_API`` values (shared with the engine) -> python-rtmidi API names.
+_API_NAMES = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "core": "API_MACOSX_CORE",
+              "winmm": "API_WINDOWS_MM"}
+
+#: Called from python-rtmidi's thread with (raw message bytes, seconds since the previous message).
+MessageCallback = Callable[[bytes, float], None]
+
+
+class InputPortError(ValueError):
+    """An input port that cannot be found or opened; the message lists the ports there are."""
+
+
+def platform_hint() -> str:
+    """What a user on this platform does to get a MIDI port a DAW can read from."""
+    if sys.platform == "darwin":
+        return ("on macOS, enable the IAC Driver in Audio MIDI Setup (Window > Show MIDI Studio, "
+                "double-click IAC Driver, tick 'Device is online'), then use --port \"IAC Driver\"")
+    if sys.platform.startswith("win"):
+        return ("on Windows, install a loopback MIDI driver such as loopMIDI, create a port in it, "
+                "then use --port loopMIDI")
+    return ("on Linux, start JACK (e.g. `jackd -d dummy`) or load ALSA's sequencer (snd-seq), "
+            "or use --virtual to open a port other programs connect to")
+
+
+def virtual_ports_supported() -> bool:
+    """Windows MIDI has no virtual ports (RtMidi's WinMM API cannot open them)."""
+    return not sys.platform.startswith("win")
+
+
+def match_port(names: Sequence[str], query: str | int) -> int:
+    """Index of the port ``query`` names: exact name, then case-insensitive substring, then index.
+
+    Raises ``InputPortError`` (listing ``names``) when nothing matches or a substring is ambiguous.
+    """
+    if isinstance(query, bool) or not isinstance(query, (str, int)):
+        raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
+    text = str(query).strip()
+    if text in names:
+        return list(names).index(text)
+    hits = [i for i, name in enumerate(names) if text.lower() in name.lower()] if text else []
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise InputPortError(f"port {text!r} is ambiguous: it matches "
+                             f"{', '.join(repr(names[i]) for i in hits)}; {describe_ports(names)}")
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if 0 <= index < len(names):
+            return index
+    raise InputPortError(f"no MIDI port matches {text!r}; {describe_ports(names)}")
+
+
+def describe_ports(names: Sequence[str]) -> str:
+    """``available ports: 0: 'A', 1: 'B'`` or a sentence saying there are none."""
+    if not names:
+        return "no MIDI ports are available (" + platform_hint() + ")"
+    return "available ports: " + ", ".join(f"{i}: {name!r}" for i, name in enumerate(names))
+
+
+def output_port_names() -> list[str]:
+    """Output port names as the engine sees them (empty when there is no MIDI backend)."""
+    from emolive import list_ports
+
+    return list(list_ports())
+
+
+def _rtmidi_api_candidates() -> list[int]:
+    import rtmidi
+
+    wanted = os.environ.get("EMOLIVE_MIDI_API", "").strip().lower()
+    if wanted:
+        if wanted not in _API_NAMES:
+            raise InputPortError(f"EMOLIVE_MIDI_API={wanted!r} is not one of {', '.join(_API_NAMES)}")
+        return [getattr(rtmidi, _API_NAMES[wanted])]
+    return list(rtmidi.get_compiled_api())
+
+
+def _new_midi_in(client_name: str) -> Any:
+    """A python-rtmidi ``MidiIn`` on the first API that opens (these machines: JACK, no ALSA)."""
+    import rtmidi
+
+    errors = []
+    for api in _rtmidi_api_candidates():
+        try:
+            return rtmidi.MidiIn(rtapi=api, name=client_name)
+        except (rtmidi.RtMidiError, OSError) as exc:
+            errors.append(f"{rtmidi.get_api_name(api)}: {exc}")
+    raise InputPortError("no MIDI input backend could be opened (" + "; ".join(errors) + "); "
+                         + platform_hint())
+
+
+def input_port_names() -> list[str]:
+    """Input port names (sources a controller or a clock can come from); empty without a backend."""
+    try:
+        midi_in = _new_midi_in("emolive-list")
+    except InputPortError:
+        return []
+    try:
+        return list(midi_in.get_ports())
+    finally:
+        midi_in.delete()
+
+
+class InputPort:
+    """One open MIDI input; ``callback`` gets every message, clock and sysex included.
+
+    The callback runs on python-rtmidi's thread: keep it short and thread-safe.
+    """
+
+    def __init__(self, query: str | int, callback: MessageCallback, client_name: str = "emolive") -> None:
+        self._midi_in = _new_midi_in(client_name)
+        names = list(self._midi_in.get_ports())
+        try:
+            self.index = match_port(names, query)
+        except InputPortError:
+            self._midi_in.delete()
+            raise
+        self.name = names[self.index]
+        # Clock (0xF8 etc.) and active sensing are ignored by default; sync needs the clock.
+        self._midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+        self._midi_in.set_callback(lambda event, _data: callback(bytes(event[0]), float(event[1])))
+        self._midi_in.open_port(self.index, name=f"{client_name} in")
+
+    def close(self) -> None:
+        """Close the port; idempotent."""
+        if self._midi_in is not None:
+            self._midi_in.cancel_callback()
+            self._midi_in.close_port()
+            self._midi_in.delete()
+            self._midi_in = None
+
+    def __enter__(self) -> InputPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

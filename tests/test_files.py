@@ -1,0 +1,112 @@
+"""MIDI, WAV and PNG files from any mido.MidiFile (no engine needed)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import wave
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from emolive import files
+
+
+def _c_major_arpeggio(bars: int = 2, ticks_per_beat: int = 480) -> mido.MidiFile:
+    """Quarter notes C4 E4 G4 C5 repeated, velocity 90, at 120 BPM."""
+    midi = mido.MidiFile(ticks_per_beat=ticks_per_beat)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
+    track.append(mido.Message("program_change", program=0, time=0))
+    for i in range(bars * 4):
+        pitch = (60, 64, 67, 72)[i % 4]
+        track.append(mido.Message("note_on", note=pitch, velocity=90, time=0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=ticks_per_beat))
+    return midi
+
+
+def test_note_spans_pairs_notes_in_beats() -> None:
+    spans = files.note_spans(_c_major_arpeggio(bars=1))
+    assert [(s.start_beats, s.length_beats, s.pitch, s.velocity, s.channel) for s in spans] == [
+        (0.0, 1.0, 60, 90, 1), (1.0, 1.0, 64, 90, 1), (2.0, 1.0, 67, 90, 1), (3.0, 1.0, 72, 90, 1)]
+
+
+def test_note_spans_closes_restrikes_and_hanging_notes() -> None:
+    midi = mido.MidiFile(ticks_per_beat=100)
+    track = mido.MidiTrack(
+        [mido.Message("note_on", note=50, velocity=10, time=0),
+         mido.Message("note_on", note=50, velocity=20, time=50),  # re-strike ends the first
+         mido.Message("note_on", note=50, velocity=0, time=100),  # velocity 0 = note-off
+         mido.Message("note_on", note=70, velocity=30, channel=9, time=0),
+         mido.Message("control_change", control=64, value=0, time=100)])  # 70 never released
+    midi.tracks.append(track)
+    spans = [(s.start_beats, s.length_beats, s.pitch, s.velocity, s.channel) for s in files.note_spans(midi)]
+    assert spans == [(0.0, 0.5, 50, 10, 1), (0.5, 1.0, 50, 20, 1), (1.5, 1.0, 70, 30, 10)]
+
+
+def test_write_midi_round_trips(tmp_path: Path) -> None:
+    path = files.write_midi(_c_major_arpeggio(), tmp_path / "a.mid")
+    assert len(files.note_spans(mido.MidiFile(str(path)))) == 8
+
+
+def test_write_midi_into_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        files.write_midi(_c_major_arpeggio(), tmp_path / "nope" / "a.mid")
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as handle:
+        assert handle.getsampwidth() == 2
+        frames = handle.readframes(handle.getnframes())
+        samples = np.frombuffer(frames, dtype="<i2").reshape(-1, handle.getnchannels())
+        return samples, handle.getframerate()
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_render_wav_is_audible_and_as_long_as_the_music(tmp_path: Path) -> None:
+    wav = files.render_wav(_c_major_arpeggio(bars=2), tmp_path / "a.wav", sample_rate=22050)
+    samples, rate = _read_wav(wav)
+    assert rate == 22050
+    seconds = len(samples) / rate
+    assert 3.9 <= seconds <= 7.0  # 8 beats at 120 BPM = 4 s, plus the release tail
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    assert rms > 100.0  # out of 32767: clearly not silence
+    first_second = samples[: rate]
+    assert np.abs(first_second).max() > 1000
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_render_wav_of_an_empty_file_is_silent(tmp_path: Path) -> None:
+    midi = mido.MidiFile()
+    midi.tracks.append(mido.MidiTrack([mido.MetaMessage("end_of_track", time=480)]))
+    samples, _ = _read_wav(files.render_wav(midi, tmp_path / "silent.wav"))
+    assert len(samples) > 0
+    assert np.abs(samples).max() <= 4  # FluidSynth's dither only (+-1 LSB); the contrast to the test above
+
+
+def test_render_without_fluidsynth_names_the_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no fluidsynth on an empty PATH
+    with pytest.raises(files.RenderError, match="fluidsynth fluid-soundfont-gm"):
+        files.render_wav(_c_major_arpeggio(), tmp_path / "a.wav")
+
+
+def test_missing_soundfont_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(files.RenderError, match="does not exist"):
+        files.find_soundfont(tmp_path / "none.sf2")
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    png = files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.png")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 2000
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(ImportError, match=r"pip install 'emolive\[plot\]'"):
+        files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.png")
