@@ -1,0 +1,59 @@
+"""Steering the emotion from MIDI controllers: pure logic fed with messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from emolive.emotions import parse_emotion, to_valence_arousal
+from emolive.midi_control import CcMap, CcSteering, cc_to_unit
+
+
+def cc(controller: int, value: int, channel: int = 1) -> bytes:
+    return bytes([0xB0 | (channel - 1), controller, value])
+
+
+def test_cc_range_maps_to_unit_range() -> None:
+    assert cc_to_unit(0) == -1.0
+    assert cc_to_unit(127) == 1.0
+    assert cc_to_unit(64) == pytest.approx(0.0, abs=0.01)
+
+
+def test_default_controllers_steer_to_each_quadrant() -> None:
+    steering = CcSteering()
+    assert steering.take() is None  # nothing received yet
+    for valence, arousal, quadrant in ((127, 127, "happy"), (0, 127, "tense"), (0, 0, "sad"), (127, 0, "calm")):
+        assert steering.feed(cc(20, valence)) and steering.feed(cc(21, arousal))
+        assert steering.take() == pytest.approx(parse_emotion(quadrant))
+        assert steering.take() is None  # reported once
+
+
+def test_one_controller_keeps_the_other_coordinate_from_the_start_emotion() -> None:
+    steering = CcSteering(start=parse_emotion("sad"))  # valence -1, arousal -1
+    steering.feed(cc(21, 127))  # arousal up only
+    weights = steering.take()
+    assert weights is not None
+    assert to_valence_arousal(weights) == pytest.approx((-1.0, 1.0))
+    assert weights == pytest.approx(parse_emotion("tense"))
+
+
+def test_other_messages_and_channels_are_ignored() -> None:
+    steering = CcSteering(CcMap(valence_cc=1, arousal_cc=2, channel=3))
+    assert not steering.feed(cc(1, 0, channel=4))  # wrong channel
+    assert not steering.feed(cc(7, 0, channel=3))  # another controller
+    assert not steering.feed(bytes([0x90, 60, 100]))  # a note
+    assert not steering.feed(bytes([0xF8]))  # clock
+    assert steering.take() is None
+    assert steering.feed(cc(1, 0, channel=3))
+    assert steering.point == pytest.approx((-1.0, 0.0))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"valence_cc": 128}, "0..127"),
+    ({"arousal_cc": -1}, "0..127"),
+    ({"valence_cc": 5, "arousal_cc": 5}, "different controllers"),
+    ({"channel": 0}, "1..16"),
+    ({"channel": 17}, "1..16"),
+])
+def test_bad_mappings_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CcMap(**kwargs)

@@ -1,0 +1,101 @@
+"""Following an external MIDI clock: pure logic fed with messages, then through JACK with the CLI."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from emolive.sync import CLOCK, CONTINUE, START, STOP, ClockFollower, MessageClock, SyncUpdate
+
+
+def _ticks(follower: ClockFollower, bpm: float, beats: float, start_s: float, jitter_s: float = 0.0,
+           rng: random.Random | None = None) -> float:
+    """Feed ticks at ``bpm`` for ``beats`` beats from ``start_s``; returns the time after the last."""
+    interval = 60.0 / (bpm * 24)
+    t = start_s
+    for _ in range(int(beats * 24)):
+        noise = rng.uniform(-jitter_s, jitter_s) if rng else 0.0
+        follower.feed(bytes([CLOCK]), t + noise)
+        t += interval
+    return t
+
+
+def test_tempo_from_tick_spacing() -> None:
+    follower = ClockFollower()
+    assert follower.take() == SyncUpdate()  # nothing yet
+    _ticks(follower, 100.0, 2, 0.0)
+    update = follower.take()
+    assert update.bpm == pytest.approx(100.0, abs=0.01)
+    assert follower.take().bpm is None  # unchanged tempo is not reported again
+
+
+def test_tempo_change_is_followed_within_a_beat() -> None:
+    follower = ClockFollower()
+    t = _ticks(follower, 100.0, 4, 0.0)
+    follower.take()
+    _ticks(follower, 140.0, 1.05, t)
+    assert follower.take().bpm == pytest.approx(140.0, abs=0.01)
+
+
+def test_jitter_of_single_ticks_hardly_moves_the_estimate() -> None:
+    follower = ClockFollower()
+    _ticks(follower, 120.0, 8, 0.0, jitter_s=0.0013, rng=random.Random(1))  # JACK period, 64 @ 48 kHz
+    assert follower.bpm == pytest.approx(120.0, abs=0.7)
+
+
+def test_estimate_waits_for_a_few_ticks() -> None:
+    follower = ClockFollower(min_ticks=6)
+    _ticks(follower, 120.0, 5 / 24, 0.0)  # 5 ticks = 4 intervals
+    assert follower.bpm is None
+    assert follower.take().bpm is None
+
+
+def test_a_pause_restarts_the_window() -> None:
+    follower = ClockFollower()
+    t = _ticks(follower, 90.0, 2, 0.0)
+    # Two seconds of silence, then 130 BPM: the pause must not drag the estimate down.
+    _ticks(follower, 130.0, 0.5, t + 2.0)
+    assert follower.bpm == pytest.approx(130.0, abs=0.01)
+
+
+def test_tempo_is_clamped_to_the_engine_range() -> None:
+    follower = ClockFollower(gap_s=10.0)
+    _ticks(follower, 5.0, 1, 0.0)
+    assert follower.bpm == 20.0
+    _ticks(follower, 900.0, 2, 100.0)
+    assert follower.bpm == 400.0
+
+
+def test_transport_start_stop_continue() -> None:
+    follower = ClockFollower()
+    follower.feed(bytes([START]), 0.0)
+    assert follower.take().running is True
+    assert follower.take().running is None  # reported once
+    follower.feed(bytes([STOP]), 1.0)
+    assert follower.take().running is False
+    follower.feed(bytes([CONTINUE]), 2.0)
+    assert follower.running and follower.take().running is True
+
+
+def test_start_resets_the_tick_count_and_other_messages_are_ignored() -> None:
+    follower = ClockFollower()
+    _ticks(follower, 120.0, 1, 0.0)
+    assert follower.ticks_since_start == 24
+    follower.feed(bytes([START]), 1.0)
+    assert follower.ticks_since_start == 0
+    follower.feed(bytes([0x90, 60, 100]), 1.1)  # a note: not clock
+    follower.feed(bytes([0xFE]), 1.2)  # active sensing
+    assert follower.ticks_since_start == 0 and follower.running
+
+
+def test_bad_window_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="min_ticks"):
+        ClockFollower(window_ticks=4, min_ticks=6)
+
+
+def test_message_clock_accumulates_deltas() -> None:
+    clock = MessageClock()
+    assert clock.advance(0.5) == 0.5
+    assert clock.advance(0.25) == 0.75
+    assert clock.advance(-1.0) == 0.75  # never goes back
