@@ -1,0 +1,263 @@
+"""Datasets on disk -> labelled clips -> notes (mido).
+
+Layouts understood (every path is an argument; the defaults are the layout of ../shared/data):
+
+- EMOPIA: ``<root>/midis/Q<n>_<song>_<clip>.mid``; quadrant from ``label.csv`` (columns ``ID``,
+  ``4Q``), else from the file-name prefix; song-level splits from ``train_clip.csv`` /
+  ``val_clip.csv`` (column ``clip_name``).
+- VGMIDI labelled: a CSV with ``midi`` (path relative to the vgmidi folder), ``valence``,
+  ``arousal`` in {-1, 1} (or [-1, 1]) -> quadrant.
+- Generic: a folder and a CSV with ``path`` (relative to the folder) and either ``emotion``
+  (any name of :mod:`emolive.emotions`) or ``valence`` and ``arousal``.
+- Unlabelled: every ``.mid``/``.midi`` under a folder (POP909, VGMIDI unlabelled).
+
+Unreadable, empty or unlabelled files are skipped and recorded in a :class:`LoadReport` with the
+reason; nothing here raises for a bad file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from emolive.emotions import QUADRANTS, from_valence_arousal, quadrant_of
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SUSTAIN_CC = 64  # damper pedal; values >= 64 mean down
+
+
+@dataclass
+class Clip:
+    path: Path
+    song: str  # clips of one song never straddle train and validation
+    dataset: str
+    quadrant: int | None  # 0..3 (Q1..Q4), None when unlabelled
+    split: str  # "train" or "val"
+
+
+@dataclass
+class LoadReport:
+    dataset: str
+    clips: list[Clip] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        self.skipped.append((str(path), reason))
+
+    def summary(self) -> str:
+        by_q = Counter(QUADRANTS[c.quadrant] if c.quadrant is not None else "none"
+                       for c in self.clips)
+        by_split = Counter(c.split for c in self.clips)
+        lines = [f"{self.dataset}: {len(self.clips)} clips {dict(sorted(by_q.items()))} "
+                 f"{dict(sorted(by_split.items()))}, {len(self.skipped)} skipped"]
+        lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
+        return "\n".join(lines)
+
+
+@dataclass
+class Notes:
+    """Notes of one file, sorted by onset. Times in seconds (tempo map applied) and in beats
+    (ticks / ticks_per_beat); ends are after sustain-pedal extension when it was applied."""
+
+    pitch: np.ndarray  # int, MIDI 0..127
+    velocity: np.ndarray  # int, 1..127
+    start_s: np.ndarray
+    end_s: np.ndarray
+    start_beat: np.ndarray
+    end_beat: np.ndarray
+    beat_s: np.ndarray  # seconds per beat (tempo) at each onset
+    tempo_changes: int  # number of distinct set_tempo values in the file
+
+    def __len__(self) -> int:
+        return len(self.pitch)
+
+
+class MidiReadError(ValueError):
+    """A file that cannot be used: unreadable, corrupt or without notes."""
+
+
+def _hash_split(song: str, val_fraction: float) -> str:
+    """Deterministic song-level split: a song hashes to val with probability val_fraction."""
+    digest = int(hashlib.sha1(song.encode("utf-8")).hexdigest()[:8], 16)
+    return "val" if digest / 0xFFFFFFFF < val_fraction else "train"
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def load_emopia(root: Path | str | None = None) -> LoadReport:
+    root = Path(root) if root else DEFAULT_DATA / "emopia"
+    report = LoadReport("EMOPIA")
+    labels: dict[str, int] = {}
+    if (root / "label.csv").is_file():
+        for row in _read_csv(root / "label.csv"):
+            labels[row["ID"]] = int(row["4Q"]) - 1
+    split_of: dict[str, str] = {}
+    for split in ("train", "val"):
+        csv_path = root / f"{split}_clip.csv"
+        if csv_path.is_file():
+            split_of.update({Path(r["clip_name"]).stem: split for r in _read_csv(csv_path)})
+    for path in sorted((root / "midis").glob("*.mid")):
+        stem = path.stem
+        parts = stem.split("_")
+        prefix_q = int(parts[0][1]) - 1 if parts[0] in QUADRANTS else None
+        quadrant = labels.get(stem, prefix_q)
+        if quadrant is None or not 0 <= quadrant < 4:
+            report.skip(path, "no quadrant in label.csv or file-name prefix")
+            continue
+        song = "_".join(parts[1:-1]) if len(parts) >= 3 else stem
+        split = split_of.get(stem) or _hash_split(song, 0.12)
+        report.clips.append(Clip(path, song, "EMOPIA", quadrant, split))
+    _check_song_splits(report)
+    return report
+
+
+def _check_song_splits(report: LoadReport) -> None:
+    """Move clips so that no song straddles splits (the song's majority split wins)."""
+    votes: dict[str, Counter] = {}
+    for clip in report.clips:
+        votes.setdefault(clip.song, Counter())[clip.split] += 1
+    for clip in report.clips:
+        clip.split = votes[clip.song].most_common(1)[0][0]
+
+
+def quadrant_from_va(valence: str, arousal: str) -> int:
+    """Quadrant index of a (valence, arousal) pair; ValueError if not numbers in [-1, 1] or 0."""
+    v, a = float(valence), float(arousal)
+    if v == 0.0 or a == 0.0:
+        raise ValueError(f"valence/arousal ({v}, {a}) lies on an axis: no quadrant")
+    weights = from_valence_arousal(v, a)
+    return int(np.argmax(weights))
+
+
+def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled.csv",
+                val_fraction: float = 0.12) -> LoadReport:
+    root = Path(root) if root else DEFAULT_DATA / "vgmidi"
+    report = LoadReport("VGMIDI")
+    for row in _read_csv(root / csv_name):
+        path = root / row.get("midi", "")
+        try:
+            quadrant = quadrant_from_va(row["valence"], row["arousal"])
+        except (KeyError, TypeError, ValueError) as err:
+            report.skip(path, f"bad label: {err}")
+            continue
+        if not path.is_file():
+            report.skip(path, "file listed in CSV not found")
+            continue
+        song = f"{row.get('game', '')}/{row.get('piece', path.stem)}"
+        report.clips.append(Clip(path, song, "VGMIDI", quadrant, _hash_split(song, val_fraction)))
+    return report
+
+
+def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float = 0.12,
+                 name: str = "generic") -> LoadReport:
+    """A folder plus a CSV (``path`` and ``emotion`` or ``valence``/``arousal``; optional
+    ``song`` for song-level splits, else the file stem is the song)."""
+    folder, csv_path = Path(folder), Path(csv_path)
+    report = LoadReport(name)
+    for row in _read_csv(csv_path):
+        path = folder / (row.get("path") or "")
+        try:
+            if row.get("emotion"):
+                quadrant = QUADRANTS.index(quadrant_of(row["emotion"]))
+            else:
+                quadrant = quadrant_from_va(row["valence"], row["arousal"])
+        except (KeyError, TypeError, ValueError) as err:
+            report.skip(path, f"missing or bad label: {err}")
+            continue
+        if not row.get("path") or not path.is_file():
+            report.skip(path, "file listed in CSV not found")
+            continue
+        song = row.get("song") or path.stem
+        report.clips.append(Clip(path, song, name, quadrant, _hash_split(song, val_fraction)))
+    return report
+
+
+def load_unlabelled(folder: Path | str, name: str = "unlabelled",
+                    val_fraction: float = 0.05) -> LoadReport:
+    folder = Path(folder)
+    report = LoadReport(name)
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    for path in paths:
+        song = str(path.relative_to(folder).with_suffix(""))
+        report.clips.append(Clip(path, song, name, None, _hash_split(song, val_fraction)))
+    return report
+
+
+def read_notes(path: Path | str, sustain: bool = True) -> Notes:
+    """All notes of a MIDI file (every track and channel but drums, channel 10).
+
+    With ``sustain`` a note released while the damper pedal is down sounds until the pedal
+    comes up (or the same key is struck again). Raises :class:`MidiReadError`.
+    """
+    try:
+        midi = mido.MidiFile(str(path))
+    except Exception as err:  # noqa: BLE001 - mido raises many types for corrupt files
+        raise MidiReadError(f"unreadable MIDI: {type(err).__name__}: {err}") from None
+    if midi.type == 2:
+        raise MidiReadError("MIDI type 2 (independent sequences) is not supported")
+    tpb = midi.ticks_per_beat
+    if not tpb or tpb <= 0:
+        raise MidiReadError("SMPTE time division is not supported (no ticks per beat)")
+    rows: list[tuple[float, ...]] = []  # pitch, velocity, start s, end s, start/end beat, s/beat
+    sounding: dict[tuple[int, int], tuple[int, float, float, float]] = {}  # (ch, pitch) -> vel,
+    held_by_pedal: dict[tuple[int, int], tuple[int, float, float, float]] = {}  # s, beat, s/beat
+    pedal_down = [False] * 16
+    tempos = set()
+    seconds, ticks = 0.0, 0
+    try:
+        merged = mido.merge_tracks(midi.tracks)
+        tempo = 500000  # microseconds per beat until the first set_tempo
+        for msg in merged:
+            ticks += msg.time
+            seconds += mido.tick2second(msg.time, tpb, tempo)
+            beat = ticks / tpb
+            if msg.type == "set_tempo":
+                tempo = msg.tempo
+                tempos.add(tempo)
+                continue
+            if msg.is_meta or not hasattr(msg, "channel") or msg.channel == 9:
+                continue
+            ch = msg.channel
+            if msg.type == "control_change" and msg.control == SUSTAIN_CC and sustain:
+                pedal_down[ch] = msg.value >= 64
+                if not pedal_down[ch]:
+                    for key in [k for k in held_by_pedal if k[0] == ch]:
+                        vel, s0, b0, spb = held_by_pedal.pop(key)
+                        rows.append((key[1], vel, s0, seconds, b0, beat, spb))
+                continue
+            if msg.type not in ("note_on", "note_off"):
+                continue
+            key = (ch, msg.note)
+            for table in (sounding, held_by_pedal):  # a re-strike ends the previous note
+                if key in table and msg.type == "note_on" and msg.velocity > 0:
+                    vel, s0, b0, spb = table.pop(key)
+                    rows.append((msg.note, vel, s0, seconds, b0, beat, spb))
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding[key] = (msg.velocity, seconds, beat, tempo / 1e6)
+            elif key in sounding:
+                if pedal_down[ch]:
+                    held_by_pedal[key] = sounding.pop(key)
+                else:
+                    vel, s0, b0, spb = sounding.pop(key)
+                    rows.append((msg.note, vel, s0, seconds, b0, beat, spb))
+    except (ValueError, TypeError, KeyError, OverflowError) as err:
+        raise MidiReadError(f"corrupt MIDI events: {err}") from None
+    for key, (vel, s0, b0, spb) in {**sounding, **held_by_pedal}.items():
+        rows.append((key[1], vel, s0, seconds, b0, ticks / tpb, spb))  # unterminated: end of file
+    rows = [r for r in rows if r[3] > r[2] or r[5] > r[4]]
+    if not rows:
+        raise MidiReadError("no notes")
+    rows.sort(key=lambda r: (r[2], r[0]))
+    arr = np.array(rows, dtype=np.float64)
+    return Notes(pitch=arr[:, 0].astype(np.int64), velocity=arr[:, 1].astype(np.int64),
+                 start_s=arr[:, 2], end_s=arr[:, 3], start_beat=arr[:, 4], end_beat=arr[:, 5],
+                 beat_s=arr[:, 6], tempo_changes=len(tempos))

@@ -1,0 +1,157 @@
+"""Clips -> cached piano rolls -> fixed-length segments.
+
+The cache is one ``.npz`` per (feature settings, file list) in ``cache_dir``, keyed by a hash of
+both (paths, sizes, modification times, labels, splits), so changing data or settings rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .data import LoadReport, MidiReadError, read_notes
+from .features import N_KEYS, note_steps, notes_to_roll, onset_error_s
+
+STEPS_PER_BAR = 16
+
+
+@dataclass
+class FeatureConfig:
+    grid_emopia: str = "tracked"  # EMOPIA has no beat information: beats tracked from onsets
+    grid_other: str = "beats"  # quantised files: the file's own beats
+    sustain: bool = True  # extend notes held by the damper pedal
+    version: int = 1  # bump when feature code changes meaning
+
+    def grid_for(self, dataset: str) -> str:
+        return self.grid_emopia if dataset == "EMOPIA" else self.grid_other
+
+
+@dataclass
+class Prepared:
+    rolls: list[np.ndarray]  # uint8 [T_i, 264] per clip
+    quadrant: np.ndarray  # int [N], 0..3, -1 when unlabelled
+    split: np.ndarray  # str [N], "train" / "val"
+    song: list[str]
+    path: list[str]
+    dataset: list[str]
+    onset_error: dict[str, dict[str, float]] = field(default_factory=dict)  # per dataset, ms
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def indices(self, split: str, labelled: bool = True) -> np.ndarray:
+        ok = self.split == split
+        if labelled:
+            ok &= self.quadrant >= 0
+        return np.nonzero(ok)[0]
+
+
+def _cache_key(reports: list[LoadReport], cfg: FeatureConfig) -> str:
+    digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode())
+    for report in reports:
+        for clip in report.clips:
+            stat = clip.path.stat()
+            digest.update(f"{clip.path}|{stat.st_size}|{stat.st_mtime_ns}|{clip.quadrant}|"
+                          f"{clip.split}|{clip.song}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _error_summary(errors_s: np.ndarray, grid: str, files: int) -> dict[str, float]:
+    ms = errors_s * 1000.0
+    return {"grid": grid, "files": files, "notes": int(len(ms)), "mean_ms": float(ms.mean()),
+            "median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
+    rolls, quadrant, split, song, path, dataset = [], [], [], [], [], []
+    skipped = [s for r in reports for s in r.skipped]
+    errors: dict[str, list[np.ndarray]] = {}
+    clips = [c for r in reports for c in r.clips]
+    for clip in tqdm(clips, desc="features", unit="file"):
+        grid = cfg.grid_for(clip.dataset)
+        try:
+            notes = read_notes(clip.path, sustain=cfg.sustain)
+            start, end, step_s = note_steps(notes, grid)
+            roll = notes_to_roll(notes.pitch, notes.velocity, start, end)
+        except MidiReadError as err:
+            skipped.append((str(clip.path), str(err)))
+            continue
+        if roll[:, :N_KEYS].sum() == 0:
+            skipped.append((str(clip.path), "no notes on the 88 piano keys"))
+            continue
+        errors.setdefault(clip.dataset, []).append(onset_error_s(start, step_s))
+        rolls.append(roll)
+        quadrant.append(-1 if clip.quadrant is None else clip.quadrant)
+        split.append(clip.split)
+        song.append(clip.song)
+        path.append(str(clip.path))
+        dataset.append(clip.dataset)
+    onset_error = {name: _error_summary(np.concatenate(errs), cfg.grid_for(name), len(errs))
+                   for name, errs in errors.items()}
+    return Prepared(rolls, np.array(quadrant, dtype=np.int64), np.array(split), song, path,
+                    dataset, onset_error, skipped)
+
+
+def _save(prep: Prepared, file: Path) -> None:
+    lengths = np.array([len(r) for r in prep.rolls], dtype=np.int64)
+    meta = {"song": prep.song, "path": prep.path, "dataset": prep.dataset,
+            "onset_error": prep.onset_error, "skipped": prep.skipped}
+    tmp = file.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, rolls=np.concatenate(prep.rolls), lengths=lengths,
+                        quadrant=prep.quadrant, split=prep.split, meta=json.dumps(meta))
+    tmp.replace(file)
+
+
+def _load(file: Path) -> Prepared:
+    with np.load(file) as npz:
+        offsets = np.concatenate([[0], np.cumsum(npz["lengths"])])
+        flat = npz["rolls"]
+        rolls = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+        meta = json.loads(str(npz["meta"]))
+        return Prepared(rolls, npz["quadrant"], npz["split"], meta["song"], meta["path"],
+                        meta["dataset"], meta["onset_error"],
+                        [tuple(s) for s in meta["skipped"]])
+
+
+def prepare(reports: list[LoadReport], cfg: FeatureConfig | None = None,
+            cache_dir: str | Path | None = None) -> Prepared:
+    """Rolls for every readable clip of ``reports`` (cached in ``cache_dir`` when given)."""
+    cfg = cfg or FeatureConfig()
+    if cache_dir is None:
+        return _build(reports, cfg)
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    file = cache / f"rolls-{_cache_key(reports, cfg)}.npz"
+    if file.is_file():
+        return _load(file)
+    prep = _build(reports, cfg)
+    if prep.rolls:
+        _save(prep, file)
+    return prep
+
+
+def segment_starts(prep: Prepared, clips: np.ndarray, segment_steps: int, hop_steps: int,
+                   min_onsets: int = 4) -> np.ndarray:
+    """``[S, 2]`` (clip index, start step) of every segment with at least ``min_onsets`` onsets.
+
+    A clip shorter than one segment gives one segment padded with silence at the end."""
+    out = []
+    for clip in clips:
+        onsets_per_step = prep.rolls[clip][:, :N_KEYS].sum(axis=1)
+        last = max(len(onsets_per_step) - segment_steps, 0)
+        for start in range(0, last + 1, hop_steps):
+            if onsets_per_step[start:start + segment_steps].sum() >= min_onsets:
+                out.append((clip, start))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+def gather_segments(prep: Prepared, starts: np.ndarray, segment_steps: int) -> np.ndarray:
+    """uint8 ``[S, segment_steps, 264]`` for the (clip, start) rows of ``starts``."""
+    out = np.zeros((len(starts), segment_steps, 3 * N_KEYS), dtype=np.uint8)
+    for row, (clip, start) in enumerate(starts):
+        piece = prep.rolls[clip][start:start + segment_steps]
+        out[row, :len(piece)] = piece
+    return out
