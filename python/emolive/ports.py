@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 #: ``EMOLIVE_MIDI_API`` values (shared with the engine) -> python-rtmidi API names.
@@ -91,6 +92,24 @@ def _rtmidi_api_candidates() -> list[int]:
     return list(rtmidi.get_compiled_api())
 
 
+@contextmanager
+def _quiet_c_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for a moment: ALSA and JACK print their own failure notes there
+    when a backend is absent; we report the failure ourselves, once, in plain words."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _new_midi_in(client_name: str) -> Any:
     """A python-rtmidi ``MidiIn`` on the first API that opens (these machines: JACK, no ALSA)."""
     import rtmidi
@@ -98,7 +117,8 @@ def _new_midi_in(client_name: str) -> Any:
     errors = []
     for api in _rtmidi_api_candidates():
         try:
-            return rtmidi.MidiIn(rtapi=api, name=client_name)
+            with _quiet_c_stderr():
+                return rtmidi.MidiIn(rtapi=api, name=client_name)
         except (rtmidi.RtMidiError, OSError) as exc:
             errors.append(f"{rtmidi.get_api_name(api)}: {exc}")
     raise InputPortError("no MIDI input backend could be opened (" + "; ".join(errors) + "); "

@@ -1,0 +1,133 @@
+"""The `emolive` command: parses the command line and dispatches; the work is in other modules.
+
+    emolive [--port P | --virtual [NAME]] --emotion E ...   live, until Ctrl-C  (emolive.live)
+    emolive generate --emotion E --bars N -o x.mid ...      files               (emolive.cli_generate)
+    emolive train|export|evaluate ...                       training extra      (emolive.training)
+
+Exit status: 0 done, 1 a failure while running (e.g. the MIDI port went away), 2 a usage
+mistake (bad value, unknown port or emotion, bad model directory, missing optional package).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from emolive import __version__, ports
+from emolive.cli_options import emotion_listing, generate_parser, live_parser
+
+TRAINING_COMMANDS = ("train", "export", "evaluate")
+TORCH_HINT = ("needs PyTorch and the training extra: pip install torch==2.13.0 (the CPU build; "
+              "install it first), then pip install 'emolive[train]'")
+
+
+class CommandError(Exception):
+    """An error to print as ``emolive: error: ...`` with an exit status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except CommandError as exc:
+        _print_error(str(exc))
+        return exc.status
+    except KeyboardInterrupt:  # Ctrl-C outside live play (live play handles SIGINT itself)
+        return 130
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2, message printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    except Exception as exc:  # noqa: BLE001 - mapped to a message and a status, never a traceback
+        status = _status_of(exc)
+        if status is None:
+            raise
+        _print_error(str(exc))
+        return status
+
+
+def _dispatch(args: list[str]) -> int:
+    if args and args[0] == "generate":
+        from emolive.cli_generate import run_generate
+
+        parser = generate_parser()
+        return run_generate(parser.parse_args(args[1:]), parser)
+    if args and args[0] in TRAINING_COMMANDS:
+        return _run_training(args[0], args[1:])
+    parser = live_parser()
+    options = parser.parse_args(args)
+    if options.version:
+        print(f"emolive {__version__}")
+        return 0
+    if options.list_emotions:
+        print(emotion_listing())
+        return 0
+    if options.list_ports:
+        print(_port_listing())
+        return 0
+    from emolive.cli_options import check_key
+    from emolive.live import run_live
+
+    check_key(options, parser)
+    return run_live(options, parser)
+
+
+def _run_training(command: str, args: list[str]) -> int:
+    """`emolive train|export|evaluate ARGS` -> ``emolive.training.<command>.main(ARGS)``."""
+    if importlib.util.find_spec("torch") is None:
+        raise CommandError(f"`emolive {command}` {TORCH_HINT}", 2)
+    try:
+        module = importlib.import_module(f"emolive.training.{command}")
+    except ModuleNotFoundError as exc:
+        raise CommandError(f"`emolive {command}` is unavailable ({exc}); {TORCH_HINT}", 2) from None
+    result = module.main(args)
+    return int(result or 0)
+
+
+def _port_listing() -> str:
+    lines = ["MIDI outputs (--port, or $EMOLIVE_PORT):"]
+    try:
+        outputs = ports.output_port_names()
+        lines += [f"  {i}: {name}" for i, name in enumerate(outputs)] or [f"  (none; {ports.platform_hint()})"]
+    except Exception as exc:  # noqa: BLE001 - no backend (or no engine): say why there are none
+        lines.append(f"  (none: {exc})")
+    lines.append("MIDI inputs (--control-port, --sync):")
+    inputs = ports.input_port_names()
+    lines += [f"  {i}: {name}" for i, name in enumerate(inputs)] or ["  (none)"]
+    return "\n".join(lines)
+
+
+def _status_of(exc: Exception) -> int | None:
+    """Exit status for an exception: 2 for a user's mistake, 1 for a runtime failure, None: a bug."""
+    from emolive.files import RenderError
+
+    engine_errors: tuple[type[BaseException], ...] = ()
+    try:
+        from emolive import EngineError, ModelError, PortError
+
+        if isinstance(exc, (ModelError, PortError)):
+            return 2
+        engine_errors = (EngineError,)
+    except ImportError:
+        pass
+    if isinstance(exc, (ValueError, FileNotFoundError, RenderError, ImportError)):
+        return 2
+    if isinstance(exc, engine_errors + (OSError,)):
+        return 1
+    return None
+
+
+def _print_error(message: str) -> None:
+    try:
+        print(f"emolive: error: {message}", file=sys.stderr)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Command-line options of `emolive`: parsers, and value types that say what is allowed.
+
+Every value is checked here, so a bad one ends in argparse's usage error (exit status 2) with a
+message naming the allowed range, never in a traceback from deep inside the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import Any
+
+from emolive.emotions import QUADRANT_NAMES, QUADRANTS, Weights, known_emotions, parse_emotion
+
+DEFAULT_EMOTION = "calm"
+#: MIDI channels are 1..16 on command lines (0..15 only inside messages).
+CHANNELS = (1, 16)
+#: General MIDI programs are 1..128 on command lines ("1 Acoustic Grand Piano").
+PROGRAMS = (1, 128)
+BPM_RANGE = (20.0, 400.0)
+TEMPERATURE_RANGE = (0.05, 5.0)
+MAX_BARS = 10_000
+
+
+class UsageError(ValueError):
+    """A command line that cannot work as given; the CLI prints it and exits with status 2."""
+
+
+def number_in(low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse type: a finite float in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number from {low:g} to {high:g}, "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be from {low:g} to {high:g}, got {text}")
+        return value
+    return parse
+
+
+def integer_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number from {low} to {high}, "
+                                             f"got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+def emotion_type(text: str) -> Weights:
+    """An argparse type: an emotion name or blend (``happy:0.7,calm:0.3``) -> quadrant weights."""
+    try:
+        return parse_emotion(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (blends look like happy:0.7,calm:0.3; "
+                                         "see emolive --list-emotions)") from None
+
+
+def emotion_listing() -> str:
+    """The text of `emolive --list-emotions`: each quadrant, its signs and its names."""
+    signs = {"Q1": ("+", "+"), "Q2": ("-", "+"), "Q3": ("-", "-"), "Q4": ("+", "-")}
+    lines = ["Emotions (quadrants of Russell's circumplex; names are case-insensitive):"]
+    for quadrant in QUADRANTS:
+        valence, arousal = signs[quadrant]
+        lines.append(f"  {quadrant}  valence {valence} arousal {arousal}: "
+                     + ", ".join(QUADRANT_NAMES[quadrant]))
+    lines += ["Blend with weights: --emotion happy:0.7,calm:0.3 (weights are normalised).",
+              "Or give a point: --valence V --arousal A, each from -1 to 1.",
+              f"All names: {', '.join(known_emotions())}"]
+    return "\n".join(lines)
+
+
+def add_music_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by live play and `emolive generate`."""
+    group = parser.add_argument_group("music")
+    group.add_argument("--model", metavar="DIR", help="model directory (default: the bundled model)")
+    group.add_argument("-e", "--emotion", type=emotion_type, metavar="E",
+                       help=f"emotion name or blend, e.g. happy or happy:0.7,calm:0.3 "
+                            f"(default {DEFAULT_EMOTION}; see --list-emotions)")
+    group.add_argument("--valence", type=number_in(-1.0, 1.0, "valence"), metavar="V",
+                       help="valence -1..1 (negative = sad/tense); instead of --emotion")
+    group.add_argument("--arousal", type=number_in(-1.0, 1.0, "arousal"), metavar="A",
+                       help="arousal -1..1 (negative = calm/sad); instead of --emotion")
+    group.add_argument("--morph-to", type=emotion_type, metavar="E",
+                       help="glide from the emotion to this one over --morph-bars bars")
+    group.add_argument("--morph-bars", type=integer_in(1, MAX_BARS, "--morph-bars"), default=4, metavar="N",
+                       help="bars the morph takes (default 4)")
+    group.add_argument("--bpm", type=number_in(*BPM_RANGE, "--bpm"), default=120.0,
+                       help="tempo in beats per minute, 20..400 (default 120)")
+    group.add_argument("--channel", type=integer_in(*CHANNELS, "--channel"), default=1,
+                       help="MIDI channel 1..16 (default 1)")
+    group.add_argument("--program", type=integer_in(*PROGRAMS, "--program"), metavar="1-128",
+                       help="General MIDI program sent at start, 1..128 (1 = Acoustic Grand Piano)")
+    group.add_argument("--temperature", type=number_in(*TEMPERATURE_RANGE, "--temperature"), default=1.0,
+                       help="sampling temperature 0.05..5 (higher = more surprising; default 1)")
+    group.add_argument("--seed", type=integer_in(0, 2**63 - 1, "--seed"),
+                       help="random seed: the same seed and settings give the same notes")
+    group.add_argument("--key", metavar="KEY", help="lock notes to a key, e.g. C, F#, Bb")
+    group.add_argument("--scale", default="major", help="scale of --key (default major), e.g. minor")
+
+
+def start_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Weights:
+    """The emotion to start with, from --emotion or --valence/--arousal (not both)."""
+    point_given = args.valence is not None or args.arousal is not None
+    if point_given and args.emotion is not None:
+        parser.error("give either --emotion or --valence/--arousal, not both")
+    if point_given:
+        return parse_emotion((args.valence or 0.0, args.arousal or 0.0))
+    return args.emotion if args.emotion is not None else parse_emotion(DEFAULT_EMOTION)
+
+
+def check_key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """--scale without --key means nothing: say so rather than ignore it."""
+    if args.key is None and args.scale != "major":
+        parser.error("--scale needs --key (e.g. --key A --scale minor)")
+
+
+def engine_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``Engine`` common to live and offline use."""
+    return {"model": args.model, "bpm": args.bpm, "channel": args.channel, "seed": args.seed,
+            "program": args.program, "temperature": args.temperature}
+
+
+def live_parser() -> argparse.ArgumentParser:
+    """`emolive [options]`: play live into a MIDI port until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="emolive",
+        description="Play endless emotion-conditioned music into a MIDI port; steer it while it plays.",
+        epilog="Other commands: emolive generate (write MIDI/WAV/PNG files), emolive train | export | "
+               "evaluate (need the train extra). `emolive generate --help` for its options. "
+               "Keys while playing: 1-4 emotions, / type an emotion, up/down tempo, left/right "
+               "temperature, space pause, q quit, ? help.")
+    out = parser.add_argument_group("output")
+    where = out.add_mutually_exclusive_group()
+    where.add_argument("-p", "--port", metavar="PORT",
+                       help="MIDI output: exact name, case-insensitive substring, or index "
+                            "(default: $EMOLIVE_PORT)")
+    where.add_argument("--virtual", nargs="?", const="emolive", metavar="NAME",
+                       help="open a virtual output port other programs connect to (default name emolive)")
+    out.add_argument("--clock-out", action="store_true",
+                     help="also send MIDI clock (24 per quarter note) with start and stop")
+    add_music_options(parser)
+    live = parser.add_argument_group("live control")
+    live.add_argument("--glide-bars", type=integer_in(0, MAX_BARS, "--glide-bars"), default=2, metavar="N",
+                      help="bars an emotion change from the keyboard glides over (0 = jump; default 2)")
+    live.add_argument("--control-port", metavar="PORT",
+                      help="MIDI input whose controllers steer valence and arousal")
+    live.add_argument("--valence-cc", type=integer_in(0, 127, "--valence-cc"), default=20, metavar="CC",
+                      help="controller for valence (default 20; 0..127 -> -1..1)")
+    live.add_argument("--arousal-cc", type=integer_in(0, 127, "--arousal-cc"), default=21, metavar="CC",
+                      help="controller for arousal (default 21; 0..127 -> -1..1)")
+    live.add_argument("--control-channel", type=integer_in(*CHANNELS, "--control-channel"), metavar="1-16",
+                      help="only listen to controllers on this channel (default: any)")
+    live.add_argument("--sync", metavar="PORT",
+                      help="follow the MIDI clock on this input: its tempo, start and stop")
+    live.add_argument("--no-keys", action="store_true", help="no keyboard control even on a terminal")
+    info = parser.add_argument_group("information")
+    info.add_argument("--list-ports", action="store_true", help="list MIDI output and input ports, then exit")
+    info.add_argument("--list-emotions", action="store_true", help="list emotion names by quadrant, then exit")
+    info.add_argument("--version", action="store_true", help="print the version, then exit")
+    return parser
+
+
+def generate_parser() -> argparse.ArgumentParser:
+    """`emolive generate`: write the music to files instead of a port."""
+    parser = argparse.ArgumentParser(
+        prog="emolive generate",
+        description="Generate music offline (faster than real time) into MIDI, WAV and PNG files.",
+        epilog="Example: emolive generate --emotion sad --bars 32 -o sad.mid --render sad.wav --plot sad.png")
+    add_music_options(parser)
+    files = parser.add_argument_group("files")
+    files.add_argument("--bars", type=integer_in(1, MAX_BARS, "--bars"), default=16,
+                       help=f"length in 4/4 bars, 1..{MAX_BARS} (default 16)")
+    files.add_argument("-o", "--output", metavar="FILE.mid", help="write a Standard MIDI File")
+    files.add_argument("--render", metavar="FILE.wav",
+                       help="render audio with FluidSynth and a General MIDI soundfont")
+    files.add_argument("--soundfont", metavar="FILE.sf2",
+                       help="soundfont for --render (default: $EMOLIVE_SOUNDFONT or the system GM one)")
+    files.add_argument("--plot", metavar="FILE.png", help="draw a piano roll (needs emolive[plot])")
+    return parser

@@ -1,0 +1,184 @@
+"""`emolive` live: play into a MIDI port until a signal, steered by keys, controllers and a clock.
+
+Every way out (Ctrl-C = SIGINT, SIGTERM, SIGHUP when the terminal closes, `q`, a lost port)
+ends in ``engine.close()``, which sends a note-off for every sounding note, then sustain off,
+all notes off and all sound off: nothing is left sounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from contextlib import ExitStack
+from typing import Any
+
+from emolive import ports
+from emolive.cli_options import UsageError, engine_settings, start_emotion
+from emolive.emotions import Weights, describe
+from emolive.live_keys import HELP, KeyCommands
+from emolive.midi_control import CcMap, CcSteering
+from emolive.sync import ClockFollower, MessageClock
+from emolive.terminal import Keyboard, StatusLine
+
+POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and stats (seconds)
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP set ``event``; a second signal gets the default behaviour back."""
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        for name in self.NAMES:
+            number = getattr(signal, name, None)
+            if number is not None:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, _frame: object) -> None:
+        self.received = signal.Signals(number).name
+        self.event.set()
+        signal.signal(number, self._previous.get(number, signal.SIG_DFL))  # a second one is not ignored
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def output_choice(args: argparse.Namespace) -> dict[str, Any]:
+    """Engine keyword arguments for the output: --virtual, --port, or $EMOLIVE_PORT."""
+    if args.virtual is not None:
+        if not ports.virtual_ports_supported():
+            raise UsageError("this platform has no virtual MIDI ports; " + ports.platform_hint())
+        return {"virtual": args.virtual}
+    query = args.port or os.environ.get("EMOLIVE_PORT", "").strip()
+    if not query:
+        raise UsageError("say where the notes go: --port NAME, --virtual [NAME], or set EMOLIVE_PORT; "
+                         + ports.describe_ports(_output_names_or_empty()))
+    return {"port": query}
+
+
+def _output_names_or_empty() -> list[str]:
+    try:
+        return ports.output_port_names()
+    except Exception:  # noqa: BLE001 - no backend: there are simply no ports to list
+        return []
+
+
+class Session:
+    """The main loop of one live run; ``run`` returns the exit status."""
+
+    def __init__(self, engine: Any, args: argparse.Namespace, emotion: Weights) -> None:
+        self.engine = engine
+        self.args = args
+        self.emotion = emotion
+        self.status = StatusLine()
+        self.commands = KeyCommands(engine, args.glide_bars, transport_is_external=args.sync is not None)
+        self.steering = CcSteering(CcMap(args.valence_cc, args.arousal_cc, args.control_channel), start=emotion)
+        self.follower = ClockFollower()
+        self._started_once = False
+
+    def open_inputs(self, stack: ExitStack) -> None:
+        """Open --control-port and --sync (one port when both name the same one)."""
+        wanted: dict[str, list[ports.MessageCallback]] = {}
+        if self.args.control_port:
+            wanted.setdefault(self.args.control_port, []).append(lambda msg, _delta: self.steering.feed(msg))
+        if self.args.sync:
+            clock = MessageClock()  # only this port's callback advances it
+            wanted.setdefault(self.args.sync, []).append(
+                lambda msg, delta: self.follower.feed(msg, clock.advance(delta)))
+        for query, sinks in wanted.items():
+            def deliver(message: bytes, delta_s: float, sinks: list[ports.MessageCallback] = sinks) -> None:
+                for sink in sinks:
+                    sink(message, delta_s)
+            port = stack.enter_context(ports.InputPort(query, deliver, client_name="emolive-in"))
+            self.status.message(f"listening on MIDI input {port.name!r}")
+
+    def start(self) -> None:
+        if not self._started_once and self.args.morph_to is not None:
+            self.engine.morph(self.emotion, self.args.morph_to, bars=self.args.morph_bars)
+        else:
+            self.engine.play(self.engine.emotion if self._started_once else self.emotion)
+        self._started_once = True
+
+    def run(self, stop: StopSignals) -> int:
+        keyboard = None
+        with ExitStack() as stack:
+            self.open_inputs(stack)
+            if not self.args.no_keys and Keyboard.available():
+                keyboard = stack.enter_context(Keyboard())
+                self.status.message(HELP)
+            if self.args.sync:
+                self.status.message(f"waiting for MIDI Start on {self.args.sync!r}")
+            else:
+                self.start()
+            while not stop.event.is_set() and not self.commands.quit_requested:
+                key = keyboard.read(POLL_S) if keyboard else (stop.event.wait(POLL_S) and None)
+                if key is not None:
+                    self.commands.press(key)
+                self.apply_midi_input()
+                stats = self.engine.stats()
+                if stats.get("port_error"):
+                    self.status.message(f"emolive: error: MIDI output failed: {stats['port_error']}")
+                    return 1
+                self.show(stats)
+        return 0
+
+    def apply_midi_input(self) -> None:
+        weights = self.steering.take()
+        if weights is not None:
+            self.engine.set_emotion(weights, bars=0)  # controllers move smoothly by themselves
+        update = self.follower.take()
+        if update.bpm is not None:
+            self.engine.set_bpm(update.bpm)
+        if update.running is True:
+            self.start()
+        elif update.running is False:
+            self.engine.stop()
+
+    def show(self, stats: dict[str, Any]) -> None:
+        for text in self.commands.messages:
+            self.status.message(text)
+        self.commands.messages.clear()
+        prompt = self.commands.prompt()
+        self.status.show(prompt if prompt is not None else status_text(stats, self.engine.is_playing))
+
+
+def status_text(stats: dict[str, Any], playing: bool) -> str:
+    """``playing | happy:0.70,calm:0.30 | bar 12 | 120.0 BPM | temperature 1.00 | notes 345 | late 0``."""
+    late = f"late {stats['late_notes']}"
+    if stats["late_notes"]:
+        late += f" (max {stats['max_lateness_us'] / 1000.0:.1f} ms)"
+    return " | ".join([
+        "playing" if playing else "stopped", describe(stats["emotion"]), f"bar {stats['bar']}",
+        f"{stats['bpm']:.1f} BPM", f"temperature {stats['temperature']:.2f}",
+        f"notes {stats['notes_sent']}", late])
+
+
+def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Play until a signal or `q`; returns the exit status."""
+    from emolive import Engine
+
+    emotion = start_emotion(args, parser)
+    engine = Engine(**engine_settings(args), **output_choice(args), clock_out=args.clock_out)
+    session = Session(engine, args, emotion)
+    try:
+        with StopSignals() as stop:
+            if args.key:
+                engine.set_key(args.key, args.scale)
+            code = session.run(stop)
+    finally:
+        engine.close()
+        session.status.finish()
+    stats = engine.stats()
+    reason = f" ({stop.received})" if stop.received else ""
+    session.status.message(f"emolive: stopped{reason}: {stats['notes_sent']} notes, {stats['late_notes']} late, "
+                           f"{stats['sounding']} left sounding")
+    return code

@@ -1,0 +1,132 @@
+"""The terminal while playing: single key presses without Enter, and a one-line status display.
+
+Keys are read only when stdin is a terminal (CI and pipes have none: then there is no keyboard
+control). On POSIX the terminal is put in cbreak mode (keys arrive at once, Ctrl-C still sends
+SIGINT) and restored on exit; on Windows ``msvcrt`` reads keys.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import time
+from typing import TextIO
+
+#: Names returned for special keys.
+UP, DOWN, LEFT, RIGHT, ENTER, ESCAPE, BACKSPACE = "UP", "DOWN", "LEFT", "RIGHT", "ENTER", "ESC", "BACKSPACE"
+_ARROWS = {"A": UP, "B": DOWN, "C": RIGHT, "D": LEFT}
+
+
+class Keyboard:
+    """Key presses from a terminal; a context manager that restores the terminal's mode."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stdin
+        self._saved_mode: list | None = None
+
+    @staticmethod
+    def available(stream: TextIO | None = None) -> bool:
+        stream = stream or sys.stdin
+        try:
+            return stream is not None and stream.isatty()
+        except (ValueError, OSError):  # closed stream
+            return False
+
+    def __enter__(self) -> Keyboard:
+        if os.name == "posix":
+            import termios
+            import tty
+
+            fd = self._stream.fileno()
+            self._saved_mode = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved_mode is not None:
+            import termios
+
+            try:
+                termios.tcsetattr(self._stream.fileno(), termios.TCSADRAIN, self._saved_mode)
+            except (OSError, termios.error):  # the terminal is gone (SIGHUP): nothing to restore
+                pass
+            self._saved_mode = None
+
+    def read(self, timeout_s: float) -> str | None:
+        """One key (a character, or UP/DOWN/LEFT/RIGHT/ENTER/ESC/BACKSPACE), or None after timeout_s."""
+        if os.name != "posix":
+            return self._read_windows(timeout_s)
+        fd = self._stream.fileno()
+        if not select.select([fd], [], [], timeout_s)[0]:
+            return None
+        char = os.read(fd, 1).decode("utf-8", "replace")
+        if char == "":
+            raise EOFError("the terminal closed")
+        if char == "\x1b":  # an escape sequence (arrow keys: ESC [ A..D) or a lone Escape
+            if select.select([fd], [], [], 0.03)[0] and os.read(fd, 1) == b"[":
+                return _ARROWS.get(os.read(fd, 1).decode("ascii", "replace"), ESCAPE)
+            return ESCAPE
+        return _name_of(char)
+
+    @staticmethod
+    def _read_windows(timeout_s: float) -> str | None:
+        import msvcrt  # type: ignore[import-not-found]
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if msvcrt.kbhit():
+                char = msvcrt.getwch()
+                if char in ("\x00", "\xe0"):  # arrow keys come as a prefix and a code
+                    return {"H": UP, "P": DOWN, "K": LEFT, "M": RIGHT}.get(msvcrt.getwch())
+                return _name_of(char)
+            time.sleep(0.01)
+        return None
+
+
+def _name_of(char: str) -> str:
+    if char in ("\r", "\n"):
+        return ENTER
+    if char in ("\x7f", "\x08"):
+        return BACKSPACE
+    return char
+
+
+class StatusLine:
+    """One status line: redrawn in place on a terminal, else printed when it changes (at most 1/s)."""
+
+    def __init__(self, stream: TextIO | None = None, min_interval_s: float = 1.0) -> None:
+        self._stream = stream or sys.stdout
+        self._interactive = Keyboard.available(self._stream)
+        self._min_interval_s = min_interval_s
+        self._last_text = ""
+        self._last_print = -1e9
+
+    def show(self, text: str, urgent: bool = False) -> None:
+        """Display ``text``; off a terminal, repeats are dropped and changes throttled unless urgent."""
+        try:
+            if self._interactive:
+                self._stream.write("\r" + text + "\x1b[K")
+                self._stream.flush()
+                return
+            now = time.monotonic()
+            if text == self._last_text or (not urgent and now - self._last_print < self._min_interval_s):
+                return
+            self._last_text, self._last_print = text, now
+            self._stream.write(text + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):  # terminal or pipe gone: keep running, stop printing
+            pass
+
+    def message(self, text: str) -> None:
+        """A line of its own (help, errors), above the status line."""
+        try:
+            self._stream.write(("\r\x1b[K" if self._interactive else "") + text + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def finish(self) -> None:
+        """End the status line so the shell prompt starts on a fresh line."""
+        if self._interactive:
+            self.message("")
