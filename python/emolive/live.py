@@ -61,7 +61,7 @@ def output_choice(args: argparse.Namespace) -> dict[str, Any]:
     query = args.port or os.environ.get("EMOLIVE_PORT", "").strip()
     if not query:
         raise UsageError("say where the notes go: --port NAME, --virtual [NAME], or set EMOLIVE_PORT; "
-                         + ports.describe_ports(_output_names_or_empty()))
+                         + ports.describe_ports(_output_names_or_empty()) + "; " + ports.platform_hint())
     return {"port": query}
 
 
@@ -164,10 +164,11 @@ def status_text(stats: dict[str, Any], playing: bool) -> str:
 
 def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Play until a signal or `q`; returns the exit status."""
+    emotion = start_emotion(args, parser)
+    output = output_choice(args)
     from emolive import Engine
 
-    emotion = start_emotion(args, parser)
-    engine = Engine(**engine_settings(args), **output_choice(args), clock_out=args.clock_out)
+    engine = Engine(**engine_settings(args), **output, clock_out=args.clock_out)
     session = Session(engine, args, emotion)
     try:
         with StopSignals() as stop:

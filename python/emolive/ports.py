@@ -70,7 +70,7 @@ def match_port(names: Sequence[str], query: str | int) -> int:
 def describe_ports(names: Sequence[str]) -> str:
     """``available ports: 0: 'A', 1: 'B'`` or a sentence saying there are none."""
     if not names:
-        return "no MIDI ports are available (" + platform_hint() + ")"
+        return "no MIDI ports are available"
     return "available ports: " + ", ".join(f"{i}: {name!r}" for i, name in enumerate(names))
 
 

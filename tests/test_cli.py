@@ -1,0 +1,125 @@
+"""The `emolive` command line: validation, messages and exit statuses (no engine or port needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emolive import cli
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_process(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "emolive.cli", *argv], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys, "--help")
+    assert code == 0 and "--port" in out and "--virtual" in out and "emolive generate" in out
+    code, out, _ = run_main(capsys, "generate", "--help")
+    assert code == 0 and "--render" in out and "--bars" in out
+    code, out, _ = run_main(capsys, "--version")
+    assert code == 0 and out.startswith("emolive ")
+
+
+def test_list_emotions_shows_names_with_quadrants(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys, "--list-emotions")
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.strip().startswith("Q1") and "happy" in line and "valence +" in line for line in lines)
+    assert any(line.strip().startswith("Q3") and "sad" in line and "melancholic" in line for line in lines)
+    assert "happy:0.7,calm:0.3" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bpm", "500"], "--bpm must be from 20 to 400, got 500"),
+    (["--bpm", "fast"], "--bpm must be a number from 20 to 400, got 'fast'"),
+    (["--bpm", "nan"], "--bpm must be from 20 to 400"),
+    (["--channel", "0"], "--channel must be from 1 to 16, got 0"),
+    (["--channel", "17"], "--channel must be from 1 to 16, got 17"),
+    (["--program", "0"], "--program must be from 1 to 128"),
+    (["--program", "129"], "--program must be from 1 to 128"),
+    (["--temperature", "0"], "--temperature must be from 0.05 to 5"),
+    (["--seed", "-1"], "--seed must be from 0"),
+    (["--valence", "1.5"], "valence must be from -1 to 1"),
+    (["--glide-bars", "-1"], "--glide-bars must be from 0"),
+    (["--valence-cc", "128"], "--valence-cc must be from 0 to 127"),
+    (["--emotion", "joyous"], "unknown emotion 'joyous'; known emotions: Q1, Q2, Q3, Q4, happy"),
+    (["--emotion", "happy:lots"], "weight 'lots' of 'happy' is not a number"),
+    (["--emotion", "happy:0"], "must not all be zero"),
+    (["--morph-to", "blue"], "unknown emotion 'blue'"),
+    (["--emotion", "sad", "--valence", "0.5"], "either --emotion or --valence/--arousal"),
+    (["--scale", "minor"], "--scale needs --key"),
+    (["--port", "a", "--virtual"], "not allowed with argument"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["generate", "--bars", "0", "-o", "x.mid"], "--bars must be from 1 to 10000, got 0"),
+    (["generate", "--bars", "4"], "nothing to write: give -o FILE.mid"),
+    (["generate", "-o", "/no/such/folder/x.mid"], "folder '/no/such/folder' does not exist"),
+    (["generate", "--bars", "2", "--morph-to", "sad", "--morph-bars", "4", "-o", "x.mid"],
+     "--morph-bars (4) is longer than --bars (2)"),
+])
+def test_bad_input_exits_2_with_what_is_allowed(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                  message: str) -> None:
+    code, out, err = run_main(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_no_output_chosen_says_how_to_choose(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EMOLIVE_PORT", raising=False)
+    code, _, err = run_main(capsys, "--emotion", "happy")
+    assert code == 2
+    assert "--port NAME, --virtual [NAME], or set EMOLIVE_PORT" in err
+
+
+@pytest.mark.parametrize("platform, hint", [("win32", "loopMIDI"), ("darwin", "IAC Driver")])
+def test_platform_hints(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                        platform: str, hint: str) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.delenv("EMOLIVE_PORT", raising=False)
+    code, _, err = run_main(capsys, "--virtual") if platform == "win32" else run_main(capsys)
+    assert code == 2
+    assert hint in err
+    if platform == "win32":
+        assert "no virtual MIDI ports" in err
+
+
+def test_training_commands_without_torch_name_the_install(capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
+    for command in ("train", "export", "evaluate"):
+        code, _, err = run_main(capsys, command, "--help")
+        assert code == 2
+        assert "pip install torch==2.13.0" in err and "emolive[train]" in err
+
+
+def test_subprocess_exit_statuses_and_no_traceback() -> None:
+    bad = run_process("--channel", "99")
+    assert bad.returncode == 2
+    assert "--channel must be from 1 to 16, got 99" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    unknown = run_process("generate", "--emotion", "ecstatic", "-o", "x.mid")
+    assert unknown.returncode == 2 and "unknown emotion 'ecstatic'" in unknown.stderr
+    listing = run_process("--list-emotions")
+    assert listing.returncode == 0 and "Q4" in listing.stdout and "calm" in listing.stdout
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("emolive")
+    assert script.exists(), "pip install -e . makes the `emolive` console script"
+    result = subprocess.run([str(script), "--bpm", "1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--bpm must be from 20 to 400" in result.stderr

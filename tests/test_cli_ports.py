@@ -1,0 +1,104 @@
+"""Port matching (exact, substring, index) and MIDI input ports through JACK."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from emolive import ports
+
+NAMES = ["Midi Through:Midi Through Port-0 14:0", "IAC Driver Bus 1", "IAC Driver Bus 12", "loopMIDI Port"]
+
+
+def test_exact_name_wins_over_substring() -> None:
+    assert ports.match_port(NAMES, "IAC Driver Bus 1") == 1  # also a substring of "... Bus 12"
+
+
+def test_case_insensitive_substring() -> None:
+    assert ports.match_port(NAMES, "loopmidi") == 3
+    assert ports.match_port(NAMES, "bus 12") == 2
+
+
+def test_index_when_no_name_matches() -> None:
+    assert ports.match_port(NAMES, "3") == 3
+    assert ports.match_port(NAMES, 0) == 0
+
+
+def test_digit_substring_of_one_name_is_a_name_match() -> None:
+    names = ["synth A", "Port-7"]
+    assert ports.match_port(names, "7") == 1  # substring first, then index
+
+
+def test_ambiguous_substring_lists_the_candidates() -> None:
+    with pytest.raises(ports.InputPortError, match="ambiguous.*'IAC Driver Bus 1', 'IAC Driver Bus 12'"):
+        ports.match_port(NAMES, "iac")
+
+
+def test_no_match_lists_the_ports() -> None:
+    with pytest.raises(ports.InputPortError, match=r"no MIDI port matches 'Scarlett'; available ports: "
+                                                   r"0: 'Midi Through.*3: 'loopMIDI Port'"):
+        ports.match_port(NAMES, "Scarlett")
+    with pytest.raises(ports.InputPortError, match="no MIDI port matches '9'"):
+        ports.match_port(NAMES, 9)
+    with pytest.raises(ports.InputPortError, match="no MIDI ports are available"):
+        ports.match_port([], "anything")
+
+
+def test_port_must_be_a_name_or_index() -> None:
+    with pytest.raises(TypeError, match="name or an index"):
+        ports.match_port(NAMES, 1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.jack
+def test_input_port_receives_messages_and_clock(jack_server: str) -> None:
+    import rtmidi
+
+    sender = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="emolive-test-sender")
+    sender.open_virtual_port("clock source")
+    received: list[bytes] = []
+    got_all = threading.Event()
+
+    def collect(message: bytes, _delta: float) -> None:
+        received.append(message)
+        if len(received) >= 3:
+            got_all.set()
+
+    try:
+        assert any("clock source" in name for name in ports.input_port_names())
+        with ports.InputPort("CLOCK SOURCE", collect) as port:  # case-insensitive substring
+            assert "clock source" in port.name
+            time.sleep(0.2)  # JACK connects on its next cycle
+            for message in ([0xFA], [0xF8], [0xB0, 20, 127]):
+                sender.send_message(message)
+            assert got_all.wait(5.0), f"only received {received}"
+        assert received[:3] == [b"\xfa", b"\xf8", b"\xb0\x14\x7f"]
+    finally:
+        sender.close_port()
+        sender.delete()
+
+
+@pytest.mark.jack
+def test_unknown_input_port_is_an_error_listing_inputs(jack_server: str) -> None:
+    with pytest.raises(ports.InputPortError, match="no MIDI port matches 'no-such-port'"):
+        ports.InputPort("no-such-port", lambda m, d: None)
+
+
+@pytest.mark.jack
+def test_list_ports_shows_inputs(jack_server: str) -> None:
+    import rtmidi
+
+    sender = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="emolive-test-lister")
+    sender.open_virtual_port("controller surface")
+    try:
+        result = subprocess.run([sys.executable, "-m", "emolive.cli", "--list-ports"], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0
+        inputs = result.stdout.split("MIDI inputs", 1)[1]
+        assert "controller surface" in inputs
+    finally:
+        sender.close_port()
+        sender.delete()
