@@ -1,0 +1,82 @@
+"""Keys from a real pseudo-terminal, and the status line on and off a terminal."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from emolive.terminal import BACKSPACE, DOWN, ENTER, ESCAPE, LEFT, RIGHT, UP, Keyboard, StatusLine
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX")
+
+
+@pytest.fixture
+def pty_pair():
+    import pty
+
+    leader, follower = pty.openpty()
+    stream = os.fdopen(follower, "r", closefd=True)
+    yield leader, stream
+    stream.close()
+    os.close(leader)
+
+
+def test_keys_arrive_without_enter_and_arrows_are_named(pty_pair) -> None:
+    import termios
+
+    leader, stream = pty_pair
+    before = termios.tcgetattr(stream.fileno())
+    assert Keyboard.available(stream)
+    with Keyboard(stream) as keyboard:
+        assert keyboard.read(0.01) is None  # nothing typed yet
+        os.write(leader, b"1\x1b[A\x1b[B\x1b[C\x1b[Dq\r\x7f")
+        keys = [keyboard.read(0.5) for _ in range(8)]
+        assert keys == ["1", UP, DOWN, RIGHT, LEFT, "q", ENTER, BACKSPACE]
+        os.write(leader, b"\x1b")
+        assert keyboard.read(0.5) == ESCAPE  # a lone Escape, no sequence after it
+    assert termios.tcgetattr(stream.fileno()) == before  # the terminal's mode is restored
+
+
+def test_no_keyboard_without_a_terminal() -> None:
+    assert not Keyboard.available(io.StringIO())
+
+
+def test_status_line_off_a_terminal_prints_changes_only() -> None:
+    out = io.StringIO()
+    status = StatusLine(out, min_interval_s=0.0)
+    status.show("playing | calm")
+    status.show("playing | calm")  # unchanged: not repeated
+    status.show("playing | happy")
+    status.message("help text")
+    assert out.getvalue().splitlines() == ["playing | calm", "playing | happy", "help text"]
+
+
+def test_status_line_throttles_but_urgent_lines_pass() -> None:
+    out = io.StringIO()
+    status = StatusLine(out, min_interval_s=60.0)
+    status.show("a")
+    status.show("b")  # within the interval: dropped for now
+    status.show("c", urgent=True)
+    assert out.getvalue().splitlines() == ["a", "c"]
+
+
+def test_status_line_on_a_terminal_redraws_in_place(pty_pair) -> None:
+    leader, stream = pty_pair
+    writer = os.fdopen(os.dup(stream.fileno()), "w")
+    status = StatusLine(writer)
+    status.show("bar 1")
+    status.show("bar 2")
+    writer.flush()
+    data = os.read(leader, 1000)
+    assert data == b"\rbar 1\x1b[K\rbar 2\x1b[K"
+    writer.close()
+
+
+def test_status_line_survives_a_closed_stream() -> None:
+    out = io.StringIO()
+    status = StatusLine(out, min_interval_s=0.0)
+    out.close()
+    status.show("still running")  # no exception: the terminal went away (SIGHUP)
+    status.message("nor here")
