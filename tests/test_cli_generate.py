@@ -1,0 +1,83 @@
+"""`emolive generate`: the engine's offline notes written as MIDI, WAV and PNG (tiny random model)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from emolive.files import note_spans
+
+
+@pytest.fixture(autouse=True)
+def _engine_built() -> None:
+    import emolive
+
+    if not hasattr(emolive, "Engine"):
+        pytest.skip("the engine (emolive.Engine) is not built in this checkout")
+
+
+def generate(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "emolive.cli", "generate", *argv], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_generate_midi_with_notes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    out = tmp_path / "sad.mid"
+    result = generate("--model", str(tiny_model_dir), "--emotion", "sad", "--bars", "8", "--seed", "5",
+                      "--bpm", "90", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    midi = mido.MidiFile(str(out))
+    spans = note_spans(midi)
+    assert len(spans) > 0
+    assert all(21 <= s.pitch <= 108 for s in spans)  # the model's piano range
+    assert max(s.start_beats for s in spans) < 8 * 4  # within 8 bars of 4 beats
+    tempos = [m.tempo for t in midi.tracks for m in t if m.type == "set_tempo"]
+    assert tempos and mido.tempo2bpm(tempos[0]) == pytest.approx(90.0)
+    assert f"wrote {out}" in result.stdout
+
+
+def test_same_seed_same_file_other_seed_other_notes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    paths = [tmp_path / f"{name}.mid" for name in ("a", "b", "c")]
+    for path, seed in zip(paths, ("7", "7", "8")):
+        result = generate("--model", str(tiny_model_dir), "--bars", "4", "--seed", seed, "-o", str(path))
+        assert result.returncode == 0, result.stderr
+    notes = [note_spans(mido.MidiFile(str(p))) for p in paths]
+    assert notes[0] == notes[1]
+    assert notes[0] != notes[2]
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_render_and_plot(tmp_path: Path, tiny_model_dir: Path) -> None:
+    pytest.importorskip("matplotlib")
+    wav, png = tmp_path / "happy.wav", tmp_path / "happy.png"
+    result = generate("--model", str(tiny_model_dir), "--emotion", "happy", "--bars", "4", "--seed", "1",
+                      "--render", str(wav), "--plot", str(png), "--program", "1")
+    assert result.returncode == 0, result.stderr
+    with wave.open(str(wav), "rb") as handle:
+        samples = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
+        seconds = handle.getnframes() / handle.getframerate()
+    assert seconds >= 4 * 4 * 0.5 * 0.9  # 4 bars at 120 BPM = 8 s (less a little for a silent end)
+    assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 50.0  # audible, not dither
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_morph_to_changes_the_emotion_along_the_file(tmp_path: Path, tiny_model_dir: Path) -> None:
+    out = tmp_path / "morph.mid"
+    result = generate("--model", str(tiny_model_dir), "--emotion", "calm", "--morph-to", "excited",
+                      "--morph-bars", "2", "--bars", "4", "--seed", "2", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "calm -> happy" in result.stdout
+    assert note_spans(mido.MidiFile(str(out)))
+
+
+def test_bad_model_directory_exits_2(tmp_path: Path) -> None:
+    result = generate("--model", str(tmp_path / "missing"), "-o", str(tmp_path / "x.mid"))
+    assert result.returncode == 2
+    assert "emolive: error:" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,266 @@
+"""End to end: `emolive` playing into a JACK port read by python-rtmidi, steered, synced, stopped.
+
+Each test starts the real command in a subprocess (no terminal on stdin: no keyboard control),
+with the tiny random model, on the dummy JACK server of tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.jack
+
+NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
+CLOCK, START, STOP = 0xF8, 0xFA, 0xFC
+
+
+@pytest.fixture(autouse=True)
+def _engine_built() -> None:
+    import emolive
+
+    if not hasattr(emolive, "Engine"):
+        pytest.skip("the engine (emolive.Engine) is not built in this checkout")
+
+
+class Sink:
+    """A python-rtmidi virtual input port that records (seconds, message) pairs."""
+
+    def __init__(self, name: str) -> None:
+        import rtmidi
+
+        self.messages: list[tuple[float, bytes]] = []
+        self._lock = threading.Lock()
+        self._port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
+        self._port.ignore_types(sysex=True, timing=False, active_sense=True)
+        self._port.set_callback(self._receive)
+        self._port.open_virtual_port(name)
+
+    def _receive(self, event: tuple[list[int], float], _data: object) -> None:
+        with self._lock:
+            self.messages.append((time.monotonic(), bytes(event[0])))
+
+    def snapshot(self) -> list[bytes]:
+        with self._lock:
+            return [message for _, message in self.messages]
+
+    def wait_for(self, condition: Callable[[list[bytes]], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition(self.snapshot()):
+                return True
+            time.sleep(0.05)
+        return condition(self.snapshot())
+
+    def close(self) -> None:
+        self._port.cancel_callback()
+        self._port.close_port()
+        self._port.delete()
+
+
+class Source:
+    """A python-rtmidi virtual output port the command listens to."""
+
+    def __init__(self, name: str) -> None:
+        import rtmidi
+
+        self._port = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=name)
+        self._port.open_virtual_port(name)
+
+    def send(self, *message: int) -> None:
+        self._port.send_message(list(message))
+
+    def clock(self, bpm: float, seconds: float) -> None:
+        """Clock ticks at ``bpm`` for ``seconds``, on absolute deadlines (no drift)."""
+        interval = 60.0 / (bpm * 24)
+        start = time.perf_counter()
+        for tick in range(int(seconds / interval)):
+            delay = start + tick * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.send(CLOCK)
+
+    def close(self) -> None:
+        self._port.close_port()
+        self._port.delete()
+
+
+class Command:
+    """`emolive ...` in a subprocess; stdout lines are collected as they come."""
+
+    def __init__(self, *argv: str) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen([sys.executable, "-m", "emolive.cli", *argv], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, pattern: str, timeout_s: float) -> re.Match[str] | None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.process.poll() is None:
+            for line in list(self.lines):
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            time.sleep(0.05)
+        return None
+
+    def wait_for_bpm(self, bpm: float, tolerance: float, timeout_s: float) -> bool:
+        """True once a status line shows playing at a tempo within ``tolerance`` of ``bpm``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.process.poll() is None:
+            for line in list(self.lines):
+                match = re.search(r"^playing \|.*\| (\d+\.\d) BPM", line)
+                if match and abs(float(match.group(1)) - bpm) <= tolerance:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def finish(self, sig: int = signal.SIGINT, timeout_s: float = 15.0) -> tuple[int, str, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+        self._reader.join(timeout=5)
+        assert self.process.stderr is not None
+        return code, "\n".join(self.lines), self.process.stderr.read()
+
+
+def unmatched_notes(messages: list[bytes]) -> dict[tuple[int, int], int]:
+    """(channel, pitch) -> count of note-ons not yet ended by a note-off (or note-on velocity 0)."""
+    sounding: dict[tuple[int, int], int] = {}
+    for message in messages:
+        if len(message) != 3:
+            continue
+        kind, key = message[0] & 0xF0, (message[0] & 0x0F, message[1])
+        if kind == NOTE_ON and message[2] > 0:
+            sounding[key] = sounding.get(key, 0) + 1
+        elif kind == NOTE_OFF or (kind == NOTE_ON and message[2] == 0):
+            if sounding.get(key):
+                sounding[key] -= 1
+    return {key: count for key, count in sounding.items() if count}
+
+
+def note_ons(messages: list[bytes]) -> list[bytes]:
+    return [m for m in messages if len(m) == 3 and m[0] & 0xF0 == NOTE_ON and m[2] > 0]
+
+
+@pytest.fixture
+def sink(jack_server: str) -> Iterator[Sink]:
+    port = Sink(f"emolive-sink-{os.getpid()}")
+    yield port
+    port.close()
+
+
+@pytest.fixture
+def source(jack_server: str) -> Iterator[Source]:
+    port = Source(f"emolive-source-{os.getpid()}")
+    yield port
+    port.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_plays_into_a_port_with_clock_and_stops_clean(sink: Sink, tiny_model_dir: Path, sig: int) -> None:
+    command = Command("--port", f"EMOLIVE-SINK-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion",
+                      "happy", "--bpm", "240", "--seed", "3", "--channel", "2", "--clock-out")
+    assert sink.wait_for(lambda m: len(note_ons(m)) >= 8, timeout_s=30), (
+        f"no notes arrived; output: {command.lines}")
+    code, out, err = command.finish(sig)
+    assert code == 0, err
+    assert "Traceback" not in err
+    time.sleep(0.3)  # the last messages cross JACK's next period
+    messages = sink.snapshot()
+    assert all(m[0] & 0x0F == 1 for m in note_ons(messages))  # channel 2 on the wire is 1
+    assert unmatched_notes(messages) == {}
+    assert bytes([CONTROL | 1, 123, 0]) in messages  # all notes off after the note-offs
+    assert bytes([START]) in messages and bytes([STOP]) in messages
+    clock_ticks = messages.count(bytes([CLOCK]))
+    assert clock_ticks >= 24  # at least a beat of clock
+    assert f"stopped ({signal.Signals(sig).name})" in out and "0 left sounding" in out
+
+
+def test_controllers_steer_the_emotion(sink: Sink, source: Source, tiny_model_dir: Path) -> None:
+    command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion",
+                      "happy", "--control-port", f"emolive-source-{os.getpid()}")
+    try:
+        assert command.wait_for_line(r"^playing \| happy \|", 30), command.lines
+        time.sleep(0.3)  # the input connects on JACK's next cycle
+        source.send(CONTROL, 20, 0)  # valence -1
+        source.send(CONTROL, 21, 0)  # arousal -1: sad
+        assert command.wait_for_line(r"^playing \| sad \|", 10), command.lines
+        source.send(CONTROL, 20, 127)  # valence +1 with arousal -1: calm
+        assert command.wait_for_line(r"^playing \| calm \|", 10), command.lines
+    finally:
+        code, _, err = command.finish()
+    assert code == 0, err
+    assert unmatched_notes(sink.snapshot()) == {}
+
+
+def test_follows_an_external_clock(sink: Sink, source: Source, tiny_model_dir: Path) -> None:
+    command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir),
+                      "--sync", f"emolive-source-{os.getpid()}", "--bpm", "120")
+    try:
+        assert command.wait_for_line(r"waiting for MIDI Start", 30), command.lines
+        time.sleep(0.5)
+        assert note_ons(sink.snapshot()) == []  # nothing before the master starts
+        source.send(START)
+        source.clock(100.0, 3.0)
+        assert command.wait_for_bpm(100.0, tolerance=1.5, timeout_s=5), command.lines
+        source.clock(150.0, 3.0)
+        assert command.wait_for_bpm(150.0, tolerance=1.5, timeout_s=5), command.lines
+        assert note_ons(sink.snapshot()), "no notes while the master was running"
+        source.send(STOP)
+        assert command.wait_for_line(r"^stopped \|", 5), command.lines
+        time.sleep(0.3)
+        assert unmatched_notes(sink.snapshot()) == {}  # the master's Stop leaves nothing sounding
+    finally:
+        code, _, err = command.finish()
+    assert code == 0, err
+
+
+def test_unknown_port_exits_2_listing_ports(sink: Sink, tiny_model_dir: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", "no-such-synth", "--model",
+                             str(tiny_model_dir)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "no-such-synth" in result.stderr and f"emolive-sink-{os.getpid()}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_emolive_port_environment_default(sink: Sink, tiny_model_dir: Path) -> None:
+    env = dict(os.environ, EMOLIVE_PORT=f"emolive-sink-{os.getpid()}", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "emolive.cli", "--model", str(tiny_model_dir), "--bpm",
+                                "300"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert sink.wait_for(lambda m: len(note_ons(m)) >= 4, timeout_s=30)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    time.sleep(0.3)
+    assert unmatched_notes(sink.snapshot()) == {}
+
+
+def test_bad_model_directory_exits_2(tmp_path: Path, sink: Sink) -> None:
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", f"emolive-sink-{os.getpid()}",
+                             "--model", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "emolive: error:" in result.stderr and "Traceback" not in result.stderr
