@@ -1,0 +1,133 @@
+// The live engine: a generator thread decoding a bounded lookahead ahead of a clock thread.
+//
+//   caller --commands (SPSC, producer serialised by caller_mutex_)--> generator thread
+//   generator --StepEvents blocks (SPSC)--> clock thread (Scheduler) --> MidiOutput
+//
+// Tempo goes straight to the clock as an atomic (applied at the next step). Emotion,
+// temperature and key go to the generator and are heard within the lookahead (one beat by
+// default). Every public method may be called from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "emolive/clock.hpp"
+#include "emolive/generator.hpp"
+#include "emolive/midi_out.hpp"
+#include "emolive/model.hpp"
+#include "emolive/note_tracker.hpp"
+#include "emolive/scheduler.hpp"
+
+namespace emolive {
+
+struct EngineConfig {
+  double bpm = 120.0;
+  int channel = 0;           // 0..15 (Python's channel 1..16 minus one)
+  uint64_t seed = 0;
+  int program = -1;          // GM program 0..127 sent at each play(), -1 = none
+  float temperature = 1.0f;
+  bool clock_out = false;    // MIDI clock 0xF8 x24 per quarter, 0xFA start, 0xFC stop
+  bool record = false;       // keep a copy of every sent message
+  int lookahead_steps = 4;   // steps decoded ahead of the clock (one beat)
+  int walk_steps_per_point = 32;
+};
+
+struct EngineStats {
+  int64_t step = 0;  // steps played since the last play()
+  double bpm = 0.0;
+  float temperature = 0.0f;
+  Weights emotion{};
+  int64_t notes_sent = 0;
+  int sounding = 0;
+  int64_t late_notes = 0;
+  float max_lateness_us = 0.0f;
+  std::string port_error;       // empty when none
+  std::string generator_error;  // empty when none
+  size_t recording_dropped = 0;
+};
+
+struct TimedMessage {
+  double seconds;  // since the last play()
+  std::vector<uint8_t> bytes;
+};
+
+struct OfflineEvent {
+  int64_t step;
+  NoteEvent event;
+};
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> output,
+         const EngineConfig& config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void play(const Weights& emotion);  // starts, or jumps to `emotion` if playing
+  void set_emotion(const Weights& emotion, int glide_steps);
+  void morph(const Weights& from, const Weights& to, int glide_steps);  // starts if stopped
+  void set_bpm(double bpm);
+  void set_temperature(float temperature);
+  void set_scale_mask(uint16_t mask);  // bit c: pitch class c (0 = C) may start notes
+  void stop();   // note-offs, CC64 0, CC123, CC120; idempotent
+  void close();  // stop, then close the port; idempotent
+
+  bool is_playing() const { return playing_.load(); }
+  bool is_closed() const { return closed_.load(); }
+  EngineStats stats() const;
+  Weights emotion() const;
+  std::vector<TimedMessage> recorded() const;
+  std::vector<float> lateness_us() const;
+  std::string output_description() const;
+  const Model& model() const { return *model_; }
+
+  // Offline: `steps` steps through a fresh generator (same code as live) with `seed`; note-offs
+  // for notes still sounding come at step == steps.
+  std::vector<OfflineEvent> generate(int steps, const Weights& emotion, uint64_t seed) const;
+
+ private:
+  struct Command {
+    enum Kind : uint8_t { kEmotion, kTemperature, kScaleMask } kind;
+    Weights weights;
+    int glide_steps;
+    float temperature;
+    uint16_t mask;
+  };
+  void send_command(const Command& c);  // caller_mutex_ held
+  void apply(const Command& c);         // generator thread, or caller when stopped
+  void generator_loop();
+  void publish_emotion(const Weights& w);
+  void play_locked(const Weights& emotion);
+  void stop_locked();
+  void check_open() const;
+
+  std::shared_ptr<const Model> model_;
+  std::unique_ptr<MidiOutput> output_;
+  RecordingOutput* recording_ = nullptr;  // output_ itself when record is on
+  EngineConfig config_;
+  NoteTracker tracker_;
+  LatenessLog lateness_;
+  BlockQueue blocks_;
+  SpscQueue<Command, 256> commands_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Generator> generator_;
+  std::thread generator_thread_;
+  std::atomic<bool> generator_stop_{false};
+  std::atomic<bool> playing_{false}, closed_{false};
+  std::array<std::atomic<float>, 4> emotion_{};
+  mutable std::mutex error_mutex_;  // guards generator_error_ (never taken by the clock thread)
+  std::string generator_error_;
+  mutable std::mutex caller_mutex_;  // serialises callers (the command queue's single producer)
+  float temperature_;
+  uint16_t scale_mask_ = 0x0FFF;
+  SteadyClock::time_point play_time_{};
+};
+
+}  // namespace emolive

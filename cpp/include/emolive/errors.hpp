@@ -1,0 +1,32 @@
+// Typed errors of the engine. The Python bindings map each to an exception of the same name:
+// EngineError -> emolive.EngineError (a RuntimeError), ModelError and PortError subclass it.
+// Bad argument values throw std::invalid_argument (Python ValueError).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace emolive {
+
+class EngineError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A model directory, ONNX file or model card that cannot be used: the message names the file,
+// the tensor or key, and what was expected against what was found.
+class ModelError : public EngineError {
+ public:
+  using EngineError::EngineError;
+};
+
+// A MIDI port that cannot be found or opened, or a MIDI backend that is missing.
+class PortError : public EngineError {
+ public:
+  using EngineError::EngineError;
+};
+
+// The hint appended to port errors: where to get a MIDI port on each platform.
+std::string port_setup_hint();
+
+}  // namespace emolive

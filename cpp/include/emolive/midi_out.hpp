@@ -1,0 +1,75 @@
+// MIDI outputs. send() is called from the clock thread: implementations must not allocate,
+// lock or block (RtMidi's JACK backend writes into a lock-free ring buffer).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace emolive {
+
+class MidiOutput {
+ public:
+  virtual ~MidiOutput() = default;
+  virtual void send(const uint8_t* bytes, size_t size) noexcept = 0;
+  // True once the output reported a failure (port gone, backend error); see error_text().
+  virtual bool failed() const noexcept { return false; }
+  virtual std::string error_text() const { return ""; }
+  virtual std::string describe() const = 0;
+};
+
+// Discards every message (headless use, benchmarks).
+class NullOutput final : public MidiOutput {
+ public:
+  void send(const uint8_t*, size_t) noexcept override {}
+  std::string describe() const override { return "no output"; }
+};
+
+// One recorded message: steady-clock time of the send and up to 3 bytes.
+struct RecordedMessage {
+  int64_t time_ns;  // std::chrono::steady_clock, nanoseconds since its epoch
+  uint8_t size;
+  uint8_t bytes[3];
+};
+
+// Records every message into a buffer allocated up front, then forwards it to `inner` (if any).
+// Messages beyond the capacity are forwarded but not recorded (counted in dropped()).
+// Reading (count(), at()) is safe from another thread while the clock thread records.
+class RecordingOutput final : public MidiOutput {
+ public:
+  explicit RecordingOutput(std::unique_ptr<MidiOutput> inner = nullptr, size_t capacity = 1 << 18);
+  void send(const uint8_t* bytes, size_t size) noexcept override;
+  bool failed() const noexcept override { return inner_ && inner_->failed(); }
+  std::string error_text() const override { return inner_ ? inner_->error_text() : ""; }
+  std::string describe() const override;
+
+  size_t count() const { return count_.load(std::memory_order_acquire); }
+  const RecordedMessage& at(size_t i) const { return buffer_[i]; }
+  size_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Forget what was recorded. Only while no thread sends.
+  void clear() { count_.store(0); dropped_.store(0); }
+
+ private:
+  std::unique_ptr<MidiOutput> inner_;
+  std::vector<RecordedMessage> buffer_;
+  std::atomic<size_t> count_{0};
+  std::atomic<size_t> dropped_{0};
+};
+
+// --- RtMidi (only when built with it; otherwise these throw PortError) ---
+
+bool rtmidi_available();
+// The MIDI API in use: env EMOLIVE_MIDI_API (alsa|jack|core|winmm), else the first compiled
+// API that opens. Empty when none opens.
+std::string midi_api_name();
+// Output port names of that API (empty when no backend opens).
+std::vector<std::string> list_output_ports();
+// Open output port `index` (of list_output_ports()); PortError if it cannot be opened.
+std::unique_ptr<MidiOutput> open_port_output(int index, const std::string& client_name);
+// Open a virtual output port named `name`; PortError where unsupported (Windows).
+std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name);
+
+}  // namespace emolive

@@ -1,0 +1,65 @@
+// The model card (model_card.json, docs/model-contract.md): parsed and validated against the
+// contract. Validation here covers the card alone; Model checks the ONNX files against it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace emolive {
+
+// Fixed sizes of the contract.
+constexpr int kPitchLow = 21;      // MIDI note of key index 0 (A0)
+constexpr int kPitchCount = 88;    // keys 21..108
+constexpr int kFrameSize = 3 * kPitchCount;  // [onset | hold | velocity]
+constexpr int kEmotionCount = 4;   // Q1..Q4
+
+// Shape of one tensor; -1 marks a dynamic dimension.
+using Shape = std::vector<int64_t>;
+
+struct TensorSpec {
+  std::string name;
+  Shape shape;
+};
+
+// Inputs and outputs of one ONNX file, in the card's order.
+struct FileIo {
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+
+struct ModelCard {
+  int format_version = 0;
+  std::string name;
+  int steps_per_beat = 4;
+  int beats_per_bar = 4;
+  int steps_per_bar = 16;
+  int z = 0;
+  int layers = 0;
+  int hidden = 0;
+  int segment_steps = 0;  // steps per phrase; the engine re-seeds the decoder at each phrase start
+  std::map<std::string, std::string> files;  // role (encoder, decoder_init, decoder_step) -> file
+  std::map<std::string, FileIo> io;          // role -> inputs/outputs
+  float onset_threshold = 0.5f;
+  float hold_threshold = 0.5f;
+  float temperature = 1.0f;
+  std::string json;  // the card's full text, as read
+};
+
+// The roles of the three ONNX files, in load order.
+const std::vector<std::string>& model_roles();
+
+// The contract's shapes for one role, built from the card's sizes (Z, L, H).
+FileIo expected_io(const std::string& role, const ModelCard& card);
+
+// Parse and validate card text. `source` names it in errors (e.g. the file path).
+// Throws ModelError naming the key and expected vs found.
+ModelCard parse_model_card(const std::string& json_text, const std::string& source);
+
+// Read and parse <dir>/model_card.json; ModelError if missing or unreadable.
+ModelCard load_model_card(const std::string& model_dir);
+
+std::string shape_to_string(const Shape& shape);
+
+}  // namespace emolive

@@ -1,0 +1,73 @@
+// The clock thread: sends each step's notes at its absolute deadline.
+//
+// Step k's deadline is anchor + (k - anchor_step) * step_length, where a tempo change moves the
+// anchor to the next step boundary, so tempo changes never accumulate rounding drift and take
+// effect at the next step (well within one beat). In the thread: no allocation, no locks, no
+// I/O other than MIDI sends. Blocks for steps already past are dropped, except their note-offs
+// (so a slow generator can make notes late or missing, never stuck).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "emolive/clock.hpp"
+#include "emolive/midi_out.hpp"
+#include "emolive/note_tracker.hpp"
+#include "emolive/sampler.hpp"
+#include "emolive/spsc_queue.hpp"
+
+namespace emolive {
+
+using BlockQueue = SpscQueue<StepEvents, 64>;
+
+constexpr double kMinBpm = 20.0, kMaxBpm = 400.0;
+constexpr int kClockTicksPerStep = 6;  // MIDI clock: 24 per quarter note = 6 per 16th step
+
+class Scheduler {
+ public:
+  // channel 0..15; the queue's producer is the generator (or a test).
+  Scheduler(MidiOutput& out, NoteTracker& tracker, BlockQueue& blocks, LatenessLog& lateness,
+            int channel, bool clock_out);
+  ~Scheduler();
+
+  // Start the clock thread: step 0 is due as soon as its block is queued.
+  void start(double bpm);
+  // Ask the thread to stop, wait for it. On its way out it sends the all-off sequence (and
+  // MIDI stop 0xFC with clock_out). Idempotent.
+  void stop();
+  bool running() const { return thread_.joinable(); }
+
+  // Takes effect at the next step boundary. Throws std::invalid_argument outside 20..400.
+  void set_bpm(double bpm);
+  double bpm() const { return bpm_.load(std::memory_order_relaxed); }
+  // Steps whose deadline has passed (the next step due is this one).
+  int64_t steps_played() const { return steps_played_.load(std::memory_order_acquire); }
+  // The steady-clock time of step 0's deadline (valid once steps_played() > 0).
+  SteadyClock::time_point origin() const {
+    return SteadyClock::time_point(SteadyClock::duration(origin_ticks_.load()));
+  }
+  const std::atomic<bool>& stop_flag() const { return stop_; }
+
+ private:
+  void run();
+  bool wait_for_first_block();
+  void play_step(int64_t step, SteadyClock::time_point deadline,
+                 SteadyClock::duration step_length);
+  void send_events(const StepEvents& block, bool note_ons);
+
+  MidiOutput& out_;
+  NoteTracker& tracker_;
+  BlockQueue& blocks_;
+  LatenessLog& lateness_;
+  const int channel_;
+  const bool clock_out_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<double> bpm_{120.0};
+  std::atomic<int64_t> steps_played_{0};
+  std::atomic<SteadyClock::rep> origin_ticks_{0};
+  bool forgot_after_failure_ = false;  // clock-thread only
+};
+
+}  // namespace emolive

@@ -1,0 +1,267 @@
+#include "emolive/engine.hpp"
+
+#include <stdexcept>
+
+#include "emolive/errors.hpp"
+
+namespace emolive {
+
+Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> output,
+               const EngineConfig& config)
+    : model_(std::move(model)), config_(config), temperature_(config.temperature) {
+  if (!model_) throw std::invalid_argument("engine needs a model");
+  if (config.channel < 0 || config.channel > 15) throw std::invalid_argument("channel must be 0..15");
+  if (config.program < -1 || config.program > 127) throw std::invalid_argument("program must be 0..127");
+  if (config.lookahead_steps < 1 || config.lookahead_steps > int(BlockQueue::capacity())) {
+    throw std::invalid_argument("lookahead must be 1..63 steps");
+  }
+  if (!output) output = std::make_unique<NullOutput>();
+  if (config.record) {
+    auto recording = std::make_unique<RecordingOutput>(std::move(output));
+    recording_ = recording.get();
+    output = std::move(recording);
+  }
+  output_ = std::move(output);
+  GeneratorConfig gc;
+  gc.seed = config.seed;
+  gc.walk_steps_per_point = config.walk_steps_per_point;
+  gc.sampling.temperature = config.temperature;
+  gc.sampling.onset_threshold = model_->card().onset_threshold;
+  gc.sampling.hold_threshold = model_->card().hold_threshold;
+  generator_ = std::make_unique<Generator>(*model_, gc);
+  scheduler_ = std::make_unique<Scheduler>(*output_, tracker_, blocks_, lateness_, config.channel,
+                                           config.clock_out);
+  scheduler_->set_bpm(config.bpm);
+  publish_emotion(generator_->emotion());
+}
+
+Engine::~Engine() {
+  try {
+    close();
+  } catch (...) {  // a destructor must not throw; close() only fails on broken invariants
+  }
+}
+
+void Engine::check_open() const {
+  if (closed_) throw EngineError("the engine is closed");
+}
+
+void Engine::publish_emotion(const Weights& w) {
+  for (int i = 0; i < 4; ++i) emotion_[i].store(w[i], std::memory_order_relaxed);
+}
+
+Weights Engine::emotion() const {
+  return {emotion_[0].load(), emotion_[1].load(), emotion_[2].load(), emotion_[3].load()};
+}
+
+void Engine::apply(const Command& c) {
+  switch (c.kind) {
+    case Command::kEmotion: generator_->set_emotion(c.weights, c.glide_steps); break;
+    case Command::kTemperature: generator_->set_temperature(c.temperature); break;
+    case Command::kScaleMask: generator_->set_scale_mask(c.mask); break;
+  }
+}
+
+void Engine::send_command(const Command& c) {
+  if (!playing_) {  // no generator thread: apply here
+    apply(c);
+    publish_emotion(generator_->emotion());
+    return;
+  }
+  while (!commands_.push(c)) std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+void Engine::play(const Weights& emotion) {
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  play_locked(normalised(emotion));
+}
+
+void Engine::play_locked(const Weights& emotion) {
+  check_open();
+  if (playing_) {
+    send_command({Command::kEmotion, emotion, 0, 0.f, 0});
+    return;
+  }
+  apply({Command::kEmotion, emotion, 0, 0.f, 0});
+  publish_emotion(generator_->emotion());
+  {
+    std::lock_guard<std::mutex> error_lock(error_mutex_);
+    generator_error_.clear();
+  }
+  if (recording_) recording_->clear();
+  lateness_.clear();
+  play_time_ = SteadyClock::now();
+  if (config_.program >= 0) {
+    const uint8_t msg[2] = {uint8_t(0xC0 | config_.channel), uint8_t(config_.program)};
+    output_->send(msg, 2);
+  }
+  generator_stop_ = false;
+  playing_ = true;
+  generator_thread_ = std::thread([this] { generator_loop(); });
+  scheduler_->start(scheduler_->bpm());
+}
+
+void Engine::generator_loop() {
+  StepEvents block;
+  Command command;
+  while (!generator_stop_.load(std::memory_order_acquire)) {
+    try {
+      while (commands_.pop(command)) apply(command);
+      const int64_t horizon = scheduler_->steps_played() + config_.lookahead_steps;
+      if (generator_->step() >= horizon) {
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+        continue;
+      }
+      generator_->produce(block);
+      publish_emotion(generator_->emotion());
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      generator_error_ = e.what();
+      return;  // the clock keeps time and, lacking blocks, plays silence
+    }
+    while (!blocks_.push(block)) {
+      if (generator_stop_.load(std::memory_order_acquire)) return;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+}
+
+void Engine::set_emotion(const Weights& emotion, int glide_steps) {
+  if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  check_open();
+  send_command({Command::kEmotion, normalised(emotion), glide_steps, 0.f, 0});
+}
+
+void Engine::morph(const Weights& from, const Weights& to, int glide_steps) {
+  if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
+  const Weights a = normalised(from), b = normalised(to);
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  play_locked(a);
+  send_command({Command::kEmotion, b, glide_steps, 0.f, 0});
+}
+
+void Engine::set_bpm(double bpm) {
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  check_open();
+  scheduler_->set_bpm(bpm);
+}
+
+void Engine::set_temperature(float temperature) {
+  if (!(temperature >= 0.05f && temperature <= 5.0f)) {
+    throw std::invalid_argument("temperature must be in 0.05..5");
+  }
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  check_open();
+  temperature_ = temperature;
+  send_command({Command::kTemperature, {}, 0, temperature, 0});
+}
+
+void Engine::set_scale_mask(uint16_t mask) {
+  if ((mask & 0x0FFF) == 0) throw std::invalid_argument("a scale needs at least one pitch class");
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  check_open();
+  scale_mask_ = mask & 0x0FFF;
+  send_command({Command::kScaleMask, {}, 0, 0.f, scale_mask_});
+}
+
+void Engine::stop() {
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  stop_locked();
+}
+
+void Engine::stop_locked() {
+  if (!playing_) return;
+  scheduler_->stop();  // the clock thread sends the all-off sequence on its way out
+  generator_stop_ = true;
+  generator_thread_.join();
+  Command command;
+  while (commands_.pop(command)) apply(command);
+  StepEvents discard;
+  while (blocks_.pop(discard)) {
+  }
+  generator_->finish(discard);  // the tracker already silenced these notes
+  publish_emotion(generator_->emotion());
+  playing_ = false;
+}
+
+void Engine::close() {
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  if (closed_) return;
+  stop_locked();
+  closed_ = true;
+  scheduler_.reset();
+  recording_ = nullptr;
+  output_.reset();  // closes the port
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  s.emotion = emotion();
+  s.notes_sent = tracker_.notes_sent();
+  s.sounding = tracker_.count();
+  s.late_notes = lateness_.late_notes();
+  s.max_lateness_us = lateness_.max_us();
+  s.temperature = temperature_;
+  if (!closed_) {
+    s.step = scheduler_->steps_played();
+    s.bpm = scheduler_->bpm();
+    if (output_->failed()) s.port_error = output_->error_text();
+    if (recording_) s.recording_dropped = recording_->dropped();
+  } else {
+    s.bpm = config_.bpm;
+  }
+  std::lock_guard<std::mutex> lock(error_mutex_);
+  s.generator_error = generator_error_;
+  return s;
+}
+
+std::vector<TimedMessage> Engine::recorded() const {
+  std::vector<TimedMessage> out;
+  if (!recording_) return out;
+  const size_t n = recording_->count();
+  out.reserve(n);
+  const int64_t origin = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             play_time_.time_since_epoch()).count();
+  for (size_t i = 0; i < n; ++i) {
+    const RecordedMessage& m = recording_->at(i);
+    out.push_back({double(m.time_ns - origin) * 1e-9,
+                   std::vector<uint8_t>(m.bytes, m.bytes + m.size)});
+  }
+  return out;
+}
+
+std::vector<float> Engine::lateness_us() const {
+  return std::vector<float>(lateness_.data(), lateness_.data() + lateness_.count());
+}
+
+std::string Engine::output_description() const {
+  return output_ ? output_->describe() : "closed";
+}
+
+std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed) const {
+  if (steps < 0) throw std::invalid_argument("steps must be >= 0");
+  GeneratorConfig gc;
+  gc.seed = seed;
+  gc.walk_steps_per_point = config_.walk_steps_per_point;
+  gc.emotion = normalised(emotion);
+  {
+    std::lock_guard<std::mutex> lock(caller_mutex_);
+    gc.sampling.temperature = temperature_;
+    gc.sampling.scale_mask = scale_mask_;
+  }
+  gc.sampling.onset_threshold = model_->card().onset_threshold;
+  gc.sampling.hold_threshold = model_->card().hold_threshold;
+  Generator generator(*model_, gc);
+  std::vector<OfflineEvent> events;
+  StepEvents block;
+  for (int s = 0; s < steps; ++s) {
+    generator.produce(block);
+    for (int i = 0; i < block.count; ++i) events.push_back({block.step, block.events[i]});
+  }
+  generator.finish(block);
+  for (int i = 0; i < block.count; ++i) events.push_back({block.step, block.events[i]});
+  return events;
+}
+
+}  // namespace emolive

@@ -1,0 +1,255 @@
+#include "emolive/model.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+#include "emolive/errors.hpp"
+
+namespace emolive {
+namespace {
+
+Ort::MemoryInfo& cpu_memory() {
+  static Ort::MemoryInfo info = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  return info;
+}
+
+Ort::Value view(std::vector<float>& data, const Shape& shape) {
+  return Ort::Value::CreateTensor<float>(cpu_memory(), data.data(), data.size(), shape.data(),
+                                         shape.size());
+}
+
+Ort::Value view(const float* data, size_t count, const Shape& shape) {
+  // ONNX Runtime only reads input tensors; the const_cast never leads to a write.
+  return Ort::Value::CreateTensor<float>(cpu_memory(), const_cast<float*>(data), count,
+                                         shape.data(), shape.size());
+}
+
+std::vector<float> copy_out(const Ort::Value& value) {
+  const auto info = value.GetTensorTypeAndShapeInfo();
+  const float* data = value.GetTensorData<float>();
+  return std::vector<float>(data, data + info.GetElementCount());
+}
+
+const char* element_type_name(ONNXTensorElementDataType t) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
+    default: return "a non-float32 type";
+  }
+}
+
+// One tensor of the model against the card: float32, same rank, every size fixed on both
+// sides equal. A size the card fixes may be dynamic in the file (we always feed the card's).
+void check_tensor(const std::string& where, const std::string& name, Ort::TypeInfo info,
+                  const Shape& card_shape) {
+  if (info.GetONNXType() != ONNX_TYPE_TENSOR) {
+    throw ModelError(where + " tensor '" + name + "': expected a float32 tensor, found a non-tensor");
+  }
+  auto tensor = info.GetTensorTypeAndShapeInfo();
+  if (tensor.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+    throw ModelError(where + " tensor '" + name + "': expected float32, found " +
+                     element_type_name(tensor.GetElementType()));
+  }
+  Shape found = tensor.GetShape();
+  bool ok = found.size() == card_shape.size();
+  for (size_t i = 0; ok && i < found.size(); ++i) {
+    if (found[i] > 0 && card_shape[i] > 0 && found[i] != card_shape[i]) ok = false;
+  }
+  if (!ok) {
+    throw ModelError(where + " tensor '" + name + "': expected shape " +
+                     shape_to_string(card_shape) + " (from the model card), found " +
+                     shape_to_string(found));
+  }
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+}  // namespace
+
+Model::Model(const std::string& model_dir, const std::string& onnxruntime_lib) : dir_(model_dir) {
+  card_ = load_model_card(model_dir);
+  ensure_onnxruntime(onnxruntime_lib);
+  encoder_ = load_session("encoder");
+  decoder_init_ = load_session("decoder_init");
+  decoder_step_ = load_session("decoder_step");
+}
+
+Model::Session Model::load_session(const std::string& role) const {
+  Session s;
+  s.role = role;
+  s.path = dir_ + "/" + card_.files.at(role);
+  if (!std::ifstream(s.path, std::ios::binary)) {
+    throw ModelError("model directory " + dir_ + ": missing " + role + " file " + s.path +
+                     " (named in model_card.json 'files." + role + "')");
+  }
+  Ort::SessionOptions options;
+  options.SetIntraOpNumThreads(1);
+  options.SetInterOpNumThreads(1);
+  options.SetExecutionMode(ORT_SEQUENTIAL);
+  options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+  options.AddConfigEntry("session.intra_op.allow_spinning", "0");
+  options.AddConfigEntry("session.inter_op.allow_spinning", "0");
+  try {
+#ifdef _WIN32
+    std::wstring wide(s.path.begin(), s.path.end());
+    s.session = std::make_unique<Ort::Session>(ort_env(), wide.c_str(), options);
+#else
+    s.session = std::make_unique<Ort::Session>(ort_env(), s.path.c_str(), options);
+#endif
+  } catch (const Ort::Exception& e) {
+    throw ModelError(role + " file " + s.path + " could not be loaded by ONNX Runtime: " +
+                     e.what());
+  }
+  const FileIo& io = card_.io.at(role);
+  for (const auto& t : io.inputs) s.input_names.push_back(t.name);
+  for (const auto& t : io.outputs) s.output_names.push_back(t.name);
+  validate(s);
+  for (const auto& n : s.input_names) s.input_ptrs.push_back(n.c_str());
+  for (const auto& n : s.output_names) s.output_ptrs.push_back(n.c_str());
+  return s;
+}
+
+void Model::validate(const Session& s) const {
+  Ort::AllocatorWithDefaultOptions allocator;
+  const std::string where = s.role + " file " + s.path;
+  const FileIo& io = card_.io.at(s.role);
+  auto check_side = [&](const char* side, size_t count, auto name_at, auto type_at,
+                        const std::vector<TensorSpec>& specs) {
+    std::vector<std::string> found;
+    for (size_t i = 0; i < count; ++i) found.push_back(name_at(i).get());
+    std::vector<std::string> wanted;
+    for (const auto& t : specs) wanted.push_back(t.name);
+    auto sorted_found = found, sorted_wanted = wanted;
+    std::sort(sorted_found.begin(), sorted_found.end());
+    std::sort(sorted_wanted.begin(), sorted_wanted.end());
+    if (sorted_found != sorted_wanted) {
+      throw ModelError(where + ": " + side + " expected [" + join(wanted) +
+                       "] (from the model card), found [" + join(found) + "]");
+    }
+    for (size_t i = 0; i < count; ++i) {
+      const auto& spec = *std::find_if(specs.begin(), specs.end(),
+                                       [&](const TensorSpec& t) { return t.name == found[i]; });
+      check_tensor(where, found[i], type_at(i), spec.shape);
+    }
+  };
+  const Ort::Session& session = *s.session;
+  check_side("inputs", session.GetInputCount(),
+             [&](size_t i) { return session.GetInputNameAllocated(i, allocator); },
+             [&](size_t i) { return session.GetInputTypeInfo(i); }, io.inputs);
+  check_side("outputs", session.GetOutputCount(),
+             [&](size_t i) { return session.GetOutputNameAllocated(i, allocator); },
+             [&](size_t i) { return session.GetOutputTypeInfo(i); }, io.outputs);
+}
+
+std::unique_ptr<DecoderBuffers> Model::make_buffers() const {
+  auto b = std::make_unique<DecoderBuffers>();
+  const int64_t Z = card_.z, L = card_.layers, H = card_.hidden;
+  b->prev.assign(kFrameSize, 0.0f);
+  b->z.assign(Z, 0.0f);
+  b->emotion.assign(kEmotionCount, 0.0f);
+  b->state.assign(L * H, 0.0f);
+  b->state_out.assign(L * H, 0.0f);
+  b->onset_logits.assign(kPitchCount, 0.0f);
+  b->hold_logits.assign(kPitchCount, 0.0f);
+  b->velocity.assign(kPitchCount, 0.0f);
+  auto tensor_for = [&](const std::string& name) -> Ort::Value {
+    if (name == "prev") return view(b->prev, {1, kFrameSize});
+    if (name == "z") return view(b->z, {1, Z});
+    if (name == "emotion") return view(b->emotion, {1, kEmotionCount});
+    if (name == "state") return view(b->state, {L, 1, H});
+    throw std::logic_error("no buffer for input " + name);
+  };
+  for (const auto& n : decoder_init_.input_names) b->init_inputs.push_back(tensor_for(n));
+  b->init_outputs.push_back(view(b->state, {L, 1, H}));  // decoder_init's only output: state
+  for (const auto& n : decoder_step_.input_names) b->step_inputs.push_back(tensor_for(n));
+  for (const auto& n : decoder_step_.output_names) {
+    if (n == "onset_logits") b->step_outputs.push_back(view(b->onset_logits, {1, kPitchCount}));
+    else if (n == "hold_logits") b->step_outputs.push_back(view(b->hold_logits, {1, kPitchCount}));
+    else if (n == "velocity") b->step_outputs.push_back(view(b->velocity, {1, kPitchCount}));
+    else b->step_outputs.push_back(view(b->state_out, {L, 1, H}));  // state_out
+  }
+  return b;
+}
+
+void Model::decode_init_1(DecoderBuffers& b) const {
+  decoder_init_.session->Run(Ort::RunOptions{nullptr}, decoder_init_.input_ptrs.data(),
+                             b.init_inputs.data(), b.init_inputs.size(),
+                             decoder_init_.output_ptrs.data(), b.init_outputs.data(),
+                             b.init_outputs.size());
+}
+
+void Model::decode_step_1(DecoderBuffers& b) const {
+  decoder_step_.session->Run(Ort::RunOptions{nullptr}, decoder_step_.input_ptrs.data(),
+                             b.step_inputs.data(), b.step_inputs.size(),
+                             decoder_step_.output_ptrs.data(), b.step_outputs.data(),
+                             b.step_outputs.size());
+  std::memcpy(b.state.data(), b.state_out.data(), b.state.size() * sizeof(float));
+}
+
+std::vector<Ort::Value> Model::run(const Session& s, const std::vector<Ort::Value>& inputs) const {
+  try {
+    return s.session->Run(Ort::RunOptions{nullptr}, s.input_ptrs.data(), inputs.data(),
+                          inputs.size(), s.output_ptrs.data(), s.output_ptrs.size());
+  } catch (const Ort::Exception& e) {
+    throw EngineError(s.role + " run failed: " + e.what());
+  }
+}
+
+std::vector<float> Model::decode_init(const float* z, const float* emotion, int64_t batch) const {
+  const int64_t Z = card_.z;
+  std::vector<Ort::Value> inputs;
+  for (const auto& n : decoder_init_.input_names) {
+    if (n == "z") inputs.push_back(view(z, batch * Z, {batch, Z}));
+    else inputs.push_back(view(emotion, batch * kEmotionCount, {batch, kEmotionCount}));
+  }
+  return copy_out(run(decoder_init_, inputs)[0]);
+}
+
+Model::StepOutputs Model::decode_step(const float* prev, const float* z, const float* emotion,
+                                      const float* state, int64_t batch) const {
+  const int64_t Z = card_.z, L = card_.layers, H = card_.hidden;
+  std::vector<Ort::Value> inputs;
+  for (const auto& n : decoder_step_.input_names) {
+    if (n == "prev") inputs.push_back(view(prev, batch * kFrameSize, {batch, kFrameSize}));
+    else if (n == "z") inputs.push_back(view(z, batch * Z, {batch, Z}));
+    else if (n == "emotion") inputs.push_back(view(emotion, batch * kEmotionCount, {batch, kEmotionCount}));
+    else inputs.push_back(view(state, L * batch * H, {L, batch, H}));
+  }
+  auto outputs = run(decoder_step_, inputs);
+  StepOutputs out;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const std::string& n = decoder_step_.output_names[i];
+    auto values = copy_out(outputs[i]);
+    if (n == "onset_logits") out.onset_logits = std::move(values);
+    else if (n == "hold_logits") out.hold_logits = std::move(values);
+    else if (n == "velocity") out.velocity = std::move(values);
+    else out.state_out = std::move(values);
+  }
+  return out;
+}
+
+std::pair<std::vector<float>, std::vector<float>> Model::encode(const float* roll, int64_t steps,
+                                                                const float* emotion,
+                                                                int64_t batch) const {
+  std::vector<Ort::Value> inputs;
+  for (const auto& n : encoder_.input_names) {
+    if (n == "roll") inputs.push_back(view(roll, batch * steps * kFrameSize, {batch, steps, kFrameSize}));
+    else inputs.push_back(view(emotion, batch * kEmotionCount, {batch, kEmotionCount}));
+  }
+  auto outputs = run(encoder_, inputs);
+  std::vector<float> mu, logvar;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    (encoder_.output_names[i] == "mu" ? mu : logvar) = copy_out(outputs[i]);
+  }
+  return {mu, logvar};
+}
+
+}  // namespace emolive

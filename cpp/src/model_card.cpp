@@ -1,0 +1,236 @@
+#include "emolive/model_card.hpp"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "emolive/errors.hpp"
+
+namespace emolive {
+namespace {
+
+using nlohmann::json;
+
+class CardReader {
+ public:
+  CardReader(const json& root, std::string source) : root_(root), source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw ModelError("model card " + source_ + ": '" + key + "' " + what);
+  }
+
+  const json& at(const std::string& dotted) const {
+    const json* node = &root_;
+    std::stringstream parts(dotted);
+    std::string part;
+    while (std::getline(parts, part, '.')) {
+      if (!node->is_object() || !node->contains(part)) fail(dotted, "is missing");
+      node = &(*node)[part];
+    }
+    return *node;
+  }
+
+  int integer(const std::string& key) const {
+    const json& v = at(key);
+    if (!v.is_number_integer()) fail(key, "must be an integer, found " + v.dump());
+    return v.get<int>();
+  }
+
+  int positive(const std::string& key) const {
+    int v = integer(key);
+    if (v <= 0) fail(key, "must be positive, found " + std::to_string(v));
+    return v;
+  }
+
+  void expect_int(const std::string& key, int expected) const {
+    int v = integer(key);
+    if (v != expected) {
+      fail(key, "expected " + std::to_string(expected) + ", found " + std::to_string(v));
+    }
+  }
+
+  std::string text(const std::string& key) const {
+    const json& v = at(key);
+    if (!v.is_string()) fail(key, "must be a string, found " + v.dump());
+    return v.get<std::string>();
+  }
+
+  float probability(const std::string& key, float fallback) const {
+    const json* node = &root_;
+    std::stringstream parts(key);
+    std::string part;
+    while (std::getline(parts, part, '.')) {
+      if (!node->is_object() || !node->contains(part)) return fallback;
+      node = &(*node)[part];
+    }
+    if (!node->is_number()) fail(key, "must be a number, found " + node->dump());
+    return node->get<float>();
+  }
+
+  std::vector<TensorSpec> tensors(const std::string& key) const {
+    const json& v = at(key);
+    if (!v.is_object()) fail(key, "must be an object of name -> shape");
+    std::vector<TensorSpec> out;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (!it.value().is_array()) fail(key + "." + it.key(), "must be a list of sizes");
+      Shape shape;
+      for (const auto& dim : it.value()) {
+        if (!dim.is_number_integer() || dim.get<int64_t>() < -1 || dim.get<int64_t>() == 0) {
+          fail(key + "." + it.key(), "sizes must be positive integers or -1, found " + dim.dump());
+        }
+        shape.push_back(dim.get<int64_t>());
+      }
+      out.push_back({it.key(), shape});
+    }
+    return out;
+  }
+
+ private:
+  const json& root_;
+  std::string source_;
+};
+
+const TensorSpec* find_tensor(const std::vector<TensorSpec>& list, const std::string& name) {
+  for (const auto& t : list) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+// The card's io for one role must list exactly the contract's tensors with the contract's shapes.
+void check_io_against_contract(const CardReader& reader, const std::string& role,
+                               const FileIo& found, const FileIo& expected) {
+  auto check_side = [&](const char* side, const std::vector<TensorSpec>& have,
+                        const std::vector<TensorSpec>& want) {
+    std::string where = "io." + role + "." + side;
+    for (const auto& w : want) {
+      const TensorSpec* h = find_tensor(have, w.name);
+      if (!h) reader.fail(where, "lacks tensor '" + w.name + "' " + shape_to_string(w.shape));
+      if (h->shape != w.shape) {
+        reader.fail(where + "." + w.name, "expected shape " + shape_to_string(w.shape) +
+                                              ", found " + shape_to_string(h->shape));
+      }
+    }
+    for (const auto& h : have) {
+      if (!find_tensor(want, h.name)) {
+        reader.fail(where, "has unexpected tensor '" + h.name + "'");
+      }
+    }
+  };
+  check_side("inputs", found.inputs, expected.inputs);
+  check_side("outputs", found.outputs, expected.outputs);
+}
+
+}  // namespace
+
+const std::vector<std::string>& model_roles() {
+  static const std::vector<std::string> roles = {"encoder", "decoder_init", "decoder_step"};
+  return roles;
+}
+
+FileIo expected_io(const std::string& role, const ModelCard& c) {
+  const int64_t B = -1;
+  if (role == "encoder") {
+    return {{{"roll", {B, -1, kFrameSize}}, {"emotion", {B, kEmotionCount}}},
+            {{"mu", {B, c.z}}, {"logvar", {B, c.z}}}};
+  }
+  if (role == "decoder_init") {
+    return {{{"z", {B, c.z}}, {"emotion", {B, kEmotionCount}}},
+            {{"state", {c.layers, B, c.hidden}}}};
+  }
+  if (role == "decoder_step") {
+    return {{{"prev", {B, kFrameSize}},
+             {"z", {B, c.z}},
+             {"emotion", {B, kEmotionCount}},
+             {"state", {c.layers, B, c.hidden}}},
+            {{"onset_logits", {B, kPitchCount}},
+             {"hold_logits", {B, kPitchCount}},
+             {"velocity", {B, kPitchCount}},
+             {"state_out", {c.layers, B, c.hidden}}}};
+  }
+  throw std::invalid_argument("unknown model role '" + role + "'");
+}
+
+ModelCard parse_model_card(const std::string& json_text, const std::string& source) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw ModelError("model card " + source + " is not valid JSON: " + e.what());
+  }
+  if (!root.is_object()) throw ModelError("model card " + source + " must be a JSON object");
+  CardReader r(root, source);
+  ModelCard card;
+  card.json = json_text;
+  if (r.text("format") != "emolive-cvae") {
+    r.fail("format", "expected \"emolive-cvae\", found \"" + r.text("format") + "\"");
+  }
+  card.format_version = r.integer("format_version");
+  if (card.format_version != 1) {
+    r.fail("format_version", "expected 1 (this engine reads format 1), found " +
+                                 std::to_string(card.format_version));
+  }
+  card.name = root.contains("name") && root["name"].is_string() ? root["name"].get<std::string>()
+                                                                  : "unnamed";
+  r.expect_int("grid.steps_per_beat", 4);
+  r.expect_int("grid.beats_per_bar", 4);
+  r.expect_int("grid.steps_per_bar", 16);
+  r.expect_int("pitch.low", kPitchLow);
+  r.expect_int("pitch.high", kPitchLow + kPitchCount - 1);
+  r.expect_int("pitch.count", kPitchCount);
+  r.expect_int("features.size", kFrameSize);
+  const json& layout = r.at("features.layout");
+  if (layout != json::array({"onset", "hold", "velocity"})) {
+    r.fail("features.layout", "expected [\"onset\",\"hold\",\"velocity\"], found " + layout.dump());
+  }
+  const json& order = r.at("emotions.order");
+  if (order != json::array({"Q1", "Q2", "Q3", "Q4"})) {
+    r.fail("emotions.order", "expected [\"Q1\",\"Q2\",\"Q3\",\"Q4\"], found " + order.dump());
+  }
+  card.z = r.positive("sizes.z");
+  card.layers = r.positive("sizes.layers");
+  card.hidden = r.positive("sizes.hidden");
+  card.segment_steps = r.positive("sizes.segment_steps");
+  for (const auto& role : model_roles()) {
+    card.files[role] = r.text("files." + role);
+    FileIo io{r.tensors("io." + role + ".inputs"), r.tensors("io." + role + ".outputs")};
+    check_io_against_contract(r, role, io, expected_io(role, card));
+    card.io[role] = io;
+  }
+  card.onset_threshold = r.probability("sampling.onset_threshold", 0.5f);
+  card.hold_threshold = r.probability("sampling.hold_threshold", 0.5f);
+  card.temperature = r.probability("sampling.temperature", 1.0f);
+  for (auto [key, value] : {std::pair{"sampling.onset_threshold", card.onset_threshold},
+                            std::pair{"sampling.hold_threshold", card.hold_threshold}}) {
+    if (!(value > 0.0f && value < 1.0f)) {
+      r.fail(key, "must be in (0, 1), found " + std::to_string(value));
+    }
+  }
+  if (!(card.temperature >= 0.05f && card.temperature <= 5.0f)) {
+    r.fail("sampling.temperature", "must be in [0.05, 5], found " + std::to_string(card.temperature));
+  }
+  return card;
+}
+
+ModelCard load_model_card(const std::string& model_dir) {
+  const std::string path = model_dir + "/model_card.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ModelError("model directory " + model_dir + " has no readable model_card.json (expected " +
+                     path + ")");
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse_model_card(buffer.str(), path);
+}
+
+std::string shape_to_string(const Shape& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
+}  // namespace emolive

@@ -1,0 +1,108 @@
+#include "emolive/onnx_runtime.hpp"
+
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include "emolive/errors.hpp"
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dlfcn.h>
+#endif
+
+namespace emolive {
+namespace {
+
+using GetApiBaseFn = const OrtApiBase* (*)();
+
+std::mutex g_load_mutex;
+std::string g_loaded_path;
+
+#ifdef _WIN32
+const char* kPlainName = "onnxruntime.dll";
+void* open_library(const std::string& path, std::string& why) {
+  HMODULE handle = LoadLibraryA(path.c_str());
+  if (!handle) why = "LoadLibrary failed with code " + std::to_string(GetLastError());
+  return reinterpret_cast<void*>(handle);
+}
+void* find_symbol(void* handle, const char* name) {
+  return reinterpret_cast<void*>(GetProcAddress(reinterpret_cast<HMODULE>(handle), name));
+}
+#else
+#ifdef __APPLE__
+const char* kPlainName = "libonnxruntime.dylib";
+#else
+const char* kPlainName = "libonnxruntime.so";
+#endif
+void* open_library(const std::string& path, std::string& why) {
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* err = dlerror();
+    why = err ? err : "dlopen failed";
+  }
+  return handle;
+}
+void* find_symbol(void* handle, const char* name) { return dlsym(handle, name); }
+#endif
+
+// Try one candidate; on success initialise Ort's global API pointer and return true.
+bool try_load(const std::string& path, std::string& report) {
+  std::string why;
+  void* handle = open_library(path, why);
+  if (!handle) {
+    report += "\n  " + path + ": " + why;
+    return false;
+  }
+  auto get_api_base = reinterpret_cast<GetApiBaseFn>(find_symbol(handle, "OrtGetApiBase"));
+  if (!get_api_base) {
+    report += "\n  " + path + ": no symbol OrtGetApiBase (not an ONNX Runtime library)";
+    return false;
+  }
+  const OrtApi* api = get_api_base()->GetApi(ORT_API_VERSION);
+  if (!api) {
+    report += "\n  " + path + ": does not provide ONNX Runtime API version " +
+              std::to_string(ORT_API_VERSION) + " (" + get_api_base()->GetVersionString() +
+              " is too old)";
+    return false;
+  }
+  Ort::InitApi(api);
+  g_loaded_path = path;
+  return true;
+}
+
+}  // namespace
+
+void ensure_onnxruntime(const std::string& fallback_path) {
+  std::lock_guard<std::mutex> lock(g_load_mutex);
+  if (!g_loaded_path.empty()) return;
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("EMOLIVE_ONNXRUNTIME_LIB"); env && *env) {
+    candidates.emplace_back(env);
+  }
+  if (!fallback_path.empty()) candidates.push_back(fallback_path);
+  candidates.emplace_back(kPlainName);
+  std::string report;
+  for (const auto& path : candidates) {
+    if (try_load(path, report)) return;
+  }
+  throw ModelError(
+      "could not load the ONNX Runtime library. Tried (EMOLIVE_ONNXRUNTIME_LIB, the installed "
+      "onnxruntime Python package, then the loader's search path):" + report +
+      "\nInstall the onnxruntime Python package or set EMOLIVE_ONNXRUNTIME_LIB to the path of "
+      "libonnxruntime.");
+}
+
+std::string onnxruntime_library_path() {
+  std::lock_guard<std::mutex> lock(g_load_mutex);
+  return g_loaded_path;
+}
+
+Ort::Env& ort_env() {
+  // Created after ensure_onnxruntime(); lives until process exit.
+  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_ERROR, "emolive");
+  return *env;
+}
+
+}  // namespace emolive

@@ -1,0 +1,199 @@
+// RtMidi-backed outputs. Without RtMidi at build time every entry point raises PortError.
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+
+#include "emolive/errors.hpp"
+#include "emolive/midi_out.hpp"
+
+#ifdef EMOLIVE_HAVE_RTMIDI
+#include <rtmidi/RtMidi.h>
+#endif
+
+namespace emolive {
+
+#ifdef EMOLIVE_HAVE_RTMIDI
+namespace {
+
+// Captures RtMidi's errors and warnings (installed as its error callback, so RtMidi neither
+// prints nor throws). The first error is kept; the text buffer is written once, so reading
+// after failed() is true needs no lock.
+struct ErrorSink {
+  std::atomic<bool> failed{false};
+  std::atomic<bool> writing{false};
+  char text[256] = {0};
+
+  static void callback(RtMidiError::Type type, const std::string& message, void* self) {
+    if (type == RtMidiError::DEBUG_WARNING) return;
+    auto* sink = static_cast<ErrorSink*>(self);
+    if (sink->writing.exchange(true)) return;  // keep the first error
+    std::strncpy(sink->text, message.c_str(), sizeof(sink->text) - 1);
+    sink->failed.store(true, std::memory_order_release);
+  }
+  void reset() {
+    failed.store(false);
+    writing.store(false);
+    text[0] = 0;
+  }
+};
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Construct an RtMidiOut for `api` with the error sink installed; nullptr if it does not open
+// (constructor throws, or listing ports reports an error, as JACK does with no server).
+std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& client,
+                                        ErrorSink& sink, std::string& why) {
+  std::unique_ptr<RtMidiOut> out;
+  try {
+    out = std::make_unique<RtMidiOut>(api, client);
+  } catch (const RtMidiError& e) {
+    why = e.getMessage();
+    return nullptr;
+  }
+  sink.reset();
+  out->setErrorCallback(&ErrorSink::callback, &sink);
+  out->getPortCount();
+  if (sink.failed) {
+    why = sink.text;
+    return nullptr;
+  }
+  return out;
+}
+
+// The API to use: EMOLIVE_MIDI_API if set, else every compiled API in RtMidi's order.
+std::vector<RtMidi::Api> candidate_apis() {
+  if (const char* env = std::getenv("EMOLIVE_MIDI_API"); env && *env) {
+    const std::string name = lower(env);
+    RtMidi::Api api = RtMidi::getCompiledApiByName(name);
+    if (api == RtMidi::UNSPECIFIED) {
+      throw PortError("EMOLIVE_MIDI_API=" + std::string(env) +
+                      " is not a MIDI API compiled into RtMidi (alsa, jack, core, winmm)");
+    }
+    return {api};
+  }
+  std::vector<RtMidi::Api> apis;
+  RtMidi::getCompiledApi(apis);
+  std::vector<RtMidi::Api> real;
+  for (auto a : apis) if (a != RtMidi::RTMIDI_DUMMY) real.push_back(a);
+  return real;
+}
+
+struct OpenedApi {
+  std::unique_ptr<RtMidiOut> out;
+  std::unique_ptr<ErrorSink> sink;
+  std::string name;
+};
+
+OpenedApi open_first_api(const std::string& client) {
+  std::string report;
+  for (auto api : candidate_apis()) {
+    auto sink = std::make_unique<ErrorSink>();
+    std::string why;
+    auto out = try_open_api(api, client, *sink, why);
+    if (out) return {std::move(out), std::move(sink), RtMidi::getApiName(api)};
+    report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
+  }
+  throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
+                  "\n" + port_setup_hint());
+}
+
+class RtMidiOutput final : public MidiOutput {
+ public:
+  RtMidiOutput(OpenedApi api, std::string port_name)
+      : api_(std::move(api)), port_name_(std::move(port_name)) {}
+  ~RtMidiOutput() override {
+    api_.out->closePort();
+  }
+  void send(const uint8_t* bytes, size_t size) noexcept override {
+    try {
+      api_.out->sendMessage(bytes, size);
+    } catch (...) {  // RtMidi reports through the sink; never let an exception out
+      ErrorSink::callback(RtMidiError::DRIVER_ERROR, "sendMessage threw", api_.sink.get());
+    }
+  }
+  bool failed() const noexcept override { return api_.sink->failed.load(std::memory_order_acquire); }
+  std::string error_text() const override { return failed() ? api_.sink->text : ""; }
+  std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
+
+ private:
+  OpenedApi api_;
+  std::string port_name_;
+};
+
+}  // namespace
+
+bool rtmidi_available() { return true; }
+
+std::string midi_api_name() {
+  try {
+    return open_first_api("emolive-probe").name;
+  } catch (const PortError&) {
+    return "";
+  }
+}
+
+std::vector<std::string> list_output_ports() {
+  std::vector<std::string> names;
+  OpenedApi api;
+  try {
+    api = open_first_api("emolive-list");
+  } catch (const PortError&) {
+    return names;
+  }
+  const unsigned count = api.out->getPortCount();
+  for (unsigned i = 0; i < count; ++i) names.push_back(api.out->getPortName(i));
+  return names;
+}
+
+std::unique_ptr<MidiOutput> open_port_output(int index, const std::string& client_name) {
+  OpenedApi api = open_first_api(client_name);
+  const unsigned count = api.out->getPortCount();
+  if (index < 0 || unsigned(index) >= count) {
+    throw PortError("MIDI output port index " + std::to_string(index) + " is out of range (" +
+                    std::to_string(count) + " ports)");
+  }
+  const std::string name = api.out->getPortName(index);
+  api.sink->reset();
+  api.out->openPort(unsigned(index), "out");
+  if (api.sink->failed) {
+    throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text);
+  }
+  return std::make_unique<RtMidiOutput>(std::move(api), name);
+}
+
+std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
+  OpenedApi api = open_first_api(name);
+  if (api.name == "winmm") {
+    throw PortError("virtual MIDI ports are not supported on Windows; install a loopback driver "
+                    "such as loopMIDI and pass its port name as port=...");
+  }
+  api.sink->reset();
+  api.out->openVirtualPort(name);
+  if (api.sink->failed) {
+    throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text + "\n" +
+                    port_setup_hint());
+  }
+  return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)");
+}
+
+#else  // no RtMidi
+
+namespace {
+[[noreturn]] void no_rtmidi() {
+  throw PortError("emolive was built without RtMidi, so no MIDI port can be opened; install "
+                  "librtmidi-dev (Debian/Ubuntu) or rtmidi (Homebrew) and reinstall emolive");
+}
+}  // namespace
+
+bool rtmidi_available() { return false; }
+std::string midi_api_name() { return ""; }
+std::vector<std::string> list_output_ports() { return {}; }
+std::unique_ptr<MidiOutput> open_port_output(int, const std::string&) { no_rtmidi(); }
+std::unique_ptr<MidiOutput> open_virtual_output(const std::string&) { no_rtmidi(); }
+
+#endif
+
+}  // namespace emolive

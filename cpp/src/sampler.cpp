@@ -1,0 +1,61 @@
+#include "emolive/sampler.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace emolive {
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+void Sampler::sample(const float* onset_logits, const float* hold_logits, const float* velocity,
+                     const SamplerSettings& s, float* frame, StepEvents& events) {
+  std::fill(frame, frame + kFrameSize, 0.0f);
+  float* onset_out = frame;
+  float* hold_out = frame + kPitchCount;
+  float* velocity_out = frame + 2 * kPitchCount;
+  std::array<uint8_t, kPitchCount> strike{};  // velocity of a new onset, 0 = none
+  for (int k = 0; k < kPitchCount; ++k) {
+    const float p = sigmoid(onset_logits[k] / s.temperature);
+    // One draw per key and step whatever the mask, so the mask does not shift the stream.
+    const double u = rng_.uniform();
+    const bool allowed = (s.scale_mask >> ((kPitchLow + k) % 12)) & 1u;
+    const bool onset = s.deterministic ? p > s.onset_threshold : u < p;
+    if (onset && allowed) {
+      const float v = std::clamp(velocity[k], 0.0f, 1.0f);
+      strike[k] = uint8_t(std::clamp(int(std::lround(v * 127.0f)), 1, 127));
+    }
+  }
+  for (int k = 0; k < kPitchCount; ++k) {  // note-offs first
+    if (held_steps_[k] == 0) continue;
+    const bool hold = sigmoid(hold_logits[k]) >= s.hold_threshold;
+    if (strike[k] || !hold || held_steps_[k] >= s.max_hold_steps) {
+      events.push({NoteEvent::kOff, uint8_t(k), 0});
+      held_steps_[k] = 0;
+    } else {
+      ++held_steps_[k];
+      hold_out[k] = 1.0f;
+    }
+  }
+  for (int k = 0; k < kPitchCount; ++k) {
+    if (!strike[k]) continue;
+    events.push({NoteEvent::kOn, uint8_t(k), strike[k]});
+    held_steps_[k] = 1;
+    onset_out[k] = 1.0f;
+    hold_out[k] = 1.0f;
+    velocity_out[k] = strike[k] / 127.0f;
+  }
+}
+
+void Sampler::release_all(StepEvents& events) {
+  for (int k = 0; k < kPitchCount; ++k) {
+    if (held_steps_[k] == 0) continue;
+    events.push({NoteEvent::kOff, uint8_t(k), 0});
+    held_steps_[k] = 0;
+  }
+}
+
+int Sampler::sounding_count() const {
+  return int(std::count_if(held_steps_.begin(), held_steps_.end(), [](int h) { return h > 0; }));
+}
+
+}  // namespace emolive

@@ -1,0 +1,137 @@
+#include "emolive/scheduler.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace emolive {
+namespace {
+
+SteadyClock::duration step_length_for(double bpm) {
+  // One step is a 16th note: a quarter of a beat.
+  return std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double>(60.0 / bpm / 4.0));
+}
+
+}  // namespace
+
+Scheduler::Scheduler(MidiOutput& out, NoteTracker& tracker, BlockQueue& blocks,
+                     LatenessLog& lateness, int channel, bool clock_out)
+    : out_(out), tracker_(tracker), blocks_(blocks), lateness_(lateness), channel_(channel),
+      clock_out_(clock_out) {
+  if (channel < 0 || channel > 15) throw std::invalid_argument("MIDI channel index must be 0..15");
+  tracker_.use_channel(channel);
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::set_bpm(double bpm) {
+  if (!(bpm >= kMinBpm && bpm <= kMaxBpm)) {
+    throw std::invalid_argument("bpm must be in 20..400, got " + std::to_string(bpm));
+  }
+  bpm_.store(bpm, std::memory_order_relaxed);
+}
+
+void Scheduler::start(double bpm) {
+  if (running()) return;
+  set_bpm(bpm);
+  stop_.store(false);
+  steps_played_.store(0);
+  forgot_after_failure_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Scheduler::stop() {
+  if (!running()) return;
+  stop_.store(true, std::memory_order_release);
+  thread_.join();
+}
+
+bool Scheduler::wait_for_first_block() {
+  while (!blocks_.front()) {
+    if (stop_.load(std::memory_order_acquire)) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+void Scheduler::run() {
+  if (wait_for_first_block()) {
+    SteadyClock::time_point step_start = SteadyClock::now();
+    origin_ticks_.store(step_start.time_since_epoch().count());
+    if (clock_out_) {
+      const uint8_t start = 0xFA;
+      out_.send(&start, 1);
+    }
+    for (int64_t step = 0;; ++step) {
+      // Tempo is read once per step: a change applies from the next step boundary.
+      const SteadyClock::duration length = step_length_for(bpm_.load(std::memory_order_relaxed));
+      if (!wait_until(step_start, stop_)) break;
+      play_step(step, step_start, length);
+      bool cancelled = false;
+      for (int tick = 1; clock_out_ && tick < kClockTicksPerStep; ++tick) {
+        if (!wait_until(step_start + length * tick / kClockTicksPerStep, stop_)) {
+          cancelled = true;
+          break;
+        }
+        const uint8_t clock = 0xF8;
+        out_.send(&clock, 1);
+      }
+      steps_played_.store(step + 1, std::memory_order_release);
+      if (cancelled) break;
+      step_start += length;
+    }
+  }
+  tracker_.all_off(out_);
+  if (clock_out_) {
+    const uint8_t stop = 0xFC;
+    out_.send(&stop, 1);
+  }
+}
+
+void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
+                          SteadyClock::duration step_length) {
+  if (out_.failed() && !forgot_after_failure_) {
+    tracker_.forget();  // the port is gone: those notes can no longer be switched off
+    forgot_after_failure_ = true;
+  }
+  // Blocks for steps already past: keep only their note-offs.
+  const StepEvents* block = blocks_.front();
+  while (block && block->step < step) {
+    send_events(*block, false);
+    blocks_.pop();
+    block = blocks_.front();
+  }
+  // A block not yet decoded may still come within this step (it is then sent late).
+  const auto give_up = deadline + step_length / 2;
+  while (!block && SteadyClock::now() < give_up && !stop_.load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    block = blocks_.front();
+  }
+  const auto now = SteadyClock::now();
+  const float lateness_us = std::chrono::duration<float, std::micro>(now - deadline).count();
+  int note_ons = 0;
+  if (block && block->step == step) {
+    for (int i = 0; i < block->count; ++i) note_ons += block->events[i].kind == NoteEvent::kOn;
+    send_events(*block, true);
+    blocks_.pop();
+  }
+  lateness_.record(lateness_us, note_ons);
+  if (clock_out_) {
+    const uint8_t clock = 0xF8;
+    out_.send(&clock, 1);
+  }
+}
+
+void Scheduler::send_events(const StepEvents& block, bool note_ons) {
+  for (int i = 0; i < block.count; ++i) {
+    const NoteEvent& e = block.events[i];
+    const int note = kPitchLow + e.key;
+    if (e.kind == NoteEvent::kOff) {
+      tracker_.note_off(out_, channel_, note);
+    } else if (note_ons) {
+      tracker_.note_on(out_, channel_, note, e.velocity);
+    }
+  }
+}
+
+}  // namespace emolive

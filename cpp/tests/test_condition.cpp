@@ -1,0 +1,29 @@
+#include <catch2/catch.hpp>
+
+#include "emolive/condition.hpp"
+
+using namespace emolive;
+
+TEST_CASE("an emotion glide moves linearly and lands on its target") {
+  EmotionGlide glide({1, 0, 0, 0});
+  glide.set({0, 0, 1, 0}, 4);
+  auto w = glide.next();
+  CHECK(w[0] == Approx(0.75f));
+  CHECK(w[2] == Approx(0.25f));
+  glide.next();
+  glide.next();
+  w = glide.next();
+  CHECK(w[0] == Approx(0.f));
+  CHECK(w[2] == Approx(1.f));
+  CHECK(glide.next() == w);  // stays on the target
+}
+
+TEST_CASE("a zero-length glide jumps, and weights are normalised and validated") {
+  EmotionGlide glide;
+  glide.set({2, 0, 0, 2}, 0);
+  CHECK(glide.current()[0] == Approx(0.5f));
+  CHECK(glide.current()[3] == Approx(0.5f));
+  CHECK_THROWS_AS(glide.set({0, 0, 0, 0}, 0), std::invalid_argument);
+  CHECK_THROWS_AS(glide.set({-1, 1, 0, 0}, 0), std::invalid_argument);
+  CHECK_THROWS_AS(glide.set({1, 0, 0, 0}, -1), std::invalid_argument);
+}

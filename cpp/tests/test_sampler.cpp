@@ -1,0 +1,126 @@
+#include <catch2/catch.hpp>
+#include <vector>
+
+#include "emolive/sampler.hpp"
+
+using namespace emolive;
+
+namespace {
+struct Outputs {
+  std::vector<float> onset = std::vector<float>(kPitchCount, -20.f);
+  std::vector<float> hold = std::vector<float>(kPitchCount, -20.f);
+  std::vector<float> velocity = std::vector<float>(kPitchCount, 0.5f);
+};
+}  // namespace
+
+TEST_CASE("onsets start notes and holds keep them until the hold falls") {
+  Sampler sampler(1);
+  SamplerSettings s;
+  s.deterministic = true;
+  Outputs o;
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  o.onset[39] = 20.f;  // C4 = key 39
+  ev.clear(0);
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].kind == NoteEvent::kOn);
+  CHECK(ev.events[0].key == 39);
+  CHECK(ev.events[0].velocity == 64);
+  CHECK(frame[39] == 1.f);
+  CHECK(frame[kPitchCount + 39] == 1.f);
+  CHECK(frame[2 * kPitchCount + 39] == Approx(64 / 127.f));
+
+  o.onset[39] = -20.f;
+  o.hold[39] = 20.f;
+  ev.clear(1);
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  CHECK(ev.count == 0);
+  CHECK(frame[39] == 0.f);
+  CHECK(frame[kPitchCount + 39] == 1.f);
+
+  o.hold[39] = -20.f;
+  ev.clear(2);
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].kind == NoteEvent::kOff);
+  CHECK(sampler.sounding_count() == 0);
+}
+
+TEST_CASE("a new onset on a sounding key re-strikes it with the note-off first") {
+  Sampler sampler(1);
+  SamplerSettings s;
+  s.deterministic = true;
+  Outputs o;
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  o.onset[10] = 20.f;
+  o.hold[10] = 20.f;
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  ev.clear(1);
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  REQUIRE(ev.count == 2);
+  CHECK(ev.events[0].kind == NoteEvent::kOff);
+  CHECK(ev.events[1].kind == NoteEvent::kOn);
+}
+
+TEST_CASE("the scale mask keeps onsets to allowed pitch classes") {
+  Sampler sampler(3);
+  SamplerSettings s;
+  s.scale_mask = 0b101010110101;  // C major: C D E F G A B
+  Outputs o;
+  std::fill(o.onset.begin(), o.onset.end(), 20.f);
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  CHECK(ev.count == 52);  // white keys of an 88-key piano
+  for (int i = 0; i < ev.count; ++i) {
+    const int pc = (kPitchLow + ev.events[i].key) % 12;
+    CHECK(((s.scale_mask >> pc) & 1) == 1);
+  }
+}
+
+TEST_CASE("Bernoulli onsets follow the probability and repeat with the seed") {
+  SamplerSettings s;
+  Outputs o;
+  std::fill(o.onset.begin(), o.onset.end(), 0.f);  // p = 0.5
+  auto count_onsets = [&](uint64_t seed, std::vector<int>& keys) {
+    Sampler sampler(seed);
+    std::vector<float> frame(kFrameSize);
+    int total = 0;
+    for (int step = 0; step < 50; ++step) {
+      StepEvents ev;
+      ev.clear(step);
+      sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+      for (int i = 0; i < ev.count; ++i) {
+        if (ev.events[i].kind == NoteEvent::kOn) {
+          ++total;
+          keys.push_back(ev.events[i].key);
+        }
+      }
+    }
+    return total;
+  };
+  std::vector<int> a, b, c;
+  const int n = count_onsets(9, a);
+  count_onsets(9, b);
+  count_onsets(10, c);
+  CHECK(n == Approx(50 * 88 * 0.5).epsilon(0.05));
+  CHECK(a == b);
+  CHECK(a != c);
+}
+
+TEST_CASE("release_all switches off every sounding key") {
+  Sampler sampler(1);
+  SamplerSettings s;
+  s.deterministic = true;
+  Outputs o;
+  o.onset[0] = o.onset[87] = 20.f;
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  ev.clear(1);
+  sampler.release_all(ev);
+  CHECK(ev.count == 2);
+  CHECK(sampler.sounding_count() == 0);
+}

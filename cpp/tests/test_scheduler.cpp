@@ -1,0 +1,109 @@
+#include <catch2/catch.hpp>
+#include <map>
+#include <thread>
+
+#include "emolive/scheduler.hpp"
+
+using namespace emolive;
+
+namespace {
+// Step k: note-on of key k (velocity 100) and note-off of key k-1.
+StepEvents block_for(int64_t step) {
+  StepEvents b;
+  b.clear(step);
+  if (step > 0) b.push({NoteEvent::kOff, uint8_t(step - 1), 0});
+  b.push({NoteEvent::kOn, uint8_t(step), 100});
+  return b;
+}
+}  // namespace
+
+TEST_CASE("the scheduler sends each step at or after its deadline, and pairs every note-on") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 3, false);
+  const double bpm = 400.0;  // 37.5 ms per step
+  const int steps = 12;
+  for (int s = 0; s < 4; ++s) REQUIRE(blocks.push(block_for(s)));
+  scheduler.start(bpm);
+  for (int s = 4; s < steps; ++s) {
+    while (scheduler.steps_played() + 4 <= s) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(blocks.push(block_for(s)));
+  }
+  while (scheduler.steps_played() < steps) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  scheduler.stop();
+  scheduler.stop();  // idempotent
+
+  const int64_t origin = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             scheduler.origin().time_since_epoch()).count();
+  const double step_ns = 60e9 / bpm / 4;
+  std::map<int, int> balance;
+  int ons = 0;
+  for (size_t i = 0; i < rec.count(); ++i) {
+    const RecordedMessage& m = rec.at(i);
+    const int status = m.bytes[0] & 0xF0;
+    if (m.size == 3 && (m.bytes[0] & 0x0F) != 3) FAIL("message on the wrong channel");
+    if (status == 0x90) {
+      const int step = m.bytes[1] - kPitchLow;
+      CHECK(m.time_ns >= origin + int64_t(step * step_ns) - 1000);  // never early (1 us rounding)
+      ++balance[m.bytes[1]];
+      ++ons;
+    } else if (status == 0x80) {
+      --balance[m.bytes[1]];
+    }
+  }
+  CHECK(ons == steps);
+  for (auto [note, b] : balance) CHECK(b == 0);
+  CHECK(tracker.count() == 0);
+  CHECK(lateness.count() >= size_t(steps));
+  // The last three messages are the controller part of the all-off sequence.
+  REQUIRE(rec.count() >= 3);
+  CHECK(rec.at(rec.count() - 1).bytes[1] == 120);
+  CHECK(rec.at(rec.count() - 2).bytes[1] == 123);
+  CHECK(rec.at(rec.count() - 3).bytes[1] == 64);
+}
+
+TEST_CASE("the scheduler keeps tempo: step spacing follows bpm without drift") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false);
+  for (int s = 0; s < 16; ++s) REQUIRE(blocks.push(block_for(s)));
+  scheduler.start(300.0);  // 50 ms per step
+  while (scheduler.steps_played() < 16) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  scheduler.stop();
+  std::vector<int64_t> on_times;
+  for (size_t i = 0; i < rec.count(); ++i) {
+    if ((rec.at(i).bytes[0] & 0xF0) == 0x90) on_times.push_back(rec.at(i).time_ns);
+  }
+  REQUIRE(on_times.size() == 16);
+  // Deadlines are absolute, so the 15 intervals add up to 15 steps whatever the jitter.
+  const double span_ms = (on_times.back() - on_times.front()) / 1e6;
+  CHECK(span_ms == Approx(15 * 50.0).margin(5.0));
+}
+
+TEST_CASE("stopping a scheduler that never got a block sends only the controller messages") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, true);
+  scheduler.start(120.0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  scheduler.stop();
+  REQUIRE(rec.count() == 4);  // CC64, CC123, CC120, then MIDI stop
+  CHECK(rec.at(3).bytes[0] == 0xFC);
+}
+
+TEST_CASE("the scheduler refuses tempos outside 20..400 bpm") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false);
+  CHECK_THROWS_AS(scheduler.set_bpm(19.0), std::invalid_argument);
+  CHECK_THROWS_AS(scheduler.set_bpm(401.0), std::invalid_argument);
+  CHECK_NOTHROW(scheduler.set_bpm(20.0));
+}
