@@ -239,8 +239,10 @@ std::string Engine::output_description() const {
   return output_ ? output_->describe() : "closed";
 }
 
-std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed) const {
+std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed,
+                                           const Weights* glide_to, int glide_steps) const {
   if (steps < 0) throw std::invalid_argument("steps must be >= 0");
+  if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
   GeneratorConfig gc;
   gc.seed = seed;
   gc.walk_steps_per_point = config_.walk_steps_per_point;
@@ -253,6 +255,7 @@ std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, ui
   gc.sampling.onset_threshold = model_->card().onset_threshold;
   gc.sampling.hold_threshold = model_->card().hold_threshold;
   Generator generator(*model_, gc);
+  if (glide_to) generator.set_emotion(*glide_to, glide_steps);
   std::vector<OfflineEvent> events;
   StepEvents block;
   for (int s = 0; s < steps; ++s) {

@@ -1,6 +1,31 @@
-"""emolive: emotion-conditioned live MIDI generation."""
+"""emolive: emotion-conditioned live MIDI generation.
+
+    from emolive import Engine
+    with Engine(port="IAC Driver") as engine:
+        engine.morph("sad", "excited", bars=8)
+
+The engine names are imported on first use, so ``import emolive`` (and the training
+subpackage) does not load the native module until it is needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from emolive.emotions import known_emotions, parse_emotion
 
-__all__ = ["known_emotions", "parse_emotion"]
+if TYPE_CHECKING:
+    from emolive.engine import Engine, EngineError, ModelError, PortError, find_port, list_ports
+
+_ENGINE_NAMES = ("Engine", "EngineError", "ModelError", "PortError", "find_port", "list_ports")
+
+__all__ = ["known_emotions", "parse_emotion", *_ENGINE_NAMES]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ENGINE_NAMES:
+        from emolive import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'emolive' has no attribute {name!r}")

@@ -88,9 +88,11 @@ class Engine {
   std::string output_description() const;
   const Model& model() const { return *model_; }
 
-  // Offline: `steps` steps through a fresh generator (same code as live) with `seed`; note-offs
-  // for notes still sounding come at step == steps.
-  std::vector<OfflineEvent> generate(int steps, const Weights& emotion, uint64_t seed) const;
+  // Offline: `steps` steps through a fresh generator (same code as live) with `seed`, the
+  // engine's temperature and key; with `glide_to`, the emotion glides there over `glide_steps`
+  // from step 0. Note-offs for notes still sounding come at step == steps.
+  std::vector<OfflineEvent> generate(int steps, const Weights& emotion, uint64_t seed,
+                                     const Weights* glide_to = nullptr, int glide_steps = 0) const;
 
  private:
   struct Command {

@@ -1,0 +1,118 @@
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+
+#include "bindings.hpp"
+#include "emolive/engine.hpp"
+#include "emolive/errors.hpp"
+
+namespace py = pybind11;
+
+namespace emolive::bindings {
+namespace {
+
+using Release = py::call_guard<py::gil_scoped_release>;
+
+std::unique_ptr<MidiOutput> open_output(int port_index, const std::string& virtual_name,
+                                        const std::string& client_name) {
+  if (!virtual_name.empty()) return open_virtual_output(virtual_name);
+  if (port_index >= 0) return open_port_output(port_index, client_name);
+  return std::make_unique<NullOutput>();
+}
+
+py::dict stats_dict(const EngineStats& s) {
+  py::dict d;
+  d["step"] = s.step;
+  d["bpm"] = s.bpm;
+  d["temperature"] = s.temperature;
+  d["emotion"] = py::make_tuple(s.emotion[0], s.emotion[1], s.emotion[2], s.emotion[3]);
+  d["notes_sent"] = s.notes_sent;
+  d["sounding"] = s.sounding;
+  d["late_notes"] = s.late_notes;
+  d["max_lateness_us"] = s.max_lateness_us;
+  d["port_error"] = s.port_error.empty() ? py::none() : py::object(py::str(s.port_error));
+  d["generator_error"] = s.generator_error.empty() ? py::none() : py::object(py::str(s.generator_error));
+  d["recording_dropped"] = s.recording_dropped;
+  return d;
+}
+
+}  // namespace
+
+void register_engine(py::module_& m) {
+  py::class_<Engine>(m, "Engine", "The live engine; use emolive.Engine, which validates arguments.")
+      .def(py::init([](std::shared_ptr<Model> model, int port_index, const std::string& virtual_name,
+                       double bpm, int channel, uint64_t seed, int program, float temperature,
+                       bool clock_out, bool record, const std::string& client_name) {
+             EngineConfig config;
+             config.bpm = bpm;
+             config.channel = channel;
+             config.seed = seed;
+             config.program = program;
+             config.temperature = temperature;
+             config.clock_out = clock_out;
+             config.record = record;
+             py::gil_scoped_release release;
+             return std::make_unique<Engine>(std::move(model),
+                                             open_output(port_index, virtual_name, client_name),
+                                             config);
+           }),
+           py::arg("model"), py::arg("port_index") = -1, py::arg("virtual_name") = "",
+           py::arg("bpm") = 120.0, py::arg("channel") = 0, py::arg("seed") = 0,
+           py::arg("program") = -1, py::arg("temperature") = 1.0f, py::arg("clock_out") = false,
+           py::arg("record") = false, py::arg("client_name") = "emolive")
+      .def("play", &Engine::play, py::arg("emotion"), Release())
+      .def("set_emotion", &Engine::set_emotion, py::arg("emotion"), py::arg("glide_steps"), Release())
+      .def("morph", &Engine::morph, py::arg("start"), py::arg("target"), py::arg("glide_steps"), Release())
+      .def("set_bpm", &Engine::set_bpm, py::arg("bpm"), Release())
+      .def("set_temperature", &Engine::set_temperature, py::arg("temperature"), Release())
+      .def("set_scale_mask", &Engine::set_scale_mask, py::arg("mask"), Release())
+      .def("stop", &Engine::stop, Release())
+      .def("close", &Engine::close, Release())
+      .def_property_readonly("is_playing", &Engine::is_playing)
+      .def_property_readonly("is_closed", &Engine::is_closed)
+      .def_property_readonly("emotion", [](const Engine& e) {
+        const Weights w = e.emotion();
+        return py::make_tuple(w[0], w[1], w[2], w[3]);
+      })
+      .def_property_readonly("output", &Engine::output_description)
+      .def("stats", [](const Engine& e) { return stats_dict(e.stats()); })
+      .def("recorded", [](const Engine& e) {
+        py::list out;
+        for (const auto& msg : e.recorded()) {
+          out.append(py::make_tuple(msg.seconds,
+                                    py::bytes(reinterpret_cast<const char*>(msg.bytes.data()),
+                                              msg.bytes.size())));
+        }
+        return out;
+      })
+      .def("lateness_us", [](const Engine& e) {
+        const auto samples = e.lateness_us();
+        py::array_t<float> out(py::ssize_t(samples.size()));
+        std::copy(samples.begin(), samples.end(), out.mutable_data());
+        return out;
+      }, "Lateness of each step's deadline in microseconds (send time minus deadline).")
+      .def("generate",
+           [](const Engine& e, int steps, const Weights& emotion, uint64_t seed,
+              std::optional<Weights> glide_to, int glide_steps) {
+             std::vector<OfflineEvent> events;
+             {
+               py::gil_scoped_release release;
+               events = e.generate(steps, emotion, seed, glide_to ? &*glide_to : nullptr, glide_steps);
+             }
+             // Rows: step, 1 = note-on / 0 = note-off, MIDI pitch, velocity.
+             py::array_t<int64_t> out({py::ssize_t(events.size()), py::ssize_t(4)});
+             auto rows = out.mutable_unchecked<2>();
+             for (size_t i = 0; i < events.size(); ++i) {
+               rows(i, 0) = events[i].step;
+               rows(i, 1) = events[i].event.kind;
+               rows(i, 2) = kPitchLow + events[i].event.key;
+               rows(i, 3) = events[i].event.velocity;
+             }
+             return out;
+           },
+           py::arg("steps"), py::arg("emotion"), py::arg("seed"), py::arg("glide_to") = std::nullopt,
+           py::arg("glide_steps") = 0);
+}
+
+}  // namespace emolive::bindings

@@ -1,0 +1,12 @@
+// emolive._core: the C++ engine for Python. Thin: validation of user input happens in
+// python/emolive/engine.py; C++ checks again and its exceptions map to Python ones.
+#include "bindings.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "emolive's native engine (ONNX Runtime, latent walk, scheduler, RtMidi)";
+  m.attr("__version__") = "0.1.0";
+  emolive::bindings::register_errors(m);
+  emolive::bindings::register_model(m);
+  emolive::bindings::register_engine(m);
+  emolive::bindings::register_ports(m);
+}

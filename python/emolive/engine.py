@@ -1,0 +1,333 @@
+"""The Python face of the native engine: ``Engine``, ``list_ports``, ``find_port``.
+
+Arguments are checked here (wrong type -> ``TypeError``, bad value -> ``ValueError``) so that
+users get plain messages; the C++ engine (``emolive._core``) checks again. Long calls release
+the GIL. See docs/engine.md for threads, timing and the streaming policy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import random
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mido
+import numpy as np
+
+from emolive import _core
+from emolive.emotions import EmotionLike, Weights, parse_emotion
+from emolive.scales import ALL_PITCH_CLASSES, scale_mask
+
+EngineError = _core.EngineError
+ModelError = _core.ModelError
+PortError = _core.PortError
+
+STEPS_PER_BEAT = 4  # the model's grid: 16th notes
+STEPS_PER_BAR = 16  # 4/4
+TICKS_PER_BEAT = 480  # MIDI files written by generate()
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+MAX_GENERATE_BARS = 100_000
+
+
+# --- argument checks -------------------------------------------------------------------------
+
+def _number(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in {low}..{high}, got {value}")
+    return value
+
+
+def _bars_to_steps(bars: Any) -> int:
+    """Bars (a non-negative number, fractions allowed) as whole 16th steps."""
+    return round(_number("bars", bars, 0.0, 10_000.0) * STEPS_PER_BAR)
+
+
+def _seed(value: Any) -> int:
+    if value is None:
+        return random.SystemRandom().getrandbits(63)
+    return _integer("seed", value, 0, 2**64 - 1)
+
+
+# --- ONNX Runtime and models -----------------------------------------------------------------
+
+def onnxruntime_library() -> str:
+    """Path of the shared library inside the installed ``onnxruntime`` package ('' if none).
+
+    The package is located without importing it. ``EMOLIVE_ONNXRUNTIME_LIB`` (read by the
+    engine) takes precedence over this path.
+    """
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    capi = Path(next(iter(spec.submodule_search_locations))) / "capi"
+    for pattern in ("libonnxruntime.so*", "libonnxruntime*.dylib", "onnxruntime.dll"):
+        found = sorted(capi.glob(pattern))
+        if found:
+            return str(found[0])
+    return ""
+
+
+def load_model(model: str | os.PathLike[str] | None) -> Any:
+    """A loaded ``_core.Model``; ``None`` is the bundled default model."""
+    if model is None:
+        if not (DEFAULT_MODEL_DIR / "model_card.json").is_file():
+            raise ModelError(
+                f"the bundled default model is missing ({DEFAULT_MODEL_DIR} has no model_card.json); "
+                "pass model=<directory> with a model exported by `emolive export`")
+        path = DEFAULT_MODEL_DIR
+    elif isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+    else:
+        raise TypeError(f"model must be a directory path or None, not {type(model).__name__}")
+    if not path.is_dir():
+        raise ModelError(f"model directory {str(path)!r} does not exist or is not a directory")
+    return _core.Model(str(path), onnxruntime_library())
+
+
+# --- ports -----------------------------------------------------------------------------------
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Hide what ALSA and JACK print on file descriptor 2 while backends are probed; failures
+    are reported by our own exceptions instead."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def list_ports() -> list[str]:
+    """Names of the MIDI output ports (RtMidi: JACK/ALSA/CoreMIDI/WinMM); empty without a backend.
+
+    The API is ``EMOLIVE_MIDI_API`` (alsa|jack|core|winmm) if set, else the first that opens.
+    """
+    with _quiet_stderr():
+        return list(_core.list_ports())
+
+
+def _describe(names: Sequence[str]) -> str:
+    if not names:
+        return "no MIDI output ports are available"
+    return "available ports: " + ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))
+
+
+def find_port(query: str | int) -> int:
+    """Index of an output port: exact name, then case-insensitive substring, then index.
+
+    Raises ``PortError`` listing the available ports (and how to get one) when nothing matches
+    or a substring matches several ports.
+    """
+    if isinstance(query, bool) or not isinstance(query, (str, int)):
+        raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
+    if not _core.rtmidi_available():
+        raise PortError("emolive was built without RtMidi, so no MIDI port can be opened; "
+                        "install librtmidi-dev (Debian/Ubuntu) and reinstall emolive")
+    names = list_ports()
+    text = str(query).strip()
+    if text in names:
+        return names.index(text)
+    hits = [i for i, name in enumerate(names) if text and text.lower() in name.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise PortError(f"MIDI port {text!r} is ambiguous: it matches "
+                        f"{', '.join(repr(names[i]) for i in hits)}; {_describe(names)}")
+    if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+        return int(text)
+    raise PortError(f"no MIDI output port matches {text!r}; {_describe(names)}. "
+                    f"{_core.port_setup_hint()}")
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+class Engine:
+    """Emotion-conditioned music, live into a MIDI port or offline into a ``mido.MidiFile``.
+
+    ``port`` (name, substring or index) or ``virtual`` (a name for a new virtual port) choose
+    the live output; with neither, notes go nowhere (use ``record=True`` to keep them).
+    ``channel`` is 1..16; ``program`` 1..128 is sent at each ``play()``. ``seed`` makes the
+    notes reproducible (None: a random seed, fixed for this engine).
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, port: str | int | None = None,
+                 virtual: str | None = None, bpm: float = 120.0, channel: int = 1,
+                 seed: int | None = None, program: int | None = None, temperature: float = 1.0,
+                 clock_out: bool = False, record: bool = False) -> None:
+        self._core: Any = None
+        bpm = _number("bpm", bpm, 20.0, 400.0)
+        channel = _integer("channel", channel, 1, 16)
+        if program is not None:
+            program = _integer("program", program, 1, 128)
+        temperature = _number("temperature", temperature, 0.05, 5.0)
+        for flag_name, flag in (("clock_out", clock_out), ("record", record)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{flag_name} must be True or False, not {type(flag).__name__}")
+        if port is not None and virtual is not None:
+            raise ValueError("give either port or virtual, not both")
+        if virtual is not None and (not isinstance(virtual, str) or not virtual.strip()):
+            raise TypeError("virtual must be a non-empty port name")
+        if virtual is not None and sys.platform.startswith("win"):
+            raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
+                            "driver such as loopMIDI and pass its name as port=...")
+        self.seed = _seed(seed)
+        self._model = load_model(model)
+        self._card: dict[str, Any] = json.loads(self._model.card_json)
+        port_index = find_port(port) if port is not None else -1
+        with _quiet_stderr():
+            self._core = _core.Engine(
+                self._model, port_index=port_index, virtual_name=virtual.strip() if virtual else "",
+                bpm=bpm, channel=channel - 1, seed=self.seed,
+                program=-1 if program is None else program - 1, temperature=temperature,
+                clock_out=clock_out, record=record)
+        self.channel = channel
+        self.program = program
+        self._record = record
+        self._key: tuple[str, str] | None = None
+
+    # live control
+    def play(self, emotion: EmotionLike = "calm") -> None:
+        """Start playing (non-blocking); if already playing, jump to ``emotion``."""
+        self._core.play(parse_emotion(emotion))
+
+    def set_emotion(self, emotion: EmotionLike, bars: float = 0) -> None:
+        """Jump to ``emotion`` (bars=0) or glide there linearly over ``bars`` bars."""
+        self._core.set_emotion(parse_emotion(emotion), _bars_to_steps(bars))
+
+    def morph(self, a: EmotionLike, b: EmotionLike, bars: float = 4) -> None:
+        """Set ``a`` now and glide to ``b`` over ``bars`` bars; starts playing if stopped."""
+        self._core.morph(parse_emotion(a), parse_emotion(b), _bars_to_steps(bars))
+
+    def set_bpm(self, bpm: float) -> None:
+        """Tempo in beats per minute, 20..400; applies from the next 16th step."""
+        self._core.set_bpm(_number("bpm", bpm, 20.0, 400.0))
+
+    def set_temperature(self, temperature: float) -> None:
+        """Onset sampling temperature, 0.05..5 (low: fewer, surer notes; high: more random)."""
+        self._core.set_temperature(_number("temperature", temperature, 0.05, 5.0))
+
+    def set_key(self, key: str | None, scale: str = "major") -> None:
+        """Only start notes in ``scale`` on ``key`` (e.g. ``("A", "minor")``); None: no lock."""
+        mask = scale_mask(key, scale)
+        self._core.set_scale_mask(mask)
+        self._key = None if mask == ALL_PITCH_CLASSES and key is None else (str(key), scale)
+
+    def stop(self) -> None:
+        """Stop: a note-off for every sounding note, then CC64 0, CC123, CC120. Idempotent."""
+        if self._core is not None:
+            self._core.stop()
+
+    def close(self) -> None:
+        """Stop and close the port. Idempotent; also done by ``with`` and the destructor."""
+        if self._core is not None:
+            self._core.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a destructor
+            pass
+
+    # state
+    @property
+    def is_playing(self) -> bool:
+        return bool(self._core.is_playing)
+
+    @property
+    def emotion(self) -> Weights:
+        """Current quadrant weights (Q1..Q4) of the condition being decoded."""
+        return tuple(float(x) for x in self._core.emotion)  # type: ignore[return-value]
+
+    @property
+    def model_card(self) -> dict[str, Any]:
+        return self._card
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        return self._key
+
+    def stats(self) -> dict[str, Any]:
+        """step, bar, bpm, temperature, emotion, notes_sent, sounding, late_notes (note-ons sent
+        more than 1 ms after their deadline), max_lateness_us, port_error (str or None), ..."""
+        stats = self._core.stats()
+        stats["bar"] = stats["step"] // STEPS_PER_BAR
+        stats["emotion"] = tuple(float(x) for x in stats["emotion"])
+        return stats
+
+    def recorded(self) -> list[tuple[float, bytes]]:
+        """(seconds since the last ``play()``, raw MIDI bytes) of every message sent since it."""
+        if not self._record:
+            raise EngineError("nothing is recorded: create the Engine with record=True")
+        return list(self._core.recorded())
+
+    def lateness_us(self) -> np.ndarray:
+        """Per step since the last ``play()``: send time minus deadline, in microseconds."""
+        return np.asarray(self._core.lateness_us(), dtype=np.float32)
+
+    # offline
+    def generate(self, bars: int, emotion: EmotionLike = "calm", seed: int | None = None,
+                 morph_to: EmotionLike | None = None, morph_bars: float | None = None) -> mido.MidiFile:
+        """``bars`` bars through the same generator and sampler as live play, as fast as the
+        model runs. ``seed`` None uses the engine's seed (so repeated calls agree). With
+        ``morph_to`` the emotion glides there over ``morph_bars`` bars (default: all of them)."""
+        bars = _integer("bars", bars, 1, MAX_GENERATE_BARS)
+        weights = parse_emotion(emotion)
+        run_seed = self.seed if seed is None else _integer("seed", seed, 0, 2**64 - 1)
+        target = None if morph_to is None else parse_emotion(morph_to)
+        if morph_bars is not None and morph_to is None:
+            raise ValueError("morph_bars needs morph_to")
+        glide = bars * STEPS_PER_BAR if morph_bars is None else _bars_to_steps(morph_bars)
+        events = self._core.generate(bars * STEPS_PER_BAR, weights, run_seed, target, glide)
+        return self._to_midi(events, bars)
+
+    def _to_midi(self, events: np.ndarray, bars: int) -> mido.MidiFile:
+        ticks_per_step = TICKS_PER_BEAT // STEPS_PER_BEAT
+        bpm = float(self._core.stats()["bpm"])
+        midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+        track = mido.MidiTrack()
+        midi.tracks.append(track)
+        track.append(mido.MetaMessage("track_name", name=f"emolive {self._card.get('name', '')}".strip()))
+        track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
+        track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
+        ch = self.channel - 1
+        if self.program is not None:
+            track.append(mido.Message("program_change", channel=ch, program=self.program - 1))
+        now = 0
+        for step, is_on, pitch, velocity in events.tolist():
+            tick = step * ticks_per_step
+            kind = "note_on" if is_on else "note_off"
+            track.append(mido.Message(kind, channel=ch, note=pitch, velocity=velocity, time=tick - now))
+            now = tick
+        end = bars * STEPS_PER_BAR * ticks_per_step
+        track.append(mido.MetaMessage("end_of_track", time=max(0, end - now)))
+        return midi

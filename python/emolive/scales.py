@@ -1,0 +1,73 @@
+"""Keys and scales as sets of allowed pitch classes, for ``Engine.set_key``.
+
+A scale mask is a 12-bit integer: bit ``c`` set means pitch class ``c`` (0 = C, 1 = C#/Db, ...,
+11 = B) may start notes. The engine applies it to onsets only; notes already sounding end as
+the model decides.
+
+    >>> scale_mask("C", "major") == 0b101010110101
+    True
+"""
+
+from __future__ import annotations
+
+ALL_PITCH_CLASSES = 0x0FFF
+
+#: Semitone offsets from the tonic.
+SCALES: dict[str, tuple[int, ...]] = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
+    "melodic_minor": (0, 2, 3, 5, 7, 9, 11),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+    "major_pentatonic": (0, 2, 4, 7, 9),
+    "minor_pentatonic": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+    "chromatic": tuple(range(12)),
+}
+_SCALE_ALIASES = {"ionian": "major", "aeolian": "minor", "natural_minor": "minor"}
+
+_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def known_scales() -> list[str]:
+    """Every accepted scale name (aliases included)."""
+    return sorted([*SCALES, *_SCALE_ALIASES])
+
+
+def pitch_class(key: str) -> int:
+    """``"C"`` -> 0, ``"F#"`` / ``"Gb"`` -> 6, ``"bb"`` -> 10 (case-insensitive; ``#``/``b``/``♯``/``♭``)."""
+    if not isinstance(key, str):
+        raise TypeError(f"a key is a note name such as 'C' or 'F#', not {type(key).__name__}")
+    text = key.strip()
+    if not text or text[0].upper() not in _LETTERS:
+        raise ValueError(f"unknown key {key!r}; write a note name: C, C#, Db, D, ..., B")
+    value = _LETTERS[text[0].upper()]
+    for accidental in text[1:]:
+        if accidental in "#♯":
+            value += 1
+        elif accidental in "b♭":
+            value -= 1
+        else:
+            raise ValueError(f"unknown key {key!r}; write a note name: C, C#, Db, D, ..., B")
+    return value % 12
+
+
+def scale_mask(key: str | None, scale: str = "major") -> int:
+    """The 12-bit mask of pitch classes in ``scale`` on ``key``; every class when key is None."""
+    if not isinstance(scale, str):
+        raise TypeError(f"a scale is a name such as 'major', not {type(scale).__name__}")
+    name = scale.strip().lower().replace(" ", "_").replace("-", "_")
+    name = _SCALE_ALIASES.get(name, name)
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(known_scales())}")
+    if key is None:
+        return ALL_PITCH_CLASSES
+    tonic = pitch_class(key)
+    mask = 0
+    for offset in SCALES[name]:
+        mask |= 1 << ((tonic + offset) % 12)
+    return mask
