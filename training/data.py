@@ -30,6 +30,10 @@ from emolive.emotions import QUADRANTS, from_valence_arousal, quadrant_of
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SUSTAIN_CC = 64  # damper pedal; values >= 64 mean down
+# A file longer than this is treated as corrupt (absurd delta times or tempos): its roll would
+# need gigabytes. 2 hours, and 36,000 beats (2 hours at 300 BPM).
+MAX_FILE_SECONDS = 7200.0
+MAX_FILE_BEATS = 36_000.0
 
 
 @dataclass
@@ -258,6 +262,10 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
         raise MidiReadError("no notes")
     rows.sort(key=lambda r: (r[2], r[0]))
     arr = np.array(rows, dtype=np.float64)
+    if arr[:, 3].max() > MAX_FILE_SECONDS or arr[:, 5].max() > MAX_FILE_BEATS:
+        raise MidiReadError(f"absurd length: notes reach {arr[:, 3].max():.0f} s, beat "
+                            f"{arr[:, 5].max():.0f} (limits {MAX_FILE_SECONDS:.0f} s, "
+                            f"{MAX_FILE_BEATS:.0f} beats)")
     return Notes(pitch=arr[:, 0].astype(np.int64), velocity=arr[:, 1].astype(np.int64),
                  start_s=arr[:, 2], end_s=arr[:, 3], start_beat=arr[:, 4], end_beat=arr[:, 5],
                  beat_s=arr[:, 6], tempo_changes=len(tempos))
