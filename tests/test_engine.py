@@ -1,0 +1,176 @@
+"""The Python Engine on a tiny random model: arguments, offline generation, seeds, keys."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import mido
+import pytest
+
+from emolive import Engine, EngineError, ModelError
+from emolive.scales import scale_mask
+
+
+@pytest.fixture()
+def engine(tiny_model_dir: Path):
+    with Engine(model=tiny_model_dir, seed=11) as e:
+        yield e
+
+
+def note_events(midi: mido.MidiFile) -> list[tuple[int, str, int, int]]:
+    """(absolute tick, type, note, velocity) of every note message."""
+    out, now = [], 0
+    for msg in midi.tracks[0]:
+        now += msg.time
+        if msg.type in ("note_on", "note_off"):
+            out.append((now, msg.type, msg.note, msg.velocity))
+    return out
+
+
+def test_generate_returns_a_midi_file_with_paired_notes(engine: Engine) -> None:
+    midi = engine.generate(4, emotion="happy")
+    assert isinstance(midi, mido.MidiFile)
+    events = note_events(midi)
+    ons = [e for e in events if e[1] == "note_on"]
+    assert len(ons) > 0
+    sounding: set[int] = set()
+    for _tick, kind, note, velocity in events:
+        if kind == "note_on":
+            assert note not in sounding, "a note-on for a key that already sounds"
+            assert 1 <= velocity <= 127
+            assert 21 <= note <= 108
+            sounding.add(note)
+        else:
+            assert note in sounding, "a note-off for a key that is silent"
+            sounding.discard(note)
+    assert not sounding
+    assert midi.length == pytest.approx(4 * 2.0, abs=1e-6)  # 4 bars at 120 BPM
+    assert all(tick % 120 == 0 for tick, *_ in events)  # on the 16th grid (480 ticks per beat)
+
+
+def test_same_seed_same_notes_and_other_seeds_differ(tiny_model_dir: Path) -> None:
+    with Engine(model=tiny_model_dir, seed=5) as a, Engine(model=tiny_model_dir, seed=5) as b:
+        assert note_events(a.generate(2, "sad")) == note_events(b.generate(2, "sad"))
+        assert note_events(a.generate(2, "sad")) == note_events(a.generate(2, "sad", seed=5))
+        assert note_events(a.generate(2, "sad", seed=6)) != note_events(a.generate(2, "sad"))
+
+
+def test_emotion_changes_the_notes(engine: Engine) -> None:
+    assert note_events(engine.generate(2, "happy")) != note_events(engine.generate(2, "sad"))
+
+
+def test_generate_with_morph_glides_the_condition(engine: Engine) -> None:
+    plain = note_events(engine.generate(4, "happy"))
+    morphed = note_events(engine.generate(4, "happy", morph_to="sad", morph_bars=2))
+    assert morphed != plain
+    # The first step's condition is one 32nd of the way to sad, so notes differ from then on,
+    # but the whole file is still well formed.
+    assert Counter(k for _, k, _, _ in morphed)["note_on"] == Counter(k for _, k, _, _ in morphed)["note_off"]
+
+
+def test_set_key_keeps_onsets_in_the_scale(engine: Engine) -> None:
+    engine.set_key("A", "minor")
+    allowed = scale_mask("A", "minor")
+    notes = [n for _, kind, n, _ in note_events(engine.generate(4, "calm")) if kind == "note_on"]
+    assert notes
+    assert all((allowed >> (n % 12)) & 1 for n in notes)
+    engine.set_key(None)
+    notes = [n for _, kind, n, _ in note_events(engine.generate(4, "calm")) if kind == "note_on"]
+    assert not all((allowed >> (n % 12)) & 1 for n in notes)
+
+
+def test_temperature_changes_density(engine: Engine) -> None:
+    engine.set_temperature(0.05)
+    cold = sum(1 for e in note_events(engine.generate(4)) if e[1] == "note_on")
+    engine.set_temperature(5.0)
+    hot = sum(1 for e in note_events(engine.generate(4)) if e[1] == "note_on")
+    assert cold != hot
+
+
+def test_program_and_tempo_are_written(tiny_model_dir: Path) -> None:
+    with Engine(model=tiny_model_dir, bpm=90, program=5, channel=3, seed=1) as e:
+        midi = e.generate(1)
+    msgs = list(midi.tracks[0])
+    tempo = next(m for m in msgs if m.type == "set_tempo")
+    assert mido.tempo2bpm(tempo.tempo) == pytest.approx(90)
+    program = next(m for m in msgs if m.type == "program_change")
+    assert program.program == 4 and program.channel == 2
+    assert all(m.channel == 2 for m in msgs if m.type in ("note_on", "note_off"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"bpm": 10}, ValueError),
+        ({"bpm": 401}, ValueError),
+        ({"bpm": "fast"}, TypeError),
+        ({"bpm": float("nan")}, ValueError),
+        ({"channel": 0}, ValueError),
+        ({"channel": 17}, ValueError),
+        ({"channel": 1.5}, TypeError),
+        ({"program": 0}, ValueError),
+        ({"program": 129}, ValueError),
+        ({"temperature": 0.0}, ValueError),
+        ({"temperature": 6}, ValueError),
+        ({"seed": -1}, ValueError),
+        ({"seed": "x"}, TypeError),
+        ({"record": 1}, TypeError),
+        ({"port": 1.5}, TypeError),
+        ({"port": "a", "virtual": "b"}, ValueError),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(tiny_model_dir: Path, kwargs: dict, error: type) -> None:
+    with pytest.raises(error):
+        Engine(model=tiny_model_dir, **kwargs)
+
+
+def test_bad_calls_raise_clear_errors(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="known emotions"):
+        engine.play("ecstatic")
+    with pytest.raises(TypeError):
+        engine.set_emotion(3.5)
+    with pytest.raises(ValueError):
+        engine.set_bpm(19.9)
+    with pytest.raises(ValueError):
+        engine.set_temperature(5.1)
+    with pytest.raises(ValueError, match="bars"):
+        engine.set_emotion("sad", bars=-1)
+    with pytest.raises(ValueError, match="unknown key"):
+        engine.set_key("H")
+    with pytest.raises(ValueError, match="known scales"):
+        engine.set_key("C", "bebop")
+    with pytest.raises(ValueError):
+        engine.generate(0)
+    with pytest.raises(TypeError):
+        engine.generate(2.5)
+    with pytest.raises(EngineError, match="record=True"):
+        engine.recorded()
+    assert not engine.is_playing
+
+
+def test_model_argument_errors(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        Engine(model=42)
+    with pytest.raises(ModelError, match="does not exist"):
+        Engine(model=tmp_path / "nowhere")
+
+
+def test_set_emotion_while_stopped_updates_the_condition(engine: Engine) -> None:
+    engine.set_emotion("happy:0.5,sad:0.5")
+    assert engine.emotion == pytest.approx((0.5, 0.0, 0.5, 0.0))
+    assert engine.stats()["emotion"] == pytest.approx((0.5, 0.0, 0.5, 0.0))
+
+
+def test_close_is_idempotent_and_closes(engine: Engine) -> None:
+    engine.close()
+    engine.close()
+    engine.stop()
+    with pytest.raises(EngineError, match="closed"):
+        engine.play("calm")
+
+
+def test_model_card_is_exposed(engine: Engine) -> None:
+    card = engine.model_card
+    assert card["format"] == "emolive-cvae"
+    assert card["sizes"]["z"] == 16
