@@ -77,19 +77,22 @@ bool try_load(const std::string& path, std::string& report) {
 void ensure_onnxruntime(const std::string& fallback_path) {
   std::lock_guard<std::mutex> lock(g_load_mutex);
   if (!g_loaded_path.empty()) return;
-  std::vector<std::string> candidates;
+  std::string report;
   if (const char* env = std::getenv("EMOLIVE_ONNXRUNTIME_LIB"); env && *env) {
-    candidates.emplace_back(env);
+    // An explicit choice is never silently replaced by another library.
+    if (try_load(env, report)) return;
+    throw ModelError("could not load the ONNX Runtime library named by EMOLIVE_ONNXRUNTIME_LIB:" +
+                     report);
   }
+  std::vector<std::string> candidates;
   if (!fallback_path.empty()) candidates.push_back(fallback_path);
   candidates.emplace_back(kPlainName);
-  std::string report;
   for (const auto& path : candidates) {
     if (try_load(path, report)) return;
   }
   throw ModelError(
-      "could not load the ONNX Runtime library. Tried (EMOLIVE_ONNXRUNTIME_LIB, the installed "
-      "onnxruntime Python package, then the loader's search path):" + report +
+      "could not load the ONNX Runtime library. Tried (the installed onnxruntime Python "
+      "package, then the loader's search path):" + report +
       "\nInstall the onnxruntime Python package or set EMOLIVE_ONNXRUNTIME_LIB to the path of "
       "libonnxruntime.");
 }

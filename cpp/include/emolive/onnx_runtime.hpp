@@ -10,8 +10,9 @@
 
 namespace emolive {
 
-// Load the library once per process and initialise the C++ API. Order of candidates:
-// env EMOLIVE_ONNXRUNTIME_LIB, then `fallback_path` (given by Python), then the plain name
+// Load the library once per process and initialise the C++ API. If the environment variable
+// EMOLIVE_ONNXRUNTIME_LIB is set, only that path is tried; otherwise `fallback_path` (given by
+// Python: the onnxruntime package's library), then the plain name
 // (libonnxruntime.so / .dylib / onnxruntime.dll on the loader's search path). Later calls
 // return at once. Throws ModelError listing every path tried when none loads.
 void ensure_onnxruntime(const std::string& fallback_path = "");

@@ -1,0 +1,197 @@
+"""Loading models: C++ ONNX Runtime against Python onnxruntime, and bad model directories.
+
+Bad directories must raise ModelError, never crash the interpreter: the worst cases (garbage
+and truncated ONNX files, a broken ONNX Runtime path) run in a subprocess, so a crash would
+show as a failed test rather than take pytest down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emolive import Engine, ModelError
+from emolive import engine as engine_module
+from emolive._core import Model
+from emolive.engine import load_model
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture()
+def model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    """A writable copy of the tiny model, to break."""
+    out = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, out)
+    return out
+
+
+def python_session(path: Path) -> "ort.InferenceSession":
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_cpp_and_python_onnxruntime_agree(tiny_model_dir: Path, batch: int) -> None:
+    model = load_model(tiny_model_dir)
+    rng = np.random.default_rng(batch)
+    z = rng.standard_normal((batch, model.z_dim)).astype(np.float32)
+    emotion = rng.dirichlet(np.ones(4), size=batch).astype(np.float32)
+    prev = (rng.random((batch, 264)) < 0.1).astype(np.float32)
+    roll = (rng.random((batch, 32, 264)) < 0.1).astype(np.float32)
+
+    state = model.decode_init(z, emotion)
+    (py_state,) = python_session(tiny_model_dir / "decoder_init.onnx").run(
+        None, {"z": z, "emotion": emotion})
+    assert state.shape == (model.layers, batch, model.hidden)
+    assert np.max(np.abs(state - py_state)) <= 1e-5
+
+    cpp_out = model.decode_step(prev, z, emotion, state)
+    session = python_session(tiny_model_dir / "decoder_step.onnx")
+    names = [o.name for o in session.get_outputs()]
+    py_out = dict(zip(names, session.run(None, {"prev": prev, "z": z, "emotion": emotion, "state": state})))
+    for name, value in zip(["onset_logits", "hold_logits", "velocity", "state_out"], cpp_out):
+        assert value.shape == py_out[name].shape, name
+        assert np.max(np.abs(value - py_out[name])) <= 1e-5, name
+
+    mu, logvar = model.encode(roll, emotion)
+    session = python_session(tiny_model_dir / "encoder.onnx")
+    names = [o.name for o in session.get_outputs()]
+    py_enc = dict(zip(names, session.run(None, {"roll": roll, "emotion": emotion})))
+    assert np.max(np.abs(mu - py_enc["mu"])) <= 1e-5
+    assert np.max(np.abs(logvar - py_enc["logvar"])) <= 1e-5
+
+
+def test_model_arrays_are_checked(tiny_model_dir: Path) -> None:
+    model = load_model(tiny_model_dir)
+    with pytest.raises(ValueError, match="z must have shape"):
+        model.decode_init(np.zeros((1, 5), np.float32), np.zeros((1, 4), np.float32))
+    with pytest.raises(ValueError, match="batch"):
+        model.decode_init(np.zeros((2, 16), np.float32), np.zeros((1, 4), np.float32))
+    timings = model.time_decode_steps(20, warmup=2)
+    assert timings.shape == (20,) and (timings > 0).all()
+
+
+def test_missing_onnx_file(model_copy: Path) -> None:
+    (model_copy / "decoder_step.onnx").unlink()
+    with pytest.raises(ModelError, match=r"missing decoder_step file .*decoder_step\.onnx"):
+        Engine(model=model_copy)
+
+
+def test_missing_card(model_copy: Path) -> None:
+    (model_copy / "model_card.json").unlink()
+    with pytest.raises(ModelError, match="model_card.json"):
+        Engine(model=model_copy)
+
+
+def edit_card(model_dir: Path, edit) -> None:
+    path = model_dir / "model_card.json"
+    card = json.loads(path.read_text())
+    edit(card)
+    path.write_text(json.dumps(card))
+
+
+def test_card_sizes_that_do_not_match_the_files(model_copy: Path) -> None:
+    def double_hidden(card: dict) -> None:
+        card["sizes"]["hidden"] = 64
+        for role in ("decoder_init", "decoder_step"):
+            for side in ("inputs", "outputs"):
+                for name, shape in card["io"][role][side].items():
+                    if name.startswith("state"):
+                        card["io"][role][side][name] = [shape[0], -1, 64]
+
+    edit_card(model_copy, double_hidden)
+    with pytest.raises(ModelError) as err:
+        Engine(model=model_copy)
+    message = str(err.value)
+    assert "decoder_init" in message and "'state'" in message
+    assert "[1, -1, 64]" in message and "[1, -1, 32]" in message
+
+
+def test_card_with_wrong_tensor_names(model_copy: Path) -> None:
+    def rename(card: dict) -> None:
+        inputs = card["io"]["decoder_step"]["inputs"]
+        inputs["previous"] = inputs.pop("prev")
+
+    edit_card(model_copy, rename)
+    with pytest.raises(ModelError, match="io.decoder_step.inputs.*lacks tensor 'prev'"):
+        Engine(model=model_copy)
+
+
+def test_onnx_file_with_names_other_than_the_card(model_copy: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    path = model_copy / "decoder_step.onnx"
+    graph_model = onnx.load(str(path))
+    for value in graph_model.graph.input:
+        if value.name == "prev":
+            value.name = "previous"
+    for node in graph_model.graph.node:
+        node.input[:] = ["previous" if name == "prev" else name for name in node.input]
+    onnx.save(graph_model, str(path))
+    with pytest.raises(ModelError) as err:
+        Engine(model=model_copy)
+    message = str(err.value)
+    assert "decoder_step.onnx" in message and "previous" in message and "prev" in message
+
+
+def test_card_that_is_not_json(model_copy: Path) -> None:
+    (model_copy / "model_card.json").write_text("{ this is not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        Engine(model=model_copy)
+
+
+def test_bundled_default_model_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(engine_module, "DEFAULT_MODEL_DIR", tmp_path / "default")
+    with pytest.raises(ModelError, match="bundled default model is missing"):
+        Engine()
+
+
+LOAD_SCRIPT = """
+import sys
+from emolive import Engine, ModelError
+try:
+    Engine(model=sys.argv[1])
+except ModelError as e:
+    print("ModelError:", e)
+    sys.exit(0)
+print("loaded without error")
+sys.exit(1)
+"""
+
+
+def load_in_subprocess(model_dir: Path, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(model_dir)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, f"status {proc.returncode}: {proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_damaged_onnx_file_is_refused_not_crashed(model_copy: Path, damage: str) -> None:
+    path = model_copy / "decoder_init.onnx"
+    data = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(b"")
+    out = load_in_subprocess(model_copy)
+    assert "ModelError:" in out and "decoder_init" in out
+
+
+def test_bad_onnxruntime_library_path(tiny_model_dir: Path) -> None:
+    out = load_in_subprocess(tiny_model_dir, {"EMOLIVE_ONNXRUNTIME_LIB": "/nonexistent/libonnxruntime.so"})
+    assert "EMOLIVE_ONNXRUNTIME_LIB" in out and "/nonexistent/libonnxruntime.so" in out
+
+
+def test_model_loads_from_core_directly(tiny_model_dir: Path) -> None:
+    model = Model(str(tiny_model_dir), engine_module.onnxruntime_library())
+    assert json.loads(model.card_json)["sizes"]["hidden"] == 32
+    assert model.segment_steps == 32
