@@ -109,7 +109,9 @@ void Engine::generator_loop() {
       while (commands_.pop(command)) apply(command);
       const int64_t horizon = scheduler_->steps_played() + config_.lookahead_steps;
       if (generator_->step() >= horizon) {
-        std::this_thread::sleep_for(std::chrono::microseconds(500));
+        // Lookahead full: the clock frees a slot once per step (>= 37.5 ms at 400 BPM), so
+        // polling every millisecond keeps the lookahead full at little cost.
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
       }
       generator_->produce(block);

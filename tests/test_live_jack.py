@@ -1,0 +1,130 @@
+"""Live MIDI through a real (dummy-driver) JACK server: the engine's RtMidi output into a
+python-rtmidi input port, as a DAW would receive it."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emolive import Engine, PortError, find_port, list_ports
+
+rtmidi = pytest.importorskip("rtmidi")
+pytestmark = pytest.mark.jack
+
+
+class Receiver:
+    """A python-rtmidi JACK input that collects every message."""
+
+    def __init__(self, client: str) -> None:
+        self.messages: list[bytes] = []
+        self._lock = threading.Lock()
+        self.midi_in = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=client)
+        self.midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+        self.midi_in.set_callback(self._on_message)
+
+    def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
+        with self._lock:
+            self.messages.append(bytes(event[0]))
+
+    def received(self) -> list[bytes]:
+        with self._lock:
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.midi_in.cancel_callback()
+        self.midi_in.close_port()
+        self.midi_in.delete()
+
+
+@pytest.fixture()
+def receiver(jack_server: str) -> Iterator[Receiver]:
+    r = Receiver("emolive-test-receiver")
+    r.midi_in.open_virtual_port("in")
+    yield r
+    r.close()
+
+
+def wait_for(predicate, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def note_balance(messages: list[bytes], channel: int) -> tuple[int, Counter]:
+    ons, balance = 0, Counter()
+    for m in messages:
+        if m[0] == 0x90 | channel and m[2] > 0:
+            ons += 1
+            balance[m[1]] += 1
+        elif m[0] == 0x80 | channel or (m[0] == 0x90 | channel and m[2] == 0):
+            balance[m[1]] -= 1
+    return ons, balance
+
+
+def test_live_notes_reach_a_jack_input_and_stop_pairs_every_note_on(
+        receiver: Receiver, tiny_model_dir: Path) -> None:
+    assert any("emolive-test-receiver" in name for name in list_ports())
+    with Engine(model=tiny_model_dir, port="TEST-RECEIVER", bpm=400, seed=1, channel=2) as engine:
+        engine.play("happy")
+        wait_for(lambda: engine.stats()["step"] >= 24)
+        engine.stop()
+        stats = engine.stats()
+    time.sleep(0.2)  # JACK delivers once per period (1.33 ms here); leave ample time
+    messages = receiver.received()
+    ons, balance = note_balance(messages, channel=1)
+    assert ons > 0
+    assert ons == stats["notes_sent"]
+    assert all(v == 0 for v in balance.values()), f"unpaired notes: {+balance}"
+    assert messages[-3:] == [bytes([0xB1, 64, 0]), bytes([0xB1, 123, 0]), bytes([0xB1, 120, 0])]
+    assert stats["port_error"] is None
+
+
+def test_deleting_a_playing_engine_silences_it(receiver: Receiver, tiny_model_dir: Path) -> None:
+    engine = Engine(model=tiny_model_dir, port="emolive-test-receiver", bpm=400, seed=2)
+    engine.play("tense")
+    wait_for(lambda: engine.stats()["notes_sent"] > 20)
+    del engine
+    gc.collect()
+    time.sleep(0.2)
+    ons, balance = note_balance(receiver.received(), channel=0)
+    assert ons > 0
+    assert all(v == 0 for v in balance.values())
+
+
+def test_virtual_output_port(jack_server: str, tiny_model_dir: Path) -> None:
+    receiver = Receiver("emolive-test-virtual-reader")
+    try:
+        with Engine(model=tiny_model_dir, virtual="emolive-virtual-out", bpm=400, seed=3) as engine:
+            names = receiver.midi_in.get_ports()
+            index = next(i for i, n in enumerate(names) if "emolive-virtual-out" in n)
+            receiver.midi_in.open_port(index)
+            engine.play("calm")
+            wait_for(lambda: engine.stats()["step"] >= 16)
+            engine.stop()
+        time.sleep(0.2)
+        ons, balance = note_balance(receiver.received(), channel=0)
+        assert ons > 0
+        assert all(v == 0 for v in balance.values())
+    finally:
+        receiver.close()
+
+
+def test_port_matching_and_errors(receiver: Receiver) -> None:
+    names = list_ports()
+    index = next(i for i, n in enumerate(names) if "emolive-test-receiver" in n)
+    assert find_port(names[index]) == index  # exact
+    assert find_port("EMOLIVE-TEST-RECEIVER") == index  # case-insensitive substring
+    assert find_port(index) == index  # index
+    with pytest.raises(PortError) as err:
+        find_port("no-such-port-anywhere")
+    assert "emolive-test-receiver" in str(err.value)  # lists the available ports
+    assert "IAC Driver" in str(err.value) and "loopMIDI" in str(err.value)
+    with pytest.raises(PortError):
+        find_port(len(names) + 5)
