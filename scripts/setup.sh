@@ -14,6 +14,7 @@ apt_packages=(
   librtmidi-dev          # RtMidi for live MIDI out (optional at build time)
   jackd2 libjack-jackd2-dev  # JACK: MIDI ports on Linux machines without ALSA
   catch2                 # C++ unit tests
+  nlohmann-json3-dev     # JSON parsing of the model card in the C++ engine
   fluidsynth fluid-soundfont-gm  # audio renders
 )
 if [ -z "${EMOLIVE_NO_APT:-}" ] && command -v apt-get >/dev/null; then
