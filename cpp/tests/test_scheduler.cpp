@@ -107,3 +107,41 @@ TEST_CASE("the scheduler refuses tempos outside 20..400 bpm") {
   CHECK_THROWS_AS(scheduler.set_bpm(401.0), std::invalid_argument);
   CHECK_NOTHROW(scheduler.set_bpm(20.0));
 }
+
+namespace {
+// An output that starts failing on demand, as a port does when its device disappears.
+class FailingOutput final : public MidiOutput {
+ public:
+  void send(const uint8_t* bytes, size_t size) noexcept override {
+    if (!failing) recorder.send(bytes, size);
+  }
+  bool failed() const noexcept override { return failing.load(); }
+  std::string error_text() const override { return failing ? "device unplugged" : ""; }
+  std::string describe() const override { return "failing test output"; }
+  std::atomic<bool> failing{false};
+  RecordingOutput recorder;
+};
+}  // namespace
+
+TEST_CASE("after a port failure the scheduler forgets the notes it can no longer switch off") {
+  FailingOutput out;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(out, tracker, blocks, lateness, 0, false);
+  StepEvents chord;
+  chord.clear(0);
+  for (uint8_t key : {39, 43, 46}) chord.push({NoteEvent::kOn, key, 90});
+  REQUIRE(blocks.push(chord));
+  scheduler.start(400.0);
+  while (scheduler.steps_played() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(tracker.count() == 3);
+  out.failing = true;
+  StepEvents empty;
+  empty.clear(1);
+  REQUIRE(blocks.push(empty));
+  while (scheduler.steps_played() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(tracker.count() == 0);
+  scheduler.stop();
+  CHECK(out.recorder.count() == 3);  // the three note-ons; nothing reached the dead port after
+}
