@@ -92,6 +92,18 @@ def _hash_split(song: str, val_fraction: float) -> str:
     return "val" if digest / 0xFFFFFFFF < val_fraction else "train"
 
 
+def _ensure_val_song(report: LoadReport) -> None:
+    """With two or more songs and none hashed to validation, the song with the lowest hash goes
+    there, so that small collections still get a validation split (whole songs only)."""
+    songs = sorted({c.song for c in report.clips if c.quadrant is not None},
+                   key=lambda song: hashlib.sha1(song.encode("utf-8")).hexdigest())
+    if len(songs) < 2 or any(c.split == "val" for c in report.clips if c.quadrant is not None):
+        return
+    for clip in report.clips:
+        if clip.song == songs[0]:
+            clip.split = "val"
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -158,13 +170,15 @@ def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled
             continue
         song = f"{row.get('game', '')}/{row.get('piece', path.stem)}"
         report.clips.append(Clip(path, song, "VGMIDI", quadrant, _hash_split(song, val_fraction)))
+    _ensure_val_song(report)
     return report
 
 
 def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float = 0.12,
                  name: str = "generic") -> LoadReport:
     """A folder plus a CSV (``path`` and ``emotion`` or ``valence``/``arousal``; optional
-    ``song`` for song-level splits, else the file stem is the song)."""
+    ``song`` for song-level splits, else the file stem is the song; optional ``split``,
+    ``train`` or ``val``, else songs are split by a hash of their name)."""
     folder, csv_path = Path(folder), Path(csv_path)
     report = LoadReport(name)
     for row in _read_csv(csv_path):
@@ -181,7 +195,13 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
             report.skip(path, "file listed in CSV not found")
             continue
         song = row.get("song") or path.stem
-        report.clips.append(Clip(path, song, name, quadrant, _hash_split(song, val_fraction)))
+        split = row.get("split") or _hash_split(song, val_fraction)
+        if split not in ("train", "val"):
+            report.skip(path, f"split must be 'train' or 'val', got {split!r}")
+            continue
+        report.clips.append(Clip(path, song, name, quadrant, split))
+    _check_song_splits(report)
+    _ensure_val_song(report)
     return report
 
 

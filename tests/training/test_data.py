@@ -1,0 +1,147 @@
+"""Loaders and their edge cases, on MIDI files written here with known content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from emolive.training.data import (MidiReadError, load_emopia, load_generic, load_unlabelled,
+                                   load_vgmidi, read_notes)
+from emolive.training.features import note_steps, onset_error_s
+from emolive.training.prepare import prepare
+
+from midi_factory import scale_notes, write_csv, write_midi
+
+pytestmark = pytest.mark.training
+
+
+def _emopia(tmp_path: Path) -> Path:
+    root = tmp_path / "emopia"
+    midis = root / "midis"
+    write_midi(midis / "Q1_songA_0.mid", scale_notes(60, False))
+    write_midi(midis / "Q1_songA_1.mid", scale_notes(62, False))
+    write_midi(midis / "Q3_songB_0.mid", scale_notes(57, True))
+    write_midi(midis / "Q4_songD_0.mid", [])  # an empty track: no notes
+    (midis / "Q2_songC_0.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage-not-midi")
+    write_midi(midis / "nolabel_0.mid", scale_notes(60, False))
+    write_csv(root / "label.csv", [{"ID": "Q1_songA_0", "4Q": "1", "annotator": "x"},
+                                   {"ID": "Q3_songB_0", "4Q": "4", "annotator": "x"}])
+    write_csv(root / "train_clip.csv", [{"clip_name": "Q1_songA_0.mid"},
+                                        {"clip_name": "Q1_songA_1.mid"}])
+    write_csv(root / "val_clip.csv", [{"clip_name": "Q3_songB_0.mid"}])
+    return root
+
+
+def test_emopia_labels_splits_and_skips(tmp_path: Path) -> None:
+    report = load_emopia(_emopia(tmp_path))
+    by_name = {c.path.name: c for c in report.clips}
+    # label.csv wins over the file-name prefix (Q3_songB_0 is labelled 4 there).
+    assert by_name["Q3_songB_0.mid"].quadrant == 3
+    assert by_name["Q1_songA_1.mid"].quadrant == 0  # not in label.csv: prefix
+    assert by_name["Q1_songA_0.mid"].song == by_name["Q1_songA_1.mid"].song == "songA"
+    assert by_name["Q1_songA_0.mid"].split == "train" and by_name["Q3_songB_0.mid"].split == "val"
+    assert [Path(p).name for p, _ in report.skipped] == ["nolabel_0.mid"]
+    assert "no quadrant" in report.skipped[0][1]
+    prep = prepare([report])
+    skipped = {Path(p).name: reason for p, reason in prep.skipped}
+    assert "unreadable MIDI" in skipped["Q2_songC_0.mid"]
+    assert skipped["Q4_songD_0.mid"] == "no notes"
+    assert len(prep.rolls) == 3
+    assert "3 skipped" not in report.summary() and "1 skipped" in report.summary()
+
+
+def test_song_never_straddles_splits(tmp_path: Path) -> None:
+    root = _emopia(tmp_path)
+    write_csv(root / "val_clip.csv", [{"clip_name": "Q3_songB_0.mid"},
+                                      {"clip_name": "Q1_songA_1.mid"}])
+    write_csv(root / "train_clip.csv", [{"clip_name": "Q1_songA_0.mid"}])
+    write_midi(root / "midis" / "Q1_songA_2.mid", scale_notes(64, False))
+    report = load_emopia(root)
+    splits = {c.split for c in report.clips if c.song == "songA"}
+    assert len(splits) == 1
+
+
+def test_vgmidi_valence_arousal_to_quadrant(tmp_path: Path) -> None:
+    root = tmp_path / "vgmidi"
+    for i in range(4):
+        write_midi(root / "labelled" / "phrases" / f"p{i}.mid", scale_notes(60, i % 2 == 1))
+    rows = [{"game": "g", "piece": f"p{i}", "midi": f"labelled/phrases/p{i}.mid",
+             "valence": v, "arousal": a}
+            for i, (v, a) in enumerate([("1", "1"), ("-1", "1"), ("-1", "-1"), ("1", "-1")])]
+    rows.append({"game": "g", "piece": "x", "midi": "labelled/phrases/p0.mid", "valence": "",
+                 "arousal": "1"})
+    rows.append({"game": "g", "piece": "y", "midi": "labelled/phrases/missing.mid",
+                 "valence": "1", "arousal": "1"})
+    write_csv(root / "vgmidi_labelled.csv", rows)
+    report = load_vgmidi(root)
+    assert [c.quadrant for c in report.clips] == [0, 1, 2, 3]
+    reasons = [r for _, r in report.skipped]
+    assert len(reasons) == 2 and "bad label" in reasons[0] and "not found" in reasons[1]
+
+
+def test_generic_csv_names_and_missing_labels(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    write_midi(folder / "a.mid", scale_notes(60, False))
+    write_midi(folder / "b.mid", scale_notes(60, True))
+    write_midi(folder / "c.mid", scale_notes(60, True))
+    csv_path = write_csv(tmp_path / "labels.csv", [
+        {"path": "a.mid", "emotion": "joyful"}, {"path": "b.mid", "emotion": "melancholic"},
+        {"path": "c.mid", "emotion": "grumpy"}, {"path": "d.mid", "emotion": ""}])
+    report = load_generic(folder, csv_path)
+    assert [(c.path.name, c.quadrant) for c in report.clips] == [("a.mid", 0), ("b.mid", 2)]
+    reasons = dict(report.skipped)
+    assert "unknown emotion 'grumpy'" in reasons[str(folder / "c.mid")]
+    assert "missing or bad label" in reasons[str(folder / "d.mid")]
+
+
+def test_unlabelled_folder_is_recursive(tmp_path: Path) -> None:
+    write_midi(tmp_path / "pop" / "001" / "001.mid", scale_notes(60, False))
+    write_midi(tmp_path / "pop" / "002" / "002.MID", scale_notes(60, False))
+    report = load_unlabelled(tmp_path / "pop", name="POP909")
+    assert len(report.clips) == 2 and all(c.quadrant is None for c in report.clips)
+
+
+def test_tempo_changes_map_beats_to_seconds(tmp_path: Path) -> None:
+    """120 BPM for 4 beats, then 60 BPM: beats stay on the grid, seconds follow the tempo map."""
+    notes = [(60, 90, float(b), b + 0.5) for b in range(8)]
+    path = write_midi(tmp_path / "tempo.mid", notes, tempi=[(0, 120), (4, 60)])
+    read = read_notes(path)
+    assert read.tempo_changes == 2
+    np.testing.assert_allclose(read.start_beat, np.arange(8))
+    np.testing.assert_allclose(read.start_s, [0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0], atol=1e-6)
+    start, _, step_s = note_steps(read, "beats")
+    np.testing.assert_allclose(start, np.arange(8) * 4)
+    np.testing.assert_allclose(step_s, [0.125] * 4 + [0.25] * 4)
+    assert onset_error_s(start, step_s).max() < 1e-9
+
+
+def test_onset_error_measures_off_grid_notes(tmp_path: Path) -> None:
+    # A note 1/16 beat (31.25 ms) late at 120 BPM (step = 125 ms).
+    path = write_midi(tmp_path / "late.mid", [(60, 90, 0.0625, 1.0), (62, 90, 1.0, 2.0)])
+    start, _, step_s = note_steps(read_notes(path), "beats")
+    np.testing.assert_allclose(onset_error_s(start, step_s), [0.03125, 0.0], atol=1e-9)
+
+
+def test_sustain_pedal_extends_notes(tmp_path: Path) -> None:
+    pedal = [(0.0, mido.Message("control_change", control=64, value=127)),
+             (3.0, mido.Message("control_change", control=64, value=0))]
+    path = write_midi(tmp_path / "pedal.mid", [(60, 90, 0.0, 1.0), (64, 90, 3.5, 4.0)],
+                      extra=pedal)
+    read = read_notes(path)
+    np.testing.assert_allclose(read.end_beat, [3.0, 4.0])
+    np.testing.assert_allclose(read_notes(path, sustain=False).end_beat, [1.0, 4.0])
+
+
+def test_corrupt_data_bytes_are_rejected(tmp_path: Path) -> None:
+    path = write_midi(tmp_path / "ok.mid", [(60, 90, 0.0, 1.0)])
+    data = bytearray(path.read_bytes())
+    data[data.index(bytes([0x90, 60, 90])) + 2] = 0xC8  # velocity byte over 127
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(MidiReadError):
+        read_notes(bad)
+    with pytest.raises(MidiReadError, match="unreadable"):
+        read_notes(tmp_path / "does-not-exist.mid")

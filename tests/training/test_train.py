@@ -1,0 +1,109 @@
+"""Training: losses fall, the command writes checkpoints/metrics, resumes, and exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emolive.training import export, train
+from emolive.training.config import TrainConfig
+from emolive.training.losses import EmotionHeads, compute_losses, segment_stats
+from emolive.training.model import CVAE
+
+pytestmark = pytest.mark.training
+
+TINY = ["--z-dim", "8", "--hidden", "24", "--enc-hidden", "16", "--frame-proj", "16",
+        "--emb-dim", "4", "--batch-size", "8", "--eval-every", "5", "--val-segments", "8",
+        "--threads", "1", "--warmup-steps", "2", "--beta-warmup-steps", "10", "--min-onsets", "1"]
+
+
+def _tiny_args(folder: Path, csv_path: Path, tmp_path: Path, steps: int) -> list[str]:
+    return ["--datasets", "--generic-folder", str(folder), "--generic-csv", str(csv_path),
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
+            "--max-steps", str(steps), *TINY]
+
+
+def test_a_few_steps_lower_the_loss(labelled_folder, tmp_path: Path) -> None:
+    folder, csv_path = labelled_folder
+    cfg = TrainConfig(datasets=[], generic_folder=str(folder), generic_csv=str(csv_path),
+                      cache_dir=str(tmp_path / "cache"), min_onsets=1, transpose=0)
+    prep = train.load_data(cfg, log=lambda _: None)
+    batches = train.SegmentBatches(prep, "train", cfg, seed=0)
+    roll, emotion, label = batches.tensors(np.arange(len(batches)))
+    torch.manual_seed(0)
+    model, heads = CVAE(TrainConfig(z_dim=8, hidden=32, enc_hidden=16, frame_proj=16,
+                                    emb_dim=4).model_config()), EmotionHeads(8)
+    opt = torch.optim.Adam(list(model.parameters()) + list(heads.parameters()), lr=3e-3)
+    args = {"beta": 0.1, "free_bits": 0.1, "adv_weight": 0.3, "critic_weight": 1.0}
+    first = None
+    for _ in range(30):
+        losses = compute_losses(model, heads, roll, emotion, label, **args)
+        first = first if first is not None else {k: v.item() for k, v in losses.items()}
+        opt.zero_grad()
+        losses["total"].backward()
+        opt.step()
+    model.eval()
+    last = compute_losses(model, heads, roll, emotion, label, **args)
+    assert last["recon"].item() < 0.5 * first["recon"]
+    assert last["onset_bce"].item() < first["onset_bce"]
+    assert last["critic_real"].item() < first["critic_real"]
+
+
+def test_segment_stats_are_transposition_invariant_and_tell_major_from_minor() -> None:
+    hold = torch.zeros(1, 4, 88)
+    hold[0, :, [39, 43, 46]] = 1.0  # C major triad (C4 E4 G4)
+    minor = torch.zeros(1, 4, 88)
+    minor[0, :, [39, 42, 46]] = 1.0  # C minor triad
+    shifted = torch.roll(hold, 5, dims=2)
+    onset = torch.zeros_like(hold)
+    major_stats = segment_stats(onset, hold, onset)
+    # Everything but the register (mean key) is invariant to transposition.
+    assert torch.allclose(major_stats[0, :16], segment_stats(onset, shifted, onset)[0, :16])
+    minor_stats = segment_stats(onset, minor, onset)
+    # The interval profile cannot tell them apart (mirror images); the mode features can.
+    assert torch.allclose(major_stats[0, :12], minor_stats[0, :12])
+    major_key, minor_key, major_triads, minor_triads = major_stats[0, 12:16]
+    assert major_key > minor_key and major_triads > 0 and minor_triads == 0
+    m_major_key, m_minor_key, m_major_triads, m_minor_triads = minor_stats[0, 12:16]
+    assert m_minor_key > m_major_key and m_minor_triads > 0 and m_major_triads == 0
+
+
+def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path: Path) -> None:
+    folder, csv_path = labelled_folder
+    assert train.main(_tiny_args(folder, csv_path, tmp_path, 10)) == 0
+    run = tmp_path / "run"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10]
+    ckpt = torch.load(run / "ckpt.pt", weights_only=False)
+    assert ckpt["iter_num"] == 10 and ckpt["model_args"]["z_dim"] == 8
+    assert (run / "best.pt").is_file()
+
+    assert train.main(_tiny_args(folder, csv_path, tmp_path, 15) + ["--resume", "true"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15]
+
+    out = tmp_path / "model"
+    assert export.main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out)]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["sizes"]["z"] == 8 and card["sizes"]["hidden"] == 24
+    assert all((out / name).is_file() for name in card["files"].values())
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--datasets", "nope"], "unknown datasets"),
+    (["--batch-size", "0"], "batch_size must be positive"),
+    (["--config", "/nonexistent.json"], "not found"),
+    (["--data", "/nonexistent"], "not found"),
+])
+def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Path) -> None:
+    assert train.main(argv + ["--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_export_of_a_missing_checkpoint_exits_2(tmp_path: Path, capsys) -> None:
+    assert export.main(["--checkpoint", str(tmp_path / "no.pt"), "--out", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err

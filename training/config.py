@@ -1,0 +1,126 @@
+"""The training configuration: one dataclass, read from a JSON file and/or command-line flags."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .data import DEFAULT_DATA
+from .model import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str = str(DEFAULT_DATA)  # folder holding emopia/, vgmidi/ (the ../shared/data layout)
+    datasets: list[str] = field(default_factory=lambda: ["emopia"])  # emopia, vgmidi
+    generic_folder: str = ""  # a folder of labelled MIDI (with generic_csv)
+    generic_csv: str = ""  # CSV: path + emotion name, or path + valence + arousal
+    cache_dir: str = "cache"
+    out: str = "runs/default"
+    segment_bars: int = 2
+    hop_bars: int = 1
+    min_onsets: int = 4  # segments with fewer onsets are skipped
+    transpose: int = 5  # random shift in [-transpose, transpose + 1) semitones per segment
+    # model (see ModelConfig)
+    z_dim: int = 64
+    hidden: int = 384
+    layers: int = 1
+    enc_hidden: int = 192
+    emb_dim: int = 16
+    frame_proj: int = 192
+    attention: bool = True
+    # optimisation
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr_frac: float = 0.1  # cosine decay to lr * min_lr_frac at max_steps
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    max_steps: int = 6000
+    max_minutes: float = 55.0  # stop (and save) after this much wall-clock time
+    eval_every: int = 250
+    val_segments: int = 1024
+    threads: int = 2
+    # losses
+    beta_max: float = 0.2
+    beta_warmup_steps: int = 2000
+    free_bits: float = 0.1  # nats per latent dimension
+    adv_weight: float = 0.3  # gradient-reversal emotion adversary on the posterior mean
+    critic_weight: float = 1.0  # emotion critic on the decoder's output statistics
+    resume: bool = False
+
+    @property
+    def segment_steps(self) -> int:
+        return self.segment_bars * 16
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(z_dim=self.z_dim, hidden=self.hidden, layers=self.layers,
+                           enc_hidden=self.enc_hidden, emb_dim=self.emb_dim,
+                           frame_proj=self.frame_proj, attention=self.attention)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per TrainConfig field (``--batch-size 32``, ``--datasets emopia vgmidi``)."""
+    parser.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = TrainConfig().__getattribute__(f.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
+        elif isinstance(default, list):
+            parser.add_argument(flag, nargs="*", default=None)
+        else:
+            parser.add_argument(flag, type=type(default), default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults <- JSON file <- flags. Unknown keys in the file are a ValueError."""
+    values: dict = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ValueError(f"config file {path} not found")
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys in {path}: {', '.join(unknown)}")
+    for f in fields(TrainConfig):
+        flag_value = getattr(args, f.name, None)
+        if flag_value is not None:
+            values[f.name] = flag_value
+    cfg = TrainConfig(**values)
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: TrainConfig) -> None:
+    positive = ("segment_bars", "hop_bars", "z_dim", "hidden", "layers", "enc_hidden", "emb_dim",
+                "frame_proj", "batch_size", "max_steps", "eval_every", "threads", "val_segments")
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
+    if not 0 <= cfg.transpose <= 11:
+        raise ValueError(f"transpose must be in 0..11 semitones, got {cfg.transpose}")
+    unknown = sorted(set(cfg.datasets) - {"emopia", "vgmidi"})
+    if unknown:
+        raise ValueError(f"unknown datasets {unknown}; known: emopia, vgmidi (or --generic-csv)")
+    if bool(cfg.generic_csv) != bool(cfg.generic_folder):
+        raise ValueError("--generic-csv and --generic-folder go together")

@@ -1,0 +1,235 @@
+"""Train the emotion-conditioned VAE.
+
+    python -m emolive.training.train [--config file.json] [--data DIR] [--out runs/NAME] [flags]
+
+Writes ``<out>/ckpt.pt`` (latest, resumable with ``--resume true``), ``<out>/best.pt`` (lowest
+validation loss), ``<out>/metrics.jsonl`` (one JSON object per evaluation) and
+``<out>/config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .config import TrainConfig, add_config_flags, config_from_args
+from .data import LoadReport, load_emopia, load_generic, load_vgmidi
+from .features import to_float
+from .losses import EmotionHeads, compute_losses
+from .model import CVAE, N_EMOTIONS, N_KEYS
+from .prepare import Prepared, gather_segments, prepare, segment_starts
+
+
+class DataError(ValueError):
+    """The data the config points at cannot be used (missing folder, no clips)."""
+
+
+def load_reports(cfg: TrainConfig) -> list[LoadReport]:
+    root = Path(cfg.data)
+    reports = []
+    for name in cfg.datasets:
+        folder = root / name
+        if not folder.is_dir():
+            raise DataError(f"dataset folder {folder} not found (--data points at {root})")
+        reports.append(load_emopia(folder) if name == "emopia" else load_vgmidi(folder))
+    if cfg.generic_csv:
+        if not Path(cfg.generic_csv).is_file():
+            raise DataError(f"CSV {cfg.generic_csv} not found")
+        reports.append(load_generic(cfg.generic_folder, cfg.generic_csv))
+    return reports
+
+
+def load_data(cfg: TrainConfig, log=print) -> Prepared:
+    reports = load_reports(cfg)
+    for report in reports:
+        log(report.summary())
+    prep = prepare(reports, cache_dir=cfg.cache_dir)
+    for name, err in prep.onset_error.items():
+        log(f"{name}: grid {err['grid']}, onset error from quantising to 16ths: mean "
+            f"{err['mean_ms']:.1f} ms, median {err['median_ms']:.1f} ms, p95 {err['p95_ms']:.1f} ms")
+    if len(prep.indices("train")) == 0:
+        raise DataError("no readable labelled training clips")
+    return prep
+
+
+class SegmentBatches:
+    """Random labelled segments with random transposition (a numpy Generator, seeded)."""
+
+    def __init__(self, prep: Prepared, split: str, cfg: TrainConfig, seed: int) -> None:
+        self.prep = prep
+        self.steps = cfg.segment_steps
+        self.starts = segment_starts(prep, prep.indices(split), self.steps,
+                                     cfg.hop_bars * 16, cfg.min_onsets)
+        if len(self.starts) == 0:
+            raise DataError(f"no {split} segments with at least {cfg.min_onsets} onsets")
+        self.labels = prep.quadrant[self.starts[:, 0]]
+        self.transpose = cfg.transpose
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def tensors(self, rows: np.ndarray, shifts: np.ndarray | None = None):
+        """(roll [B,T,264] float, one-hot emotion [B,4], label [B]) for segment rows."""
+        rolls = gather_segments(self.prep, self.starts[rows], self.steps)
+        if shifts is not None:
+            rolls = _transpose_batch(rolls, shifts)
+        labels = torch.from_numpy(self.labels[rows])
+        emotion = torch.nn.functional.one_hot(labels, N_EMOTIONS).float()
+        return torch.from_numpy(to_float(rolls)), emotion, labels
+
+    def sample(self, batch_size: int):
+        rows = self.rng.integers(0, len(self.starts), batch_size)
+        shifts = self.rng.integers(-self.transpose, self.transpose + 1, batch_size)
+        return self.tensors(rows, shifts if self.transpose else None)
+
+
+def _transpose_batch(rolls: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Shift each segment's keys by its semitone shift (notes off the keyboard are dropped)."""
+    out = np.zeros_like(rolls)
+    blocks = rolls.reshape(*rolls.shape[:2], 3, N_KEYS)
+    dst = out.reshape(*rolls.shape[:2], 3, N_KEYS)
+    for i, s in enumerate(shifts):
+        if s >= 0:
+            dst[i, :, :, s:] = blocks[i, :, :, :N_KEYS - s]
+        else:
+            dst[i, :, :, :s] = blocks[i, :, :, -s:]
+    return out
+
+
+def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay; progress is the larger of the step fraction and the
+    wall-clock fraction of max_minutes, so the decay completes even when time runs out first."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, max((step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps),
+                            elapsed_s / (cfg.max_minutes * 60)))
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def beta_at(cfg: TrainConfig, step: int) -> float:
+    return cfg.beta_max * min(1.0, step / max(1, cfg.beta_warmup_steps))
+
+
+def _loss_args(cfg: TrainConfig, step: int) -> dict:
+    return {"beta": beta_at(cfg, step), "free_bits": cfg.free_bits,
+            "adv_weight": cfg.adv_weight, "critic_weight": cfg.critic_weight}
+
+
+@torch.no_grad()
+def evaluate_losses(model: CVAE, heads: EmotionHeads, val: SegmentBatches, cfg: TrainConfig,
+                    step: int) -> dict[str, float]:
+    """Mean loss terms over a fixed validation subset (posterior mean, no transposition)."""
+    model.eval()
+    rows = np.linspace(0, len(val) - 1, min(cfg.val_segments, len(val))).astype(np.int64)
+    sums: dict[str, float] = {}
+    for chunk in np.array_split(rows, max(1, len(rows) // 256)):
+        roll, emotion, label = val.tensors(chunk)
+        losses = compute_losses(model, heads, roll, emotion, label, **_loss_args(cfg, step))
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * len(chunk)
+    model.train()
+    return {key: value / len(rows) for key, value in sums.items()}
+
+
+def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s) -> dict:
+    """nanoGPT-style: everything to resume or export."""
+    return {"model": model.state_dict(), "heads": heads.state_dict(),
+            "optimizer": optimizer.state_dict(), "model_args": model.cfg.to_dict(),
+            "iter_num": step, "best_val_loss": best_val, "config": cfg.to_dict(),
+            "elapsed_s": elapsed_s}
+
+
+def train(cfg: TrainConfig, log=print) -> dict:
+    """Run training; return the final checkpoint dict (also saved under ``cfg.out``)."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    prep = load_data(cfg, log)
+    train_batches = SegmentBatches(prep, "train", cfg, cfg.seed)
+    val_batches = SegmentBatches(prep, "val", cfg, cfg.seed + 1)
+    log(f"segments: {len(train_batches)} train, {len(val_batches)} val")
+    model, heads = CVAE(cfg.model_config()), EmotionHeads(cfg.z_dim)
+    params = list(model.parameters()) + list(heads.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    step, best_val, spent_s = 0, float("inf"), 0.0
+    if cfg.resume and (out / "ckpt.pt").is_file():
+        ckpt = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        heads.load_state_dict(ckpt["heads"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step, best_val, spent_s = ckpt["iter_num"], ckpt["best_val_loss"], ckpt["elapsed_s"]
+        train_batches.rng = np.random.default_rng(cfg.seed + step)
+        log(f"resumed from {out / 'ckpt.pt'} at step {step}")
+    start = time.monotonic() - spent_s
+    model.train()
+    ckpt = _checkpoint(model, heads, optimizer, cfg, step, best_val, spent_s)
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as metrics, \
+            tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step") as bar:
+        while step < cfg.max_steps:
+            lr = lr_at(cfg, step, time.monotonic() - start)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            roll, emotion, label = train_batches.sample(cfg.batch_size)
+            losses = compute_losses(model, heads, roll, emotion, label, **_loss_args(cfg, step))
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(recon=f"{losses['recon'].item():.3f}", kl=f"{losses['kl'].item():.1f}")
+            elapsed = time.monotonic() - start
+            out_of_time = elapsed > cfg.max_minutes * 60
+            if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
+                val = evaluate_losses(model, heads, val_batches, cfg, step)
+                record = {"step": step, "elapsed_s": round(elapsed, 1), "lr": lr,
+                          "beta": beta_at(cfg, step),
+                          "train": {k: v.item() for k, v in losses.items()}, "val": val}
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                val_loss = val["recon"] + val["kl"] / cfg.segment_steps
+                if val_loss < best_val:
+                    best_val = val_loss
+                    ckpt = _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed)
+                    torch.save(ckpt, out / "best.pt")
+                ckpt = _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed)
+                torch.save(ckpt, out / "ckpt.pt")
+                log(f"step {step}: val recon {val['recon']:.4f} kl {val['kl']:.2f} "
+                    f"critic(real) {val['critic_real']:.3f} adv {val['adv_ce']:.3f} "
+                    f"({elapsed / 60:.1f} min)")
+            if out_of_time:
+                log(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
+                break
+    return ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emolive train", description=__doc__.split("\n\n")[0])
+    add_config_flags(parser)
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        train(cfg, log=lambda text: print(text, file=sys.stderr))
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
