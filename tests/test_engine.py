@@ -174,3 +174,14 @@ def test_model_card_is_exposed(engine: Engine) -> None:
     card = engine.model_card
     assert card["format"] == "emolive-cvae"
     assert card["sizes"]["z"] == 16
+
+
+def test_walk_rate_changes_the_material(engine: Engine) -> None:
+    slow = note_events(engine.generate(4, "calm"))
+    engine.set_walk_rate(0.25)  # a new prior sample every beat instead of every 2 bars
+    fast = note_events(engine.generate(4, "calm"))
+    assert fast != slow
+    engine.set_walk_rate(2)
+    assert note_events(engine.generate(4, "calm")) == slow
+    with pytest.raises(ValueError):
+        engine.set_walk_rate(0)

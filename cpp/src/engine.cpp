@@ -8,7 +8,10 @@ namespace emolive {
 
 Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> output,
                const EngineConfig& config)
-    : model_(std::move(model)), config_(config), temperature_(config.temperature) {
+    : model_(std::move(model)),
+      config_(config),
+      temperature_(config.temperature),
+      walk_steps_per_point_(config.walk_steps_per_point) {
   if (!model_) throw std::invalid_argument("engine needs a model");
   if (config.channel < 0 || config.channel > 15) throw std::invalid_argument("channel must be 0..15");
   if (config.program < -1 || config.program > 127) throw std::invalid_argument("program must be 0..127");
@@ -59,6 +62,7 @@ void Engine::apply(const Command& c) {
     case Command::kEmotion: generator_->set_emotion(c.weights, c.glide_steps); break;
     case Command::kTemperature: generator_->set_temperature(c.temperature); break;
     case Command::kScaleMask: generator_->set_scale_mask(c.mask); break;
+    case Command::kWalkRate: generator_->set_walk_rate(c.glide_steps); break;
   }
 }
 
@@ -167,6 +171,14 @@ void Engine::set_scale_mask(uint16_t mask) {
   send_command({Command::kScaleMask, {}, 0, 0.f, scale_mask_});
 }
 
+void Engine::set_walk_rate(int steps_per_point) {
+  if (steps_per_point < 1) throw std::invalid_argument("latent walk rate must be >= 1 step per point");
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  check_open();
+  walk_steps_per_point_ = steps_per_point;
+  send_command({Command::kWalkRate, {}, steps_per_point, 0.f, 0});
+}
+
 void Engine::stop() {
   std::lock_guard<std::mutex> lock(caller_mutex_);
   stop_locked();
@@ -247,10 +259,10 @@ std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, ui
   if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
   GeneratorConfig gc;
   gc.seed = seed;
-  gc.walk_steps_per_point = config_.walk_steps_per_point;
   gc.emotion = normalised(emotion);
   {
     std::lock_guard<std::mutex> lock(caller_mutex_);
+    gc.walk_steps_per_point = walk_steps_per_point_;
     gc.sampling.temperature = temperature_;
     gc.sampling.scale_mask = scale_mask_;
   }

@@ -76,6 +76,8 @@ class Engine {
   void set_bpm(double bpm);
   void set_temperature(float temperature);
   void set_scale_mask(uint16_t mask);  // bit c: pitch class c (0 = C) may start notes
+  // Latent walk rate: steps between prior points (>= 1); the walk keeps its position.
+  void set_walk_rate(int steps_per_point);
   void stop();   // note-offs, CC64 0, CC123, CC120; idempotent
   void close();  // stop, then close the port; idempotent
 
@@ -96,9 +98,9 @@ class Engine {
 
  private:
   struct Command {
-    enum Kind : uint8_t { kEmotion, kTemperature, kScaleMask } kind;
+    enum Kind : uint8_t { kEmotion, kTemperature, kScaleMask, kWalkRate } kind;
     Weights weights;
-    int glide_steps;
+    int glide_steps;  // kEmotion: glide length; kWalkRate: steps per latent point
     float temperature;
     uint16_t mask;
   };
@@ -129,6 +131,7 @@ class Engine {
   mutable std::mutex caller_mutex_;  // serialises callers (the command queue's single producer)
   float temperature_;
   uint16_t scale_mask_ = 0x0FFF;
+  int walk_steps_per_point_;
   SteadyClock::time_point play_time_{};
 };
 
