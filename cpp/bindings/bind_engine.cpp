@@ -34,6 +34,7 @@ py::dict stats_dict(const EngineStats& s) {
   d["port_error"] = s.port_error.empty() ? py::none() : py::object(py::str(s.port_error));
   d["generator_error"] = s.generator_error.empty() ? py::none() : py::object(py::str(s.generator_error));
   d["recording_dropped"] = s.recording_dropped;
+  d["realtime"] = s.realtime;
   return d;
 }
 

@@ -220,6 +220,7 @@ EngineStats Engine::stats() const {
   if (!closed_) {
     s.step = scheduler_->steps_played();
     s.bpm = scheduler_->bpm();
+    s.realtime = scheduler_->realtime();
     if (output_->failed()) s.port_error = output_->error_text();
     if (recording_) s.recording_dropped = recording_->dropped();
   } else {

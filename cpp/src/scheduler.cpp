@@ -1,7 +1,13 @@
 #include "emolive/scheduler.hpp"
 
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
+
+#ifndef _WIN32
+#include <pthread.h>
+#include <sched.h>
+#endif
 
 namespace emolive {
 namespace {
@@ -10,6 +16,21 @@ SteadyClock::duration step_length_for(double bpm) {
   // One step is a 16th note: a quarter of a beat.
   return std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double>(60.0 / bpm / 4.0));
+}
+
+// Ask for real-time (SCHED_FIFO) scheduling of the clock thread, as audio engines do, so that a
+// busy machine does not delay its wake-ups. Needs the privilege (root, CAP_SYS_NICE or an
+// rtprio limit); without it the thread keeps normal scheduling. EMOLIVE_NO_REALTIME=1 skips it.
+bool try_realtime(std::thread& thread) {
+#ifdef _WIN32
+  (void)thread;
+  return false;
+#else
+  if (const char* off = std::getenv("EMOLIVE_NO_REALTIME"); off && *off && *off != '0') return false;
+  sched_param param{};
+  param.sched_priority = sched_get_priority_min(SCHED_FIFO) + 10;  // low among RT threads
+  return pthread_setschedparam(thread.native_handle(), SCHED_FIFO, &param) == 0;
+#endif
 }
 
 }  // namespace
@@ -38,6 +59,7 @@ void Scheduler::start(double bpm) {
   steps_played_.store(0);
   forgot_after_failure_ = false;
   thread_ = std::thread([this] { run(); });
+  realtime_.store(try_realtime(thread_));
 }
 
 void Scheduler::stop() {

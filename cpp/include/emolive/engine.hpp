@@ -50,6 +50,7 @@ struct EngineStats {
   std::string port_error;       // empty when none
   std::string generator_error;  // empty when none
   size_t recording_dropped = 0;
+  bool realtime = false;  // the clock thread runs with real-time priority
 };
 
 struct TimedMessage {

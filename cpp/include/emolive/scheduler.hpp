@@ -47,7 +47,8 @@ class Scheduler {
   SteadyClock::time_point origin() const {
     return SteadyClock::time_point(SteadyClock::duration(origin_ticks_.load()));
   }
-  const std::atomic<bool>& stop_flag() const { return stop_; }
+  // Whether the clock thread got real-time (SCHED_FIFO) scheduling.
+  bool realtime() const { return realtime_.load(); }
 
  private:
   void run();
@@ -64,6 +65,7 @@ class Scheduler {
   const bool clock_out_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> realtime_{false};
   std::atomic<double> bpm_{120.0};
   std::atomic<int64_t> steps_played_{0};
   std::atomic<SteadyClock::rep> origin_ticks_{0};
