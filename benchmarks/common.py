@@ -1,0 +1,136 @@
+"""Shared pieces of the benchmark scripts: statistics, the machine and its load, model
+directories to compare, results files.
+
+Every figure is printed and also written as JSON under ``benchmarks/results/`` so that
+docs/benchmarks.md can quote the run it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_MODEL = REPO / "python" / "emolive" / "models" / "default"
+STEPS_PER_BAR = 16
+
+
+def summary_us(samples_us: np.ndarray | list[float]) -> dict[str, float]:
+    """median, p99, max and mean of samples in microseconds."""
+    a = np.asarray(samples_us, dtype=np.float64)
+    return {"n": int(a.size), "median_us": float(np.median(a)),
+            "p99_us": float(np.percentile(a, 99)), "max_us": float(a.max()),
+            "mean_us": float(a.mean())}
+
+
+def bars_from_steps(step_us: np.ndarray) -> np.ndarray:
+    """Per-bar times: sums of consecutive, non-overlapping runs of 16 step times."""
+    a = np.asarray(step_us, dtype=np.float64)
+    whole = (a.size // STEPS_PER_BAR) * STEPS_PER_BAR
+    return a[:whole].reshape(-1, STEPS_PER_BAR).sum(axis=1)
+
+
+def busy_processes() -> list[str]:
+    """Other processes using > 20% CPU now (e.g. a training run), as 'pid cpu% command'."""
+    try:
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,args", "--sort=-pcpu"], capture_output=True,
+                             text=True, timeout=10).stdout.splitlines()[1:]
+    except (OSError, subprocess.SubprocessError):
+        return []
+    busy = []
+    for line in out:
+        pid, cpu, args = line.strip().split(None, 2)
+        if int(pid) != os.getpid() and float(cpu) > 20.0 and "ps -eo" not in args:
+            busy.append(f"{pid} {cpu}% {args[:100]}")
+    return busy
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core count, OS, load average and competing processes at this moment."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    busy = busy_processes()
+    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
+            "python": platform.python_version(), "loadavg": list(os.getloadavg()),
+            "busy_processes": busy, "under_load": bool(busy),
+            "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
+
+
+def print_machine(info: dict[str, Any]) -> None:
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['os']}, "
+          f"load {info['loadavg'][0]:.2f} at {info['time_utc']} UTC")
+    if info["under_load"]:
+        print("WARNING: measured UNDER LOAD; other busy processes:")
+        for line in info["busy_processes"]:
+            print(f"  {line}")
+
+
+@dataclass
+class ModelDir:
+    label: str
+    path: Path
+    torch_source: str  # how the PyTorch eager twin was made (same weights, or same shapes)
+
+
+def prepare_models(work: Path, include_default: bool = True) -> list[ModelDir]:
+    """The models compared: the tests' tiny model, a random model of the default size (z 128,
+    hidden 512, 1 layer) and the shipped default model when it exists."""
+    from emolive.training.export import export_random_model
+
+    models = []
+    for label, z, h in (("tiny z16 h32 L1", 16, 32), ("random z128 h512 L1", 128, 512)):
+        out = work / label.replace(" ", "_")
+        if not (out / "model_card.json").is_file():
+            export_random_model(out, z_dim=z, hidden=h, layers=1, seed=0)
+        models.append(ModelDir(label, out, "same weights (export_random_model, seed 0)"))
+    if include_default and (DEFAULT_MODEL / "model_card.json").is_file():
+        models.append(ModelDir("shipped default", DEFAULT_MODEL,
+                               "same architecture from the card, random weights"))
+    return models
+
+
+def torch_model(model: ModelDir) -> Any:
+    """A PyTorch eager CVAE for ``model``: the very weights for random models (same seed and
+    config as export_random_model), else the card's architecture (timing depends on shapes,
+    not on weight values)."""
+    import torch
+
+    from emolive.training.model import CVAE, ModelConfig
+
+    card = json.loads((model.path / "model_card.json").read_text())
+    cfg = ModelConfig(**card["model"]) if "model" in card else ModelConfig(
+        z_dim=card["sizes"]["z"], hidden=card["sizes"]["hidden"], layers=card["sizes"]["layers"])
+    if model.torch_source.startswith("same weights"):
+        torch.manual_seed(0)
+        s = card["sizes"]
+        cfg = ModelConfig(z_dim=s["z"], hidden=s["hidden"], layers=s["layers"],
+                          enc_hidden=s["hidden"], emb_dim=8, frame_proj=s["hidden"])
+    return CVAE(cfg).eval()
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"results written to {path.relative_to(REPO)}")
+    return path
+
+
+def verdict(value: float, target: float, lower_is_better: bool = True) -> str:
+    ok = value <= target if lower_is_better else value >= target
+    return "MET" if ok else "MISSED"
