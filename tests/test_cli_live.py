@@ -33,21 +33,32 @@ def _engine_built() -> None:
 
 
 class Sink:
-    """A python-rtmidi virtual input port that records (seconds, message) pairs."""
+    """A python-rtmidi virtual input port that records every message it receives.
+
+    Messages queue inside RtMidi (no Python in JACK's process thread, so a busy interpreter
+    cannot make JACK drop them) and a thread drains the queue.
+    """
 
     def __init__(self, name: str) -> None:
         import rtmidi
 
         self.messages: list[tuple[float, bytes]] = []
         self._lock = threading.Lock()
-        self._port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
+        self._port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name, queue_size_limit=1 << 16)
         self._port.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._port.set_callback(self._receive)
         self._port.open_virtual_port(name)
+        self._running = True
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
 
-    def _receive(self, event: tuple[list[int], float], _data: object) -> None:
-        with self._lock:
-            self.messages.append((time.monotonic(), bytes(event[0])))
+    def _drain(self) -> None:
+        while self._running:
+            event = self._port.get_message()
+            if event is None:
+                time.sleep(0.001)
+                continue
+            with self._lock:
+                self.messages.append((time.monotonic(), bytes(event[0])))
 
     def snapshot(self) -> list[bytes]:
         with self._lock:
@@ -62,7 +73,8 @@ class Sink:
         return condition(self.snapshot())
 
     def close(self) -> None:
-        self._port.cancel_callback()
+        self._running = False
+        self._drainer.join(timeout=2)
         self._port.close_port()
         self._port.delete()
 
@@ -144,19 +156,18 @@ class Command:
         return code, "\n".join(self.lines), self.process.stderr.read()
 
 
-def unmatched_notes(messages: list[bytes]) -> dict[tuple[int, int], int]:
-    """(channel, pitch) -> count of note-ons not yet ended by a note-off (or note-on velocity 0)."""
-    sounding: dict[tuple[int, int], int] = {}
+def left_sounding(messages: list[bytes]) -> set[tuple[int, int]]:
+    """(channel, pitch) of the keys whose last message was a note-on: what a synth would still
+    be holding. A re-strike or a note-off ends a note, so one message lost in the middle of the
+    stream (JACK drops a cycle's input when a client misses it on a loaded machine) cannot make
+    a note stick here, while a missing final note-off does."""
+    last_was_on: dict[tuple[int, int], bool] = {}
     for message in messages:
-        if len(message) != 3:
+        if len(message) != 3 or message[0] & 0xF0 not in (NOTE_ON, NOTE_OFF):
             continue
-        kind, key = message[0] & 0xF0, (message[0] & 0x0F, message[1])
-        if kind == NOTE_ON and message[2] > 0:
-            sounding[key] = sounding.get(key, 0) + 1
-        elif kind == NOTE_OFF or (kind == NOTE_ON and message[2] == 0):
-            if sounding.get(key):
-                sounding[key] -= 1
-    return {key: count for key, count in sounding.items() if count}
+        key = (message[0] & 0x0F, message[1])
+        last_was_on[key] = message[0] & 0xF0 == NOTE_ON and message[2] > 0
+    return {key for key, on in last_was_on.items() if on}
 
 
 def note_ons(messages: list[bytes]) -> list[bytes]:
@@ -181,19 +192,19 @@ def source(jack_server: str) -> Iterator[Source]:
 def test_plays_into_a_port_with_clock_and_stops_clean(sink: Sink, tiny_model_dir: Path, sig: int) -> None:
     command = Command("--port", f"EMOLIVE-SINK-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion",
                       "happy", "--bpm", "240", "--seed", "3", "--channel", "2", "--clock-out")
-    assert sink.wait_for(lambda m: len(note_ons(m)) >= 8, timeout_s=30), (
-        f"no notes arrived; output: {command.lines}")
+    assert sink.wait_for(lambda m: len(note_ons(m)) >= 8 and m.count(bytes([CLOCK])) >= 48, timeout_s=30), (
+        f"no notes or clock arrived; output: {command.lines}")
     code, out, err = command.finish(sig)
     assert code == 0, err
     assert "Traceback" not in err
     time.sleep(0.3)  # the last messages cross JACK's next period
     messages = sink.snapshot()
     assert all(m[0] & 0x0F == 1 for m in note_ons(messages))  # channel 2 on the wire is 1
-    assert unmatched_notes(messages) == {}
+    assert left_sounding(messages) == set()
     assert bytes([CONTROL | 1, 123, 0]) in messages  # all notes off after the note-offs
     assert bytes([START]) in messages and bytes([STOP]) in messages
-    clock_ticks = messages.count(bytes([CLOCK]))
-    assert clock_ticks >= 24  # at least a beat of clock
+    assert messages.index(bytes([START])) < messages.index(bytes([CLOCK]))
+    assert messages.index(bytes([STOP])) > len(messages) - 1 - messages[::-1].index(bytes([CLOCK]))
     assert f"stopped ({signal.Signals(sig).name})" in out and "0 left sounding" in out
 
 
@@ -211,7 +222,7 @@ def test_controllers_steer_the_emotion(sink: Sink, source: Source, tiny_model_di
     finally:
         code, _, err = command.finish()
     assert code == 0, err
-    assert unmatched_notes(sink.snapshot()) == {}
+    assert left_sounding(sink.snapshot()) == set()
 
 
 def test_follows_an_external_clock(sink: Sink, source: Source, tiny_model_dir: Path) -> None:
@@ -230,7 +241,7 @@ def test_follows_an_external_clock(sink: Sink, source: Source, tiny_model_dir: P
         source.send(STOP)
         assert command.wait_for_line(r"^stopped \|", 5), command.lines
         time.sleep(0.3)
-        assert unmatched_notes(sink.snapshot()) == {}  # the master's Stop leaves nothing sounding
+        assert left_sounding(sink.snapshot()) == set()  # the master's Stop leaves nothing sounding
     finally:
         code, _, err = command.finish()
     assert code == 0, err
@@ -256,7 +267,7 @@ def test_emolive_port_environment_default(sink: Sink, tiny_model_dir: Path) -> N
         out, err = process.communicate(timeout=15)
     assert process.returncode == 0, err
     time.sleep(0.3)
-    assert unmatched_notes(sink.snapshot()) == {}
+    assert left_sounding(sink.snapshot()) == set()
 
 
 def test_bad_model_directory_exits_2(tmp_path: Path, sink: Sink) -> None:
