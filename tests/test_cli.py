@@ -60,6 +60,9 @@ def test_list_emotions_shows_names_with_quadrants(capsys: pytest.CaptureFixture[
     (["--morph-to", "blue"], "unknown emotion 'blue'"),
     (["--emotion", "sad", "--valence", "0.5"], "either --emotion or --valence/--arousal"),
     (["--scale", "minor"], "--scale needs --key"),
+    (["--key", "H"], "unknown key 'H'; write a note name: C, C#, Db"),
+    (["--key", "C", "--scale", "klezmer"], "unknown scale 'klezmer'; known scales:"),
+    (["generate", "--key", "Q", "-o", "x.mid"], "unknown key 'Q'"),
     (["--port", "a", "--virtual"], "not allowed with argument"),
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["generate", "--bars", "0", "-o", "x.mid"], "--bars must be from 1 to 10000, got 0"),
@@ -123,3 +126,12 @@ def test_console_script_is_installed() -> None:
     assert script.exists(), "pip install -e . makes the `emolive` console script"
     result = subprocess.run([str(script), "--bpm", "1"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--bpm must be from 20 to 400" in result.stderr
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("command", ["train", "export", "evaluate"])
+def test_training_commands_reach_the_training_package(command: str) -> None:
+    pytest.importorskip("torch")
+    result = run_process(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: emolive {command}")

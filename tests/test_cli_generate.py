@@ -81,3 +81,12 @@ def test_bad_model_directory_exits_2(tmp_path: Path) -> None:
     result = generate("--model", str(tmp_path / "missing"), "-o", str(tmp_path / "x.mid"))
     assert result.returncode == 2
     assert "emolive: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_key_lock_keeps_onsets_in_the_scale(tmp_path: Path, tiny_model_dir: Path) -> None:
+    out = tmp_path / "a_minor.mid"
+    result = generate("--model", str(tiny_model_dir), "--key", "A", "--scale", "minor", "--bars", "4",
+                      "--seed", "4", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    pitch_classes = {s.pitch % 12 for s in note_spans(mido.MidiFile(str(out)))}
+    assert pitch_classes and pitch_classes <= {9, 11, 0, 2, 4, 5, 7}  # A B C D E F G

@@ -9,7 +9,7 @@ from typing import Any
 import mido
 
 from emolive import files
-from emolive.cli_options import UsageError, check_key, engine_settings, start_emotion
+from emolive.cli_options import UsageError, check_key, open_engine, start_emotion
 from emolive.emotions import Weights, describe
 
 
@@ -25,9 +25,7 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if args.morph_to is not None and args.morph_bars > args.bars:
         raise UsageError(f"--morph-bars ({args.morph_bars}) is longer than --bars ({args.bars})")
 
-    from emolive import Engine
-
-    engine = Engine(**engine_settings(args))
+    engine = open_engine(args)
     try:
         if args.key:
             engine.set_key(args.key, args.scale)

@@ -64,6 +64,28 @@ def emotion_type(text: str) -> Weights:
                                          "see emolive --list-emotions)") from None
 
 
+def key_type(text: str) -> str:
+    """An argparse type: a note name for --key (C, F#, Bb, ...)."""
+    from emolive.scales import pitch_class
+
+    try:
+        pitch_class(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
+def scale_type(text: str) -> str:
+    """An argparse type: a scale name for --scale (major, minor, dorian, ...)."""
+    from emolive.scales import scale_mask
+
+    try:
+        scale_mask(None, text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
 def emotion_listing() -> str:
     """The text of `emolive --list-emotions`: each quadrant, its signs and its names."""
     signs = {"Q1": ("+", "+"), "Q2": ("-", "+"), "Q3": ("-", "-"), "Q4": ("+", "-")}
@@ -103,8 +125,9 @@ def add_music_options(parser: argparse.ArgumentParser) -> None:
                        help="sampling temperature 0.05..5 (higher = more surprising; default 1)")
     group.add_argument("--seed", type=integer_in(0, 2**63 - 1, "--seed"),
                        help="random seed: the same seed and settings give the same notes")
-    group.add_argument("--key", metavar="KEY", help="lock notes to a key, e.g. C, F#, Bb")
-    group.add_argument("--scale", default="major", help="scale of --key (default major), e.g. minor")
+    group.add_argument("--key", type=key_type, metavar="KEY", help="only start notes in a key, e.g. C, F#, Bb")
+    group.add_argument("--scale", type=scale_type, default="major",
+                       help="scale of --key (default major): minor, dorian, major_pentatonic, blues, ...")
 
 
 def start_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Weights:
@@ -123,10 +146,19 @@ def check_key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--scale needs --key (e.g. --key A --scale minor)")
 
 
-def engine_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for ``Engine`` common to live and offline use."""
-    return {"model": args.model, "bpm": args.bpm, "channel": args.channel, "seed": args.seed,
-            "program": args.program, "temperature": args.temperature}
+def open_engine(args: argparse.Namespace, **output: Any) -> Any:
+    """An ``Engine`` with the music options of ``args`` and ``output`` (port, virtual, clock_out)."""
+    from emolive import Engine, ModelError, find_port
+
+    if output.get("port") is not None:
+        find_port(output["port"])  # a wrong port is reported before the model is loaded
+    try:
+        return Engine(model=args.model, bpm=args.bpm, channel=args.channel, seed=args.seed,
+                      program=args.program, temperature=args.temperature, **output)
+    except ModelError as exc:
+        if args.model is None:
+            raise ModelError(f"{exc} (on the command line: --model DIR)") from None
+        raise
 
 
 def live_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from emolive import ports
-from emolive.cli_options import UsageError, engine_settings, start_emotion
+from emolive.cli_options import UsageError, open_engine, start_emotion
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
@@ -165,10 +165,7 @@ def status_text(stats: dict[str, Any], playing: bool) -> str:
 def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Play until a signal or `q`; returns the exit status."""
     emotion = start_emotion(args, parser)
-    output = output_choice(args)
-    from emolive import Engine
-
-    engine = Engine(**engine_settings(args), **output, clock_out=args.clock_out)
+    engine = open_engine(args, clock_out=args.clock_out, **output_choice(args))
     session = Session(engine, args, emotion)
     try:
         with StopSignals() as stop:
