@@ -25,8 +25,12 @@ def jack_server() -> Iterator[str]:
         pytest.skip("jackd not installed (Debian package jackd2); scripts/setup.sh installs it")
     name = f"emolive-test-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    # -S (synchronous mode): in JACK2's default asynchronous mode a client that misses a cycle
+    # (easy on a loaded 2-core machine without real-time scheduling) leaves its stale MIDI
+    # buffer to be read again: receivers see duplicated and lost events (measured: duplicated
+    # note-ons in 2 of 5 runs async, none in 15 runs with -S; see docs/reliability.md).
     proc = subprocess.Popen(
-        [jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "64"],
+        [jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", "64"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

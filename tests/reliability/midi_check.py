@@ -1,0 +1,94 @@
+"""Checks on streams of raw MIDI messages, and a JACK input port that records what arrives.
+
+Pairing rule: every note-on (0x9n with velocity > 0) must be followed, on the same channel and
+key, by a note-off (0x8n, or 0x9n with velocity 0) before that key is struck again and before
+the stream ends. A note-off for a key not sounding is tolerated (harmless, and what a careful
+engine may send on stop).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PairingReport:
+    note_ons: int = 0
+    note_offs: int = 0
+    double_strikes: list[tuple[int, int]] = field(default_factory=list)  # (channel, key)
+    left_sounding: set[tuple[int, int]] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not self.double_strikes and not self.left_sounding
+
+    def describe(self) -> str:
+        return (f"{self.note_ons} note-ons, {self.note_offs} note-offs, "
+                f"re-struck without note-off: {self.double_strikes[:10]}, "
+                f"left sounding: {sorted(self.left_sounding)[:10]}")
+
+
+def check_pairing(messages: Iterable[bytes]) -> PairingReport:
+    report = PairingReport()
+    sounding: set[tuple[int, int]] = set()
+    for msg in messages:
+        if len(msg) < 3:
+            continue
+        kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
+        key = (channel, msg[1])
+        if kind == 0x90 and msg[2] > 0:
+            report.note_ons += 1
+            if key in sounding:
+                report.double_strikes.append(key)
+            sounding.add(key)
+        elif kind == 0x80 or (kind == 0x90 and msg[2] == 0):
+            report.note_offs += 1
+            sounding.discard(key)
+    report.left_sounding = sounding
+    return report
+
+
+class JackSink:
+    """A python-rtmidi virtual input port on JACK recording (monotonic seconds, bytes)."""
+
+    def __init__(self, name: str) -> None:
+        import rtmidi
+
+        self.name = name
+        self.messages: list[tuple[float, bytes]] = []
+        self._lock = threading.Lock()
+        self._port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
+        self._port.ignore_types(sysex=True, timing=True, active_sense=True)
+        self._port.set_callback(self._receive)
+        self._port.open_virtual_port(name)
+
+    def _receive(self, event: tuple[list[int], float], _data: object) -> None:
+        with self._lock:
+            self.messages.append((time.monotonic(), bytes(event[0])))
+
+    def snapshot(self) -> list[bytes]:
+        with self._lock:
+            return [m for _, m in self.messages]
+
+    def timed(self) -> list[tuple[float, bytes]]:
+        with self._lock:
+            return list(self.messages)
+
+    def wait_for(self, condition: Callable[[list[bytes]], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition(self.snapshot()):
+                return True
+            time.sleep(0.02)
+        return condition(self.snapshot())
+
+    def close(self) -> None:
+        self._port.close_port()
+        del self._port
+
+
+def note_on_count(messages: list[bytes]) -> int:
+    return sum(1 for m in messages if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0)
