@@ -131,6 +131,22 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any]) -> Path
     return out
 
 
+def update_card(model_dir: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``changes`` (top-level keys) into a model directory's card, in model_card.json and
+    in every ONNX file's metadata, keeping the two identical. Returns the new card."""
+    out = Path(model_dir)
+    card = json.loads((out / "model_card.json").read_text())
+    card.update(changes)
+    card_text = json.dumps(card, indent=2)
+    for name in card["files"].values():
+        proto = onnx.load(str(out / name))
+        onnx.helper.set_model_props(proto, {"model_card": card_text})
+        onnx.save(proto, str(out / name))
+        onnx.checker.check_model(str(out / name), full_check=True)
+    (out / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
+    return card
+
+
 def export_random_model(out_dir: str | Path, z_dim: int = 16, hidden: int = 32, layers: int = 1,
                         seed: int = 0) -> Path:
     """A model with random weights of the given sizes, exported in the contract (for tests)."""

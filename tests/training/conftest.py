@@ -14,12 +14,16 @@ from midi_factory import scale_notes, write_csv, write_midi  # noqa: E402
 
 @pytest.fixture
 def labelled_folder(tmp_path: Path) -> tuple[Path, Path]:
-    """A generic labelled folder: happy = fast major, sad = slow-ish minor; two songs each."""
+    """A generic labelled folder, 8 songs: major/minor scales, loud for high arousal; one song
+    per emotion in train and one in val (``split`` column)."""
     folder = tmp_path / "mine"
+    kinds = {"happy": (False, 100), "tense": (True, 105), "sad": (True, 45), "calm": (False, 50)}
     rows = []
-    for song, (emotion, minor, velocity) in enumerate(
-            [("happy", False, 100), ("sad", True, 50), ("happy", False, 96), ("sad", True, 45)]):
+    for song in range(8):
+        emotion = list(kinds)[song % 4]
+        minor, velocity = kinds[emotion]
         name = f"song{song}.mid"
-        write_midi(folder / name, scale_notes(60 + song, minor, velocity=velocity))
-        rows.append({"path": name, "emotion": emotion, "song": f"s{song}"})
+        write_midi(folder / name, scale_notes(57 + song, minor, velocity=velocity))
+        rows.append({"path": name, "emotion": emotion, "song": f"s{song}",
+                     "split": "train" if song < 4 else "val"})
     return folder, write_csv(tmp_path / "labels.csv", rows)

@@ -1,0 +1,75 @@
+"""The evaluation command on a tiny model and tiny data: report, figures, card update."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from emolive.training import evaluate
+from emolive.training.metrics import active_units, onset_prf_per_bar, overlap_area
+
+pytestmark = pytest.mark.training
+
+
+def test_onset_prf_per_bar_counts_exact_matches() -> None:
+    true = np.zeros((1, 32, 88), dtype=bool)
+    true[0, 0, 40] = true[0, 4, 44] = true[0, 20, 50] = True
+    pred = true.copy()
+    pred[0, 4, 44] = False
+    pred[0, 5, 44] = True  # one step late: wrong
+    m = onset_prf_per_bar(pred, true)
+    # bar 1: 1 of 2 right (P = R = F1 = 0.5); bar 2: perfect.
+    assert m["precision"] == pytest.approx(0.75) and m["f1"] == pytest.approx(0.75)
+    assert m["bars"] == 2
+
+
+def test_active_units_and_overlap() -> None:
+    mu = np.zeros((100, 3))
+    mu[:, 0] = np.linspace(-1, 1, 100)
+    assert active_units(mu).tolist() == [True, False, False]
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=2000)
+    assert overlap_area(a, a) == pytest.approx(1.0)
+    assert overlap_area(a, a + 100) == pytest.approx(0.0)
+
+
+def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_folder,
+                                                 tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    folder, csv_path = labelled_folder
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "discussion.md").write_text("## What we learned\n\nA tiny test model.\n")
+    argv = ["--model", str(model), "--datasets", "--generic-folder", str(folder),
+            "--generic-csv", str(csv_path), "--cache-dir", str(tmp_path / "cache"),
+            "--report", str(report), "--samples", "4", "--val-segments", "8",
+            "--classifier-segments", "16", "--classifier-steps", "3", "--min-onsets", "1",
+            "--update-card"]
+    assert evaluate.main(argv) == 0
+    text = (report / "README.md").read_text()
+    assert "## Reconstruction" in text and "A tiny test model." in text
+    for png in ("kl_per_dim.png", "statistics.png", "emotion.png", "samples/listening_rolls.png"):
+        assert (report / png).stat().st_size > 1000
+    for name in ("happy", "tense", "sad", "calm", "morph_sad_to_happy"):
+        assert (report / "samples" / f"{name}.mid").is_file()
+    if shutil.which("fluidsynth"):
+        assert (report / "samples" / "happy.wav").stat().st_size > 10000
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["reconstruction"]["latent_dims"] == 16
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["sampling"]["temperature"] == metrics["sampling"]["temperature"]
+    assert card["evaluation"]["report"] == "docs/evaluation/README.md"
+    for name in card["files"].values():  # the ONNX metadata carries the same card
+        props = {p.key: p.value for p in onnx.load(str(model / name)).metadata_props}
+        assert json.loads(props["model_card"]) == card
+
+
+def test_evaluate_refuses_a_folder_without_a_model(tmp_path: Path, capsys) -> None:
+    assert evaluate.main(["--model", str(tmp_path)]) == 2
+    assert "no model_card.json" in capsys.readouterr().err

@@ -1,0 +1,109 @@
+"""Evaluation figures: onset precision/recall/F1 per bar, latent health, musical statistics,
+distribution overlap and diversity. Inputs are numpy rolls ``[N, T, 264]`` (float layout)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_KEYS = 88
+STEPS_PER_BAR = 16
+# Krumhansl-Kessler key profiles, pitch class 0 = C.
+_KK = {"major": [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88],
+       "minor": [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17]}
+
+
+def onset_prf_per_bar(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Mean over bars (16 steps, either side having an onset) of onset precision, recall and F1,
+    a note counting as correct when pitch and step both match. ``pred``/``true`` ``[N, T, 88]``
+    booleans."""
+    n, steps = true.shape[:2]
+    bars = steps // STEPS_PER_BAR
+    shape = (n * bars, STEPS_PER_BAR * N_KEYS)
+    p = pred[:, :bars * STEPS_PER_BAR].reshape(shape)
+    t = true[:, :bars * STEPS_PER_BAR].reshape(shape)
+    hit = (p & t).sum(1).astype(np.float64)
+    n_pred, n_true = p.sum(1), t.sum(1)
+    keep = (n_pred + n_true) > 0
+    precision = np.where(n_pred > 0, hit / np.maximum(n_pred, 1), 0.0)[keep]
+    recall = np.where(n_true > 0, hit / np.maximum(n_true, 1), 0.0)[keep]
+    f1 = 2 * hit[keep] / (n_pred[keep] + n_true[keep])
+    return {"precision": float(precision.mean()), "recall": float(recall.mean()),
+            "f1": float(f1.mean()), "bars": int(keep.sum()),
+            "pred_onsets_per_bar": float(n_pred.mean()), "true_onsets_per_bar": float(n_true.mean())}
+
+
+def kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    return (0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
+
+
+def active_units(mu: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+    """Burda et al. (2016): a unit is active when Var_x(E[z_i | x]) > threshold."""
+    return mu.var(axis=0) > threshold
+
+
+def pitch_class_hist(roll: np.ndarray) -> np.ndarray:
+    """``[N, 12]`` distribution of sounding steps over pitch classes (0 = C)."""
+    hold = roll[..., N_KEYS:2 * N_KEYS].sum(axis=1)  # [N, 88]
+    pc = np.zeros((len(roll), 12))
+    for key in range(N_KEYS):
+        pc[:, (key + 9) % 12] += hold[:, key]
+    return pc / np.maximum(pc.sum(axis=1, keepdims=True), 1e-9)
+
+
+def mode_score(pc: np.ndarray) -> np.ndarray:
+    """Best major-key minus best minor-key profile correlation, per row: > 0 sounds major."""
+    centred = pc - pc.mean(axis=1, keepdims=True)
+    centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-9)
+    best = {}
+    for mode, profile in _KK.items():
+        table = np.stack([np.roll(profile, r) for r in range(12)]).astype(np.float64)
+        table -= table.mean(axis=1, keepdims=True)
+        table /= np.linalg.norm(table, axis=1, keepdims=True)
+        best[mode] = (centred @ table.T).max(axis=1)
+    return best["major"] - best["minor"]
+
+
+def musical_stats(roll: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-segment statistics ``{name: [N]}``: note density (onsets per step), pitch range
+    (semitones), mean velocity (MIDI), polyphony (sounding keys per sounding step), mode."""
+    onset = roll[..., :N_KEYS] > 0.5
+    hold = roll[..., N_KEYS:2 * N_KEYS] > 0.5
+    vel = roll[..., 2 * N_KEYS:] * 127.0
+    steps = roll.shape[1]
+    keys = np.arange(N_KEYS)
+    any_key = hold.any(axis=1)  # [N, 88]
+    low = np.where(any_key, keys, N_KEYS).min(axis=1)
+    high = np.where(any_key, keys, -1).max(axis=1)
+    sounding_steps = np.maximum(hold.any(axis=2).sum(axis=1), 1)
+    n_onsets = onset.sum(axis=(1, 2))
+    return {
+        "note_density": n_onsets / steps,
+        "pitch_range": np.where(high >= low, high - low, 0).astype(np.float64),
+        "velocity": (vel * onset).sum(axis=(1, 2)) / np.maximum(n_onsets, 1),
+        "polyphony": hold.sum(axis=(1, 2)) / sounding_steps,
+        "mode": mode_score(pitch_class_hist(roll)),
+    }
+
+
+def overlap_area(a: np.ndarray, b: np.ndarray, bins: int = 30) -> float:
+    """Overlapping area of two distributions' histograms on a shared range (1 = identical)."""
+    lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+    if hi <= lo:
+        return 1.0
+    ha, edges = np.histogram(a, bins=bins, range=(lo, hi))
+    hb, _ = np.histogram(b, bins=edges)
+    return float(np.minimum(ha / max(ha.sum(), 1), hb / max(hb.sum(), 1)).sum())
+
+
+def diversity(roll: np.ndarray, max_pairs: int = 20000, seed: int = 0) -> dict[str, float]:
+    """Distinct onset patterns and the mean pairwise Jaccard distance of onset sets."""
+    onset = (roll[..., :N_KEYS] > 0.5).reshape(len(roll), -1)
+    distinct = len({row.tobytes() for row in np.packbits(onset, axis=1)})
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, len(onset), max_pairs)
+    j = rng.integers(0, len(onset), max_pairs)
+    keep = i != j
+    inter = (onset[i[keep]] & onset[j[keep]]).sum(1)
+    union = (onset[i[keep]] | onset[j[keep]]).sum(1)
+    jaccard = np.where(union > 0, 1.0 - inter / np.maximum(union, 1), 0.0)
+    return {"distinct_fraction": distinct / len(onset), "mean_jaccard_distance": float(jaccard.mean())}

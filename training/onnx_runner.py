@@ -1,0 +1,120 @@
+"""The exported model run through ONNX Runtime (what ships), for evaluation and listening.
+
+Turning step outputs into played frames (the same rule the engine follows):
+- a key starts a note when its onset draws 1: ``sigmoid(logit / temperature)`` as a Bernoulli
+  probability (``sample=True``) or compared with ``onset_threshold`` (deterministic);
+- a sounding key keeps sounding while its hold probability passes ``hold_threshold``; a key that
+  was silent never starts from hold alone (no note without an onset);
+- velocity is the model's velocity at the onset step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+N_KEYS = 88
+FRAME = 3 * N_KEYS
+
+
+@dataclass
+class Sampling:
+    onset_threshold: float = 0.5
+    hold_threshold: float = 0.5
+    temperature: float = 1.0
+    sample: bool = True  # Bernoulli onsets; False = threshold
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class OnnxCVAE:
+    def __init__(self, model_dir: str | Path, threads: int = 1) -> None:
+        self.dir = Path(model_dir)
+        self.card = json.loads((self.dir / "model_card.json").read_text())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.sessions = {key: ort.InferenceSession(str(self.dir / name), opts,
+                                                   providers=["CPUExecutionProvider"])
+                         for key, name in self.card["files"].items()}
+        self.z_dim = self.card["sizes"]["z"]
+
+    def encode(self, roll: np.ndarray, emotion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu, logvar = self.sessions["encoder"].run(
+            None, {"roll": roll.astype(np.float32), "emotion": emotion.astype(np.float32)})
+        return mu, logvar
+
+    def init_state(self, z: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+        return self.sessions["decoder_init"].run(
+            None, {"z": z.astype(np.float32), "emotion": emotion.astype(np.float32)})[0]
+
+    def step(self, prev: np.ndarray, z: np.ndarray, emotion: np.ndarray,
+             state: np.ndarray) -> list[np.ndarray]:
+        return self.sessions["decoder_step"].run(None, {
+            "prev": prev.astype(np.float32), "z": z.astype(np.float32),
+            "emotion": emotion.astype(np.float32), "state": state})
+
+    def teacher_forced(self, roll: np.ndarray, z: np.ndarray,
+                       emotion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Onset and hold probabilities ``[B, T, 88]`` with the true previous frames fed in."""
+        batch, steps = roll.shape[:2]
+        state = self.init_state(z, emotion)
+        prev = np.zeros((batch, FRAME), dtype=np.float32)
+        onset_p = np.zeros((batch, steps, N_KEYS), dtype=np.float32)
+        hold_p = np.zeros_like(onset_p)
+        for t in range(steps):
+            onset_l, hold_l, _, state = self.step(prev, z, emotion, state)
+            onset_p[:, t], hold_p[:, t] = _sigmoid(onset_l), _sigmoid(hold_l)
+            prev = roll[:, t]
+        return onset_p, hold_p
+
+    def generate(self, z: np.ndarray, emotion: np.ndarray, steps: int, sampling: Sampling,
+                 rng: np.random.Generator, reseed_every: int | None = None,
+                 z_next: list[np.ndarray] | None = None) -> np.ndarray:
+        """Free-running float roll ``[B, steps, 264]``.
+
+        ``emotion`` is ``[B, 4]`` or per step ``[steps, B, 4]`` (a morph). With
+        ``reseed_every`` the state is re-initialised from ``decoder_init`` every that many
+        steps (the engine's phrase re-seeding), taking the next latent from ``z_next``."""
+        batch = z.shape[0]
+        per_step = emotion.ndim == 3
+        emo = emotion[0] if per_step else emotion
+        state = self.init_state(z, emo)
+        prev = np.zeros((batch, FRAME), dtype=np.float32)
+        out = np.zeros((batch, steps, FRAME), dtype=np.float32)
+        phrase = 0
+        for t in range(steps):
+            emo = emotion[t] if per_step else emotion
+            if reseed_every and t > 0 and t % reseed_every == 0:
+                phrase += 1
+                if z_next is not None:
+                    z = z_next[(phrase - 1) % len(z_next)]
+                state = self.init_state(z, emo)
+            onset_l, hold_l, vel, state = self.step(prev, z, emo, state)
+            frame = play_frame(onset_l, hold_l, vel, prev, sampling, rng)
+            out[:, t] = frame
+            prev = frame
+        return out
+
+
+def play_frame(onset_l: np.ndarray, hold_l: np.ndarray, velocity: np.ndarray, prev: np.ndarray,
+               sampling: Sampling, rng: np.random.Generator) -> np.ndarray:
+    """The frame played at one step from the step's outputs (see the module docstring)."""
+    p_onset = _sigmoid(onset_l / sampling.temperature)
+    if sampling.sample:
+        onset = rng.random(p_onset.shape) < p_onset
+    else:
+        onset = p_onset > sampling.onset_threshold
+    sounding_before = prev[:, N_KEYS:2 * N_KEYS] > 0.5
+    hold = onset | (sounding_before & (_sigmoid(hold_l) > sampling.hold_threshold))
+    frame = np.zeros((onset.shape[0], FRAME), dtype=np.float32)
+    frame[:, :N_KEYS] = onset
+    frame[:, N_KEYS:2 * N_KEYS] = hold
+    frame[:, 2 * N_KEYS:] = np.where(onset, np.clip(velocity, 1 / 127, 1.0), 0.0)
+    return frame

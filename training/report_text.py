@@ -1,0 +1,137 @@
+"""The Markdown of docs/evaluation/README.md, from the evaluation's results dict."""
+
+from __future__ import annotations
+
+from emolive.emotions import QUADRANT_NAMES, QUADRANTS
+
+NAMES = {q: QUADRANT_NAMES[q][0] for q in QUADRANTS}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _target(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _reconstruction(rec: dict) -> list[str]:
+    best = str(rec["best_threshold"])
+    tf, fr = rec["teacher_forced"], rec["free_running"]
+    lines = ["## Reconstruction (validation songs)", "",
+             f"{rec['segments']} validation segments of 2 bars, encoded to the posterior mean and "
+             "decoded. An onset is correct when its key and its 16th step match. Figures are "
+             "means over bars (16 steps).", "",
+             "| decoding | onset threshold | precision | recall | F1 | onsets/bar (pred / true) |",
+             "|---|---|---|---|---|---|"]
+    for t, m in tf.items():
+        lines.append(f"| teacher-forced | {t} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                     f"{m['f1']:.3f} | {m['pred_onsets_per_bar']:.1f} / "
+                     f"{m['true_onsets_per_bar']:.1f} |")
+    for t, m in fr.items():
+        lines.append(f"| free-running | {t} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                     f"{m['f1']:.3f} | {m['pred_onsets_per_bar']:.1f} / "
+                     f"{m['true_onsets_per_bar']:.1f} |")
+    f1 = fr[best]["f1"]
+    lines += ["", f"Target F1 >= 0.85: teacher-forced {tf[best]['f1']:.3f} "
+              f"({_target(tf[best]['f1'] >= 0.85)}), free-running {f1:.3f} ({_target(f1 >= 0.85)}).",
+              ""]
+    return lines
+
+
+def _latent(rec: dict, prior: dict) -> list[str]:
+    return ["## Latent health", "",
+            f"- KL on validation: {rec['kl_total']:.1f} nats in total over {rec['latent_dims']} "
+            f"dimensions (per dimension: `kl_per_dim.png`).",
+            f"- Active units (variance of the posterior mean over validation > 0.01): "
+            f"{rec['active_units']}/{rec['latent_dims']} = {_pct(rec['active_fraction'])} "
+            f"(target >= 50%: {_target(rec['active_fraction'] >= 0.5)}).",
+            f"- Prior samples with at least one note: {_pct(prior['nonempty_fraction'])} of "
+            f"{prior['count']}.", "", "![KL per dimension](kl_per_dim.png)", ""]
+
+
+def _emotion(emo: dict) -> list[str]:
+    per = emo["generated_accuracy_per_emotion"]
+    lines = ["## Emotion", "",
+             "A separate classifier (bidirectional GRU over raw frames, trained with random "
+             "transpositions on real training segments only) listens to 2-bar segments.", "",
+             "| | 4-quadrant accuracy | valence accuracy | arousal accuracy |", "|---|---|---|---|",
+             f"| real validation segments | {_pct(emo['real_val_accuracy'])} | "
+             f"{_pct(emo['real_val_valence_accuracy'])} | {_pct(emo['real_val_arousal_accuracy'])} |",
+             f"| generated, per requested emotion | {_pct(emo['generated_accuracy'])} | "
+             f"{_pct(emo['generated_valence_accuracy'])} | {_pct(emo['generated_arousal_accuracy'])} |",
+             "", "Generated accuracy per requested emotion (same prior latents for all four): " +
+             ", ".join(f"{NAMES[q]} {_pct(a)}" for q, a in zip(QUADRANTS, per)) + ".",
+             f"Target generated >= real: {_target(emo['generated_accuracy'] >= emo['real_val_accuracy'])}.",
+             "",
+             f"Emotion swap for a fixed z: on average the classifier's answer follows the requested "
+             f"emotion for {_pct(emo['swap_follow_fraction'])} of the four swaps; mean P(requested) "
+             "per emotion: " + ", ".join(f"{NAMES[q]} {p:.2f}"
+                                           for q, p in zip(QUADRANTS, emo["mean_p_requested"])) + ".",
+             "", "| morph | P(target) from start to end | non-decreasing steps |", "|---|---|---|"]
+    for name, m in emo["morphs"].items():
+        src, dst = name.split("->")
+        curve = " ".join(f"{p:.2f}" for p in m["p_target"])
+        lines.append(f"| {NAMES[src]} -> {NAMES[dst]} | {curve} | {m['monotonic_steps']}/{m['steps']} |")
+    lines += ["", "![emotion](emotion.png)", ""]
+    return lines
+
+
+def _statistics(stats: dict, div: dict) -> list[str]:
+    names = ["note_density", "pitch_range", "velocity", "polyphony", "mode"]
+    lines = ["## Musical statistics per quadrant (generated vs real validation)", "",
+             "note_density: onsets per step; pitch_range: semitones per segment; velocity: MIDI; "
+             "polyphony: sounding keys per sounding step; mode: best major-key minus best "
+             "minor-key profile correlation (> 0 leans major). OA: overlapping area of the two "
+             "histograms (1 = identical).", "",
+             "| quadrant | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for q in stats:
+        cells = [f"{s['generated_mean']:.2f} vs {s['real_mean']:.2f} (OA {s['overlap']:.2f})"
+                 for s in (stats[q][n] for n in names)]
+        lines.append(f"| {q} {NAMES[q]} | " + " | ".join(cells) + " |")
+    g, r = div["generated"], div["real"]
+    lines += ["", f"Diversity: distinct onset patterns {_pct(g['distinct_fraction'])} generated vs "
+              f"{_pct(r['distinct_fraction'])} real; mean pairwise Jaccard distance of onset sets "
+              f"{g['mean_jaccard_distance']:.3f} generated vs {r['mean_jaccard_distance']:.3f} real.",
+              "", "![statistics](statistics.png)", "",
+              "![piano rolls](rolls_real_vs_generated.png)", ""]
+    return lines
+
+
+def markdown(results: dict, discussion: str) -> str:
+    sampling = results["sampling"]
+    lines = [f"# Evaluation of `{results['model_name']}`", "",
+             "Written by `python -m emolive.training.evaluate` (do not edit by hand; the "
+             "discussion comes from `discussion.md`). Generation runs through the exported ONNX "
+             "files with ONNX Runtime, so the figures describe what ships. Raw figures: "
+             "`metrics.json`.", ""]
+    if discussion.strip():
+        lines += [discussion.strip(), ""]
+    lines += _reconstruction(results["reconstruction"])
+    lines += _latent(results["reconstruction"], results["prior_samples"])
+    lines += ["## Sampling defaults (written to the model card)", "",
+              f"temperature {sampling['temperature']}, onset threshold "
+              f"{sampling['onset_threshold']}, hold threshold {sampling['hold_threshold']}. "
+              f"Why: {sampling['why']}.", "", "| temperature | onset density per quadrant "
+              "(Q1..Q4) | mean abs log ratio to real |", "|---|---|---|"]
+    for t, v in sampling["tried"].items():
+        lines.append(f"| {t} | {' '.join(f'{d:.2f}' for d in v['density'])} | "
+                     f"{v['mean_abs_log_ratio']:.3f} |")
+    lines.append("")
+    lines += _emotion(results["emotion"])
+    lines += _statistics(results["statistics"], results["diversity"])
+    lines += ["## Quantisation", "", "| dataset | grid | files | notes | mean onset error | "
+              "median | p95 |", "|---|---|---|---|---|---|---|"]
+    for name, e in results["onset_error"].items():
+        lines.append(f"| {name} | {e['grid']} | {e['files']} | {e['notes']} | {e['mean_ms']:.1f} ms "
+                     f"| {e['median_ms']:.1f} ms | {e['p95_ms']:.1f} ms |")
+    lines += ["", "## Listening", "", f"Rendered at 100 BPM; 8 bars each, a new prior latent "
+              "every 2 bars (as the engine re-seeds phrases). WAVs: FluidSynth, FluidR3_GM, mono "
+              "16 kHz.", ""]
+    for name, files in results["listening"].items():
+        links = ", ".join(f"[{kind}](samples/{f})" for kind, f in files.items())
+        lines.append(f"- {name}: {links}")
+    lines += ["", "![listening rolls](samples/listening_rolls.png)", ""]
+    if (results.get("training_curves", True)):
+        lines += ["## Training curves", "", "![training curves](training_curves.png)", ""]
+    return "\n".join(lines) + "\n"
