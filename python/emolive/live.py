@@ -93,7 +93,7 @@ class Session:
         if self.args.sync:
             clock = MessageClock()  # only this port's callback advances it
             wanted.setdefault(self.args.sync, []).append(
-                lambda msg, delta: self.follower.feed(msg, clock.advance(delta)))
+                lambda msg, delta: self.follow_clock(msg, clock.advance(delta)))
         for query, sinks in wanted.items():
             def deliver(message: bytes, delta_s: float, sinks: list[ports.MessageCallback] = sinks) -> None:
                 for sink in sinks:
@@ -123,7 +123,7 @@ class Session:
                 key = keyboard.read(POLL_S) if keyboard else (stop.event.wait(POLL_S) and None)
                 if key is not None:
                     self.commands.press(key)
-                self.apply_midi_input()
+                self.apply_controllers()
                 stats = self.engine.stats()
                 if stats.get("port_error"):
                     self.status.message(f"emolive: error: MIDI output failed: {stats['port_error']}")
@@ -131,10 +131,15 @@ class Session:
                 self.show(stats)
         return 0
 
-    def apply_midi_input(self) -> None:
+    def apply_controllers(self) -> None:
         weights = self.steering.take()
         if weights is not None:
             self.engine.set_emotion(weights, bars=0)  # controllers move smoothly by themselves
+
+    def follow_clock(self, message: bytes, time_s: float) -> None:
+        """On the MIDI input thread, so that Start reaches the engine at once (the engine takes
+        calls from any thread); tempo first, so the first step already has the master's."""
+        self.follower.feed(message, time_s)
         update = self.follower.take()
         if update.bpm is not None:
             self.engine.set_bpm(update.bpm)

@@ -1,16 +1,22 @@
 """Follow an external MIDI clock: tempo from the spacing of clock ticks, transport from start/stop.
 
 MIDI clock is 24 ticks (0xF8) per quarter note; 0xFA starts, 0xFB continues, 0xFC stops.
-The tempo is estimated over the last ``window_ticks`` tick intervals (default 24, one beat) as
-``60 / (24 * mean interval)``: the mean over a window depends only on its two end ticks, so the
-jitter of single ticks (JACK delivers on period boundaries, ~1.3 ms) hardly moves it.
-A gap longer than ``gap_s`` between ticks means the clock paused: the window starts afresh.
 
-The follower tracks tempo and transport, not phase: notes start with the master's Start and
-keep its tempo, but the engine's bar lines are not nudged onto the master's.
+Tempo: ``60 * intervals / (24 * span)`` over a window of ticks. A mean over a window depends
+only on its two end ticks, so the jitter of single ticks (JACK delivers on period boundaries,
+~1.3 ms) hardly moves it, and the longer the window the smaller the error. So the window grows
+for as long as the tempo holds (the error of a steady master's tempo shrinks with time, and
+so does the drift between the master and us). When the last half beat's tempo differs from the
+long window's by more than ``change_ratio`` (a tempo change), the window starts afresh from the
+last ``min_ticks`` ticks, so a change is followed within half a beat.
+A gap longer than ``gap_s`` between ticks means the clock paused: everything starts afresh.
 
-The MIDI thread calls :meth:`ClockFollower.feed`; the thread that owns the engine calls
-:meth:`ClockFollower.take` and applies the result.
+Reported tempos: a change of 1 BPM or more at once, smaller refinements at most once a beat.
+
+The follower tracks tempo and transport, not phase: notes start on the master's Start, and the
+tempo keeps them together, but bar lines are not nudged afterwards.
+
+The MIDI thread calls :meth:`ClockFollower.feed`; :meth:`ClockFollower.take` hands out changes.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 
 TICKS_PER_QUARTER = 24
+RECENT_TICKS = 12  # the window that detects a tempo change: half a beat
 CLOCK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
 MIN_BPM, MAX_BPM = 20.0, 400.0  # the engine's accepted range
 
@@ -38,20 +45,21 @@ class SyncUpdate:
 class ClockFollower:
     """Turns clock and transport messages into tempo and start/stop; thread-safe."""
 
-    def __init__(self, window_ticks: int = TICKS_PER_QUARTER, min_ticks: int = 6,
-                 min_change_bpm: float = 0.2, gap_s: float = 0.5) -> None:
-        if not 2 <= min_ticks <= window_ticks:
-            raise ValueError(f"need 2 <= min_ticks <= window_ticks, got {min_ticks}, {window_ticks}")
-        self.window_ticks = window_ticks
+    def __init__(self, min_ticks: int = 6, change_ratio: float = 0.02, gap_s: float = 0.5) -> None:
+        if not 2 <= min_ticks <= RECENT_TICKS:
+            raise ValueError(f"min_ticks must be 2..{RECENT_TICKS}, got {min_ticks}")
         self.min_ticks = min_ticks
-        self.min_change_bpm = min_change_bpm
+        self.change_ratio = change_ratio
         self.gap_s = gap_s
         self._lock = threading.Lock()
-        self._times: deque[float] = deque(maxlen=window_ticks + 1)  # seconds, last ticks
+        self._recent: deque[float] = deque(maxlen=RECENT_TICKS + 1)  # last half beat's tick times (s)
+        self._anchor_s = 0.0  # time of the first tick of the steady-tempo window
+        self._anchor_intervals = 0  # tick intervals since the anchor
         self._running = False
         self._running_changed = False
         self._bpm: float | None = None  # latest estimate
         self._reported_bpm: float | None = None  # last estimate handed out by take()
+        self._ticks_since_report = 0
         self.ticks_since_start = 0
 
     @property
@@ -81,16 +89,24 @@ class ClockFollower:
                 self._set_running(False)
 
     def _tick(self, time_s: float) -> None:
-        if self._times and time_s - self._times[-1] > self.gap_s:
-            self._times.clear()
-        self._times.append(time_s)
+        if self._recent and time_s - self._recent[-1] > self.gap_s:
+            self._recent.clear()
+        if not self._recent:
+            self._anchor_s, self._anchor_intervals = time_s, 0
+        else:
+            self._anchor_intervals += 1
+        self._recent.append(time_s)
         self.ticks_since_start += 1
-        intervals = len(self._times) - 1
-        if intervals >= self.min_ticks:
-            span = self._times[-1] - self._times[0]
-            if span > 0.0:
-                bpm = 60.0 * intervals / (TICKS_PER_QUARTER * span)
-                self._bpm = min(MAX_BPM, max(MIN_BPM, bpm))
+        self._ticks_since_report += 1
+        intervals = len(self._recent) - 1
+        if intervals < self.min_ticks or time_s <= self._recent[0]:
+            return
+        recent = _bpm_of(intervals, time_s - self._recent[0])
+        steady = _bpm_of(self._anchor_intervals, time_s - self._anchor_s)
+        if abs(recent - steady) > self.change_ratio * steady:  # the tempo changed: restart the window
+            self._anchor_s, self._anchor_intervals = self._recent[-1 - self.min_ticks], self.min_ticks
+            steady = _bpm_of(self.min_ticks, time_s - self._anchor_s)
+        self._bpm = min(MAX_BPM, max(MIN_BPM, steady))
 
     def _set_running(self, running: bool) -> None:
         if running != self._running:
@@ -98,16 +114,22 @@ class ClockFollower:
             self._running_changed = True
 
     def take(self) -> SyncUpdate:
-        """Changes since the last call (a tempo counts when it moved by ``min_change_bpm``)."""
+        """Changes since the last call: the transport, and the tempo when it moved by 1 BPM or
+        more, or by 0.01 BPM or more and a beat passed since the last tempo handed out."""
         with self._lock:
             running = self._running if self._running_changed else None
             self._running_changed = False
             bpm = None
-            if self._bpm is not None and (
-                self._reported_bpm is None or abs(self._bpm - self._reported_bpm) >= self.min_change_bpm
-            ):
-                bpm = self._reported_bpm = round(self._bpm, 2)
+            if self._bpm is not None:
+                moved = abs(self._bpm - self._reported_bpm) if self._reported_bpm is not None else 1e9
+                if moved >= 1.0 or (moved >= 0.01 and self._ticks_since_report >= TICKS_PER_QUARTER):
+                    bpm = self._reported_bpm = round(self._bpm, 3)
+                    self._ticks_since_report = 0
         return SyncUpdate(running=running, bpm=bpm)
+
+
+def _bpm_of(intervals: int, span_s: float) -> float:
+    return 60.0 * intervals / (TICKS_PER_QUARTER * span_s)
 
 
 class MessageClock:
