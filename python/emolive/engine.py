@@ -98,7 +98,23 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
         raise TypeError(f"model must be a directory path or None, not {type(model).__name__}")
     if not path.is_dir():
         raise ModelError(f"model directory {str(path)!r} does not exist or is not a directory")
-    return _core.Model(str(path), onnxruntime_library())
+    loaded = _core.Model(str(path), onnxruntime_library())
+    _check_finite(loaded, path)
+    return loaded
+
+
+def _check_finite(model: Any, path: Path) -> None:
+    """Refuse weights that are not finite (a diverged training run): one decoder step on a
+    silent frame must give finite outputs, else the engine would play silence or garbage."""
+    z = np.zeros((1, model.z_dim), dtype=np.float32)
+    emotion = np.full((1, 4), 0.25, dtype=np.float32)
+    state = model.decode_init(z, emotion)
+    outputs = model.decode_step(np.zeros((1, 264), dtype=np.float32), z, emotion, state)
+    for name, value in zip(("state", "onset_logits", "hold_logits", "velocity", "state_out"),
+                           (state, *outputs)):
+        if not np.all(np.isfinite(value)):
+            raise ModelError(f"model {str(path)!r}: decoder output '{name}' is not finite (NaN "
+                             "or infinity) for a silent input: the weights are broken")
 
 
 # --- ports -----------------------------------------------------------------------------------

@@ -1,0 +1,148 @@
+"""A corpus of broken model directories, each made from a copy of a valid one.
+
+Each entry: a name, a function that breaks the copy in place, and words the error message must
+contain (the file or tensor at fault), so that "a clear exception" is checked, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CARD = "model_card.json"
+STEP = "decoder_step.onnx"
+
+
+@dataclass
+class BadModel:
+    name: str
+    breaks: Callable[[Path], None]
+    mentions: tuple[str, ...]  # each must appear in the error message (case-insensitive)
+
+
+def edit_card(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def apply(model: Path) -> None:
+        card = json.loads((model / CARD).read_text())
+        change(card)
+        (model / CARD).write_text(json.dumps(card))
+    return apply
+
+
+def write_bytes(name: str, data: bytes) -> Callable[[Path], None]:
+    return lambda model: (model / name).write_bytes(data)
+
+
+def truncate(name: str) -> Callable[[Path], None]:
+    def apply(model: Path) -> None:
+        data = (model / name).read_bytes()
+        (model / name).write_bytes(data[: len(data) // 2])
+    return apply
+
+
+def edit_onnx(name: str, change: Callable) -> Callable[[Path], None]:
+    def apply(model: Path) -> None:
+        import onnx
+
+        proto = onnx.load(str(model / name))
+        change(proto)
+        onnx.save(proto, str(model / name))
+    return apply
+
+
+def rename_input(old: str, new: str) -> Callable:
+    def change(proto) -> None:
+        for value in proto.graph.input:
+            if value.name == old:
+                value.name = new
+        for node in proto.graph.node:
+            node.input[:] = [new if i == old else i for i in node.input]
+    return change
+
+
+def set_input_dtype_double(name: str) -> Callable:
+    def change(proto) -> None:
+        import onnx
+
+        for value in proto.graph.input:
+            if value.name == name:
+                value.type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+        cast = onnx.helper.make_node("Cast", [name], [name + "_f32"],
+                                     to=onnx.TensorProto.FLOAT)
+        for node in proto.graph.node:
+            node.input[:] = [name + "_f32" if i == name else i for i in node.input]
+        proto.graph.node.insert(0, cast)
+    return change
+
+
+def nan_weights(proto) -> None:
+    """Every float initializer of the graph becomes NaN (as a diverged training run leaves it)."""
+    from onnx import numpy_helper
+
+    for index, init in enumerate(proto.graph.initializer):
+        array = numpy_helper.to_array(init)
+        if array.dtype == np.float32:
+            bad = numpy_helper.from_array(np.full_like(array, np.nan), init.name)
+            proto.graph.initializer[index].CopyFrom(bad)
+
+
+def swap_file_from(other: Path, name: str) -> Callable[[Path], None]:
+    return lambda model: shutil.copy(other / name, model / name)
+
+
+def remove(name: str) -> Callable[[Path], None]:
+    return lambda model: (model / name).unlink()
+
+
+def corpus(other_size_model: Path) -> list[BadModel]:
+    """``other_size_model``: a valid model of other sizes (z 8, hidden 24) to borrow files from."""
+    return [
+        BadModel("empty directory", lambda m: [p.unlink() for p in m.iterdir()], ("model_card",)),
+        BadModel("card missing", remove(CARD), ("model_card",)),
+        BadModel("card empty", write_bytes(CARD, b""), ("model card",)),
+        BadModel("card not JSON", write_bytes(CARD, b"{not json"), ("json",)),
+        BadModel("card a JSON list", write_bytes(CARD, b"[1, 2]"), ("object",)),
+        BadModel("card lacks 'sizes'", edit_card(lambda c: c.pop("sizes")), ("sizes",)),
+        BadModel("card wrong format", edit_card(lambda c: c.update(format="other")), ("format",)),
+        BadModel("card format_version 99", edit_card(lambda c: c.update(format_version=99)),
+                 ("format_version",)),
+        BadModel("card z differs from the files", edit_card(
+            lambda c: c["sizes"].update(z=17)), ("mu", "17", "16")),
+        BadModel("card hidden differs from the files", edit_card(
+            lambda c: c["sizes"].update(hidden=64)), ("state", "64", "32")),
+        BadModel("card names a missing file", edit_card(
+            lambda c: c["files"].update(decoder_step="nowhere.onnx")), ("nowhere.onnx",)),
+        BadModel("card io renames an input", edit_card(
+            lambda c: c["io"]["decoder_step"]["inputs"].update(
+                previous=c["io"]["decoder_step"]["inputs"].pop("prev"))), ("prev",)),
+        BadModel("card emotions not 4", edit_card(
+            lambda c: c["emotions"].update(order=["Q1", "Q2", "Q3"])), ("emotions",)),
+        BadModel("decoder_step missing", remove(STEP), (STEP,)),
+        BadModel("decoder_step empty", write_bytes(STEP, b""), (STEP,)),
+        BadModel("decoder_step truncated", truncate(STEP), (STEP,)),
+        BadModel("decoder_step random bytes", write_bytes(
+            STEP, np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()),
+            (STEP,)),
+        BadModel("decoder_step is a directory",
+                 lambda m: ((m / STEP).unlink(), (m / STEP).mkdir()), (STEP,)),
+        BadModel("encoder.onnx truncated", truncate("encoder.onnx"), ("encoder",)),
+        BadModel("decoder_init from a model of other sizes",
+                 swap_file_from(other_size_model, "decoder_init.onnx"), ("decoder_init",)),
+        BadModel("decoder_step from a model of other sizes",
+                 swap_file_from(other_size_model, STEP), (STEP,)),
+        BadModel("onnx input renamed", edit_onnx(STEP, rename_input("prev", "frame")),
+                 ("prev",)),
+        BadModel("onnx input float64", edit_onnx(STEP, set_input_dtype_double("prev")),
+                 ("prev", "float")),
+        BadModel("card and files disagree on layers", edit_card(
+            lambda c: (c["sizes"].update(layers=2),
+                       c["io"]["decoder_step"]["inputs"]["state"].__setitem__(0, 2))),
+                 ("state",)),
+        BadModel("card state rank 2", edit_card(
+            lambda c: c["io"]["decoder_step"]["inputs"].update(state=[-1, 32])), ("state",)),
+        BadModel("NaN weights", edit_onnx(STEP, nan_weights), ("nan",)),
+    ]
