@@ -146,6 +146,8 @@ def test_close_while_playing_silences_and_lateness_is_logged(tiny_model_dir: Pat
     engine.close()
     assert not engine.is_playing
     assert engine.stats()["sounding"] == 0
+    messages = engine.recorded()  # still readable after close
+    assert messages and all(v == 0 for v in note_balance(messages).values())
     lateness = engine.lateness_us()
     assert len(lateness) >= 8
     assert (lateness >= 0).all()

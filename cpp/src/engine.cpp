@@ -205,8 +205,11 @@ void Engine::close() {
   stop_locked();
   closed_ = true;
   scheduler_.reset();
-  recording_ = nullptr;
-  output_.reset();  // closes the port
+  if (recording_) {
+    recording_->close_inner();  // closes the port; what was recorded stays readable
+  } else {
+    output_.reset();  // closes the port
+  }
 }
 
 EngineStats Engine::stats() const {
@@ -217,12 +220,12 @@ EngineStats Engine::stats() const {
   s.late_notes = lateness_.late_notes();
   s.max_lateness_us = lateness_.max_us();
   s.temperature = temperature_;
+  if (recording_) s.recording_dropped = recording_->dropped();
   if (!closed_) {
     s.step = scheduler_->steps_played();
     s.bpm = scheduler_->bpm();
     s.realtime = scheduler_->realtime();
     if (output_->failed()) s.port_error = output_->error_text();
-    if (recording_) s.recording_dropped = recording_->dropped();
   } else {
     s.bpm = config_.bpm;
   }
@@ -251,7 +254,7 @@ std::vector<float> Engine::lateness_us() const {
 }
 
 std::string Engine::output_description() const {
-  return output_ ? output_->describe() : "closed";
+  return closed_ || !output_ ? "closed" : output_->describe();
 }
 
 std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed,

@@ -2,6 +2,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "emolive/errors.hpp"
 #include "emolive/midi_out.hpp"
@@ -100,11 +101,19 @@ OpenedApi open_first_api(const std::string& client) {
                   "\n" + port_setup_hint());
 }
 
+// How long closing a port waits for queued messages to be delivered.
+constexpr std::chrono::milliseconds kDrainTime{50};
+
 class RtMidiOutput final : public MidiOutput {
  public:
   RtMidiOutput(OpenedApi api, std::string port_name)
       : api_(std::move(api)), port_name_(std::move(port_name)) {}
   ~RtMidiOutput() override {
+    // RtMidi has no flush: backends such as JACK deliver queued messages on their next
+    // process cycle, and closing the port first would drop them (the all-off sequence
+    // included). RtMidi's JACK backend waits for one process cycle itself where it was built
+    // with semaphores (Debian's is); this short wait covers builds without them.
+    std::this_thread::sleep_for(kDrainTime);
     api_.out->closePort();
   }
   void send(const uint8_t* bytes, size_t size) noexcept override {

@@ -51,6 +51,8 @@ class RecordingOutput final : public MidiOutput {
   size_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   // Forget what was recorded. Only while no thread sends.
   void clear() { count_.store(0); dropped_.store(0); }
+  // Close the wrapped output (its port); the recording stays readable. Only while no thread sends.
+  void close_inner() { inner_.reset(); }
 
  private:
   std::unique_ptr<MidiOutput> inner_;
