@@ -22,6 +22,34 @@ DEFAULT_SAMPLING = {"onset_threshold": 0.5, "hold_threshold": 0.5, "temperature"
 DYNAMIC = -1  # marks a dynamic dimension (batch B, steps T) in `io`
 
 
+#: What the card says about each dataset the training can use.
+DATASETS = {
+    "emopia": {"name": "EMOPIA 1.0", "licence": "CC BY-NC-SA 4.0",
+               "citation": "Hung et al., EMOPIA, ISMIR 2021"},
+    "vgmidi": {"name": "VGMIDI (labelled)", "licence": "none stated",
+               "citation": "Ferreira and Whitehead, ISMIR 2019"},
+}
+
+
+def provenance(config: dict[str, Any], clips: dict[str, int] | None = None) -> dict[str, Any]:
+    """``data`` and ``licence`` card entries for a training config (TrainConfig as a dict)."""
+    data = []
+    for name in config.get("datasets", []):
+        entry = dict(DATASETS[name])
+        if clips and name in clips:
+            entry["clips"] = clips[name]
+        data.append(entry)
+    if config.get("generic_csv"):
+        data.append({"name": f"user data ({config['generic_csv']})", "licence": "unknown"})
+    if any(d["licence"].startswith("CC BY-NC") for d in data):
+        licence = ("model weights derived from EMOPIA: CC BY-NC-SA 4.0 (non-commercial use, "
+                   "attribution, share-alike); code MIT")
+    else:
+        licence = "model weights derived from: " + ", ".join(
+            f"{d['name']} ({d['licence']})" for d in data)
+    return {"data": data, "licence": licence}
+
+
 def io_shapes(cfg: ModelConfig) -> dict[str, dict[str, dict[str, list[int]]]]:
     """Every input and output of each file with its shape (-1 = dynamic)."""
     b, z, l, h = DYNAMIC, cfg.z_dim, cfg.layers, cfg.hidden

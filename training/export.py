@@ -16,7 +16,7 @@ import onnx
 import torch
 from torch import nn
 
-from .card import FILES, OPSET, build_card, io_shapes
+from .card import FILES, OPSET, build_card, io_shapes, provenance
 from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig
 
 
@@ -183,9 +183,19 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as err:
         print(f"error: cannot read {ckpt_path}: {err}", file=sys.stderr)
         return 2
-    card = build_card(model.cfg, name=args.name,
-                      segment_bars=ckpt.get("config", {}).get("segment_bars", 2),
-                      training=ckpt.get("card_training", {}))
+    config = ckpt.get("config", {})
+    training = {"config": config, "steps": ckpt.get("iter_num"),
+                "best_val_loss": ckpt.get("best_val_loss"),
+                "minutes": round(ckpt.get("elapsed_s", 0.0) / 60, 1),
+                "checkpoint": ckpt_path.name}
+    metrics = ckpt_path.parent / "metrics.jsonl"
+    if metrics.is_file():  # the validation losses at the checkpoint's step, from train.py's log
+        records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        at_step = [r for r in records if r["step"] == ckpt.get("iter_num")]
+        if at_step:
+            training["validation_losses"] = at_step[-1]["val"]
+    card = build_card(model.cfg, name=args.name, segment_bars=config.get("segment_bars", 2),
+                      training=training, **provenance(config))
     card.update(extra)
     out = export_model(model, args.out, card)
     print(f"exported {', '.join(FILES.values())} and model_card.json to {out}")
