@@ -21,7 +21,8 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
     const bool allowed = (s.scale_mask >> ((kPitchLow + k) % 12)) & 1u;
     const bool onset = s.deterministic ? p > s.onset_threshold : u < p;
     if (onset && allowed) {
-      const float v = std::clamp(velocity[k], 0.0f, 1.0f);
+      // A non-finite velocity (a broken model) plays at mezzo-forte rather than garbage.
+      const float v = std::isfinite(velocity[k]) ? std::clamp(velocity[k], 0.0f, 1.0f) : 0.5f;
       strike[k] = uint8_t(std::clamp(int(std::lround(v * 127.0f)), 1, 127));
     }
   }
