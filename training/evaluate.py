@@ -47,7 +47,7 @@ def _segments(batches: SegmentBatches, limit: int, seed: int) -> tuple[np.ndarra
     return roll.numpy(), label.numpy()
 
 
-def reconstruction(model: OnnxCVAE, roll: np.ndarray, label: np.ndarray) -> dict:
+def reconstruction(model: OnnxCVAE, roll: np.ndarray, label: np.ndarray, cap: int) -> dict:
     emotion = _one_hot(label)
     mu, logvar = model.encode(roll, emotion)
     onset_p, _ = model.teacher_forced(roll, mu, emotion)
@@ -57,8 +57,8 @@ def reconstruction(model: OnnxCVAE, roll: np.ndarray, label: np.ndarray) -> dict
     best = max(thresholds, key=lambda t: teacher[t]["f1"])
     free = {}
     for t in sorted({best, 0.5}):
-        gen = model.generate(mu, emotion, roll.shape[1], Sampling(onset_threshold=t, sample=False),
-                             np.random.default_rng(0))
+        deterministic = Sampling(onset_threshold=t, sample=False, max_onsets_per_step=cap)
+        gen = model.generate(mu, emotion, roll.shape[1], deterministic, np.random.default_rng(0))
         free[t] = onset_prf_per_bar(gen[..., :N_KEYS] > 0.5, true)
     kl = kl_per_dim(mu, logvar)
     active = active_units(mu)
@@ -78,17 +78,19 @@ def generate_per_emotion(model: OnnxCVAE, z: np.ndarray, steps: int, sampling: S
 
 
 def choose_temperature(model: OnnxCVAE, z: np.ndarray, steps: int, real_density: np.ndarray,
-                       threshold: float, seed: int) -> tuple[Sampling, dict]:
+                       threshold: float, cap: int, seed: int) -> tuple[Sampling, dict]:
     """The temperature whose prior samples match the real onset density best (per quadrant)."""
     tried = {}
     for temp in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
-        gen = generate_per_emotion(model, z[:64], steps, Sampling(threshold, 0.5, temp), seed)
+        sampling = Sampling(threshold, 0.5, temp, max_onsets_per_step=cap)
+        gen = generate_per_emotion(model, z[:64], steps, sampling, seed)
         density = np.array([musical_stats(g)["note_density"].mean() for g in gen])
         known = np.isfinite(real_density) & (real_density > 0)  # quadrants with real data
         ratio = np.log(np.maximum(density[known], 1e-6) / real_density[known])
         tried[temp] = {"density": density.tolist(), "mean_abs_log_ratio": float(np.abs(ratio).mean())}
     best = min(tried, key=lambda t: tried[t]["mean_abs_log_ratio"])
-    return Sampling(threshold, 0.5, best), {str(k): v for k, v in tried.items()}
+    return (Sampling(threshold, 0.5, best, max_onsets_per_step=cap),
+            {str(k): v for k, v in tried.items()})
 
 
 def emotion_figures(model: OnnxCVAE, clf, real_val: np.ndarray, val_label: np.ndarray,
@@ -168,8 +170,10 @@ def run(args: argparse.Namespace, log=print) -> dict:
     train_b, val_b = SegmentBatches(prep, "train", cfg, 0), SegmentBatches(prep, "val", cfg, 1)
     val_roll, val_label = _segments(val_b, args.val_segments, args.seed)
     train_roll, train_label = _segments(train_b, args.classifier_segments, args.seed)
+    # The cap on onsets per step: what real music (nearly) never exceeds.
+    cap = int(np.ceil(np.percentile(train_roll[..., :N_KEYS].sum(-1), 99.9)))
     log(f"reconstruction on {len(val_roll)} validation segments")
-    recon = reconstruction(model, val_roll, val_label)
+    recon = reconstruction(model, val_roll, val_label, cap)
     z = np.random.default_rng(args.seed).standard_normal((args.samples, model.z_dim)).astype(
         np.float32)
     real_by_q = [val_roll[val_label == q] for q in range(4)]
@@ -177,7 +181,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
                              for r in real_by_q])
     log("choosing the sampling temperature")
     sampling, tried = choose_temperature(model, z, steps, real_density,
-                                         recon["best_threshold"], args.seed)
+                                         recon["best_threshold"], cap, args.seed)
     generated = generate_per_emotion(model, z, steps, sampling, args.seed + 1)
     log(f"training the emotion classifier on {len(train_roll)} real training segments")
     clf = train_classifier(train_roll, train_label, steps=args.classifier_steps, seed=args.seed,
@@ -189,10 +193,13 @@ def run(args: argparse.Namespace, log=print) -> dict:
         "model": str(args.model), "model_name": model.card["name"],
         "reconstruction": recon,
         "sampling": {"onset_threshold": recon["best_threshold"], "hold_threshold": 0.5,
-                     "temperature": sampling.temperature, "tried": tried,
+                     "temperature": sampling.temperature, "max_onsets_per_step": cap,
+                     "tried": tried,
                      "why": "temperature: prior samples' onset density closest to the real "
                             "validation density (Bernoulli onsets); onset_threshold: best "
-                            "teacher-forced onset F1 on validation (deterministic decoding)"},
+                            "teacher-forced onset F1 on validation (deterministic decoding); "
+                            "max_onsets_per_step: the 99.9th percentile of onsets per step in "
+                            "the training segments"},
         "prior_samples": {"count": int(generated.shape[0] * generated.shape[1]),
                           "nonempty_fraction": nonempty},
         "emotion": emotion, "statistics": statistics(real_by_q, generated),
@@ -239,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         from .export import update_card
 
         update_card(args.model, {"sampling": {k: results["sampling"][k] for k in
-                                              ("onset_threshold", "hold_threshold", "temperature")},
+                                              ("onset_threshold", "hold_threshold", "temperature",
+                                               "max_onsets_per_step")},
                                  "evaluation": report.card_summary(results)})
     print(f"report written to {args.report}/README.md ({results['elapsed_s']} s)")
     return 0

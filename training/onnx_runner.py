@@ -5,6 +5,9 @@ Turning step outputs into played frames (the same rule the engine follows):
   probability (``sample=True``) or compared with ``onset_threshold`` (deterministic);
 - a sounding key keeps sounding while its hold probability passes ``hold_threshold``; a key that
   was silent never starts from hold alone (no note without an onset);
+- at most ``max_onsets_per_step`` keys start per step (the most probable of those drawn; 0 = no
+  limit): keys are drawn independently, so an uncertain step can otherwise start a cluster of
+  dozens of keys, and a cluster fed back as ``prev`` tends to beget more;
 - velocity is the model's velocity at the onset step.
 """
 
@@ -27,6 +30,7 @@ class Sampling:
     hold_threshold: float = 0.5
     temperature: float = 1.0
     sample: bool = True  # Bernoulli onsets; False = threshold
+    max_onsets_per_step: int = 0  # 0 = unlimited
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -111,6 +115,15 @@ def play_frame(onset_l: np.ndarray, hold_l: np.ndarray, velocity: np.ndarray, pr
         onset = rng.random(p_onset.shape) < p_onset
     else:
         onset = p_onset > sampling.onset_threshold
+    cap = sampling.max_onsets_per_step
+    if cap > 0:
+        over = onset.sum(axis=1) > cap
+        if over.any():
+            ranked = np.where(onset[over], p_onset[over], -1.0)
+            keep = np.argsort(-ranked, axis=1)[:, :cap]
+            limited = np.zeros_like(onset[over])
+            np.put_along_axis(limited, keep, True, axis=1)
+            onset[over] = limited & onset[over]
     sounding_before = prev[:, N_KEYS:2 * N_KEYS] > 0.5
     hold = onset | (sounding_before & (_sigmoid(hold_l) > sampling.hold_threshold))
     frame = np.zeros((onset.shape[0], FRAME), dtype=np.float32)

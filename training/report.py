@@ -203,7 +203,8 @@ def write_report(results: dict, model: OnnxCVAE, args, real_by_q: list[np.ndarra
     (out / "samples").mkdir(parents=True, exist_ok=True)
     _figures(results, real_by_q, generated, out, args.run)
     listening_sampling = Sampling(sampling.onset_threshold, sampling.hold_threshold,
-                                  sampling.temperature, sample=True)
+                                  sampling.temperature, sample=True,
+                                  max_onsets_per_step=sampling.max_onsets_per_step)
     results["listening"] = _listening(model, listening_sampling, out / "samples", args.wav,
                                       args.seed)
     results["training_curves"] = (out / "training_curves.png").is_file()

@@ -111,7 +111,8 @@ def markdown(results: dict, discussion: str) -> str:
     lines += _latent(results["reconstruction"], results["prior_samples"])
     lines += ["## Sampling defaults (written to the model card)", "",
               f"temperature {sampling['temperature']}, onset threshold "
-              f"{sampling['onset_threshold']}, hold threshold {sampling['hold_threshold']}. "
+              f"{sampling['onset_threshold']}, hold threshold {sampling['hold_threshold']}, "
+              f"at most {sampling['max_onsets_per_step']} onsets per step. "
               f"Why: {sampling['why']}.", "", "| temperature | onset density per quadrant "
               "(Q1..Q4) | mean abs log ratio to real |", "|---|---|---|"]
     for t, v in sampling["tried"].items():

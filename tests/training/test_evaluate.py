@@ -73,3 +73,20 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
 def test_evaluate_refuses_a_folder_without_a_model(tmp_path: Path, capsys) -> None:
     assert evaluate.main(["--model", str(tmp_path)]) == 2
     assert "no model_card.json" in capsys.readouterr().err
+
+
+def test_play_frame_caps_onsets_and_never_holds_a_silent_key() -> None:
+    from emolive.training.onnx_runner import Sampling, play_frame
+
+    logits = np.full((1, 88), 10.0, dtype=np.float32)  # every key nearly certain to start
+    logits[0, 7] = 12.0
+    hold = np.full((1, 88), 10.0, dtype=np.float32)
+    vel = np.full((1, 88), 0.5, dtype=np.float32)
+    prev = np.zeros((1, 264), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    frame = play_frame(logits, hold, vel, prev, Sampling(max_onsets_per_step=5), rng)
+    onset = frame[0, :88] > 0.5
+    assert onset.sum() == 5 and onset[7]  # the most probable key is among those kept
+    assert (frame[0, 88:176] > 0.5).sum() == 5  # hold only where a note started
+    frame = play_frame(logits, hold, vel, prev, Sampling(max_onsets_per_step=0), rng)
+    assert (frame[0, :88] > 0.5).sum() == 88
