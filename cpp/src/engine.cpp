@@ -72,7 +72,14 @@ void Engine::send_command(const Command& c) {
     publish_emotion(generator_->emotion());
     return;
   }
-  while (!commands_.push(c)) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  while (!commands_.push(c)) {
+    if (!generator_alive_.load()) {  // the generator stopped on an error: nobody drains
+      apply(c);
+      publish_emotion(generator_->emotion());
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 void Engine::play(const Weights& emotion) {
@@ -100,12 +107,17 @@ void Engine::play_locked(const Weights& emotion) {
     output_->send(msg, 2);
   }
   generator_stop_ = false;
+  generator_alive_ = true;
   playing_ = true;
   generator_thread_ = std::thread([this] { generator_loop(); });
   scheduler_->start(scheduler_->bpm());
 }
 
 void Engine::generator_loop() {
+  struct Alive {  // clears generator_alive_ on every way out
+    std::atomic<bool>& flag;
+    ~Alive() { flag.store(false); }
+  } alive{generator_alive_};
   StepEvents block;
   Command command;
   while (!generator_stop_.load(std::memory_order_acquire)) {

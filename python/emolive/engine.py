@@ -153,7 +153,8 @@ def _describe(names: Sequence[str]) -> str:
 
 
 def find_port(query: str | int) -> int:
-    """Index of an output port: exact name, then case-insensitive substring, then index.
+    """Index of an output port: exact name, then case-insensitive substring, then index (a
+    string of digits); an ``int`` is taken as the index itself.
 
     Raises ``PortError`` listing the available ports (and how to get one) when nothing matches
     or a substring matches several ports.
@@ -164,7 +165,12 @@ def find_port(query: str | int) -> int:
         raise PortError("emolive was built without RtMidi, so no MIDI port can be opened; "
                         "install librtmidi-dev (Debian/Ubuntu) and reinstall emolive")
     names = list_ports()
-    text = str(query).strip()
+    if isinstance(query, int):  # an int is an index, never a piece of a name
+        if 0 <= query < len(names):
+            return query
+        raise PortError(f"MIDI output port index {query} is out of range; {_describe(names)}. "
+                        f"{_core.port_setup_hint()}")
+    text = query.strip()
     if text in names:
         return names.index(text)
     hits = [i for i, name in enumerate(names) if text and text.lower() in name.lower()]

@@ -125,6 +125,7 @@ class Engine {
   std::unique_ptr<Generator> generator_;
   std::thread generator_thread_;
   std::atomic<bool> generator_stop_{false};
+  std::atomic<bool> generator_alive_{false};  // false once the loop has returned
   std::atomic<bool> playing_{false}, closed_{false};
   std::array<std::atomic<float>, 4> emotion_{};
   mutable std::mutex error_mutex_;  // guards generator_error_ (never taken by the clock thread)
