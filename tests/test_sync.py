@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from emolive.sync import CLOCK, CONTINUE, START, STOP, ClockFollower, MessageClock, SyncUpdate
+from emolive.sync import CLOCK, CONTINUE, START, STOP, ClockFollower, MessageClock, PhaseLock, SyncUpdate
 
 
 def _ticks(follower: ClockFollower, bpm: float, beats: float, start_s: float, jitter_s: float = 0.0,
@@ -67,26 +67,31 @@ def test_tempo_is_clamped_to_the_engine_range() -> None:
     assert follower.bpm == 400.0
 
 
-def test_transport_start_stop_continue() -> None:
+def test_transport_starts_on_the_tick_after_start_and_stops_at_once() -> None:
     follower = ClockFollower()
     follower.feed(bytes([START]), 0.0)
+    assert follower.take().running is None  # Start alone: the first beat is the next tick
+    follower.feed(bytes([CLOCK]), 0.01)
     assert follower.take().running is True
+    assert follower.ticks_since_start == 0
     assert follower.take().running is None  # reported once
     follower.feed(bytes([STOP]), 1.0)
     assert follower.take().running is False
     follower.feed(bytes([CONTINUE]), 2.0)
+    follower.feed(bytes([CLOCK]), 2.01)
     assert follower.running and follower.take().running is True
 
 
-def test_start_resets_the_tick_count_and_other_messages_are_ignored() -> None:
+def test_ticks_count_from_the_first_beat_and_other_messages_are_ignored() -> None:
     follower = ClockFollower()
     _ticks(follower, 120.0, 1, 0.0)
-    assert follower.ticks_since_start == 24
+    assert not follower.running  # clock without Start: tempo only
     follower.feed(bytes([START]), 1.0)
-    assert follower.ticks_since_start == 0
-    follower.feed(bytes([0x90, 60, 100]), 1.1)  # a note: not clock
-    follower.feed(bytes([0xFE]), 1.2)  # active sensing
-    assert follower.ticks_since_start == 0 and follower.running
+    t = _ticks(follower, 120.0, 1, 1.001)
+    assert follower.ticks_since_start == 23
+    follower.feed(bytes([0x90, 60, 100]), t)  # a note: not clock
+    follower.feed(bytes([0xFE]), t)  # active sensing
+    assert follower.ticks_since_start == 23 and follower.running
 
 
 def test_bad_settings_are_refused() -> None:
@@ -126,3 +131,36 @@ def test_message_clock_accumulates_deltas() -> None:
     assert clock.advance(0.5) == 0.5
     assert clock.advance(0.25) == 0.75
     assert clock.advance(-1.0) == 0.75  # never goes back
+
+
+def _follow(lock: PhaseLock, master_bpm: float, beats: float, measured: float | None,
+            start_bpm: float) -> list[float]:
+    """Drive ``lock`` with a master at ``master_bpm``; returns the tempos it gave the engine."""
+    interval = 60.0 / (master_bpm * 24)
+    lock.start(0.0, start_bpm)
+    given = []
+    for tick in range(1, int(beats * 24) + 1):
+        bpm = lock.tick(tick * interval, tick, measured)
+        if bpm is not None:
+            given.append(bpm)
+    return given
+
+
+def test_phase_lock_catches_up_after_a_wrong_start_tempo_and_settles() -> None:
+    lock = PhaseLock(horizon_beats=4.0, max_ratio=0.04)
+    given = _follow(lock, 123.0, 32, measured=123.0, start_bpm=90.0)
+    assert max(given) <= 123.0 * 1.04 + 1e-9  # never more than 4 % off the measured tempo
+    assert abs(lock.error_ticks) < 0.05  # a twentieth of a tick (1 ms) after 32 beats
+    assert given[-1] == pytest.approx(123.0, rel=0.002)
+
+
+def test_phase_lock_removes_the_drift_of_a_wrong_estimate() -> None:
+    lock = PhaseLock()
+    _follow(lock, 120.0, 64, measured=120.3, start_bpm=120.3)  # estimate 0.25 % fast
+    # Without the lock the engine would be 0.25 % * 64 beats = 3.8 ticks ahead (80 ms).
+    assert abs(lock.error_ticks) < 0.5
+
+
+def test_phase_lock_leaves_a_locked_tempo_alone() -> None:
+    lock = PhaseLock()
+    assert _follow(lock, 100.0, 8, measured=100.0, start_bpm=100.0) == []

@@ -19,7 +19,7 @@ from emolive.cli_options import UsageError, open_engine, start_emotion
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
-from emolive.sync import ClockFollower, MessageClock
+from emolive.sync import CLOCK, ClockFollower, MessageClock, PhaseLock
 from emolive.terminal import Keyboard, StatusLine
 
 POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and stats (seconds)
@@ -83,6 +83,7 @@ class Session:
         self.commands = KeyCommands(engine, args.glide_bars, transport_is_external=args.sync is not None)
         self.steering = CcSteering(CcMap(args.valence_cc, args.arousal_cc, args.control_channel), start=emotion)
         self.follower = ClockFollower()
+        self.phase_lock = PhaseLock()
         self._started_once = False
 
     def open_inputs(self, stack: ExitStack) -> None:
@@ -137,16 +138,24 @@ class Session:
             self.engine.set_emotion(weights, bars=0)  # controllers move smoothly by themselves
 
     def follow_clock(self, message: bytes, time_s: float) -> None:
-        """On the MIDI input thread, so that Start reaches the engine at once (the engine takes
-        calls from any thread); tempo first, so the first step already has the master's."""
+        """On the MIDI input thread, so that the master's first beat reaches the engine at once
+        (the engine takes calls from any thread). While running, every tick goes to the phase
+        lock, which sets the tempo; while stopped, the measured tempo is shown."""
         self.follower.feed(message, time_s)
         update = self.follower.take()
-        if update.bpm is not None:
-            self.engine.set_bpm(update.bpm)
-        if update.running is True:
-            self.start()
-        elif update.running is False:
+        if update.running is False:
             self.engine.stop()
+        elif update.running is True:
+            if self.follower.bpm is not None:
+                self.engine.set_bpm(self.follower.bpm)
+            self.start()
+            self.phase_lock.start(time_s, float(self.engine.stats()["bpm"]))
+        elif message == bytes([CLOCK]) and self.follower.running:
+            bpm = self.phase_lock.tick(time_s, self.follower.ticks_since_start, self.follower.bpm)
+            if bpm is not None:
+                self.engine.set_bpm(bpm)
+        elif update.bpm is not None:
+            self.engine.set_bpm(update.bpm)
 
     def show(self, stats: dict[str, Any]) -> None:
         for text in self.commands.messages:

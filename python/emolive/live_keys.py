@@ -83,6 +83,9 @@ class KeyCommands:
         self.messages.append(f"-> {describe(weights)}{glide}")
 
     def _change_bpm(self, step: float) -> None:
+        if self.transport_is_external:
+            self.messages.append("--sync: the tempo follows the clock master")
+            return
         bpm = min(BPM_RANGE[1], max(BPM_RANGE[0], float(self.engine.stats()["bpm"]) + step))
         self.engine.set_bpm(bpm)
 

@@ -1,6 +1,7 @@
 """Follow an external MIDI clock: tempo from the spacing of clock ticks, transport from start/stop.
 
-MIDI clock is 24 ticks (0xF8) per quarter note; 0xFA starts, 0xFB continues, 0xFC stops.
+MIDI clock is 24 ticks (0xF8) per quarter note; 0xFA starts, 0xFB continues, 0xFC stops. After
+Start (or Continue) the master's first beat is the next tick: that tick starts us.
 
 Tempo: ``60 * intervals / (24 * span)`` over a window of ticks. A mean over a window depends
 only on its two end ticks, so the jitter of single ticks (JACK delivers on period boundaries,
@@ -13,8 +14,11 @@ A gap longer than ``gap_s`` between ticks means the clock paused: everything sta
 
 Reported tempos: a change of 1 BPM or more at once, smaller refinements at most once a beat.
 
-The follower tracks tempo and transport, not phase: notes start on the master's Start, and the
-tempo keeps them together, but bar lines are not nudged afterwards.
+:class:`PhaseLock` keeps the phase: the engine keeps exact time once given a tempo (absolute
+deadlines), so its position is the integral of the tempos it was given; the lock compares that
+with the master's tick count and nudges the tempo (at most ``max_ratio`` off the measured one)
+to remove the difference over a few beats. Start-up errors and estimation errors therefore do
+not accumulate into drift.
 
 The MIDI thread calls :meth:`ClockFollower.feed`; :meth:`ClockFollower.take` hands out changes.
 """
@@ -60,7 +64,8 @@ class ClockFollower:
         self._bpm: float | None = None  # latest estimate
         self._reported_bpm: float | None = None  # last estimate handed out by take()
         self._ticks_since_report = 0
-        self.ticks_since_start = 0
+        self._start_pending = False
+        self.ticks_since_start = 0  # ticks since the one that followed Start/Continue
 
     @property
     def running(self) -> bool:
@@ -82,10 +87,9 @@ class ClockFollower:
             if status == CLOCK:
                 self._tick(time_s)
             elif status in (START, CONTINUE):
-                if status == START:
-                    self.ticks_since_start = 0
-                self._set_running(True)
+                self._start_pending = True  # the master's first beat is the next tick
             elif status == STOP:
+                self._start_pending = False
                 self._set_running(False)
 
     def _tick(self, time_s: float) -> None:
@@ -96,7 +100,12 @@ class ClockFollower:
         else:
             self._anchor_intervals += 1
         self._recent.append(time_s)
-        self.ticks_since_start += 1
+        if self._start_pending:
+            self._start_pending = False
+            self.ticks_since_start = 0  # this tick is the master's position 0
+            self._set_running(True)
+        else:
+            self.ticks_since_start += 1
         self._ticks_since_report += 1
         intervals = len(self._recent) - 1
         if intervals < self.min_ticks or time_s <= self._recent[0]:
@@ -130,6 +139,36 @@ class ClockFollower:
 
 def _bpm_of(intervals: int, span_s: float) -> float:
     return 60.0 * intervals / (TICKS_PER_QUARTER * span_s)
+
+
+class PhaseLock:
+    """The tempo to give the engine so that its position follows the master's tick count."""
+
+    def __init__(self, horizon_beats: float = 4.0, max_ratio: float = 0.04, min_change_bpm: float = 0.01) -> None:
+        self.horizon_ticks = horizon_beats * TICKS_PER_QUARTER
+        self.max_ratio = max_ratio
+        self.min_change_bpm = min_change_bpm
+        self._time_s = 0.0
+        self._position_ticks = 0.0  # where the engine is, from the tempos it was given
+        self._bpm = 120.0  # the tempo the engine was last given
+        self.error_ticks = 0.0  # master position minus engine position at the last tick
+
+    def start(self, time_s: float, bpm: float) -> None:
+        """The engine started at ``time_s`` (the master's position 0) with ``bpm``."""
+        self._time_s, self._position_ticks, self._bpm, self.error_ticks = time_s, 0.0, bpm, 0.0
+
+    def tick(self, time_s: float, master_ticks: int, measured_bpm: float | None) -> float | None:
+        """At a master tick: the new tempo for the engine, or None to keep the current one."""
+        self._position_ticks += (time_s - self._time_s) * self._bpm * TICKS_PER_QUARTER / 60.0
+        self._time_s = time_s
+        self.error_ticks = master_ticks - self._position_ticks
+        nudge = max(-self.max_ratio, min(self.max_ratio, self.error_ticks / self.horizon_ticks))
+        base = measured_bpm if measured_bpm is not None else self._bpm
+        target = min(MAX_BPM, max(MIN_BPM, base * (1.0 + nudge)))
+        if abs(target - self._bpm) < self.min_change_bpm:
+            return None
+        self._bpm = target
+        return target
 
 
 class MessageClock:
