@@ -1,0 +1,55 @@
+"""Play into a MIDI port until told to go on, then report how the engine fared; for
+test_port_loss.py, which removes the port (or the JACK server) in between. Each line of output
+is one JSON object; the driver reads commands from stdin:
+
+    .venv/bin/python tests/reliability/port_loss_driver.py MODEL_DIR PORT|virtual:NAME
+    -> {"event": "playing", ...}        (after notes have been sent)
+    <- "continue"                       (the port or server is gone now)
+    -> {"event": "after_loss", ...}     (1 s later: is the clock still running? any error?)
+    -> {"event": "stopped", ...}        (after stop(): sounding notes, time stop() took)
+    -> {"event": "closed", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def emit(event: str, **data: object) -> None:
+    print(json.dumps({"event": event, **data}), flush=True)
+
+
+def main(model: str, port: str) -> int:
+    from emolive import Engine
+
+    if port.startswith("virtual:"):
+        engine = Engine(model=model, virtual=port.split(":", 1)[1], bpm=300.0, seed=5)
+    else:
+        engine = Engine(model=model, port=port, bpm=300.0, seed=5)
+    engine.play("excited")
+    time.sleep(1.0)
+    stats = engine.stats()
+    emit("playing", step=stats["step"], notes_sent=stats["notes_sent"],
+         sounding=stats["sounding"])
+    sys.stdin.readline()
+    step_at_loss = engine.stats()["step"]
+    time.sleep(1.0)
+    stats = engine.stats()
+    emit("after_loss", steps_since=stats["step"] - step_at_loss, port_error=stats["port_error"],
+         generator_error=stats.get("generator_error"), playing=engine.is_playing)
+    started = time.monotonic()
+    engine.stop()
+    stats = engine.stats()
+    emit("stopped", stop_s=round(time.monotonic() - started, 3), sounding=stats["sounding"],
+         port_error=stats["port_error"])
+    started = time.monotonic()
+    engine.close()
+    emit("closed", close_s=round(time.monotonic() - started, 3),
+         sounding=engine.stats()["sounding"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1], sys.argv[2]))
