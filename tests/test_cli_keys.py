@@ -1,0 +1,99 @@
+"""Keyboard control of a live run, through a real pseudo-terminal (the TTY path of `emolive`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.jack, pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX")]
+
+
+@pytest.fixture(autouse=True)
+def _engine_built() -> None:
+    import emolive
+
+    if not hasattr(emolive, "Engine"):
+        pytest.skip("the engine (emolive.Engine) is not built in this checkout")
+
+
+class Terminal:
+    """`emolive` with a pseudo-terminal as stdin and stdout; ``screen`` is all it wrote."""
+
+    def __init__(self, *argv: str) -> None:
+        import pty
+        import termios
+
+        self.leader, self.follower = pty.openpty()
+        self.mode_before = termios.tcgetattr(self.follower)
+        self.process = subprocess.Popen([sys.executable, "-m", "emolive.cli", *argv], stdin=self.follower,
+                                        stdout=self.follower, stderr=subprocess.PIPE, close_fds=True)
+        self.screen = ""
+
+    def read_until(self, pattern: str, timeout_s: float = 15.0, anywhere: bool = False) -> bool:
+        """Wait until the status line (or, with ``anywhere``, any output) matches ``pattern``."""
+        def found() -> bool:
+            return bool(re.search(pattern, self.screen if anywhere else self.latest()))
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if found():
+                return True
+            if select.select([self.leader], [], [], 0.05)[0]:
+                self.screen += os.read(self.leader, 65536).decode("utf-8", "replace")
+        return found()
+
+    def latest(self) -> str:
+        """The text after the last carriage return: what the status line shows now."""
+        return self.screen.rsplit("\r", 1)[-1]
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.leader, keys)
+
+    def close(self) -> int:
+        import termios
+
+        try:
+            code = self.process.wait(timeout=15)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.mode_after = termios.tcgetattr(self.follower)
+            os.close(self.follower)
+            os.close(self.leader)
+        return code
+
+
+def test_keys_steer_the_engine_and_q_quits_restoring_the_terminal(jack_server: str, tiny_model_dir: Path) -> None:
+    terminal = Terminal("--virtual", f"emolive-keys-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion",
+                        "happy", "--glide-bars", "0", "--bpm", "200")
+    try:
+        assert terminal.read_until(r"playing \| happy \|"), terminal.screen
+        assert "keys: 1 happy" in terminal.screen  # the help line
+        terminal.type(b"3")
+        assert terminal.read_until(r"playing \| sad \|"), terminal.screen
+        terminal.type(b"/calm:0.5,tense:0.5\r")
+        assert terminal.read_until(r"playing \| tense:0.50,calm:0.50 \|"), terminal.screen
+        terminal.type(b"\x1b[A")  # up arrow: +5 BPM
+        assert terminal.read_until(r"\| 205\.0 BPM \|"), terminal.screen
+        terminal.type(b"]")  # temperature +0.1
+        assert terminal.read_until(r"\| temperature 1\.10 \|"), terminal.screen
+        terminal.type(b"/blue\r")  # an unknown emotion: a message, and playing goes on
+        assert terminal.read_until(r"unknown emotion 'blue'", anywhere=True), terminal.screen
+        terminal.type(b" ")  # pause
+        assert terminal.read_until(r"stopped \|"), terminal.screen
+        terminal.type(b" ")  # resume
+        assert terminal.read_until(r"playing \|"), terminal.screen
+        terminal.type(b"q")
+        assert terminal.read_until(r"0 left sounding", anywhere=True), terminal.screen
+    finally:
+        code = terminal.close()
+    assert code == 0, terminal.process.stderr.read().decode() if terminal.process.stderr else ""
+    assert "emolive: stopped" in terminal.screen and "0 left sounding" in terminal.screen
+    assert terminal.mode_after == terminal.mode_before  # cbreak mode undone
