@@ -6,6 +6,11 @@
 
 namespace emolive {
 
+namespace {
+// How often the generator thread checks that the output's destination still exists.
+constexpr std::chrono::milliseconds kPortCheckInterval{500};
+}  // namespace
+
 Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> output,
                const EngineConfig& config)
     : model_(std::move(model)),
@@ -120,8 +125,13 @@ void Engine::generator_loop() {
   } alive{generator_alive_};
   StepEvents block;
   Command command;
+  auto next_port_check = SteadyClock::now();
   while (!generator_stop_.load(std::memory_order_acquire)) {
     try {
+      if (SteadyClock::now() >= next_port_check) {  // here, never in the clock thread
+        output_->check_connection();
+        next_port_check = SteadyClock::now() + kPortCheckInterval;
+      }
       while (commands_.pop(command)) apply(command);
       const int64_t horizon = scheduler_->steps_played() + config_.lookahead_steps;
       if (generator_->step() >= horizon) {

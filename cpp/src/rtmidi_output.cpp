@@ -83,8 +83,8 @@ std::vector<RtMidi::Api> candidate_apis() {
 }
 
 struct OpenedApi {
+  std::unique_ptr<ErrorSink> sink;  // declared first: destroyed after `out`, which may report
   std::unique_ptr<RtMidiOut> out;
-  std::unique_ptr<ErrorSink> sink;
   std::string name;
 };
 
@@ -94,7 +94,7 @@ OpenedApi open_first_api(const std::string& client) {
     auto sink = std::make_unique<ErrorSink>();
     std::string why;
     auto out = try_open_api(api, client, *sink, why);
-    if (out) return {std::move(out), std::move(sink), RtMidi::getApiName(api)};
+    if (out) return {std::move(sink), std::move(out), RtMidi::getApiName(api)};
     report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
   }
   throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
@@ -106,8 +106,10 @@ constexpr std::chrono::milliseconds kDrainTime{50};
 
 class RtMidiOutput final : public MidiOutput {
  public:
-  RtMidiOutput(OpenedApi api, std::string port_name)
-      : api_(std::move(api)), port_name_(std::move(port_name)) {}
+  // `watcher`: a second client of the same API used only to list ports (so listing never
+  // shares a backend handle with the sending thread); none for virtual ports.
+  RtMidiOutput(OpenedApi api, std::string port_name, OpenedApi watcher = {})
+      : api_(std::move(api)), port_name_(std::move(port_name)), watcher_(std::move(watcher)) {}
   ~RtMidiOutput() override {
     // RtMidi has no flush: backends such as JACK deliver queued messages on their next
     // process cycle, and closing the port first would drop them (the all-off sequence
@@ -127,9 +129,22 @@ class RtMidiOutput final : public MidiOutput {
   std::string error_text() const override { return failed() ? api_.sink->text : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
 
+  void check_connection() override {
+    if (!watcher_.out || failed()) return;
+    const unsigned count = watcher_.out->getPortCount();  // 0 when the server has gone
+    for (unsigned i = 0; i < count; ++i) {
+      if (watcher_.out->getPortName(i) == port_name_) return;
+    }
+    const std::string message = "MIDI port '" + port_name_ +
+                                "' disappeared (its program closed, the device was unplugged "
+                                "or the MIDI server stopped)";
+    ErrorSink::callback(RtMidiError::DRIVER_ERROR, message, api_.sink.get());
+  }
+
  private:
   OpenedApi api_;
   std::string port_name_;
+  OpenedApi watcher_;
 };
 
 }  // namespace
@@ -170,7 +185,13 @@ std::unique_ptr<MidiOutput> open_port_output(int index, const std::string& clien
   if (api.sink->failed) {
     throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text);
   }
-  return std::make_unique<RtMidiOutput>(std::move(api), name);
+  OpenedApi watcher;
+  try {
+    watcher = open_first_api(client_name + "-watch");
+  } catch (const PortError&) {
+    // Without a watcher a vanished port goes unnoticed, but playing still works.
+  }
+  return std::make_unique<RtMidiOutput>(std::move(api), name, std::move(watcher));
 }
 
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {

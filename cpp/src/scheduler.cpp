@@ -112,12 +112,19 @@ void Scheduler::run() {
 
 void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
                           SteadyClock::duration step_length) {
-  if (out_.failed() && !forgot_after_failure_) {
-    tracker_.forget();  // the port is gone: those notes can no longer be switched off
+  const StepEvents* block = blocks_.front();
+  if (out_.failed()) {
+    // The port is gone: its sounding notes can no longer be switched off, so forget them, and
+    // keep time without sending (the stats say why; stop() and close() still work).
+    if (!forgot_after_failure_) tracker_.forget();
     forgot_after_failure_ = true;
+    while (block && block->step <= step) {
+      blocks_.pop();
+      block = blocks_.front();
+    }
+    return;
   }
   // Blocks for steps already past: keep only their note-offs.
-  const StepEvents* block = blocks_.front();
   while (block && block->step < step) {
     send_events(*block, false);
     blocks_.pop();

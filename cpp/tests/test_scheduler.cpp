@@ -129,10 +129,13 @@ TEST_CASE("after a port failure the scheduler forgets the notes it can no longer
   BlockQueue blocks;
   LatenessLog lateness;
   Scheduler scheduler(out, tracker, blocks, lateness, 0, false);
-  StepEvents chord;
-  chord.clear(0);
-  for (uint8_t key : {39, 43, 46}) chord.push({NoteEvent::kOn, key, 90});
-  REQUIRE(blocks.push(chord));
+  auto chord_at = [](int64_t step) {
+    StepEvents chord;
+    chord.clear(step);
+    for (uint8_t key : {39, 43, 46}) chord.push({NoteEvent::kOn, key, 90});
+    return chord;
+  };
+  REQUIRE(blocks.push(chord_at(0)));
   scheduler.start(400.0);
   while (scheduler.steps_played() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   REQUIRE(tracker.count() == 3);
@@ -141,6 +144,9 @@ TEST_CASE("after a port failure the scheduler forgets the notes it can no longer
   empty.clear(1);
   REQUIRE(blocks.push(empty));
   while (scheduler.steps_played() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(tracker.count() == 0);
+  REQUIRE(blocks.push(chord_at(2)));  // later notes are not tracked either: nothing to switch off
+  while (scheduler.steps_played() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   CHECK(tracker.count() == 0);
   scheduler.stop();
   CHECK(out.recorder.count() == 3);  // the three note-ons; nothing reached the dead port after

@@ -19,6 +19,10 @@ class MidiOutput {
   virtual bool failed() const noexcept { return false; }
   virtual std::string error_text() const { return ""; }
   virtual std::string describe() const = 0;
+  // Called now and then from a non-real-time thread (never the clock thread's job): notices a
+  // destination that has disappeared (program closed, device unplugged, server gone) and
+  // marks the output failed. Must be safe to call while another thread sends.
+  virtual void check_connection() {}
 };
 
 // Discards every message (headless use, benchmarks).
@@ -45,6 +49,9 @@ class RecordingOutput final : public MidiOutput {
   bool failed() const noexcept override { return inner_ && inner_->failed(); }
   std::string error_text() const override { return inner_ ? inner_->error_text() : ""; }
   std::string describe() const override;
+  void check_connection() override {
+    if (inner_) inner_->check_connection();
+  }
 
   size_t count() const { return count_.load(std::memory_order_acquire); }
   const RecordedMessage& at(size_t i) const { return buffer_[i]; }
