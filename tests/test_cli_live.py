@@ -275,3 +275,23 @@ def test_bad_model_directory_exits_2(tmp_path: Path, sink: Sink) -> None:
                              "--model", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "emolive: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_emolive_port_names_the_variable(sink: Sink, tiny_model_dir: Path) -> None:
+    env = dict(os.environ, EMOLIVE_PORT="no-such-synth")
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "--model", str(tiny_model_dir)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2
+    assert "EMOLIVE_PORT='no-such-synth': no MIDI output port matches 'no-such-synth'" in result.stderr
+    assert f"emolive-sink-{os.getpid()}" in result.stderr
+
+
+def test_unknown_control_port_exits_2_and_leaves_nothing_sounding(sink: Sink, tiny_model_dir: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", f"emolive-sink-{os.getpid()}",
+                             "--model", str(tiny_model_dir), "--control-port", "no-such-controller"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert "no MIDI port matches 'no-such-controller'" in result.stderr
+    assert "Traceback" not in result.stderr
+    time.sleep(0.3)
+    assert left_sounding(sink.snapshot()) == set()

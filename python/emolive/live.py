@@ -179,7 +179,15 @@ def status_text(stats: dict[str, Any], playing: bool) -> str:
 def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Play until a signal or `q`; returns the exit status."""
     emotion = start_emotion(args, parser)
-    engine = open_engine(args, clock_out=args.clock_out, **output_choice(args))
+    output = output_choice(args)
+    from emolive import PortError
+
+    try:
+        engine = open_engine(args, clock_out=args.clock_out, **output)
+    except PortError as exc:
+        if output.get("port") is not None and not args.port:
+            raise PortError(f"EMOLIVE_PORT={output['port']!r}: {exc}") from None
+        raise
     session = Session(engine, args, emotion)
     try:
         with StopSignals() as stop:
