@@ -23,12 +23,14 @@ STEPS_PER_BAR = 16
 @dataclass
 class FeatureConfig:
     grid_emopia: str = "tracked"  # EMOPIA has no beat information: beats tracked from onsets
+    grid_vgmidi: str = "tracked"  # VGMIDI's beats do not fit its notes (measured: see docs)
     grid_other: str = "beats"  # quantised files: the file's own beats
     sustain: bool = True  # extend notes held by the damper pedal
     version: int = 1  # bump when feature code changes meaning
 
     def grid_for(self, dataset: str) -> str:
-        return self.grid_emopia if dataset == "EMOPIA" else self.grid_other
+        return {"EMOPIA": self.grid_emopia, "VGMIDI": self.grid_vgmidi}.get(dataset,
+                                                                           self.grid_other)
 
 
 @dataclass
