@@ -182,21 +182,22 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     output = output_choice(args)
     from emolive import PortError
 
-    try:
-        engine = open_engine(args, clock_out=args.clock_out, **output)
-    except PortError as exc:
-        if output.get("port") is not None and not args.port:
-            raise PortError(f"EMOLIVE_PORT={output['port']!r}: {exc}") from None
-        raise
-    session = Session(engine, args, emotion)
-    try:
-        with StopSignals() as stop:
+    # Signals are caught from here on: a Ctrl-C while the model loads ends the run cleanly too.
+    with StopSignals() as stop:
+        try:
+            engine = open_engine(args, clock_out=args.clock_out, **output)
+        except PortError as exc:
+            if output.get("port") is not None and not args.port:
+                raise PortError(f"EMOLIVE_PORT={output['port']!r}: {exc}") from None
+            raise
+        session = Session(engine, args, emotion)
+        try:
             if args.key:
                 engine.set_key(args.key, args.scale)
             code = session.run(stop)
-    finally:
-        engine.close()
-        session.status.finish()
+        finally:
+            engine.close()
+            session.status.finish()
     stats = engine.stats()
     reason = f" ({stop.received})" if stop.received else ""
     session.status.message(f"emolive: stopped{reason}: {stats['notes_sent']} notes, {stats['late_notes']} late, "
