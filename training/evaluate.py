@@ -213,6 +213,20 @@ def run(args: argparse.Namespace, log=print) -> dict:
     return results
 
 
+def _rewrite_readme(folder: Path) -> int:
+    from .report_text import markdown
+
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        print(f"error: no metrics.json in {folder}; run the evaluation first", file=sys.stderr)
+        return 2
+    notes = folder / "discussion.md"
+    text = markdown(json.loads(metrics.read_text()), notes.read_text() if notes.is_file() else "")
+    (folder / "README.md").write_text(text)
+    print(f"rewrote {folder / 'README.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="exported model directory")
@@ -233,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="write sampling defaults and figures into the model card")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rewrite-readme", action="store_true",
+                        help="only rewrite README.md from the report's metrics.json and "
+                             "discussion.md (no evaluation)")
     args = parser.parse_args(argv)
+    if args.rewrite_readme:
+        return _rewrite_readme(Path(args.report))
     if not (Path(args.model) / "model_card.json").is_file():
         print(f"error: no model_card.json in {args.model}", file=sys.stderr)
         return 2

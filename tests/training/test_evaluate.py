@@ -65,6 +65,9 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
     card = json.loads((model / "model_card.json").read_text())
     assert card["sampling"]["temperature"] == metrics["sampling"]["temperature"]
     assert card["evaluation"]["report"] == "docs/evaluation/README.md"
+    (report / "discussion.md").write_text("## Revised\n")
+    assert evaluate.main(["--report", str(report), "--rewrite-readme"]) == 0
+    assert "## Revised" in (report / "README.md").read_text()
     for name in card["files"].values():  # the ONNX metadata carries the same card
         props = {p.key: p.value for p in onnx.load(str(model / name)).metadata_props}
         assert json.loads(props["model_card"]) == card
