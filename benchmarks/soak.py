@@ -1,0 +1,139 @@
+"""Soak: play for a long time at a fast tempo with random morphs, and report clock drift,
+lateness and memory growth (issue 5: drift < 1 ms, growth < 5 MB over 10 minutes).
+
+    .venv/bin/python -m benchmarks.soak [--minutes 10] [--bpm 300]
+
+Drift is measured from outside the engine: a Python thread polls `stats()["step"]` every
+millisecond and timestamps each increment; with a constant tempo, step n should be played at
+t0 + n * step_seconds. The residual (observed - ideal) is averaged over the first and the last
+minute; drift is last minus first (the polling jitter, < 1 ms, averages out over ~1,200 steps).
+Memory is the process's resident set (VmRSS) after a 20 s warm-up and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (machine, prepare_models, print_machine, summary_us, verdict,
+                               write_results)
+
+EMOTIONS = ["happy", "tense", "sad", "calm", "excited", "peaceful", "happy:0.5,sad:0.5"]
+DRIFT_TARGET_MS = 1.0
+GROWTH_TARGET_MB = 5.0
+WARMUP_S = 20.0
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+class StepWatcher(threading.Thread):
+    """Timestamps (monotonic seconds) of every change of the engine's played-step counter."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(daemon=True)
+        self.engine = engine
+        self.samples: list[tuple[int, float]] = []
+        self.running = True
+
+    def run(self) -> None:
+        last = -1
+        while self.running:
+            step = self.engine.stats()["step"]
+            if step != last:
+                self.samples.append((step, time.monotonic()))
+                last = step
+            time.sleep(0.001)
+
+
+def drift_ms(samples: list[tuple[int, float]], step_s: float, window_s: float = 60.0) -> dict:
+    steps = np.array([s for s, _ in samples], dtype=np.float64)
+    times = np.array([t for _, t in samples])
+    residual = times - times[0] - (steps - steps[0]) * step_s  # seconds, observed - ideal
+    first = residual[times - times[0] < window_s]
+    last = residual[times > times[-1] - window_s]
+    return {"first_minute_ms": float(first.mean() * 1e3), "last_minute_ms": float(last.mean() * 1e3),
+            "drift_ms": float((last.mean() - first.mean()) * 1e3),
+            "residual_p99_ms": float(np.percentile(np.abs(residual - residual.mean()), 99) * 1e3),
+            "transitions": int(len(samples))}
+
+
+def soak(model_dir: Path, minutes: float, bpm: float, seed: int) -> dict[str, Any]:
+    from emolive import Engine
+
+    rng = random.Random(seed)
+    step_s = 60.0 / bpm / 4.0
+    morphs = 0
+    with Engine(model=model_dir, bpm=bpm, seed=seed) as engine:
+        engine.play("calm")
+        watcher = StepWatcher(engine)
+        watcher.start()
+        started = time.monotonic()
+        end = started + minutes * 60.0
+        rss_start = None
+        while time.monotonic() < end:
+            time.sleep(rng.uniform(1.0, 6.0))
+            engine.morph(rng.choice(EMOTIONS), rng.choice(EMOTIONS), bars=rng.choice([1, 2, 4]))
+            morphs += 1
+            if rss_start is None and time.monotonic() - started >= WARMUP_S:
+                rss_start = rss_mb()
+        watcher.running = False
+        watcher.join()
+        stats = engine.stats()
+        lateness = engine.lateness_us()
+        engine.stop()
+        rss_end = rss_mb()
+        sounding = engine.stats()["sounding"]
+    return {"minutes": minutes, "bpm": bpm, "morphs": morphs, "steps": int(stats["step"]),
+            "notes_sent": int(stats["notes_sent"]), "late_notes": int(stats["late_notes"]),
+            "sounding_after_stop": int(sounding), "lateness": summary_us(lateness),
+            "drift": drift_ms(watcher.samples, step_s),
+            "rss_mb": {"after_warmup": rss_start, "end": rss_end,
+                       "growth": rss_end - (rss_start or rss_end)}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--bpm", type=float, default=300.0)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    info = machine()
+    print_machine(info)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = prepare_models(Path(tmp))[-1]
+        result = soak(model.path, args.minutes, args.bpm, args.seed)
+    result["model"] = model.label
+    d, m, lat = result["drift"], result["rss_mb"], result["lateness"]
+    result["targets"] = {
+        f"drift {d['drift_ms']:+.3f} ms < {DRIFT_TARGET_MS} ms":
+            verdict(abs(d["drift_ms"]), DRIFT_TARGET_MS),
+        f"memory growth {m['growth']:+.2f} MB < {GROWTH_TARGET_MB} MB":
+            verdict(m["growth"], GROWTH_TARGET_MB)}
+    print(f"\n== soak: {args.minutes:g} min at {args.bpm:g} BPM, model {model.label}: "
+          f"{result['steps']} steps, {result['notes_sent']} notes, {result['morphs']} morphs")
+    print(f"lateness median {lat['median_us']:.1f} us, p99 {lat['p99_us']:.1f} us, max "
+          f"{lat['max_us']:.1f} us; {result['late_notes']} note-ons > 1 ms late")
+    print(f"step timing residual: first minute {d['first_minute_ms']:+.3f} ms, last minute "
+          f"{d['last_minute_ms']:+.3f} ms ({d['transitions']} steps observed)")
+    print(f"RSS {m['after_warmup']:.1f} MB after warm-up -> {m['end']:.1f} MB at the end; "
+          f"{result['sounding_after_stop']} notes sounding after stop")
+    for text, ok in result["targets"].items():
+        print(f"  target {ok:6s} {text}")
+    write_results("soak", {"machine": info, **result})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
