@@ -68,6 +68,7 @@ def test_list_emotions_shows_names_with_quadrants(capsys: pytest.CaptureFixture[
     (["generate", "--bars", "0", "-o", "x.mid"], "--bars must be from 1 to 10000, got 0"),
     (["generate", "--bars", "4"], "nothing to write: give -o FILE.mid"),
     (["generate", "-o", "/no/such/folder/x.mid"], "folder '/no/such/folder' does not exist"),
+    (["generate", "--plot", "/tmp"], "'/tmp' is a folder"),
     (["generate", "--bars", "2", "--morph-to", "sad", "--morph-bars", "4", "-o", "x.mid"],
      "--morph-bars (4) is longer than --bars (2)"),
 ])

@@ -115,7 +115,7 @@ def _status_of(exc: Exception) -> int | None:
         engine_errors = (EngineError,)
     except ImportError:
         pass
-    if isinstance(exc, (ValueError, FileNotFoundError, RenderError, ImportError)):
+    if isinstance(exc, (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, RenderError, ImportError)):
         return 2
     if isinstance(exc, engine_errors + (OSError,)):
         return 1

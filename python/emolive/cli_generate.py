@@ -22,6 +22,8 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     for path in (args.output, args.render, args.plot):
         if path and not Path(path).parent.is_dir():
             raise UsageError(f"folder {str(Path(path).parent)!r} does not exist (for {path!r})")
+        if path and Path(path).is_dir():
+            raise UsageError(f"{path!r} is a folder; give a file name such as {path.rstrip('/')}/out.mid")
     if args.morph_to is not None and args.morph_bars > args.bars:
         raise UsageError(f"--morph-bars ({args.morph_bars}) is longer than --bars ({args.bars})")
 
