@@ -1,0 +1,154 @@
+"""Offline generation throughput and the latency of a live change.
+
+- `Engine.generate` (the product path: C++ generator, GIL released) in bars per second, one
+  stream, and one stream per core (threads, each its own engine);
+- batched decoding: `_core.Model.decode_step` with B streams per call and numpy Bernoulli
+  sampling, bars per second (what a batched offline path could give; not a product API);
+- change-to-effect latency: time from a live call to the first note that obeys it. An emotion
+  change has no note-level signature, so it is measured through `set_key`, which travels the
+  same command queue and the same one-beat lookahead: the time from `set_key("C")` to the last
+  note-on outside C major (the recording output's timestamps). Target: <= 1 beat at 120 BPM.
+
+    .venv/bin/python -m benchmarks.generation
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import machine, prepare_models, print_machine, verdict, write_results
+
+BARS_TARGET = 2000.0
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+
+
+def generate_rate(model: Path, bars: int, streams: int) -> float:
+    from emolive import Engine
+
+    engines = [Engine(model=model, seed=i) for i in range(streams)]
+    engines[0].generate(2)  # warm-up
+    threads = [threading.Thread(target=e.generate, args=(bars,)) for e in engines]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    for e in engines:
+        e.close()
+    return bars * streams / elapsed
+
+
+def core_generate_rate(model: Path, bars: int) -> tuple[float, float]:
+    """(bars/s, note events per bar) of the C++ generate alone: the events array, before
+    Python turns it into mido messages."""
+    from emolive import Engine
+    from emolive.emotions import parse_emotion
+
+    with Engine(model=model, seed=0) as engine:
+        weights = parse_emotion("happy")
+        engine._core.generate(32, weights, 1, None, 0)  # warm-up
+        started = time.perf_counter()
+        events = engine._core.generate(bars * 16, weights, 1, None, 0)
+        elapsed = time.perf_counter() - started
+    return bars / elapsed, len(events) / bars
+
+
+def batched_rate(model: Path, batch: int, bars: int) -> float:
+    from emolive.engine import load_model
+
+    m = load_model(model)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((batch, m.z_dim)).astype(np.float32)
+    emotion = np.tile(np.array([[1, 0, 0, 0]], dtype=np.float32), (batch, 1))
+    state = m.decode_init(z, emotion)
+    prev = np.zeros((batch, 264), dtype=np.float32)
+    started = time.perf_counter()
+    for _ in range(bars * 16):
+        onset, hold, vel, state = m.decode_step(prev, z, emotion, state)
+        on = rng.random(onset.shape) < 1.0 / (1.0 + np.exp(-onset))
+        held = rng.random(hold.shape) < 1.0 / (1.0 + np.exp(-hold))
+        prev = np.concatenate([on, held | on, vel * on], axis=1).astype(np.float32)
+    return batch * bars / (time.perf_counter() - started)
+
+
+def key_change_latency(model: Path, trials: int, bpm: float) -> dict[str, Any]:
+    from emolive import Engine
+
+    rng = random.Random(0)
+    beat_s = 60.0 / bpm
+    latencies = []
+    with Engine(model=model, bpm=bpm, seed=11, record=True, temperature=2.0) as engine:
+        for _ in range(trials):
+            engine.set_key(None)
+            play_at = time.monotonic()  # the recording's origin, to within play()'s duration
+            engine.play("excited")
+            time.sleep(2.0 + rng.random() * beat_s)  # a random phase within the beat
+            call_s = time.monotonic() - play_at
+            engine.set_key("C", "major")
+            time.sleep(4 * beat_s)
+            engine.stop()
+            msgs = engine.recorded()
+            outside = [t for t, m in msgs if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0
+                       and (m[1] % 12) not in C_MAJOR]
+            after = [t for t in outside if t >= call_s]
+            latencies.append(max(after) - call_s if after else 0.0)
+    worst = max(latencies)
+    return {"bpm": bpm, "beat_s": beat_s, "trials": trials, "latency_s": latencies,
+            "median_s": float(np.median(latencies)), "max_s": worst,
+            "target": {f"change heard within {worst:.3f} s <= 1 beat ({beat_s:.3f} s)":
+                       verdict(worst, beat_s)}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bars", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=8)
+    args = parser.parse_args(argv)
+    info = machine()
+    print_machine(info)
+    results: dict[str, Any] = {"machine": info, "models": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        models = prepare_models(Path(tmp))
+        for model in models:
+            core_rate, events_per_bar = core_generate_rate(model.path, args.bars)
+            row = {"model": model.label, "core_generate": core_rate,
+                   "events_per_bar": events_per_bar,
+                   "generate_1_stream": generate_rate(model.path, args.bars, 1),
+                   "generate_2_streams": generate_rate(model.path, args.bars, 2),
+                   "batched_64": batched_rate(model.path, 64, max(4, args.bars // 20)),
+                   "batched_256": batched_rate(model.path, 256, max(2, args.bars // 50))}
+            best = max(row["generate_1_stream"], row["generate_2_streams"])
+            row["target"] = {
+                f"Engine.generate (to a MidiFile) {best:.0f} bars/s >= {BARS_TARGET:.0f}":
+                    verdict(best, BARS_TARGET, lower_is_better=False),
+                f"C++ generate (events) {core_rate:.0f} bars/s >= {BARS_TARGET:.0f}":
+                    verdict(core_rate, BARS_TARGET, lower_is_better=False)}
+            results["models"].append(row)
+            print(f"\n== offline generation, {model.label}: C++ generate {core_rate:.0f} bars/s "
+                  f"({events_per_bar:.0f} note events per bar); Engine.generate "
+                  f"{row['generate_1_stream']:.0f} bars/s (1 stream), "
+                  f"{row['generate_2_streams']:.0f} bars/s (2 streams); batched decode+sample "
+                  f"{row['batched_64']:.0f} bars/s (B=64), {row['batched_256']:.0f} (B=256)")
+            for text, ok in row["target"].items():
+                print(f"  target {ok:6s} {text}")
+        latency = key_change_latency(models[-1].path, args.trials, 120.0)
+    results["change_latency"] = latency
+    print(f"\n== change-to-effect latency at 120 BPM (via set_key), {latency['trials']} trials: "
+          + ", ".join(f"{x * 1000:.0f}" for x in latency["latency_s"]) + " ms")
+    for text, ok in latency["target"].items():
+        print(f"  target {ok:6s} {text}")
+    write_results("generation", results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Live figures through a real (dummy) JACK server and an independent receiver:
+
+- start of the `emolive` process to the first note-on arriving at the receiver, and the
+  process's resident memory while playing (targets: <= 0.5 s, <= 150 MB);
+- end-to-end delivery: for every message, arrival at the receiver minus the moment the engine
+  sent it (the engine records with record=True while also sending to the port; both clocks are
+  CLOCK_MONOTONIC); and arrival minus the message's ideal time on the beat grid.
+
+    .venv/bin/python -m benchmarks.live [--runs 5] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (machine, prepare_models, print_machine, summary_us, verdict,
+                               write_results)
+from benchmarks.jack_io import PERIOD_FRAMES, RATE_HZ, Receiver, jack_server
+
+START_TARGET_S = 0.5
+RSS_TARGET_MB = 150.0
+
+
+def proc_rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            values[line.split(":")[0]] = int(line.split()[1]) / 1024.0
+    return values["VmRSS"], values["VmHWM"]
+
+
+def start_to_first_note(model: Path, receiver: Receiver, runs: int) -> dict[str, Any]:
+    emolive = Path(sys.executable).with_name("emolive")
+    times, rss, hwm = [], [], []
+    for _ in range(runs):
+        receiver.clear()
+        started = time.monotonic()
+        proc = subprocess.Popen([str(emolive), "--port", receiver.name, "--model", str(model),
+                                 "--emotion", "happy", "--bpm", "120", "--no-keys"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        got = receiver.first_note_on.wait(timeout=30)
+        first = next((t for t, m in receiver.snapshot()
+                      if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0), None)
+        if got and first is not None:
+            times.append(first - started)
+        time.sleep(2.0)  # playing steadily: measure its memory
+        if proc.poll() is None:
+            r, h = proc_rss_mb(proc.pid)
+            rss.append(r)
+            hwm.append(h)
+        proc.terminate()
+        proc.wait(timeout=15)
+    return {"runs": runs, "first_note_s": times, "median_s": float(np.median(times)),
+            "max_s": float(np.max(times)), "rss_mb": rss, "hwm_mb": hwm,
+            "targets": {
+                f"start to first note-on median {np.median(times):.3f} s <= {START_TARGET_S} s":
+                    verdict(float(np.median(times)), START_TARGET_S),
+                f"resident memory (peak) {max(hwm):.1f} MB <= {RSS_TARGET_MB:.0f} MB":
+                    verdict(max(hwm), RSS_TARGET_MB)}}
+
+
+def delivery(model: Path, receiver: Receiver, seconds: float, bpm: float) -> dict[str, Any]:
+    from emolive import Engine
+
+    receiver.clear()
+    with Engine(model=model, port=receiver.name, record=True, bpm=bpm, seed=3,
+                clock_out=True) as engine:
+        before = time.monotonic()
+        engine.play("happy")
+        after = time.monotonic()
+        time.sleep(seconds)
+        engine.stop()
+        time.sleep(0.3)
+        sent = engine.recorded()
+    received = receiver.snapshot()
+    origin = (before + after) / 2  # the engine's play() instant, within +-(after-before)/2
+    n = min(len(sent), len(received))
+    same_order = all(sent[i][1] == received[i][1] for i in range(n))
+    latency_us = np.array([(received[i][0] - origin - sent[i][0]) * 1e6 for i in range(n)])
+    # Clock ticks: 24 per quarter; tick k is due at k * 60 / bpm / 24 after the first tick.
+    ticks = [t for t, m in received if m == b"\xf8"]
+    tick_s = 60.0 / bpm / 24.0
+    grid_error_us = (np.array(ticks) - ticks[0] - np.arange(len(ticks)) * tick_s) * 1e6
+    return {"seconds": seconds, "bpm": bpm, "sent": len(sent), "received": len(received),
+            "same_order": same_order, "origin_uncertainty_us": (after - before) * 1e6 / 2,
+            "jack_period_us": PERIOD_FRAMES / RATE_HZ * 1e6,
+            "send_to_arrival": summary_us(latency_us),
+            "clock_tick_grid_error": summary_us(np.abs(grid_error_us - np.median(grid_error_us)))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--bpm", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    info = machine()
+    print_machine(info)
+    with tempfile.TemporaryDirectory() as tmp, jack_server():
+        model = prepare_models(Path(tmp))[-1]
+        receiver = Receiver(f"EMOLIVE-BENCH-{os.getpid()}")
+        try:
+            start = start_to_first_note(model.path, receiver, args.runs)
+            deliv = delivery(model.path, receiver, args.seconds, args.bpm)
+        finally:
+            receiver.close()
+    print(f"\n== `emolive` process start -> first note-on at a JACK receiver ({model.label}), "
+          f"{args.runs} runs: " + ", ".join(f"{t:.3f}" for t in start["first_note_s"]) + " s")
+    print(f"resident memory while playing: {max(start['rss_mb']):.1f} MB (peak "
+          f"{max(start['hwm_mb']):.1f} MB)")
+    for text, ok in start["targets"].items():
+        print(f"  target {ok:6s} {text}")
+    s, g = deliv["send_to_arrival"], deliv["clock_tick_grid_error"]
+    print(f"\n== end-to-end JACK delivery, {args.seconds:g} s at {args.bpm:g} BPM: "
+          f"{deliv['sent']} sent, {deliv['received']} received, same order: "
+          f"{deliv['same_order']}; JACK period {deliv['jack_period_us']:.0f} us")
+    print(f"send -> arrival: median {s['median_us']:.0f} us, p99 {s['p99_us']:.0f} us, max "
+          f"{s['max_us']:.0f} us (origin +-{deliv['origin_uncertainty_us']:.0f} us)")
+    print(f"clock ticks at the receiver vs the ideal grid: median |error| "
+          f"{g['median_us']:.0f} us, p99 {g['p99_us']:.0f} us, max {g['max_us']:.0f} us")
+    write_results("live", {"machine": info, "model": model.label, "startup": start,
+                           "delivery": deliv})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
