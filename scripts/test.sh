@@ -9,6 +9,8 @@ cmake -S . -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEMOLIVE_BUILD_TESTS=ON -DEMOLIVE_BUILD_PYTHON=OFF -DPython_EXECUTABLE="$repo/.venv/bin/python" >/dev/null
 cmake --build build/cpp-tests
 ctest --test-dir build/cpp-tests --output-on-failure
+# The same C++ tests under AddressSanitizer + UBSan (ThreadSanitizer too: scripts/sanitize.sh).
+[ -n "${EMOLIVE_NO_SANITIZE:-}" ] || bash scripts/sanitize.sh address
 # The editable install compiles emolive._core once; rebuild it so the tests see current C++.
 .venv/bin/python -m pip install -q --no-build-isolation -e ".[train,test,plot]"
 .venv/bin/python -m pytest "$@"
