@@ -1,0 +1,32 @@
+"""Every benchmark in one command, one after the other (so they do not disturb each other),
+then the plot for docs/benchmarks.md:
+
+    .venv/bin/python -m benchmarks.run_all            # about 6 minutes on 2 cores
+    .venv/bin/python -m benchmarks.run_all --quick    # shorter runs, for a smoke check
+
+The soak (10 minutes) is separate: `python -m benchmarks.soak`.
+Each part prints its table and targets and writes benchmarks/results/<part>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import clock, decode, generation, live, plot
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (smoke check)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    decode.main(["--steps", "2000" if quick else "8000"])
+    clock.main(["--seconds", "10" if quick else "60"])
+    generation.main(["--bars", "40" if quick else "200", "--trials", "3" if quick else "8"])
+    live.main(["--runs", "2" if quick else "5", "--seconds", "5" if quick else "20"])
+    plot.main([])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
