@@ -164,3 +164,30 @@ def test_phase_lock_removes_the_drift_of_a_wrong_estimate() -> None:
 def test_phase_lock_leaves_a_locked_tempo_alone() -> None:
     lock = PhaseLock()
     assert _follow(lock, 100.0, 8, measured=100.0, start_bpm=100.0) == []
+
+
+def _ticks_with_losses(follower: ClockFollower, bpm: float, count: int, lose: set[int], start_s: float) -> float:
+    interval = 60.0 / (bpm * 24)
+    for k in range(count):
+        if k not in lose:
+            follower.feed(bytes([CLOCK]), start_s + k * interval)
+    return start_s + count * interval
+
+
+def test_lost_ticks_are_counted_and_do_not_bend_the_tempo() -> None:
+    follower = ClockFollower()
+    follower.feed(bytes([START]), 0.0)
+    t = _ticks_with_losses(follower, 120.0, 96, lose={30, 50, 51, 70}, start_s=0.01)
+    assert follower.lost_ticks == 4
+    assert follower.ticks_since_start == 95  # as if all 96 ticks had arrived
+    assert follower.bpm == pytest.approx(120.0, abs=0.01)
+    follower.feed(bytes([CLOCK]), t)
+    assert follower.ticks_since_start == 96
+
+
+def test_half_time_is_a_tempo_change_not_lost_ticks() -> None:
+    follower = ClockFollower()
+    t = _ticks(follower, 140.0, 4, 0.0)
+    _ticks(follower, 70.0, 4, t)
+    assert follower.lost_ticks == 0
+    assert follower.bpm == pytest.approx(70.0, abs=0.01)

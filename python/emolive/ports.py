@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +20,10 @@ from typing import Any
 _API_NAMES = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "core": "API_MACOSX_CORE",
               "winmm": "API_WINDOWS_MM"}
 
-#: Called from python-rtmidi's thread with (raw message bytes, seconds since the previous message).
+#: Messages RtMidi keeps for us between two drains (a busy second of clock, notes and controllers).
+QUEUE_MESSAGES = 8192
+
+#: Called from the input's drain thread with (raw message bytes, seconds since the previous message).
 MessageCallback = Callable[[bytes, float], None]
 
 
@@ -118,7 +122,7 @@ def _new_midi_in(client_name: str) -> Any:
     for api in _rtmidi_api_candidates():
         try:
             with _quiet_c_stderr():
-                return rtmidi.MidiIn(rtapi=api, name=client_name)
+                return rtmidi.MidiIn(rtapi=api, name=client_name, queue_size_limit=QUEUE_MESSAGES)
         except (rtmidi.RtMidiError, OSError) as exc:
             errors.append(f"{rtmidi.get_api_name(api)}: {exc}")
     raise InputPortError("no MIDI input backend could be opened (" + "; ".join(errors) + "); "
@@ -138,10 +142,16 @@ def input_port_names() -> list[str]:
 
 
 class InputPort:
-    """One open MIDI input; ``callback`` gets every message, clock and sysex included.
+    """One open MIDI input; ``callback`` gets every message, clock included (sysex is ignored).
 
-    The callback runs on python-rtmidi's thread: keep it short and thread-safe.
+    Messages wait in RtMidi's own queue, filled by the MIDI system's thread without Python, and
+    a thread of ours drains it (within about a millisecond) and calls ``callback`` with the
+    message and the seconds since the previous one, as stamped on arrival. (A Python callback
+    inside JACK's process thread makes JACK drop input whenever the interpreter is busy.)
+    ``callback`` runs on that thread: keep it short and thread-safe.
     """
+
+    POLL_S = 0.001  # how long the drain thread sleeps when the queue is empty (seconds)
 
     def __init__(self, query: str | int, callback: MessageCallback, client_name: str = "emolive") -> None:
         self._midi_in = _new_midi_in(client_name)
@@ -152,15 +162,28 @@ class InputPort:
             self._midi_in.delete()
             raise
         self.name = names[self.index]
-        # Clock (0xF8 etc.) and active sensing are ignored by default; sync needs the clock.
+        # Clock (0xF8 etc.) is ignored by default; sync needs it. Sysex and active sensing are not used.
         self._midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._midi_in.set_callback(lambda event, _data: callback(bytes(event[0]), float(event[1])))
         self._midi_in.open_port(self.index, name=f"{client_name} in")
+        self._callback = callback
+        self._closing = threading.Event()
+        self._drainer = threading.Thread(target=self._drain, name=f"emolive-in {self.name}", daemon=True)
+        self._drainer.start()
+
+    def _drain(self) -> None:
+        while not self._closing.is_set():
+            event = self._midi_in.get_message()
+            if event is None:
+                self._closing.wait(self.POLL_S)
+                continue
+            message, delta_s = event
+            self._callback(bytes(message), float(delta_s))
 
     def close(self) -> None:
-        """Close the port; idempotent."""
+        """Stop delivering and close the port; idempotent."""
         if self._midi_in is not None:
-            self._midi_in.cancel_callback()
+            self._closing.set()
+            self._drainer.join(timeout=2.0)
             self._midi_in.close_port()
             self._midi_in.delete()
             self._midi_in = None

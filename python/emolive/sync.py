@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 TICKS_PER_QUARTER = 24
 RECENT_TICKS = 12  # the window that detects a tempo change: half a beat
+LOST_TICK_TOLERANCE = 0.2  # a gap within 0.2 intervals of a whole number of intervals
 CLOCK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
 MIN_BPM, MAX_BPM = 20.0, 400.0  # the engine's accepted range
 
@@ -56,9 +57,13 @@ class ClockFollower:
         self.change_ratio = change_ratio
         self.gap_s = gap_s
         self._lock = threading.Lock()
-        self._recent: deque[float] = deque(maxlen=RECENT_TICKS + 1)  # last half beat's tick times (s)
+        # The last half beat's ticks as (index, seconds); indices count lost ticks too.
+        self._recent: deque[tuple[int, float]] = deque(maxlen=RECENT_TICKS + 1)
+        self._suspect_lost = 0  # ticks the last gap may have lost (confirmed by the next gap)
+        self._deferred = False  # the last tick's estimate waited for this one
+        self.lost_ticks = 0  # ticks found lost so far
         self._anchor_s = 0.0  # time of the first tick of the steady-tempo window
-        self._anchor_intervals = 0  # tick intervals since the anchor
+        self._anchor_index = 0  # tick index of the anchor
         self._running = False
         self._running_changed = False
         self._bpm: float | None = None  # latest estimate
@@ -93,13 +98,16 @@ class ClockFollower:
                 self._set_running(False)
 
     def _tick(self, time_s: float) -> None:
-        if self._recent and time_s - self._recent[-1] > self.gap_s:
+        if self._recent and time_s - self._recent[-1][1] > self.gap_s:
             self._recent.clear()
+            self._suspect_lost = 0
         if not self._recent:
-            self._anchor_s, self._anchor_intervals = time_s, 0
+            index = 0
+            self._anchor_s, self._anchor_index = time_s, 0
         else:
-            self._anchor_intervals += 1
-        self._recent.append(time_s)
+            self._count_lost_ticks(time_s - self._recent[-1][1])
+            index = self._recent[-1][0] + 1
+        self._recent.append((index, time_s))
         if self._start_pending:
             self._start_pending = False
             self.ticks_since_start = 0  # this tick is the master's position 0
@@ -107,15 +115,36 @@ class ClockFollower:
         else:
             self.ticks_since_start += 1
         self._ticks_since_report += 1
-        intervals = len(self._recent) - 1
-        if intervals < self.min_ticks or time_s <= self._recent[0]:
+        first_index, first_s = self._recent[0]
+        # After a first long gap, the next gap tells lost ticks from a slower tempo: estimate then.
+        defer = self._suspect_lost and not self._deferred
+        self._deferred = bool(defer)
+        if defer or len(self._recent) - 1 < self.min_ticks or time_s <= first_s:
             return
-        recent = _bpm_of(intervals, time_s - self._recent[0])
-        steady = _bpm_of(self._anchor_intervals, time_s - self._anchor_s)
+        recent = _bpm_of(index - first_index, time_s - first_s)
+        steady = _bpm_of(index - self._anchor_index, time_s - self._anchor_s)
         if abs(recent - steady) > self.change_ratio * steady:  # the tempo changed: restart the window
-            self._anchor_s, self._anchor_intervals = self._recent[-1 - self.min_ticks], self.min_ticks
-            steady = _bpm_of(self.min_ticks, time_s - self._anchor_s)
+            self._anchor_index, self._anchor_s = self._recent[-1 - self.min_ticks]
+            steady = _bpm_of(index - self._anchor_index, time_s - self._anchor_s)
         self._bpm = min(MAX_BPM, max(MIN_BPM, steady))
+
+    def _count_lost_ticks(self, gap_s: float) -> None:
+        """Ticks lost on the way (a loaded machine's JACK drops a late client's input) leave one
+        gap of about k intervals between ticks at the usual spacing; a slower tempo makes every
+        gap longer. So a gap of k >= 2 intervals is suspected, and confirmed as k - 1 lost ticks
+        when the next gap is one interval again: the tick before it moves k - 1 places on."""
+        if self._bpm is None:
+            return
+        ratio = gap_s * self._bpm * TICKS_PER_QUARTER / 60.0  # gap in expected intervals
+        nearest = round(ratio)
+        if self._suspect_lost and abs(ratio - 1.0) < LOST_TICK_TOLERANCE:
+            last_index, last_s = self._recent[-1]
+            self._recent[-1] = (last_index + self._suspect_lost, last_s)
+            if self._anchor_s == last_s:
+                self._anchor_index += self._suspect_lost
+            self.ticks_since_start += self._suspect_lost
+            self.lost_ticks += self._suspect_lost
+        self._suspect_lost = nearest - 1 if nearest >= 2 and abs(ratio - nearest) < LOST_TICK_TOLERANCE else 0
 
     def _set_running(self, running: bool) -> None:
         if running != self._running:
