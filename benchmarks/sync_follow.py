@@ -1,0 +1,145 @@
+"""Following an external MIDI clock: how far `emolive --sync` runs behind its master, over time.
+
+    .venv/bin/python -m benchmarks.sync_follow [--bpm 123] [--seconds 30] [--start-bpm 90]
+
+Starts a private dummy JACK server, a clock master (this process: Start, then 24 ticks per beat
+on absolute deadlines), `emolive --sync master --clock-out --port sink` with a random tiny
+model, and a sink in a separate process that stamps every message on arrival. For each tick the
+engine sends, the master's position at that moment (from the master's tick times) gives the
+phase: unwrapped, so a tick lost on the way does not count as a step. Prints the median and
+spread of the engine's lag per stretch of the run, and the Start-to-first-note latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import numpy as np
+
+
+def sink_main(name: str, out_path: str, seconds: float) -> None:
+    """Separate process: a JACK input stamping arrivals with the system-wide monotonic clock."""
+    import rtmidi
+
+    port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name, queue_size_limit=1 << 16)
+    port.ignore_types(sysex=True, timing=False, active_sense=True)
+    port.open_virtual_port(name)
+    print("ready", flush=True)
+    received, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        event = port.get_message()
+        if event is None:
+            time.sleep(0.0002)
+            continue
+        received.append((time.perf_counter(), event[0]))
+    with open(out_path, "w") as handle:
+        json.dump(received, handle)
+
+
+def wait_for_jack() -> None:
+    import rtmidi
+
+    for _ in range(100):
+        try:
+            rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="probe").get_ports()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.1)
+    raise SystemExit("jackd did not start")
+
+
+def send_clock(port: object, bpm: float, seconds: float) -> tuple[float, list[float]]:
+    """Start, then ticks on absolute deadlines (sleep, then spin the last millisecond)."""
+    interval = 60.0 / (bpm * 24)
+    start = time.perf_counter()
+    port.send_message([0xFA])  # type: ignore[attr-defined]
+    sent = []
+    for k in range(int(seconds / interval)):
+        deadline = start + k * interval
+        while (left := deadline - time.perf_counter()) > 0.002:
+            time.sleep(left - 0.001)
+        while time.perf_counter() < deadline:
+            pass
+        port.send_message([0xF8])  # type: ignore[attr-defined]
+        sent.append(time.perf_counter())
+    port.send_message([0xFC])  # type: ignore[attr-defined]
+    return start, sent
+
+
+def lag_ms(master: list[float], engine: list[float], interval: float) -> np.ndarray:
+    position = np.interp(engine, master, np.arange(len(master)))  # master ticks at each engine tick
+    phase = np.unwrap((position - np.round(position)) * 2 * np.pi) / (2 * np.pi)
+    return phase * interval * 1e3  # positive: the engine is behind
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bpm", type=float, default=123.0, help="the master's tempo")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--start-bpm", type=float, default=90.0, help="emolive's --bpm before it hears the clock")
+    options = parser.parse_args()
+
+    server = f"emolive-sync-{uuid.uuid4().hex[:6]}"
+    jack = subprocess.Popen(["jackd", "--no-realtime", "-n", server, "-d", "dummy", "-r", "48000", "-p", "64"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ["JACK_DEFAULT_SERVER"] = server
+    try:
+        wait_for_jack()
+        run(options)
+    finally:
+        jack.terminate()
+        jack.wait(timeout=10)
+
+
+def run(options: argparse.Namespace) -> None:
+    import rtmidi
+
+    from emolive.training.export import export_random_model
+
+    model = tempfile.mkdtemp(prefix="emolive-sync-model-")
+    export_random_model(model, z_dim=16, hidden=32, layers=1, seed=0)
+    out_path = os.path.join(model, "sink.json")
+    sink = subprocess.Popen([sys.executable, "-m", "benchmarks.sync_follow", "--sink", "sync-sink", out_path,
+                             str(options.seconds + 15)], stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+    master_port = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="sync-master")
+    master_port.open_virtual_port("sync-master")
+    command = subprocess.Popen([sys.executable, "-m", "emolive.cli", "--port", "sync-sink", "--sync", "sync-master",
+                                "--model", model, "--clock-out", "--bpm", str(options.start_bpm)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(4.0)  # model loaded, ports connected
+    start, master = send_clock(master_port, options.bpm, options.seconds)
+    time.sleep(0.5)
+    command.send_signal(2)
+    command.communicate(timeout=30)
+    sink.wait(timeout=60)
+    with open(out_path) as handle:
+        received = [(t, bytes(m)) for t, m in json.load(handle)]
+    engine = [t for t, m in received if m == b"\xf8"]
+    first = next(t for t, m in received if m == b"\xfa")
+    interval = 60.0 / (options.bpm * 24)
+    lags = lag_ms(master, engine, interval)
+    since = np.array(engine) - start
+    print(f"master {options.bpm} BPM for {options.seconds:.0f} s ({len(master)} ticks); emolive started at "
+          f"--bpm {options.start_bpm}; sink got {len(engine)} of its ticks")
+    print(f"master Start -> emolive's Start at the sink: {(first - start) * 1e3:.1f} ms")
+    edges = [0, 2, 5, 10, 20, options.seconds]
+    for low, high in zip(edges, edges[1:]):
+        chosen = lags[(since >= low) & (since < high)]
+        if chosen.size:
+            print(f"  {low:4.0f}-{high:4.0f} s: lag median {np.median(chosen):+6.1f} ms, "
+                  f"p5 {np.percentile(chosen, 5):+6.1f}, p95 {np.percentile(chosen, 95):+6.1f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--sink":
+        sink_main(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    else:
+        main()
