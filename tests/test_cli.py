@@ -136,3 +136,11 @@ def test_training_commands_reach_the_training_package(command: str) -> None:
     result = run_process(command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: emolive {command}")
+
+
+def test_the_command_never_imports_torch() -> None:
+    code = ("import sys, emolive.cli, emolive.live, emolive.cli_generate, emolive.files, emolive.sync, "
+            "emolive.midi_control, emolive.ports, emolive.terminal; "
+            "emolive.cli.main(['--list-emotions']); assert 'torch' not in sys.modules, 'torch imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

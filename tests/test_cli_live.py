@@ -191,7 +191,7 @@ def source(jack_server: str) -> Iterator[Source]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_plays_into_a_port_with_clock_and_stops_clean(sink: Sink, tiny_model_dir: Path, sig: int) -> None:
     command = Command("--port", f"EMOLIVE-SINK-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion",
-                      "happy", "--bpm", "240", "--seed", "3", "--channel", "2", "--clock-out")
+                      "happy", "--bpm", "240", "--seed", "3", "--channel", "2", "--clock-out", "--program", "5")
     assert sink.wait_for(lambda m: len(note_ons(m)) >= 8 and m.count(bytes([CLOCK])) >= 48, timeout_s=30), (
         f"no notes or clock arrived; output: {command.lines}")
     code, out, err = command.finish(sig)
@@ -200,6 +200,7 @@ def test_plays_into_a_port_with_clock_and_stops_clean(sink: Sink, tiny_model_dir
     time.sleep(0.3)  # the last messages cross JACK's next period
     messages = sink.snapshot()
     assert all(m[0] & 0x0F == 1 for m in note_ons(messages))  # channel 2 on the wire is 1
+    assert messages.index(bytes([0xC1, 4])) < messages.index(note_ons(messages)[0])  # program 5, first
     assert left_sounding(messages) == set()
     assert bytes([CONTROL | 1, 123, 0]) in messages  # all notes off after the note-offs
     assert bytes([START]) in messages and bytes([STOP]) in messages
