@@ -120,6 +120,9 @@ def test_subprocess_exit_statuses_and_no_traceback() -> None:
     assert unknown.returncode == 2 and "unknown emotion 'ecstatic'" in unknown.stderr
     listing = run_process("--list-emotions")
     assert listing.returncode == 0 and "Q4" in listing.stdout and "calm" in listing.stdout
+    as_module = subprocess.run([sys.executable, "-m", "emolive", "--bpm", "0"], capture_output=True, text=True,
+                               timeout=60)
+    assert as_module.returncode == 2 and "--bpm must be from 20 to 400" in as_module.stderr
 
 
 def test_console_script_is_installed() -> None:
