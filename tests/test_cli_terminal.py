@@ -80,3 +80,15 @@ def test_status_line_survives_a_closed_stream() -> None:
     out.close()
     status.show("still running")  # no exception: the terminal went away (SIGHUP)
     status.message("nor here")
+
+
+def test_status_text_shows_blend_bar_tempo_and_lateness() -> None:
+    from emolive.live import status_text
+
+    stats = {"emotion": (0.5, -1e-9, 0.0, 0.5), "bar": 3, "bpm": 120.0, "temperature": 1.0, "notes_sent": 5,
+             "late_notes": 2, "max_lateness_us": 1500.0}
+    assert status_text(stats, True) == ("playing | happy:0.50,calm:0.50 | bar 3 | 120.0 BPM | temperature 1.00 | "
+                                        "notes 5 | late 2 (max 1.5 ms)")
+    stats.update(emotion=(0.0, 0.0, 1.0, 0.0), late_notes=0)
+    assert status_text(stats, False).startswith("stopped | sad | bar 3")
+    assert status_text(stats, False).endswith("| late 0")

@@ -171,9 +171,15 @@ def status_text(stats: dict[str, Any], playing: bool) -> str:
     if stats["late_notes"]:
         late += f" (max {stats['max_lateness_us'] / 1000.0:.1f} ms)"
     return " | ".join([
-        "playing" if playing else "stopped", describe(stats["emotion"]), f"bar {stats['bar']}",
+        "playing" if playing else "stopped", _blend(stats["emotion"]), f"bar {stats['bar']}",
         f"{stats['bpm']:.1f} BPM", f"temperature {stats['temperature']:.2f}",
         f"notes {stats['notes_sent']}", late])
+
+
+def _blend(weights: Any) -> str:
+    """The blend as text; float noise from a glide (a weight of -1e-9) must not stop the show."""
+    cleaned = [max(0.0, float(w)) for w in weights]
+    return describe(cleaned) if sum(cleaned) > 0.0 else "?"
 
 
 def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
