@@ -38,6 +38,7 @@ def run_storm(model: Path, ops: int, *extra: str) -> dict:
     assert proc.returncode in (0, 1), (
         f"storm process died with status {proc.returncode}\nstderr:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"\nstorm: {json.dumps(result)}")  # shown with -s (docs/reliability.md)
     assert result["problems"] == [], result["problems"][:20]
     assert proc.returncode == 0
     return result
@@ -66,4 +67,5 @@ def test_storm_against_a_jack_port(jack_server: str, tiny_model_dir: Path) -> No
         sink.close()
     pairing = check_pairing(messages)
     assert pairing.note_ons > 50, f"too few notes reached the port: {pairing.describe()}"
+    print(f"JACK receiver: {pairing.describe()}")
     assert pairing.ok, pairing.describe()
