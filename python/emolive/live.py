@@ -106,7 +106,7 @@ class Session:
         if not self._started_once and self.args.morph_to is not None:
             self.engine.morph(self.emotion, self.args.morph_to, bars=self.args.morph_bars)
         else:
-            self.engine.play(self.engine.emotion if self._started_once else self.emotion)
+            self.engine.play(_cleaned(self.engine.emotion) if self._started_once else self.emotion)
         self._started_once = True
 
     def run(self, stop: StopSignals) -> int:
@@ -176,9 +176,13 @@ def status_text(stats: dict[str, Any], playing: bool) -> str:
         f"notes {stats['notes_sent']}", late])
 
 
+def _cleaned(weights: Any) -> list[float]:
+    """Weights read back from the engine, float noise of a glide (a weight of -1e-9) removed."""
+    return [max(0.0, float(w)) for w in weights]
+
+
 def _blend(weights: Any) -> str:
-    """The blend as text; float noise from a glide (a weight of -1e-9) must not stop the show."""
-    cleaned = [max(0.0, float(w)) for w in weights]
+    cleaned = _cleaned(weights)
     return describe(cleaned) if sum(cleaned) > 0.0 else "?"
 
 
