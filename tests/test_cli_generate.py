@@ -90,3 +90,22 @@ def test_key_lock_keeps_onsets_in_the_scale(tmp_path: Path, tiny_model_dir: Path
     assert result.returncode == 0, result.stderr
     pitch_classes = {s.pitch % 12 for s in note_spans(mido.MidiFile(str(out)))}
     assert pitch_classes and pitch_classes <= {9, 11, 0, 2, 4, 5, 7}  # A B C D E F G
+
+
+def test_readme_generate_example(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """README: `emolive generate --emotion sad --bars 32 -o sad.mid --render sad.wav --plot sad.png`
+    (with the tiny model when the bundled one is absent)."""
+    pytest.importorskip("matplotlib")
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth not installed (scripts/setup.sh)")
+    from emolive.engine import DEFAULT_MODEL_DIR
+
+    model = [] if (DEFAULT_MODEL_DIR / "model_card.json").is_file() else ["--model", str(tiny_model_dir)]
+    result = subprocess.run([sys.executable, "-m", "emolive", "generate", "--emotion", "sad", "--bars", "32", "-o",
+                             "sad.mid", "--render", "sad.wav", "--plot", "sad.png", *model],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(note_spans(mido.MidiFile(str(tmp_path / "sad.mid")))) > 0
+    with wave.open(str(tmp_path / "sad.wav"), "rb") as handle:
+        assert handle.getnframes() / handle.getframerate() >= 32 * 2.0 * 0.9  # 32 bars at 120 BPM = 64 s
+    assert (tmp_path / "sad.png").read_bytes()[:4] == b"\x89PNG"

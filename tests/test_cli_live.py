@@ -296,3 +296,42 @@ def test_unknown_control_port_exits_2_and_leaves_nothing_sounding(sink: Sink, ti
     assert "Traceback" not in result.stderr
     time.sleep(0.3)
     assert left_sounding(sink.snapshot()) == set()
+
+
+def test_readme_virtual_port_example(jack_server: str, tiny_model_dir: Path) -> None:
+    """README: `emolive --virtual --emotion sad:0.6,calm:0.4 --bpm 90 --key A --scale minor` (with the
+    tiny model when the bundled one is absent); a synth connects to the virtual port and hears A minor."""
+    import rtmidi
+
+    from emolive.engine import DEFAULT_MODEL_DIR
+
+    name = f"emolive-readme-{os.getpid()}"
+    model = [] if (DEFAULT_MODEL_DIR / "model_card.json").is_file() else ["--model", str(tiny_model_dir)]
+    command = Command("--virtual", name, "--emotion", "sad:0.6,calm:0.4", "--bpm", "90", "--key", "A", "--scale",
+                      "minor", *model)
+    synth = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="emolive-readme-synth", queue_size_limit=1 << 16)
+    received: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not any(name in p for p in synth.get_ports()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        synth.open_port([i for i, p in enumerate(synth.get_ports()) if name in p][0])
+        deadline = time.monotonic() + 20
+        while len(note_ons(received)) < 20 and time.monotonic() < deadline:
+            event = synth.get_message()
+            if event is None:
+                time.sleep(0.002)
+            else:
+                received.append(bytes(event[0]))
+        assert command.wait_for_line(r"^playing \| sad:0\.60,calm:0\.40 \|.*\| 90\.0 BPM", 10), command.lines
+    finally:
+        code, _, err = command.finish()
+        time.sleep(0.3)
+        while (event := synth.get_message()) is not None:
+            received.append(bytes(event[0]))
+        synth.close_port()
+        synth.delete()
+    assert code == 0, err
+    assert len(note_ons(received)) >= 20
+    assert {m[1] % 12 for m in note_ons(received)} <= {9, 11, 0, 2, 4, 5, 7}  # A natural minor
+    assert left_sounding(received) == set()
