@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="directory for the ONNX files and card")
     parser.add_argument("--card-extra", help="JSON file whose keys are merged into the card")
     parser.add_argument("--name", default="emolive-model", help="model name in the card")
+    parser.add_argument("--velocity-calibration",
+                        help="JSON written by emolive.training.calibrate (gain/bias per quadrant)")
     args = parser.parse_args(argv)
     ckpt_path = Path(args.checkpoint)
     if not ckpt_path.is_file():
@@ -180,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, ckpt = load_checkpoint_model(ckpt_path)
         extra = json.loads(Path(args.card_extra).read_text()) if args.card_extra else {}
+        calibration = (json.loads(Path(args.velocity_calibration).read_text())
+                       if args.velocity_calibration else None)
+        if calibration is not None:
+            model.set_velocity_calibration(calibration["gain"], calibration["bias"])
     except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as err:
         print(f"error: cannot read {ckpt_path}: {err}", file=sys.stderr)
         return 2
@@ -196,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             training["validation_losses"] = at_step[-1]["val"]
     card = build_card(model.cfg, name=args.name, segment_bars=config.get("segment_bars", 2),
                       training=training, **provenance(config))
+    if calibration is not None:
+        card["velocity_calibration"] = calibration
     card.update(extra)
     out = export_model(model, args.out, card)
     print(f"exported {', '.join(FILES.values())} and model_card.json to {out}")

@@ -106,6 +106,15 @@ class CVAE(nn.Module):
         self.embed = EmotionEmbedding(cfg.emb_dim)
         self.encoder = Encoder(cfg)
         self.decoder = StepDecoder(cfg)
+        # Velocity calibration of the streaming output, per quadrant (blended by the emotion
+        # weights): v' = clamp(gain * v + bias, 0, 1). Identity unless set_velocity_calibration
+        # is called (after training, from measured velocity statistics; see calibrate.py).
+        self.register_buffer("vel_gain", torch.ones(N_EMOTIONS), persistent=False)
+        self.register_buffer("vel_bias", torch.zeros(N_EMOTIONS), persistent=False)
+
+    def set_velocity_calibration(self, gain: list[float], bias: list[float]) -> None:
+        self.vel_gain.copy_(torch.tensor(gain, dtype=torch.float32))
+        self.vel_bias.copy_(torch.tensor(bias, dtype=torch.float32))
 
     def encode(self, roll: torch.Tensor, emotion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(roll, self.embed(emotion))
@@ -118,7 +127,9 @@ class CVAE(nn.Module):
         """One step: ``prev [B, F]`` -> onset/hold logits, velocity ``[B, 88]``, state_out."""
         onset, hold, vel, state_out = self.decoder.run(prev.unsqueeze(1), z, self.embed(emotion),
                                                        state)
-        return onset[:, 0], hold[:, 0], vel[:, 0], state_out
+        gain = (emotion @ self.vel_gain).unsqueeze(1)
+        bias = (emotion @ self.vel_bias).unsqueeze(1)
+        return onset[:, 0], hold[:, 0], torch.clamp(vel[:, 0] * gain + bias, 0.0, 1.0), state_out
 
     def forward_teacher(self, roll: torch.Tensor, z: torch.Tensor,
                         emotion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -93,3 +93,33 @@ def test_play_frame_caps_onsets_and_never_holds_a_silent_key() -> None:
     assert (frame[0, 88:176] > 0.5).sum() == 5  # hold only where a note started
     frame = play_frame(logits, hold, vel, prev, Sampling(max_onsets_per_step=0), rng)
     assert (frame[0, :88] > 0.5).sum() == 88
+
+
+def test_calibrate_writes_gains_the_export_applies(tiny_model_dir: Path, labelled_folder,
+                                                   tmp_path: Path) -> None:
+    from emolive.training import calibrate
+
+    folder, csv_path = labelled_folder
+    out = tmp_path / "velocity.json"
+    # the generic loader is reached through --datasets with no value and the cache of this test
+    argv = ["--model", str(tiny_model_dir), "--out", str(out), "--datasets", "--samples", "8",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert calibrate.main(argv + ["--data", str(tmp_path / "nowhere")]) == 2  # no clips at all
+    real = [np.tile(_roll_with_velocity(v)[None], (4, 1, 1)) for v in (0.8, 0.7, 0.3, 0.4)]
+    cal = calibrate.measure(calibrate.OnnxCVAE(tiny_model_dir), real, samples=16,
+                            sampling=calibrate.Sampling(temperature=1.0), seed=0)
+    assert len(cal["measured_midi_velocity"]) == 4
+    for q, row in enumerate(cal["measured_midi_velocity"]):
+        mapped = cal["gain"][q] * row["generated_mean"] / 127 + cal["bias"][q]
+        assert mapped == pytest.approx(row["real_mean"] / 127, abs=1e-6)
+        mapped_std = cal["gain"][q] * row["generated_std"]
+        assert mapped_std == pytest.approx(row["real_std"], rel=1e-4)
+
+
+def _roll_with_velocity(velocity: float) -> np.ndarray:
+    roll = np.zeros((32, 264), dtype=np.float32)
+    for step in range(0, 32, 2):
+        key = 30 + step % 12
+        roll[step, key] = roll[step, 88 + key] = 1.0
+        roll[step, 176 + key] = velocity + 0.01 * (step % 3)
+    return roll

@@ -30,6 +30,7 @@ def test_onnx_matches_eager_for_every_file(tmp_path: Path, batch: int, steps: in
     torch.manual_seed(3)
     cfg = ModelConfig(z_dim=16, hidden=32, layers=2, enc_hidden=24, emb_dim=8, frame_proj=40)
     model = CVAE(cfg).eval()
+    model.set_velocity_calibration([1.5, 0.5, 1.0, 2.0], [-0.1, 0.2, 0.0, -0.3])
     from emolive.training.card import build_card
 
     export_model(model, tmp_path, build_card(cfg, name="parity"))
@@ -94,3 +95,17 @@ def test_blend_embedding_is_weighted_sum() -> None:
     table = model.embed.table.detach()
     blend = torch.tensor([[0.6, 0.0, 0.0, 0.4]])
     assert torch.allclose(model.embed(blend)[0], 0.6 * table[0] + 0.4 * table[3])
+
+
+def test_velocity_calibration_maps_step_velocity_per_emotion() -> None:
+    torch.manual_seed(1)
+    model = CVAE(ModelConfig(z_dim=4, hidden=8, enc_hidden=8, emb_dim=3, frame_proj=8)).eval()
+    inputs = example_inputs(model.cfg, batch=4)["decoder_step"]
+    emotion = torch.eye(4)
+    with torch.no_grad():
+        raw = model.decoder_step(inputs["prev"], inputs["z"][:4], emotion, inputs["state"])[2]
+        model.set_velocity_calibration([2.0, 0.5, 1.0, 1.0], [0.0, 0.1, -2.0, 5.0])
+        cal = model.decoder_step(inputs["prev"], inputs["z"][:4], emotion, inputs["state"])[2]
+    assert torch.allclose(cal[0], (2 * raw[0]).clamp(0, 1))
+    assert torch.allclose(cal[1], 0.5 * raw[1] + 0.1)
+    assert torch.all(cal[2] == 0) and torch.all(cal[3] == 1)
