@@ -207,6 +207,7 @@ def test_plays_into_a_port_with_clock_and_stops_clean(sink: Sink, tiny_model_dir
     assert messages.index(bytes([START])) < messages.index(bytes([CLOCK]))
     assert messages.index(bytes([STOP])) > len(messages) - 1 - messages[::-1].index(bytes([CLOCK]))
     assert f"stopped ({signal.Signals(sig).name})" in out and "0 left sounding" in out
+    assert "-> MIDI port '" in out and f"emolive-sink-{os.getpid()}" in out and "channel 2" in out
 
 
 def test_controllers_steer_the_emotion(sink: Sink, source: Source, tiny_model_dir: Path) -> None:
@@ -335,3 +336,37 @@ def test_readme_virtual_port_example(jack_server: str, tiny_model_dir: Path) -> 
     assert len(note_ons(received)) >= 20
     assert {m[1] % 12 for m in note_ons(received)} <= {9, 11, 0, 2, 4, 5, 7}  # A natural minor
     assert left_sounding(received) == set()
+
+
+def test_losing_the_midi_system_ends_the_run_with_status_1(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The JACK server going away while playing: a clear message and exit status 1, no hang."""
+    import shutil
+    import uuid
+
+    name = f"emolive-cli-lost-{uuid.uuid4().hex[:8]}"
+    server = subprocess.Popen([shutil.which("jackd") or "jackd", "--no-realtime", "-S", "-n", name, "-d", "dummy",
+                               "-r", "48000", "-p", "64"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"))
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    command = None
+    try:
+        deadline = time.monotonic() + 20
+        while not Path(f"/dev/shm/jack_{name}_0_0").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the server's socket appears when it takes clients
+        time.sleep(0.5)
+        process = subprocess.Popen([sys.executable, "-m", "emolive", "--virtual", "lost-out", "--model",
+                                    str(tiny_model_dir)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=env)
+        command = process
+        time.sleep(3.0)  # playing
+        assert process.poll() is None, process.communicate()
+        server.terminate()  # SIGTERM: jackd shuts down and frees its registry slot
+        server.wait(timeout=10)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if command is not None and command.poll() is None:
+            command.kill()
+        if server.poll() is None:
+            server.kill()
+    assert process.returncode == 1, (out, err)
+    assert "MIDI output failed" in out

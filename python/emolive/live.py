@@ -65,6 +65,16 @@ def output_choice(args: argparse.Namespace) -> dict[str, Any]:
     return {"port": query}
 
 
+def output_label(output: dict[str, Any]) -> str:
+    """``MIDI port 'IAC Driver Bus 1'`` or ``virtual MIDI port 'emolive'``, for the banner."""
+    if "virtual" in output:
+        return f"virtual MIDI port {output['virtual']!r}"
+    from emolive import find_port
+
+    names = ports.output_port_names()
+    return f"MIDI port {names[find_port(output['port'])]!r}"
+
+
 def _output_names_or_empty() -> list[str]:
     try:
         return ports.output_port_names()
@@ -201,6 +211,9 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 raise PortError(f"EMOLIVE_PORT={output['port']!r}: {exc}") from None
             raise
         session = Session(engine, args, emotion)
+        session.status.message(
+            f"emolive: model {engine.model_card.get('name', '?')!r} -> {output_label(output)}, channel "
+            f"{args.channel} (MIDI only: the sound comes from the instrument listening there)")
         try:
             if args.key:
                 engine.set_key(args.key, args.scale)
