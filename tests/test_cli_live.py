@@ -229,7 +229,8 @@ def test_controllers_steer_the_emotion(sink: Sink, source: Source, tiny_model_di
 
 def test_follows_an_external_clock(sink: Sink, source: Source, tiny_model_dir: Path) -> None:
     command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir),
-                      "--sync", f"emolive-source-{os.getpid()}", "--bpm", "120")
+                      "--sync", f"emolive-source-{os.getpid()}", "--bpm", "120",
+                      "--control-port", f"emolive-source-{os.getpid()}")  # one port for both
     try:
         assert command.wait_for_line(r"waiting for MIDI Start", 30), command.lines
         time.sleep(0.5)
@@ -239,6 +240,9 @@ def test_follows_an_external_clock(sink: Sink, source: Source, tiny_model_dir: P
         assert command.wait_for_bpm(100.0, tolerance=1.5, timeout_s=5), command.lines
         source.clock(150.0, 3.0)
         assert command.wait_for_bpm(150.0, tolerance=1.5, timeout_s=5), command.lines
+        source.send(CONTROL, 20, 0)
+        source.send(CONTROL, 21, 0)  # sad, through the same port as the clock
+        assert command.wait_for_line(r"^playing \| sad \|", 10), command.lines
         assert note_ons(sink.snapshot()), "no notes while the master was running"
         source.send(STOP)
         assert command.wait_for_line(r"^stopped \|", 5), command.lines
