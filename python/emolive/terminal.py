@@ -106,8 +106,10 @@ class StatusLine:
         """Display ``text``; off a terminal, repeats are dropped and changes throttled unless urgent."""
         try:
             if self._interactive:
-                self._stream.write("\r" + text + "\x1b[K")
-                self._stream.flush()
+                if text != self._last_text:  # redraw only what changed
+                    self._last_text = text
+                    self._stream.write("\r" + text + "\x1b[K")
+                    self._stream.flush()
                 return
             now = time.monotonic()
             if text == self._last_text or (not urgent and now - self._last_print < self._min_interval_s):
@@ -120,6 +122,7 @@ class StatusLine:
 
     def message(self, text: str) -> None:
         """A line of its own (help, errors), above the status line."""
+        self._last_text = ""  # the status line is drawn again below the message
         try:
             self._stream.write(("\r\x1b[K" if self._interactive else "") + text + "\n")
             self._stream.flush()
