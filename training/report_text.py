@@ -60,7 +60,15 @@ def _emotion(emo: dict) -> list[str]:
              f"{_pct(emo['real_val_valence_accuracy'])} | {_pct(emo['real_val_arousal_accuracy'])} |",
              f"| generated, per requested emotion | {_pct(emo['generated_accuracy'])} | "
              f"{_pct(emo['generated_valence_accuracy'])} | {_pct(emo['generated_arousal_accuracy'])} |",
-             "", "Generated accuracy per requested emotion (same prior latents for all four): " +
+             ]
+    flat = emo.get("flat_velocity")
+    if flat:
+        lines.append(f"| the same with every velocity set to 64 (real / generated) | "
+                     f"{_pct(flat['real_val_accuracy'])} / {_pct(flat['generated_accuracy'])} | "
+                     f"{_pct(flat['real_val_valence_accuracy'])} / "
+                     f"{_pct(flat['generated_valence_accuracy'])} | - / "
+                     f"{_pct(flat['generated_arousal_accuracy'])} |")
+    lines += ["", "Generated accuracy per requested emotion (same prior latents for all four): " +
              ", ".join(f"{NAMES[q]} {_pct(a)}" for q, a in zip(QUADRANTS, per)) + ".",
              f"Target generated >= real: {_target(emo['generated_accuracy'] >= emo['real_val_accuracy'])}.",
              "",
