@@ -145,3 +145,86 @@ def test_a_vanished_port_is_reported_and_its_notes_forgotten(jack_server: str, t
         started = time.monotonic()
         engine.stop()
         assert time.monotonic() - started < 1.0
+
+
+SERVER_LOSS_SCRIPT = """
+import json, sys, time
+import rtmidi
+from emolive import Engine
+deadline = time.monotonic() + 15.0
+while True:  # the private server may take a while to come up on a loaded machine
+    try:
+        receiver = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="emolive-test-doomed")
+        break
+    except Exception:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+receiver.open_virtual_port("in")
+engine = Engine(model=sys.argv[1], port="emolive-test-doomed", bpm=120, seed=8)
+engine.play("excited")
+while engine.stats()["notes_sent"] < 20:
+    time.sleep(0.01)
+print("playing", flush=True)
+sys.stdin.readline()  # the JACK server is stopped now
+deadline = time.monotonic() + 3.0
+while engine.stats()["port_error"] is None and time.monotonic() < deadline:  # probe: 1 per s
+    time.sleep(0.05)
+stats = engine.stats()
+started = time.monotonic()
+engine.close()
+print(json.dumps({"port_error": stats["port_error"], "sounding": engine.stats()["sounding"],
+                  "close_s": time.monotonic() - started}), flush=True)
+"""
+
+
+def test_jack_server_loss_is_reported_and_close_does_not_crash(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """In a subprocess with its own JACK server, which is stopped while the engine plays."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        pytest.skip("jackd not installed")
+    # A fixed name, and SIGTERM rather than SIGKILL: JACK's shared registry has 8 server slots,
+    # a killed server's slot is only reclaimed by a later server of the same name, and once
+    # all 8 are stale no JACK server starts on the machine any more.
+    name = "emolive-test-server-loss"
+    for _attempt in range(5):  # jackd sometimes exits at start-up while others start servers
+        server = subprocess.Popen([jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r",
+                                   "48000", "-p", "64"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL,
+                                  env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"))
+        time.sleep(0.5)
+        if server.poll() is None:
+            break
+    else:
+        pytest.fail(f"jackd would not start (status {server.returncode})")
+    try:
+        errors = tmp_path / "child-stderr.txt"
+        with errors.open("w") as err_file:
+            child = subprocess.Popen([sys.executable, "-c", SERVER_LOSS_SCRIPT, str(tiny_model_dir)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file,
+                                     text=True, env=dict(os.environ, JACK_DEFAULT_SERVER=name))
+        assert child.stdout is not None and child.stdin is not None
+        first = child.stdout.readline().strip()
+        assert first == "playing", errors.read_text()[-3000:]
+        server.terminate()
+        server.wait(timeout=10)
+        try:
+            out, _ = child.communicate("go\n", timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            pytest.fail("the engine hung after the JACK server went away")
+        assert child.returncode == 0, "the process crashed after the server went away"
+        report = json.loads(out.strip().splitlines()[-1])
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=10)
+    assert report["port_error"] and "disappeared" in report["port_error"]
+    assert report["sounding"] == 0
+    assert report["close_s"] < 2.0

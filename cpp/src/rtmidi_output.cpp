@@ -86,7 +86,15 @@ struct OpenedApi {
   std::unique_ptr<ErrorSink> sink;  // declared first: destroyed after `out`, which may report
   std::unique_ptr<RtMidiOut> out;
   std::string name;
+  RtMidi::Api id = RtMidi::UNSPECIFIED;
 };
+
+// Whether a new client of `api` can still connect (false once e.g. the JACK server is gone).
+bool backend_alive(RtMidi::Api api) {
+  ErrorSink sink;
+  std::string why;
+  return try_open_api(api, "emolive-check", sink, why) != nullptr;
+}
 
 OpenedApi open_first_api(const std::string& client) {
   std::string report;
@@ -94,12 +102,16 @@ OpenedApi open_first_api(const std::string& client) {
     auto sink = std::make_unique<ErrorSink>();
     std::string why;
     auto out = try_open_api(api, client, *sink, why);
-    if (out) return {std::move(sink), std::move(out), RtMidi::getApiName(api)};
+    if (out) return {std::move(sink), std::move(out), RtMidi::getApiName(api), api};
     report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
   }
   throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
                   "\n" + port_setup_hint());
 }
+
+// A JACK server probe every this many check_connection() calls (the engine checks every
+// 500 ms, so once a second).
+constexpr unsigned kChecksPerServerProbe = 2;
 
 // How long closing a port waits for queued messages to be delivered.
 constexpr std::chrono::milliseconds kDrainTime{50};
@@ -116,6 +128,13 @@ class RtMidiOutput final : public MidiOutput {
     // included). RtMidi's JACK backend waits for one process cycle itself where it was built
     // with semaphores (Debian's is); this short wait covers builds without them.
     std::this_thread::sleep_for(kDrainTime);
+    if (!backend_alive(api_.id)) {
+      // The server went away under us: libjack crashes in jack_port_unregister and
+      // jack_client_close on such a client, so the clients are left to the process's end.
+      (void)api_.out.release();
+      (void)watcher_.out.release();
+      return;
+    }
     api_.out->closePort();
   }
   void send(const uint8_t* bytes, size_t size) noexcept override {
@@ -130,7 +149,18 @@ class RtMidiOutput final : public MidiOutput {
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
 
   void check_connection() override {
-    if (!watcher_.out || failed()) return;
+    if (failed()) return;
+    // JACK: a killed server leaves our clients as zombies that still list the old ports, and
+    // RtMidi's sendMessage then waits forever once its ring buffer is full. So ask for a
+    // fresh connection now and then; it fails as soon as the server is gone.
+    if (api_.id == RtMidi::UNIX_JACK && ++checks_ % kChecksPerServerProbe == 0 &&
+        !backend_alive(api_.id)) {
+      ErrorSink::callback(RtMidiError::DRIVER_ERROR,
+                          "the JACK server stopped; MIDI port '" + port_name_ + "' disappeared",
+                          api_.sink.get());
+      return;
+    }
+    if (!watcher_.out) return;
     const unsigned count = watcher_.out->getPortCount();  // 0 when the server has gone
     for (unsigned i = 0; i < count; ++i) {
       if (watcher_.out->getPortName(i) == port_name_) return;
@@ -145,6 +175,7 @@ class RtMidiOutput final : public MidiOutput {
   OpenedApi api_;
   std::string port_name_;
   OpenedApi watcher_;
+  unsigned checks_ = 0;  // check_connection() calls (one thread only)
 };
 
 }  // namespace
