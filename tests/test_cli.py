@@ -54,6 +54,7 @@ def test_list_emotions_shows_names_with_quadrants(capsys: pytest.CaptureFixture[
     (["--valence", "1.5"], "valence must be from -1 to 1"),
     (["--glide-bars", "-1"], "--glide-bars must be from 0"),
     (["--valence-cc", "128"], "--valence-cc must be from 0 to 127"),
+    (["--valence-cc", "7", "--arousal-cc", "7", "--virtual"], "valence and arousal need different controllers"),
     (["--emotion", "joyous"], "unknown emotion 'joyous'; known emotions: Q1, Q2, Q3, Q4, happy"),
     (["--emotion", "happy:lots"], "weight 'lots' of 'happy' is not a number"),
     (["--emotion", "happy:0"], "must not all be zero"),

@@ -117,11 +117,11 @@ def add_music_options(parser: argparse.ArgumentParser) -> None:
                        help="bars the morph takes (default 4)")
     group.add_argument("--bpm", type=number_in(*BPM_RANGE, "--bpm"), default=120.0,
                        help="tempo in beats per minute, 20..400 (default 120)")
-    group.add_argument("--channel", type=integer_in(*CHANNELS, "--channel"), default=1,
+    group.add_argument("--channel", type=integer_in(*CHANNELS, "--channel"), default=1, metavar="1-16",
                        help="MIDI channel 1..16 (default 1)")
     group.add_argument("--program", type=integer_in(*PROGRAMS, "--program"), metavar="1-128",
                        help="General MIDI program sent at start, 1..128 (1 = Acoustic Grand Piano)")
-    group.add_argument("--temperature", type=number_in(*TEMPERATURE_RANGE, "--temperature"), default=1.0,
+    group.add_argument("--temperature", type=number_in(*TEMPERATURE_RANGE, "--temperature"), default=1.0, metavar="T",
                        help="sampling temperature 0.05..5 (higher = more surprising; default 1)")
     group.add_argument("--seed", type=integer_in(0, 2**63 - 1, "--seed"),
                        help="random seed: the same seed and settings give the same notes")

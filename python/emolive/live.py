@@ -199,6 +199,7 @@ def _blend(weights: Any) -> str:
 def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Play until a signal or `q`; returns the exit status."""
     emotion = start_emotion(args, parser)
+    CcMap(args.valence_cc, args.arousal_cc, args.control_channel)  # refused now, before the model loads
     output = output_choice(args)
     from emolive import PortError
 
