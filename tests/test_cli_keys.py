@@ -97,3 +97,20 @@ def test_keys_steer_the_engine_and_q_quits_restoring_the_terminal(jack_server: s
     assert code == 0, terminal.process.stderr.read().decode() if terminal.process.stderr else ""
     assert "emolive: stopped" in terminal.screen and "0 left sounding" in terminal.screen
     assert terminal.mode_after == terminal.mode_before  # cbreak mode undone
+
+
+def test_closing_the_terminal_stops_cleanly(jack_server: str, tiny_model_dir: Path) -> None:
+    terminal = Terminal("--virtual", f"emolive-hangup-{os.getpid()}", "--model", str(tiny_model_dir))
+    assert terminal.read_until(r"playing \|"), terminal.screen
+    os.close(terminal.leader)  # the terminal window closes: reads fail, writes fail
+    terminal.leader = os.open(os.devnull, os.O_RDONLY)  # so that close() has something to close
+    try:
+        code = terminal.process.wait(timeout=15)
+    finally:
+        if terminal.process.poll() is None:
+            terminal.process.kill()
+        os.close(terminal.follower)
+        os.close(terminal.leader)
+    stderr = terminal.process.stderr.read().decode() if terminal.process.stderr else ""
+    assert code == 0, stderr
+    assert "Traceback" not in stderr

@@ -131,7 +131,11 @@ class Session:
             else:
                 self.start()
             while not stop.event.is_set() and not self.commands.quit_requested:
-                key = keyboard.read(POLL_S) if keyboard else (stop.event.wait(POLL_S) and None)
+                try:
+                    key = keyboard.read(POLL_S) if keyboard else (stop.event.wait(POLL_S) and None)
+                except (EOFError, OSError):  # the terminal went away (its SIGHUP may follow)
+                    stop.received = stop.received or "terminal closed"
+                    break
                 if key is not None:
                     self.commands.press(key)
                 self.apply_controllers()
