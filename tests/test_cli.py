@@ -72,6 +72,8 @@ def test_list_emotions_shows_names_with_quadrants(capsys: pytest.CaptureFixture[
     (["generate", "--plot", "/tmp"], "'/tmp' is a folder"),
     (["generate", "--bars", "2", "--morph-to", "sad", "--morph-bars", "4", "-o", "x.mid"],
      "--morph-bars (4) is longer than --bars (2)"),
+    (["generate", "--morph-bars", "4", "-o", "x.mid"], "--morph-bars needs --morph-to"),
+    (["--morph-bars", "4", "--virtual"], "--morph-bars needs --morph-to"),
 ])
 def test_bad_input_exits_2_with_what_is_allowed(capsys: pytest.CaptureFixture[str], argv: list[str],
                                                   message: str) -> None:

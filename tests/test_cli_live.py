@@ -374,3 +374,15 @@ def test_losing_the_midi_system_ends_the_run_with_status_1(tmp_path: Path, tiny_
             server.kill()
     assert process.returncode == 1, (out, err)
     assert "MIDI output failed" in out
+
+
+def test_morph_glides_while_playing(sink: Sink, tiny_model_dir: Path) -> None:
+    command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion", "calm",
+                      "--morph-to", "happy", "--morph-bars", "2", "--bpm", "240")
+    try:
+        assert command.wait_for_line(r"^playing \| happy \|", 20), command.lines
+    finally:
+        code, _, err = command.finish()
+    assert code == 0, err
+    blends = [line.split(" | ")[1] for line in command.lines if line.startswith("playing | ")]
+    assert blends[0] != "happy" and "calm" in blends[0]  # it started at calm and moved

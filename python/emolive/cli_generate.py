@@ -24,7 +24,7 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             raise UsageError(f"folder {str(Path(path).parent)!r} does not exist (for {path!r})")
         if path and Path(path).is_dir():
             raise UsageError(f"{path!r} is a folder; give a file name such as {path.rstrip('/')}/out.mid")
-    if args.morph_to is not None and args.morph_bars > args.bars:
+    if args.morph_to is not None and args.morph_bars is not None and args.morph_bars > args.bars:
         raise UsageError(f"--morph-bars ({args.morph_bars}) is longer than --bars ({args.bars})")
 
     engine = open_engine(args)
@@ -47,7 +47,8 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 
 def generate_midi(engine: Any, args: argparse.Namespace, emotion: Weights) -> mido.MidiFile:
-    """The engine's offline generation; with --morph-to the emotion glides over --morph-bars."""
+    """The engine's offline generation; with --morph-to the emotion glides over --morph-bars
+    (default: the whole file)."""
     if args.morph_to is None:
         return engine.generate(args.bars, emotion=emotion, seed=args.seed)
     return engine.generate(args.bars, emotion=emotion, seed=args.seed,

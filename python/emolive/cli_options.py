@@ -21,6 +21,7 @@ PROGRAMS = (1, 128)
 BPM_RANGE = (20.0, 400.0)
 TEMPERATURE_RANGE = (0.05, 5.0)
 MAX_BARS = 10_000
+LIVE_MORPH_BARS = 4  # --morph-bars when live and not given
 
 
 class UsageError(ValueError):
@@ -113,8 +114,8 @@ def add_music_options(parser: argparse.ArgumentParser) -> None:
                        help="arousal -1..1 (negative = calm/sad); instead of --emotion")
     group.add_argument("--morph-to", type=emotion_type, metavar="E",
                        help="glide from the emotion to this one over --morph-bars bars")
-    group.add_argument("--morph-bars", type=integer_in(1, MAX_BARS, "--morph-bars"), default=4, metavar="N",
-                       help="bars the morph takes (default 4)")
+    group.add_argument("--morph-bars", type=integer_in(1, MAX_BARS, "--morph-bars"), metavar="N",
+                       help=f"bars the morph takes (default: {LIVE_MORPH_BARS} live, the whole file for generate)")
     group.add_argument("--bpm", type=number_in(*BPM_RANGE, "--bpm"), default=120.0,
                        help="tempo in beats per minute, 20..400 (default 120)")
     group.add_argument("--channel", type=integer_in(*CHANNELS, "--channel"), default=1, metavar="1-16",
@@ -141,9 +142,11 @@ def start_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 
 def check_key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """--scale without --key means nothing: say so rather than ignore it."""
+    """--scale without --key, or --morph-bars without --morph-to, mean nothing: say so."""
     if args.key is None and args.scale != "major":
         parser.error("--scale needs --key (e.g. --key A --scale minor)")
+    if args.morph_bars is not None and args.morph_to is None:
+        parser.error("--morph-bars needs --morph-to")
 
 
 def open_engine(args: argparse.Namespace, **output: Any) -> Any:

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from emolive import ports
-from emolive.cli_options import UsageError, open_engine, start_emotion
+from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_emotion
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
@@ -114,7 +114,8 @@ class Session:
 
     def start(self) -> None:
         if not self._started_once and self.args.morph_to is not None:
-            self.engine.morph(self.emotion, self.args.morph_to, bars=self.args.morph_bars)
+            bars = self.args.morph_bars if self.args.morph_bars is not None else LIVE_MORPH_BARS
+            self.engine.morph(self.emotion, self.args.morph_to, bars=bars)
         else:
             self.engine.play(_cleaned(self.engine.emotion) if self._started_once else self.emotion)
         self._started_once = True
