@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+# Where results JSON goes; tests point it elsewhere so that a smoke run never overwrites the
+# figures docs/benchmarks.md quotes.
+RESULTS = Path(os.environ.get("EMOLIVE_BENCH_RESULTS", REPO / "benchmarks" / "results"))
 DEFAULT_MODEL = REPO / "python" / "emolive" / "models" / "default"
 STEPS_PER_BAR = 16
 
@@ -127,7 +129,7 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"results written to {path.relative_to(REPO)}")
+    print(f"results written to {path}")
     return path
 
 

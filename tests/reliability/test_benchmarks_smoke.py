@@ -1,0 +1,39 @@
+"""The benchmark scripts still run (tiny sizes, results to a temporary folder). Figures are not
+judged here: speed targets are shown by the benchmark command (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytest.importorskip("torch")  # the benchmarks compare with PyTorch eager
+
+
+def run_benchmark(tmp_path: Path, module: str, *args: str) -> dict:
+    env = dict(os.environ, EMOLIVE_BENCH_RESULTS=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "target" in proc.stdout
+    return json.loads((tmp_path / f"{module}.json").read_text())
+
+
+def test_decode_benchmark_runs(tmp_path: Path) -> None:
+    result = run_benchmark(tmp_path, "decode", "--steps", "64", "--rounds", "1")
+    for model in result["models"]:
+        assert model["torch_vs_onnx_max_abs_diff"] < 1e-4  # the eager twin has the same weights
+        for row in model["rows"].values():
+            assert 0 < row["step"]["median_us"] <= row["step"]["p99_us"]
+            assert row["step"]["n"] == 64 and row["bar"]["n"] == 4
+
+
+def test_clock_benchmark_runs(tmp_path: Path) -> None:
+    result = run_benchmark(tmp_path, "clock", "--seconds", "1", "--bpm", "240")
+    assert result["engine"]["n"] >= 10 and result["python_loop"]["n"] >= 10
