@@ -3,8 +3,8 @@ while the engine (in a subprocess: port_loss_driver.py) plays into it.
 
 What the engine guarantees (docs/reliability.md): it neither crashes nor hangs, its clock keeps
 time, stop() leaves no sounding notes and returns at once, close() returns within seconds.
-What it does not do yet (RtMidi 5.0's JACK backend reports neither event): report the loss in
-stats()["port_error"]; that test is a strict xfail, so it turns red when the engine learns it.
+It also reports the server's loss in stats()["port_error"] (the engine probes the JACK server
+once a second; see docs/engine.md, "Port errors").
 """
 
 from __future__ import annotations
@@ -131,8 +131,6 @@ def test_jack_server_killed_mid_stream(own_jack_server: subprocess.Popen,
     assert_survived(events)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="RtMidi 5.0's JACK backend reports no error when the "
-                   "server dies (docs/engine.md, 'Port errors'); the engine cannot see it")
 def test_jack_server_loss_is_reported(own_jack_server: subprocess.Popen,
                                       tiny_model_dir: Path) -> None:
     driver = Driver(tiny_model_dir, f"virtual:emolive-loss-{os.getpid()}")
