@@ -109,3 +109,15 @@ def test_readme_generate_example(tmp_path: Path, tiny_model_dir: Path) -> None:
     with wave.open(str(tmp_path / "sad.wav"), "rb") as handle:
         assert handle.getnframes() / handle.getframerate() >= 32 * 2.0 * 0.9  # 32 bars at 120 BPM = 64 s
     assert (tmp_path / "sad.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_render_without_fluidsynth_exits_2_naming_the_packages(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import os
+
+    env = dict(os.environ, PATH=str(tmp_path))  # no fluidsynth program to be found
+    result = subprocess.run([sys.executable, "-m", "emolive", "generate", "--model", str(tiny_model_dir), "--bars",
+                             "1", "--render", str(tmp_path / "x.wav")], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 2
+    assert "apt-get install fluidsynth fluid-soundfont-gm" in result.stderr
+    assert "Traceback" not in result.stderr
