@@ -74,4 +74,7 @@ class Receiver:
         self.first_note_on.clear()
 
     def close(self) -> None:
+        # Callback off first: closing a port while JACK's thread is inside the Python
+        # callback has crashed python-rtmidi here (1 run in 6).
+        self._port.cancel_callback()
         self._port.close_port()

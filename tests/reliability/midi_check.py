@@ -86,6 +86,9 @@ class JackSink:
         return condition(self.snapshot())
 
     def close(self) -> None:
+        # Callback off first: closing a port while JACK's thread is inside the Python
+        # callback has crashed python-rtmidi here (1 run in 6).
+        self._port.cancel_callback()
         self._port.close_port()
         del self._port
 

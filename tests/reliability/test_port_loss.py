@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from midi_check import JackSink, check_pairing
 
 pytestmark = pytest.mark.jack
 DRIVER = Path(__file__).resolve().parent / "port_loss_driver.py"
+RECEIVER = Path(__file__).resolve().parent / "receiver_proc.py"
 
 
 @pytest.fixture(autouse=True)
@@ -35,14 +35,14 @@ def _engine_built() -> None:
         pytest.skip("the engine (emolive.Engine) is not built in this checkout")
 
 
-@pytest.fixture
-def own_jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
-    """A private dummy JACK server for this test alone (the test kills it)."""
+def private_jackd(monkeypatch: pytest.MonkeyPatch, synchronous: bool) -> Iterator[subprocess.Popen]:
+    """A private dummy JACK server for one test (the test may stop it)."""
     jackd = shutil.which("jackd")
     if jackd is None:
         pytest.skip("jackd not installed (Debian package jackd2)")
     name = f"emolive-loss-{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen([jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r",
+    mode = ["-S"] if synchronous else []
+    proc = subprocess.Popen([jackd, "--no-realtime", *mode, "-n", name, "-d", "dummy", "-r",
                              "48000", "-p", "64"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"))
@@ -51,23 +51,24 @@ def own_jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Pope
     # already be a client of the session's server (tests/conftest.py), so no client here.
     waited = subprocess.run(["jack_wait", "-w", "-t", "15"], capture_output=True, text=True)
     if waited.returncode != 0 or proc.poll() is not None:
-        proc.kill()
+        proc.terminate()
         pytest.fail(f"private jackd did not come up: {waited.stdout} {waited.stderr}")
     yield proc
     if proc.poll() is None:
-        proc.terminate()
+        proc.terminate()  # never SIGKILL: see docs/reliability.md (JACK's server registry)
         proc.wait(timeout=10)
 
 
-def open_sink(name: str, timeout_s: float = 10.0) -> JackSink:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return JackSink(name)
-        except Exception:  # noqa: BLE001 - the server is still starting
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+@pytest.fixture
+def own_jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
+    yield from private_jackd(monkeypatch, synchronous=True)
+
+
+@pytest.fixture
+def own_async_jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
+    """JACK2's default (asynchronous) mode, as most users run it. In synchronous mode (-S) a
+    client that dies stalls the server for ~4 s, and the engine's stop() with it."""
+    yield from private_jackd(monkeypatch, synchronous=False)
 
 
 class Driver:
@@ -102,6 +103,7 @@ class Driver:
 
 
 def assert_survived(events: dict[str, dict]) -> None:
+    print(f"\nport loss events: {events}")  # shown with -s
     assert events["playing"]["notes_sent"] > 0
     assert events["after_loss"]["steps_since"] >= 10, "the clock stopped after the loss"
     assert events["after_loss"]["playing"] is True
@@ -111,14 +113,27 @@ def assert_survived(events: dict[str, dict]) -> None:
     assert events["closed"]["sounding"] == 0
 
 
-def test_receiving_port_closes_mid_stream(jack_server: str, tiny_model_dir: Path) -> None:
-    sink = open_sink(f"EMOLIVE-LOSS-{os.getpid()}")
-    driver = Driver(tiny_model_dir, sink.name)
-    before_loss = sink.snapshot()
-    sink.close()
-    events = driver.finish()
+def test_receiving_port_closes_mid_stream(own_async_jack_server: subprocess.Popen,
+                                          tiny_model_dir: Path) -> None:
+    """The receiving application quits (its process exits without closing anything): the
+    engine survives and reports the lost port."""
+    name = f"EMOLIVE-LOSS-{os.getpid()}"
+    receiver = subprocess.Popen([sys.executable, str(RECEIVER), name], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert receiver.stdout.readline().strip() == "ready"
+        driver = Driver(tiny_model_dir, name)
+        receiver.stdin.write("quit\n")
+        receiver.stdin.flush()
+        got = json.loads(receiver.stdout.readline())
+        receiver.wait(timeout=10)
+        events = driver.finish()
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
     assert_survived(events)
-    assert check_pairing(before_loss).note_ons > 0
+    assert got["note_ons"] > 0
+    assert "disappeared" in (events["after_loss"]["port_error"] or ""), events["after_loss"]
 
 
 def test_jack_server_killed_mid_stream(own_jack_server: subprocess.Popen,
@@ -138,3 +153,25 @@ def test_jack_server_loss_is_reported(own_jack_server: subprocess.Popen,
     own_jack_server.wait(timeout=10)
     events = driver.finish()
     assert events["after_loss"]["port_error"], "the loss of the JACK server went unreported"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="in JACK's synchronous mode a "
+                   "dead client stalls the server ~4 s; the engine's port check (libjack calls on "
+                   "the generator thread) stalls with it, and stop() waits for that thread")
+def test_stop_is_prompt_after_the_receiver_dies_in_synchronous_jack(
+        own_jack_server: subprocess.Popen, tiny_model_dir: Path) -> None:
+    name = f"EMOLIVE-SYNC-{os.getpid()}"
+    receiver = subprocess.Popen([sys.executable, str(RECEIVER), name], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert receiver.stdout.readline().strip() == "ready"
+        driver = Driver(tiny_model_dir, name)
+        receiver.stdin.write("quit\n")
+        receiver.stdin.flush()
+        receiver.wait(timeout=10)
+        events = driver.finish()
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+    assert events["stopped"]["sounding"] == 0
+    assert events["stopped"]["stop_s"] < 1.0, f"stop() took {events['stopped']['stop_s']} s"
