@@ -7,7 +7,7 @@
 namespace emolive {
 
 namespace {
-// How often the generator thread checks that the output's destination still exists.
+// How often the watch thread checks that the output's destination still exists.
 constexpr std::chrono::milliseconds kPortCheckInterval{500};
 }  // namespace
 
@@ -41,12 +41,30 @@ Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> o
                                            config.clock_out);
   scheduler_->set_bpm(config.bpm);
   publish_emotion(generator_->emotion());
+  watch_thread_ = std::thread([this] { watch_loop(); });
+}
+
+void Engine::watch_loop() {
+  // Port checks may call into the MIDI backend and stall with it (a JACK server in
+  // synchronous mode waits seconds for a dead client), so they run here, where only close()
+  // waits for them, never in the clock or generator thread.
+  while (!watch_stop_.load()) {
+    for (auto slept = std::chrono::milliseconds(0); slept < kPortCheckInterval && !watch_stop_.load();
+         slept += std::chrono::milliseconds(50)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!watch_stop_.load() && playing_.load()) output_->check_connection();
+  }
 }
 
 Engine::~Engine() {
   try {
     close();
   } catch (...) {  // a destructor must not throw; close() only fails on broken invariants
+  }
+  if (watch_thread_.joinable()) {  // close() threw before joining it
+    watch_stop_ = true;
+    watch_thread_.join();
   }
 }
 
@@ -125,13 +143,8 @@ void Engine::generator_loop() {
   } alive{generator_alive_};
   StepEvents block;
   Command command;
-  auto next_port_check = SteadyClock::now();
   while (!generator_stop_.load(std::memory_order_acquire)) {
     try {
-      if (SteadyClock::now() >= next_port_check) {  // here, never in the clock thread
-        output_->check_connection();
-        next_port_check = SteadyClock::now() + kPortCheckInterval;
-      }
       while (commands_.pop(command)) apply(command);
       const int64_t horizon = scheduler_->steps_played() + config_.lookahead_steps;
       if (generator_->step() >= horizon) {
@@ -226,6 +239,8 @@ void Engine::close() {
   if (closed_) return;
   stop_locked();
   closed_ = true;
+  watch_stop_ = true;
+  watch_thread_.join();
   scheduler_.reset();
   if (recording_) {
     recording_->close_inner();  // closes the port; what was recorded stays readable

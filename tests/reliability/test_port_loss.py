@@ -155,9 +155,6 @@ def test_jack_server_loss_is_reported(own_jack_server: subprocess.Popen,
     assert events["after_loss"]["port_error"], "the loss of the JACK server went unreported"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="in JACK's synchronous mode a "
-                   "dead client stalls the server ~4 s; the engine's port check (libjack calls on "
-                   "the generator thread) stalls with it, and stop() waits for that thread")
 def test_stop_is_prompt_after_the_receiver_dies_in_synchronous_jack(
         own_jack_server: subprocess.Popen, tiny_model_dir: Path) -> None:
     name = f"EMOLIVE-SYNC-{os.getpid()}"

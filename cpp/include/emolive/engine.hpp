@@ -2,6 +2,7 @@
 //
 //   caller --commands (SPSC, producer serialised by caller_mutex_)--> generator thread
 //   generator --StepEvents blocks (SPSC)--> clock thread (Scheduler) --> MidiOutput
+//   watch thread: checks now and then that the output's port still exists (while playing)
 //
 // Tempo goes straight to the clock as an atomic (applied at the next step). Emotion,
 // temperature and key go to the generator and are heard within the lookahead (one beat by
@@ -108,6 +109,7 @@ class Engine {
   void send_command(const Command& c);  // caller_mutex_ held
   void apply(const Command& c);         // generator thread, or caller when stopped
   void generator_loop();
+  void watch_loop();  // port checks while playing, until close()
   void publish_emotion(const Weights& w);
   void play_locked(const Weights& emotion);
   void stop_locked();
@@ -126,6 +128,8 @@ class Engine {
   std::thread generator_thread_;
   std::atomic<bool> generator_stop_{false};
   std::atomic<bool> generator_alive_{false};  // false once the loop has returned
+  std::thread watch_thread_;
+  std::atomic<bool> watch_stop_{false};
   std::atomic<bool> playing_{false}, closed_{false};
   std::array<std::atomic<float>, 4> emotion_{};
   mutable std::mutex error_mutex_;  // guards generator_error_ (never taken by the clock thread)
