@@ -95,3 +95,51 @@ class JackSink:
 
 def note_on_count(messages: list[bytes]) -> int:
     return sum(1 for m in messages if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0)
+
+
+class ReceiverProcess:
+    """tests/reliability/receiver_proc.py driven from the test: a JACK receiver in its own
+    process, asked for pairing reports (see that file for the protocol)."""
+
+    def __init__(self, name: str) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.name = name
+        script = Path(__file__).resolve().parent / "receiver_proc.py"
+        self.proc = subprocess.Popen([sys.executable, str(script), name], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the JACK receiver did not start (said {line!r})")
+
+    def ask(self, command: str = "report") -> dict:
+        import json
+
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the JACK receiver process died")
+        return json.loads(line)
+
+    def wait_for_note_ons(self, count: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.ask()["note_ons"] >= count:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def quit(self) -> dict:
+        result = self.ask("quit")
+        self.proc.wait(timeout=10)
+        return result
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)

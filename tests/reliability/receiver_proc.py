@@ -1,10 +1,15 @@
-"""A JACK MIDI receiver in its own process, for tests that make the receiver disappear: it opens
-a python-rtmidi virtual input port, prints "ready", and on any line from stdin prints the number
-of messages it got (JSON) and leaves abruptly, as a receiving application that quits would.
-(Closing a python-rtmidi JACK port inside the test process crashed it now and then, in libjack's
-threads after the port was gone; a separate process keeps that out of pytest.)
+"""A JACK MIDI receiver in its own process. Closing a python-rtmidi JACK port inside the test
+process crashed it now and then (libjack's threads, after the port was gone); in a separate
+process such a crash cannot take pytest down, and a receiver can also vanish abruptly, as a
+receiving application that quits would.
 
     .venv/bin/python tests/reliability/receiver_proc.py PORT_NAME
+
+Prints "ready" once the port is open, then answers each command read from stdin with one JSON
+line (a pairing report of everything received since the last "clear"):
+    "report"  -> {"note_ons", "note_offs", "double_strikes", "left_sounding", "messages"}
+    "clear"   -> forget what was received, then a report
+    "quit"    -> a report, then leave at once (no orderly JACK shutdown)
 """
 
 from __future__ import annotations
@@ -19,20 +24,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from midi_check import JackSink, check_pairing  # noqa: E402
 
 
-def main(name: str) -> None:
-    deadline = time.monotonic() + 15.0
+def report(sink: JackSink) -> str:
+    messages = sink.snapshot()
+    pairing = check_pairing(messages)
+    return json.dumps({"note_ons": pairing.note_ons, "note_offs": pairing.note_offs,
+                       "double_strikes": len(pairing.double_strikes),
+                       "left_sounding": len(pairing.left_sounding),
+                       "describe": pairing.describe(), "messages": len(messages)})
+
+
+def open_sink(name: str, timeout_s: float = 15.0) -> JackSink:
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
-            sink = JackSink(name)
-            break
+            return JackSink(name)
         except Exception:  # noqa: BLE001 - the server is still starting
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def main(name: str) -> None:
+    sink = open_sink(name)
     print("ready", flush=True)
-    sys.stdin.readline()
-    pairing = check_pairing(sink.snapshot())
-    print(json.dumps({"note_ons": pairing.note_ons, "note_offs": pairing.note_offs}), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "clear":
+            with sink._lock:
+                sink.messages.clear()
+        print(report(sink), flush=True)
+        if command == "quit":
+            break
     os._exit(0)  # no orderly JACK shutdown: the port vanishes with the process
 
 

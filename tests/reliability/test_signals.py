@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from midi_check import JackSink, check_pairing, note_on_count
+from midi_check import ReceiverProcess
 
 pytestmark = pytest.mark.jack
 EMOLIVE = Path(sys.executable).with_name("emolive")
@@ -31,20 +31,20 @@ def _engine_built() -> None:
 
 
 @pytest.fixture
-def sink(jack_server: str) -> JackSink:
-    port = JackSink(f"EMOLIVE-SIG-{os.getpid()}")
+def sink(jack_server: str) -> ReceiverProcess:
+    port = ReceiverProcess(f"EMOLIVE-SIG-{os.getpid()}")
     yield port
-    port.close()
+    port.kill()
 
 
-def start(sink: JackSink, model: Path, seed: int) -> subprocess.Popen:
+def start(sink: ReceiverProcess, model: Path, seed: int) -> subprocess.Popen:
     return subprocess.Popen([str(EMOLIVE), "--port", sink.name, "--model", str(model),
                              "--emotion", "excited", "--bpm", "400", "--seed", str(seed),
                              "--no-keys"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def finish(proc: subprocess.Popen, sink: JackSink) -> tuple[int, str]:
+def finish(proc: subprocess.Popen, sink: ReceiverProcess) -> tuple[int, str]:
     try:
         _, err = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
@@ -55,30 +55,30 @@ def finish(proc: subprocess.Popen, sink: JackSink) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_at_random_moments_leaves_nothing_sounding(sink: JackSink, tiny_model_dir: Path,
+def test_signal_at_random_moments_leaves_nothing_sounding(sink: ReceiverProcess, tiny_model_dir: Path,
                                                           sig: int) -> None:
     rng = random.Random(int(sig))
     for run in range(3):
-        sink.messages.clear()
+        sink.ask("clear")
         proc = start(sink, tiny_model_dir, seed=run)
-        assert sink.wait_for(lambda m: note_on_count(m) >= 1, timeout_s=30), "no notes arrived"
+        assert sink.wait_for_note_ons(1, timeout_s=30), "no notes arrived"
         time.sleep(rng.uniform(0.0, 1.0))  # anywhere in the stream, mid-step included
         proc.send_signal(sig)
         code, err = finish(proc, sink)
         assert code == 0, err
         assert "Traceback" not in err
-        pairing = check_pairing(sink.snapshot())
-        assert pairing.ok, f"run {run}: {pairing.describe()}"
+        got = sink.ask()
+        assert got["double_strikes"] == 0 and got["left_sounding"] == 0, f"run {run}: {got}"
 
 
-def test_double_ctrl_c_still_ends_clean(sink: JackSink, tiny_model_dir: Path) -> None:
+def test_double_ctrl_c_still_ends_clean(sink: ReceiverProcess, tiny_model_dir: Path) -> None:
     proc = start(sink, tiny_model_dir, seed=9)
-    assert sink.wait_for(lambda m: note_on_count(m) >= 20, timeout_s=30), "no notes arrived"
+    assert sink.wait_for_note_ons(20, timeout_s=30), "no notes arrived"
     proc.send_signal(signal.SIGINT)
     time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     code, err = finish(proc, sink)
     assert "Traceback" not in err, err
     assert code in (0, 130), err  # 130: interrupted, by convention; either way no crash
-    pairing = check_pairing(sink.snapshot())
-    assert pairing.ok, pairing.describe()
+    got = sink.ask()
+    assert got["double_strikes"] == 0 and got["left_sounding"] == 0, got
