@@ -28,7 +28,8 @@ def run_benchmark(tmp_path: Path, module: str, *args: str) -> dict:
 def test_decode_benchmark_runs(tmp_path: Path) -> None:
     result = run_benchmark(tmp_path, "decode", "--steps", "64", "--rounds", "1")
     for model in result["models"]:
-        assert model["torch_vs_onnx_max_abs_diff"] < 1e-4  # the eager twin has the same weights
+        if model["torch_twin"].startswith("same weights"):
+            assert model["torch_vs_onnx_max_abs_diff"] < 1e-4
         for row in model["rows"].values():
             assert 0 < row["step"]["median_us"] <= row["step"]["p99_us"]
             assert row["step"]["n"] == 64 and row["bar"]["n"] == 4
