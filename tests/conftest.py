@@ -5,69 +5,114 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 
-@pytest.fixture(scope="session")
-def jack_server() -> Iterator[str]:
-    """Start `jackd` with the dummy driver under a private server name; yield that name.
+def start_jackd(name: str, attempts: int = 5) -> subprocess.Popen:
+    """Start `jackd` with the dummy driver as server `name` and wait until a client can connect.
 
-    The name is exported as JACK_DEFAULT_SERVER for this process (RtMidi, python-rtmidi) and so
-    for subprocesses started by the tests. Skips (never silently passes) if jackd is absent.
+    jackd sometimes exits at start-up when other servers start at the same moment, so it is
+    tried `attempts` times. Stop it with terminate() (SIGTERM frees its slot in JACK's 8-slot
+    server registry; SIGKILL leaks the slot). Skips if jackd is not installed.
     """
     jackd = shutil.which("jackd")
     if jackd is None:
         pytest.skip("jackd not installed (Debian package jackd2); scripts/setup.sh installs it")
-    name = f"emolive-test-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    # -S (synchronous mode): in JACK2's default asynchronous mode a client that misses a cycle
-    # (easy on a loaded 2-core machine without real-time scheduling) leaves its stale MIDI
-    # buffer to be read again: receivers see duplicated and lost events (measured: duplicated
-    # note-ons in 2 of 5 runs async, none in 15 runs with -S; see docs/reliability.md).
-    proc = subprocess.Popen(
-        [jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", "64"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    previous = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    try:
-        _wait_for_jack(proc)
-        yield name
-    finally:
+    proc: subprocess.Popen | None = None
+    for _ in range(attempts):
+        proc = subprocess.Popen(
+            [jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", "64"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        if _wait_for_jack(proc, name):
+            return proc
+        stop_jackd(proc)
+    assert proc is not None
+    pytest.fail(f"jackd -n {name} did not come up in {attempts} attempts (status {proc.returncode})")
+
+
+def stop_jackd(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL only if the server does not exit within 5 s."""
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[str]:
+    """A dummy JACK server under a private name for the whole session; yields the name.
+
+    The name is exported as JACK_DEFAULT_SERVER for this process (RtMidi, python-rtmidi) and so
+    for subprocesses started by the tests.
+    """
+    name = f"emolive-test-{uuid.uuid4().hex[:8]}"
+    proc = start_jackd(name)
+    previous = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    try:
+        yield name
+    finally:
+        stop_jackd(proc)
         if previous is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = previous
 
 
-def _wait_for_jack(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    """Poll until a JACK client can connect (python-rtmidi lists ports without error)."""
-    import rtmidi
+def _wait_for_jack(proc: subprocess.Popen, name: str, timeout_s: float = 10.0) -> bool:
+    """Poll until a JACK client can connect to server `name`; False if jackd exits or times out.
 
+    Connects from a subprocess with JACK_DEFAULT_SERVER=name, so a failed attempt (libjack
+    tries to start a server of its own) never disturbs this process.
+    """
+    probe = (
+        "import rtmidi, sys\n"
+        "out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name='emolive-probe')\n"
+        "out.open_virtual_port('probe')\n"
+    )
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"jackd exited with status {proc.returncode} at start-up")
-        try:
-            probe = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="emolive-probe")
-            probe.get_ports()
-            del probe
-            return
-        except Exception:  # noqa: BLE001 - server not up yet
-            time.sleep(0.1)
-    pytest.fail("jackd did not come up within 10 s")
+            return False
+        result = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, timeout=timeout_s
+        )
+        if result.returncode == 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def private_jack_server() -> Iterator[Callable[[str], subprocess.Popen]]:
+    """A factory for extra JACK servers a test may stop itself (server-loss tests).
+
+    Call it with a server name; the server is stopped at the end of the test if still running.
+    """
+    started: list[subprocess.Popen] = []
+
+    def start(name: str) -> subprocess.Popen:
+        proc = start_jackd(name)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        stop_jackd(proc)
 
 
 @pytest.fixture(scope="session")

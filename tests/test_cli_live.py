@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -342,36 +343,37 @@ def test_readme_virtual_port_example(jack_server: str, tiny_model_dir: Path) -> 
     assert left_sounding(received) == set()
 
 
-def test_losing_the_midi_system_ends_the_run_with_status_1(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_losing_the_midi_system_ends_the_run_with_status_1(
+    tmp_path: Path, tiny_model_dir: Path, private_jack_server
+) -> None:
     """The JACK server going away while playing: a clear message and exit status 1, no hang."""
-    import shutil
     import uuid
 
     name = f"emolive-cli-lost-{uuid.uuid4().hex[:8]}"
-    server = subprocess.Popen([shutil.which("jackd") or "jackd", "--no-realtime", "-S", "-n", name, "-d", "dummy",
-                               "-r", "48000", "-p", "64"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"))
+    server = private_jack_server(name)
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
-    command = None
+    process = subprocess.Popen([sys.executable, "-m", "emolive", "--virtual", "lost-out", "--model",
+                                str(tiny_model_dir)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 20
-        while not Path(f"/dev/shm/jack_{name}_0_0").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)  # the server's socket appears when it takes clients
-        time.sleep(0.5)
-        process = subprocess.Popen([sys.executable, "-m", "emolive", "--virtual", "lost-out", "--model",
-                                    str(tiny_model_dir)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env=env)
-        command = process
-        time.sleep(3.0)  # playing
-        assert process.poll() is None, process.communicate()
+        # Wait until it plays (a status line), however slow the start-up under load.
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        started = []
+        while time.monotonic() < deadline and process.poll() is None:
+            if select.select([process.stdout], [], [], 1.0)[0]:
+                line = process.stdout.readline()
+                started.append(line)
+                if line.startswith("playing"):
+                    break
+        assert process.poll() is None and started[-1:] and started[-1].startswith("playing"), (
+            started, process.communicate())
         server.terminate()  # SIGTERM: jackd shuts down and frees its registry slot
         server.wait(timeout=10)
         out, err = process.communicate(timeout=30)
     finally:
-        if command is not None and command.poll() is None:
-            command.kill()
-        if server.poll() is None:
-            server.kill()
+        if process.poll() is None:
+            process.kill()
     assert process.returncode == 1, (out, err)
     assert "MIDI output failed" in out
 
