@@ -68,6 +68,10 @@ def _emotion(emo: dict) -> list[str]:
                      f"{_pct(flat['real_val_valence_accuracy'])} / "
                      f"{_pct(flat['generated_valence_accuracy'])} | - / "
                      f"{_pct(flat['generated_arousal_accuracy'])} |")
+    clip = emo.get("real_val_clip_accuracy")
+    if clip:
+        lines += ["", f"Whole real validation clips ({clip['clips']}, mean log-probability over "
+                  f"their segments): {_pct(clip['accuracy'])}."]
     lines += ["", "Generated accuracy per requested emotion (same prior latents for all four): " +
              ", ".join(f"{NAMES[q]} {_pct(a)}" for q, a in zip(QUADRANTS, per)) + ".",
              f"Target generated >= real: {_target(emo['generated_accuracy'] >= emo['real_val_accuracy'])}.",
