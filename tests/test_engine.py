@@ -185,3 +185,23 @@ def test_walk_rate_changes_the_material(engine: Engine) -> None:
     assert note_events(engine.generate(4, "calm")) == slow
     with pytest.raises(ValueError):
         engine.set_walk_rate(0)
+
+
+def test_card_sampling_defaults_are_used(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    model = tmp_path / "capped"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "model_card.json").read_text())
+    card["sampling"]["max_onsets_per_step"] = 3
+    card["sampling"]["temperature"] = 0.7
+    (model / "model_card.json").write_text(json.dumps(card))
+    with Engine(model=model, seed=4) as capped, Engine(model=tiny_model_dir, seed=4) as free:
+        assert capped.stats()["temperature"] == pytest.approx(0.7)
+        per_step = Counter(t for t, kind, _, _ in note_events(capped.generate(4)) if kind == "note_on")
+        assert per_step and max(per_step.values()) <= 3
+        free_per_step = Counter(t for t, kind, _, _ in note_events(free.generate(4)) if kind == "note_on")
+        assert max(free_per_step.values()) > 3  # the random model draws many more
+    with Engine(model=model, seed=4, temperature=1.5) as chosen:
+        assert chosen.stats()["temperature"] == pytest.approx(1.5)

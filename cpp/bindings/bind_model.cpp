@@ -81,6 +81,7 @@ void register_model(py::module_& m) {
       .def_property_readonly("layers", [](const Model& self) { return self.card().layers; })
       .def_property_readonly("hidden", [](const Model& self) { return self.card().hidden; })
       .def_property_readonly("segment_steps", [](const Model& self) { return self.card().segment_steps; })
+      .def_property_readonly("default_temperature", [](const Model& self) { return self.card().temperature; })
       .def("decode_init",
            [](const Model& self, FloatArray z, FloatArray emotion) {
              const auto& c = self.card();
@@ -150,6 +151,7 @@ void register_model(py::module_& m) {
            [](const Model& self, int n, int warmup, uint64_t seed) {
              GeneratorConfig config;
              config.seed = seed;
+             config.sampling = sampling_from_card(self.card());
              Generator generator(self, config);
              StepEvents events;
              return time_calls(n, warmup, [&] { generator.produce(events); });

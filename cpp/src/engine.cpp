@@ -33,9 +33,8 @@ Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> o
   GeneratorConfig gc;
   gc.seed = config.seed;
   gc.walk_steps_per_point = config.walk_steps_per_point;
+  gc.sampling = sampling_from_card(model_->card());
   gc.sampling.temperature = config.temperature;
-  gc.sampling.onset_threshold = model_->card().onset_threshold;
-  gc.sampling.hold_threshold = model_->card().hold_threshold;
   generator_ = std::make_unique<Generator>(*model_, gc);
   scheduler_ = std::make_unique<Scheduler>(*output_, tracker_, blocks_, lateness_, config.channel,
                                            config.clock_out);
@@ -301,14 +300,13 @@ std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, ui
   GeneratorConfig gc;
   gc.seed = seed;
   gc.emotion = normalised(emotion);
+  gc.sampling = sampling_from_card(model_->card());
   {
     std::lock_guard<std::mutex> lock(caller_mutex_);
     gc.walk_steps_per_point = walk_steps_per_point_;
     gc.sampling.temperature = temperature_;
     gc.sampling.scale_mask = scale_mask_;
   }
-  gc.sampling.onset_threshold = model_->card().onset_threshold;
-  gc.sampling.hold_threshold = model_->card().hold_threshold;
   Generator generator(*model_, gc);
   if (glide_to) generator.set_emotion(*glide_to, glide_steps);
   std::vector<OfflineEvent> events;

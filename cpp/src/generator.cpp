@@ -10,6 +10,15 @@ namespace {
 constexpr uint64_t kSamplerStream = 0x5EED5A3B1E5ull;
 }  // namespace
 
+SamplerSettings sampling_from_card(const ModelCard& card) {
+  SamplerSettings s;
+  s.temperature = card.temperature;
+  s.onset_threshold = card.onset_threshold;
+  s.hold_threshold = card.hold_threshold;
+  s.max_onsets_per_step = card.max_onsets_per_step;
+  return s;
+}
+
 Generator::Generator(const Model& model, const GeneratorConfig& config)
     : model_(model),
       buffers_(model.make_buffers()),

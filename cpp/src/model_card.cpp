@@ -206,6 +206,14 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
       r.fail(key, "must be in (0, 1), found " + std::to_string(value));
     }
   }
+  if (const json& sampling = root.contains("sampling") ? root["sampling"] : json();
+      sampling.is_object() && sampling.contains("max_onsets_per_step")) {
+    card.max_onsets_per_step = r.integer("sampling.max_onsets_per_step");
+    if (card.max_onsets_per_step < 0 || card.max_onsets_per_step > kPitchCount) {
+      r.fail("sampling.max_onsets_per_step", "must be in 0..88 (0: no cap), found " +
+                                                 std::to_string(card.max_onsets_per_step));
+    }
+  }
   if (!(card.temperature >= 0.05f && card.temperature <= 5.0f)) {
     r.fail("sampling.temperature", "must be in [0.05, 5], found " + std::to_string(card.temperature));
   }

@@ -7,6 +7,22 @@ namespace emolive {
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+void limit_onsets(std::array<uint8_t, kPitchCount>& strike,
+                  const std::array<float, kPitchCount>& p_onset, int cap) {
+  std::array<uint8_t, kPitchCount> keys{};
+  int count = 0;
+  for (int k = 0; k < kPitchCount; ++k) {
+    if (strike[k]) keys[count++] = uint8_t(k);
+  }
+  if (count <= cap) return;
+  // The `cap` most probable keys first (ties: the lower key), the rest lose their onset.
+  std::partial_sort(keys.begin(), keys.begin() + cap, keys.begin() + count,
+                    [&](uint8_t a, uint8_t b) {
+                      return p_onset[a] != p_onset[b] ? p_onset[a] > p_onset[b] : a < b;
+                    });
+  for (int i = cap; i < count; ++i) strike[keys[i]] = 0;
+}
+
 void Sampler::sample(const float* onset_logits, const float* hold_logits, const float* velocity,
                      const SamplerSettings& s, float* frame, StepEvents& events) {
   std::fill(frame, frame + kFrameSize, 0.0f);
@@ -14,8 +30,9 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
   float* hold_out = frame + kPitchCount;
   float* velocity_out = frame + 2 * kPitchCount;
   std::array<uint8_t, kPitchCount> strike{};  // velocity of a new onset, 0 = none
+  std::array<float, kPitchCount> p_onset{};
   for (int k = 0; k < kPitchCount; ++k) {
-    const float p = sigmoid(onset_logits[k] / s.temperature);
+    const float p = p_onset[k] = sigmoid(onset_logits[k] / s.temperature);
     // One draw per key and step whatever the mask, so the mask does not shift the stream.
     const double u = rng_.uniform();
     const bool allowed = (s.scale_mask >> ((kPitchLow + k) % 12)) & 1u;
@@ -26,6 +43,7 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
       strike[k] = uint8_t(std::clamp(int(std::lround(v * 127.0f)), 1, 127));
     }
   }
+  if (s.max_onsets_per_step > 0) limit_onsets(strike, p_onset, s.max_onsets_per_step);
   for (int k = 0; k < kPitchCount; ++k) {  // note-offs first
     if (held_steps_[k] == 0) continue;
     const bool hold = sigmoid(hold_logits[k]) >= s.hold_threshold;

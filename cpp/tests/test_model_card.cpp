@@ -98,6 +98,15 @@ TEST_CASE("card errors name the key, expected and found") {
   CHECK_THAT(error_of(card), Catch::Contains("emolive-cvae"));
 }
 
+TEST_CASE("the optional onset cap is read and checked") {
+  json card = valid_card();
+  CHECK(parse_model_card(card.dump(), "card.json").max_onsets_per_step == 0);
+  card["sampling"]["max_onsets_per_step"] = 7;
+  CHECK(parse_model_card(card.dump(), "card.json").max_onsets_per_step == 7);
+  card["sampling"]["max_onsets_per_step"] = -1;
+  CHECK_THAT(error_of(card), Catch::Contains("sampling.max_onsets_per_step"));
+}
+
 TEST_CASE("text that is not a JSON object is refused") {
   CHECK_THROWS_AS(parse_model_card("{not json", "x.json"), ModelError);
   CHECK_THROWS_AS(parse_model_card("[1,2]", "x.json"), ModelError);

@@ -124,3 +124,17 @@ TEST_CASE("release_all switches off every sounding key") {
   CHECK(ev.count == 2);
   CHECK(sampler.sounding_count() == 0);
 }
+
+TEST_CASE("an onset cap keeps only the most probable of the drawn onsets") {
+  Sampler sampler(5);
+  SamplerSettings s;
+  s.deterministic = true;
+  s.max_onsets_per_step = 3;
+  Outputs o;
+  for (int k = 0; k < kPitchCount; ++k) o.onset[k] = 1.0f + 0.01f * k;  // all drawn; key 87 likeliest
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  REQUIRE(ev.count == 3);
+  for (int i = 0; i < 3; ++i) CHECK(ev.events[i].key >= 85);
+}

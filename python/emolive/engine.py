@@ -193,19 +193,21 @@ class Engine:
     ``port`` (name, substring or index) or ``virtual`` (a name for a new virtual port) choose
     the live output; with neither, notes go nowhere (use ``record=True`` to keep them).
     ``channel`` is 1..16; ``program`` 1..128 is sent at each ``play()``. ``seed`` makes the
-    notes reproducible (None: a random seed, fixed for this engine).
+    notes reproducible (None: a random seed, fixed for this engine). ``temperature`` None takes
+    the model card's sampling default.
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, port: str | int | None = None,
                  virtual: str | None = None, bpm: float = 120.0, channel: int = 1,
-                 seed: int | None = None, program: int | None = None, temperature: float = 1.0,
+                 seed: int | None = None, program: int | None = None, temperature: float | None = None,
                  clock_out: bool = False, record: bool = False) -> None:
         self._core: Any = None
         bpm = _number("bpm", bpm, 20.0, 400.0)
         channel = _integer("channel", channel, 1, 16)
         if program is not None:
             program = _integer("program", program, 1, 128)
-        temperature = _number("temperature", temperature, 0.05, 5.0)
+        if temperature is not None:
+            temperature = _number("temperature", temperature, 0.05, 5.0)
         for flag_name, flag in (("clock_out", clock_out), ("record", record)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{flag_name} must be True or False, not {type(flag).__name__}")
@@ -219,6 +221,8 @@ class Engine:
         self.seed = _seed(seed)
         self._model = load_model(model)
         self._card: dict[str, Any] = json.loads(self._model.card_json)
+        if temperature is None:  # the model card's sampling default (1.0 when it has none)
+            temperature = float(self._model.default_temperature)
         port_index = find_port(port) if port is not None else -1
         with _quiet_stderr():
             self._core = _core.Engine(

@@ -17,6 +17,9 @@
 
 namespace emolive {
 
+// The card's sampling defaults (thresholds, temperature, onset cap) as sampler settings.
+SamplerSettings sampling_from_card(const ModelCard& card);
+
 struct GeneratorConfig {
   uint64_t seed = 0;
   int walk_steps_per_point = 32;  // latent walk rate: steps between prior points (2 bars)

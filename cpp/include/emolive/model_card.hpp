@@ -44,6 +44,7 @@ struct ModelCard {
   float onset_threshold = 0.5f;
   float hold_threshold = 0.5f;
   float temperature = 1.0f;
+  int max_onsets_per_step = 0;  // optional sampling.max_onsets_per_step; 0 = no cap
   std::string json;  // the card's full text, as read
 };
 

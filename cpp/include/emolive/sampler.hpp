@@ -34,6 +34,7 @@ struct SamplerSettings {
   bool deterministic = false;    // onset when p > onset_threshold instead of a Bernoulli draw
   uint16_t scale_mask = 0x0FFF;  // bit c set: pitch class c (0 = C) may start notes
   int max_hold_steps = 64;       // safety: no note sounds longer than this many steps (4 bars)
+  int max_onsets_per_step = 0;   // keep only the most probable onsets of those drawn; 0 = all
 };
 
 class Sampler {
@@ -56,5 +57,9 @@ class Sampler {
 };
 
 float sigmoid(float x);
+
+// Keep the `cap` onsets (strike[k] != 0) with the highest probability; clear the others.
+void limit_onsets(std::array<uint8_t, kPitchCount>& strike,
+                  const std::array<float, kPitchCount>& p_onset, int cap);
 
 }  // namespace emolive
