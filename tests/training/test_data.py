@@ -97,6 +97,22 @@ def test_generic_csv_names_and_missing_labels(tmp_path: Path) -> None:
     assert "missing or bad label" in reasons[str(folder / "d.mid")]
 
 
+def test_generic_split_column_and_a_validation_song_by_default(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    for name in ("a", "b", "c"):
+        write_midi(folder / f"{name}.mid", scale_notes(60, False))
+    rows = [{"path": "a.mid", "emotion": "calm", "split": "val"},
+            {"path": "b.mid", "emotion": "calm", "split": "test"},
+            {"path": "c.mid", "emotion": "calm", "split": ""}]
+    report = load_generic(folder, write_csv(tmp_path / "s.csv", rows))
+    assert {c.path.name: c.split for c in report.clips} == {"a.mid": "val", "c.mid": "train"}
+    assert "split must be 'train' or 'val'" in report.skipped[0][1]
+    # Without a split column, two songs still give a validation song.
+    rows = [{"path": "a.mid", "emotion": "sad"}, {"path": "b.mid", "emotion": "sad"}]
+    report = load_generic(folder, write_csv(tmp_path / "t.csv", rows))
+    assert sorted(c.split for c in report.clips) == ["train", "val"]
+
+
 def test_unlabelled_folder_is_recursive(tmp_path: Path) -> None:
     write_midi(tmp_path / "pop" / "001" / "001.mid", scale_notes(60, False))
     write_midi(tmp_path / "pop" / "002" / "002.MID", scale_notes(60, False))
