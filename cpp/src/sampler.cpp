@@ -46,7 +46,7 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
   if (s.max_onsets_per_step > 0) limit_onsets(strike, p_onset, s.max_onsets_per_step);
   for (int k = 0; k < kPitchCount; ++k) {  // note-offs first
     if (held_steps_[k] == 0) continue;
-    const bool hold = sigmoid(hold_logits[k]) >= s.hold_threshold;
+    const bool hold = sigmoid(hold_logits[k]) > s.hold_threshold;  // as training/onnx_runner.py
     if (strike[k] || !hold || held_steps_[k] >= s.max_hold_steps) {
       events.push({NoteEvent::kOff, uint8_t(k), 0});
       held_steps_[k] = 0;

@@ -30,7 +30,7 @@ struct StepEvents {
 struct SamplerSettings {
   float temperature = 1.0f;      // divides the onset logits; 0.05..5
   float onset_threshold = 0.5f;  // used when deterministic
-  float hold_threshold = 0.5f;   // a sounding key continues while sigmoid(hold) >= this
+  float hold_threshold = 0.5f;   // a sounding key continues while sigmoid(hold) > this
   bool deterministic = false;    // onset when p > onset_threshold instead of a Bernoulli draw
   uint16_t scale_mask = 0x0FFF;  // bit c set: pitch class c (0 = C) may start notes
   int max_hold_steps = 64;       // safety: no note sounds longer than this many steps (4 bars)
