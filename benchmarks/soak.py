@@ -63,7 +63,8 @@ def drift_ms(samples: list[tuple[int, float]], step_s: float, window_s: float = 
     residual = times - times[0] - (steps - steps[0]) * step_s  # seconds, observed - ideal
     first = residual[times - times[0] < window_s]
     last = residual[times > times[-1] - window_s]
-    return {"first_minute_ms": float(first.mean() * 1e3), "last_minute_ms": float(last.mean() * 1e3),
+    return {"first_minute_ms": float(first.mean() * 1e3),
+            "last_minute_ms": float(last.mean() * 1e3),
             "drift_ms": float((last.mean() - first.mean()) * 1e3),
             "residual_p99_ms": float(np.percentile(np.abs(residual - residual.mean()), 99) * 1e3),
             "transitions": int(len(samples))}

@@ -55,7 +55,8 @@ def finish(proc: subprocess.Popen, sink: ReceiverProcess) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_at_random_moments_leaves_nothing_sounding(sink: ReceiverProcess, tiny_model_dir: Path,
+def test_signal_at_random_moments_leaves_nothing_sounding(sink: ReceiverProcess,
+                                                          tiny_model_dir: Path,
                                                           sig: int) -> None:
     rng = random.Random(int(sig))
     for run in range(3):
