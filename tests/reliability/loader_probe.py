@@ -14,9 +14,10 @@ from pathlib import Path
 # claims more (a note 2^28 ticks long) must be skipped, not turned into gigabytes of roll.
 MAX_ROLL_STEPS = 2 * 60 * 300 * 4
 
-# The two grids the loaders use: EMOPIA is beat-tracked from onset times (seconds), the other
-# datasets use the file's own beats (ticks / ticks_per_beat).
-DATASETS = ("EMOPIA", "VGMIDI")
+# One dataset per grid the loaders use: EMOPIA (and VGMIDI) are beat-tracked from onset times
+# (seconds); other datasets ("generic", unlabelled folders) use the file's own beats
+# (ticks / ticks_per_beat). See FeatureConfig.grid_for.
+DATASETS = ("EMOPIA", "generic")
 
 
 @dataclass
