@@ -122,8 +122,8 @@ def add_music_options(parser: argparse.ArgumentParser) -> None:
                        help="MIDI channel 1..16 (default 1)")
     group.add_argument("--program", type=integer_in(*PROGRAMS, "--program"), metavar="1-128",
                        help="General MIDI program sent at start, 1..128 (1 = Acoustic Grand Piano)")
-    group.add_argument("--temperature", type=number_in(*TEMPERATURE_RANGE, "--temperature"), default=1.0, metavar="T",
-                       help="sampling temperature 0.05..5 (higher = more surprising; default 1)")
+    group.add_argument("--temperature", type=number_in(*TEMPERATURE_RANGE, "--temperature"), default=None, metavar="T",
+                       help="sampling temperature 0.05..5 (higher = more surprising; default: the model card's)")
     group.add_argument("--seed", type=integer_in(0, 2**63 - 1, "--seed"),
                        help="random seed: the same seed and settings give the same notes")
     group.add_argument("--key", type=key_type, metavar="KEY", help="only start notes in a key, e.g. C, F#, Bb")
