@@ -138,7 +138,7 @@ def markdown(results: dict, discussion: str) -> str:
     for name, e in results["onset_error"].items():
         lines.append(f"| {name} | {e['grid']} | {e['files']} | {e['notes']} | {e['mean_ms']:.1f} ms "
                      f"| {e['median_ms']:.1f} ms | {e['p95_ms']:.1f} ms |")
-    lines += ["", "## Listening", "", f"Rendered at 100 BPM; 8 bars each, a new prior latent "
+    lines += ["", "## Listening", "", "Rendered at 100 BPM; 8 bars each, a new prior latent "
               "every 2 bars (as the engine re-seeds phrases). WAVs: FluidSynth, FluidR3_GM, mono "
               "16 kHz.", ""]
     for name, files in results["listening"].items():

@@ -13,8 +13,7 @@ import math
 import os
 import random
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import mido
 import numpy as np
 
 from emolive import _core
+from emolive._quiet import quiet_c_stderr
 from emolive.emotions import EmotionLike, Weights, parse_emotion
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask
 
@@ -119,30 +119,12 @@ def _check_finite(model: Any, path: Path) -> None:
 
 # --- ports -----------------------------------------------------------------------------------
 
-@contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Hide what ALSA and JACK print on file descriptor 2 while backends are probed; failures
-    are reported by our own exceptions instead."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def list_ports() -> list[str]:
     """Names of the MIDI output ports (RtMidi: JACK/ALSA/CoreMIDI/WinMM); empty without a backend.
 
     The API is ``EMOLIVE_MIDI_API`` (alsa|jack|core|winmm) if set, else the first that opens.
     """
-    with _quiet_stderr():
+    with quiet_c_stderr():
         return list(_core.list_ports())
 
 
@@ -224,7 +206,7 @@ class Engine:
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
             temperature = float(self._model.default_temperature)
         port_index = find_port(port) if port is not None else -1
-        with _quiet_stderr():
+        with quiet_c_stderr():
             self._core = _core.Engine(
                 self._model, port_index=port_index, virtual_name=virtual.strip() if virtual else "",
                 bpm=bpm, channel=channel - 1, seed=self.seed,

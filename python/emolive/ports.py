@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from emolive._quiet import quiet_c_stderr
 
 #: ``EMOLIVE_MIDI_API`` values (shared with the engine) -> python-rtmidi API names.
 _API_NAMES = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "core": "API_MACOSX_CORE",
@@ -96,24 +97,6 @@ def _rtmidi_api_candidates() -> list[int]:
     return list(rtmidi.get_compiled_api())
 
 
-@contextmanager
-def _quiet_c_stderr() -> Iterator[None]:
-    """Silence file descriptor 2 for a moment: ALSA and JACK print their own failure notes there
-    when a backend is absent; we report the failure ourselves, once, in plain words."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _new_midi_in(client_name: str) -> Any:
     """A python-rtmidi ``MidiIn`` on the first API that opens (these machines: JACK, no ALSA)."""
     import rtmidi
@@ -121,7 +104,7 @@ def _new_midi_in(client_name: str) -> Any:
     errors = []
     for api in _rtmidi_api_candidates():
         try:
-            with _quiet_c_stderr():
+            with quiet_c_stderr():
                 return rtmidi.MidiIn(rtapi=api, name=client_name, queue_size_limit=QUEUE_MESSAGES)
         except (rtmidi.RtMidiError, OSError) as exc:
             errors.append(f"{rtmidi.get_api_name(api)}: {exc}")

@@ -15,7 +15,6 @@ from emolive.training.features import (N_KEYS, note_steps, notes_to_roll, onset_
                                        transpose_roll)
 from emolive.training.prepare import Prepared, gather_segments, segment_starts
 
-from midi_factory import write_midi
 
 pytestmark = pytest.mark.training
 
