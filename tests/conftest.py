@@ -32,12 +32,23 @@ def start_jackd(name: str, attempts: int = 5) -> subprocess.Popen:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
+            preexec_fn=_terminate_with_parent,
         )
         if _wait_for_jack(proc, name):
             return proc
         stop_jackd(proc)
     assert proc is not None
     pytest.fail(f"jackd -n {name} did not come up in {attempts} attempts (status {proc.returncode})")
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL or a
+    timeout (Linux prctl PR_SET_PDEATHSIG), so no orphaned jackd keeps a registry slot."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
 
 
 def stop_jackd(proc: subprocess.Popen) -> None:
