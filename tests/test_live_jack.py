@@ -161,31 +161,18 @@ print(json.dumps({"port_error": stats["port_error"], "sounding": engine.stats()[
 """
 
 
-def test_jack_server_loss_is_reported_and_close_does_not_crash(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_jack_server_loss_is_reported_and_close_does_not_crash(
+    tiny_model_dir: Path, tmp_path: Path, private_jack_server
+) -> None:
     """In a subprocess with its own JACK server, which is stopped while the engine plays."""
     import json
     import os
-    import shutil
     import subprocess
     import sys
+    import uuid
 
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.skip("jackd not installed")
-    # A fixed name, and SIGTERM rather than SIGKILL: JACK's shared registry has 8 server slots,
-    # a killed server's slot is only reclaimed by a later server of the same name, and once
-    # all 8 are stale no JACK server starts on the machine any more.
-    name = "emolive-test-server-loss"
-    for _attempt in range(5):  # jackd sometimes exits at start-up while others start servers
-        server = subprocess.Popen([jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r",
-                                   "48000", "-p", "64"], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL,
-                                  env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"))
-        time.sleep(0.5)
-        if server.poll() is None:
-            break
-    else:
-        pytest.fail(f"jackd would not start (status {server.returncode})")
+    name = f"emolive-test-server-loss-{uuid.uuid4().hex[:8]}"
+    server = private_jack_server(name)
     try:
         errors = tmp_path / "child-stderr.txt"
         with errors.open("w") as err_file:
