@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     fig.suptitle(f"{decode['machine']['cpu']}, {decode['machine']['cores']} cores{load}")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
-    print(f"plot written to {args.out.relative_to(REPO)}")
+    print(f"plot written to {args.out}")
     return 0
 
 

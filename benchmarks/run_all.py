@@ -2,7 +2,7 @@
 then the plot for docs/benchmarks.md:
 
     .venv/bin/python -m benchmarks.run_all            # about 6 minutes on 2 cores
-    .venv/bin/python -m benchmarks.run_all --quick    # shorter runs, for a smoke check
+    EMOLIVE_BENCH_RESULTS=/tmp/bench .venv/bin/python -m benchmarks.run_all --quick  # smoke check
 
 The soak (10 minutes) is separate: `python -m benchmarks.soak`.
 Each part prints its table and targets and writes benchmarks/results/<part>.json.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from benchmarks import clock, decode, generation, live, plot
+from benchmarks.common import RESULTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     clock.main(["--seconds", "10" if quick else "60"])
     generation.main(["--bars", "40" if quick else "200", "--trials", "3" if quick else "8"])
     live.main(["--runs", "2" if quick else "5", "--seconds", "5" if quick else "20"])
-    plot.main([])
+    # A quick run must not replace the figure docs/benchmarks.md shows: it goes with the JSON.
+    plot.main(["--out", str(RESULTS / "benchmarks.png")] if quick else [])
     return 0
 
 
