@@ -112,6 +112,54 @@ def assert_survived(events: dict[str, dict]) -> None:
     assert events["closed"]["sounding"] == 0
 
 
+def play_until_the_receiver_quits(model: Path, name: str) -> tuple[dict, dict]:
+    """A receiver process opens port `name`, the engine plays into it, the receiver quits
+    (its process exits without closing anything). Returns (what it received, driver events)."""
+    receiver = subprocess.Popen([sys.executable, str(RECEIVER), name], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert receiver.stdout.readline().strip() == "ready"
+        driver = Driver(model, name)
+        receiver.stdin.write("quit\n")
+        receiver.stdin.flush()
+        got = json.loads(receiver.stdout.readline())
+        receiver.wait(timeout=10)
+        return got, driver.finish()
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+
+
+def test_receiving_port_closes_mid_stream(own_async_jack_server: subprocess.Popen,
+                                          tiny_model_dir: Path) -> None:
+    """The receiving application quits: the engine survives and reports the lost port."""
+    got, events = play_until_the_receiver_quits(tiny_model_dir, f"EMOLIVE-LOSS-{os.getpid()}")
+    assert_survived(events)
+    assert got["note_ons"] > 0
+    assert "disappeared" in (events["after_loss"]["port_error"] or ""), events["after_loss"]
+
+
+def test_jack_server_stopped_mid_stream(own_jack_server: subprocess.Popen,
+                                       tiny_model_dir: Path) -> None:
+    """The engine plays into its own virtual port (no receiver: see own_jack_server); the server
+    stops: the engine survives, leaves nothing sounding, and reports the loss."""
+    driver = Driver(tiny_model_dir, f"virtual:emolive-loss-{os.getpid()}")
+    own_jack_server.terminate()  # SIGKILL would leave its shared memory in /dev/shm
+    own_jack_server.wait(timeout=10)
+    events = driver.finish()
+    assert_survived(events)
+    assert events["after_loss"]["port_error"], "the loss of the JACK server went unreported"
+
+
+def test_stop_is_prompt_after_the_receiver_dies_in_synchronous_jack(
+        own_jack_server: subprocess.Popen, tiny_model_dir: Path) -> None:
+    _, events = play_until_the_receiver_quits(tiny_model_dir, f"EMOLIVE-SYNC-{os.getpid()}")
+    assert events["stopped"]["sounding"] == 0
+    assert events["stopped"]["stop_s"] < 1.0
+    assert events["closed"]["close_s"] < 5.0
+    assert events["closed"]["sounding"] == 0
+
+
 def test_receiving_port_closes_mid_stream(own_async_jack_server: subprocess.Popen,
                                           tiny_model_dir: Path) -> None:
     """The receiving application quits (its process exits without closing anything): the
