@@ -33,33 +33,47 @@ def _engine_built() -> None:
         pytest.skip("the engine (emolive.Engine) is not built in this checkout")
 
 
+SINK_SCRIPT = r"""
+import sys, time, rtmidi
+name = sys.argv[1]
+port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name, queue_size_limit=1 << 16)
+port.ignore_types(sysex=True, timing=False, active_sense=True)
+port.open_virtual_port(name)
+print("ready", flush=True)
+while True:
+    event = port.get_message()
+    if event is None:
+        time.sleep(0.001)
+        continue
+    print(bytes(event[0]).hex(), flush=True)
+"""
+
+
 class Sink:
     """A python-rtmidi virtual input port that records every message it receives.
 
-    Messages queue inside RtMidi (no Python in JACK's process thread, so a busy interpreter
-    cannot make JACK drop them) and a thread drains the queue.
+    The port lives in a child process that prints each message as a hex line; a thread here
+    collects them. (Closing a python-rtmidi JACK input port can crash the process that owns it,
+    a race inside RtMidi/libjack; in a child, such a crash cannot take pytest down.) The child
+    drains RtMidi's queue, so no Python runs in JACK's process thread.
     """
 
     def __init__(self, name: str) -> None:
-        import rtmidi
-
         self.messages: list[tuple[float, bytes]] = []
         self._lock = threading.Lock()
-        self._port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name, queue_size_limit=1 << 16)
-        self._port.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._port.open_virtual_port(name)
-        self._running = True
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
+        self._process = subprocess.Popen([sys.executable, "-c", SINK_SCRIPT, name], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self._process.stdout is not None
+        first = self._process.stdout.readline().strip()
+        assert first == "ready", f"the sink process did not open its port ({first!r})"
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def _drain(self) -> None:
-        while self._running:
-            event = self._port.get_message()
-            if event is None:
-                time.sleep(0.001)
-                continue
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
             with self._lock:
-                self.messages.append((time.monotonic(), bytes(event[0])))
+                self.messages.append((time.monotonic(), bytes.fromhex(line.strip())))
 
     def snapshot(self) -> list[bytes]:
         with self._lock:
@@ -74,10 +88,13 @@ class Sink:
         return condition(self.snapshot())
 
     def close(self) -> None:
-        self._running = False
-        self._drainer.join(timeout=2)
-        self._port.close_port()
-        self._port.delete()
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(timeout=2)
 
 
 class Source:
