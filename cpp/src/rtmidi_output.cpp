@@ -26,10 +26,13 @@ struct ErrorSink {
 
   static void callback(RtMidiError::Type type, const std::string& message, void* self) {
     if (type == RtMidiError::DEBUG_WARNING) return;
-    auto* sink = static_cast<ErrorSink*>(self);
-    if (sink->writing.exchange(true)) return;  // keep the first error
-    std::strncpy(sink->text, message.c_str(), sizeof(sink->text) - 1);
-    sink->failed.store(true, std::memory_order_release);
+    static_cast<ErrorSink*>(self)->fail(message.c_str());
+  }
+  // Keep the first error. No allocation: callable from the clock thread.
+  void fail(const char* message) noexcept {
+    if (writing.exchange(true)) return;
+    std::strncpy(text, message, sizeof(text) - 1);
+    failed.store(true, std::memory_order_release);
   }
   void reset() {
     failed.store(false);
@@ -141,7 +144,7 @@ class RtMidiOutput final : public MidiOutput {
     try {
       api_.out->sendMessage(bytes, size);
     } catch (...) {  // RtMidi reports through the sink; never let an exception out
-      ErrorSink::callback(RtMidiError::DRIVER_ERROR, "sendMessage threw", api_.sink.get());
+      api_.sink->fail("sendMessage threw");
     }
   }
   bool failed() const noexcept override { return api_.sink->failed.load(std::memory_order_acquire); }

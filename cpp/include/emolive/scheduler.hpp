@@ -1,8 +1,8 @@
 // The clock thread: sends each step's notes at its absolute deadline.
 //
-// Step k's deadline is anchor + (k - anchor_step) * step_length, where a tempo change moves the
-// anchor to the next step boundary, so tempo changes never accumulate rounding drift and take
-// effect at the next step (well within one beat). In the thread: no allocation, no locks, no
+// Step k's deadline is step k-1's deadline plus one step length at the tempo read at step k-1
+// (steady_clock durations, integer nanoseconds: no rounding drift at a constant tempo); a tempo
+// change therefore takes effect at the next step boundary (well within one beat). In the thread: no allocation, no locks, no
 // I/O other than MIDI sends. Blocks for steps already past are dropped, except their note-offs
 // (so a slow generator can make notes late or missing, never stuck).
 #pragma once
