@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import FRAME_SIZE, N_EMOTIONS, N_KEYS
+from .features import transpose_segments
+from .model import FRAME_SIZE, N_EMOTIONS
 
 
 class SegmentClassifier(nn.Module):
@@ -24,18 +25,6 @@ class SegmentClassifier(nn.Module):
     def forward(self, roll: torch.Tensor) -> torch.Tensor:
         seq, _ = self.gru(torch.relu(self.proj(roll)))
         return self.out(torch.cat([seq.mean(dim=1), seq.max(dim=1).values], dim=-1))
-
-
-def _transpose(roll: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(roll)
-    src = roll.reshape(*roll.shape[:2], 3, N_KEYS)
-    dst = out.reshape(*roll.shape[:2], 3, N_KEYS)
-    for i, s in enumerate(shifts):
-        if s >= 0:
-            dst[i, ..., s:] = src[i, ..., :N_KEYS - s]
-        else:
-            dst[i, ..., :s] = src[i, ..., -s:]
-    return out
 
 
 def train_classifier(roll: np.ndarray, label: np.ndarray, steps: int = 1500, batch: int = 128,
@@ -51,7 +40,7 @@ def train_classifier(roll: np.ndarray, label: np.ndarray, steps: int = 1500, bat
     model.train()
     for step in range(steps):
         rows = rng.integers(0, len(roll), batch)
-        x = _transpose(roll[rows], rng.integers(-5, 7, batch))
+        x = transpose_segments(roll[rows], rng.integers(-5, 7, batch))
         loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(label[rows]))
         opt.zero_grad()
         loss.backward()

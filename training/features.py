@@ -140,6 +140,14 @@ def transpose_roll(roll: np.ndarray, semitones: int) -> np.ndarray:
     return out
 
 
+def transpose_segments(rolls: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Transpose each segment of ``rolls [N, T, 264]`` by its own ``shifts[i]`` semitones."""
+    out = np.empty_like(rolls)
+    for i, semitones in enumerate(shifts):
+        out[i] = transpose_roll(rolls[i], int(semitones))
+    return out
+
+
 def roll_notes(roll: np.ndarray) -> list[tuple[int, int, int, int]]:
     """(pitch, velocity, start step, end step) of a roll (uint8 or float layout).
 

@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from .config import TrainConfig, add_config_flags, config_from_args
 from .data import LoadReport, load_emopia, load_generic, load_vgmidi
-from .features import to_float
+from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
-from .model import CVAE, N_EMOTIONS, N_KEYS
+from .model import CVAE, N_EMOTIONS
 from .prepare import Prepared, gather_segments, prepare, segment_starts
 
 
@@ -81,7 +81,7 @@ class SegmentBatches:
         """(roll [B,T,264] float, one-hot emotion [B,4], label [B]) for segment rows."""
         rolls = gather_segments(self.prep, self.starts[rows], self.steps)
         if shifts is not None:
-            rolls = _transpose_batch(rolls, shifts)
+            rolls = transpose_segments(rolls, shifts)
         labels = torch.from_numpy(self.labels[rows])
         emotion = torch.nn.functional.one_hot(labels, N_EMOTIONS).float()
         return torch.from_numpy(to_float(rolls)), emotion, labels
@@ -90,19 +90,6 @@ class SegmentBatches:
         rows = self.rng.integers(0, len(self.starts), batch_size)
         shifts = self.rng.integers(-self.transpose, self.transpose + 1, batch_size)
         return self.tensors(rows, shifts if self.transpose else None)
-
-
-def _transpose_batch(rolls: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Shift each segment's keys by its semitone shift (notes off the keyboard are dropped)."""
-    out = np.zeros_like(rolls)
-    blocks = rolls.reshape(*rolls.shape[:2], 3, N_KEYS)
-    dst = out.reshape(*rolls.shape[:2], 3, N_KEYS)
-    for i, s in enumerate(shifts):
-        if s >= 0:
-            dst[i, :, :, s:] = blocks[i, :, :, :N_KEYS - s]
-        else:
-            dst[i, :, :, :s] = blocks[i, :, :, -s:]
-    return out
 
 
 def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from emolive.training.data import read_notes
 from emolive.training.features import (N_KEYS, note_steps, notes_to_roll, onset_error_s,
                                        roll_notes, roll_to_midi, to_float, track_beats,
-                                       transpose_roll)
+                                       transpose_roll, transpose_segments)
 from emolive.training.prepare import Prepared, gather_segments, segment_starts
 
 
@@ -96,3 +96,11 @@ def test_segments_skip_sparse_windows_and_pad_short_clips() -> None:
     segs = gather_segments(prep, starts, 32)
     assert segs.shape == (4, 32, 3 * N_KEYS)
     assert segs[3, :10].any() and not segs[3, 10:].any()
+
+
+def test_transpose_segments_shifts_each_segment_by_its_own_amount() -> None:
+    rolls = np.zeros((2, 4, 264), dtype=np.float32)
+    rolls[:, 0, 40] = rolls[:, 0, 88 + 40] = 1.0  # key 40 onset and hold in both segments
+    out = transpose_segments(rolls, np.array([2, -3]))
+    assert out[0, 0, 42] == 1.0 and out[0, 0, 88 + 42] == 1.0 and out[0, 0, 40] == 0.0
+    assert out[1, 0, 37] == 1.0 and out[1, 0, 88 + 37] == 1.0 and out[1, 0, 40] == 0.0
