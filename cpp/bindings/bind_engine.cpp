@@ -38,6 +38,19 @@ py::dict stats_dict(const EngineStats& s) {
   return d;
 }
 
+// Rows: step, 1 = note-on / 0 = note-off, MIDI pitch, velocity.
+py::array_t<int64_t> events_array(const std::vector<OfflineEvent>& events) {
+  py::array_t<int64_t> out({py::ssize_t(events.size()), py::ssize_t(4)});
+  auto rows = out.mutable_unchecked<2>();
+  for (size_t i = 0; i < events.size(); ++i) {
+    rows(i, 0) = events[i].step;
+    rows(i, 1) = events[i].event.kind;
+    rows(i, 2) = kPitchLow + events[i].event.key;
+    rows(i, 3) = events[i].event.velocity;
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_engine(py::module_& m) {
@@ -102,19 +115,27 @@ void register_engine(py::module_& m) {
                py::gil_scoped_release release;
                events = e.generate(steps, emotion, seed, glide_to ? &*glide_to : nullptr, glide_steps);
              }
-             // Rows: step, 1 = note-on / 0 = note-off, MIDI pitch, velocity.
-             py::array_t<int64_t> out({py::ssize_t(events.size()), py::ssize_t(4)});
-             auto rows = out.mutable_unchecked<2>();
-             for (size_t i = 0; i < events.size(); ++i) {
-               rows(i, 0) = events[i].step;
-               rows(i, 1) = events[i].event.kind;
-               rows(i, 2) = kPitchLow + events[i].event.key;
-               rows(i, 3) = events[i].event.velocity;
-             }
-             return out;
+             return events_array(events);
            },
            py::arg("steps"), py::arg("emotion"), py::arg("seed"), py::arg("glide_to") = std::nullopt,
-           py::arg("glide_steps") = 0);
+           py::arg("glide_steps") = 0)
+      .def("generate_many",
+           [](const Engine& e, int steps, const Weights& emotion, const std::vector<uint64_t>& seeds,
+              std::optional<Weights> glide_to, int glide_steps, int max_batch, int threads) {
+             std::vector<std::vector<OfflineEvent>> streams;
+             {
+               py::gil_scoped_release release;
+               streams = e.generate_many(steps, emotion, seeds, glide_to ? &*glide_to : nullptr,
+                                         glide_steps, BatchPlan{max_batch, threads});
+             }
+             py::list out;
+             for (const auto& events : streams) out.append(events_array(events));
+             return out;
+           },
+           py::arg("steps"), py::arg("emotion"), py::arg("seeds"), py::arg("glide_to") = std::nullopt,
+           py::arg("glide_steps") = 0, py::arg("max_batch") = 64, py::arg("threads") = 0,
+           "One events array per seed, decoded in batches of up to max_batch streams on up to "
+           "`threads` threads (0: one per core).");
 }
 
 }  // namespace emolive::bindings

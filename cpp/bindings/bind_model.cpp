@@ -142,8 +142,8 @@ void register_model(py::module_& m) {
            [](const Model& self, int n, int warmup) {
              auto b = self.make_buffers();
              b->emotion = {0.25f, 0.25f, 0.25f, 0.25f};
-             self.decode_init_1(*b);
-             return time_calls(n, warmup, [&] { self.decode_step_1(*b); });
+             self.decode_init_in_place(*b);
+             return time_calls(n, warmup, [&] { self.decode_step_in_place(*b); });
            },
            py::arg("n") = 1000, py::arg("warmup") = 20,
            "Microseconds of each of n batch-1 decoder_step calls on the engine's fast path.")

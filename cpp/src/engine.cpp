@@ -293,31 +293,33 @@ std::string Engine::output_description() const {
   return closed_ || !output_ ? "closed" : output_->describe();
 }
 
+OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const Weights* glide_to,
+                                      int glide_steps) const {
+  OfflineRequest request;
+  request.steps = steps;
+  request.emotion = emotion;
+  request.glide_to = glide_to;
+  request.glide_steps = glide_steps;
+  request.base.sampling = sampling_from_card(model_->card());
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  request.base.walk_steps_per_point = walk_steps_per_point_;
+  request.base.sampling.temperature = temperature_;
+  request.base.sampling.scale_mask = scale_mask_;
+  return request;
+}
+
 std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed,
                                            const Weights* glide_to, int glide_steps) const {
-  if (steps < 0) throw std::invalid_argument("steps must be >= 0");
-  if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
-  GeneratorConfig gc;
-  gc.seed = seed;
-  gc.emotion = normalised(emotion);
-  gc.sampling = sampling_from_card(model_->card());
-  {
-    std::lock_guard<std::mutex> lock(caller_mutex_);
-    gc.walk_steps_per_point = walk_steps_per_point_;
-    gc.sampling.temperature = temperature_;
-    gc.sampling.scale_mask = scale_mask_;
-  }
-  Generator generator(*model_, gc);
-  if (glide_to) generator.set_emotion(*glide_to, glide_steps);
-  std::vector<OfflineEvent> events;
-  StepEvents block;
-  for (int s = 0; s < steps; ++s) {
-    generator.produce(block);
-    for (int i = 0; i < block.count; ++i) events.push_back({block.step, block.events[i]});
-  }
-  generator.finish(block);
-  for (int i = 0; i < block.count; ++i) events.push_back({block.step, block.events[i]});
-  return events;
+  return generate_one(*model_, offline_request(steps, emotion, glide_to, glide_steps), seed);
+}
+
+std::vector<std::vector<OfflineEvent>> Engine::generate_many(int steps, const Weights& emotion,
+                                                             const std::vector<uint64_t>& seeds,
+                                                             const Weights* glide_to,
+                                                             int glide_steps,
+                                                             const BatchPlan& plan) const {
+  return emolive::generate_many(*model_, offline_request(steps, emotion, glide_to, glide_steps),
+                                seeds, plan);
 }
 
 }  // namespace emolive

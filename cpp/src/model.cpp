@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <stdexcept>
 
 #include "emolive/errors.hpp"
 
@@ -149,44 +150,46 @@ void Model::validate(const Session& s) const {
              [&](size_t i) { return session.GetOutputTypeInfo(i); }, io.outputs);
 }
 
-std::unique_ptr<DecoderBuffers> Model::make_buffers() const {
+std::unique_ptr<DecoderBuffers> Model::make_buffers(int64_t batch) const {
+  if (batch < 1) throw std::invalid_argument("decoder buffers need a batch of at least 1");
   auto b = std::make_unique<DecoderBuffers>();
-  const int64_t Z = card_.z, L = card_.layers, H = card_.hidden;
-  b->prev.assign(kFrameSize, 0.0f);
-  b->z.assign(Z, 0.0f);
-  b->emotion.assign(kEmotionCount, 0.0f);
-  b->state.assign(L * H, 0.0f);
-  b->state_out.assign(L * H, 0.0f);
-  b->onset_logits.assign(kPitchCount, 0.0f);
-  b->hold_logits.assign(kPitchCount, 0.0f);
-  b->velocity.assign(kPitchCount, 0.0f);
+  const int64_t B = batch, Z = card_.z, L = card_.layers, H = card_.hidden;
+  b->batch = B;
+  b->prev.assign(B * kFrameSize, 0.0f);
+  b->z.assign(B * Z, 0.0f);
+  b->emotion.assign(B * kEmotionCount, 0.0f);
+  b->state.assign(L * B * H, 0.0f);
+  b->state_out.assign(L * B * H, 0.0f);
+  b->onset_logits.assign(B * kPitchCount, 0.0f);
+  b->hold_logits.assign(B * kPitchCount, 0.0f);
+  b->velocity.assign(B * kPitchCount, 0.0f);
   auto tensor_for = [&](const std::string& name) -> Ort::Value {
-    if (name == "prev") return view(b->prev, {1, kFrameSize});
-    if (name == "z") return view(b->z, {1, Z});
-    if (name == "emotion") return view(b->emotion, {1, kEmotionCount});
-    if (name == "state") return view(b->state, {L, 1, H});
+    if (name == "prev") return view(b->prev, {B, kFrameSize});
+    if (name == "z") return view(b->z, {B, Z});
+    if (name == "emotion") return view(b->emotion, {B, kEmotionCount});
+    if (name == "state") return view(b->state, {L, B, H});
     throw std::logic_error("no buffer for input " + name);
   };
   for (const auto& n : decoder_init_.input_names) b->init_inputs.push_back(tensor_for(n));
-  b->init_outputs.push_back(view(b->state, {L, 1, H}));  // decoder_init's only output: state
+  b->init_outputs.push_back(view(b->state, {L, B, H}));  // decoder_init's only output: state
   for (const auto& n : decoder_step_.input_names) b->step_inputs.push_back(tensor_for(n));
   for (const auto& n : decoder_step_.output_names) {
-    if (n == "onset_logits") b->step_outputs.push_back(view(b->onset_logits, {1, kPitchCount}));
-    else if (n == "hold_logits") b->step_outputs.push_back(view(b->hold_logits, {1, kPitchCount}));
-    else if (n == "velocity") b->step_outputs.push_back(view(b->velocity, {1, kPitchCount}));
-    else b->step_outputs.push_back(view(b->state_out, {L, 1, H}));  // state_out
+    if (n == "onset_logits") b->step_outputs.push_back(view(b->onset_logits, {B, kPitchCount}));
+    else if (n == "hold_logits") b->step_outputs.push_back(view(b->hold_logits, {B, kPitchCount}));
+    else if (n == "velocity") b->step_outputs.push_back(view(b->velocity, {B, kPitchCount}));
+    else b->step_outputs.push_back(view(b->state_out, {L, B, H}));  // state_out
   }
   return b;
 }
 
-void Model::decode_init_1(DecoderBuffers& b) const {
+void Model::decode_init_in_place(DecoderBuffers& b) const {
   decoder_init_.session->Run(Ort::RunOptions{nullptr}, decoder_init_.input_ptrs.data(),
                              b.init_inputs.data(), b.init_inputs.size(),
                              decoder_init_.output_ptrs.data(), b.init_outputs.data(),
                              b.init_outputs.size());
 }
 
-void Model::decode_step_1(DecoderBuffers& b) const {
+void Model::decode_step_in_place(DecoderBuffers& b) const {
   decoder_step_.session->Run(Ort::RunOptions{nullptr}, decoder_step_.input_ptrs.data(),
                              b.step_inputs.data(), b.step_inputs.size(),
                              decoder_step_.output_ptrs.data(), b.step_outputs.data(),

@@ -1,5 +1,6 @@
 """Type stubs of the native module emolive._core (built from cpp/bindings)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,9 @@ class Engine:
     def lateness_us(self) -> npt.NDArray[np.float32]: ...
     def generate(self, steps: int, emotion: Weights, seed: int, glide_to: Weights | None = None,
                  glide_steps: int = 0) -> npt.NDArray[np.int64]: ...
+    def generate_many(self, steps: int, emotion: Weights, seeds: Sequence[int],
+                      glide_to: Weights | None = None, glide_steps: int = 0, max_batch: int = 64,
+                      threads: int = 0) -> list[npt.NDArray[np.int64]]: ...
 
 def list_ports() -> list[str]: ...
 def midi_api() -> str: ...

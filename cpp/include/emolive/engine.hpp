@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "emolive/batch_generator.hpp"
 #include "emolive/clock.hpp"
 #include "emolive/generator.hpp"
 #include "emolive/midi_out.hpp"
@@ -59,11 +60,6 @@ struct TimedMessage {
   std::vector<uint8_t> bytes;
 };
 
-struct OfflineEvent {
-  int64_t step;
-  NoteEvent event;
-};
-
 class Engine {
  public:
   Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> output,
@@ -97,6 +93,14 @@ class Engine {
   // from step 0. Note-offs for notes still sounding come at step == steps.
   std::vector<OfflineEvent> generate(int steps, const Weights& emotion, uint64_t seed,
                                      const Weights* glide_to = nullptr, int glide_steps = 0) const;
+  // Offline, one stream per seed decoded in batches (batch_generator.hpp): stream i as
+  // generate(steps, emotion, seeds[i], glide_to, glide_steps), up to the rounding of batched
+  // matrix products.
+  std::vector<std::vector<OfflineEvent>> generate_many(int steps, const Weights& emotion,
+                                                       const std::vector<uint64_t>& seeds,
+                                                       const Weights* glide_to = nullptr,
+                                                       int glide_steps = 0,
+                                                       const BatchPlan& plan = {}) const;
 
  private:
   struct Command {
@@ -114,6 +118,9 @@ class Engine {
   void play_locked(const Weights& emotion);
   void stop_locked();
   void check_open() const;
+  // The offline run's settings: the engine's walk rate, temperature and key.
+  OfflineRequest offline_request(int steps, const Weights& emotion, const Weights* glide_to,
+                                 int glide_steps) const;
 
   std::shared_ptr<const Model> model_;
   std::unique_ptr<MidiOutput> output_;

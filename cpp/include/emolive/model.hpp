@@ -1,8 +1,9 @@
 // The three ONNX Runtime sessions of a model directory, validated against its card.
 //
 // Two ways to run them:
-//  - batch-1 fast path for the generator (decode_init_1 / decode_step_1): tensors wrap buffers
-//    owned by a DecoderBuffers, so no tensors are created per step;
+//  - the generators' fast path (decode_init_in_place / decode_step_in_place): tensors wrap
+//    buffers owned by a DecoderBuffers (batch 1 for Generator, B for BatchGenerator), so no
+//    tensors are created per step;
 //  - any-batch calls (decode_init / decode_step / encode) on caller-owned arrays, for the Python
 //    Model class, parity tests and benchmarks.
 // Sessions use one intra-op thread with spinning off: an idle engine must not burn a core.
@@ -17,14 +18,16 @@
 
 namespace emolive {
 
-// Buffers and tensors for one batch-1 decoder stream (one generator).
+// Buffers and tensors for B decoder streams decoded together (B = 1: one generator). Row b of
+// every array belongs to stream b; the state is layer-major as in the contract.
 struct DecoderBuffers {
-  std::vector<float> prev;       // [264]
-  std::vector<float> z;          // [Z]
-  std::vector<float> emotion;    // [4]
-  std::vector<float> state;      // [L*1*H]: input state
-  std::vector<float> onset_logits, hold_logits, velocity;  // [88] each
-  std::vector<float> state_out;  // [L*1*H]
+  int64_t batch = 1;             // B
+  std::vector<float> prev;       // [B, 264]
+  std::vector<float> z;          // [B, Z]
+  std::vector<float> emotion;    // [B, 4]
+  std::vector<float> state;      // [L, B, H]: input state
+  std::vector<float> onset_logits, hold_logits, velocity;  // [B, 88] each
+  std::vector<float> state_out;  // [L, B, H]
   std::vector<Ort::Value> init_inputs, init_outputs;  // views on the vectors above
   std::vector<Ort::Value> step_inputs, step_outputs;
 };
@@ -37,12 +40,13 @@ class Model {
   const ModelCard& card() const { return card_; }
   const std::string& directory() const { return dir_; }
 
-  std::unique_ptr<DecoderBuffers> make_buffers() const;
+  // Zeroed buffers for `batch` (>= 1) streams.
+  std::unique_ptr<DecoderBuffers> make_buffers(int64_t batch = 1) const;
   // state <- decoder_init(z, emotion)
-  void decode_init_1(DecoderBuffers& b) const;
+  void decode_init_in_place(DecoderBuffers& b) const;
   // (onset_logits, hold_logits, velocity, state_out) <- decoder_step(prev, z, emotion, state);
   // then state <- state_out.
-  void decode_step_1(DecoderBuffers& b) const;
+  void decode_step_in_place(DecoderBuffers& b) const;
 
   // Any batch size B; arrays are row-major float32 of the contract's shapes.
   std::vector<float> decode_init(const float* z, const float* emotion, int64_t batch) const;

@@ -1,0 +1,77 @@
+// Many independent streams of music decoded together, for offline generation.
+//
+// N Streams (stream.hpp, the code Generator uses) advance in lockstep: each step every stream
+// writes its latent and emotion into row b of shared batch buffers, one decoder_step call
+// (and, at phrase starts, one decoder_init call) serves them all, and each stream samples its
+// notes from its own output row. Stream b gives the notes Generator gives with the same
+// config, up to the float rounding of the batched matrix products (ONNX Runtime may sum in a
+// different order for B rows than for one; a last-bit difference in a probability can flip a
+// draw, after which the streams diverge).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "emolive/condition.hpp"
+#include "emolive/model.hpp"
+#include "emolive/stream.hpp"
+
+namespace emolive {
+
+struct OfflineEvent {
+  int64_t step;
+  NoteEvent event;
+};
+
+class BatchGenerator {
+ public:
+  // One stream per config (at least one); all streams start at step 0.
+  BatchGenerator(const Model& model, const std::vector<GeneratorConfig>& configs);
+
+  int size() const { return int(streams_.size()); }
+  Stream& stream(int b) { return streams_.at(size_t(b)); }
+
+  // One step of every stream; out[b] is cleared and gets stream b's events (out is resized).
+  void produce(std::vector<StepEvents>& out);
+  // Note-offs for every note still sounding in each stream (Stream::finish); prev is cleared.
+  void finish(std::vector<StepEvents>& out);
+
+ private:
+  const Model& model_;
+  std::unique_ptr<DecoderBuffers> buffers_;
+  std::vector<Stream> streams_;
+};
+
+// What an offline run decodes: `steps` steps from `emotion`, gliding to `*glide_to` over
+// `glide_steps` from step 0 when glide_to is set. `base` gives the walk rate and the sampling
+// settings; its seed and emotion are ignored.
+struct OfflineRequest {
+  int steps = 0;
+  Weights emotion{0.f, 0.f, 0.f, 1.f};
+  const Weights* glide_to = nullptr;
+  int glide_steps = 0;
+  GeneratorConfig base;
+};
+
+// Events of one stream (Generator, batch 1) with `seed`; note-offs for the notes still sounding
+// at the end come at step == steps.
+std::vector<OfflineEvent> generate_one(const Model& model, const OfflineRequest& request,
+                                       uint64_t seed);
+
+// How generate_many splits its streams: chunks of at most max_batch streams (one BatchGenerator
+// each, so memory is bounded by max_batch decoder states per thread) run on up to `threads`
+// threads. 0 for threads: the machine's cores.
+struct BatchPlan {
+  int max_batch = 64;
+  int threads = 0;
+};
+
+// Events of one stream per seed, stream i as generate_one(seeds[i]) (see the rounding note at
+// the top), decoded in batches.
+std::vector<std::vector<OfflineEvent>> generate_many(const Model& model,
+                                                     const OfflineRequest& request,
+                                                     const std::vector<uint64_t>& seeds,
+                                                     const BatchPlan& plan = {});
+
+}  // namespace emolive

@@ -1,0 +1,103 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <vector>
+
+#include "emolive/stream.hpp"
+
+using namespace emolive;
+
+namespace {
+constexpr int kZ = 8;
+constexpr int kSegment = 4;
+
+// Decoder outputs standing in for a model: every key wants to start and to hold.
+struct Outputs {
+  std::vector<float> onset = std::vector<float>(kPitchCount, 20.f);
+  std::vector<float> hold = std::vector<float>(kPitchCount, 20.f);
+  std::vector<float> velocity = std::vector<float>(kPitchCount, 0.5f);
+};
+
+GeneratorConfig config(uint64_t seed) {
+  GeneratorConfig c;
+  c.seed = seed;
+  c.emotion = {2.f, 0.f, 0.f, 2.f};
+  c.sampling.max_onsets_per_step = 3;
+  return c;
+}
+
+struct Step {
+  std::vector<float> z, emotion;
+  bool phrase_start;
+  std::vector<float> frame;
+  StepEvents events;
+};
+
+Step run_step(Stream& stream, const Outputs& o) {
+  Step s{std::vector<float>(kZ), std::vector<float>(kEmotionCount), false,
+         std::vector<float>(kFrameSize), {}};
+  s.phrase_start = stream.begin_step(s.z.data(), s.emotion.data());
+  stream.end_step(o.onset.data(), o.hold.data(), o.velocity.data(), s.frame.data(), s.events);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("a stream starts a phrase every segment_steps steps and again after finish") {
+  Stream stream(kZ, kSegment, config(1));
+  Outputs o;
+  for (int step = 0; step < 3 * kSegment; ++step) {
+    const Step s = run_step(stream, o);
+    CHECK(s.phrase_start == (step % kSegment == 0));
+    CHECK(s.events.step == step);
+    CHECK(s.emotion == std::vector<float>{0.5f, 0.f, 0.f, 0.5f});  // normalised
+    for (float x : s.z) CHECK(std::isfinite(x));
+  }
+  StepEvents last;
+  stream.finish(last);
+  CHECK(last.step == 3 * kSegment);
+  CHECK(stream.step() == 0);
+  CHECK(run_step(stream, o).phrase_start);
+}
+
+TEST_CASE("finish sends a note-off for every sounding key") {
+  Stream stream(kZ, kSegment, config(2));
+  Outputs o;
+  run_step(stream, o);
+  run_step(stream, o);  // held keys keep sounding, new onsets add more (3 per step)
+  const int sounding = stream.sounding_count();
+  REQUIRE(sounding > 0);
+  StepEvents last;
+  stream.finish(last);
+  CHECK(last.count == sounding);
+  for (int i = 0; i < last.count; ++i) CHECK(last.events[i].kind == NoteEvent::kOff);
+  CHECK(stream.sounding_count() == 0);
+}
+
+TEST_CASE("streams with the same config and decoder outputs agree; other seeds differ") {
+  Stream a(kZ, kSegment, config(7)), b(kZ, kSegment, config(7)), c(kZ, kSegment, config(8));
+  Outputs o;
+  for (auto& x : o.onset) x = 0.f;  // p = 0.5: the draws decide
+  bool c_differs = false;
+  for (int step = 0; step < 20; ++step) {
+    const Step sa = run_step(a, o), sb = run_step(b, o), sc = run_step(c, o);
+    CHECK(sa.z == sb.z);
+    CHECK(sa.frame == sb.frame);
+    REQUIRE(sa.events.count == sb.events.count);
+    for (int i = 0; i < sa.events.count; ++i) {
+      CHECK(sa.events.events[i].key == sb.events.events[i].key);
+      CHECK(sa.events.events[i].kind == sb.events.events[i].kind);
+    }
+    c_differs = c_differs || sc.z != sa.z || sc.frame != sa.frame;
+  }
+  CHECK(c_differs);
+}
+
+TEST_CASE("a stream's emotion glides to its target over the given steps") {
+  Stream stream(kZ, kSegment, config(3));
+  stream.set_emotion({0.f, 1.f, 0.f, 0.f}, 4);
+  Outputs o;
+  std::vector<float> second;
+  for (int step = 0; step < 4; ++step) second.push_back(run_step(stream, o).emotion[1]);
+  CHECK(second[0] == Approx(0.25f));
+  CHECK(second[3] == Approx(1.f));
+  CHECK_THROWS_AS(stream.set_temperature(0.f), std::invalid_argument);
+}
