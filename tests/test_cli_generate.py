@@ -121,3 +121,29 @@ def test_render_without_fluidsynth_exits_2_naming_the_packages(tmp_path: Path, t
     assert result.returncode == 2
     assert "apt-get install fluidsynth fluid-soundfont-gm" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_count_writes_numbered_pieces_with_consecutive_seeds(tmp_path: Path, tiny_model_dir: Path) -> None:
+    pytest.importorskip("matplotlib")
+    result = generate("--model", str(tiny_model_dir), "--bars", "2", "--seed", "7", "--count", "3",
+                      "-o", str(tmp_path / "set.mid"), "--plot", str(tmp_path / "set.png"))
+    assert result.returncode == 0, result.stderr
+    pieces = [note_spans(mido.MidiFile(str(tmp_path / f"set-{i}.mid"))) for i in (1, 2, 3)]
+    assert all((tmp_path / f"set-{i}.png").read_bytes()[:4] == b"\x89PNG" for i in (1, 2, 3))
+    assert not (tmp_path / "set.mid").exists()
+    assert result.stdout.count("generated 2 bars") == 3
+    single = generate("--model", str(tiny_model_dir), "--bars", "2", "--seed", "8", "-o", str(tmp_path / "one.mid"))
+    assert single.returncode == 0, single.stderr
+    assert pieces[1] == note_spans(mido.MidiFile(str(tmp_path / "one.mid")))  # piece 2 has seed 7 + 1
+    assert pieces[0] != pieces[1] != pieces[2]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--count", "0"), "--count"),
+    (("--count", "1001"), "--count"),
+    (("--count", "20", "--bars", "10000"), "at most 100000 bars in all"),
+])
+def test_bad_count_exits_2(tmp_path: Path, tiny_model_dir: Path, argv: tuple[str, ...], message: str) -> None:
+    result = generate("--model", str(tiny_model_dir), *argv, "-o", str(tmp_path / "x.mid"))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

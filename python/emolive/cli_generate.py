@@ -11,10 +11,12 @@ import mido
 from emolive import files
 from emolive.cli_options import UsageError, check_key, open_engine, start_emotion
 from emolive.emotions import Weights, describe
+from emolive.engine import MAX_GENERATE_BARS
 
 
 def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Generate ``--bars`` bars and write every file asked for; returns the exit status."""
+    """Generate ``--count`` pieces of ``--bars`` bars and write every file asked for (numbered
+    when there are several); returns the exit status."""
     if not (args.output or args.render or args.plot):
         raise UsageError("nothing to write: give -o FILE.mid, --render FILE.wav and/or --plot FILE.png")
     check_key(args, parser)
@@ -26,30 +28,46 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             raise UsageError(f"{path!r} is a folder; give a file name such as {path.rstrip('/')}/out.mid")
     if args.morph_to is not None and args.morph_bars is not None and args.morph_bars > args.bars:
         raise UsageError(f"--morph-bars ({args.morph_bars}) is longer than --bars ({args.bars})")
+    if args.count * args.bars > MAX_GENERATE_BARS:
+        raise UsageError(f"--count x --bars is {args.count * args.bars} bars; at most "
+                         f"{MAX_GENERATE_BARS} bars in all per run")
 
     engine = open_engine(args)
     try:
         if args.key:
             engine.set_key(args.key, args.scale)
-        midi = generate_midi(engine, args, emotion)
+        pieces = generate_midi(engine, args, emotion)
     finally:
         engine.close()
-    notes = len(files.note_spans(midi))
     label = describe(emotion) + (f" -> {describe(args.morph_to)}" if args.morph_to is not None else "")
-    print(f"generated {args.bars} bars of {label}: {notes} notes, {midi.length:.1f} s")
-    if args.output:
-        print(f"wrote {files.write_midi(midi, args.output)}")
-    if args.render:
-        print(f"wrote {files.render_wav(midi, args.render, soundfont=args.soundfont)}")
-    if args.plot:
-        print(f"wrote {files.plot_piano_roll(midi, args.plot, title=f'emolive: {label}')}")
+    for index, midi in enumerate(pieces):
+        notes = len(files.note_spans(midi))
+        print(f"generated {args.bars} bars of {label}: {notes} notes, {midi.length:.1f} s")
+        output, render, plot = (numbered(path, index, len(pieces))
+                                for path in (args.output, args.render, args.plot))
+        if output:
+            print(f"wrote {files.write_midi(midi, output)}")
+        if render:
+            print(f"wrote {files.render_wav(midi, render, soundfont=args.soundfont)}")
+        if plot:
+            print(f"wrote {files.plot_piano_roll(midi, plot, title=f'emolive: {label}')}")
     return 0
 
 
-def generate_midi(engine: Any, args: argparse.Namespace, emotion: Weights) -> mido.MidiFile:
-    """The engine's offline generation; with --morph-to the emotion glides over --morph-bars
-    (default: the whole file)."""
+def generate_midi(engine: Any, args: argparse.Namespace, emotion: Weights) -> list[mido.MidiFile]:
+    """The engine's offline generation, ``--count`` pieces decoded together (piece i with the
+    engine's seed + i); with --morph-to the emotion glides over --morph-bars (default: the
+    whole file)."""
     if args.morph_to is None:
-        return engine.generate(args.bars, emotion=emotion, seed=args.seed)
-    return engine.generate(args.bars, emotion=emotion, seed=args.seed,
-                           morph_to=args.morph_to, morph_bars=args.morph_bars)
+        return engine.generate_many(args.count, args.bars, emotion=emotion)
+    return engine.generate_many(args.count, args.bars, emotion=emotion,
+                                morph_to=args.morph_to, morph_bars=args.morph_bars)
+
+
+def numbered(path: str | None, index: int, count: int) -> str | None:
+    """``path`` for piece ``index`` (from 0) of ``count``: itself for a single piece, else
+    numbered before the suffix (out.mid -> out-1.mid ... out-12.mid, padded: out-01.mid)."""
+    if path is None or count == 1:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{index + 1:0{len(str(count))}d}{p.suffix}"))

@@ -21,6 +21,7 @@ PROGRAMS = (1, 128)
 BPM_RANGE = (20.0, 400.0)
 TEMPERATURE_RANGE = (0.05, 5.0)
 MAX_BARS = 10_000
+MAX_COUNT = 1_000  # emolive generate --count
 LIVE_MORPH_BARS = 4  # --morph-bars when live and not given
 
 
@@ -214,6 +215,9 @@ def generate_parser() -> argparse.ArgumentParser:
     files = parser.add_argument_group("files")
     files.add_argument("--bars", type=integer_in(1, MAX_BARS, "--bars"), default=16,
                        help=f"length in 4/4 bars, 1..{MAX_BARS} (default 16)")
+    files.add_argument("--count", type=integer_in(1, MAX_COUNT, "--count"), default=1, metavar="N",
+                       help=f"N pieces (seeds --seed, --seed+1, ...) decoded together, 1..{MAX_COUNT}; "
+                            "files are numbered: out-1.mid, out-2.mid, ... (default 1)")
     files.add_argument("-o", "--output", metavar="FILE.mid", help="write a Standard MIDI File")
     files.add_argument("--render", metavar="FILE.wav",
                        help="render audio with FluidSynth and a General MIDI soundfont")
