@@ -91,14 +91,18 @@ class ModelDir:
 
 def prepare_models(work: Path, include_default: bool = True) -> list[ModelDir]:
     """The models compared: the tests' tiny model, a random model of the default size (z 128,
-    hidden 512, 1 layer) and the shipped default model when it exists."""
+    hidden 512, 1 layer) with a float32 and with an int8 decoder_step, and the shipped default
+    model when it exists."""
     from emolive.training.export import export_random_model
 
     models = []
-    for label, z, h in (("tiny z16 h32 L1", 16, 32), ("random z128 h512 L1", 128, 512)):
+    for label, z, h, precision in (("tiny z16 h32 L1", 16, 32, "float32"),
+                                   ("random z128 h512 L1", 128, 512, "float32"),
+                                   ("random z128 h512 L1 int8", 128, 512, "int8")):
         out = work / label.replace(" ", "_")
         if not (out / "model_card.json").is_file():
-            export_random_model(out, z_dim=z, hidden=h, layers=1, seed=0)
+            export_random_model(out, z_dim=z, hidden=h, layers=1, seed=0,
+                                decoder_precision=precision)
         models.append(ModelDir(label, out, "same weights (export_random_model, seed 0)"))
     if include_default and (DEFAULT_MODEL / "model_card.json").is_file():
         models.append(ModelDir("shipped default", DEFAULT_MODEL,

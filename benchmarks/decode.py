@@ -6,7 +6,9 @@
   the generator thread runs it);
 - C++ through Python (`_core.Model.decode_step`, one Python call per step: shows the binding cost);
 - Python onnxruntime (same decoder_step.onnx; one intra-op thread, spinning off, as the engine);
-- PyTorch eager (`CVAE.decoder_step`, torch.set_num_threads(1), inference mode).
+- PyTorch eager (`CVAE.decoder_step`, torch.set_num_threads(1), inference mode), float32 (the
+  model as trained: the target's baseline) and through torch's dynamic int8 quantisation (for a
+  like-for-like look at an int8 `decoder_step.onnx`; no target).
 
 A bar is 16 consecutive steps (sums of consecutive per-step times).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,14 +85,21 @@ def time_onnxruntime(path: Path, x: dict[str, np.ndarray], n: int) -> np.ndarray
     return _time_loop(step, n)
 
 
-def time_torch(model: ModelDir, x: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, float]:
+def time_torch(model: ModelDir, x: dict[str, np.ndarray], n: int,
+               int8: bool = False) -> tuple[np.ndarray, float]:
     """Per-step times, and the largest |eager - onnxruntime| on the first step's onset logits
-    (0 means the eager twin has the very weights of the ONNX files)."""
+    (near 0 means the eager twin has the very weights of float32 ONNX files). ``int8``: the
+    twin through PyTorch's own dynamic int8 quantisation of its GRU and Linear layers."""
     import onnxruntime as ort
     import torch
 
     torch.set_num_threads(1)
     net = torch_model(model)
+    if int8:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices
+            net = torch.ao.quantization.quantize_dynamic(
+                net, {torch.nn.GRU, torch.nn.Linear}, dtype=torch.qint8)
     t = {k: torch.from_numpy(v) for k, v in x.items()}
     state = [t["state"]]
     with torch.inference_mode():
@@ -119,6 +129,7 @@ def bench_model(model: ModelDir, n: int, rounds: int) -> dict[str, Any]:
         "C++ via Python call": lambda: time_cpp_python(core_model, x, per),
         "Python onnxruntime": lambda: time_onnxruntime(model.path, x, per),
         "PyTorch eager": lambda: time_torch(model, x, per)[0],
+        "PyTorch eager, int8 (quantize_dynamic)": lambda: time_torch(model, x, per, int8=True)[0],
     }
     times: dict[str, list[np.ndarray]] = {name: [] for name in backends}
     for _ in range(rounds):
@@ -157,6 +168,8 @@ def targets(result: dict[str, Any]) -> dict[str, str]:
                         rows["PyTorch eager"])
     torch_ratio = eager["step"]["median_us"] / cpp["step"]["median_us"]
     ort_ratio = ort_["step"]["median_us"] / cpp["step"]["median_us"]
+    int8_ratio = (rows["PyTorch eager, int8 (quantize_dynamic)"]["step"]["median_us"]
+                  / cpp["step"]["median_us"])
     return {
         f"step p99 {cpp['step']['p99_us']:.1f} us <= {STEP_P99_TARGET_US:.0f} us":
             verdict(cpp["step"]["p99_us"], STEP_P99_TARGET_US),
@@ -166,6 +179,7 @@ def targets(result: dict[str, Any]) -> dict[str, str]:
             verdict(torch_ratio, TORCH_RATIO_TARGET, lower_is_better=False),
         f"{ort_ratio:.2f}x Python onnxruntime's speed (median step) >= 1x":
             verdict(ort_ratio, 1.0, lower_is_better=False),
+        f"{int8_ratio:.2f}x faster than PyTorch eager int8 (median step; no target)": "INFO",
     }
 
 

@@ -37,9 +37,12 @@ def python_session(path: Path) -> "ort.InferenceSession":
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.parametrize("which", ["tiny", "shipped int8"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_cpp_and_python_onnxruntime_agree(tiny_model_dir: Path, batch: int) -> None:
-    model = load_model(tiny_model_dir)
+def test_cpp_and_python_onnxruntime_agree(tiny_model_dir: Path, batch: int, which: str) -> None:
+    # the shipped model's decoder_step has int8 weights (docs/model-contract.md, Precision)
+    model_dir = tiny_model_dir if which == "tiny" else engine_module.DEFAULT_MODEL_DIR
+    model = load_model(model_dir)
     rng = np.random.default_rng(batch)
     z = rng.standard_normal((batch, model.z_dim)).astype(np.float32)
     emotion = rng.dirichlet(np.ones(4), size=batch).astype(np.float32)
@@ -47,13 +50,13 @@ def test_cpp_and_python_onnxruntime_agree(tiny_model_dir: Path, batch: int) -> N
     roll = (rng.random((batch, 32, 264)) < 0.1).astype(np.float32)
 
     state = model.decode_init(z, emotion)
-    (py_state,) = python_session(tiny_model_dir / "decoder_init.onnx").run(
+    (py_state,) = python_session(model_dir / "decoder_init.onnx").run(
         None, {"z": z, "emotion": emotion})
     assert state.shape == (model.layers, batch, model.hidden)
     assert np.max(np.abs(state - py_state)) <= 1e-5
 
     cpp_out = model.decode_step(prev, z, emotion, state)
-    session = python_session(tiny_model_dir / "decoder_step.onnx")
+    session = python_session(model_dir / "decoder_step.onnx")
     names = [o.name for o in session.get_outputs()]
     py_out = dict(zip(names, session.run(None, {"prev": prev, "z": z, "emotion": emotion, "state": state})))
     for name, value in zip(["onset_logits", "hold_logits", "velocity", "state_out"], cpp_out):
@@ -61,7 +64,7 @@ def test_cpp_and_python_onnxruntime_agree(tiny_model_dir: Path, batch: int) -> N
         assert np.max(np.abs(value - py_out[name])) <= 1e-5, name
 
     mu, logvar = model.encode(roll, emotion)
-    session = python_session(tiny_model_dir / "encoder.onnx")
+    session = python_session(model_dir / "encoder.onnx")
     names = [o.name for o in session.get_outputs()]
     py_enc = dict(zip(names, session.run(None, {"roll": roll, "emotion": emotion})))
     assert np.max(np.abs(mu - py_enc["mu"])) <= 1e-5

@@ -127,9 +127,14 @@ class CVAE(nn.Module):
         """One step: ``prev [B, F]`` -> onset/hold logits, velocity ``[B, 88]``, state_out."""
         onset, hold, vel, state_out = self.decoder.run(prev.unsqueeze(1), z, self.embed(emotion),
                                                        state)
+        return onset[:, 0], hold[:, 0], self.calibrate_velocity(vel[:, 0], emotion), state_out
+
+    def calibrate_velocity(self, velocity: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """``velocity [B, 88]`` in 0..1 -> ``clamp(gain * v + bias, 0, 1)``, gain and bias
+        blended from the per-quadrant calibration by ``emotion [B, 4]``."""
         gain = (emotion @ self.vel_gain).unsqueeze(1)
         bias = (emotion @ self.vel_bias).unsqueeze(1)
-        return onset[:, 0], hold[:, 0], torch.clamp(vel[:, 0] * gain + bias, 0.0, 1.0), state_out
+        return torch.clamp(velocity * gain + bias, 0.0, 1.0)
 
     def forward_teacher(self, roll: torch.Tensor, z: torch.Tensor,
                         emotion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -91,6 +91,14 @@ def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path
     card = json.loads((out / "model_card.json").read_text())
     assert card["sizes"]["z"] == 8 and card["sizes"]["hidden"] == 24
     assert all((out / name).is_file() for name in card["files"].values())
+    assert card["precision"]["decoder_step"] == "float32"
+
+    out8 = tmp_path / "model-int8"
+    assert export.main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out8),
+                        "--decoder-precision", "int8"]) == 0
+    card8 = json.loads((out8 / "model_card.json").read_text())
+    assert card8["precision"]["decoder_step"].startswith("int8")
+    assert card8["training"] == card["training"]
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -1,0 +1,98 @@
+"""The int8 decoder step: the same computation as the float one, batch-independent, and
+loadable by the engine (training/quantize.py, docs/model-contract.md 'Precision')."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from emolive.training.card import FILES  # noqa: E402
+from emolive.training.export import example_inputs, export_random_model  # noqa: E402
+from emolive.training.model import CVAE, ModelConfig  # noqa: E402
+from emolive.training.quantize import DecoderStepMatMuls  # noqa: E402
+
+pytestmark = pytest.mark.training
+
+
+def _run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_matmul_form_of_the_step_equals_the_fused_gru(layers: int) -> None:
+    torch.manual_seed(4)
+    cfg = ModelConfig(z_dim=16, hidden=32, layers=layers, enc_hidden=16, emb_dim=8, frame_proj=16)
+    model = CVAE(cfg).eval()
+    model.set_velocity_calibration([1.5, 0.5, 1.0, 2.0], [-0.1, 0.2, 0.0, -0.3])
+    inputs = example_inputs(cfg, batch=3, seed=5)["decoder_step"]
+    with torch.no_grad():
+        fused = model.decoder_step(*inputs.values())
+        unfused = DecoderStepMatMuls(model)(*inputs.values())
+    for a, b in zip(fused, unfused):
+        assert a.shape == b.shape
+        assert torch.max(torch.abs(a - b)) <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def int8_and_float(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("precision")
+    sizes = {"z_dim": 16, "hidden": 64, "layers": 2, "seed": 2}
+    return (export_random_model(root / "int8", decoder_precision="int8", **sizes),
+            export_random_model(root / "float", **sizes))
+
+
+def _feeds(batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    cfg = ModelConfig(z_dim=16, hidden=64, layers=2)
+    x = example_inputs(cfg, batch=batch, seed=seed)["decoder_step"]
+    x["prev"] = (x["prev"] > 0.9).float()  # a played frame is 0/1 onsets and holds
+    return {name: t.numpy() for name, t in x.items()}
+
+
+def test_int8_step_stays_close_to_float_and_says_so_in_the_card(int8_and_float) -> None:
+    int8_dir, float_dir = int8_and_float
+    card = json.loads((int8_dir / "model_card.json").read_text())
+    assert card["precision"]["decoder_step"].startswith("int8")
+    assert card["precision"]["encoder"] == card["precision"]["decoder_init"] == "float32"
+    float_card = json.loads((float_dir / "model_card.json").read_text())
+    assert set(float_card["precision"].values()) == {"float32"}
+    # int8 weights are a quarter of float32 ones
+    size = (int8_dir / FILES["decoder_step"]).stat().st_size
+    assert size < 0.5 * (float_dir / FILES["decoder_step"]).stat().st_size
+    feeds = _feeds(batch=16)
+    got = _run(int8_dir / FILES["decoder_step"], feeds)
+    want = _run(float_dir / FILES["decoder_step"], feeds)
+    for name, g, w in zip(["onset_logits", "hold_logits", "velocity", "state_out"], got, want):
+        diff = float(np.max(np.abs(g - w)))
+        assert 0 < diff <= 0.05, name  # quantised (not the float file), and close to it
+        assert diff <= 2 * card["precision"]["decoder_step_max_abs_diff"][name] + 1e-3, name
+
+
+def test_int8_rows_do_not_depend_on_the_rest_of_the_batch(int8_and_float) -> None:
+    """Inputs are quantised per row, so a stream decodes the same alone or in a batch."""
+    path = int8_and_float[0] / FILES["decoder_step"]
+    batch = _feeds(batch=8, seed=3)
+    together = _run(path, batch)
+    for row in (0, 5):
+        alone = _run(path, {k: (v[:, row:row + 1] if k == "state" else v[row:row + 1])
+                            for k, v in batch.items()})
+        for a, t in zip(alone, together):
+            b = t[:, row:row + 1] if t.ndim == 3 else t[row:row + 1]
+            assert np.array_equal(a, b)
+
+
+def test_engine_plays_an_int8_model(int8_and_float) -> None:
+    from emolive import Engine
+
+    with Engine(model=int8_and_float[0], seed=7) as engine:
+        first = engine.generate(2, "happy", seed=3)
+        again = engine.generate(2, "happy", seed=3)
+    notes = [m for t in first.tracks for m in t if m.type == "note_on" and m.velocity > 0]
+    assert notes
+    assert [str(m) for t in first.tracks for m in t] == [str(m) for t in again.tracks for m in t]
