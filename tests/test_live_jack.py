@@ -130,6 +130,16 @@ def test_port_matching_and_errors(receiver: Receiver) -> None:
         find_port(len(names) + 5)
 
 
+def test_engine_names_the_port_it_matched_and_checks_the_port_before_the_model(
+        receiver: Receiver, tiny_model_dir: Path, tmp_path: Path) -> None:
+    with Engine(model=tiny_model_dir, port="EMOLIVE-TEST-RECEIVER", seed=1) as engine:
+        assert engine.port_name in list_ports() and "emolive-test-receiver" in engine.port_name
+    with Engine(model=tiny_model_dir, seed=1) as engine:
+        assert engine.port_name is None
+    with pytest.raises(PortError):  # not ModelError: the port is matched before the model loads
+        Engine(model=tmp_path / "no-model-here", port="no-such-port-anywhere")
+
+
 SERVER_LOSS_SCRIPT = """
 import json, sys, time
 import rtmidi

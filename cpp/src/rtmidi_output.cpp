@@ -121,10 +121,15 @@ constexpr std::chrono::milliseconds kDrainTime{50};
 
 class RtMidiOutput final : public MidiOutput {
  public:
-  // `watcher`: a second client of the same API used only to list ports (so listing never
-  // shares a backend handle with the sending thread); none for virtual ports.
-  RtMidiOutput(OpenedApi api, std::string port_name, OpenedApi watcher = {})
-      : api_(std::move(api)), port_name_(std::move(port_name)), watcher_(std::move(watcher)) {}
+  // `watcher_client`: the client name of a second client of the same API, used only to list
+  // ports (so listing never shares a backend handle with the sending thread); empty for
+  // virtual ports, which have no destination to watch. It is opened by the first
+  // check_connection(), off the start path: a JACK client takes tens of milliseconds to
+  // open, and the first note should not wait for one that only lists ports.
+  RtMidiOutput(OpenedApi api, std::string port_name, std::string watcher_client = "")
+      : api_(std::move(api)),
+        port_name_(std::move(port_name)),
+        watcher_client_(std::move(watcher_client)) {}
   ~RtMidiOutput() override {
     // RtMidi has no flush: backends such as JACK deliver queued messages on their next
     // process cycle, and closing the port first would drop them (the all-off sequence
@@ -163,6 +168,7 @@ class RtMidiOutput final : public MidiOutput {
                           api_.sink.get());
       return;
     }
+    if (!watcher_.out && !watcher_client_.empty()) open_watcher();
     if (!watcher_.out) return;
     const unsigned count = watcher_.out->getPortCount();  // 0 when the server has gone
     for (unsigned i = 0; i < count; ++i) {
@@ -175,9 +181,24 @@ class RtMidiOutput final : public MidiOutput {
   }
 
  private:
+  // One attempt, on the API the port is open on (no other API is probed, so no other
+  // backend prints its failure on the user's terminal while playing).
+  void open_watcher() {
+    OpenedApi watcher;
+    watcher.sink = std::make_unique<ErrorSink>();
+    std::string why;
+    watcher.out = try_open_api(api_.id, watcher_client_, *watcher.sink, why);
+    watcher_client_.clear();  // no second attempt
+    if (!watcher.out) return;  // without a watcher a vanished port goes unnoticed; playing works
+    watcher.name = api_.name;
+    watcher.id = api_.id;
+    watcher_ = std::move(watcher);
+  }
+
   OpenedApi api_;
   std::string port_name_;
-  OpenedApi watcher_;
+  std::string watcher_client_;  // empty once the watcher is opened or failed to open
+  OpenedApi watcher_;           // check_connection()'s thread only, until destruction
   unsigned checks_ = 0;  // check_connection() calls (one thread only)
 };
 
@@ -219,13 +240,7 @@ std::unique_ptr<MidiOutput> open_port_output(int index, const std::string& clien
   if (api.sink->failed) {
     throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text);
   }
-  OpenedApi watcher;
-  try {
-    watcher = open_first_api(client_name + "-watch");
-  } catch (const PortError&) {
-    // Without a watcher a vanished port goes unnoticed, but playing still works.
-  }
-  return std::make_unique<RtMidiOutput>(std::move(api), name, std::move(watcher));
+  return std::make_unique<RtMidiOutput>(std::move(api), name, client_name + "-watch");
 }
 
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {

@@ -152,11 +152,9 @@ def check_key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 
 def open_engine(args: argparse.Namespace, **output: Any) -> Any:
     """An ``Engine`` with the music options of ``args`` and ``output`` (port, virtual, clock_out)."""
-    from emolive import Engine, ModelError, find_port
+    from emolive import Engine, ModelError
 
-    if output.get("port") is not None:
-        find_port(output["port"])  # a wrong port is reported before the model is loaded
-    try:
+    try:  # Engine matches the port before it loads the model: a wrong port is reported at once
         return Engine(model=args.model, bpm=args.bpm, channel=args.channel, seed=args.seed,
                       program=args.program, temperature=args.temperature, **output)
     except ModelError as exc:

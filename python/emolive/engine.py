@@ -15,15 +15,17 @@ import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mido
 import numpy as np
 
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
 from emolive.emotions import EmotionLike, Weights, parse_emotion
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask
+
+if TYPE_CHECKING:  # mido is imported where MIDI files are made: live play never loads it
+    import mido
 
 EngineError = _core.EngineError
 ModelError = _core.ModelError
@@ -127,6 +129,19 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
     return loaded
 
 
+def _return_freed_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing). Loading a model frees the ONNX files' bytes and the graph optimiser's scratch
+    memory but leaves them resident: about 3 MB of a live process. Takes well under a
+    millisecond; called once the engine is built, never from the clock thread."""
+    import ctypes  # already loaded by numpy
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError, TypeError):  # not glibc (macOS, musl) or not POSIX
+        pass
+
+
 def _check_finite(model: Any, path: Path) -> None:
     """Refuse weights that are not finite (a diverged training run): one decoder step on a
     silent frame must give finite outputs, else the engine would play silence or garbage."""
@@ -165,6 +180,11 @@ def find_port(query: str | int) -> int:
     Raises ``PortError`` listing the available ports (and how to get one) when nothing matches
     or a substring matches several ports.
     """
+    return _match_output_port(query)[0]
+
+
+def _match_output_port(query: str | int) -> tuple[int, str]:
+    """``find_port``'s (index, name), from one listing of the ports."""
     if isinstance(query, bool) or not isinstance(query, (str, int)):
         raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
     if not _core.rtmidi_available():
@@ -173,20 +193,20 @@ def find_port(query: str | int) -> int:
     names = list_ports()
     if isinstance(query, int):  # an int is an index, never a piece of a name
         if 0 <= query < len(names):
-            return query
+            return query, names[query]
         raise PortError(f"MIDI output port index {query} is out of range; {_describe(names)}. "
                         f"{_core.port_setup_hint()}")
     text = query.strip()
     if text in names:
-        return names.index(text)
+        return names.index(text), text
     hits = [i for i, name in enumerate(names) if text and text.lower() in name.lower()]
     if len(hits) == 1:
-        return hits[0]
+        return hits[0], names[hits[0]]
     if len(hits) > 1:
         raise PortError(f"MIDI port {text!r} is ambiguous: it matches "
                         f"{', '.join(repr(names[i]) for i in hits)}; {_describe(names)}")
     if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
-        return int(text)
+        return int(text), names[int(text)]
     raise PortError(f"no MIDI output port matches {text!r}; {_describe(names)}. "
                     f"{_core.port_setup_hint()}")
 
@@ -200,7 +220,8 @@ class Engine:
     the live output; with neither, notes go nowhere (use ``record=True`` to keep them).
     ``channel`` is 1..16; ``program`` 1..128 is sent at each ``play()``. ``seed`` makes the
     notes reproducible (None: a random seed, fixed for this engine). ``temperature`` None takes
-    the model card's sampling default.
+    the model card's sampling default. ``port_name`` is the name of the port ``port`` matched
+    (the ``virtual`` name for a virtual port; None without a port).
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, port: str | int | None = None,
@@ -225,11 +246,14 @@ class Engine:
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
         self.seed = _seed(seed)
+        self.port_name: str | None = virtual.strip() if virtual is not None else None
+        port_index = -1
+        if port is not None:  # matched before the model loads: a wrong port is reported at once
+            port_index, self.port_name = _match_output_port(port)
         self._model = load_model(model)
         self._card: dict[str, Any] = json.loads(self._model.card_json)
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
             temperature = float(self._model.default_temperature)
-        port_index = find_port(port) if port is not None else -1
         with quiet_c_stderr():
             self._core = _core.Engine(
                 self._model, port_index=port_index, virtual_name=virtual.strip() if virtual else "",
@@ -240,6 +264,7 @@ class Engine:
         self.program = program
         self._record = record
         self._key: tuple[str, str] | None = None
+        _return_freed_heap()
 
     # live control
     def play(self, emotion: EmotionLike = "calm") -> None:
@@ -364,6 +389,8 @@ class Engine:
         return [self._to_midi(events, bars) for events in pieces]
 
     def _to_midi(self, events: np.ndarray, bars: int) -> mido.MidiFile:
+        import mido
+
         ticks_per_step = TICKS_PER_BEAT // STEPS_PER_BEAT
         bpm = float(self._core.stats()["bpm"])
         midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)

@@ -65,14 +65,13 @@ def output_choice(args: argparse.Namespace) -> dict[str, Any]:
     return {"port": query}
 
 
-def output_label(output: dict[str, Any]) -> str:
-    """``MIDI port 'IAC Driver Bus 1'`` or ``virtual MIDI port 'emolive'``, for the banner."""
+def output_label(output: dict[str, Any], engine: Any) -> str:
+    """``MIDI port 'IAC Driver Bus 1'`` or ``virtual MIDI port 'emolive'``, for the banner. The
+    name is the one the engine matched (listing the ports again would open another MIDI client
+    before the first note)."""
     if "virtual" in output:
         return f"virtual MIDI port {output['virtual']!r}"
-    from emolive import find_port
-
-    names = ports.output_port_names()
-    return f"MIDI port {names[find_port(output['port'])]!r}"
+    return f"MIDI port {engine.port_name!r}"
 
 
 def _output_names_or_empty() -> list[str]:
@@ -218,7 +217,7 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise
         session = Session(engine, args, emotion)
         session.status.message(
-            f"emolive: model {engine.model_card.get('name', '?')!r} -> {output_label(output)}, channel "
+            f"emolive: model {engine.model_card.get('name', '?')!r} -> {output_label(output, engine)}, channel "
             f"{args.channel} (MIDI only: the sound comes from the instrument listening there)")
         try:
             if args.key:
