@@ -130,8 +130,9 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
         for key, graph in graphs(model).items():
             path = out / FILES[key]
             if key == "decoder_step" and decoder_precision == "int8":
+                step_shapes = shapes[key]
                 export_int8_step(model, inputs[key],
-                                 lambda g, x, p: _export_one(g, x, shapes[key], p), path)
+                                 lambda g, x, p: _export_one(g, x, step_shapes, p), path)
             else:
                 _export_one(graph, inputs[key], shapes[key], path)
         card = {**card, "precision": _precision(model, out, decoder_precision)}
