@@ -116,16 +116,20 @@ std::vector<std::vector<OfflineEvent>> generate_many(const Model& model,
                                           : std::max(1u, std::thread::hardware_concurrency());
   // Enough chunks to respect max_batch and to give every thread work; sizes differ by <= 1.
   const size_t chunks = std::max((n + plan.max_batch - 1) / plan.max_batch, std::min(threads, n));
+  // Each chunk writes only its own elements of `events`, so the threads share nothing else
+  // than the model (ONNX Runtime sessions take concurrent runs).
   std::atomic<size_t> next_chunk{0};
+  std::atomic<bool> failed{false};
   std::mutex error_mutex;
-  std::exception_ptr error;
+  std::exception_ptr error;  // the first failure, rethrown here; later chunks are skipped
   auto worker = [&] {
-    for (size_t c; (c = next_chunk++) < chunks;) {
+    for (size_t c; !failed.load() && (c = next_chunk++) < chunks;) {
       try {
         run_chunk(model, request, seeds, c * n / chunks, (c + 1) * n / chunks, events);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
+        failed = true;
       }
     }
   };
