@@ -374,10 +374,10 @@ class Engine:
                       seeds: Sequence[int] | None = None, morph_to: EmotionLike | None = None,
                       morph_bars: float | None = None) -> list[mido.MidiFile]:
         """``count`` independent pieces of ``bars`` bars each, decoded together in batches of
-        up to 64 streams over the machine's cores: several times the bars per second of calling
-        ``generate`` ``count`` times. Piece i is what ``generate(bars, emotion, seed=seeds[i],
-        morph_to=..., morph_bars=...)`` gives (up to the float rounding of batched matrix
-        products; see docs/engine.md). ``seeds`` None: ``engine.seed + i`` for piece i, so piece
+        up to 64 streams over the machine's cores: more bars per second than ``generate``
+        called ``count`` times (docs/benchmarks.md). Piece i is what ``generate(bars, emotion,
+        seed=seeds[i], morph_to=..., morph_bars=...)`` gives (up to the float rounding of
+        batched matrix products; see docs/engine.md). ``seeds`` None: ``engine.seed + i`` for piece i, so piece
         0 is ``generate(bars, emotion)``. ``count * bars`` is at most 100,000."""
         count = _integer("count", count, 1, MAX_GENERATE_COUNT)
         bars, weights, target, glide = _offline_arguments(bars, emotion, morph_to, morph_bars)

@@ -30,6 +30,8 @@ class BatchGenerator {
   BatchGenerator(const Model& model, const std::vector<GeneratorConfig>& configs);
 
   int size() const { return int(streams_.size()); }
+  // Stream b, for its settings (set_emotion, set_temperature, ...). Only produce() and finish()
+  // may advance it: the streams must stay in lockstep (one phrase clock for the batch).
   Stream& stream(int b) { return streams_.at(size_t(b)); }
 
   // One step of every stream; out[b] is cleared and gets stream b's events (out is resized).
