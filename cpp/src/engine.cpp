@@ -37,7 +37,7 @@ Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> o
   gc.sampling.temperature = config.temperature;
   generator_ = std::make_unique<Generator>(*model_, gc);
   scheduler_ = std::make_unique<Scheduler>(*output_, tracker_, blocks_, lateness_, config.channel,
-                                           config.clock_out);
+                                           config.clock_out, &generator_alive_);
   scheduler_->set_bpm(config.bpm);
   publish_emotion(generator_->emotion());
   watch_thread_ = std::thread([this] { watch_loop(); });

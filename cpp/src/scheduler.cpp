@@ -36,9 +36,10 @@ bool try_realtime(std::thread& thread) {
 }  // namespace
 
 Scheduler::Scheduler(MidiOutput& out, NoteTracker& tracker, BlockQueue& blocks,
-                     LatenessLog& lateness, int channel, bool clock_out)
+                     LatenessLog& lateness, int channel, bool clock_out,
+                     const std::atomic<bool>* producer_alive)
     : out_(out), tracker_(tracker), blocks_(blocks), lateness_(lateness), channel_(channel),
-      clock_out_(clock_out) {
+      clock_out_(clock_out), producer_alive_(producer_alive) {
   if (channel < 0 || channel > 15) throw std::invalid_argument("MIDI channel index must be 0..15");
   tracker_.use_channel(channel);
 }
@@ -58,6 +59,7 @@ void Scheduler::start(double bpm) {
   stop_.store(false);
   steps_played_.store(0);
   forgot_after_failure_ = false;
+  released_after_producer_ = false;
   thread_ = std::thread([this] { run(); });
   realtime_.store(try_realtime(thread_));
 }
@@ -135,6 +137,11 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
   while (!block && SteadyClock::now() < give_up && !stop_.load(std::memory_order_acquire)) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
     block = blocks_.front();
+  }
+  if (!block && producer_alive_ && !producer_alive_->load(std::memory_order_acquire) &&
+      !released_after_producer_) {
+    tracker_.all_off(out_);  // the producer is gone: nothing else would end these notes
+    released_after_producer_ = true;
   }
   const auto now = SteadyClock::now();
   const float lateness_us = std::chrono::duration<float, std::micro>(now - deadline).count();

@@ -151,3 +151,27 @@ TEST_CASE("after a port failure the scheduler forgets the notes it can no longer
   scheduler.stop();
   CHECK(out.recorder.count() == 3);  // the three note-ons; nothing reached the dead port after
 }
+
+TEST_CASE("when the producer dies, the clock ends the notes it left sounding") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  std::atomic<bool> producer_alive{true};
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false, &producer_alive);
+  for (int s = 0; s < 3; ++s) REQUIRE(blocks.push(block_for(s)));  // key 2 still sounds after
+  scheduler.start(400.0);
+  while (scheduler.steps_played() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(tracker.count() == 1);  // an underrun alone keeps the note: its block may still come
+  producer_alive = false;       // as the generator's loop does when the model throws
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (tracker.count() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(tracker.count() == 0);
+  const size_t after_release = rec.count();
+  CHECK(rec.at(after_release - 1).bytes[1] == 120);  // the all-off sequence, sent once
+  while (scheduler.steps_played() < 9) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(rec.count() == after_release);
+  scheduler.stop();
+}

@@ -143,6 +143,10 @@ class Session:
                 if stats.get("port_error"):
                     self.status.message(f"emolive: error: MIDI output failed: {stats['port_error']}")
                     return 1
+                if stats.get("generator_error"):  # the engine has already ended its notes
+                    self.status.message("emolive: error: the model failed while playing: "
+                                        f"{stats['generator_error']}")
+                    return 1
                 self.show(stats)
         return 0
 

@@ -146,3 +146,28 @@ def corpus(other_size_model: Path) -> list[BadModel]:
             lambda c: c["io"]["decoder_step"]["inputs"].update(state=[-1, 32])), ("state",)),
         BadModel("NaN weights", edit_onnx(STEP, nan_weights), ("nan",)),
     ]
+
+
+def fail_once_notes_play(proto) -> None:
+    """A step that loads and runs on silence but fails once a note has played: ``onset_logits``
+    goes through a Reshape to ``[-1, 88 + any(prev >= 1)]``, which ONNX Runtime refuses at run
+    time (88 values do not fill rows of 89). For the generator's error path."""
+    import onnx
+    from onnx import helper
+
+    out = next(o for o in proto.graph.output if o.name == "onset_logits")
+    producer = next(n for n in proto.graph.node if "onset_logits" in n.output)
+    producer.output[:] = ["onset_raw" if o == "onset_logits" else o for o in producer.output]
+    const = lambda name, values: helper.make_node(  # noqa: E731
+        "Constant", [], [name], value=helper.make_tensor(name, onnx.TensorProto.INT64,
+                                                         [len(values)], values))
+    proto.graph.node.extend([
+        const("axis0", [0]), const("minus_one", [-1]), const("keys", [88]),
+        helper.make_node("ReduceMax", ["prev"], ["prev_max"], keepdims=0),
+        helper.make_node("Cast", ["prev_max"], ["played"], to=onnx.TensorProto.INT64),
+        helper.make_node("Unsqueeze", ["played", "axis0"], ["played_1"]),
+        helper.make_node("Add", ["keys", "played_1"], ["width"]),
+        helper.make_node("Concat", ["minus_one", "width"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["onset_raw", "shape"], [out.name]),
+    ])
+    onnx.checker.check_model(proto)

@@ -26,9 +26,12 @@ constexpr int kClockTicksPerStep = 6;  // MIDI clock: 24 per quarter note = 6 pe
 
 class Scheduler {
  public:
-  // channel 0..15; the queue's producer is the generator (or a test).
+  // channel 0..15; the queue's producer is the generator (or a test). `producer_alive`, when
+  // given, is true while the producer may still queue blocks: once it is false and the queue
+  // is empty, no note-off can come any more, so the clock sends the all-off sequence (once per
+  // start) instead of leaving notes sounding until stop().
   Scheduler(MidiOutput& out, NoteTracker& tracker, BlockQueue& blocks, LatenessLog& lateness,
-            int channel, bool clock_out);
+            int channel, bool clock_out, const std::atomic<bool>* producer_alive = nullptr);
   ~Scheduler();
 
   // Start the clock thread: step 0 is due as soon as its block is queued.
@@ -69,7 +72,9 @@ class Scheduler {
   std::atomic<double> bpm_{120.0};
   std::atomic<int64_t> steps_played_{0};
   std::atomic<SteadyClock::rep> origin_ticks_{0};
-  bool forgot_after_failure_ = false;  // clock-thread only
+  const std::atomic<bool>* producer_alive_;
+  bool forgot_after_failure_ = false;   // clock-thread only
+  bool released_after_producer_ = false;  // clock-thread only
 };
 
 }  // namespace emolive
