@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     decode.main(["--steps", "2000" if quick else "8000"])
     clock.main(["--seconds", "10" if quick else "60"])
     generation.main(["--bars", "40" if quick else "200", "--trials", "3" if quick else "8"])
-    live.main(["--runs", "2" if quick else "5", "--seconds", "5" if quick else "20"])
+    live.main(["--runs", "2" if quick else "10", "--seconds", "5" if quick else "20"])
     # A quick run must not replace the figure docs/benchmarks.md shows: it goes with the JSON.
     plot.main(["--out", str(RESULTS / "benchmarks.png")] if quick else [])
     return 0
