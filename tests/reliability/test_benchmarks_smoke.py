@@ -38,3 +38,13 @@ def test_decode_benchmark_runs(tmp_path: Path) -> None:
 def test_clock_benchmark_runs(tmp_path: Path) -> None:
     result = run_benchmark(tmp_path, "clock", "--seconds", "1", "--bpm", "240")
     assert result["engine"]["n"] >= 10 and result["python_loop"]["n"] >= 10
+
+
+def test_generation_benchmark_runs(tmp_path: Path) -> None:
+    result = run_benchmark(tmp_path, "generation", "--bars", "8", "--count", "4", "--piece-bars", "2",
+                           "--trials", "1")
+    for model in result["models"]:
+        assert model["generate_many"] > 0 and model["generate_1_stream"] > 0
+        assert model["ratio_to_single_stream"] > 0
+        assert 0 <= model["pieces_equal_to_generate"] <= model["pieces_checked"] == min(16, model["count"])
+    assert len(result["change_latency"]["latency_s"]) == 1
