@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.jack_registry import reclaim_dead_servers
+
 
 def start_jackd(name: str, attempts: int = 5) -> subprocess.Popen:
     """Start `jackd` with the dummy driver as server `name` and wait until a client can connect.
 
     jackd sometimes exits at start-up when other servers start at the same moment, so it is
     tried `attempts` times. Stop it with terminate() (SIGTERM frees its slot in JACK's 8-slot
-    server registry; SIGKILL leaks the slot). Skips if jackd is not installed.
+    server registry; SIGKILL leaks the slot, which the next start reclaims: tests/jack_registry.py).
+    Skips if jackd is not installed.
     """
     jackd = shutil.which("jackd")
     if jackd is None:
@@ -27,6 +30,7 @@ def start_jackd(name: str, attempts: int = 5) -> subprocess.Popen:
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     proc: subprocess.Popen | None = None
     for _ in range(attempts):
+        reclaim_dead_servers()  # slots that killed servers (of any run) left in the registry
         proc = subprocess.Popen(
             [jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", "64"],
             stdout=subprocess.DEVNULL,
