@@ -360,10 +360,40 @@ def test_readme_virtual_port_example(jack_server: str, tiny_model_dir: Path) -> 
     assert left_sounding(received) == set()
 
 
-def test_losing_the_midi_system_ends_the_run_with_status_1(
+def test_a_lost_port_is_waited_for_and_played_into_again(jack_server: str,
+                                                         tiny_model_dir: Path) -> None:
+    """The receiving program quits and starts again: emolive says so, keeps time, and plays
+    into the returned port; Ctrl-C still leaves nothing sounding there."""
+    name = f"emolive-back-{os.getpid()}"
+    first = Sink(name)
+    command = Command("--port", name, "--model", str(tiny_model_dir), "--bpm", "240")
+    second = None
+    try:
+        assert first.wait_for(lambda m: len(note_ons(m)) >= 4, timeout_s=30), command.lines
+        first.close()  # the program quits (SIGTERM): its port goes
+        assert command.wait_for_line("MIDI output lost", timeout_s=30), command.lines
+        second = Sink(name)
+        assert command.wait_for_line("MIDI output is back", timeout_s=30), command.lines
+        assert second.wait_for(lambda m: len(note_ons(m)) >= 4, timeout_s=30)
+        code, out, err = command.finish()
+        time.sleep(0.3)  # the last messages cross JACK's next period
+        received = second.snapshot()
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+        if command.process.poll() is None:
+            command.process.kill()
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert left_sounding(received) == set()
+
+
+def test_losing_the_midi_system_ends_a_virtual_port_run_with_status_1(
     tmp_path: Path, tiny_model_dir: Path, private_jack_server
 ) -> None:
-    """The JACK server going away while playing: a clear message and exit status 1, no hang."""
+    """The JACK server going away while playing into a virtual port (nothing to wait for): a
+    clear message and exit status 1, no hang."""
     import uuid
 
     name = f"emolive-cli-lost-{uuid.uuid4().hex[:8]}"

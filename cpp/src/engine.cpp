@@ -262,6 +262,7 @@ EngineStats Engine::stats() const {
     s.bpm = scheduler_->bpm();
     s.realtime = scheduler_->realtime();
     if (output_->failed()) s.port_error = output_->error_text();
+    s.port_reconnects = output_->reconnects();
   } else {
     s.bpm = config_.bpm;
   }

@@ -121,48 +121,62 @@ constexpr std::chrono::milliseconds kDrainTime{50};
 
 class RtMidiOutput final : public MidiOutput {
  public:
-  // `watcher_client`: the client name of a second client of the same API, used only to list
-  // ports (so listing never shares a backend handle with the sending thread); empty for
-  // virtual ports, which have no destination to watch. It is opened by the first
+  // `client_name`: api_'s client name, empty for virtual ports, which have no destination to
+  // watch. A second client of the same API, `client_name-watch`, only lists ports (so listing
+  // never shares a backend handle with the sending thread). It is opened by the first
   // check_connection(), off the start path: a JACK client takes tens of milliseconds to
   // open, and the first note should not wait for one that only lists ports.
-  RtMidiOutput(OpenedApi api, std::string port_name, std::string watcher_client = "")
+  RtMidiOutput(OpenedApi api, std::string port_name, std::string client_name = "")
       : api_(std::move(api)),
         port_name_(std::move(port_name)),
-        watcher_client_(std::move(watcher_client)) {}
+        client_name_(client_name),
+        watcher_client_(client_name.empty() ? "" : client_name + "-watch") {}
   ~RtMidiOutput() override {
     // RtMidi has no flush: backends such as JACK deliver queued messages on their next
     // process cycle, and closing the port first would drop them (the all-off sequence
     // included). RtMidi's JACK backend waits for one process cycle itself where it was built
     // with semaphores (Debian's is); this short wait covers builds without them.
     std::this_thread::sleep_for(kDrainTime);
-    if (!backend_alive(api_.id)) {
-      // The server went away under us: libjack crashes in jack_port_unregister and
-      // jack_client_close on such a client, so the clients are left to the process's end.
+    if (server_lost_ || !backend_alive(api_.id)) {
+      // The server went away under us (it may be back, but these clients were the old
+      // server's): libjack crashes in jack_port_unregister and jack_client_close on such a
+      // client, so the clients are left to the process's end.
       (void)api_.out.release();
       (void)watcher_.out.release();
       return;
     }
     api_.out->closePort();
   }
+  // Clock thread. Nothing reaches RtMidi once the output has failed (after a server loss a
+  // JACK send can spin forever) or while check_connection() reconnects; `sending_` lets the
+  // reconnection wait until no send is inside RtMidi.
   void send(const uint8_t* bytes, size_t size) noexcept override {
-    try {
-      api_.out->sendMessage(bytes, size);
-    } catch (...) {  // RtMidi reports through the sink; never let an exception out
-      api_.sink->fail("sendMessage threw");
+    sending_.fetch_add(1);  // seq_cst, paired with pause_sends()
+    if (!paused_.load() && !failed()) {
+      try {
+        api_.out->sendMessage(bytes, size);
+      } catch (...) {  // RtMidi reports through the sink; never let an exception out
+        api_.sink->fail("sendMessage threw");
+      }
     }
+    sending_.fetch_sub(1);
   }
   bool failed() const noexcept override { return api_.sink->failed.load(std::memory_order_acquire); }
   std::string error_text() const override { return failed() ? api_.sink->text : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
+  int reconnects() const noexcept override { return reconnects_.load(); }
 
   void check_connection() override {
-    if (failed()) return;
+    if (failed()) {
+      try_reconnect();
+      return;
+    }
     // JACK: a killed server leaves our clients as zombies that still list the old ports, and
     // RtMidi's sendMessage then waits forever once its ring buffer is full. So ask for a
     // fresh connection now and then; it fails as soon as the server is gone.
     if (api_.id == RtMidi::UNIX_JACK && ++checks_ % kChecksPerServerProbe == 0 &&
         !backend_alive(api_.id)) {
+      server_lost_ = true;
       ErrorSink::callback(RtMidiError::DRIVER_ERROR,
                           "the JACK server stopped; MIDI port '" + port_name_ + "' disappeared",
                           api_.sink.get());
@@ -170,10 +184,8 @@ class RtMidiOutput final : public MidiOutput {
     }
     if (!watcher_.out && !watcher_client_.empty()) open_watcher();
     if (!watcher_.out) return;
-    const unsigned count = watcher_.out->getPortCount();  // 0 when the server has gone
-    for (unsigned i = 0; i < count; ++i) {
-      if (watcher_.out->getPortName(i) == port_name_) return;
-    }
+    if (find_port(*watcher_.out) >= 0) return;
+    server_lost_ = api_.id == RtMidi::UNIX_JACK && !backend_alive(api_.id);
     const std::string message = "MIDI port '" + port_name_ +
                                 "' disappeared (its program closed, the device was unplugged "
                                 "or the MIDI server stopped)";
@@ -195,11 +207,83 @@ class RtMidiOutput final : public MidiOutput {
     watcher_ = std::move(watcher);
   }
 
+  // Index of port_name_ among `out`'s ports, or -1.
+  int find_port(RtMidiOut& out) const {
+    const unsigned count = out.getPortCount();  // 0 when the server has gone
+    for (unsigned i = 0; i < count; ++i) {
+      if (out.getPortName(i) == port_name_) return int(i);
+    }
+    return -1;
+  }
+
+  void pause_sends() {
+    paused_.store(true);
+    while (sending_.load() != 0) std::this_thread::yield();
+  }
+
+  // The port named port_name_ is listed again: open it again. After a server loss the old
+  // clients belong to the dead server (libjack crashes closing them, so they are left to the
+  // process's end) and new ones are made; otherwise the same client closes and reopens its
+  // port. Virtual ports are not reconnected.
+  void try_reconnect() {
+    if (client_name_.empty()) return;
+    if (server_lost_) {
+      if (!backend_alive(api_.id)) return;
+      OpenedApi fresh;
+      fresh.sink = std::make_unique<ErrorSink>();
+      std::string why;
+      fresh.out = try_open_api(api_.id, client_name_, *fresh.sink, why);
+      if (!fresh.out) return;
+      const int index = find_port(*fresh.out);
+      if (index < 0) return;  // the server is back, the destination not yet
+      fresh.name = api_.name;
+      fresh.id = api_.id;
+      pause_sends();
+      (void)api_.out.release();  // the dead server's clients, with their sinks
+      (void)api_.sink.release();
+      (void)watcher_.out.release();
+      (void)watcher_.sink.release();
+      watcher_ = OpenedApi{};
+      watcher_client_ = client_name_ + "-watch";
+      api_ = std::move(fresh);
+      reopen(index);
+      return;
+    }
+    if (api_.id == RtMidi::UNIX_JACK && !backend_alive(api_.id)) {
+      server_lost_ = true;  // the port went first, then the server
+      return;
+    }
+    if (!watcher_.out || find_port(*watcher_.out) < 0) return;
+    pause_sends();
+    api_.out->closePort();
+    reopen(find_port(*api_.out));
+  }
+
+  // Open port `index` on api_ (sends paused); clears the failure only if RtMidi reports none.
+  void reopen(int index) {
+    if (index >= 0) {
+      api_.sink->reset();
+      api_.out->openPort(unsigned(index), "out");
+      if (!api_.sink->failed) {
+        server_lost_ = false;
+        reconnects_.fetch_add(1);
+      }
+    } else {
+      api_.sink->fail("the MIDI port was listed, then gone again before it could be opened");
+    }
+    paused_.store(false);
+  }
+
   OpenedApi api_;
   std::string port_name_;
+  std::string client_name_;     // of api_'s client; empty for virtual ports (no reconnection)
   std::string watcher_client_;  // empty once the watcher is opened or failed to open
   OpenedApi watcher_;           // check_connection()'s thread only, until destruction
-  unsigned checks_ = 0;  // check_connection() calls (one thread only)
+  unsigned checks_ = 0;         // check_connection() calls (one thread only)
+  bool server_lost_ = false;    // check_connection()'s thread only
+  std::atomic<int> sending_{0};  // clock-thread sends inside send() right now
+  std::atomic<bool> paused_{false};
+  std::atomic<int> reconnects_{0};
 };
 
 }  // namespace
@@ -240,7 +324,7 @@ std::unique_ptr<MidiOutput> open_port_output(int index, const std::string& clien
   if (api.sink->failed) {
     throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text);
   }
-  return std::make_unique<RtMidiOutput>(std::move(api), name, client_name + "-watch");
+  return std::make_unique<RtMidiOutput>(std::move(api), name, client_name);
 }
 
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {

@@ -117,7 +117,8 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
   const StepEvents* block = blocks_.front();
   if (out_.failed()) {
     // The port is gone: its sounding notes can no longer be switched off, so forget them, and
-    // keep time without sending (the stats say why; stop() and close() still work).
+    // keep time without sending (the stats say why; stop() and close() still work). If the
+    // output reconnects, playing resumes at the step then due.
     if (!forgot_after_failure_) tracker_.forget();
     forgot_after_failure_ = true;
     while (block && block->step <= step) {
@@ -126,6 +127,7 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
     }
     return;
   }
+  forgot_after_failure_ = false;
   // Blocks for steps already past: keep only their note-offs.
   while (block && block->step < step) {
     send_events(*block, false);

@@ -343,7 +343,9 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         """step, bar, bpm, temperature, emotion, notes_sent, sounding, late_notes (note-ons sent
-        more than 1 ms after their deadline), max_lateness_us, port_error (str or None), ..."""
+        more than 1 ms after their deadline), max_lateness_us, port_error (str or None; cleared
+        when a lost port comes back and is reconnected), port_reconnects, generator_error, ...
+        (docs/engine.md)."""
         stats = self._core.stats()
         stats["bar"] = stats["step"] // STEPS_PER_BAR
         stats["emotion"] = tuple(float(x) for x in stats["emotion"])

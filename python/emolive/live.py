@@ -1,8 +1,9 @@
 """`emolive` live: play into a MIDI port until a signal, steered by keys, controllers and a clock.
 
-Every way out (Ctrl-C = SIGINT, SIGTERM, SIGHUP when the terminal closes, `q`, a lost port)
-ends in ``engine.close()``, which sends a note-off for every sounding note, then sustain off,
-all notes off and all sound off: nothing is left sounding.
+Every way out (Ctrl-C = SIGINT, SIGTERM, SIGHUP when the terminal closes, `q`, a lost virtual
+port) ends in ``engine.close()``, which sends a note-off for every sounding note, then sustain
+off, all notes off and all sound off: nothing is left sounding. A lost named port is waited
+for: the engine reconnects when a port of that name is back.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Session:
         self.follower = ClockFollower()
         self.phase_lock = PhaseLock()
         self._started_once = False
+        self.port_lost = False  # the output's port is gone and not (yet) reconnected
 
     def open_inputs(self, stack: ExitStack) -> None:
         """Open --control-port and --sync (one port when both name the same one)."""
@@ -140,8 +142,7 @@ class Session:
                     self.commands.press(key)
                 self.apply_controllers()
                 stats = self.engine.stats()
-                if stats.get("port_error"):
-                    self.status.message(f"emolive: error: MIDI output failed: {stats['port_error']}")
+                if self.port_gone_for_good(stats):
                     return 1
                 if stats.get("generator_error"):  # the engine has already ended its notes
                     self.status.message("emolive: error: the model failed while playing: "
@@ -149,6 +150,21 @@ class Session:
                     return 1
                 self.show(stats)
         return 0
+
+    def port_gone_for_good(self, stats: dict[str, Any]) -> bool:
+        """A lost output: a virtual port ends the run (it has nothing to come back to); for a
+        named port, say so and play on silently; the engine reconnects when it is back."""
+        error = stats.get("port_error")
+        if error and self.args.virtual is not None:
+            self.status.message(f"emolive: error: MIDI output failed: {error}")
+            return True
+        if error and not self.port_lost:
+            self.status.message(f"emolive: MIDI output lost: {error}; waiting for it to come "
+                                "back (Ctrl-C quits)")
+        elif self.port_lost and not error:
+            self.status.message("emolive: MIDI output is back; playing into it again")
+        self.port_lost = bool(error)
+        return False
 
     def apply_controllers(self) -> None:
         weights = self.steering.take()

@@ -6,6 +6,8 @@ is one JSON object; the driver reads commands from stdin:
     -> {"event": "playing", ...}        (after notes have been sent)
     <- "continue"                       (the port or server is gone now)
     -> {"event": "after_loss", ...}     (1 s later: is the clock still running? any error?)
+    <- "reconnect"  (optional: the port is back) -> {"event": "reconnected", ...}, then waits
+                    for one more line
     -> {"event": "stopped", ...}        (after stop(): sounding notes, time stop() took)
     -> {"event": "closed", ...}
 """
@@ -19,6 +21,20 @@ import time
 
 def emit(event: str, **data: object) -> None:
     print(json.dumps({"event": event, **data}), flush=True)
+
+
+def wait_for_reconnection(engine, timeout_s: float = 10.0) -> None:
+    """Until the engine has reconnected (it looks every 0.5 s); then report, after a second
+    of playing into the returned port."""
+    started = time.monotonic()
+    while engine.stats()["port_reconnects"] == 0 and time.monotonic() - started < timeout_s:
+        time.sleep(0.05)
+    waited = time.monotonic() - started
+    notes_before = engine.stats()["notes_sent"]
+    time.sleep(1.0)
+    stats = engine.stats()
+    emit("reconnected", waited_s=round(waited, 3), port_reconnects=stats["port_reconnects"],
+         port_error=stats["port_error"], notes_since=stats["notes_sent"] - notes_before)
 
 
 def main(model: str, port: str) -> int:
@@ -39,6 +55,9 @@ def main(model: str, port: str) -> int:
     stats = engine.stats()
     emit("after_loss", steps_since=stats["step"] - step_at_loss, port_error=stats["port_error"],
          generator_error=stats.get("generator_error"), playing=engine.is_playing)
+    if sys.stdin.readline().strip() == "reconnect":
+        wait_for_reconnection(engine)
+        sys.stdin.readline()
     started = time.monotonic()
     engine.stop()
     stats = engine.stats()

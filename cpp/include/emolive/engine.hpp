@@ -49,7 +49,8 @@ struct EngineStats {
   int sounding = 0;
   int64_t late_notes = 0;
   float max_lateness_us = 0.0f;
-  std::string port_error;       // empty when none
+  std::string port_error;       // empty when none (or once the port is reconnected)
+  int port_reconnects = 0;      // times the output reconnected after losing its port
   std::string generator_error;  // empty when none
   size_t recording_dropped = 0;
   bool realtime = false;  // the clock thread runs with real-time priority

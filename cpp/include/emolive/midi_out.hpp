@@ -21,8 +21,11 @@ class MidiOutput {
   virtual std::string describe() const = 0;
   // Called now and then from a non-real-time thread (never the clock thread's job): notices a
   // destination that has disappeared (program closed, device unplugged, server gone) and
-  // marks the output failed. Must be safe to call while another thread sends.
+  // marks the output failed; on a failed output, reconnects where it can (the same port name
+  // is back) and clears the failure. Must be safe to call while another thread sends.
   virtual void check_connection() {}
+  // How many times check_connection() has reconnected after a failure.
+  virtual int reconnects() const noexcept { return 0; }
 };
 
 // Discards every message (headless use, benchmarks).
@@ -52,6 +55,7 @@ class RecordingOutput final : public MidiOutput {
   void check_connection() override {
     if (inner_) inner_->check_connection();
   }
+  int reconnects() const noexcept override { return inner_ ? inner_->reconnects() : 0; }
 
   size_t count() const { return count_.load(std::memory_order_acquire); }
   const RecordedMessage& at(size_t i) const { return buffer_[i]; }
