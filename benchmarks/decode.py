@@ -18,6 +18,7 @@ A bar is 16 consecutive steps (sums of consecutive per-step times).
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 import warnings
@@ -137,7 +138,10 @@ def bench_model(model: ModelDir, n: int, rounds: int) -> dict[str, Any]:
             times[name].append(run())
     diff = time_torch(model, x, 1)[1]
     rows = {name: np.concatenate(parts) for name, parts in times.items()}
+    card = json.loads((model.path / "model_card.json").read_text())
+    precision = card.get("precision", {}).get("decoder_step", "float32")
     return {"model": model.label, "path": str(model.path), "torch_twin": model.torch_source,
+            "decoder_step_precision": precision,
             "torch_vs_onnx_max_abs_diff": diff,
             "sizes": {"z": core_model.z_dim, "layers": core_model.layers,
                       "hidden": core_model.hidden},

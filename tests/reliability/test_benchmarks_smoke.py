@@ -29,7 +29,8 @@ def test_decode_benchmark_runs(tmp_path: Path) -> None:
     result = run_benchmark(tmp_path, "decode", "--steps", "64", "--rounds", "1")
     for model in result["models"]:
         if model["torch_twin"].startswith("same weights"):
-            assert model["torch_vs_onnx_max_abs_diff"] < 1e-4
+            int8 = model["decoder_step_precision"].startswith("int8")  # 8-bit weights
+            assert model["torch_vs_onnx_max_abs_diff"] < (0.05 if int8 else 1e-4)
         for row in model["rows"].values():
             assert 0 < row["step"]["median_us"] <= row["step"]["p99_us"]
             assert row["step"]["n"] == 64 and row["bar"]["n"] == 4
