@@ -228,24 +228,22 @@ class RtMidiOutput final : public MidiOutput {
   void try_reconnect() {
     if (client_name_.empty()) return;
     if (server_lost_) {
-      if (!backend_alive(api_.id)) return;
-      OpenedApi fresh;
-      fresh.sink = std::make_unique<ErrorSink>();
+      ErrorSink probe;  // the new client's errors go to api_.sink once it is in use
       std::string why;
-      fresh.out = try_open_api(api_.id, client_name_, *fresh.sink, why);
-      if (!fresh.out) return;
-      const int index = find_port(*fresh.out);
+      std::unique_ptr<RtMidiOut> fresh = try_open_api(api_.id, client_name_, probe, why);
+      if (!fresh) return;  // the server is not back
+      const int index = find_port(*fresh);
       if (index < 0) return;  // the server is back, the destination not yet
-      fresh.name = api_.name;
-      fresh.id = api_.id;
       pause_sends();
-      (void)api_.out.release();  // the dead server's clients, with their sinks
-      (void)api_.sink.release();
+      // The dead server's clients are left to the process's end; api_.sink stays (other
+      // threads read it), and nothing calls the old client again, so it reports nothing.
+      (void)api_.out.release();
       (void)watcher_.out.release();
       (void)watcher_.sink.release();
       watcher_ = OpenedApi{};
       watcher_client_ = client_name_ + "-watch";
-      api_ = std::move(fresh);
+      fresh->setErrorCallback(&ErrorSink::callback, api_.sink.get());
+      api_.out = std::move(fresh);
       reopen(index);
       return;
     }
