@@ -1,44 +1,27 @@
 """A private dummy JACK server and a recording input port, for the benchmarks that measure
-through real MIDI ports (process start to first note, end-to-end delivery)."""
+through real MIDI ports (process start to first note, end-to-end delivery). The server comes
+from tests/jackd.py, one implementation for the tests and the benchmarks."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-PERIOD_FRAMES = 64
-RATE_HZ = 48000  # one JACK period: 64 / 48000 s = 1.33 ms
+from tests.jackd import PERIOD_FRAMES, RATE_HZ, JackdError, dummy_server
+
+__all__ = ["PERIOD_FRAMES", "RATE_HZ", "Receiver", "jack_server"]
 
 
 @contextmanager
 def jack_server() -> Iterator[str]:
-    """Start `jackd -S -d dummy` under a private name, export it, yield the name."""
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        raise SystemExit("jackd is not installed (Debian package jackd2)")
-    name = f"emolive-bench-{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen([jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r",
-                             str(RATE_HZ), "-p", str(PERIOD_FRAMES)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"))
-    previous = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = name
+    """A private synchronous dummy JACK server (`jackd -S -d dummy`), exported, its name."""
     try:
-        subprocess.run(["jack_wait", "-w", "-t", "15"], capture_output=True, check=True)
-        yield name
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if previous is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = previous
+        with dummy_server("emolive-bench", synchronous=True) as name:
+            yield name
+    except JackdError as err:
+        raise SystemExit(str(err)) from err
 
 
 class Receiver:

@@ -19,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 import numpy as np
+
+from tests.jackd import dummy_server
 
 
 def sink_main(name: str, out_path: str, seconds: float) -> None:
@@ -41,18 +42,6 @@ def sink_main(name: str, out_path: str, seconds: float) -> None:
         received.append((time.perf_counter(), event[0]))
     with open(out_path, "w") as handle:
         json.dump(received, handle)
-
-
-def wait_for_jack() -> None:
-    import rtmidi
-
-    for _ in range(100):
-        try:
-            rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="probe").get_ports()
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.1)
-    raise SystemExit("jackd did not start")
 
 
 def send_clock(port: object, bpm: float, seconds: float) -> tuple[float, list[float]]:
@@ -86,16 +75,8 @@ def main() -> None:
     parser.add_argument("--start-bpm", type=float, default=90.0, help="emolive's --bpm before it hears the clock")
     options = parser.parse_args()
 
-    server = f"emolive-sync-{uuid.uuid4().hex[:6]}"
-    jack = subprocess.Popen(["jackd", "--no-realtime", "-n", server, "-d", "dummy", "-r", "48000", "-p", "64"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.environ["JACK_DEFAULT_SERVER"] = server
-    try:
-        wait_for_jack()
+    with dummy_server("emolive-sync", synchronous=False):
         run(options)
-    finally:
-        jack.terminate()
-        jack.wait(timeout=10)
 
 
 def run(options: argparse.Namespace) -> None:

@@ -3,67 +3,26 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.jack_registry import reclaim_dead_servers
+from tests.jackd import JackdError, start_dummy_jackd, stop_jackd
 
 
-def start_jackd(name: str, attempts: int = 5) -> subprocess.Popen:
-    """Start `jackd` with the dummy driver as server `name` and wait until a client can connect.
-
-    jackd sometimes exits at start-up when other servers start at the same moment, so it is
-    tried `attempts` times. Stop it with terminate() (SIGTERM frees its slot in JACK's 8-slot
-    server registry; SIGKILL leaks the slot, which the next start reclaims: tests/jack_registry.py).
-    Skips if jackd is not installed.
-    """
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.skip("jackd not installed (Debian package jackd2); scripts/setup.sh installs it")
-    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    proc: subprocess.Popen | None = None
-    for _ in range(attempts):
-        reclaim_dead_servers()  # slots that killed servers (of any run) left in the registry
-        proc = subprocess.Popen(
-            [jackd, "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r", "48000", "-p", "64"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            preexec_fn=_terminate_with_parent,
-        )
-        if _wait_for_jack(proc, name):
-            return proc
-        stop_jackd(proc)
-    assert proc is not None
-    pytest.fail(f"jackd -n {name} did not come up in {attempts} attempts (status {proc.returncode})")
-
-
-def _terminate_with_parent() -> None:
-    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL or a
-    timeout (Linux prctl PR_SET_PDEATHSIG), so no orphaned jackd keeps a registry slot."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
-
-
-def stop_jackd(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL only if the server does not exit within 5 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def start_jackd(name: str, synchronous: bool = True) -> subprocess.Popen:
+    """Start a dummy JACK server `name` (tests/jackd.py) and wait until a client can connect.
+    Skips the test if jackd is not installed; fails it if the server does not come up. Stop it
+    with stop_jackd() (SIGTERM; SIGKILL would leak a registry slot until the next start)."""
+    try:
+        return start_dummy_jackd(name, synchronous)
+    except JackdError as err:
+        if "not installed" in str(err):
+            pytest.skip(str(err))
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")
@@ -87,31 +46,6 @@ def jack_server() -> Iterator[str]:
             os.environ["JACK_DEFAULT_SERVER"] = previous
 
 
-def _wait_for_jack(proc: subprocess.Popen, name: str, timeout_s: float = 10.0) -> bool:
-    """Poll until a JACK client can connect to server `name`; False if jackd exits or times out.
-
-    Connects from a subprocess with JACK_DEFAULT_SERVER=name, so a failed attempt (libjack
-    tries to start a server of its own) never disturbs this process.
-    """
-    probe = (
-        "import rtmidi, sys\n"
-        "out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name='emolive-probe')\n"
-        "out.open_virtual_port('probe')\n"
-    )
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        result = subprocess.run(
-            [sys.executable, "-c", probe], env=env, capture_output=True, timeout=timeout_s
-        )
-        if result.returncode == 0:
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.fixture
 def private_jack_server() -> Iterator[Callable[[str], subprocess.Popen]]:
     """A factory for extra JACK servers a test may stop itself (server-loss tests).
@@ -120,8 +54,8 @@ def private_jack_server() -> Iterator[Callable[[str], subprocess.Popen]]:
     """
     started: list[subprocess.Popen] = []
 
-    def start(name: str) -> subprocess.Popen:
-        proc = start_jackd(name)
+    def start(name: str, synchronous: bool = True) -> subprocess.Popen:
+        proc = start_jackd(name, synchronous)
         started.append(proc)
         return proc
 

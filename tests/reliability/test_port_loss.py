@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,41 +34,26 @@ def _engine_built() -> None:
         pytest.skip("the engine (emolive.Engine) is not built in this checkout")
 
 
-def private_jackd(monkeypatch: pytest.MonkeyPatch, synchronous: bool,
-                  name: str | None = None) -> Iterator[subprocess.Popen]:
-    """A private dummy JACK server for one test (the test may stop it)."""
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.skip("jackd not installed (Debian package jackd2)")
+def own_server(start: Callable[..., subprocess.Popen], monkeypatch: pytest.MonkeyPatch,
+               synchronous: bool, name: str | None = None) -> subprocess.Popen:
+    """A private dummy JACK server for one test (which may stop it; conftest stops it at the
+    end otherwise), exported as JACK_DEFAULT_SERVER for the engine and receiver processes."""
     name = name or f"emolive-loss-{uuid.uuid4().hex[:8]}"
-    mode = ["-S"] if synchronous else []
-    proc = subprocess.Popen([jackd, "--no-realtime", *mode, "-n", name, "-d", "dummy", "-r",
-                             "48000", "-p", "64"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"))
+    proc = start(name, synchronous)
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
-    # Wait with JACK's own tool: libjack talks to one server per process, and this process may
-    # already be a client of the session's server (tests/conftest.py), so no client here.
-    waited = subprocess.run(["jack_wait", "-w", "-t", "15"], capture_output=True, text=True)
-    if waited.returncode != 0 or proc.poll() is not None:
-        proc.terminate()
-        pytest.fail(f"private jackd did not come up: {waited.stdout} {waited.stderr}")
-    yield proc
-    if proc.poll() is None:
-        proc.terminate()  # never SIGKILL: see docs/reliability.md (JACK's server registry)
-        proc.wait(timeout=10)
+    return proc
 
 
 @pytest.fixture
-def own_jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
-    yield from private_jackd(monkeypatch, synchronous=True)
+def own_jack_server(private_jack_server, monkeypatch: pytest.MonkeyPatch) -> subprocess.Popen:
+    return own_server(private_jack_server, monkeypatch, synchronous=True)
 
 
 @pytest.fixture
-def own_async_jack_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen]:
+def own_async_jack_server(private_jack_server, monkeypatch: pytest.MonkeyPatch) -> subprocess.Popen:
     """JACK2's default (asynchronous) mode, as most users run it. In synchronous mode (-S) a
     client that dies stalls the server for ~4 s, and the engine's stop() with it."""
-    yield from private_jackd(monkeypatch, synchronous=False)
+    return own_server(private_jack_server, monkeypatch, synchronous=False)
 
 
 class Driver:
@@ -195,13 +179,14 @@ def test_a_receiving_port_that_comes_back_is_reconnected(
     assert got["note_ons"] > 0 and got["left_sounding"] == 0 and got["double_strikes"] == 0, got
 
 
-def test_a_restarted_jack_server_is_reconnected(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_restarted_jack_server_is_reconnected(private_jack_server,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The JACK server stops and starts again (same name), then the receiver comes back: the
     engine leaves its old clients (they belonged to the dead server) and opens new ones."""
     from emolive.engine import DEFAULT_MODEL_DIR
 
     name = f"EMOLIVE-RESTART-{os.getpid()}"
-    server = next(private_jackd(monkeypatch, synchronous=False))
+    server = own_server(private_jack_server, monkeypatch, synchronous=False)
     first = Receiver(name)
     driver = Driver(DEFAULT_MODEL_DIR, name)
     server.terminate()  # SIGTERM: the server goes, and every port with it
@@ -209,9 +194,8 @@ def test_a_restarted_jack_server_is_reconnected(monkeypatch: pytest.MonkeyPatch)
     first.close()
     events = driver.next("continue", "after_loss")
     assert events["port_error"], events
-    restarted = private_jackd(monkeypatch, synchronous=False,
-                              name=os.environ["JACK_DEFAULT_SERVER"])
-    next(restarted)
+    own_server(private_jack_server, monkeypatch, synchronous=False,
+               name=os.environ["JACK_DEFAULT_SERVER"])
     second = Receiver(name)
     try:
         back = driver.next("reconnect", "reconnected")
@@ -223,7 +207,6 @@ def test_a_restarted_jack_server_is_reconnected(monkeypatch: pytest.MonkeyPatch)
         got = second.ask("quit")
     finally:
         second.close()
-        next(restarted, None)  # stops the restarted server
     assert got["note_ons"] > 0 and got["left_sounding"] == 0 and got["double_strikes"] == 0, got
 
 

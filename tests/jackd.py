@@ -1,0 +1,99 @@
+"""Dummy JACK servers for the tests and benchmarks: start one, wait until a client can connect,
+stop it without leaking a slot of JACK's 8-slot server registry.
+
+    with dummy_server("emolive-bench") as name:   # exported as JACK_DEFAULT_SERVER meanwhile
+        ...
+
+The server runs `jackd --no-realtime [-S] -n NAME -d dummy -r 48000 -p 64` (48 kHz, 64-frame
+periods = 1.33 ms). `-S` (synchronous, the default here) makes a client that dies stall the
+server for ~4 s; asynchronous mode is JACK2's own default and removes a dead client at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tests.jack_registry import reclaim_dead_servers
+
+RATE_HZ = 48000
+PERIOD_FRAMES = 64  # one period: 64 / 48000 s = 1.33 ms
+
+
+class JackdError(RuntimeError):
+    """jackd is missing or did not come up."""
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the starting process dies, even by SIGKILL
+    (Linux prctl PR_SET_PDEATHSIG), so no orphaned jackd keeps a registry slot."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+
+
+def _wait_until_usable(proc: subprocess.Popen, name: str, timeout_s: float) -> bool:
+    """`jack_wait` in a subprocess (libjack talks to one server per process, and this process
+    may be a client of another one); JACK_NO_START_SERVER keeps it from starting its own."""
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    result = subprocess.run(["jack_wait", "-w", "-t", str(max(1, round(timeout_s)))], env=env,
+                            capture_output=True, text=True)
+    return result.returncode == 0 and proc.poll() is None
+
+
+def start_dummy_jackd(name: str, synchronous: bool = True, attempts: int = 5,
+                      timeout_s: float = 10.0) -> subprocess.Popen:
+    """Start server `name` and wait until it is usable. jackd sometimes exits at start-up when
+    other servers start at the same moment, so it is tried `attempts` times."""
+    jackd = shutil.which("jackd")
+    if jackd is None or shutil.which("jack_wait") is None:
+        raise JackdError("jackd not installed (Debian package jackd2; scripts/setup.sh installs it)")
+    mode = ["-S"] if synchronous else []
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    for _ in range(attempts):
+        reclaim_dead_servers()  # slots that killed servers (of any run) left in the registry
+        proc = subprocess.Popen(
+            [jackd, "--no-realtime", *mode, "-n", name, "-d", "dummy", "-r", str(RATE_HZ),
+             "-p", str(PERIOD_FRAMES)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            preexec_fn=_terminate_with_parent)
+        if _wait_until_usable(proc, name, timeout_s):
+            return proc
+        stop_jackd(proc)
+    raise JackdError(f"jackd -n {name} did not come up in {attempts} attempts "
+                     f"(status {proc.returncode})")
+
+
+def stop_jackd(proc: subprocess.Popen) -> None:
+    """SIGTERM (frees the registry slot), then SIGKILL only if it does not exit within 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def dummy_server(prefix: str = "emolive", synchronous: bool = True) -> Iterator[str]:
+    """A server named `prefix-<random>`, exported as JACK_DEFAULT_SERVER while in use."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    proc = start_dummy_jackd(name, synchronous)
+    previous = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    try:
+        yield name
+    finally:
+        stop_jackd(proc)
+        if previous is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = previous
