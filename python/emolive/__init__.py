@@ -10,9 +10,13 @@ subpackage) does not load the native module until it is needed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from emolive._startup import quiet_interrupt_while_starting
 
-from emolive.emotions import known_emotions, parse_emotion
+quiet_interrupt_while_starting()  # first: a Ctrl-C while the command imports exits 130, quietly
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from emolive.emotions import known_emotions, parse_emotion  # noqa: E402
 
 if TYPE_CHECKING:
     from emolive.engine import Engine, EngineError, ModelError, PortError, find_port, list_ports

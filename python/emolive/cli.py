@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from emolive import __version__, ports
+from emolive._startup import end_of_startup
 from emolive.cli_options import emotion_listing, generate_parser, live_parser
 
 TRAINING_COMMANDS = ("train", "export", "evaluate")
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
         return _dispatch(args)
     except CommandError as exc:
         _print_error(str(exc))

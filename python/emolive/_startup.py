@@ -1,0 +1,75 @@
+"""A Ctrl-C while the `emolive` command is still starting ends it quietly with status 130.
+
+The console script (``emolive = emolive.cli:main``) and ``python -m emolive`` import the package
+before ``main()`` runs, and nothing of ours catches a ``KeyboardInterrupt`` raised during those
+imports: Python would print a traceback. So ``emolive/__init__.py`` calls
+:func:`quiet_interrupt_while_starting` first thing; when this process *is* the command it makes
+SIGINT raise ``SystemExit(130)`` (no traceback, status 130, as a Ctrl-C later gives), and
+:func:`end_of_startup` (the first thing ``main()`` does) puts Python's usual handler back, so
+``main()`` and live play handle Ctrl-C as before. A program that merely imports emolive keeps
+its own SIGINT handling. Only the standard library's ``sys``/``os`` are used before the check.
+
+Not covered: an interrupt during Python's own start-up (before the package's first line runs;
+about 10 ms, mostly ``site``), which Python reports itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+#: Exit status of a command ended by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED_STATUS = 130
+
+#: Module names that are the command under ``python -m``.
+_COMMAND_MODULES = ("emolive", "emolive.cli", "emolive.__main__")
+
+
+def _exit_quietly(_signum: int, _frame: Any) -> None:
+    raise SystemExit(INTERRUPTED_STATUS)
+
+
+def is_the_command(argv: list[str], orig_argv: list[str]) -> bool:
+    """True when the process runs the `emolive` console script or ``python -m emolive[.cli]``.
+
+    ``argv`` is ``sys.argv`` while the package is imported (``argv[0]`` is ``"-m"`` under
+    ``python -m``, the script's path otherwise); ``orig_argv`` is ``sys.orig_argv``.
+    """
+    first = argv[0] if argv else ""
+    if first == "-m":
+        return _module_run_by_m(orig_argv) in _COMMAND_MODULES
+    name = first.replace("\\", "/").rsplit("/", 1)[-1]  # either separator, whatever the platform
+    for suffix in (".exe", "-script.pyw", "-script.py"):  # Windows launchers
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name == "emolive"
+
+
+def _module_run_by_m(orig_argv: list[str]) -> str | None:
+    for i, arg in enumerate(orig_argv[1:], start=1):
+        if arg == "-m":
+            return orig_argv[i + 1] if i + 1 < len(orig_argv) else None
+        if arg.startswith("-m"):
+            return arg[2:]
+    return None
+
+
+def quiet_interrupt_while_starting() -> None:
+    """In the command's process only: SIGINT raises ``SystemExit(130)`` until :func:`end_of_startup`."""
+    if not is_the_command(sys.argv, getattr(sys, "orig_argv", [])):
+        return
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own, not a caller's
+            signal.signal(signal.SIGINT, _exit_quietly)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+
+
+def end_of_startup() -> None:
+    """Python's usual SIGINT handler (``KeyboardInterrupt``) back, if the start-up one is set."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is _exit_quietly:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,0 +1,117 @@
+"""Ctrl-C while the `emolive` command is still importing: exit status 130, nothing on stderr.
+
+The interrupt is sent at a fixed point, not after a delay: a ``sitecustomize`` module (found
+first through PYTHONPATH) puts an import hook in front that, when the command's process first
+looks for ``emolive.cli`` (after the package's ``__init__`` ran, before ``main()``), sends SIGINT
+to its own process and lets Python handle it right there, inside the import.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emolive._startup import INTERRUPTED_STATUS, is_the_command
+
+SITECUSTOMIZE = r'''
+import os, signal, sys
+
+class InterruptAt:
+    """Sends SIGINT to this process when the module EMOLIVE_TEST_SIGINT_AT is first looked for."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["EMOLIVE_TEST_SIGINT_AT"]:
+            sys.meta_path.remove(self)
+            with open(os.environ["EMOLIVE_TEST_SIGINT_MARK"], "w") as mark:
+                mark.write(name)
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # Python runs signal handlers at loop back-edges: here
+                pass
+        return None
+
+sys.meta_path.insert(0, InterruptAt())
+'''
+
+
+def _console_script() -> Path | None:
+    script = Path(sys.executable).parent / ("emolive.exe" if sys.platform.startswith("win") else "emolive")
+    return script if script.exists() else None
+
+
+def _run_interrupted(tmp_path: Path, command: list[str], module: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    mark = tmp_path / "interrupted"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+               EMOLIVE_TEST_SIGINT_AT=module, EMOLIVE_TEST_SIGINT_MARK=str(mark))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert mark.read_text() == module, "the interrupt was not sent: the hook never saw the module"
+    return result
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT to itself")
+@pytest.mark.parametrize("route", ["console script", "python -m emolive"])
+def test_ctrl_c_during_start_up_imports_exits_130_quietly(tmp_path: Path, route: str) -> None:
+    if route == "console script":
+        script = _console_script()
+        if script is None:
+            pytest.skip("the emolive console script is not installed next to this Python")
+        command = [str(script), "--version"]
+    else:
+        command = [sys.executable, "-m", "emolive", "--version"]
+    result = _run_interrupted(tmp_path, command, "emolive.cli")
+    assert result.returncode == INTERRUPTED_STATUS, (result.returncode, result.stderr)
+    assert result.stderr == ""
+    assert result.stdout == ""  # it stopped before main(): no version printed
+
+
+def test_importing_emolive_leaves_sigint_alone() -> None:
+    code = ("import signal, emolive\n"
+            "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+            "from emolive.cli import main\n"
+            "assert main(['--version']) == 0\n"
+            "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT to itself")
+def test_ctrl_c_once_main_runs_is_a_keyboard_interrupt_again() -> None:
+    # After start-up, main() and live play see KeyboardInterrupt as before (not SystemExit).
+    code = ("import os, signal, sys\n"
+            "sys.argv[0] = 'emolive'\n"  # as the console script's process
+            "import emolive\n"
+            "assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler\n"
+            "from emolive._startup import end_of_startup\n"
+            "end_of_startup()\n"
+            "try:\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    for _ in range(1000): pass\n"
+            "except KeyboardInterrupt:\n"
+            "    sys.exit(7)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 7, result.stderr
+
+
+@pytest.mark.parametrize(("argv", "orig_argv", "expected"), [
+    (["/venv/bin/emolive", "--port", "x"], ["/venv/bin/python", "/venv/bin/emolive", "--port", "x"], True),
+    (["C:\\venv\\Scripts\\emolive.exe"], ["python.exe", "C:\\venv\\Scripts\\emolive.exe"], True),
+    (["-m"], ["python", "-m", "emolive", "--version"], True),
+    (["-m"], ["python", "-X", "faulthandler", "-m", "emolive.cli"], True),
+    (["-m"], ["python", "-memolive"], True),
+    (["-m"], ["python", "-m", "pytest"], False),
+    (["/usr/bin/pytest"], ["python", "/usr/bin/pytest"], False),
+    (["-c"], ["python", "-c", "import emolive"], False),
+    ([""], ["python"], False),
+    ([], [], False),
+])
+def test_the_command_is_recognised(argv: list[str], orig_argv: list[str], expected: bool) -> None:
+    assert is_the_command(argv, orig_argv) is expected
+
+
+def test_status_is_that_of_a_shell_for_sigint() -> None:
+    assert INTERRUPTED_STATUS == 128 + int(signal.SIGINT)
