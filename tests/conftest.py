@@ -1,16 +1,25 @@
-"""Shared fixtures: a dummy JACK server, and a tiny random-weight model in the ONNX contract."""
+"""Shared fixtures: dummy JACK servers, a tiny random-weight model in the ONNX contract, and an
+Engine on it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
-from tests.jackd import JackdError, start_dummy_jackd, stop_jackd
+from tests.jackd import JackdError, dummy_server, start_dummy_jackd, stop_jackd
+
+if TYPE_CHECKING:
+    from emolive import Engine
+
+
+def _skip_or_fail(err: JackdError) -> NoReturn:
+    if "not installed" in str(err):
+        pytest.skip(str(err))
+    pytest.fail(str(err))
 
 
 def start_jackd(name: str, synchronous: bool = True) -> subprocess.Popen:
@@ -20,9 +29,7 @@ def start_jackd(name: str, synchronous: bool = True) -> subprocess.Popen:
     try:
         return start_dummy_jackd(name, synchronous)
     except JackdError as err:
-        if "not installed" in str(err):
-            pytest.skip(str(err))
-        pytest.fail(str(err))
+        _skip_or_fail(err)
 
 
 @pytest.fixture(scope="session")
@@ -32,18 +39,15 @@ def jack_server() -> Iterator[str]:
     The name is exported as JACK_DEFAULT_SERVER for this process (RtMidi, python-rtmidi) and so
     for subprocesses started by the tests.
     """
-    name = f"emolive-test-{uuid.uuid4().hex[:8]}"
-    proc = start_jackd(name)
-    previous = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = name
+    server = dummy_server("emolive-test")
+    try:
+        name = server.__enter__()
+    except JackdError as err:
+        _skip_or_fail(err)
     try:
         yield name
     finally:
-        stop_jackd(proc)
-        if previous is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = previous
+        server.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -76,3 +80,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_model")
     export_random_model(out, z_dim=16, hidden=32, layers=1, seed=0)
     return out
+
+
+@pytest.fixture()
+def engine(tiny_model_dir: Path) -> Iterator[Engine]:
+    """An Engine on the tiny model, seed 11, no live output; closed after the test."""
+    from emolive import Engine
+
+    with Engine(model=tiny_model_dir, seed=11) as e:
+        yield e

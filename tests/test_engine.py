@@ -10,22 +10,7 @@ import pytest
 
 from emolive import Engine, EngineError, ModelError
 from emolive.scales import scale_mask
-
-
-@pytest.fixture()
-def engine(tiny_model_dir: Path):
-    with Engine(model=tiny_model_dir, seed=11) as e:
-        yield e
-
-
-def note_events(midi: mido.MidiFile) -> list[tuple[int, str, int, int]]:
-    """(absolute tick, type, note, velocity) of every note message."""
-    out, now = [], 0
-    for msg in midi.tracks[0]:
-        now += msg.time
-        if msg.type in ("note_on", "note_off"):
-            out.append((now, msg.type, msg.note, msg.velocity))
-    return out
+from tests.midi_events import note_events
 
 
 def test_generate_returns_a_midi_file_with_paired_notes(engine: Engine) -> None:

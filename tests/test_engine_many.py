@@ -3,30 +3,12 @@ what generate() gives for the same seed; arguments; every piece ends with its no
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mido
 import pytest
 
 from emolive import Engine
 from emolive.emotions import parse_emotion
-
-
-
-@pytest.fixture()
-def engine(tiny_model_dir: Path):
-    with Engine(model=tiny_model_dir, seed=11) as e:
-        yield e
-
-
-def note_events(midi: mido.MidiFile) -> list[tuple[int, str, int, int]]:
-    """(absolute tick, type, note, velocity) of every note message."""
-    out, now = [], 0
-    for msg in midi.tracks[0]:
-        now += msg.time
-        if msg.type in ("note_on", "note_off"):
-            out.append((now, msg.type, msg.note, msg.velocity))
-    return out
+from tests.midi_events import note_events
 
 
 def singles(engine: Engine, seeds: list[int], bars: int, **kwargs) -> list[list[tuple]]:
