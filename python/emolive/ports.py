@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -121,7 +122,31 @@ def input_port_names() -> list[str]:
     try:
         return list(midi_in.get_ports())
     finally:
-        midi_in.delete()
+        close_midi_in(midi_in)
+
+
+#: Between closing an input port and closing its JACK client (seconds): longer than a JACK cycle
+#: still in flight (one period: 1.3 ms at 64 frames / 48 kHz, 43 ms at 2048 / 48 kHz), with a
+#: margin for a process thread descheduled on a busy machine. See ``close_midi_in``.
+SETTLE_S = 0.1
+
+
+def close_midi_in(midi_in: Any, port_was_open: bool = False) -> None:
+    """Close a python-rtmidi input: its port first, then (after ``SETTLE_S``) its client.
+
+    Why this order and the pause (docs/reliability.md, "Exit crash"): closing a JACK client
+    (``delete()`` -> ``jack_client_close`` -> ``jack_deactivate``) stops the client's process
+    thread with ``pthread_cancel`` in *asynchronous* mode (JACK2's JackPosixThread), so the thread
+    dies wherever it is. RtMidi's JACK input callback allocates (it copies each message into
+    ``std::vector``s) while a message is being queued; cancelled inside ``malloc``, the thread
+    can leave the heap locked or half-updated, and the process hang or crash later (at exit, say). ``close_port()`` unregisters the port and RtMidi's callback returns at once from the
+    next cycle on (it does nothing without a port), so after a cycle's time the thread is
+    cancelled while idle, never while allocating.
+    """
+    if port_was_open:
+        midi_in.close_port()
+        time.sleep(SETTLE_S)
+    midi_in.delete()
 
 
 class InputPort:
@@ -136,40 +161,54 @@ class InputPort:
 
     POLL_S = 0.001  # how long the drain thread sleeps when the queue is empty (seconds)
 
-    def __init__(self, query: str | int, callback: MessageCallback, client_name: str = "emolive") -> None:
-        self._midi_in = _new_midi_in(client_name)
-        names = list(self._midi_in.get_ports())
-        try:
-            self.index = match_port(names, query)
-        except InputPortError:
-            self._midi_in.delete()
-            raise
-        self.name = names[self.index]
-        # Clock (0xF8 etc.) is ignored by default; sync needs it. Sysex and active sensing are not used.
-        self._midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._midi_in.open_port(self.index, name=f"{client_name} in")
-        self._callback = callback
-        self._closing = threading.Event()
-        self._drainer = threading.Thread(target=self._drain, name=f"emolive-in {self.name}", daemon=True)
-        self._drainer.start()
+    JOIN_S = 2.0  # how long close() waits for a callback in progress (seconds)
 
-    def _drain(self) -> None:
-        while not self._closing.is_set():
-            event = self._midi_in.get_message()
+    def __init__(self, query: str | int, callback: MessageCallback, client_name: str = "emolive") -> None:
+        midi_in = _new_midi_in(client_name)
+        port_open = False
+        try:  # from here on, a failure closes the client: none is left to the interpreter's exit
+            names = list(midi_in.get_ports())
+            self.index = match_port(names, query)
+            self.name = names[self.index]
+            # Clock (0xF8 etc.) is ignored by default; sync needs it. Sysex and active sensing are not used.
+            midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+            midi_in.open_port(self.index, name=f"{client_name} in")
+            port_open = True
+            self._callback = callback
+            self._closing = threading.Event()
+            self._drainer = threading.Thread(target=self._drain, args=(midi_in,), name=f"emolive-in {self.name}",
+                                             daemon=True)
+            self._drainer.start()
+        except BaseException:
+            close_midi_in(midi_in, port_was_open=port_open)
+            raise
+        self._midi_in: Any = midi_in
+
+    def _drain(self, midi_in: Any) -> None:
+        while not self._closing.is_set():  # checked before every get_message(): close() waits for it
+            event = midi_in.get_message()
             if event is None:
                 self._closing.wait(self.POLL_S)
                 continue
             message, delta_s = event
-            self._callback(bytes(message), float(delta_s))
+            try:
+                self._callback(bytes(message), float(delta_s))
+            except Exception:
+                if self._closing.is_set():  # e.g. the engine closed meanwhile: nothing to deliver to
+                    return
+                raise
 
     def close(self) -> None:
-        """Stop delivering and close the port; idempotent."""
-        if self._midi_in is not None:
+        """Stop delivering, then close the port and its client (see ``close_midi_in``); idempotent.
+
+        Returns once the drain thread has stopped calling python-rtmidi (or after ``JOIN_S`` if a
+        callback is stuck: that thread checks the flag before its next ``get_message()``).
+        """
+        midi_in, self._midi_in = self._midi_in, None
+        if midi_in is not None:
             self._closing.set()
-            self._drainer.join(timeout=2.0)
-            self._midi_in.close_port()
-            self._midi_in.delete()
-            self._midi_in = None
+            self._drainer.join(timeout=self.JOIN_S)
+            close_midi_in(midi_in, port_was_open=True)
 
     def __enter__(self) -> InputPort:
         return self
