@@ -139,7 +139,8 @@ def close_midi_in(midi_in: Any, port_was_open: bool = False) -> None:
     thread with ``pthread_cancel`` in *asynchronous* mode (JACK2's JackPosixThread), so the thread
     dies wherever it is. RtMidi's JACK input callback allocates (it copies each message into
     ``std::vector``s) while a message is being queued; cancelled inside ``malloc``, the thread
-    can leave the heap locked or half-updated, and the process hang or crash later (at exit, say). ``close_port()`` unregisters the port and RtMidi's callback returns at once from the
+    can leave the heap locked or half-updated, and the process hang or crash later (at exit,
+    say). ``close_port()`` unregisters the port and RtMidi's callback returns at once from the
     next cycle on (it does nothing without a port), so after a cycle's time the thread is
     cancelled while idle, never while allocating.
     """
