@@ -119,6 +119,14 @@ constexpr unsigned kChecksPerServerProbe = 2;
 // How long closing a port waits for queued messages to be delivered.
 constexpr std::chrono::milliseconds kDrainTime{50};
 
+// How long the RtMidiOut outlives closePort(): longer than a JACK process cycle that began
+// before the port was closed (one period: 1.3 ms at 64 frames / 48 kHz, 43 ms at 2048), with a
+// margin for a process thread descheduled on a busy machine. RtMidi 5.0's ~MidiOutJack frees
+// the ring buffer its process callback reads *before* it closes the JACK client, so such a
+// cycle could read freed memory (a crash at exit, docs/reliability.md "Exit crash"); after
+// closePort() new cycles return at once (no port), and this wait lets one in flight finish.
+constexpr std::chrono::milliseconds kCycleSettleTime{100};
+
 class RtMidiOutput final : public MidiOutput {
  public:
   // `client_name`: api_'s client name, empty for virtual ports, which have no destination to
@@ -146,6 +154,7 @@ class RtMidiOutput final : public MidiOutput {
       return;
     }
     api_.out->closePort();
+    if (api_.id == RtMidi::UNIX_JACK) std::this_thread::sleep_for(kCycleSettleTime);
   }
   // Clock thread. Nothing reaches RtMidi once the output has failed (after a server loss a
   // JACK send can spin forever) or while check_connection() reconnects; `sending_` lets the
