@@ -49,7 +49,7 @@ class TrainConfig:
     beta_warmup_steps: int = 2000
     free_bits: float = 0.1  # nats per latent dimension
     adv_weight: float = 0.3  # gradient-reversal emotion adversary on the posterior mean
-    critic_weight: float = 1.0  # emotion critic on the decoder's output statistics
+    critic_weight: float = 0.0  # emotion critic on output statistics; off: it did not pay (ablation)
     resume: bool = False
 
     @property
