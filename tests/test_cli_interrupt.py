@@ -46,7 +46,8 @@ def _console_script() -> Path | None:
 def _run_interrupted(tmp_path: Path, command: list[str], module: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
     mark = tmp_path / "interrupted"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    paths = [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths),
                EMOLIVE_TEST_SIGINT_AT=module, EMOLIVE_TEST_SIGINT_MARK=str(mark))
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert mark.read_text() == module, "the interrupt was not sent: the hook never saw the module"
