@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (machine, prepare_models, print_machine, summary_us, verdict,
+from benchmarks.common import (machine, main_model, print_machine, summary_us, verdict,
                                write_results)
 
 P99_TARGET_US = 200.0
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print_machine(info)
     with tempfile.TemporaryDirectory() as tmp:
-        model = prepare_models(Path(tmp))[-1]  # shipped default, else the default-size one
+        model = main_model(Path(tmp))
         result = run(model.path, model.label, args.seconds, args.bpm)
     print_result(result)
     write_results("clock", {"machine": info, **result})

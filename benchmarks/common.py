@@ -89,25 +89,42 @@ class ModelDir:
     torch_source: str  # how the PyTorch eager twin was made (same weights, or same shapes)
 
 
+RANDOM_MODELS = (("tiny z16 h32 L1", 16, 32, "float32"),
+                 ("random z128 h512 L1", 128, 512, "float32"),
+                 ("random z128 h512 L1 int8", 128, 512, "int8"))
+
+
+def _random_model(work: Path, label: str, z: int, hidden: int, precision: str) -> ModelDir:
+    """export_random_model (seed 0) into ``work``, once."""
+    from emolive.training.export import export_random_model
+
+    out = work / label.replace(" ", "_")
+    if not (out / "model_card.json").is_file():
+        export_random_model(out, z_dim=z, hidden=hidden, layers=1, seed=0,
+                            decoder_precision=precision)
+    return ModelDir(label, out, "same weights (export_random_model, seed 0)")
+
+
+def _shipped_model() -> ModelDir | None:
+    if not (DEFAULT_MODEL / "model_card.json").is_file():
+        return None
+    return ModelDir("shipped default", DEFAULT_MODEL,
+                    "same architecture from the card, random weights")
+
+
 def prepare_models(work: Path, include_default: bool = True) -> list[ModelDir]:
     """The models compared: the tests' tiny model, a random model of the default size (z 128,
     hidden 512, 1 layer) with a float32 and with an int8 decoder_step, and the shipped default
     model when it exists."""
-    from emolive.training.export import export_random_model
+    models = [_random_model(work, *spec) for spec in RANDOM_MODELS]
+    shipped = _shipped_model() if include_default else None
+    return models + ([shipped] if shipped else [])
 
-    models = []
-    for label, z, h, precision in (("tiny z16 h32 L1", 16, 32, "float32"),
-                                   ("random z128 h512 L1", 128, 512, "float32"),
-                                   ("random z128 h512 L1 int8", 128, 512, "int8")):
-        out = work / label.replace(" ", "_")
-        if not (out / "model_card.json").is_file():
-            export_random_model(out, z_dim=z, hidden=h, layers=1, seed=0,
-                                decoder_precision=precision)
-        models.append(ModelDir(label, out, "same weights (export_random_model, seed 0)"))
-    if include_default and (DEFAULT_MODEL / "model_card.json").is_file():
-        models.append(ModelDir("shipped default", DEFAULT_MODEL,
-                               "same architecture from the card, random weights"))
-    return models
+
+def main_model(work: Path) -> ModelDir:
+    """The one model of the single-model benchmarks: the shipped default, else a random one of
+    the default size (exported into ``work``)."""
+    return _shipped_model() or _random_model(work, *RANDOM_MODELS[1])
 
 
 def torch_model(model: ModelDir) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (machine, prepare_models, print_machine, summary_us, verdict,
+from benchmarks.common import (machine, main_model, print_machine, summary_us, verdict,
                                write_results)
 from benchmarks.jack_io import PERIOD_FRAMES, RATE_HZ, Receiver, jack_server
 
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print_machine(info)
     with tempfile.TemporaryDirectory() as tmp, jack_server():
-        model = prepare_models(Path(tmp))[-1]
+        model = main_model(Path(tmp))
         receiver = Receiver(f"EMOLIVE-BENCH-{os.getpid()}")
         try:
             start = start_to_first_note(model.path, receiver, args.runs)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (machine, prepare_models, print_machine, summary_us, verdict,
+from benchmarks.common import (machine, main_model, print_machine, summary_us, verdict,
                                write_results)
 
 EMOTIONS = ["happy", "tense", "sad", "calm", "excited", "peaceful", "happy:0.5,sad:0.5"]
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print_machine(info)
     with tempfile.TemporaryDirectory() as tmp:
-        model = prepare_models(Path(tmp))[-1]
+        model = main_model(Path(tmp))
         result = soak(model.path, args.minutes, args.bpm, args.seed)
     result["model"] = model.label
     d, m, lat = result["drift"], result["rss_mb"], result["lateness"]
