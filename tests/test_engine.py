@@ -190,3 +190,15 @@ def test_card_sampling_defaults_are_used(tiny_model_dir: Path, tmp_path: Path) -
         assert max(free_per_step.values()) > 3  # the random model draws many more
     with Engine(model=model, seed=4, temperature=1.5) as chosen:
         assert chosen.stats()["temperature"] == pytest.approx(1.5)
+
+
+def test_every_performance_starts_with_a_note_in_the_key() -> None:
+    """Step 0 of a performance starts a note even where the draw is silent (a sparse, cold
+    calm on the shipped model), within the key lock: play() is heard at once."""
+    with Engine(seed=0, temperature=0.2) as engine:
+        engine.set_key("A", "minor")
+        pieces = engine.generate_many(24, 1, "calm")
+    a_minor = {9, 11, 0, 2, 4, 5, 7}
+    for piece in pieces:
+        first = [n for tick, kind, n, _ in note_events(piece) if kind == "note_on" and tick == 0]
+        assert first and all(n % 12 in a_minor for n in first)

@@ -23,8 +23,29 @@ void limit_onsets(std::array<uint8_t, kPitchCount>& strike,
   for (int i = cap; i < count; ++i) strike[keys[i]] = 0;
 }
 
+namespace {
+// A velocity 1..127 from the model's 0..1 (a non-finite one, from a broken model, plays at
+// mezzo-forte rather than garbage).
+uint8_t midi_velocity(float v) {
+  const float clamped = std::isfinite(v) ? std::clamp(v, 0.0f, 1.0f) : 0.5f;
+  return uint8_t(std::clamp(int(std::lround(clamped * 127.0f)), 1, 127));
+}
+
+bool allowed_key(uint16_t scale_mask, int k) { return (scale_mask >> ((kPitchLow + k) % 12)) & 1u; }
+
+// The most probable key the scale allows, or -1.
+int most_probable_allowed(const std::array<float, kPitchCount>& p_onset, uint16_t scale_mask) {
+  int best = -1;
+  for (int k = 0; k < kPitchCount; ++k) {
+    if (allowed_key(scale_mask, k) && (best < 0 || p_onset[k] > p_onset[best])) best = k;
+  }
+  return best;
+}
+}  // namespace
+
 void Sampler::sample(const float* onset_logits, const float* hold_logits, const float* velocity,
-                     const SamplerSettings& s, float* frame, StepEvents& events) {
+                     const SamplerSettings& s, float* frame, StepEvents& events,
+                     bool must_start) {
   std::fill(frame, frame + kFrameSize, 0.0f);
   float* onset_out = frame;
   float* hold_out = frame + kPitchCount;
@@ -35,15 +56,14 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
     const float p = p_onset[k] = sigmoid(onset_logits[k] / s.temperature);
     // One draw per key and step whatever the mask, so the mask does not shift the stream.
     const double u = rng_.uniform();
-    const bool allowed = (s.scale_mask >> ((kPitchLow + k) % 12)) & 1u;
     const bool onset = s.deterministic ? p > s.onset_threshold : u < p;
-    if (onset && allowed) {
-      // A non-finite velocity (a broken model) plays at mezzo-forte rather than garbage.
-      const float v = std::isfinite(velocity[k]) ? std::clamp(velocity[k], 0.0f, 1.0f) : 0.5f;
-      strike[k] = uint8_t(std::clamp(int(std::lround(v * 127.0f)), 1, 127));
-    }
+    if (onset && allowed_key(s.scale_mask, k)) strike[k] = midi_velocity(velocity[k]);
   }
   if (s.max_onsets_per_step > 0) limit_onsets(strike, p_onset, s.max_onsets_per_step);
+  if (must_start && std::none_of(strike.begin(), strike.end(), [](uint8_t v) { return v; })) {
+    const int k = most_probable_allowed(p_onset, s.scale_mask);
+    if (k >= 0) strike[k] = midi_velocity(velocity[k]);
+  }
   for (int k = 0; k < kPitchCount; ++k) {  // note-offs first
     if (held_steps_[k] == 0) continue;
     const bool hold = sigmoid(hold_logits[k]) > s.hold_threshold;  // as training/onnx_runner.py

@@ -35,7 +35,8 @@ bool Stream::begin_step(float* z, float* emotion) {
 void Stream::end_step(const float* onset_logits, const float* hold_logits, const float* velocity,
                       float* frame, StepEvents& out) {
   out.clear(step_);
-  sampler_.sample(onset_logits, hold_logits, velocity, settings_, frame, out);
+  // Step 0 of a performance starts a note, so that playing is heard at once.
+  sampler_.sample(onset_logits, hold_logits, velocity, settings_, frame, out, step_ == 0);
   ++step_;
 }
 

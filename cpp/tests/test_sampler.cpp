@@ -138,3 +138,23 @@ TEST_CASE("an onset cap keeps only the most probable of the drawn onsets") {
   REQUIRE(ev.count == 3);
   for (int i = 0; i < 3; ++i) CHECK(ev.events[i].key >= 85);
 }
+
+TEST_CASE("a performance's first step starts the most probable allowed key when the draw is silent") {
+  Sampler sampler(5);
+  SamplerSettings s;
+  s.scale_mask = 0b101010110101;  // C major
+  Outputs o;
+  std::fill(o.onset.begin(), o.onset.end(), -30.f);  // nothing would be drawn
+  o.onset[40] = -5.f;                                 // C#4 (MIDI 61): not in C major
+  o.onset[39] = -6.f;                                 // C4 (MIDI 60): the best allowed key
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev, true);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].kind == NoteEvent::kOn);
+  CHECK(ev.events[0].key == 39);
+  CHECK(frame[39] == 1.0f);  // and the played frame says so (the decoder's next prev)
+  ev.clear(1);
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  for (int i = 0; i < ev.count; ++i) CHECK(ev.events[i].kind != NoteEvent::kOn);  // only step 0
+}

@@ -43,9 +43,12 @@ class Sampler {
 
   // Decide this step's notes. Appends note-offs (hold ended, re-strike, too long) before
   // note-ons to `events`, and writes the frame actually played (onset|hold|velocity, 264
-  // floats) to `frame`, which is the decoder's `prev` for the next step.
+  // floats) to `frame`, which is the decoder's `prev` for the next step. `must_start`: if
+  // the draw starts no note, the most probable key the scale allows starts anyway (the first
+  // step of a performance, so that play() is heard at once; no extra random draw).
   void sample(const float* onset_logits, const float* hold_logits, const float* velocity,
-              const SamplerSettings& settings, float* frame, StepEvents& events);
+              const SamplerSettings& settings, float* frame, StepEvents& events,
+              bool must_start = false);
   // Note-offs for every sounding key, and forget them (end of a performance).
   void release_all(StepEvents& events);
   int sounding_count() const;
