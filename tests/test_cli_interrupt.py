@@ -70,13 +70,18 @@ def test_ctrl_c_during_start_up_imports_exits_130_quietly(tmp_path: Path, route:
     assert result.stdout == ""  # it stopped before main(): no version printed
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
 def test_importing_emolive_leaves_sigint_alone() -> None:
     code = ("import signal, emolive\n"
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
             "from emolive.cli import main\n"
             "assert main(['--version']) == 0\n"
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = _python(code)
     assert result.returncode == 0, result.stderr
 
 
@@ -94,7 +99,7 @@ def test_ctrl_c_once_main_runs_is_a_keyboard_interrupt_again() -> None:
             "    for _ in range(1000): pass\n"
             "except KeyboardInterrupt:\n"
             "    sys.exit(7)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = _python(code)
     assert result.returncode == 7, result.stderr
 
 
