@@ -12,15 +12,13 @@ scheduler would; it does no decoding, which only flatters it.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (machine, main_model, print_machine, summary_us, verdict,
-                               write_results)
+from benchmarks.common import one_model_run, summary_us, verdict, write_results
 
 P99_TARGET_US = 200.0
 RATIO_TARGET = 10.0
@@ -93,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--bpm", type=float, default=240.0)
-    args = parser.parse_args(argv)
-    info = machine()
-    print_machine(info)
-    with tempfile.TemporaryDirectory() as tmp:
-        model = main_model(Path(tmp))
+    with one_model_run(parser, argv) as (args, info, model):
         result = run(model.path, model.label, args.seconds, args.bpm)
     print_result(result)
     write_results("clock", {"machine": info, **result})

@@ -7,11 +7,15 @@ docs/benchmarks.md can quote the run it came from.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,3 +161,16 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
 def verdict(value: float, target: float, lower_is_better: bool = True) -> str:
     ok = value <= target if lower_is_better else value >= target
     return "MET" if ok else "MISSED"
+
+
+@contextmanager
+def one_model_run(parser: argparse.ArgumentParser,
+                  argv: list[str] | None) -> Iterator[tuple[argparse.Namespace, dict[str, Any],
+                                                           ModelDir]]:
+    """The start of a single-model benchmark: parse ``argv``, print the machine, and yield
+    (arguments, machine info, main_model()) with a scratch folder for a random model."""
+    args = parser.parse_args(argv)
+    info = machine()
+    print_machine(info)
+    with tempfile.TemporaryDirectory() as tmp:
+        yield args, info, main_model(Path(tmp))

@@ -21,15 +21,13 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (machine, main_model, print_machine, summary_us, verdict,
-                               write_results)
+from benchmarks.common import one_model_run, summary_us, verdict, write_results
 from benchmarks.jack_io import PERIOD_FRAMES, RATE_HZ, Receiver, jack_server
 
 START_TARGET_S = 0.5
@@ -154,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--bpm", type=float, default=120.0)
-    args = parser.parse_args(argv)
-    info = machine()
-    print_machine(info)
-    with tempfile.TemporaryDirectory() as tmp, jack_server():
-        model = main_model(Path(tmp))
+    with one_model_run(parser, argv) as (args, info, model), jack_server():
         receiver = Receiver(f"EMOLIVE-BENCH-{os.getpid()}")
         try:
             start = start_to_first_note(model.path, receiver, args.runs)

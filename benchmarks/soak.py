@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (machine, main_model, print_machine, summary_us, verdict,
-                               write_results)
+from benchmarks.common import one_model_run, summary_us, verdict, write_results
 
 EMOTIONS = ["happy", "tense", "sad", "calm", "excited", "peaceful", "happy:0.5,sad:0.5"]
 DRIFT_TARGET_MS = 1.0
@@ -109,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--bpm", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    info = machine()
-    print_machine(info)
-    with tempfile.TemporaryDirectory() as tmp:
-        model = main_model(Path(tmp))
+    with one_model_run(parser, argv) as (args, info, model):
         result = soak(model.path, args.minutes, args.bpm, args.seed)
     result["model"] = model.label
     d, m, lat = result["drift"], result["rss_mb"], result["lateness"]
