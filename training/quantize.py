@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -80,7 +81,9 @@ def quantize_weights(float_model: onnx.ModelProto) -> onnx.ModelProto:
     return quantizer.model.model
 
 
-def export_int8_step(model: CVAE, inputs: dict[str, torch.Tensor], export_one, path: Path) -> None:
+def export_int8_step(model: CVAE, inputs: dict[str, torch.Tensor],
+                     export_one: Callable[[nn.Module, dict[str, torch.Tensor], Path], None],
+                     path: Path) -> None:
     """Write the int8 decoder step to ``path`` through ``export_one(graph, inputs, path)`` (the
     exporter's float32 export), then quantise its weight matrices in place."""
     with tempfile.TemporaryDirectory() as tmp:
