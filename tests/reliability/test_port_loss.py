@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from midi_check import ReceiverProcess
+
 
 pytestmark = pytest.mark.jack
 DRIVER = Path(__file__).resolve().parent / "port_loss_driver.py"
-RECEIVER = Path(__file__).resolve().parent / "receiver_proc.py"
 
 
 @pytest.fixture(autouse=True)
@@ -105,38 +106,16 @@ def assert_survived(events: dict[str, dict]) -> None:
     assert events["closed"]["sounding"] == 0
 
 
-class Receiver:
-    """receiver_proc.py: a JACK MIDI input port in its own process."""
-
-    def __init__(self, name: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(RECEIVER), name], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout.readline().strip() == "ready"
-
-    def ask(self, command: str) -> dict:
-        """"report", "clear" or "quit" (leaves at once, as a program that quits)."""
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
-        if command == "quit":
-            self.proc.wait(timeout=10)
-        return answer
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-
-
 def play_until_the_receiver_quits(model: Path, name: str) -> tuple[dict, dict]:
     """A receiver process opens port `name`, the engine plays into it, the receiver quits
     (its process exits without closing anything). Returns (what it received, driver events)."""
-    receiver = Receiver(name)
+    receiver = ReceiverProcess(name)
     try:
         driver = Driver(model, name)
-        got = receiver.ask("quit")
+        got = receiver.quit()
         return got, driver.finish()
     finally:
-        receiver.close()
+        receiver.kill()
 
 
 def test_receiving_port_closes_mid_stream(own_async_jack_server: subprocess.Popen,
@@ -160,12 +139,12 @@ def test_a_receiving_port_that_comes_back_is_reconnected(
     from emolive.engine import DEFAULT_MODEL_DIR
 
     name = f"EMOLIVE-BACK-{os.getpid()}"
-    first = Receiver(name)
+    first = ReceiverProcess(name)
     driver = Driver(DEFAULT_MODEL_DIR, name)
-    assert first.ask("quit")["note_ons"] > 0
+    assert first.quit()["note_ons"] > 0
     events = driver.next("continue", "after_loss")
     assert "disappeared" in (events["port_error"] or ""), events
-    second = Receiver(name)
+    second = ReceiverProcess(name)
     try:
         back = driver.next("reconnect", "reconnected")
         assert back["port_reconnects"] == 1 and back["port_error"] is None, back
@@ -173,9 +152,9 @@ def test_a_receiving_port_that_comes_back_is_reconnected(
         events = driver.finish()
         assert events["stopped"]["sounding"] == 0
         time.sleep(0.3)  # the all-off sequence crosses JACK's next period
-        got = second.ask("quit")
+        got = second.quit()
     finally:
-        second.close()
+        second.kill()
     assert got["note_ons"] > 0 and got["left_sounding"] == 0 and got["double_strikes"] == 0, got
 
 
@@ -187,16 +166,16 @@ def test_a_restarted_jack_server_is_reconnected(private_jack_server,
 
     name = f"EMOLIVE-RESTART-{os.getpid()}"
     server = own_server(private_jack_server, monkeypatch, synchronous=False)
-    first = Receiver(name)
+    first = ReceiverProcess(name)
     driver = Driver(DEFAULT_MODEL_DIR, name)
     server.terminate()  # SIGTERM: the server goes, and every port with it
     assert server.wait(timeout=10) is not None
-    first.close()
+    first.kill()
     events = driver.next("continue", "after_loss")
     assert events["port_error"], events
     own_server(private_jack_server, monkeypatch, synchronous=False,
                name=os.environ["JACK_DEFAULT_SERVER"])
-    second = Receiver(name)
+    second = ReceiverProcess(name)
     try:
         back = driver.next("reconnect", "reconnected")
         assert back["port_reconnects"] == 1 and back["port_error"] is None, back
@@ -204,9 +183,9 @@ def test_a_restarted_jack_server_is_reconnected(private_jack_server,
         events = driver.finish()
         assert events["stopped"]["sounding"] == 0 and events["closed"]["close_s"] < 5.0
         time.sleep(0.3)
-        got = second.ask("quit")
+        got = second.quit()
     finally:
-        second.close()
+        second.kill()
     assert got["note_ons"] > 0 and got["left_sounding"] == 0 and got["double_strikes"] == 0, got
 
 
