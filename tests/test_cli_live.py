@@ -14,10 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.midi_sink import Sink
 
 pytestmark = pytest.mark.jack
 
@@ -31,70 +33,6 @@ def _engine_built() -> None:
 
     if not hasattr(emolive, "Engine"):
         pytest.skip("the engine (emolive.Engine) is not built in this checkout")
-
-
-SINK_SCRIPT = r"""
-import sys, time, rtmidi
-name = sys.argv[1]
-port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name, queue_size_limit=1 << 16)
-port.ignore_types(sysex=True, timing=False, active_sense=True)
-port.open_virtual_port(name)
-print("ready", flush=True)
-while True:
-    event = port.get_message()
-    if event is None:
-        time.sleep(0.001)
-        continue
-    print(bytes(event[0]).hex(), flush=True)
-"""
-
-
-class Sink:
-    """A python-rtmidi virtual input port that records every message it receives.
-
-    The port lives in a child process that prints each message as a hex line; a thread here
-    collects them. (Closing a python-rtmidi JACK input port can crash the process that owns it,
-    a race inside RtMidi/libjack; in a child, such a crash cannot take pytest down.) The child
-    drains RtMidi's queue, so no Python runs in JACK's process thread.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.messages: list[tuple[float, bytes]] = []
-        self._lock = threading.Lock()
-        self._process = subprocess.Popen([sys.executable, "-c", SINK_SCRIPT, name], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self._process.stdout is not None
-        first = self._process.stdout.readline().strip()
-        assert first == "ready", f"the sink process did not open its port ({first!r})"
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            with self._lock:
-                self.messages.append((time.monotonic(), bytes.fromhex(line.strip())))
-
-    def snapshot(self) -> list[bytes]:
-        with self._lock:
-            return [message for _, message in self.messages]
-
-    def wait_for(self, condition: Callable[[list[bytes]], bool], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition(self.snapshot()):
-                return True
-            time.sleep(0.05)
-        return condition(self.snapshot())
-
-    def close(self) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._reader.join(timeout=2)
 
 
 class Source:

@@ -4,7 +4,6 @@ python-rtmidi input port, as a DAW would receive it."""
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,41 +12,17 @@ from pathlib import Path
 import pytest
 
 from emolive import Engine, PortError, find_port, list_ports
+from tests.midi_sink import Sink
 
 rtmidi = pytest.importorskip("rtmidi")
 pytestmark = pytest.mark.jack
 
 
-class Receiver:
-    """A python-rtmidi JACK input that collects every message."""
-
-    def __init__(self, client: str) -> None:
-        self.messages: list[bytes] = []
-        self._lock = threading.Lock()
-        self.midi_in = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=client)
-        self.midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
-        self.midi_in.set_callback(self._on_message)
-
-    def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
-        with self._lock:
-            self.messages.append(bytes(event[0]))
-
-    def received(self) -> list[bytes]:
-        with self._lock:
-            return list(self.messages)
-
-    def close(self) -> None:
-        self.midi_in.cancel_callback()
-        self.midi_in.close_port()
-        self.midi_in.delete()
-
-
 @pytest.fixture()
-def receiver(jack_server: str) -> Iterator[Receiver]:
-    r = Receiver("emolive-test-receiver")
-    r.midi_in.open_virtual_port("in")
-    yield r
-    r.close()
+def receiver(jack_server: str) -> Iterator[Sink]:
+    sink = Sink("emolive-test-receiver")
+    yield sink
+    sink.close()
 
 
 def wait_for(predicate, timeout_s: float = 5.0) -> None:
@@ -69,7 +44,7 @@ def note_balance(messages: list[bytes], channel: int) -> tuple[int, Counter]:
 
 
 def test_live_notes_reach_a_jack_input_and_stop_pairs_every_note_on(
-        receiver: Receiver, tiny_model_dir: Path) -> None:
+        receiver: Sink, tiny_model_dir: Path) -> None:
     assert any("emolive-test-receiver" in name for name in list_ports())
     with Engine(model=tiny_model_dir, port="TEST-RECEIVER", bpm=400, seed=1, channel=2) as engine:
         engine.play("happy")
@@ -77,7 +52,7 @@ def test_live_notes_reach_a_jack_input_and_stop_pairs_every_note_on(
         engine.stop()
         stats = engine.stats()
     time.sleep(0.2)  # JACK delivers once per period (1.33 ms here); leave ample time
-    messages = receiver.received()
+    messages = receiver.snapshot()
     ons, balance = note_balance(messages, channel=1)
     assert ons > 0
     assert ons == stats["notes_sent"]
@@ -86,37 +61,36 @@ def test_live_notes_reach_a_jack_input_and_stop_pairs_every_note_on(
     assert stats["port_error"] is None
 
 
-def test_deleting_a_playing_engine_silences_it(receiver: Receiver, tiny_model_dir: Path) -> None:
+def test_deleting_a_playing_engine_silences_it(receiver: Sink, tiny_model_dir: Path) -> None:
     engine = Engine(model=tiny_model_dir, port="emolive-test-receiver", bpm=400, seed=2)
     engine.play("tense")
     wait_for(lambda: engine.stats()["notes_sent"] > 20)
     del engine
     gc.collect()
     time.sleep(0.2)
-    ons, balance = note_balance(receiver.received(), channel=0)
+    ons, balance = note_balance(receiver.snapshot(), channel=0)
     assert ons > 0
     assert all(v == 0 for v in balance.values())
 
 
 def test_virtual_output_port(jack_server: str, tiny_model_dir: Path) -> None:
-    receiver = Receiver("emolive-test-virtual-reader")
+    receiver = None
     try:
         with Engine(model=tiny_model_dir, virtual="emolive-virtual-out", bpm=400, seed=3) as engine:
-            names = receiver.midi_in.get_ports()
-            index = next(i for i, n in enumerate(names) if "emolive-virtual-out" in n)
-            receiver.midi_in.open_port(index)
+            receiver = Sink("emolive-test-virtual-reader", source="emolive-virtual-out")
             engine.play("calm")
             wait_for(lambda: engine.stats()["step"] >= 16)
             engine.stop()
         time.sleep(0.2)
-        ons, balance = note_balance(receiver.received(), channel=0)
+        ons, balance = note_balance(receiver.snapshot(), channel=0)
         assert ons > 0
         assert all(v == 0 for v in balance.values())
     finally:
-        receiver.close()
+        if receiver is not None:
+            receiver.close()
 
 
-def test_port_matching_and_errors(receiver: Receiver) -> None:
+def test_port_matching_and_errors(receiver: Sink) -> None:
     names = list_ports()
     index = next(i for i, n in enumerate(names) if "emolive-test-receiver" in n)
     assert find_port(names[index]) == index  # exact
@@ -131,7 +105,7 @@ def test_port_matching_and_errors(receiver: Receiver) -> None:
 
 
 def test_engine_names_the_port_it_matched_and_checks_the_port_before_the_model(
-        receiver: Receiver, tiny_model_dir: Path, tmp_path: Path) -> None:
+        receiver: Sink, tiny_model_dir: Path, tmp_path: Path) -> None:
     with Engine(model=tiny_model_dir, port="EMOLIVE-TEST-RECEIVER", seed=1) as engine:
         assert engine.port_name in list_ports() and "emolive-test-receiver" in engine.port_name
     with Engine(model=tiny_model_dir, seed=1) as engine:
