@@ -38,6 +38,20 @@ sys.meta_path.insert(0, InterruptAt())
 '''
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT at its default, as in a terminal. A runner that starts
+    the tests in the background (no job control) passes SIGINT down *ignored*, and Python then
+    keeps ignoring it, as the command does too (it never overrides an inherited ignore)."""
+    if hasattr(signal, "SIGINT"):
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    preexec = None if sys.platform.startswith("win") else _default_sigint
+    return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                          preexec_fn=preexec, **kwargs)
+
+
 def _console_script() -> Path | None:
     script = Path(sys.executable).parent / ("emolive.exe" if sys.platform.startswith("win") else "emolive")
     return script if script.exists() else None
@@ -49,7 +63,7 @@ def _run_interrupted(tmp_path: Path, command: list[str], module: str) -> subproc
     paths = [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths),
                EMOLIVE_TEST_SIGINT_AT=module, EMOLIVE_TEST_SIGINT_MARK=str(mark))
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    result = _run(command, env=env)
     assert mark.read_text() == module, "the interrupt was not sent: the hook never saw the module"
     return result
 
@@ -72,7 +86,7 @@ def test_ctrl_c_during_start_up_imports_exits_130_quietly(tmp_path: Path, route:
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
     """``python -c code`` in a fresh interpreter."""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    return _run([sys.executable, "-c", code])
 
 
 def test_importing_emolive_leaves_sigint_alone() -> None:
