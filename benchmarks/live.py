@@ -88,7 +88,7 @@ def start_to_first_note(model: Path, receiver: Receiver, runs: int) -> dict[str,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         got = receiver.first_note_on.wait(timeout=30)
-        first = next((t for t, m in receiver.snapshot()
+        first = next((t for t, m in receiver.timed()
                       if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0), None)
         if got and first is not None:
             times.append(first - started)
@@ -131,7 +131,7 @@ def delivery(model: Path, receiver: Receiver, seconds: float, bpm: float) -> dic
         engine.stop()
         time.sleep(0.3)
         sent = engine.recorded()
-    received = receiver.snapshot()
+    received = receiver.timed()
     origin = (before + after) / 2  # the engine's play() instant, within +-(after-before)/2
     n = min(len(sent), len(received))
     same_order = all(sent[i][1] == received[i][1] for i in range(n))

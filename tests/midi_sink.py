@@ -7,6 +7,9 @@ message as a hex line; a thread here collects them.
 
     sink = Sink("emolive-sink")                      # a virtual input port "emolive-sink"
     sink = Sink("reader", source="emolive-out")      # an input connected to an output port
+
+`CallbackReceiver` is the in-process kind, for what needs arrival times taken in RtMidi's
+callback (the live benchmark) or runs in a child of its own already (reliability/receiver_proc.py).
 """
 
 from __future__ import annotations
@@ -78,3 +81,48 @@ class Sink:
             self._process.kill()
             self._process.wait()
         self._reader.join(timeout=2)
+
+
+class CallbackReceiver:
+    """A python-rtmidi virtual input on JACK in this process: (time.monotonic() at arrival,
+    message bytes) of every message, stamped in RtMidi's callback; MIDI clock is kept."""
+
+    def __init__(self, name: str) -> None:
+        import rtmidi
+
+        self.name = name
+        self.messages: list[tuple[float, bytes]] = []
+        self.first_note_on = threading.Event()
+        self._lock = threading.Lock()
+        self._port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
+        self._port.ignore_types(sysex=True, timing=False, active_sense=True)
+        self._port.set_callback(self._receive)
+        self._port.open_virtual_port(name)
+
+    def _receive(self, event: tuple[list[int], float], _data: object) -> None:
+        now = time.monotonic()
+        msg = bytes(event[0])
+        with self._lock:
+            self.messages.append((now, msg))
+        if len(msg) == 3 and msg[0] & 0xF0 == 0x90 and msg[2] > 0:
+            self.first_note_on.set()
+
+    def timed(self) -> list[tuple[float, bytes]]:
+        with self._lock:
+            return list(self.messages)
+
+    def snapshot(self) -> list[bytes]:
+        return [message for _, message in self.timed()]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+        self.first_note_on.clear()
+
+    def close(self) -> None:
+        # Callback off first: closing a port while JACK's thread is inside the Python
+        # callback has crashed python-rtmidi here (1 run in 6). Only where a crash cannot take
+        # pytest down (a benchmark, a child process).
+        self._port.cancel_callback()
+        self._port.close_port()
+        del self._port

@@ -8,9 +8,8 @@ engine may send on stop).
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -49,48 +48,6 @@ def check_pairing(messages: Iterable[bytes]) -> PairingReport:
             sounding.discard(key)
     report.left_sounding = sounding
     return report
-
-
-class JackSink:
-    """A python-rtmidi virtual input port on JACK recording (monotonic seconds, bytes)."""
-
-    def __init__(self, name: str) -> None:
-        import rtmidi
-
-        self.name = name
-        self.messages: list[tuple[float, bytes]] = []
-        self._lock = threading.Lock()
-        self._port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=name)
-        self._port.ignore_types(sysex=True, timing=True, active_sense=True)
-        self._port.set_callback(self._receive)
-        self._port.open_virtual_port(name)
-
-    def _receive(self, event: tuple[list[int], float], _data: object) -> None:
-        with self._lock:
-            self.messages.append((time.monotonic(), bytes(event[0])))
-
-    def snapshot(self) -> list[bytes]:
-        with self._lock:
-            return [m for _, m in self.messages]
-
-    def timed(self) -> list[tuple[float, bytes]]:
-        with self._lock:
-            return list(self.messages)
-
-    def wait_for(self, condition: Callable[[list[bytes]], bool], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition(self.snapshot()):
-                return True
-            time.sleep(0.02)
-        return condition(self.snapshot())
-
-    def close(self) -> None:
-        # Callback off first: closing a port while JACK's thread is inside the Python
-        # callback has crashed python-rtmidi here (1 run in 6).
-        self._port.cancel_callback()
-        self._port.close_port()
-        del self._port
 
 
 def note_on_count(messages: list[bytes]) -> int:

@@ -21,10 +21,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from midi_check import JackSink, check_pairing  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.*
+from midi_check import check_pairing  # noqa: E402
+
+from tests.midi_sink import CallbackReceiver  # noqa: E402
 
 
-def report(sink: JackSink) -> str:
+def report(sink: CallbackReceiver) -> str:
     messages = sink.snapshot()
     pairing = check_pairing(messages)
     return json.dumps({"note_ons": pairing.note_ons, "note_offs": pairing.note_offs,
@@ -33,11 +36,11 @@ def report(sink: JackSink) -> str:
                        "describe": pairing.describe(), "messages": len(messages)})
 
 
-def open_sink(name: str, timeout_s: float = 15.0) -> JackSink:
+def open_sink(name: str, timeout_s: float = 15.0) -> CallbackReceiver:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return JackSink(name)
+            return CallbackReceiver(name)
         except Exception:  # noqa: BLE001 - the server is still starting
             if time.monotonic() > deadline:
                 raise
@@ -50,8 +53,7 @@ def main(name: str) -> None:
     for line in sys.stdin:
         command = line.strip()
         if command == "clear":
-            with sink._lock:
-                sink.messages.clear()
+            sink.clear()
         print(report(sink), flush=True)
         if command == "quit":
             break
