@@ -123,6 +123,7 @@ void Engine::play_locked(const Weights& emotion) {
   }
   if (recording_) recording_->clear();
   lateness_.clear();
+  output_->wait_until_connected();  // the program change and the first note are not lost
   play_time_ = SteadyClock::now();
   if (config_.program >= 0) {
     const uint8_t msg[2] = {uint8_t(0xC0 | config_.channel), uint8_t(config_.program)};

@@ -127,6 +127,14 @@ constexpr std::chrono::milliseconds kDrainTime{50};
 // closePort() new cycles return at once (no port), and this wait lets one in flight finish.
 constexpr std::chrono::milliseconds kCycleSettleTime{100};
 
+// How long a JACK connection made by openPort() takes to carry messages. jack_connect()
+// returns once the server has recorded the connection, but the graph switches at the start
+// of a later cycle, and what our client writes in a cycle before that goes to an unconnected
+// port: a program change sent at once was lost in 5 of 100 plays on a loaded 2-core machine,
+// and in 0 of 100 with 50 ms between open and play (docs/reliability.md, "Connection settle").
+// The same margin as kCycleSettleTime: a few periods plus a descheduled server thread.
+constexpr std::chrono::milliseconds kConnectSettleTime = kCycleSettleTime;
+
 class RtMidiOutput final : public MidiOutput {
  public:
   // `client_name`: api_'s client name, empty for virtual ports, which have no destination to
@@ -138,7 +146,9 @@ class RtMidiOutput final : public MidiOutput {
       : api_(std::move(api)),
         port_name_(std::move(port_name)),
         client_name_(client_name),
-        watcher_client_(client_name.empty() ? "" : client_name + "-watch") {}
+        watcher_client_(client_name.empty() ? "" : client_name + "-watch") {
+    mark_connected();
+  }
   ~RtMidiOutput() override {
     // RtMidi has no flush: backends such as JACK deliver queued messages on their next
     // process cycle, and closing the port first would drop them (the all-off sequence
@@ -174,6 +184,9 @@ class RtMidiOutput final : public MidiOutput {
   std::string error_text() const override { return failed() ? api_.sink->text : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
   int reconnects() const noexcept override { return reconnects_.load(); }
+  void wait_until_connected() override {
+    std::this_thread::sleep_until(SteadyTime(SteadyTime::duration(settled_at_.load())));
+  }
 
   void check_connection() override {
     if (failed()) {
@@ -274,11 +287,22 @@ class RtMidiOutput final : public MidiOutput {
       if (!api_.sink->failed) {
         server_lost_ = false;
         reconnects_.fetch_add(1);
+        mark_connected();
       }
     } else {
       api_.sink->fail("the MIDI port was listed, then gone again before it could be opened");
     }
     paused_.store(false);
+  }
+
+  using SteadyTime = std::chrono::steady_clock::time_point;
+
+  // A port just opened by name carries messages from kConnectSettleTime on (JACK only; a
+  // virtual port has no connection of ours to wait for, other APIs connect at once).
+  void mark_connected() {
+    SteadyTime settled = std::chrono::steady_clock::now();
+    if (api_.id == RtMidi::UNIX_JACK && !client_name_.empty()) settled += kConnectSettleTime;
+    settled_at_.store(settled.time_since_epoch().count());
   }
 
   OpenedApi api_;
@@ -291,6 +315,7 @@ class RtMidiOutput final : public MidiOutput {
   std::atomic<int> sending_{0};  // clock-thread sends inside send() right now
   std::atomic<bool> paused_{false};
   std::atomic<int> reconnects_{0};
+  std::atomic<SteadyTime::rep> settled_at_{0};  // steady-clock ticks: messages arrive from then
 };
 
 }  // namespace

@@ -26,6 +26,10 @@ class MidiOutput {
   virtual void check_connection() {}
   // How many times check_connection() has reconnected after a failure.
   virtual int reconnects() const noexcept { return 0; }
+  // Blocks until a message sent now reaches the destination the output was opened on (a JACK
+  // connection carries messages only from a process cycle after the server's next graph
+  // switch; what is sent before is lost). Caller's thread only, never the clock thread.
+  virtual void wait_until_connected() {}
 };
 
 // Discards every message (headless use, benchmarks).
@@ -54,6 +58,9 @@ class RecordingOutput final : public MidiOutput {
   std::string describe() const override;
   void check_connection() override {
     if (inner_) inner_->check_connection();
+  }
+  void wait_until_connected() override {
+    if (inner_) inner_->wait_until_connected();
   }
   int reconnects() const noexcept override { return inner_ ? inner_->reconnects() : 0; }
 
