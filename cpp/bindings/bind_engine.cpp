@@ -14,13 +14,6 @@ namespace {
 
 using Release = py::call_guard<py::gil_scoped_release>;
 
-std::unique_ptr<MidiOutput> open_output(int port_index, const std::string& virtual_name,
-                                        const std::string& client_name) {
-  if (!virtual_name.empty()) return open_virtual_output(virtual_name);
-  if (port_index >= 0) return open_port_output(port_index, client_name);
-  return std::make_unique<NullOutput>();
-}
-
 py::dict stats_dict(const EngineStats& s) {
   py::dict d;
   d["step"] = s.step;
@@ -56,9 +49,8 @@ py::array_t<int64_t> events_array(const std::vector<OfflineEvent>& events) {
 
 void register_engine(py::module_& m) {
   py::class_<Engine>(m, "Engine", "The live engine; use emolive.Engine, which validates arguments.")
-      .def(py::init([](std::shared_ptr<Model> model, int port_index, const std::string& virtual_name,
-                       double bpm, int channel, uint64_t seed, int program, float temperature,
-                       bool clock_out, bool record, const std::string& client_name) {
+      .def(py::init([](std::shared_ptr<Model> model, OutputHandle& output, double bpm, int channel,
+                       uint64_t seed, int program, float temperature, bool clock_out, bool record) {
              EngineConfig config;
              config.bpm = bpm;
              config.channel = channel;
@@ -68,14 +60,11 @@ void register_engine(py::module_& m) {
              config.clock_out = clock_out;
              config.record = record;
              py::gil_scoped_release release;
-             return std::make_unique<Engine>(std::move(model),
-                                             open_output(port_index, virtual_name, client_name),
-                                             config);
+             return std::make_unique<Engine>(std::move(model), output.take(), config);
            }),
-           py::arg("model"), py::arg("port_index") = -1, py::arg("virtual_name") = "",
-           py::arg("bpm") = 120.0, py::arg("channel") = 0, py::arg("seed") = 0,
+           py::arg("model"), py::arg("output"), py::arg("bpm") = 120.0, py::arg("channel") = 0, py::arg("seed") = 0,
            py::arg("program") = -1, py::arg("temperature") = 1.0f, py::arg("clock_out") = false,
-           py::arg("record") = false, py::arg("client_name") = "emolive")
+           py::arg("record") = false)
       .def("play", &Engine::play, py::arg("emotion"), Release())
       .def("set_emotion", &Engine::set_emotion, py::arg("emotion"), py::arg("glide_steps"), Release())
       .def("morph", &Engine::morph, py::arg("start"), py::arg("target"), py::arg("glide_steps"), Release())

@@ -1,4 +1,8 @@
+#include <pybind11/functional.h>
 #include <pybind11/stl.h>
+
+#include <optional>
+#include <stdexcept>
 
 #include "bindings.hpp"
 #include "emolive/errors.hpp"
@@ -8,7 +12,38 @@ namespace py = pybind11;
 
 namespace emolive::bindings {
 
+std::unique_ptr<MidiOutput> OutputHandle::take() {
+  if (!output) throw std::invalid_argument("this MIDI output already belongs to an engine");
+  return std::move(output);
+}
+
+namespace {
+
+// Virtual port `virtual_name` if given, else the output port `choose` picks (None: no
+// output), else (neither) no output. `choose(names)` runs with the GIL held (pybind11's
+// function wrapper takes it); the backend calls around it run without.
+std::optional<OutputHandle> open_output(const std::optional<PortChooser>& choose,
+                                        const std::string& virtual_name,
+                                        const std::string& client_name) {
+  py::gil_scoped_release release;
+  if (!virtual_name.empty()) return OutputHandle{open_virtual_output(virtual_name)};
+  if (!choose) return OutputHandle{std::make_unique<NullOutput>()};
+  std::unique_ptr<MidiOutput> output = open_port_output(*choose, client_name);
+  if (!output) return std::nullopt;
+  return OutputHandle{std::move(output)};
+}
+
+}  // namespace
+
 void register_ports(py::module_& m) {
+  py::class_<OutputHandle>(m, "Output", "A MIDI output for one Engine; made by open_output().")
+      .def_property_readonly("description", [](const OutputHandle& h) {
+        return h.output ? h.output->describe() : std::string("taken by an engine");
+      });
+  m.def("open_output", &open_output, py::arg("choose") = py::none(), py::arg("virtual_name") = "",
+        py::arg("client_name") = "emolive",
+        "A virtual port, the output port choose(names) picks (its index; -1: none, returns "
+        "None), or with neither no output.");
   m.def("list_ports", &list_output_ports, py::call_guard<py::gil_scoped_release>(),
         "Output port names of the MIDI API in use (empty when no backend opens).");
   m.def("midi_api", &midi_api_name, py::call_guard<py::gil_scoped_release>(),

@@ -1,6 +1,7 @@
 #include "emolive/model.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -78,9 +79,26 @@ std::string join(const std::vector<std::string>& names) {
 Model::Model(const std::string& model_dir, const std::string& onnxruntime_lib) : dir_(model_dir) {
   card_ = load_model_card(model_dir);
   ensure_onnxruntime(onnxruntime_lib);
-  encoder_ = load_session("encoder");
+  load_session("encoder");  // refused now if broken; loaded again by encode()
   decoder_init_ = load_session("decoder_init");
   decoder_step_ = load_session("decoder_step");
+  check_finite();
+}
+
+void Model::check_finite() const {
+  const std::vector<float> z(size_t(card_.z), 0.f), emotion(kEmotionCount, 0.25f),
+      silent(kFrameSize, 0.f);
+  const std::vector<float> state = decode_init(z.data(), emotion.data(), 1);
+  const StepOutputs out = decode_step(silent.data(), z.data(), emotion.data(), state.data(), 1);
+  const std::pair<const char*, const std::vector<float>*> outputs[] = {
+      {"state", &state}, {"onset_logits", &out.onset_logits}, {"hold_logits", &out.hold_logits},
+      {"velocity", &out.velocity}, {"state_out", &out.state_out}};
+  for (const auto& [name, values] : outputs) {
+    if (!std::all_of(values->begin(), values->end(), [](float v) { return std::isfinite(v); })) {
+      throw ModelError("model '" + dir_ + "': decoder output '" + name + "' is not finite (NaN "
+                       "or infinity) for a silent input: the weights are broken");
+    }
+  }
 }
 
 Model::Session Model::load_session(const std::string& role) const {
@@ -242,6 +260,8 @@ Model::StepOutputs Model::decode_step(const float* prev, const float* z, const f
 std::pair<std::vector<float>, std::vector<float>> Model::encode(const float* roll, int64_t steps,
                                                                 const float* emotion,
                                                                 int64_t batch) const {
+  std::lock_guard<std::mutex> lock(encoder_mutex_);
+  if (!encoder_.session) encoder_ = load_session("encoder");
   std::vector<Ort::Value> inputs;
   for (const auto& n : encoder_.input_names) {
     if (n == "roll") inputs.push_back(view(roll, batch * steps * kFrameSize, {batch, steps, kFrameSize}));

@@ -343,14 +343,18 @@ std::vector<std::string> list_output_ports() {
   return names;
 }
 
-std::unique_ptr<MidiOutput> open_port_output(int index, const std::string& client_name) {
+std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name) {
   OpenedApi api = open_first_api(client_name);
+  std::vector<std::string> names;
   const unsigned count = api.out->getPortCount();
+  for (unsigned i = 0; i < count; ++i) names.push_back(api.out->getPortName(i));
+  const int index = choose(names);
+  if (index == -1) return nullptr;
   if (index < 0 || unsigned(index) >= count) {
     throw PortError("MIDI output port index " + std::to_string(index) + " is out of range (" +
                     std::to_string(count) + " ports)");
   }
-  const std::string name = api.out->getPortName(index);
+  const std::string& name = names[size_t(index)];
   api.sink->reset();
   api.out->openPort(unsigned(index), "out");
   if (api.sink->failed) {
@@ -386,7 +390,7 @@ namespace {
 bool rtmidi_available() { return false; }
 std::string midi_api_name() { return ""; }
 std::vector<std::string> list_output_ports() { return {}; }
-std::unique_ptr<MidiOutput> open_port_output(int, const std::string&) { no_rtmidi(); }
+std::unique_ptr<MidiOutput> open_port_output(const PortChooser&, const std::string&) { no_rtmidi(); }
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string&) { no_rtmidi(); }
 
 #endif

@@ -1,6 +1,6 @@
 """Type stubs of the native module emolive._core (built from cpp/bindings)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,11 +41,17 @@ class Model:
     def time_decode_steps(self, n: int = 1000, warmup: int = 20) -> npt.NDArray[np.float64]: ...
     def time_generator_steps(self, n: int = 1000, warmup: int = 20, seed: int = 0) -> npt.NDArray[np.float64]: ...
 
+class Output:
+    @property
+    def description(self) -> str: ...
+
+def open_output(choose: Callable[[list[str]], int] | None = None, virtual_name: str = "",
+                client_name: str = "emolive") -> Output | None: ...
+
 class Engine:
-    def __init__(self, model: Model, port_index: int = -1, virtual_name: str = "",
-                 bpm: float = 120.0, channel: int = 0, seed: int = 0, program: int = -1,
-                 temperature: float = 1.0, clock_out: bool = False, record: bool = False,
-                 client_name: str = "emolive") -> None: ...
+    def __init__(self, model: Model, output: Output, bpm: float = 120.0, channel: int = 0,
+                 seed: int = 0, program: int = -1, temperature: float = 1.0,
+                 clock_out: bool = False, record: bool = False) -> None: ...
     def play(self, emotion: Weights) -> None: ...
     def set_emotion(self, emotion: Weights, glide_steps: int) -> None: ...
     def morph(self, start: Weights, target: Weights, glide_steps: int) -> None: ...

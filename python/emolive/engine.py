@@ -17,15 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
 from emolive.emotions import EmotionLike, Weights, parse_emotion
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask
 
-if TYPE_CHECKING:  # mido is imported where MIDI files are made: live play never loads it
+if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads neither
     import mido
+    import numpy as np
 
 EngineError = _core.EngineError
 ModelError = _core.ModelError
@@ -124,9 +123,7 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
         raise TypeError(f"model must be a directory path or None, not {type(model).__name__}")
     if not path.is_dir():
         raise ModelError(f"model directory {str(path)!r} does not exist or is not a directory")
-    loaded = _core.Model(str(path), onnxruntime_library())
-    _check_finite(loaded, path)
-    return loaded
+    return _core.Model(str(path), onnxruntime_library())  # refuses NaN weights too
 
 
 def _return_freed_heap() -> None:
@@ -134,26 +131,12 @@ def _return_freed_heap() -> None:
     nothing). Loading a model frees the ONNX files' bytes and the graph optimiser's scratch
     memory but leaves them resident: about 3 MB of a live process. Takes well under a
     millisecond; called once the engine is built, never from the clock thread."""
-    import ctypes  # already loaded by numpy
+    import ctypes
 
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (AttributeError, OSError, TypeError):  # not glibc (macOS, musl) or not POSIX
         pass
-
-
-def _check_finite(model: Any, path: Path) -> None:
-    """Refuse weights that are not finite (a diverged training run): one decoder step on a
-    silent frame must give finite outputs, else the engine would play silence or garbage."""
-    z = np.zeros((1, model.z_dim), dtype=np.float32)
-    emotion = np.full((1, 4), 0.25, dtype=np.float32)
-    state = model.decode_init(z, emotion)
-    outputs = model.decode_step(np.zeros((1, 264), dtype=np.float32), z, emotion, state)
-    for name, value in zip(("state", "onset_logits", "hold_logits", "velocity", "state_out"),
-                           (state, *outputs)):
-        if not np.all(np.isfinite(value)):
-            raise ModelError(f"model {str(path)!r}: decoder output '{name}' is not finite (NaN "
-                             "or infinity) for a silent input: the weights are broken")
 
 
 # --- ports -----------------------------------------------------------------------------------
@@ -180,17 +163,46 @@ def find_port(query: str | int) -> int:
     Raises ``PortError`` listing the available ports (and how to get one) when nothing matches
     or a substring matches several ports.
     """
-    return _match_output_port(query)[0]
+    _check_port_query(query)
+    return _match_port(query, list_ports())[0]
 
 
-def _match_output_port(query: str | int) -> tuple[int, str]:
-    """``find_port``'s (index, name), from one listing of the ports."""
+def _check_port_query(query: object) -> None:
     if isinstance(query, bool) or not isinstance(query, (str, int)):
         raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
     if not _core.rtmidi_available():
         raise PortError("emolive was built without RtMidi, so no MIDI port can be opened; "
                         "install librtmidi-dev (Debian/Ubuntu) and reinstall emolive")
-    names = list_ports()
+
+
+def _open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str | None]:
+    """The engine's ``_core.Output`` and the name of its port: a virtual port, the output
+    port ``port`` matches (listed and opened by one MIDI client), or no output."""
+    with quiet_c_stderr():
+        if virtual is not None:
+            return _core.open_output(virtual_name=virtual), virtual
+        if port is None:
+            return _core.open_output(), None
+    _check_port_query(port)
+    chosen: dict[str, Any] = {}
+
+    def choose(names: list[str]) -> int:
+        try:
+            chosen["index"], chosen["name"] = _match_port(port, names)
+        except PortError as err:  # raised below, once the client is closed
+            chosen["error"] = err
+            return -1
+        return int(chosen["index"])
+
+    with quiet_c_stderr():
+        output = _core.open_output(choose)
+    if output is None:
+        raise chosen["error"]
+    return output, chosen["name"]
+
+
+def _match_port(query: str | int, names: list[str]) -> tuple[int, str]:
+    """``find_port``'s (index, name) among ``names``."""
     if isinstance(query, int):  # an int is an index, never a piece of a name
         if 0 <= query < len(names):
             return query, names[query]
@@ -246,20 +258,18 @@ class Engine:
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
         self.seed = _seed(seed)
-        self.port_name: str | None = virtual.strip() if virtual is not None else None
-        port_index = -1
-        if port is not None:  # matched before the model loads: a wrong port is reported at once
-            port_index, self.port_name = _match_output_port(port)
+        # Opened before the model loads: a wrong port is reported at once, and a JACK
+        # connection needs up to 100 ms to carry messages (play() waits for it), which the
+        # model's loading covers.
+        output, self.port_name = _open_output(port, virtual.strip() if virtual is not None else None)
         self._model = load_model(model)
         self._card: dict[str, Any] = json.loads(self._model.card_json)
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
             temperature = float(self._model.default_temperature)
-        with quiet_c_stderr():
-            self._core = _core.Engine(
-                self._model, port_index=port_index, virtual_name=virtual.strip() if virtual else "",
-                bpm=bpm, channel=channel - 1, seed=self.seed,
-                program=-1 if program is None else program - 1, temperature=temperature,
-                clock_out=clock_out, record=record)
+        self._core = _core.Engine(
+            self._model, output, bpm=bpm, channel=channel - 1, seed=self.seed,
+            program=-1 if program is None else program - 1, temperature=temperature,
+            clock_out=clock_out, record=record)
         self.channel = channel
         self.program = program
         self._record = record
@@ -359,6 +369,8 @@ class Engine:
 
     def lateness_us(self) -> np.ndarray:
         """Per step since the last ``play()``: send time minus deadline, in microseconds."""
+        import numpy as np
+
         return np.asarray(self._core.lateness_us(), dtype=np.float32)
 
     # offline

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,8 +88,13 @@ bool rtmidi_available();
 std::string midi_api_name();
 // Output port names of that API (empty when no backend opens).
 std::vector<std::string> list_output_ports();
-// Open output port `index` (of list_output_ports()); PortError if it cannot be opened.
-std::unique_ptr<MidiOutput> open_port_output(int index, const std::string& client_name);
+// Picks the port to open from the output port names: an index into them, or -1 for none.
+using PortChooser = std::function<int(const std::vector<std::string>& names)>;
+// Open client `client_name`, list its output ports, and open the one `choose` picks; nullptr
+// if it picks none. One client lists and opens, so the port chosen is the one opened and no
+// second client is started for the listing. PortError for an index out of range or a port
+// that cannot be opened.
+std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name);
 // Open a virtual output port named `name`; PortError where unsupported (Windows).
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name);
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -68,11 +69,18 @@ class Model {
   };
   Session load_session(const std::string& role) const;
   void validate(const Session& s) const;
+  // ModelError unless one decoder step on a silent frame gives finite outputs (a diverged
+  // training run leaves NaN weights; the engine would play silence or garbage).
+  void check_finite() const;
   std::vector<Ort::Value> run(const Session& s, const std::vector<Ort::Value>& inputs) const;
 
   std::string dir_;
   ModelCard card_;
-  Session encoder_, decoder_init_, decoder_step_;
+  Session decoder_init_, decoder_step_;
+  // The encoder is loaded and checked with the others, then let go: live play and generation
+  // never encode, and its session holds megabytes. encode() loads it again on first use.
+  mutable std::mutex encoder_mutex_;
+  mutable Session encoder_;
 };
 
 }  // namespace emolive
