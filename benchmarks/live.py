@@ -124,6 +124,7 @@ def delivery(model: Path, receiver: Receiver, seconds: float, bpm: float) -> dic
     receiver.clear()
     with Engine(model=model, port=receiver.name, record=True, bpm=bpm, seed=3,
                 clock_out=True) as engine:
+        time.sleep(0.2)  # past the port's connection settle, so play() does not wait for it
         before = time.monotonic()
         engine.play("happy")
         after = time.monotonic()

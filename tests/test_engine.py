@@ -202,3 +202,18 @@ def test_every_performance_starts_with_a_note_in_the_key() -> None:
     for piece in pieces:
         first = [n for tick, kind, n, _ in note_events(piece) if kind == "note_on" and tick == 0]
         assert first and all(n % 12 in a_minor for n in first)
+
+
+def test_live_play_loads_neither_numpy_nor_mido_nor_torch() -> None:
+    """The live path stays small (docs/benchmarks.md, memory): numpy alone is ~12 MB resident."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time\n"
+            "from emolive import Engine\n"
+            "with Engine(seed=1) as engine:\n"
+            "    engine.play('happy'); time.sleep(0.3); engine.stop()\n"
+            "print(sorted(m for m in ('numpy', 'mido', 'torch', 'rtmidi') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -6,6 +6,7 @@ is one JSON object; the driver reads commands from stdin:
     -> {"event": "playing", ...}        (after notes have been sent)
     <- "continue"                       (the port or server is gone now)
     -> {"event": "after_loss", ...}     (1 s later: is the clock still running? any error?)
+       ("continue until reported": 1 s, then up to 2.5 s in all until the loss is reported)
     <- "reconnect"  (optional: the port is back) -> {"event": "reconnected", ...}, then waits
                     for one more line
     -> {"event": "stopped", ...}        (after stop(): sounding notes, time stop() took)
@@ -17,6 +18,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+
+
+NOTICE_WITHIN_S = 2.5  # "continue until reported": how long the engine may take to report a loss
 
 
 def emit(event: str, **data: object) -> None:
@@ -49,12 +53,19 @@ def main(model: str, port: str) -> int:
     stats = engine.stats()
     emit("playing", step=stats["step"], notes_sent=stats["notes_sent"],
          sounding=stats["sounding"])
-    sys.stdin.readline()
+    until_reported = sys.stdin.readline().strip() == "continue until reported"
     step_at_loss = engine.stats()["step"]
+    told = time.monotonic()
     time.sleep(1.0)
+    # The engine probes a JACK server once a second, so a dead server is noticed up to ~1 s
+    # (plus the probe's own time) after it went.
+    while (until_reported and engine.stats()["port_error"] is None
+           and time.monotonic() - told < NOTICE_WITHIN_S):
+        time.sleep(0.05)
     stats = engine.stats()
     emit("after_loss", steps_since=stats["step"] - step_at_loss, port_error=stats["port_error"],
-         generator_error=stats.get("generator_error"), playing=engine.is_playing)
+         waited_s=round(time.monotonic() - told, 3), generator_error=stats.get("generator_error"),
+         playing=engine.is_playing)
     if sys.stdin.readline().strip() == "reconnect":
         wait_for_reconnection(engine)
         sys.stdin.readline()

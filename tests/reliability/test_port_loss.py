@@ -79,9 +79,10 @@ class Driver:
         self._read(event)
         return self.events[event]
 
-    def finish(self) -> dict[str, dict]:
-        """Tell the driver the loss has happened; collect its reports."""
-        self.proc.stdin.write("continue\n")
+    def finish(self, command: str = "continue") -> dict[str, dict]:
+        """Tell the driver the loss has happened (or, after a reconnection, to stop); collect
+        its reports."""
+        self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
         try:
             out, err = self.proc.communicate(timeout=30)
@@ -171,7 +172,7 @@ def test_a_restarted_jack_server_is_reconnected(private_jack_server,
     server.terminate()  # SIGTERM: the server goes, and every port with it
     assert server.wait(timeout=10) is not None
     first.kill()
-    events = driver.next("continue", "after_loss")
+    events = driver.next("continue until reported", "after_loss")
     assert events["port_error"], events
     own_server(private_jack_server, monkeypatch, synchronous=False,
                name=os.environ["JACK_DEFAULT_SERVER"])
@@ -189,14 +190,21 @@ def test_a_restarted_jack_server_is_reconnected(private_jack_server,
     assert got["note_ons"] > 0 and got["left_sounding"] == 0 and got["double_strikes"] == 0, got
 
 
-def test_jack_server_stopped_mid_stream(own_jack_server: subprocess.Popen,
-                                       tiny_model_dir: Path) -> None:
+def test_jack_server_stopped_mid_stream(own_jack_server: subprocess.Popen) -> None:
     """The engine plays into its own virtual port (no receiver: see own_jack_server); the server
-    stops: the engine survives, leaves nothing sounding, and reports the loss."""
-    driver = Driver(tiny_model_dir, f"virtual:emolive-loss-{os.getpid()}")
+    stops: the engine survives, leaves nothing sounding, and reports the loss.
+
+    On the shipped model (tens of events a second). The tiny random model's thousands a second
+    can fill RtMidi 5.0's 16 KB JACK ring buffer, which only the dead server's process cycle
+    emptied, before the once-a-second server probe notices, and RtMidi's send then waits
+    forever inside the clock thread: a known limitation (docs/engine.md, "Port errors"), seen
+    once here on a loaded machine (docs/reliability.md, "Port loss")."""
+    from emolive.engine import DEFAULT_MODEL_DIR
+
+    driver = Driver(DEFAULT_MODEL_DIR, f"virtual:emolive-loss-{os.getpid()}")
     own_jack_server.terminate()  # SIGKILL would leave its shared memory in /dev/shm
     own_jack_server.wait(timeout=10)
-    events = driver.finish()
+    events = driver.finish("continue until reported")
     assert_survived(events)
     assert events["after_loss"]["port_error"], "the loss of the JACK server went unreported"
 
