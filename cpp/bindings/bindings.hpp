@@ -9,9 +9,9 @@
 
 namespace emolive::bindings {
 
-// A MIDI output opened before the engine that will own it (Python: `_core.Output`), so that a
-// JACK connection settles while the model loads. Engine() takes the output out of it; a
-// taken handle cannot be used again.
+// A MIDI output opened before the engine that will own it (Python: `_core.Output`), so that
+// Python can match the port among the names the output's own client lists (open_output's
+// `choose`). Engine() takes the output out of it; a taken handle cannot be used again.
 struct OutputHandle {
   std::unique_ptr<MidiOutput> output;
   std::unique_ptr<MidiOutput> take();

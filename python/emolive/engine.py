@@ -258,11 +258,11 @@ class Engine:
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
         self.seed = _seed(seed)
-        # Opened before the model loads: a wrong port is reported at once, and a JACK
-        # connection needs up to 100 ms to carry messages (play() waits for it), which the
-        # model's loading covers.
-        output, self.port_name = _open_output(port, virtual.strip() if virtual is not None else None)
+        # The model loads before the output opens: with a JACK client already open while ONNX
+        # Runtime loaded, the engine's port checks later stalled now and then (a vanished
+        # receiver went unnoticed in 3 of 6 runs; docs/reliability.md, "Connection settle").
         self._model = load_model(model)
+        output, self.port_name = _open_output(port, virtual.strip() if virtual is not None else None)
         self._card: dict[str, Any] = json.loads(self._model.card_json)
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
             temperature = float(self._model.default_temperature)

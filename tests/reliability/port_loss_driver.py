@@ -73,6 +73,7 @@ def main(model: str, port: str) -> int:
     engine.stop()
     stats = engine.stats()
     emit("stopped", stop_s=round(time.monotonic() - started, 3), sounding=stats["sounding"],
+         port_reconnects=stats["port_reconnects"], notes_sent=stats["notes_sent"],
          port_error=stats["port_error"])
     started = time.monotonic()
     engine.close()

@@ -33,7 +33,8 @@ def report(sink: CallbackReceiver) -> str:
     return json.dumps({"note_ons": pairing.note_ons, "note_offs": pairing.note_offs,
                        "double_strikes": len(pairing.double_strikes),
                        "left_sounding": len(pairing.left_sounding),
-                       "describe": pairing.describe(), "messages": len(messages)})
+                       "describe": pairing.describe(), "messages": len(messages),
+                       "last": [m.hex() for m in messages[-12:]]})
 
 
 def open_sink(name: str, timeout_s: float = 15.0) -> CallbackReceiver:

@@ -187,7 +187,8 @@ def test_a_restarted_jack_server_is_reconnected(private_jack_server,
         got = second.quit()
     finally:
         second.kill()
-    assert got["note_ons"] > 0 and got["left_sounding"] == 0 and got["double_strikes"] == 0, got
+    assert got["note_ons"] > 0 and got["left_sounding"] == 0 and got["double_strikes"] == 0, (
+        got, driver.events)
 
 
 def test_jack_server_stopped_mid_stream(own_jack_server: subprocess.Popen) -> None:
