@@ -164,8 +164,14 @@ TEST_CASE("when the producer dies, the clock ends the notes it left sounding") {
   while (scheduler.steps_played() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   CHECK(tracker.count() == 1);  // an underrun alone keeps the note: its block may still come
   producer_alive = false;       // as the generator's loop does when the model throws
+  // The tracker empties with the note-off, before the controller messages follow it: wait for
+  // the last of those (all sound off, CC120), not only for the tracker.
+  const auto last_is_all_sound_off = [&rec] {
+    const size_t n = rec.count();
+    return n > 0 && rec.at(n - 1).bytes[0] == 0xB0 && rec.at(n - 1).bytes[1] == 120;
+  };
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (tracker.count() > 0 && std::chrono::steady_clock::now() < until) {
+  while ((tracker.count() > 0 || !last_is_all_sound_off()) && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   CHECK(tracker.count() == 0);
