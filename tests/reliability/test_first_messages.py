@@ -3,7 +3,8 @@ is opened used to be lost now and then (the connection carries messages only fro
 process cycle; docs/reliability.md, "Connection settle").
 
 Each run opens an engine on a named port and plays at once, under CPU load from busy
-processes, which is what made the loss show (5 of 100 runs before the fix). CI does a few runs;
+processes, which is what made the loss show (5 of 100 runs before the fix); the load is
+paused while the engine closes. CI does a few runs;
 the long run is
 
     EMOLIVE_SETTLE_RUNS=150 .venv/bin/python -m pytest tests/reliability/test_first_messages.py -s
@@ -12,6 +13,7 @@ the long run is
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,22 +39,42 @@ def receiver(jack_server: str) -> Iterator[Sink]:
     sink.close()
 
 
+class CpuLoad:
+    """Busy processes, one per core, that can be paused (SIGSTOP) and resumed (SIGCONT)."""
+
+    def __init__(self) -> None:
+        self.busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                     for _ in range(BUSY_PROCESSES)]
+
+    def pause(self, paused: bool) -> None:
+        for process in self.busy:
+            process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
+    def end(self) -> None:
+        for process in self.busy:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture()
-def cpu_load() -> Iterator[None]:
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(BUSY_PROCESSES)]
-    yield
-    for process in busy:
-        process.kill()
-        process.wait()
+def cpu_load() -> Iterator[CpuLoad]:
+    load = CpuLoad()
+    yield load
+    load.end()
 
 
-def test_the_program_change_and_first_note_arrive_when_playing_at_once(receiver: Sink, cpu_load: None) -> None:
+def test_the_program_change_and_first_note_arrive_when_playing_at_once(receiver: Sink, cpu_load: CpuLoad) -> None:
     missing = []
     for run in range(RUNS):
         start = len(receiver.snapshot())
+        cpu_load.pause(False)
         engine = Engine(port=RECEIVER, program=PROGRAM, bpm=240, seed=run)
         engine.play("happy")  # no pause after opening the port
         time.sleep(0.25)
+        # Closed without the load: under it, RtMidi 5.0's JACK close race (docs/reliability.md,
+        # "Exit crash"; mitigated by waits that a starved JACK thread can outlast) crashed
+        # pytest once in CI. What is tested here is the opening.
+        cpu_load.pause(True)
         engine.close()
         received = received_since(receiver, start)
         notes = [m for m in received if len(m) == 3 and m[0] == 0x90 and m[2] > 0]
