@@ -29,7 +29,7 @@ class JackdError(RuntimeError):
     """jackd is missing or did not come up."""
 
 
-def _terminate_with_parent() -> None:
+def terminate_with_parent() -> None:
     """In the child before exec: SIGTERM when the starting process dies, even by SIGKILL
     (Linux prctl PR_SET_PDEATHSIG), so no orphaned jackd keeps a registry slot."""
     if sys.platform.startswith("linux"):
@@ -63,7 +63,7 @@ def start_dummy_jackd(name: str, synchronous: bool = True, attempts: int = 5,
             [jackd, "--no-realtime", *mode, "-n", name, "-d", "dummy", "-r", str(RATE_HZ),
              "-p", str(PERIOD_FRAMES)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-            preexec_fn=_terminate_with_parent)
+            preexec_fn=terminate_with_parent)
         if _wait_until_usable(proc, name, timeout_s):
             return proc
         stop_jackd(proc)

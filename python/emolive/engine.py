@@ -258,6 +258,9 @@ class Engine:
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
         self.seed = _seed(seed)
+        if port is not None:  # a wrong port is reported before the model loads
+            _check_port_query(port)
+            _match_port(port, list_ports())
         # The model loads before the output opens: with a JACK client already open while ONNX
         # Runtime loaded, the engine's port checks later stalled now and then (a vanished
         # receiver went unnoticed in 3 of 6 runs; docs/reliability.md, "Connection settle").

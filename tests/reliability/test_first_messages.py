@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from emolive import Engine
+from tests.jackd import terminate_with_parent
 from tests.midi_sink import Sink
 
 pytestmark = pytest.mark.jack
@@ -43,7 +44,9 @@ class CpuLoad:
     """Busy processes, one per core, that can be paused (SIGSTOP) and resumed (SIGCONT)."""
 
     def __init__(self) -> None:
-        self.busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        # They die with this process even if it crashes (a crash had left them spinning).
+        self.busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                      preexec_fn=terminate_with_parent)
                      for _ in range(BUSY_PROCESSES)]
 
     def pause(self, paused: bool) -> None:
