@@ -178,12 +178,9 @@ def _check_port_query(query: object) -> None:
 def _open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str | None]:
     """The engine's ``_core.Output`` and the name of its port: a virtual port, the output
     port ``port`` matches (listed and opened by one MIDI client), or no output."""
-    with quiet_c_stderr():
-        if virtual is not None:
-            return _core.open_output(virtual_name=virtual), virtual
-        if port is None:
-            return _core.open_output(), None
-    _check_port_query(port)
+    if virtual is not None or port is None:
+        with quiet_c_stderr():
+            return _core.open_output(virtual_name=virtual or ""), virtual
     chosen: dict[str, Any] = {}
 
     def choose(names: list[str]) -> int:
@@ -258,9 +255,8 @@ class Engine:
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
         self.seed = _seed(seed)
-        if port is not None:  # a wrong port is reported before the model loads
-            _check_port_query(port)
-            _match_port(port, list_ports())
+        if port is not None:
+            find_port(port)  # a wrong port is reported before the model loads
         # The model loads before the output opens: with a JACK client already open while ONNX
         # Runtime loaded, the engine's port checks later stalled now and then (a vanished
         # receiver went unnoticed in 3 of 6 runs; docs/reliability.md, "Connection settle").
