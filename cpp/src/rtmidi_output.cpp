@@ -6,6 +6,7 @@
 
 #include "emolive/errors.hpp"
 #include "emolive/midi_out.hpp"
+#include "jack_cycles.hpp"
 
 #ifdef EMOLIVE_HAVE_RTMIDI
 #include <rtmidi/RtMidi.h>
@@ -135,6 +136,16 @@ constexpr std::chrono::milliseconds kCycleSettleTime{100};
 // The same margin as kCycleSettleTime: a few periods plus a descheduled server thread.
 constexpr std::chrono::milliseconds kConnectSettleTime = kCycleSettleTime;
 
+// The most bytes the clock thread queues into RtMidi's JACK ring (16 KB in RtMidi 5.0) without
+// seeing a new JACK cycle (each message costs its bytes plus RtMidi's 4-byte length). Half the
+// ring, so it never fills: the ring holds at most this plus what a cycle we saw had not yet
+// taken. A busy step is far below it (176 note messages, 1.2 KB).
+constexpr size_t kJackQueueBudget = 8192;
+
+// Stalled for this many check_connection() calls (500 ms apart) on a live server: the cycle
+// counter's client is opened again.
+constexpr unsigned kStalledChecksBeforeNewCounter = 4;
+
 class RtMidiOutput final : public MidiOutput {
  public:
   // `client_name`: api_'s client name, empty for virtual ports, which have no destination to
@@ -161,21 +172,27 @@ class RtMidiOutput final : public MidiOutput {
       // client, so the clients are left to the process's end.
       (void)api_.out.release();
       (void)watcher_.out.release();
+      drop_cycles();
       return;
     }
     api_.out->closePort();
     if (api_.id == RtMidi::UNIX_JACK) std::this_thread::sleep_for(kCycleSettleTime);
   }
   // Clock thread. Nothing reaches RtMidi once the output has failed (after a server loss a
-  // JACK send can spin forever) or while check_connection() reconnects; `sending_` lets the
-  // reconnection wait until no send is inside RtMidi.
+  // JACK send can spin forever), while check_connection() reconnects, or when RtMidi's JACK
+  // ring might be full (the output then fails as stalled); `sending_` lets the reconnection
+  // wait until no send is inside RtMidi.
   void send(const uint8_t* bytes, size_t size) noexcept override {
     sending_.fetch_add(1);  // seq_cst, paired with pause_sends()
     if (!paused_.load() && !failed()) {
-      try {
-        api_.out->sendMessage(bytes, size);
-      } catch (...) {  // RtMidi reports through the sink; never let an exception out
-        api_.sink->fail("sendMessage threw");
+      if (!jack_ring_has_room(size)) {
+        stall();
+      } else {
+        try {
+          api_.out->sendMessage(bytes, size);
+        } catch (...) {  // RtMidi reports through the sink; never let an exception out
+          api_.sink->fail("sendMessage threw");
+        }
       }
     }
     sending_.fetch_sub(1);
@@ -193,6 +210,7 @@ class RtMidiOutput final : public MidiOutput {
       try_reconnect();
       return;
     }
+    if (!cycles_owner_ && !cycles_tried_ && api_.id == RtMidi::UNIX_JACK) open_cycles();
     // JACK: a killed server leaves our clients as zombies that still list the old ports, and
     // RtMidi's sendMessage then waits forever once its ring buffer is full. So ask for a
     // fresh connection now and then; it fails as soon as the server is gone.
@@ -215,6 +233,78 @@ class RtMidiOutput final : public MidiOutput {
   }
 
  private:
+  // Clock thread: may `size` more bytes go into RtMidi's JACK ring? Each JACK cycle empties
+  // the ring, so what was queued before a cycle we saw is gone (jack_cycles.hpp). Until the
+  // cycle counter is open (the first check_connection()) sends go unwatched.
+  bool jack_ring_has_room(size_t size) noexcept {
+    const JackCycles* cycles = cycles_.load(std::memory_order_acquire);
+    if (!cycles) return true;
+    const uint64_t now = cycles->count();
+    if (now != seen_cycle_) {
+      seen_cycle_ = now;
+      queued_bytes_ = 0;
+    }
+    const size_t cost = sizeof(int) + size;  // RtMidi 5.0 queues an int length first
+    if (queued_bytes_ + cost > kJackQueueBudget) return false;
+    queued_bytes_ += cost;
+    return true;
+  }
+
+  // Clock thread: no JACK cycle came while kJackQueueBudget bytes waited. The message is not
+  // sent and the output fails (the clock then keeps time without sending); try_reconnect()
+  // resumes once cycles run again, or treats it as a server loss.
+  void stall() noexcept {
+    stall_cycle_.store(seen_cycle_);
+    stalled_.store(true);
+    api_.sink->fail("the JACK server stopped processing (no cycle while 8 KB of MIDI waited to "
+                    "be sent): it has stopped or stalled");
+  }
+
+  // The cycle counter's own client (check_connection()'s thread); one attempt per server.
+  void open_cycles() {
+    cycles_tried_ = true;
+    cycles_owner_ = JackCycles::open((client_name_.empty() ? std::string("emolive") : client_name_) +
+                                     "-cycles");
+    cycles_.store(cycles_owner_.get(), std::memory_order_release);
+  }
+
+  // The server has gone: its cycle counter's client is left to the process's end (libjack
+  // crashes closing it), and a new one is opened for the next server. Sends paused.
+  void drop_cycles() {
+    cycles_.store(nullptr, std::memory_order_release);
+    if (cycles_owner_) {
+      cycles_owner_->leak_client();
+      (void)cycles_owner_.release();  // its client may still hold a pointer to it
+    }
+    cycles_tried_ = false;
+  }
+
+  // The output failed as stalled (send()): if the server is alive and its cycles run again,
+  // the port is still open, so the failure clears; a server that has gone is a server loss.
+  void resume_after_stall() {
+    if (!backend_alive(api_.id)) {
+      server_lost_ = true;
+      stalled_.store(false);
+      return;
+    }
+    if (cycles_owner_ && cycles_owner_->count() == stall_cycle_.load()) {
+      // Still no cycle. A server that runs but dropped the counter's client (JACK removes
+      // clients that miss their deadlines) would keep us silent: after ~2 s, a new counter.
+      if (++stalled_checks_ < kStalledChecksBeforeNewCounter) return;
+      pause_sends();  // the clock thread is outside jack_ring_has_room() from here on
+      cycles_.store(nullptr, std::memory_order_release);
+      cycles_owner_.reset();
+      open_cycles();
+      if (!cycles_owner_) return;
+    }
+    stalled_checks_ = 0;
+    pause_sends();
+    stalled_.store(false);
+    api_.sink->reset();
+    reconnects_.fetch_add(1);
+    paused_.store(false);
+  }
+
   // One attempt, on the API the port is open on (no other API is probed, so no other
   // backend prints its failure on the user's terminal while playing).
   void open_watcher() {
@@ -248,6 +338,10 @@ class RtMidiOutput final : public MidiOutput {
   // process's end) and new ones are made; otherwise the same client closes and reopens its
   // port. Virtual ports are not reconnected.
   void try_reconnect() {
+    if (stalled_.load()) {
+      resume_after_stall();
+      return;
+    }
     if (client_name_.empty()) return;
     if (server_lost_) {
       ErrorSink probe;  // the new client's errors go to api_.sink once it is in use
@@ -257,6 +351,7 @@ class RtMidiOutput final : public MidiOutput {
       const int index = find_port(*fresh);
       if (index < 0) return;  // the server is back, the destination not yet
       pause_sends();
+      drop_cycles();
       // The dead server's clients are left to the process's end; api_.sink stays (other
       // threads read it), and nothing calls the old client again, so it reports nothing.
       (void)api_.out.release();
@@ -312,6 +407,14 @@ class RtMidiOutput final : public MidiOutput {
   OpenedApi watcher_;           // check_connection()'s thread only, until destruction
   unsigned checks_ = 0;         // check_connection() calls (one thread only)
   bool server_lost_ = false;    // check_connection()'s thread only
+  std::unique_ptr<JackCycles> cycles_owner_;  // check_connection()'s thread, until destruction
+  bool cycles_tried_ = false;                 // check_connection()'s thread only
+  unsigned stalled_checks_ = 0;               // check_connection() calls since the stall
+  std::atomic<const JackCycles*> cycles_{nullptr};  // what the clock thread reads
+  uint64_t seen_cycle_ = 0;   // clock thread only: the cycle count at the last send
+  size_t queued_bytes_ = 0;   // clock thread only: bytes sent since seen_cycle_ changed
+  std::atomic<bool> stalled_{false};       // failed by stall(), not yet resumed
+  std::atomic<uint64_t> stall_cycle_{0};  // the cycle count when it stalled
   std::atomic<int> sending_{0};  // clock-thread sends inside send() right now
   std::atomic<bool> paused_{false};
   std::atomic<int> reconnects_{0};

@@ -127,7 +127,13 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
     }
     return;
   }
-  forgot_after_failure_ = false;
+  if (forgot_after_failure_) {
+    // The output is back (reconnected, or its JACK server runs again). Note-offs were lost
+    // with the failure, so the receiver may still hold notes: the controller part of the
+    // all-off sequence ends them before anything new (the tracker is empty: it forgot them).
+    tracker_.all_off(out_);
+    forgot_after_failure_ = false;
+  }
   // Blocks for steps already past: keep only their note-offs.
   while (block && block->step < step) {
     send_events(*block, false);

@@ -152,6 +152,43 @@ TEST_CASE("after a port failure the scheduler forgets the notes it can no longer
   CHECK(out.recorder.count() == 3);  // the three note-ons; nothing reached the dead port after
 }
 
+TEST_CASE("when the output comes back, the scheduler ends what the receiver may hold, then plays") {
+  FailingOutput out;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(out, tracker, blocks, lateness, 0, false);
+  StepEvents chord;
+  chord.clear(0);
+  chord.push({NoteEvent::kOn, 39, 90});
+  REQUIRE(blocks.push(chord));
+  scheduler.start(400.0);
+  while (scheduler.steps_played() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  out.failing = true;  // the note-off of key 39 will never reach the receiver
+  StepEvents off;
+  off.clear(1);
+  off.push({NoteEvent::kOff, 39, 0});
+  REQUIRE(blocks.push(off));
+  while (scheduler.steps_played() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  out.failing = false;  // reconnected
+  StepEvents next;
+  next.clear(2);
+  next.push({NoteEvent::kOn, 50, 80});
+  REQUIRE(blocks.push(next));
+  while (scheduler.steps_played() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  scheduler.stop();
+  const RecordingOutput& rec = out.recorder;
+  // note-on 39; then, after the failure: sustain off, all notes off, all sound off, note-on 50
+  REQUIRE(rec.count() >= 5);
+  CHECK(rec.at(0).bytes[0] == 0x90);
+  CHECK(rec.at(0).bytes[1] == kPitchLow + 39);
+  CHECK((rec.at(1).bytes[0] == 0xB0 && rec.at(1).bytes[1] == 64));
+  CHECK((rec.at(2).bytes[0] == 0xB0 && rec.at(2).bytes[1] == 123));
+  CHECK((rec.at(3).bytes[0] == 0xB0 && rec.at(3).bytes[1] == 120));
+  CHECK(rec.at(4).bytes[0] == 0x90);
+  CHECK(rec.at(4).bytes[1] == kPitchLow + 50);
+}
+
 TEST_CASE("when the producer dies, the clock ends the notes it left sounding") {
   RecordingOutput rec;
   NoteTracker tracker;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -191,23 +192,49 @@ def test_a_restarted_jack_server_is_reconnected(private_jack_server,
         got, driver.events)
 
 
-def test_jack_server_stopped_mid_stream(own_jack_server: subprocess.Popen) -> None:
+@pytest.mark.parametrize("dense", [False, True], ids=["shipped-model", "tiny-model"])
+def test_jack_server_stopped_mid_stream(own_jack_server: subprocess.Popen, tiny_model_dir: Path,
+                                        dense: bool) -> None:
     """The engine plays into its own virtual port (no receiver: see own_jack_server); the server
     stops: the engine survives, leaves nothing sounding, and reports the loss.
 
-    On the shipped model (tens of events a second). The tiny random model's thousands a second
-    can fill RtMidi 5.0's 16 KB JACK ring buffer, which only the dead server's process cycle
-    emptied, before the once-a-second server probe notices, and RtMidi's send then waits
-    forever inside the clock thread: a known limitation (docs/engine.md, "Port errors"), seen
-    once here on a loaded machine (docs/reliability.md, "Port loss")."""
+    On the shipped model (tens of events a second) and on the tiny random model, whose thousands
+    a second used to fill RtMidi 5.0's 16 KB JACK ring before the once-a-second server probe
+    noticed; RtMidi's send then spun forever inside the clock thread (6 of 8 runs hung before
+    the engine watched JACK's cycles: docs/reliability.md, "Port loss")."""
     from emolive.engine import DEFAULT_MODEL_DIR
 
-    driver = Driver(DEFAULT_MODEL_DIR, f"virtual:emolive-loss-{os.getpid()}")
+    model = tiny_model_dir if dense else DEFAULT_MODEL_DIR
+    driver = Driver(model, f"virtual:emolive-loss-{os.getpid()}")
     own_jack_server.terminate()  # SIGKILL would leave its shared memory in /dev/shm
     own_jack_server.wait(timeout=10)
     events = driver.finish("continue until reported")
     assert_survived(events)
     assert events["after_loss"]["port_error"], "the loss of the JACK server went unreported"
+
+
+def test_a_stalled_jack_server_keeps_the_clock_and_resumes(
+        own_jack_server: subprocess.Popen, tiny_model_dir: Path) -> None:
+    """The JACK server stops running cycles for a while (SIGSTOP, as a server stalls waiting
+    for a dead client in synchronous mode) under the tiny model's dense stream: the clock keeps
+    time without sending (RtMidi's ring would fill and its send spin), the stall is reported,
+    and when the server runs again the engine plays on into the same port."""
+    driver = Driver(tiny_model_dir, f"virtual:emolive-stall-{os.getpid()}")
+    own_jack_server.send_signal(signal.SIGSTOP)
+    try:
+        driver.next("continue until reported", "after_loss")
+    finally:
+        own_jack_server.send_signal(signal.SIGCONT)
+    events = driver.next("reconnect", "reconnected")
+    events = driver.finish("stop")
+    assert_survived(events)
+    stalled = events["after_loss"]
+    steps_due = stalled["waited_s"] * 300 / 60 * 4  # 16th-note steps at 300 BPM
+    assert stalled["steps_since"] >= 0.8 * steps_due, f"the clock lost time in the stall: {stalled}"
+    assert "stopped processing" in (events["after_loss"]["port_error"] or ""), events["after_loss"]
+    assert events["reconnected"]["port_error"] is None, events["reconnected"]
+    assert events["reconnected"]["port_reconnects"] == 1
+    assert events["reconnected"]["notes_since"] > 0, "nothing was played after the stall"
 
 
 def test_stop_is_prompt_after_the_receiver_dies_in_synchronous_jack(
