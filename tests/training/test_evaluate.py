@@ -28,6 +28,22 @@ def test_onset_prf_per_bar_counts_exact_matches() -> None:
     assert m["bars"] == 2
 
 
+def test_onset_prf_tolerance_accepts_near_misses_only_within_it() -> None:
+    true = np.zeros((1, 16, 88), dtype=bool)
+    true[0, 4, 44] = true[0, 10, 50] = True
+    pred = np.zeros_like(true)
+    pred[0, 5, 44] = True  # one step late
+    pred[0, 12, 50] = True  # two steps late
+    assert onset_prf_per_bar(pred, true)["f1"] == 0.0
+    one = onset_prf_per_bar(pred, true, tolerance=1)
+    assert one["precision"] == pytest.approx(0.5) and one["recall"] == pytest.approx(0.5)
+    assert one["f1"] == pytest.approx(0.5)
+    assert onset_prf_per_bar(pred, true, tolerance=2)["f1"] == pytest.approx(1.0)
+    other_key = np.zeros_like(true)
+    other_key[0, 4, 45] = True  # right step, wrong key: never a hit
+    assert onset_prf_per_bar(other_key, true, tolerance=2)["f1"] == 0.0
+
+
 def test_active_units_and_overlap() -> None:
     mu = np.zeros((100, 3))
     mu[:, 0] = np.linspace(-1, 1, 100)
