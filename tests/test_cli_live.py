@@ -363,6 +363,54 @@ def test_losing_the_midi_system_ends_a_virtual_port_run_with_status_1(
     assert "MIDI output failed" in out
 
 
+def _read_until(process: subprocess.Popen, prefix: str, timeout_s: float, seen: list[str]) -> bool:
+    """Read the command's stdout lines into `seen` until one starts with `prefix`."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if select.select([process.stdout], [], [], 0.5)[0]:
+            line = process.stdout.readline()
+            seen.append(line)
+            if line.startswith(prefix):
+                return True
+    return False
+
+
+def test_a_stalled_jack_server_is_waited_for_on_a_virtual_port(
+    tiny_model_dir: Path, private_jack_server
+) -> None:
+    """The JACK server stops running cycles for a while (SIGSTOP) under the tiny model's dense
+    stream: a virtual-port run says the output is lost, waits instead of ending, says it is
+    back when the server runs again, and a Ctrl-C then ends it with status 0."""
+    import uuid
+
+    name = f"emolive-cli-stall-{uuid.uuid4().hex[:8]}"
+    server = private_jack_server(name)
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "emolive", "--virtual", "stall-out", "--model",
+                                str(tiny_model_dir), "--bpm", "300"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen: list[str] = []
+    try:
+        assert _read_until(process, "playing", 60, seen), (seen, process.poll())
+        time.sleep(1.0)  # past the first port check, which opens the engine's cycle counter
+        server.send_signal(signal.SIGSTOP)
+        try:
+            assert _read_until(process, "emolive: MIDI output lost", 10, seen), seen
+            time.sleep(1.0)
+            assert process.poll() is None, ("the run ended during the stall", seen)
+        finally:
+            server.send_signal(signal.SIGCONT)
+        assert _read_until(process, "emolive: MIDI output is back", 10, seen), seen
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, (seen, out, err)
+    assert "Traceback" not in err
+
+
 def test_morph_glides_while_playing(sink: Sink, tiny_model_dir: Path) -> None:
     command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion", "calm",
                       "--morph-to", "happy", "--morph-bars", "2", "--bpm", "240")

@@ -26,6 +26,7 @@ py::dict stats_dict(const EngineStats& s) {
   d["max_lateness_us"] = s.max_lateness_us;
   d["port_error"] = s.port_error.empty() ? py::none() : py::object(py::str(s.port_error));
   d["port_reconnects"] = s.port_reconnects;
+  d["port_may_return"] = s.port_may_return;
   d["generator_error"] = s.generator_error.empty() ? py::none() : py::object(py::str(s.generator_error));
   d["recording_dropped"] = s.recording_dropped;
   d["realtime"] = s.realtime;

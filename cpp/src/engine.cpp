@@ -262,7 +262,10 @@ EngineStats Engine::stats() const {
     s.step = scheduler_->steps_played();
     s.bpm = scheduler_->bpm();
     s.realtime = scheduler_->realtime();
-    if (output_->failed()) s.port_error = output_->error_text();
+    if (output_->failed()) {
+      s.port_error = output_->error_text();
+      s.port_may_return = output_->may_recover();
+    }
     s.port_reconnects = output_->reconnects();
   } else {
     s.bpm = config_.bpm;

@@ -197,16 +197,24 @@ class RtMidiOutput final : public MidiOutput {
     }
     sending_.fetch_sub(1);
   }
-  bool failed() const noexcept override { return api_.sink->failed.load(std::memory_order_acquire); }
-  std::string error_text() const override { return failed() ? api_.sink->text : ""; }
+  // Also true for the first kConnectSettleTime after a reconnection, while the new JACK
+  // connection may still drop messages: the clock keeps time without sending until it carries
+  // them (then it sends the all-off controllers first), rather than lose a note-off.
+  bool failed() const noexcept override {
+    return api_.sink->failed.load(std::memory_order_acquire) ||
+           (settling_.load(std::memory_order_acquire) && !settled());
+  }
+  std::string error_text() const override { return api_.sink->failed.load() ? api_.sink->text : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
   int reconnects() const noexcept override { return reconnects_.load(); }
+  // A named port is looked for again; a virtual one only comes back from a stall.
+  bool may_recover() const noexcept override { return !client_name_.empty() || stalled_.load(); }
   void wait_until_connected() override {
     std::this_thread::sleep_until(SteadyTime(SteadyTime::duration(settled_at_.load())));
   }
 
   void check_connection() override {
-    if (failed()) {
+    if (api_.sink->failed.load()) {  // not failed(): a settling reconnection is not retried
       try_reconnect();
       return;
     }
@@ -383,6 +391,7 @@ class RtMidiOutput final : public MidiOutput {
         server_lost_ = false;
         reconnects_.fetch_add(1);
         mark_connected();
+        settling_.store(true, std::memory_order_release);
       }
     } else {
       api_.sink->fail("the MIDI port was listed, then gone again before it could be opened");
@@ -394,6 +403,10 @@ class RtMidiOutput final : public MidiOutput {
 
   // A port just opened by name carries messages from kConnectSettleTime on (JACK only; a
   // virtual port has no connection of ours to wait for, other APIs connect at once).
+  bool settled() const noexcept {
+    return std::chrono::steady_clock::now().time_since_epoch().count() >= settled_at_.load();
+  }
+
   void mark_connected() {
     SteadyTime settled = std::chrono::steady_clock::now();
     if (api_.id == RtMidi::UNIX_JACK && !client_name_.empty()) settled += kConnectSettleTime;
@@ -418,7 +431,8 @@ class RtMidiOutput final : public MidiOutput {
   std::atomic<int> sending_{0};  // clock-thread sends inside send() right now
   std::atomic<bool> paused_{false};
   std::atomic<int> reconnects_{0};
-  std::atomic<SteadyTime::rep> settled_at_{0};  // steady-clock ticks: messages arrive from then
+  std::atomic<SteadyTime::rep> settled_at_{0};
+  std::atomic<bool> settling_{false};  // a reconnection's connection settle is under way  // steady-clock ticks: messages arrive from then
 };
 
 }  // namespace

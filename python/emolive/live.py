@@ -160,10 +160,11 @@ class Session:
         return 0
 
     def port_gone_for_good(self, stats: dict[str, Any]) -> bool:
-        """A lost output: a virtual port ends the run (it has nothing to come back to); for a
-        named port, say so and play on silently; the engine reconnects when it is back."""
+        """A lost output: a virtual port ends the run (it has nothing to come back to) unless
+        it may still return (a stalled JACK server); otherwise say so and play on silently: the
+        engine reconnects when the port is back."""
         error = stats.get("port_error")
-        if error and self.args.virtual is not None:
+        if error and self.args.virtual is not None and not stats.get("port_may_return"):
             self.status.message(f"emolive: error: MIDI output failed: {error}")
             return True
         if error and not self.port_lost:

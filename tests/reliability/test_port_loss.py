@@ -144,7 +144,9 @@ def test_a_receiving_port_that_comes_back_is_reconnected(
     first = ReceiverProcess(name)
     driver = Driver(DEFAULT_MODEL_DIR, name)
     assert first.quit()["note_ons"] > 0
-    events = driver.next("continue", "after_loss")
+    # Until reported (up to 2.5 s): with one core busy the 500 ms port check plus the server
+    # probe's client open ran past a fixed 1 s in 2 of 4 runs.
+    events = driver.next("continue until reported", "after_loss")
     assert "disappeared" in (events["port_error"] or ""), events
     second = ReceiverProcess(name)
     try:
@@ -163,11 +165,17 @@ def test_a_receiving_port_that_comes_back_is_reconnected(
 def test_a_restarted_jack_server_is_reconnected(private_jack_server,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The JACK server stops and starts again (same name), then the receiver comes back: the
-    engine leaves its old clients (they belonged to the dead server) and opens new ones."""
+    engine leaves its old clients (they belonged to the dead server) and opens new ones.
+
+    Synchronous servers (no client dies while one runs, so none stalls): in asynchronous mode a
+    client that misses a cycle on a busy machine has its last MIDI buffer read again, and the
+    receiver saw double strikes and unpaired note-ons that the engine never sent (docs/
+    reliability.md, "Call storm"): 4 of 6 runs failed so, on the code before and after the
+    JACK cycle counter alike, with one core busy."""
     from emolive.engine import DEFAULT_MODEL_DIR
 
     name = f"EMOLIVE-RESTART-{os.getpid()}"
-    server = own_server(private_jack_server, monkeypatch, synchronous=False)
+    server = own_server(private_jack_server, monkeypatch, synchronous=True)
     first = ReceiverProcess(name)
     driver = Driver(DEFAULT_MODEL_DIR, name)
     server.terminate()  # SIGTERM: the server goes, and every port with it
@@ -175,7 +183,7 @@ def test_a_restarted_jack_server_is_reconnected(private_jack_server,
     first.kill()
     events = driver.next("continue until reported", "after_loss")
     assert events["port_error"], events
-    own_server(private_jack_server, monkeypatch, synchronous=False,
+    own_server(private_jack_server, monkeypatch, synchronous=True,
                name=os.environ["JACK_DEFAULT_SERVER"])
     second = ReceiverProcess(name)
     try:

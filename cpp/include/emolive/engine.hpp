@@ -51,6 +51,7 @@ struct EngineStats {
   float max_lateness_us = 0.0f;
   std::string port_error;       // empty when none (or once the port is reconnected)
   int port_reconnects = 0;      // times the output reconnected after losing its port
+  bool port_may_return = false;  // with port_error: the engine may still reconnect by itself
   std::string generator_error;  // empty when none
   size_t recording_dropped = 0;
   bool realtime = false;  // the clock thread runs with real-time priority

@@ -27,6 +27,9 @@ class MidiOutput {
   virtual void check_connection() {}
   // How many times check_connection() has reconnected after a failure.
   virtual int reconnects() const noexcept { return 0; }
+  // Whether check_connection() may still clear the current failure (a port of that name can
+  // come back, or a stalled JACK server can run again); false for a failure that is final.
+  virtual bool may_recover() const noexcept { return false; }
   // Blocks until a message sent now reaches the destination the output was opened on (a JACK
   // connection carries messages only from a process cycle after the server's next graph
   // switch; what is sent before is lost). Caller's thread only, never the clock thread.
@@ -64,6 +67,7 @@ class RecordingOutput final : public MidiOutput {
     if (inner_) inner_->wait_until_connected();
   }
   int reconnects() const noexcept override { return inner_ ? inner_->reconnects() : 0; }
+  bool may_recover() const noexcept override { return inner_ && inner_->may_recover(); }
 
   size_t count() const { return count_.load(std::memory_order_acquire); }
   const RecordedMessage& at(size_t i) const { return buffer_[i]; }
