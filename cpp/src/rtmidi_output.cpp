@@ -1,117 +1,18 @@
 // RtMidi-backed outputs. Without RtMidi at build time every entry point raises PortError.
-#include <cctype>
-#include <cstdlib>
-#include <cstring>
 #include <thread>
 
 #include "emolive/errors.hpp"
 #include "emolive/midi_out.hpp"
-#include "jack_cycles.hpp"
+#include "jack_send_guard.hpp"
 
 #ifdef EMOLIVE_HAVE_RTMIDI
-#include <rtmidi/RtMidi.h>
+#include "rtmidi_api.hpp"
 #endif
 
 namespace emolive {
 
 #ifdef EMOLIVE_HAVE_RTMIDI
 namespace {
-
-// Captures RtMidi's errors and warnings (installed as its error callback, so RtMidi neither
-// prints nor throws). The first error is kept; the text buffer is written once, so reading
-// after failed() is true needs no lock.
-struct ErrorSink {
-  std::atomic<bool> failed{false};
-  std::atomic<bool> writing{false};
-  char text[256] = {0};
-
-  static void callback(RtMidiError::Type type, const std::string& message, void* self) {
-    if (type == RtMidiError::DEBUG_WARNING) return;
-    static_cast<ErrorSink*>(self)->fail(message.c_str());
-  }
-  // Keep the first error. No allocation: callable from the clock thread.
-  void fail(const char* message) noexcept {
-    if (writing.exchange(true)) return;
-    std::strncpy(text, message, sizeof(text) - 1);
-    failed.store(true, std::memory_order_release);
-  }
-  void reset() {
-    failed.store(false);
-    writing.store(false);
-    text[0] = 0;
-  }
-};
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-// Construct an RtMidiOut for `api` with the error sink installed; nullptr if it does not open
-// (constructor throws, or listing ports reports an error, as JACK does with no server).
-std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& client,
-                                        ErrorSink& sink, std::string& why) {
-  std::unique_ptr<RtMidiOut> out;
-  try {
-    out = std::make_unique<RtMidiOut>(api, client);
-  } catch (const RtMidiError& e) {
-    why = e.getMessage();
-    return nullptr;
-  }
-  sink.reset();
-  out->setErrorCallback(&ErrorSink::callback, &sink);
-  out->getPortCount();
-  if (sink.failed) {
-    why = sink.text;
-    return nullptr;
-  }
-  return out;
-}
-
-// The API to use: EMOLIVE_MIDI_API if set, else every compiled API in RtMidi's order.
-std::vector<RtMidi::Api> candidate_apis() {
-  if (const char* env = std::getenv("EMOLIVE_MIDI_API"); env && *env) {
-    const std::string name = lower(env);
-    RtMidi::Api api = RtMidi::getCompiledApiByName(name);
-    if (api == RtMidi::UNSPECIFIED) {
-      throw PortError("EMOLIVE_MIDI_API=" + std::string(env) +
-                      " is not a MIDI API compiled into RtMidi (alsa, jack, core, winmm)");
-    }
-    return {api};
-  }
-  std::vector<RtMidi::Api> apis;
-  RtMidi::getCompiledApi(apis);
-  std::vector<RtMidi::Api> real;
-  for (auto a : apis) if (a != RtMidi::RTMIDI_DUMMY) real.push_back(a);
-  return real;
-}
-
-struct OpenedApi {
-  std::unique_ptr<ErrorSink> sink;  // declared first: destroyed after `out`, which may report
-  std::unique_ptr<RtMidiOut> out;
-  std::string name;
-  RtMidi::Api id = RtMidi::UNSPECIFIED;
-};
-
-// Whether a new client of `api` can still connect (false once e.g. the JACK server is gone).
-bool backend_alive(RtMidi::Api api) {
-  ErrorSink sink;
-  std::string why;
-  return try_open_api(api, "emolive-check", sink, why) != nullptr;
-}
-
-OpenedApi open_first_api(const std::string& client) {
-  std::string report;
-  for (auto api : candidate_apis()) {
-    auto sink = std::make_unique<ErrorSink>();
-    std::string why;
-    auto out = try_open_api(api, client, *sink, why);
-    if (out) return {std::move(sink), std::move(out), RtMidi::getApiName(api), api};
-    report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
-  }
-  throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
-                  "\n" + port_setup_hint());
-}
 
 // A JACK server probe every this many check_connection() calls (the engine checks every
 // 500 ms, so once a second).
@@ -136,16 +37,6 @@ constexpr std::chrono::milliseconds kCycleSettleTime{100};
 // The same margin as kCycleSettleTime: a few periods plus a descheduled server thread.
 constexpr std::chrono::milliseconds kConnectSettleTime = kCycleSettleTime;
 
-// The most bytes the clock thread queues into RtMidi's JACK ring (16 KB in RtMidi 5.0) without
-// seeing a new JACK cycle (each message costs its bytes plus RtMidi's 4-byte length). Half the
-// ring, so it never fills: the ring holds at most this plus what a cycle we saw had not yet
-// taken. A busy step is far below it (176 note messages, 1.2 KB).
-constexpr size_t kJackQueueBudget = 8192;
-
-// Stalled for this many check_connection() calls (500 ms apart) on a live server: the cycle
-// counter's client is opened again.
-constexpr unsigned kStalledChecksBeforeNewCounter = 4;
-
 class RtMidiOutput final : public MidiOutput {
  public:
   // `client_name`: api_'s client name, empty for virtual ports, which have no destination to
@@ -157,7 +48,8 @@ class RtMidiOutput final : public MidiOutput {
       : api_(std::move(api)),
         port_name_(std::move(port_name)),
         client_name_(client_name),
-        watcher_client_(client_name.empty() ? "" : client_name + "-watch") {
+        watcher_client_(client_name.empty() ? "" : client_name + "-watch"),
+        guard_((client_name.empty() ? std::string("emolive") : client_name) + "-cycles") {
     mark_connected();
   }
   ~RtMidiOutput() override {
@@ -172,7 +64,7 @@ class RtMidiOutput final : public MidiOutput {
       // client, so the clients are left to the process's end.
       (void)api_.out.release();
       (void)watcher_.out.release();
-      drop_cycles();
+      guard_.forget_server();
       return;
     }
     api_.out->closePort();
@@ -185,8 +77,11 @@ class RtMidiOutput final : public MidiOutput {
   void send(const uint8_t* bytes, size_t size) noexcept override {
     sending_.fetch_add(1);  // seq_cst, paired with pause_sends()
     if (!paused_.load() && !failed()) {
-      if (!jack_ring_has_room(size)) {
-        stall();
+      if (!guard_.admit(size)) {
+        // No JACK cycle came while the budget waited: the message is not sent and the output
+        // fails; try_reconnect() resumes once cycles run again, or treats it as a server loss.
+        api_.sink->fail("the JACK server stopped processing (no cycle while 8 KB of MIDI waited "
+                        "to be sent): it has stopped or stalled");
       } else {
         try {
           api_.out->sendMessage(bytes, size);
@@ -200,15 +95,15 @@ class RtMidiOutput final : public MidiOutput {
   // Also true for the first kConnectSettleTime after a reconnection, while the new JACK
   // connection may still drop messages: the clock keeps time without sending until it carries
   // them (then it sends the all-off controllers first), rather than lose a note-off.
+  // (After the first open play() waits for the settle itself, so the clock never sees it.)
   bool failed() const noexcept override {
-    return api_.sink->failed.load(std::memory_order_acquire) ||
-           (settling_.load(std::memory_order_acquire) && !settled());
+    return api_.sink->failed.load(std::memory_order_acquire) || !settled();
   }
   std::string error_text() const override { return api_.sink->failed.load() ? api_.sink->text : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
   int reconnects() const noexcept override { return reconnects_.load(); }
   // A named port is looked for again; a virtual one only comes back from a stall.
-  bool may_recover() const noexcept override { return !client_name_.empty() || stalled_.load(); }
+  bool may_recover() const noexcept override { return !client_name_.empty() || guard_.stalled(); }
   void wait_until_connected() override {
     std::this_thread::sleep_until(SteadyTime(SteadyTime::duration(settled_at_.load())));
   }
@@ -218,7 +113,7 @@ class RtMidiOutput final : public MidiOutput {
       try_reconnect();
       return;
     }
-    if (!cycles_owner_ && !cycles_tried_ && api_.id == RtMidi::UNIX_JACK) open_cycles();
+    if (api_.id == RtMidi::UNIX_JACK) guard_.open_once();
     // JACK: a killed server leaves our clients as zombies that still list the old ports, and
     // RtMidi's sendMessage then waits forever once its ring buffer is full. So ask for a
     // fresh connection now and then; it fails as soon as the server is gone.
@@ -241,75 +136,17 @@ class RtMidiOutput final : public MidiOutput {
   }
 
  private:
-  // Clock thread: may `size` more bytes go into RtMidi's JACK ring? Each JACK cycle empties
-  // the ring, so what was queued before a cycle we saw is gone (jack_cycles.hpp). Until the
-  // cycle counter is open (the first check_connection()) sends go unwatched.
-  bool jack_ring_has_room(size_t size) noexcept {
-    const JackCycles* cycles = cycles_.load(std::memory_order_acquire);
-    if (!cycles) return true;
-    const uint64_t now = cycles->count();
-    if (now != seen_cycle_) {
-      seen_cycle_ = now;
-      queued_bytes_ = 0;
-    }
-    const size_t cost = sizeof(int) + size;  // RtMidi 5.0 queues an int length first
-    if (queued_bytes_ + cost > kJackQueueBudget) return false;
-    queued_bytes_ += cost;
-    return true;
-  }
-
-  // Clock thread: no JACK cycle came while kJackQueueBudget bytes waited. The message is not
-  // sent and the output fails (the clock then keeps time without sending); try_reconnect()
-  // resumes once cycles run again, or treats it as a server loss.
-  void stall() noexcept {
-    stall_cycle_.store(seen_cycle_);
-    stalled_.store(true);
-    api_.sink->fail("the JACK server stopped processing (no cycle while 8 KB of MIDI waited to "
-                    "be sent): it has stopped or stalled");
-  }
-
-  // The cycle counter's own client (check_connection()'s thread); one attempt per server.
-  void open_cycles() {
-    cycles_tried_ = true;
-    cycles_owner_ = JackCycles::open((client_name_.empty() ? std::string("emolive") : client_name_) +
-                                     "-cycles");
-    cycles_.store(cycles_owner_.get(), std::memory_order_release);
-  }
-
-  // The server has gone: its cycle counter's client is left to the process's end (libjack
-  // crashes closing it), and a new one is opened for the next server. Sends paused.
-  void drop_cycles() {
-    cycles_.store(nullptr, std::memory_order_release);
-    if (cycles_owner_) {
-      cycles_owner_->leak_client();
-      (void)cycles_owner_.release();  // its client may still hold a pointer to it
-    }
-    cycles_tried_ = false;
-  }
-
   // The output failed as stalled (send()): if the server is alive and its cycles run again,
   // the port is still open, so the failure clears; a server that has gone is a server loss.
   void resume_after_stall() {
-    if (!backend_alive(api_.id)) {
-      server_lost_ = true;
-      stalled_.store(false);
-      return;
-    }
-    if (cycles_owner_ && cycles_owner_->count() == stall_cycle_.load()) {
-      // Still no cycle. A server that runs but dropped the counter's client (JACK removes
-      // clients that miss their deadlines) would keep us silent: after ~2 s, a new counter.
-      if (++stalled_checks_ < kStalledChecksBeforeNewCounter) return;
-      pause_sends();  // the clock thread is outside jack_ring_has_room() from here on
-      cycles_.store(nullptr, std::memory_order_release);
-      cycles_owner_.reset();
-      open_cycles();
-      if (!cycles_owner_) return;
-    }
-    stalled_checks_ = 0;
     pause_sends();
-    stalled_.store(false);
-    api_.sink->reset();
-    reconnects_.fetch_add(1);
+    if (!backend_alive(api_.id)) {
+      guard_.forget_server();
+      server_lost_ = true;
+    } else if (guard_.cycles_ran_again()) {
+      api_.sink->reset();
+      reconnects_.fetch_add(1);
+    }
     paused_.store(false);
   }
 
@@ -346,7 +183,7 @@ class RtMidiOutput final : public MidiOutput {
   // process's end) and new ones are made; otherwise the same client closes and reopens its
   // port. Virtual ports are not reconnected.
   void try_reconnect() {
-    if (stalled_.load()) {
+    if (guard_.stalled()) {
       resume_after_stall();
       return;
     }
@@ -359,7 +196,7 @@ class RtMidiOutput final : public MidiOutput {
       const int index = find_port(*fresh);
       if (index < 0) return;  // the server is back, the destination not yet
       pause_sends();
-      drop_cycles();
+      guard_.forget_server();
       // The dead server's clients are left to the process's end; api_.sink stays (other
       // threads read it), and nothing calls the old client again, so it reports nothing.
       (void)api_.out.release();
@@ -391,7 +228,6 @@ class RtMidiOutput final : public MidiOutput {
         server_lost_ = false;
         reconnects_.fetch_add(1);
         mark_connected();
-        settling_.store(true, std::memory_order_release);
       }
     } else {
       api_.sink->fail("the MIDI port was listed, then gone again before it could be opened");
@@ -420,19 +256,11 @@ class RtMidiOutput final : public MidiOutput {
   OpenedApi watcher_;           // check_connection()'s thread only, until destruction
   unsigned checks_ = 0;         // check_connection() calls (one thread only)
   bool server_lost_ = false;    // check_connection()'s thread only
-  std::unique_ptr<JackCycles> cycles_owner_;  // check_connection()'s thread, until destruction
-  bool cycles_tried_ = false;                 // check_connection()'s thread only
-  unsigned stalled_checks_ = 0;               // check_connection() calls since the stall
-  std::atomic<const JackCycles*> cycles_{nullptr};  // what the clock thread reads
-  uint64_t seen_cycle_ = 0;   // clock thread only: the cycle count at the last send
-  size_t queued_bytes_ = 0;   // clock thread only: bytes sent since seen_cycle_ changed
-  std::atomic<bool> stalled_{false};       // failed by stall(), not yet resumed
-  std::atomic<uint64_t> stall_cycle_{0};  // the cycle count when it stalled
+  JackSendGuard guard_;         // admit(): clock thread; the rest: check_connection()'s thread
   std::atomic<int> sending_{0};  // clock-thread sends inside send() right now
   std::atomic<bool> paused_{false};
   std::atomic<int> reconnects_{0};
-  std::atomic<SteadyTime::rep> settled_at_{0};
-  std::atomic<bool> settling_{false};  // a reconnection's connection settle is under way  // steady-clock ticks: messages arrive from then
+  std::atomic<SteadyTime::rep> settled_at_{0};  // steady-clock ticks: messages arrive from then
 };
 
 }  // namespace

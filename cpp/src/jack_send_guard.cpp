@@ -1,0 +1,97 @@
+#include "jack_send_guard.hpp"
+
+#ifdef EMOLIVE_HAVE_JACK
+#include <jack/jack.h>
+#endif
+
+namespace emolive {
+
+#ifdef EMOLIVE_HAVE_JACK
+
+std::unique_ptr<JackCycles> JackCycles::open(const std::string& client_name) {
+  jack_status_t status;
+  jack_client_t* client = jack_client_open(client_name.c_str(), JackNoStartServer, &status);
+  if (!client) return nullptr;
+  std::unique_ptr<JackCycles> cycles(new JackCycles());
+  cycles->client_ = client;
+  if (jack_set_process_callback(client, &JackCycles::on_process, cycles.get()) != 0 ||
+      jack_activate(client) != 0) {
+    return nullptr;  // the destructor closes the client
+  }
+  return cycles;
+}
+
+JackCycles::~JackCycles() {
+  if (client_ && !leak_) jack_client_close(static_cast<jack_client_t*>(client_));
+}
+
+// JACK's real-time thread: one atomic increment.
+int JackCycles::on_process(uint32_t, void* self) {
+  static_cast<JackCycles*>(self)->cycles_.fetch_add(1, std::memory_order_release);
+  return 0;
+}
+
+#else  // built without JACK: nothing to count; sends go unwatched
+
+std::unique_ptr<JackCycles> JackCycles::open(const std::string&) { return nullptr; }
+JackCycles::~JackCycles() = default;
+int JackCycles::on_process(uint32_t, void*) { return 0; }
+
+#endif
+
+JackSendGuard::~JackSendGuard() { counter_.store(nullptr); }
+
+bool JackSendGuard::admit(size_t size) noexcept {
+  const JackCycles* counter = counter_.load(std::memory_order_acquire);
+  if (!counter) return true;
+  const uint64_t now = counter->count();
+  if (now != seen_cycle_) {  // that cycle emptied what was queued before it
+    seen_cycle_ = now;
+    queued_bytes_ = 0;
+  }
+  const size_t cost = sizeof(int) + size;  // RtMidi 5.0 queues an int length first
+  if (queued_bytes_ + cost > kBudgetBytes) {
+    stall_cycle_.store(seen_cycle_);
+    stalled_.store(true, std::memory_order_release);
+    return false;
+  }
+  queued_bytes_ += cost;
+  return true;
+}
+
+void JackSendGuard::open_once() {
+  if (tried_) return;
+  tried_ = true;
+  owner_ = JackCycles::open(counter_name_);
+  counter_.store(owner_.get(), std::memory_order_release);
+}
+
+bool JackSendGuard::cycles_ran_again() {
+  const bool counted = owner_ && owner_->count() != stall_cycle_.load();
+  if (!counted) {
+    if (owner_ && ++stalled_checks_ < kChecksBeforeNewCounter) return false;
+    // No counter, or one that has not counted for ~2 s on a live server: a new one, whose
+    // count starts again from 0 (a stall under it shows at its own budget).
+    counter_.store(nullptr, std::memory_order_release);
+    owner_.reset();  // the server is alive: its client closes normally
+    tried_ = false;
+    open_once();
+    if (!owner_) return false;
+  }
+  stalled_checks_ = 0;
+  stalled_.store(false, std::memory_order_release);
+  return true;
+}
+
+void JackSendGuard::forget_server() {
+  counter_.store(nullptr, std::memory_order_release);
+  if (owner_) {
+    owner_->leak_client();
+    (void)owner_.release();  // its client may still hold a pointer to it
+  }
+  tried_ = false;
+  stalled_checks_ = 0;
+  stalled_.store(false, std::memory_order_release);
+}
+
+}  // namespace emolive

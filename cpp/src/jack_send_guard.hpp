@@ -1,0 +1,88 @@
+// Keeps an RtMidi JACK output's sends out of a ring that no longer empties.
+//
+// Why: RtMidi 5.0's JACK output queues each message (a 4-byte length, then the bytes) in a
+// 16 KB ring that only its client's process cycle empties, and its sendMessage() spins
+// (sched_yield) while the ring lacks room. Once the server stops, or stalls (seconds, in
+// synchronous mode, while it waits for a dead client), the ring no longer empties and a send
+// can wait forever inside the clock thread. Every client of a server runs in each of its
+// cycles, so a sender that sees a cycle counter of its own advance knows RtMidi's ring was
+// emptied then; one that sees it stand still knows its messages are piling up.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace emolive {
+
+// Counts a JACK server's process cycles through a client that does nothing else.
+class JackCycles {
+ public:
+  // A client named `client_name` (JACK makes it unique) on the default server, or nullptr
+  // when none can be opened (no server, or built without JACK). Not on the clock thread.
+  static std::unique_ptr<JackCycles> open(const std::string& client_name);
+  // Closes the client, unless `leak_client()` was called: libjack crashes closing a client
+  // of a server that has gone, so such a client is left to the process's end.
+  ~JackCycles();
+  JackCycles(const JackCycles&) = delete;
+  JackCycles& operator=(const JackCycles&) = delete;
+
+  // Process cycles run so far. Lock-free, no allocation: callable from the clock thread.
+  uint64_t count() const noexcept { return cycles_.load(std::memory_order_acquire); }
+  void leak_client() noexcept { leak_ = true; }
+
+ private:
+  JackCycles() = default;
+  static int on_process(uint32_t frames, void* self);
+  void* client_ = nullptr;  // jack_client_t*
+  std::atomic<uint64_t> cycles_{0};
+  bool leak_ = false;
+};
+
+// The budget of bytes queued without a cycle seen. admit() is the clock thread's; the rest
+// belongs to one other thread (the output's check_connection()), which must have paused the
+// clock thread's sends before calls marked "sends paused".
+class JackSendGuard {
+ public:
+  // The most bytes queued into RtMidi's ring without a new cycle seen (each message costs
+  // its bytes plus RtMidi's 4-byte length): half the ring, so it never fills. The ring holds
+  // at most this plus what a cycle we saw had not yet taken; a busy step is 1.2 KB.
+  static constexpr size_t kBudgetBytes = 8192;
+
+  // `counter_name`: the JACK client name of the cycle counter.
+  explicit JackSendGuard(std::string counter_name) : counter_name_(std::move(counter_name)) {}
+  ~JackSendGuard();
+
+  // Clock thread: may `size` more bytes be queued? False, and the guard stalled, once the
+  // budget would be exceeded. Until the counter is open every send is admitted.
+  bool admit(size_t size) noexcept;
+  bool stalled() const noexcept { return stalled_.load(std::memory_order_acquire); }
+
+  // Opens the counter, once per server.
+  void open_once();
+  // While stalled, with the server alive (sends paused): true, and no longer stalled, once
+  // cycles run again. A server that runs but dropped the counter's client (JACK removes
+  // clients that miss their deadlines) would keep it stalled, so after
+  // kChecksBeforeNewCounter calls without a cycle a new counter is opened.
+  bool cycles_ran_again();
+  // The server has gone (sends paused): its counter's client is left to the process's end,
+  // any stall is dropped, and the next open_once() opens a counter on the next server.
+  void forget_server();
+
+ private:
+  static constexpr unsigned kChecksBeforeNewCounter = 4;  // ~2 s of checks 500 ms apart
+
+  std::string counter_name_;
+  std::unique_ptr<JackCycles> owner_;
+  bool tried_ = false;           // open_once() ran on this server
+  unsigned stalled_checks_ = 0;  // cycles_ran_again() calls without a cycle
+  std::atomic<const JackCycles*> counter_{nullptr};  // what admit() reads
+  uint64_t seen_cycle_ = 0;  // admit() only: the count at the last send
+  size_t queued_bytes_ = 0;  // admit() only: bytes admitted since seen_cycle_ changed
+  std::atomic<bool> stalled_{false};
+  std::atomic<uint64_t> stall_cycle_{0};  // the count when it stalled
+};
+
+}  // namespace emolive

@@ -1,0 +1,81 @@
+#ifdef EMOLIVE_HAVE_RTMIDI  // nothing to build without RtMidi
+#include "rtmidi_api.hpp"
+
+#include <cctype>
+#include <cstdlib>
+
+#include "emolive/errors.hpp"
+
+namespace emolive {
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+// Construct an RtMidiOut for `api` with the error sink installed; nullptr if it does not open
+// (constructor throws, or listing ports reports an error, as JACK does with no server).
+std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& client,
+                                        ErrorSink& sink, std::string& why) {
+  std::unique_ptr<RtMidiOut> out;
+  try {
+    out = std::make_unique<RtMidiOut>(api, client);
+  } catch (const RtMidiError& e) {
+    why = e.getMessage();
+    return nullptr;
+  }
+  sink.reset();
+  out->setErrorCallback(&ErrorSink::callback, &sink);
+  out->getPortCount();
+  if (sink.failed) {
+    why = sink.text;
+    return nullptr;
+  }
+  return out;
+}
+
+// The API to use: EMOLIVE_MIDI_API if set, else every compiled API in RtMidi's order.
+std::vector<RtMidi::Api> candidate_apis() {
+  if (const char* env = std::getenv("EMOLIVE_MIDI_API"); env && *env) {
+    const std::string name = lower(env);
+    RtMidi::Api api = RtMidi::getCompiledApiByName(name);
+    if (api == RtMidi::UNSPECIFIED) {
+      throw PortError("EMOLIVE_MIDI_API=" + std::string(env) +
+                      " is not a MIDI API compiled into RtMidi (alsa, jack, core, winmm)");
+    }
+    return {api};
+  }
+  std::vector<RtMidi::Api> apis;
+  RtMidi::getCompiledApi(apis);
+  std::vector<RtMidi::Api> real;
+  for (auto a : apis) if (a != RtMidi::RTMIDI_DUMMY) real.push_back(a);
+  return real;
+}
+
+// Whether a new client of `api` can still connect (false once e.g. the JACK server is gone).
+bool backend_alive(RtMidi::Api api) {
+  ErrorSink sink;
+  std::string why;
+  return try_open_api(api, "emolive-check", sink, why) != nullptr;
+}
+
+OpenedApi open_first_api(const std::string& client) {
+  std::string report;
+  for (auto api : candidate_apis()) {
+    auto sink = std::make_unique<ErrorSink>();
+    std::string why;
+    auto out = try_open_api(api, client, *sink, why);
+    if (out) return {std::move(sink), std::move(out), RtMidi::getApiName(api), api};
+    report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
+  }
+  throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
+                  "\n" + port_setup_hint());
+}
+
+
+}  // namespace emolive
+
+#endif
