@@ -7,6 +7,12 @@ stop it without leaking a slot of JACK's 8-slot server registry.
 The server runs `jackd --no-realtime [-S] -n NAME -d dummy -r 48000 -p 64` (48 kHz, 64-frame
 periods = 1.33 ms). `-S` (synchronous, the default here) makes a client that dies stall the
 server for ~4 s; asynchronous mode is JACK2's own default and removes a dead client at once.
+
+An asynchronous server does not wait for a late client: a client whose process cycle is not
+scheduled within one period has its previous MIDI buffer read again, and what it queued for the
+missed cycle is lost (docs/reliability.md, "Call storm"). Without real-time scheduling a 1.33 ms
+period is easily missed on a busy machine, so asynchronous servers here run 1024-frame periods
+(21.3 ms) unless a test asks otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from tests.jack_registry import reclaim_dead_servers
 
 RATE_HZ = 48000
 PERIOD_FRAMES = 64  # one period: 64 / 48000 s = 1.33 ms
+ASYNC_PERIOD_FRAMES = 1024  # an asynchronous server's period: 1024 / 48000 s = 21.3 ms
 
 
 class JackdError(RuntimeError):
@@ -49,19 +56,22 @@ def _wait_until_usable(proc: subprocess.Popen, name: str, timeout_s: float) -> b
 
 
 def start_dummy_jackd(name: str, synchronous: bool = True, attempts: int = 5,
-                      timeout_s: float = 10.0) -> subprocess.Popen:
+                      timeout_s: float = 10.0, period_frames: int | None = None) -> subprocess.Popen:
     """Start server `name` and wait until it is usable. jackd sometimes exits at start-up when
-    other servers start at the same moment, so it is tried `attempts` times."""
+    other servers start at the same moment, so it is tried `attempts` times. `period_frames`
+    None: PERIOD_FRAMES for a synchronous server, ASYNC_PERIOD_FRAMES for an asynchronous one."""
     jackd = shutil.which("jackd")
     if jackd is None or shutil.which("jack_wait") is None:
         raise JackdError("jackd not installed (Debian package jackd2; scripts/setup.sh installs it)")
     mode = ["-S"] if synchronous else []
+    if period_frames is None:
+        period_frames = PERIOD_FRAMES if synchronous else ASYNC_PERIOD_FRAMES
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     for _ in range(attempts):
         reclaim_dead_servers()  # slots that killed servers (of any run) left in the registry
         proc = subprocess.Popen(
             [jackd, "--no-realtime", *mode, "-n", name, "-d", "dummy", "-r", str(RATE_HZ),
-             "-p", str(PERIOD_FRAMES)],
+             "-p", str(period_frames)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
             preexec_fn=terminate_with_parent)
         if _wait_until_usable(proc, name, timeout_s):

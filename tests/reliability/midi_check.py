@@ -100,3 +100,25 @@ class ReceiverProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def compare_streams(sent: list[str], received: list[str]) -> str:
+    """How `received` (hex messages, as a receiver got them) differs from the tail of `sent`
+    (as the engine sent them) it should be: "" when it is exactly sent[start:], where `start` is
+    the first message matched; else the differences, to tell an engine that sent something
+    wrong from a transport that lost, repeated or cut short what was sent."""
+    from difflib import SequenceMatcher
+
+    blocks = [b for b in SequenceMatcher(a=sent, b=received, autojunk=False)
+              .get_matching_blocks() if b.size]
+    start = blocks[0].a - blocks[0].b if blocks else 0
+    expected = sent[max(start, 0):]
+    if received == expected:
+        return ""
+    changes = [f"{tag} sent[{start + i1}:{start + i2}]={expected[i1:i2][:6]} "
+               f"got[{j1}:{j2}]={received[j1:j2][:6]}"
+               for tag, i1, i2, j1, j2 in SequenceMatcher(a=expected, b=received,
+                                                          autojunk=False).get_opcodes()
+               if tag != "equal"]
+    return (f"the receiver's {len(received)} messages are not the engine's last "
+            f"{len(expected)} of {len(sent)}: " + "; ".join(changes[:8]))

@@ -9,7 +9,8 @@ is one JSON object; the driver reads commands from stdin:
        ("continue until reported": 1 s, then up to 2.5 s in all until the loss is reported)
     <- "reconnect"  (optional: the port is back) -> {"event": "reconnected", ...}, then waits
                     for one more line
-    -> {"event": "stopped", ...}        (after stop(): sounding notes, time stop() took)
+    -> {"event": "stopped", ...}        (after stop(): sounding notes, time stop() took, and
+                                         "sent": every 3-byte message sent since play(), hex)
     -> {"event": "closed", ...}
 """
 
@@ -45,9 +46,9 @@ def main(model: str, port: str) -> int:
     from emolive import Engine
 
     if port.startswith("virtual:"):
-        engine = Engine(model=model, virtual=port.split(":", 1)[1], bpm=300.0, seed=5)
+        engine = Engine(model=model, virtual=port.split(":", 1)[1], bpm=300.0, seed=5, record=True)
     else:
-        engine = Engine(model=model, port=port, bpm=300.0, seed=5)
+        engine = Engine(model=model, port=port, bpm=300.0, seed=5, record=True)
     engine.play("excited")
     time.sleep(1.0)
     stats = engine.stats()
@@ -74,7 +75,8 @@ def main(model: str, port: str) -> int:
     stats = engine.stats()
     emit("stopped", stop_s=round(time.monotonic() - started, 3), sounding=stats["sounding"],
          port_reconnects=stats["port_reconnects"], notes_sent=stats["notes_sent"],
-         port_error=stats["port_error"])
+         port_error=stats["port_error"],
+         sent=[message.hex() for _, message in engine.recorded() if len(message) == 3])
     started = time.monotonic()
     engine.close()
     emit("closed", close_s=round(time.monotonic() - started, 3),

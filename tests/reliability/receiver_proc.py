@@ -9,7 +9,8 @@ Prints "ready" once the port is open, then answers each command read from stdin 
 line (a pairing report of everything received since the last "clear"):
     "report"  -> {"note_ons", "note_offs", "double_strikes", "left_sounding", "messages"}
     "clear"   -> forget what was received, then a report
-    "quit"    -> a report, then leave at once (no orderly JACK shutdown)
+    "quit"    -> a report whose "last" holds every message received (not only the last 12),
+                 then leave at once (no orderly JACK shutdown)
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from midi_check import check_pairing  # noqa: E402
 from tests.midi_sink import CallbackReceiver  # noqa: E402
 
 
-def report(sink: CallbackReceiver) -> str:
+def report(sink: CallbackReceiver, everything: bool = False) -> str:
     messages = sink.snapshot()
     pairing = check_pairing(messages)
     return json.dumps({"note_ons": pairing.note_ons, "note_offs": pairing.note_offs,
                        "double_strikes": len(pairing.double_strikes),
                        "left_sounding": len(pairing.left_sounding),
                        "describe": pairing.describe(), "messages": len(messages),
-                       "last": [m.hex() for m in messages[-12:]]})
+                       "last": [m.hex() for m in (messages if everything else messages[-12:])]})
 
 
 def open_sink(name: str, timeout_s: float = 15.0) -> CallbackReceiver:
@@ -55,7 +56,7 @@ def main(name: str) -> None:
         command = line.strip()
         if command == "clear":
             sink.clear()
-        print(report(sink), flush=True)
+        print(report(sink, everything=command == "quit"), flush=True)
         if command == "quit":
             break
     os._exit(0)  # no orderly JACK shutdown: the port vanishes with the process
