@@ -120,5 +120,7 @@ def compare_streams(sent: list[str], received: list[str]) -> str:
                for tag, i1, i2, j1, j2 in SequenceMatcher(a=expected, b=received,
                                                           autojunk=False).get_opcodes()
                if tag != "equal"]
+    engine_side = check_pairing(bytes.fromhex(m) for m in expected)
     return (f"the receiver's {len(received)} messages are not the engine's last "
-            f"{len(expected)} of {len(sent)}: " + "; ".join(changes[:8]))
+            f"{len(expected)} of {len(sent)}: " + "; ".join(changes[:8])
+            + f" (what the engine sent: {engine_side.describe()})")
