@@ -136,10 +136,16 @@ class CVAE(nn.Module):
         bias = (emotion @ self.vel_bias).unsqueeze(1)
         return torch.clamp(velocity * gain + bias, 0.0, 1.0)
 
-    def forward_teacher(self, roll: torch.Tensor, z: torch.Tensor,
-                        emotion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Teacher-forced decoding of ``roll [B, T, F]``: step t sees frame t-1 (zeros at t=0)."""
+    def forward_teacher(self, roll: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,
+                        input_dropout: float = 0.0,
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced decoding of ``roll [B, T, F]``: step t sees frame t-1 (zeros at t=0).
+        ``input_dropout``: the probability that step t sees zeros in place of frame t-1 (each
+        step drawn on its own; training only), so that the decoder must take more from z."""
         prev = torch.cat([torch.zeros_like(roll[:, :1]), roll[:, :-1]], dim=1)
+        if input_dropout > 0.0:
+            keep = torch.rand(prev.shape[:2] + (1,), device=prev.device) >= input_dropout
+            prev = prev * keep.to(prev.dtype)
         emb = self.embed(emotion)
         onset, hold, vel, _ = self.decoder.run(prev, z, emb, self.decoder.init_state(z, emb))
         return onset, hold, vel

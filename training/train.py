@@ -108,7 +108,8 @@ def beta_at(cfg: TrainConfig, step: int) -> float:
 
 def _loss_args(cfg: TrainConfig, step: int) -> dict:
     return {"beta": beta_at(cfg, step), "free_bits": cfg.free_bits,
-            "adv_weight": cfg.adv_weight, "critic_weight": cfg.critic_weight}
+            "adv_weight": cfg.adv_weight, "critic_weight": cfg.critic_weight,
+            "input_dropout": cfg.input_dropout}
 
 
 @torch.no_grad()

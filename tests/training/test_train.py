@@ -53,6 +53,26 @@ def test_a_few_steps_lower_the_loss(labelled_folder, tmp_path: Path) -> None:
     assert last["critic_real"].item() < first["critic_real"]
 
 
+def test_input_dropout_hides_previous_frames_in_training_only() -> None:
+    """A step whose previous frame is dropped decodes as if that frame were silent; with the
+    rate at 0 (and so in validation) teacher forcing is unchanged."""
+    torch.manual_seed(0)
+    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16,
+                             emb_dim=4).model_config())
+    roll = (torch.rand(3, 16, 264) > 0.8).float()
+    silent = torch.zeros_like(roll)
+    z, emotion = torch.randn(3, 8), torch.eye(4)[:3]
+    with torch.no_grad():
+        full = model.forward_teacher(roll, z, emotion)[0]
+        unchanged = model.forward_teacher(roll, z, emotion, input_dropout=0.0)[0]
+        nothing_seen = model.forward_teacher(silent, z, emotion)[0]
+        mostly_dropped = model.forward_teacher(roll, z, emotion, input_dropout=0.999)[0]
+        half = model.forward_teacher(roll, z, emotion, input_dropout=0.5)[0]
+    assert torch.equal(full, unchanged)
+    assert torch.allclose(mostly_dropped, nothing_seen, atol=1e-6)
+    assert not torch.allclose(half, full) and not torch.allclose(half, nothing_seen)
+
+
 def test_segment_stats_are_transposition_invariant_and_tell_major_from_minor() -> None:
     hold = torch.zeros(1, 4, 88)
     hold[0, :, [39, 43, 46]] = 1.0  # C major triad (C4 E4 G4)
@@ -106,6 +126,7 @@ def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path
     (["--batch-size", "0"], "batch_size must be positive"),
     (["--config", "/nonexistent.json"], "not found"),
     (["--data", "/nonexistent"], "not found"),
+    (["--input-dropout", "1.0"], "input_dropout must be in [0, 1)"),
 ])
 def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Path) -> None:
     assert train.main(argv + ["--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path)]) == 2
