@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -101,10 +103,17 @@ def _save(prep: Prepared, file: Path) -> None:
     lengths = np.array([len(r) for r in prep.rolls], dtype=np.int64)
     meta = {"song": prep.song, "path": prep.path, "dataset": prep.dataset,
             "onset_error": prep.onset_error, "skipped": prep.skipped}
-    tmp = file.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, rolls=np.concatenate(prep.rolls), lengths=lengths,
-                        quadrant=prep.quadrant, split=prep.split, meta=json.dumps(meta))
-    tmp.replace(file)
+    # A file of this call's own: two runs preparing the same cache at once each write their own
+    # file, and the last rename wins (both hold the same arrays).
+    handle, name = tempfile.mkstemp(dir=file.parent, prefix=file.stem + ".", suffix=".tmp.npz")
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        np.savez_compressed(tmp, rolls=np.concatenate(prep.rolls), lengths=lengths,
+                            quadrant=prep.quadrant, split=prep.split, meta=json.dumps(meta))
+        tmp.replace(file)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _load(file: Path) -> Prepared:

@@ -161,3 +161,29 @@ def test_corrupt_data_bytes_are_rejected(tmp_path: Path) -> None:
         read_notes(bad)
     with pytest.raises(MidiReadError, match="unreadable"):
         read_notes(tmp_path / "does-not-exist.mid")
+
+
+def test_two_runs_writing_one_cache_at_once_both_succeed(tmp_path: Path, monkeypatch) -> None:
+    """Two trainings started together prepare the same cache file: the second finishes its
+    write while the first is between writing and renaming (what happened to two sweep runs
+    started at once: FileNotFoundError for a shared temporary name)."""
+    from emolive.training import prepare as prepare_module
+
+    report = load_emopia(_emopia(tmp_path))
+    cache = tmp_path / "cache"
+    real_savez = np.savez_compressed
+    calls = []
+
+    def savez_then_the_other_run(file, **arrays):
+        real_savez(file, **arrays)
+        calls.append(file)
+        if len(calls) == 1:  # the other run writes and renames before this one renames
+            prepare_module.prepare([report], cache_dir=cache)
+
+    monkeypatch.setattr(prepare_module.np, "savez_compressed", savez_then_the_other_run)
+    first = prepare_module.prepare([report], cache_dir=cache)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert [p.name for p in cache.iterdir()] == [p.name for p in cache.glob("rolls-*.npz")]
+    cached = prepare([report], cache_dir=cache)
+    assert len(cached.rolls) == len(first.rolls) == 3
