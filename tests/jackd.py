@@ -12,7 +12,7 @@ An asynchronous server does not wait for a late client: a client whose process c
 scheduled within one period has its previous MIDI buffer read again, and what it queued for the
 missed cycle is lost (docs/reliability.md, "Call storm"). Without real-time scheduling a 1.33 ms
 period is easily missed on a busy machine, so asynchronous servers here run 1024-frame periods
-(21.3 ms) unless a test asks otherwise.
+(21.3 ms).
 """
 
 from __future__ import annotations
@@ -56,16 +56,14 @@ def _wait_until_usable(proc: subprocess.Popen, name: str, timeout_s: float) -> b
 
 
 def start_dummy_jackd(name: str, synchronous: bool = True, attempts: int = 5,
-                      timeout_s: float = 10.0, period_frames: int | None = None) -> subprocess.Popen:
+                      timeout_s: float = 10.0) -> subprocess.Popen:
     """Start server `name` and wait until it is usable. jackd sometimes exits at start-up when
-    other servers start at the same moment, so it is tried `attempts` times. `period_frames`
-    None: PERIOD_FRAMES for a synchronous server, ASYNC_PERIOD_FRAMES for an asynchronous one."""
+    other servers start at the same moment, so it is tried `attempts` times."""
     jackd = shutil.which("jackd")
     if jackd is None or shutil.which("jack_wait") is None:
         raise JackdError("jackd not installed (Debian package jackd2; scripts/setup.sh installs it)")
     mode = ["-S"] if synchronous else []
-    if period_frames is None:
-        period_frames = PERIOD_FRAMES if synchronous else ASYNC_PERIOD_FRAMES
+    period_frames = PERIOD_FRAMES if synchronous else ASYNC_PERIOD_FRAMES
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     for _ in range(attempts):
         reclaim_dead_servers()  # slots that killed servers (of any run) left in the registry

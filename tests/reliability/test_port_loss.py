@@ -162,7 +162,8 @@ def test_a_receiving_port_that_comes_back_is_reconnected(
     received = [m for m in got.pop("last") if len(m) == 6]  # 3-byte messages, as `sent` has
     sent = events["stopped"]["sent"]
     # Everything the new receiver got is one unbroken stretch of what the engine sent.
-    assert compare_streams(sent, received) == "", (compare_streams(sent, received), got)
+    difference = compare_streams(sent, received)
+    assert difference == "", (difference, got)
     assert got["note_ons"] > 0 and got["left_sounding"] == 0 and got["double_strikes"] == 0, got
 
 
