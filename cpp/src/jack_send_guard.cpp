@@ -39,8 +39,6 @@ int JackCycles::on_process(uint32_t, void*) { return 0; }
 
 #endif
 
-JackSendGuard::~JackSendGuard() { counter_.store(nullptr); }
-
 bool JackSendGuard::admit(size_t size) noexcept {
   const JackCycles* counter = counter_.load(std::memory_order_acquire);
   if (!counter) return true;

@@ -53,7 +53,6 @@ class JackSendGuard {
 
   // `counter_name`: the JACK client name of the cycle counter.
   explicit JackSendGuard(std::string counter_name) : counter_name_(std::move(counter_name)) {}
-  ~JackSendGuard();
 
   // Clock thread: may `size` more bytes be queued? False, and the guard stalled, once the
   // budget would be exceeded. Until the counter is open every send is admitted.

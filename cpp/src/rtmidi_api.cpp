@@ -16,8 +16,6 @@ std::string lower(std::string s) {
 
 }  // namespace
 
-// Construct an RtMidiOut for `api` with the error sink installed; nullptr if it does not open
-// (constructor throws, or listing ports reports an error, as JACK does with no server).
 std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& client,
                                         ErrorSink& sink, std::string& why) {
   std::unique_ptr<RtMidiOut> out;
@@ -37,7 +35,6 @@ std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& clie
   return out;
 }
 
-// The API to use: EMOLIVE_MIDI_API if set, else every compiled API in RtMidi's order.
 std::vector<RtMidi::Api> candidate_apis() {
   if (const char* env = std::getenv("EMOLIVE_MIDI_API"); env && *env) {
     const std::string name = lower(env);
@@ -55,7 +52,6 @@ std::vector<RtMidi::Api> candidate_apis() {
   return real;
 }
 
-// Whether a new client of `api` can still connect (false once e.g. the JACK server is gone).
 bool backend_alive(RtMidi::Api api) {
   ErrorSink sink;
   std::string why;
@@ -74,7 +70,6 @@ OpenedApi open_first_api(const std::string& client) {
   throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
                   "\n" + port_setup_hint());
 }
-
 
 }  // namespace emolive
 
