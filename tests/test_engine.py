@@ -9,7 +9,7 @@ import mido
 import pytest
 
 from emolive import Engine, EngineError, ModelError
-from emolive.scales import scale_mask
+from emolive.scales import scale_mask, transposition
 from tests.midi_events import note_events
 
 
@@ -217,3 +217,62 @@ def test_live_play_loads_neither_numpy_nor_mido_nor_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def _model_trained_in(tonic: int | None, source: Path, folder: Path) -> Path:
+    """A copy of ``source`` whose card says every training clip was moved to ``tonic``."""
+    import json
+    import shutil
+
+    model = folder / f"tonic_{tonic}"
+    shutil.copytree(source, model)
+    card_path = model / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["tonic"] = tonic
+    card_path.write_text(json.dumps(card))
+    return model
+
+
+def test_a_model_trained_in_c_is_transposed_to_the_key(tmp_path: Path) -> None:
+    # The bundled model's notes, with its card saying it was trained in C. (The tiny random
+    # model plays every key up to both ends, where a transposed note has no key to go to.)
+    from emolive.engine import DEFAULT_MODEL_DIR
+
+    with Engine(model=_model_trained_in(0, DEFAULT_MODEL_DIR, tmp_path), seed=3) as engine:
+        plain = note_events(engine.generate(4, "calm"))
+        notes = [n for _, kind, n, _ in plain if kind == "note_on"]
+        assert notes and 21 + 3 <= min(notes) and max(notes) <= 108 - 2
+        engine.set_key("D", "chromatic")  # up 2, no scale lock
+        assert note_events(engine.generate(4, "calm")) == [
+            (tick, kind, note + 2, velocity) for tick, kind, note, velocity in plain]
+        engine.set_key("A", "chromatic")  # down 3
+        assert note_events(engine.generate(4, "calm")) == [
+            (tick, kind, note - 3, velocity) for tick, kind, note, velocity in plain]
+        engine.set_key("A", "minor")  # down 3, and locked to A minor
+        allowed = scale_mask("A", "minor")
+        moved = [n for _, kind, n, _ in note_events(engine.generate(4, "calm")) if kind == "note_on"]
+        assert moved and all((allowed >> (n % 12)) & 1 for n in moved)
+        engine.set_key(None)
+        assert note_events(engine.generate(4, "calm")) == plain
+
+
+def test_a_model_trained_in_every_key_is_not_transposed(tiny_model_dir: Path) -> None:
+    with Engine(model=tiny_model_dir, seed=3) as engine:
+        assert engine.model_card["tonic"] is None
+        plain = note_events(engine.generate(4, "calm"))
+        engine.set_key("D", "chromatic")
+        assert note_events(engine.generate(4, "calm")) == plain
+
+
+def test_a_card_with_a_bad_tonic_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    for bad in (12, -1, "C"):
+        with pytest.raises(ModelError, match="tonic"):
+            Engine(model=_model_trained_in(bad, tiny_model_dir, tmp_path / str(bad)))
+
+
+def test_transposition_takes_the_nearer_way_to_the_key() -> None:
+    assert transposition("C", 0) == 0
+    assert transposition("A", 0) == -3 and transposition("G", 0) == -5
+    assert transposition("F#", 0) == 6 and transposition("F", 0) == 5
+    assert transposition("C", 9) == 3  # a model trained in A, played in C
+    assert transposition(None, 0) == 0 and transposition("A", None) == 0

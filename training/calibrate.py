@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = OnnxCVAE(args.model)
     cfg = TrainConfig(data=args.data, datasets=args.datasets, cache_dir=args.cache_dir,
-                      segment_bars=model.card["sizes"]["segment_steps"] // 16, transpose=0)
+                      segment_bars=model.card["sizes"]["segment_steps"] // 16, transpose=0,
+                      key_normalise=model.card.get("tonic") is not None)
     try:
         prep = load_data(cfg, log=lambda text: print(text, file=sys.stderr))
     except DataError as err:

@@ -71,11 +71,14 @@ def io_shapes(cfg: ModelConfig) -> dict[str, dict[str, dict[str, list[int]]]]:
     }
 
 
-def build_card(cfg: ModelConfig, *, name: str, segment_bars: int = 2,
+def build_card(cfg: ModelConfig, *, name: str, segment_bars: int = 2, tonic: int | None = None,
                sampling: dict[str, float] | None = None, data: list[dict[str, Any]] | None = None,
                licence: str | None = None, training: dict[str, Any] | None = None,
                evaluation: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The card for a model of config ``cfg``; provenance fields default to 'untrained'."""
+    """The card for a model of config ``cfg``; provenance fields default to 'untrained'.
+
+    ``tonic``: the pitch class (0 = C) every training clip was moved to (``key_normalise``),
+    which the engine transposes from; None when the model was trained in every key."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -90,6 +93,7 @@ def build_card(cfg: ModelConfig, *, name: str, segment_bars: int = 2,
                      "labels": {q: QUADRANT_NAMES[q][0] for q in QUADRANTS}},
         "files": dict(FILES),
         "opset": OPSET,
+        "tonic": tonic,
         "sampling": dict(sampling or DEFAULT_SAMPLING),
         "io": io_shapes(cfg),
         "model": cfg.to_dict(),

@@ -24,6 +24,10 @@ class TrainConfig:
     hop_bars: int = 1
     min_onsets: int = 4  # segments with fewer onsets are skipped
     transpose: int = 5  # random shift in [-transpose, transpose + 1) semitones per segment
+    # Transpose every clip so that its estimated tonic is C (Krumhansl-Schmuckler, whole clip;
+    # its mode is kept): the model then learns mode as pitch content it can tie to the emotion,
+    # and the engine transposes to the key asked for. Needs transpose = 0.
+    key_normalise: bool = False
     # model (see ModelConfig)
     z_dim: int = 64
     hidden: int = 384
@@ -122,6 +126,9 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"input_dropout must be in [0, 1), got {cfg.input_dropout}")
     if not 0 <= cfg.transpose <= 11:
         raise ValueError(f"transpose must be in 0..11 semitones, got {cfg.transpose}")
+    if cfg.key_normalise and cfg.transpose:
+        raise ValueError("key_normalise puts every clip in C, which random transposition would "
+                         f"undo: set transpose to 0 (got {cfg.transpose})")
     unknown = sorted(set(cfg.datasets) - {"emopia", "vgmidi"})
     if unknown:
         raise ValueError(f"unknown datasets {unknown}; known: emopia, vgmidi (or --generic-csv)")

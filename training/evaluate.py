@@ -198,7 +198,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
     steps = model.card["sizes"]["segment_steps"]
     cfg = TrainConfig(data=args.data, datasets=args.datasets, cache_dir=args.cache_dir,
                       generic_folder=args.generic_folder, generic_csv=args.generic_csv,
-                      segment_bars=steps // 16, transpose=0, min_onsets=args.min_onsets)
+                      segment_bars=steps // 16, transpose=0, min_onsets=args.min_onsets,
+                      key_normalise=model.card.get("tonic") is not None)
     prep = load_data(cfg, log)
     train_b, val_b = SegmentBatches(prep, "train", cfg, 0), SegmentBatches(prep, "val", cfg, 1)
     val_roll, val_label = _segments(val_b, args.val_segments, args.seed)

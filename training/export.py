@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if at_step:
             training["validation_losses"] = at_step[-1]["val"]
     card = build_card(model.cfg, name=args.name, segment_bars=config.get("segment_bars", 2),
+                      tonic=0 if config.get("key_normalise") else None,
                       training=training, **provenance(config))
     if calibration is not None:
         card["velocity_calibration"] = calibration

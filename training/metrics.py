@@ -75,17 +75,33 @@ def pitch_class_hist(roll: np.ndarray) -> np.ndarray:
     return pc / np.maximum(pc.sum(axis=1, keepdims=True), 1e-9)
 
 
-def mode_score(pc: np.ndarray) -> np.ndarray:
-    """Best major-key minus best minor-key profile correlation, per row: > 0 sounds major."""
+def _key_correlations(pc: np.ndarray) -> dict[str, np.ndarray]:
+    """Correlation of each row of ``pc [N, 12]`` with the Krumhansl-Kessler profile of every
+    tonic: ``{"major": [N, 12], "minor": [N, 12]}``, column = tonic pitch class (0 = C)."""
     centred = pc - pc.mean(axis=1, keepdims=True)
     centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-9)
-    best = {}
+    out = {}
     for mode, profile in _KK.items():
         table = np.stack([np.roll(profile, r) for r in range(12)]).astype(np.float64)
         table -= table.mean(axis=1, keepdims=True)
         table /= np.linalg.norm(table, axis=1, keepdims=True)
-        best[mode] = (centred @ table.T).max(axis=1)
-    return best["major"] - best["minor"]
+        out[mode] = centred @ table.T
+    return out
+
+
+def mode_score(pc: np.ndarray) -> np.ndarray:
+    """Best major-key minus best minor-key profile correlation, per row: > 0 sounds major."""
+    corr = _key_correlations(pc)
+    return corr["major"].max(axis=1) - corr["minor"].max(axis=1)
+
+
+def estimate_key(pc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Krumhansl-Schmuckler key of each row of ``pc [N, 12]``: (tonic pitch class 0..11,
+    is-major booleans), the best-correlating of the 24 major and minor profiles."""
+    corr = _key_correlations(pc)
+    both = np.concatenate([corr["major"], corr["minor"]], axis=1)  # [N, 24]
+    best = both.argmax(axis=1)
+    return best % 12, best < 12
 
 
 def musical_stats(roll: np.ndarray) -> dict[str, np.ndarray]:

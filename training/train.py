@@ -24,6 +24,7 @@ from .config import TrainConfig, add_config_flags, config_from_args
 from .data import LoadReport, load_emopia, load_generic, load_vgmidi
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
+from .metrics import estimate_key, pitch_class_hist
 from .model import CVAE, N_EMOTIONS
 from .prepare import Prepared, gather_segments, prepare, segment_starts
 
@@ -60,8 +61,15 @@ def load_data(cfg: TrainConfig, log=print) -> Prepared:
     return prep
 
 
+def tonic_shifts(prep: Prepared) -> np.ndarray:
+    """Per clip, the shift in semitones (-5..6) that moves its estimated tonic to C."""
+    tonic, _ = estimate_key(np.concatenate([pitch_class_hist(r[None]) for r in prep.rolls]))
+    return np.where(tonic <= 5, -tonic, 12 - tonic).astype(np.int64)
+
+
 class SegmentBatches:
-    """Random labelled segments with random transposition (a numpy Generator, seeded)."""
+    """Random labelled segments with random transposition (a numpy Generator, seeded); with
+    ``cfg.key_normalise`` every segment is moved by its clip's tonic shift instead."""
 
     def __init__(self, prep: Prepared, split: str, cfg: TrainConfig, seed: int) -> None:
         self.prep = prep
@@ -72,6 +80,8 @@ class SegmentBatches:
             raise DataError(f"no {split} segments with at least {cfg.min_onsets} onsets")
         self.labels = prep.quadrant[self.starts[:, 0]]
         self.transpose = cfg.transpose
+        self.key_shift = (tonic_shifts(prep)[self.starts[:, 0]] if cfg.key_normalise
+                          else None)  # [S] semitones, per segment
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -80,6 +90,8 @@ class SegmentBatches:
     def tensors(self, rows: np.ndarray, shifts: np.ndarray | None = None):
         """(roll [B,T,264] float, one-hot emotion [B,4], label [B]) for segment rows."""
         rolls = gather_segments(self.prep, self.starts[rows], self.steps)
+        if self.key_shift is not None:
+            shifts = self.key_shift[rows] + (0 if shifts is None else shifts)
         if shifts is not None:
             rolls = transpose_segments(rolls, shifts)
         labels = torch.from_numpy(self.labels[rows])

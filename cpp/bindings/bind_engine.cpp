@@ -71,7 +71,7 @@ void register_engine(py::module_& m) {
       .def("morph", &Engine::morph, py::arg("start"), py::arg("target"), py::arg("glide_steps"), Release())
       .def("set_bpm", &Engine::set_bpm, py::arg("bpm"), Release())
       .def("set_temperature", &Engine::set_temperature, py::arg("temperature"), Release())
-      .def("set_scale_mask", &Engine::set_scale_mask, py::arg("mask"), Release())
+      .def("set_key", &Engine::set_key, py::arg("mask"), py::arg("transpose") = 0, Release())
       .def("set_walk_rate", &Engine::set_walk_rate, py::arg("steps_per_point"), Release())
       .def("stop", &Engine::stop, Release())
       .def("close", &Engine::close, Release())

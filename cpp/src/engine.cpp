@@ -1,6 +1,7 @@
 #include "emolive/engine.hpp"
 
 #include <stdexcept>
+#include <string>
 
 #include "emolive/errors.hpp"
 
@@ -83,7 +84,7 @@ void Engine::apply(const Command& c) {
   switch (c.kind) {
     case Command::kEmotion: generator_->set_emotion(c.weights, c.glide_steps); break;
     case Command::kTemperature: generator_->set_temperature(c.temperature); break;
-    case Command::kScaleMask: generator_->set_scale_mask(c.mask); break;
+    case Command::kKey: generator_->set_key(c.mask, c.transpose); break;
     case Command::kWalkRate: generator_->set_walk_rate(c.glide_steps); break;
   }
 }
@@ -112,10 +113,10 @@ void Engine::play(const Weights& emotion) {
 void Engine::play_locked(const Weights& emotion) {
   check_open();
   if (playing_) {
-    send_command({Command::kEmotion, emotion, 0, 0.f, 0});
+    send_command({Command::kEmotion, emotion, 0, 0.f, 0, 0});
     return;
   }
-  apply({Command::kEmotion, emotion, 0, 0.f, 0});
+  apply({Command::kEmotion, emotion, 0, 0.f, 0, 0});
   publish_emotion(generator_->emotion());
   {
     std::lock_guard<std::mutex> error_lock(error_mutex_);
@@ -171,7 +172,7 @@ void Engine::set_emotion(const Weights& emotion, int glide_steps) {
   if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
   std::lock_guard<std::mutex> lock(caller_mutex_);
   check_open();
-  send_command({Command::kEmotion, normalised(emotion), glide_steps, 0.f, 0});
+  send_command({Command::kEmotion, normalised(emotion), glide_steps, 0.f, 0, 0});
 }
 
 void Engine::morph(const Weights& from, const Weights& to, int glide_steps) {
@@ -179,7 +180,7 @@ void Engine::morph(const Weights& from, const Weights& to, int glide_steps) {
   const Weights a = normalised(from), b = normalised(to);
   std::lock_guard<std::mutex> lock(caller_mutex_);
   play_locked(a);
-  send_command({Command::kEmotion, b, glide_steps, 0.f, 0});
+  send_command({Command::kEmotion, b, glide_steps, 0.f, 0, 0});
 }
 
 void Engine::set_bpm(double bpm) {
@@ -195,15 +196,20 @@ void Engine::set_temperature(float temperature) {
   std::lock_guard<std::mutex> lock(caller_mutex_);
   check_open();
   temperature_ = temperature;
-  send_command({Command::kTemperature, {}, 0, temperature, 0});
+  send_command({Command::kTemperature, {}, 0, temperature, 0, 0});
 }
 
-void Engine::set_scale_mask(uint16_t mask) {
+void Engine::set_key(uint16_t mask, int transpose) {
   if ((mask & 0x0FFF) == 0) throw std::invalid_argument("a scale needs at least one pitch class");
+  if (transpose < -11 || transpose > 11) {
+    throw std::invalid_argument("transposition must be -11..11 semitones, got " +
+                                std::to_string(transpose));
+  }
   std::lock_guard<std::mutex> lock(caller_mutex_);
   check_open();
   scale_mask_ = mask & 0x0FFF;
-  send_command({Command::kScaleMask, {}, 0, 0.f, scale_mask_});
+  transpose_ = transpose;
+  send_command({Command::kKey, {}, 0, 0.f, scale_mask_, transpose_});
 }
 
 void Engine::set_walk_rate(int steps_per_point) {
@@ -211,7 +217,7 @@ void Engine::set_walk_rate(int steps_per_point) {
   std::lock_guard<std::mutex> lock(caller_mutex_);
   check_open();
   walk_steps_per_point_ = steps_per_point;
-  send_command({Command::kWalkRate, {}, steps_per_point, 0.f, 0});
+  send_command({Command::kWalkRate, {}, steps_per_point, 0.f, 0, 0});
 }
 
 void Engine::stop() {
@@ -310,6 +316,7 @@ OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const 
   request.base.walk_steps_per_point = walk_steps_per_point_;
   request.base.sampling.temperature = temperature_;
   request.base.sampling.scale_mask = scale_mask_;
+  request.base.sampling.transpose = transpose_;
   return request;
 }
 

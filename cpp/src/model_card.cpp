@@ -217,6 +217,13 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
   if (!(card.temperature >= 0.05f && card.temperature <= 5.0f)) {
     r.fail("sampling.temperature", "must be in [0.05, 5], found " + std::to_string(card.temperature));
   }
+  if (root.contains("tonic") && !root["tonic"].is_null()) {
+    card.tonic = r.integer("tonic");
+    if (card.tonic < 0 || card.tonic > 11) {
+      r.fail("tonic", "must be a pitch class 0..11 (0 = C) or null, found " +
+                          std::to_string(card.tonic));
+    }
+  }
   return card;
 }
 

@@ -31,13 +31,19 @@ uint8_t midi_velocity(float v) {
   return uint8_t(std::clamp(int(std::lround(clamped * 127.0f)), 1, 127));
 }
 
-bool allowed_key(uint16_t scale_mask, int k) { return (scale_mask >> ((kPitchLow + k) % 12)) & 1u; }
+// Whether model key k may start a note: moved by `transpose` it stays on the keyboard and in
+// the scale.
+bool allowed_key(const SamplerSettings& s, int k) {
+  const int played = k + s.transpose;
+  if (played < 0 || played >= kPitchCount) return false;
+  return (s.scale_mask >> ((kPitchLow + played) % 12)) & 1u;
+}
 
 // The most probable key the scale allows, or -1.
-int most_probable_allowed(const std::array<float, kPitchCount>& p_onset, uint16_t scale_mask) {
+int most_probable_allowed(const std::array<float, kPitchCount>& p_onset, const SamplerSettings& s) {
   int best = -1;
   for (int k = 0; k < kPitchCount; ++k) {
-    if (allowed_key(scale_mask, k) && (best < 0 || p_onset[k] > p_onset[best])) best = k;
+    if (allowed_key(s, k) && (best < 0 || p_onset[k] > p_onset[best])) best = k;
   }
   return best;
 }
@@ -57,18 +63,18 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
     // One draw per key and step whatever the mask, so the mask does not shift the stream.
     const double u = rng_.uniform();
     const bool onset = s.deterministic ? p > s.onset_threshold : u < p;
-    if (onset && allowed_key(s.scale_mask, k)) strike[k] = midi_velocity(velocity[k]);
+    if (onset && allowed_key(s, k)) strike[k] = midi_velocity(velocity[k]);
   }
   if (s.max_onsets_per_step > 0) limit_onsets(strike, p_onset, s.max_onsets_per_step);
   if (must_start && std::none_of(strike.begin(), strike.end(), [](uint8_t v) { return v; })) {
-    const int k = most_probable_allowed(p_onset, s.scale_mask);
+    const int k = most_probable_allowed(p_onset, s);
     if (k >= 0) strike[k] = midi_velocity(velocity[k]);
   }
   for (int k = 0; k < kPitchCount; ++k) {  // note-offs first
     if (held_steps_[k] == 0) continue;
     const bool hold = sigmoid(hold_logits[k]) > s.hold_threshold;  // as training/onnx_runner.py
     if (strike[k] || !hold || held_steps_[k] >= s.max_hold_steps) {
-      events.push({NoteEvent::kOff, uint8_t(k), 0});
+      events.push({NoteEvent::kOff, played_key_[k], 0});
       held_steps_[k] = 0;
     } else {
       ++held_steps_[k];
@@ -77,7 +83,8 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
   }
   for (int k = 0; k < kPitchCount; ++k) {
     if (!strike[k]) continue;
-    events.push({NoteEvent::kOn, uint8_t(k), strike[k]});
+    played_key_[k] = uint8_t(k + s.transpose);  // on the keyboard: allowed_key checked it
+    events.push({NoteEvent::kOn, played_key_[k], strike[k]});
     held_steps_[k] = 1;
     onset_out[k] = 1.0f;
     hold_out[k] = 1.0f;
@@ -88,7 +95,7 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
 void Sampler::release_all(StepEvents& events) {
   for (int k = 0; k < kPitchCount; ++k) {
     if (held_steps_[k] == 0) continue;
-    events.push({NoteEvent::kOff, uint8_t(k), 0});
+    events.push({NoteEvent::kOff, played_key_[k], 0});
     held_steps_[k] = 0;
   }
 }

@@ -107,6 +107,21 @@ TEST_CASE("the optional onset cap is read and checked") {
   CHECK_THAT(error_of(card), Catch::Contains("sampling.max_onsets_per_step"));
 }
 
+TEST_CASE("the optional tonic is read and checked") {
+  json card = valid_card();
+  CHECK(parse_model_card(card.dump(), "card.json").tonic == -1);
+  card["tonic"] = nullptr;
+  CHECK(parse_model_card(card.dump(), "card.json").tonic == -1);
+  card["tonic"] = 0;
+  CHECK(parse_model_card(card.dump(), "card.json").tonic == 0);
+  card["tonic"] = 11;
+  CHECK(parse_model_card(card.dump(), "card.json").tonic == 11);
+  card["tonic"] = 12;
+  CHECK_THAT(error_of(card), Catch::Contains("'tonic' must be a pitch class 0..11"));
+  card["tonic"] = "C";
+  CHECK_THAT(error_of(card), Catch::Contains("'tonic' must be an integer"));
+}
+
 TEST_CASE("text that is not a JSON object is refused") {
   CHECK_THROWS_AS(parse_model_card("{not json", "x.json"), ModelError);
   CHECK_THROWS_AS(parse_model_card("[1,2]", "x.json"), ModelError);

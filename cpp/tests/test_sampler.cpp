@@ -80,6 +80,69 @@ TEST_CASE("the scale mask keeps onsets to allowed pitch classes") {
   }
 }
 
+TEST_CASE("transposition moves the notes played, not the frame the model sees") {
+  Sampler sampler(1);
+  SamplerSettings s;
+  s.deterministic = true;
+  s.transpose = -3;
+  Outputs o;
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  o.onset[39] = 20.f;  // model key C4 -> A3 (key 36) played
+  o.hold[39] = 20.f;
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].kind == NoteEvent::kOn);
+  CHECK(ev.events[0].key == 36);
+  CHECK(frame[39] == 1.f);  // the model's own key is its next input
+  CHECK(frame[36] == 0.f);
+  CHECK(sampler.sounding(39));
+
+  // The transposition changes while the note sounds: its note-off still goes to key 36.
+  s.transpose = 4;
+  o.onset[39] = -20.f;
+  o.hold[39] = -20.f;
+  ev.clear(1);
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].kind == NoteEvent::kOff);
+  CHECK(ev.events[0].key == 36);
+
+  // release_all also ends notes where they were played.
+  o.onset[39] = 20.f;
+  o.hold[39] = 20.f;
+  ev.clear(2);
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].key == 43);
+  s.transpose = 0;
+  ev.clear(3);
+  sampler.release_all(ev);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].kind == NoteEvent::kOff);
+  CHECK(ev.events[0].key == 43);
+}
+
+TEST_CASE("a transposed note off the keyboard is not started; the scale applies to notes played") {
+  Sampler sampler(1);
+  SamplerSettings s;
+  s.deterministic = true;
+  s.transpose = 2;
+  s.scale_mask = 0b101010110101;  // C major, on the notes played
+  Outputs o;
+  std::fill(o.onset.begin(), o.onset.end(), 20.f);
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  for (int i = 0; i < ev.count; ++i) {
+    CHECK(ev.events[i].key >= 2);  // model keys 86, 87 would leave the keyboard
+    CHECK(((s.scale_mask >> ((kPitchLow + ev.events[i].key) % 12)) & 1) == 1);
+  }
+  CHECK(ev.count == 51);  // white keys B0..C8: nothing moves up onto A0 (key 0)
+  CHECK(frame[kPitchCount - 1] == 0.f);
+  CHECK(frame[kPitchCount - 2] == 0.f);
+}
+
 TEST_CASE("Bernoulli onsets follow the probability and repeat with the seed") {
   SamplerSettings s;
   Outputs o;

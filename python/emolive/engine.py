@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
 from emolive.emotions import EmotionLike, Weights, parse_emotion
-from emolive.scales import ALL_PITCH_CLASSES, scale_mask
+from emolive.scales import ALL_PITCH_CLASSES, scale_mask, transposition
 
 if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads neither
     import mido
@@ -297,9 +297,13 @@ class Engine:
         self._core.set_temperature(_number("temperature", temperature, 0.05, 5.0))
 
     def set_key(self, key: str | None, scale: str = "major") -> None:
-        """Only start notes in ``scale`` on ``key`` (e.g. ``("A", "minor")``); None: no lock."""
+        """Only start notes in ``scale`` on ``key`` (e.g. ``("A", "minor")``); None: no lock.
+
+        A model trained in one tonic (its card's ``tonic``; the bundled model plays in C) is
+        also transposed to ``key``: ``set_key("A", "chromatic")`` moves it to A without a scale
+        lock, leaving the mode to the emotion."""
         mask = scale_mask(key, scale)
-        self._core.set_scale_mask(mask)
+        self._core.set_key(mask, transposition(key, self._card.get("tonic")))
         self._key = None if mask == ALL_PITCH_CLASSES and key is None else (str(key), scale)
 
     def set_walk_rate(self, bars: float) -> None:

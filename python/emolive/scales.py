@@ -71,3 +71,16 @@ def scale_mask(key: str | None, scale: str = "major") -> int:
     for offset in SCALES[name]:
         mask |= 1 << ((tonic + offset) % 12)
     return mask
+
+
+def transposition(key: str | None, model_tonic: int | None) -> int:
+    """Semitones (-5..6) that move a model trained in ``model_tonic`` (a pitch class, from its
+    card; None: trained in every key) to ``key``; 0 when either is None.
+
+    >>> transposition("A", 0), transposition("G", 0), transposition("A", None)
+    (-3, -5, 0)
+    """
+    if key is None or model_tonic is None:
+        return 0
+    up = (pitch_class(key) - model_tonic) % 12
+    return up if up <= 6 else up - 12

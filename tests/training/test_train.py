@@ -92,6 +92,44 @@ def test_segment_stats_are_transposition_invariant_and_tell_major_from_minor() -
     assert m_minor_key > m_major_key and m_minor_triads > 0 and m_major_triads == 0
 
 
+def _scale_clip(tonic_pitch: int, minor: bool) -> np.ndarray:
+    """A uint8 roll: two bars of the scale on ``tonic_pitch``, tonic triad held under it."""
+    from emolive.training.features import notes_to_roll
+
+    steps = (0, 2, 3, 5, 7, 8, 10) if minor else (0, 2, 4, 5, 7, 9, 11)
+    third = 3 if minor else 4
+    pitch = [tonic_pitch + 12 + s for s in steps] * 4 + [tonic_pitch, tonic_pitch + third,
+                                                        tonic_pitch + 7] * 4
+    start = list(range(28)) + [8 * (i // 3) for i in range(12)]
+    pitch, start = np.array(pitch), np.array(start, dtype=np.float64)
+    return notes_to_roll(pitch, np.full(len(pitch), 80), start, start + 4)
+
+
+def test_key_normalise_moves_every_clip_to_c_and_keeps_its_mode() -> None:
+    from emolive.training.metrics import estimate_key, pitch_class_hist
+    from emolive.training.prepare import Prepared
+
+    clips = [_scale_clip(55, minor=False), _scale_clip(57, minor=True), _scale_clip(61, False)]
+    prep = Prepared(clips, np.array([0, 2, 3]), np.array(["train"] * 3), ["a", "b", "c"],
+                    ["a", "b", "c"], ["x"] * 3)
+    assert train.tonic_shifts(prep).tolist() == [5, 3, -1]  # G up 5, A minor up 3, C# down 1
+    cfg = TrainConfig(transpose=0, key_normalise=True, min_onsets=1)
+    roll, _, label = train.SegmentBatches(prep, "train", cfg, 0).tensors(np.arange(3))
+    tonic, major = estimate_key(pitch_class_hist(roll.numpy()))
+    assert tonic.tolist() == [0, 0, 0] and major.tolist() == [True, False, True]
+    assert label.tolist() == [0, 2, 3]
+    plain = train.SegmentBatches(prep, "train", TrainConfig(transpose=0, min_onsets=1), 0)
+    assert estimate_key(pitch_class_hist(plain.tensors(np.arange(3))[0].numpy()))[0].tolist() == [7, 9, 1]
+
+
+def test_key_normalise_refuses_random_transposition() -> None:
+    from emolive.training.config import _validate
+
+    with pytest.raises(ValueError, match="transpose to 0"):
+        _validate(TrainConfig(transpose=5, key_normalise=True))
+    _validate(TrainConfig(transpose=0, key_normalise=True))
+
+
 def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path: Path) -> None:
     folder, csv_path = labelled_folder
     assert train.main(_tiny_args(folder, csv_path, tmp_path, 10)) == 0
@@ -112,6 +150,7 @@ def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path
     assert card["sizes"]["z"] == 8 and card["sizes"]["hidden"] == 24
     assert all((out / name).is_file() for name in card["files"].values())
     assert card["precision"]["decoder_step"] == "float32"
+    assert card["tonic"] is None  # trained in every key
 
     out8 = tmp_path / "model-int8"
     assert export.main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out8),
@@ -121,12 +160,23 @@ def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path
     assert card8["training"] == card["training"]
 
 
+def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: Path) -> None:
+    folder, csv_path = labelled_folder
+    argv = _tiny_args(folder, csv_path, tmp_path, 5) + ["--key-normalise", "true", "--transpose", "0"]
+    assert train.main(argv) == 0
+    out = tmp_path / "model"
+    assert export.main(["--checkpoint", str(tmp_path / "run" / "ckpt.pt"), "--out", str(out)]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["tonic"] == 0 and card["training"]["config"]["key_normalise"] is True
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--datasets", "nope"], "unknown datasets"),
     (["--batch-size", "0"], "batch_size must be positive"),
     (["--config", "/nonexistent.json"], "not found"),
     (["--data", "/nonexistent"], "not found"),
     (["--input-dropout", "1.0"], "input_dropout must be in [0, 1)"),
+    (["--key-normalise", "true"], "set transpose to 0"),
 ])
 def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Path) -> None:
     assert train.main(argv + ["--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path)]) == 2

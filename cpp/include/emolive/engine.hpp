@@ -75,7 +75,10 @@ class Engine {
   void morph(const Weights& from, const Weights& to, int glide_steps);  // starts if stopped
   void set_bpm(double bpm);
   void set_temperature(float temperature);
-  void set_scale_mask(uint16_t mask);  // bit c: pitch class c (0 = C) may start notes
+  // Scale lock and transposition: bit c of `mask` set means pitch class c (0 = C) may start
+  // notes; `transpose` (-11..11 semitones) moves every note the model starts. Both apply to
+  // the notes played; std::invalid_argument for an empty mask or a transposition out of range.
+  void set_key(uint16_t mask, int transpose);
   // Latent walk rate: steps between prior points (>= 1); the walk keeps its position.
   void set_walk_rate(int steps_per_point);
   void stop();   // note-offs, CC64 0, CC123, CC120; idempotent
@@ -106,11 +109,12 @@ class Engine {
 
  private:
   struct Command {
-    enum Kind : uint8_t { kEmotion, kTemperature, kScaleMask, kWalkRate } kind;
+    enum Kind : uint8_t { kEmotion, kTemperature, kKey, kWalkRate } kind;
     Weights weights;
     int glide_steps;  // kEmotion: glide length; kWalkRate: steps per latent point
     float temperature;
-    uint16_t mask;
+    uint16_t mask;  // kKey: the scale mask
+    int transpose;  // kKey: semitones, -11..11
   };
   void send_command(const Command& c);  // caller_mutex_ held
   void apply(const Command& c);         // generator thread, or caller when stopped
@@ -146,6 +150,7 @@ class Engine {
   mutable std::mutex caller_mutex_;  // serialises callers (the command queue's single producer)
   float temperature_;
   uint16_t scale_mask_ = 0x0FFF;
+  int transpose_ = 0;
   int walk_steps_per_point_;
   SteadyClock::time_point play_time_{};
 };

@@ -45,6 +45,9 @@ struct ModelCard {
   float hold_threshold = 0.5f;
   float temperature = 1.0f;
   int max_onsets_per_step = 0;  // optional sampling.max_onsets_per_step; 0 = no cap
+  // Optional "tonic": the pitch class (0 = C) the model was trained in (every clip moved
+  // there); -1 (absent or null) when it was trained in every key.
+  int tonic = -1;
   std::string json;  // the card's full text, as read
 };
 

@@ -9,7 +9,8 @@
 
 namespace emolive {
 
-// One note event of a step; key is the key index 0..87 (MIDI pitch key + 21).
+// One note event of a step; key is the key index 0..87 (MIDI pitch key + 21) of the note
+// played (after the sampler's transposition).
 struct NoteEvent {
   enum Kind : uint8_t { kOff = 0, kOn = 1 };
   Kind kind;
@@ -33,6 +34,10 @@ struct SamplerSettings {
   float hold_threshold = 0.5f;   // a sounding key continues while sigmoid(hold) > this
   bool deterministic = false;    // onset when p > onset_threshold instead of a Bernoulli draw
   uint16_t scale_mask = 0x0FFF;  // bit c set: pitch class c (0 = C) may start notes
+  // Semitones from the model's keys to the notes played (-11..11): a model trained in one
+  // tonic (card "tonic") plays in another. The scale mask applies to the notes played; a note
+  // moved off the 88 keys is not started.
+  int transpose = 0;
   int max_hold_steps = 64;       // safety: no note sounds longer than this many steps (4 bars)
   int max_onsets_per_step = 0;   // keep only the most probable onsets of those drawn; 0 = all
 };
@@ -52,11 +57,15 @@ class Sampler {
   // Note-offs for every sounding key, and forget them (end of a performance).
   void release_all(StepEvents& events);
   int sounding_count() const;
+  // `key` is the model's key index (before transposition).
   bool sounding(int key) const { return held_steps_[key] > 0; }
 
  private:
   Rng rng_;
-  std::array<int, kPitchCount> held_steps_{};  // steps a key has sounded; 0 = silent
+  std::array<int, kPitchCount> held_steps_{};  // steps a model key has sounded; 0 = silent
+  // The key index each sounding model key was played on (its note-off goes there even when
+  // the transposition changed meanwhile).
+  std::array<uint8_t, kPitchCount> played_key_{};
 };
 
 float sigmoid(float x);

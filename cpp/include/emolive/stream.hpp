@@ -42,7 +42,10 @@ class Stream {
 
   void set_emotion(const Weights& target, int glide_steps) { glide_.set(target, glide_steps); }
   void set_temperature(float t);  // 0.05..5, else std::invalid_argument
-  void set_scale_mask(uint16_t mask) { settings_.scale_mask = mask; }
+  void set_key(uint16_t mask, int transpose) {
+    settings_.scale_mask = mask;
+    settings_.transpose = transpose;
+  }
   void set_walk_rate(int steps_per_point) { walk_.set_steps_per_point(steps_per_point); }
 
   int64_t step() const { return step_; }
