@@ -254,6 +254,11 @@ def test_a_model_trained_in_c_is_transposed_to_the_key(tmp_path: Path) -> None:
         assert moved and all((allowed >> (n % 12)) & 1 for n in moved)
         engine.set_key(None)
         assert note_events(engine.generate(4, "calm")) == plain
+        plain_many = [note_events(m) for m in engine.generate_many(2, 2, emotion="sad")]
+        engine.set_key("D", "chromatic")  # the batched path moves its notes the same way
+        assert [note_events(m) for m in engine.generate_many(2, 2, emotion="sad")] == [
+            [(tick, kind, note + 2, velocity) for tick, kind, note, velocity in events]
+            for events in plain_many]
 
 
 def test_a_model_trained_in_every_key_is_not_transposed(tiny_model_dir: Path) -> None:
