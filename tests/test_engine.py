@@ -245,6 +245,10 @@ def test_a_model_trained_in_c_is_transposed_to_the_key(tmp_path: Path) -> None:
         engine.set_key("D", "chromatic")  # up 2, no scale lock
         assert note_events(engine.generate(4, "calm")) == [
             (tick, kind, note + 2, velocity) for tick, kind, note, velocity in plain]
+        engine.set_key("D")  # no scale given: the same, the mode left to the emotion
+        assert engine.key == ("D", "chromatic")
+        assert note_events(engine.generate(4, "calm")) == [
+            (tick, kind, note + 2, velocity) for tick, kind, note, velocity in plain]
         engine.set_key("A", "chromatic")  # down 3
         assert note_events(engine.generate(4, "calm")) == [
             (tick, kind, note - 3, velocity) for tick, kind, note, velocity in plain]
@@ -267,6 +271,11 @@ def test_a_model_trained_in_every_key_is_not_transposed(tiny_model_dir: Path) ->
         plain = note_events(engine.generate(4, "calm"))
         engine.set_key("D", "chromatic")
         assert note_events(engine.generate(4, "calm")) == plain
+        engine.set_key("A")  # no scale given: it cannot move, so it is locked to A major
+        assert engine.key == ("A", "major")
+        allowed = scale_mask("A", "major")
+        notes = [n for _, kind, n, _ in note_events(engine.generate(4, "calm")) if kind == "note_on"]
+        assert notes and all((allowed >> (n % 12)) & 1 for n in notes)
 
 
 def test_a_card_with_a_bad_tonic_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -127,9 +127,13 @@ def add_music_options(parser: argparse.ArgumentParser) -> None:
                        help="sampling temperature 0.05..5 (higher = more surprising; default: the model card's)")
     group.add_argument("--seed", type=integer_in(0, 2**63 - 1, "--seed"),
                        help="random seed: the same seed and settings give the same notes")
-    group.add_argument("--key", type=key_type, metavar="KEY", help="only start notes in a key, e.g. C, F#, Bb")
-    group.add_argument("--scale", type=scale_type, default="major",
-                       help="scale of --key (default major): minor, dorian, major_pentatonic, blues, ...")
+    group.add_argument("--key", type=key_type, metavar="KEY",
+                       help="play in a key, e.g. C, F#, Bb (the bundled model moves there and keeps "
+                            "the mode the emotion gives)")
+    group.add_argument("--scale", type=scale_type,
+                       help="only start notes of this scale of --key: major, minor, dorian, "
+                            "major_pentatonic, blues, ... (default: no lock; major for a model "
+                            "trained in every key)")
 
 
 def start_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Weights:
@@ -144,7 +148,7 @@ def start_emotion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 def check_key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """--scale without --key, or --morph-bars without --morph-to, mean nothing: say so."""
-    if args.key is None and args.scale != "major":
+    if args.key is None and args.scale is not None:
         parser.error("--scale needs --key (e.g. --key A --scale minor)")
     if args.morph_bars is not None and args.morph_to is None:
         parser.error("--morph-bars needs --morph-to")

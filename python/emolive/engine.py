@@ -296,12 +296,16 @@ class Engine:
         """Onset sampling temperature, 0.05..5 (low: fewer, surer notes; high: more random)."""
         self._core.set_temperature(_number("temperature", temperature, 0.05, 5.0))
 
-    def set_key(self, key: str | None, scale: str = "major") -> None:
-        """Only start notes in ``scale`` on ``key`` (e.g. ``("A", "minor")``); None: no lock.
+    def set_key(self, key: str | None, scale: str | None = None) -> None:
+        """Play in ``key`` (e.g. ``"A"``); ``key=None`` goes back to no key and no lock.
 
-        A model trained in one tonic (its card's ``tonic``; the bundled model plays in C) is
-        also transposed to ``key``: ``set_key("A", "chromatic")`` moves it to A without a scale
-        lock, leaving the mode to the emotion."""
+        A model trained in one tonic (its card's ``tonic``; the bundled model is trained in C)
+        is transposed to ``key``, and without ``scale`` keeps the mode the emotion gives it. A
+        model trained in every key cannot be moved: without ``scale`` it is locked to the major
+        scale of ``key``. With ``scale`` (``"minor"``, ``"dorian"``, ...) only notes of that
+        scale start, on either kind of model."""
+        if scale is None:
+            scale = "chromatic" if self._card.get("tonic") is not None else "major"
         mask = scale_mask(key, scale)
         self._core.set_key(mask, transposition(key, self._card.get("tonic")))
         self._key = None if mask == ALL_PITCH_CLASSES and key is None else (str(key), scale)
