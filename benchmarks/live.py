@@ -6,13 +6,18 @@
   sent it (the engine records with record=True while also sending to the port; both clocks are
   CLOCK_MONOTONIC); and arrival minus the message's ideal time on the beat grid.
 
-    .venv/bin/python -m benchmarks.live [--runs 10] [--seconds 20]
+    .venv/bin/python -m benchmarks.live [--runs 10] [--seconds 20] [--without-memlock]
 
 Resident memory is split by mapping (/proc/PID/smaps): JACK's shared memory is mapped once per
 process whatever its number of JACK clients, is sized by the server (102.4 MB for a default
 `jackd`: --port-max 2048) and is locked into memory by libjack where RLIMIT_MEMLOCK allows
 (root, or the audio group's unlimited limit), so all of it counts in VmRSS; its Pss (the share
 charged to this process) is smaller because the server and the receiver map it too.
+``--without-memlock`` runs `emolive` as an account whose limit refuses that lock (as a desktop
+account without JACK's realtime limits: RLIMIT_MEMLOCK 8 MB): as root, without CAP_IPC_LOCK
+(util-linux `setpriv`); libjack then says "Cannot lock down ... memory area" and maps the
+segment without locking it, so only the pages it touches are resident. Results go to
+``live_without_memlock.json``.
 """
 
 from __future__ import annotations
@@ -77,14 +82,26 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_to_first_note(model: Path, receiver: Receiver, runs: int) -> dict[str, Any]:
+def without_memlock() -> list[str]:
+    """A command prefix (util-linux) that runs a program held to an 8 MB RLIMIT_MEMLOCK, a
+    desktop account's default; as root also without CAP_IPC_LOCK (which overrides the limit):
+    dropped from the bounding and inheritable sets, the exec'd program keeps root's uid only."""
+    prefix = ["prlimit", "--memlock=8388608:8388608"]
+    if os.geteuid() == 0:
+        prefix += ["setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock"]
+    return prefix
+
+
+def start_to_first_note(model: Path, receiver: Receiver, runs: int,
+                        prefix: list[str] | None = None) -> dict[str, Any]:
     emolive = Path(sys.executable).with_name("emolive")
     times, rss, hwm, cpu, parts = [], [], [], [], []
     for _ in range(runs):
         receiver.clear()
         started = time.monotonic()
-        proc = subprocess.Popen([str(emolive), "--port", receiver.name, "--model", str(model),
-                                 "--emotion", "happy", "--bpm", "120", "--no-keys"],
+        proc = subprocess.Popen([*(prefix or []), str(emolive), "--port", receiver.name,
+                                 "--model", str(model), "--emotion", "happy", "--bpm", "120",
+                                 "--no-keys"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         got = receiver.first_note_on.wait(timeout=30)
@@ -153,10 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--bpm", type=float, default=120.0)
+    parser.add_argument("--without-memlock", action="store_true",
+                        help="run emolive without the right to lock JACK's shared memory")
     with one_model_run(parser, argv) as (args, info, model), jack_server():
         receiver = Receiver(f"EMOLIVE-BENCH-{os.getpid()}")
+        prefix = without_memlock() if args.without_memlock else None
         try:
-            start = start_to_first_note(model.path, receiver, args.runs)
+            start = start_to_first_note(model.path, receiver, args.runs, prefix)
             deliv = delivery(model.path, receiver, args.seconds, args.bpm)
         finally:
             receiver.close()
@@ -183,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{s['max_us']:.0f} us (origin +-{deliv['origin_uncertainty_us']:.0f} us)")
     print(f"clock ticks at the receiver vs the ideal grid: median |error| "
           f"{g['median_us']:.0f} us, p99 {g['p99_us']:.0f} us, max {g['max_us']:.0f} us")
-    write_results("live", {"machine": info, "model": model.label, "startup": start,
-                           "delivery": deliv})
+    if prefix:
+        print(f"  (emolive ran as: {' '.join(prefix)})")
+    write_results("live_without_memlock" if args.without_memlock else "live",
+                  {"machine": info, "model": model.label, "startup": start, "delivery": deliv,
+                   "memlock": "denied" if args.without_memlock else "as the account allows"})
     return 0
 
 
