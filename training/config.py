@@ -28,6 +28,7 @@ class TrainConfig:
     # its mode is kept): the model then learns mode as pitch content it can tie to the emotion,
     # and the engine transposes to the key asked for. Needs transpose = 0.
     key_normalise: bool = False
+    octaves: int = 0  # random shift by -octaves..octaves octaves per segment (keeps the key)
     # model (see ModelConfig)
     z_dim: int = 64
     hidden: int = 384
@@ -126,6 +127,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"input_dropout must be in [0, 1), got {cfg.input_dropout}")
     if not 0 <= cfg.transpose <= 11:
         raise ValueError(f"transpose must be in 0..11 semitones, got {cfg.transpose}")
+    if not 0 <= cfg.octaves <= 2:
+        raise ValueError(f"octaves must be in 0..2, got {cfg.octaves}")
     if cfg.key_normalise and cfg.transpose:
         raise ValueError("key_normalise puts every clip in C, which random transposition would "
                          f"undo: set transpose to 0 (got {cfg.transpose})")

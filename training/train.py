@@ -80,6 +80,7 @@ class SegmentBatches:
             raise DataError(f"no {split} segments with at least {cfg.min_onsets} onsets")
         self.labels = prep.quadrant[self.starts[:, 0]]
         self.transpose = cfg.transpose
+        self.octaves = cfg.octaves
         self.key_shift = (tonic_shifts(prep)[self.starts[:, 0]] if cfg.key_normalise
                           else None)  # [S] semitones, per segment
         self.rng = np.random.default_rng(seed)
@@ -101,7 +102,9 @@ class SegmentBatches:
     def sample(self, batch_size: int):
         rows = self.rng.integers(0, len(self.starts), batch_size)
         shifts = self.rng.integers(-self.transpose, self.transpose + 1, batch_size)
-        return self.tensors(rows, shifts if self.transpose else None)
+        if self.octaves:  # drawn only then, so runs without it keep their random stream
+            shifts = shifts + 12 * self.rng.integers(-self.octaves, self.octaves + 1, batch_size)
+        return self.tensors(rows, shifts if self.transpose or self.octaves else None)
 
 
 def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:

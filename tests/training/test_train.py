@@ -120,6 +120,19 @@ def test_key_normalise_moves_every_clip_to_c_and_keeps_its_mode() -> None:
     assert label.tolist() == [0, 2, 3]
     plain = train.SegmentBatches(prep, "train", TrainConfig(transpose=0, min_onsets=1), 0)
     assert estimate_key(pitch_class_hist(plain.tensors(np.arange(3))[0].numpy()))[0].tolist() == [7, 9, 1]
+    # Octave shifts on top keep the key and move the register by whole octaves.
+    octave = train.SegmentBatches(prep, "train", TrainConfig(transpose=0, key_normalise=True,
+                                                             octaves=1, min_onsets=1), 0)
+    moved, _, moved_label = octave.sample(64)
+    assert (estimate_key(pitch_class_hist(moved.numpy()))[0] == 0).all()
+
+    def lowest_key(segments: np.ndarray) -> np.ndarray:
+        return np.array([np.nonzero(seg[:, :88].any(0))[0].min() for seg in segments])
+
+    clip_of_label = {0: 0, 2: 1, 3: 2}
+    normal_low = lowest_key(roll.numpy())
+    offsets = lowest_key(moved.numpy()) - normal_low[[clip_of_label[q] for q in moved_label.tolist()]]
+    assert set(offsets.tolist()) == {-12, 0, 12}
 
 
 def test_key_normalise_refuses_random_transposition() -> None:
@@ -177,6 +190,7 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--data", "/nonexistent"], "not found"),
     (["--input-dropout", "1.0"], "input_dropout must be in [0, 1)"),
     (["--key-normalise", "true"], "set transpose to 0"),
+    (["--octaves", "3"], "octaves must be in 0..2"),
 ])
 def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Path) -> None:
     assert train.main(argv + ["--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path)]) == 2
