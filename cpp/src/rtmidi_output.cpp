@@ -80,6 +80,8 @@ class RtMidiOutput final : public MidiOutput {
       if (!guard_.admit(size)) {
         // No JACK cycle came while the budget waited: the message is not sent and the output
         // fails; try_reconnect() resumes once cycles run again, or treats it as a server loss.
+        // (A literal, so the clock thread builds no string; the assertion keeps it true.)
+        static_assert(JackSendGuard::kBudgetBytes == 8192, "the message below says 8 KB");
         api_.sink->fail("the JACK server stopped processing (no cycle while 8 KB of MIDI waited "
                         "to be sent): it has stopped or stalled");
       } else {
