@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from emolive.scales import nearer_shift
+
 from .config import TrainConfig, add_config_flags, config_from_args
 from .data import LoadReport, load_emopia, load_generic, load_vgmidi
 from .features import to_float, transpose_segments
@@ -64,7 +66,7 @@ def load_data(cfg: TrainConfig, log=print) -> Prepared:
 def tonic_shifts(prep: Prepared) -> np.ndarray:
     """Per clip, the shift in semitones (-5..6) that moves its estimated tonic to C."""
     tonic, _ = estimate_key(np.concatenate([pitch_class_hist(r[None]) for r in prep.rolls]))
-    return np.where(tonic <= 5, -tonic, 12 - tonic).astype(np.int64)
+    return np.array([nearer_shift(-int(t)) for t in tonic], dtype=np.int64)
 
 
 class SegmentBatches:

@@ -82,5 +82,11 @@ def transposition(key: str | None, model_tonic: int | None) -> int:
     """
     if key is None or model_tonic is None:
         return 0
-    up = (pitch_class(key) - model_tonic) % 12
+    return nearer_shift(pitch_class(key) - model_tonic)
+
+
+def nearer_shift(semitones: int) -> int:
+    """The shift in -5..6 that reaches the same pitch class as ``semitones`` (the nearer way,
+    so music moved by it keeps its register): 7 -> -5, -7 -> 5, 6 -> 6."""
+    up = semitones % 12
     return up if up <= 6 else up - 12
