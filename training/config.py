@@ -37,6 +37,7 @@ class TrainConfig:
     emb_dim: int = 16
     frame_proj: int = 192
     attention: bool = True
+    final_states: bool = False  # encoder summary also from the GRU's final states (ModelConfig)
     # optimisation
     seed: int = 0
     batch_size: int = 64
@@ -65,7 +66,8 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(z_dim=self.z_dim, hidden=self.hidden, layers=self.layers,
                            enc_hidden=self.enc_hidden, emb_dim=self.emb_dim,
-                           frame_proj=self.frame_proj, attention=self.attention)
+                           frame_proj=self.frame_proj, attention=self.attention,
+                           final_states=self.final_states)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -32,6 +32,10 @@ class ModelConfig:
     emb_dim: int = 16  # emotion embedding size (E)
     frame_proj: int = 256  # per-step input projection of the encoder
     attention: bool = True  # attention pooling over encoder steps (else mean pooling only)
+    # Also summarise by the forward GRU's last state and the backward GRU's first state (as
+    # MusicVAE does): each has read the whole segment in order, so the summary keeps where in
+    # the segment things happen, which a pooled mean blurs. T stays dynamic.
+    final_states: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,19 +62,22 @@ class Encoder(nn.Module):
                           bidirectional=True)
         width = 2 * cfg.enc_hidden
         self.attention = nn.Linear(width, 1) if cfg.attention else None
-        pooled = 2 * width if cfg.attention else width
+        pooled = (2 * width if cfg.attention else width) + (width if cfg.final_states else 0)
+        self.final_states = cfg.final_states
         self.to_mu = nn.Linear(pooled + cfg.emb_dim, cfg.z_dim)
         self.to_logvar = nn.Linear(pooled + cfg.emb_dim, cfg.z_dim)
 
     def forward(self, roll: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         steps = torch.relu(self.proj(roll))  # [B, T, P]
         emb_steps = emb.unsqueeze(1).expand(-1, roll.shape[1], -1)
-        out, _ = self.gru(torch.cat([steps, emb_steps], dim=-1))  # [B, T, 2*He]
-        pooled = out.mean(dim=1)
+        out, last = self.gru(torch.cat([steps, emb_steps], dim=-1))  # [B, T, 2*He], [2, B, He]
+        parts = [out.mean(dim=1)]
         if self.attention is not None:
             weights = torch.softmax(self.attention(out), dim=1)  # [B, T, 1], sums to 1 over T
-            pooled = torch.cat([pooled, (weights * out).sum(dim=1)], dim=-1)
-        summary = torch.cat([pooled, emb], dim=-1)
+            parts.append((weights * out).sum(dim=1))
+        if self.final_states:
+            parts += [last[0], last[1]]  # forward after step T-1, backward after step 0
+        summary = torch.cat(parts + [emb], dim=-1)
         return self.to_mu(summary), self.to_logvar(summary).clamp(-12.0, 8.0)
 
 

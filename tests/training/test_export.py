@@ -25,10 +25,13 @@ def _session(path: Path) -> "ort.InferenceSession":
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("batch,steps", [(1, 32), (3, 17), (5, 64)])
-def test_onnx_matches_eager_for_every_file(tmp_path: Path, batch: int, steps: int) -> None:
+@pytest.mark.parametrize("batch,steps,final_states", [(1, 32, False), (3, 17, False),
+                                                     (5, 64, False), (3, 17, True), (2, 40, True)])
+def test_onnx_matches_eager_for_every_file(tmp_path: Path, batch: int, steps: int,
+                                           final_states: bool) -> None:
     torch.manual_seed(3)
-    cfg = ModelConfig(z_dim=16, hidden=32, layers=2, enc_hidden=24, emb_dim=8, frame_proj=40)
+    cfg = ModelConfig(z_dim=16, hidden=32, layers=2, enc_hidden=24, emb_dim=8, frame_proj=40,
+                      final_states=final_states)
     model = CVAE(cfg).eval()
     model.set_velocity_calibration([1.5, 0.5, 1.0, 2.0], [-0.1, 0.2, 0.0, -0.3])
     from emolive.training.card import build_card
