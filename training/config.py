@@ -37,7 +37,7 @@ class TrainConfig:
     emb_dim: int = 16
     frame_proj: int = 192
     attention: bool = True
-    final_states: bool = False  # encoder summary also from the GRU's final states (ModelConfig)
+    final_states: bool = True  # encoder summary also from the GRU's final states (it paid: docs/evaluation)
     # optimisation
     seed: int = 0
     batch_size: int = 64
