@@ -160,20 +160,40 @@ def _figures(results: dict, real_by_q: list[np.ndarray], generated: np.ndarray, 
     fig.savefig(out / "rolls_real_vs_generated.png", dpi=80)
     plt.close(fig)
 
+    _training_curves(run_dir, out)
+
+
+def _training_curves(run_dir, out: Path) -> None:
+    """``training_curves.png`` from the run's ``metrics.jsonl`` (nothing without a run)."""
     metrics_file = Path(run_dir) / "metrics.jsonl" if run_dir else None
     if metrics_file and metrics_file.is_file():
         records = [json.loads(line) for line in metrics_file.read_text().splitlines()]
         steps = [r["step"] for r in records]
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3))
-        for ax, key in zip(axes, ("recon", "kl", "critic_fake")):
+        keys = ["recon", "kl"] + _loss_terms_in_use(Path(run_dir) / "config.json")
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3))
+        for ax, key in zip(axes, keys):
             ax.plot(steps, [r["train"][key] for r in records], label="train (batch)")
             ax.plot(steps, [r["val"][key] for r in records], label="validation")
-            ax.set_title(key)
+            ax.set_title(CURVE_TITLES.get(key, key))
             ax.set_xlabel("step")
         axes[0].legend()
         fig.tight_layout()
         fig.savefig(out / "training_curves.png", dpi=80)
         plt.close(fig)
+
+
+CURVE_TITLES = {"adv_ce": "adv_ce (adversary on z; chance 1.386)",
+                "critic_fake": "critic_fake (emotion critic on output)"}
+
+
+def _loss_terms_in_use(config_file: Path) -> list[str]:
+    """The emotion terms whose weight is positive in the run's config (all if it is unknown)."""
+    try:
+        cfg = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        cfg = {}
+    return [key for key, weight in (("adv_ce", "adv_weight"), ("critic_fake", "critic_weight"))
+            if cfg.get(weight, 1.0) > 0]
 
 
 def card_summary(results: dict) -> dict:

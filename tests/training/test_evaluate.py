@@ -139,3 +139,14 @@ def _roll_with_velocity(velocity: float) -> np.ndarray:
         roll[step, key] = roll[step, 88 + key] = 1.0
         roll[step, 176 + key] = velocity + 0.01 * (step % 3)
     return roll
+
+
+def test_training_curves_plot_only_the_emotion_terms_the_run_used(tmp_path: Path) -> None:
+    from emolive.training.report import _loss_terms_in_use
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"adv_weight": 0.3, "critic_weight": 0.0}))
+    assert _loss_terms_in_use(config) == ["adv_ce"]
+    config.write_text(json.dumps({"adv_weight": 0.0, "critic_weight": 1.0}))
+    assert _loss_terms_in_use(config) == ["critic_fake"]
+    assert _loss_terms_in_use(tmp_path / "missing.json") == ["adv_ce", "critic_fake"]
