@@ -18,6 +18,10 @@ class TrainConfig:
     datasets: list[str] = field(default_factory=lambda: ["emopia"])  # emopia, vgmidi
     generic_folder: str = ""  # a folder of labelled MIDI (with generic_csv)
     generic_csv: str = ""  # CSV: path + emotion name, or path + valence + arousal
+    # Unlabelled MIDI folders (under `data`, or absolute): POP909 ("pop909"), VGMIDI's unlabelled
+    # pieces ("vgmidi/unlabelled"). Their segments train with the even blend of the four
+    # quadrants and no emotion term; use them to pre-train, then fine-tune with `init_from`.
+    unlabelled: list[str] = field(default_factory=list)
     cache_dir: str = "cache"
     out: str = "runs/default"
     segment_bars: int = 2
@@ -58,6 +62,7 @@ class TrainConfig:
     critic_weight: float = 0.0  # emotion critic on output statistics; off: it did not pay (ablation)
     input_dropout: float = 0.0  # P(a decoder step sees zeros for the previous frame), training only
     resume: bool = False
+    init_from: str = ""  # checkpoint whose weights start this run (new optimizer and schedule)
 
     @property
     def segment_steps(self) -> int:

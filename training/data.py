@@ -95,9 +95,9 @@ def _hash_split(song: str, val_fraction: float) -> str:
 def _ensure_val_song(report: LoadReport) -> None:
     """With two or more songs and none hashed to validation, the song with the lowest hash goes
     there, so that small collections still get a validation split (whole songs only)."""
-    songs = sorted({c.song for c in report.clips if c.quadrant is not None},
+    songs = sorted({c.song for c in report.clips},
                    key=lambda song: hashlib.sha1(song.encode("utf-8")).hexdigest())
-    if len(songs) < 2 or any(c.split == "val" for c in report.clips if c.quadrant is not None):
+    if len(songs) < 2 or any(c.split == "val" for c in report.clips):
         return
     for clip in report.clips:
         if clip.song == songs[0]:
@@ -213,6 +213,7 @@ def load_unlabelled(folder: Path | str, name: str = "unlabelled",
     for path in paths:
         song = str(path.relative_to(folder).with_suffix(""))
         report.clips.append(Clip(path, song, name, None, _hash_split(song, val_fraction)))
+    _ensure_val_song(report)
     return report
 
 

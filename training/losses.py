@@ -97,6 +97,14 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean(dim=0)
 
 
+def _labelled_cross_entropy(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the rows with a label (>= 0); 0 when no row has one."""
+    known = label >= 0
+    if not bool(known.any()):
+        return logits.sum() * 0.0  # keeps the graph (and gradients of zero) for backward
+    return F.cross_entropy(logits[known], label[known])
+
+
 def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion: torch.Tensor,
                    label: torch.Tensor, beta: float, free_bits: float, adv_weight: float,
                    critic_weight: float, input_dropout: float = 0.0) -> dict[str, torch.Tensor]:
@@ -114,15 +122,15 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
     kl_free = torch.clamp(kl_dims, min=free_bits).sum()
     # Reconstruction is summed over the 264 features of a step, averaged over steps.
     recon = (onset_bce + hold_bce) * N_KEYS + vel_mse
-    adv = F.cross_entropy(heads.adversary(_ReverseGrad.apply(mu)), label)
+    adv = _labelled_cross_entropy(heads.adversary(_ReverseGrad.apply(mu)), label)
     real_stats = segment_stats(onset_t, hold_t, vel_t)
     fake_stats = segment_stats(torch.sigmoid(onset_l), torch.sigmoid(hold_l), vel_p)
-    critic_real = F.cross_entropy(heads.critic(real_stats), label)
+    critic_real = _labelled_cross_entropy(heads.critic(real_stats), label)
     # The critic learns from real segments only; on the decoder's output its weights are frozen
     # so that this term teaches the decoder, never the critic.
     frozen = {name: p.detach() for name, p in heads.critic.named_parameters()}
-    critic_fake = F.cross_entropy(torch.func.functional_call(heads.critic, frozen, fake_stats),
-                                  label)
+    critic_fake = _labelled_cross_entropy(
+        torch.func.functional_call(heads.critic, frozen, fake_stats), label)
     steps = roll.shape[1]
     total = (recon + beta * kl_free / steps + adv_weight * adv
              + critic_weight * (critic_real + critic_fake))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from emolive.scales import nearer_shift
 
 from .config import TrainConfig, add_config_flags, config_from_args
-from .data import LoadReport, load_emopia, load_generic, load_vgmidi
+from .data import LoadReport, load_emopia, load_generic, load_unlabelled, load_vgmidi
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
@@ -47,6 +47,11 @@ def load_reports(cfg: TrainConfig) -> list[LoadReport]:
         if not Path(cfg.generic_csv).is_file():
             raise DataError(f"CSV {cfg.generic_csv} not found")
         reports.append(load_generic(cfg.generic_folder, cfg.generic_csv))
+    for name in cfg.unlabelled:
+        folder = root / name  # an absolute name replaces the root
+        if not folder.is_dir():
+            raise DataError(f"unlabelled folder {folder} not found (--data points at {root})")
+        reports.append(load_unlabelled(folder, name))
     return reports
 
 
@@ -58,8 +63,9 @@ def load_data(cfg: TrainConfig, log=print) -> Prepared:
     for name, err in prep.onset_error.items():
         log(f"{name}: grid {err['grid']}, onset error from quantising to 16ths: mean "
             f"{err['mean_ms']:.1f} ms, median {err['median_ms']:.1f} ms, p95 {err['p95_ms']:.1f} ms")
-    if len(prep.indices("train")) == 0:
-        raise DataError("no readable labelled training clips")
+    if len(prep.indices("train", labelled=not cfg.unlabelled)) == 0:
+        raise DataError("no readable training clips" if cfg.unlabelled
+                        else "no readable labelled training clips")
     return prep
 
 
@@ -70,13 +76,18 @@ def tonic_shifts(prep: Prepared) -> np.ndarray:
 
 
 class SegmentBatches:
-    """Random labelled segments with random transposition (a numpy Generator, seeded); with
-    ``cfg.key_normalise`` every segment is moved by its clip's tonic shift instead."""
+    """Random segments with random transposition (a numpy Generator, seeded); with
+    ``cfg.key_normalise`` every segment is moved by its clip's tonic shift instead.
+
+    Labelled clips only, unless ``cfg.unlabelled`` names folders: then training draws from
+    every clip, and validation keeps to the labelled ones where there are any (so that its
+    figures stay comparable with runs on labelled data alone)."""
 
     def __init__(self, prep: Prepared, split: str, cfg: TrainConfig, seed: int) -> None:
         self.prep = prep
         self.steps = cfg.segment_steps
-        self.starts = segment_starts(prep, prep.indices(split), self.steps,
+        labelled = not cfg.unlabelled or (split != "train" and len(prep.indices(split)) > 0)
+        self.starts = segment_starts(prep, prep.indices(split, labelled), self.steps,
                                      cfg.hop_bars * 16, cfg.min_onsets)
         if len(self.starts) == 0:
             raise DataError(f"no {split} segments with at least {cfg.min_onsets} onsets")
@@ -91,15 +102,14 @@ class SegmentBatches:
         return len(self.starts)
 
     def tensors(self, rows: np.ndarray, shifts: np.ndarray | None = None):
-        """(roll [B,T,264] float, one-hot emotion [B,4], label [B]) for segment rows."""
+        """(roll [B,T,264] float, emotion weights [B,4], label [B]) for segment rows."""
         rolls = gather_segments(self.prep, self.starts[rows], self.steps)
         if self.key_shift is not None:
             shifts = self.key_shift[rows] + (0 if shifts is None else shifts)
         if shifts is not None:
             rolls = transpose_segments(rolls, shifts)
         labels = torch.from_numpy(self.labels[rows])
-        emotion = torch.nn.functional.one_hot(labels, N_EMOTIONS).float()
-        return torch.from_numpy(to_float(rolls)), emotion, labels
+        return torch.from_numpy(to_float(rolls)), emotion_weights(labels), labels
 
     def sample(self, batch_size: int):
         rows = self.rng.integers(0, len(self.starts), batch_size)
@@ -107,6 +117,27 @@ class SegmentBatches:
         if self.octaves:  # drawn only then, so runs without it keep their random stream
             shifts = shifts + 12 * self.rng.integers(-self.octaves, self.octaves + 1, batch_size)
         return self.tensors(rows, shifts if self.transpose or self.octaves else None)
+
+
+def emotion_weights(labels: torch.Tensor) -> torch.Tensor:
+    """``[B, 4]``: one-hot for a quadrant label 0..3, the even blend for -1 (unlabelled)."""
+    weights = torch.full((len(labels), N_EMOTIONS), 1.0 / N_EMOTIONS)
+    known = labels >= 0
+    weights[known] = torch.nn.functional.one_hot(labels[known], N_EMOTIONS).float()
+    return weights
+
+
+def start_from(model: CVAE, heads: EmotionHeads, path: str, log) -> None:
+    """Load the weights of checkpoint ``path`` (sizes must match the config's)."""
+    if not Path(path).is_file():
+        raise DataError(f"init_from checkpoint {path} not found")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt.get("model_args") != model.cfg.to_dict():
+        raise DataError(f"init_from checkpoint {path} has model sizes {ckpt.get('model_args')}, "
+                        f"this config {model.cfg.to_dict()}: give the same model flags")
+    model.load_state_dict(ckpt["model"])
+    heads.load_state_dict(ckpt["heads"])
+    log(f"weights from {path} (step {ckpt.get('iter_num')}); new optimizer and schedule")
 
 
 def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
@@ -168,7 +199,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     params = list(model.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     step, best_val, spent_s = 0, float("inf"), 0.0
-    if cfg.resume and (out / "ckpt.pt").is_file():
+    resuming = cfg.resume and (out / "ckpt.pt").is_file()
+    if cfg.init_from and not resuming:  # a resumed run already holds them
+        start_from(model, heads, cfg.init_from, log)
+    if resuming:
         ckpt = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["model"])
         heads.load_state_dict(ckpt["heads"])

@@ -191,6 +191,7 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--input-dropout", "1.0"], "input_dropout must be in [0, 1)"),
     (["--key-normalise", "true"], "set transpose to 0"),
     (["--octaves", "3"], "octaves must be in 0..2"),
+    (["--unlabelled", "/nonexistent-pieces"], "unlabelled folder /nonexistent-pieces not found"),
 ])
 def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Path) -> None:
     assert train.main(argv + ["--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path)]) == 2
@@ -200,3 +201,67 @@ def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Pa
 def test_export_of_a_missing_checkpoint_exits_2(tmp_path: Path, capsys) -> None:
     assert export.main(["--checkpoint", str(tmp_path / "no.pt"), "--out", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _unlabelled_folder(tmp_path: Path) -> Path:
+    from midi_factory import scale_notes, write_midi
+
+    folder = tmp_path / "pieces"
+    for song in range(12):  # some land in the 5% validation split by their hashed names
+        write_midi(folder / f"piece{song}.mid", scale_notes(50 + song, song % 2 == 1, velocity=80))
+    return folder
+
+
+def test_unlabelled_segments_get_the_even_blend_and_no_emotion_loss() -> None:
+    labels = torch.tensor([2, -1, 0])
+    weights = train.emotion_weights(labels)
+    assert torch.equal(weights[0], torch.tensor([0.0, 0.0, 1.0, 0.0]))
+    assert torch.allclose(weights[1], torch.full((4,), 0.25))
+    torch.manual_seed(0)
+    model = CVAE(TrainConfig(z_dim=8, hidden=16, enc_hidden=8, frame_proj=8, emb_dim=4).model_config())
+    heads = EmotionHeads(8)
+    roll = (torch.rand(3, 32, 264) > 0.9).float()
+    args = {"beta": 0.1, "free_bits": 0.1, "adv_weight": 0.3, "critic_weight": 1.0}
+    unlabelled = compute_losses(model, heads, roll, train.emotion_weights(labels * 0 - 1),
+                                labels * 0 - 1, **args)
+    assert unlabelled["adv_ce"].item() == 0.0 and unlabelled["critic_fake"].item() == 0.0
+    unlabelled["total"].backward()  # still a graph: the reconstruction trains
+    mixed = compute_losses(model, heads, roll, weights, labels, **args)
+    only_labelled = compute_losses(model, heads, roll[[0, 2]], weights[[0, 2]], labels[[0, 2]],
+                                   **args)
+    assert mixed["critic_real"].item() == pytest.approx(only_labelled["critic_real"].item(), rel=1e-5)
+
+
+def test_pretrain_on_unlabelled_then_fine_tune_from_it(labelled_folder, tmp_path: Path,
+                                                       capsys) -> None:
+    pieces = _unlabelled_folder(tmp_path)
+    pre = tmp_path / "pre"
+    assert train.main(["--datasets", "--unlabelled", str(pieces), "--cache-dir",
+                       str(tmp_path / "cache"), "--out", str(pre), "--max-steps", "5", *TINY]) == 0
+    assert "weights from" not in capsys.readouterr().err
+    pretrained = torch.load(pre / "ckpt.pt", weights_only=False)
+    assert pretrained["config"]["unlabelled"] == [str(pieces)]
+
+    folder, csv_path = labelled_folder
+    argv = _tiny_args(folder, csv_path, tmp_path, 1) + ["--init-from", str(pre / "ckpt.pt"),
+                                                        "--lr", "1e-12"]
+    assert train.main(argv) == 0
+    assert f"weights from {pre / 'ckpt.pt'} (step 5)" in capsys.readouterr().err
+    tuned = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert tuned["iter_num"] == 1  # a new schedule, not a resumed one
+    for name, value in pretrained["model"].items():  # one step at lr 1e-12 moves nothing
+        assert torch.allclose(tuned["model"][name], value, atol=1e-6), name
+
+
+def test_init_from_refuses_a_checkpoint_of_other_sizes(labelled_folder, tmp_path: Path,
+                                                       capsys) -> None:
+    folder, csv_path = labelled_folder
+    assert train.main(_tiny_args(folder, csv_path, tmp_path, 2)) == 0
+    argv = _tiny_args(folder, csv_path, tmp_path, 2) + [
+        "--init-from", str(tmp_path / "run" / "ckpt.pt"), "--z-dim", "6",
+        "--out", str(tmp_path / "other")]
+    assert train.main(argv) == 2
+    assert "give the same model flags" in capsys.readouterr().err
+    assert train.main(argv[:-4] + ["--init-from", str(tmp_path / "nope.pt"),
+                                   "--out", str(tmp_path / "other")]) == 2
+    assert "nope.pt not found" in capsys.readouterr().err
