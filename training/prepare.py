@@ -26,7 +26,9 @@ STEPS_PER_BAR = 16
 class FeatureConfig:
     grid_emopia: str = "tracked"  # EMOPIA has no beat information: beats tracked from onsets
     grid_vgmidi: str = "tracked"  # VGMIDI's beats do not fit its notes (measured: see docs)
-    grid_other: str = "beats"  # quantised files: the file's own beats
+    # Other files: their own beats where the notes sit on them (quantised files), else beats
+    # tracked from the onsets (performed files such as POP909's, whose tempo map is fixed).
+    grid_other: str = "auto"
     sustain: bool = True  # extend notes held by the damper pedal
     version: int = 1  # bump when feature code changes meaning
 
@@ -69,6 +71,22 @@ def _error_summary(errors_s: np.ndarray, grid: str, files: int) -> dict[str, flo
             "median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
 
 
+#: "auto" keeps a file's own beats when its onsets sit this close to 16ths on average (steps);
+#: quantised files sit at 0, POP909's performances at about 0.3 (48 ms at its tempi).
+AUTO_MAX_MEAN_OFFSET_STEPS = 0.1
+
+
+def _note_steps(notes, grid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``features.note_steps``, plus "auto": the file's beats, or tracked ones if its onsets
+    are off the file's grid."""
+    if grid != "auto":
+        return note_steps(notes, grid)
+    start, end, step_s = note_steps(notes, "beats")
+    if len(start) and np.abs(start - np.round(start)).mean() > AUTO_MAX_MEAN_OFFSET_STEPS:
+        return note_steps(notes, "tracked")
+    return start, end, step_s
+
+
 def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
     rolls, quadrant, split, song, path, dataset = [], [], [], [], [], []
     skipped = [s for r in reports for s in r.skipped]
@@ -78,7 +96,7 @@ def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
         grid = cfg.grid_for(clip.dataset)
         try:
             notes = read_notes(clip.path, sustain=cfg.sustain)
-            start, end, step_s = note_steps(notes, grid)
+            start, end, step_s = _note_steps(notes, grid)
             roll = notes_to_roll(notes.pitch, notes.velocity, start, end)
         except MidiReadError as err:
             skipped.append((str(clip.path), str(err)))
