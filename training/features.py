@@ -2,10 +2,12 @@
 
 Grid (one step = one 16th note, 4 steps per beat):
 - ``"beats"``: the file's own beats (ticks / ticks_per_beat); exact for quantised files
-  (VGMIDI, POP909) whatever their tempo map.
+  whatever their tempo map.
 - ``"tracked"``: beats found in the performance by dynamic-programming beat tracking over the
   note onsets (Ellis 2007), each beat split into four steps. For EMOPIA, whose files carry no
   beat information (one nominal 120 BPM tempo, performed timing): see docs/training.md.
+- ``"auto"``: the file's own beats where its onsets sit on them, else tracked beats (POP909:
+  performed to audio in files with one fixed tempo).
 
 Roll frame per step, uint8 on disk: ``[onset(88) | hold(88) | velocity(88)]``, velocity as the
 MIDI value 0..127 at onset steps; :func:`to_float` gives the model's float32 layout (velocity/127).
@@ -82,8 +84,18 @@ def _seconds_to_beats(t: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return np.where(t > beats[-1], len(beats) - 1 + (t - beats[-1]) / last, pos)
 
 
+#: "auto" keeps a file's own beats when its onsets sit this close to 16ths on average (steps);
+#: quantised files sit at 0, POP909's performances at about 0.3 (48 ms at its tempi).
+AUTO_MAX_MEAN_OFFSET_STEPS = 0.1
+
+
 def note_steps(notes: Notes, grid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start and end of each note in (fractional) steps, and each onset's step length in s."""
+    if grid == "auto":
+        start, end, step_s = note_steps(notes, "beats")
+        offset = np.abs(start - np.round(start))  # steps from the nearest 16th
+        off_grid = len(start) > 0 and offset.mean() > AUTO_MAX_MEAN_OFFSET_STEPS
+        return note_steps(notes, "tracked") if off_grid else (start, end, step_s)
     if grid == "beats":
         return (notes.start_beat * STEPS_PER_BEAT, notes.end_beat * STEPS_PER_BEAT,
                 notes.beat_s / STEPS_PER_BEAT)
@@ -95,7 +107,7 @@ def note_steps(notes: Notes, grid: str) -> tuple[np.ndarray, np.ndarray, np.ndar
         origin = np.floor(start.min())  # the beat holding the first onset is beat 0
         return ((start - origin) * STEPS_PER_BEAT, (end - origin) * STEPS_PER_BEAT,
                 beat_len / STEPS_PER_BEAT)
-    raise ValueError(f"unknown grid {grid!r}; use 'beats' or 'tracked'")
+    raise ValueError(f"unknown grid {grid!r}; use 'beats', 'tracked' or 'auto'")
 
 
 def onset_error_s(start_steps: np.ndarray, step_s: np.ndarray) -> np.ndarray:

@@ -71,22 +71,6 @@ def _error_summary(errors_s: np.ndarray, grid: str, files: int) -> dict[str, flo
             "median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
 
 
-#: "auto" keeps a file's own beats when its onsets sit this close to 16ths on average (steps);
-#: quantised files sit at 0, POP909's performances at about 0.3 (48 ms at its tempi).
-AUTO_MAX_MEAN_OFFSET_STEPS = 0.1
-
-
-def _note_steps(notes, grid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``features.note_steps``, plus "auto": the file's beats, or tracked ones if its onsets
-    are off the file's grid."""
-    if grid != "auto":
-        return note_steps(notes, grid)
-    start, end, step_s = note_steps(notes, "beats")
-    if len(start) and np.abs(start - np.round(start)).mean() > AUTO_MAX_MEAN_OFFSET_STEPS:
-        return note_steps(notes, "tracked")
-    return start, end, step_s
-
-
 def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
     rolls, quadrant, split, song, path, dataset = [], [], [], [], [], []
     skipped = [s for r in reports for s in r.skipped]
@@ -96,7 +80,7 @@ def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
         grid = cfg.grid_for(clip.dataset)
         try:
             notes = read_notes(clip.path, sustain=cfg.sustain)
-            start, end, step_s = _note_steps(notes, grid)
+            start, end, step_s = note_steps(notes, grid)
             roll = notes_to_roll(notes.pitch, notes.velocity, start, end)
         except MidiReadError as err:
             skipped.append((str(clip.path), str(err)))

@@ -192,11 +192,9 @@ def test_two_runs_writing_one_cache_at_once_both_succeed(tmp_path: Path, monkeyp
 
 def test_auto_grid_keeps_a_quantised_files_beats_and_tracks_a_performed_one(tmp_path: Path) -> None:
     """POP909's case: performed at about 100 BPM in a file whose tempo map says 120."""
-    from emolive.training.prepare import _note_steps
-
     quantised = read_notes(write_midi(tmp_path / "q.mid",
                                       [(60 + b % 5, 90, b / 2, b / 2 + 0.4) for b in range(64)]))
-    start, _, step_s = _note_steps(quantised, "auto")
+    start, _, step_s = note_steps(quantised, "auto")
     np.testing.assert_allclose(start, np.arange(64) * 2)  # its own 8th notes, untouched
 
     # 8th notes at 100 BPM, written as beats of a 120 BPM file: 1.2 file beats per real beat.
@@ -204,6 +202,6 @@ def test_auto_grid_keeps_a_quantised_files_beats_and_tracks_a_performed_one(tmp_
                                       [(60 + b % 5, 90 + 20 * (b % 2 == 0), b * 0.6, b * 0.6 + 0.5)
                                        for b in range(64)]))
     on_file_beats = onset_error_s(*note_steps(performed, "beats")[::2]).mean()
-    start, _, step_s = _note_steps(performed, "auto")
+    start, _, step_s = note_steps(performed, "auto")
     assert on_file_beats > 0.02  # seconds: snapping to the file's grid moves onsets
     assert onset_error_s(start, step_s).mean() < 0.25 * on_file_beats

@@ -207,7 +207,7 @@ def _unlabelled_folder(tmp_path: Path) -> Path:
     from midi_factory import scale_notes, write_midi
 
     folder = tmp_path / "pieces"
-    for song in range(12):  # some land in the 5% validation split by their hashed names
+    for song in range(12):  # none may hash to the 5% validation split: one is moved there
         write_midi(folder / f"piece{song}.mid", scale_notes(50 + song, song % 2 == 1, velocity=80))
     return folder
 
