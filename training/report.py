@@ -163,7 +163,7 @@ def _figures(results: dict, real_by_q: list[np.ndarray], generated: np.ndarray, 
     _training_curves(run_dir, out)
 
 
-def _training_curves(run_dir, out: Path) -> None:
+def _training_curves(run_dir: str | Path | None, out: Path) -> None:
     """``training_curves.png`` from the run's ``metrics.jsonl`` (nothing without a run)."""
     metrics_file = Path(run_dir) / "metrics.jsonl" if run_dir else None
     if metrics_file and metrics_file.is_file():

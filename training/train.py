@@ -27,7 +27,7 @@ from .data import LoadReport, load_emopia, load_generic, load_unlabelled, load_v
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
-from .model import CVAE, N_EMOTIONS
+from .model import CVAE, N_EMOTIONS, ModelConfig
 from .prepare import Prepared, gather_segments, prepare, segment_starts
 
 
@@ -132,8 +132,10 @@ def start_from(model: CVAE, heads: EmotionHeads, path: str, log) -> None:
     if not Path(path).is_file():
         raise DataError(f"init_from checkpoint {path} not found")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt.get("model_args") != model.cfg.to_dict():
-        raise DataError(f"init_from checkpoint {path} has model sizes {ckpt.get('model_args')}, "
+    # Through ModelConfig, so that a checkpoint written before a field existed gets its default.
+    theirs = ModelConfig(**ckpt.get("model_args", {})).to_dict()
+    if theirs != model.cfg.to_dict():
+        raise DataError(f"init_from checkpoint {path} has model sizes {theirs}, "
                         f"this config {model.cfg.to_dict()}: give the same model flags")
     model.load_state_dict(ckpt["model"])
     heads.load_state_dict(ckpt["heads"])

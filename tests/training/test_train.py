@@ -265,3 +265,16 @@ def test_init_from_refuses_a_checkpoint_of_other_sizes(labelled_folder, tmp_path
     assert train.main(argv[:-4] + ["--init-from", str(tmp_path / "nope.pt"),
                                    "--out", str(tmp_path / "other")]) == 2
     assert "nope.pt not found" in capsys.readouterr().err
+
+
+def test_init_from_accepts_a_checkpoint_written_before_final_states(labelled_folder,
+                                                                    tmp_path: Path) -> None:
+    folder, csv_path = labelled_folder
+    assert train.main(_tiny_args(folder, csv_path, tmp_path, 2) + ["--final-states", "false"]) == 0
+    old = tmp_path / "old.pt"
+    ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    del ckpt["model_args"]["final_states"]  # as checkpoints were before the field existed
+    torch.save(ckpt, old)
+    argv = _tiny_args(folder, csv_path, tmp_path, 1) + [
+        "--final-states", "false", "--init-from", str(old), "--out", str(tmp_path / "tuned")]
+    assert train.main(argv) == 0
