@@ -1,0 +1,40 @@
+"""The recipes in training/configs: valid configs, and the fine-tune starts from the pre-train."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from emolive.training.config import TrainConfig, add_config_flags, config_from_args
+
+pytestmark = pytest.mark.training
+
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+RECIPES = sorted(p for p in CONFIGS.glob("*.json") if not p.name.endswith("_card.json"))
+
+
+def load(path: Path) -> TrainConfig:
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    return config_from_args(parser.parse_args(["--config", str(path)]))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_is_a_valid_config(path: Path) -> None:
+    cfg = load(path)
+    assert cfg.max_steps > 0 and cfg.out
+
+
+def test_the_fine_tune_starts_from_the_pre_train_of_the_same_sizes() -> None:
+    pre = load(CONFIGS / "pop909_pretrain.json")
+    tune = load(CONFIGS / "emopia_finetune.json")
+    assert pre.datasets == [] and pre.unlabelled == ["pop909"]
+    assert tune.datasets == ["emopia"] and not tune.unlabelled
+    assert Path(tune.init_from) == Path(pre.out) / "ckpt.pt"
+    assert tune.model_config() == pre.model_config()
+    # Everything but the run's length, warm-up, output and start matches the scratch recipe.
+    scratch = load(CONFIGS / "emopia.json").to_dict()
+    differ = {k for k, v in tune.to_dict().items() if scratch[k] != v}
+    assert differ <= {"max_steps", "beta_warmup_steps", "out", "init_from"}
