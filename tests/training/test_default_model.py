@@ -31,6 +31,9 @@ def test_default_model_size_licence_and_figures(card: dict) -> None:
     assert "CC BY-NC-SA 4.0" in card["licence"]
     assert card["data"][0]["name"] == "EMOPIA 1.0" and card["data"][0]["licence"] == "CC BY-NC-SA 4.0"
     assert card["training"]["config"]["datasets"] == ["emopia"]
+    assert all(entry["licence"] for entry in card["data"])
+    if card["training"]["config"].get("init_from"):  # pre-trained: the card names that data too
+        assert any(entry["name"] == "POP909" and entry["licence"] == "MIT" for entry in card["data"])
     assert 0.0 < card["evaluation"]["onset_f1_teacher_forced"] < 1.0
     assert set(card["sampling"]) >= {"onset_threshold", "hold_threshold", "temperature"}
 
