@@ -102,19 +102,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults <- JSON file <- flags. Unknown keys in the file are a ValueError."""
-    values: dict = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise ValueError(f"config file {path} not found")
-        try:
-            values = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"config file {path} is not valid JSON: {err}") from None
-        known = {f.name for f in fields(TrainConfig)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys in {path}: {', '.join(unknown)}")
+    values = _read_config_file(Path(args.config)) if args.config else {}
     for f in fields(TrainConfig):
         flag_value = getattr(args, f.name, None)
         if flag_value is not None:
@@ -122,6 +110,26 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = TrainConfig(**values)
     _validate(cfg)
     return cfg
+
+
+def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A JSON file of TrainConfig fields; ``"extends": "other.json"`` (beside it) supplies the
+    rest, so a recipe lists only what differs from the one it extends."""
+    if not path.is_file():
+        raise ValueError(f"config file {path} not found")
+    if path.resolve() in seen:
+        raise ValueError(f"config file {path} extends itself")
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+    base = values.pop("extends", None)
+    unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown config keys in {path}: {', '.join(unknown)}")
+    if base is None:
+        return values
+    return {**_read_config_file(path.parent / base, seen + (path.resolve(),)), **values}
 
 
 def _validate(cfg: TrainConfig) -> None:

@@ -38,3 +38,16 @@ def test_the_fine_tune_starts_from_the_pre_train_of_the_same_sizes() -> None:
     scratch = load(CONFIGS / "emopia.json").to_dict()
     differ = {k for k, v in tune.to_dict().items() if scratch[k] != v}
     assert differ <= {"max_steps", "beta_warmup_steps", "out", "init_from"}
+
+
+def test_extends_supplies_the_rest_and_refuses_a_loop(tmp_path: Path) -> None:
+    (tmp_path / "base.json").write_text('{"max_steps": 7, "batch_size": 5}')
+    (tmp_path / "child.json").write_text('{"extends": "base.json", "max_steps": 9}')
+    cfg = load(tmp_path / "child.json")
+    assert (cfg.max_steps, cfg.batch_size) == (9, 5)
+    (tmp_path / "loop.json").write_text('{"extends": "loop.json"}')
+    with pytest.raises(ValueError, match="extends itself"):
+        load(tmp_path / "loop.json")
+    (tmp_path / "orphan.json").write_text('{"extends": "missing.json"}')
+    with pytest.raises(ValueError, match="not found"):
+        load(tmp_path / "orphan.json")
