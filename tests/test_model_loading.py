@@ -37,11 +37,23 @@ def python_session(path: Path) -> "ort.InferenceSession":
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("which", ["tiny", "shipped int8"])
+@pytest.fixture(scope="module")
+def plan_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random int8 model whose decoder has a per-step plan (its state carries a step slot)."""
+    pytest.importorskip("torch")
+    from emolive.training.export import export_random_model
+
+    return export_random_model(tmp_path_factory.mktemp("plan"), z_dim=16, hidden=32, layers=2,
+                               seed=4, decoder_precision="int8", plan_steps=32)
+
+
+@pytest.mark.parametrize("which", ["tiny", "shipped int8", "plan int8"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_cpp_and_python_onnxruntime_agree(tiny_model_dir: Path, batch: int, which: str) -> None:
+def test_cpp_and_python_onnxruntime_agree(tiny_model_dir: Path, plan_model_dir: Path, batch: int,
+                                          which: str) -> None:
     # the shipped model's decoder_step has int8 weights (docs/model-contract.md, Precision)
-    model_dir = tiny_model_dir if which == "tiny" else engine_module.DEFAULT_MODEL_DIR
+    model_dir = {"tiny": tiny_model_dir, "shipped int8": engine_module.DEFAULT_MODEL_DIR,
+                 "plan int8": plan_model_dir}[which]
     model = load_model(model_dir)
     rng = np.random.default_rng(batch)
     z = rng.standard_normal((batch, model.z_dim)).astype(np.float32)

@@ -52,7 +52,7 @@ def provenance(config: dict[str, Any], clips: dict[str, int] | None = None) -> d
 
 def io_shapes(cfg: ModelConfig) -> dict[str, dict[str, dict[str, list[int]]]]:
     """Every input and output of each file with its shape (-1 = dynamic)."""
-    b, z, l, h = DYNAMIC, cfg.z_dim, cfg.layers, cfg.hidden
+    b, z, l, h = DYNAMIC, cfg.z_dim, cfg.layers, cfg.state_width
     return {
         "encoder": {
             "inputs": {"roll": [b, DYNAMIC, FRAME_SIZE], "emotion": [b, N_EMOTIONS]},
@@ -87,7 +87,7 @@ def build_card(cfg: ModelConfig, *, name: str, segment_bars: int = 2, tonic: int
                  "steps_per_bar": STEPS_PER_BAR, "segment_bars": segment_bars},
         "pitch": {"low": PITCH_LOW, "high": PITCH_HIGH, "count": N_KEYS},
         "features": {"layout": ["onset", "hold", "velocity"], "size": FRAME_SIZE},
-        "sizes": {"z": cfg.z_dim, "layers": cfg.layers, "hidden": cfg.hidden,
+        "sizes": {"z": cfg.z_dim, "layers": cfg.layers, "hidden": cfg.state_width,
                   "segment_steps": segment_bars * STEPS_PER_BAR},
         "emotions": {"order": list(QUADRANTS),
                      "labels": {q: QUADRANT_NAMES[q][0] for q in QUADRANTS}},

@@ -42,6 +42,9 @@ class TrainConfig:
     frame_proj: int = 192
     attention: bool = True
     final_states: bool = True  # encoder summary also from the GRU's final states (it paid: docs/evaluation)
+    plan_steps: int = 0  # per-step projections of z for the decoder (ModelConfig); 0 = off
+    plan_dim: int = 64
+    plan_head_only: bool = False
     # optimisation
     seed: int = 0
     batch_size: int = 64
@@ -72,7 +75,8 @@ class TrainConfig:
         return ModelConfig(z_dim=self.z_dim, hidden=self.hidden, layers=self.layers,
                            enc_hidden=self.enc_hidden, emb_dim=self.emb_dim,
                            frame_proj=self.frame_proj, attention=self.attention,
-                           final_states=self.final_states)
+                           final_states=self.final_states, plan_steps=self.plan_steps,
+                           plan_dim=self.plan_dim, plan_head_only=self.plan_head_only)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,6 +148,11 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"transpose must be in 0..11 semitones, got {cfg.transpose}")
     if not 0 <= cfg.octaves <= 2:
         raise ValueError(f"octaves must be in 0..2, got {cfg.octaves}")
+    if cfg.plan_steps < 0 or (cfg.plan_steps and cfg.segment_steps % cfg.plan_steps):
+        raise ValueError(f"plan_steps must be 0 (off) or divide the {cfg.segment_steps} steps of a "
+                         f"segment, which the engine re-seeds at; got {cfg.plan_steps}")
+    if cfg.plan_dim <= 0:
+        raise ValueError(f"plan_dim must be positive, got {cfg.plan_dim}")
     if cfg.key_normalise and cfg.transpose:
         raise ValueError("key_normalise puts every clip in C, which random transposition would "
                          f"undo: set transpose to 0 (got {cfg.transpose})")

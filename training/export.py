@@ -59,12 +59,15 @@ def example_inputs(cfg: ModelConfig, batch: int = 2, steps: int = 32,
     emotion = torch.rand(batch, N_EMOTIONS, generator=gen)
     emotion = emotion / emotion.sum(dim=1, keepdim=True)
     z = torch.randn(batch, cfg.z_dim, generator=gen)
+    state = torch.randn(cfg.layers, batch, cfg.state_width, generator=gen)
+    if cfg.plan_steps:  # the step slot holds a whole step count
+        state[..., -1] = torch.randint(0, 3 * cfg.plan_steps, (batch,), generator=gen).float()
     return {
         "encoder": {"roll": torch.rand(batch, steps, FRAME_SIZE, generator=gen), "emotion": emotion},
         "decoder_init": {"z": z, "emotion": emotion},
         "decoder_step": {"prev": torch.rand(batch, FRAME_SIZE, generator=gen), "z": z,
                          "emotion": emotion,
-                         "state": torch.randn(cfg.layers, batch, cfg.hidden, generator=gen)},
+                         "state": state},
     }
 
 
@@ -185,11 +188,12 @@ def update_card(model_dir: str | Path, changes: dict[str, Any]) -> dict[str, Any
 
 
 def export_random_model(out_dir: str | Path, z_dim: int = 16, hidden: int = 32, layers: int = 1,
-                        seed: int = 0, decoder_precision: str = "float32") -> Path:
+                        seed: int = 0, decoder_precision: str = "float32",
+                        plan_steps: int = 0) -> Path:
     """A model with random weights of the given sizes, exported in the contract (for tests)."""
     torch.manual_seed(seed)
     cfg = ModelConfig(z_dim=z_dim, hidden=hidden, layers=layers, enc_hidden=hidden, emb_dim=8,
-                      frame_proj=hidden)
+                      frame_proj=hidden, plan_steps=plan_steps, plan_dim=8)
     model = CVAE(cfg)
     card = build_card(cfg, name=f"random-z{z_dim}-h{hidden}-l{layers}-seed{seed}")
     return export_model(model, out_dir, card, decoder_precision)

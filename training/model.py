@@ -6,8 +6,10 @@ L decoder layers, H decoder hidden size, E emotion-embedding size):
 - emotion input: ``[B, 4]`` quadrant weights (Q1..Q4, non-negative, sum 1); the embedding is
   ``emotion @ table`` so a blend is the weighted sum of the quadrant embeddings.
 - encoder: ``roll [B, T, F]`` + emotion -> ``mu, logvar [B, Z]``.
-- decoder: ``init(z, emotion) -> state [L, B, H]``; ``step(prev [B, F], z, emotion, state)``
+- decoder: ``init(z, emotion) -> state [L, B, S]``; ``step(prev [B, F], z, emotion, state)``
   -> onset logits, hold logits, velocity in 0..1 (each ``[B, 88]``) and the next state.
+  ``S = ModelConfig.state_width``: the GRU's H, plus one slot holding the step within the
+  phrase (0, 1, 2, ... since ``init``; a float) when the decoder has a per-step plan.
   ``forward_teacher`` runs the same weights over a whole segment at once (training).
 """
 
@@ -36,6 +38,19 @@ class ModelConfig:
     # MusicVAE does): each has read the whole segment in order, so the summary keeps where in
     # the segment things happen, which a pooled mean blurs. T stays dynamic.
     final_states: bool = False
+    # A per-step plan: z and the emotion are projected to one plan_dim vector for each of
+    # plan_steps steps of the phrase, and step t of the decoder gets vector t % plan_steps as
+    # input (GRU and output head; plan_head_only: the head alone). A step's own projection of z
+    # lets z say what happens *at* that step, which z entering every step alike cannot.
+    # 0 = off. The step index is kept in the state's last slot, so the ONNX contract holds.
+    plan_steps: int = 0
+    plan_dim: int = 64
+    plan_head_only: bool = False
+
+    @property
+    def state_width(self) -> int:
+        """The last size of the decoder state: the GRU's hidden, + 1 for the plan's step."""
+        return self.hidden + (1 if self.plan_steps else 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,27 +97,60 @@ class Encoder(nn.Module):
 
 
 class StepDecoder(nn.Module):
-    """GRU decoder, one 16th step per call; z and the emotion embedding enter every step."""
+    """GRU decoder, one 16th step per call; z and the emotion embedding enter every step, and
+    with a plan (``ModelConfig.plan_steps``) each step also gets its own projection of them."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.layers, self.hidden = cfg.layers, cfg.hidden
+        self.plan_steps, self.plan_dim = cfg.plan_steps, cfg.plan_dim
         cond = cfg.z_dim + cfg.emb_dim
+        plan = cfg.plan_dim if cfg.plan_steps else 0
+        self.plan_in_gru = plan if not cfg.plan_head_only else 0
+        self.plan = nn.Linear(cond, cfg.plan_steps * cfg.plan_dim) if cfg.plan_steps else None
         self.to_state = nn.Linear(cond, cfg.layers * cfg.hidden)
-        self.gru = nn.GRU(FRAME_SIZE + cond, cfg.hidden, num_layers=cfg.layers, batch_first=True)
-        self.head = nn.Linear(cfg.hidden + cond, FRAME_SIZE)
+        self.gru = nn.GRU(FRAME_SIZE + cond + self.plan_in_gru, cfg.hidden, num_layers=cfg.layers,
+                          batch_first=True)
+        self.head = nn.Linear(cfg.hidden + cond + plan, FRAME_SIZE)
 
     def init_state(self, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         flat = torch.tanh(self.to_state(torch.cat([z, emb], dim=-1)))  # [B, L*H]
-        return flat.reshape(-1, self.layers, self.hidden).transpose(0, 1).contiguous()
+        state = flat.reshape(-1, self.layers, self.hidden).transpose(0, 1)
+        if self.plan is not None:  # the step slot starts at 0
+            state = torch.cat([state, torch.zeros_like(state[..., :1])], dim=-1)
+        return state.contiguous()
+
+    def plan_at(self, plan: torch.Tensor, first_step: torch.Tensor, steps: int) -> torch.Tensor:
+        """``plan [B, plan_steps * plan_dim]`` (``self.plan`` of z and the emotion embedding),
+        ``first_step [B]`` (a float count of steps since ``init_state``) -> the plan vectors of
+        steps first_step .. first_step + steps - 1, each modulo plan_steps: ``[B, steps, plan_dim]``."""
+        plan = plan.reshape(plan.shape[0], self.plan_steps, self.plan_dim)
+        offsets = torch.arange(steps, dtype=plan.dtype, device=plan.device)
+        step = torch.remainder(first_step.unsqueeze(1) + offsets, self.plan_steps)  # [B, T]
+        slots = torch.arange(self.plan_steps, dtype=plan.dtype, device=plan.device)
+        pick = (step.unsqueeze(-1) == slots).to(plan.dtype)  # [B, T, plan_steps], one-hot
+        return pick @ plan
 
     def run(self, prev: torch.Tensor, z: torch.Tensor, emb: torch.Tensor,
             state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``prev [B, T, F]`` -> onset/hold logits, velocity (``[B, T, 88]``), final state."""
-        cond = torch.cat([z, emb], dim=-1).unsqueeze(1).expand(-1, prev.shape[1], -1)
-        out, state_out = self.gru(torch.cat([prev, cond], dim=-1), state)
-        frame = self.head(torch.cat([out, cond], dim=-1))
+        steps = prev.shape[1]
+        cond_vec = torch.cat([z, emb], dim=-1)
+        cond = cond_vec.unsqueeze(1).expand(-1, steps, -1)
+        gru_in, head_in, gru_state = [prev, cond], [cond], state
+        if self.plan is not None:
+            first_step = state[0, :, -1]
+            plan = self.plan_at(self.plan(cond_vec), first_step, steps)
+            head_in.append(plan)
+            if self.plan_in_gru:
+                gru_in.append(plan)
+            gru_state = state[..., :-1].contiguous()
+        out, state_out = self.gru(torch.cat(gru_in, dim=-1), gru_state)
+        frame = self.head(torch.cat([out] + head_in, dim=-1))
         onset, hold, vel = frame.split(N_KEYS, dim=-1)
+        if self.plan is not None:
+            next_step = (first_step + steps).reshape(1, -1, 1).expand(self.layers, -1, 1)
+            state_out = torch.cat([state_out, next_step], dim=-1)
         return onset, hold, torch.sigmoid(vel), state_out
 
 

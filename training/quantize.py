@@ -50,7 +50,15 @@ class DecoderStepMatMuls(nn.Module):
                 state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         decoder = self.model.decoder
         cond = torch.cat([z, self.model.embed(emotion)], dim=-1)  # [B, Z + E]
-        x, states = torch.cat([prev, cond], dim=-1), []
+        x, head_in, states = torch.cat([prev, cond], dim=-1), [cond], []
+        if decoder.plan is not None:  # the step's plan vector (StepDecoder.plan_at)
+            step = state[0, :, -1]
+            plan = _linear(cond, decoder.plan.weight, decoder.plan.bias)
+            plan = decoder.plan_at(plan, step, 1)[:, 0]  # [B, plan_dim]
+            head_in.append(plan)
+            if decoder.plan_in_gru:
+                x = torch.cat([x, plan], dim=-1)
+            state = state[..., :-1]
         for layer in range(decoder.layers):
             h = state[layer]  # [B, H]
             gru = {name: getattr(decoder.gru, f"{name}_l{layer}")
@@ -60,10 +68,14 @@ class DecoderStepMatMuls(nn.Module):
             reset, update = torch.sigmoid(in_r + h_r), torch.sigmoid(in_z + h_z)
             x = (1 - update) * torch.tanh(in_n + reset * h_n) + update * h
             states.append(x)
-        frame = _linear(torch.cat([x, cond], dim=-1), decoder.head.weight, decoder.head.bias)
+        frame = _linear(torch.cat([x] + head_in, dim=-1), decoder.head.weight, decoder.head.bias)
         onset, hold, velocity = frame.split(N_KEYS, dim=-1)
         velocity = self.model.calibrate_velocity(torch.sigmoid(velocity), emotion)
-        return onset, hold, velocity, torch.stack(states)
+        state_out = torch.stack(states)
+        if decoder.plan is not None:
+            next_step = (step + 1).reshape(1, -1, 1).expand(decoder.layers, -1, 1)
+            state_out = torch.cat([state_out, next_step], dim=-1)
+        return onset, hold, velocity, state_out
 
 
 def quantize_weights(float_model: onnx.ModelProto) -> onnx.ModelProto:

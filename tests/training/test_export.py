@@ -25,13 +25,15 @@ def _session(path: Path) -> "ort.InferenceSession":
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("batch,steps,final_states", [(1, 32, False), (3, 17, False),
-                                                     (5, 64, False), (3, 17, True), (2, 40, True)])
+@pytest.mark.parametrize("batch,steps,final_states,plan", [
+    (1, 32, False, ""), (3, 17, False, ""), (5, 64, False, ""), (3, 17, True, ""),
+    (2, 40, True, ""), (3, 17, True, "gru"), (2, 40, True, "head")])
 def test_onnx_matches_eager_for_every_file(tmp_path: Path, batch: int, steps: int,
-                                           final_states: bool) -> None:
+                                           final_states: bool, plan: str) -> None:
     torch.manual_seed(3)
     cfg = ModelConfig(z_dim=16, hidden=32, layers=2, enc_hidden=24, emb_dim=8, frame_proj=40,
-                      final_states=final_states)
+                      final_states=final_states, plan_steps=8 if plan else 0, plan_dim=6,
+                      plan_head_only=plan == "head")
     model = CVAE(cfg).eval()
     model.set_velocity_calibration([1.5, 0.5, 1.0, 2.0], [-0.1, 0.2, 0.0, -0.3])
     from emolive.training.card import build_card
@@ -73,24 +75,52 @@ def test_tiny_model_follows_the_contract(tiny_model_dir: Path) -> None:
                 assert shape == declared[kind][value.name], (key, value.name)
 
 
-def test_streaming_steps_equal_teacher_forced_decoding(tiny_model_dir: Path) -> None:
-    """Calling decoder_step T times with the played frames reproduces a whole-segment pass."""
+@pytest.mark.parametrize("plan", ["", "gru", "head"])
+def test_streaming_steps_equal_teacher_forced_decoding(plan: str) -> None:
+    """Calling decoder_step T times with the played frames reproduces a whole-segment pass; with
+    a plan, T runs past plan_steps, so the step slot of the state wraps."""
     torch.manual_seed(0)
-    cfg = ModelConfig(z_dim=16, hidden=32, layers=1, enc_hidden=32, emb_dim=8, frame_proj=32)
+    cfg = ModelConfig(z_dim=16, hidden=32, layers=2 if plan else 1, enc_hidden=32, emb_dim=8,
+                      frame_proj=32, plan_steps=6 if plan else 0, plan_dim=5,
+                      plan_head_only=plan == "head")
     model = CVAE(cfg).eval()
-    roll = (torch.rand(2, 8, 264) > 0.9).float()
+    steps = 14
+    roll = (torch.rand(2, steps, 264) > 0.9).float()
     z = torch.randn(2, 16)
     emotion = torch.tensor([[1.0, 0, 0, 0], [0.5, 0, 0, 0.5]])
     with torch.no_grad():
         onset_tf, hold_tf, vel_tf = model.forward_teacher(roll, z, emotion)
         state = model.decoder_init(z, emotion)
+        assert state.shape == (cfg.layers, 2, cfg.state_width)
         prev = torch.zeros(2, 264)
-        for t in range(8):
+        for t in range(steps):
             onset, hold, vel, state = model.decoder_step(prev, z, emotion, state)
             assert torch.allclose(onset, onset_tf[:, t], atol=1e-5)
             assert torch.allclose(hold, hold_tf[:, t], atol=1e-5)
             assert torch.allclose(vel, vel_tf[:, t], atol=1e-5)
             prev = roll[:, t]
+        if plan:
+            assert torch.equal(state[..., -1], torch.full((cfg.layers, 2), float(steps)))
+
+
+def test_the_plan_gives_each_step_of_the_phrase_its_own_vector() -> None:
+    """Step t of a phrase gets plan row t % plan_steps, whatever the first step of the call."""
+    cfg = ModelConfig(z_dim=4, hidden=8, enc_hidden=8, emb_dim=3, frame_proj=8, plan_steps=4,
+                      plan_dim=2)
+    decoder = CVAE(cfg).decoder
+    plan = torch.arange(16.0).reshape(2, 8)  # batch 2: rows [0,1] [2,3] [4,5] [6,7], then +8
+    got = decoder.plan_at(plan, torch.tensor([0.0, 3.0]), steps=3)
+    assert got.tolist() == [[[0, 1], [2, 3], [4, 5]], [[14, 15], [8, 9], [10, 11]]]
+
+
+def test_a_plan_widens_the_state_by_one_slot_in_card_and_files(tmp_path: Path) -> None:
+    from emolive.training.export import export_random_model
+
+    out = export_random_model(tmp_path / "plan", z_dim=8, hidden=24, layers=2, plan_steps=32)
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["sizes"]["hidden"] == 25 and card["model"]["plan_steps"] == 32
+    session = _session(out / FILES["decoder_init"])
+    assert session.get_outputs()[0].shape[0] == 2 and session.get_outputs()[0].shape[2] == 25
 
 
 def test_blend_embedding_is_weighted_sum() -> None:

@@ -25,10 +25,11 @@ def _run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return session.run(None, feeds)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_matmul_form_of_the_step_equals_the_fused_gru(layers: int) -> None:
+@pytest.mark.parametrize("layers,plan", [(1, ""), (2, ""), (2, "gru"), (1, "head")])
+def test_matmul_form_of_the_step_equals_the_fused_gru(layers: int, plan: str) -> None:
     torch.manual_seed(4)
-    cfg = ModelConfig(z_dim=16, hidden=32, layers=layers, enc_hidden=16, emb_dim=8, frame_proj=16)
+    cfg = ModelConfig(z_dim=16, hidden=32, layers=layers, enc_hidden=16, emb_dim=8, frame_proj=16,
+                      plan_steps=8 if plan else 0, plan_dim=6, plan_head_only=plan == "head")
     model = CVAE(cfg).eval()
     model.set_velocity_calibration([1.5, 0.5, 1.0, 2.0], [-0.1, 0.2, 0.0, -0.3])
     inputs = example_inputs(cfg, batch=3, seed=5)["decoder_step"]
@@ -96,3 +97,24 @@ def test_engine_plays_an_int8_model(int8_and_float) -> None:
     notes = [m for t in first.tracks for m in t if m.type == "note_on" and m.velocity > 0]
     assert notes
     assert [str(m) for t in first.tracks for m in t] == [str(m) for t in again.tracks for m in t]
+
+
+def test_an_int8_plan_model_counts_its_steps_exactly_and_plays(tmp_path: Path) -> None:
+    """With a plan the step slot of the state passes through the int8 step exactly (a float
+    step count, not a quantised value), and the engine plays such a model."""
+    from emolive import Engine
+
+    sizes = {"z_dim": 16, "hidden": 64, "layers": 2, "seed": 2, "plan_steps": 32}
+    int8_dir = export_random_model(tmp_path / "int8", decoder_precision="int8", **sizes)
+    float_dir = export_random_model(tmp_path / "float", **sizes)
+    x = example_inputs(ModelConfig(z_dim=16, hidden=64, layers=2, plan_steps=32), batch=6,
+                       seed=1)["decoder_step"]
+    feeds = {name: t.numpy() for name, t in x.items()}
+    got = _run(int8_dir / FILES["decoder_step"], feeds)
+    want = _run(float_dir / FILES["decoder_step"], feeds)
+    assert np.array_equal(got[3][..., -1], feeds["state"][..., -1] + 1)
+    for g, w in zip(got, want):
+        assert float(np.max(np.abs(g - w))) <= 0.05
+    with Engine(model=int8_dir, seed=7) as engine:
+        song = engine.generate(4, "sad", seed=3)
+    assert any(m.type == "note_on" and m.velocity > 0 for t in song.tracks for m in t)

@@ -27,7 +27,8 @@ def _tiny_args(folder: Path, csv_path: Path, tmp_path: Path, steps: int) -> list
             "--max-steps", str(steps), *TINY]
 
 
-def test_a_few_steps_lower_the_loss(labelled_folder, tmp_path: Path) -> None:
+@pytest.mark.parametrize("plan_steps", [0, 16])
+def test_a_few_steps_lower_the_loss(labelled_folder, tmp_path: Path, plan_steps: int) -> None:
     folder, csv_path = labelled_folder
     cfg = TrainConfig(datasets=[], generic_folder=str(folder), generic_csv=str(csv_path),
                       cache_dir=str(tmp_path / "cache"), min_onsets=1, transpose=0)
@@ -35,8 +36,8 @@ def test_a_few_steps_lower_the_loss(labelled_folder, tmp_path: Path) -> None:
     batches = train.SegmentBatches(prep, "train", cfg, seed=0)
     roll, emotion, label = batches.tensors(np.arange(len(batches)))
     torch.manual_seed(0)
-    model, heads = CVAE(TrainConfig(z_dim=8, hidden=32, enc_hidden=16, frame_proj=16,
-                                    emb_dim=4).model_config()), EmotionHeads(8)
+    model, heads = CVAE(TrainConfig(z_dim=8, hidden=32, enc_hidden=16, frame_proj=16, emb_dim=4,
+                                    plan_steps=plan_steps, plan_dim=8).model_config()), EmotionHeads(8)
     opt = torch.optim.Adam(list(model.parameters()) + list(heads.parameters()), lr=3e-3)
     args = {"beta": 0.1, "free_bits": 0.1, "adv_weight": 0.3, "critic_weight": 1.0}
     first = None
@@ -141,6 +142,15 @@ def test_key_normalise_refuses_random_transposition() -> None:
     with pytest.raises(ValueError, match="transpose to 0"):
         _validate(TrainConfig(transpose=5, key_normalise=True))
     _validate(TrainConfig(transpose=0, key_normalise=True))
+
+
+@pytest.mark.parametrize("plan_steps", [-1, 24, 64])
+def test_a_plan_must_divide_the_segment(plan_steps: int) -> None:
+    from emolive.training.config import _validate
+
+    with pytest.raises(ValueError, match="plan_steps must be 0"):
+        _validate(TrainConfig(segment_bars=2, plan_steps=plan_steps))
+    _validate(TrainConfig(segment_bars=2, plan_steps=16))
 
 
 def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path: Path) -> None:
