@@ -40,6 +40,17 @@ def test_the_fine_tune_starts_from_the_pre_train_of_the_same_sizes() -> None:
     assert differ <= {"max_steps", "beta_warmup_steps", "out", "init_from"}
 
 
+def test_the_shipped_model_has_the_fine_tune_recipes_sizes() -> None:
+    """The recipes reproduce the bundled model's architecture (plan, final states, sizes)."""
+    import json
+
+    from emolive.engine import DEFAULT_MODEL_DIR
+    from emolive.training.model import ModelConfig
+
+    card = json.loads((Path(DEFAULT_MODEL_DIR) / "model_card.json").read_text())
+    assert ModelConfig(**card["model"]) == load(CONFIGS / "emopia_finetune.json").model_config()
+
+
 def test_extends_supplies_the_rest_and_refuses_a_loop(tmp_path: Path) -> None:
     (tmp_path / "base.json").write_text('{"max_steps": 7, "batch_size": 5}')
     (tmp_path / "child.json").write_text('{"extends": "base.json", "max_steps": 9}')

@@ -49,4 +49,4 @@ def test_default_model_files_follow_the_card(card: dict) -> None:
         props = {p.key: p.value for p in proto.metadata_props}
         assert json.loads(props["model_card"]) == card, name
     state = ort.InferenceSession(str(DEFAULT / "decoder_init.onnx")).run(None, feeds)[0]
-    assert state.shape == (cfg.layers, 2, cfg.hidden) and np.isfinite(state).all()
+    assert state.shape == (cfg.layers, 2, cfg.state_width) and np.isfinite(state).all()
