@@ -72,11 +72,8 @@ class TrainConfig:
         return self.segment_bars * 16
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(z_dim=self.z_dim, hidden=self.hidden, layers=self.layers,
-                           enc_hidden=self.enc_hidden, emb_dim=self.emb_dim,
-                           frame_proj=self.frame_proj, attention=self.attention,
-                           final_states=self.final_states, plan_steps=self.plan_steps,
-                           plan_dim=self.plan_dim, plan_head_only=self.plan_head_only)
+        # every ModelConfig field has a TrainConfig field of the same name
+        return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,7 +135,8 @@ def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 def _validate(cfg: TrainConfig) -> None:
     positive = ("segment_bars", "hop_bars", "z_dim", "hidden", "layers", "enc_hidden", "emb_dim",
-                "frame_proj", "batch_size", "max_steps", "eval_every", "threads", "val_segments")
+                "frame_proj", "plan_dim", "batch_size", "max_steps", "eval_every", "threads",
+                "val_segments")
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
@@ -151,8 +149,6 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.plan_steps < 0 or (cfg.plan_steps and cfg.segment_steps % cfg.plan_steps):
         raise ValueError(f"plan_steps must be 0 (off) or divide the {cfg.segment_steps} steps of a "
                          f"segment, which the engine re-seeds at; got {cfg.plan_steps}")
-    if cfg.plan_dim <= 0:
-        raise ValueError(f"plan_dim must be positive, got {cfg.plan_dim}")
     if cfg.key_normalise and cfg.transpose:
         raise ValueError("key_normalise puts every clip in C, which random transposition would "
                          f"undo: set transpose to 0 (got {cfg.transpose})")
