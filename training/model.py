@@ -9,7 +9,8 @@ L decoder layers, H decoder hidden size, E emotion-embedding size):
 - decoder: ``init(z, emotion) -> state [L, B, S]``; ``step(prev [B, F], z, emotion, state)``
   -> onset logits, hold logits, velocity in 0..1 (each ``[B, 88]``) and the next state.
   ``S = ModelConfig.state_width``: the GRU's H, plus one slot holding the step within the
-  phrase (0, 1, 2, ... since ``init``; a float) when the decoder has a per-step plan.
+  plan (0, 1, ..., plan_steps - 1, then 0 again, counted from ``init``; a float) when the
+  decoder has a per-step plan. Kept modulo plan_steps so it stays exact however long a phrase runs.
   ``forward_teacher`` runs the same weights over a whole segment at once (training).
 """
 
@@ -149,9 +150,14 @@ class StepDecoder(nn.Module):
         frame = self.head(torch.cat([out] + head_in, dim=-1))
         onset, hold, vel = frame.split(N_KEYS, dim=-1)
         if self.plan is not None:
-            next_step = (first_step + steps).reshape(1, -1, 1).expand(self.layers, -1, 1)
-            state_out = torch.cat([state_out, next_step], dim=-1)
+            state_out = self.with_step_slot(state_out, first_step + steps)
         return onset, hold, torch.sigmoid(vel), state_out
+
+    def with_step_slot(self, gru_state: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """``gru_state [L, B, H]`` + the step count ``step [B]`` -> the state ``[L, B, H + 1]``,
+        its last slot ``step`` modulo plan_steps (the invariant: 0 <= slot < plan_steps)."""
+        slot = torch.remainder(step, self.plan_steps).reshape(1, -1, 1).expand(self.layers, -1, 1)
+        return torch.cat([gru_state, slot], dim=-1)
 
 
 class CVAE(nn.Module):

@@ -73,8 +73,7 @@ class DecoderStepMatMuls(nn.Module):
         velocity = self.model.calibrate_velocity(torch.sigmoid(velocity), emotion)
         state_out = torch.stack(states)
         if decoder.plan is not None:
-            next_step = (step + 1).reshape(1, -1, 1).expand(decoder.layers, -1, 1)
-            state_out = torch.cat([state_out, next_step], dim=-1)
+            state_out = decoder.with_step_slot(state_out, step + 1)
         return onset, hold, velocity, state_out
 
 
