@@ -10,7 +10,7 @@ L decoder layers, H decoder hidden size, E emotion-embedding size):
   -> onset logits, hold logits, velocity in 0..1 (each ``[B, 88]``) and the next state.
   ``S = ModelConfig.state_width``: the GRU's H, plus one slot holding the step within the
   plan (0, 1, ..., plan_steps - 1, then 0 again, counted from ``init``; a float) when the
-  decoder has a per-step plan. Kept modulo plan_steps so it stays exact however long a phrase runs.
+  decoder has a per-step plan; kept modulo plan_steps, it stays exact however long a phrase runs.
   ``forward_teacher`` runs the same weights over a whole segment at once (training).
 """
 
