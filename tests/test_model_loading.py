@@ -83,6 +83,25 @@ def test_cpp_and_python_onnxruntime_agree(tiny_model_dir: Path, plan_model_dir: 
     assert np.max(np.abs(logvar - py_enc["logvar"])) <= 1e-5
 
 
+def test_the_shipped_models_step_slot_wraps_at_its_plan_length() -> None:
+    """The bundled model has a per-step plan: its state's last slot counts the step modulo
+    plan_steps (0 after decode_init), so it never grows however long the engine goes without
+    re-seeding a phrase."""
+    card = json.loads((engine_module.DEFAULT_MODEL_DIR / "model_card.json").read_text())
+    plan_steps = card["model"]["plan_steps"]
+    assert plan_steps > 0
+    model = load_model(engine_module.DEFAULT_MODEL_DIR)
+    z = np.zeros((2, model.z_dim), np.float32)
+    emotion = np.array([[1, 0, 0, 0], [0, 0, 0.5, 0.5]], np.float32)
+    state = model.decode_init(z, emotion)
+    slots = [state[0, :, -1].tolist()]
+    for _ in range(plan_steps + 3):
+        state = model.decode_step(np.zeros((2, 264), np.float32), z, emotion, state)[3]
+        slots.append(state[0, :, -1].tolist())
+    want = [float(t % plan_steps) for t in range(plan_steps + 4)]
+    assert slots == [[w, w] for w in want]
+
+
 def test_model_arrays_are_checked(tiny_model_dir: Path) -> None:
     model = load_model(tiny_model_dir)
     with pytest.raises(ValueError, match="z must have shape"):
