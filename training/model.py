@@ -132,6 +132,16 @@ class StepDecoder(nn.Module):
         pick = (step.unsqueeze(-1) == slots).to(plan.dtype)  # [B, T, plan_steps], one-hot
         return pick @ plan
 
+    def plan_of_step(self, cond: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """``cond [B, Z + E]`` (z and the emotion embedding), ``step [B]`` (a whole float count
+        of steps) -> that step's plan vector ``[B, plan_dim]``: ``plan_at(plan(cond), step,
+        1)[:, 0]``, but only the slot's ``plan_dim`` rows of ``self.plan`` are multiplied (one
+        step's work is 1/plan_steps of the projection; the exported one-step graphs use it)."""
+        slot = torch.remainder(step, self.plan_steps).long()  # [B], 0 <= slot < plan_steps
+        weight = self.plan.weight.reshape(self.plan_steps, self.plan_dim, -1)[slot]  # [B, P, C]
+        bias = self.plan.bias.reshape(self.plan_steps, self.plan_dim)[slot]  # [B, P]
+        return (weight @ cond.unsqueeze(-1)).squeeze(-1) + bias
+
     def run(self, prev: torch.Tensor, z: torch.Tensor, emb: torch.Tensor,
             state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``prev [B, T, F]`` -> onset/hold logits, velocity (``[B, T, 88]``), final state."""
@@ -141,7 +151,10 @@ class StepDecoder(nn.Module):
         gru_in, head_in, gru_state = [prev, cond], [cond], state
         if self.plan is not None:
             first_step = state[0, :, -1]
-            plan = self.plan_at(self.plan(cond_vec), first_step, steps)
+            if steps == 1:  # streaming: the one step's rows of the plan only
+                plan = self.plan_of_step(cond_vec, first_step).unsqueeze(1)
+            else:
+                plan = self.plan_at(self.plan(cond_vec), first_step, steps)
             head_in.append(plan)
             if self.plan_in_gru:
                 gru_in.append(plan)

@@ -8,7 +8,10 @@ Inputs and outputs stay float32, so the engine and the contract do not change.
 
 ``torch.nn.GRU`` exports as one fused ONNX ``GRU`` node that no quantiser touches, so the step
 is first written out as the GRU's plain matrix products (:class:`DecoderStepMatMuls`, checked
-against the fused one) and every constant matrix then becomes a ``MatMulNBits``.
+against the fused one) and every constant matrix then becomes a ``MatMulNBits``. The per-step
+plan's projection is the exception: a step needs only its slot's ``plan_dim`` rows of it
+(``StepDecoder.plan_of_step``), so it stays float32 (1.2 MB at z 128) and the step gathers those
+rows (37 KB) instead of multiplying all ``plan_steps * plan_dim`` of them.
 """
 
 from __future__ import annotations
@@ -51,10 +54,9 @@ class DecoderStepMatMuls(nn.Module):
         decoder = self.model.decoder
         cond = torch.cat([z, self.model.embed(emotion)], dim=-1)  # [B, Z + E]
         x, head_in, states = torch.cat([prev, cond], dim=-1), [cond], []
-        if decoder.plan is not None:  # the step's plan vector (StepDecoder.plan_at)
+        if decoder.plan is not None:  # the step's plan vector (StepDecoder.plan_of_step)
             step = state[0, :, -1]
-            plan = _linear(cond, decoder.plan.weight, decoder.plan.bias)
-            plan = decoder.plan_at(plan, step, 1)[:, 0]  # [B, plan_dim]
+            plan = decoder.plan_of_step(cond, step)  # [B, plan_dim], float32 weights
             head_in.append(plan)
             if decoder.plan_in_gru:
                 x = torch.cat([x, plan], dim=-1)

@@ -114,6 +114,18 @@ def test_the_plan_gives_each_step_of_the_phrase_its_own_vector() -> None:
     assert got.tolist() == [[[0, 1], [2, 3], [4, 5]], [[14, 15], [8, 9], [10, 11]]]
 
 
+def test_one_steps_plan_is_its_slots_rows_of_the_whole_projection() -> None:
+    """plan_of_step (what the exported steps run) = plan_at of the whole projection, past the
+    end of the phrase too."""
+    cfg = ModelConfig(z_dim=4, hidden=8, enc_hidden=8, emb_dim=3, frame_proj=8, plan_steps=4,
+                      plan_dim=2)
+    decoder = CVAE(cfg).decoder
+    cond = torch.randn(5, 7)
+    steps = torch.tensor([0.0, 1.0, 3.0, 4.0, 9.0])  # slots 0, 1, 3, 0, 1
+    want = decoder.plan_at(decoder.plan(cond), steps, 1)[:, 0]
+    assert torch.allclose(decoder.plan_of_step(cond, steps), want, atol=1e-6)
+
+
 def test_a_plan_widens_the_state_by_one_slot_in_card_and_files(tmp_path: Path) -> None:
     from emolive.training.export import export_random_model
 

@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 from emolive.training.card import FILES  # noqa: E402
 from emolive.training.export import example_inputs, export_random_model  # noqa: E402
@@ -101,7 +102,8 @@ def test_engine_plays_an_int8_model(int8_and_float) -> None:
 
 def test_an_int8_plan_model_counts_its_steps_exactly_and_plays(tmp_path: Path) -> None:
     """With a plan the step slot of the state passes through the int8 step exactly (a float
-    step count modulo plan_steps, not a quantised value), and the engine plays such a model."""
+    step count modulo plan_steps, not a quantised value), a step multiplies only its slot's rows
+    of the plan, and the engine plays such a model."""
     from emolive import Engine
 
     sizes = {"z_dim": 16, "hidden": 64, "layers": 2, "seed": 2, "plan_steps": 32}
@@ -113,6 +115,10 @@ def test_an_int8_plan_model_counts_its_steps_exactly_and_plays(tmp_path: Path) -
     got = _run(int8_dir / FILES["decoder_step"], feeds)
     want = _run(float_dir / FILES["decoder_step"], feeds)
     assert np.array_equal(got[3][..., -1], (feeds["state"][..., -1] + 1) % 32)
+    step = onnx.load(str(int8_dir / FILES["decoder_step"]))
+    widths = [a.i for n in step.graph.node if n.op_type == "MatMulNBits"
+              for a in n.attribute if a.name == "N"]
+    assert widths and 32 * 8 not in widths  # plan_dim 8: a step multiplies its slot's rows only
     for g, w in zip(got, want):
         assert float(np.max(np.abs(g - w))) <= 0.05
     with Engine(model=int8_dir, seed=7) as engine:
