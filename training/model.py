@@ -16,6 +16,7 @@ L decoder layers, H decoder hidden size, E emotion-embedding size):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -132,13 +133,20 @@ class StepDecoder(nn.Module):
         pick = (step.unsqueeze(-1) == slots).to(plan.dtype)  # [B, T, plan_steps], one-hot
         return pick @ plan
 
-    def plan_of_step(self, cond: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    def plan_rows(self) -> torch.Tensor:
+        """``self.plan``'s weight as ``[plan_steps, plan_dim, Z + E]``: entry s is slot s's rows."""
+        return self.plan.weight.reshape(self.plan_steps, self.plan_dim, -1)
+
+    def plan_of_step(self, cond: torch.Tensor, step: torch.Tensor,
+                     rows: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """``cond [B, Z + E]`` (z and the emotion embedding), ``step [B]`` (a whole float count
         of steps) -> that step's plan vector ``[B, plan_dim]``: ``plan_at(plan(cond), step,
         1)[:, 0]``, but only the slot's ``plan_dim`` rows of ``self.plan`` are multiplied (one
-        step's work is 1/plan_steps of the projection; the exported one-step graphs use it)."""
+        step's work is 1/plan_steps of the projection; the exported one-step graphs use it).
+        ``rows(slot [B])`` -> ``[B, plan_dim, Z + E]`` gives the weights (default: gathered from
+        ``plan_rows()``; the int8 step passes its dequantised ones)."""
         slot = torch.remainder(step, self.plan_steps).long()  # [B], 0 <= slot < plan_steps
-        weight = self.plan.weight.reshape(self.plan_steps, self.plan_dim, -1)[slot]  # [B, P, C]
+        weight = rows(slot) if rows is not None else self.plan_rows()[slot]  # [B, P, C]
         bias = self.plan.bias.reshape(self.plan_steps, self.plan_dim)[slot]  # [B, P]
         return (weight @ cond.unsqueeze(-1)).squeeze(-1) + bias
 

@@ -10,8 +10,9 @@ Inputs and outputs stay float32, so the engine and the contract do not change.
 is first written out as the GRU's plain matrix products (:class:`DecoderStepMatMuls`, checked
 against the fused one) and every constant matrix then becomes a ``MatMulNBits``. The per-step
 plan's projection is the exception: a step needs only its slot's ``plan_dim`` rows of it
-(``StepDecoder.plan_of_step``), so it stays float32 (1.2 MB at z 128) and the step gathers those
-rows (37 KB) instead of multiplying all ``plan_steps * plan_dim`` of them.
+(``StepDecoder.plan_of_step``), so the step gathers those rows (9,216 weights at z 128) instead
+of multiplying all ``plan_steps * plan_dim`` of them. They are stored as int8 too, one float
+scale per row (:func:`int8_rows`), and dequantised after the gather.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ BITS = 8
 BLOCK_SIZE = 32  # weights per scale, along the input dimension
 ACCURACY_LEVEL = 4  # int8 compute, each input row quantised per block on the fly
 PRECISION = (f"int8 weights (ONNX Runtime MatMulNBits, bits {BITS}, block {BLOCK_SIZE}, "
-             f"symmetric, accuracy_level {ACCURACY_LEVEL}); float32 inputs and outputs")
+             f"symmetric, accuracy_level {ACCURACY_LEVEL}; a per-step plan's rows: int8, one "
+             f"scale per row, the step's slot gathered); float32 inputs and outputs")
 MIN_ONNXRUNTIME = "1.22"  # the first release with 8-bit MatMulNBits kernels on x86
 
 
@@ -41,13 +43,32 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     return x @ weight.t() + bias
 
 
+def int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``weight [..., C]`` -> (int8 ``[..., C]``, float scale ``[..., 1]``): symmetric, one scale
+    per row, ``weight ~= int8 * scale``."""
+    scale = weight.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / 127.0
+    return torch.round(weight / scale).clamp(-127, 127).to(torch.int8), scale
+
+
 class DecoderStepMatMuls(nn.Module):
     """``CVAE.decoder_step`` with the GRU written as its matrix products (PyTorch's gate order
-    r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``; ``h' = (1 - z) n + z h``)."""
+    r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``; ``h' = (1 - z) n + z h``).
+    ``int8_plan``: the plan's rows as int8 with a scale per row (:func:`int8_rows`), as exported;
+    without it the module computes exactly what the fused step does."""
 
-    def __init__(self, model: CVAE) -> None:
+    def __init__(self, model: CVAE, int8_plan: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.plan_rows = None
+        if int8_plan and model.decoder.plan is not None:  # [plan_steps, plan_dim, C]
+            plan_q, plan_scale = int8_rows(model.decoder.plan_rows().detach())
+            self.register_buffer("plan_q", plan_q)
+            self.register_buffer("plan_scale", plan_scale)
+            self.plan_rows = self._int8_plan_rows
+
+    def _int8_plan_rows(self, slot: torch.Tensor) -> torch.Tensor:
+        """The dequantised plan rows of ``slot [B]``: ``[B, plan_dim, C]``."""
+        return self.plan_q[slot].to(torch.float32) * self.plan_scale[slot]
 
     def forward(self, prev: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,
                 state: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -56,7 +77,7 @@ class DecoderStepMatMuls(nn.Module):
         x, head_in, states = torch.cat([prev, cond], dim=-1), [cond], []
         if decoder.plan is not None:  # the step's plan vector (StepDecoder.plan_of_step)
             step = state[0, :, -1]
-            plan = decoder.plan_of_step(cond, step)  # [B, plan_dim], float32 weights
+            plan = decoder.plan_of_step(cond, step, self.plan_rows)  # [B, plan_dim]
             head_in.append(plan)
             if decoder.plan_in_gru:
                 x = torch.cat([x, plan], dim=-1)
@@ -101,5 +122,5 @@ def export_int8_step(model: CVAE, inputs: dict[str, torch.Tensor],
     exporter's float32 export), then quantise its weight matrices in place."""
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "decoder_step_float.onnx"
-        export_one(DecoderStepMatMuls(model), inputs, float_path)
+        export_one(DecoderStepMatMuls(model, int8_plan=True), inputs, float_path)
         onnx.save(quantize_weights(onnx.load(str(float_path))), str(path))

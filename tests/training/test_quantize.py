@@ -119,6 +119,8 @@ def test_an_int8_plan_model_counts_its_steps_exactly_and_plays(tmp_path: Path) -
     widths = [a.i for n in step.graph.node if n.op_type == "MatMulNBits"
               for a in n.attribute if a.name == "N"]
     assert widths and 32 * 8 not in widths  # plan_dim 8: a step multiplies its slot's rows only
+    assert any(i.data_type == onnx.TensorProto.INT8 and list(i.dims[:2]) == [32, 8]
+               for i in step.graph.initializer)  # and holds them as int8
     for g, w in zip(got, want):
         assert float(np.max(np.abs(g - w))) <= 0.05
     with Engine(model=int8_dir, seed=7) as engine:
