@@ -90,7 +90,9 @@ def time_torch(model: ModelDir, x: dict[str, np.ndarray], n: int,
                int8: bool = False) -> tuple[np.ndarray, float]:
     """Per-step times, and the largest |eager - onnxruntime| on the first step's onset logits
     (near 0 means the eager twin has the very weights of float32 ONNX files). ``int8``: the
-    twin through PyTorch's own dynamic int8 quantisation of its GRU and Linear layers."""
+    twin through PyTorch's own dynamic int8 quantisation of its GRU and Linear layers, but for
+    a per-step plan's projection, of which a step gathers only its slot's rows (a packed int8
+    Linear has no weight tensor to gather from), so it stays float32."""
     import onnxruntime as ort
     import torch
 
@@ -99,8 +101,10 @@ def time_torch(model: ModelDir, x: dict[str, np.ndarray], n: int,
     if int8:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices
+            plan = net.decoder.plan
             net = torch.ao.quantization.quantize_dynamic(
                 net, {torch.nn.GRU, torch.nn.Linear}, dtype=torch.qint8)
+            net.decoder.plan = plan
     t = {k: torch.from_numpy(v) for k, v in x.items()}
     state = [t["state"]]
     with torch.inference_mode():

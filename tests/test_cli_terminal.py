@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pytest
 
@@ -69,9 +70,21 @@ def test_status_line_on_a_terminal_redraws_in_place(pty_pair) -> None:
     status.show("bar 1")
     status.show("bar 2")
     writer.flush()
-    data = os.read(leader, 1000)
-    assert data == b"\rbar 1\x1b[K\rbar 2\x1b[K"
+    want = b"\rbar 1\x1b[K\rbar 2\x1b[K"
+    assert _read_pty(leader, len(want)) == want
     writer.close()
+
+
+def _read_pty(leader: int, size: int, timeout_s: float = 5.0) -> bytes:
+    """Up to ``size`` bytes from the pty's leader side: each write reaches it on its own, so one
+    read may return only the first of two (seen under load)."""
+    import select
+
+    data, deadline = b"", time.monotonic() + timeout_s
+    while len(data) < size and time.monotonic() < deadline:
+        if select.select([leader], [], [], 0.1)[0]:
+            data += os.read(leader, size - len(data))
+    return data
 
 
 def test_status_line_survives_a_closed_stream() -> None:
