@@ -64,6 +64,7 @@ class TrainConfig:
     adv_weight: float = 0.3  # gradient-reversal emotion adversary on the posterior mean
     critic_weight: float = 0.0  # emotion critic on output statistics; off: it did not pay (ablation)
     input_dropout: float = 0.0  # P(a decoder step sees zeros for the previous frame), training only
+    hidden_dropout: float = 0.0  # dropout on the decoder GRU's outputs before the head, training only
     resume: bool = False
     init_from: str = ""  # checkpoint whose weights start this run (new optimizer and schedule)
 
@@ -140,8 +141,9 @@ def _validate(cfg: TrainConfig) -> None:
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
-    if not 0.0 <= cfg.input_dropout < 1.0:
-        raise ValueError(f"input_dropout must be in [0, 1), got {cfg.input_dropout}")
+    for name in ("input_dropout", "hidden_dropout"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
     if not 0 <= cfg.transpose <= 11:
         raise ValueError(f"transpose must be in 0..11 semitones, got {cfg.transpose}")
     if not 0 <= cfg.octaves <= 2:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 N_KEYS = 88  # MIDI 21..108
 FRAME_SIZE = 3 * N_KEYS  # [onset | hold | velocity]
@@ -150,9 +151,11 @@ class StepDecoder(nn.Module):
         bias = self.plan.bias.reshape(self.plan_steps, self.plan_dim)[slot]  # [B, P]
         return (weight @ cond.unsqueeze(-1)).squeeze(-1) + bias
 
-    def run(self, prev: torch.Tensor, z: torch.Tensor, emb: torch.Tensor,
-            state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``prev [B, T, F]`` -> onset/hold logits, velocity (``[B, T, 88]``), final state."""
+    def run(self, prev: torch.Tensor, z: torch.Tensor, emb: torch.Tensor, state: torch.Tensor,
+            hidden_dropout: float = 0.0,
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``prev [B, T, F]`` -> onset/hold logits, velocity (``[B, T, 88]``), final state.
+        ``hidden_dropout`` > 0 drops GRU outputs before the head (teacher-forced training)."""
         steps = prev.shape[1]
         cond_vec = torch.cat([z, emb], dim=-1)
         cond = cond_vec.unsqueeze(1).expand(-1, steps, -1)
@@ -168,6 +171,8 @@ class StepDecoder(nn.Module):
                 gru_in.append(plan)
             gru_state = state[..., :-1].contiguous()
         out, state_out = self.gru(torch.cat(gru_in, dim=-1), gru_state)
+        if hidden_dropout > 0.0:  # the state passed on stays whole: only the head's input drops
+            out = F.dropout(out, hidden_dropout, training=True)
         frame = self.head(torch.cat([out] + head_in, dim=-1))
         onset, hold, vel = frame.split(N_KEYS, dim=-1)
         if self.plan is not None:
@@ -219,17 +224,19 @@ class CVAE(nn.Module):
         return torch.clamp(velocity * gain + bias, 0.0, 1.0)
 
     def forward_teacher(self, roll: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,
-                        input_dropout: float = 0.0,
+                        input_dropout: float = 0.0, hidden_dropout: float = 0.0,
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced decoding of ``roll [B, T, F]``: step t sees frame t-1 (zeros at t=0).
         ``input_dropout``: the probability that step t sees zeros in place of frame t-1 (each
-        step drawn on its own; training only), so that the decoder must take more from z."""
+        step drawn on its own; training only), so that the decoder must take more from z.
+        ``hidden_dropout``: dropout on the GRU's outputs before the head (training only)."""
         prev = torch.cat([torch.zeros_like(roll[:, :1]), roll[:, :-1]], dim=1)
         if input_dropout > 0.0:
             keep = torch.rand(prev.shape[:2] + (1,), device=prev.device) >= input_dropout
             prev = prev * keep.to(prev.dtype)
         emb = self.embed(emotion)
-        onset, hold, vel, _ = self.decoder.run(prev, z, emb, self.decoder.init_state(z, emb))
+        onset, hold, vel, _ = self.decoder.run(prev, z, emb, self.decoder.init_state(z, emb),
+                                               hidden_dropout)
         return onset, hold, vel
 
     @staticmethod

@@ -74,6 +74,22 @@ def test_input_dropout_hides_previous_frames_in_training_only() -> None:
     assert not torch.allclose(half, full) and not torch.allclose(half, nothing_seen)
 
 
+def test_hidden_dropout_changes_teacher_forcing_only_when_asked() -> None:
+    """Dropout on the GRU outputs moves the logits when set and leaves them exactly alone at 0
+    (validation and the exported steps never drop)."""
+    torch.manual_seed(0)
+    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16,
+                             emb_dim=4).model_config())
+    roll = (torch.rand(3, 16, 264) > 0.8).float()
+    z, emotion = torch.randn(3, 8), torch.eye(4)[:3]
+    with torch.no_grad():
+        full = model.forward_teacher(roll, z, emotion)[0]
+        unchanged = model.forward_teacher(roll, z, emotion, hidden_dropout=0.0)[0]
+        dropped = model.forward_teacher(roll, z, emotion, hidden_dropout=0.5)[0]
+    assert torch.equal(full, unchanged)
+    assert not torch.allclose(dropped, full)
+
+
 def test_segment_stats_are_transposition_invariant_and_tell_major_from_minor() -> None:
     hold = torch.zeros(1, 4, 88)
     hold[0, :, [39, 43, 46]] = 1.0  # C major triad (C4 E4 G4)
@@ -199,6 +215,7 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--config", "/nonexistent.json"], "not found"),
     (["--data", "/nonexistent"], "not found"),
     (["--input-dropout", "1.0"], "input_dropout must be in [0, 1)"),
+    (["--hidden-dropout", "-0.1"], "hidden_dropout must be in [0, 1)"),
     (["--key-normalise", "true"], "set transpose to 0"),
     (["--octaves", "3"], "octaves must be in 0..2"),
     (["--unlabelled", "/nonexistent-pieces"], "unlabelled folder /nonexistent-pieces not found"),
