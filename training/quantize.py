@@ -59,12 +59,12 @@ class DecoderStepMatMuls(nn.Module):
     def __init__(self, model: CVAE, int8_plan: bool = False) -> None:
         super().__init__()
         self.model = model
-        self.plan_rows = None
+        self.plan_rows_of = None  # slot [B] -> the plan rows to use; None: the float ones
         if int8_plan and model.decoder.plan is not None:  # [plan_steps, plan_dim, C]
             plan_q, plan_scale = int8_rows(model.decoder.plan_rows().detach())
             self.register_buffer("plan_q", plan_q)
             self.register_buffer("plan_scale", plan_scale)
-            self.plan_rows = self._int8_plan_rows
+            self.plan_rows_of = self._int8_plan_rows
 
     def _int8_plan_rows(self, slot: torch.Tensor) -> torch.Tensor:
         """The dequantised plan rows of ``slot [B]``: ``[B, plan_dim, C]``."""
@@ -77,7 +77,7 @@ class DecoderStepMatMuls(nn.Module):
         x, head_in, states = torch.cat([prev, cond], dim=-1), [cond], []
         if decoder.plan is not None:  # the step's plan vector (StepDecoder.plan_of_step)
             step = state[0, :, -1]
-            plan = decoder.plan_of_step(cond, step, self.plan_rows)  # [B, plan_dim]
+            plan = decoder.plan_of_step(cond, step, self.plan_rows_of)  # [B, plan_dim]
             head_in.append(plan)
             if decoder.plan_in_gru:
                 x = torch.cat([x, plan], dim=-1)
