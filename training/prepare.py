@@ -1,7 +1,8 @@
 """Clips -> cached piano rolls -> fixed-length segments.
 
 The cache is one ``.npz`` per (feature settings, file list) in ``cache_dir``, keyed by a hash of
-both (paths, sizes, modification times, labels, splits), so changing data or settings rebuilds.
+both (paths, file contents, labels, splits), so changing data or settings rebuilds, and a copy of
+the same data with new modification times (a fresh checkout or a copied data folder) does not.
 """
 
 from __future__ import annotations
@@ -55,12 +56,19 @@ class Prepared:
         return np.nonzero(ok)[0]
 
 
+def _content_digest(path: Path) -> str:
+    """The file's bytes hashed; an unreadable file hashes as such (the build skips it)."""
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
 def _cache_key(reports: list[LoadReport], cfg: FeatureConfig) -> str:
     digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode())
     for report in reports:
         for clip in report.clips:
-            stat = clip.path.stat()
-            digest.update(f"{clip.path}|{stat.st_size}|{stat.st_mtime_ns}|{clip.quadrant}|"
+            digest.update(f"{clip.path}|{_content_digest(clip.path)}|{clip.quadrant}|"
                           f"{clip.split}|{clip.song}".encode())
     return digest.hexdigest()[:16]
 

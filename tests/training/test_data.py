@@ -190,6 +190,35 @@ def test_two_runs_writing_one_cache_at_once_both_succeed(tmp_path: Path, monkeyp
     assert len(cached.rolls) == len(first.rolls) == 3
 
 
+def test_the_cache_follows_file_contents_not_modification_times(tmp_path: Path, monkeypatch) -> None:
+    """A copied data folder (new mtimes, same bytes) reuses the cache; an edit that keeps the
+    size and the mtime still rebuilds it."""
+    import os
+
+    from emolive.training import prepare as prepare_module
+
+    root = _emopia(tmp_path)
+    cache = tmp_path / "cache"
+    first = prepare([load_emopia(root)], cache_dir=cache)
+    clip = root / "midis" / "Q1_songA_0.mid"
+    for path in (root / "midis").iterdir():
+        os.utime(path, ns=(10**18, 10**18))
+    builds = []
+    real_build = prepare_module._build
+    monkeypatch.setattr(prepare_module, "_build", lambda *a: builds.append(1) or real_build(*a))
+    again = prepare_module.prepare([load_emopia(root)], cache_dir=cache)
+    assert builds == [] and len(again.rolls) == len(first.rolls)
+
+    stat = clip.stat()
+    write_midi(clip, scale_notes(61, False))  # the same size: one pitch a semitone up
+    assert clip.stat().st_size == stat.st_size
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    edited = prepare_module.prepare([load_emopia(root)], cache_dir=cache)
+    assert builds == [1]
+    index = edited.path.index(str(clip))
+    assert not np.array_equal(edited.rolls[index], first.rolls[first.path.index(str(clip))])
+
+
 def test_auto_grid_keeps_a_quantised_files_beats_and_tracks_a_performed_one(tmp_path: Path) -> None:
     """POP909's case: performed at about 100 BPM in a file whose tempo map says 120."""
     quantised = read_notes(write_midi(tmp_path / "q.mid",
