@@ -1,4 +1,4 @@
-"""The recipes in training/configs: valid configs, and the fine-tune starts from the pre-train."""
+"""training/configs: valid recipes, chained pre-train -> continue -> fine-tune -> settle."""
 
 from __future__ import annotations
 
@@ -27,17 +27,26 @@ def test_every_recipe_is_a_valid_config(path: Path) -> None:
     assert cfg.max_steps > 0 and cfg.out
 
 
-def test_the_fine_tune_starts_from_the_pre_train_of_the_same_sizes() -> None:
+def test_the_recipes_chain_pre_train_continue_fine_tune_settle_at_the_same_sizes() -> None:
     pre = load(CONFIGS / "pop909_pretrain.json")
+    cont = load(CONFIGS / "pop909_continue.json")
     tune = load(CONFIGS / "emopia_finetune.json")
-    assert pre.datasets == [] and pre.unlabelled == ["pop909"]
-    assert tune.datasets == ["emopia"] and not tune.unlabelled
-    assert Path(tune.init_from) == Path(pre.out) / "ckpt.pt"
-    assert tune.model_config() == pre.model_config()
-    # Everything but the run's length, warm-up, output and start matches the scratch recipe.
+    settle = load(CONFIGS / "emopia_settle.json")
+    for unlabelled in (pre, cont):
+        assert unlabelled.datasets == [] and unlabelled.unlabelled == ["pop909"]
+    for labelled in (tune, settle):
+        assert labelled.datasets == ["emopia"] and not labelled.unlabelled
+    for before, after in ((pre, cont), (cont, tune), (tune, settle)):
+        assert Path(after.init_from) == Path(before.out) / "ckpt.pt"
+    assert pre.model_config() == cont.model_config() == tune.model_config() == settle.model_config()
+    # Both EMOPIA stages are the scratch recipe but for their length, schedule, start and output;
+    # the fine-tune shifts by whole octaves, the settling stage does not.
     scratch = load(CONFIGS / "emopia.json").to_dict()
-    differ = {k for k, v in tune.to_dict().items() if scratch[k] != v}
-    assert differ <= {"max_steps", "beta_warmup_steps", "out", "init_from"}
+    schedule = {"max_steps", "beta_warmup_steps", "out", "init_from"}
+    assert {k for k, v in tune.to_dict().items() if scratch[k] != v} <= schedule | {"octaves"}
+    assert tune.octaves == 1 and settle.octaves == 0
+    differ = {k for k, v in settle.to_dict().items() if scratch[k] != v}
+    assert differ <= schedule | {"lr", "warmup_steps", "eval_every"}
 
 
 def test_the_shipped_model_has_the_fine_tune_recipes_sizes() -> None:
@@ -48,7 +57,7 @@ def test_the_shipped_model_has_the_fine_tune_recipes_sizes() -> None:
     from emolive.training.model import ModelConfig
 
     card = json.loads((Path(DEFAULT_MODEL_DIR) / "model_card.json").read_text())
-    assert ModelConfig(**card["model"]) == load(CONFIGS / "emopia_finetune.json").model_config()
+    assert ModelConfig(**card["model"]) == load(CONFIGS / "emopia_settle.json").model_config()
 
 
 def test_extends_supplies_the_rest_and_refuses_a_loop(tmp_path: Path) -> None:
