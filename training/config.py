@@ -59,7 +59,7 @@ class TrainConfig:
     threads: int = 2
     # losses
     beta_max: float = 0.2
-    beta_warmup_steps: int = 2000
+    beta_warmup_steps: int = 2000  # KL weight 0 at step 0, beta_max from this step (1: from step 1)
     free_bits: float = 0.1  # nats per latent dimension
     adv_weight: float = 0.3  # gradient-reversal emotion adversary on the posterior mean
     critic_weight: float = 0.0  # emotion critic on output statistics; off: it did not pay (ablation)

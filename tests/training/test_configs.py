@@ -49,7 +49,7 @@ def test_the_recipes_chain_pre_train_continue_fine_tune_settle_at_the_same_sizes
     assert differ <= schedule | {"lr", "warmup_steps", "eval_every"}
 
 
-def test_the_shipped_model_has_the_fine_tune_recipes_sizes() -> None:
+def test_the_shipped_model_has_the_recipes_sizes() -> None:
     """The recipes reproduce the bundled model's architecture (plan, final states, sizes)."""
     import json
 
