@@ -113,7 +113,8 @@ def _shipped_model() -> ModelDir | None:
     if not (DEFAULT_MODEL / "model_card.json").is_file():
         return None
     return ModelDir("shipped default", DEFAULT_MODEL,
-                    "same architecture from the card, random weights")
+                    "weights read back from its ONNX files (emolive.training.recover; the int8 "
+                    "step's dequantised)")
 
 
 def prepare_models(work: Path, include_default: bool = True) -> list[ModelDir]:
@@ -133,12 +134,21 @@ def main_model(work: Path) -> ModelDir:
 
 def torch_model(model: ModelDir) -> Any:
     """A PyTorch eager CVAE for ``model``: the very weights for random models (same seed and
-    config as export_random_model), else the card's architecture (timing depends on shapes,
-    not on weight values)."""
+    config as export_random_model), the weights read back from the ONNX files for the shipped
+    one (emolive.training.recover, its velocity calibration applied), else the card's
+    architecture (timing depends on shapes, not on weight values)."""
     import torch
 
     from emolive.training.model import CVAE, ModelConfig
 
+    if model.torch_source.startswith("weights read back"):
+        from emolive.training.recover import recover_model
+
+        net, card = recover_model(model.path)
+        calibration = card.get("velocity_calibration")
+        if calibration:
+            net.set_velocity_calibration(calibration["gain"], calibration["bias"])
+        return net
     card = json.loads((model.path / "model_card.json").read_text())
     cfg = ModelConfig(**card["model"]) if "model" in card else ModelConfig(
         z_dim=card["sizes"]["z"], hidden=card["sizes"]["hidden"], layers=card["sizes"]["layers"])

@@ -65,6 +65,12 @@ class TrainConfig:
     critic_weight: float = 0.0  # emotion critic on output statistics; off: it did not pay (ablation)
     input_dropout: float = 0.0  # P(a decoder step sees zeros for the previous frame), training only
     hidden_dropout: float = 0.0  # dropout on the decoder GRU's outputs before the head, training only
+    # P(a decoder step sees the decoder's own previous frame, from a teacher-forced pass, in
+    # place of the true one), training only: scheduled sampling, for free-running decoding
+    own_frames: float = 0.0
+    # P(a segment's decoder steps all see the frames the decoder plays running free from z),
+    # training only: the decoder learns from the inputs it will meet when it runs free
+    free_run: float = 0.0
     resume: bool = False
     init_from: str = ""  # checkpoint whose weights start this run (new optimizer and schedule)
 
@@ -144,6 +150,9 @@ def _validate(cfg: TrainConfig) -> None:
     for name in ("input_dropout", "hidden_dropout"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    for name in ("own_frames", "free_run"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
     if not 0 <= cfg.transpose <= 11:
         raise ValueError(f"transpose must be in 0..11 semitones, got {cfg.transpose}")
     if not 0 <= cfg.octaves <= 2:

@@ -108,16 +108,18 @@ def _labelled_cross_entropy(logits: torch.Tensor, label: torch.Tensor) -> torch.
 def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion: torch.Tensor,
                    label: torch.Tensor, beta: float, free_bits: float, adv_weight: float,
                    critic_weight: float, input_dropout: float = 0.0,
-                   hidden_dropout: float = 0.0) -> dict[str, torch.Tensor]:
+                   hidden_dropout: float = 0.0, own_frames: float = 0.0,
+                   free_run: float = 0.0) -> dict[str, torch.Tensor]:
     """All loss terms for a batch ``roll [B, T, 264]``; ``total`` is what is minimised.
-    ``input_dropout`` and ``hidden_dropout`` apply in training mode only (validation decodes
-    with every frame and unit)."""
+    ``input_dropout``, ``hidden_dropout``, ``own_frames`` and ``free_run`` (CVAE.forward_teacher) apply in
+    training mode only (validation decodes with every true frame and unit)."""
     onset_t, hold_t, vel_t = roll.split(N_KEYS, dim=-1)
     mu, logvar = model.encode(roll, emotion)
     z = model.reparameterise(mu, logvar) if model.training else mu
     onset_l, hold_l, vel_p = model.forward_teacher(
         roll, z, emotion, input_dropout if model.training else 0.0,
-        hidden_dropout if model.training else 0.0)
+        hidden_dropout if model.training else 0.0, own_frames if model.training else 0.0,
+        free_run if model.training else 0.0)
     onset_bce = F.binary_cross_entropy_with_logits(onset_l, onset_t)
     hold_bce = F.binary_cross_entropy_with_logits(hold_l, hold_t)
     vel_mse = ((vel_p - vel_t) ** 2 * onset_t).sum() / onset_t.sum().clamp(min=1.0)

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 N_KEYS = 88  # MIDI 21..108
 FRAME_SIZE = 3 * N_KEYS  # [onset | hold | velocity]
 N_EMOTIONS = 4  # Q1..Q4
+OWN_ONSET_THRESHOLD = 0.3  # onsets of played_frame (training only): the shipped model's threshold
 
 
 @dataclass
@@ -57,6 +58,19 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def played_frame(onset_l: torch.Tensor, hold_l: torch.Tensor, velocity: torch.Tensor,
+                 prev: torch.Tensor) -> torch.Tensor:
+    """The frame ``[..., F]`` played from a step's outputs (``[..., 88]`` each) after ``prev``
+    (``[..., F]``, the frame before), decoded as the evaluation does: an onset where P(onset) >
+    OWN_ONSET_THRESHOLD; a key sounds at its onset and while it sounded before and P(hold) >
+    0.5; velocity at onsets, at least 1/127 (no onset cap)."""
+    onset = torch.sigmoid(onset_l) > OWN_ONSET_THRESHOLD
+    sounding_before = prev[..., N_KEYS:2 * N_KEYS] > 0.5
+    hold = onset | (sounding_before & (torch.sigmoid(hold_l) > 0.5))
+    return torch.cat([onset.to(velocity.dtype), hold.to(velocity.dtype),
+                      velocity.clamp(min=1 / 127) * onset], dim=-1)
 
 
 class EmotionEmbedding(nn.Module):
@@ -225,19 +239,56 @@ class CVAE(nn.Module):
 
     def forward_teacher(self, roll: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,
                         input_dropout: float = 0.0, hidden_dropout: float = 0.0,
+                        own_frames: float = 0.0, free_run: float = 0.0,
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced decoding of ``roll [B, T, F]``: step t sees frame t-1 (zeros at t=0).
         ``input_dropout``: the probability that step t sees zeros in place of frame t-1 (each
         step drawn on its own; training only), so that the decoder must take more from z.
-        ``hidden_dropout``: dropout on the GRU's outputs before the head (training only)."""
+        ``hidden_dropout``: dropout on the GRU's outputs before the head (training only).
+        ``own_frames``: the probability that step t sees the frame the decoder itself would
+        have played at t-1 (:meth:`own_frames`) instead of the true one (training only): the
+        decoder learns to go on from its own mistakes, as it must when it runs free.
+        ``free_run``: the probability that a segment's steps all see the frames the decoder
+        played running free from z (:meth:`free_run_frames`; training only); targets stay
+        the true frames."""
         prev = torch.cat([torch.zeros_like(roll[:, :1]), roll[:, :-1]], dim=1)
+        emb = self.embed(emotion)
+        if own_frames > 0.0:
+            mine = self.own_frames(prev, z, emb)
+            swap = torch.rand(prev.shape[:2] + (1,), device=prev.device) < own_frames
+            prev = torch.where(swap, mine, prev)
+        if free_run > 0.0:  # whole segments on the decoder's own free-running frames
+            rows = torch.nonzero(torch.rand(prev.shape[0]) < free_run).squeeze(1)
+            if len(rows):
+                prev = prev.index_copy(0, rows, self.free_run_frames(z[rows], emb[rows],
+                                                                     prev.shape[1]))
         if input_dropout > 0.0:
             keep = torch.rand(prev.shape[:2] + (1,), device=prev.device) >= input_dropout
             prev = prev * keep.to(prev.dtype)
-        emb = self.embed(emotion)
         onset, hold, vel, _ = self.decoder.run(prev, z, emb, self.decoder.init_state(z, emb),
                                                hidden_dropout)
         return onset, hold, vel
+
+    @torch.no_grad()
+    def own_frames(self, prev: torch.Tensor, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The frames ``[B, T, F]`` the decoder plays after seeing ``prev`` (a teacher-forced
+        pass without gradient), shifted like ``prev``: entry t is its frame for step t-1 (zeros
+        at t=0), played by :func:`played_frame`."""
+        onset_l, hold_l, vel, _ = self.decoder.run(prev, z, emb, self.decoder.init_state(z, emb))
+        frame = played_frame(onset_l, hold_l, vel, prev)
+        return torch.cat([torch.zeros_like(frame[:, :1]), frame[:, :-1]], dim=1)
+
+    @torch.no_grad()
+    def free_run_frames(self, z: torch.Tensor, emb: torch.Tensor, steps: int) -> torch.Tensor:
+        """``[B, steps, F]``: the frames the decoder plays running free from z (no gradient),
+        shifted like ``prev`` of forward_teacher: entry t is the frame it played at step t-1
+        (zeros at t=0), each step seeing the one before, as the engine and the evaluation run."""
+        state = self.decoder.init_state(z, emb)
+        frames = [torch.zeros(z.shape[0], FRAME_SIZE, dtype=z.dtype, device=z.device)]
+        for _ in range(steps - 1):
+            onset_l, hold_l, vel, state = self.decoder.run(frames[-1].unsqueeze(1), z, emb, state)
+            frames.append(played_frame(onset_l[:, 0], hold_l[:, 0], vel[:, 0], frames[-1]))
+        return torch.stack(frames, dim=1)
 
     @staticmethod
     def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -90,6 +90,79 @@ def test_hidden_dropout_changes_teacher_forcing_only_when_asked() -> None:
     assert not torch.allclose(dropped, full)
 
 
+def test_own_frames_feed_the_decoder_its_own_previous_frames_in_training_only() -> None:
+    """At rate 0 teacher forcing is unchanged; at rate ~1 every step sees the frame the decoder
+    played one step before (own_frames), so the logits equal teacher forcing on those frames;
+    the frames are played as the evaluation decodes (threshold, holds, velocity at onsets)."""
+    torch.manual_seed(0)
+    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16,
+                             emb_dim=4).model_config())
+    roll = (torch.rand(3, 16, 264) > 0.8).float()
+    z, emotion = torch.randn(3, 8), torch.eye(4)[:3]
+    prev = torch.cat([torch.zeros_like(roll[:, :1]), roll[:, :-1]], dim=1)
+    with torch.no_grad():
+        full = model.forward_teacher(roll, z, emotion)[0]
+        unchanged = model.forward_teacher(roll, z, emotion, own_frames=0.0)[0]
+        all_own = model.forward_teacher(roll, z, emotion, own_frames=1.0 - 1e-9)[0]
+        mine = model.own_frames(prev, z, model.embed(emotion))
+        onset_l, hold_l, vel = model.forward_teacher(roll, z, emotion)
+        # teacher forcing on a roll whose frames are the decoder's own: step t then sees mine[t]
+        on_mine = model.forward_teacher(torch.cat([mine[:, 1:], mine[:, :1]], dim=1), z,
+                                        emotion)[0]
+    assert torch.equal(full, unchanged)
+    assert torch.allclose(all_own, on_mine, atol=1e-6)
+    assert not torch.allclose(all_own, full)
+    assert torch.equal(mine[:, 0], torch.zeros_like(mine[:, 0]))
+    onset = torch.sigmoid(onset_l[:, :-1]) > 0.3
+    assert torch.equal(mine[:, 1:, :88], onset.float())
+    assert torch.equal(mine[:, 1:, 88:176] >= mine[:, 1:, :88], torch.ones_like(onset))
+    assert torch.equal(mine[:, 1:, 176:], vel[:, :-1].clamp(min=1 / 127) * onset)
+
+
+@pytest.mark.parametrize("plan_steps", [0, 8])
+def test_free_run_frames_are_what_the_exported_decoder_plays(tmp_path: Path,
+                                                             plan_steps: int) -> None:
+    """CVAE.free_run_frames (training, PyTorch) and OnnxCVAE.generate (evaluation, ONNX
+    Runtime, deterministic at the same threshold, no cap) play the same frames."""
+    from emolive.training.card import build_card
+    from emolive.training.model import OWN_ONSET_THRESHOLD
+    from emolive.training.onnx_runner import OnnxCVAE, Sampling
+
+    torch.manual_seed(1)
+    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16, emb_dim=4,
+                             plan_steps=plan_steps, plan_dim=4).model_config()).eval()
+    export.export_model(model, tmp_path / "m", build_card(model.cfg, name="t"), "float32")
+    z, emotion = torch.randn(5, 8), torch.eye(4)[[0, 1, 2, 3, 0]]
+    with torch.no_grad():
+        mine = model.free_run_frames(z, model.embed(emotion), 16)
+    sampling = Sampling(onset_threshold=OWN_ONSET_THRESHOLD, sample=False, max_onsets_per_step=0)
+    played = OnnxCVAE(tmp_path / "m").generate(z.numpy(), emotion.numpy(), 16, sampling,
+                                              np.random.default_rng(0))
+    assert torch.equal(mine[:, 0], torch.zeros_like(mine[:, 0]))
+    onsets = mine[:, 1:, :88]
+    assert 0 < onsets.mean() < 1  # the comparison is not between two silences
+    assert np.array_equal(mine[:, 1:, :176].numpy(), played[:, :-1, :176])
+    assert np.allclose(mine[:, 1:, 176:].numpy(), played[:, :-1, 176:], atol=1e-5)
+
+
+def test_free_run_decodes_whole_segments_on_the_decoders_own_frames() -> None:
+    torch.manual_seed(0)
+    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16,
+                             emb_dim=4).model_config())
+    roll = (torch.rand(3, 16, 264) > 0.8).float()
+    z, emotion = torch.randn(3, 8), torch.eye(4)[:3]
+    with torch.no_grad():
+        full = model.forward_teacher(roll, z, emotion)[0]
+        unchanged = model.forward_teacher(roll, z, emotion, free_run=0.0)[0]
+        free = model.forward_teacher(roll, z, emotion, free_run=1.0)[0]
+        mine = model.free_run_frames(z, model.embed(emotion), 16)
+        on_mine = model.forward_teacher(torch.cat([mine[:, 1:], mine[:, :1]], dim=1), z,
+                                        emotion)[0]
+    assert torch.equal(full, unchanged)
+    assert torch.allclose(free, on_mine, atol=1e-6)
+    assert not torch.allclose(free, full)
+
+
 def test_segment_stats_are_transposition_invariant_and_tell_major_from_minor() -> None:
     hold = torch.zeros(1, 4, 88)
     hold[0, :, [39, 43, 46]] = 1.0  # C major triad (C4 E4 G4)
@@ -216,6 +289,8 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--data", "/nonexistent"], "not found"),
     (["--input-dropout", "1.0"], "input_dropout must be in [0, 1)"),
     (["--hidden-dropout", "-0.1"], "hidden_dropout must be in [0, 1)"),
+    (["--own-frames", "1.5"], "own_frames must be in [0, 1]"),
+    (["--free-run", "-0.5"], "free_run must be in [0, 1]"),
     (["--key-normalise", "true"], "set transpose to 0"),
     (["--octaves", "3"], "octaves must be in 0..2"),
     (["--unlabelled", "/nonexistent-pieces"], "unlabelled folder /nonexistent-pieces not found"),

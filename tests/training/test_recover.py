@@ -1,0 +1,119 @@
+"""Recovering a checkpoint from exported ONNX files: the same weights, ready to fine-tune."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emolive.training import recover, train
+from emolive.training.card import build_card
+from emolive.training.export import export_model
+from emolive.training.model import CVAE, ModelConfig
+from emolive.training.onnx_runner import OnnxCVAE
+
+pytestmark = pytest.mark.training
+
+SIZES = dict(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16, emb_dim=4, final_states=True)
+
+
+def _exported(tmp_path: Path, precision: str, plan_steps: int, layers: int = 1) -> tuple[CVAE, Path]:
+    torch.manual_seed(3)
+    cfg = ModelConfig(**SIZES, layers=layers, plan_steps=plan_steps, plan_dim=8)
+    model = CVAE(cfg).eval()
+    out = tmp_path / f"{precision}-{plan_steps}-{layers}"
+    export_model(model, out, build_card(cfg, name="tiny"), precision)
+    return model, out
+
+
+@pytest.mark.parametrize("plan_steps,layers", [(0, 1), (16, 1), (16, 2)])
+def test_float32_export_gives_back_every_weight_exactly(tmp_path: Path, plan_steps: int,
+                                                        layers: int) -> None:
+    model, out = _exported(tmp_path, "float32", plan_steps, layers)
+    back, card = recover.recover_model(out)
+    assert card["name"] == "tiny"
+    assert back.cfg == model.cfg
+    theirs = back.state_dict()
+    for name, value in model.state_dict().items():
+        assert torch.allclose(theirs[name], value, atol=1e-7), name
+
+
+@pytest.mark.parametrize("plan_steps", [0, 16])
+def test_int8_export_gives_back_the_weights_it_runs(tmp_path: Path, plan_steps: int) -> None:
+    """The int8 step holds rounded weights: they come back within one quantisation step (ONNX
+    Runtime's symmetric scale is a block's largest magnitude / 128, codes -128..127, so a
+    positive largest weight is clipped by up to a step), and exported again they make a model
+    that decodes exactly like the one read."""
+    model, out = _exported(tmp_path, "int8", plan_steps)
+    back, card = recover.recover_model(out)
+    ours, theirs = model.state_dict(), back.state_dict()
+    for name, value in ours.items():
+        if name.startswith(("decoder.gru.weight", "decoder.head.weight", "decoder.plan.weight")):
+            step = value.abs().max() / 128  # the coarsest scale any block can have
+            assert (theirs[name] - value).abs().max() <= step + 1e-6, name
+            assert not torch.equal(theirs[name], value), name  # rounded, not the originals
+        else:
+            assert torch.allclose(theirs[name], value, atol=1e-7), name
+    again = export_model(back, tmp_path / "again", card, "int8")
+    roll = (np.random.default_rng(0).random((3, 32, 264)) < 0.1).astype(np.float32)
+    emotion = np.eye(4, dtype=np.float32)[:3]
+    first, second = OnnxCVAE(out), OnnxCVAE(again)
+    mu, _ = first.encode(roll, emotion)
+    for a, b in zip(first.teacher_forced(roll, mu, emotion), second.teacher_forced(roll, mu, emotion)):
+        assert np.allclose(a, b, atol=1e-6)
+
+
+def test_the_recovered_checkpoint_fine_tunes(labelled_folder, tmp_path: Path, capsys) -> None:
+    _, out = _exported(tmp_path, "int8", 16)
+    ckpt = tmp_path / "back" / "ckpt.pt"
+    assert recover.main(["--model", str(out), "--out", str(ckpt)]) == 0
+    assert "fine-tune it with --init-from" in capsys.readouterr().out
+    folder, csv_path = labelled_folder
+    sizes = ["--z-dim", "8", "--hidden", "24", "--enc-hidden", "16", "--frame-proj", "16",
+             "--emb-dim", "4", "--plan-steps", "16", "--plan-dim", "8"]
+    argv = ["--datasets", "--generic-folder", str(folder), "--generic-csv", str(csv_path),
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
+            "--max-steps", "2", "--batch-size", "4", "--eval-every", "2", "--val-segments", "4",
+            "--threads", "1", "--min-onsets", "1", "--segment-bars", "1", "--init-from",
+            str(ckpt), "--own-frames", "0.5", *sizes]
+    assert train.main(argv) == 0
+    assert f"weights from {ckpt}" in capsys.readouterr().err
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == 2
+
+
+def _broken(tmp_path: Path, how: str) -> Path:
+    _, out = _exported(tmp_path, "int8", 16)
+    card = out / "model_card.json"
+    if how == "no card":
+        card.unlink()
+    elif how == "card without sizes":
+        card.write_text(json.dumps({k: v for k, v in json.loads(card.read_text()).items()
+                                    if k != "model"}))
+    elif how == "card with other sizes":
+        data = json.loads(card.read_text())
+        data["model"]["hidden"] = 32
+        card.write_text(json.dumps(data))
+    elif how == "truncated encoder":
+        data = (out / "encoder.onnx").read_bytes()
+        (out / "encoder.onnx").write_bytes(data[: len(data) // 2])
+    elif how == "missing step":
+        (out / "decoder_step.onnx").unlink()
+    elif how == "another model's step":
+        _, other = _exported(tmp_path / "other", "int8", 0)
+        shutil.copy(other / "decoder_step.onnx", out / "decoder_step.onnx")
+    return out
+
+
+@pytest.mark.parametrize("how", ["no card", "card without sizes", "card with other sizes",
+                                 "truncated encoder", "missing step", "another model's step"])
+def test_a_model_that_cannot_be_read_back_exits_2_with_a_message(tmp_path: Path, capsys,
+                                                                 how: str) -> None:
+    out = _broken(tmp_path, how)
+    assert recover.main(["--model", str(out), "--out", str(tmp_path / "ckpt.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert not (tmp_path / "ckpt.pt").exists()

@@ -1,0 +1,218 @@
+"""Recover a PyTorch checkpoint from an exported model, so that it can be fine-tuned again.
+
+    python -m emolive.training.recover [--model DIR] --out runs/NAME/ckpt.pt
+    python -m emolive.training.train --config ... --init-from runs/NAME/ckpt.pt
+
+The package ships ONNX files, not a checkpoint; this reads the weights back out of them
+(``--model`` defaults to the shipped model). The sizes come from the card's ``model`` entry.
+Float32 graphs give the weights exactly. An int8 ``decoder_step.onnx`` (``MatMulNBits``, blocks of
+32 weights sharing a scale; the plan's rows with a scale per row) gives the dequantised weights,
+which differ from the trained ones by up to one quantisation step per weight (ONNX Runtime's
+scale is a block's largest magnitude / 128, codes -128..127): the checkpoint is the model as
+shipped, not the one before its export, and exported to int8 again it decodes exactly alike. Not in the ONNX files, so
+not in the checkpoint: the emotion adversary (fresh weights, seeded; it re-learns in a few
+hundred steps), the optimizer state and the velocity calibration (apply it again at export).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+
+from .export import FILES
+from .losses import EmotionHeads
+from .model import CVAE, FRAME_SIZE, ModelConfig
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "python" / "emolive" / "models" / "default"
+
+
+class RecoverError(Exception):
+    """The model directory cannot be read back into a checkpoint (the message says why)."""
+
+
+def _initializers(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+
+
+def _named(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Initializers the exporter kept under their PyTorch names (``model.<param>``)."""
+    return {name[len("model."):]: value for name, value in values.items()
+            if name.startswith("model.")}
+
+
+def _torch_gates(onnx_rows: np.ndarray) -> np.ndarray:
+    """ONNX GRU gate blocks (z, r, h along the first axis) -> PyTorch's order (r, z, n)."""
+    z, r, h = np.split(onnx_rows, 3, axis=0)
+    return np.concatenate([r, z, h], axis=0)
+
+
+def _fused_gru(node: onnx.NodeProto, values: dict[str, np.ndarray], prefix: str,
+               layer: int) -> dict[str, np.ndarray]:
+    """One ONNX ``GRU`` node (``linear_before_reset`` 1, as PyTorch exports) -> the PyTorch
+    weights of ``layer``; a bidirectional node also gives the ``_reverse`` ones."""
+    w, r, b = (values[name] for name in node.input[1:4])  # [D, 3H, in], [D, 3H, H], [D, 6H]
+    out = {}
+    for direction in range(w.shape[0]):
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        bias_ih, bias_hh = np.split(b[direction], 2)
+        out[f"{prefix}.weight_ih{suffix}"] = _torch_gates(w[direction])
+        out[f"{prefix}.weight_hh{suffix}"] = _torch_gates(r[direction])
+        out[f"{prefix}.bias_ih{suffix}"] = _torch_gates(bias_ih)
+        out[f"{prefix}.bias_hh{suffix}"] = _torch_gates(bias_hh)
+    return out
+
+
+def _nodes(graph: onnx.GraphProto, op_type: str) -> list[onnx.NodeProto]:
+    return [node for node in graph.node if node.op_type == op_type]
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: int) -> int:
+    found = [a for a in node.attribute if a.name == name]
+    return int(onnx.helper.get_attribute_value(found[0])) if found else default
+
+
+def _dequantised(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> np.ndarray:
+    """A ``MatMulNBits`` node's weight ``[N, K]`` in float32 (8 bits; zero point 2^(bits-1)
+    unless the node gives one). ``[N, K]`` is PyTorch's ``Linear.weight`` layout."""
+    bits, k, n = _attribute(node, "bits", 4), _attribute(node, "K", 0), _attribute(node, "N", 0)
+    if bits != 8 or len(node.input) > 3 and node.input[3]:
+        raise RecoverError(f"MatMulNBits node {node.name!r}: only 8-bit symmetric weights (as "
+                           "the exporter writes them) can be read back")
+    q = values[node.input[1]].reshape(n, -1).astype(np.float32)  # [N, blocks * block]
+    scales = values[node.input[2]].reshape(n, -1)  # [N, blocks]
+    block = q.shape[1] // scales.shape[1]
+    weight = (q - 2 ** (bits - 1)) * np.repeat(scales, block, axis=1)
+    return weight[:, :k]
+
+
+def _encoder_weights(graph: onnx.GraphProto, cfg: ModelConfig) -> dict[str, np.ndarray]:
+    values = _initializers(graph)
+    out = {name: value for name, value in _named(values).items()}
+    (gru,) = _nodes(graph, "GRU")
+    out.update(_fused_gru(gru, values, "encoder.gru", 0))
+    for node in _nodes(graph, "MatMul"):
+        weight = values.get(node.input[1])
+        if weight is None:
+            continue
+        if node.input[0] == "roll":  # the per-step projection, [F, P]
+            out["encoder.proj.weight"] = weight.T
+        elif cfg.attention and weight.shape == (2 * cfg.enc_hidden, 1):
+            out["encoder.attention.weight"] = weight.T
+    return out
+
+
+def _plan_weights(graph: onnx.GraphProto, values: dict[str, np.ndarray],
+                  cfg: ModelConfig) -> dict[str, np.ndarray]:
+    """The plan projection: its rows ``[plan_steps, plan_dim, C]`` (float32, or int8 with a
+    float scale per row) and its bias ``[plan_steps, plan_dim]``, all read by Gather nodes."""
+    rows_shape, bias_shape = (cfg.plan_steps, cfg.plan_dim, cfg.z_dim + cfg.emb_dim), \
+        (cfg.plan_steps, cfg.plan_dim)
+    gathered = [values[node.input[0]] for node in _nodes(graph, "Gather")
+                if node.input[0] in values]
+    rows = [v for v in gathered if v.shape == rows_shape]
+    scale = [v for v in gathered if v.shape == bias_shape[:2] + (1,)]
+    bias = [v for v in gathered if v.shape == bias_shape and v.dtype == np.float32]
+    if len(rows) != 1 or len(bias) != 1 or len(scale) > 1:
+        raise RecoverError("decoder_step.onnx: cannot find the plan's rows and bias")
+    weight = rows[0].astype(np.float32) * (scale[0] if scale else 1.0)
+    return {"decoder.plan.weight": weight.reshape(-1, rows_shape[2]),
+            "decoder.plan.bias": bias[0].reshape(-1)}
+
+
+def _step_weights(graph: onnx.GraphProto, cfg: ModelConfig) -> dict[str, np.ndarray]:
+    values = _initializers(graph)
+    out = {name: value for name, value in _named(values).items() if name.startswith("decoder.")}
+    if cfg.plan_steps:
+        out.update(_plan_weights(graph, values, cfg))
+    quantised = _nodes(graph, "MatMulNBits")
+    if quantised:  # the int8 step: the GRU as matrix products, layer by layer, ih before hh
+        gru = [n for n in quantised if _attribute(n, "N", 0) == 3 * cfg.hidden]
+        head = [n for n in quantised if _attribute(n, "N", 0) == FRAME_SIZE]
+        if len(gru) != 2 * cfg.layers or len(head) != 1:
+            raise RecoverError("decoder_step.onnx: its int8 matrices do not match the card's sizes")
+        for layer in range(cfg.layers):
+            out[f"decoder.gru.weight_ih_l{layer}"] = _dequantised(gru[2 * layer], values)
+            out[f"decoder.gru.weight_hh_l{layer}"] = _dequantised(gru[2 * layer + 1], values)
+        out["decoder.head.weight"] = _dequantised(head[0], values)
+        return out
+    for layer, node in enumerate(_nodes(graph, "GRU")):  # float32: one fused node per layer
+        out.update(_fused_gru(node, values, "decoder.gru", layer))
+    head = [values[n.input[1]] for n in _nodes(graph, "MatMul")
+            if n.input[1] in values and values[n.input[1]].shape[-1] == FRAME_SIZE]
+    if len(head) != 1:
+        raise RecoverError("decoder_step.onnx: cannot find the output head")
+    out["decoder.head.weight"] = head[0].T
+    return out
+
+
+def _read(path: Path) -> onnx.GraphProto:
+    try:
+        return onnx.load(str(path)).graph
+    except (OSError, DecodeError, ValueError) as err:
+        raise RecoverError(f"cannot read {path}: {err}") from None
+
+
+def recover_model(model_dir: str | Path) -> tuple[CVAE, dict]:
+    """The CVAE whose weights the ONNX files of ``model_dir`` hold, and the model card."""
+    model_dir = Path(model_dir)
+    card_path = model_dir / "model_card.json"
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        cfg = ModelConfig(**card["model"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise RecoverError(f"{card_path}: no readable 'model' entry ({err})") from None
+    weights = {}
+    for part, read in (("encoder", _encoder_weights), ("decoder_step", _step_weights)):
+        weights.update(read(_read(model_dir / FILES[part]), cfg))
+    init = _initializers(_read(model_dir / FILES["decoder_init"]))
+    weights.update({k: v for k, v in _named(init).items() if k.startswith("decoder.to_state")})
+    model = CVAE(cfg)
+    try:
+        model.load_state_dict({name: torch.tensor(value, dtype=torch.float32)
+                               for name, value in weights.items()}, strict=True)
+    except RuntimeError as err:
+        raise RecoverError(f"{model_dir}: the ONNX weights do not fit the card's sizes: "
+                           f"{str(err).splitlines()[0]}") from None
+    return model.eval(), card
+
+
+def recovered_checkpoint(model: CVAE, card: dict, seed: int = 0) -> dict:
+    """A checkpoint in train.py's layout (``--init-from`` reads it); the adversary is fresh."""
+    torch.manual_seed(seed)
+    heads = EmotionHeads(model.cfg.z_dim)
+    config = card.get("training", {}).get("config", {})
+    return {"model": model.state_dict(), "heads": heads.state_dict(), "optimizer": None,
+            "model_args": model.cfg.to_dict(), "iter_num": card.get("training", {}).get("steps"),
+            "best_val_loss": float("inf"), "config": config, "elapsed_s": 0.0,
+            "recovered_from": card.get("name")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emolive recover", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL),
+                        help="exported model directory (default: the shipped model)")
+    parser.add_argument("--out", required=True, help="checkpoint file to write (ckpt.pt)")
+    args = parser.parse_args(argv)
+    try:
+        model, card = recover_model(args.model)
+    except RecoverError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(recovered_checkpoint(model, card), out)
+    print(f"wrote {out}: {card.get('name')} ({sum(p.numel() for p in model.parameters()):,} "
+          f"weights); fine-tune it with --init-from {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
