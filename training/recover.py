@@ -171,7 +171,11 @@ def recover_model(model_dir: str | Path) -> tuple[CVAE, dict]:
         raise RecoverError(f"{card_path}: no readable 'model' entry ({err})") from None
     weights = {}
     for part, read in (("encoder", _encoder_weights), ("decoder_step", _step_weights)):
-        weights.update(read(_read(model_dir / FILES[part]), cfg))
+        path = model_dir / FILES[part]
+        try:
+            weights.update(read(_read(path), cfg))
+        except (KeyError, ValueError, IndexError) as err:  # a graph of another shape
+            raise RecoverError(f"{path}: not the graph the exporter writes ({err!r})") from None
     init = _initializers(_read(model_dir / FILES["decoder_init"]))
     weights.update({k: v for k, v in _named(init).items() if k.startswith("decoder.to_state")})
     model = CVAE(cfg)

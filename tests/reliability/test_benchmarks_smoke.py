@@ -31,6 +31,10 @@ def test_decode_benchmark_runs(tmp_path: Path) -> None:
         if model["torch_twin"].startswith("same weights"):
             int8 = model["decoder_step_precision"].startswith("int8")  # 8-bit weights
             assert model["torch_vs_onnx_max_abs_diff"] < (0.05 if int8 else 1e-4)
+        elif model["torch_twin"].startswith("weights read back"):  # the shipped int8 model
+            # int8 arithmetic on its inputs moves its logits by up to 0.13 (the card's
+            # precision entry); a twin with other weights would be off by whole units
+            assert model["torch_vs_onnx_max_abs_diff"] < 0.3
         for row in model["rows"].values():
             assert 0 < row["step"]["median_us"] <= row["step"]["p99_us"]
             assert row["step"]["n"] == 64 and row["bar"]["n"] == 4

@@ -102,6 +102,8 @@ def _broken(tmp_path: Path, how: str) -> Path:
         (out / "encoder.onnx").write_bytes(data[: len(data) // 2])
     elif how == "missing step":
         (out / "decoder_step.onnx").unlink()
+    elif how == "step in place of the encoder":
+        shutil.copy(out / "decoder_step.onnx", out / "encoder.onnx")
     elif how == "another model's step":
         _, other = _exported(tmp_path / "other", "int8", 0)
         shutil.copy(other / "decoder_step.onnx", out / "decoder_step.onnx")
@@ -109,7 +111,8 @@ def _broken(tmp_path: Path, how: str) -> Path:
 
 
 @pytest.mark.parametrize("how", ["no card", "card without sizes", "card with other sizes",
-                                 "truncated encoder", "missing step", "another model's step"])
+                                 "truncated encoder", "missing step", "another model's step",
+                                 "step in place of the encoder"])
 def test_a_model_that_cannot_be_read_back_exits_2_with_a_message(tmp_path: Path, capsys,
                                                                  how: str) -> None:
     out = _broken(tmp_path, how)
