@@ -27,6 +27,7 @@ pytestmark = pytest.mark.training
 SMALL = {
     "train": ["--max-steps", "4", "--eval-every", "2", "--val-segments", "16", "--batch-size", "8"],
     "export": [],
+    "recover": [],
     "evaluate": ["--samples", "4", "--val-segments", "16", "--classifier-segments", "64",
                  "--classifier-steps", "5", "--wav", "false"],
 }
@@ -74,3 +75,13 @@ def test_readme_training_commands_run_in_order(jack_server: str, tmp_path: Path)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err[-3000:]
     assert "Traceback" not in err
+
+    assert [shlex.split(c)[1] for c in commands[4:]] == ["recover", "train"]
+    for command in commands[4:]:  # fine-tune the bundled model from its recovered weights
+        argv = shlex.split(command)
+        result = subprocess.run(argv + SMALL[argv[1]], cwd=repo, capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
+        assert "Traceback" not in result.stderr
+    assert "weights from runs/bundled/ckpt.pt" in result.stderr
+    assert (repo / "runs" / "bundled-tuned" / "ckpt.pt").is_file()
