@@ -111,8 +111,9 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
                    hidden_dropout: float = 0.0, own_frames: float = 0.0,
                    free_run: float = 0.0) -> dict[str, torch.Tensor]:
     """All loss terms for a batch ``roll [B, T, 264]``; ``total`` is what is minimised.
-    ``input_dropout``, ``hidden_dropout``, ``own_frames`` and ``free_run`` (CVAE.forward_teacher) apply in
-    training mode only (validation decodes with every true frame and unit)."""
+    ``input_dropout``, ``hidden_dropout``, ``own_frames`` and ``free_run``
+    (CVAE.forward_teacher) apply in training mode only (validation decodes with every true
+    frame and unit)."""
     onset_t, hold_t, vel_t = roll.split(N_KEYS, dim=-1)
     mu, logvar = model.encode(roll, emotion)
     z = model.reparameterise(mu, logvar) if model.training else mu

@@ -9,9 +9,10 @@ Float32 graphs give the weights exactly. An int8 ``decoder_step.onnx`` (``MatMul
 32 weights sharing a scale; the plan's rows with a scale per row) gives the dequantised weights,
 which differ from the trained ones by up to one quantisation step per weight (ONNX Runtime's
 scale is a block's largest magnitude / 128, codes -128..127): the checkpoint is the model as
-shipped, not the one before its export, and exported to int8 again it decodes exactly alike. Not in the ONNX files, so
-not in the checkpoint: the emotion adversary (fresh weights, seeded; it re-learns in a few
-hundred steps), the optimizer state and the velocity calibration (apply it again at export).
+shipped, not the one before its export, and exported to int8 again it decodes exactly alike.
+Not in the ONNX files, so not in the checkpoint: the emotion adversary (fresh weights, seeded;
+the fine-tune trains it again), the optimizer state and the velocity calibration (apply it
+again at export).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _dequantised(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> np.ndar
 
 def _encoder_weights(graph: onnx.GraphProto, cfg: ModelConfig) -> dict[str, np.ndarray]:
     values = _initializers(graph)
-    out = {name: value for name, value in _named(values).items()}
+    out = _named(values)
     (gru,) = _nodes(graph, "GRU")
     out.update(_fused_gru(gru, values, "encoder.gru", 0))
     for node in _nodes(graph, "MatMul"):

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.training
 SIZES = dict(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16, emb_dim=4, final_states=True)
 
 
-def _exported(tmp_path: Path, precision: str, plan_steps: int, layers: int = 1) -> tuple[CVAE, Path]:
+def _exported(tmp_path: Path, precision: str, plan_steps: int,
+              layers: int = 1) -> tuple[CVAE, Path]:
     torch.manual_seed(3)
     cfg = ModelConfig(**SIZES, layers=layers, plan_steps=plan_steps, plan_dim=8)
     model = CVAE(cfg).eval()
@@ -63,7 +64,8 @@ def test_int8_export_gives_back_the_weights_it_runs(tmp_path: Path, plan_steps: 
     emotion = np.eye(4, dtype=np.float32)[:3]
     first, second = OnnxCVAE(out), OnnxCVAE(again)
     mu, _ = first.encode(roll, emotion)
-    for a, b in zip(first.teacher_forced(roll, mu, emotion), second.teacher_forced(roll, mu, emotion)):
+    theirs = second.teacher_forced(roll, mu, emotion)
+    for a, b in zip(first.teacher_forced(roll, mu, emotion), theirs):
         assert np.allclose(a, b, atol=1e-6)
 
 
