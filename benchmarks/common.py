@@ -135,7 +135,7 @@ def main_model(work: Path) -> ModelDir:
 def torch_model(model: ModelDir) -> Any:
     """A PyTorch eager CVAE for ``model``: the very weights for random models (same seed and
     config as export_random_model), the weights read back from the ONNX files for the shipped
-    one (emolive.training.recover, its velocity calibration applied), else the card's
+    one (emolive.training.recover, with its velocity calibration), else the card's
     architecture (timing depends on shapes, not on weight values)."""
     import torch
 
@@ -144,11 +144,7 @@ def torch_model(model: ModelDir) -> Any:
     if model.torch_source.startswith("weights read back"):
         from emolive.training.recover import recover_model
 
-        net, card = recover_model(model.path)
-        calibration = card.get("velocity_calibration")
-        if calibration:
-            net.set_velocity_calibration(calibration["gain"], calibration["bias"])
-        return net
+        return recover_model(model.path)[0]
     card = json.loads((model.path / "model_card.json").read_text())
     cfg = ModelConfig(**card["model"]) if "model" in card else ModelConfig(
         z_dim=card["sizes"]["z"], hidden=card["sizes"]["hidden"], layers=card["sizes"]["layers"])

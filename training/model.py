@@ -60,6 +60,12 @@ class ModelConfig:
         return asdict(self)
 
 
+def shifted(frames: torch.Tensor) -> torch.Tensor:
+    """``frames [B, T, F]`` one step later: entry t is frame t-1, entry 0 zeros (what decoder
+    step t sees as its previous frame)."""
+    return torch.cat([torch.zeros_like(frames[:, :1]), frames[:, :-1]], dim=1)
+
+
 def played_frame(onset_l: torch.Tensor, hold_l: torch.Tensor, velocity: torch.Tensor,
                  prev: torch.Tensor) -> torch.Tensor:
     """The frame ``[..., F]`` played from a step's outputs (``[..., 88]`` each) after ``prev``
@@ -251,7 +257,7 @@ class CVAE(nn.Module):
         ``free_run``: the probability that a segment's steps all see the frames the decoder
         played running free from z (:meth:`free_run_frames`; training only); targets stay
         the true frames."""
-        prev = torch.cat([torch.zeros_like(roll[:, :1]), roll[:, :-1]], dim=1)
+        prev = shifted(roll)
         emb = self.embed(emotion)
         if own_frames > 0.0:
             mine = self.own_frames(prev, z, emb)
@@ -275,8 +281,7 @@ class CVAE(nn.Module):
         pass without gradient), shifted like ``prev``: entry t is its frame for step t-1 (zeros
         at t=0), played by :func:`played_frame`."""
         onset_l, hold_l, vel, _ = self.decoder.run(prev, z, emb, self.decoder.init_state(z, emb))
-        frame = played_frame(onset_l, hold_l, vel, prev)
-        return torch.cat([torch.zeros_like(frame[:, :1]), frame[:, :-1]], dim=1)
+        return shifted(played_frame(onset_l, hold_l, vel, prev))
 
     @torch.no_grad()
     def free_run_frames(self, z: torch.Tensor, emb: torch.Tensor, steps: int) -> torch.Tensor:

@@ -10,9 +10,11 @@ Float32 graphs give the weights exactly. An int8 ``decoder_step.onnx`` (``MatMul
 which differ from the trained ones by up to one quantisation step per weight (ONNX Runtime's
 scale is a block's largest magnitude / 128, codes -128..127): the checkpoint is the model as
 shipped, not the one before its export, and exported to int8 again it decodes exactly alike.
-Not in the ONNX files, so not in the checkpoint: the emotion adversary (fresh weights, seeded;
-the fine-tune trains it again), the optimizer state and the velocity calibration (apply it
-again at export).
+Not in the checkpoint: the emotion adversary (not in the ONNX files; fresh weights, seeded, and
+the fine-tune trains it again), the optimizer state (so the checkpoint starts a run with
+``--init-from``; it cannot be resumed) and the velocity calibration (the model
+:func:`recover_model` returns has the card's, as the shipped step does, but it is not a
+weight: calibrate and export with it again after a fine-tune).
 """
 
 from __future__ import annotations
@@ -114,17 +116,16 @@ def _plan_weights(graph: onnx.GraphProto, values: dict[str, np.ndarray],
                   cfg: ModelConfig) -> dict[str, np.ndarray]:
     """The plan projection: its rows ``[plan_steps, plan_dim, C]`` (float32, or int8 with a
     float scale per row) and its bias ``[plan_steps, plan_dim]``, all read by Gather nodes."""
-    rows_shape, bias_shape = (cfg.plan_steps, cfg.plan_dim, cfg.z_dim + cfg.emb_dim), \
-        (cfg.plan_steps, cfg.plan_dim)
+    slots = (cfg.plan_steps, cfg.plan_dim)
     gathered = [values[node.input[0]] for node in _nodes(graph, "Gather")
                 if node.input[0] in values]
-    rows = [v for v in gathered if v.shape == rows_shape]
-    scale = [v for v in gathered if v.shape == bias_shape[:2] + (1,)]
-    bias = [v for v in gathered if v.shape == bias_shape and v.dtype == np.float32]
+    rows = [v for v in gathered if v.shape == slots + (cfg.z_dim + cfg.emb_dim,)]
+    scale = [v for v in gathered if v.shape == slots + (1,)]
+    bias = [v for v in gathered if v.shape == slots and v.dtype == np.float32]
     if len(rows) != 1 or len(bias) != 1 or len(scale) > 1:
         raise RecoverError("decoder_step.onnx: cannot find the plan's rows and bias")
     weight = rows[0].astype(np.float32) * (scale[0] if scale else 1.0)
-    return {"decoder.plan.weight": weight.reshape(-1, rows_shape[2]),
+    return {"decoder.plan.weight": weight.reshape(-1, rows[0].shape[2]),
             "decoder.plan.bias": bias[0].reshape(-1)}
 
 
@@ -162,7 +163,8 @@ def _read(path: Path) -> onnx.GraphProto:
 
 
 def recover_model(model_dir: str | Path) -> tuple[CVAE, dict]:
-    """The CVAE whose weights the ONNX files of ``model_dir`` hold, and the model card."""
+    """The CVAE whose weights the ONNX files of ``model_dir`` hold, with the card's velocity
+    calibration (as its decoder step applies it), and the model card."""
     model_dir = Path(model_dir)
     card_path = model_dir / "model_card.json"
     try:
@@ -186,11 +188,15 @@ def recover_model(model_dir: str | Path) -> tuple[CVAE, dict]:
     except RuntimeError as err:
         raise RecoverError(f"{model_dir}: the ONNX weights do not fit the card's sizes: "
                            f"{str(err).splitlines()[0]}") from None
+    calibration = card.get("velocity_calibration")
+    if calibration:
+        model.set_velocity_calibration(calibration["gain"], calibration["bias"])
     return model.eval(), card
 
 
 def recovered_checkpoint(model: CVAE, card: dict, seed: int = 0) -> dict:
-    """A checkpoint in train.py's layout (``--init-from`` reads it); the adversary is fresh."""
+    """A checkpoint in train.py's layout for ``--init-from``: the adversary is fresh, and
+    there is no optimizer state (``"optimizer": None``: train.py refuses to resume it)."""
     torch.manual_seed(seed)
     heads = EmotionHeads(model.cfg.z_dim)
     config = card.get("training", {}).get("config", {})

@@ -207,6 +207,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
         start_from(model, heads, cfg.init_from, log)
     if resuming:
         ckpt = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+        if ckpt.get("optimizer") is None:  # written by emolive.training.recover
+            raise DataError(f"{out / 'ckpt.pt'} holds no training state to resume (it was read "
+                            "back from ONNX files): start a run from it with --init-from")
         model.load_state_dict(ckpt["model"])
         heads.load_state_dict(ckpt["heads"])
         optimizer.load_state_dict(ckpt["optimizer"])

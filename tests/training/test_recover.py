@@ -87,6 +87,46 @@ def test_the_recovered_checkpoint_fine_tunes(labelled_folder, tmp_path: Path, ca
     assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == 2
 
 
+def test_the_recovered_model_plays_the_cards_velocity_calibration(tmp_path: Path) -> None:
+    """The card's calibration is not a weight, but the model returned decodes with it, as the
+    exported step does."""
+    torch.manual_seed(3)
+    cfg = ModelConfig(**SIZES)
+    model = CVAE(cfg).eval()
+    calibration = {"gain": [1.5, 0.5, 1.0, 2.0], "bias": [0.0, 0.1, -0.1, 0.0]}
+    model.set_velocity_calibration(calibration["gain"], calibration["bias"])
+    card = build_card(cfg, name="tiny")
+    card["velocity_calibration"] = calibration
+    out = export_model(model, tmp_path / "cal", card, "float32")
+    back, _ = recover.recover_model(out)
+    prev, z = torch.rand(4, 264), torch.randn(4, 8)
+    emotion = torch.eye(4)
+    with torch.no_grad():
+        state = back.decoder_init(z, emotion)
+        velocity = back.decoder_step(prev, z, emotion, state)[2]
+        uncalibrated = CVAE(cfg).eval()
+        uncalibrated.load_state_dict(back.state_dict())
+        plain = uncalibrated.decoder_step(prev, z, emotion, state)[2]
+    played = OnnxCVAE(out).step(prev.numpy(), z.numpy(), emotion.numpy(), state.numpy())[2]
+    assert np.allclose(velocity.numpy(), played, atol=1e-5)
+    assert not torch.allclose(velocity, plain)
+
+
+def test_a_recovered_checkpoint_starts_a_run_but_is_not_resumed(labelled_folder, tmp_path: Path,
+                                                                 capsys) -> None:
+    _, out = _exported(tmp_path, "int8", 0)
+    assert recover.main(["--model", str(out), "--out", str(tmp_path / "run" / "ckpt.pt")]) == 0
+    folder, csv_path = labelled_folder
+    argv = ["--datasets", "--generic-folder", str(folder), "--generic-csv", str(csv_path),
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
+            "--max-steps", "2", "--batch-size", "4", "--val-segments", "4", "--threads", "1",
+            "--min-onsets", "1", "--segment-bars", "1", "--z-dim", "8", "--hidden", "24",
+            "--enc-hidden", "16", "--frame-proj", "16", "--emb-dim", "4", "--resume", "true"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no training state to resume" in err and "--init-from" in err
+
+
 def _broken(tmp_path: Path, how: str) -> Path:
     _, out = _exported(tmp_path, "int8", 16)
     card = out / "model_card.json"

@@ -12,7 +12,7 @@ import torch
 from emolive.training import export, train
 from emolive.training.config import TrainConfig
 from emolive.training.losses import EmotionHeads, compute_losses, segment_stats
-from emolive.training.model import CVAE
+from emolive.training.model import CVAE, shifted
 
 pytestmark = pytest.mark.training
 
@@ -54,15 +54,20 @@ def test_a_few_steps_lower_the_loss(labelled_folder, tmp_path: Path, plan_steps:
     assert last["critic_real"].item() < first["critic_real"]
 
 
+def _tiny_decoder_case(**sizes) -> tuple[CVAE, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A tiny CVAE (seeded), a random roll ``[3, 16, 264]``, z ``[3, 8]`` and three emotions."""
+    torch.manual_seed(0)
+    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16, emb_dim=4,
+                             **sizes).model_config())
+    roll = (torch.rand(3, 16, 264) > 0.8).float()
+    return model, roll, torch.randn(3, 8), torch.eye(4)[:3]
+
+
 def test_input_dropout_hides_previous_frames_in_training_only() -> None:
     """A step whose previous frame is dropped decodes as if that frame were silent; with the
     rate at 0 (and so in validation) teacher forcing is unchanged."""
-    torch.manual_seed(0)
-    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16,
-                             emb_dim=4).model_config())
-    roll = (torch.rand(3, 16, 264) > 0.8).float()
+    model, roll, z, emotion = _tiny_decoder_case()
     silent = torch.zeros_like(roll)
-    z, emotion = torch.randn(3, 8), torch.eye(4)[:3]
     with torch.no_grad():
         full = model.forward_teacher(roll, z, emotion)[0]
         unchanged = model.forward_teacher(roll, z, emotion, input_dropout=0.0)[0]
@@ -77,11 +82,7 @@ def test_input_dropout_hides_previous_frames_in_training_only() -> None:
 def test_hidden_dropout_changes_teacher_forcing_only_when_asked() -> None:
     """Dropout on the GRU outputs moves the logits when set and leaves them exactly alone at 0
     (validation and the exported steps never drop)."""
-    torch.manual_seed(0)
-    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16,
-                             emb_dim=4).model_config())
-    roll = (torch.rand(3, 16, 264) > 0.8).float()
-    z, emotion = torch.randn(3, 8), torch.eye(4)[:3]
+    model, roll, z, emotion = _tiny_decoder_case()
     with torch.no_grad():
         full = model.forward_teacher(roll, z, emotion)[0]
         unchanged = model.forward_teacher(roll, z, emotion, hidden_dropout=0.0)[0]
@@ -94,12 +95,8 @@ def test_own_frames_feed_the_decoder_its_own_previous_frames_in_training_only() 
     """At rate 0 teacher forcing is unchanged; at rate ~1 every step sees the frame the decoder
     played one step before (own_frames), so the logits equal teacher forcing on those frames;
     the frames are played as the evaluation decodes (threshold, holds, velocity at onsets)."""
-    torch.manual_seed(0)
-    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16,
-                             emb_dim=4).model_config())
-    roll = (torch.rand(3, 16, 264) > 0.8).float()
-    z, emotion = torch.randn(3, 8), torch.eye(4)[:3]
-    prev = torch.cat([torch.zeros_like(roll[:, :1]), roll[:, :-1]], dim=1)
+    model, roll, z, emotion = _tiny_decoder_case()
+    prev = shifted(roll)
     with torch.no_grad():
         full = model.forward_teacher(roll, z, emotion)[0]
         unchanged = model.forward_teacher(roll, z, emotion, own_frames=0.0)[0]
@@ -146,11 +143,7 @@ def test_free_run_frames_are_what_the_exported_decoder_plays(tmp_path: Path,
 
 
 def test_free_run_decodes_whole_segments_on_the_decoders_own_frames() -> None:
-    torch.manual_seed(0)
-    model = CVAE(TrainConfig(z_dim=8, hidden=24, enc_hidden=16, frame_proj=16,
-                             emb_dim=4).model_config())
-    roll = (torch.rand(3, 16, 264) > 0.8).float()
-    z, emotion = torch.randn(3, 8), torch.eye(4)[:3]
+    model, roll, z, emotion = _tiny_decoder_case()
     with torch.no_grad():
         full = model.forward_teacher(roll, z, emotion)[0]
         unchanged = model.forward_teacher(roll, z, emotion, free_run=0.0)[0]
