@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.midi_sink import Sink
+from tests.process_lines import read_until
 
 pytestmark = pytest.mark.jack
 
@@ -341,18 +341,8 @@ def test_losing_the_midi_system_ends_a_virtual_port_run_with_status_1(
                                 str(tiny_model_dir)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
     try:
-        # Wait until it plays (a status line), however slow the start-up under load.
-        assert process.stdout is not None
-        deadline = time.monotonic() + 60
-        started = []
-        while time.monotonic() < deadline and process.poll() is None:
-            if select.select([process.stdout], [], [], 1.0)[0]:
-                line = process.stdout.readline()
-                started.append(line)
-                if line.startswith("playing"):
-                    break
-        assert process.poll() is None and started[-1:] and started[-1].startswith("playing"), (
-            started, process.communicate())
+        started: list[str] = []  # wait until it plays (a status line), however slow the start-up
+        assert read_until(process, "playing", 60, started), (started, process.communicate())
         server.terminate()  # SIGTERM: jackd shuts down and frees its registry slot
         server.wait(timeout=10)
         out, err = process.communicate(timeout=30)
@@ -361,19 +351,6 @@ def test_losing_the_midi_system_ends_a_virtual_port_run_with_status_1(
             process.kill()
     assert process.returncode == 1, (out, err)
     assert "MIDI output failed" in out
-
-
-def _read_until(process: subprocess.Popen, prefix: str, timeout_s: float, seen: list[str]) -> bool:
-    """Read the command's stdout lines into `seen` until one starts with `prefix`."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
-        if select.select([process.stdout], [], [], 0.5)[0]:
-            line = process.stdout.readline()
-            seen.append(line)
-            if line.startswith(prefix):
-                return True
-    return False
 
 
 def test_a_stalled_jack_server_is_waited_for_on_a_virtual_port(
@@ -392,16 +369,16 @@ def test_a_stalled_jack_server_is_waited_for_on_a_virtual_port(
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen: list[str] = []
     try:
-        assert _read_until(process, "playing", 60, seen), (seen, process.poll())
+        assert read_until(process, "playing", 60, seen), (seen, process.poll())
         time.sleep(1.0)  # past the first port check, which opens the engine's cycle counter
         server.send_signal(signal.SIGSTOP)
         try:
-            assert _read_until(process, "emolive: MIDI output lost", 10, seen), seen
+            assert read_until(process, "emolive: MIDI output lost", 10, seen), seen
             time.sleep(1.0)
             assert process.poll() is None, ("the run ended during the stall", seen)
         finally:
             server.send_signal(signal.SIGCONT)
-        assert _read_until(process, "emolive: MIDI output is back", 10, seen), seen
+        assert read_until(process, "emolive: MIDI output is back", 10, seen), seen
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=15)
     finally:

@@ -12,10 +12,11 @@ import re
 import shlex
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.process_lines import read_until
 
 pytest.importorskip("torch")
 
@@ -53,7 +54,7 @@ def scratch_checkout(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(not (SHARED / "data" / "emopia").is_dir(),
                     reason=f"the training data is not at {SHARED / 'data'}")
-def test_readme_training_commands_run_in_order(jack_server: str, tmp_path: Path) -> None:
+def test_readme_training_commands_run_in_order(private_jack_server, tmp_path: Path) -> None:
     commands = readme_training_commands()
     assert [shlex.split(c)[1] for c in commands[:3]] == ["train", "export", "evaluate"]
     repo = scratch_checkout(tmp_path)
@@ -66,15 +67,27 @@ def test_readme_training_commands_run_in_order(jack_server: str, tmp_path: Path)
     assert (repo / "models" / "mine" / "model_card.json").is_file()
     assert (repo / "reports" / "mine" / "README.md").is_file()
 
-    play = shlex.split(commands[3])  # plays the new model into a virtual port until Ctrl-C
-    process = subprocess.Popen(play, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=dict(os.environ, JACK_DEFAULT_SERVER=jack_server))
-    time.sleep(4)
-    assert process.poll() is None, process.communicate()[1][-3000:]
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
+    # Plays the new model into a virtual port until Ctrl-C, on a JACK server of its own (no other
+    # test's clients); waits for its status line however slow the start-up, not a fixed time.
+    server = f"emolive-readme-{os.getpid()}"
+    private_jack_server(server)
+    play = shlex.split(commands[3])
+    process = subprocess.Popen(play, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, JACK_DEFAULT_SERVER=server))
+    seen: list[str] = []
+    try:
+        if not read_until(process, "playing", 120, seen):
+            process.kill()
+            pytest.fail(f"{commands[3]} did not start playing: {seen} {process.communicate()[1][-3000:]}")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
     assert process.returncode == 0, err[-3000:]
     assert "Traceback" not in err
+    assert "emolive: stopped" in out
 
     assert [shlex.split(c)[1] for c in commands[4:]] == ["recover", "train"]
     for command in commands[4:]:  # fine-tune the bundled model from its recovered weights
