@@ -71,6 +71,9 @@ class TrainConfig:
     # P(a segment's decoder steps all see the frames the decoder plays running free from z),
     # training only: the decoder learns from the inputs it will meet when it runs free
     free_run: float = 0.0
+    # P(a segment's decoder inputs and targets lose the notes begun before it), training only:
+    # the decoder learns to start from silence, as it does running free (model.start_from_silence)
+    silent_start: float = 0.0
     resume: bool = False
     init_from: str = ""  # checkpoint whose weights start this run (new optimizer and schedule)
 
@@ -150,7 +153,7 @@ def _validate(cfg: TrainConfig) -> None:
     for name in ("input_dropout", "hidden_dropout"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
-    for name in ("own_frames", "free_run"):
+    for name in ("own_frames", "free_run", "silent_start"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
     if not 0 <= cfg.transpose <= 11:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import CVAE, N_EMOTIONS, N_KEYS
+from .model import CVAE, N_EMOTIONS, N_KEYS, start_from_silence
 
 N_STATS = 12 + 4 + 5
 
@@ -109,13 +109,17 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
                    label: torch.Tensor, beta: float, free_bits: float, adv_weight: float,
                    critic_weight: float, input_dropout: float = 0.0,
                    hidden_dropout: float = 0.0, own_frames: float = 0.0,
-                   free_run: float = 0.0) -> dict[str, torch.Tensor]:
+                   free_run: float = 0.0, silent_start: float = 0.0) -> dict[str, torch.Tensor]:
     """All loss terms for a batch ``roll [B, T, 264]``; ``total`` is what is minimised.
     ``input_dropout``, ``hidden_dropout``, ``own_frames`` and ``free_run``
-    (CVAE.forward_teacher) apply in training mode only (validation decodes with every true
-    frame and unit)."""
-    onset_t, hold_t, vel_t = roll.split(N_KEYS, dim=-1)
+    (CVAE.forward_teacher) and ``silent_start`` (the decoder's inputs and targets without the
+    notes begun before the segment, :func:`model.start_from_silence`; the encoder sees them) apply in
+    training mode only (validation decodes with every true frame and unit)."""
     mu, logvar = model.encode(roll, emotion)
+    real_stats = segment_stats(*roll.split(N_KEYS, dim=-1))
+    if model.training:
+        roll = start_from_silence(roll, silent_start)
+    onset_t, hold_t, vel_t = roll.split(N_KEYS, dim=-1)
     z = model.reparameterise(mu, logvar) if model.training else mu
     onset_l, hold_l, vel_p = model.forward_teacher(
         roll, z, emotion, input_dropout if model.training else 0.0,
@@ -129,7 +133,6 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
     # Reconstruction is summed over the 264 features of a step, averaged over steps.
     recon = (onset_bce + hold_bce) * N_KEYS + vel_mse
     adv = _labelled_cross_entropy(heads.adversary(_ReverseGrad.apply(mu)), label)
-    real_stats = segment_stats(onset_t, hold_t, vel_t)
     fake_stats = segment_stats(torch.sigmoid(onset_l), torch.sigmoid(hold_l), vel_p)
     critic_real = _labelled_cross_entropy(heads.critic(real_stats), label)
     # The critic learns from real segments only; on the decoder's output its weights are frozen

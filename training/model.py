@@ -66,6 +66,25 @@ def shifted(frames: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(frames[:, :1]), frames[:, :-1]], dim=1)
 
 
+def held_from_before(roll: torch.Tensor) -> torch.Tensor:
+    """``[B, T, 88]`` bool: where ``roll [B, T, F]`` holds a note that began before the segment
+    (sounding at step 0 without an onset there, up to its end or the key's next onset)."""
+    onset, hold = roll[..., :N_KEYS] > 0.5, roll[..., N_KEYS:2 * N_KEYS] > 0.5
+    return torch.cumprod((hold & ~onset).to(torch.uint8), dim=1).bool()
+
+
+def start_from_silence(roll: torch.Tensor, p: float) -> torch.Tensor:
+    """``roll`` with, in each segment with probability ``p``, the notes that began before it
+    taken out (their hold frames zeroed): the segment starts from silence, as the decoder does
+    running free from z, which can only hold keys it started itself. Onsets and velocities are
+    unchanged."""
+    if p <= 0.0:
+        return roll
+    chosen = (torch.rand(roll.shape[0], 1, 1, device=roll.device) < p) & held_from_before(roll)
+    hold = roll[..., N_KEYS:2 * N_KEYS].masked_fill(chosen, 0.0)
+    return torch.cat([roll[..., :N_KEYS], hold, roll[..., 2 * N_KEYS:]], dim=-1)
+
+
 def played_frame(onset_l: torch.Tensor, hold_l: torch.Tensor, velocity: torch.Tensor,
                  prev: torch.Tensor) -> torch.Tensor:
     """The frame ``[..., F]`` played from a step's outputs (``[..., 88]`` each) after ``prev``

@@ -160,7 +160,8 @@ def _loss_args(cfg: TrainConfig, step: int) -> dict:
     return {"beta": beta_at(cfg, step), "free_bits": cfg.free_bits,
             "adv_weight": cfg.adv_weight, "critic_weight": cfg.critic_weight,
             "input_dropout": cfg.input_dropout, "hidden_dropout": cfg.hidden_dropout,
-            "own_frames": cfg.own_frames, "free_run": cfg.free_run}
+            "own_frames": cfg.own_frames, "free_run": cfg.free_run,
+            "silent_start": cfg.silent_start}
 
 
 @torch.no_grad()

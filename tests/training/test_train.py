@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from emolive.training import export, train
 from emolive.training.config import TrainConfig
 from emolive.training.losses import EmotionHeads, compute_losses, segment_stats
-from emolive.training.model import CVAE, shifted
+from emolive.training.model import CVAE, held_from_before, shifted, start_from_silence
 
 pytestmark = pytest.mark.training
 
@@ -156,6 +157,59 @@ def test_free_run_decodes_whole_segments_on_the_decoders_own_frames() -> None:
     assert not torch.allclose(free, full)
 
 
+def test_start_from_silence_takes_out_only_the_notes_begun_before_the_segment() -> None:
+    """Key 0 sounds from before the segment until struck again at step 3, key 1 starts at step
+    0, key 2 sounds from before at step 0 and is sounding again (no onset) at step 2: only key
+    0's steps 0-2 and key 2's step 0 go; onsets and velocities stay."""
+    roll = torch.zeros(2, 5, 264)
+    roll[:, 0:3, 88] = 1
+    roll[:, 3, 0], roll[:, 3, 176] = 1, 0.5
+    roll[:, 3:5, 88] = 1
+    roll[:, 0, 1], roll[:, 0, 177] = 1, 0.7
+    roll[:, 0:3, 89] = 1
+    roll[:, 0, 90] = roll[:, 2, 90] = 1
+    before = held_from_before(roll)
+    expected = torch.zeros(2, 5, 88, dtype=torch.bool)
+    expected[:, 0:3, 0] = True
+    expected[:, 0, 2] = True
+    assert torch.equal(before, expected)
+    silent = start_from_silence(roll, 1.0)
+    assert torch.equal(silent[..., 88:176], roll[..., 88:176] * ~expected)
+    assert torch.equal(silent[..., :88], roll[..., :88])
+    assert torch.equal(silent[..., 176:], roll[..., 176:])
+    assert start_from_silence(roll, 0.0) is roll
+
+
+def test_silent_start_trains_the_decoder_on_segments_without_earlier_notes() -> None:
+    """In training, silent_start 1 gives the decoder's inputs and hold targets without the
+    notes begun before the segment (the encoder still sees them); validation is unchanged."""
+    model, roll, _, emotion = _tiny_decoder_case()
+    roll[:, :4, 88:176] = 1.0  # every key sounds from before the segment for 4 steps
+    roll[:, :4, :88] = 0.0
+    roll[:, :4, 176:] = 0.0
+    heads = EmotionHeads(model.cfg.z_dim)
+    label = torch.arange(3)
+    args = dict(beta=0.2, free_bits=0.1, adv_weight=0.0, critic_weight=0.0)
+    model.train()
+    torch.manual_seed(3)
+    trained = compute_losses(model, heads, roll, emotion, label, silent_start=1.0, **args)
+    torch.manual_seed(3)
+    mu, logvar = model.encode(roll, emotion)
+    silent = start_from_silence(roll, 1.0)  # draws its segments before z's noise is drawn
+    z = model.reparameterise(mu, logvar)
+    hold_l = model.forward_teacher(silent, z, emotion)[1]
+    assert torch.allclose(trained["hold_bce"],
+                          F.binary_cross_entropy_with_logits(hold_l, silent[..., 88:176]))
+    torch.manual_seed(3)
+    plain = compute_losses(model, heads, roll, emotion, label, **args)
+    assert not torch.allclose(trained["hold_bce"], plain["hold_bce"])
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(compute_losses(model, heads, roll, emotion, label, silent_start=1.0,
+                                          **args)["recon"],
+                           compute_losses(model, heads, roll, emotion, label, **args)["recon"])
+
+
 def test_segment_stats_are_transposition_invariant_and_tell_major_from_minor() -> None:
     hold = torch.zeros(1, 4, 88)
     hold[0, :, [39, 43, 46]] = 1.0  # C major triad (C4 E4 G4)
@@ -284,6 +338,7 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--hidden-dropout", "-0.1"], "hidden_dropout must be in [0, 1)"),
     (["--own-frames", "1.5"], "own_frames must be in [0, 1]"),
     (["--free-run", "-0.5"], "free_run must be in [0, 1]"),
+    (["--silent-start", "2"], "silent_start must be in [0, 1]"),
     (["--key-normalise", "true"], "set transpose to 0"),
     (["--octaves", "3"], "octaves must be in 0..2"),
     (["--unlabelled", "/nonexistent-pieces"], "unlabelled folder /nonexistent-pieces not found"),
