@@ -27,26 +27,32 @@ def test_every_recipe_is_a_valid_config(path: Path) -> None:
     assert cfg.max_steps > 0 and cfg.out
 
 
-def test_the_recipes_chain_pre_train_continue_fine_tune_settle_at_the_same_sizes() -> None:
+def test_the_recipes_chain_pre_train_continue_fine_tune_settle_silence_at_the_same_sizes() -> None:
     pre = load(CONFIGS / "pop909_pretrain.json")
     cont = load(CONFIGS / "pop909_continue.json")
     tune = load(CONFIGS / "emopia_finetune.json")
     settle = load(CONFIGS / "emopia_settle.json")
+    silent = load(CONFIGS / "emopia_silent.json")
     for unlabelled in (pre, cont):
         assert unlabelled.datasets == [] and unlabelled.unlabelled == ["pop909"]
-    for labelled in (tune, settle):
+    for labelled in (tune, settle, silent):
         assert labelled.datasets == ["emopia"] and not labelled.unlabelled
-    for before, after in ((pre, cont), (cont, tune), (tune, settle)):
+    for before, after in ((pre, cont), (cont, tune), (tune, settle), (settle, silent)):
         assert Path(after.init_from) == Path(before.out) / "ckpt.pt"
-    assert pre.model_config() == cont.model_config() == tune.model_config() == settle.model_config()
-    # Both EMOPIA stages are the scratch recipe but for their length, schedule, start and output;
-    # the fine-tune shifts by whole octaves, the settling stage does not.
+    assert (pre.model_config() == cont.model_config() == tune.model_config()
+            == settle.model_config() == silent.model_config())
+    # The EMOPIA stages are the scratch recipe but for their length, schedule, start and output;
+    # the fine-tune shifts by whole octaves, the settling stage does not, and the last stage
+    # settles with segments that start from silence.
     scratch = load(CONFIGS / "emopia.json").to_dict()
     schedule = {"max_steps", "beta_warmup_steps", "out", "init_from"}
     assert {k for k, v in tune.to_dict().items() if scratch[k] != v} <= schedule | {"octaves"}
-    assert tune.octaves == 1 and settle.octaves == 0
+    assert tune.octaves == 1 and settle.octaves == 0 == silent.octaves
     differ = {k for k, v in settle.to_dict().items() if scratch[k] != v}
     assert differ <= schedule | {"lr", "warmup_steps", "eval_every"}
+    differ = {k for k, v in silent.to_dict().items() if settle.to_dict()[k] != v}
+    assert differ == {"max_steps", "out", "init_from", "eval_every", "silent_start"}
+    assert settle.silent_start == 0.0 and silent.silent_start == 1.0
 
 
 def test_the_shipped_model_has_the_recipes_sizes() -> None:
@@ -57,7 +63,8 @@ def test_the_shipped_model_has_the_recipes_sizes() -> None:
     from emolive.training.model import ModelConfig
 
     card = json.loads((Path(DEFAULT_MODEL_DIR) / "model_card.json").read_text())
-    assert ModelConfig(**card["model"]) == load(CONFIGS / "emopia_settle.json").model_config()
+    assert ModelConfig(**card["model"]) == load(CONFIGS / "emopia_silent.json").model_config()
+    assert card["training"]["config"]["silent_start"] == 1.0
 
 
 def test_extends_supplies_the_rest_and_refuses_a_loop(tmp_path: Path) -> None:
