@@ -79,7 +79,8 @@ def test_readme_training_commands_run_in_order(private_jack_server, tmp_path: Pa
     try:
         if not read_until(process, "playing", 120, seen):
             process.kill()
-            pytest.fail(f"{commands[3]} did not start playing: {seen} {process.communicate()[1][-3000:]}")
+            err = process.communicate()[1]
+            pytest.fail(f"{commands[3]} did not start playing: {seen} {err[-3000:]}")
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:

@@ -113,8 +113,8 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
     """All loss terms for a batch ``roll [B, T, 264]``; ``total`` is what is minimised.
     ``input_dropout``, ``hidden_dropout``, ``own_frames`` and ``free_run``
     (CVAE.forward_teacher) and ``silent_start`` (the decoder's inputs and targets without the
-    notes begun before the segment, :func:`model.start_from_silence`; the encoder sees them) apply in
-    training mode only (validation decodes with every true frame and unit)."""
+    notes begun before the segment, :func:`model.start_from_silence`; the encoder sees them)
+    apply in training mode only (validation decodes with every true frame and unit)."""
     mu, logvar = model.encode(roll, emotion)
     real_stats = segment_stats(*roll.split(N_KEYS, dim=-1))
     if model.training:
