@@ -115,16 +115,15 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
     (CVAE.forward_teacher) and ``silent_start`` (the decoder's inputs and targets without the
     notes begun before the segment, :func:`model.start_from_silence`; the encoder sees them)
     apply in training mode only (validation decodes with every true frame and unit)."""
+    if not model.training:
+        input_dropout = hidden_dropout = own_frames = free_run = silent_start = 0.0
     mu, logvar = model.encode(roll, emotion)
     real_stats = segment_stats(*roll.split(N_KEYS, dim=-1))
-    if model.training:
-        roll = start_from_silence(roll, silent_start)
+    roll = start_from_silence(roll, silent_start)
     onset_t, hold_t, vel_t = roll.split(N_KEYS, dim=-1)
     z = model.reparameterise(mu, logvar) if model.training else mu
-    onset_l, hold_l, vel_p = model.forward_teacher(
-        roll, z, emotion, input_dropout if model.training else 0.0,
-        hidden_dropout if model.training else 0.0, own_frames if model.training else 0.0,
-        free_run if model.training else 0.0)
+    onset_l, hold_l, vel_p = model.forward_teacher(roll, z, emotion, input_dropout, hidden_dropout,
+                                                   own_frames, free_run)
     onset_bce = F.binary_cross_entropy_with_logits(onset_l, onset_t)
     hold_bce = F.binary_cross_entropy_with_logits(hold_l, hold_t)
     vel_mse = ((vel_p - vel_t) ** 2 * onset_t).sum() / onset_t.sum().clamp(min=1.0)
