@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import select
+import shutil
+import signal
 import subprocess
 import time
 
@@ -21,3 +23,27 @@ def read_until(process: subprocess.Popen, prefix: str, timeout_s: float, seen: l
             if line.startswith(prefix):
                 return True
     return False
+
+
+def stacks_of_hung(process: subprocess.Popen, timeout_s: float = 60.0) -> str:
+    """Where a process that failed to exit is stuck, for the failure message; then kill it.
+
+    Native stacks of every thread come from gdb where it is installed. Then SIGABRT: a Python
+    started with PYTHONFAULTHANDLER=1 writes every thread's Python stack to its stderr before it
+    dies, which the caller reads from the process's stderr pipe.
+    """
+    report = ""
+    if shutil.which("gdb"):
+        try:
+            report = subprocess.run(["gdb", "-p", str(process.pid), "-batch", "-ex", "thread apply all bt"],
+                                    capture_output=True, text=True, timeout=timeout_s).stdout
+        except subprocess.TimeoutExpired:
+            report = "gdb did not answer"
+    if process.poll() is None:
+        process.send_signal(signal.SIGABRT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return report

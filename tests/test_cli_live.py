@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.midi_sink import Sink
-from tests.process_lines import read_until
+from tests.process_lines import read_until, stacks_of_hung
 
 pytestmark = pytest.mark.jack
 
@@ -66,7 +66,7 @@ class Command:
     """`emolive ...` in a subprocess; stdout lines are collected as they come."""
 
     def __init__(self, *argv: str) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")  # stacks if it hangs
         self.process = subprocess.Popen([sys.executable, "-m", "emolive.cli", *argv], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
@@ -100,10 +100,17 @@ class Command:
         return False
 
     def finish(self, sig: int = signal.SIGINT, timeout_s: float = 15.0) -> tuple[int, str, str]:
+        """Send `sig` and wait; a command that does not exit fails the test with its stacks."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
             code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            native = stacks_of_hung(self.process)
+            assert self.process.stderr is not None
+            raise AssertionError(f"no exit {timeout_s} s after {signal.Signals(sig).name}; output: {self.lines}\n"
+                                 f"stderr (Python stacks):\n{self.process.stderr.read()}\n"
+                                 f"native stacks:\n{native}") from None
         finally:
             if self.process.poll() is None:
                 self.process.kill()
