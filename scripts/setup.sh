@@ -16,6 +16,7 @@ apt_packages=(
   catch2                 # C++ unit tests
   nlohmann-json3-dev     # JSON parsing of the model card in the C++ engine
   fluidsynth fluid-soundfont-gm  # audio renders
+  gdb                    # tests: native stacks of a command that fails to exit
 )
 if [ -z "${EMOLIVE_NO_APT:-}" ] && command -v apt-get >/dev/null; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
