@@ -28,7 +28,7 @@ from .classifier import predict_proba, train_classifier
 from .config import TrainConfig
 from .data import DEFAULT_DATA
 from .metrics import (active_units, diversity, kl_per_dim, musical_stats, onset_prf_per_bar,
-                      overlap_area)
+                      overlap_area, swap_response)
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling
 from .train import DataError, SegmentBatches, load_data
 
@@ -100,15 +100,12 @@ def emotion_figures(model: OnnxCVAE, clf, real_val: np.ndarray, val_label: np.nd
     real_conf = np.zeros((4, 4), dtype=int)
     np.add.at(real_conf, (val_label, real_pred), 1)
     gen_conf = np.zeros((4, 4), dtype=int)
-    follows = []
     probs = []
     for q in range(4):
         p = predict_proba(clf, generated[q])
         probs.append(p)
         np.add.at(gen_conf, (np.full(len(p), q), p.argmax(1)), 1)
     probs = np.stack(probs)  # [requested, N, predicted]
-    for i in range(len(z)):  # does the classifier follow the swapped emotion for this z?
-        follows.append(float(np.mean(probs[:, i].argmax(1) == np.arange(4))))
     morphs = {}
     rng = np.random.default_rng(seed + 7)
     alphas = np.linspace(0, 1, 9)
@@ -132,7 +129,7 @@ def emotion_figures(model: OnnxCVAE, clf, real_val: np.ndarray, val_label: np.nd
             "real_val_valence_accuracy": _axis_accuracy(real_conf, [1, 0, 0, 1]),
             "generated_arousal_accuracy": _axis_accuracy(gen_conf, [1, 1, 0, 0]),
             "generated_valence_accuracy": _axis_accuracy(gen_conf, [1, 0, 0, 1]),
-            "swap_follow_fraction": float(np.mean(follows)),
+            "swap": swap_response(probs),
             "mean_p_requested": [float(probs[q, :, q].mean()) for q in range(4)],
             "morphs": morphs}
 

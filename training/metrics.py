@@ -148,3 +148,38 @@ def diversity(roll: np.ndarray, max_pairs: int = 20000, seed: int = 0) -> dict[s
     union = (onset[i[keep]] | onset[j[keep]]).sum(1)
     jaccard = np.where(union > 0, 1.0 - inter / np.maximum(union, 1), 0.0)
     return {"distinct_fraction": distinct / len(onset), "mean_jaccard_distance": float(jaccard.mean())}
+
+
+# Quadrant order Q1 happy, Q2 tense, Q3 sad, Q4 calm: which quadrants have positive valence / arousal.
+VALENCE_POSITIVE = np.array([True, False, False, True])
+AROUSAL_POSITIVE = np.array([True, True, False, False])
+
+
+def swap_response(probs: np.ndarray) -> dict[str, float]:
+    """How the classifier's answer moves when only the requested emotion changes.
+
+    ``probs[r, i, c]``: P(class c) for latent i decoded under requested quadrant r (one-hot). Each
+    latent is its own control, so what z alone decides cancels out; a decoder that ignored the
+    emotion scores 0 on every figure.
+    - ``all_four_follow``: share of latents whose answer is the request under all four requests.
+    - ``answer_changes``: share of latents whose answer is not the same under all four.
+    - ``p_lift``: P(c | request c) minus P(c | another request), averaged over c and latents.
+    - ``valence_shift`` (``arousal_shift``): P(positive side | a positive request) minus P(positive
+      side | a negative request), mean over latents; ``*_shift_positive``: share of latents where
+      that difference is above 0; ``*_z_spread``: the standard deviation over latents of
+      P(positive side) averaged over the four requests, what z alone decides, in the same units.
+    """
+    n_req = probs.shape[0]
+    answer = probs.argmax(2)  # [request, latent]
+    own = probs[np.arange(n_req), :, np.arange(n_req)]  # [request, latent]: P(request | request)
+    others = (probs.sum(0)[:, :n_req].T - own) / (n_req - 1)  # P(c | the other requests)
+    figures = {"all_four_follow": float((answer == np.arange(n_req)[:, None]).all(0).mean()),
+               "answer_changes": float((answer != answer[:1]).any(0).mean()),
+               "p_lift": float((own - others).mean())}
+    for axis, positive in (("valence", VALENCE_POSITIVE), ("arousal", AROUSAL_POSITIVE)):
+        p_side = probs[..., positive].sum(2)  # [request, latent]: P(positive side)
+        shift = p_side[positive].mean(0) - p_side[~positive].mean(0)
+        figures[f"{axis}_shift"] = float(shift.mean())
+        figures[f"{axis}_shift_positive"] = float((shift > 0).mean())
+        figures[f"{axis}_z_spread"] = float(p_side.mean(0).std())
+    return figures

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from emolive.training import evaluate
-from emolive.training.metrics import active_units, onset_prf_per_bar, overlap_area
+from emolive.training.metrics import active_units, onset_prf_per_bar, overlap_area, swap_response
 
 pytestmark = pytest.mark.training
 
@@ -150,3 +150,35 @@ def test_training_curves_plot_only_the_emotion_terms_the_run_used(tmp_path: Path
     config.write_text(json.dumps({"adv_weight": 0.0, "critic_weight": 1.0}))
     assert _loss_terms_in_use(config) == ["critic_fake"]
     assert _loss_terms_in_use(tmp_path / "missing.json") == ["adv_ce", "critic_fake"]
+
+
+def test_swap_response_is_zero_for_a_decoder_deaf_to_the_emotion_and_one_for_a_perfect_one() -> None:
+    rng = np.random.default_rng(0)
+    per_latent = rng.dirichlet(np.ones(4), size=50)  # the answer set by z alone
+    deaf = swap_response(np.stack([per_latent] * 4))
+    figures = {k: v for k, v in deaf.items() if not k.endswith("_z_spread")}
+    assert figures == pytest.approx({"all_four_follow": 0.0, "answer_changes": 0.0, "p_lift": 0.0,
+                                     "valence_shift": 0.0, "valence_shift_positive": 0.0,
+                                     "arousal_shift": 0.0, "arousal_shift_positive": 0.0})
+    assert deaf["valence_z_spread"] == pytest.approx((per_latent[:, 0] + per_latent[:, 3]).std())
+    perfect = swap_response(np.stack([np.tile(np.eye(4)[q], (50, 1)) for q in range(4)]))
+    assert perfect == pytest.approx({"all_four_follow": 1.0, "answer_changes": 1.0, "p_lift": 1.0,
+                                     "valence_shift": 1.0, "valence_shift_positive": 1.0,
+                                     "arousal_shift": 1.0, "arousal_shift_positive": 1.0,
+                                     "valence_z_spread": 0.0, "arousal_z_spread": 0.0})
+
+
+def test_swap_response_separates_the_axis_the_emotion_steers_from_the_one_z_sets() -> None:
+    # Arousal follows the request; valence is set by the latent (the first half positive).
+    probs = np.zeros((4, 10, 4))
+    for request, high_arousal in enumerate([True, True, False, False]):
+        for latent in range(10):
+            positive = latent < 5
+            answer = {(True, True): 0, (False, True): 1, (False, False): 2, (True, False): 3}
+            probs[request, latent, answer[(positive, high_arousal)]] = 1.0
+    swap = swap_response(probs)
+    assert swap["arousal_shift"] == 1.0 and swap["arousal_shift_positive"] == 1.0
+    assert swap["valence_shift"] == 0.0 and swap["valence_shift_positive"] == 0.0
+    assert swap["valence_z_spread"] == 0.5 and swap["arousal_z_spread"] == 0.0  # half the latents each way
+    assert swap["all_four_follow"] == 0.0 and swap["answer_changes"] == 1.0
+    assert swap["p_lift"] == pytest.approx(0.5 - 1 / 6)  # right for 2 of 4 requests, on 1 of 3 others
