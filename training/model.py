@@ -177,6 +177,11 @@ class StepDecoder(nn.Module):
         """``self.plan``'s weight as ``[plan_steps, plan_dim, Z + E]``: entry s is slot s's rows."""
         return self.plan.weight.reshape(self.plan_steps, self.plan_dim, -1)
 
+    def slot_of(self, step: torch.Tensor) -> torch.Tensor:
+        """``step`` (whole, non-negative float counts of steps) modulo plan_steps. ``fmod`` equals
+        ``remainder`` for non-negative steps and exports as one ONNX node (remainder as four)."""
+        return torch.fmod(step, self.plan_steps)
+
     def plan_of_step(self, cond: torch.Tensor, step: torch.Tensor,
                      rows: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """``cond [B, Z + E]`` (z and the emotion embedding), ``step [B]`` (a whole float count
@@ -185,7 +190,7 @@ class StepDecoder(nn.Module):
         step's work is 1/plan_steps of the projection; the exported one-step graphs use it).
         ``rows(slot [B])`` -> ``[B, plan_dim, Z + E]`` gives the weights (default: gathered from
         ``plan_rows()``; the int8 step passes its dequantised ones)."""
-        slot = torch.remainder(step, self.plan_steps).long()  # [B], 0 <= slot < plan_steps
+        slot = self.slot_of(step).long()  # [B], 0 <= slot < plan_steps
         weight = rows(slot) if rows is not None else self.plan_rows()[slot]  # [B, P, C]
         bias = self.plan.bias.reshape(self.plan_steps, self.plan_dim)[slot]  # [B, P]
         return (weight @ cond.unsqueeze(-1)).squeeze(-1) + bias
@@ -221,7 +226,7 @@ class StepDecoder(nn.Module):
     def with_step_slot(self, gru_state: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """``gru_state [L, B, H]`` + the step count ``step [B]`` -> the state ``[L, B, H + 1]``,
         its last slot ``step`` modulo plan_steps (the invariant: 0 <= slot < plan_steps)."""
-        slot = torch.remainder(step, self.plan_steps).reshape(1, -1, 1).expand(self.layers, -1, 1)
+        slot = self.slot_of(step).reshape(1, -1, 1).expand(self.layers, -1, 1)
         return torch.cat([gru_state, slot], dim=-1)
 
 
@@ -258,8 +263,8 @@ class CVAE(nn.Module):
     def calibrate_velocity(self, velocity: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         """``velocity [B, 88]`` in 0..1 -> ``clamp(gain * v + bias, 0, 1)``, gain and bias
         blended from the per-quadrant calibration by ``emotion [B, 4]``."""
-        gain = (emotion @ self.vel_gain).unsqueeze(1)
-        bias = (emotion @ self.vel_bias).unsqueeze(1)
+        gain = emotion @ self.vel_gain.unsqueeze(1)  # [B, 1] (a constant unsqueezed: one node fewer)
+        bias = emotion @ self.vel_bias.unsqueeze(1)
         return torch.clamp(velocity * gain + bias, 0.0, 1.0)
 
     def forward_teacher(self, roll: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,

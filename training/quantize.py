@@ -86,15 +86,16 @@ class DecoderStepMatMuls(nn.Module):
             h = state[layer]  # [B, H]
             gru = {name: getattr(decoder.gru, f"{name}_l{layer}")
                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-            in_r, in_z, in_n = _linear(x, gru["weight_ih"], gru["bias_ih"]).chunk(3, dim=-1)
-            h_r, h_z, h_n = _linear(h, gru["weight_hh"], gru["bias_hh"]).chunk(3, dim=-1)
+            gates = [decoder.hidden] * 3  # constant sizes: one ONNX Split (chunk exports shape arithmetic)
+            in_r, in_z, in_n = _linear(x, gru["weight_ih"], gru["bias_ih"]).split(gates, dim=-1)
+            h_r, h_z, h_n = _linear(h, gru["weight_hh"], gru["bias_hh"]).split(gates, dim=-1)
             reset, update = torch.sigmoid(in_r + h_r), torch.sigmoid(in_z + h_z)
             x = (1 - update) * torch.tanh(in_n + reset * h_n) + update * h
             states.append(x)
         frame = _linear(torch.cat([x] + head_in, dim=-1), decoder.head.weight, decoder.head.bias)
         onset, hold, velocity = frame.split(N_KEYS, dim=-1)
         velocity = self.model.calibrate_velocity(torch.sigmoid(velocity), emotion)
-        state_out = torch.stack(states)
+        state_out = states[0].unsqueeze(0) if len(states) == 1 else torch.stack(states)  # [L, B, H]
         if decoder.plan is not None:
             state_out = decoder.with_step_slot(state_out, step + 1)
         return onset, hold, velocity, state_out

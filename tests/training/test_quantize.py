@@ -126,3 +126,16 @@ def test_an_int8_plan_model_counts_its_steps_exactly_and_plays(tmp_path: Path) -
     with Engine(model=int8_dir, seed=7) as engine:
         song = engine.generate(4, "sad", seed=3)
     assert any(m.type == "note_on" and m.velocity > 0 for t in song.tracks for m in t)
+
+
+def test_the_int8_step_graph_has_no_shape_arithmetic(tmp_path: Path) -> None:
+    """Every node of the step costs about a microsecond at batch 1 whatever it computes, so the
+    GRU's gates are cut with constant sizes (one Split each) and the plan slot is one Mod:
+    no Shape/Floor nodes, which `chunk` and `remainder` export (72 nodes -> 47 after ONNX
+    Runtime's optimisation for the shipped sizes; docs/benchmarks.md)."""
+    sizes = {"z_dim": 16, "hidden": 64, "layers": 1, "seed": 2, "plan_steps": 32}
+    int8_dir = export_random_model(tmp_path / "int8", decoder_precision="int8", **sizes)
+    ops = [n.op_type for n in onnx.load(str(int8_dir / FILES["decoder_step"])).graph.node]
+    assert "Shape" not in ops and "Floor" not in ops
+    assert ops.count("Split") == 3  # the two gate splits and onset/hold/velocity
+

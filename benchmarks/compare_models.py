@@ -1,0 +1,87 @@
+"""Two exported models side by side: the C++ decode step and offline generation, interleaved.
+
+For a change to the exported graph (or the weights' precision) the baseline is the model
+before the change, on the same machine at the same time: each figure alternates between the
+two models in short rounds, so that a burst of load from elsewhere falls on both alike.
+
+    .venv/bin/python -m benchmarks.compare_models BASELINE_DIR CANDIDATE_DIR [--rounds 8]
+
+Prints, per model, the C++ decode step (`time_decode_steps`, batch 1, timed in C++, in
+microseconds: median and p99), a bar's p99 (16 consecutive steps, milliseconds) and
+`Engine.generate_many` in bars per second (and its C++ part), then the candidate's ratios to
+the baseline. Results go to ``benchmarks/results/compare_models.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import bars_from_steps, machine, print_machine, summary_us, write_results
+from benchmarks.generation import generate_many_rates
+
+WARMUP = 200  # untimed steps before each timed round
+
+
+def compare(paths: list[Path], rounds: int, steps: int, count: int, bars: int) -> list[dict[str, Any]]:
+    from emolive.engine import load_model
+
+    models = [load_model(path) for path in paths]
+    step_us: list[list[float]] = [[] for _ in paths]
+    rates: list[list[dict[str, float]]] = [[] for _ in paths]
+    for _ in range(rounds):
+        for i, (path, model) in enumerate(zip(paths, models)):
+            step_us[i].extend(np.asarray(model.time_decode_steps(steps, WARMUP)).tolist())
+            rates[i].append(generate_many_rates(path, count, bars, checked=0))
+    results = []
+    for path, times, rate in zip(paths, step_us, rates):
+        bar_us = bars_from_steps(np.asarray(times))
+        results.append({"model": str(path), "step_us": summary_us(times),
+                        "bar_p99_ms": float(np.percentile(bar_us, 99)) / 1000.0,
+                        "generate_many_bars_per_s": float(np.median([r["generate_many"] for r in rate])),
+                        "core_generate_many_bars_per_s": float(np.median(
+                            [r["core_generate_many"] for r in rate]))})
+    return results
+
+
+def print_comparison(results: list[dict[str, Any]]) -> None:
+    print("| model | step median us | step p99 us | bar p99 ms | generate_many bars/s (C++ part) |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['model']} | {r['step_us']['median_us']:.1f} | {r['step_us']['p99_us']:.1f} | "
+              f"{r['bar_p99_ms']:.2f} | {r['generate_many_bars_per_s']:,.0f} "
+              f"({r['core_generate_many_bars_per_s']:,.0f}) |")
+    base, new = results[0], results[1]
+    print(f"candidate / baseline: step median {new['step_us']['median_us'] / base['step_us']['median_us']:.3f}x, "
+          f"step p99 {new['step_us']['p99_us'] / base['step_us']['p99_us']:.3f}x, "
+          f"bar p99 {new['bar_p99_ms'] / base['bar_p99_ms']:.3f}x, generate_many "
+          f"{new['generate_many_bars_per_s'] / base['generate_many_bars_per_s']:.3f}x (C++ part "
+          f"{new['core_generate_many_bars_per_s'] / base['core_generate_many_bars_per_s']:.3f}x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("baseline", type=Path, help="model directory before the change")
+    parser.add_argument("candidate", type=Path, help="model directory after the change")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds per model")
+    parser.add_argument("--steps", type=int, default=1000, help="timed decode steps per round")
+    parser.add_argument("--count", type=int, default=128, help="generate_many pieces per round")
+    parser.add_argument("--bars", type=int, default=16, help="bars per generate_many piece")
+    args = parser.parse_args(argv)
+    for path in (args.baseline, args.candidate):
+        if not (path / "model_card.json").is_file():
+            parser.error(f"{path} is not an exported model directory (no model_card.json)")
+    info = machine()
+    print_machine(info)
+    results = compare([args.baseline, args.candidate], args.rounds, args.steps, args.count, args.bars)
+    print_comparison(results)
+    write_results("compare_models", {"machine": info, "rounds": args.rounds, "steps": args.steps,
+                                     "count": args.count, "bars": args.bars, "models": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
