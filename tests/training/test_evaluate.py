@@ -64,8 +64,8 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
     (report / "discussion.md").write_text("## What we learned\n\nA tiny test model.\n")
     argv = ["--model", str(model), "--datasets", "--generic-folder", str(folder),
             "--generic-csv", str(csv_path), "--cache-dir", str(tmp_path / "cache"),
-            "--report", str(report), "--samples", "4", "--val-segments", "8",
-            "--classifier-segments", "16", "--classifier-steps", "3", "--min-onsets", "1",
+            "--report", str(report), "--samples", "4", "--temperature-latents", "8",
+            "--val-segments", "8", "--classifier-segments", "16", "--classifier-steps", "3", "--min-onsets", "1",
             "--update-card"]
     assert evaluate.main(argv) == 0
     text = (report / "README.md").read_text()
@@ -179,6 +179,7 @@ def test_swap_response_separates_the_axis_the_emotion_steers_from_the_one_z_sets
     swap = swap_response(probs)
     assert swap["arousal_shift"] == 1.0 and swap["arousal_shift_positive"] == 1.0
     assert swap["valence_shift"] == 0.0 and swap["valence_shift_positive"] == 0.0
-    assert swap["valence_z_spread"] == 0.5 and swap["arousal_z_spread"] == 0.0  # half the latents each way
+    assert swap["valence_z_spread"] == 0.5  # half the latents each way
+    assert swap["arousal_z_spread"] == 0.0
     assert swap["all_four_follow"] == 0.0 and swap["answer_changes"] == 1.0
-    assert swap["p_lift"] == pytest.approx(0.5 - 1 / 6)  # right for 2 of 4 requests, on 1 of 3 others
+    assert swap["p_lift"] == pytest.approx(0.5 - 1 / 6)  # right for 2 of 4 requests, 1 of 3 others
