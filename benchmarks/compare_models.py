@@ -26,7 +26,8 @@ from benchmarks.generation import generate_many_rates
 WARMUP = 200  # untimed steps before each timed round
 
 
-def compare(paths: list[Path], rounds: int, steps: int, count: int, bars: int) -> list[dict[str, Any]]:
+def compare(paths: list[Path], rounds: int, steps: int, count: int,
+            bars: int) -> list[dict[str, Any]]:
     from emolive.engine import load_model
 
     models = [load_model(path) for path in paths]
@@ -41,7 +42,8 @@ def compare(paths: list[Path], rounds: int, steps: int, count: int, bars: int) -
         bar_us = bars_from_steps(np.asarray(times))
         results.append({"model": str(path), "step_us": summary_us(times),
                         "bar_p99_ms": float(np.percentile(bar_us, 99)) / 1000.0,
-                        "generate_many_bars_per_s": float(np.median([r["generate_many"] for r in rate])),
+                        "generate_many_bars_per_s": float(np.median(
+                            [r["generate_many"] for r in rate])),
                         "core_generate_many_bars_per_s": float(np.median(
                             [r["core_generate_many"] for r in rate]))})
     return results
@@ -55,11 +57,16 @@ def print_comparison(results: list[dict[str, Any]]) -> None:
               f"{r['bar_p99_ms']:.2f} | {r['generate_many_bars_per_s']:,.0f} "
               f"({r['core_generate_many_bars_per_s']:,.0f}) |")
     base, new = results[0], results[1]
-    print(f"candidate / baseline: step median {new['step_us']['median_us'] / base['step_us']['median_us']:.3f}x, "
-          f"step p99 {new['step_us']['p99_us'] / base['step_us']['p99_us']:.3f}x, "
-          f"bar p99 {new['bar_p99_ms'] / base['bar_p99_ms']:.3f}x, generate_many "
-          f"{new['generate_many_bars_per_s'] / base['generate_many_bars_per_s']:.3f}x (C++ part "
-          f"{new['core_generate_many_bars_per_s'] / base['core_generate_many_bars_per_s']:.3f}x)")
+    def ratio(*keys: str) -> float:
+        a, b = new, base
+        for key in keys:
+            a, b = a[key], b[key]
+        return a / b
+
+    print(f"candidate / baseline: step median {ratio('step_us', 'median_us'):.3f}x, "
+          f"step p99 {ratio('step_us', 'p99_us'):.3f}x, bar p99 {ratio('bar_p99_ms'):.3f}x, "
+          f"generate_many {ratio('generate_many_bars_per_s'):.3f}x "
+          f"(C++ part {ratio('core_generate_many_bars_per_s'):.3f}x)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,10 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{path} is not an exported model directory (no model_card.json)")
     info = machine()
     print_machine(info)
-    results = compare([args.baseline, args.candidate], args.rounds, args.steps, args.count, args.bars)
+    results = compare([args.baseline, args.candidate], args.rounds, args.steps, args.count,
+                      args.bars)
     print_comparison(results)
-    write_results("compare_models", {"machine": info, "rounds": args.rounds, "steps": args.steps,
-                                     "count": args.count, "bars": args.bars, "models": results})
+    write_results("compare_models", {"machine": info, "rounds": args.rounds,
+                                     "steps": args.steps, "count": args.count, "bars": args.bars,
+                                     "models": results})
     return 0
 
 

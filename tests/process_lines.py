@@ -35,8 +35,8 @@ def stacks_of_hung(process: subprocess.Popen, timeout_s: float = 60.0) -> str:
     report = ""
     if shutil.which("gdb"):
         try:
-            report = subprocess.run(["gdb", "-p", str(process.pid), "-batch", "-ex", "thread apply all bt"],
-                                    capture_output=True, text=True, timeout=timeout_s).stdout
+            gdb = ["gdb", "-p", str(process.pid), "-batch", "-ex", "thread apply all bt"]
+            report = subprocess.run(gdb, capture_output=True, text=True, timeout=timeout_s).stdout
         except subprocess.TimeoutExpired:
             report = "gdb did not answer"
     if process.poll() is None:

@@ -66,7 +66,8 @@ class Command:
     """`emolive ...` in a subprocess; stdout lines are collected as they come."""
 
     def __init__(self, *argv: str) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")  # stacks if it hangs
+        # PYTHONFAULTHANDLER: every thread's Python stack on SIGABRT, if it hangs (finish)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
         self.process = subprocess.Popen([sys.executable, "-m", "emolive.cli", *argv], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
@@ -108,7 +109,8 @@ class Command:
         except subprocess.TimeoutExpired:
             native = stacks_of_hung(self.process)
             assert self.process.stderr is not None
-            raise AssertionError(f"no exit {timeout_s} s after {signal.Signals(sig).name}; output: {self.lines}\n"
+            raise AssertionError(f"no exit {timeout_s} s after {signal.Signals(sig).name}; "
+                                 f"output: {self.lines}\n"
                                  f"stderr (Python stacks):\n{self.process.stderr.read()}\n"
                                  f"native stacks:\n{native}") from None
         finally:

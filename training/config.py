@@ -41,7 +41,7 @@ class TrainConfig:
     emb_dim: int = 16
     frame_proj: int = 192
     attention: bool = True
-    final_states: bool = True  # encoder summary also from the GRU's final states (it paid: docs/evaluation)
+    final_states: bool = True  # encoder summary also from the GRU's final states (it paid)
     plan_steps: int = 0  # per-step projections of z for the decoder (ModelConfig); 0 = off
     plan_dim: int = 64
     plan_head_only: bool = False
@@ -62,9 +62,9 @@ class TrainConfig:
     beta_warmup_steps: int = 2000  # KL weight 0 at step 0, beta_max from this step (1: from step 1)
     free_bits: float = 0.1  # nats per latent dimension
     adv_weight: float = 0.3  # gradient-reversal emotion adversary on the posterior mean
-    critic_weight: float = 0.0  # emotion critic on output statistics; off: it did not pay (ablation)
+    critic_weight: float = 0.0  # emotion critic on output statistics; off: it did not pay
     input_dropout: float = 0.0  # P(a decoder step sees zeros for the previous frame), training only
-    hidden_dropout: float = 0.0  # dropout on the decoder GRU's outputs before the head, training only
+    hidden_dropout: float = 0.0  # dropout on the GRU's outputs before the head, training only
     # P(a decoder step sees the decoder's own previous frame, from a teacher-forced pass, in
     # place of the true one), training only: scheduled sampling, for free-running decoding
     own_frames: float = 0.0

@@ -150,7 +150,7 @@ def diversity(roll: np.ndarray, max_pairs: int = 20000, seed: int = 0) -> dict[s
     return {"distinct_fraction": distinct / len(onset), "mean_jaccard_distance": float(jaccard.mean())}
 
 
-# Quadrant order Q1 happy, Q2 tense, Q3 sad, Q4 calm: which quadrants have positive valence / arousal.
+# Quadrant order Q1 happy, Q2 tense, Q3 sad, Q4 calm: the quadrants with positive valence / arousal.
 VALENCE_POSITIVE = np.array([True, False, False, True])
 AROUSAL_POSITIVE = np.array([True, True, False, False])
 

@@ -263,7 +263,7 @@ class CVAE(nn.Module):
     def calibrate_velocity(self, velocity: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         """``velocity [B, 88]`` in 0..1 -> ``clamp(gain * v + bias, 0, 1)``, gain and bias
         blended from the per-quadrant calibration by ``emotion [B, 4]``."""
-        gain = emotion @ self.vel_gain.unsqueeze(1)  # [B, 1] (a constant unsqueezed: one node fewer)
+        gain = emotion @ self.vel_gain.unsqueeze(1)  # [B, 1]; unsqueezing the constant saves a node
         bias = emotion @ self.vel_bias.unsqueeze(1)
         return torch.clamp(velocity * gain + bias, 0.0, 1.0)
 

@@ -86,7 +86,7 @@ class DecoderStepMatMuls(nn.Module):
             h = state[layer]  # [B, H]
             gru = {name: getattr(decoder.gru, f"{name}_l{layer}")
                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-            gates = [decoder.hidden] * 3  # constant sizes: one ONNX Split (chunk exports shape arithmetic)
+            gates = [decoder.hidden] * 3  # constant sizes: one Split (chunk exports shape maths)
             in_r, in_z, in_n = _linear(x, gru["weight_ih"], gru["bias_ih"]).split(gates, dim=-1)
             h_r, h_z, h_n = _linear(h, gru["weight_hh"], gru["bias_hh"]).split(gates, dim=-1)
             reset, update = torch.sigmoid(in_r + h_r), torch.sigmoid(in_z + h_z)
