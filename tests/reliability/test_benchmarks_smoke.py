@@ -54,3 +54,19 @@ def test_generation_benchmark_runs(tmp_path: Path) -> None:
         assert 0 <= model["pieces_equal_to_generate"] <= model["pieces_checked"] == min(16, model["count"])
     latency = result["change_latency"]
     assert len(latency["latency_s"]) == latency["trials"] == 1 and latency["skipped_in_key"] >= 0
+
+
+def test_compare_models_benchmark_runs(tmp_path: Path) -> None:
+    default = REPO / "python" / "emolive" / "models" / "default"
+    env = dict(os.environ, EMOLIVE_BENCH_RESULTS=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.compare_models", str(default), str(default),
+                           "--rounds", "2", "--steps", "32", "--count", "2", "--bars", "1"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "candidate / baseline: step median" in proc.stdout
+    result = json.loads((tmp_path / "compare_models.json").read_text())
+    for model in result["models"]:
+        assert model["step_us"]["n"] == 64 and model["generate_many_bars_per_s"] > 0
+    missing = subprocess.run([sys.executable, "-m", "benchmarks.compare_models", str(tmp_path), str(default)],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "not an exported model directory" in missing.stderr
