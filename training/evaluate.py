@@ -27,8 +27,8 @@ from . import report
 from .classifier import predict_proba, train_classifier
 from .config import TrainConfig
 from .data import DEFAULT_DATA
-from .metrics import (active_units, diversity, kl_per_dim, musical_stats, onset_prf_per_bar,
-                      overlap_area, swap_response)
+from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
+                      musical_stats, onset_prf_per_bar, overlap_area, swap_response)
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling
 from .train import DataError, SegmentBatches, load_data
 
@@ -128,10 +128,10 @@ def emotion_figures(model: OnnxCVAE, clf, real_val: np.ndarray, val_label: np.nd
             "generated_accuracy": float(np.trace(gen_conf) / gen_conf.sum()),
             "generated_accuracy_per_emotion": (np.diag(gen_conf) / gen_conf.sum(1)).tolist(),
             "generated_confusion": gen_conf.tolist(),
-            "real_val_arousal_accuracy": _axis_accuracy(real_conf, [1, 1, 0, 0]),
-            "real_val_valence_accuracy": _axis_accuracy(real_conf, [1, 0, 0, 1]),
-            "generated_arousal_accuracy": _axis_accuracy(gen_conf, [1, 1, 0, 0]),
-            "generated_valence_accuracy": _axis_accuracy(gen_conf, [1, 0, 0, 1]),
+            "real_val_arousal_accuracy": _axis_accuracy(real_conf, AROUSAL_POSITIVE),
+            "real_val_valence_accuracy": _axis_accuracy(real_conf, VALENCE_POSITIVE),
+            "generated_arousal_accuracy": _axis_accuracy(gen_conf, AROUSAL_POSITIVE),
+            "generated_valence_accuracy": _axis_accuracy(gen_conf, VALENCE_POSITIVE),
             "swap": swap_response(probs),
             "mean_p_requested": [float(probs[q, :, q].mean()) for q in range(4)],
             "morphs": morphs}
@@ -156,10 +156,10 @@ def without_dynamics(clf, real_val: np.ndarray, val_label: np.ndarray,
     gen = conf_of(generated.reshape(-1, *generated.shape[2:]),
                   np.repeat(np.arange(4), generated.shape[1]))
     return {"real_val_accuracy": float(np.trace(real) / real.sum()),
-            "real_val_valence_accuracy": _axis_accuracy(real, [1, 0, 0, 1]),
+            "real_val_valence_accuracy": _axis_accuracy(real, VALENCE_POSITIVE),
             "generated_accuracy": float(np.trace(gen) / gen.sum()),
-            "generated_valence_accuracy": _axis_accuracy(gen, [1, 0, 0, 1]),
-            "generated_arousal_accuracy": _axis_accuracy(gen, [1, 1, 0, 0])}
+            "generated_valence_accuracy": _axis_accuracy(gen, VALENCE_POSITIVE),
+            "generated_arousal_accuracy": _axis_accuracy(gen, AROUSAL_POSITIVE)}
 
 
 def clip_accuracy(clf, roll: np.ndarray, label: np.ndarray, clips: np.ndarray) -> dict:
@@ -170,9 +170,9 @@ def clip_accuracy(clf, roll: np.ndarray, label: np.ndarray, clips: np.ndarray) -
     return {"clips": len(right), "accuracy": float(np.mean(right))}
 
 
-def _axis_accuracy(conf: np.ndarray, positive: list[int]) -> float:
-    """Accuracy on one circumplex axis (high arousal Q1,Q2; positive valence Q1,Q4)."""
-    side = np.array(positive)
+def _axis_accuracy(conf: np.ndarray, positive: np.ndarray) -> float:
+    """Accuracy on one circumplex axis (``positive``: the quadrants on its positive side)."""
+    side = np.asarray(positive)
     agree = side[:, None] == side[None, :]
     return float((conf * agree).sum() / conf.sum())
 

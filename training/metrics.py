@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emolive.emotions import to_valence_arousal
+
 N_KEYS = 88
 STEPS_PER_BAR = 16
 # Krumhansl-Kessler key profiles, pitch class 0 = C.
@@ -150,9 +152,9 @@ def diversity(roll: np.ndarray, max_pairs: int = 20000, seed: int = 0) -> dict[s
     return {"distinct_fraction": distinct / len(onset), "mean_jaccard_distance": float(jaccard.mean())}
 
 
-# Quadrant order Q1 happy, Q2 tense, Q3 sad, Q4 calm: the quadrants with positive valence / arousal.
-VALENCE_POSITIVE = np.array([True, False, False, True])
-AROUSAL_POSITIVE = np.array([True, True, False, False])
+# The quadrants (Q1..Q4: happy, tense, sad, calm) with positive valence / high arousal.
+VALENCE_POSITIVE = np.array([to_valence_arousal(np.eye(4)[q])[0] > 0 for q in range(4)])
+AROUSAL_POSITIVE = np.array([to_valence_arousal(np.eye(4)[q])[1] > 0 for q in range(4)])
 
 
 def swap_response(probs: np.ndarray) -> dict[str, float]:
@@ -160,7 +162,7 @@ def swap_response(probs: np.ndarray) -> dict[str, float]:
 
     ``probs[r, i, c]``: P(class c) for latent i decoded under requested quadrant r (one-hot). Each
     latent is its own control, so what z alone decides cancels out; a decoder that ignored the
-    emotion scores 0 on every figure.
+    emotion scores 0 on every figure but the ``*_z_spread`` ones.
     - ``all_four_follow``: share of latents whose answer is the request under all four requests.
     - ``answer_changes``: share of latents whose answer is not the same under all four.
     - ``p_lift``: P(c | request c) minus P(c | another request), averaged over c and latents.

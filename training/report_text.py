@@ -91,8 +91,8 @@ def _emotion(emo: dict) -> list[str]:
 def _swap(swap: dict) -> list[str]:
     """The emotion swap: each latent is decoded under all four emotions and is its own control."""
     return ["Emotion swap for a fixed z (each prior latent decoded under all four emotions, so "
-            "what z alone decides cancels out; a decoder deaf to the emotion scores 0 on every "
-            "figure):",
+            "what z alone decides cancels out; a decoder deaf to the emotion scores 0 on each of "
+            "the first three lines):",
             f"- the classifier's answer is the requested emotion under all four requests for "
             f"{_pct(swap['all_four_follow'])} of the latents; it changes with the request for "
             f"{_pct(swap['answer_changes'])};",

@@ -65,8 +65,8 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
     argv = ["--model", str(model), "--datasets", "--generic-folder", str(folder),
             "--generic-csv", str(csv_path), "--cache-dir", str(tmp_path / "cache"),
             "--report", str(report), "--samples", "4", "--temperature-latents", "8",
-            "--val-segments", "8", "--classifier-segments", "16", "--classifier-steps", "3", "--min-onsets", "1",
-            "--update-card"]
+            "--val-segments", "8", "--classifier-segments", "16", "--classifier-steps", "3",
+            "--min-onsets", "1", "--update-card"]
     assert evaluate.main(argv) == 0
     text = (report / "README.md").read_text()
     assert "## Reconstruction" in text and "A tiny test model." in text
