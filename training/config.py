@@ -74,6 +74,10 @@ class TrainConfig:
     # P(a segment's decoder inputs and targets lose the notes begun before it), training only:
     # the decoder learns to start from silence, as it does running free (model.start_from_silence)
     silent_start: float = 0.0
+    # P(a note begun in a segment is taken out of the decoder's inputs and later hold targets,
+    # its onset target kept), training only: the decoder learns to go on after missing a note,
+    # as it does running free (model.drop_notes)
+    missed_notes: float = 0.0
     resume: bool = False
     init_from: str = ""  # checkpoint whose weights start this run (new optimizer and schedule)
 
@@ -153,7 +157,7 @@ def _validate(cfg: TrainConfig) -> None:
     for name in ("input_dropout", "hidden_dropout"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
-    for name in ("own_frames", "free_run", "silent_start"):
+    for name in ("own_frames", "free_run", "silent_start", "missed_notes"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
     if not 0 <= cfg.transpose <= 11:

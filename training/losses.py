@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import CVAE, N_EMOTIONS, N_KEYS, start_from_silence
+from .model import CVAE, N_EMOTIONS, N_KEYS, drop_notes, start_from_silence
 
 N_STATS = 12 + 4 + 5
 
@@ -109,21 +109,23 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
                    label: torch.Tensor, beta: float, free_bits: float, adv_weight: float,
                    critic_weight: float, input_dropout: float = 0.0,
                    hidden_dropout: float = 0.0, own_frames: float = 0.0,
-                   free_run: float = 0.0, silent_start: float = 0.0) -> dict[str, torch.Tensor]:
+                   free_run: float = 0.0, silent_start: float = 0.0,
+                   missed_notes: float = 0.0) -> dict[str, torch.Tensor]:
     """All loss terms for a batch ``roll [B, T, 264]``; ``total`` is what is minimised.
     ``input_dropout``, ``hidden_dropout``, ``own_frames`` and ``free_run``
     (CVAE.forward_teacher) and ``silent_start`` (the decoder's inputs and targets without the
     notes begun before the segment, :func:`model.start_from_silence`; the encoder sees them)
     apply in training mode only (validation decodes with every true frame and unit)."""
     if not model.training:
-        input_dropout = hidden_dropout = own_frames = free_run = silent_start = 0.0
+        input_dropout = hidden_dropout = own_frames = free_run = silent_start = missed_notes = 0.0
     mu, logvar = model.encode(roll, emotion)
     real_stats = segment_stats(*roll.split(N_KEYS, dim=-1))
     roll = start_from_silence(roll, silent_start)
+    inputs, roll = drop_notes(roll, missed_notes)
     onset_t, hold_t, vel_t = roll.split(N_KEYS, dim=-1)
     z = model.reparameterise(mu, logvar) if model.training else mu
-    onset_l, hold_l, vel_p = model.forward_teacher(roll, z, emotion, input_dropout, hidden_dropout,
-                                                   own_frames, free_run)
+    onset_l, hold_l, vel_p = model.forward_teacher(inputs, z, emotion, input_dropout,
+                                                   hidden_dropout, own_frames, free_run)
     onset_bce = F.binary_cross_entropy_with_logits(onset_l, onset_t)
     hold_bce = F.binary_cross_entropy_with_logits(hold_l, hold_t)
     vel_mse = ((vel_p - vel_t) ** 2 * onset_t).sum() / onset_t.sum().clamp(min=1.0)

@@ -85,6 +85,25 @@ def start_from_silence(roll: torch.Tensor, p: float) -> torch.Tensor:
     return torch.cat([roll[..., :N_KEYS], hold, roll[..., 2 * N_KEYS:]], dim=-1)
 
 
+def drop_notes(roll: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inputs, targets)`` for the decoder from ``roll [B, T, F]``: each note begun in the
+    segment is, with probability ``p``, missed as the free-running decoder misses notes: taken
+    out of the inputs (onset, hold and velocity frames zeroed) and out of the hold targets after
+    its onset step. Its onset target stays: the decoder is still taught to play it, and to go on
+    without it when it did not. Notes begun before the segment are :func:`start_from_silence`'s."""
+    if p <= 0.0:
+        return roll, roll
+    onset, hold = roll[..., :N_KEYS] > 0.5, roll[..., N_KEYS:2 * N_KEYS] > 0.5
+    note = torch.cumsum(onset.long(), dim=1)  # [B, T, 88]: the key's note number, 0 = from before
+    drop = torch.rand(roll.shape[0], roll.shape[1] + 1, N_KEYS, device=roll.device) < p
+    drop[:, 0] = False
+    dropped = torch.gather(drop, 1, note) & (onset | hold)  # every frame of a dropped note
+    inputs = roll.masked_fill(dropped.repeat(1, 1, 3), 0.0)
+    target_hold = roll[..., N_KEYS:2 * N_KEYS].masked_fill(dropped & ~onset, 0.0)
+    targets = torch.cat([roll[..., :N_KEYS], target_hold, roll[..., 2 * N_KEYS:]], dim=-1)
+    return inputs, targets
+
+
 def played_frame(onset_l: torch.Tensor, hold_l: torch.Tensor, velocity: torch.Tensor,
                  prev: torch.Tensor) -> torch.Tensor:
     """The frame ``[..., F]`` played from a step's outputs (``[..., 88]`` each) after ``prev``

@@ -161,7 +161,7 @@ def _loss_args(cfg: TrainConfig, step: int) -> dict:
             "adv_weight": cfg.adv_weight, "critic_weight": cfg.critic_weight,
             "input_dropout": cfg.input_dropout, "hidden_dropout": cfg.hidden_dropout,
             "own_frames": cfg.own_frames, "free_run": cfg.free_run,
-            "silent_start": cfg.silent_start}
+            "silent_start": cfg.silent_start, "missed_notes": cfg.missed_notes}
 
 
 @torch.no_grad()

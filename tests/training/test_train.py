@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from emolive.training import export, train
 from emolive.training.config import TrainConfig
 from emolive.training.losses import EmotionHeads, compute_losses, segment_stats
-from emolive.training.model import CVAE, held_from_before, shifted, start_from_silence
+from emolive.training.model import CVAE, drop_notes, held_from_before, shifted, start_from_silence
 
 pytestmark = pytest.mark.training
 
@@ -180,6 +180,42 @@ def test_start_from_silence_takes_out_only_the_notes_begun_before_the_segment() 
     assert start_from_silence(roll, 0.0) is roll
 
 
+def test_drop_notes_takes_whole_notes_begun_in_the_segment_out_of_the_inputs_only() -> None:
+    """Key 0 sounds from before the segment (steps 0-2), then is struck at step 3 (3-4); key 1
+    is struck at step 0 (0-2). With p = 1 both notes begun in the segment leave the inputs
+    (onset, hold, velocity); in the targets they keep their onsets, velocities and the hold of
+    their onset step, and lose their later holds. The note from before stays everywhere."""
+    roll = torch.zeros(1, 5, 264)
+    roll[:, 0:3, 88] = 1
+    roll[:, 3, 0], roll[:, 3, 176] = 1, 0.5
+    roll[:, 3:5, 88] = 1
+    roll[:, 0, 1], roll[:, 0, 177] = 1, 0.7
+    roll[:, 0:3, 89] = 1
+    inputs, targets = drop_notes(roll, 1.0)
+    expected_inputs = roll.clone()
+    expected_inputs[:, 3:5, [0, 88, 176]] = 0
+    expected_inputs[:, 0:3, [1, 89, 177]] = 0
+    assert torch.equal(inputs, expected_inputs)
+    expected_targets = roll.clone()
+    expected_targets[:, 4, 88] = 0
+    expected_targets[:, 1:3, 89] = 0
+    assert torch.equal(targets, expected_targets)
+    assert drop_notes(roll, 0.0) == (roll, roll)
+
+
+def test_drop_notes_drops_each_note_whole_and_independently() -> None:
+    """Key 0 struck at steps 0, 4, 8 and 12 (4 steps each) in 64 segments: with p = 0.5 each
+    note leaves the inputs whole or not at all, and about half of them go."""
+    torch.manual_seed(0)
+    roll = torch.zeros(64, 16, 264)
+    roll[:, ::4, 0] = 1
+    roll[:, :, 88] = 1
+    inputs, _ = drop_notes(roll, 0.5)
+    kept = inputs[:, :, 88].reshape(64, 4, 4)  # [segment, note, step of the note]
+    assert torch.all((kept == 0).all(-1) | (kept == 1).all(-1))
+    assert 0.35 < float((kept[..., 0] == 0).float().mean()) < 0.65
+
+
 def test_silent_start_trains_the_decoder_on_segments_without_earlier_notes() -> None:
     """In training, silent_start 1 gives the decoder's inputs and hold targets without the
     notes begun before the segment (the encoder still sees them); validation is unchanged."""
@@ -206,6 +242,34 @@ def test_silent_start_trains_the_decoder_on_segments_without_earlier_notes() -> 
     model.eval()
     with torch.no_grad():
         assert torch.equal(compute_losses(model, heads, roll, emotion, label, silent_start=1.0,
+                                          **args)["recon"],
+                           compute_losses(model, heads, roll, emotion, label, **args)["recon"])
+
+
+def test_missed_notes_trains_on_inputs_without_the_dropped_notes_and_keeps_their_onsets() -> None:
+    """In training, missed_notes 1 decodes from inputs without the notes begun in the segment
+    and scores the onsets against the full roll; validation is unchanged."""
+    model, roll, _, emotion = _tiny_decoder_case()
+    heads = EmotionHeads(model.cfg.z_dim)
+    label = torch.arange(3)
+    args = dict(beta=0.2, free_bits=0.1, adv_weight=0.0, critic_weight=0.0)
+    model.train()
+    torch.manual_seed(3)
+    trained = compute_losses(model, heads, roll, emotion, label, missed_notes=1.0, **args)
+    torch.manual_seed(3)
+    mu, logvar = model.encode(roll, emotion)
+    inputs, targets = drop_notes(roll, 1.0)  # draws its notes before z's noise, as compute_losses
+    z = model.reparameterise(mu, logvar)
+    onset_l = model.forward_teacher(inputs, z, emotion)[0]
+    assert torch.equal(targets[..., :88], roll[..., :88])
+    assert torch.allclose(trained["onset_bce"],
+                          F.binary_cross_entropy_with_logits(onset_l, roll[..., :88]))
+    torch.manual_seed(3)
+    plain = compute_losses(model, heads, roll, emotion, label, **args)
+    assert not torch.allclose(trained["onset_bce"], plain["onset_bce"])
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(compute_losses(model, heads, roll, emotion, label, missed_notes=1.0,
                                           **args)["recon"],
                            compute_losses(model, heads, roll, emotion, label, **args)["recon"])
 
