@@ -47,3 +47,18 @@ def stacks_of_hung(process: subprocess.Popen, timeout_s: float = 60.0) -> str:
             process.kill()
             process.wait()
     return report
+
+
+def wait_or_fail(process: subprocess.Popen, timeout_s: float, after: str) -> int:
+    """The exit status of ``process`` within ``timeout_s`` seconds; otherwise fail the test with
+    where it is stuck (:func:`stacks_of_hung`, which also kills it). ``after``: what it was
+    waiting for, for the message (``"SIGINT"``)."""
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        native = stacks_of_hung(process)
+        stderr = process.stderr.read() if process.stderr else ""
+        if isinstance(stderr, bytes):
+            stderr = stderr.decode("utf-8", "replace")
+        raise AssertionError(f"no exit {timeout_s} s after {after}\nstderr (Python stacks):\n"
+                             f"{stderr}\nnative stacks:\n{native}") from None

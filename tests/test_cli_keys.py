@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_lines import wait_or_fail
+
 pytestmark = [pytest.mark.jack, pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX")]
 
 
@@ -32,8 +34,10 @@ class Terminal:
 
         self.leader, self.follower = pty.openpty()
         self.mode_before = termios.tcgetattr(self.follower)
-        self.process = subprocess.Popen([sys.executable, "-m", "emolive.cli", *argv], stdin=self.follower,
-                                        stdout=self.follower, stderr=subprocess.PIPE, close_fds=True)
+        env = dict(os.environ, PYTHONFAULTHANDLER="1")  # Python stacks if it hangs (wait_or_fail)
+        self.process = subprocess.Popen([sys.executable, "-m", "emolive.cli", *argv],
+                                        stdin=self.follower, stdout=self.follower,
+                                        stderr=subprocess.PIPE, close_fds=True, env=env)
         self.screen = ""
 
     def read_until(self, pattern: str, timeout_s: float = 15.0, anywhere: bool = False) -> bool:
@@ -60,7 +64,7 @@ class Terminal:
         import termios
 
         try:
-            code = self.process.wait(timeout=15)
+            code = wait_or_fail(self.process, 15, "q")
         finally:
             if self.process.poll() is None:
                 self.process.kill()
@@ -105,7 +109,7 @@ def test_closing_the_terminal_stops_cleanly(jack_server: str, tiny_model_dir: Pa
     os.close(terminal.leader)  # the terminal window closes: reads fail, writes fail
     terminal.leader = os.open(os.devnull, os.O_RDONLY)  # so that close() has something to close
     try:
-        code = terminal.process.wait(timeout=15)
+        code = wait_or_fail(terminal.process, 15, "the terminal closed (SIGHUP)")
     finally:
         if terminal.process.poll() is None:
             terminal.process.kill()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.midi_sink import Sink
-from tests.process_lines import read_until, stacks_of_hung
+from tests.process_lines import read_until, wait_or_fail
 
 pytestmark = pytest.mark.jack
 
@@ -66,7 +66,7 @@ class Command:
     """`emolive ...` in a subprocess; stdout lines are collected as they come."""
 
     def __init__(self, *argv: str) -> None:
-        # PYTHONFAULTHANDLER: every thread's Python stack on SIGABRT, if it hangs (finish)
+        # PYTHONFAULTHANDLER: every thread's Python stack on SIGABRT if it hangs (wait_or_fail)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
         self.process = subprocess.Popen([sys.executable, "-m", "emolive.cli", *argv], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -105,14 +105,8 @@ class Command:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
-            code = self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            native = stacks_of_hung(self.process)
-            assert self.process.stderr is not None
-            raise AssertionError(f"no exit {timeout_s} s after {signal.Signals(sig).name}; "
-                                 f"output: {self.lines}\n"
-                                 f"stderr (Python stacks):\n{self.process.stderr.read()}\n"
-                                 f"native stacks:\n{native}") from None
+            code = wait_or_fail(self.process, timeout_s,
+                                f"{signal.Signals(sig).name}; output: {self.lines}")
         finally:
             if self.process.poll() is None:
                 self.process.kill()
