@@ -216,6 +216,25 @@ def test_drop_notes_drops_each_note_whole_and_independently() -> None:
     assert 0.35 < float((kept[..., 0] == 0).float().mean()) < 0.65
 
 
+def _losses_from_seed_3(model: CVAE, roll: torch.Tensor, emotion: torch.Tensor,
+                        **option: float) -> dict[str, torch.Tensor]:
+    """compute_losses on the tiny case (emotion terms off) with ``option``, from seed 3, in the
+    model's current mode. A test redoes the option's draws after ``torch.manual_seed(3)`` in
+    compute_losses's order: the option's draws, then z's noise."""
+    heads = EmotionHeads(model.cfg.z_dim)  # before the seed: its initialisation draws too
+    torch.manual_seed(3)
+    return compute_losses(model, heads, roll, emotion, torch.arange(3), beta=0.2, free_bits=0.1,
+                          adv_weight=0.0, critic_weight=0.0, **option)
+
+
+def _validation_ignores(model: CVAE, roll: torch.Tensor, emotion: torch.Tensor,
+                        **option: float) -> bool:
+    model.eval()
+    with torch.no_grad():
+        return torch.equal(_losses_from_seed_3(model, roll, emotion, **option)["recon"],
+                           _losses_from_seed_3(model, roll, emotion)["recon"])
+
+
 def test_silent_start_trains_the_decoder_on_segments_without_earlier_notes() -> None:
     """In training, silent_start 1 gives the decoder's inputs and hold targets without the
     notes begun before the segment (the encoder still sees them); validation is unchanged."""
@@ -223,12 +242,8 @@ def test_silent_start_trains_the_decoder_on_segments_without_earlier_notes() -> 
     roll[:, :4, 88:176] = 1.0  # every key sounds from before the segment for 4 steps
     roll[:, :4, :88] = 0.0
     roll[:, :4, 176:] = 0.0
-    heads = EmotionHeads(model.cfg.z_dim)
-    label = torch.arange(3)
-    args = dict(beta=0.2, free_bits=0.1, adv_weight=0.0, critic_weight=0.0)
     model.train()
-    torch.manual_seed(3)
-    trained = compute_losses(model, heads, roll, emotion, label, silent_start=1.0, **args)
+    trained = _losses_from_seed_3(model, roll, emotion, silent_start=1.0)
     torch.manual_seed(3)
     mu, logvar = model.encode(roll, emotion)
     silent = start_from_silence(roll, 1.0)  # draws its segments before z's noise is drawn
@@ -236,26 +251,17 @@ def test_silent_start_trains_the_decoder_on_segments_without_earlier_notes() -> 
     hold_l = model.forward_teacher(silent, z, emotion)[1]
     assert torch.allclose(trained["hold_bce"],
                           F.binary_cross_entropy_with_logits(hold_l, silent[..., 88:176]))
-    torch.manual_seed(3)
-    plain = compute_losses(model, heads, roll, emotion, label, **args)
+    plain = _losses_from_seed_3(model, roll, emotion)
     assert not torch.allclose(trained["hold_bce"], plain["hold_bce"])
-    model.eval()
-    with torch.no_grad():
-        assert torch.equal(compute_losses(model, heads, roll, emotion, label, silent_start=1.0,
-                                          **args)["recon"],
-                           compute_losses(model, heads, roll, emotion, label, **args)["recon"])
+    assert _validation_ignores(model, roll, emotion, silent_start=1.0)
 
 
 def test_missed_notes_trains_on_inputs_without_the_dropped_notes_and_keeps_their_onsets() -> None:
     """In training, missed_notes 1 decodes from inputs without the notes begun in the segment
     and scores the onsets against the full roll; validation is unchanged."""
     model, roll, _, emotion = _tiny_decoder_case()
-    heads = EmotionHeads(model.cfg.z_dim)
-    label = torch.arange(3)
-    args = dict(beta=0.2, free_bits=0.1, adv_weight=0.0, critic_weight=0.0)
     model.train()
-    torch.manual_seed(3)
-    trained = compute_losses(model, heads, roll, emotion, label, missed_notes=1.0, **args)
+    trained = _losses_from_seed_3(model, roll, emotion, missed_notes=1.0)
     torch.manual_seed(3)
     mu, logvar = model.encode(roll, emotion)
     inputs, targets = drop_notes(roll, 1.0)  # draws its notes before z's noise, as compute_losses
@@ -264,14 +270,9 @@ def test_missed_notes_trains_on_inputs_without_the_dropped_notes_and_keeps_their
     assert torch.equal(targets[..., :88], roll[..., :88])
     assert torch.allclose(trained["onset_bce"],
                           F.binary_cross_entropy_with_logits(onset_l, roll[..., :88]))
-    torch.manual_seed(3)
-    plain = compute_losses(model, heads, roll, emotion, label, **args)
+    plain = _losses_from_seed_3(model, roll, emotion)
     assert not torch.allclose(trained["onset_bce"], plain["onset_bce"])
-    model.eval()
-    with torch.no_grad():
-        assert torch.equal(compute_losses(model, heads, roll, emotion, label, missed_notes=1.0,
-                                          **args)["recon"],
-                           compute_losses(model, heads, roll, emotion, label, **args)["recon"])
+    assert _validation_ignores(model, roll, emotion, missed_notes=1.0)
 
 
 def test_segment_stats_are_transposition_invariant_and_tell_major_from_minor() -> None:
