@@ -181,13 +181,18 @@ class StepDecoder(nn.Module):
             state = torch.cat([state, torch.zeros_like(state[..., :1])], dim=-1)
         return state.contiguous()
 
+    def slot_of(self, step: torch.Tensor) -> torch.Tensor:
+        """``step`` (whole, non-negative float counts of steps) modulo plan_steps. ``fmod`` equals
+        ``remainder`` for non-negative steps and exports as one ONNX node (remainder as four)."""
+        return torch.fmod(step, self.plan_steps)
+
     def plan_at(self, plan: torch.Tensor, first_step: torch.Tensor, steps: int) -> torch.Tensor:
         """``plan [B, plan_steps * plan_dim]`` (``self.plan`` of z and the emotion embedding),
         ``first_step [B]`` (a float count of steps since ``init_state``) -> the plan vectors of
         steps first_step .. first_step + steps - 1, each modulo plan_steps: ``[B, steps, plan_dim]``."""
         plan = plan.reshape(plan.shape[0], self.plan_steps, self.plan_dim)
         offsets = torch.arange(steps, dtype=plan.dtype, device=plan.device)
-        step = torch.remainder(first_step.unsqueeze(1) + offsets, self.plan_steps)  # [B, T]
+        step = self.slot_of(first_step.unsqueeze(1) + offsets)  # [B, T]
         slots = torch.arange(self.plan_steps, dtype=plan.dtype, device=plan.device)
         pick = (step.unsqueeze(-1) == slots).to(plan.dtype)  # [B, T, plan_steps], one-hot
         return pick @ plan
@@ -195,11 +200,6 @@ class StepDecoder(nn.Module):
     def plan_rows(self) -> torch.Tensor:
         """``self.plan``'s weight as ``[plan_steps, plan_dim, Z + E]``: entry s is slot s's rows."""
         return self.plan.weight.reshape(self.plan_steps, self.plan_dim, -1)
-
-    def slot_of(self, step: torch.Tensor) -> torch.Tensor:
-        """``step`` (whole, non-negative float counts of steps) modulo plan_steps. ``fmod`` equals
-        ``remainder`` for non-negative steps and exports as one ONNX node (remainder as four)."""
-        return torch.fmod(step, self.plan_steps)
 
     def plan_of_step(self, cond: torch.Tensor, step: torch.Tensor,
                      rows: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
