@@ -57,7 +57,8 @@ def print_comparison(results: list[dict[str, Any]]) -> None:
               f"{r['bar_p99_ms']:.2f} | {r['generate_many_bars_per_s']:,.0f} "
               f"({r['core_generate_many_bars_per_s']:,.0f}) |")
     base, new = results[0], results[1]
-    def ratio(*keys: str) -> float:
+
+    def ratio(*keys: str) -> float:  # the candidate's figure over the baseline's
         a, b = new, base
         for key in keys:
             a, b = a[key], b[key]
