@@ -17,6 +17,8 @@ STEPS_PER_BAR = STEPS_PER_BEAT * BEATS_PER_BAR
 PITCH_LOW, PITCH_HIGH = 21, 108  # MIDI; key index k = pitch - 21
 FILES = {"encoder": "encoder.onnx", "decoder_init": "decoder_init.onnx",
          "decoder_step": "decoder_step.onnx"}
+BATCH_STEP = "decoder_step_batch"  # the optional fourth file (int8 exports write it)
+BATCH_STEP_FILE = "decoder_step_batch.onnx"
 DEFAULT_SAMPLING = {"onset_threshold": 0.5, "hold_threshold": 0.5, "temperature": 1.0}
 
 DYNAMIC = -1  # marks a dynamic dimension (batch B, steps T) in `io`
@@ -50,10 +52,12 @@ def provenance(config: dict[str, Any], clips: dict[str, int] | None = None) -> d
     return {"data": data, "licence": licence}
 
 
-def io_shapes(cfg: ModelConfig) -> dict[str, dict[str, dict[str, list[int]]]]:
-    """Every input and output of each file with its shape (-1 = dynamic)."""
+def io_shapes(cfg: ModelConfig,
+              batch_step: bool = False) -> dict[str, dict[str, dict[str, list[int]]]]:
+    """Every input and output of each file with its shape (-1 = dynamic); ``batch_step``: with
+    the batch step's, which are decoder_step's."""
     b, z, l, h = DYNAMIC, cfg.z_dim, cfg.layers, cfg.state_width
-    return {
+    shapes = {
         "encoder": {
             "inputs": {"roll": [b, DYNAMIC, FRAME_SIZE], "emotion": [b, N_EMOTIONS]},
             "outputs": {"mu": [b, z], "logvar": [b, z]},
@@ -69,6 +73,9 @@ def io_shapes(cfg: ModelConfig) -> dict[str, dict[str, dict[str, list[int]]]]:
                         "velocity": [b, N_KEYS], "state_out": [l, b, h]},
         },
     }
+    if batch_step:
+        shapes[BATCH_STEP] = shapes["decoder_step"]
+    return shapes
 
 
 def build_card(cfg: ModelConfig, *, name: str, segment_bars: int = 2, tonic: int | None = None,

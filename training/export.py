@@ -17,9 +17,10 @@ import onnx
 import torch
 from torch import nn
 
-from .card import FILES, OPSET, build_card, io_shapes, provenance
+from .card import BATCH_STEP, BATCH_STEP_FILE, FILES, OPSET, build_card, io_shapes, provenance
 from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig
-from .quantize import MIN_ONNXRUNTIME, PRECISION, export_int8_step
+from .quantize import (BATCH_PRECISION, MIN_ONNXRUNTIME, PRECISION, export_int8_step,
+                       export_row_int8_step)
 
 PRECISIONS = ("float32", "int8")  # of decoder_step's weights
 
@@ -118,8 +119,9 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
     """Write the three ONNX files and model_card.json into ``out_dir``; return ``out_dir``.
 
     ``decoder_precision`` "int8" stores ``decoder_step``'s weights as int8 (training/quantize.py;
-    about 2x faster per step); the card's ``precision`` says which, with the int8 step's largest
-    difference from PyTorch on example inputs. Each file gets the card under
+    about 2x faster per step) and also writes the batch step, ``decoder_step_batch.onnx``, for
+    offline generation (docs/model-contract.md); the card's ``precision`` says which, with each
+    int8 step's largest difference from PyTorch on example inputs. Each file gets the card under
     ``metadata_props['model_card']`` and passes ``onnx.checker.check_model(full_check=True)``.
     """
     if decoder_precision not in PRECISIONS:
@@ -127,21 +129,27 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    shapes = io_shapes(model.cfg)
+    shapes = io_shapes(model.cfg, batch_step=decoder_precision == "int8")
     inputs = example_inputs(model.cfg)
+    files = dict(FILES)
     with torch.no_grad():
         for key, graph in graphs(model).items():
             path = out / FILES[key]
             if key == "decoder_step" and decoder_precision == "int8":
                 step_shapes = shapes[key]
-                export_int8_step(model, inputs[key],
-                                 lambda g, x, p: _export_one(g, x, step_shapes, p), path)
+                export_step = lambda g, x, p: _export_one(g, x, step_shapes, p)  # noqa: E731
+                export_int8_step(model, inputs[key], export_step, path)
+                export_row_int8_step(model, inputs[key], export_step, out / BATCH_STEP_FILE)
+                files[BATCH_STEP] = BATCH_STEP_FILE
             else:
                 _export_one(graph, inputs[key], shapes[key], path)
-        card = {**card, "precision": _precision(model, out, decoder_precision)}
+        if BATCH_STEP not in files:  # a float32 export over an int8 one leaves no stale file
+            (out / BATCH_STEP_FILE).unlink(missing_ok=True)
+        card = {**card, "files": files, "io": shapes,
+                "precision": _precision(model, out, decoder_precision)}
     card_text = json.dumps(card, indent=2, sort_keys=False)
-    for key in FILES:
-        path = out / FILES[key]
+    for key, name in files.items():
+        path = out / name
         proto = onnx.load(str(path))
         _stamp_shapes(proto, shapes[key])
         onnx.helper.set_model_props(proto, {"model_card": card_text})
@@ -155,20 +163,26 @@ def _precision(model: CVAE, out: Path, decoder_precision: str) -> dict[str, Any]
     """The card's ``precision`` entry; for int8, the step's largest difference from PyTorch."""
     precision: dict[str, Any] = {key: "float32" for key in FILES}
     if decoder_precision == "int8":
-        import onnxruntime as ort
-
         feeds = example_inputs(model.cfg, batch=8, seed=1)["decoder_step"]
         expected = graphs(model)["decoder_step"](*feeds.values())
-        session = ort.InferenceSession(str(out / FILES["decoder_step"]),
-                                       providers=["CPUExecutionProvider"])
-        got = session.run(None, {name: t.numpy() for name, t in feeds.items()})
-        names = [o.name for o in session.get_outputs()]
-        precision["decoder_step"] = PRECISION
-        precision["decoder_step_max_abs_diff"] = {
-            name: round(float(abs(e.numpy() - g).max()), 5)
-            for name, e, g in zip(names, expected, got)}
+        for key, name, text in (("decoder_step", FILES["decoder_step"], PRECISION),
+                                (BATCH_STEP, BATCH_STEP_FILE, BATCH_PRECISION)):
+            precision[key] = text
+            precision[f"{key}_max_abs_diff"] = _max_abs_diff(out / name, feeds, expected)
         precision["onnxruntime_min"] = MIN_ONNXRUNTIME
     return precision
+
+
+def _max_abs_diff(path: Path, feeds: dict[str, torch.Tensor],
+                  expected: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Each output's largest difference between the ONNX file at ``path`` and PyTorch."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {name: t.numpy() for name, t in feeds.items()})
+    names = [o.name for o in session.get_outputs()]
+    return {name: round(float(abs(e.numpy() - g).max()), 5)
+            for name, e, g in zip(names, expected, got)}
 
 
 def update_card(model_dir: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
@@ -251,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         card["velocity_calibration"] = calibration
     card.update(extra)
     out = export_model(model, args.out, card, args.decoder_precision)
-    print(f"exported {', '.join(FILES.values())} and model_card.json to {out}")
+    files = json.loads((out / "model_card.json").read_text())["files"]
+    print(f"exported {', '.join(files.values())} and model_card.json to {out}")
     return 0
 
 

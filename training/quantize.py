@@ -54,11 +54,15 @@ class DecoderStepMatMuls(nn.Module):
     """``CVAE.decoder_step`` with the GRU written as its matrix products (PyTorch's gate order
     r, z, n; ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``; ``h' = (1 - z) n + z h``).
     ``int8_plan``: the plan's rows as int8 with a scale per row (:func:`int8_rows`), as exported;
-    without it the module computes exactly what the fused step does."""
+    without it the module computes exactly what the fused step does. ``whole_plan`` (the batch
+    step): the plan is one matrix product of all its rows, then each row's slot is picked
+    (:meth:`_whole_plan_slot`); gathering every stream's own rows costs more than the product
+    once the batch passes a few streams."""
 
-    def __init__(self, model: CVAE, int8_plan: bool = False) -> None:
+    def __init__(self, model: CVAE, int8_plan: bool = False, whole_plan: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.whole_plan = whole_plan
         self.plan_rows_of = None  # slot [B] -> the plan rows to use; None: the float ones
         if int8_plan and model.decoder.plan is not None:  # [plan_steps, plan_dim, C]
             plan_q, plan_scale = int8_rows(model.decoder.plan_rows().detach())
@@ -70,6 +74,16 @@ class DecoderStepMatMuls(nn.Module):
         """The dequantised plan rows of ``slot [B]``: ``[B, plan_dim, C]``."""
         return self.plan_q[slot].to(torch.float32) * self.plan_scale[slot]
 
+    def _whole_plan_slot(self, cond: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """``plan_of_step`` as one product of all ``plan_steps * plan_dim`` rows (a MatMul the
+        batch step quantises), each row's slot then picked by a one-hot sum: ``[B, plan_dim]``."""
+        decoder = self.model.decoder
+        plan = _linear(cond, decoder.plan.weight, decoder.plan.bias)
+        plan = plan.reshape(-1, decoder.plan_steps, decoder.plan_dim)  # [B, slots, plan_dim]
+        slots = torch.arange(decoder.plan_steps, dtype=step.dtype)
+        one_hot = (decoder.slot_of(step).unsqueeze(-1) == slots).to(plan.dtype)  # [B, slots]
+        return (plan * one_hot.unsqueeze(-1)).sum(dim=1)
+
     def forward(self, prev: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,
                 state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         decoder = self.model.decoder
@@ -77,7 +91,10 @@ class DecoderStepMatMuls(nn.Module):
         x, head_in, states = torch.cat([prev, cond], dim=-1), [cond], []
         if decoder.plan is not None:  # the step's plan vector (StepDecoder.plan_of_step)
             step = state[0, :, -1]
-            plan = decoder.plan_of_step(cond, step, self.plan_rows_of)  # [B, plan_dim]
+            if self.whole_plan:
+                plan = self._whole_plan_slot(cond, step)  # [B, plan_dim]
+            else:
+                plan = decoder.plan_of_step(cond, step, self.plan_rows_of)
             head_in.append(plan)
             if decoder.plan_in_gru:
                 x = torch.cat([x, plan], dim=-1)
@@ -125,3 +142,87 @@ def export_int8_step(model: CVAE, inputs: dict[str, torch.Tensor],
         float_path = Path(tmp) / "decoder_step_float.onnx"
         export_one(DecoderStepMatMuls(model, int8_plan=True), inputs, float_path)
         onnx.save(quantize_weights(onnx.load(str(float_path))), str(path))
+
+
+# The batch step (docs/model-contract.md, "The batch step"). MatMulNBits multiplies a batch of
+# 64 rows about 10x slower than ONNX's MatMulInteger with uint8 inputs (measured in
+# docs/benchmarks.md), so offline generation decodes through a second file whose weight
+# matrices are MatMulInteger nodes. Its inputs are quantised per *row* (one scale per stream,
+# the row's largest magnitude / 127): integer products are exact, so a row's outputs never
+# depend on the rest of the batch, and generate() and generate_many() agree bit for bit.
+ROW_INT8_MIN_ROWS = BLOCK_SIZE  # weight matrices with fewer input rows (the emotion table) stay float
+BATCH_PRECISION = ("int8 weights (ONNX MatMulInteger, one float scale per output column, "
+                   "symmetric), inputs quantised to uint8 per row on the fly (zero point 128, "
+                   "one scale per row); the per-step plan's projection is one such product; "
+                   "float32 inputs and outputs")
+
+
+def _row_int8_matmul(x: str, weight: onnx.TensorProto, out: str,
+                     prefix: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """Nodes computing ``out = x @ weight`` for a float ``x [B, K]`` with int8 weights (one
+    scale per column) and ``x`` quantised per row: ``x ~= (xq - 128) * s_row``."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.to_array(weight).astype(np.float32)  # [K, N]
+    w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0  # [N]
+    w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+    n = lambda name: f"{prefix}/{name}"  # noqa: E731 - names local to this matmul
+    consts = [numpy_helper.from_array(w_q, n("w_q")),
+              numpy_helper.from_array(w_scale.astype(np.float32), n("w_scale")),
+              numpy_helper.from_array(np.array([-1], np.int64), n("last_axis")),
+              numpy_helper.from_array(np.array(1e-30 / 127.0, np.float32), n("tiny")),
+              numpy_helper.from_array(np.array(1.0 / 127.0, np.float32), n("per_level")),
+              numpy_helper.from_array(np.array(128, np.uint8), n("zero"))]
+    nodes = [
+        helper.make_node("Abs", [x], [n("abs")]),
+        helper.make_node("ReduceMax", [n("abs"), n("last_axis")], [n("peak")], keepdims=0),
+        helper.make_node("Mul", [n("peak"), n("per_level")], [n("scale_raw")]),
+        helper.make_node("Max", [n("scale_raw"), n("tiny")], [n("scale")]),  # a silent row: 0s
+        helper.make_node("Shape", [n("scale")], [n("rows")]),
+        helper.make_node("ConstantOfShape", [n("rows")], [n("zeros")],
+                         value=numpy_helper.from_array(np.array([128], np.uint8))),
+        helper.make_node("QuantizeLinear", [x, n("scale"), n("zeros")], [n("x_q")], axis=0),
+        helper.make_node("MatMulInteger", [n("x_q"), n("w_q"), n("zero")], [n("acc")]),
+        helper.make_node("Cast", [n("acc")], [n("acc_f")], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", [n("scale"), n("last_axis")], [n("row_scale")]),
+        helper.make_node("Mul", [n("acc_f"), n("row_scale")], [n("rows_scaled")]),
+        helper.make_node("Mul", [n("rows_scaled"), n("w_scale")], [out]),
+    ]
+    return nodes, consts
+
+
+def quantize_rows(float_model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every MatMul of ``float_model`` with a constant weight matrix of at least
+    ``ROW_INT8_MIN_ROWS`` rows -> :func:`_row_int8_matmul`. The model is changed in place and
+    returned."""
+    graph = float_model.graph
+    weights = {t.name: t for t in graph.initializer}
+    nodes, used = [], set()
+    for index, node in enumerate(graph.node):
+        weight = weights.get(node.input[1]) if node.op_type == "MatMul" else None
+        if weight is None or len(weight.dims) != 2 or weight.dims[0] < ROW_INT8_MIN_ROWS:
+            nodes.append(node)
+            continue
+        new_nodes, consts = _row_int8_matmul(node.input[0], weight, node.output[0],
+                                             node.name or f"matmul_{index}")
+        nodes.extend(new_nodes)
+        graph.initializer.extend(consts)
+        used.add(weight.name)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    still_read = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name not in used or t.name in still_read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return float_model
+
+
+def export_row_int8_step(model: CVAE, inputs: dict[str, torch.Tensor],
+                         export_one: Callable[[nn.Module, dict[str, torch.Tensor], Path], None],
+                         path: Path) -> None:
+    """Write the batch step (:func:`quantize_rows` of the matrix-product step) to ``path``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "decoder_step_float.onnx"
+        export_one(DecoderStepMatMuls(model, whole_plan=True), inputs, float_path)
+        onnx.save(quantize_rows(onnx.load(str(float_path))), str(path))

@@ -14,7 +14,7 @@ namespace emolive {
 BatchGenerator::BatchGenerator(const Model& model, const std::vector<GeneratorConfig>& configs)
     : model_(model) {
   if (configs.empty()) throw std::invalid_argument("a batch needs at least one stream");
-  buffers_ = model.make_buffers(int64_t(configs.size()));
+  buffers_ = model.make_buffers(int64_t(configs.size()), StepGraph::offline);
   streams_.reserve(configs.size());
   for (const auto& config : configs) {
     streams_.emplace_back(model.card().z, model.card().segment_steps, config);
@@ -90,7 +90,7 @@ void run_chunk(const Model& model, const OfflineRequest& request,
 std::vector<OfflineEvent> generate_one(const Model& model, const OfflineRequest& request,
                                        uint64_t seed) {
   check(request);
-  Generator generator(model, config_for(request, seed));
+  Generator generator(model, config_for(request, seed), StepGraph::offline);
   if (request.glide_to) generator.set_emotion(*request.glide_to, request.glide_steps);
   std::vector<OfflineEvent> events;
   StepEvents block;

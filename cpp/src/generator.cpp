@@ -13,10 +13,10 @@ SamplerSettings sampling_from_card(const ModelCard& card) {
   return s;
 }
 
-Generator::Generator(const Model& model, const GeneratorConfig& config)
+Generator::Generator(const Model& model, const GeneratorConfig& config, StepGraph graph)
     : Stream(model.card().z, model.card().segment_steps, config),
       model_(model),
-      buffers_(model.make_buffers(1)) {}
+      buffers_(model.make_buffers(1, graph)) {}
 
 void Generator::produce(StepEvents& out) {
   DecoderBuffers& b = *buffers_;

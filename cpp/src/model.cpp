@@ -82,21 +82,23 @@ Model::Model(const std::string& model_dir, const std::string& onnxruntime_lib) :
   load_session("encoder");  // refused now if broken; loaded again by encode()
   decoder_init_ = load_session("decoder_init");
   decoder_step_ = load_session("decoder_step");
-  check_finite();
+  check_finite(decoder_step_);
+  if (has_batch_step()) check_finite(load_session(kBatchStepRole));  // refused now if broken
 }
 
-void Model::check_finite() const {
+void Model::check_finite(const Session& step) const {
   const std::vector<float> z(size_t(card_.z), 0.f), emotion(kEmotionCount, 0.25f),
       silent(kFrameSize, 0.f);
   const std::vector<float> state = decode_init(z.data(), emotion.data(), 1);
-  const StepOutputs out = decode_step(silent.data(), z.data(), emotion.data(), state.data(), 1);
+  const StepOutputs out = run_step(step, silent.data(), z.data(), emotion.data(), state.data(), 1);
   const std::pair<const char*, const std::vector<float>*> outputs[] = {
       {"state", &state}, {"onset_logits", &out.onset_logits}, {"hold_logits", &out.hold_logits},
       {"velocity", &out.velocity}, {"state_out", &out.state_out}};
   for (const auto& [name, values] : outputs) {
     if (!std::all_of(values->begin(), values->end(), [](float v) { return std::isfinite(v); })) {
-      throw ModelError("model '" + dir_ + "': decoder output '" + name + "' is not finite (NaN "
-                       "or infinity) for a silent input: the weights are broken");
+      throw ModelError("model '" + dir_ + "': " + (name == std::string("state") ? "decoder_init"
+                       : step.role) + " output '" + name + "' is not finite (NaN or infinity) "
+                       "for a silent input: the weights are broken");
     }
   }
 }
@@ -168,9 +170,20 @@ void Model::validate(const Session& s) const {
              [&](size_t i) { return session.GetOutputTypeInfo(i); }, io.outputs);
 }
 
-std::unique_ptr<DecoderBuffers> Model::make_buffers(int64_t batch) const {
+const Model::Session& Model::batch_step() const {
+  std::lock_guard<std::mutex> lock(batch_step_mutex_);
+  if (!batch_step_.session) batch_step_ = load_session(kBatchStepRole);
+  return batch_step_;
+}
+
+std::unique_ptr<DecoderBuffers> Model::make_buffers(int64_t batch, StepGraph graph) const {
   if (batch < 1) throw std::invalid_argument("decoder buffers need a batch of at least 1");
+  const Session& step =
+      graph == StepGraph::offline && has_batch_step() ? batch_step() : decoder_step_;
   auto b = std::make_unique<DecoderBuffers>();
+  b->step_session = step.session.get();
+  b->step_input_names = &step.input_ptrs;
+  b->step_output_names = &step.output_ptrs;
   const int64_t B = batch, Z = card_.z, L = card_.layers, H = card_.hidden;
   b->batch = B;
   b->prev.assign(B * kFrameSize, 0.0f);
@@ -190,8 +203,8 @@ std::unique_ptr<DecoderBuffers> Model::make_buffers(int64_t batch) const {
   };
   for (const auto& n : decoder_init_.input_names) b->init_inputs.push_back(tensor_for(n));
   b->init_outputs.push_back(view(b->state, {L, B, H}));  // decoder_init's only output: state
-  for (const auto& n : decoder_step_.input_names) b->step_inputs.push_back(tensor_for(n));
-  for (const auto& n : decoder_step_.output_names) {
+  for (const auto& n : step.input_names) b->step_inputs.push_back(tensor_for(n));
+  for (const auto& n : step.output_names) {
     if (n == "onset_logits") b->step_outputs.push_back(view(b->onset_logits, {B, kPitchCount}));
     else if (n == "hold_logits") b->step_outputs.push_back(view(b->hold_logits, {B, kPitchCount}));
     else if (n == "velocity") b->step_outputs.push_back(view(b->velocity, {B, kPitchCount}));
@@ -208,10 +221,9 @@ void Model::decode_init_in_place(DecoderBuffers& b) const {
 }
 
 void Model::decode_step_in_place(DecoderBuffers& b) const {
-  decoder_step_.session->Run(Ort::RunOptions{nullptr}, decoder_step_.input_ptrs.data(),
-                             b.step_inputs.data(), b.step_inputs.size(),
-                             decoder_step_.output_ptrs.data(), b.step_outputs.data(),
-                             b.step_outputs.size());
+  b.step_session->Run(Ort::RunOptions{nullptr}, b.step_input_names->data(), b.step_inputs.data(),
+                      b.step_inputs.size(), b.step_output_names->data(), b.step_outputs.data(),
+                      b.step_outputs.size());
   std::memcpy(b.state.data(), b.state_out.data(), b.state.size() * sizeof(float));
 }
 
@@ -236,18 +248,24 @@ std::vector<float> Model::decode_init(const float* z, const float* emotion, int6
 
 Model::StepOutputs Model::decode_step(const float* prev, const float* z, const float* emotion,
                                       const float* state, int64_t batch) const {
+  return run_step(decoder_step_, prev, z, emotion, state, batch);
+}
+
+Model::StepOutputs Model::run_step(const Session& step, const float* prev, const float* z,
+                                   const float* emotion, const float* state,
+                                   int64_t batch) const {
   const int64_t Z = card_.z, L = card_.layers, H = card_.hidden;
   std::vector<Ort::Value> inputs;
-  for (const auto& n : decoder_step_.input_names) {
+  for (const auto& n : step.input_names) {
     if (n == "prev") inputs.push_back(view(prev, batch * kFrameSize, {batch, kFrameSize}));
     else if (n == "z") inputs.push_back(view(z, batch * Z, {batch, Z}));
     else if (n == "emotion") inputs.push_back(view(emotion, batch * kEmotionCount, {batch, kEmotionCount}));
     else inputs.push_back(view(state, L * batch * H, {L, batch, H}));
   }
-  auto outputs = run(decoder_step_, inputs);
+  auto outputs = run(step, inputs);
   StepOutputs out;
   for (size_t i = 0; i < outputs.size(); ++i) {
-    const std::string& n = decoder_step_.output_names[i];
+    const std::string& n = step.output_names[i];
     auto values = copy_out(outputs[i]);
     if (n == "onset_logits") out.onset_logits = std::move(values);
     else if (n == "hold_logits") out.hold_logits = std::move(values);

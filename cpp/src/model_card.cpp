@@ -138,7 +138,7 @@ FileIo expected_io(const std::string& role, const ModelCard& c) {
     return {{{"z", {B, c.z}}, {"emotion", {B, kEmotionCount}}},
             {{"state", {c.layers, B, c.hidden}}}};
   }
-  if (role == "decoder_step") {
+  if (role == "decoder_step" || role == kBatchStepRole) {
     return {{{"prev", {B, kFrameSize}},
              {"z", {B, c.z}},
              {"emotion", {B, kEmotionCount}},
@@ -191,7 +191,11 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
   card.layers = r.positive("sizes.layers");
   card.hidden = r.positive("sizes.hidden");
   card.segment_steps = r.positive("sizes.segment_steps");
-  for (const auto& role : model_roles()) {
+  std::vector<std::string> roles = model_roles();
+  if (const json& files = r.at("files"); files.is_object() && files.contains(kBatchStepRole)) {
+    roles.push_back(kBatchStepRole);
+  }
+  for (const auto& role : roles) {
     card.files[role] = r.text("files." + role);
     FileIo io{r.tensors("io." + role + ".inputs"), r.tensors("io." + role + ".outputs")};
     check_io_against_contract(r, role, io, expected_io(role, card));

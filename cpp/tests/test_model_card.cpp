@@ -122,6 +122,23 @@ TEST_CASE("the optional tonic is read and checked") {
   CHECK_THAT(error_of(card), Catch::Contains("'tonic' must be an integer"));
 }
 
+TEST_CASE("the optional batch step is read and checked against decoder_step's tensors") {
+  json card = valid_card();
+  CHECK(parse_model_card(card.dump(), "card.json").files.count(kBatchStepRole) == 0);
+  card["files"][kBatchStepRole] = "batch.onnx";
+  CHECK_THAT(error_of(card), Catch::Contains("io.decoder_step_batch") &&
+                                 Catch::Contains("missing"));
+  card["io"][kBatchStepRole] = card["io"]["decoder_step"];
+  const ModelCard parsed = parse_model_card(card.dump(), "card.json");
+  CHECK(parsed.files.at(kBatchStepRole) == "batch.onnx");
+  CHECK(parsed.io.at(kBatchStepRole).outputs.size() == 4);
+  card["io"][kBatchStepRole]["inputs"]["z"] = {-1, 17};
+  CHECK_THAT(error_of(card), Catch::Contains("io.decoder_step_batch.inputs.z") &&
+                                 Catch::Contains("[-1, 16]"));
+  card["io"][kBatchStepRole] = card["io"]["encoder"];
+  CHECK_THAT(error_of(card), Catch::Contains("lacks tensor 'prev'"));
+}
+
 TEST_CASE("text that is not a JSON object is refused") {
   CHECK_THROWS_AS(parse_model_card("{not json", "x.json"), ModelError);
   CHECK_THROWS_AS(parse_model_card("[1,2]", "x.json"), ModelError);

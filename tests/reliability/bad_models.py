@@ -98,6 +98,21 @@ def remove(name: str) -> Callable[[Path], None]:
     return lambda model: (model / name).unlink()
 
 
+BATCH = "decoder_step_batch"  # the optional batch step (docs/model-contract.md)
+
+
+def with_batch_step(source: Path | None = None,
+                    then: Callable[[Path], None] = lambda model: None) -> Callable[[Path], None]:
+    """Give the model a batch step (a copy of ``source``'s decoder_step, default its own, which
+    has the batch step's inputs and outputs) named in its card, then apply ``then``."""
+    def apply(model: Path) -> None:
+        shutil.copy((source or model) / STEP, model / f"{BATCH}.onnx")
+        edit_card(lambda c: (c["files"].update({BATCH: f"{BATCH}.onnx"}),
+                             c["io"].update({BATCH: c["io"]["decoder_step"]})))(model)
+        then(model)
+    return apply
+
+
 def corpus(other_size_model: Path) -> list[BadModel]:
     """``other_size_model``: a valid model of other sizes (z 8, hidden 24) to borrow files from."""
     return [
@@ -145,6 +160,14 @@ def corpus(other_size_model: Path) -> list[BadModel]:
         BadModel("card state rank 2", edit_card(
             lambda c: c["io"]["decoder_step"]["inputs"].update(state=[-1, 32])), ("state",)),
         BadModel("NaN weights", edit_onnx(STEP, nan_weights), ("nan",)),
+        BadModel("batch step missing", with_batch_step(then=remove(f"{BATCH}.onnx")),
+                 (BATCH,)),
+        BadModel("batch step without io in the card", with_batch_step(
+            then=edit_card(lambda c: c["io"].pop(BATCH))), (f"io.{BATCH}",)),
+        BadModel("batch step from a model of other sizes", with_batch_step(other_size_model),
+                 (BATCH,)),
+        BadModel("batch step with NaN weights", with_batch_step(
+            then=edit_onnx(f"{BATCH}.onnx", nan_weights)), (BATCH, "nan")),
     ]
 
 

@@ -1,4 +1,4 @@
-"""Malformed model directories (tests/reliability/bad_models.py, 26 kinds): each is refused
+"""Malformed model directories (tests/reliability/bad_models.py, 30 kinds): each is refused
 with a ModelError whose message names what is wrong; each runs in its own subprocess so a crash
 of the native loader is a failure, not a lost test session."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_models import BadModel, corpus
+from bad_models import BadModel, corpus, with_batch_step
 
 PROBE = Path(__file__).resolve().parent / "model_probe.py"
 
@@ -46,6 +46,16 @@ def test_the_unbroken_copy_loads(tiny_model_dir: Path, tmp_path: Path) -> None:
     """Control: the copy every case starts from is valid and plays notes."""
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
+    result = probe(model)
+    assert result["error"] is None, result
+    assert result["note_ons"] > 0
+
+
+def test_a_copy_with_a_batch_step_loads(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Control for the batch-step kinds: the same edit with an intact file loads and plays."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    with_batch_step()(model)
     result = probe(model)
     assert result["error"] is None, result
     assert result["note_ons"] > 0

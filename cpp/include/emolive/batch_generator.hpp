@@ -1,10 +1,13 @@
 // Many independent streams of music decoded together, for offline generation.
 //
 // N Streams (stream.hpp, the code Generator uses) advance in lockstep: each step every stream
-// writes its latent and emotion into row b of shared batch buffers, one decoder_step call
-// (and, at phrase starts, one decoder_init call) serves them all, and each stream samples its
-// notes from its own output row. Stream b gives the notes Generator gives with the same
-// config, up to the float rounding of the batched matrix products (ONNX Runtime may sum in a
+// writes its latent and emotion into row b of shared batch buffers, one step call (and, at
+// phrase starts, one decoder_init call) serves them all, and each stream samples its notes
+// from its own output row. The step is the model's batch step where it has one
+// (docs/model-contract.md): its integer products are exact and its inputs are quantised per
+// row, so stream b gives exactly the notes an offline Generator (generate_one) gives with the
+// same config. A model without one decodes through decoder_step, and stream b agrees with
+// generate_one up to the float rounding of batched matrix products (ONNX Runtime may sum in a
 // different order for B rows than for one; a last-bit difference in a probability can flip a
 // draw, after which the streams diverge).
 #pragma once
@@ -56,8 +59,8 @@ struct OfflineRequest {
   GeneratorConfig base;
 };
 
-// Events of one stream (Generator, batch 1) with `seed`; note-offs for the notes still sounding
-// at the end come at step == steps.
+// Events of one stream (an offline Generator, batch 1) with `seed`; note-offs for the notes
+// still sounding at the end come at step == steps.
 std::vector<OfflineEvent> generate_one(const Model& model, const OfflineRequest& request,
                                        uint64_t seed);
 

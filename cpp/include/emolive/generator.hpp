@@ -18,10 +18,13 @@ namespace emolive {
 // The card's sampling defaults (thresholds, temperature, onset cap) as sampler settings.
 SamplerSettings sampling_from_card(const ModelCard& card);
 
-// A Stream with its own batch-1 decoder buffers (no tensors are created per step).
+// A Stream with its own batch-1 decoder buffers (no tensors are created per step). `graph`:
+// live play decodes through decoder_step; offline generation (generate_one) through the
+// model's batch step if it has one, so that it equals generate_many's pieces bit for bit.
 class Generator : public Stream {
  public:
-  Generator(const Model& model, const GeneratorConfig& config);
+  Generator(const Model& model, const GeneratorConfig& config,
+            StepGraph graph = StepGraph::live);
 
   // Decode and sample the next step; `out` is cleared and filled with its events.
   void produce(StepEvents& out);

@@ -39,7 +39,8 @@ struct ModelCard {
   int layers = 0;
   int hidden = 0;
   int segment_steps = 0;  // steps per phrase; the engine re-seeds the decoder at each phrase start
-  std::map<std::string, std::string> files;  // role (encoder, decoder_init, decoder_step) -> file
+  // role (encoder, decoder_init, decoder_step, and decoder_step_batch if present) -> file
+  std::map<std::string, std::string> files;
   std::map<std::string, FileIo> io;          // role -> inputs/outputs
   float onset_threshold = 0.5f;
   float hold_threshold = 0.5f;
@@ -54,7 +55,12 @@ struct ModelCard {
 // The roles of the three ONNX files, in load order.
 const std::vector<std::string>& model_roles();
 
-// The contract's shapes for one role, built from the card's sizes (Z, L, H).
+// The optional fourth file (docs/model-contract.md, "The batch step"): decoder_step's inputs
+// and outputs, its weights stored for fast batches; offline generation decodes through it.
+inline const std::string kBatchStepRole = "decoder_step_batch";
+
+// The contract's shapes for one role, built from the card's sizes (Z, L, H); the batch step's
+// are decoder_step's.
 FileIo expected_io(const std::string& role, const ModelCard& card);
 
 // Parse and validate card text. `source` names it in errors (e.g. the file path).

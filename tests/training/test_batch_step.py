@@ -1,0 +1,147 @@
+"""The batch step (`decoder_step_batch.onnx`, docs/model-contract.md "The batch step"): what an
+int8 export writes beside `decoder_step`, how close it stays to the float step, rows exact alone
+or together, and which path of the engine decodes through it (offline) or not (live)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+from emolive.training.card import BATCH_STEP, BATCH_STEP_FILE, FILES  # noqa: E402
+from emolive.training.export import example_inputs, export_random_model  # noqa: E402
+from emolive.training.model import ModelConfig  # noqa: E402
+from emolive.training.quantize import ROW_INT8_MIN_ROWS  # noqa: E402
+from tests.midi_events import note_events  # noqa: E402
+
+pytestmark = pytest.mark.training
+
+SIZES = {"z_dim": 16, "hidden": 64, "layers": 2, "plan_steps": 32}
+
+
+@pytest.fixture(scope="module")
+def int8_and_float(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("batch_step")
+    return (export_random_model(root / "int8", decoder_precision="int8", seed=2, **SIZES),
+            export_random_model(root / "float", seed=2, **SIZES))
+
+
+def _run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def _feeds(batch: int, seed: int) -> dict[str, np.ndarray]:
+    cfg = ModelConfig(z_dim=16, hidden=64, layers=2, plan_steps=32)
+    x = example_inputs(cfg, batch=batch, seed=seed)["decoder_step"]
+    x["prev"] = (x["prev"] > 0.9).float()  # a played frame is 0/1 onsets and holds
+    x["state"][..., :-1] = torch.tanh(x["state"][..., :-1])  # a GRU state lies in (-1, 1)
+    return {name: t.numpy() for name, t in x.items()}
+
+
+def test_an_int8_export_names_its_batch_step_in_the_card(int8_and_float) -> None:
+    int8_dir, float_dir = int8_and_float
+    card = json.loads((int8_dir / "model_card.json").read_text())
+    assert card["files"][BATCH_STEP] == BATCH_STEP_FILE and (int8_dir / BATCH_STEP_FILE).is_file()
+    assert card["io"][BATCH_STEP] == card["io"]["decoder_step"]
+    assert card["precision"][BATCH_STEP].startswith("int8")
+    assert json.loads(onnx.load(str(int8_dir / BATCH_STEP_FILE)).metadata_props[0].value) == card
+    float_card = json.loads((float_dir / "model_card.json").read_text())
+    assert BATCH_STEP not in float_card["files"] and not (float_dir / BATCH_STEP_FILE).exists()
+
+
+def test_the_batch_step_multiplies_in_integers_with_standard_operators(int8_and_float) -> None:
+    graph = onnx.load(str(int8_and_float[0] / BATCH_STEP_FILE)).graph
+    assert {n.domain for n in graph.node} <= {"", "ai.onnx"}  # no ONNX Runtime contrib ops
+    # two per GRU layer and the head; the plan's projection reads z and the emotion embedding,
+    # 16 + 8 rows here, too few to quantise (the shipped model's 144 are)
+    assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 2 * 2 + 1
+    weights = {t.name: t for t in graph.initializer}
+    for node in graph.node:  # no float product with a weight matrix of ROW_INT8_MIN_ROWS rows
+        if node.op_type == "MatMul" and node.input[1] in weights:
+            assert weights[node.input[1]].dims[0] < ROW_INT8_MIN_ROWS, node.name
+
+
+def test_the_batch_step_stays_close_to_the_float_step(int8_and_float) -> None:
+    int8_dir, float_dir = int8_and_float
+    card = json.loads((int8_dir / "model_card.json").read_text())
+    feeds = _feeds(batch=16, seed=0)
+    got = _run(int8_dir / BATCH_STEP_FILE, feeds)
+    want = _run(float_dir / FILES["decoder_step"], feeds)
+    for name, g, w in zip(["onset_logits", "hold_logits", "velocity", "state_out"], got, want):
+        diff = float(np.max(np.abs(g - w)))
+        assert 0 < diff <= 0.05, name  # quantised (not the float file), and close to it
+        assert diff <= 2 * card["precision"][f"{BATCH_STEP}_max_abs_diff"][name] + 1e-3, name
+    assert np.array_equal(got[3][..., -1], (feeds["state"][..., -1] + 1) % 32)  # step slot
+
+
+def test_batch_step_rows_are_the_same_alone_or_together(int8_and_float) -> None:
+    """Inputs are quantised per row and integer products are exact: bit-identical rows."""
+    path = int8_and_float[0] / BATCH_STEP_FILE
+    batch = _feeds(batch=9, seed=3)
+    batch["z"][4] *= 50  # a loud neighbour changes nothing for the others
+    together = _run(path, batch)
+    for row in (0, 4, 8):
+        alone = _run(path, {k: (v[:, row:row + 1] if k == "state" else v[row:row + 1])
+                            for k, v in batch.items()})
+        for a, t in zip(alone, together):
+            assert np.array_equal(a, t[:, row:row + 1] if t.ndim == 3 else t[row:row + 1])
+
+
+def test_a_float_export_over_an_int8_one_leaves_no_batch_step(tmp_path: Path) -> None:
+    out = export_random_model(tmp_path / "m", decoder_precision="int8", **SIZES)
+    assert (out / BATCH_STEP_FILE).is_file()
+    export_random_model(tmp_path / "m", **SIZES)
+    assert not (out / BATCH_STEP_FILE).exists()
+    assert BATCH_STEP not in json.loads((out / "model_card.json").read_text())["files"]
+
+
+def test_generate_many_equals_generate_bit_for_bit_through_the_batch_step(int8_and_float) -> None:
+    from emolive import Engine
+
+    seeds = [0, 1, 2, 3, 4, 5, 6]
+    with Engine(model=int8_and_float[0], seed=0) as engine:
+        pieces = engine.generate_many(len(seeds), 8, "tense", seeds=seeds)
+        singles = [engine.generate(8, "tense", seed=s) for s in seeds]
+    assert [note_events(p) for p in pieces] == [note_events(s) for s in singles]
+    assert sum(len(note_events(p)) for p in pieces) > 100
+
+
+def _recorded_note_ons(model: Path, steps: int) -> list[bytes]:
+    from emolive import Engine
+
+    with Engine(model=model, bpm=400, seed=9, record=True) as engine:
+        engine.play("calm")
+        deadline = time.monotonic() + 10.0
+        while engine.stats()["step"] < steps:
+            assert time.monotonic() < deadline, f"engine did not reach step {steps}"
+            time.sleep(0.005)
+        engine.stop()
+        return [m for _t, m in engine.recorded() if m[0] & 0xF0 == 0x90]
+
+
+def test_offline_decodes_through_the_batch_step_and_live_play_does_not(int8_and_float,
+                                                                       tmp_path: Path) -> None:
+    """A copy whose batch step comes from a model with other weights: its offline music
+    changes, its live music does not."""
+    original = int8_and_float[0]
+    other = export_random_model(tmp_path / "other", decoder_precision="int8", seed=8, **SIZES)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(original, swapped)
+    shutil.copy(other / BATCH_STEP_FILE, swapped / BATCH_STEP_FILE)
+    from emolive import Engine
+
+    offline = {}
+    for name, model in (("original", original), ("swapped", swapped)):
+        with Engine(model=model, seed=9) as engine:
+            offline[name] = note_events(engine.generate(2, "calm"))
+    assert offline["original"] != offline["swapped"]
+    live = _recorded_note_ons(original, 20)
+    assert live and live[:20] == _recorded_note_ons(swapped, 20)[:20]
