@@ -115,7 +115,9 @@ def test_set_emotion_jump_is_heard_within_a_beat(tiny_model_dir: Path) -> None:
 
 
 def test_live_notes_match_offline_generation(tiny_model_dir: Path) -> None:
-    """Same seed, same note logic: the first bars played live are the offline file's."""
+    """Same seed, same note logic: the first bars played live are the offline file's (for a
+    model without a batch step, as this float32 one; tests/training/test_batch_step.py covers
+    one with)."""
     with Engine(model=tiny_model_dir, bpm=400, seed=9, record=True) as engine:
         offline = engine.generate(1, "calm")
         engine.play("calm")

@@ -137,6 +137,28 @@ def emotion_figures(model: OnnxCVAE, clf, real_val: np.ndarray, val_label: np.nd
             "morphs": morphs}
 
 
+def batch_step_figures(args: argparse.Namespace, roll: np.ndarray, label: np.ndarray, cap: int,
+                       recon: dict, z: np.ndarray, sampling: Sampling, generated: np.ndarray,
+                       steps: int) -> dict | None:
+    """Offline generation's batch step against decoder_step, on the same segments, latents and
+    random draws: reconstruction F1 at the chosen threshold, and prior samples' onset density
+    per quadrant. None for a model without a batch step."""
+    model = OnnxCVAE(args.model, threads=args.threads, step_file="decoder_step_batch")
+    if model.step_file not in model.card["files"]:
+        return None
+    batch_recon = reconstruction(model, roll, label, cap)
+    best = str(recon["best_threshold"])
+    batch_generated = generate_per_emotion(model, z, steps, sampling, args.seed + 1)
+
+    def summary(rec: dict, gen: np.ndarray) -> dict:
+        return {"onset_f1_teacher_forced": rec["teacher_forced"][best]["f1"],
+                "onset_f1_free_running": rec["free_running"][best]["f1"],
+                "onset_density": [float(musical_stats(g)["note_density"].mean()) for g in gen]}
+
+    return {"decoder_step": summary(recon, generated),
+            "decoder_step_batch": summary(batch_recon, batch_generated)}
+
+
 def _flat_velocity(roll: np.ndarray) -> np.ndarray:
     """The roll with every onset at velocity 64: what the classifier hears without dynamics."""
     out = roll.copy()
@@ -228,6 +250,9 @@ def run(args: argparse.Namespace, log=print) -> dict:
                               args.seed)
     emotion["flat_velocity"] = without_dynamics(clf, val_roll, val_label, generated)
     emotion["real_val_clip_accuracy"] = clip_accuracy(clf, val_roll, val_label, val_clips)
+    log("the same through the batch step (offline generation's)")
+    batch_step = batch_step_figures(args, val_roll, val_label, cap, recon, z, sampling,
+                                    generated, steps)
     nonempty = float((generated[..., :N_KEYS].sum(axis=(2, 3)) > 0).mean())
     results = {
         "model": str(args.model), "model_name": model.card["name"],
@@ -246,6 +271,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
         "diversity": {"generated": diversity(generated.reshape(-1, *generated.shape[2:])),
                       "real": diversity(val_roll)},
         "onset_error": prep.onset_error,
+        "batch_step": batch_step,
     }
     log("writing the report and listening material")
     report.write_report(results, model, args, real_by_q, generated, sampling, log)

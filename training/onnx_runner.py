@@ -38,9 +38,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class OnnxCVAE:
-    def __init__(self, model_dir: str | Path, threads: int = 1) -> None:
+    """``step_file``: the card's role of the step to decode through: ``decoder_step`` (live
+    play's) or ``decoder_step_batch`` (offline generation's, docs/model-contract.md)."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 1,
+                 step_file: str = "decoder_step") -> None:
         self.dir = Path(model_dir)
         self.card = json.loads((self.dir / "model_card.json").read_text())
+        self.step_file = step_file
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -60,7 +65,7 @@ class OnnxCVAE:
 
     def step(self, prev: np.ndarray, z: np.ndarray, emotion: np.ndarray,
              state: np.ndarray) -> list[np.ndarray]:
-        return self.sessions["decoder_step"].run(None, {
+        return self.sessions[self.step_file].run(None, {
             "prev": prev.astype(np.float32), "z": z.astype(np.float32),
             "emotion": emotion.astype(np.float32), "state": state})
 

@@ -128,6 +128,22 @@ def _statistics(stats: dict, div: dict) -> list[str]:
     return lines
 
 
+def _batch_step(figures: dict | None) -> list[str]:
+    if not figures:
+        return []
+    lines = ["## The batch step (offline generation)", "",
+             "`Engine.generate` and `generate_many` decode through `decoder_step_batch` "
+             "(docs/model-contract.md); live play and the figures above through `decoder_step`. "
+             "The same segments, latents and random draws through each:", "",
+             "| step file | onset F1 teacher-forced / free-running | prior onset density "
+             "Q1..Q4 |", "|---|---|---|"]
+    for name, f in figures.items():
+        lines.append(f"| `{name}` | {f['onset_f1_teacher_forced']:.3f} / "
+                     f"{f['onset_f1_free_running']:.3f} | "
+                     f"{' '.join(f'{d:.3f}' for d in f['onset_density'])} |")
+    return lines + [""]
+
+
 def markdown(results: dict, discussion: str) -> str:
     sampling = results["sampling"]
     lines = [f"# Evaluation of `{results['model_name']}`", "",
@@ -151,6 +167,7 @@ def markdown(results: dict, discussion: str) -> str:
     lines.append("")
     lines += _emotion(results["emotion"])
     lines += _statistics(results["statistics"], results["diversity"])
+    lines += _batch_step(results.get("batch_step"))
     lines += ["## Quantisation", "", "| dataset | grid | files | notes | mean onset error | "
               "median | p95 |", "|---|---|---|---|---|---|---|"]
     for name, e in results["onset_error"].items():

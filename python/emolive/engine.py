@@ -385,8 +385,9 @@ class Engine:
     def generate(self, bars: int, emotion: EmotionLike = "calm", seed: int | None = None,
                  morph_to: EmotionLike | None = None, morph_bars: float | None = None) -> mido.MidiFile:
         """``bars`` bars through the same generator and sampler as live play, as fast as the
-        model runs. ``seed`` None uses the engine's seed (so repeated calls agree). With
-        ``morph_to`` the emotion glides there over ``morph_bars`` bars (default: all of them)."""
+        model runs (decoding through the model's batch step where it has one; docs/engine.md).
+        ``seed`` None uses the engine's seed (so repeated calls agree). With ``morph_to`` the
+        emotion glides there over ``morph_bars`` bars (default: all of them)."""
         bars, weights, target, glide = _offline_arguments(bars, emotion, morph_to, morph_bars)
         run_seed = self.seed if seed is None else _integer("seed", seed, 0, 2**64 - 1)
         events = self._core.generate(bars * STEPS_PER_BAR, weights, run_seed, target, glide)
@@ -398,9 +399,10 @@ class Engine:
         """``count`` independent pieces of ``bars`` bars each, decoded together in batches of
         up to 64 streams over the machine's cores: more bars per second than ``generate``
         called ``count`` times (docs/benchmarks.md). Piece i is what ``generate(bars, emotion,
-        seed=seeds[i], morph_to=..., morph_bars=...)`` gives (up to the float rounding of
-        batched matrix products; see docs/engine.md). ``seeds`` None: ``engine.seed + i`` for piece i, so piece
-        0 is ``generate(bars, emotion)``. ``count * bars`` is at most 100,000."""
+        seed=seeds[i], morph_to=..., morph_bars=...)`` gives: bit for bit for a model with a
+        batch step (the bundled one), else up to the float rounding of batched matrix products
+        (docs/engine.md). ``seeds`` None: ``engine.seed + i`` for piece i, so piece 0 is
+        ``generate(bars, emotion)``. ``count * bars`` is at most 100,000."""
         count = _integer("count", count, 1, MAX_GENERATE_COUNT)
         bars, weights, target, glide = _offline_arguments(bars, emotion, morph_to, morph_bars)
         if count * bars > MAX_GENERATE_BARS:

@@ -70,3 +70,13 @@ def test_compare_models_benchmark_runs(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "benchmarks.compare_models", str(tmp_path), str(default)],
                              cwd=REPO, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "not an exported model directory" in missing.stderr
+
+
+def test_matmul_kernels_benchmark_runs(tmp_path: Path) -> None:
+    result = run_benchmark(tmp_path, "matmul_kernels", "--rows", "64", "--cols", "96",
+                           "--rounds", "1", "--runs", "8")
+    assert len(result["results"]) == 6  # three forms at two batch sizes
+    for row in result["results"]:
+        assert 0 < row["median_us"] <= row["p99_us"]
+        assert row["max_abs_diff_from_float32"] < (1e-4 if row["form"].startswith("float32")
+                                                   else 0.05)

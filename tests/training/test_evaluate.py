@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from emolive.training import evaluate
 from emolive.training.metrics import active_units, onset_prf_per_bar, overlap_area, swap_response
+from emolive.training.onnx_runner import OnnxCVAE, Sampling
 
 pytestmark = pytest.mark.training
 
@@ -183,3 +185,35 @@ def test_swap_response_separates_the_axis_the_emotion_steers_from_the_one_z_sets
     assert swap["arousal_z_spread"] == 0.0
     assert swap["all_four_follow"] == 0.0 and swap["answer_changes"] == 1.0
     assert swap["p_lift"] == pytest.approx(0.5 - 1 / 6)  # right for 2 of 4 requests, 1 of 3 others
+
+
+
+def test_batch_step_figures_set_the_offline_step_beside_the_live_one(tiny_model_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    from emolive.training.export import export_random_model
+    from emolive.training.report_text import _batch_step
+
+    rng = np.random.default_rng(0)
+    roll = (rng.random((8, 32, 264)) < 0.05).astype(np.float32)
+    label = np.arange(8) % 4
+    z = rng.standard_normal((4, 16)).astype(np.float32)
+    sampling = Sampling(0.5, 0.5, 1.0, max_onsets_per_step=7)
+
+    def figures(model: Path) -> tuple[dict | None, dict]:
+        live = OnnxCVAE(model)
+        recon = evaluate.reconstruction(live, roll, label, 7)
+        generated = evaluate.generate_per_emotion(live, z, 32, sampling, 1)
+        args = argparse.Namespace(model=model, threads=1, seed=0)
+        return evaluate.batch_step_figures(args, roll, label, 7, recon, z, sampling, generated,
+                                           32), recon
+
+    assert figures(tiny_model_dir)[0] is None  # float32: no batch step
+    found, recon = figures(export_random_model(tmp_path / "int8", z_dim=16, hidden=32, seed=3,
+                                               decoder_precision="int8", plan_steps=32))
+    best = str(recon["best_threshold"])
+    assert found["decoder_step"]["onset_f1_teacher_forced"] == recon["teacher_forced"][best]["f1"]
+    batch = found["decoder_step_batch"]
+    assert 0 <= batch["onset_f1_free_running"] <= 1 and len(batch["onset_density"]) == 4
+    assert all(d > 0 for d in batch["onset_density"])
+    text = "\n".join(_batch_step(found))
+    assert "## The batch step" in text and "`decoder_step_batch`" in text
