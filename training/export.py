@@ -116,7 +116,7 @@ def _stamp_shapes(proto: onnx.ModelProto, shapes: dict[str, dict[str, list[int]]
 
 def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
                  decoder_precision: str = "float32") -> Path:
-    """Write the three ONNX files and model_card.json into ``out_dir``; return ``out_dir``.
+    """Write the ONNX files and model_card.json into ``out_dir``; return ``out_dir``.
 
     ``decoder_precision`` "int8" stores ``decoder_step``'s weights as int8 (training/quantize.py;
     about 2x faster per step) and also writes the batch step, ``decoder_step_batch.onnx``, for

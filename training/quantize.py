@@ -167,7 +167,10 @@ def _row_int8_matmul(x: str, weight: onnx.TensorProto, out: str,
     w = numpy_helper.to_array(weight).astype(np.float32)  # [K, N]
     w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0  # [N]
     w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
-    n = lambda name: f"{prefix}/{name}"  # noqa: E731 - names local to this matmul
+
+    def n(name: str) -> str:  # names local to this product
+        return f"{prefix}/{name}"
+
     consts = [numpy_helper.from_array(w_q, n("w_q")),
               numpy_helper.from_array(w_scale.astype(np.float32), n("w_scale")),
               numpy_helper.from_array(np.array([-1], np.int64), n("last_axis")),

@@ -69,7 +69,7 @@ py::array_t<double> time_calls(int n, int warmup, Fn&& fn) {
 
 void register_model(py::module_& m) {
   py::class_<Model, std::shared_ptr<Model>>(m, "Model",
-      "A model directory (three ONNX files and model_card.json) loaded into ONNX Runtime.")
+      "A model directory (model_card.json and the ONNX files it names) loaded into ONNX Runtime.")
       .def(py::init([](const std::string& path, const std::string& onnxruntime_lib) {
              py::gil_scoped_release release;
              return std::make_shared<Model>(path, onnxruntime_lib);

@@ -52,7 +52,7 @@ struct ModelCard {
   std::string json;  // the card's full text, as read
 };
 
-// The roles of the three ONNX files, in load order.
+// The roles of the three ONNX files every model has, in load order (the batch step is optional).
 const std::vector<std::string>& model_roles();
 
 // The optional fourth file (docs/model-contract.md, "The batch step"): decoder_step's inputs
