@@ -6,7 +6,8 @@
 The package ships ONNX files, not a checkpoint; this reads the weights back out of them
 (``--model`` defaults to the shipped model). The sizes come from the card's ``model`` entry.
 Float32 graphs give the weights exactly. An int8 ``decoder_step.onnx`` (``MatMulNBits``, blocks of
-32 weights sharing a scale; the plan's rows with a scale per row) gives the dequantised weights,
+weights sharing a scale, 32 or 128 as the node says; the plan's rows with a scale per row) gives
+the dequantised weights,
 which differ from the trained ones by up to one quantisation step per weight (ONNX Runtime's
 scale is a block's largest magnitude / 128, codes -128..127): the checkpoint is the model as
 shipped, not the one before its export, and exported to int8 again it decodes exactly alike.

@@ -76,17 +76,22 @@ def test_int8_step_stays_close_to_float_and_says_so_in_the_card(int8_and_float) 
         assert diff <= 2 * card["precision"]["decoder_step_max_abs_diff"][name] + 1e-3, name
 
 
-def test_int8_rows_do_not_depend_on_the_rest_of_the_batch(int8_and_float) -> None:
-    """Inputs are quantised per row, so a stream decodes the same alone or in a batch."""
+def test_int8_rows_depend_on_the_rest_of_the_batch_only_by_float_rounding(int8_and_float) -> None:
+    """Inputs are quantised per row (block by block), so a loud neighbour does not change a
+    stream's quantisation; ONNX Runtime sums the blocks of one row in another order than those of
+    many (with blocks of 128), so the outputs agree to float rounding, not bit for bit. Offline
+    generation, which needs bit equality, decodes through the batch step
+    (tests/training/test_batch_step.py)."""
     path = int8_and_float[0] / FILES["decoder_step"]
     batch = _feeds(batch=8, seed=3)
+    batch["z"][4] *= 50
     together = _run(path, batch)
     for row in (0, 5):
         alone = _run(path, {k: (v[:, row:row + 1] if k == "state" else v[row:row + 1])
                             for k, v in batch.items()})
         for a, t in zip(alone, together):
             b = t[:, row:row + 1] if t.ndim == 3 else t[row:row + 1]
-            assert np.array_equal(a, b)
+            assert np.max(np.abs(a - b)) <= 1e-5
 
 
 def test_engine_plays_an_int8_model(int8_and_float) -> None:
