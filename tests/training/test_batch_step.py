@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from emolive.training.export import example_inputs, export_random_model  # noqa:
 from emolive.training.model import ModelConfig  # noqa: E402
 from emolive.training.quantize import ROW_INT8_MIN_ROWS  # noqa: E402
 from tests.midi_events import note_events  # noqa: E402
+from tests.test_engine_live import wait_for_steps  # noqa: E402
 
 pytestmark = pytest.mark.training
 
@@ -119,10 +119,7 @@ def _recorded_note_ons(model: Path, steps: int) -> list[bytes]:
 
     with Engine(model=model, bpm=400, seed=9, record=True) as engine:
         engine.play("calm")
-        deadline = time.monotonic() + 10.0
-        while engine.stats()["step"] < steps:
-            assert time.monotonic() < deadline, f"engine did not reach step {steps}"
-            time.sleep(0.005)
+        wait_for_steps(engine, steps)
         engine.stop()
         return [m for _t, m in engine.recorded() if m[0] & 0xF0 == 0x90]
 

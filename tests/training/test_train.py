@@ -157,16 +157,23 @@ def test_free_run_decodes_whole_segments_on_the_decoders_own_frames() -> None:
     assert not torch.allclose(free, full)
 
 
-def test_start_from_silence_takes_out_only_the_notes_begun_before_the_segment() -> None:
-    """Key 0 sounds from before the segment until struck again at step 3, key 1 starts at step
-    0, key 2 sounds from before at step 0 and is sounding again (no onset) at step 2: only key
-    0's steps 0-2 and key 2's step 0 go; onsets and velocities stay."""
-    roll = torch.zeros(2, 5, 264)
+def _two_notes_roll(batch: int) -> torch.Tensor:
+    """``[batch, 5, 264]``: key 0 sounds from before the segment (steps 0-2), then is struck at
+    step 3 (velocity 0.5, steps 3-4); key 1 is struck at step 0 (velocity 0.7, steps 0-2)."""
+    roll = torch.zeros(batch, 5, 264)
     roll[:, 0:3, 88] = 1
     roll[:, 3, 0], roll[:, 3, 176] = 1, 0.5
     roll[:, 3:5, 88] = 1
     roll[:, 0, 1], roll[:, 0, 177] = 1, 0.7
     roll[:, 0:3, 89] = 1
+    return roll
+
+
+def test_start_from_silence_takes_out_only_the_notes_begun_before_the_segment() -> None:
+    """Key 0 sounds from before the segment until struck again at step 3, key 1 starts at step
+    0, key 2 sounds from before at step 0 and is sounding again (no onset) at step 2: only key
+    0's steps 0-2 and key 2's step 0 go; onsets and velocities stay."""
+    roll = _two_notes_roll(batch=2)
     roll[:, 0, 90] = roll[:, 2, 90] = 1
     before = held_from_before(roll)
     expected = torch.zeros(2, 5, 88, dtype=torch.bool)
@@ -185,12 +192,7 @@ def test_drop_notes_takes_whole_notes_begun_in_the_segment_out_of_the_inputs_onl
     is struck at step 0 (0-2). With p = 1 both notes begun in the segment leave the inputs
     (onset, hold, velocity); in the targets they keep their onsets, velocities and the hold of
     their onset step, and lose their later holds. The note from before stays everywhere."""
-    roll = torch.zeros(1, 5, 264)
-    roll[:, 0:3, 88] = 1
-    roll[:, 3, 0], roll[:, 3, 176] = 1, 0.5
-    roll[:, 3:5, 88] = 1
-    roll[:, 0, 1], roll[:, 0, 177] = 1, 0.7
-    roll[:, 0:3, 89] = 1
+    roll = _two_notes_roll(batch=1)
     inputs, targets = drop_notes(roll, 1.0)
     expected_inputs = roll.clone()
     expected_inputs[:, 3:5, [0, 88, 176]] = 0
