@@ -129,21 +129,21 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    shapes = io_shapes(model.cfg, batch_step=decoder_precision == "int8")
+    int8 = decoder_precision == "int8"
+    shapes = io_shapes(model.cfg, batch_step=int8)
+    files = {**FILES, BATCH_STEP: BATCH_STEP_FILE} if int8 else dict(FILES)
     inputs = example_inputs(model.cfg)
-    files = dict(FILES)
     with torch.no_grad():
         for key, graph in graphs(model).items():
             path = out / FILES[key]
-            if key == "decoder_step" and decoder_precision == "int8":
+            if key == "decoder_step" and int8:
                 step_shapes = shapes[key]
                 export_step = lambda g, x, p: _export_one(g, x, step_shapes, p)  # noqa: E731
                 export_int8_step(model, inputs[key], export_step, path)
                 export_row_int8_step(model, inputs[key], export_step, out / BATCH_STEP_FILE)
-                files[BATCH_STEP] = BATCH_STEP_FILE
             else:
                 _export_one(graph, inputs[key], shapes[key], path)
-        if BATCH_STEP not in files:  # a float32 export over an int8 one leaves no stale file
+        if not int8:  # a float32 export over an int8 one leaves no stale batch step
             (out / BATCH_STEP_FILE).unlink(missing_ok=True)
         card = {**card, "files": files, "io": shapes,
                 "precision": _precision(model, out, decoder_precision)}

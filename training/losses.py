@@ -113,9 +113,11 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
                    missed_notes: float = 0.0) -> dict[str, torch.Tensor]:
     """All loss terms for a batch ``roll [B, T, 264]``; ``total`` is what is minimised.
     ``input_dropout``, ``hidden_dropout``, ``own_frames`` and ``free_run``
-    (CVAE.forward_teacher) and ``silent_start`` (the decoder's inputs and targets without the
-    notes begun before the segment, :func:`model.start_from_silence`; the encoder sees them)
-    apply in training mode only (validation decodes with every true frame and unit)."""
+    (CVAE.forward_teacher), ``silent_start`` (the decoder's inputs and targets without the
+    notes begun before the segment, :func:`model.start_from_silence`; the encoder sees them) and
+    ``missed_notes`` (notes begun in the segment taken out of the decoder's inputs and later hold
+    targets, :func:`model.drop_notes`) apply in training mode only (validation decodes with every
+    true frame and unit)."""
     if not model.training:
         input_dropout = hidden_dropout = own_frames = free_run = silent_start = missed_notes = 0.0
     mu, logvar = model.encode(roll, emotion)

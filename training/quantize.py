@@ -24,8 +24,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
+from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from .model import CVAE, N_KEYS
@@ -138,23 +140,34 @@ def quantize_weights(float_model: onnx.ModelProto) -> onnx.ModelProto:
     return quantizer.model.model
 
 
-def export_int8_step(model: CVAE, inputs: dict[str, torch.Tensor],
-                     export_one: Callable[[nn.Module, dict[str, torch.Tensor], Path], None],
-                     path: Path) -> None:
-    """Write the int8 decoder step to ``path`` through ``export_one(graph, inputs, path)`` (the
-    exporter's float32 export), then quantise its weight matrices in place."""
+ExportOne = Callable[[nn.Module, dict[str, torch.Tensor], Path], None]
+
+
+def _export_quantised(step: DecoderStepMatMuls, quantise: Callable[[onnx.ModelProto],
+                      onnx.ModelProto], inputs: dict[str, torch.Tensor], export_one: ExportOne,
+                      path: Path) -> None:
+    """Write ``step`` to ``path`` through ``export_one(graph, inputs, path)`` (the exporter's
+    float32 export), then ``quantise`` its weight matrices."""
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "decoder_step_float.onnx"
-        export_one(DecoderStepMatMuls(model, int8_plan=True), inputs, float_path)
-        onnx.save(quantize_weights(onnx.load(str(float_path))), str(path))
+        export_one(step, inputs, float_path)
+        onnx.save(quantise(onnx.load(str(float_path))), str(path))
+
+
+def export_int8_step(model: CVAE, inputs: dict[str, torch.Tensor], export_one: ExportOne,
+                     path: Path) -> None:
+    """Write the int8 decoder step (``MatMulNBits``) to ``path``."""
+    _export_quantised(DecoderStepMatMuls(model, int8_plan=True), quantize_weights, inputs,
+                      export_one, path)
 
 
 # The batch step (docs/model-contract.md, "The batch step"). MatMulNBits multiplies a batch of
-# 64 rows about 10x slower than ONNX's MatMulInteger with uint8 inputs (measured in
-# docs/benchmarks.md), so offline generation decodes through a second file whose weight
-# matrices are MatMulInteger nodes. Its inputs are quantised per *row* (one scale per stream,
-# the row's largest magnitude / 127): integer products are exact, so a row's outputs never
-# depend on the rest of the batch, and generate() and generate_many() agree bit for bit.
+# 64 rows 4-9x slower than ONNX's MatMulInteger with uint8 inputs quantised per row
+# (benchmarks/matmul_kernels.py; docs/benchmarks.md), so offline generation decodes through a
+# second file whose weight matrices are MatMulInteger nodes. Its inputs are quantised per *row*
+# (one scale per stream, the row's largest magnitude / 127): integer products are exact, so a
+# row's outputs never depend on the rest of the batch, and generate() and generate_many() agree
+# bit for bit.
 ROW_INT8_MIN_ROWS = 32  # weight matrices with fewer input rows (the emotion table) stay float
 BATCH_PRECISION = ("int8 weights (ONNX MatMulInteger, one float scale per output column, "
                    "symmetric), inputs quantised to uint8 per row on the fly (zero point 128, "
@@ -166,8 +179,6 @@ def _row_int8_matmul(x: str, weight: onnx.TensorProto, out: str,
                      prefix: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Nodes computing ``out = x @ weight`` for a float ``x [B, K]`` with int8 weights (one
     scale per column) and ``x`` quantised per row: ``x ~= (xq - 128) * s_row``."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.to_array(weight).astype(np.float32)  # [K, N]
     w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0  # [N]
@@ -226,11 +237,9 @@ def quantize_rows(float_model: onnx.ModelProto) -> onnx.ModelProto:
     return float_model
 
 
-def export_row_int8_step(model: CVAE, inputs: dict[str, torch.Tensor],
-                         export_one: Callable[[nn.Module, dict[str, torch.Tensor], Path], None],
+def export_row_int8_step(model: CVAE, inputs: dict[str, torch.Tensor], export_one: ExportOne,
                          path: Path) -> None:
-    """Write the batch step (:func:`quantize_rows` of the matrix-product step) to ``path``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        float_path = Path(tmp) / "decoder_step_float.onnx"
-        export_one(DecoderStepMatMuls(model, whole_plan=True), inputs, float_path)
-        onnx.save(quantize_rows(onnx.load(str(float_path))), str(path))
+    """Write the batch step (:func:`quantize_rows` of the whole-plan matrix-product step) to
+    ``path``."""
+    _export_quantised(DecoderStepMatMuls(model, whole_plan=True), quantize_rows, inputs,
+                      export_one, path)
