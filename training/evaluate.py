@@ -24,6 +24,7 @@ import torch
 from emolive.emotions import QUADRANTS
 
 from . import report
+from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
 from .config import TrainConfig
 from .data import DEFAULT_DATA
@@ -137,18 +138,19 @@ def emotion_figures(model: OnnxCVAE, clf, real_val: np.ndarray, val_label: np.nd
             "morphs": morphs}
 
 
-def batch_step_figures(args: argparse.Namespace, roll: np.ndarray, label: np.ndarray, cap: int,
+def batch_step_figures(model: OnnxCVAE, roll: np.ndarray, label: np.ndarray, cap: int,
                        recon: dict, z: np.ndarray, sampling: Sampling, generated: np.ndarray,
-                       steps: int) -> dict | None:
-    """Offline generation's batch step against decoder_step, on the same segments, latents and
-    random draws: reconstruction F1 at the chosen threshold, and prior samples' onset density
-    per quadrant. None for a model without a batch step."""
-    model = OnnxCVAE(args.model, threads=args.threads, step_file="decoder_step_batch")
-    if model.step_file not in model.card["files"]:
+                       steps: int, seed: int) -> dict | None:
+    """Offline generation's batch step against decoder_step (``recon`` and ``generated``, from
+    ``generate_per_emotion(..., seed)``), on the same segments, latents and random draws:
+    reconstruction F1 at the chosen threshold, and prior samples' onset density per quadrant.
+    None for a model without a batch step."""
+    if BATCH_STEP not in model.card["files"]:
         return None
-    batch_recon = reconstruction(model, roll, label, cap)
+    batch_model = model.through(BATCH_STEP)
+    batch_recon = reconstruction(batch_model, roll, label, cap)
     best = str(recon["best_threshold"])
-    batch_generated = generate_per_emotion(model, z, steps, sampling, args.seed + 1)
+    batch_generated = generate_per_emotion(batch_model, z, steps, sampling, seed)
 
     def summary(rec: dict, gen: np.ndarray) -> dict:
         return {"onset_f1_teacher_forced": rec["teacher_forced"][best]["f1"],
@@ -250,9 +252,9 @@ def run(args: argparse.Namespace, log=print) -> dict:
                               args.seed)
     emotion["flat_velocity"] = without_dynamics(clf, val_roll, val_label, generated)
     emotion["real_val_clip_accuracy"] = clip_accuracy(clf, val_roll, val_label, val_clips)
-    log("the same through the batch step (offline generation's)")
-    batch_step = batch_step_figures(args, val_roll, val_label, cap, recon, z, sampling,
-                                    generated, steps)
+    log("the same through the batch step (offline generation's), if the model has one")
+    batch_step = batch_step_figures(model, val_roll, val_label, cap, recon, z, sampling,
+                                    generated, steps, args.seed + 1)
     nonempty = float((generated[..., :N_KEYS].sum(axis=(2, 3)) > 0).mean())
     results = {
         "model": str(args.model), "model_name": model.card["name"],

@@ -13,6 +13,7 @@ Turning step outputs into played frames (the same rule the engine follows):
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,14 @@ class OnnxCVAE:
                                                    providers=["CPUExecutionProvider"])
                          for key, name in self.card["files"].items()}
         self.z_dim = self.card["sizes"]["z"]
+
+    def through(self, step_file: str) -> OnnxCVAE:
+        """The same model (the same sessions) decoding through ``step_file``."""
+        if step_file not in self.sessions:
+            raise KeyError(f"model {self.dir} has no {step_file} file")
+        other = copy.copy(self)
+        other.step_file = step_file
+        return other
 
     def encode(self, roll: np.ndarray, emotion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mu, logvar = self.sessions["encoder"].run(

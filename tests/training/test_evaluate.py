@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -203,9 +202,8 @@ def test_batch_step_figures_set_the_offline_step_beside_the_live_one(tiny_model_
         live = OnnxCVAE(model)
         recon = evaluate.reconstruction(live, roll, label, 7)
         generated = evaluate.generate_per_emotion(live, z, 32, sampling, 1)
-        args = argparse.Namespace(model=model, threads=1, seed=0)
-        return evaluate.batch_step_figures(args, roll, label, 7, recon, z, sampling, generated,
-                                           32), recon
+        return evaluate.batch_step_figures(live, roll, label, 7, recon, z, sampling, generated,
+                                           32, 1), recon
 
     assert figures(tiny_model_dir)[0] is None  # float32: no batch step
     found, recon = figures(export_random_model(tmp_path / "int8", z_dim=16, hidden=32, seed=3,
