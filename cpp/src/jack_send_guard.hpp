@@ -61,6 +61,11 @@ class JackSendGuard {
 
   // Opens the counter, once per server.
   void open_once();
+  // Process cycles the counter has run, or -1 when none is open (read-only; any thread).
+  int64_t cycles_counted() const noexcept {
+    const JackCycles* counter = counter_.load(std::memory_order_acquire);
+    return counter ? int64_t(counter->count()) : -1;
+  }
   // While stalled, with the server alive (sends paused): true, and no longer stalled, once
   // cycles run again. A server that runs but dropped the counter's client (JACK removes
   // clients that miss their deadlines) would keep it stalled, so after

@@ -35,7 +35,19 @@ constexpr std::chrono::milliseconds kCycleSettleTime{100};
 // port: a program change sent at once was lost in 5 of 100 plays on a loaded 2-core machine,
 // and in 0 of 100 with 50 ms between open and play (docs/reliability.md, "Connection settle").
 // The same margin as kCycleSettleTime: a few periods plus a descheduled server thread.
+// After the first open there is proof instead (wait_until_connected()); this time is for
+// reconnections and for when the proof cannot be had.
 constexpr std::chrono::milliseconds kConnectSettleTime = kCycleSettleTime;
+
+// The proof of the first connection: cycles run by a client activated after it was made.
+// JACK applies graph changes in order, so a graph that runs a client activated after
+// openPort()'s jack_connect() holds that connection too; from the second such cycle on, what
+// RtMidi's client writes reaches the destination. Under a starved server the switch to that
+// graph can take longer than kConnectSettleTime (a synchronous server switches only after a
+// cycle that finished; CI lost a program change once so): play() waits for the proof up to
+// kConnectProofTimeout, then goes on (the output's stall guard covers a server that stopped).
+constexpr int64_t kConnectProofCycles = 2;
+constexpr std::chrono::milliseconds kConnectProofTimeout{2000};
 
 class RtMidiOutput final : public MidiOutput {
  public:
@@ -51,6 +63,9 @@ class RtMidiOutput final : public MidiOutput {
         watcher_client_(client_name.empty() ? "" : client_name + "-watch"),
         guard_((client_name.empty() ? std::string("emolive") : client_name) + "-cycles") {
     mark_connected();
+    // The counter opens now, after the connection (its cycles are the proof that it carries
+    // messages), while no other thread uses the guard.
+    if (api_.id == RtMidi::UNIX_JACK && !client_name_.empty()) guard_.open_once();
   }
   ~RtMidiOutput() override {
     // RtMidi has no flush: backends such as JACK deliver queued messages on their next
@@ -106,8 +121,21 @@ class RtMidiOutput final : public MidiOutput {
   int reconnects() const noexcept override { return reconnects_.load(); }
   // A named port is looked for again; a virtual one only comes back from a stall.
   bool may_recover() const noexcept override { return !client_name_.empty() || guard_.stalled(); }
+  // The first open: until the cycle counter proves the connection (kConnectProofCycles), or
+  // kConnectSettleTime after it opened where there is no counter. Not on the clock thread.
   void wait_until_connected() override {
-    std::this_thread::sleep_until(SteadyTime(SteadyTime::duration(settled_at_.load())));
+    if (settled()) return;
+    // After a reconnection the counter may belong to the watch thread's checks: time only.
+    if (reconnects_.load() > 0 || guard_.cycles_counted() < 0) {
+      std::this_thread::sleep_until(SteadyTime(SteadyTime::duration(settled_at_.load())));
+      return;
+    }
+    const SteadyTime give_up = std::chrono::steady_clock::now() + kConnectProofTimeout;
+    while (guard_.cycles_counted() < kConnectProofCycles &&
+           std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    settled_at_.store(std::chrono::steady_clock::now().time_since_epoch().count());
   }
 
   void check_connection() override {
@@ -131,25 +159,41 @@ class RtMidiOutput final : public MidiOutput {
     if (!watcher_.out) return;
     if (find_port(*watcher_.out) >= 0) return;
     server_lost_ = api_.id == RtMidi::UNIX_JACK && !backend_alive(api_.id);
-    const std::string message = "MIDI port '" + port_name_ +
-                                "' disappeared (its program closed, the device was unplugged "
-                                "or the MIDI server stopped)";
-    ErrorSink::callback(RtMidiError::DRIVER_ERROR, message, api_.sink.get());
+    ErrorSink::callback(RtMidiError::DRIVER_ERROR, port_gone_message(), api_.sink.get());
   }
 
  private:
-  // The output failed as stalled (send()): if the server is alive and its cycles run again,
-  // the port is still open, so the failure clears; a server that has gone is a server loss.
+  // The output failed as stalled (send()): a server that has gone is a server loss. If it is
+  // alive and its cycles run again, the port is still open, but a named port's connection may
+  // not be: a synchronous server stalls while it waits for a client that quit, such as the
+  // receiver, and the receiver's connection goes with it. So a named port is opened again
+  // (connected afresh, and settled) if its destination is listed, and otherwise fails as
+  // disappeared, to be reconnected when it returns. A virtual port has no connection to lose.
   void resume_after_stall() {
     pause_sends();
     if (!backend_alive(api_.id)) {
       guard_.forget_server();
       server_lost_ = true;
     } else if (guard_.cycles_ran_again()) {
-      api_.sink->reset();
-      reconnects_.fetch_add(1);
+      if (client_name_.empty()) {
+        api_.sink->reset();
+        reconnects_.fetch_add(1);
+      } else if (const int index = find_port(*api_.out); index >= 0) {
+        api_.out->closePort();
+        reopen(index);  // resumes sends
+        return;
+      } else {
+        api_.sink->reset();
+        api_.sink->fail(port_gone_message().c_str());
+      }
     }
     paused_.store(false);
+  }
+
+  std::string port_gone_message() const {
+    return "MIDI port '" + port_name_ +
+           "' disappeared (its program closed, the device was unplugged or the MIDI server "
+           "stopped)";
   }
 
   // One attempt, on the API the port is open on (no other API is probed, so no other

@@ -6,7 +6,8 @@ is one JSON object; the driver reads commands from stdin:
     -> {"event": "playing", ...}        (after notes have been sent)
     <- "continue"                       (the port or server is gone now)
     -> {"event": "after_loss", ...}     (1 s later: is the clock still running? any error?)
-       ("continue until reported": 1 s, then up to 2.5 s in all until the loss is reported)
+       ("continue until reported": 1 s, then up to 2.5 s in all until the loss is reported;
+        "continue until gone": up to 10 s until the error says the port disappeared)
     <- "reconnect"  (optional: the port is back) -> {"event": "reconnected", ...}, then waits
                     for one more line
     -> {"event": "stopped", ...}        (after stop(): sounding notes, time stop() took, and
@@ -22,6 +23,7 @@ import time
 
 
 NOTICE_WITHIN_S = 2.5  # "continue until reported": how long the engine may take to report a loss
+GONE_WITHIN_S = 10.0  # "continue until gone": a synchronous server stalls ~4 s for a dead client
 
 
 def emit(event: str, **data: object) -> None:
@@ -54,14 +56,18 @@ def main(model: str, port: str) -> int:
     stats = engine.stats()
     emit("playing", step=stats["step"], notes_sent=stats["notes_sent"],
          sounding=stats["sounding"])
-    until_reported = sys.stdin.readline().strip() == "continue until reported"
+    command = sys.stdin.readline().strip()
     step_at_loss = engine.stats()["step"]
     told = time.monotonic()
     time.sleep(1.0)
     # The engine probes a JACK server once a second, so a dead server is noticed up to ~1 s
     # (plus the probe's own time) after it went.
-    while (until_reported and engine.stats()["port_error"] is None
+    while (command == "continue until reported" and engine.stats()["port_error"] is None
            and time.monotonic() - told < NOTICE_WITHIN_S):
+        time.sleep(0.05)
+    while (command == "continue until gone"
+           and "disappeared" not in (engine.stats()["port_error"] or "")
+           and time.monotonic() - told < GONE_WITHIN_S):
         time.sleep(0.05)
     stats = engine.stats()
     emit("after_loss", steps_since=stats["step"] - step_at_loss, port_error=stats["port_error"],

@@ -250,6 +250,32 @@ def test_a_stalled_jack_server_keeps_the_clock_and_resumes(
     assert events["reconnected"]["notes_since"] > 0, "nothing was played after the stall"
 
 
+def test_a_receiver_that_quits_a_synchronous_server_is_played_into_when_it_returns(
+        own_jack_server: subprocess.Popen, tiny_model_dir: Path) -> None:
+    """A synchronous server stalls for a receiver that quit (~4 s), and under the tiny model's
+    dense stream the engine first reports the stall. The receiver's connection went with it, so
+    when cycles run again the engine must report the port gone, not resume into nothing, and
+    play into the port once it returns (a resumed stall had kept it sending into no connection:
+    `emolive --port` never reached the receiver that came back)."""
+    name = f"EMOLIVE-SYNC-BACK-{os.getpid()}"
+    first = ReceiverProcess(name)
+    driver = Driver(tiny_model_dir, name)
+    assert first.quit()["note_ons"] > 0
+    events = driver.next("continue until gone", "after_loss")
+    assert "disappeared" in (events["port_error"] or ""), events
+    second = ReceiverProcess(name)
+    try:
+        back = driver.next("reconnect", "reconnected")
+        assert back["port_reconnects"] >= 1 and back["port_error"] is None, back
+        events = driver.finish()
+        assert events["stopped"]["sounding"] == 0
+        time.sleep(0.3)  # the all-off sequence crosses JACK's next period
+        got = second.quit()
+    finally:
+        second.kill()
+    assert got["note_ons"] > 0 and got["left_sounding"] == 0, got
+
+
 def test_stop_is_prompt_after_the_receiver_dies_in_synchronous_jack(
         own_jack_server: subprocess.Popen, tiny_model_dir: Path) -> None:
     _, events = play_until_the_receiver_quits(tiny_model_dir, f"EMOLIVE-SYNC-{os.getpid()}")

@@ -21,6 +21,7 @@ from emolive.training.model import ModelConfig  # noqa: E402
 from emolive.training.quantize import ROW_INT8_MIN_ROWS  # noqa: E402
 from tests.midi_events import note_events  # noqa: E402
 from tests.test_engine_live import wait_for_steps  # noqa: E402
+from tests.training.test_quantize import run_graph  # noqa: E402
 
 pytestmark = pytest.mark.training
 
@@ -32,10 +33,6 @@ def int8_and_float(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("batch_step")
     return (export_random_model(root / "int8", decoder_precision="int8", seed=2, **SIZES),
             export_random_model(root / "float", seed=2, **SIZES))
-
-
-def _run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
 def _feeds(batch: int, seed: int) -> dict[str, np.ndarray]:
@@ -73,8 +70,8 @@ def test_the_batch_step_stays_close_to_the_float_step(int8_and_float) -> None:
     int8_dir, float_dir = int8_and_float
     card = json.loads((int8_dir / "model_card.json").read_text())
     feeds = _feeds(batch=16, seed=0)
-    got = _run(int8_dir / BATCH_STEP_FILE, feeds)
-    want = _run(float_dir / FILES["decoder_step"], feeds)
+    got = run_graph(int8_dir / BATCH_STEP_FILE, feeds)
+    want = run_graph(float_dir / FILES["decoder_step"], feeds)
     for name, g, w in zip(["onset_logits", "hold_logits", "velocity", "state_out"], got, want):
         diff = float(np.max(np.abs(g - w)))
         assert 0 < diff <= 0.05, name  # quantised (not the float file), and close to it
@@ -87,9 +84,9 @@ def test_batch_step_rows_are_the_same_alone_or_together(int8_and_float) -> None:
     path = int8_and_float[0] / BATCH_STEP_FILE
     batch = _feeds(batch=9, seed=3)
     batch["z"][4] *= 50  # a loud neighbour changes nothing for the others
-    together = _run(path, batch)
+    together = run_graph(path, batch)
     for row in (0, 4, 8):
-        alone = _run(path, {k: (v[:, row:row + 1] if k == "state" else v[row:row + 1])
+        alone = run_graph(path, {k: (v[:, row:row + 1] if k == "state" else v[row:row + 1])
                             for k, v in batch.items()})
         for a, t in zip(alone, together):
             assert np.array_equal(a, t[:, row:row + 1] if t.ndim == 3 else t[row:row + 1])

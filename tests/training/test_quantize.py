@@ -21,7 +21,8 @@ from emolive.training.quantize import DecoderStepMatMuls  # noqa: E402
 pytestmark = pytest.mark.training
 
 
-def _run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+def run_graph(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """All outputs of the ONNX file at `path` for `feeds`, through onnxruntime's CPU provider."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
 
@@ -68,8 +69,8 @@ def test_int8_step_stays_close_to_float_and_says_so_in_the_card(int8_and_float) 
     size = (int8_dir / FILES["decoder_step"]).stat().st_size
     assert size < 0.5 * (float_dir / FILES["decoder_step"]).stat().st_size
     feeds = _feeds(batch=16)
-    got = _run(int8_dir / FILES["decoder_step"], feeds)
-    want = _run(float_dir / FILES["decoder_step"], feeds)
+    got = run_graph(int8_dir / FILES["decoder_step"], feeds)
+    want = run_graph(float_dir / FILES["decoder_step"], feeds)
     for name, g, w in zip(["onset_logits", "hold_logits", "velocity", "state_out"], got, want):
         diff = float(np.max(np.abs(g - w)))
         assert 0 < diff <= 0.05, name  # quantised (not the float file), and close to it
@@ -85,9 +86,9 @@ def test_int8_rows_depend_on_the_rest_of_the_batch_only_by_float_rounding(int8_a
     path = int8_and_float[0] / FILES["decoder_step"]
     batch = _feeds(batch=8, seed=3)
     batch["z"][4] *= 50
-    together = _run(path, batch)
+    together = run_graph(path, batch)
     for row in (0, 5):
-        alone = _run(path, {k: (v[:, row:row + 1] if k == "state" else v[row:row + 1])
+        alone = run_graph(path, {k: (v[:, row:row + 1] if k == "state" else v[row:row + 1])
                             for k, v in batch.items()})
         for a, t in zip(alone, together):
             b = t[:, row:row + 1] if t.ndim == 3 else t[row:row + 1]
@@ -117,8 +118,8 @@ def test_an_int8_plan_model_counts_its_steps_exactly_and_plays(tmp_path: Path) -
     x = example_inputs(ModelConfig(z_dim=16, hidden=64, layers=2, plan_steps=32), batch=6,
                        seed=1)["decoder_step"]
     feeds = {name: t.numpy() for name, t in x.items()}
-    got = _run(int8_dir / FILES["decoder_step"], feeds)
-    want = _run(float_dir / FILES["decoder_step"], feeds)
+    got = run_graph(int8_dir / FILES["decoder_step"], feeds)
+    want = run_graph(float_dir / FILES["decoder_step"], feeds)
     assert np.array_equal(got[3][..., -1], (feeds["state"][..., -1] + 1) % 32)
     step = onnx.load(str(int8_dir / FILES["decoder_step"]))
     widths = [a.i for n in step.graph.node if n.op_type == "MatMulNBits"
