@@ -129,8 +129,9 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
 def _return_freed_heap() -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
     nothing). Loading a model frees the ONNX files' bytes and the graph optimiser's scratch
-    memory but leaves them resident: about 3 MB of a live process. Takes well under a
-    millisecond; called once the engine is built, never from the clock thread."""
+    memory but leaves them resident: about 4 MB of a live process. Takes well under a
+    millisecond; called once the model has loaded and again once the engine is built, never
+    from the clock thread."""
     import ctypes
 
     try:
@@ -261,6 +262,9 @@ class Engine:
         # Runtime loaded, the engine's port checks later stalled now and then (a vanished
         # receiver went unnoticed in 3 of 6 runs; docs/reliability.md, "Connection settle").
         self._model = load_model(model)
+        # Before the output maps JACK's segment (102 MB where it is locked), so that the peak
+        # RSS does not hold both it and the heap freed by loading (4 MB).
+        _return_freed_heap()
         output, self.port_name = _open_output(port, virtual.strip() if virtual is not None else None)
         self._card: dict[str, Any] = json.loads(self._model.card_json)
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
