@@ -121,21 +121,23 @@ class RtMidiOutput final : public MidiOutput {
   int reconnects() const noexcept override { return reconnects_.load(); }
   // A named port is looked for again; a virtual one only comes back from a stall.
   bool may_recover() const noexcept override { return !client_name_.empty() || guard_.stalled(); }
-  // The first open: until the cycle counter proves the connection (kConnectProofCycles), or
-  // kConnectSettleTime after it opened where there is no counter. Not on the clock thread.
+  // The first play: until the cycle counter proves the connection (kConnectProofCycles),
+  // however long after the opening it comes (a starved server can take longer than any fixed
+  // time). Later plays, and outputs without a counter: until kConnectSettleTime after the
+  // last (re)connection. The caller's thread, while nothing plays (so the watch thread, which
+  // checks only while playing, does not touch the counter).
   void wait_until_connected() override {
-    if (settled()) return;
-    // After a reconnection the counter may belong to the watch thread's checks: time only.
-    if (reconnects_.load() > 0 || guard_.cycles_counted() < 0) {
-      std::this_thread::sleep_until(SteadyTime(SteadyTime::duration(settled_at_.load())));
+    if (!proof_awaited_ && reconnects_.load() == 0 && guard_.cycles_counted() >= 0) {
+      proof_awaited_ = true;
+      const SteadyTime give_up = std::chrono::steady_clock::now() + kConnectProofTimeout;
+      while (guard_.cycles_counted() < kConnectProofCycles &&
+             std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      settled_at_.store(std::chrono::steady_clock::now().time_since_epoch().count());
       return;
     }
-    const SteadyTime give_up = std::chrono::steady_clock::now() + kConnectProofTimeout;
-    while (guard_.cycles_counted() < kConnectProofCycles &&
-           std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    settled_at_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+    std::this_thread::sleep_until(SteadyTime(SteadyTime::duration(settled_at_.load())));
   }
 
   void check_connection() override {
@@ -307,6 +309,7 @@ class RtMidiOutput final : public MidiOutput {
   std::atomic<bool> paused_{false};
   std::atomic<int> reconnects_{0};
   std::atomic<SteadyTime::rep> settled_at_{0};  // steady-clock ticks: messages arrive from then
+  bool proof_awaited_ = false;  // wait_until_connected() waited for the counter (caller thread)
 };
 
 }  // namespace
