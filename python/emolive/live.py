@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import threading
+import time
 from contextlib import ExitStack
 from typing import Any
 
@@ -27,14 +27,29 @@ POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and s
 
 
 class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP set ``event``; a second signal gets the default behaviour back."""
+    """SIGINT, SIGTERM and SIGHUP set ``received`` (``requested`` is then true); a second signal
+    gets the default behaviour back.
+
+    The handler only assigns and re-installs a handler. Python runs it in the main thread
+    between two bytecodes, wherever that thread is, so it must not take a lock the thread may
+    hold: it used to set a ``threading.Event``, and `emolive` hung on SIGTERM in CI
+    when the signal came while the main loop, inside that Event's ``wait()``, held its lock."""
 
     NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.received is not None
+
+    @staticmethod
+    def wait(timeout_s: float) -> None:
+        """Sleep ``timeout_s`` seconds; a signal's handler runs meanwhile (the sleep then goes
+        on, PEP 475), so a stop is seen within one wait."""
+        time.sleep(timeout_s)
 
     def __enter__(self) -> StopSignals:
         for name in self.NAMES:
@@ -45,7 +60,6 @@ class StopSignals:
 
     def _handle(self, number: int, _frame: object) -> None:
         self.received = signal.Signals(number).name
-        self.event.set()
         signal.signal(number, self._previous.get(number, signal.SIG_DFL))  # a second one is not ignored
 
     def __exit__(self, *exc: object) -> None:
@@ -95,7 +109,7 @@ class Session:
         self.follower = ClockFollower()
         self.phase_lock = PhaseLock()
         self._started_once = False
-        self.port_lost = False  # the output's port is gone and not (yet) reconnected
+        self.port_error: str | None = None  # why the output is lost; None while it plays
 
     def open_inputs(self, stack: ExitStack) -> None:
         """Open --control-port and --sync (one port when both name the same one)."""
@@ -130,7 +144,7 @@ class Session:
                 # A Ctrl-C while libjack opens the input's client interrupts its socket reads
                 # (EINTR) and the open fails ("JACK server not running?"): that is the stop asked
                 # for, not an error (seen in 7 of 250 runs with SIGINT 0-0.4 s after the banner).
-                if stop.event.is_set():
+                if stop.requested:
                     return 0
                 raise
             if not self.args.no_keys and Keyboard.available():
@@ -140,9 +154,9 @@ class Session:
                 self.status.message(f"waiting for MIDI Start on {self.args.sync!r}")
             else:
                 self.start()
-            while not stop.event.is_set() and not self.commands.quit_requested:
+            while not stop.requested and not self.commands.quit_requested:
                 try:
-                    key = keyboard.read(POLL_S) if keyboard else (stop.event.wait(POLL_S) and None)
+                    key = keyboard.read(POLL_S) if keyboard else stop.wait(POLL_S)
                 except (EOFError, OSError):  # the terminal went away (its SIGHUP may follow)
                     stop.received = stop.received or "terminal closed"
                     break
@@ -167,12 +181,14 @@ class Session:
         if error and self.args.virtual is not None and not stats.get("port_may_return"):
             self.status.message(f"emolive: error: MIDI output failed: {error}")
             return True
-        if error and not self.port_lost:
+        if error and not self.port_error:
             self.status.message(f"emolive: MIDI output lost: {error}; waiting for it to come "
                                 "back (Ctrl-C quits)")
-        elif self.port_lost and not error:
+        elif error and error != self.port_error:  # e.g. a stalled server runs again, the port gone
+            self.status.message(f"emolive: MIDI output still lost: {error}")
+        elif self.port_error and not error:
             self.status.message("emolive: MIDI output is back; playing into it again")
-        self.port_lost = bool(error)
+        self.port_error = error or None
         return False
 
     def apply_controllers(self) -> None:

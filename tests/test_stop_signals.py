@@ -1,0 +1,51 @@
+"""`emolive`'s stop handler (emolive.live.StopSignals) is safe to run wherever the main thread is.
+
+Python runs a signal handler in the main thread between two of its bytecodes. A handler that
+takes a lock the main thread may hold at that point deadlocks the process: `emolive` once hung
+on SIGTERM in CI so (its handler set a threading.Event while the main loop, inside that Event's
+wait(), held the Event's lock). A real signal lands in such a window rarely, so here the handler
+is run at *every* bytecode that the main loop's wait executes (a trace function), in a
+subprocess so that a deadlock shows as a timeout instead of a hung test run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+INJECT_AT_EVERY_BYTECODE = textwrap.dedent("""
+    import signal, sys
+    from emolive.live import StopSignals
+
+    stop = StopSignals()
+    injected = 0
+
+    def trace(frame, event, arg):
+        # Code run inside a trace function is not traced, so the handler runs untraced.
+        global injected
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            stop._handle(signal.SIGTERM, None)
+            assert stop.requested
+            stop.received = None  # as if the signal had not come: the next bytecode gets one too
+            injected += 1
+        return trace
+
+    with stop:
+        sys.settrace(trace)
+        for _ in range(3):
+            stop.wait(0.001)
+        sys.settrace(None)
+    print(injected)
+""")
+
+
+def test_the_stop_handler_can_run_at_every_bytecode_of_the_main_loops_wait() -> None:
+    try:
+        result = subprocess.run([sys.executable, "-c", INJECT_AT_EVERY_BYTECODE],
+                                capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the stop handler deadlocked inside the main loop's wait") from None
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 0, "the trace ran the handler nowhere: the test tests nothing"
