@@ -43,9 +43,10 @@ constexpr std::chrono::milliseconds kConnectSettleTime = kCycleSettleTime;
 // JACK applies graph changes in order, so a graph that runs a client activated after
 // openPort()'s jack_connect() holds that connection too; from the second such cycle on, what
 // RtMidi's client writes reaches the destination. Under a starved server the switch to that
-// graph can take longer than kConnectSettleTime (a synchronous server switches only after a
-// cycle that finished; CI lost a program change once so): play() waits for the proof up to
-// kConnectProofTimeout, then goes on (the output's stall guard covers a server that stopped).
+// graph can take longer than kConnectSettleTime (JACK2 switches after a cycle in which every
+// client finished, or else after its client time-out; probably how CI lost a program change
+// once): play() waits for the proof up to kConnectProofTimeout, then goes on (the output's
+// stall guard covers a server that stopped).
 constexpr int64_t kConnectProofCycles = 2;
 constexpr std::chrono::milliseconds kConnectProofTimeout{2000};
 
@@ -124,10 +125,11 @@ class RtMidiOutput final : public MidiOutput {
   // The first play: until the cycle counter proves the connection (kConnectProofCycles),
   // however long after the opening it comes (a starved server can take longer than any fixed
   // time). Later plays, and outputs without a counter: until kConnectSettleTime after the
-  // last (re)connection. The caller's thread, while nothing plays (so the watch thread, which
-  // checks only while playing, does not touch the counter).
+  // last (re)connection. The caller's thread, while nothing plays; before the first play the
+  // watch thread, which checks only while playing, has not touched the counter (nor
+  // reconnected).
   void wait_until_connected() override {
-    if (!proof_awaited_ && reconnects_.load() == 0 && guard_.cycles_counted() >= 0) {
+    if (!proof_awaited_ && guard_.cycles_counted() >= 0) {
       proof_awaited_ = true;
       const SteadyTime give_up = std::chrono::steady_clock::now() + kConnectProofTimeout;
       while (guard_.cycles_counted() < kConnectProofCycles &&
@@ -180,9 +182,8 @@ class RtMidiOutput final : public MidiOutput {
       if (client_name_.empty()) {
         api_.sink->reset();
         reconnects_.fetch_add(1);
-      } else if (const int index = find_port(*api_.out); index >= 0) {
-        api_.out->closePort();
-        reopen(index);  // resumes sends
+      } else if (find_port(*api_.out) >= 0) {
+        reopen_port();  // resumes sends
         return;
       } else {
         api_.sink->reset();
@@ -263,6 +264,12 @@ class RtMidiOutput final : public MidiOutput {
     }
     if (!watcher_.out || find_port(*watcher_.out) < 0) return;
     pause_sends();
+    reopen_port();
+  }
+
+  // Close the port and open it again by name on the same client (sends paused): a fresh
+  // connection to the destination listed now.
+  void reopen_port() {
     api_.out->closePort();
     reopen(find_port(*api_.out));
   }

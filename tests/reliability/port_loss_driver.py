@@ -22,8 +22,15 @@ import sys
 import time
 
 
-NOTICE_WITHIN_S = 2.5  # "continue until reported": how long the engine may take to report a loss
-GONE_WITHIN_S = 10.0  # "continue until gone": a synchronous server stalls ~4 s for a dead client
+# After "continue": what the driver waits for in port_error, and for at most how long (seconds)
+# from the command; plain "continue" waits for nothing (1 s).
+WAIT_FOR = {
+    # The engine probes a JACK server once a second, so a dead server is noticed up to ~1 s
+    # (plus the probe's own time) after it went.
+    "continue until reported": (lambda error: error is not None, 2.5),
+    # A synchronous server stalls ~4 s for a dead client before the port is seen gone.
+    "continue until gone": (lambda error: "disappeared" in (error or ""), 10.0),
+}
 
 
 def emit(event: str, **data: object) -> None:
@@ -56,18 +63,11 @@ def main(model: str, port: str) -> int:
     stats = engine.stats()
     emit("playing", step=stats["step"], notes_sent=stats["notes_sent"],
          sounding=stats["sounding"])
-    command = sys.stdin.readline().strip()
+    seen, within_s = WAIT_FOR.get(sys.stdin.readline().strip(), (lambda _error: True, 0.0))
     step_at_loss = engine.stats()["step"]
     told = time.monotonic()
     time.sleep(1.0)
-    # The engine probes a JACK server once a second, so a dead server is noticed up to ~1 s
-    # (plus the probe's own time) after it went.
-    while (command == "continue until reported" and engine.stats()["port_error"] is None
-           and time.monotonic() - told < NOTICE_WITHIN_S):
-        time.sleep(0.05)
-    while (command == "continue until gone"
-           and "disappeared" not in (engine.stats()["port_error"] or "")
-           and time.monotonic() - told < GONE_WITHIN_S):
+    while not seen(engine.stats()["port_error"]) and time.monotonic() - told < within_s:
         time.sleep(0.05)
     stats = engine.stats()
     emit("after_loss", steps_since=stats["step"] - step_at_loss, port_error=stats["port_error"],

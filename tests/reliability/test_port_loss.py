@@ -120,6 +120,27 @@ def play_until_the_receiver_quits(model: Path, name: str) -> tuple[dict, dict]:
         receiver.kill()
 
 
+def quit_and_return(model: Path, name: str, until: str) -> tuple[dict, dict, dict]:
+    """A receiver process opens port `name`, the engine plays into it, the receiver quits; once
+    the driver's `until` command sees the port reported gone, a new receiver opens the same
+    port and the engine is stopped after it reconnected. Returns the driver's "reconnected"
+    event, all its events, and what the new receiver got."""
+    first = ReceiverProcess(name)
+    driver = Driver(model, name)
+    assert first.quit()["note_ons"] > 0
+    events = driver.next(until, "after_loss")
+    assert "disappeared" in (events["port_error"] or ""), events
+    second = ReceiverProcess(name)
+    try:
+        back = driver.next("reconnect", "reconnected")
+        events = driver.finish()
+        assert events["stopped"]["sounding"] == 0
+        time.sleep(0.3)  # the all-off sequence crosses JACK's next period
+        return back, events, second.quit()
+    finally:
+        second.kill()
+
+
 def test_receiving_port_closes_mid_stream(own_async_jack_server: subprocess.Popen,
                                           tiny_model_dir: Path) -> None:
     """The receiving application quits: the engine survives and reports the lost port."""
@@ -140,25 +161,12 @@ def test_a_receiving_port_that_comes_back_is_reconnected(
     although the engine sent each once (docs/reliability.md)."""
     from emolive.engine import DEFAULT_MODEL_DIR
 
-    name = f"EMOLIVE-BACK-{os.getpid()}"
-    first = ReceiverProcess(name)
-    driver = Driver(DEFAULT_MODEL_DIR, name)
-    assert first.quit()["note_ons"] > 0
     # Until reported (up to 2.5 s): with one core busy the 500 ms port check plus the server
     # probe's client open ran past a fixed 1 s in 2 of 4 runs.
-    events = driver.next("continue until reported", "after_loss")
-    assert "disappeared" in (events["port_error"] or ""), events
-    second = ReceiverProcess(name)
-    try:
-        back = driver.next("reconnect", "reconnected")
-        assert back["port_reconnects"] == 1 and back["port_error"] is None, back
-        assert back["waited_s"] < 2.0 and back["notes_since"] > 0, back
-        events = driver.finish()
-        assert events["stopped"]["sounding"] == 0
-        time.sleep(0.3)  # the all-off sequence crosses JACK's next period
-        got = second.quit()
-    finally:
-        second.kill()
+    back, events, got = quit_and_return(DEFAULT_MODEL_DIR, f"EMOLIVE-BACK-{os.getpid()}",
+                                        "continue until reported")
+    assert back["port_reconnects"] == 1 and back["port_error"] is None, back
+    assert back["waited_s"] < 2.0 and back["notes_since"] > 0, back
     received = [m for m in got.pop("last") if len(m) == 6]  # 3-byte messages, as `sent` has
     sent = events["stopped"]["sent"]
     # Everything the new receiver got is one unbroken stretch of what the engine sent.
@@ -257,22 +265,9 @@ def test_a_receiver_that_quits_a_synchronous_server_is_played_into_when_it_retur
     when cycles run again the engine must report the port gone, not resume into nothing, and
     play into the port once it returns (a resumed stall had kept it sending into no connection:
     `emolive --port` never reached the receiver that came back)."""
-    name = f"EMOLIVE-SYNC-BACK-{os.getpid()}"
-    first = ReceiverProcess(name)
-    driver = Driver(tiny_model_dir, name)
-    assert first.quit()["note_ons"] > 0
-    events = driver.next("continue until gone", "after_loss")
-    assert "disappeared" in (events["port_error"] or ""), events
-    second = ReceiverProcess(name)
-    try:
-        back = driver.next("reconnect", "reconnected")
-        assert back["port_reconnects"] >= 1 and back["port_error"] is None, back
-        events = driver.finish()
-        assert events["stopped"]["sounding"] == 0
-        time.sleep(0.3)  # the all-off sequence crosses JACK's next period
-        got = second.quit()
-    finally:
-        second.kill()
+    back, _, got = quit_and_return(tiny_model_dir, f"EMOLIVE-SYNC-BACK-{os.getpid()}",
+                                   "continue until gone")
+    assert back["port_reconnects"] >= 1 and back["port_error"] is None, back
     assert got["note_ons"] > 0 and got["left_sounding"] == 0, got
 
 
