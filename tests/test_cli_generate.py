@@ -123,6 +123,19 @@ def test_render_without_fluidsynth_exits_2_naming_the_packages(tmp_path: Path, t
     assert "Traceback" not in result.stderr
 
 
+def test_a_bad_soundfont_exits_2_before_generating(tmp_path: Path, tiny_model_dir: Path) -> None:
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth not installed (scripts/setup.sh)")
+    not_a_soundfont = tmp_path / "font.sf2"
+    not_a_soundfont.write_text("hello")
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", "-o", str(tmp_path / "x.mid"),
+                      "--render", str(tmp_path / "x.wav"), "--soundfont", str(not_a_soundfont))
+    assert result.returncode == 2
+    assert "is not a SoundFont" in result.stderr and "Traceback" not in result.stderr
+    assert "generated" not in result.stdout
+    assert not (tmp_path / "x.mid").exists() and not (tmp_path / "x.wav").exists()
+
+
 def test_count_writes_numbered_pieces_with_consecutive_seeds(tmp_path: Path, tiny_model_dir: Path) -> None:
     pytest.importorskip("matplotlib")
     result = generate("--model", str(tiny_model_dir), "--bars", "2", "--seed", "7", "--count", "3",

@@ -98,6 +98,39 @@ def test_missing_soundfont_is_a_clear_error(tmp_path: Path) -> None:
         files.find_soundfont(tmp_path / "none.sf2")
 
 
+def test_a_file_that_is_not_a_soundfont_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.sf2"
+    text.write_text("not a soundfont\n")
+    wave_file = tmp_path / "RIFFwave.sf2"
+    wave_file.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")  # RIFF, but a WAV's form type
+    for path in (text, wave_file):
+        with pytest.raises(files.RenderError, match="is not a SoundFont"):
+            files.find_soundfont(path)
+
+
+def _soundfont() -> Path:
+    """The General MIDI soundfont render_wav uses by default (skips the test without one)."""
+    try:
+        return files.find_soundfont()
+    except files.RenderError:
+        pytest.skip("no General MIDI soundfont installed (scripts/setup.sh)")
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_a_soundfont_fluidsynth_cannot_load_fails_and_leaves_the_wav_alone(tmp_path: Path) -> None:
+    # FluidSynth warns about a soundfont it cannot load, renders with its default one and
+    # exits 0; render_wav must fail instead, and keep what was in the WAV file before.
+    truncated = tmp_path / "truncated.sf2"
+    with open(_soundfont(), "rb") as whole:
+        truncated.write_bytes(whole.read(100_000))  # the header is right, the chunks cut short
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"an earlier render")
+    with pytest.raises(files.RenderError, match="could not load the soundfont"):
+        files.render_wav(_c_major_arpeggio(), wav, soundfont=truncated)
+    assert wav.read_bytes() == b"an earlier render"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "truncated.sf2"]  # no temporary left
+
+
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     png = files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.png")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import wave
 from pathlib import Path
 
@@ -14,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from emolive import files  # noqa: E402
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS  # noqa: E402
 
 from .features import roll_to_midi  # noqa: E402
@@ -31,12 +30,14 @@ def _name(q: int) -> str:
 
 
 def render_wav(midi_path: Path, wav_path: Path) -> bool:
-    """FluidSynth render to a mono 16-bit WAV; False (and no file) when fluidsynth is absent."""
-    if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
-        return False
+    """FluidSynth render to a mono 16-bit WAV; False (and no file) when fluidsynth or the
+    soundfont is absent."""
     stereo = wav_path.with_suffix(".stereo.wav")
-    subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", str(WAV_RATE), "-F", str(stereo),
-                    str(SOUNDFONT), str(midi_path)], check=True, capture_output=True)
+    try:
+        files.find_renderer(SOUNDFONT)
+    except files.RenderError:
+        return False
+    files.render_wav(midi_path, stereo, soundfont=SOUNDFONT, sample_rate=WAV_RATE, gain=0.7)
     with wave.open(str(stereo)) as src:
         frames = np.frombuffer(src.readframes(src.getnframes()), dtype=np.int16)
         channels, rate = src.getnchannels(), src.getframerate()

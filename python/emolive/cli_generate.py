@@ -31,6 +31,8 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if args.count * args.bars > MAX_GENERATE_BARS:
         raise UsageError(f"--count x --bars is {args.count * args.bars} bars; at most "
                          f"{MAX_GENERATE_BARS} bars in all per run")
+    if args.render:
+        files.find_renderer(args.soundfont)  # a missing FluidSynth or a bad soundfont, before generating
 
     engine = open_engine(args)
     try:

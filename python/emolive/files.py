@@ -81,6 +81,10 @@ def note_spans(midi: mido.MidiFile) -> list[NoteSpan]:
     return sorted(spans, key=lambda s: (s.start_beats, s.pitch))
 
 
+#: RIFF form types FluidSynth loads: SoundFont 2 and 3 (.sf2, .sf3) and DLS.
+SOUNDFONT_FORMS: tuple[bytes, ...] = (b"sfbk", b"DLS ")
+
+
 def find_soundfont(soundfont: str | Path | None = None) -> Path:
     """The soundfont to render with: the one given, else EMOLIVE_SOUNDFONT, else a system GM one."""
     given = soundfont or os.environ.get("EMOLIVE_SOUNDFONT")
@@ -88,6 +92,7 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
         path = Path(given)
         if not path.is_file():
             raise RenderError(f"soundfont {str(path)!r} does not exist")
+        _check_soundfont_header(path)
         return path
     for candidate in SOUNDFONT_CANDIDATES:
         if Path(candidate).is_file():
@@ -96,19 +101,41 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
                       + ", ".join(SOUNDFONT_CANDIDATES) + "); " + INSTALL_HINT)
 
 
-def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
-               soundfont: str | Path | None = None, sample_rate: int = 44100) -> Path:
-    """Render ``midi`` (a MidiFile or a .mid path) to a 16-bit stereo WAV with FluidSynth."""
-    if not 8000 <= sample_rate <= 192000:
-        raise ValueError(f"sample rate must be 8000..192000 Hz, got {sample_rate}")
+def find_renderer(soundfont: str | Path | None = None) -> tuple[str, Path]:
+    """The FluidSynth program and the soundfont ``render_wav`` would use; RenderError naming
+    what is missing, so that a caller can check before it generates anything."""
     fluidsynth = shutil.which("fluidsynth")
     if fluidsynth is None:
         raise RenderError("the `fluidsynth` program was not found; " + INSTALL_HINT)
-    font = find_soundfont(soundfont)
+    return fluidsynth, find_soundfont(soundfont)
+
+
+def _check_soundfont_header(path: Path) -> None:
+    """RenderError unless ``path`` starts as a SoundFont or DLS file does. FluidSynth itself only
+    warns about a file it cannot load and renders with its default soundfont instead."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)  # "RIFF", the chunk size (4 bytes), the form type
+    if head[:4] != b"RIFF" or head[8:12] not in SOUNDFONT_FORMS:
+        raise RenderError(f"{str(path)!r} is not a SoundFont (.sf2, .sf3) or DLS file")
+
+
+def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
+               soundfont: str | Path | None = None, sample_rate: int = 44100,
+               gain: float = 0.2) -> Path:
+    """Render ``midi`` (a MidiFile or a .mid path) to a 16-bit stereo WAV with FluidSynth;
+    ``gain`` is FluidSynth's master gain (its default 0.2; 0..10)."""
+    if not 8000 <= sample_rate <= 192000:
+        raise ValueError(f"sample rate must be 8000..192000 Hz, got {sample_rate}")
+    if not 0.0 <= gain <= 10.0:
+        raise ValueError(f"gain must be 0..10, got {gain}")
+    fluidsynth, font = find_renderer(soundfont)
     wav_path = Path(wav_path)
     if not wav_path.parent.is_dir():
         raise FileNotFoundError(f"folder {str(wav_path.parent)!r} does not exist (for {str(wav_path)!r})")
-    with tempfile.TemporaryDirectory(prefix="emolive-render-") as tmp:
+    # FluidSynth writes into a file of its own beside wav_path, which replaces wav_path only
+    # once the render succeeded: a failed render leaves no partial or wrong WAV behind, and a
+    # WAV already there stays as it was.
+    with tempfile.TemporaryDirectory(prefix=".emolive-render-", dir=wav_path.parent) as tmp:
         if isinstance(midi, mido.MidiFile):
             midi_path = Path(tmp) / "input.mid"
             midi.save(str(midi_path))
@@ -116,14 +143,27 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
             midi_path = Path(midi)
             if not midi_path.is_file():
                 raise FileNotFoundError(f"MIDI file {str(midi_path)!r} does not exist")
+        rendered = Path(tmp) / "output.wav"
         # -n: no MIDI input, -i: no shell, -F: fast render to file, -q: quiet.
-        command = [fluidsynth, "-n", "-i", "-q", "-F", str(wav_path), "-T", "wav", "-O", "s16",
-                   "-r", str(sample_rate), str(font), str(midi_path)]
+        command = [fluidsynth, "-n", "-i", "-q", "-F", str(rendered), "-T", "wav", "-O", "s16",
+                   "-r", str(sample_rate), "-g", str(gain), str(font), str(midi_path)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not wav_path.is_file():
-        raise RenderError(f"fluidsynth failed (exit {result.returncode}): "
-                          f"{(result.stderr or result.stdout).strip()[-500:]}")
+        _check_render(result, font, rendered)
+        os.replace(rendered, wav_path)
     return wav_path
+
+
+def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered: Path) -> None:
+    """RenderError if FluidSynth failed. It exits 0 when it could not load the soundfont (and
+    renders with its default one), so its report of that is looked for too."""
+    report = (result.stderr or result.stdout).strip()
+    if "Failed to load" in report:
+        errors = [line.removeprefix("fluidsynth: error: ") for line in report.splitlines()
+                  if line.startswith("fluidsynth: error: ")]
+        raise RenderError(f"fluidsynth could not load the soundfont {str(font)!r}"
+                          + (f": {errors[0]}" if errors else ""))
+    if result.returncode != 0 or not rendered.is_file():
+        raise RenderError(f"fluidsynth failed (exit {result.returncode}): {report[-500:]}")
 
 
 def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None = None) -> Path:
