@@ -30,6 +30,13 @@ struct ErrorSink {
     std::strncpy(text, message, sizeof(text) - 1);
     failed.store(true, std::memory_order_release);
   }
+  // Record a new cause in place of the first, `failed` staying set, so that a reader never
+  // sees "no error" in between. Only while nothing else can report (sends paused).
+  void replace(const char* message) noexcept {
+    writing.store(true);
+    std::strncpy(text, message, sizeof(text) - 1);
+    failed.store(true, std::memory_order_release);
+  }
   void reset() {
     failed.store(false);
     writing.store(false);

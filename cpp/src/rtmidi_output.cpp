@@ -186,8 +186,7 @@ class RtMidiOutput final : public MidiOutput {
         reopen_port();  // resumes sends
         return;
       } else {
-        api_.sink->reset();
-        api_.sink->fail(port_gone_message().c_str());
+        api_.sink->replace(port_gone_message().c_str());
       }
     }
     paused_.store(false);
