@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <thread>
 
 #include "emolive/errors.hpp"
 
@@ -15,6 +16,29 @@ std::string lower(std::string s) {
 }
 
 }  // namespace
+
+void ErrorSink::write_text(const char* message) noexcept {
+  sequence_.fetch_add(1, std::memory_order_acq_rel);  // odd: readers retry
+  std::size_t i = 0;
+  for (; i + 1 < kTextSize && message[i] != 0; ++i) text_[i].store(message[i], std::memory_order_relaxed);
+  text_[i].store(0, std::memory_order_relaxed);
+  sequence_.fetch_add(1, std::memory_order_release);  // even: complete
+}
+
+std::string ErrorSink::text() const {
+  for (;;) {
+    const unsigned before = sequence_.load(std::memory_order_acquire);
+    std::string copy;
+    for (std::size_t i = 0; i < kTextSize; ++i) {
+      const char c = text_[i].load(std::memory_order_relaxed);
+      if (c == 0) break;
+      copy.push_back(c);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (before % 2 == 0 && sequence_.load(std::memory_order_relaxed) == before) return copy;
+    std::this_thread::yield();
+  }
+}
 
 std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& client,
                                         ErrorSink& sink, std::string& why) {
@@ -29,7 +53,7 @@ std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& clie
   out->setErrorCallback(&ErrorSink::callback, &sink);
   out->getPortCount();
   if (sink.failed) {
-    why = sink.text;
+    why = sink.text();
     return nullptr;
   }
   return out;

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <atomic>
-#include <cstring>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,12 +13,15 @@
 namespace emolive {
 
 // Captures RtMidi's errors and warnings (installed as its error callback, so RtMidi neither
-// prints nor throws). The first error is kept; the text buffer is written once, so reading
-// after failed() is true needs no lock.
+// prints nor throws) and keeps the first error, readable from any thread.
+//
+// Threads: fail() runs on the clock thread (no lock, no allocation), text() on any thread
+// (stats(), opening), reset() and replace() on the connection watch thread while sends are
+// paused. Writers never overlap: fail() writes only if no error is kept (`claimed_`), and
+// reset()/replace() run only while nothing sends. The text is a sequence lock over atomic
+// characters: a reader retries while a write is under way, so it never reads half a message.
 struct ErrorSink {
   std::atomic<bool> failed{false};
-  std::atomic<bool> writing{false};
-  char text[256] = {0};
 
   static void callback(RtMidiError::Type type, const std::string& message, void* self) {
     if (type == RtMidiError::DEBUG_WARNING) return;
@@ -26,22 +29,33 @@ struct ErrorSink {
   }
   // Keep the first error. No allocation: callable from the clock thread.
   void fail(const char* message) noexcept {
-    if (writing.exchange(true)) return;
-    std::strncpy(text, message, sizeof(text) - 1);
+    if (claimed_.exchange(true)) return;
+    write_text(message);
     failed.store(true, std::memory_order_release);
   }
   // Record a new cause in place of the first, `failed` staying set, so that a reader never
-  // sees "no error" in between. Only while nothing else can report (sends paused).
+  // sees "no error" in between. Only while sends are paused.
   void replace(const char* message) noexcept {
-    writing.store(true);
-    std::strncpy(text, message, sizeof(text) - 1);
+    claimed_.store(true);
+    write_text(message);
     failed.store(true, std::memory_order_release);
   }
-  void reset() {
+  // Forget the error. Only while sends are paused.
+  void reset() noexcept {
     failed.store(false);
-    writing.store(false);
-    text[0] = 0;
+    write_text("");
+    claimed_.store(false);
   }
+  // The error kept; "" before the first and after reset(). Never half of a message.
+  std::string text() const;
+
+ private:
+  void write_text(const char* message) noexcept;
+
+  static constexpr std::size_t kTextSize = 256;  // bytes, the terminating 0 included
+  std::atomic<bool> claimed_{false};
+  std::atomic<unsigned> sequence_{0};  // odd while text_ is being written
+  std::atomic<char> text_[kTextSize] = {};
 };
 
 struct OpenedApi {

@@ -117,7 +117,7 @@ class RtMidiOutput final : public MidiOutput {
   bool failed() const noexcept override {
     return api_.sink->failed.load(std::memory_order_acquire) || !settled();
   }
-  std::string error_text() const override { return api_.sink->failed.load() ? api_.sink->text : ""; }
+  std::string error_text() const override { return api_.sink->failed.load() ? api_.sink->text() : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
   int reconnects() const noexcept override { return reconnects_.load(); }
   // A named port is looked for again; a virtual one only comes back from a stall.
@@ -358,7 +358,7 @@ std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const st
   api.sink->reset();
   api.out->openPort(unsigned(index), "out");
   if (api.sink->failed) {
-    throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text);
+    throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text());
   }
   return std::make_unique<RtMidiOutput>(std::move(api), name, client_name);
 }
@@ -372,7 +372,7 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
   api.sink->reset();
   api.out->openVirtualPort(name);
   if (api.sink->failed) {
-    throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text + "\n" +
+    throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text() + "\n" +
                     port_setup_hint());
   }
   return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)");
