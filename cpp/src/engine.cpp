@@ -247,6 +247,7 @@ void Engine::close() {
   closed_ = true;
   watch_stop_ = true;
   watch_thread_.join();
+  std::lock_guard<std::mutex> parts(parts_mutex_);
   scheduler_.reset();
   if (recording_) {
     recording_->close_inner();  // closes the port; what was recorded stays readable
@@ -264,6 +265,7 @@ EngineStats Engine::stats() const {
   s.max_lateness_us = lateness_.max_us();
   s.temperature = temperature_;
   if (recording_) s.recording_dropped = recording_->dropped();
+  std::unique_lock<std::mutex> parts(parts_mutex_);
   if (!closed_) {
     s.step = scheduler_->steps_played();
     s.bpm = scheduler_->bpm();
@@ -276,6 +278,7 @@ EngineStats Engine::stats() const {
   } else {
     s.bpm = config_.bpm;
   }
+  parts.unlock();
   std::lock_guard<std::mutex> lock(error_mutex_);
   s.generator_error = generator_error_;
   return s;
@@ -301,6 +304,7 @@ std::vector<float> Engine::lateness_us() const {
 }
 
 std::string Engine::output_description() const {
+  std::lock_guard<std::mutex> parts(parts_mutex_);
   return closed_ || !output_ ? "closed" : output_->describe();
 }
 

@@ -148,7 +148,11 @@ class Engine {
   mutable std::mutex error_mutex_;  // guards generator_error_ (never taken by the clock thread)
   std::string generator_error_;
   mutable std::mutex caller_mutex_;  // serialises callers (the command queue's single producer)
-  float temperature_;
+  // Held by close() while it destroys scheduler_ and closes output_, and by the readers that
+  // do not take caller_mutex_ (stats(), output_description()), so that no reader on another
+  // thread uses them meanwhile. Never taken by the clock thread.
+  mutable std::mutex parts_mutex_;
+  std::atomic<float> temperature_;  // set under caller_mutex_, read by stats() without it
   uint16_t scale_mask_ = 0x0FFF;
   int transpose_ = 0;
   int walk_steps_per_point_;
