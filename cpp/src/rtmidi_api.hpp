@@ -15,9 +15,9 @@ namespace emolive {
 // Captures RtMidi's errors and warnings (installed as its error callback, so RtMidi neither
 // prints nor throws) and keeps the first error, readable from any thread.
 //
-// Threads: fail() runs on the clock thread (no lock, no allocation), text() on any thread
-// (stats(), opening), reset() and replace() on the connection watch thread while sends are
-// paused. Writers never overlap: fail() writes only if no error is kept (`claimed_`), and
+// Threads: fail() runs on the clock thread (a send; no lock, no allocation) or the connection
+// watch thread (a port check), text() on any thread (stats(), opening), reset() and replace()
+// on the watch thread while sends are paused. Writers never overlap: fail() writes only if no error is kept (`claimed_`), and
 // reset()/replace() run only while nothing sends. The text is a sequence lock over atomic
 // characters: a reader retries while a write is under way, so it never reads half a message.
 struct ErrorSink {
