@@ -27,13 +27,15 @@ build=build/sanitize-python-$kind
 logs=$build/reports
 if [ "$kind" = address ]; then
   sanitizers=address,undefined
+  flags="-fsanitize=$sanitizers -fno-sanitize-recover=undefined"
   preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 else
   sanitizers=thread
+  flags="-fsanitize=$sanitizers"
   preload="$(gcc -print-file-name=libtsan.so)"
 fi
+flags="$flags -fno-omit-frame-pointer -g"
 preload="$preload $(gcc -print-file-name=libstdc++.so)"
-flags="-fsanitize=$sanitizers -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
 
 echo "== configuring $build"
