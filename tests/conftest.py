@@ -3,6 +3,7 @@ Engine on it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,3 +90,18 @@ def engine(tiny_model_dir: Path) -> Iterator[Engine]:
 
     with Engine(model=tiny_model_dir, seed=11) as e:
         yield e
+
+
+@pytest.fixture()
+def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder that refuses new files: a read-only folder for a user; for root, whom permission
+    bits do not stop, /sys (sysfs refuses new files even to root)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir(mode=0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("running as root without /sys: no folder here refuses root's writes")
+    yield Path("/sys")

@@ -160,3 +160,13 @@ def test_bad_count_exits_2(tmp_path: Path, tiny_model_dir: Path, argv: tuple[str
     result = generate("--model", str(tiny_model_dir), *argv, "-o", str(tmp_path / "x.mid"))
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unwritable_output_folder_exits_2_before_generating(tmp_path: Path, tiny_model_dir: Path,
+                                                              unwritable_folder: Path) -> None:
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", "-o", str(tmp_path / "x.mid"),
+                      "--render", str(unwritable_folder / "x.wav"))
+    assert result.returncode == 2
+    assert f"cannot write into folder '{unwritable_folder}'" in result.stderr
+    assert "Traceback" not in result.stderr and "generated" not in result.stdout
+    assert not (tmp_path / "x.mid").exists()

@@ -131,6 +131,26 @@ def test_a_soundfont_fluidsynth_cannot_load_fails_and_leaves_the_wav_alone(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "truncated.sf2"]  # no temporary left
 
 
+def test_a_failed_write_keeps_the_file_that_was_there(tmp_path: Path) -> None:
+    midi = _c_major_arpeggio()
+    midi.tracks[0].insert(3, "not a message")  # mido.MidiFile.save fails part way through
+    old = tmp_path / "take.mid"
+    old.write_bytes(b"an earlier take")
+    with pytest.raises(Exception):  # noqa: B017 - whatever mido raises for a bad track
+        files.write_midi(midi, old)
+    assert old.read_bytes() == b"an earlier take"
+    assert [p.name for p in tmp_path.iterdir()] == ["take.mid"]  # no partial or temporary file
+
+
+@pytest.mark.parametrize("kind", ["midi", "plot"])
+def test_an_unwritable_folder_is_a_clear_permission_error(unwritable_folder: Path, kind: str) -> None:
+    if kind == "plot":
+        pytest.importorskip("matplotlib")
+    write = files.write_midi if kind == "midi" else files.plot_piano_roll
+    with pytest.raises(PermissionError, match=f"cannot write into folder '{unwritable_folder}'"):
+        write(_c_major_arpeggio(), unwritable_folder / "take")
+
+
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     png = files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.png")

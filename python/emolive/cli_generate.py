@@ -26,6 +26,8 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             raise UsageError(f"folder {str(Path(path).parent)!r} does not exist (for {path!r})")
         if path and Path(path).is_dir():
             raise UsageError(f"{path!r} is a folder; give a file name such as {path.rstrip('/')}/out.mid")
+        if path:
+            files.check_writable(path)  # an unwritable folder fails now, not after generating
     if args.morph_to is not None and args.morph_bars is not None and args.morph_bars > args.bars:
         raise UsageError(f"--morph-bars ({args.morph_bars}) is longer than --bars ({args.bars})")
     if args.count * args.bars > MAX_GENERATE_BARS:
@@ -33,6 +35,8 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                          f"{MAX_GENERATE_BARS} bars in all per run")
     if args.render:
         files.find_renderer(args.soundfont)  # a missing FluidSynth or a bad soundfont, before generating
+    if args.plot:
+        files.check_plotting()
 
     engine = open_engine(args)
     try:

@@ -5,10 +5,13 @@ Everything here works on any ``mido.MidiFile``, not only the engine's.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,12 +46,45 @@ class NoteSpan:
     channel: int
 
 
-def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:
-    """Save ``midi`` to ``path`` (parent folders must exist); returns the path."""
+def check_writable(path: str | Path) -> Path:
+    """``path`` if a file can be written there: FileNotFoundError when its folder does not
+    exist, IsADirectoryError when it is a folder, PermissionError (or the OSError met) when the
+    folder refuses a new file. The check writes and removes a temporary file, since permission
+    bits alone do not tell (root, ACLs, read-only mounts)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist (for {str(path)!r})")
-    midi.save(str(path))
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a file name")
+    try:
+        with tempfile.TemporaryFile(prefix=".emolive-", dir=path.parent):
+            pass
+    except OSError as exc:
+        refused = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        raise (PermissionError if refused else OSError)(
+            f"cannot write into folder {str(path.parent)!r} (for {str(path)!r}): "
+            f"{exc.strerror or exc}") from None
+    return path
+
+
+@contextmanager
+def replaced_on_success(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file name beside ``path`` to write to; when the block ends without an
+    exception it replaces ``path`` (one rename), else it is removed. A failed or interrupted
+    write leaves no partial file, and a file already at ``path`` stays as it was."""
+    path = check_writable(path)
+    with tempfile.TemporaryDirectory(prefix=".emolive-", dir=path.parent) as tmp:
+        written = Path(tmp) / path.name
+        yield written
+        os.replace(written, path)
+
+
+def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:
+    """Save ``midi`` to ``path`` (its folder must exist); returns the path. An existing file is
+    replaced only once the new one is whole."""
+    path = Path(path)
+    with replaced_on_success(path) as written:
+        midi.save(str(written))
     return path
 
 
@@ -130,26 +166,19 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
         raise ValueError(f"gain must be 0..10, got {gain}")
     fluidsynth, font = find_renderer(soundfont)
     wav_path = Path(wav_path)
-    if not wav_path.parent.is_dir():
-        raise FileNotFoundError(f"folder {str(wav_path.parent)!r} does not exist (for {str(wav_path)!r})")
-    # FluidSynth writes into a file of its own beside wav_path, which replaces wav_path only
-    # once the render succeeded: a failed render leaves no partial or wrong WAV behind, and a
-    # WAV already there stays as it was.
-    with tempfile.TemporaryDirectory(prefix=".emolive-render-", dir=wav_path.parent) as tmp:
-        if isinstance(midi, mido.MidiFile):
-            midi_path = Path(tmp) / "input.mid"
+    if not isinstance(midi, mido.MidiFile) and not Path(midi).is_file():
+        raise FileNotFoundError(f"MIDI file {str(midi)!r} does not exist")
+    # FluidSynth writes a file of its own beside wav_path, which replaces wav_path only once
+    # the render succeeded: a failed render leaves no partial or wrong WAV behind.
+    with replaced_on_success(wav_path) as rendered:
+        midi_path = Path(midi) if not isinstance(midi, mido.MidiFile) else rendered.with_suffix(".in.mid")
+        if isinstance(midi, mido.MidiFile):  # FluidSynth reads files: the music goes beside
             midi.save(str(midi_path))
-        else:
-            midi_path = Path(midi)
-            if not midi_path.is_file():
-                raise FileNotFoundError(f"MIDI file {str(midi_path)!r} does not exist")
-        rendered = Path(tmp) / "output.wav"
         # -n: no MIDI input, -i: no shell, -F: fast render to file, -q: quiet.
         command = [fluidsynth, "-n", "-i", "-q", "-F", str(rendered), "-T", "wav", "-O", "s16",
                    "-r", str(sample_rate), "-g", str(gain), str(font), str(midi_path)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         _check_render(result, font, rendered)
-        os.replace(rendered, wav_path)
     return wav_path
 
 
@@ -166,20 +195,26 @@ def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered
         raise RenderError(f"fluidsynth failed (exit {result.returncode}): {report[-500:]}")
 
 
-def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None = None) -> Path:
-    """Draw ``midi`` as a piano roll (beats across, pitch up, shade = velocity) into a PNG."""
+def check_plotting() -> None:
+    """ImportError naming the extra to install when matplotlib, which plotting needs, is missing."""
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401
     except ImportError:
         raise ImportError("plotting needs matplotlib: pip install 'emolive[plot]'") from None
+
+
+def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None = None) -> Path:
+    """Draw ``midi`` as a piano roll (beats across, pitch up, shade = velocity) into a PNG."""
+    check_plotting()
+    import matplotlib
+
     matplotlib.use("Agg")  # files only; never opens a window
     import matplotlib.pyplot as plt
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
     png_path = Path(png_path)
-    if not png_path.parent.is_dir():
-        raise FileNotFoundError(f"folder {str(png_path.parent)!r} does not exist (for {str(png_path)!r})")
+    check_writable(png_path)
     spans = note_spans(midi)
     end_beats = max((s.start_beats + s.length_beats for s in spans), default=4.0)
     figure, axes = plt.subplots(figsize=(min(24.0, 4.0 + end_beats / 4.0), 5.0), dpi=100)
@@ -200,7 +235,8 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
         axes.set_title(title or f"{len(spans)} notes")
         figure.colorbar(collection, ax=axes, label="velocity")
         figure.tight_layout()
-        figure.savefig(str(png_path))
+        with replaced_on_success(png_path) as written:
+            figure.savefig(str(written), format="png")
     finally:
         plt.close(figure)
     return png_path
