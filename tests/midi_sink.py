@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from tests.jackd import terminate_with_parent
+
 CHILD = r"""
 import sys, time, rtmidi
 name, source = sys.argv[1], sys.argv[2]
@@ -47,7 +49,8 @@ class Sink:
         self._lock = threading.Lock()
         self._process = subprocess.Popen([sys.executable, "-c", CHILD, name, source],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, text=True)
+                                         stderr=subprocess.DEVNULL, text=True,
+                                         preexec_fn=terminate_with_parent)
         assert self._process.stdout is not None
         first = self._process.stdout.readline().strip()
         assert first == "ready", f"the sink process did not open its port ({first!r})"

@@ -65,9 +65,11 @@ class ReceiverProcess:
 
         self.name = name
         script = Path(__file__).resolve().parent / "receiver_proc.py"
+        from tests.jackd import terminate_with_parent
+
         self.proc = subprocess.Popen([sys.executable, str(script), name], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+                                     text=True, preexec_fn=terminate_with_parent)
         line = self.proc.stdout.readline().strip()
         if line != "ready":
             self.proc.kill()

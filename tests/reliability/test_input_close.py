@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.jackd import terminate_with_parent
+
 pytestmark = pytest.mark.jack
 CYCLER = Path(__file__).resolve().parent / "input_cycle_proc.py"
 CYCLES = int(os.environ.get("EMOLIVE_INPUT_CYCLES", "40"))
@@ -49,7 +51,7 @@ def server(request: pytest.FixtureRequest, private_jack_server, monkeypatch: pyt
 def test_inputs_close_cleanly_under_a_message_flood(server: str) -> None:
     source_name = f"emolive-flood-{os.getpid()}"
     source = subprocess.Popen([sys.executable, "-c", FLOOD, source_name], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
+                              stderr=subprocess.DEVNULL, text=True, preexec_fn=terminate_with_parent)
     try:
         assert source.stdout is not None and source.stdout.readline().strip() == "ready"
         result = subprocess.run([sys.executable, str(CYCLER), source_name, str(CYCLES)], capture_output=True,

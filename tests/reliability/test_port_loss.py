@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from midi_check import ReceiverProcess, compare_streams
+from tests.jackd import terminate_with_parent
 
 
 pytestmark = pytest.mark.jack
@@ -62,7 +63,8 @@ class Driver:
     def __init__(self, model: Path, port: str) -> None:
         self.proc = subprocess.Popen([sys.executable, str(DRIVER), str(model), port],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=terminate_with_parent)
         self.events: dict[str, dict] = {}
         self._read("playing")
 
