@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import DEFAULT_DATA
-from .onnx_runner import N_KEYS, OnnxCVAE, Sampling
+from .onnx_runner import N_KEYS, ModelDirError, OnnxCVAE, Sampling, check_model_dir
 from .train import DataError, SegmentBatches, load_data
 
 
@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-onsets-per-step", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if not (Path(args.model) / "model_card.json").is_file():
-        print(f"error: no model_card.json in {args.model}", file=sys.stderr)
+    try:
+        check_model_dir(args.model)
+    except ModelDirError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     model = OnnxCVAE(args.model)
     cfg = TrainConfig(data=args.data, datasets=args.datasets, cache_dir=args.cache_dir,

@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .data import DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
-from .onnx_runner import N_KEYS, OnnxCVAE, Sampling
+from .onnx_runner import N_KEYS, ModelDirError, OnnxCVAE, Sampling, check_model_dir
 from .train import DataError, SegmentBatches, load_data
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "python" / "emolive" / "models" / "default"
@@ -323,9 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rewrite_readme:
         return _rewrite_readme(Path(args.report))
-    if not (Path(args.model) / "model_card.json").is_file():
-        print(f"error: no model_card.json in {args.model}", file=sys.stderr)
+    try:
+        check_model_dir(args.model)
+    except ModelDirError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
+    print(f"evaluating {args.model} on {', '.join(args.datasets)} in {args.data}; the report "
+          f"replaces what is in {args.report}/ (minutes; Ctrl-C stops it)", file=sys.stderr)
     try:
         results = run(args, log=lambda text: print(text, file=sys.stderr))
     except DataError as err:
@@ -337,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         update_card(args.model, {"sampling": {k: results["sampling"][k] for k in
                                               ("onset_threshold", "hold_threshold", "temperature",
                                                "max_onsets_per_step")},
-                                 "evaluation": report.card_summary(results)})
+                                 "evaluation": report.card_summary(results, args.report)})
     print(f"report written to {args.report}/README.md ({results['elapsed_s']} s)")
     return 0
 

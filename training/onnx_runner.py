@@ -25,6 +25,27 @@ N_KEYS = 88
 FRAME = 3 * N_KEYS
 
 
+class ModelDirError(ValueError):
+    """A folder that does not hold a model in the contract (docs/model-contract.md)."""
+
+
+def check_model_dir(model_dir: str | Path) -> None:
+    """ModelDirError saying what is wrong unless ``model_dir`` holds a model the engine would
+    load: the runtime's own checks (card, files, input and output names, shapes, NaN weights)
+    where the engine is built, else only that the card is there."""
+    path = Path(model_dir)
+    if not (path / "model_card.json").is_file():
+        raise ModelDirError(f"no model_card.json in {path}")
+    try:
+        from emolive.engine import ModelError, load_model
+    except ImportError:  # no engine in this checkout: ONNX Runtime's errors will have to do
+        return
+    try:
+        load_model(path)
+    except ModelError as err:
+        raise ModelDirError(str(err)) from None
+
+
 @dataclass
 class Sampling:
     onset_threshold: float = 0.5

@@ -197,12 +197,13 @@ def _loss_terms_in_use(config_file: Path) -> list[str]:
             if cfg.get(weight, 1.0) > 0]
 
 
-def card_summary(results: dict) -> dict:
-    """The figures copied into the model card's ``evaluation``."""
+def card_summary(results: dict, report_folder: str) -> dict:
+    """The figures copied into the model card's ``evaluation``; ``report_folder`` as given to
+    the evaluation (``--report``), where its README.md is."""
     rec, emo = results["reconstruction"], results["emotion"]
     best = str(rec["best_threshold"])
     return {
-        "report": "docs/evaluation/README.md",
+        "report": f"{Path(report_folder).as_posix()}/README.md",
         "onset_f1_teacher_forced": rec["teacher_forced"][best]["f1"],
         "onset_f1_free_running": rec["free_running"][best]["f1"],
         "onset_threshold": rec["best_threshold"],

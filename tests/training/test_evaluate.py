@@ -81,7 +81,7 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
     assert metrics["reconstruction"]["latent_dims"] == 16
     card = json.loads((model / "model_card.json").read_text())
     assert card["sampling"]["temperature"] == metrics["sampling"]["temperature"]
-    assert card["evaluation"]["report"] == "docs/evaluation/README.md"
+    assert card["evaluation"]["report"] == f"{report.as_posix()}/README.md"  # where this report is
     (report / "discussion.md").write_text("## Revised\n")
     assert evaluate.main(["--report", str(report), "--rewrite-readme"]) == 0
     assert "## Revised" in (report / "README.md").read_text()
@@ -93,6 +93,21 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
 def test_evaluate_refuses_a_folder_without_a_model(tmp_path: Path, capsys) -> None:
     assert evaluate.main(["--model", str(tmp_path)]) == 2
     assert "no model_card.json" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_model_the_engine_refuses(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("emolive.engine", reason="the engine is not built: only the card is checked")
+    (tmp_path / "model_card.json").write_text("{}")
+    assert evaluate.main(["--model", str(tmp_path)]) == 2
+    assert "model_card.json" in capsys.readouterr().err  # the runtime's reason, no traceback
+
+
+def test_evaluate_says_first_where_its_report_goes(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    assert evaluate.main(["--model", str(tiny_model_dir), "--data", str(tmp_path / "no-data"),
+                          "--cache-dir", str(tmp_path / "cache"), "--report", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"the report replaces what is in {tmp_path / 'r'}/" in err
+    assert "error:" in err  # no data there
 
 
 def test_play_frame_caps_onsets_and_never_holds_a_silent_key() -> None:
