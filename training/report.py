@@ -19,7 +19,6 @@ from .features import roll_to_midi  # noqa: E402
 from .metrics import musical_stats  # noqa: E402
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling  # noqa: E402
 
-SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 LISTEN_BPM = 100.0
 WAV_RATE = 16000  # Hz, mono 16-bit: ~0.6 MB for 8 bars at 100 BPM
 NAMES = [QUADRANT_NAMES[q][0] for q in QUADRANTS]
@@ -30,14 +29,15 @@ def _name(q: int) -> str:
 
 
 def render_wav(midi_path: Path, wav_path: Path) -> bool:
-    """FluidSynth render to a mono 16-bit WAV; False (and no file) when fluidsynth or the
-    soundfont is absent."""
+    """FluidSynth render to a mono 16-bit WAV with the soundfont ``emolive generate --render``
+    finds (EMOLIVE_SOUNDFONT, else a system General MIDI one); False (and no file) when
+    FluidSynth or a soundfont is absent."""
     stereo = wav_path.with_suffix(".stereo.wav")
     try:
-        files.find_renderer(SOUNDFONT)
+        files.find_renderer()
     except files.RenderError:
         return False
-    files.render_wav(midi_path, stereo, soundfont=SOUNDFONT, sample_rate=WAV_RATE, gain=0.7)
+    files.render_wav(midi_path, stereo, sample_rate=WAV_RATE, gain=0.7)
     with wave.open(str(stereo)) as src:
         frames = np.frombuffer(src.readframes(src.getnframes()), dtype=np.int16)
         channels, rate = src.getnchannels(), src.getframerate()
