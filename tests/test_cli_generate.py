@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from emolive.files import note_spans
+from tests.test_cli import with_stdout_closed
 
 
 @pytest.fixture(autouse=True)
@@ -170,3 +171,35 @@ def test_an_unwritable_output_folder_exits_2_before_generating(tmp_path: Path, t
     assert f"cannot write into folder '{unwritable_folder}'" in result.stderr
     assert "Traceback" not in result.stderr and "generated" not in result.stdout
     assert not (tmp_path / "x.mid").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("-o", "{d}/same.mid", "--render", "{d}/same.mid"), "-o and --render would both write"),
+    (("-o", "{d}/new-folder/"), "is a folder; give a file name"),
+    (("-o", "{d}/set.mid", "--count", "3"), "is a folder"),  # set-2.mid is a folder
+    (("--plot", "{d}/roll.xyz"), "plots are written as"),
+])
+def test_outputs_that_cannot_all_be_written_exit_2_before_generating(
+        tmp_path: Path, tiny_model_dir: Path, argv: tuple[str, ...], message: str) -> None:
+    (tmp_path / "set-2.mid").mkdir()
+    result = generate("--model", str(tiny_model_dir), "--bars", "1",
+                      *(arg.format(d=tmp_path) for arg in argv))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "generated" not in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set-2.mid"]  # nothing written
+
+
+def test_generate_writes_every_file_when_its_reader_went_away(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = with_stdout_closed("generate", "--model", str(tiny_model_dir), "--bars", "1", "--count", "3",
+                                 "-o", str(tmp_path / "take.mid"))
+    assert result.returncode == 0 and result.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take-1.mid", "take-2.mid", "take-3.mid"]
+
+
+def test_generate_to_stdout_keeps_its_messages_off_the_music(tiny_model_dir: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                             "--bars", "1", "-o", "/dev/stdout"], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout[:4] == b"MThd"
+    assert b"generated 1 bar of" in result.stderr

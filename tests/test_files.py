@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import sys
+import threading
 import wave
 from pathlib import Path
 
@@ -140,6 +143,53 @@ def test_a_failed_write_keeps_the_file_that_was_there(tmp_path: Path) -> None:
         files.write_midi(midi, old)
     assert old.read_bytes() == b"an earlier take"
     assert [p.name for p in tmp_path.iterdir()] == ["take.mid"]  # no partial or temporary file
+
+
+def test_a_link_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
+    target = tmp_path / "takes" / "take.mid"
+    target.parent.mkdir()
+    target.write_bytes(b"an earlier take")
+    link = tmp_path / "latest.mid"
+    link.symlink_to(target)
+    files.write_midi(_c_major_arpeggio(), link)
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_bytes()[:4] == b"MThd"
+
+
+def test_a_file_written_again_keeps_its_permissions(tmp_path: Path) -> None:
+    take = tmp_path / "take.mid"
+    take.write_bytes(b"an earlier take")
+    take.chmod(0o640)
+    files.write_midi(_c_major_arpeggio(), take)
+    assert take.stat().st_mode & 0o777 == 0o640
+    assert take.read_bytes()[:4] == b"MThd"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_is_written_into_not_replaced(tmp_path: Path) -> None:
+    pipe = tmp_path / "to-the-synth.mid"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    files.write_midi(_c_major_arpeggio(), pipe)
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert received and received[0][:4] == b"MThd"
+
+
+def test_a_name_ending_in_a_slash_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError, match="names a folder"):
+        files.write_midi(_c_major_arpeggio(), f"{tmp_path}/new-folder/")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_plot_is_drawn_in_the_format_its_suffix_names(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.svg")
+    assert b"<svg" in (tmp_path / "roll.svg").read_bytes()[:500]
+    with pytest.raises(ValueError, match=r"plots are written as .*\.png"):
+        files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.xyz")
 
 
 @pytest.mark.parametrize("kind", ["midi", "plot"])

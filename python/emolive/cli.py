@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.status
     except KeyboardInterrupt:  # Ctrl-C outside live play (live play handles SIGINT itself)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`emolive --list-ports | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 128 + 13  # as a tool ended by SIGPIPE; no message: nothing went wrong here
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2, message printed)
         return exc.code if isinstance(exc.code, int) else 2
     except Exception as exc:  # noqa: BLE001 - mapped to a message and a status, never a traceback

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from emolive.cli_options import UsageError, check_key, open_engine, start_emotio
 from emolive.emotions import Weights, describe
 from emolive.engine import MAX_GENERATE_BARS
 
+SUFFIXES = {"-o": ".mid", "--render": ".wav", "--plot": ".png"}  # for messages
+
 
 def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Generate ``--count`` pieces of ``--bars`` bars and write every file asked for (numbered
@@ -21,13 +25,7 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         raise UsageError("nothing to write: give -o FILE.mid, --render FILE.wav and/or --plot FILE.png")
     check_key(args, parser)
     emotion = start_emotion(args, parser)
-    for path in (args.output, args.render, args.plot):
-        if path and not Path(path).parent.is_dir():
-            raise UsageError(f"folder {str(Path(path).parent)!r} does not exist (for {path!r})")
-        if path and Path(path).is_dir():
-            raise UsageError(f"{path!r} is a folder; give a file name such as {path.rstrip('/')}/out.mid")
-        if path:
-            files.check_writable(path)  # an unwritable folder fails now, not after generating
+    check_outputs(args)
     if args.morph_to is not None and args.morph_bars is not None and args.morph_bars > args.bars:
         raise UsageError(f"--morph-bars ({args.morph_bars}) is longer than --bars ({args.bars})")
     if args.count * args.bars > MAX_GENERATE_BARS:
@@ -35,8 +33,6 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                          f"{MAX_GENERATE_BARS} bars in all per run")
     if args.render:
         files.find_renderer(args.soundfont)  # a missing FluidSynth or a bad soundfont, before generating
-    if args.plot:
-        files.check_plotting()
 
     engine = open_engine(args)
     try:
@@ -46,18 +42,68 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     finally:
         engine.close()
     label = describe(emotion) + (f" -> {describe(args.morph_to)}" if args.morph_to is not None else "")
+    say = Messages(args.output, args.render, args.plot)
     for index, midi in enumerate(pieces):
         notes = len(files.note_spans(midi))
-        print(f"generated {args.bars} bars of {label}: {notes} notes, {midi.length:.1f} s")
+        bars = f"{args.bars} bar{'s' if args.bars != 1 else ''}"
+        say(f"generated {bars} of {label}: {notes} notes, {midi.length:.1f} s")
         output, render, plot = (numbered(path, index, len(pieces))
                                 for path in (args.output, args.render, args.plot))
         if output:
-            print(f"wrote {files.write_midi(midi, output)}")
+            say(f"wrote {files.write_midi(midi, output)}")
         if render:
-            print(f"wrote {files.render_wav(midi, render, soundfont=args.soundfont)}")
+            say(f"wrote {files.render_wav(midi, render, soundfont=args.soundfont)}")
         if plot:
-            print(f"wrote {files.plot_piano_roll(midi, plot, title=f'emolive: {label}')}")
+            say(f"wrote {files.plot_piano_roll(midi, plot, title=f'emolive: {label}')}")
     return 0
+
+
+class Messages:
+    """The command's progress lines: on stdout, or on stderr when stdout is one of the files
+    written (``-o /dev/stdout | ...``). A reader that goes away (``| head -1``) ends the lines,
+    not the command: every file is still written."""
+
+    def __init__(self, *outputs: str | None) -> None:
+        self.stream = sys.stderr if any(_is_stdout(path) for path in outputs if path) else sys.stdout
+        self.closed = False
+
+    def __call__(self, line: str) -> None:
+        if self.closed:
+            return
+        try:
+            print(line, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())  # no error at exit
+
+
+def _is_stdout(path: str) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):  # no such file yet, or no stdout
+        return False
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before generating: every file the command is to write (each numbered one with --count)
+    can be written, no two of them are the same file, and --plot's format can be drawn."""
+    written_by: dict[str, str] = {}
+    for option, path in (("-o", args.output), ("--render", args.render), ("--plot", args.plot)):
+        if not path:
+            continue
+        if Path(path).is_dir() or path.endswith(("/", os.sep)):
+            raise UsageError(f"{option} {path!r} is a folder; give a file name such as "
+                             f"{path.rstrip('/' + os.sep)}/out{SUFFIXES[option]}")
+        if not Path(path).parent.is_dir():
+            raise UsageError(f"folder {str(Path(path).parent)!r} does not exist (for {path!r})")
+        for index in range(args.count):
+            each = numbered(path, index, args.count)
+            files.check_writable(each)  # an unwritable folder fails now, not after generating
+            same = written_by.setdefault(os.path.realpath(each), option)
+            if same != option:
+                raise UsageError(f"{same} and {option} would both write {each!r}; give each its own file")
+    if args.plot:
+        files.check_plotting(args.plot)
 
 
 def generate_midi(engine: Any, args: argparse.Namespace, emotion: Weights) -> list[mido.MidiFile]:

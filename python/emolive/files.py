@@ -5,9 +5,9 @@ Everything here works on any ``mido.MidiFile``, not only the engine's.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -47,45 +47,83 @@ class NoteSpan:
 
 
 def check_writable(path: str | Path) -> Path:
-    """``path`` if a file can be written there: FileNotFoundError when its folder does not
-    exist, IsADirectoryError when it is a folder, PermissionError (or the OSError met) when the
-    folder refuses a new file. The check writes and removes a temporary file, since permission
-    bits alone do not tell (root, ACLs, read-only mounts)."""
+    """``path`` if a file can be written there, else the error a write would meet:
+    FileNotFoundError when its folder does not exist, IsADirectoryError when it names a folder,
+    PermissionError when the folder refuses a new file (or a device or pipe refuses writing).
+    The check makes and removes a temporary file, since permission bits alone do not tell
+    (root, ACLs, read-only mounts). A link is checked where it leads, as it is written."""
+    if str(path).endswith(("/", os.sep)):
+        raise IsADirectoryError(f"{str(path)!r} names a folder; give a file name")
     path = Path(path)
-    if not path.parent.is_dir():
+    if _is_special(path):
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"cannot write to {str(path)!r}")
+        return path
+    real = Path(os.path.realpath(path))
+    if not real.parent.is_dir():
         raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist (for {str(path)!r})")
-    if path.is_dir():
+    if real.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a folder, not a file name")
     try:
-        with tempfile.TemporaryFile(prefix=".emolive-", dir=path.parent):
+        with tempfile.TemporaryFile(prefix=".emolive-", dir=real.parent):
             pass
     except OSError as exc:
-        refused = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
-        raise (PermissionError if refused else OSError)(
-            f"cannot write into folder {str(path.parent)!r} (for {str(path)!r}): "
-            f"{exc.strerror or exc}") from None
+        raise PermissionError(f"cannot write into folder {str(real.parent)!r} (for {str(path)!r}): "
+                              f"{exc.strerror or exc}") from None
     return path
+
+
+def _is_special(path: Path) -> bool:
+    """An existing file, links followed, that is neither a regular file nor a folder: a device
+    (a terminal), a named pipe, or what /dev/stdout leads to."""
+    try:
+        mode = os.stat(path).st_mode  # the kernel follows /proc's links to pipes, realpath cannot
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 @contextmanager
 def replaced_on_success(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary file name beside ``path`` to write to; when the block ends without an
-    exception it replaces ``path`` (one rename), else it is removed. A failed or interrupted
-    write leaves no partial file, and a file already at ``path`` stays as it was."""
-    path = check_writable(path)
-    with tempfile.TemporaryDirectory(prefix=".emolive-", dir=path.parent) as tmp:
-        written = Path(tmp) / path.name
+    """Yield a temporary file name to write ``path``'s content to; when the block ends without
+    an exception, the content goes to ``path``, else the temporary file is removed.
+
+    A regular file (new, or there already) is replaced by one rename from beside it, so a
+    failed or interrupted write leaves no partial file and the file already there as it was;
+    the new file keeps that file's permissions (and owner, where allowed). A link is written
+    through: the file it leads to is replaced, the link stays. A device or named pipe
+    (/dev/stdout, a FIFO) is written into, once the content is whole."""
+    check_writable(path)
+    special = _is_special(Path(path))
+    real = Path(os.path.realpath(path))
+    with tempfile.TemporaryDirectory(prefix=".emolive-", dir=None if special else real.parent) as tmp:
+        written = Path(tmp) / (real.name if not special else "output")
         yield written
-        os.replace(written, path)
+        if special:
+            with open(written, "rb") as source, open(path, "wb") as target:
+                shutil.copyfileobj(source, target)
+            return
+        if real.is_file():
+            _keep_permissions(real, written)
+        os.replace(written, real)
+
+
+def _keep_permissions(old: Path, new: Path) -> None:
+    """Give ``new`` the mode of ``old``, and its owner where this process may (root)."""
+    shutil.copymode(old, new)
+    info = old.stat()
+    try:
+        os.chown(new, info.st_uid, info.st_gid)
+    except OSError:  # only root may give a file away; the file stays this user's
+        pass
 
 
 def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:
     """Save ``midi`` to ``path`` (its folder must exist); returns the path. An existing file is
     replaced only once the new one is whole."""
-    path = Path(path)
     with replaced_on_success(path) as written:
         midi.save(str(written))
-    return path
+    return Path(path)
 
 
 def note_spans(midi: mido.MidiFile) -> list[NoteSpan]:
@@ -165,7 +203,6 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
     if not 0.0 <= gain <= 10.0:
         raise ValueError(f"gain must be 0..10, got {gain}")
     fluidsynth, font = find_renderer(soundfont)
-    wav_path = Path(wav_path)
     if not isinstance(midi, mido.MidiFile) and not Path(midi).is_file():
         raise FileNotFoundError(f"MIDI file {str(midi)!r} does not exist")
     # FluidSynth writes a file of its own beside wav_path, which replaces wav_path only once
@@ -179,7 +216,7 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
                    "-r", str(sample_rate), "-g", str(gain), str(font), str(midi_path)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         _check_render(result, font, rendered)
-    return wav_path
+    return Path(wav_path)
 
 
 def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered: Path) -> None:
@@ -195,17 +232,31 @@ def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered
         raise RenderError(f"fluidsynth failed (exit {result.returncode}): {report[-500:]}")
 
 
-def check_plotting() -> None:
-    """ImportError naming the extra to install when matplotlib, which plotting needs, is missing."""
+def check_plotting(image_path: str | Path | None = None) -> None:
+    """ImportError naming the extra to install when matplotlib, which plotting needs, is
+    missing; ValueError when ``image_path``'s suffix names no image format it writes."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise ImportError("plotting needs matplotlib: pip install 'emolive[plot]'") from None
+    if image_path is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if _image_format(image_path) not in formats:
+            raise ValueError(f"{str(image_path)!r}: plots are written as "
+                             + ", ".join(f".{kind}" for kind in sorted(formats)))
+
+
+def _image_format(path: str | Path) -> str:
+    """The image format a file name asks for by its suffix (png without one)."""
+    return Path(path).suffix.lower().removeprefix(".") or "png"
 
 
 def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None = None) -> Path:
-    """Draw ``midi`` as a piano roll (beats across, pitch up, shade = velocity) into a PNG."""
-    check_plotting()
+    """Draw ``midi`` as a piano roll (beats across, pitch up, shade = velocity) into a PNG
+    (or the image format ``png_path``'s suffix names: .svg, .pdf, .jpg, ...)."""
+    check_plotting(png_path)
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never opens a window
@@ -213,7 +264,6 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
-    png_path = Path(png_path)
     check_writable(png_path)
     spans = note_spans(midi)
     end_beats = max((s.start_beats + s.length_beats for s in spans), default=4.0)
@@ -236,7 +286,7 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
         figure.colorbar(collection, ax=axes, label="velocity")
         figure.tight_layout()
         with replaced_on_success(png_path) as written:
-            figure.savefig(str(written), format="png")
+            figure.savefig(str(written), format=_image_format(png_path))
     finally:
         plt.close(figure)
-    return png_path
+    return Path(png_path)
