@@ -103,11 +103,36 @@ def test_program_and_tempo_are_written(tiny_model_dir: Path) -> None:
         ({"record": 1}, TypeError),
         ({"port": 1.5}, TypeError),
         ({"port": "a", "virtual": "b"}, ValueError),
+        ({"virtual": ""}, ValueError),
+        ({"virtual": 3}, TypeError),
     ],
 )
 def test_bad_arguments_raise_clear_errors(tiny_model_dir: Path, kwargs: dict, error: type) -> None:
     with pytest.raises(error):
         Engine(model=tiny_model_dir, **kwargs)
+
+
+def test_numpy_numbers_are_numbers(tiny_model_dir: Path) -> None:
+    np = pytest.importorskip("numpy")
+    engine = Engine(model=tiny_model_dir, seed=np.int64(3), bpm=np.float32(100), record=True)
+    try:
+        engine.set_bpm(np.float64(90.0))
+        engine.set_emotion(np.array([0.5, 0.5, 0.0, 0.0]))
+        assert engine.emotion == pytest.approx((0.5, 0.5, 0.0, 0.0))
+        plain = engine.generate(2, emotion=(0.0, 0.0, 1.0, 0.0), seed=5)
+        assert note_events(engine.generate(np.int64(2), emotion=np.array([0, 0, 1, 0]), seed=np.uint64(5))) \
+            == note_events(plain)
+        pieces = engine.generate_many(2, 1, seeds=np.array([5, 6]))
+        assert len(pieces) == 2
+    finally:
+        engine.close()
+
+
+def test_weights_too_large_to_sum_are_still_a_blend() -> None:
+    from emolive.emotions import parse_emotion
+
+    assert parse_emotion("happy:1e308,sad:1e308") == pytest.approx((0.5, 0.0, 0.5, 0.0))
+    assert parse_emotion([1e308, 1e308, 1e308, 1e308]) == pytest.approx((0.25,) * 4)
 
 
 def test_bad_calls_raise_clear_errors(engine: Engine) -> None:

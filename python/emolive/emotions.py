@@ -82,10 +82,12 @@ def normalise(weights: Sequence[float]) -> Weights:
         raise ValueError(f"emotion weights need 4 values (Q1..Q4), got {len(values)}")
     if any(not math.isfinite(x) or x < 0.0 for x in values):
         raise ValueError(f"emotion weights must be finite and non-negative, got {values}")
-    total = sum(values)
-    if total <= 0.0:
+    top = max(values)
+    if top <= 0.0:
         raise ValueError("emotion weights must not all be zero")
-    return tuple(x / total for x in values)  # type: ignore[return-value]
+    scaled = [x / top for x in values]  # first to 0..1, so that the sum cannot overflow
+    total = sum(scaled)
+    return tuple(x / total for x in scaled)  # type: ignore[return-value]
 
 
 def _parse_blend(text: str) -> Weights:
@@ -115,6 +117,8 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
     ``(valence, arousal)`` pair in [-1, 1]. Raises ``ValueError`` for anything else, naming
     what is allowed; ``TypeError`` for objects that are not emotions at all.
     """
+    if hasattr(emotion, "tolist") and not isinstance(emotion, str):  # numpy: plain numbers
+        emotion = emotion.tolist()
     if isinstance(emotion, str):
         if not emotion.strip():
             raise ValueError(f"empty emotion; known emotions: {', '.join(known_emotions())}")

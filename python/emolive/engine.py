@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import numbers
 import os
 import random
 import sys
@@ -41,7 +42,8 @@ MAX_GENERATE_COUNT = 10_000  # pieces per generate_many() call
 # --- argument checks -------------------------------------------------------------------------
 
 def _number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """``value`` as a float in low..high; any real number (numpy's too), not a bool."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     if not math.isfinite(value) or not low <= value <= high:
         raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
@@ -49,11 +51,12 @@ def _number(name: str, value: Any, low: float, high: float) -> float:
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    """``value`` as an int in low..high; any integer (numpy's too), not a bool."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
     if not low <= value <= high:
         raise ValueError(f"{name} must be in {low}..{high}, got {value}")
-    return value
+    return int(value)
 
 
 def _bars_to_steps(bars: Any) -> int:
@@ -83,6 +86,8 @@ def _seed_list(seeds: Any, count: int, engine_seed: int) -> list[int]:
     """generate_many()'s seeds: ``count`` integers 0..2**64-1; None: engine_seed + i."""
     if seeds is None:
         return [(engine_seed + i) % 2**64 for i in range(count)]
+    if hasattr(seeds, "tolist"):  # a numpy array
+        seeds = seeds.tolist()
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
         raise TypeError(f"seeds must be a sequence of integers or None, not {type(seeds).__name__}")
     if len(seeds) != count:
@@ -251,8 +256,10 @@ class Engine:
                 raise TypeError(f"{flag_name} must be True or False, not {type(flag).__name__}")
         if port is not None and virtual is not None:
             raise ValueError("give either port or virtual, not both")
-        if virtual is not None and (not isinstance(virtual, str) or not virtual.strip()):
-            raise TypeError("virtual must be a non-empty port name")
+        if virtual is not None and not isinstance(virtual, str):
+            raise TypeError(f"virtual must be a port name, not {type(virtual).__name__}")
+        if virtual is not None and not virtual.strip():
+            raise ValueError("a virtual port needs a name that is not empty")
         if virtual is not None and sys.platform.startswith("win"):
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
