@@ -1,4 +1,5 @@
-"""Ctrl-C while the `emolive` command is still importing: exit status 130, nothing on stderr.
+"""Ctrl-C: while the `emolive` command is still importing (exit status 130, nothing on
+stderr), and during a long offline generation (it stops within a moment, not at the end).
 
 The interrupt is sent at a fixed point, not after a delay: a ``sitecustomize`` module (found
 first through PYTHONPATH) puts an import hook in front that, when the command's process first
@@ -12,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,45 @@ def test_the_command_is_recognised(argv: list[str], orig_argv: list[str], expect
 
 def test_status_is_that_of_a_shell_for_sigint() -> None:
     assert INTERRUPTED_STATUS == 128 + int(signal.SIGINT)
+
+
+GENERATE_THEN_INTERRUPT = """
+import os, signal, sys, threading, time
+from emolive import Engine
+engine = Engine(seed=1)  # the bundled model: about 0.5-3k bars/s here, so this takes > 30 s
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    CALL
+except KeyboardInterrupt:
+    print(f"interrupted after {time.monotonic() - start:.2f} s", flush=True)
+    assert len(engine.generate(1).tracks[0]) > 3  # the engine still works
+    sys.exit(0)
+print(f"finished after {time.monotonic() - start:.2f} s")
+sys.exit(1)
+"""
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT to itself")
+@pytest.mark.parametrize("call", ["engine.generate(100_000)", "engine.generate_many(10, 10_000)"])
+def test_ctrl_c_stops_a_long_generation_at_once(call: str) -> None:
+    pytest.importorskip("emolive.engine", reason="needs the engine")
+    result = _python(GENERATE_THEN_INTERRUPT.replace("CALL", call))
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    seconds = float(result.stdout.split("interrupted after ")[1].split()[0])
+    assert seconds < 4.0, result.stdout  # SIGINT came at 1 s; before the fix, at the end (> 30 s)
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT")
+def test_ctrl_c_during_generate_exits_130_and_writes_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("emolive.engine", reason="needs the engine")
+    process = subprocess.Popen([sys.executable, "-m", "emolive", "generate", "--bars", "10000", "--count", "10",
+                                "-o", str(tmp_path / "long.mid")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    time.sleep(2.0)  # the model is loaded and generating
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == INTERRUPTED_STATUS, (out, err)
+    assert time.monotonic() - sent < 3.0
+    assert err == "" and list(tmp_path.iterdir()) == []

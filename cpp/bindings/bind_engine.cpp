@@ -1,7 +1,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <chrono>
+#include <future>
 #include <optional>
+#include <thread>
 
 #include "bindings.hpp"
 #include "emolive/engine.hpp"
@@ -13,6 +17,37 @@ namespace emolive::bindings {
 namespace {
 
 using Release = py::call_guard<py::gil_scoped_release>;
+
+// `work(cancel)` on a thread of its own with the GIL released, while this thread looks at
+// Python's signals every 50 ms: Ctrl-C (a KeyboardInterrupt from a signal handler) sets
+// `cancel`, waits for the work to stop at its next step and raises. Offline generation can run
+// for seconds; without this, Ctrl-C would wait for all of it.
+template <class Work>
+auto interruptible(Work work) -> decltype(work(nullptr)) {
+  using Result = decltype(work(nullptr));
+  std::atomic<bool> cancel{false};
+  std::packaged_task<Result()> task([&] { return work(&cancel); });
+  std::future<Result> result = task.get_future();
+  std::thread worker(std::move(task));
+  for (;;) {
+    bool done = false;
+    {
+      py::gil_scoped_release release;
+      done = result.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready;
+    }
+    if (done) break;
+    if (PyErr_CheckSignals() != 0) {  // a handler raised: stop the work, then raise that
+      cancel = true;
+      {
+        py::gil_scoped_release release;
+        worker.join();
+      }
+      throw py::error_already_set();
+    }
+  }
+  worker.join();
+  return result.get();  // the work's exception, if it threw
+}
 
 py::dict stats_dict(const EngineStats& s) {
   py::dict d;
@@ -101,11 +136,10 @@ void register_engine(py::module_& m) {
       .def("generate",
            [](const Engine& e, int steps, const Weights& emotion, uint64_t seed,
               std::optional<Weights> glide_to, int glide_steps) {
-             std::vector<OfflineEvent> events;
-             {
-               py::gil_scoped_release release;
-               events = e.generate(steps, emotion, seed, glide_to ? &*glide_to : nullptr, glide_steps);
-             }
+             const auto events = interruptible([&](const std::atomic<bool>* cancel) {
+               return e.generate(steps, emotion, seed, glide_to ? &*glide_to : nullptr, glide_steps,
+                                 cancel);
+             });
              return events_array(events);
            },
            py::arg("steps"), py::arg("emotion"), py::arg("seed"), py::arg("glide_to") = std::nullopt,
@@ -113,12 +147,10 @@ void register_engine(py::module_& m) {
       .def("generate_many",
            [](const Engine& e, int steps, const Weights& emotion, const std::vector<uint64_t>& seeds,
               std::optional<Weights> glide_to, int glide_steps, int max_batch, int threads) {
-             std::vector<std::vector<OfflineEvent>> streams;
-             {
-               py::gil_scoped_release release;
-               streams = e.generate_many(steps, emotion, seeds, glide_to ? &*glide_to : nullptr,
-                                         glide_steps, BatchPlan{max_batch, threads});
-             }
+             const auto streams = interruptible([&](const std::atomic<bool>* cancel) {
+               return e.generate_many(steps, emotion, seeds, glide_to ? &*glide_to : nullptr,
+                                      glide_steps, BatchPlan{max_batch, threads}, cancel);
+             });
              py::list out;
              for (const auto& events : streams) out.append(events_array(events));
              return out;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "emolive/errors.hpp"
 #include "emolive/generator.hpp"
 
 namespace emolive {
@@ -60,6 +61,11 @@ GeneratorConfig config_for(const OfflineRequest& request, uint64_t seed) {
   return config;
 }
 
+// Cancelled once the request's cancel flag is set (read before each step).
+void stop_if_cancelled(const OfflineRequest& request) {
+  if (request.cancel != nullptr && request.cancel->load(std::memory_order_relaxed)) throw Cancelled();
+}
+
 void append(const StepEvents& block, std::vector<OfflineEvent>& events) {
   for (int i = 0; i < block.count; ++i) events.push_back({block.step, block.events[i]});
 }
@@ -78,6 +84,7 @@ void run_chunk(const Model& model, const OfflineRequest& request,
   }
   std::vector<StepEvents> blocks;
   for (int s = 0; s < request.steps; ++s) {
+    stop_if_cancelled(request);
     batch.produce(blocks);
     for (int b = 0; b < batch.size(); ++b) append(blocks[b], events[begin + b]);
   }
@@ -95,6 +102,7 @@ std::vector<OfflineEvent> generate_one(const Model& model, const OfflineRequest&
   std::vector<OfflineEvent> events;
   StepEvents block;
   for (int s = 0; s < request.steps; ++s) {
+    stop_if_cancelled(request);
     generator.produce(block);
     append(block, events);
   }

@@ -325,17 +325,22 @@ OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const 
 }
 
 std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed,
-                                           const Weights* glide_to, int glide_steps) const {
-  return generate_one(*model_, offline_request(steps, emotion, glide_to, glide_steps), seed);
+                                           const Weights* glide_to, int glide_steps,
+                                           const std::atomic<bool>* cancel) const {
+  OfflineRequest request = offline_request(steps, emotion, glide_to, glide_steps);
+  request.cancel = cancel;
+  return generate_one(*model_, request, seed);
 }
 
 std::vector<std::vector<OfflineEvent>> Engine::generate_many(int steps, const Weights& emotion,
                                                              const std::vector<uint64_t>& seeds,
                                                              const Weights* glide_to,
                                                              int glide_steps,
-                                                             const BatchPlan& plan) const {
-  return emolive::generate_many(*model_, offline_request(steps, emotion, glide_to, glide_steps),
-                                seeds, plan);
+                                                             const BatchPlan& plan,
+                                                             const std::atomic<bool>* cancel) const {
+  OfflineRequest request = offline_request(steps, emotion, glide_to, glide_steps);
+  request.cancel = cancel;
+  return emolive::generate_many(*model_, request, seeds, plan);
 }
 
 }  // namespace emolive

@@ -12,6 +12,7 @@
 // draw, after which the streams diverge).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -50,13 +51,15 @@ class BatchGenerator {
 
 // What an offline run decodes: `steps` steps from `emotion`, gliding to `*glide_to` over
 // `glide_steps` from step 0 when glide_to is set. `base` gives the walk rate and the sampling
-// settings; its seed and emotion are ignored.
+// settings; its seed and emotion are ignored. `cancel`, when given, is read before every step:
+// once it is true, the run throws Cancelled (errors.hpp) at its next step.
 struct OfflineRequest {
   int steps = 0;
   Weights emotion{0.f, 0.f, 0.f, 1.f};
   const Weights* glide_to = nullptr;
   int glide_steps = 0;
   GeneratorConfig base;
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Events of one stream (an offline Generator, batch 1) with `seed`; note-offs for the notes

@@ -95,9 +95,11 @@ class Engine {
 
   // Offline: `steps` steps through a fresh generator (same code as live) with `seed`, the
   // engine's temperature and key; with `glide_to`, the emotion glides there over `glide_steps`
-  // from step 0. Note-offs for notes still sounding come at step == steps.
+  // from step 0. Note-offs for notes still sounding come at step == steps. Both offline calls
+  // throw Cancelled at the next step once `*cancel` is true (another thread sets it).
   std::vector<OfflineEvent> generate(int steps, const Weights& emotion, uint64_t seed,
-                                     const Weights* glide_to = nullptr, int glide_steps = 0) const;
+                                     const Weights* glide_to = nullptr, int glide_steps = 0,
+                                     const std::atomic<bool>* cancel = nullptr) const;
   // Offline, one stream per seed decoded in batches (batch_generator.hpp): stream i as
   // generate(steps, emotion, seeds[i], glide_to, glide_steps), up to the rounding of batched
   // matrix products.
@@ -105,7 +107,8 @@ class Engine {
                                                        const std::vector<uint64_t>& seeds,
                                                        const Weights* glide_to = nullptr,
                                                        int glide_steps = 0,
-                                                       const BatchPlan& plan = {}) const;
+                                                       const BatchPlan& plan = {},
+                                                       const std::atomic<bool>* cancel = nullptr) const;
 
  private:
   struct Command {

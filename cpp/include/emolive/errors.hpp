@@ -26,6 +26,12 @@ class PortError : public EngineError {
   using EngineError::EngineError;
 };
 
+// An offline generation stopped through its request's `cancel` flag (batch_generator.hpp).
+class Cancelled : public EngineError {
+ public:
+  Cancelled() : EngineError("generation cancelled") {}
+};
+
 // The hint appended to port errors: where to get a MIDI port on each platform.
 std::string port_setup_hint();
 
