@@ -136,15 +136,40 @@ def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise ValueError(f"config file {path} extends itself")
     try:
         values = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a JSON object of settings, "
+                         f"not {type(values).__name__}")
     base = values.pop("extends", None)
+    if base is not None and not isinstance(base, str):
+        raise ValueError(f"{path}: \"extends\" names another config file, not {base!r}")
     unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise ValueError(f"unknown config keys in {path}: {', '.join(unknown)}")
+    for name, value in values.items():
+        values[name] = _typed(name, value, path)
     if base is None:
         return values
     return {**_read_config_file(path.parent / base, seen + (path.resolve(),)), **values}
+
+
+def _typed(name: str, value: object, path: Path) -> object:
+    """``value`` of a config file as field ``name``'s type (an int is a float too, and a float
+    with no fraction an int); ValueError naming the file, key and the type wanted."""
+    want = type(getattr(TrainConfig(), name))
+    if want is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    if want is bool and isinstance(value, bool) or want is str and isinstance(value, str):
+        return value
+    if want in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if want is float:
+            return float(value)
+        if float(value).is_integer():
+            return int(value)
+    kind = {list: "a list of names", bool: "true or false", str: "a string",
+            int: "a whole number", float: "a number"}[want]
+    raise ValueError(f"{path}: {name} must be {kind}, got {json.dumps(value)}")
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -154,6 +179,15 @@ def _validate(cfg: TrainConfig) -> None:
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
+    for name in ("lr", "grad_clip", "max_minutes"):
+        if not 0.0 < getattr(cfg, name) < float("inf"):
+            raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
+    for name in ("warmup_steps", "beta_warmup_steps", "min_onsets", "seed", "beta_max",
+                 "free_bits", "adv_weight", "critic_weight"):
+        if not 0 <= getattr(cfg, name) < float("inf"):
+            raise ValueError(f"{name} must be 0 or more, got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.min_lr_frac <= 1.0:
+        raise ValueError(f"min_lr_frac must be in [0, 1], got {cfg.min_lr_frac}")
     for name in ("input_dropout", "hidden_dropout"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")

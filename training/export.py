@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .card import BATCH_STEP, BATCH_STEP_FILE, FILES, OPSET, build_card, io_shapes, provenance
-from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig
+from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig, read_checkpoint
 from .quantize import (BATCH_PRECISION, MIN_ONNXRUNTIME, PRECISION, export_int8_step,
                        export_row_int8_step)
 
@@ -215,7 +215,7 @@ def export_random_model(out_dir: str | Path, z_dim: int = 16, hidden: int = 32, 
 
 def load_checkpoint_model(path: str | Path) -> tuple[CVAE, dict[str, Any]]:
     """The CVAE and the checkpoint dict saved by train.py."""
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(path)
     model = CVAE(ModelConfig(**ckpt["model_args"]))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
@@ -244,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                        if args.velocity_calibration else None)
         if calibration is not None:
             model.set_velocity_calibration(calibration["gain"], calibration["bias"])
-    except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as err:
+    except ValueError as err:  # not a checkpoint, or bad JSON (json.JSONDecodeError)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, KeyError, RuntimeError, TypeError) as err:
         print(f"error: cannot read {ckpt_path}: {err}", file=sys.stderr)
         return 2
     config = ckpt.get("config", {})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -341,3 +342,19 @@ class CVAE(nn.Module):
     @staticmethod
     def reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The dict a checkpoint file holds (train.py's layout, or recover.py's); ValueError saying
+    why when ``path`` is missing or is not a checkpoint (another file, truncated, corrupt)."""
+    if not Path(path).is_file():
+        raise ValueError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - pickle and zip errors of every kind: not a checkpoint
+        raise ValueError(f"{path} is not a checkpoint written by training ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
+        raise ValueError(f"{path} is not a checkpoint written by training (no model weights in it)")
+    return ckpt
+

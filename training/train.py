@@ -27,7 +27,7 @@ from .data import LoadReport, load_emopia, load_generic, load_unlabelled, load_v
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
-from .model import CVAE, N_EMOTIONS, ModelConfig
+from .model import CVAE, N_EMOTIONS, ModelConfig, read_checkpoint
 from .prepare import Prepared, gather_segments, prepare, segment_starts
 
 
@@ -127,16 +127,27 @@ def emotion_weights(labels: torch.Tensor) -> torch.Tensor:
     return weights
 
 
-def start_from(model: CVAE, heads: EmotionHeads, path: str, log) -> None:
-    """Load the weights of checkpoint ``path`` (sizes must match the config's)."""
-    if not Path(path).is_file():
-        raise DataError(f"init_from checkpoint {path} not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+def _read_checkpoint(path: str | Path) -> dict:
+    """model.read_checkpoint, its errors as DataError (a mistake in the command, status 2)."""
+    try:
+        return read_checkpoint(path)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+
+
+def read_init_from(cfg: TrainConfig) -> dict:
+    """The checkpoint ``cfg.init_from`` names, whose model sizes must be the config's."""
+    ckpt = _read_checkpoint(cfg.init_from)
     # Through ModelConfig, so that a checkpoint written before a field existed gets its default.
     theirs = ModelConfig(**ckpt.get("model_args", {})).to_dict()
-    if theirs != model.cfg.to_dict():
-        raise DataError(f"init_from checkpoint {path} has model sizes {theirs}, "
-                        f"this config {model.cfg.to_dict()}: give the same model flags")
+    if theirs != cfg.model_config().to_dict():
+        raise DataError(f"init_from checkpoint {cfg.init_from} has model sizes {theirs}, "
+                        f"this config {cfg.model_config().to_dict()}: give the same model flags")
+    return ckpt
+
+
+def start_from(model: CVAE, heads: EmotionHeads, ckpt: dict, path: str, log) -> None:
+    """Load the weights of checkpoint ``ckpt`` (read from ``path`` by read_init_from)."""
     model.load_state_dict(ckpt["model"])
     heads.load_state_dict(ckpt["heads"])
     log(f"weights from {path} (step {ckpt.get('iter_num')}); new optimizer and schedule")
@@ -188,14 +199,29 @@ def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s) -> dict
             "elapsed_s": elapsed_s}
 
 
+def check_run_folder(cfg: TrainConfig, resuming: bool) -> None:
+    """DataError before any work when ``out`` cannot take this run: a file, or a folder
+    holding another run's checkpoint, which this run would overwrite (without --resume)."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a folder for the run")
+    if (out / "ckpt.pt").is_file() and not resuming:
+        raise DataError(f"{out} already holds a run (ckpt.pt): give --resume true to go on with "
+                        "it, or another --out for a new run")
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Run training; return the final checkpoint dict (also saved under ``cfg.out``)."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
+    resuming = cfg.resume and (out / "ckpt.pt").is_file()
+    check_run_folder(cfg, resuming)
+    init = read_init_from(cfg) if cfg.init_from and not resuming else None  # a resumed run has them
+    prep = load_data(cfg, log)
+    # Only now, with the data read: a run that fails before leaves the folder as it was.
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    prep = load_data(cfg, log)
     train_batches = SegmentBatches(prep, "train", cfg, cfg.seed)
     val_batches = SegmentBatches(prep, "val", cfg, cfg.seed + 1)
     log(f"segments: {len(train_batches)} train, {len(val_batches)} val")
@@ -203,11 +229,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     params = list(model.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     step, best_val, spent_s = 0, float("inf"), 0.0
-    resuming = cfg.resume and (out / "ckpt.pt").is_file()
-    if cfg.init_from and not resuming:  # a resumed run already holds them
-        start_from(model, heads, cfg.init_from, log)
+    if init is not None:
+        start_from(model, heads, init, cfg.init_from, log)
     if resuming:
-        ckpt = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+        ckpt = _read_checkpoint(out / "ckpt.pt")
         if ckpt.get("optimizer") is None:  # written by emolive.training.recover
             raise DataError(f"{out / 'ckpt.pt'} holds no training state to resume (it was read "
                             "back from ONNX files): start a run from it with --init-from")

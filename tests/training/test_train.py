@@ -408,11 +408,69 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--silent-start", "2"], "silent_start must be in [0, 1]"),
     (["--key-normalise", "true"], "set transpose to 0"),
     (["--octaves", "3"], "octaves must be in 0..2"),
-    (["--unlabelled", "/nonexistent-pieces"], "unlabelled folder /nonexistent-pieces not found"),
+    (["--datasets", "--unlabelled", "/nonexistent-pieces"], "unlabelled folder /nonexistent-pieces not found"),
+    (["--lr", "-1"], "lr must be positive"),
+    (["--min-lr-frac", "2"], "min_lr_frac must be in [0, 1]"),
+    (["--init-from", "/nonexistent.pt"], "checkpoint /nonexistent.pt not found"),
 ])
 def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Path) -> None:
-    assert train.main(argv + ["--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path)]) == 2
+    # No data by default: a mistake that were let through would fail at once, not train.
+    assert train.main(["--data", str(tmp_path / "no-data")] + argv
+                      + ["--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # a run that cannot start leaves nothing behind
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[1, 2]", "must hold a JSON object of settings, not list"),
+    ('"emopia"', "must hold a JSON object of settings, not str"),
+    ('{"max_steps": "many"}', 'max_steps must be a whole number, got "many"'),
+    ('{"max_steps": null}', "max_steps must be a whole number, got null"),
+    ('{"transpose": 3.5}', "transpose must be a whole number, got 3.5"),
+    ('{"lr": "fast"}', 'lr must be a number, got "fast"'),
+    ('{"datasets": "emopia"}', 'datasets must be a list of names, got "emopia"'),
+    ('{"attention": 1}', "attention must be true or false, got 1"),
+    ('{"extends": 5}', '"extends" names another config file, not 5'),
+])
+def test_a_config_file_of_the_wrong_types_exits_2_naming_the_key(text, message, capsys, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(text)
+    assert train.main(["--config", str(config), "--out", str(tmp_path / "r"),
+                       "--data", str(tmp_path / "no-data")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_config_file_may_write_whole_numbers_as_floats(tmp_path: Path) -> None:
+    from emolive.training.config import _read_config_file
+
+    config = tmp_path / "config.json"
+    config.write_text('{"max_steps": 100.0, "lr": 1}')
+    assert _read_config_file(config) == {"max_steps": 100, "lr": 1.0}
+
+
+def test_a_run_folder_holding_a_run_is_not_overwritten(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "ckpt.pt").write_bytes(b"an earlier run")
+    (run / "config.json").write_text("{}")
+    assert train.main(["--out", str(run), "--data", str(tmp_path / "no-data"),
+                       "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume true" in err
+    assert (run / "ckpt.pt").read_bytes() == b"an earlier run"
+    assert (run / "config.json").read_text() == "{}"
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused_before_the_data_is_read(tmp_path: Path, capsys) -> None:
+    not_a_checkpoint = tmp_path / "weights.pt"
+    not_a_checkpoint.write_text('{"a": 1}')
+    assert train.main(["--init-from", str(not_a_checkpoint), "--data", str(tmp_path / "no-data"),
+                       "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a checkpoint written by training" in err and "dataset folder" not in err
+    assert export.main(["--checkpoint", str(not_a_checkpoint), "--out", str(tmp_path / "model")]) == 2
+    assert "is not a checkpoint written by training" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()
 
 
 def test_export_of_a_missing_checkpoint_exits_2(tmp_path: Path, capsys) -> None:
