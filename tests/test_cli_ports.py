@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -109,3 +110,13 @@ def test_list_ports_shows_outputs_and_inputs(jack_server: str) -> None:
         for port in (sender, synth):
             port.close_port()
             port.delete()
+
+
+@pytest.mark.parametrize("argv", [["--list-ports"], ["--port", "midi"]])
+def test_an_unknown_midi_api_is_named_not_taken_for_no_ports(argv: list[str]) -> None:
+    pytest.importorskip("emolive.engine", reason="needs the engine")
+    env = dict(os.environ, EMOLIVE_MIDI_API="bogus")
+    result = subprocess.run([sys.executable, "-m", "emolive", *argv], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert "EMOLIVE_MIDI_API=bogus is not a MIDI API compiled into RtMidi" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

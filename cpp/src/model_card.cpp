@@ -1,5 +1,6 @@
 #include "emolive/model_card.hpp"
 
+#include <climits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -33,7 +34,12 @@ class CardReader {
   int integer(const std::string& key) const {
     const json& v = at(key);
     if (!v.is_number_integer()) fail(key, "must be an integer, found " + v.dump());
-    return v.get<int>();
+    // Read wide, then range-checked: get<int>() would wrap 2^32 + 32 to 32.
+    const bool too_large = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT_MAX);
+    if (too_large || v.get<int64_t>() < INT_MIN || v.get<int64_t>() > INT_MAX) {
+      fail(key, "is out of range, found " + v.dump());
+    }
+    return int(v.get<int64_t>());
   }
 
   int positive(const std::string& key) const {

@@ -332,6 +332,7 @@ std::string midi_api_name() {
 
 std::vector<std::string> list_output_ports() {
   std::vector<std::string> names;
+  candidate_apis();  // an EMOLIVE_MIDI_API naming no compiled API is an error, not "no ports"
   OpenedApi api;
   try {
     api = open_first_api("emolive-list");

@@ -147,3 +147,18 @@ TEST_CASE("text that is not a JSON object is refused") {
 TEST_CASE("a missing card file is a ModelError naming the path") {
   CHECK_THROWS_WITH(load_model_card("/nonexistent/dir"), Catch::Contains("/nonexistent/dir/model_card.json"));
 }
+
+TEST_CASE("integers too large for an int are refused, not wrapped") {
+  json card = valid_card();
+  card["sizes"]["segment_steps"] = (int64_t(1) << 32) + 32;  // get<int>() read 32
+  CHECK_THAT(error_of(card), Catch::Contains("segment_steps") && Catch::Contains("out of range"));
+  card = valid_card();
+  card["tonic"] = int64_t(1) << 32;  // read 0
+  CHECK_THAT(error_of(card), Catch::Contains("tonic") && Catch::Contains("out of range, found 4294967296"));
+  card = valid_card();
+  card["sampling"]["max_onsets_per_step"] = UINT64_MAX;
+  CHECK_THAT(error_of(card), Catch::Contains("out of range, found 18446744073709551615"));
+  card = valid_card();
+  card["sampling"]["max_onsets_per_step"] = -(int64_t(1) << 40);
+  CHECK_THAT(error_of(card), Catch::Contains("out of range"));
+}

@@ -90,7 +90,8 @@ bool rtmidi_available();
 // The MIDI API in use: env EMOLIVE_MIDI_API (alsa|jack|core|winmm), else the first compiled
 // API that opens. Empty when none opens.
 std::string midi_api_name();
-// Output port names of that API (empty when no backend opens).
+// Output port names of that API (empty when no backend opens; PortError when EMOLIVE_MIDI_API
+// names an API RtMidi was built without).
 std::vector<std::string> list_output_ports();
 // Picks the port to open from the output port names: an index into them, or -1 for none.
 using PortChooser = std::function<int(const std::vector<std::string>& names)>;
