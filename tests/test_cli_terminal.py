@@ -40,6 +40,15 @@ def test_keys_arrive_without_enter_and_arrows_are_named(pty_pair) -> None:
     assert termios.tcgetattr(stream.fileno()) == before  # the terminal's mode is restored
 
 
+def test_characters_beyond_ascii_arrive_whole(pty_pair) -> None:
+    leader, stream = pty_pair
+    with Keyboard(stream) as keyboard:
+        os.write(leader, "häppy €𝄞".encode())
+        assert [keyboard.read(0.5) for _ in range(8)] == list("häppy €𝄞")
+        os.write(leader, b"\xc3")  # the first byte of two, and no second
+        assert keyboard.read(0.5) == "\ufffd"
+
+
 def test_no_keyboard_without_a_terminal() -> None:
     assert not Keyboard.available(io.StringIO())
 

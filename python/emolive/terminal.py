@@ -7,6 +7,7 @@ SIGINT) and restored on exit; on Windows ``msvcrt`` reads keys.
 
 from __future__ import annotations
 
+import codecs
 import os
 import select
 import sys
@@ -60,7 +61,7 @@ class Keyboard:
         fd = self._stream.fileno()
         if not select.select([fd], [], [], timeout_s)[0]:
             return None
-        char = os.read(fd, 1).decode("utf-8", "replace")
+        char = self._read_character(fd)
         if char == "":
             raise EOFError("the terminal closed")
         if char == "\x1b":  # an escape sequence (arrow keys: ESC [ A..D) or a lone Escape
@@ -68,6 +69,19 @@ class Keyboard:
                 return _ARROWS.get(os.read(fd, 1).decode("ascii", "replace"), ESCAPE)
             return ESCAPE
         return _name_of(char)
+
+    @staticmethod
+    def _read_character(fd: int) -> str:
+        """One character typed: its UTF-8 bytes (1 to 4) read one at a time as they come; ""
+        at the end of input. A sequence cut short (30 ms without its next byte) is U+FFFD."""
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        byte = os.read(fd, 1)
+        while byte:
+            char = decoder.decode(byte)
+            if char:
+                return char
+            byte = os.read(fd, 1) if select.select([fd], [], [], 0.03)[0] else b""
+        return decoder.decode(b"", final=True)
 
     @staticmethod
     def _read_windows(timeout_s: float) -> str | None:
