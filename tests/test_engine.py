@@ -150,6 +150,8 @@ def test_bad_calls_raise_clear_errors(engine: Engine) -> None:
         engine.set_key("H")
     with pytest.raises(ValueError, match="known scales"):
         engine.set_key("C", "bebop")
+    with pytest.raises(ValueError, match="a scale needs a key"):
+        engine.set_key(None, "minor")
     with pytest.raises(ValueError):
         engine.generate(0)
     with pytest.raises(TypeError):
@@ -157,6 +159,11 @@ def test_bad_calls_raise_clear_errors(engine: Engine) -> None:
     with pytest.raises(EngineError, match="record=True"):
         engine.recorded()
     assert not engine.is_playing
+
+
+def test_an_empty_model_name_is_not_the_current_folder() -> None:
+    with pytest.raises(ModelError, match="empty name"):
+        Engine(model="")
 
 
 def test_model_argument_errors(tmp_path: Path) -> None:

@@ -130,6 +130,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A JSON file of TrainConfig fields; ``"extends": "other.json"`` (beside it) supplies the
     rest, so a recipe lists only what differs from the one it extends."""
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a folder; give a .json file")
     if not path.is_file():
         raise ValueError(f"config file {path} not found")
     if path.resolve() in seen:

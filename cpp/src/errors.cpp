@@ -5,7 +5,8 @@ namespace emolive {
 std::string port_setup_hint() {
   return "On macOS enable the IAC Driver in Audio MIDI Setup (its ports are named "
          "'IAC Driver Bus 1'); on Windows install a loopback driver such as loopMIDI; on Linux "
-         "start JACK (jackd) or load ALSA's snd-seq, or use virtual=... to open a virtual port.";
+         "start JACK (jackd) or load ALSA's snd-seq, or open a virtual port (--virtual; virtual=... "
+         "in Python).";
 }
 
 }  // namespace emolive

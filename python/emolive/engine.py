@@ -123,6 +123,8 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
                 "pass model=<directory> with a model exported by `emolive export`")
         path = DEFAULT_MODEL_DIR
     elif isinstance(model, (str, os.PathLike)):
+        if not os.fspath(model).strip():  # Path("") would be the current folder
+            raise ModelError("the model directory is an empty name; give a folder (or none for the bundled model)")
         path = Path(model)
     else:
         raise TypeError(f"model must be a directory path or None, not {type(model).__name__}")
@@ -315,6 +317,8 @@ class Engine:
         model trained in every key cannot be moved: without ``scale`` it is locked to the major
         scale of ``key``. With ``scale`` (``"minor"``, ``"dorian"``, ...) only notes of that
         scale start, on either kind of model."""
+        if key is None and scale is not None:
+            raise ValueError(f"a scale needs a key: set_key('C', {scale!r}), say (key=None undoes both)")
         if scale is None:
             scale = "chromatic" if self._card.get("tonic") is not None else "major"
         mask = scale_mask(key, scale)
