@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="exported model directory (default: the shipped model)")
     parser.add_argument("--out", required=True, help="checkpoint file to write (ckpt.pt)")
     args = parser.parse_args(argv)
+    if Path(args.out).exists():  # a training run's ckpt.pt, say: its optimizer state would be lost
+        print(f"error: {args.out} exists; give a new file name (or remove it first)", file=sys.stderr)
+        return 2
     try:
         model, card = recover_model(args.model)
     except RecoverError as err:

@@ -162,3 +162,12 @@ def test_a_model_that_cannot_be_read_back_exits_2_with_a_message(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_an_existing_file_is_not_overwritten(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "ckpt.pt").write_bytes(b"a training run's checkpoint")
+    assert recover.main(["--out", str(run / "ckpt.pt")]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert (run / "ckpt.pt").read_bytes() == b"a training run's checkpoint"
