@@ -258,6 +258,7 @@ def test_unknown_control_port_exits_2_and_leaves_nothing_sounding(sink: Sink, ti
     assert result.returncode == 2
     assert "no MIDI port matches 'no-such-controller'" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "emolive: model" not in result.stdout + result.stderr  # refused before the engine opened
     time.sleep(0.3)
     assert left_sounding(sink.snapshot()) == set()
 

@@ -245,11 +245,22 @@ def _blend(weights: Any) -> str:
     return describe(cleaned) if sum(cleaned) > 0.0 else "?"
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """InputPortError (listing the inputs) now, before the model loads and the output opens,
+    when --control-port or --sync names no input port."""
+    queries = [query for query in (args.control_port, args.sync) if query]
+    if queries:
+        names = ports.input_port_names()
+        for query in queries:
+            ports.match_port(names, query)
+
+
 def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Play until a signal or `q`; returns the exit status."""
     emotion = start_emotion(args, parser)
     CcMap(args.valence_cc, args.arousal_cc, args.control_channel)  # refused now, before the model loads
     output = output_choice(args)
+    check_inputs(args)
     from emolive import PortError
 
     # Signals are caught from here on: a Ctrl-C while the model loads ends the run cleanly too.
