@@ -52,7 +52,8 @@ def random_op(engine: Any, rng: random.Random, record: bool) -> str:
     elif name == "set_temperature":
         engine.set_temperature(rng.uniform(0.05, 5.0))
     elif name == "set_key":
-        engine.set_key(rng.choice([None, "C", "F#", "Bb"]), rng.choice(["major", "minor"]))
+        key = rng.choice([None, "C", "F#", "Bb"])
+        engine.set_key(key, rng.choice(["major", "minor"]) if key else None)  # None undoes both
     elif name == "stats":
         engine.stats()
     elif name == "recorded":
