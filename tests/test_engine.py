@@ -200,8 +200,9 @@ def test_walk_rate_changes_the_material(engine: Engine) -> None:
     assert fast != slow
     engine.set_walk_rate(2)
     assert note_events(engine.generate(4, "calm")) == slow
-    with pytest.raises(ValueError):
-        engine.set_walk_rate(0)
+    for too_fast in (0, -1, 0.03):  # one message for every value below one 16th step
+        with pytest.raises(ValueError, match=r"bars must be in 0\.0625\.\.10000"):
+            engine.set_walk_rate(too_fast)
 
 
 def test_card_sampling_defaults_are_used(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -328,10 +328,8 @@ class Engine:
     def set_walk_rate(self, bars: float) -> None:
         """How fast the latent walk moves: ``bars`` bars from one prior sample to the next
         (default 2; smaller changes the material faster). At least one 16th step."""
-        steps = _bars_to_steps(bars)
-        if steps < 1:
-            raise ValueError(f"bars must be at least 1/16 (one step), got {bars!r}")
-        self._core.set_walk_rate(steps)
+        steps = round(_number("bars", bars, 1 / STEPS_PER_BAR, 10_000.0) * STEPS_PER_BAR)
+        self._core.set_walk_rate(steps)  # at least one 16th step
 
     def stop(self) -> None:
         """Stop: a note-off for every sounding note, then CC64 0, CC123, CC120. Idempotent."""
