@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <optional>
 #include <thread>
@@ -18,13 +19,23 @@ namespace {
 
 using Release = py::call_guard<py::gil_scoped_release>;
 
+// Offline work small enough to run without looking at signals: 64 bars of one stream (about
+// 0.1 s on the 2-core machines of docs/benchmarks.md), counted in stream-steps. The thread
+// that interruptible() starts costs about 1 ms a call there, half of a one-bar generate().
+constexpr int64_t kUninterruptedStreamSteps = 64 * 16;
+
 // `work(cancel)` on a thread of its own with the GIL released, while this thread looks at
 // Python's signals every 50 ms: Ctrl-C (a KeyboardInterrupt from a signal handler) sets
 // `cancel`, waits for the work to stop at its next step and raises. Offline generation can run
-// for seconds; without this, Ctrl-C would wait for all of it.
+// for seconds; without this, Ctrl-C would wait for all of it. Work of at most
+// kUninterruptedStreamSteps runs on this thread instead, `cancel` null.
 template <class Work>
-auto interruptible(Work work) -> decltype(work(nullptr)) {
+auto interruptible(int64_t stream_steps, Work work) -> decltype(work(nullptr)) {
   using Result = decltype(work(nullptr));
+  if (stream_steps <= kUninterruptedStreamSteps) {
+    py::gil_scoped_release release;
+    return work(nullptr);
+  }
   std::atomic<bool> cancel{false};
   std::packaged_task<Result()> task([&] { return work(&cancel); });
   std::future<Result> result = task.get_future();
@@ -136,7 +147,7 @@ void register_engine(py::module_& m) {
       .def("generate",
            [](const Engine& e, int steps, const Weights& emotion, uint64_t seed,
               std::optional<Weights> glide_to, int glide_steps) {
-             const auto events = interruptible([&](const std::atomic<bool>* cancel) {
+             const auto events = interruptible(steps, [&](const std::atomic<bool>* cancel) {
                return e.generate(steps, emotion, seed, glide_to ? &*glide_to : nullptr, glide_steps,
                                  cancel);
              });
@@ -147,7 +158,8 @@ void register_engine(py::module_& m) {
       .def("generate_many",
            [](const Engine& e, int steps, const Weights& emotion, const std::vector<uint64_t>& seeds,
               std::optional<Weights> glide_to, int glide_steps, int max_batch, int threads) {
-             const auto streams = interruptible([&](const std::atomic<bool>* cancel) {
+             const auto streams = interruptible(int64_t(steps) * int64_t(seeds.size()),
+                                                [&](const std::atomic<bool>* cancel) {
                return e.generate_many(steps, emotion, seeds, glide_to ? &*glide_to : nullptr,
                                       glide_steps, BatchPlan{max_batch, threads}, cancel);
              });
