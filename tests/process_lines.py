@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import select
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 
@@ -62,3 +64,15 @@ def wait_or_fail(process: subprocess.Popen, timeout_s: float, after: str) -> int
             stderr = stderr.decode("utf-8", "replace")
         raise AssertionError(f"no exit {timeout_s} s after {after}\nstderr (Python stacks):\n"
                              f"{stderr}\nnative stacks:\n{native}") from None
+
+
+def with_stdout_closed(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run `emolive ARGV` with the read end of its stdout pipe closed before it writes, as
+    `emolive ... | head -1` leaves it once head has exited."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "emolive.cli", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)

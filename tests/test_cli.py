@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from emolive import cli
+from tests.process_lines import with_stdout_closed
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -151,18 +151,6 @@ def test_the_command_never_imports_torch() -> None:
             "emolive.cli.main(['--list-emotions']); assert 'torch' not in sys.modules, 'torch imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-
-
-def with_stdout_closed(*argv: str) -> subprocess.CompletedProcess[str]:
-    """Run `emolive ARGV` with the read end of its stdout pipe closed before it writes, as
-    `emolive ... | head -1` leaves it once head has exited."""
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        return subprocess.run([sys.executable, "-m", "emolive.cli", *argv], stdout=write_end,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
-    finally:
-        os.close(write_end)
 
 
 def test_a_reader_that_went_away_is_no_error() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from emolive.files import note_spans
-from tests.test_cli import with_stdout_closed
+from tests.process_lines import with_stdout_closed
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,9 @@ namespace {
 using Release = py::call_guard<py::gil_scoped_release>;
 
 // Offline work small enough to run without looking at signals: 64 bars of one stream (about
-// 0.1 s on the 2-core machines of docs/benchmarks.md), counted in stream-steps. The thread
-// that interruptible() starts costs about 1 ms a call there, half of a one-bar generate().
+// 0.13 s at the 2 ms a bar measured on the 2-core VM, docs/engine.md), counted in
+// stream-steps. The thread that interruptible() starts costs about 1 ms a call there, half of
+// a one-bar generate().
 constexpr int64_t kUninterruptedStreamSteps = 64 * 16;
 
 // `work(cancel)` on a thread of its own with the GIL released, while this thread looks at

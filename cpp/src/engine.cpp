@@ -309,8 +309,9 @@ std::string Engine::output_description() const {
 }
 
 OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const Weights* glide_to,
-                                      int glide_steps) const {
+                                      int glide_steps, const std::atomic<bool>* cancel) const {
   OfflineRequest request;
+  request.cancel = cancel;
   request.steps = steps;
   request.emotion = emotion;
   request.glide_to = glide_to;
@@ -327,9 +328,7 @@ OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const 
 std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed,
                                            const Weights* glide_to, int glide_steps,
                                            const std::atomic<bool>* cancel) const {
-  OfflineRequest request = offline_request(steps, emotion, glide_to, glide_steps);
-  request.cancel = cancel;
-  return generate_one(*model_, request, seed);
+  return generate_one(*model_, offline_request(steps, emotion, glide_to, glide_steps, cancel), seed);
 }
 
 std::vector<std::vector<OfflineEvent>> Engine::generate_many(int steps, const Weights& emotion,
@@ -338,9 +337,9 @@ std::vector<std::vector<OfflineEvent>> Engine::generate_many(int steps, const We
                                                              int glide_steps,
                                                              const BatchPlan& plan,
                                                              const std::atomic<bool>* cancel) const {
-  OfflineRequest request = offline_request(steps, emotion, glide_to, glide_steps);
-  request.cancel = cancel;
-  return emolive::generate_many(*model_, request, seeds, plan);
+  return emolive::generate_many(*model_,
+                                offline_request(steps, emotion, glide_to, glide_steps, cancel),
+                                seeds, plan);
 }
 
 }  // namespace emolive

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 from collections.abc import Sequence
 
 from emolive import __version__, ports
 from emolive._startup import end_of_startup
-from emolive.cli_options import emotion_listing, generate_parser, live_parser
+from emolive.cli_options import emotion_listing, generate_parser, live_parser, silence
 
 TRAINING_COMMANDS = ("train", "export", "evaluate", "recover")
 TORCH_HINT = ("needs PyTorch and the training extra: pip install torch==2.13.0 (the CPU build; "
@@ -45,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside live play (live play handles SIGINT itself)
         return 130
     except BrokenPipeError:  # the reader of stdout went away (`emolive --list-ports | head -1`)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        silence(sys.stdout)
         return 128 + 13  # as a tool ended by SIGPIPE; no message: nothing went wrong here
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2, message printed)
         return exc.code if isinstance(exc.code, int) else 2

@@ -11,7 +11,7 @@ from typing import Any
 import mido
 
 from emolive import files
-from emolive.cli_options import UsageError, check_key, open_engine, start_emotion
+from emolive.cli_options import UsageError, check_key, open_engine, silence, start_emotion
 from emolive.emotions import Weights, describe
 from emolive.engine import MAX_GENERATE_BARS
 
@@ -74,7 +74,7 @@ class Messages:
             print(line, file=self.stream, flush=True)
         except BrokenPipeError:
             self.closed = True
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())  # no error at exit
+            silence(self.stream)
 
 
 def _is_stdout(path: str) -> bool:
@@ -91,14 +91,12 @@ def check_outputs(args: argparse.Namespace) -> None:
     for option, path in (("-o", args.output), ("--render", args.render), ("--plot", args.plot)):
         if not path:
             continue
-        if Path(path).is_dir() or path.endswith(("/", os.sep)):
+        if Path(path).is_dir() or path.endswith(("/", os.sep)):  # with a name to use instead
             raise UsageError(f"{option} {path!r} is a folder; give a file name such as "
                              f"{path.rstrip('/' + os.sep)}/out{SUFFIXES[option]}")
-        if not Path(path).parent.is_dir():
-            raise UsageError(f"folder {str(Path(path).parent)!r} does not exist (for {path!r})")
         for index in range(args.count):
             each = numbered(path, index, args.count)
-            files.check_writable(each)  # an unwritable folder fails now, not after generating
+            files.check_writable(each)  # a missing or unwritable folder fails now, not after generating
             same = written_by.setdefault(os.path.realpath(each), option)
             if same != option:
                 raise UsageError(f"{same} and {option} would both write {each!r}; give each its own file")

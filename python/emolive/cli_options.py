@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS, Weights, known_emotions, parse_emotion
 
@@ -27,6 +28,14 @@ LIVE_MORPH_BARS = 4  # --morph-bars when live and not given
 
 class UsageError(ValueError):
     """A command line that cannot work as given; the CLI prints it and exits with status 2."""
+
+
+def silence(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at the null device, after its reader went away
+    (BrokenPipeError): what is still printed, and Python's flush at exit, go nowhere."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, stream.fileno())
+    os.close(null)
 
 
 def number_in(low: float, high: float, what: str) -> Callable[[str], float]:

@@ -52,13 +52,20 @@ def check_writable(path: str | Path) -> Path:
     PermissionError when the folder refuses a new file (or a device or pipe refuses writing).
     The check makes and removes a temporary file, since permission bits alone do not tell
     (root, ACLs, read-only mounts). A link is checked where it leads, as it is written."""
+    _destination(path)
+    return Path(path)
+
+
+def _destination(path: str | Path) -> tuple[Path, bool]:
+    """Where ``path``'s content goes and whether that is a device or pipe (written into, not
+    replaced), after check_writable's checks: the file a link leads to, else ``path``."""
     if str(path).endswith(("/", os.sep)):
         raise IsADirectoryError(f"{str(path)!r} names a folder; give a file name")
     path = Path(path)
     if _is_special(path):
         if not os.access(path, os.W_OK):
             raise PermissionError(f"cannot write to {str(path)!r}")
-        return path
+        return path, True
     real = Path(os.path.realpath(path))
     if not real.parent.is_dir():
         raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist (for {str(path)!r})")
@@ -70,7 +77,7 @@ def check_writable(path: str | Path) -> Path:
     except OSError as exc:
         raise PermissionError(f"cannot write into folder {str(real.parent)!r} (for {str(path)!r}): "
                               f"{exc.strerror or exc}") from None
-    return path
+    return real, False
 
 
 def _is_special(path: Path) -> bool:
@@ -93,19 +100,17 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
     the new file keeps that file's permissions (and owner, where allowed). A link is written
     through: the file it leads to is replaced, the link stays. A device or named pipe
     (/dev/stdout, a FIFO) is written into, once the content is whole."""
-    check_writable(path)
-    special = _is_special(Path(path))
-    real = Path(os.path.realpath(path))
-    with tempfile.TemporaryDirectory(prefix=".emolive-", dir=None if special else real.parent) as tmp:
-        written = Path(tmp) / (real.name if not special else "output")
+    target, special = _destination(path)
+    with tempfile.TemporaryDirectory(prefix=".emolive-", dir=None if special else target.parent) as tmp:
+        written = Path(tmp) / (target.name if not special else "output")
         yield written
         if special:
-            with open(written, "rb") as source, open(path, "wb") as target:
-                shutil.copyfileobj(source, target)
+            with open(written, "rb") as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
             return
-        if real.is_file():
-            _keep_permissions(real, written)
-        os.replace(written, real)
+        if target.is_file():
+            _keep_permissions(target, written)
+        os.replace(written, target)
 
 
 def _keep_permissions(old: Path, new: Path) -> None:
@@ -264,7 +269,6 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
-    check_writable(png_path)
     spans = note_spans(midi)
     end_beats = max((s.start_beats + s.length_beats for s in spans), default=4.0)
     figure, axes = plt.subplots(figsize=(min(24.0, 4.0 + end_beats / 4.0), 5.0), dpi=100)

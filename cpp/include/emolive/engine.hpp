@@ -129,7 +129,8 @@ class Engine {
   void check_open() const;
   // The offline run's settings: the engine's walk rate, temperature and key.
   OfflineRequest offline_request(int steps, const Weights& emotion, const Weights* glide_to,
-                                 int glide_steps) const;
+                                 int glide_steps,
+                                 const std::atomic<bool>* cancel) const;
 
   std::shared_ptr<const Model> model_;
   std::unique_ptr<MidiOutput> output_;
