@@ -203,3 +203,28 @@ def test_generate_to_stdout_keeps_its_messages_off_the_music(tiny_model_dir: Pat
     assert result.returncode == 0, result.stderr
     assert result.stdout[:4] == b"MThd"
     assert b"generated 1 bar of" in result.stderr
+
+
+def test_generate_to_stdout_appended_to_a_file_keeps_what_the_file_held(tmp_path: Path,
+                                                                         tiny_model_dir: Path) -> None:
+    takes = tmp_path / "takes.bin"
+    takes.write_bytes(b"an earlier take")
+    with open(takes, "ab") as appending:  # the shell's `>> takes.bin`
+        result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model",
+                                 str(tiny_model_dir), "--bars", "1", "-o", "/dev/stdout"],
+                                stdout=appending, stderr=subprocess.PIPE, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert takes.read_bytes().startswith(b"an earlier takeMThd")
+
+
+def test_generate_to_a_stdout_open_for_reading_is_refused_before_generating(tmp_path: Path,
+                                                                            tiny_model_dir: Path) -> None:
+    takes = tmp_path / "takes.bin"
+    takes.write_bytes(b"an earlier take")
+    with open(takes, "rb") as reading:  # the shell's `1< takes.bin`
+        result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model",
+                                 str(tiny_model_dir), "--bars", "1", "-o", "/dev/stdout"],
+                                stdout=reading, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "open for reading only" in result.stderr and "Traceback" not in result.stderr
+    assert takes.read_bytes() == b"an earlier take"

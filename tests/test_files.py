@@ -178,6 +178,27 @@ def test_a_named_pipe_is_written_into_not_replaced(tmp_path: Path) -> None:
     assert received and received[0][:4] == b"MThd"
 
 
+def test_an_open_descriptor_named_by_dev_fd_is_written_at_its_offset(tmp_path: Path) -> None:
+    takes = tmp_path / "takes.bin"
+    takes.write_bytes(b"an earlier take")
+    inode = takes.stat().st_ino
+    with open(takes, "ab") as appending:
+        files.write_midi(_c_major_arpeggio(), f"/dev/fd/{appending.fileno()}")
+        files.write_midi(_c_major_arpeggio(), f"/proc/self/fd/{appending.fileno()}")
+    data = takes.read_bytes()
+    assert data.startswith(b"an earlier takeMThd") and data.count(b"MThd") == 2
+    assert takes.stat().st_ino == inode  # written into, not replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["takes.bin"]
+
+
+def test_a_descriptor_open_for_reading_is_a_permission_error(tmp_path: Path) -> None:
+    takes = tmp_path / "takes.bin"
+    takes.write_bytes(b"an earlier take")
+    with open(takes, "rb") as reading, pytest.raises(PermissionError, match="reading only"):
+        files.write_midi(_c_major_arpeggio(), f"/dev/fd/{reading.fileno()}")
+    assert takes.read_bytes() == b"an earlier take"
+
+
 def test_a_name_ending_in_a_slash_is_a_folder(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError, match="names a folder"):
         files.write_midi(_c_major_arpeggio(), f"{tmp_path}/new-folder/")

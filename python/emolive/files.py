@@ -6,9 +6,11 @@ Everything here works on any ``mido.MidiFile``, not only the engine's.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,16 +58,31 @@ def check_writable(path: str | Path) -> Path:
     return Path(path)
 
 
-def _destination(path: str | Path) -> tuple[Path, bool]:
-    """Where ``path``'s content goes and whether that is a device or pipe (written into, not
-    replaced), after check_writable's checks: the file a link leads to, else ``path``."""
+@dataclass(frozen=True)
+class _Target:
+    """Where a file's content goes: ``path`` is replaced (a regular file), or written into
+    (``into``: a device, a named pipe), or ``descriptor`` is this process's open file that
+    ``path`` names (/dev/stdout, /dev/fd/N), written at its offset and in its mode."""
+
+    path: Path
+    into: bool = False
+    descriptor: int | None = None
+
+
+def _destination(path: str | Path) -> _Target:
+    """Where ``path``'s content goes, after check_writable's checks: the file a link leads to,
+    else ``path``."""
     if str(path).endswith(("/", os.sep)):
         raise IsADirectoryError(f"{str(path)!r} names a folder; give a file name")
     path = Path(path)
+    descriptor = _own_descriptor(path)
+    if descriptor is not None:
+        _check_descriptor(descriptor, path)
+        return _Target(path, into=True, descriptor=descriptor)
     if _is_special(path):
         if not os.access(path, os.W_OK):
             raise PermissionError(f"cannot write to {str(path)!r}")
-        return path, True
+        return _Target(path, into=True)
     real = Path(os.path.realpath(path))
     if not real.parent.is_dir():
         raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist (for {str(path)!r})")
@@ -77,7 +94,7 @@ def _destination(path: str | Path) -> tuple[Path, bool]:
     except OSError as exc:
         raise PermissionError(f"cannot write into folder {str(real.parent)!r} (for {str(path)!r}): "
                               f"{exc.strerror or exc}") from None
-    return real, False
+    return _Target(real)
 
 
 def _is_special(path: Path) -> bool:
@@ -90,6 +107,37 @@ def _is_special(path: Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def _own_descriptor(path: Path) -> int | None:
+    """The file descriptor of this process that ``path`` names through /dev/stdout,
+    /dev/fd/N or /proc/self/fd/N (links followed one at a time), else None. Such a name is
+    the shell's redirection (``-o /dev/stdout >> takes.mid``): the open file, its offset and
+    its append mode are what the user chose, which replacing the file it leads to would lose."""
+    own = re.compile(rf"/(?:proc/(?:self|thread-self|{os.getpid()})/fd|dev/fd)/(\d+)")
+    name = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on links in a path
+        found = own.fullmatch(name)
+        if found:
+            return int(found.group(1))
+        if not os.path.islink(name):
+            return None
+        name = os.path.normpath(os.path.join(os.path.dirname(name), os.readlink(name)))
+    return None
+
+
+def _check_descriptor(descriptor: int, path: Path) -> None:
+    """PermissionError unless ``descriptor`` is open for writing."""
+    import fcntl  # POSIX only, as the names that lead here are
+
+    try:
+        mode = fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        raise PermissionError(f"cannot write to {str(path)!r}: file descriptor {descriptor} "
+                              "is not open") from None
+    if mode not in (os.O_WRONLY, os.O_RDWR):
+        raise PermissionError(f"cannot write to {str(path)!r}: file descriptor {descriptor} "
+                              "is open for reading only")
+
+
 @contextmanager
 def replaced_on_success(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file name to write ``path``'s content to; when the block ends without
@@ -98,19 +146,38 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
     A regular file (new, or there already) is replaced by one rename from beside it, so a
     failed or interrupted write leaves no partial file and the file already there as it was;
     the new file keeps that file's permissions (and owner, where allowed). A link is written
-    through: the file it leads to is replaced, the link stays. A device or named pipe
-    (/dev/stdout, a FIFO) is written into, once the content is whole."""
-    target, special = _destination(path)
-    with tempfile.TemporaryDirectory(prefix=".emolive-", dir=None if special else target.parent) as tmp:
-        written = Path(tmp) / (target.name if not special else "output")
+    through: the file it leads to is replaced, the link stays. A device or named pipe (a FIFO,
+    a terminal) is written into, and so is the open file that /dev/stdout or /dev/fd/N names
+    (at its offset: ``>>`` appends), once the content is whole."""
+    target = _destination(path)
+    with tempfile.TemporaryDirectory(prefix=".emolive-",
+                                     dir=None if target.into else target.path.parent) as tmp:
+        written = Path(tmp) / ("output" if target.into else target.path.name)
         yield written
-        if special:
-            with open(written, "rb") as source, open(target, "wb") as sink:
+        if target.descriptor is not None:
+            _copy_to_descriptor(written, target.descriptor)
+        elif target.into:
+            with open(written, "rb") as source, open(target.path, "wb") as sink:
                 shutil.copyfileobj(source, sink)
-            return
-        if target.is_file():
-            _keep_permissions(target, written)
-        os.replace(written, target)
+        else:
+            if target.path.is_file():
+                _keep_permissions(target.path, written)
+            os.replace(written, target.path)
+
+
+def _copy_to_descriptor(source: Path, descriptor: int) -> None:
+    """Write ``source``'s bytes to the open ``descriptor``, after what Python's own streams on
+    it hold (so earlier lines come first); the descriptor stays open."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and stream.fileno() == descriptor:
+                stream.flush()
+        except (OSError, ValueError):  # a stream without a descriptor, or closed
+            pass
+    with open(source, "rb") as data, open(os.dup(descriptor), "wb") as sink:
+        shutil.copyfileobj(data, sink)
 
 
 def _keep_permissions(old: Path, new: Path) -> None:
