@@ -93,7 +93,7 @@ class TrainConfig:
         return asdict(self)
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off"):
@@ -108,7 +108,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = TrainConfig().__getattribute__(f.name)
         if isinstance(default, bool):
-            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
+            parser.add_argument(flag, type=parse_bool, default=None, metavar="BOOL")
         elif isinstance(default, list):
             parser.add_argument(flag, nargs="*", default=None)
         else:

@@ -26,7 +26,7 @@ from emolive.emotions import QUADRANTS
 from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
-from .config import TrainConfig
+from .config import TrainConfig, parse_bool
 from .data import DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-segments", type=int, default=1500)
     parser.add_argument("--classifier-segments", type=int, default=12000)
     parser.add_argument("--classifier-steps", type=int, default=1500)
-    parser.add_argument("--wav", type=lambda s: s.lower() in ("1", "true", "yes"), default=True)
+    parser.add_argument("--wav", type=parse_bool, default=True, metavar="BOOL")
     parser.add_argument("--update-card", action="store_true",
                         help="write sampling defaults and figures into the model card")
     parser.add_argument("--seed", type=int, default=0)

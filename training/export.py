@@ -1,14 +1,20 @@
 """Export a CVAE to the ONNX files + model card of docs/model-contract.md.
 
     python -m emolive.training.export --checkpoint runs/NAME/ckpt.pt --out DIR [--card-extra J]
-        [--decoder-precision int8]
+        [--decoder-precision int8] [--replace true]
+
+The files are written and checked in a temporary folder beside ``DIR`` and only then moved into
+it, so a failed export leaves ``DIR`` as it was. A folder that already holds a model
+(``model_card.json``) is replaced only with ``--replace true``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +24,7 @@ import torch
 from torch import nn
 
 from .card import BATCH_STEP, BATCH_STEP_FILE, FILES, OPSET, build_card, io_shapes, provenance
+from .config import parse_bool
 from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig, read_checkpoint
 from .quantize import (BATCH_PRECISION, MIN_ONNXRUNTIME, PRECISION, export_int8_step,
                        export_row_int8_step)
@@ -123,11 +130,28 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
     offline generation (docs/model-contract.md); the card's ``precision`` says which, with each
     int8 step's largest difference from PyTorch on example inputs. Each file gets the card under
     ``metadata_props['model_card']`` and passes ``onnx.checker.check_model(full_check=True)``.
+
+    Everything is written and checked in a temporary folder beside ``out_dir`` first, then each
+    file is moved in by one rename: an export that fails leaves ``out_dir`` as it was, and a
+    link in ``out_dir`` is replaced, never written through (the file it led to stays). Other
+    files in ``out_dir`` stay.
     """
     if decoder_precision not in PRECISIONS:
         raise ValueError(f"decoder precision {decoder_precision!r}: expected one of {PRECISIONS}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-export-", dir=out.parent) as tmp:
+        _write_model(model, Path(tmp), card, decoder_precision)
+        out.mkdir(exist_ok=True)
+        for written in sorted(Path(tmp).iterdir()):
+            os.replace(written, out / written.name)
+    if decoder_precision != "int8":  # a float32 export over an int8 one leaves no stale batch step
+        (out / BATCH_STEP_FILE).unlink(missing_ok=True)
+    return out
+
+
+def _write_model(model: CVAE, out: Path, card: dict[str, Any], decoder_precision: str) -> None:
+    """export_model's work, into the empty folder ``out``."""
     model = model.eval()
     int8 = decoder_precision == "int8"
     shapes = io_shapes(model.cfg, batch_step=int8)
@@ -143,8 +167,6 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
                 export_row_int8_step(model, inputs[key], export_step, out / BATCH_STEP_FILE)
             else:
                 _export_one(graph, inputs[key], shapes[key], path)
-        if not int8:  # a float32 export over an int8 one leaves no stale batch step
-            (out / BATCH_STEP_FILE).unlink(missing_ok=True)
         card = {**card, "files": files, "io": shapes,
                 "precision": _precision(model, out, decoder_precision)}
     card_text = json.dumps(card, indent=2, sort_keys=False)
@@ -156,7 +178,6 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
         onnx.save(proto, str(path))
         onnx.checker.check_model(str(path), full_check=True)
     (out / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
-    return out
 
 
 def _precision(model: CVAE, out: Path, decoder_precision: str) -> dict[str, Any]:
@@ -187,17 +208,21 @@ def _max_abs_diff(path: Path, feeds: dict[str, torch.Tensor],
 
 def update_card(model_dir: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
     """Merge ``changes`` (top-level keys) into a model directory's card, in model_card.json and
-    in every ONNX file's metadata, keeping the two identical. Returns the new card."""
+    in every ONNX file's metadata, keeping the two identical. Returns the new card. Each file
+    is written beside its name and renamed over it, as export_model moves its files in."""
     out = Path(model_dir)
     card = json.loads((out / "model_card.json").read_text())
     card.update(changes)
     card_text = json.dumps(card, indent=2)
-    for name in card["files"].values():
-        proto = onnx.load(str(out / name))
-        onnx.helper.set_model_props(proto, {"model_card": card_text})
-        onnx.save(proto, str(out / name))
-        onnx.checker.check_model(str(out / name), full_check=True)
-    (out / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix=".card-", dir=out) as tmp:
+        for name in card["files"].values():
+            proto = onnx.load(str(out / name))
+            onnx.helper.set_model_props(proto, {"model_card": card_text})
+            onnx.save(proto, str(Path(tmp) / name))
+            onnx.checker.check_model(str(Path(tmp) / name), full_check=True)
+        (Path(tmp) / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
+        for written in sorted(Path(tmp).iterdir()):
+            os.replace(written, out / written.name)
     return card
 
 
@@ -221,6 +246,18 @@ def load_checkpoint_model(path: str | Path) -> tuple[CVAE, dict[str, Any]]:
     return model.eval(), ckpt
 
 
+def _out_refused(out: Path, replace: bool) -> str | None:
+    """Why ``--out`` cannot take the export, or None: a file, or a model folder (without
+    ``replace``), whose model the export would overwrite."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder for the model"
+    card = out / "model_card.json"
+    if (card.exists() or card.is_symlink()) and not replace:
+        return (f"{out} already holds a model (model_card.json): give --replace true to replace "
+                "it, or another --out")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
@@ -232,10 +269,17 @@ def main(argv: list[str] | None = None) -> int:
                              "float32 matches PyTorch exactly (default: %(default)s)")
     parser.add_argument("--velocity-calibration",
                         help="JSON written by emolive.training.calibrate (gain/bias per quadrant)")
+    parser.add_argument("--replace", type=parse_bool, default=False, metavar="BOOL",
+                        help="replace the model that --out already holds (default: %(default)s, "
+                             "an --out holding a model_card.json is refused)")
     args = parser.parse_args(argv)
     ckpt_path = Path(args.checkpoint)
     if not ckpt_path.is_file():
         print(f"error: checkpoint {ckpt_path} not found", file=sys.stderr)
+        return 2
+    refused = _out_refused(Path(args.out), args.replace)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
         return 2
     try:
         model, ckpt = load_checkpoint_model(ckpt_path)

@@ -155,3 +155,80 @@ def test_velocity_calibration_maps_step_velocity_per_emotion() -> None:
     assert torch.allclose(cal[0], (2 * raw[0]).clamp(0, 1))
     assert torch.allclose(cal[1], 0.5 * raw[1] + 0.1)
     assert torch.all(cal[2] == 0) and torch.all(cal[3] == 1)
+
+
+def _tiny_export(out: Path, seed: int = 0) -> Path:
+    from emolive.training.card import build_card
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(z_dim=8, hidden=16, layers=1, enc_hidden=8, emb_dim=4, frame_proj=8)
+    return export_model(CVAE(cfg), out, build_card(cfg, name=f"tiny-{seed}"))
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_export_into_a_folder_of_links_replaces_the_links_not_what_they_lead_to(tmp_path: Path) -> None:
+    bundled = _tiny_export(tmp_path / "bundled", seed=0)
+    before = _contents(bundled)
+    links = tmp_path / "links"
+    links.mkdir()
+    for name in before:
+        (links / name).symlink_to(bundled / name)
+    _tiny_export(links, seed=1)
+    assert _contents(bundled) == before  # the files the links led to are as they were
+    assert not any(p.is_symlink() for p in links.iterdir())
+    assert json.loads((links / "model_card.json").read_text())["name"] == "tiny-1"
+
+
+def test_a_failed_export_leaves_the_model_folder_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    model_dir = _tiny_export(tmp_path / "model", seed=0)
+    (model_dir / "NOTES.txt").write_text("mine")
+    before = _contents(model_dir)
+
+    def checker_fails(*args, **kwargs) -> None:
+        raise onnx.checker.ValidationError("refused")
+
+    monkeypatch.setattr(onnx.checker, "check_model", checker_fails)
+    with pytest.raises(onnx.checker.ValidationError):
+        _tiny_export(model_dir, seed=1)
+    assert _contents(model_dir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+    monkeypatch.undo()
+    _tiny_export(model_dir, seed=1)
+    assert (model_dir / "NOTES.txt").read_text() == "mine"  # other files in the folder stay
+
+
+def test_update_card_replaces_links_instead_of_writing_through_them(tmp_path: Path) -> None:
+    from emolive.training.export import update_card
+
+    bundled = _tiny_export(tmp_path / "bundled")
+    before = _contents(bundled)
+    links = tmp_path / "links"
+    links.mkdir()
+    for name in before:
+        (links / name).symlink_to(bundled / name)
+    update_card(links, {"name": "renamed"})
+    assert _contents(bundled) == before
+    assert json.loads((links / "model_card.json").read_text())["name"] == "renamed"
+    assert sorted(p.name for p in links.iterdir()) == sorted(before)  # no temporary folder left
+
+
+def test_export_command_replaces_a_model_only_when_told(tmp_path: Path, capsys) -> None:
+    from emolive.training import export
+
+    cfg = ModelConfig(z_dim=8, hidden=16, layers=1, enc_hidden=8, emb_dim=4, frame_proj=8)
+    checkpoint = tmp_path / "ckpt.pt"
+    torch.save({"model": CVAE(cfg).state_dict(), "model_args": cfg.to_dict(), "config": {}},
+               checkpoint)
+    model_dir = _tiny_export(tmp_path / "model")
+    before = _contents(model_dir)
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(model_dir)]) == 2
+    assert "already holds a model" in capsys.readouterr().err
+    assert _contents(model_dir) == before
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(model_dir),
+                        "--replace", "true"]) == 0
+    assert _contents(model_dir) != before
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(checkpoint)]) == 2
+    assert "is a file" in capsys.readouterr().err
