@@ -212,6 +212,26 @@ def test_follows_an_external_clock(sink: Sink, source: Source, tiny_model_dir: P
     assert code == 0, err
 
 
+def test_continue_from_a_song_position_waits_for_the_masters_bar_line(sink: Sink, source: Source,
+                                                                      tiny_model_dir: Path) -> None:
+    command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir),
+                      "--sync", f"emolive-source-{os.getpid()}", "--bpm", "120")
+    try:
+        assert command.wait_for_line(r"waiting for MIDI Start", 30), command.lines
+        source.send(0xF2, 20, 0)  # Song Position Pointer: 20 sixteenths, a beat into bar 2
+        source.send(0xFB)  # Continue: the bar line is 72 ticks (1.5 s at 120 BPM) away
+        source.clock(120.0, 1.2)
+        assert note_ons(sink.snapshot()) == []
+        assert not any(line.startswith("playing") for line in command.lines), command.lines
+        source.clock(120.0, 2.0)
+        assert note_ons(sink.snapshot()), "no notes after the master's bar line"
+        source.send(STOP)
+        assert command.wait_for_line(r"^stopped \|", 5), command.lines
+    finally:
+        code, _, err = command.finish()
+    assert code == 0, err
+
+
 def test_unknown_port_exits_2_listing_ports(sink: Sink, tiny_model_dir: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", "no-such-synth", "--model",
                              str(tiny_model_dir)], capture_output=True, text=True, timeout=60)

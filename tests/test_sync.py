@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from emolive.sync import CLOCK, CONTINUE, START, STOP, ClockFollower, MessageClock, PhaseLock, SyncUpdate
+from emolive.sync import CLOCK, CONTINUE, SONG_POSITION, START, STOP, ClockFollower, MessageClock, PhaseLock, SyncUpdate
 
 
 def _ticks(follower: ClockFollower, bpm: float, beats: float, start_s: float, jitter_s: float = 0.0,
@@ -77,9 +77,61 @@ def test_transport_starts_on_the_tick_after_start_and_stops_at_once() -> None:
     assert follower.take().running is None  # reported once
     follower.feed(bytes([STOP]), 1.0)
     assert follower.take().running is False
+    follower.feed(_song_position(16), 1.5)  # bar 2 (16 sixteenths from the start)
     follower.feed(bytes([CONTINUE]), 2.0)
     follower.feed(bytes([CLOCK]), 2.01)
     assert follower.running and follower.take().running is True
+
+
+def _song_position(sixteenths: int) -> bytes:
+    return bytes([SONG_POSITION, sixteenths & 0x7F, sixteenths >> 7])
+
+
+def _ticks_until_running(follower: ClockFollower, limit: int = 400) -> int:
+    """Feed ticks at 120 BPM until the follower runs; the number of ticks fed before the one
+    it started on."""
+    for fed in range(limit):
+        follower.feed(bytes([CLOCK]), 10.0 + fed / 48.0)
+        if follower.running:
+            return fed
+    raise AssertionError("never started")
+
+
+@pytest.mark.parametrize("sixteenths,ticks_before", [
+    (0, 0), (16, 0), (20, 72), (31, 6), (2 ** 14 - 1, 6)])
+def test_continue_starts_on_the_masters_next_bar_line(sixteenths: int, ticks_before: int) -> None:
+    follower = ClockFollower()
+    follower.feed(_song_position(sixteenths), 9.0)
+    follower.feed(bytes([CONTINUE]), 9.5)
+    assert _ticks_until_running(follower) == ticks_before  # 6 ticks a 16th, 96 a bar
+    assert follower.ticks_since_start == 0  # the phase lock counts from our first beat
+
+
+def test_continue_after_stop_resumes_where_the_master_stopped() -> None:
+    follower = ClockFollower()
+    follower.feed(bytes([START]), 0.0)
+    _ticks(follower, 120.0, 1, 0.01)  # a beat played: the master is at tick 24
+    follower.feed(bytes([STOP]), 1.0)
+    _ticks(follower, 120.0, 1, 1.01)  # clock while stopped does not move the position
+    follower.feed(bytes([CONTINUE]), 2.0)
+    assert _ticks_until_running(follower) == 72  # the rest of the bar
+
+
+def test_start_plays_from_the_top_whatever_the_song_position() -> None:
+    follower = ClockFollower()
+    follower.feed(_song_position(20), 0.0)
+    follower.feed(bytes([START]), 0.5)
+    assert _ticks_until_running(follower) == 0
+
+
+def test_a_song_position_while_playing_is_not_followed() -> None:
+    follower = ClockFollower()
+    follower.feed(bytes([START]), 0.0)
+    _ticks(follower, 120.0, 4, 0.01)  # a bar: at tick 96
+    follower.feed(_song_position(4), 2.1)
+    follower.feed(bytes([STOP]), 2.2)
+    follower.feed(bytes([CONTINUE]), 2.3)
+    assert _ticks_until_running(follower) == 0  # resumes at tick 96, a bar line
 
 
 def test_ticks_count_from_the_first_beat_and_other_messages_are_ignored() -> None:

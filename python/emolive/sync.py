@@ -1,7 +1,11 @@
 """Follow an external MIDI clock: tempo from the spacing of clock ticks, transport from start/stop.
 
-MIDI clock is 24 ticks (0xF8) per quarter note; 0xFA starts, 0xFB continues, 0xFC stops. After
-Start (or Continue) the master's first beat is the next tick: that tick starts us.
+MIDI clock is 24 ticks (0xF8) per quarter note; 0xFA starts, 0xFB continues, 0xFC stops, and
+0xF2 (Song Position Pointer) tells where a Continue resumes, in 16th notes. After Start the
+master's first beat is the next tick: that tick starts us. After Continue the next tick is at the
+master's song position (the last Song Position Pointer, or where it stopped), and we start at
+the first tick on a bar line (4/4, 96 ticks a bar), so that our bars and phrases fall on the
+master's: at once when the master resumes on a bar line, else within a bar.
 
 Tempo: ``60 * intervals / (24 * span)`` over a window of ticks. A mean over a window depends
 only on its two end ticks, so the jitter of single ticks (JACK delivers on period boundaries,
@@ -32,7 +36,9 @@ from dataclasses import dataclass
 TICKS_PER_QUARTER = 24
 RECENT_TICKS = 12  # the window that detects a tempo change: half a beat
 LOST_TICK_TOLERANCE = 0.2  # a gap within 0.2 intervals of a whole number of intervals
-CLOCK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
+CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+TICKS_PER_SIXTEENTH = 6  # a Song Position Pointer counts 16th notes
+TICKS_PER_BAR = 4 * TICKS_PER_QUARTER  # the engine's bar: 4/4
 MIN_BPM, MAX_BPM = 20.0, 400.0  # the engine's accepted range
 
 
@@ -69,8 +75,10 @@ class ClockFollower:
         self._bpm: float | None = None  # latest estimate
         self._reported_bpm: float | None = None  # last estimate handed out by take()
         self._ticks_since_report = 0
-        self._start_pending = False
-        self.ticks_since_start = 0  # ticks since the one that followed Start/Continue
+        self._master_running = False  # between the master's Start/Continue and its Stop
+        self._position = 0  # the master's song position (ticks) of its next tick
+        self._start_at: int | None = None  # the song position (ticks) at which we start
+        self.ticks_since_start = 0  # ticks since the one we started on
 
     @property
     def running(self) -> bool:
@@ -85,16 +93,25 @@ class ClockFollower:
 
     def feed(self, message: bytes, time_s: float) -> None:
         """One raw MIDI message received at ``time_s`` seconds (any monotonic origin)."""
+        if len(message) == 3 and message[0] == SONG_POSITION:
+            with self._lock:
+                if not self._master_running:  # a jump while playing is not followed
+                    sixteenths = (message[2] & 0x7F) << 7 | (message[1] & 0x7F)
+                    self._position = sixteenths * TICKS_PER_SIXTEENTH
+            return
         if len(message) != 1:
             return
         status = message[0]
         with self._lock:
             if status == CLOCK:
                 self._tick(time_s)
-            elif status in (START, CONTINUE):
-                self._start_pending = True  # the master's first beat is the next tick
+            elif status == START:
+                self._master_running, self._position, self._start_at = True, 0, 0
+            elif status == CONTINUE:
+                self._master_running = True
+                self._start_at = -(-self._position // TICKS_PER_BAR) * TICKS_PER_BAR  # next bar line
             elif status == STOP:
-                self._start_pending = False
+                self._master_running, self._start_at = False, None
                 self._set_running(False)
 
     def _tick(self, time_s: float) -> None:
@@ -108,12 +125,14 @@ class ClockFollower:
             self._count_lost_ticks(time_s - self._recent[-1][1])
             index = self._recent[-1][0] + 1
         self._recent.append((index, time_s))
-        if self._start_pending:
-            self._start_pending = False
-            self.ticks_since_start = 0  # this tick is the master's position 0
+        if self._start_at is not None and self._position >= self._start_at:
+            self._start_at = None
+            self.ticks_since_start = 0  # this tick is our position 0
             self._set_running(True)
         else:
             self.ticks_since_start += 1
+        if self._master_running:
+            self._position += 1
         self._ticks_since_report += 1
         first_index, first_s = self._recent[0]
         # After a first long gap, the next gap tells lost ticks from a slower tempo: estimate then.
@@ -143,6 +162,8 @@ class ClockFollower:
             if self._anchor_s == last_s:
                 self._anchor_index += self._suspect_lost
             self.ticks_since_start += self._suspect_lost
+            if self._master_running:
+                self._position += self._suspect_lost
             self.lost_ticks += self._suspect_lost
         self._suspect_lost = nearest - 1 if nearest >= 2 and abs(ratio - nearest) < LOST_TICK_TOLERANCE else 0
 
