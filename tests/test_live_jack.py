@@ -90,6 +90,17 @@ def test_virtual_output_port(jack_server: str, tiny_model_dir: Path) -> None:
             receiver.close()
 
 
+def test_a_second_virtual_port_of_the_same_name_is_refused(jack_server: str, tiny_model_dir: Path) -> None:
+    with Engine(model=tiny_model_dir, virtual="emolive-twice") as first:
+        with pytest.raises(PortError, match="a MIDI port named 'emolive-twice' is already open"):
+            Engine(model=tiny_model_dir, virtual="emolive-twice")
+        with Engine(model=tiny_model_dir, virtual="emolive-twice-2") as other:  # a longer name is another
+            assert other.port_name == "emolive-twice-2"
+        assert first.port_name == "emolive-twice"
+    with Engine(model=tiny_model_dir, virtual="emolive-twice") as again:  # free once closed
+        assert again.port_name == "emolive-twice"
+
+
 def test_port_matching_and_errors(receiver: Sink) -> None:
     names = list_ports()
     index = next(i for i, n in enumerate(names) if "emolive-test-receiver" in n)

@@ -84,6 +84,28 @@ bool backend_alive(RtMidi::Api api) {
   return try_open_api(api, "emolive-check", sink, why) != nullptr;
 }
 
+std::vector<std::string> source_port_names(RtMidi::Api api) {
+  std::vector<std::string> names;
+  ErrorSink sink;  // RtMidi reports through it instead of printing or throwing
+  try {
+    RtMidiIn in(api, "emolive-check");
+    in.setErrorCallback(&ErrorSink::callback, &sink);
+    const unsigned count = in.getPortCount();
+    for (unsigned i = 0; i < count; ++i) names.push_back(in.getPortName(i));
+  } catch (const RtMidiError&) {
+    names.clear();  // no input side: nothing known to clash with
+  }
+  return names;
+}
+
+bool virtual_port_listed(const std::vector<std::string>& names, const std::string& name) {
+  const std::string jack = name + ":" + name;
+  for (const auto& listed : names) {
+    if (listed == name || listed == jack || listed.rfind(jack + " ", 0) == 0) return true;
+  }
+  return false;
+}
+
 OpenedApi open_first_api(const std::string& client) {
   std::string report;
   for (auto api : candidate_apis()) {

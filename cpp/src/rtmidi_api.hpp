@@ -80,4 +80,14 @@ bool backend_alive(RtMidi::Api api);
 // The first candidate API that opens, as client `client`; PortError listing why each failed.
 OpenedApi open_first_api(const std::string& client);
 
+// The names of the ports `api` lists as sources (what an RtMidiIn could read from: other
+// programs' outputs and virtual ports); empty when they cannot be listed.
+std::vector<std::string> source_port_names(RtMidi::Api api);
+
+// Whether `names` (source_port_names) hold the port a virtual output called `name` shows as:
+// "name:name" under JACK (client and port are both `name`), "name:name 130:0" under ALSA,
+// "name" under CoreMIDI. JACK would open a second one as client "name-01", which the port's
+// name (and emolive's banner) would not say.
+bool virtual_port_listed(const std::vector<std::string>& names, const std::string& name);
+
 }  // namespace emolive

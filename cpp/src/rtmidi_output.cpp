@@ -370,6 +370,10 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
     throw PortError("virtual MIDI ports are not supported on Windows; install a loopback driver "
                     "such as loopMIDI and pass its port name as port=...");
   }
+  if (virtual_port_listed(source_port_names(api.id), name)) {
+    throw PortError("a MIDI port named '" + name + "' is already open (another emolive, or another "
+                    "program): give the virtual port another name");
+  }
   api.sink->reset();
   api.out->openVirtualPort(name);
   if (api.sink->failed) {

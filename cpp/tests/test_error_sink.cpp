@@ -44,10 +44,13 @@ TEST_CASE("error sink readers never see a message half replaced, nor no error") 
       std::this_thread::yield();  // let readers through between writes, as rare writes do
     }
   });
-  // 20,000 reads (about 0.2 s here), or 2 s where a sanitizer slows every access down.
+  // At least 20,000 reads (about 0.2 s here) and until the writer has replaced the cause 100
+  // times (on a loaded machine it may hardly run during the first reads), or 2 s where a
+  // sanitizer slows every access down.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   long torn = 0, unfailed = 0;
-  for (int read = 0; read < 20000 && std::chrono::steady_clock::now() < deadline; ++read) {
+  for (int read = 0; (read < 20000 || writes.load() < 100) &&
+                     std::chrono::steady_clock::now() < deadline; ++read) {
     const std::string seen = sink.text();
     torn += seen != long_cause && seen != short_cause;
     unfailed += !sink.failed.load();
