@@ -124,6 +124,16 @@ def test_start_plays_from_the_top_whatever_the_song_position() -> None:
     assert _ticks_until_running(follower) == 0
 
 
+def test_start_or_continue_again_while_playing_keeps_the_count() -> None:
+    follower = ClockFollower()
+    follower.feed(bytes([START]), 0.0)
+    t = _ticks(follower, 120.0, 1, 0.01)
+    follower.feed(bytes([START]), t)
+    follower.feed(bytes([CONTINUE]), t)
+    _ticks(follower, 120.0, 1, t + 0.001)
+    assert follower.running and follower.ticks_since_start == 47  # the phase lock's count goes on
+
+
 def test_a_song_position_while_playing_is_not_followed() -> None:
     follower = ClockFollower()
     follower.feed(bytes([START]), 0.0)

@@ -105,10 +105,10 @@ class ClockFollower:
         with self._lock:
             if status == CLOCK:
                 self._tick(time_s)
-            elif status == START:
-                self._master_running, self._position, self._start_at = True, 0, 0
-            elif status == CONTINUE:
+            elif status in (START, CONTINUE) and not self._master_running:  # a repeat: no change
                 self._master_running = True
+                if status == START:
+                    self._position = 0
                 self._start_at = -(-self._position // TICKS_PER_BAR) * TICKS_PER_BAR  # next bar line
             elif status == STOP:
                 self._master_running, self._start_at = False, None
