@@ -84,6 +84,24 @@ def test_status_line_on_a_terminal_redraws_in_place(pty_pair) -> None:
     writer.close()
 
 
+def test_status_line_is_cut_to_the_terminals_width(pty_pair) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    leader, stream = pty_pair
+    fcntl.ioctl(stream.fileno(), termios.TIOCSWINSZ, struct.pack("HHHH", 24, 20, 0, 0))
+    writer = os.fdopen(os.dup(stream.fileno()), "w")
+    status = StatusLine(writer)
+    status.show("playing | happy | bar 12 | 120.0 BPM")
+    status.show("emotion> happy:0.5,sad:0.25", keep_end=True)  # typing: its end stays in view
+    status.show("bar 2")
+    writer.flush()
+    want = b"\rplaying | happy ...\x1b[K\r...ppy:0.5,sad:0.25\x1b[K\rbar 2\x1b[K"
+    assert _read_pty(leader, len(want)) == want
+    writer.close()
+
+
 def _read_pty(leader: int, size: int, timeout_s: float = 5.0) -> bytes:
     """Up to ``size`` bytes from the pty's leader side: each write reaches it on its own, so one
     read may return only the first of two (seen under load)."""

@@ -221,7 +221,10 @@ class Session:
             self.status.message(text)
         self.commands.messages.clear()
         prompt = self.commands.prompt()
-        self.status.show(prompt if prompt is not None else status_text(stats, self.engine.is_playing))
+        if prompt is not None:
+            self.status.show(prompt, keep_end=True)
+        else:
+            self.status.show(status_text(stats, self.engine.is_playing))
 
 
 def status_text(stats: dict[str, Any], playing: bool) -> str:

@@ -116,10 +116,14 @@ class StatusLine:
         self._last_text = ""
         self._last_print = -1e9
 
-    def show(self, text: str, urgent: bool = False) -> None:
-        """Display ``text``; off a terminal, repeats are dropped and changes throttled unless urgent."""
+    def show(self, text: str, urgent: bool = False, keep_end: bool = False) -> None:
+        """Display ``text``; off a terminal, repeats are dropped and changes throttled unless urgent.
+        On a terminal the line is cut to its width (a wrapped line could not be redrawn in place:
+        each redraw would scroll), at its end, or with ``keep_end`` (what is being typed) at its
+        start."""
         try:
             if self._interactive:
+                text = _fit(text, self._columns(), keep_end)
                 if text != self._last_text:  # redraw only what changed
                     self._last_text = text
                     self._stream.write("\r" + text + "\x1b[K")
@@ -134,6 +138,13 @@ class StatusLine:
         except (OSError, ValueError):  # terminal or pipe gone: keep running, stop printing
             pass
 
+    def _columns(self) -> int:
+        """The terminal's width in columns; 0 when it does not say (a pty nobody sized)."""
+        try:
+            return os.get_terminal_size(self._stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            return 0
+
     def message(self, text: str) -> None:
         """A line of its own (help, errors), above the status line."""
         self._last_text = ""  # the status line is drawn again below the message
@@ -147,3 +158,14 @@ class StatusLine:
         """End the status line so the shell prompt starts on a fresh line."""
         if self._interactive:
             self.message("")
+
+
+def _fit(text: str, columns: int, keep_end: bool) -> str:
+    """``text`` in at most ``columns - 1`` characters (the last column stays free, so the
+    cursor never wraps), "..." marking what was cut; unchanged when ``columns`` is unknown (0)."""
+    room = columns - 1
+    if columns <= 0 or len(text) <= room:
+        return text
+    if room <= 3:
+        return text[-room:] if keep_end else text[:room]
+    return "..." + text[-(room - 3):] if keep_end else text[:room - 3] + "..."
