@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TrainConfig
+from emolive.files import check_writable
+
+from .config import TrainConfig, positive_number, whole_number
 from .data import DEFAULT_DATA
 from .onnx_runner import N_KEYS, ModelDirError, OnnxCVAE, Sampling, check_model_dir
 from .train import DataError, SegmentBatches, load_data
@@ -65,14 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--datasets", nargs="*", default=["emopia"])
     parser.add_argument("--cache-dir", default="cache")
-    parser.add_argument("--samples", type=int, default=128)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--max-onsets-per-step", type=int, default=0)
+    parser.add_argument("--samples", type=whole_number(1), default=128)
+    parser.add_argument("--temperature", type=positive_number, default=1.0)
+    parser.add_argument("--max-onsets-per-step", type=whole_number(0), default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         check_model_dir(args.model)
-    except ModelDirError as err:
+        check_writable(args.out)  # before the minutes of measuring, not after
+    except (ModelDirError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     model = OnnxCVAE(args.model)

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 
 from emolive.emotions import QUADRANTS
+from emolive.files import check_writable
 
 from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
-from .config import TrainConfig, parse_bool
+from .config import TrainConfig, parse_bool, whole_number
 from .data import DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
@@ -295,6 +296,24 @@ def _rewrite_readme(folder: Path) -> int:
     return 0
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before any work: the report folder can be made and written into, ``--run`` is a folder,
+    and with ``--update-card`` the model's card can be replaced (OSError saying which not)."""
+    report_dir = Path(args.report)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise NotADirectoryError(f"--report {report_dir} is a file; give a folder for the report")
+    if args.run and not Path(args.run).is_dir():
+        raise FileNotFoundError(f"--run {args.run} is not a training run folder")
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot make the report folder {report_dir}: "
+                              f"{err.strerror or err}") from None
+    check_writable(report_dir / "README.md")
+    if args.update_card:
+        check_writable(Path(args.model) / "model_card.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="exported model directory")
@@ -302,21 +321,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="*", default=["emopia"])
     parser.add_argument("--generic-folder", default="", help="labelled MIDI folder (with CSV)")
     parser.add_argument("--generic-csv", default="", help="CSV: path + emotion or valence/arousal")
-    parser.add_argument("--min-onsets", type=int, default=4, help="skip sparser segments")
+    parser.add_argument("--min-onsets", type=whole_number(0), default=4, help="skip sparser segments")
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--report", default="docs/evaluation", help="report folder")
     parser.add_argument("--run", help="training run folder (for its metrics.jsonl curves)")
-    parser.add_argument("--samples", type=int, default=256, help="prior latents per emotion")
-    parser.add_argument("--temperature-latents", type=int, default=1024,
+    parser.add_argument("--samples", type=whole_number(1), default=256, help="prior latents per emotion")
+    parser.add_argument("--temperature-latents", type=whole_number(1), default=1024,
                         help="prior latents per emotion for choosing the temperature")
-    parser.add_argument("--val-segments", type=int, default=1500)
-    parser.add_argument("--classifier-segments", type=int, default=12000)
-    parser.add_argument("--classifier-steps", type=int, default=1500)
+    parser.add_argument("--val-segments", type=whole_number(1), default=1500)
+    parser.add_argument("--classifier-segments", type=whole_number(1), default=12000)
+    parser.add_argument("--classifier-steps", type=whole_number(1), default=1500)
     parser.add_argument("--wav", type=parse_bool, default=True, metavar="BOOL")
     parser.add_argument("--update-card", action="store_true",
                         help="write sampling defaults and figures into the model card")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=whole_number(1), default=1)
     parser.add_argument("--rewrite-readme", action="store_true",
                         help="only rewrite README.md from the report's metrics.json and "
                              "discussion.md (no evaluation)")
@@ -325,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         return _rewrite_readme(Path(args.report))
     try:
         check_model_dir(args.model)
-    except ModelDirError as err:
+        check_outputs(args)
+    except (ModelDirError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"evaluating {args.model} on {', '.join(args.datasets)} in {args.data}; the report "

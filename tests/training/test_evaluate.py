@@ -110,6 +110,51 @@ def test_evaluate_says_first_where_its_report_goes(tiny_model_dir: Path, tmp_pat
     assert "error:" in err  # no data there
 
 
+def _evaluate_argv(model: Path, tmp_path: Path) -> list[str]:
+    return ["--model", str(model), "--data", str(tmp_path / "no-data"),
+            "--cache-dir", str(tmp_path / "cache"), "--report", str(tmp_path / "r")]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--samples", "0"], "--samples: must be at least 1, got 0"),  # ONNX Runtime aborted at batch 0
+    (["--val-segments", "-3"], "--val-segments: must be at least 1"),
+    (["--classifier-steps", "many"], "expected a whole number"),
+])
+def test_evaluate_refuses_bad_counts(tiny_model_dir: Path, tmp_path: Path, capsys,
+                                     extra: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(_evaluate_argv(tiny_model_dir, tmp_path) + extra)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--report", "{tmp}/a-file"], "is a file; give a folder"),
+    (["--run", "{tmp}/no-run"], "is not a training run folder"),
+])
+def test_evaluate_refuses_unusable_folders_before_any_work(tiny_model_dir: Path, tmp_path: Path, capsys,
+                                                           extra: list[str], message: str) -> None:
+    (tmp_path / "a-file").write_text("mine")
+    argv = _evaluate_argv(tiny_model_dir, tmp_path) + [arg.format(tmp=tmp_path) for arg in extra]
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "evaluating" not in err  # refused before the evaluation started
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_calibrate_refuses_bad_settings_before_measuring(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    from emolive.training import calibrate
+
+    argv = ["--model", str(tiny_model_dir), "--data", str(tmp_path / "no-data"),
+            "--cache-dir", str(tmp_path / "cache")]
+    with pytest.raises(SystemExit) as exit_info:  # ONNX Runtime's GRU aborted the process at batch 0
+        calibrate.main(argv + ["--out", str(tmp_path / "v.json"), "--samples", "0"])
+    assert exit_info.value.code == 2
+    assert calibrate.main(argv + ["--out", str(tmp_path / "missing" / "v.json")]) == 2
+    err = capsys.readouterr().err
+    assert "must be at least 1" in err and "does not exist" in err and "EMOPIA" not in err
+
+
 def test_play_frame_caps_onsets_and_never_holds_a_silent_key() -> None:
     from emolive.training.onnx_runner import Sampling, play_frame
 
@@ -230,3 +275,4 @@ def test_batch_step_figures_set_the_offline_step_beside_the_live_one(tiny_model_
     assert all(d > 0 for d in batch["onset_density"])
     text = "\n".join(_batch_step(found))
     assert "## The batch step" in text and "`decoder_step_batch`" in text
+
