@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -169,7 +170,7 @@ def _write_model(model: CVAE, out: Path, card: dict[str, Any], decoder_precision
                 _export_one(graph, inputs[key], shapes[key], path)
         card = {**card, "files": files, "io": shapes,
                 "precision": _precision(model, out, decoder_precision)}
-    card_text = json.dumps(card, indent=2, sort_keys=False)
+    card_text = _card_json(card)
     for key, name in files.items():
         path = out / name
         proto = onnx.load(str(path))
@@ -178,6 +179,17 @@ def _write_model(model: CVAE, out: Path, card: dict[str, Any], decoder_precision
         onnx.save(proto, str(path))
         onnx.checker.check_model(str(path), full_check=True)
     (out / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
+
+
+def _card_json(card: dict[str, Any]) -> str:
+    """The card as JSON text. Strict JSON: a NaN or infinity is a ValueError here, before any
+    file is written, since every reader of the card (the engine's included) would refuse it."""
+    return json.dumps(card, indent=2, allow_nan=False)
+
+
+def _finite_or_none(value: Any) -> Any:
+    """``value``, or None for a float that strict JSON cannot hold (NaN, infinity)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _precision(model: CVAE, out: Path, decoder_precision: str) -> dict[str, Any]:
@@ -213,7 +225,7 @@ def update_card(model_dir: str | Path, changes: dict[str, Any]) -> dict[str, Any
     out = Path(model_dir)
     card = json.loads((out / "model_card.json").read_text())
     card.update(changes)
-    card_text = json.dumps(card, indent=2)
+    card_text = _card_json(card)
     with tempfile.TemporaryDirectory(prefix=".card-", dir=out) as tmp:
         for name in card["files"].values():
             proto = onnx.load(str(out / name))
@@ -296,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = ckpt.get("config", {})
     training = {"config": config, "steps": ckpt.get("iter_num"),
-                "best_val_loss": ckpt.get("best_val_loss"),
+                # None for a checkpoint read back by recover (an older one says infinity)
+                "best_val_loss": _finite_or_none(ckpt.get("best_val_loss")),
                 "minutes": round(ckpt.get("elapsed_s", 0.0) / 60, 1),
                 "checkpoint": ckpt_path.name}
     metrics = ckpt_path.parent / "metrics.jsonl"

@@ -203,7 +203,7 @@ def recovered_checkpoint(model: CVAE, card: dict, seed: int = 0) -> dict:
     config = card.get("training", {}).get("config", {})
     return {"model": model.state_dict(), "heads": heads.state_dict(), "optimizer": None,
             "model_args": model.cfg.to_dict(), "iter_num": card.get("training", {}).get("steps"),
-            "best_val_loss": float("inf"), "config": config, "elapsed_s": 0.0,
+            "best_val_loss": None, "config": config, "elapsed_s": 0.0,
             "recovered_from": card.get("name")}
 
 

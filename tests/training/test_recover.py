@@ -87,6 +87,26 @@ def test_the_recovered_checkpoint_fine_tunes(labelled_folder, tmp_path: Path, ca
     assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == 2
 
 
+def test_a_recovered_checkpoint_exports_to_a_model_the_engine_loads(tmp_path: Path) -> None:
+    from emolive.training import export
+
+    _, out = _exported(tmp_path, "int8", 16)
+    for name, ckpt in (("new", tmp_path / "back.pt"), ("older", tmp_path / "older.pt")):
+        if name == "new":
+            assert recover.main(["--model", str(out), "--out", str(ckpt)]) == 0
+        else:  # written before recover wrote None: best_val_loss infinity
+            older = torch.load(tmp_path / "back.pt", weights_only=False)
+            torch.save({**older, "best_val_loss": float("inf")}, ckpt)
+        again = tmp_path / f"again-{name}"
+        assert export.main(["--checkpoint", str(ckpt), "--out", str(again),
+                            "--decoder-precision", "int8"]) == 0
+        card = json.loads((again / "model_card.json").read_text(),
+                          parse_constant=lambda c: pytest.fail(f"{c} in the card"))
+        assert card["training"]["best_val_loss"] is None
+        engine = pytest.importorskip("emolive.engine")
+        engine.Engine(model=again).generate(bars=1)  # the runtime reads the card
+
+
 def test_the_recovered_model_plays_the_cards_velocity_calibration(tmp_path: Path) -> None:
     """The card's calibration is not a weight, but the model returned decodes with it, as the
     exported step does."""
