@@ -228,3 +228,20 @@ def test_generate_to_a_stdout_open_for_reading_is_refused_before_generating(tmp_
     assert result.returncode == 2
     assert "open for reading only" in result.stderr and "Traceback" not in result.stderr
     assert takes.read_bytes() == b"an earlier take"
+
+
+def test_an_output_that_is_a_file_the_command_reads_exits_2_before_generating(
+        tmp_path: Path, tiny_model_dir: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    font = tmp_path / "font.sf2"
+    font.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")  # a soundfont's header, enough for the checks
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    for argv, message in (
+            (("-o", str(model / "decoder_step.onnx")), "is the model's decoder_step.onnx"),
+            (("--render", str(font), "--soundfont", str(font)), "is the soundfont, which this command reads")):
+        result = generate("--model", str(model), "--bars", "1", *argv)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "generated" not in result.stdout
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+    assert font.read_bytes() == b"RIFF\x04\x00\x00\x00sfbk"

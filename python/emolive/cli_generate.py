@@ -86,8 +86,10 @@ def _is_stdout(path: str) -> bool:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Before generating: every file the command is to write (each numbered one with --count)
-    can be written, no two of them are the same file, and --plot's format can be drawn."""
+    can be written, no two of them are the same file, none is a file the command reads (the
+    soundfont, the model's), and --plot's format can be drawn."""
     written_by: dict[str, str] = {}
+    read = _files_read(args)
     for option, path in (("-o", args.output), ("--render", args.render), ("--plot", args.plot)):
         if not path:
             continue
@@ -97,11 +99,39 @@ def check_outputs(args: argparse.Namespace) -> None:
         for index in range(args.count):
             each = numbered(path, index, args.count)
             files.check_writable(each)  # a missing or unwritable folder fails now, not after generating
+            if _identity(each) in read:
+                raise UsageError(f"{option} {each!r} is {read[_identity(each)]}, which this command "
+                                 "reads; give another file")
             same = written_by.setdefault(os.path.realpath(each), option)
             if same != option:
                 raise UsageError(f"{same} and {option} would both write {each!r}; give each its own file")
     if args.plot:
         files.check_plotting(args.plot)
+
+
+def _identity(path: str | Path) -> tuple[int, int] | None:
+    """The file ``path`` names (device and inode, links followed), None when there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _files_read(args: argparse.Namespace) -> dict[tuple[int, int] | None, str]:
+    """The files the command reads, by identity: the model folder's and, with --render, the
+    soundfont (one the render check will refuse anyway is left out)."""
+    from emolive.engine import DEFAULT_MODEL_DIR
+
+    model = Path(args.model) if args.model else DEFAULT_MODEL_DIR
+    read = {_identity(f): f"the model's {f.name}" for f in (model.iterdir() if model.is_dir() else ())}
+    if args.render:
+        try:
+            read[_identity(files.find_soundfont(args.soundfont))] = "the soundfont"
+        except files.RenderError:
+            pass
+    read.pop(None, None)
+    return read
 
 
 def generate_midi(engine: Any, args: argparse.Namespace, emotion: Weights) -> list[mido.MidiFile]:
