@@ -103,6 +103,24 @@ def test_keys_steer_the_engine_and_q_quits_restoring_the_terminal(jack_server: s
     assert terminal.mode_after == terminal.mode_before  # cbreak mode undone
 
 
+def test_a_glide_paused_half_way_goes_on_when_resumed(jack_server: str, tiny_model_dir: Path) -> None:
+    terminal = Terminal("--virtual", f"emolive-pause-{os.getpid()}", "--model", str(tiny_model_dir),
+                        "--emotion", "calm", "--glide-bars", "4", "--bpm", "400")
+    try:
+        assert terminal.read_until(r"playing \| calm \|"), terminal.screen
+        terminal.type(b"1")  # glide to happy over 4 bars (2.4 s at 400 BPM)
+        assert terminal.read_until(r"playing \| happy:0\.[1-6]\d,calm:0\.[4-9]\d \|"), terminal.screen
+        terminal.type(b" ")  # pause half-way
+        assert terminal.read_until(r"stopped \| happy:0\.\d\d,calm:0\.\d\d \|"), terminal.screen
+        terminal.type(b" ")  # resume: the glide goes on to happy
+        assert terminal.read_until(r"playing \| happy \|", timeout_s=10), terminal.screen
+        terminal.type(b"q")
+        assert terminal.read_until(r"0 left sounding", anywhere=True), terminal.screen
+    finally:
+        code = terminal.close()
+    assert code == 0
+
+
 def test_closing_the_terminal_stops_cleanly(jack_server: str, tiny_model_dir: Path) -> None:
     terminal = Terminal("--virtual", f"emolive-hangup-{os.getpid()}", "--model", str(tiny_model_dir))
     assert terminal.read_until(r"playing \|"), terminal.screen

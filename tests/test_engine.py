@@ -323,3 +323,31 @@ def test_transposition_takes_the_nearer_way_to_the_key() -> None:
     assert transposition("F#", 0) == 6 and transposition("F", 0) == 5
     assert transposition("C", 9) == 3  # a model trained in A, played in C
     assert transposition(None, 0) == 0 and transposition("A", None) == 0
+
+
+def _wait_for_steps(engine: Engine, steps: int, timeout_s: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while engine.stats()["step"] < steps:
+        assert time.monotonic() < deadline, "the engine did not play"
+        time.sleep(0.005)
+
+
+def test_resume_goes_on_with_a_glide_that_stop_interrupted(engine: Engine) -> None:
+    engine.set_bpm(400)  # a 16th step is 37.5 ms
+    engine.play("calm")
+    engine.set_emotion("happy", bars=2)  # 32 steps
+    _wait_for_steps(engine, 12)
+    engine.stop()
+    halfway = engine.emotion
+    assert 0.1 < halfway[0] < 0.9 and halfway[0] + halfway[3] == pytest.approx(1.0)
+    engine.resume()
+    assert engine.is_playing and engine.emotion == pytest.approx(halfway)  # from where it was
+    _wait_for_steps(engine, 40)
+    assert engine.emotion == pytest.approx((1.0, 0.0, 0.0, 0.0))  # and on to the target
+    engine.resume()  # while playing: nothing changes
+    assert engine.emotion == pytest.approx((1.0, 0.0, 0.0, 0.0)) and engine.is_playing
+    engine.stop()
+    engine.play("sad")  # play jumps, as before
+    assert engine.emotion == pytest.approx((0.0, 0.0, 1.0, 0.0))

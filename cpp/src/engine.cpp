@@ -106,17 +106,23 @@ void Engine::send_command(const Command& c) {
 }
 
 void Engine::play(const Weights& emotion) {
+  const Weights weights = normalised(emotion);
   std::lock_guard<std::mutex> lock(caller_mutex_);
-  play_locked(normalised(emotion));
+  play_locked(&weights);
 }
 
-void Engine::play_locked(const Weights& emotion) {
+void Engine::resume() {
+  std::lock_guard<std::mutex> lock(caller_mutex_);
+  play_locked(nullptr);
+}
+
+void Engine::play_locked(const Weights* emotion) {
   check_open();
   if (playing_) {
-    send_command({Command::kEmotion, emotion, 0, 0.f, 0, 0});
+    if (emotion) send_command({Command::kEmotion, *emotion, 0, 0.f, 0, 0});
     return;
   }
-  apply({Command::kEmotion, emotion, 0, 0.f, 0, 0});
+  if (emotion) apply({Command::kEmotion, *emotion, 0, 0.f, 0, 0});
   publish_emotion(generator_->emotion());
   {
     std::lock_guard<std::mutex> error_lock(error_mutex_);
@@ -179,7 +185,7 @@ void Engine::morph(const Weights& from, const Weights& to, int glide_steps) {
   if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
   const Weights a = normalised(from), b = normalised(to);
   std::lock_guard<std::mutex> lock(caller_mutex_);
-  play_locked(a);
+  play_locked(&a);
   send_command({Command::kEmotion, b, glide_steps, 0.f, 0, 0});
 }
 

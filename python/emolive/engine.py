@@ -293,6 +293,13 @@ class Engine:
         """Start playing (non-blocking); if already playing, jump to ``emotion``."""
         self._core.play(parse_emotion(emotion))
 
+    def resume(self) -> None:
+        """Start playing again with the emotion as :meth:`stop` left it: a glide (``set_emotion``
+        with ``bars``, ``morph``) under way goes on from where it stopped to its target, over
+        what was left of it. Does nothing while playing. (``play`` jumps to the emotion it is
+        given, ending a glide.)"""
+        self._core.resume()
+
     def set_emotion(self, emotion: EmotionLike, bars: float = 0) -> None:
         """Jump to ``emotion`` (bars=0) or glide there linearly over ``bars`` bars."""
         self._core.set_emotion(parse_emotion(emotion), _bars_to_steps(bars))

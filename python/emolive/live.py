@@ -131,8 +131,10 @@ class Session:
         if not self._started_once and self.args.morph_to is not None:
             bars = self.args.morph_bars if self.args.morph_bars is not None else LIVE_MORPH_BARS
             self.engine.morph(self.emotion, self.args.morph_to, bars=bars)
+        elif self._started_once:
+            self.engine.resume()  # the master started again: a glide under way goes on
         else:
-            self.engine.play(_cleaned(self.engine.emotion) if self._started_once else self.emotion)
+            self.engine.play(self.emotion)
         self._started_once = True
 
     def run(self, stop: StopSignals) -> int:

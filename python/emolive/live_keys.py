@@ -100,4 +100,4 @@ class KeyCommands:
         elif self.engine.is_playing:
             self.engine.stop()
         else:
-            self.engine.play([max(0.0, w) for w in self.engine.emotion])  # without a glide's float noise
+            self.engine.resume()  # a glide under way goes on to its target

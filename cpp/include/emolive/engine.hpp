@@ -71,6 +71,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   void play(const Weights& emotion);  // starts, or jumps to `emotion` if playing
+  // Starts again with the emotion as stop() left it: a glide under way goes on from where it
+  // stopped to its target. No-op while playing.
+  void resume();
   void set_emotion(const Weights& emotion, int glide_steps);
   void morph(const Weights& from, const Weights& to, int glide_steps);  // starts if stopped
   void set_bpm(double bpm);
@@ -124,7 +127,7 @@ class Engine {
   void generator_loop();
   void watch_loop();  // port checks while playing, until close()
   void publish_emotion(const Weights& w);
-  void play_locked(const Weights& emotion);
+  void play_locked(const Weights* emotion);  // null: the condition as it is (resume)
   void stop_locked();
   void check_open() const;
   // The offline run's settings: the engine's walk rate, temperature and key.
