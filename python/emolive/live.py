@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from emolive import ports
+from emolive._startup import INTERRUPTED_STATUS
 from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_emotion
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
@@ -273,6 +274,10 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         try:
             engine = open_engine(args, clock_out=args.clock_out, **output)
         except PortError as exc:
+            # A Ctrl-C while libjack registers the port interrupts it ("JACK error creating
+            # virtual port"): the stop asked for while still starting, not an error.
+            if stop.requested:
+                return INTERRUPTED_STATUS
             if output.get("port") is not None and not args.port:
                 raise PortError(f"EMOLIVE_PORT={output['port']!r}: {exc}") from None
             raise
