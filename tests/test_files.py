@@ -199,6 +199,14 @@ def test_a_descriptor_open_for_reading_is_a_permission_error(tmp_path: Path) -> 
     assert takes.read_bytes() == b"an earlier take"
 
 
+def test_a_link_into_a_missing_folder_names_that_folder(tmp_path: Path) -> None:
+    link = tmp_path / "latest.mid"
+    link.symlink_to(tmp_path / "takes" / "take.mid")
+    with pytest.raises(FileNotFoundError, match=f"folder '{tmp_path / 'takes'}' does not exist .*a link to"):
+        files.write_midi(_c_major_arpeggio(), link)
+    assert link.is_symlink() and not (tmp_path / "takes").exists()
+
+
 def test_a_name_ending_in_a_slash_is_a_folder(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError, match="names a folder"):
         files.write_midi(_c_major_arpeggio(), f"{tmp_path}/new-folder/")

@@ -85,7 +85,9 @@ def _destination(path: str | Path) -> _Target:
         return _Target(path, into=True)
     real = Path(os.path.realpath(path))
     if not real.parent.is_dir():
-        raise FileNotFoundError(f"folder {str(path.parent)!r} does not exist (for {str(path)!r})")
+        link = f", a link to {str(real)!r}" if path.is_symlink() else ""
+        missing = real.parent if link else path.parent
+        raise FileNotFoundError(f"folder {str(missing)!r} does not exist (for {str(path)!r}{link})")
     if real.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a folder, not a file name")
     try:
