@@ -13,6 +13,7 @@ Q1, Q2, Q3, Q4. Weights are non-negative and sum to 1.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Union
 
@@ -62,7 +63,8 @@ def from_valence_arousal(valence: float, arousal: float) -> Weights:
     equally, and moving the point moves the weights continuously.
     """
     for label, value in (("valence", valence), ("arousal", arousal)):
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or not -1.0 <= value <= 1.0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                or not -1.0 <= value <= 1.0:
             raise ValueError(f"{label} must be a number in [-1, 1], got {value!r}")
     u = (valence + 1.0) / 2.0  # 1 = fully positive valence
     w = (arousal + 1.0) / 2.0  # 1 = fully high arousal
@@ -77,6 +79,8 @@ def to_valence_arousal(weights: Sequence[float]) -> tuple[float, float]:
 
 def normalise(weights: Sequence[float]) -> Weights:
     """Check four non-negative finite weights with a positive sum and scale them to sum to 1."""
+    if any(isinstance(x, bool) or not isinstance(x, numbers.Real) for x in weights):
+        raise ValueError(f"emotion weights must be numbers, got {list(weights)!r}")
     values = [float(x) for x in weights]
     if len(values) != 4:
         raise ValueError(f"emotion weights need 4 values (Q1..Q4), got {len(values)}")
@@ -92,7 +96,7 @@ def normalise(weights: Sequence[float]) -> Weights:
 
 def _parse_blend(text: str) -> Weights:
     """``"happy:0.6,calm:0.4"`` (weights default to 1; they are normalised)."""
-    weights = [0.0, 0.0, 0.0, 0.0]
+    pairs: list[tuple[str, float]] = []
     for part in text.split(","):
         name, sep, amount = part.partition(":")
         if not name.strip():
@@ -105,8 +109,30 @@ def _parse_blend(text: str) -> Weights:
                 raise ValueError(
                     f"weight {amount.strip()!r} of {name.strip()!r} is not a number"
                 ) from None
-        weights[_index_of(name)] += value
+        pairs.append((name, value))
+    return _from_named(pairs)
+
+
+def _from_named(pairs: Sequence[tuple[str, object]]) -> Weights:
+    """Quadrant weights from (emotion name, weight) pairs; names of one quadrant (``happy``,
+    ``excited``) add up. Each weight must be a finite number >= 0 (ValueError naming it)."""
+    checked = [(_index_of(str(name)), _named_weight(str(name), value)) for name, value in pairs]
+    top = max((w for _, w in checked), default=0.0)
+    if top <= 0.0:
+        raise ValueError("emotion weights must not all be zero")
+    weights = [0.0, 0.0, 0.0, 0.0]
+    for quadrant, weight in checked:
+        weights[quadrant] += weight / top  # each at most 1 first, so that the sum cannot overflow
     return normalise(weights)
+
+
+def _named_weight(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"the weight of {name.strip()!r} must be a number, got {value!r}")
+    weight = float(value)
+    if not math.isfinite(weight) or weight < 0.0:
+        raise ValueError(f"the weight of {name.strip()!r} must be a finite number >= 0, got {weight}")
+    return weight
 
 
 def parse_emotion(emotion: EmotionLike) -> Weights:
@@ -124,12 +150,13 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
             raise ValueError(f"empty emotion; known emotions: {', '.join(known_emotions())}")
         return _parse_blend(emotion)
     if isinstance(emotion, Mapping):
-        weights = [0.0, 0.0, 0.0, 0.0]
-        for name, value in emotion.items():
-            weights[_index_of(str(name))] += float(value)
-        return normalise(weights)
+        return _from_named(list(emotion.items()))
     if isinstance(emotion, Sequence):
         if len(emotion) == 2:
+            if any(isinstance(x, bool) or not isinstance(x, numbers.Real) for x in emotion):
+                raise ValueError(f"two values are (valence, arousal), numbers in [-1, 1], got "
+                                 f"{list(emotion)!r}; to blend emotions write 'happy,calm' or "
+                                 "{'happy': 1, 'calm': 1}")
             return from_valence_arousal(float(emotion[0]), float(emotion[1]))
         if len(emotion) == 4:
             return normalise(emotion)

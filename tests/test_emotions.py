@@ -1,0 +1,58 @@
+"""Emotion descriptions -> quadrant weights (emolive.emotions): every accepted form, and clear
+errors for what is not an emotion."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from emolive.emotions import describe, from_valence_arousal, parse_emotion, to_valence_arousal
+
+
+@pytest.mark.parametrize("emotion,weights", [
+    ("sad", (0.0, 0.0, 1.0, 0.0)),
+    ("Q4", (0.0, 0.0, 0.0, 1.0)),
+    ("happy:0.6,calm:0.4", (0.6, 0.0, 0.0, 0.4)),
+    ("happy,calm", (0.5, 0.0, 0.0, 0.5)),
+    ("happy:1,excited:1,calm:2", (0.5, 0.0, 0.0, 0.5)),  # two names of Q1 add up
+    ({"tense": 3, "sad": 1}, (0.0, 0.75, 0.25, 0.0)),
+    ([0, 2, 0, 2], (0.0, 0.5, 0.0, 0.5)),
+    ((1.0, 1.0), (1.0, 0.0, 0.0, 0.0)),  # (valence, arousal)
+    ("happy:1e308,excited:1e308", (1.0, 0.0, 0.0, 0.0)),  # too large to add: still a weight
+])
+def test_accepted_forms(emotion, weights) -> None:
+    assert parse_emotion(emotion) == pytest.approx(weights)
+
+
+@pytest.mark.parametrize("emotion,message", [
+    ("happy:-1,excited:2,calm:1", "the weight of 'happy' must be a finite number >= 0, got -1.0"),
+    ({"happy": -1, "excited": 2}, "the weight of 'happy' must be a finite number >= 0"),
+    ({"happy": None}, "the weight of 'happy' must be a number, got None"),
+    ({"happy": True}, "the weight of 'happy' must be a number, got True"),
+    ("happy:nan", "must be a finite number >= 0, got nan"),
+    ("happy:0,calm:0", "must not all be zero"),
+    ([True, False, False, False], "emotion weights must be numbers"),
+    ([1, 0, 0, "x"], "emotion weights must be numbers"),
+    (["happy", "calm"], "to blend emotions write 'happy,calm'"),
+    ((True, 0.5), "two values are (valence, arousal)"),
+    ([0.1, 0.2, 0.3], "got 3 values"),
+    ("joyous", "unknown emotion 'joyous'"),
+])
+def test_what_is_not_an_emotion_is_a_clear_value_error(emotion, message) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_emotion(emotion)
+    assert message in str(error.value)
+
+
+def test_valence_arousal_refuses_bools_and_round_trips() -> None:
+    with pytest.raises(ValueError, match="valence must be a number"):
+        from_valence_arousal(True, 0.0)
+    for valence, arousal in ((0.3, -0.7), (-1.0, 1.0), (0.0, 0.0)):
+        back = to_valence_arousal(from_valence_arousal(valence, arousal))
+        assert all(math.isclose(a, b, abs_tol=1e-12) for a, b in zip(back, (valence, arousal)))
+
+
+def test_describe_names_a_pure_quadrant_and_lists_a_blend() -> None:
+    assert describe(parse_emotion("excited")) == "happy"
+    assert describe((0.6, 0.0, 0.0, 0.4)) == "happy:0.60,calm:0.40"
