@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,7 +138,7 @@ def test_console_script_is_installed() -> None:
 
 
 @pytest.mark.training
-@pytest.mark.parametrize("command", ["train", "export", "evaluate"])
+@pytest.mark.parametrize("command", ["train", "export", "evaluate", "calibrate", "recover"])
 def test_training_commands_reach_the_training_package(command: str) -> None:
     pytest.importorskip("torch")
     result = run_process(command, "--help")
@@ -158,3 +159,17 @@ def test_a_reader_that_went_away_is_no_error() -> None:
     assert result.returncode == 141  # as a tool that SIGPIPE ended
     assert result.stderr == ""
 
+
+
+def test_no_midi_system_says_how_to_get_one_and_not_to_use_virtual(tmp_path: Path) -> None:
+    pytest.importorskip("emolive.engine", reason="the engine is not built")
+    from emolive import _core
+
+    if not _core.rtmidi_available():
+        pytest.skip("built without RtMidi")
+    env = dict(os.environ, EMOLIVE_MIDI_API="jack", JACK_NO_START_SERVER="1",
+               JACK_DEFAULT_SERVER=f"emolive-nobody-{os.getpid()}")
+    result = run_process("--virtual", "nowhere", "--no-keys", env=env)
+    assert result.returncode == 2
+    assert "no MIDI backend could be opened" in result.stderr and "start JACK" in result.stderr
+    assert "--virtual" not in result.stderr  # a virtual port needs a MIDI system too

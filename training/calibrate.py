@@ -61,7 +61,7 @@ def measure(model: OnnxCVAE, real_by_q: list[np.ndarray], samples: int, sampling
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emolive.training.calibrate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="emolive calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="exported model directory (uncalibrated)")
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--data", default=str(DEFAULT_DATA))

@@ -116,7 +116,7 @@ OpenedApi open_first_api(const std::string& client) {
     report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
   }
   throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
-                  "\n" + port_setup_hint());
+                  "\n" + backend_setup_hint());
 }
 
 }  // namespace emolive

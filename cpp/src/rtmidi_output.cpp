@@ -378,7 +378,7 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
   api.out->openVirtualPort(name);
   if (api.sink->failed) {
     throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text() + "\n" +
-                    port_setup_hint());
+                    backend_setup_hint());
   }
   return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)");
 }

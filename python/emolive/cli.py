@@ -2,7 +2,7 @@
 
     emolive [--port P | --virtual [NAME]] --emotion E ...   live, until Ctrl-C  (emolive.live)
     emolive generate --emotion E --bars N -o x.mid ...      files               (emolive.cli_generate)
-    emolive train|export|evaluate|recover ...               training extra      (emolive.training)
+    emolive train|export|evaluate|calibrate|recover ...     training extra      (emolive.training)
 
 Exit status: 0 done, 1 a failure while running (e.g. the MIDI port went away), 2 a usage
 mistake (bad value, unknown port or emotion, bad model directory, missing optional package).
@@ -19,7 +19,7 @@ from emolive import __version__, ports
 from emolive._startup import end_of_startup
 from emolive.cli_options import emotion_listing, generate_parser, live_parser, silence
 
-TRAINING_COMMANDS = ("train", "export", "evaluate", "recover")
+TRAINING_COMMANDS = ("train", "export", "evaluate", "calibrate", "recover")
 TORCH_HINT = ("needs PyTorch and the training extra: pip install torch==2.13.0 (the CPU build; "
               "install it first), then pip install 'emolive[train]'")
 
@@ -83,7 +83,7 @@ def _dispatch(args: list[str]) -> int:
 
 
 def _run_training(command: str, args: list[str]) -> int:
-    """`emolive train|export|evaluate|recover ARGS` -> ``emolive.training.<command>.main(ARGS)``."""
+    """`emolive train|export|evaluate|calibrate|recover ARGS` -> ``emolive.training.<command>.main(ARGS)``."""
     if importlib.util.find_spec("torch") is None:
         raise CommandError(f"`emolive {command}` {TORCH_HINT}", 2)
     try:

@@ -182,7 +182,7 @@ def live_parser() -> argparse.ArgumentParser:
         prog="emolive",
         description="Play endless emotion-conditioned music into a MIDI port; steer it while it plays.",
         epilog="Other commands: emolive generate (write MIDI/WAV/PNG files), emolive train | export | "
-               "evaluate | recover (need the train extra). `emolive generate --help` for its options. "
+               "evaluate | calibrate | recover (need the train extra). `emolive generate --help` for its options. "
                "Keys while playing: 1-4 emotions, / type an emotion, up/down tempo, left/right "
                "temperature, space pause, q quit, ? help.")
     out = parser.add_argument_group("output")

@@ -32,7 +32,9 @@ class Cancelled : public EngineError {
   Cancelled() : EngineError("generation cancelled") {}
 };
 
-// The hint appended to port errors: where to get a MIDI port on each platform.
+// Hints appended to port errors. What a user does to get a MIDI system ports can be opened on (per platform).
+std::string backend_setup_hint();
+// The same, and that a virtual port is another way: for a port that is not there.
 std::string port_setup_hint();
 
 }  // namespace emolive
