@@ -173,3 +173,11 @@ def test_no_midi_system_says_how_to_get_one_and_not_to_use_virtual(tmp_path: Pat
     assert result.returncode == 2
     assert "no MIDI backend could be opened" in result.stderr and "start JACK" in result.stderr
     assert "--virtual" not in result.stderr  # a virtual port needs a MIDI system too
+
+
+def test_a_bad_onnxruntime_library_is_named_without_model_advice() -> None:
+    pytest.importorskip("emolive.engine", reason="the engine is not built")
+    env = dict(os.environ, EMOLIVE_ONNXRUNTIME_LIB="/nonexistent/libonnxruntime.so")
+    result = run_process("generate", "--bars", "1", "-o", os.devnull, env=env)
+    assert result.returncode == 2
+    assert "EMOLIVE_ONNXRUNTIME_LIB" in result.stderr and "--model" not in result.stderr

@@ -171,7 +171,7 @@ def open_engine(args: argparse.Namespace, **output: Any) -> Any:
         return Engine(model=args.model, bpm=args.bpm, channel=args.channel, seed=args.seed,
                       program=args.program, temperature=args.temperature, **output)
     except ModelError as exc:
-        if args.model is None:
+        if args.model is None and "model=" in str(exc):  # the Python spelling of the advice
             raise ModelError(f"{exc} (on the command line: --model DIR)") from None
         raise
 
