@@ -25,7 +25,7 @@ from emolive.files import check_writable
 from .config import TrainConfig, positive_number, whole_number
 from .data import DEFAULT_DATA
 from .onnx_runner import N_KEYS, ModelDirError, OnnxCVAE, Sampling, check_model_dir
-from .train import DataError, SegmentBatches, load_data
+from .train import DataError, SegmentBatches, check_generic, load_data
 
 
 def onset_velocities(roll: np.ndarray) -> np.ndarray:
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--datasets", nargs="*", default=["emopia"])
+    parser.add_argument("--generic-folder", default="", help="labelled MIDI folder (with CSV)")
+    parser.add_argument("--generic-csv", default="", help="CSV: path + emotion or valence/arousal")
+    parser.add_argument("--min-onsets", type=whole_number(0), default=4, help="skip sparser segments")
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--samples", type=whole_number(1), default=128)
     parser.add_argument("--temperature", type=positive_number, default=1.0)
@@ -75,19 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_model_dir(args.model)
         check_writable(args.out)  # before the minutes of measuring, not after
-    except (ModelDirError, OSError) as err:
+        check_generic(args)
+    except (ModelDirError, OSError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     model = OnnxCVAE(args.model)
     cfg = TrainConfig(data=args.data, datasets=args.datasets, cache_dir=args.cache_dir,
+                      generic_folder=args.generic_folder, generic_csv=args.generic_csv,
+                      min_onsets=args.min_onsets,
                       segment_bars=model.card["sizes"]["segment_steps"] // 16, transpose=0,
                       key_normalise=model.card.get("tonic") is not None)
     try:
         prep = load_data(cfg, log=lambda text: print(text, file=sys.stderr))
+        batches = SegmentBatches(prep, "train", cfg, args.seed)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    batches = SegmentBatches(prep, "train", cfg, args.seed)
     rows = np.random.default_rng(args.seed).permutation(len(batches))[:4000]
     roll, _, label = batches.tensors(np.sort(rows))
     roll, label = roll.numpy(), label.numpy()

@@ -45,6 +45,11 @@ class Clip:
     split: str  # "train" or "val"
 
 
+class DataError(ValueError):
+    """The data the config points at cannot be used (missing folder, no clips, a CSV that
+    cannot be read)."""
+
+
 @dataclass
 class LoadReport:
     dataset: str
@@ -105,8 +110,31 @@ def _ensure_val_song(report: LoadReport) -> None:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    """The rows of a CSV file, column names and cells stripped of spaces. A UTF-8 byte-order
+    mark (Excel's "CSV UTF-8") is allowed. DataError naming the file for text that is not UTF-8,
+    a line the csv module cannot read, or a cell running over several lines (an unclosed quote,
+    which would swallow the rows after it)."""
+    return _read_table(path)[1]
+
+
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """``(column names, rows)`` of a CSV file, as :func:`_read_csv` reads it."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = [{(key or "").strip(): value.strip() if isinstance(value, str) else value
+                     for key, value in row.items()} for row in reader]
+            columns = [name.strip() for name in reader.fieldnames or []]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as "
+                        "UTF-8") from None
+    except csv.Error as err:
+        raise DataError(f"{path} line {reader.line_num}: {err} (an unclosed quote?)") from None
+    for number, row in enumerate(rows, start=2):
+        if any(isinstance(cell, str) and "\n" in cell for cell in row.values()):
+            raise DataError(f"{path} row {number}: a cell runs over several lines (an unclosed "
+                            "quote?); the rows after it would be lost")
+    return columns, rows
 
 
 def load_emopia(root: Path | str | None = None) -> LoadReport:
@@ -181,7 +209,11 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
     ``train`` or ``val``, else songs are split by a hash of their name)."""
     folder, csv_path = Path(folder), Path(csv_path)
     report = LoadReport(name)
-    for row in _read_csv(csv_path):
+    columns, rows = _read_table(csv_path)
+    if "path" not in columns or not ("emotion" in columns or {"valence", "arousal"} <= set(columns)):
+        raise DataError(f"{csv_path} needs a 'path' column and an 'emotion' column or 'valence' and "
+                        f"'arousal' columns; its columns are {columns}")
+    for row in rows:
         path = folder / (row.get("path") or "")
         try:
             if row.get("emotion"):
@@ -201,7 +233,8 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
             continue
         report.clips.append(Clip(path, song, name, quadrant, split))
     _check_song_splits(report)
-    _ensure_val_song(report)
+    if not all(row.get("split") for row in rows):  # a split given for every row is the user's
+        _ensure_val_song(report)
     return report
 
 

@@ -32,7 +32,7 @@ from .data import DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
 from .onnx_runner import N_KEYS, ModelDirError, OnnxCVAE, Sampling, check_model_dir
-from .train import DataError, SegmentBatches, load_data
+from .train import DataError, SegmentBatches, check_generic, load_data
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "python" / "emolive" / "models" / "default"
 MORPHS = [("Q3", "Q1"), ("Q4", "Q2"), ("Q1", "Q3"), ("Q2", "Q4")]  # (from, to)
@@ -345,10 +345,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_model_dir(args.model)
         check_outputs(args)
-    except (ModelDirError, OSError) as err:
+        check_generic(args)
+    except (ModelDirError, OSError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"evaluating {args.model} on {', '.join(args.datasets)} in {args.data}; the report "
+    data = [f"{name} in {args.data}" for name in args.datasets] + (
+        [f"{args.generic_csv} ({args.generic_folder})"] if args.generic_csv else [])
+    print(f"evaluating {args.model} on {', '.join(data) or 'no data'}; the report "
           f"replaces what is in {args.report}/ (minutes; Ctrl-C stops it)", file=sys.stderr)
     try:
         results = run(args, log=lambda text: print(text, file=sys.stderr))

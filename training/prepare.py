@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -138,19 +139,30 @@ def _load(file: Path) -> Prepared:
 
 
 def prepare(reports: list[LoadReport], cfg: FeatureConfig | None = None,
-            cache_dir: str | Path | None = None) -> Prepared:
-    """Rolls for every readable clip of ``reports`` (cached in ``cache_dir`` when given)."""
+            cache_dir: str | Path | None = None, log: Callable[[str], None] = print) -> Prepared:
+    """Rolls for every readable clip of ``reports`` (cached in ``cache_dir`` when given).
+
+    The cache only saves time: a cache file that cannot be read (truncated, corrupt, from
+    another program) is built again, and a folder that cannot hold it (a file, no permission)
+    leaves the run uncached; ``log`` says which."""
     cfg = cfg or FeatureConfig()
     if cache_dir is None:
         return _build(reports, cfg)
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    file = cache / f"rolls-{_cache_key(reports, cfg)}.npz"
+    file = Path(cache_dir) / f"rolls-{_cache_key(reports, cfg)}.npz"
     if file.is_file():
-        return _load(file)
+        try:
+            return _load(file)
+        except Exception as err:  # noqa: BLE001 - zip, pickle, key and EOF errors: not our cache
+            log(f"cache file {file} cannot be read ({type(err).__name__}: {err}); reading the "
+                "MIDI files again")
     prep = _build(reports, cfg)
     if prep.rolls:
-        _save(prep, file)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            _save(prep, file)
+        except OSError as err:
+            log(f"the features are not cached: --cache-dir {cache_dir} cannot hold them "
+                f"({err.strerror or err})")
     return prep
 
 

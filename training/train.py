@@ -23,7 +23,7 @@ from tqdm import tqdm
 from emolive.scales import nearer_shift
 
 from .config import TrainConfig, add_config_flags, config_from_args
-from .data import LoadReport, load_emopia, load_generic, load_unlabelled, load_vgmidi
+from .data import DataError, LoadReport, load_emopia, load_generic, load_unlabelled, load_vgmidi
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
@@ -31,8 +31,7 @@ from .model import CVAE, N_EMOTIONS, ModelConfig, read_checkpoint
 from .prepare import Prepared, gather_segments, prepare, segment_starts
 
 
-class DataError(ValueError):
-    """The data the config points at cannot be used (missing folder, no clips)."""
+MAX_LISTED = 20  # files skipped while reading their notes, listed one by one; the rest counted
 
 
 def load_reports(cfg: TrainConfig) -> list[LoadReport]:
@@ -55,17 +54,39 @@ def load_reports(cfg: TrainConfig) -> list[LoadReport]:
     return reports
 
 
+def check_generic(args: argparse.Namespace) -> None:
+    """DataError unless --generic-folder and --generic-csv are given together (evaluate,
+    calibrate; train's config checks the same), and the CSV is a file."""
+    if bool(args.generic_folder) != bool(args.generic_csv):
+        raise DataError("--generic-csv and --generic-folder go together: the CSV's paths are "
+                        "relative to the folder")
+    if args.generic_csv and not Path(args.generic_csv).is_file():
+        raise DataError(f"CSV {args.generic_csv} not found")
+
+
 def load_data(cfg: TrainConfig, log=print) -> Prepared:
     reports = load_reports(cfg)
     for report in reports:
         log(report.summary())
-    prep = prepare(reports, cache_dir=cfg.cache_dir)
+    prep = prepare(reports, cache_dir=cfg.cache_dir, log=log)
+    listed = {skip for report in reports for skip in report.skipped}
+    unreadable = [skip for skip in prep.skipped if skip not in listed]
+    if unreadable:  # files the loaders listed but whose notes could not be used
+        log(f"{len(unreadable)} more skipped while reading their notes:")
+        for path, reason in unreadable[:MAX_LISTED]:
+            log(f"  skipped {path}: {reason}")
+        if len(unreadable) > MAX_LISTED:
+            log(f"  ... and {len(unreadable) - MAX_LISTED} more")
     for name, err in prep.onset_error.items():
         log(f"{name}: grid {err['grid']}, onset error from quantising to 16ths: mean "
             f"{err['mean_ms']:.1f} ms, median {err['median_ms']:.1f} ms, p95 {err['p95_ms']:.1f} ms")
-    if len(prep.indices("train", labelled=not cfg.unlabelled)) == 0:
-        raise DataError("no readable training clips" if cfg.unlabelled
-                        else "no readable labelled training clips")
+    labelled = not cfg.unlabelled
+    if len(prep.indices("train", labelled=labelled)) == 0:
+        kind = "labelled " if labelled else ""
+        in_val = len(prep.indices("val", labelled=labelled))
+        raise DataError(f"no readable {kind}training clips" + (
+            f": all {in_val} readable clips are in validation (give more songs, or mark rows "
+            "split=train in the CSV)" if in_val else ""))
     return prep
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import mido
@@ -234,3 +236,101 @@ def test_auto_grid_keeps_a_quantised_files_beats_and_tracks_a_performed_one(tmp_
     start, _, step_s = note_steps(performed, "auto")
     assert on_file_beats > 0.02  # seconds: snapping to the file's grid moves onsets
     assert onset_error_s(start, step_s).mean() < 0.25 * on_file_beats
+
+
+def _songs(folder: Path, names: Sequence[str]) -> None:
+    for name in names:
+        write_midi(folder / name, scale_notes(60, False))
+
+
+def test_a_csv_from_excel_with_spaces_and_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    _songs(folder, ["a.mid", "b.mid"])
+    text = "path, emotion\r\n a.mid , happy\r\nb.mid,sad\r\n"
+    (tmp_path / "labels.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    report = load_generic(folder, tmp_path / "labels.csv")
+    assert sorted((c.path.name, c.quadrant) for c in report.clips) == [("a.mid", 0), ("b.mid", 2)]
+    assert report.skipped == []
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"path,emotion\na.mid,happy\nb\xefve.mid,sad\n", "is not UTF-8 text"),
+    (b'path,emotion\n"a.mid,happy\nb.mid,sad\n', "runs over several lines (an unclosed quote?)"),
+    (b"file,emotion\na.mid,happy\n", "needs a 'path' column"),
+    (b"path,mood\na.mid,happy\n", "an 'emotion' column or 'valence' and 'arousal' columns"),
+])
+def test_a_csv_that_cannot_be_read_as_labels_is_a_data_error(tmp_path: Path, content: bytes,
+                                                             message: str) -> None:
+    from emolive.training.data import DataError
+
+    _songs(tmp_path / "mine", ["a.mid", "b.mid"])
+    (tmp_path / "labels.csv").write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_generic(tmp_path / "mine", tmp_path / "labels.csv")
+
+
+def test_an_unclosed_quote_in_a_long_csv_is_a_data_error_not_a_csv_traceback(tmp_path: Path) -> None:
+    from emolive.training.data import DataError
+
+    rows = "".join(f"song{i}.mid,happy\n" for i in range(9000))  # past csv's field size limit
+    (tmp_path / "labels.csv").write_text('path,emotion\n"song0.mid,happy\n' + rows)
+    with pytest.raises(DataError, match=r"labels.csv line \d+: .*unclosed quote"):
+        load_generic(tmp_path, tmp_path / "labels.csv")
+
+
+def test_a_split_given_for_every_row_is_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    _songs(folder, ["a.mid", "b.mid", "c.mid"])
+    rows = [{"path": n, "emotion": "calm", "split": "train"} for n in ("a.mid", "b.mid", "c.mid")]
+    report = load_generic(folder, write_csv(tmp_path / "s.csv", rows))
+    assert [c.split for c in report.clips] == ["train"] * 3  # no song moved to validation
+
+
+def test_an_unreadable_cache_file_is_built_again_and_said(tmp_path: Path) -> None:
+    report = load_emopia(_emopia(tmp_path))
+    cache = tmp_path / "cache"
+    first = prepare([report], cache_dir=cache)
+    (file,) = cache.iterdir()
+    for damage in (file.read_bytes()[: file.stat().st_size // 2], b"", b"not a cache"):
+        file.write_bytes(damage)
+        said: list[str] = []
+        again = prepare([report], cache_dir=cache, log=said.append)
+        assert len(again.rolls) == len(first.rolls)
+        assert said and "cannot be read" in said[0] and "reading the MIDI files again" in said[0]
+        assert len(prepare([report], cache_dir=cache, log=said.append).rolls) == len(first.rolls)
+        assert len(said) == 1  # the rebuilt cache is read without complaint
+
+
+def test_a_cache_folder_that_cannot_hold_the_cache_leaves_the_run_uncached(tmp_path: Path) -> None:
+    report = load_emopia(_emopia(tmp_path))
+    (tmp_path / "a-file").write_text("mine")
+    said: list[str] = []
+    prep = prepare([report], cache_dir=tmp_path / "a-file", log=said.append)
+    assert len(prep.rolls) == 3 and (tmp_path / "a-file").read_text() == "mine"
+    assert said and "the features are not cached: --cache-dir" in said[0]
+
+
+def test_files_dropped_while_reading_notes_are_listed_with_their_reasons(labelled_folder,
+                                                                        tmp_path: Path) -> None:
+    from emolive.training.config import TrainConfig
+    from emolive.training.train import load_data
+
+    folder, csv_path = labelled_folder
+    drums = mido.MidiFile()
+    track = mido.MidiTrack([mido.Message("note_on", note=36, velocity=100, channel=9),
+                            mido.Message("note_off", note=36, channel=9, time=240)])
+    drums.tracks.append(track)
+    drums.save(folder / "drums.mid")
+    write_midi(folder / "low.mid", [(12, 90, 0.0, 0.5)])  # below the piano's 88 keys
+    with csv_path.open("a", encoding="utf-8") as handle:
+        handle.write("drums.mid,happy,drums,train\nlow.mid,sad,low,train\n")
+    said: list[str] = []
+    cfg = TrainConfig(datasets=[], generic_folder=str(folder), generic_csv=str(csv_path),
+                      cache_dir=str(tmp_path / "cache"), min_onsets=1, segment_bars=1)
+    load_data(cfg, said.append)
+    text = "\n".join(said)
+    assert "2 more skipped while reading their notes:" in text
+    assert f"skipped {folder / 'drums.mid'}:" in text and f"skipped {folder / 'low.mid'}:" in text
+    said.clear()
+    load_data(cfg, said.append)  # from the cache: the same list
+    assert "2 more skipped while reading their notes:" in "\n".join(said)

@@ -131,6 +131,7 @@ def test_evaluate_refuses_bad_counts(tiny_model_dir: Path, tmp_path: Path, capsy
 @pytest.mark.parametrize("extra,message", [
     (["--report", "{tmp}/a-file"], "is a file; give a folder"),
     (["--run", "{tmp}/no-run"], "is not a training run folder"),
+    (["--generic-csv", "{tmp}/a-file"], "--generic-csv and --generic-folder go together"),
 ])
 def test_evaluate_refuses_unusable_folders_before_any_work(tiny_model_dir: Path, tmp_path: Path, capsys,
                                                            extra: list[str], message: str) -> None:
@@ -151,8 +152,23 @@ def test_calibrate_refuses_bad_settings_before_measuring(tiny_model_dir: Path, t
         calibrate.main(argv + ["--out", str(tmp_path / "v.json"), "--samples", "0"])
     assert exit_info.value.code == 2
     assert calibrate.main(argv + ["--out", str(tmp_path / "missing" / "v.json")]) == 2
+    assert calibrate.main(argv + ["--out", str(tmp_path / "v.json"), "--generic-folder", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "must be at least 1" in err and "does not exist" in err and "EMOPIA" not in err
+    assert "--generic-csv and --generic-folder go together" in err
+
+
+def test_calibrate_measures_against_ones_own_labelled_folder(tiny_model_dir: Path, labelled_folder,
+                                                             tmp_path: Path) -> None:
+    from emolive.training import calibrate
+
+    folder, csv_path = labelled_folder
+    out = tmp_path / "velocity.json"
+    assert calibrate.main(["--model", str(tiny_model_dir), "--out", str(out), "--datasets",
+                           "--generic-folder", str(folder), "--generic-csv", str(csv_path),
+                           "--min-onsets", "1", "--samples", "4", "--data", str(tmp_path / "no-data"),
+                           "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert len(json.loads(out.read_text())["gain"]) == 4
 
 
 def test_play_frame_caps_onsets_and_never_holds_a_silent_key() -> None:
