@@ -104,6 +104,8 @@ def test_every_piece_ends_with_its_notes_off(engine: Engine) -> None:
     ({"count": 2, "bars": 2, "seeds": "12"}, TypeError, "sequence of integers"),
     ({"count": 2, "bars": 2, "seeds": 5}, TypeError, "sequence of integers"),
     ({"count": 2, "bars": 2, "morph_bars": 1}, ValueError, "morph_bars needs morph_to"),
+    ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": 20000}, ValueError, "morph_bars must be"),
+    ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": float("nan")}, ValueError, "morph_bars must be"),
     ({"count": 2, "bars": 2, "emotion": "grumpy"}, ValueError, "emotion"),
 ])
 def test_bad_arguments_give_clear_errors(engine: Engine, kwargs, error, match) -> None:

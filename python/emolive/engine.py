@@ -59,9 +59,9 @@ def _integer(name: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
-def _bars_to_steps(bars: Any) -> int:
-    """Bars (a non-negative number, fractions allowed) as whole 16th steps."""
-    return round(_number("bars", bars, 0.0, 10_000.0) * STEPS_PER_BAR)
+def _bars_to_steps(bars: Any, name: str = "bars") -> int:
+    """Bars (a non-negative number, fractions allowed) as whole 16th steps; errors say ``name``."""
+    return round(_number(name, bars, 0.0, 10_000.0) * STEPS_PER_BAR)
 
 
 def _seed(value: Any) -> int:
@@ -78,7 +78,7 @@ def _offline_arguments(bars: Any, emotion: EmotionLike, morph_to: EmotionLike | 
     target = None if morph_to is None else parse_emotion(morph_to)
     if morph_bars is not None and morph_to is None:
         raise ValueError("morph_bars needs morph_to")
-    glide = bars * STEPS_PER_BAR if morph_bars is None else _bars_to_steps(morph_bars)
+    glide = bars * STEPS_PER_BAR if morph_bars is None else _bars_to_steps(morph_bars, "morph_bars")
     return bars, weights, target, glide
 
 
