@@ -17,7 +17,7 @@ namespace py = pybind11;
 namespace emolive::bindings {
 namespace {
 
-using Release = py::call_guard<py::gil_scoped_release>;
+using Release = py::call_guard<ReleaseGil>;
 
 // Offline work small enough to run without looking at signals: 64 bars of one stream (about
 // 0.13 s at the 2 ms a bar measured on the 2-core VM, docs/engine.md), counted in
@@ -34,7 +34,7 @@ template <class Work>
 auto interruptible(int64_t stream_steps, Work work) -> decltype(work(nullptr)) {
   using Result = decltype(work(nullptr));
   if (stream_steps <= kUninterruptedStreamSteps) {
-    py::gil_scoped_release release;
+    ReleaseGil release;
     return work(nullptr);
   }
   std::atomic<bool> cancel{false};
@@ -44,14 +44,19 @@ auto interruptible(int64_t stream_steps, Work work) -> decltype(work(nullptr)) {
   for (;;) {
     bool done = false;
     {
-      py::gil_scoped_release release;
+      ReleaseGil release;
       done = result.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready;
+      if (!done && interpreter_finalizing()) {  // a daemon thread at exit: stop the work, wait
+        cancel = true;
+        worker.join();
+        wait_for_exit();
+      }
     }
     if (done) break;
     if (PyErr_CheckSignals() != 0) {  // a handler raised: stop the work, then raise that
       cancel = true;
       {
-        py::gil_scoped_release release;
+        ReleaseGil release;
         worker.join();
       }
       throw py::error_already_set();
@@ -107,7 +112,7 @@ void register_engine(py::module_& m) {
              config.temperature = temperature;
              config.clock_out = clock_out;
              config.record = record;
-             py::gil_scoped_release release;
+             ReleaseGil release;
              return std::make_unique<Engine>(std::move(model), output.take(), config);
            }),
            py::arg("model"), py::arg("output"), py::arg("bpm") = 120.0, py::arg("channel") = 0, py::arg("seed") = 0,

@@ -52,7 +52,7 @@ py::array_t<double> time_calls(int n, int warmup, Fn&& fn) {
   if (n < 1) throw std::invalid_argument("n must be >= 1");
   std::vector<double> us(n);
   {
-    py::gil_scoped_release release;
+    ReleaseGil release;
     for (int i = 0; i < warmup; ++i) fn();
     for (int i = 0; i < n; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -71,7 +71,7 @@ void register_model(py::module_& m) {
   py::class_<Model, std::shared_ptr<Model>>(m, "Model",
       "A model directory (model_card.json and the ONNX files it names) loaded into ONNX Runtime.")
       .def(py::init([](const std::string& path, const std::string& onnxruntime_lib) {
-             py::gil_scoped_release release;
+             ReleaseGil release;
              return std::make_shared<Model>(path, onnxruntime_lib);
            }),
            py::arg("path"), py::arg("onnxruntime_lib") = "")
@@ -91,7 +91,7 @@ void register_model(py::module_& m) {
              batch_of(emotion, "emotion", b);
              std::vector<float> state;
              {
-               py::gil_scoped_release release;
+               ReleaseGil release;
                state = self.decode_init(z.data(), emotion.data(), b);
              }
              return to_array(std::move(state), {c.layers, b, c.hidden});
@@ -111,7 +111,7 @@ void register_model(py::module_& m) {
              if (state.shape(1) != b) throw std::invalid_argument("state's batch (axis 1) differs from prev's");
              Model::StepOutputs out;
              {
-               py::gil_scoped_release release;
+               ReleaseGil release;
                out = self.decode_step(prev.data(), z.data(), emotion.data(), state.data(), b);
              }
              return py::make_tuple(to_array(std::move(out.onset_logits), {b, kPitchCount}),
@@ -131,7 +131,7 @@ void register_model(py::module_& m) {
              if (roll.shape(1) < 1) throw std::invalid_argument("roll needs at least one step");
              std::pair<std::vector<float>, std::vector<float>> out;
              {
-               py::gil_scoped_release release;
+               ReleaseGil release;
                out = self.encode(roll.data(), roll.shape(1), emotion.data(), b);
              }
              return py::make_tuple(to_array(std::move(out.first), {b, c.z}),

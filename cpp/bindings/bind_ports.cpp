@@ -25,7 +25,7 @@ namespace {
 std::optional<OutputHandle> open_output(const std::optional<PortChooser>& choose,
                                         const std::string& virtual_name,
                                         const std::string& client_name) {
-  py::gil_scoped_release release;
+  ReleaseGil release;
   if (!virtual_name.empty()) return OutputHandle{open_virtual_output(virtual_name)};
   if (!choose) return OutputHandle{std::make_unique<NullOutput>()};
   std::unique_ptr<MidiOutput> output = open_port_output(*choose, client_name);
@@ -44,9 +44,9 @@ void register_ports(py::module_& m) {
         py::arg("client_name") = "emolive",
         "A virtual port, the output port choose(names) picks (its index; -1: none, returns "
         "None), or with neither no output.");
-  m.def("list_ports", &list_output_ports, py::call_guard<py::gil_scoped_release>(),
+  m.def("list_ports", &list_output_ports, py::call_guard<ReleaseGil>(),
         "Output port names of the MIDI API in use (empty when no backend opens).");
-  m.def("midi_api", &midi_api_name, py::call_guard<py::gil_scoped_release>(),
+  m.def("midi_api", &midi_api_name, py::call_guard<ReleaseGil>(),
         "Name of the MIDI API in use (EMOLIVE_MIDI_API or the first that opens); '' if none.");
   m.def("rtmidi_available", &rtmidi_available, "Whether RtMidi was built in.");
   m.def("port_setup_hint", &port_setup_hint);

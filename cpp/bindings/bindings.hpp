@@ -17,6 +17,30 @@ struct OutputHandle {
   std::unique_ptr<MidiOutput> take();
 };
 
+// Whether the interpreter is shutting down (the program exits; daemon threads are left to it).
+// Callable without the GIL.
+bool interpreter_finalizing();
+
+// Wait until the process ends. For a thread (a daemon thread) that finds the interpreter
+// finalizing: CPython ends a thread that takes the GIL back then with pthread_exit, whose
+// unwinding through a C++ destructor (noexcept) aborts the process ("terminate called without
+// an active exception", status 134) instead of letting it exit.
+[[noreturn]] void wait_for_exit();
+
+// Releases the GIL for its scope, as pybind11::gil_scoped_release does, but at the end of the
+// scope a thread that finds the interpreter finalizing waits for the exit (wait_for_exit)
+// rather than take the GIL back.
+class ReleaseGil {
+ public:
+  ReleaseGil();
+  ~ReleaseGil();
+  ReleaseGil(const ReleaseGil&) = delete;
+  ReleaseGil& operator=(const ReleaseGil&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
 void register_errors(pybind11::module_& m);
 void register_model(pybind11::module_& m);
 void register_engine(pybind11::module_& m);

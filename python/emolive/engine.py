@@ -82,6 +82,14 @@ def _offline_arguments(bars: Any, emotion: EmotionLike, morph_to: EmotionLike | 
     return bars, weights, target, glide
 
 
+def _numpy_loaded() -> None:
+    """Import numpy here, in Python, before a call whose result the native module returns as
+    numpy arrays. Else its first such call imports numpy from C++ with the GIL let go, and a
+    program that exits meanwhile, this call being on a daemon thread, is aborted instead
+    (CPython ends the thread by unwinding through C++ frames that cannot be unwound)."""
+    import numpy  # noqa: F401  (live play never loads numpy; offline generation needs it)
+
+
 def _seed_list(seeds: Any, count: int, engine_seed: int) -> list[int]:
     """generate_many()'s seeds: ``count`` integers 0..2**64-1; None: engine_seed + i."""
     if seeds is None:
@@ -410,6 +418,7 @@ class Engine:
         emotion glides there over ``morph_bars`` bars (default: all of them)."""
         bars, weights, target, glide = _offline_arguments(bars, emotion, morph_to, morph_bars)
         run_seed = self.seed if seed is None else _integer("seed", seed, 0, 2**64 - 1)
+        _numpy_loaded()
         events = self._core.generate(bars * STEPS_PER_BAR, weights, run_seed, target, glide)
         return self._to_midi(events, bars)
 
@@ -429,6 +438,7 @@ class Engine:
             raise ValueError(f"count x bars must be at most {MAX_GENERATE_BARS} bars in all, got "
                              f"{count} x {bars} = {count * bars}; split the work over several calls")
         run_seeds = _seed_list(seeds, count, self.seed)
+        _numpy_loaded()
         pieces = self._core.generate_many(bars * STEPS_PER_BAR, weights, run_seeds, target, glide)
         return [self._to_midi(events, bars) for events in pieces]
 
