@@ -46,7 +46,7 @@ auto interruptible(int64_t stream_steps, Work work) -> decltype(work(nullptr)) {
     {
       ReleaseGil release;
       done = result.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready;
-      if (!done && interpreter_finalizing()) {  // a daemon thread at exit: stop the work, wait
+      if (!done && left_to_exit()) {  // a daemon thread at exit: stop the work, wait
         cancel = true;
         worker.join();
         wait_for_exit();

@@ -21,6 +21,13 @@ struct OutputHandle {
 // Callable without the GIL.
 bool interpreter_finalizing();
 
+// Note the main thread (the one that finalizes the interpreter), at import; needs the GIL.
+void remember_main_thread();
+
+// Whether the interpreter is finalizing and this thread is not the main thread: a daemon
+// thread the exit will end. Callable without the GIL.
+bool left_to_exit();
+
 // Wait until the process ends. For a thread (a daemon thread) that finds the interpreter
 // finalizing: CPython ends a thread that takes the GIL back then with pthread_exit, whose
 // unwinding through a C++ destructor (noexcept) aborts the process ("terminate called without
@@ -28,8 +35,8 @@ bool interpreter_finalizing();
 [[noreturn]] void wait_for_exit();
 
 // Releases the GIL for its scope, as pybind11::gil_scoped_release does, but at the end of the
-// scope a thread that finds the interpreter finalizing waits for the exit (wait_for_exit)
-// rather than take the GIL back.
+// scope a thread other than the main thread that finds the interpreter finalizing waits for
+// the exit (wait_for_exit) rather than take the GIL back.
 class ReleaseGil {
  public:
   ReleaseGil();

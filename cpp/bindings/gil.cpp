@@ -10,6 +10,17 @@
 
 namespace emolive::bindings {
 
+namespace {
+unsigned long main_thread_ident = 0;  // set by remember_main_thread() at import
+}  // namespace
+
+void remember_main_thread() {
+  main_thread_ident = pybind11::module_::import("threading")
+                          .attr("main_thread")()
+                          .attr("ident")
+                          .cast<unsigned long>();
+}
+
 bool interpreter_finalizing() {
 #if PY_VERSION_HEX >= 0x030D0000
   return Py_IsFinalizing() != 0;
@@ -24,8 +35,13 @@ void wait_for_exit() {
 
 ReleaseGil::ReleaseGil() : state_(PyEval_SaveThread()) {}
 
+bool left_to_exit() {
+  // The main thread finalizes the interpreter itself (destructors run then): it goes on.
+  return PyThread_get_thread_ident() != main_thread_ident && interpreter_finalizing();
+}
+
 ReleaseGil::~ReleaseGil() {
-  if (interpreter_finalizing()) wait_for_exit();
+  if (left_to_exit()) wait_for_exit();
 #ifdef __GLIBCXX__
   // Finalization may begin between the check and taking the GIL: CPython then ends the thread
   // inside PyEval_RestoreThread with pthread_exit, whose forced unwinding would leave this
