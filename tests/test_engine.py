@@ -343,7 +343,10 @@ def test_resume_goes_on_with_a_glide_that_stop_interrupted(engine: Engine) -> No
     halfway = engine.emotion
     assert 0.1 < halfway[0] < 0.9 and halfway[0] + halfway[3] == pytest.approx(1.0)
     engine.resume()
-    assert engine.is_playing and engine.emotion == pytest.approx(halfway)  # from where it was
+    # From where it was: the generator may already have decoded a few steps ahead (a slow,
+    # sanitized build decodes while this thread reads), but it has neither gone back to calm
+    # nor jumped to happy.
+    assert engine.is_playing and halfway[0] - 1e-6 <= engine.emotion[0] < halfway[0] + 0.4
     _wait_for_steps(engine, 40)
     assert engine.emotion == pytest.approx((1.0, 0.0, 0.0, 0.0))  # and on to the target
     engine.resume()  # while playing: nothing changes

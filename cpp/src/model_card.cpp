@@ -130,8 +130,9 @@ void check_io_against_contract(const CardReader& reader, const std::string& role
 }  // namespace
 
 const std::vector<std::string>& model_roles() {
-  static const std::vector<std::string> roles = {"encoder", "decoder_init", "decoder_step"};
-  return roles;
+  // Never destroyed: a daemon thread may still load a model while the process exits.
+  static const auto* roles = new std::vector<std::string>{"encoder", "decoder_init", "decoder_step"};
+  return *roles;
 }
 
 FileIo expected_io(const std::string& role, const ModelCard& c) {

@@ -57,7 +57,9 @@ const std::vector<std::string>& model_roles();
 
 // The optional fourth file (docs/model-contract.md, "The batch step"): decoder_step's inputs
 // and outputs, its weights stored for fast batches; offline generation decodes through it.
-inline const std::string kBatchStepRole = "decoder_step_batch";
+// A literal, not a std::string: a global string is destroyed at exit, while a daemon thread
+// may still be loading a model (ThreadSanitizer saw it read freed memory).
+inline constexpr const char kBatchStepRole[] = "decoder_step_batch";
 
 // The contract's shapes for one role, built from the card's sizes (Z, L, H); the batch step's
 // are decoder_step's.
