@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -245,3 +246,14 @@ def test_an_output_that_is_a_file_the_command_reads_exits_2_before_generating(
         assert message in result.stderr and "generated" not in result.stdout
     assert {p.name: p.read_bytes() for p in model.iterdir()} == before
     assert font.read_bytes() == b"RIFF\x04\x00\x00\x00sfbk"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_count_with_a_stream_as_output_exits_2_before_generating(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Numbered names beside a pipe (or /dev/stdout-1 in /dev) were written as new files."""
+    pipe = tmp_path / "to-the-synth.mid"
+    os.mkfifo(pipe)
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", "--count", "2", "-o", str(pipe))
+    assert result.returncode == 2, result.stderr
+    assert "is a stream" in result.stderr and "generated" not in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["to-the-synth.mid"]

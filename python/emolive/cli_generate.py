@@ -96,6 +96,10 @@ def check_outputs(args: argparse.Namespace) -> None:
         if Path(path).is_dir() or path.endswith(("/", os.sep)):  # with a name to use instead
             raise UsageError(f"{option} {path!r} is a folder; give a file name such as "
                              f"{path.rstrip('/' + os.sep)}/out{SUFFIXES[option]}")
+        if args.count > 1 and files.is_stream(path):  # out.mid -> out-1.mid: a stream has no such name
+            raise UsageError(f"{option} {path!r} is a stream (a device, a pipe, standard output), "
+                             f"which cannot take {args.count} numbered files; give a file name "
+                             f"such as take{SUFFIXES[option]} (written as take-1{SUFFIXES[option]}, ...)")
         for index in range(args.count):
             each = numbered(path, index, args.count)
             files.check_writable(each)  # a missing or unwritable folder fails now, not after generating

@@ -99,6 +99,12 @@ def _destination(path: str | Path) -> _Target:
     return _Target(real)
 
 
+def is_stream(path: str | Path) -> bool:
+    """Whether ``path`` is written into rather than replaced: a device (a terminal, /dev/null),
+    a named pipe, or an open descriptor of this process (/dev/stdout, /dev/fd/N)."""
+    return _own_descriptor(Path(path)) is not None or _is_special(Path(path))
+
+
 def _is_special(path: Path) -> bool:
     """An existing file, links followed, that is neither a regular file nor a folder: a device
     (a terminal), a named pipe, or what /dev/stdout leads to."""
