@@ -213,8 +213,13 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
     if "path" not in columns or not ("emotion" in columns or {"valence", "arousal"} <= set(columns)):
         raise DataError(f"{csv_path} needs a 'path' column and an 'emotion' column or 'valence' and "
                         f"'arousal' columns; its columns are {columns}")
-    for row in rows:
+    first_row: dict[Path, int] = {}  # a file's first row (CSV line numbers, header = 1)
+    for number, row in enumerate(rows, start=2):
         path = folder / (row.get("path") or "")
+        if row.get("path") and path.resolve() in first_row:  # once only: twice would weigh it double
+            report.skip(path, f"listed again on line {number} (first on line "
+                              f"{first_row[path.resolve()]}); the first row is used")
+            continue
         try:
             if row.get("emotion"):
                 quadrant = QUADRANTS.index(quadrant_of(row["emotion"]))
@@ -231,6 +236,7 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
         if split not in ("train", "val"):
             report.skip(path, f"split must be 'train' or 'val', got {split!r}")
             continue
+        first_row[path.resolve()] = number
         report.clips.append(Clip(path, song, name, quadrant, split))
     _check_song_splits(report)
     if not all(row.get("split") for row in rows):  # a split given for every row is the user's

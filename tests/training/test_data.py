@@ -334,3 +334,15 @@ def test_files_dropped_while_reading_notes_are_listed_with_their_reasons(labelle
     said.clear()
     load_data(cfg, said.append)  # from the cache: the same list
     assert "2 more skipped while reading their notes:" in "\n".join(said)
+
+
+def test_a_file_listed_twice_is_used_once_and_the_second_row_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    _songs(folder, ["a.mid", "b.mid"])
+    rows = [{"path": "a.mid", "emotion": "happy"}, {"path": "b.mid", "emotion": "calm"},
+            {"path": "a.mid", "emotion": "sad"}, {"path": "./a.mid", "emotion": "happy"}]
+    report = load_generic(folder, write_csv(tmp_path / "labels.csv", rows))
+    assert sorted((c.path.name, c.quadrant) for c in report.clips) == [("a.mid", 0), ("b.mid", 3)]
+    reasons = [reason for _, reason in report.skipped]
+    assert reasons == ["listed again on line 4 (first on line 2); the first row is used",
+                       "listed again on line 5 (first on line 2); the first row is used"]
