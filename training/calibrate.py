@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive.cli_options import TEMPERATURE_RANGE, integer_in, number_in
 from emolive.files import check_writable
 
-from .config import TrainConfig, positive_number, whole_number
+from .config import TrainConfig
 from .data import DEFAULT_DATA
 from .onnx_runner import N_KEYS, ModelDirError, OnnxCVAE, Sampling, check_model_dir
 from .train import DataError, SegmentBatches, check_generic, load_data
@@ -68,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="*", default=["emopia"])
     parser.add_argument("--generic-folder", default="", help="labelled MIDI folder (with CSV)")
     parser.add_argument("--generic-csv", default="", help="CSV: path + emotion or valence/arousal")
-    parser.add_argument("--min-onsets", type=whole_number(0), default=4, help="skip sparser segments")
+    parser.add_argument("--min-onsets", type=integer_in(0, None, "--min-onsets"), default=4,
+                        help="skip sparser segments")
     parser.add_argument("--cache-dir", default="cache")
-    parser.add_argument("--samples", type=whole_number(1), default=128)
-    parser.add_argument("--temperature", type=positive_number, default=1.0)
-    parser.add_argument("--max-onsets-per-step", type=whole_number(0), default=0)
+    parser.add_argument("--samples", type=integer_in(1, None, "--samples"), default=128)
+    parser.add_argument("--temperature", type=number_in(*TEMPERATURE_RANGE, "--temperature"),
+                        default=1.0)
+    parser.add_argument("--max-onsets-per-step", type=integer_in(0, None, "--max-onsets-per-step"),
+                        default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:

@@ -22,12 +22,13 @@ import numpy as np
 import torch
 
 from emolive.emotions import QUADRANTS
+from emolive.cli_options import integer_in
 from emolive.files import check_writable
 
 from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
-from .config import TrainConfig, parse_bool, whole_number
+from .config import TrainConfig, parse_bool
 from .data import DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
@@ -321,21 +322,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="*", default=["emopia"])
     parser.add_argument("--generic-folder", default="", help="labelled MIDI folder (with CSV)")
     parser.add_argument("--generic-csv", default="", help="CSV: path + emotion or valence/arousal")
-    parser.add_argument("--min-onsets", type=whole_number(0), default=4, help="skip sparser segments")
+    parser.add_argument("--min-onsets", type=integer_in(0, None, "--min-onsets"), default=4,
+                        help="skip sparser segments")
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--report", default="docs/evaluation", help="report folder")
     parser.add_argument("--run", help="training run folder (for its metrics.jsonl curves)")
-    parser.add_argument("--samples", type=whole_number(1), default=256, help="prior latents per emotion")
-    parser.add_argument("--temperature-latents", type=whole_number(1), default=1024,
+    parser.add_argument("--samples", type=integer_in(1, None, "--samples"), default=256,
+                        help="prior latents per emotion")
+    parser.add_argument("--temperature-latents", type=integer_in(1, None, "--temperature-latents"),
+                        default=1024,
                         help="prior latents per emotion for choosing the temperature")
-    parser.add_argument("--val-segments", type=whole_number(1), default=1500)
-    parser.add_argument("--classifier-segments", type=whole_number(1), default=12000)
-    parser.add_argument("--classifier-steps", type=whole_number(1), default=1500)
+    parser.add_argument("--val-segments", type=integer_in(1, None, "--val-segments"), default=1500)
+    parser.add_argument("--classifier-segments", type=integer_in(1, None, "--classifier-segments"),
+                        default=12000)
+    parser.add_argument("--classifier-steps", type=integer_in(1, None, "--classifier-steps"),
+                        default=1500)
     parser.add_argument("--wav", type=parse_bool, default=True, metavar="BOOL")
     parser.add_argument("--update-card", action="store_true",
                         help="write sampling defaults and figures into the model card")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=whole_number(1), default=1)
+    parser.add_argument("--threads", type=integer_in(1, None, "--threads"), default=1)
     parser.add_argument("--rewrite-readme", action="store_true",
                         help="only rewrite README.md from the report's metrics.json and "
                              "discussion.md (no evaluation)")

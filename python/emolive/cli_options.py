@@ -52,16 +52,18 @@ def number_in(low: float, high: float, what: str) -> Callable[[str], float]:
     return parse
 
 
-def integer_in(low: int, high: int, what: str) -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high]."""
+def integer_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high] (``high`` None: at least ``low``)."""
+    allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+
     def parse(text: str) -> int:
         try:
             value = int(text, 10)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a whole number from {low} to {high}, "
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number {allowed}, "
                                              f"got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be from {low} to {high}, got {value}")
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{what} must be {allowed}, got {value}")
         return value
     return parse
 

@@ -116,9 +116,9 @@ def _evaluate_argv(model: Path, tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--samples", "0"], "--samples: must be at least 1, got 0"),  # ONNX Runtime aborted at batch 0
-    (["--val-segments", "-3"], "--val-segments: must be at least 1"),
-    (["--classifier-steps", "many"], "expected a whole number"),
+    (["--samples", "0"], "--samples must be at least 1, got 0"),  # ONNX Runtime aborted at batch 0
+    (["--val-segments", "-3"], "--val-segments must be at least 1"),
+    (["--classifier-steps", "many"], "must be a whole number at least 1"),
 ])
 def test_evaluate_refuses_bad_counts(tiny_model_dir: Path, tmp_path: Path, capsys,
                                      extra: list[str], message: str) -> None:
