@@ -17,6 +17,8 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,23 +134,31 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
     int8 step's largest difference from PyTorch on example inputs. Each file gets the card under
     ``metadata_props['model_card']`` and passes ``onnx.checker.check_model(full_check=True)``.
 
-    Everything is written and checked in a temporary folder beside ``out_dir`` first, then each
-    file is moved in by one rename: an export that fails leaves ``out_dir`` as it was, and a
-    link in ``out_dir`` is replaced, never written through (the file it led to stays). Other
-    files in ``out_dir`` stay.
+    Everything is written and checked beside ``out_dir`` first (:func:`_moved_in_on_success`):
+    an export that fails leaves ``out_dir`` as it was, a link in it is replaced, never written
+    through, and other files in it stay.
     """
     if decoder_precision not in PRECISIONS:
         raise ValueError(f"decoder precision {decoder_precision!r}: expected one of {PRECISIONS}")
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}-export-", dir=out.parent) as tmp:
-        _write_model(model, Path(tmp), card, decoder_precision)
-        out.mkdir(exist_ok=True)
-        for written in sorted(Path(tmp).iterdir()):
-            os.replace(written, out / written.name)
+    with _moved_in_on_success(out) as tmp:
+        _write_model(model, tmp, card, decoder_precision)
     if decoder_precision != "int8":  # a float32 export over an int8 one leaves no stale batch step
         (out / BATCH_STEP_FILE).unlink(missing_ok=True)
     return out
+
+
+@contextmanager
+def _moved_in_on_success(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write files into; when the block ends without an
+    exception each is moved into ``out`` (made if missing) by one rename, replacing a file or
+    link of its name there, never writing through a link; else ``out`` stays as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
+        yield Path(tmp)
+        out.mkdir(exist_ok=True)
+        for written in sorted(Path(tmp).iterdir()):
+            os.replace(written, out / written.name)
 
 
 def _write_model(model: CVAE, out: Path, card: dict[str, Any], decoder_precision: str) -> None:
@@ -220,21 +230,19 @@ def _max_abs_diff(path: Path, feeds: dict[str, torch.Tensor],
 
 def update_card(model_dir: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
     """Merge ``changes`` (top-level keys) into a model directory's card, in model_card.json and
-    in every ONNX file's metadata, keeping the two identical. Returns the new card. Each file
-    is written beside its name and renamed over it, as export_model moves its files in."""
+    in every ONNX file's metadata, keeping the two identical. Returns the new card. The files
+    are written beside the folder and moved in, as export_model's are."""
     out = Path(model_dir)
     card = json.loads((out / "model_card.json").read_text())
     card.update(changes)
     card_text = _card_json(card)
-    with tempfile.TemporaryDirectory(prefix=".card-", dir=out) as tmp:
+    with _moved_in_on_success(out) as tmp:
         for name in card["files"].values():
             proto = onnx.load(str(out / name))
             onnx.helper.set_model_props(proto, {"model_card": card_text})
-            onnx.save(proto, str(Path(tmp) / name))
-            onnx.checker.check_model(str(Path(tmp) / name), full_check=True)
-        (Path(tmp) / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
-        for written in sorted(Path(tmp).iterdir()):
-            os.replace(written, out / written.name)
+            onnx.save(proto, str(tmp / name))
+            onnx.checker.check_model(str(tmp / name), full_check=True)
+        (tmp / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
     return card
 
 
