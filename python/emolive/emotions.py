@@ -56,6 +56,11 @@ def _index_of(name: str) -> int:
     return _NAME_TO_INDEX[key]
 
 
+def is_number(value: object) -> bool:
+    """A real number, numpy's too; not a bool (``True`` is an int to Python, not a weight)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def from_valence_arousal(valence: float, arousal: float) -> Weights:
     """Quadrant weights for a point of the circumplex, each coordinate in [-1, 1].
 
@@ -63,8 +68,7 @@ def from_valence_arousal(valence: float, arousal: float) -> Weights:
     equally, and moving the point moves the weights continuously.
     """
     for label, value in (("valence", valence), ("arousal", arousal)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-                or not -1.0 <= value <= 1.0:
+        if not is_number(value) or not math.isfinite(value) or not -1.0 <= value <= 1.0:
             raise ValueError(f"{label} must be a number in [-1, 1], got {value!r}")
     u = (valence + 1.0) / 2.0  # 1 = fully positive valence
     w = (arousal + 1.0) / 2.0  # 1 = fully high arousal
@@ -79,7 +83,7 @@ def to_valence_arousal(weights: Sequence[float]) -> tuple[float, float]:
 
 def normalise(weights: Sequence[float]) -> Weights:
     """Check four non-negative finite weights with a positive sum and scale them to sum to 1."""
-    if any(isinstance(x, bool) or not isinstance(x, numbers.Real) for x in weights):
+    if not all(is_number(x) for x in weights):
         raise ValueError(f"emotion weights must be numbers, got {list(weights)!r}")
     values = [float(x) for x in weights]
     if len(values) != 4:
@@ -127,7 +131,7 @@ def _from_named(pairs: Sequence[tuple[str, object]]) -> Weights:
 
 
 def _named_weight(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise ValueError(f"the weight of {name.strip()!r} must be a number, got {value!r}")
     weight = float(value)
     if not math.isfinite(weight) or weight < 0.0:
@@ -153,7 +157,7 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
         return _from_named(list(emotion.items()))
     if isinstance(emotion, Sequence):
         if len(emotion) == 2:
-            if any(isinstance(x, bool) or not isinstance(x, numbers.Real) for x in emotion):
+            if not all(is_number(x) for x in emotion):
                 raise ValueError(f"two values are (valence, arousal), numbers in [-1, 1], got "
                                  f"{list(emotion)!r}; to blend emotions write 'happy,calm' or "
                                  "{'happy': 1, 'calm': 1}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
-from emolive.emotions import EmotionLike, Weights, parse_emotion
+from emolive.emotions import EmotionLike, Weights, is_number, parse_emotion
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask, transposition
 
 if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads neither
@@ -43,7 +43,7 @@ MAX_GENERATE_COUNT = 10_000  # pieces per generate_many() call
 
 def _number(name: str, value: Any, low: float, high: float) -> float:
     """``value`` as a float in low..high; any real number (numpy's too), not a bool."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     if not math.isfinite(value) or not low <= value <= high:
         raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
