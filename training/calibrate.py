@@ -23,10 +23,10 @@ import numpy as np
 from emolive.cli_options import TEMPERATURE_RANGE, integer_in, number_in
 from emolive.files import check_writable
 
-from .config import TrainConfig
+from .config import TrainConfig, check_generic_pair
 from .data import DEFAULT_DATA
-from .onnx_runner import N_KEYS, ModelDirError, OnnxCVAE, Sampling, check_model_dir
-from .train import DataError, SegmentBatches, check_generic, load_data
+from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
+from .train import DataError, SegmentBatches, load_data
 
 
 def onset_velocities(roll: np.ndarray) -> np.ndarray:
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_model_dir(args.model)
         check_writable(args.out)  # before the minutes of measuring, not after
-        check_generic(args)
-    except (ModelDirError, OSError, DataError) as err:
+        check_generic_pair(args.generic_folder, args.generic_csv)
+    except (ValueError, OSError) as err:  # ModelDirError, the generic pair
         print(f"error: {err}", file=sys.stderr)
         return 2
     model = OnnxCVAE(args.model)

@@ -174,6 +174,14 @@ def _typed(name: str, value: object, path: Path) -> object:
     raise ValueError(f"{path}: {name} must be {kind}, got {json.dumps(value)}")
 
 
+def check_generic_pair(folder: str, csv_path: str) -> None:
+    """ValueError unless a generic labelled folder and its CSV are given together (train's
+    config, and evaluate's and calibrate's flags before any work)."""
+    if bool(csv_path) != bool(folder):
+        raise ValueError("--generic-csv and --generic-folder go together: the CSV's paths are "
+                         "relative to the folder")
+
+
 def _validate(cfg: TrainConfig) -> None:
     positive = ("segment_bars", "hop_bars", "z_dim", "hidden", "layers", "enc_hidden", "emb_dim",
                 "frame_proj", "plan_dim", "batch_size", "max_steps", "eval_every", "threads",
@@ -209,5 +217,4 @@ def _validate(cfg: TrainConfig) -> None:
     unknown = sorted(set(cfg.datasets) - {"emopia", "vgmidi"})
     if unknown:
         raise ValueError(f"unknown datasets {unknown}; known: emopia, vgmidi (or --generic-csv)")
-    if bool(cfg.generic_csv) != bool(cfg.generic_folder):
-        raise ValueError("--generic-csv and --generic-folder go together")
+    check_generic_pair(cfg.generic_folder, cfg.generic_csv)

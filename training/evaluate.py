@@ -28,12 +28,12 @@ from emolive.files import check_writable
 from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
-from .config import TrainConfig, parse_bool
+from .config import TrainConfig, check_generic_pair, parse_bool
 from .data import DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
-from .onnx_runner import N_KEYS, ModelDirError, OnnxCVAE, Sampling, check_model_dir
-from .train import DataError, SegmentBatches, check_generic, load_data
+from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
+from .train import DataError, SegmentBatches, load_data
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "python" / "emolive" / "models" / "default"
 MORPHS = [("Q3", "Q1"), ("Q4", "Q2"), ("Q1", "Q3"), ("Q2", "Q4")]  # (from, to)
@@ -351,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_model_dir(args.model)
         check_outputs(args)
-        check_generic(args)
-    except (ModelDirError, OSError, DataError) as err:
+        check_generic_pair(args.generic_folder, args.generic_csv)
+    except (ValueError, OSError) as err:  # ModelDirError, the generic pair
         print(f"error: {err}", file=sys.stderr)
         return 2
     data = [f"{name} in {args.data}" for name in args.datasets] + (

@@ -54,16 +54,6 @@ def load_reports(cfg: TrainConfig) -> list[LoadReport]:
     return reports
 
 
-def check_generic(args: argparse.Namespace) -> None:
-    """DataError unless --generic-folder and --generic-csv are given together (evaluate,
-    calibrate; train's config checks the same), and the CSV is a file."""
-    if bool(args.generic_folder) != bool(args.generic_csv):
-        raise DataError("--generic-csv and --generic-folder go together: the CSV's paths are "
-                        "relative to the folder")
-    if args.generic_csv and not Path(args.generic_csv).is_file():
-        raise DataError(f"CSV {args.generic_csv} not found")
-
-
 def load_data(cfg: TrainConfig, log=print) -> Prepared:
     reports = load_reports(cfg)
     for report in reports:
