@@ -17,10 +17,6 @@ struct OutputHandle {
   std::unique_ptr<MidiOutput> take();
 };
 
-// Whether the interpreter is shutting down (the program exits; daemon threads are left to it).
-// Callable without the GIL.
-bool interpreter_finalizing();
-
 // Note the main thread (the one that finalizes the interpreter), at import; needs the GIL.
 void remember_main_thread();
 

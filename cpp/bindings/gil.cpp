@@ -11,7 +11,18 @@
 namespace emolive::bindings {
 
 namespace {
+
 unsigned long main_thread_ident = 0;  // set by remember_main_thread() at import
+
+// Whether the interpreter is shutting down (the program exits). Callable without the GIL.
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;  // exported by 3.8-3.12 (public as Py_IsFinalizing in 3.13)
+#endif
+}
+
 }  // namespace
 
 void remember_main_thread() {
@@ -21,24 +32,16 @@ void remember_main_thread() {
                           .cast<unsigned long>();
 }
 
-bool interpreter_finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing() != 0;
-#else
-  return _Py_IsFinalizing() != 0;  // exported by 3.8-3.12 (public as Py_IsFinalizing in 3.13)
-#endif
-}
-
 void wait_for_exit() {
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
-
-ReleaseGil::ReleaseGil() : state_(PyEval_SaveThread()) {}
 
 bool left_to_exit() {
   // The main thread finalizes the interpreter itself (destructors run then): it goes on.
   return PyThread_get_thread_ident() != main_thread_ident && interpreter_finalizing();
 }
+
+ReleaseGil::ReleaseGil() : state_(PyEval_SaveThread()) {}
 
 ReleaseGil::~ReleaseGil() {
   if (left_to_exit()) wait_for_exit();

@@ -2,16 +2,17 @@
 
 namespace emolive {
 
-std::string backend_setup_hint() {
-  return "On macOS enable the IAC Driver in Audio MIDI Setup (its ports are named "
-         "'IAC Driver Bus 1'); on Windows install a loopback driver such as loopMIDI; on Linux "
-         "start JACK (jackd) or load ALSA's snd-seq.";
-}
+namespace {
+constexpr const char kPlatforms[] =
+    "On macOS enable the IAC Driver in Audio MIDI Setup (its ports are named 'IAC Driver Bus 1'); "
+    "on Windows install a loopback driver such as loopMIDI; on Linux start JACK (jackd) or load "
+    "ALSA's snd-seq";
+}  // namespace
+
+std::string backend_setup_hint() { return std::string(kPlatforms) + "."; }
 
 std::string port_setup_hint() {
-  std::string hint = backend_setup_hint();
-  hint.pop_back();  // the full stop
-  return hint + ", or open a virtual port (--virtual; virtual=... in Python).";
+  return std::string(kPlatforms) + ", or open a virtual port (--virtual; virtual=... in Python).";
 }
 
 }  // namespace emolive

@@ -18,8 +18,9 @@ namespace emolive {
 // Threads: fail() runs on the clock thread (a send; no lock, no allocation) or the connection
 // watch thread (a port check), text() on any thread (stats(), opening), reset() and replace()
 // on the watch thread while sends are paused. Writers never overlap: fail() writes only if no
-// error is kept (`claimed_`), and reset()/replace() run only while nothing sends. The text is a sequence lock over atomic
-// characters: a reader retries while a write is under way, so it never reads half a message.
+// error is kept (`claimed_`), and reset()/replace() run only while nothing sends. The text is a
+// sequence lock over atomic characters: a reader retries while a write is under way, so it
+// never reads half a message.
 struct ErrorSink {
   std::atomic<bool> failed{false};
 

@@ -176,8 +176,6 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
 def _copy_to_descriptor(source: Path, descriptor: int) -> None:
     """Write ``source``'s bytes to the open ``descriptor``, after what Python's own streams on
     it hold (so earlier lines come first); the descriptor stays open."""
-    import sys
-
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None and stream.fileno() == descriptor:

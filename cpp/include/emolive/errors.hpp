@@ -32,9 +32,9 @@ class Cancelled : public EngineError {
   Cancelled() : EngineError("generation cancelled") {}
 };
 
-// Hints appended to port errors. What a user does to get a MIDI system ports can be opened on (per platform).
+// Hints appended to port errors. backend_setup_hint: how to get a MIDI system on each platform
+// (for no backend at all). port_setup_hint: the same, or a virtual port (for a missing port).
 std::string backend_setup_hint();
-// The same, and that a virtual port is another way: for a port that is not there.
 std::string port_setup_hint();
 
 }  // namespace emolive
