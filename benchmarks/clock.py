@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import one_model_run, summary_us, verdict, write_results
+from benchmarks.common import bpm_option, one_model_run, summary_us, verdict, write_results
+from emolive.cli_options import number_in
 
 P99_TARGET_US = 200.0
 RATIO_TARGET = 10.0
@@ -89,8 +90,8 @@ def print_result(r: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--bpm", type=float, default=240.0)
+    parser.add_argument("--seconds", type=number_in(1.0, 86400.0, "--seconds"), default=60.0)
+    parser.add_argument("--bpm", type=bpm_option(), default=240.0)
     with one_model_run(parser, argv) as (args, info, model):
         result = run(model.path, model.label, args.seconds, args.bpm)
     print_result(result)

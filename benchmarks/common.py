@@ -22,12 +22,25 @@ from typing import Any
 
 import numpy as np
 
+from emolive.cli_options import BPM_RANGE, integer_in, number_in  # argparse types
+
 REPO = Path(__file__).resolve().parents[1]
 # Where results JSON goes; tests point it elsewhere so that a smoke run never overwrites the
-# figures docs/benchmarks.md quotes.
+# figures docs/benchmarks.md quotes. Set, it also takes the plot (benchmarks.plot).
+RESULTS_ELSEWHERE = "EMOLIVE_BENCH_RESULTS" in os.environ
 RESULTS = Path(os.environ.get("EMOLIVE_BENCH_RESULTS", REPO / "benchmarks" / "results"))
 DEFAULT_MODEL = REPO / "python" / "emolive" / "models" / "default"
 STEPS_PER_BAR = 16
+
+
+def count_option(what: str, low: int = 1) -> Any:
+    """An argparse type: a whole number >= ``low`` (a bad one is a usage error, exit 2)."""
+    return integer_in(low, None, what)
+
+
+def bpm_option(what: str = "--bpm") -> Any:
+    """An argparse type: a tempo the engine takes (BPM_RANGE)."""
+    return number_in(*BPM_RANGE, what)
 
 
 def summary_us(samples_us: np.ndarray | list[float]) -> dict[str, float]:

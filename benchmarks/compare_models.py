@@ -20,16 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import bars_from_steps, machine, print_machine, summary_us, write_results
+from benchmarks.common import (STEPS_PER_BAR, bars_from_steps, count_option, machine, print_machine,
+                               summary_us, write_results)
 from benchmarks.generation import generate_many_rates
+from emolive.cli_options import integer_in
+from emolive.engine import MAX_GENERATE_BARS, MAX_GENERATE_COUNT, ModelError, load_model
 
 WARMUP = 200  # untimed steps before each timed round
 
 
 def compare(paths: list[Path], rounds: int, steps: int, count: int,
             bars: int) -> list[dict[str, Any]]:
-    from emolive.engine import load_model
-
     models = [load_model(path) for path in paths]
     step_us: list[list[float]] = [[] for _ in paths]
     rates: list[list[dict[str, float]]] = [[] for _ in paths]
@@ -74,14 +75,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("baseline", type=Path, help="model directory before the change")
     parser.add_argument("candidate", type=Path, help="model directory after the change")
-    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds per model")
-    parser.add_argument("--steps", type=int, default=1000, help="timed decode steps per round")
-    parser.add_argument("--count", type=int, default=128, help="generate_many pieces per round")
-    parser.add_argument("--bars", type=int, default=16, help="bars per generate_many piece")
+    parser.add_argument("--rounds", type=count_option("--rounds"), default=8,
+                        help="interleaved rounds per model")
+    parser.add_argument("--steps", type=count_option("--steps", STEPS_PER_BAR), default=1000,
+                        help="timed decode steps per round (at least a bar, 16)")
+    parser.add_argument("--count", type=integer_in(1, MAX_GENERATE_COUNT, "--count"), default=128,
+                        help="generate_many pieces per round")
+    parser.add_argument("--bars", type=integer_in(1, MAX_GENERATE_BARS, "--bars"), default=16,
+                        help="bars per generate_many piece")
     args = parser.parse_args(argv)
+    if args.count * args.bars > MAX_GENERATE_BARS:
+        parser.error(f"--count x --bars must be at most {MAX_GENERATE_BARS} bars in all")
     for path in (args.baseline, args.candidate):
         if not (path / "model_card.json").is_file():
             parser.error(f"{path} is not an exported model directory (no model_card.json)")
+        try:
+            load_model(path)
+        except ModelError as err:  # a card or ONNX file the engine refuses
+            parser.error(str(err))
     info = machine()
     print_machine(info)
     results = compare([args.baseline, args.candidate], args.rounds, args.steps, args.count,

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (ModelDir, bars_from_steps, machine, prepare_models, print_machine,
-                               summary_us, torch_model, verdict, write_results)
+from benchmarks.common import (STEPS_PER_BAR, ModelDir, bars_from_steps, count_option, machine,
+                               prepare_models, print_machine, summary_us, torch_model, verdict,
+                               write_results)
 
 STEP_P99_TARGET_US = 150.0
 BAR_P99_TARGET_US = 2500.0
@@ -126,7 +127,7 @@ def bench_model(model: ModelDir, n: int, rounds: int) -> dict[str, Any]:
 
     core_model = load_model(model.path)
     x = _inputs(core_model.z_dim, core_model.layers, core_model.hidden)
-    per = max(1, n // rounds)
+    per = n // rounds  # >= STEPS_PER_BAR (main checks)
     backends: dict[str, Callable[[], np.ndarray]] = {
         "C++ (timed in C++)": lambda: np.asarray(core_model.time_decode_steps(per, WARMUP)),
         "C++ engine step (walk+decode+sample)": lambda: np.asarray(
@@ -193,10 +194,17 @@ def targets(result: dict[str, Any]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=8000, help="timed steps per backend")
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved slices per backend")
+    parser.add_argument("--steps", type=count_option("--steps", STEPS_PER_BAR), default=8000,
+                        help="timed steps per backend (at least a bar, 16, per round)")
+    parser.add_argument("--rounds", type=count_option("--rounds"), default=4,
+                        help="interleaved slices per backend")
     parser.add_argument("--work", type=Path, default=None, help="folder for the random models")
     args = parser.parse_args(argv)
+    if args.steps < STEPS_PER_BAR * args.rounds:
+        parser.error(f"--steps {args.steps} gives some of the {args.rounds} rounds less than a "
+                     f"bar ({STEPS_PER_BAR} steps): give at least {STEPS_PER_BAR * args.rounds}")
+    if args.work is not None and not args.work.is_dir():
+        parser.error(f"--work {args.work} is not a folder")
     info = machine()
     print_machine(info)
     with tempfile.TemporaryDirectory() as tmp:

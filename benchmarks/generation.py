@@ -25,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import machine, prepare_models, print_machine, verdict, write_results
+from benchmarks.common import (count_option, machine, prepare_models, print_machine, verdict,
+                               write_results)
+from emolive.cli_options import integer_in
+from emolive.engine import MAX_GENERATE_BARS, MAX_GENERATE_COUNT
 
 BARS_TARGET = 2000.0
 C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
@@ -125,11 +128,17 @@ def key_change_latency(model: Path, trials: int, bpm: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bars", type=int, default=200, help="bars per single-stream run")
-    parser.add_argument("--count", type=int, default=128, help="pieces per generate_many run")
-    parser.add_argument("--piece-bars", type=int, default=16, help="bars per generate_many piece")
-    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--bars", type=integer_in(1, MAX_GENERATE_BARS, "--bars"), default=200,
+                        help="bars per single-stream run")
+    parser.add_argument("--count", type=integer_in(1, MAX_GENERATE_COUNT, "--count"), default=128,
+                        help="pieces per generate_many run")
+    parser.add_argument("--piece-bars", type=integer_in(1, MAX_GENERATE_BARS, "--piece-bars"), default=16,
+                        help="bars per generate_many piece")
+    parser.add_argument("--trials", type=count_option("--trials"), default=8,
+                        help="change-latency trials that show a latency")
     args = parser.parse_args(argv)
+    if args.count * args.piece_bars > MAX_GENERATE_BARS:
+        parser.error(f"--count x --piece-bars must be at most {MAX_GENERATE_BARS} bars in all")
     info = machine()
     print_machine(info)
     results: dict[str, Any] = {"machine": info, "models": []}

@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import one_model_run, summary_us, verdict, write_results
+from benchmarks.common import (bpm_option, count_option, one_model_run, summary_us, verdict,
+                               write_results)
 from benchmarks.jack_io import PERIOD_FRAMES, RATE_HZ, Receiver, jack_server
+from emolive.cli_options import number_in
 
 START_TARGET_S = 0.5
 RSS_TARGET_MB = 150.0
@@ -167,9 +169,10 @@ def delivery(model: Path, receiver: Receiver, seconds: float, bpm: float) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--bpm", type=float, default=120.0)
+    parser.add_argument("--runs", type=count_option("--runs"), default=10)
+    parser.add_argument("--seconds", type=number_in(1.0, 86400.0, "--seconds"), default=20.0,
+                        help="seconds of the delivery run")
+    parser.add_argument("--bpm", type=bpm_option(), default=120.0)
     parser.add_argument("--without-memlock", action="store_true",
                         help="run emolive without the right to lock JACK's shared memory")
     with one_model_run(parser, argv) as (args, info, model), jack_server():

@@ -5,7 +5,8 @@ decodes one row per step and offline generation up to 64. For a random [K, N] ma
 472 x 1539, the shipped decoder's input-to-gates product) this times, in interleaved rounds on
 one thread:
 - float32 `MatMul`;
-- int8 `MatMulNBits` (`decoder_step`'s form: blocks of 32, accuracy_level 4);
+- int8 `MatMulNBits` (`decoder_step`'s form: the export's blocks of `quantize.BLOCK_SIZE`
+  weights per scale, 128 since 2026-12-05; accuracy_level 4);
 - int8 `MatMulInteger` with inputs quantised per row (`decoder_step_batch`'s form, made by the
   same `quantize_rows` the export uses);
 and prints median and p99 per product, with each form's largest difference from float32.
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import machine, print_machine, summary_us, write_results
+from benchmarks.common import count_option, machine, print_machine, summary_us, write_results
 
 BATCHES = (1, 64)
 
@@ -83,10 +84,13 @@ def time_forms(weight: np.ndarray, rounds: int, runs: int) -> list[dict[str, Any
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=472, help="K: the weight's input rows")
-    parser.add_argument("--cols", type=int, default=1539, help="N: its output columns")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--runs", type=int, default=640, help="products per round at batch 1 "
+    parser.add_argument("--rows", type=count_option("--rows"), default=472,
+                        help="K: the weight's input rows")
+    parser.add_argument("--cols", type=count_option("--cols"), default=1539,
+                        help="N: its output columns")
+    parser.add_argument("--rounds", type=count_option("--rounds"), default=6)
+    parser.add_argument("--runs", type=count_option("--runs"), default=640,
+                        help="products per round at batch 1 "
                         "(divided by the batch size for larger batches)")
     args = parser.parse_args(argv)
     info = machine()

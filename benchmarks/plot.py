@@ -3,6 +3,9 @@ backend and model (median and p99), and the clock lateness of the engine against
 sleep loop.
 
     .venv/bin/python -m benchmarks.plot    # writes docs/benchmarks.png
+
+With EMOLIVE_BENCH_RESULTS set, the figure goes beside those results, never over the one the
+docs show.
 """
 
 from __future__ import annotations
@@ -12,15 +15,22 @@ import json
 import textwrap
 from pathlib import Path
 
-from benchmarks.common import REPO, RESULTS
+from benchmarks.common import REPO, RESULTS, RESULTS_ELSEWHERE
 
-OUT = REPO / "docs" / "benchmarks.png"
+OUT = RESULTS / "benchmarks.png" if RESULTS_ELSEWHERE else REPO / "docs" / "benchmarks.png"
+NEEDED = ("decode.json", "clock.json")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=OUT, help=f"the PNG to write (default {OUT})")
     args = parser.parse_args(argv)
+    if not args.out.parent.is_dir():
+        parser.error(f"--out {args.out}: no folder {args.out.parent}")
+    missing = [name for name in NEEDED if not (RESULTS / name).is_file()]
+    if missing:
+        parser.error(f"no {' or '.join(missing)} in {RESULTS}: run python -m benchmarks.run_all "
+                     "(or the decode and clock benchmarks) first")
     import matplotlib
 
     matplotlib.use("Agg")

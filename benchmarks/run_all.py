@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     clock.main(["--seconds", "10" if quick else "60"])
     generation.main(["--bars", "40" if quick else "200", "--trials", "3" if quick else "8"])
     live.main(["--runs", "2" if quick else "10", "--seconds", "5" if quick else "20"])
-    # A quick run must not replace the figure docs/benchmarks.md shows: it goes with the JSON.
+    # A quick run must not replace the figure docs/benchmarks.md shows: it goes with the JSON
+    # (as every run's does while EMOLIVE_BENCH_RESULTS points elsewhere: plot.OUT).
     plot.main(["--out", str(RESULTS / "benchmarks.png")] if quick else [])
     return 0
 

@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import one_model_run, summary_us, verdict, write_results
+from benchmarks.common import (bpm_option, count_option, one_model_run, summary_us, verdict,
+                               write_results)
+from emolive.cli_options import number_in
 
 EMOTIONS = ["happy", "tense", "sad", "calm", "excited", "peaceful", "happy:0.5,sad:0.5"]
 DRIFT_TARGET_MS = 1.0
@@ -104,9 +106,11 @@ def soak(model_dir: Path, minutes: float, bpm: float, seed: int) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--bpm", type=float, default=300.0)
-    parser.add_argument("--seed", type=int, default=7)
+    # At least a minute: memory growth is measured from the end of the 20 s warm-up, and drift
+    # compares the first and the last minute's timing.
+    parser.add_argument("--minutes", type=number_in(1.0, 1440.0, "--minutes"), default=10.0)
+    parser.add_argument("--bpm", type=bpm_option(), default=300.0)
+    parser.add_argument("--seed", type=count_option("--seed", 0), default=7)
     with one_model_run(parser, argv) as (args, info, model):
         result = soak(model.path, args.minutes, args.bpm, args.seed)
     result["model"] = model.label

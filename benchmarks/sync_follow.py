@@ -13,8 +13,10 @@ spread of the engine's lag per stretch of the run, and the Start-to-first-note l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,8 @@ import time
 
 import numpy as np
 
+from benchmarks.common import bpm_option
+from emolive.cli_options import number_in
 from tests.jackd import dummy_server
 
 
@@ -68,11 +72,23 @@ def lag_ms(master: list[float], engine: list[float], interval: float) -> np.ndar
     return phase * interval * 1e3  # positive: the engine is behind
 
 
+def _end(process: subprocess.Popen) -> None:
+    """Stop a child process that is still running (SIGTERM, then SIGKILL after 5 s)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bpm", type=float, default=123.0, help="the master's tempo")
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--start-bpm", type=float, default=90.0, help="emolive's --bpm before it hears the clock")
+    parser.add_argument("--bpm", type=bpm_option(), default=123.0, help="the master's tempo")
+    parser.add_argument("--seconds", type=number_in(1.0, 3600.0, "--seconds"), default=30.0)
+    parser.add_argument("--start-bpm", type=bpm_option("--start-bpm"), default=90.0,
+                        help="emolive's --bpm before it hears the clock")
     options = parser.parse_args()
 
     with dummy_server("emolive-sync", synchronous=False):
@@ -84,25 +100,30 @@ def run(options: argparse.Namespace) -> None:
 
     from emolive.training.export import export_random_model
 
-    model = tempfile.mkdtemp(prefix="emolive-sync-model-")
-    export_random_model(model, z_dim=16, hidden=32, layers=1, seed=0)
-    out_path = os.path.join(model, "sink.json")
-    sink = subprocess.Popen([sys.executable, "-m", "benchmarks.sync_follow", "--sink", "sync-sink", out_path,
-                             str(options.seconds + 15)], stdout=subprocess.PIPE, text=True)
-    assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
-    master_port = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="sync-master")
-    master_port.open_virtual_port("sync-master")
-    command = subprocess.Popen([sys.executable, "-m", "emolive.cli", "--port", "sync-sink", "--sync", "sync-master",
-                                "--model", model, "--clock-out", "--bpm", str(options.start_bpm)],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(4.0)  # model loaded, ports connected
-    start, master = send_clock(master_port, options.bpm, options.seconds)
-    time.sleep(0.5)
-    command.send_signal(2)
-    command.communicate(timeout=30)
-    sink.wait(timeout=60)
-    with open(out_path) as handle:
-        received = [(t, bytes(m)) for t, m in json.load(handle)]
+    with tempfile.TemporaryDirectory(prefix="emolive-sync-model-") as model, \
+            contextlib.ExitStack() as children:
+        export_random_model(model, z_dim=16, hidden=32, layers=1, seed=0)
+        out_path = os.path.join(model, "sink.json")
+        sink = children.enter_context(subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.sync_follow", "--sink", "sync-sink", out_path,
+             str(options.seconds + 15)], stdout=subprocess.PIPE, text=True))
+        children.callback(_end, sink)  # also when this run fails: no process left behind
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        master_port = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="sync-master")
+        master_port.open_virtual_port("sync-master")
+        command = children.enter_context(subprocess.Popen(
+            [sys.executable, "-m", "emolive.cli", "--port", "sync-sink", "--sync", "sync-master",
+             "--model", model, "--clock-out", "--bpm", str(options.start_bpm)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        children.callback(_end, command)
+        time.sleep(4.0)  # model loaded, ports connected
+        start, master = send_clock(master_port, options.bpm, options.seconds)
+        time.sleep(0.5)
+        command.send_signal(signal.SIGINT)
+        command.communicate(timeout=30)
+        sink.wait(timeout=60)
+        with open(out_path) as handle:
+            received = [(t, bytes(m)) for t, m in json.load(handle)]
     engine = [t for t, m in received if m == b"\xf8"]
     first = next(t for t, m in received if m == b"\xfa")
     interval = 60.0 / (options.bpm * 24)

@@ -81,3 +81,73 @@ def test_matmul_kernels_benchmark_runs(tmp_path: Path) -> None:
         assert 0 < row["median_us"] <= row["p99_us"]
         assert row["max_abs_diff_from_float32"] < (1e-4 if row["form"].startswith("float32")
                                                    else 0.05)
+
+
+BAD_ARGUMENTS = [
+    ("decode", ["--rounds", "0"], "--rounds must be at least 1"),
+    ("decode", ["--steps", "8", "--rounds", "1"], "--steps must be at least 16"),
+    ("decode", ["--steps", "32", "--rounds", "4"], "less than a bar"),
+    ("clock", ["--seconds", "0"], "--seconds must be from 1"),
+    ("clock", ["--bpm", "0"], "--bpm must be from 20"),
+    ("generation", ["--bars", "0"], "--bars must be from 1"),
+    ("generation", ["--trials", "0"], "--trials must be at least 1"),
+    ("generation", ["--count", "10000", "--piece-bars", "11"], "at most 100000 bars in all"),
+    ("matmul_kernels", ["--rows", "-4"], "--rows must be at least 1"),
+    ("soak", ["--minutes", "0.05"], "--minutes must be from 1"),
+    ("live", ["--runs", "0"], "--runs must be at least 1"),
+    ("sync_follow", ["--bpm", "0"], "--bpm must be from 20"),
+    ("plot", ["--out", "{tmp}/missing/plot.png"], "no folder"),
+    ("plot", [], "no decode.json or clock.json in"),
+]
+
+
+@pytest.mark.parametrize("module,args,message", BAD_ARGUMENTS,
+                         ids=[f"{m}{' '.join(a)}" for m, a, _ in BAD_ARGUMENTS])
+def test_bad_benchmark_arguments_are_one_line_errors(tmp_path: Path, module: str, args: list[str],
+                                                     message: str) -> None:
+    """Refused before any work (no random model exported, no server started): usage and one
+    error line, status 2, no traceback."""
+    env = dict(os.environ, EMOLIVE_BENCH_RESULTS=str(tmp_path))  # empty: nothing to plot
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}",
+                           *[a.format(tmp=tmp_path) for a in args]], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []  # no results written
+
+
+def test_compare_models_refuses_a_card_the_engine_refuses(tmp_path: Path) -> None:
+    default = REPO / "python" / "emolive" / "models" / "default"
+    (tmp_path / "model_card.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.compare_models", str(default),
+                           str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "'format' is missing" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_plot_goes_beside_results_kept_elsewhere(tmp_path: Path) -> None:
+    """With EMOLIVE_BENCH_RESULTS set, the figure is written there, not over docs/benchmarks.png."""
+    pytest.importorskip("matplotlib")
+    for name in ("decode.json", "clock.json"):
+        (tmp_path / name).write_bytes((REPO / "benchmarks" / "results" / name).read_bytes())
+    shown = REPO / "docs" / "benchmarks.png"
+    before = shown.stat().st_mtime_ns
+    env = dict(os.environ, EMOLIVE_BENCH_RESULTS=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.plot"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "benchmarks.png").stat().st_size > 10_000
+    assert shown.stat().st_mtime_ns == before
+
+
+def test_sync_follow_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A short run through a private JACK server prints the lag; its model folder and child
+    processes (the sink, `emolive --sync`) are gone afterwards."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.sync_follow", "--seconds", "2"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "lag median" in proc.stdout and "sink got" in proc.stdout
+    assert not list(tmp_path.glob("emolive-sync-model-*"))
+    leftover = subprocess.run(["pgrep", "-f", f"sync-sink.*{tmp_path}"], capture_output=True)
+    assert leftover.returncode == 1  # no process names this run's folder
