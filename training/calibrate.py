@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive.cli_options import TEMPERATURE_RANGE, integer_in, number_in
+from emolive.cli_options import TEMPERATURE_RANGE, error_line, integer_in, number_in
 from emolive.files import check_writable
 
 from .config import TrainConfig, check_generic_pair
@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         check_writable(args.out)  # before the minutes of measuring, not after
         check_generic_pair(args.generic_folder, args.generic_csv)
     except (ValueError, OSError) as err:  # ModelDirError, the generic pair
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, err)
     model = OnnxCVAE(args.model)
     cfg = TrainConfig(data=args.data, datasets=args.datasets, cache_dir=args.cache_dir,
                       generic_folder=args.generic_folder, generic_csv=args.generic_csv,
@@ -96,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         prep = load_data(cfg, log=lambda text: print(text, file=sys.stderr))
         batches = SegmentBatches(prep, "train", cfg, args.seed)
     except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, err)
     rows = np.random.default_rng(args.seed).permutation(len(batches))[:4000]
     roll, _, label = batches.tensors(np.sort(rows))
     roll, label = roll.numpy(), label.numpy()

@@ -31,10 +31,18 @@ DATASETS = {
     "vgmidi": {"name": "VGMIDI (labelled)", "licence": "none stated",
                "citation": "Ferreira and Whitehead, ISMIR 2019"},
 }
+#: The same for the unlabelled folders of ../shared/data (TrainConfig.unlabelled names).
+UNLABELLED = {
+    "pop909": {"name": "POP909", "licence": "MIT", "citation": "Wang et al., POP909, ISMIR 2020"},
+    "vgmidi/unlabelled": {"name": "VGMIDI (unlabelled)", "licence": "none stated",
+                          "citation": "Ferreira and Whitehead, ISMIR 2019"},
+}
+UNLABELLED_USE = "unlabelled pre-training (even emotion blend, no emotion terms)"
+NON_COMMERCIAL = "(non-commercial use, attribution, share-alike)"
 
 
-def provenance(config: dict[str, Any], clips: dict[str, int] | None = None) -> dict[str, Any]:
-    """``data`` and ``licence`` card entries for a training config (TrainConfig as a dict)."""
+def data_entries(config: dict[str, Any], clips: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The card's ``data`` entries for one training config (TrainConfig as a dict)."""
     data = []
     for name in config.get("datasets", []):
         entry = dict(DATASETS[name])
@@ -43,13 +51,33 @@ def provenance(config: dict[str, Any], clips: dict[str, int] | None = None) -> d
         data.append(entry)
     if config.get("generic_csv"):
         data.append({"name": f"user data ({config['generic_csv']})", "licence": "unknown"})
-    if any(d["licence"].startswith("CC BY-NC") for d in data):
-        licence = ("model weights derived from EMOPIA: CC BY-NC-SA 4.0 (non-commercial use, "
-                   "attribution, share-alike); code MIT")
+    for folder in config.get("unlabelled", []):
+        known = UNLABELLED.get(folder.strip("/"))
+        entry = dict(known) if known else {"name": f"unlabelled MIDI ({folder})", "licence": "unknown"}
+        data.append({**entry, "use": UNLABELLED_USE})
+    return data
+
+
+def provenance(config: dict[str, Any], clips: dict[str, int] | None = None,
+               earlier: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """``data`` and ``licence`` card entries for a training config, with ``earlier``: the data
+    entries of the runs whose weights it started from (checkpoint "data_before")."""
+    data = data_entries(config, clips)
+    data += [entry for entry in earlier if entry.get("name") not in {d["name"] for d in data}]
+    restricted = [d for d in data if d.get("licence", "").startswith("CC BY-NC")]
+    others = [f"{d['name']} ({d.get('licence', 'unknown')})" for d in data if d not in restricted]
+    if restricted:
+        names = ", ".join(d["name"].split(" ")[0] for d in restricted)
+        licence = (f"model weights derived from {names}: CC BY-NC-SA 4.0 {NON_COMMERCIAL}"
+                   + (f"; also from {', '.join(others)}" if others else "") + "; code MIT")
     else:
-        licence = "model weights derived from: " + ", ".join(
-            f"{d['name']} ({d['licence']})" for d in data)
+        licence = "model weights derived from: " + ", ".join(others)
     return {"data": data, "licence": licence}
+
+
+def checkpoint_data(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
+    """The data a checkpoint's weights were trained on: its run's, then its ancestors'."""
+    return provenance(ckpt.get("config") or {}, earlier=ckpt.get("data_before") or [])["data"]
 
 
 def io_shapes(cfg: ModelConfig,

@@ -11,6 +11,10 @@ from .data import DEFAULT_DATA
 from .model import ModelConfig
 
 
+MAX_THREADS = 256  # torch threads; far more than cores only slows a run down (or aborts it)
+MAX_SEED = 2**32 - 1
+
+
 @dataclass
 class TrainConfig:
     # data
@@ -107,24 +111,51 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = TrainConfig().__getattribute__(f.name)
+        shown = f"default: {json.dumps(default)}; docs/training.md"
         if isinstance(default, bool):
-            parser.add_argument(flag, type=parse_bool, default=None, metavar="BOOL")
+            parser.add_argument(flag, type=parse_bool, default=None, metavar="BOOL", help=shown)
         elif isinstance(default, list):
-            parser.add_argument(flag, nargs="*", default=None)
+            names = {"datasets": "emopia, vgmidi", "unlabelled": "folders, e.g. pop909"}[f.name]
+            parser.add_argument(flag, nargs="*", default=None, help=f"{names} ({shown})")
         else:
-            parser.add_argument(flag, type=type(default), default=None)
+            parser.add_argument(flag, type=type(default), default=None, help=shown)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults <- JSON file <- flags. Unknown keys in the file are a ValueError."""
+def given_values(args: argparse.Namespace) -> dict:
+    """The settings a command gives: its JSON file's <- its flags (not the defaults). Unknown
+    keys or values of the wrong type in the file are a ValueError."""
     values = _read_config_file(Path(args.config)) if args.config else {}
     for f in fields(TrainConfig):
         flag_value = getattr(args, f.name, None)
         if flag_value is not None:
             values[f.name] = flag_value
+    return values
+
+
+def config_from_values(values: dict) -> TrainConfig:
+    """Defaults <- ``values``, checked (ValueError naming the setting)."""
     cfg = TrainConfig(**values)
     _validate(cfg)
     return cfg
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults <- JSON file <- flags. Unknown keys in the file are a ValueError."""
+    return config_from_values(given_values(args))
+
+
+def check_out_folder(path: Path, flag: str) -> None:
+    """ValueError unless ``path`` is a folder or one can be made there: not a file, not under a
+    file, not the empty name (which would mean the current folder without saying so)."""
+    if not str(path) or str(path) == ".":
+        raise ValueError(f"{flag} is empty; name the folder to write into")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file; give a folder")
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        raise ValueError(f"{flag} {path} cannot be made: {above} is a file")
 
 
 def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:
@@ -184,8 +215,7 @@ def check_generic_pair(folder: str, csv_path: str) -> None:
 
 def _validate(cfg: TrainConfig) -> None:
     positive = ("segment_bars", "hop_bars", "z_dim", "hidden", "layers", "enc_hidden", "emb_dim",
-                "frame_proj", "plan_dim", "batch_size", "max_steps", "eval_every", "threads",
-                "val_segments")
+                "frame_proj", "plan_dim", "batch_size", "max_steps", "eval_every", "val_segments")
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
@@ -196,6 +226,10 @@ def _validate(cfg: TrainConfig) -> None:
                  "free_bits", "adv_weight", "critic_weight"):
         if not 0 <= getattr(cfg, name) < float("inf"):
             raise ValueError(f"{name} must be 0 or more, got {getattr(cfg, name)}")
+    if not 1 <= cfg.threads <= MAX_THREADS:
+        raise ValueError(f"threads must be from 1 to {MAX_THREADS}, got {cfg.threads}")
+    if cfg.seed > MAX_SEED:  # torch.manual_seed takes no more
+        raise ValueError(f"seed must be from 0 to {MAX_SEED}, got {cfg.seed}")
     if not 0.0 <= cfg.min_lr_frac <= 1.0:
         raise ValueError(f"min_lr_frac must be in [0, 1], got {cfg.min_lr_frac}")
     for name in ("input_dropout", "hidden_dropout"):

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from emolive.emotions import QUADRANTS
-from emolive.cli_options import integer_in
+from emolive.cli_options import error_line, integer_in
 from emolive.files import check_writable
 
 from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
-from .config import TrainConfig, check_generic_pair, parse_bool
+from .config import MAX_THREADS, TrainConfig, check_generic_pair, parse_bool
 from .data import DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
@@ -288,8 +288,8 @@ def _rewrite_readme(folder: Path) -> int:
 
     metrics = folder / "metrics.json"
     if not metrics.is_file():
-        print(f"error: no metrics.json in {folder}; run the evaluation first", file=sys.stderr)
-        return 2
+        return error_line("emolive evaluate",
+                          f"no metrics.json in {folder}; run the evaluation first")
     notes = folder / "discussion.md"
     text = markdown(json.loads(metrics.read_text()), notes.read_text() if notes.is_file() else "")
     (folder / "README.md").write_text(text)
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update-card", action="store_true",
                         help="write sampling defaults and figures into the model card")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=integer_in(1, None, "--threads"), default=1)
+    parser.add_argument("--threads", type=integer_in(1, MAX_THREADS, "--threads"), default=1)
     parser.add_argument("--rewrite-readme", action="store_true",
                         help="only rewrite README.md from the report's metrics.json and "
                              "discussion.md (no evaluation)")
@@ -353,8 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         check_outputs(args)
         check_generic_pair(args.generic_folder, args.generic_csv)
     except (ValueError, OSError) as err:  # ModelDirError, the generic pair
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, err)
     data = [f"{name} in {args.data}" for name in args.datasets] + (
         [f"{args.generic_csv} ({args.generic_folder})"] if args.generic_csv else [])
     print(f"evaluating {args.model} on {', '.join(data) or 'no data'}; the report "
@@ -362,8 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = run(args, log=lambda text: print(text, file=sys.stderr))
     except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, err)
     if args.update_card:
         from .export import update_card
 

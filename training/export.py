@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -26,8 +25,10 @@ import onnx
 import torch
 from torch import nn
 
+from emolive.cli_options import error_line
+
 from .card import BATCH_STEP, BATCH_STEP_FILE, FILES, OPSET, build_card, io_shapes, provenance
-from .config import parse_bool
+from .config import check_out_folder, parse_bool
 from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig, read_checkpoint
 from .quantize import (BATCH_PRECISION, MIN_ONNXRUNTIME, PRECISION, export_int8_step,
                        export_row_int8_step)
@@ -259,18 +260,84 @@ def export_random_model(out_dir: str | Path, z_dim: int = 16, hidden: int = 32, 
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[CVAE, dict[str, Any]]:
-    """The CVAE and the checkpoint dict saved by train.py."""
+    """The CVAE and the checkpoint dict saved by train.py; ValueError when its weights are not
+    all finite (a run that diverged), which would export a model that plays nothing."""
     ckpt = read_checkpoint(path)
     model = CVAE(ModelConfig(**ckpt["model_args"]))
     model.load_state_dict(ckpt["model"])
+    if not all(torch.isfinite(weight).all() for weight in model.state_dict().values()
+               if weight.is_floating_point()):
+        raise ValueError(f"{path} holds weights that are not finite numbers (its run diverged): "
+                         "export an earlier checkpoint, such as best.pt")
     return model.eval(), ckpt
+
+
+def _json_file(path: str, flag: str) -> Any:
+    """A JSON file given by ``flag``; ValueError naming the flag when it cannot be read, is not
+    JSON, or holds NaN or infinity (which a model card, strict JSON, cannot hold)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{flag} {path}: {getattr(err, 'strerror', None) or err}") from None
+    try:
+        return json.loads(text, parse_constant=_not_finite)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{flag} {path} is not valid JSON: {err}") from None
+    except ValueError as err:
+        raise ValueError(f"{flag} {path} holds {err}, which a model card cannot hold") from None
+
+
+def _not_finite(name: str) -> float:
+    raise ValueError(name)  # NaN, Infinity or -Infinity in a JSON file
+
+
+def _card_extra(path: str) -> dict[str, Any]:
+    extra = _json_file(path, "--card-extra")
+    if not isinstance(extra, dict):
+        raise ValueError(f"--card-extra {path} must hold a JSON object of card entries, "
+                         f"not {type(extra).__name__}")
+    return extra
+
+
+def _calibration(path: str) -> dict[str, Any]:
+    """emolive.training.calibrate's output: a gain and a bias per quadrant (4 finite numbers)."""
+    calibration = _json_file(path, "--velocity-calibration")
+    ok = isinstance(calibration, dict) and all(
+        isinstance(calibration.get(key), list) and len(calibration[key]) == N_EMOTIONS
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in calibration[key])
+        for key in ("gain", "bias"))
+    if not ok:
+        raise ValueError(f"--velocity-calibration {path} is not a calibration written by "
+                         f"emolive calibrate (\"gain\" and \"bias\": {N_EMOTIONS} numbers each)")
+    return calibration
+
+
+def _validation_losses(metrics: Path, step: int | None) -> dict[str, Any] | None:
+    """The validation losses train.py logged at ``step`` (finite ones; None for the others), or
+    None. A line cut short by a kill, or one that is not a record, is passed over."""
+    if not metrics.is_file():
+        return None
+    found = None
+    for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step") == step and isinstance(
+                record.get("val"), dict):
+            found = record["val"]
+    if found is None:
+        return None
+    return {key: _finite_or_none(value) for key, value in found.items()}
 
 
 def _out_refused(out: Path, replace: bool) -> str | None:
     """Why ``--out`` cannot take the export, or None: a file, or a model folder (without
     ``replace``), whose model the export would overwrite."""
-    if out.exists() and not out.is_dir():
-        return f"--out {out} is a file; give a folder for the model"
+    try:
+        check_out_folder(out, "--out")
+    except ValueError as err:  # a file, under a file, or empty
+        return str(err)
     card = out / "model_card.json"
     if (card.exists() or card.is_symlink()) and not replace:
         return (f"{out} already holds a model (model_card.json): give --replace true to replace "
@@ -295,40 +362,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ckpt_path = Path(args.checkpoint)
     if not ckpt_path.is_file():
-        print(f"error: checkpoint {ckpt_path} not found", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, f"checkpoint {ckpt_path} not found")
     refused = _out_refused(Path(args.out), args.replace)
     if refused:
-        print(f"error: {refused}", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, refused)
     try:
+        extra = _card_extra(args.card_extra) if args.card_extra else {}
+        calibration = _calibration(args.velocity_calibration) if args.velocity_calibration else None
         model, ckpt = load_checkpoint_model(ckpt_path)
-        extra = json.loads(Path(args.card_extra).read_text()) if args.card_extra else {}
-        calibration = (json.loads(Path(args.velocity_calibration).read_text())
-                       if args.velocity_calibration else None)
-        if calibration is not None:
-            model.set_velocity_calibration(calibration["gain"], calibration["bias"])
-    except ValueError as err:  # not a checkpoint, or bad JSON (json.JSONDecodeError)
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # not a checkpoint, its weights not finite, or a bad JSON file
+        return error_line(parser.prog, err)
     except (OSError, KeyError, RuntimeError, TypeError) as err:
-        print(f"error: cannot read {ckpt_path}: {err}", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, f"cannot read {ckpt_path}: {err}")
+    if calibration is not None:
+        model.set_velocity_calibration(calibration["gain"], calibration["bias"])
     config = ckpt.get("config", {})
     training = {"config": config, "steps": ckpt.get("iter_num"),
                 # None for a checkpoint read back by recover (an older one says infinity)
                 "best_val_loss": _finite_or_none(ckpt.get("best_val_loss")),
                 "minutes": round(ckpt.get("elapsed_s", 0.0) / 60, 1),
                 "checkpoint": ckpt_path.name}
-    metrics = ckpt_path.parent / "metrics.jsonl"
-    if metrics.is_file():  # the validation losses at the checkpoint's step, from train.py's log
-        records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        at_step = [r for r in records if r["step"] == ckpt.get("iter_num")]
-        if at_step:
-            training["validation_losses"] = at_step[-1]["val"]
+    losses = _validation_losses(ckpt_path.parent / "metrics.jsonl", ckpt.get("iter_num"))
+    if losses is not None:
+        training["validation_losses"] = losses
     card = build_card(model.cfg, name=args.name, segment_bars=config.get("segment_bars", 2),
                       tonic=0 if config.get("key_normalise") else None,
-                      training=training, **provenance(config))
+                      training=training,
+                      **provenance(config, earlier=ckpt.get("data_before") or []))
     if calibration is not None:
         card["velocity_calibration"] = calibration
     card.update(extra)

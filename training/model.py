@@ -17,7 +17,7 @@ L decoder layers, H decoder hidden size, E emotion-embedding size):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -51,6 +51,22 @@ class ModelConfig:
     plan_steps: int = 0
     plan_dim: int = 64
     plan_head_only: bool = False
+
+    def problems(self) -> list[str]:
+        """What makes these sizes no model: each setting of the wrong type, or a size below 1
+        (``plan_steps`` below 0). Empty when they make one."""
+        found = []
+        for f in fields(self):
+            value, default = getattr(self, f.name), getattr(ModelConfig, f.name)
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    found.append(f"{f.name} must be true or false, got {value!r}")
+            elif not isinstance(value, int) or isinstance(value, bool):
+                found.append(f"{f.name} must be a whole number, got {value!r}")
+            elif value < (0 if f.name == "plan_steps" else 1):
+                found.append(f"{f.name} must be at least {0 if f.name == 'plan_steps' else 1}, "
+                             f"got {value}")
+        return found
 
     @property
     def state_width(self) -> int:

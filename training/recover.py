@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,9 @@ import torch
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
+from emolive.cli_options import error_line
+
+from .config import check_out_folder
 from .export import FILES
 from .losses import EmotionHeads
 from .model import CVAE, FRAME_SIZE, ModelConfig
@@ -173,6 +175,9 @@ def recover_model(model_dir: str | Path) -> tuple[CVAE, dict]:
         cfg = ModelConfig(**card["model"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise RecoverError(f"{card_path}: no readable 'model' entry ({err})") from None
+    if cfg.problems():
+        raise RecoverError(f"{card_path}: its 'model' sizes make no model: "
+                           f"{'; '.join(cfg.problems())}")
     weights = {}
     for part, read in (("encoder", _encoder_weights), ("decoder_step", _step_weights)):
         path = model_dir / FILES[part]
@@ -204,7 +209,7 @@ def recovered_checkpoint(model: CVAE, card: dict, seed: int = 0) -> dict:
     return {"model": model.state_dict(), "heads": heads.state_dict(), "optimizer": None,
             "model_args": model.cfg.to_dict(), "iter_num": card.get("training", {}).get("steps"),
             "best_val_loss": None, "config": config, "elapsed_s": 0.0,
-            "recovered_from": card.get("name")}
+            "recovered_from": card.get("name"), "data_before": card.get("data", [])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,13 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="checkpoint file to write (ckpt.pt)")
     args = parser.parse_args(argv)
     if Path(args.out).exists():  # a training run's ckpt.pt, say: its optimizer state would be lost
-        print(f"error: {args.out} exists; give a new file name (or remove it first)", file=sys.stderr)
-        return 2
+        return error_line(parser.prog,
+                          f"{args.out} exists; give a new file name (or remove it first)")
+    try:
+        check_out_folder(Path(args.out).parent, "the folder of --out")
+    except ValueError as err:  # under a file
+        return error_line(parser.prog, err)
     try:
         model, card = recover_model(args.model)
     except RecoverError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, err)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(recovered_checkpoint(model, card), out)

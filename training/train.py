@@ -20,14 +20,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from emolive._startup import INTERRUPTED_STATUS
+from emolive.cli_options import error_line
 from emolive.scales import nearer_shift
 
-from .config import TrainConfig, add_config_flags, config_from_args
+from .card import checkpoint_data
+from .checkpoints import (StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder,
+                          read_for_training, read_run, resumed_config, save_atomic)
+from .config import TrainConfig, add_config_flags, config_from_values, given_values
 from .data import DataError, LoadReport, load_emopia, load_generic, load_unlabelled, load_vgmidi
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
-from .model import CVAE, N_EMOTIONS, ModelConfig, read_checkpoint
+from .model import CVAE, N_EMOTIONS, ModelConfig
 from .prepare import Prepared, gather_segments, prepare, segment_starts
 
 
@@ -138,17 +143,9 @@ def emotion_weights(labels: torch.Tensor) -> torch.Tensor:
     return weights
 
 
-def _read_checkpoint(path: str | Path) -> dict:
-    """model.read_checkpoint, its errors as DataError (a mistake in the command, status 2)."""
-    try:
-        return read_checkpoint(path)
-    except ValueError as err:
-        raise DataError(str(err)) from None
-
-
 def read_init_from(cfg: TrainConfig) -> dict:
     """The checkpoint ``cfg.init_from`` names, whose model sizes must be the config's."""
-    ckpt = _read_checkpoint(cfg.init_from)
+    ckpt = read_for_training(cfg.init_from)
     # Through ModelConfig, so that a checkpoint written before a field existed gets its default.
     theirs = ModelConfig(**ckpt.get("model_args", {})).to_dict()
     if theirs != cfg.model_config().to_dict():
@@ -202,23 +199,13 @@ def evaluate_losses(model: CVAE, heads: EmotionHeads, val: SegmentBatches, cfg: 
     return {key: value / len(rows) for key, value in sums.items()}
 
 
-def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s) -> dict:
-    """nanoGPT-style: everything to resume or export."""
+def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s, data_before) -> dict:
+    """nanoGPT-style: everything to resume or export. ``data_before``: the card's data entries
+    of the runs whose weights this one started from (init_from), for the exported card."""
     return {"model": model.state_dict(), "heads": heads.state_dict(),
             "optimizer": optimizer.state_dict(), "model_args": model.cfg.to_dict(),
             "iter_num": step, "best_val_loss": best_val, "config": cfg.to_dict(),
-            "elapsed_s": elapsed_s}
-
-
-def check_run_folder(cfg: TrainConfig, resuming: bool) -> None:
-    """DataError before any work when ``out`` cannot take this run: a file, or a folder
-    holding another run's checkpoint, which this run would overwrite (without --resume)."""
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} is a file; give a folder for the run")
-    if (out / "ckpt.pt").is_file() and not resuming:
-        raise DataError(f"{out} already holds a run (ckpt.pt): give --resume true to go on with "
-                        "it, or another --out for a new run")
+            "elapsed_s": elapsed_s, "data_before": data_before}
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
@@ -226,9 +213,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    resuming = cfg.resume and (out / "ckpt.pt").is_file()
-    check_run_folder(cfg, resuming)
-    init = read_init_from(cfg) if cfg.init_from and not resuming else None  # a resumed run has them
+    check_run_folder(out, cfg.resume)
+    resumed = _resumable(out, cfg) if cfg.resume else None  # both read before any data
+    init = read_init_from(cfg) if cfg.init_from and not cfg.resume else None  # resumed: its own
     prep = load_data(cfg, log)
     # Only now, with the data read: a run that fails before leaves the folder as it was.
     out.mkdir(parents=True, exist_ok=True)
@@ -242,21 +229,25 @@ def train(cfg: TrainConfig, log=print) -> dict:
     step, best_val, spent_s = 0, float("inf"), 0.0
     if init is not None:
         start_from(model, heads, init, cfg.init_from, log)
-    if resuming:
-        ckpt = _read_checkpoint(out / "ckpt.pt")
-        if ckpt.get("optimizer") is None:  # written by emolive.training.recover
-            raise DataError(f"{out / 'ckpt.pt'} holds no training state to resume (it was read "
-                            "back from ONNX files): start a run from it with --init-from")
-        model.load_state_dict(ckpt["model"])
-        heads.load_state_dict(ckpt["heads"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, best_val, spent_s = ckpt["iter_num"], ckpt["best_val_loss"], ckpt["elapsed_s"]
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        heads.load_state_dict(resumed["heads"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        step, best_val, spent_s = (resumed["iter_num"], resumed["best_val_loss"],
+                                   resumed["elapsed_s"])
         train_batches.rng = np.random.default_rng(cfg.seed + step)
         log(f"resumed from {out / 'ckpt.pt'} at step {step}")
+    data_before = (resumed.get("data_before", []) if resumed is not None
+                   else checkpoint_data(init) if init is not None else [])
     start = time.monotonic() - spent_s
     model.train()
-    ckpt = _checkpoint(model, heads, optimizer, cfg, step, best_val, spent_s)
-    with open(out / "metrics.jsonl", "a", encoding="utf-8") as metrics, \
+
+    def snapshot(at_step: int, elapsed_s: float) -> dict:  # best_val as it is at the call
+        return _checkpoint(model, heads, optimizer, cfg, at_step, best_val, elapsed_s, data_before)
+
+    ckpt = snapshot(step, spent_s)
+    saved_step = step if resumed is not None else None  # the step ckpt.pt holds
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as metrics, StopOnInterrupt() as stop, \
             tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step") as bar:
         while step < cfg.max_steps:
             lr = lr_at(cfg, step, time.monotonic() - start)
@@ -264,6 +255,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 group["lr"] = lr
             roll, emotion, label = train_batches.sample(cfg.batch_size)
             losses = compute_losses(model, heads, roll, emotion, label, **_loss_args(cfg, step))
+            if not torch.isfinite(losses["total"]):
+                raise TrainingDiverged(_diverged(out, step + 1, "training", saved_step))
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -275,6 +268,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             out_of_time = elapsed > cfg.max_minutes * 60
             if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
                 val = evaluate_losses(model, heads, val_batches, cfg, step)
+                if not all(math.isfinite(value) for value in val.values()):
+                    raise TrainingDiverged(_diverged(out, step, "validation", saved_step))
                 record = {"step": step, "elapsed_s": round(elapsed, 1), "lr": lr,
                           "beta": beta_at(cfg, step),
                           "train": {k: v.item() for k, v in losses.items()}, "val": val}
@@ -283,17 +278,40 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 val_loss = val["recon"] + val["kl"] / cfg.segment_steps
                 if val_loss < best_val:
                     best_val = val_loss
-                    ckpt = _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed)
-                    torch.save(ckpt, out / "best.pt")
-                ckpt = _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed)
-                torch.save(ckpt, out / "ckpt.pt")
+                    ckpt = snapshot(step, elapsed)
+                    save_atomic(ckpt, out / "best.pt")
+                ckpt = snapshot(step, elapsed)
+                save_atomic(ckpt, out / "ckpt.pt")
+                saved_step = step
                 log(f"step {step}: val recon {val['recon']:.4f} kl {val['kl']:.2f} "
                     f"critic(real) {val['critic_real']:.3f} adv {val['adv_ce']:.3f} "
                     f"({elapsed / 60:.1f} min)")
             if out_of_time:
                 log(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
                 break
+            if stop.requested:  # Ctrl-C: this step is whole; keep it
+                ckpt = snapshot(step, elapsed)
+                save_atomic(ckpt, out / "ckpt.pt")
+                raise TrainingStopped(f"stopped by Ctrl-C at step {step}, saved in "
+                                      f"{out / 'ckpt.pt'}: --resume true goes on from there")
     return ckpt
+
+
+def _resumable(out: Path, cfg: TrainConfig) -> dict:
+    """``<out>/ckpt.pt``, whose settings must be ``cfg``'s but for RESUME_MAY_CHANGE."""
+    ckpt = read_run(out)
+    try:
+        resumed_config(ckpt["config"], cfg.to_dict())
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    return ckpt
+
+
+def _diverged(out: Path, step: int, which: str, saved_step: int | None) -> str:
+    kept = (f"{out / 'ckpt.pt'} keeps step {saved_step}" if saved_step is not None
+            else "no checkpoint was saved")
+    return (f"the {which} loss is not finite at step {step}: the run diverged (a lower --lr may "
+            f"help); {kept}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,15 +319,27 @@ def main(argv: list[str] | None = None) -> int:
     add_config_flags(parser)
     args = parser.parse_args(argv)
     try:
-        cfg = config_from_args(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        given = given_values(args)
+        cfg = config_from_values(given)
+        if cfg.resume:  # the run's own settings, with what the command may change
+            check_run_folder(Path(cfg.out), resume=True)
+            cfg = resumed_config(read_run(Path(cfg.out))["config"], given)
+    except ValueError as err:  # DataError too
+        return error_line(parser.prog, err)
     try:
         train(cfg, log=lambda text: print(text, file=sys.stderr))
     except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error_line(parser.prog, err)
+    except TrainingDiverged as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+    except TrainingStopped as err:
+        print(f"{parser.prog}: {err}", file=sys.stderr)
+        return INTERRUPTED_STATUS
+    except KeyboardInterrupt:  # before training began, or a second Ctrl-C
+        print(f"{parser.prog}: stopped by Ctrl-C; {cfg.out}/ckpt.pt, if there is one, holds the "
+              "last checkpoint saved", file=sys.stderr)
+        return INTERRUPTED_STATUS
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -28,6 +29,13 @@ LIVE_MORPH_BARS = 4  # --morph-bars when live and not given
 
 class UsageError(ValueError):
     """A command line that cannot work as given; the CLI prints it and exits with status 2."""
+
+
+def error_line(prog: str, message: object) -> int:
+    """Print ``PROG: error: MESSAGE`` to stderr, worded as argparse words its own errors, and
+    return the status of a command-line mistake (2)."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def silence(stream: TextIO) -> None:

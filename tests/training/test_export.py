@@ -232,3 +232,82 @@ def test_export_command_replaces_a_model_only_when_told(tmp_path: Path, capsys) 
     assert _contents(model_dir) != before
     assert export.main(["--checkpoint", str(checkpoint), "--out", str(checkpoint)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def _tiny_checkpoint(path: Path, iter_num: int = 10) -> Path:
+    cfg = ModelConfig(z_dim=8, hidden=16, layers=1, enc_hidden=8, emb_dim=4, frame_proj=8)
+    torch.save({"model": CVAE(cfg).state_dict(), "model_args": cfg.to_dict(), "config": {},
+                "iter_num": iter_num}, path)
+    return path
+
+
+def test_export_reads_the_losses_of_a_metrics_log_cut_short(tmp_path: Path) -> None:
+    """A kill while train.py appended leaves half a line; a NaN loss is written as null."""
+    from emolive.training import export
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt.pt", iter_num=10)
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"step": 5, "val": {"recon": 3.0}}\n{"note": "not a record"}\n'
+        '{"step": 10, "val": {"recon": 2.5, "kl": NaN}}\n{"step": 15, "elapsed_s": 0.')
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "m")]) == 0
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    assert card["training"]["validation_losses"] == {"recon": 2.5, "kl": None}
+
+
+@pytest.mark.parametrize("flag,text,message", [
+    ("--card-extra", "[1, 2]", "--card-extra {path} must hold a JSON object"),
+    ("--card-extra", '{"x": NaN}', "--card-extra {path} holds NaN, which a model card cannot hold"),
+    ("--card-extra", "{", "--card-extra {path} is not valid JSON"),
+    ("--card-extra", None, "--card-extra {path}: No such file or directory"),
+    ("--velocity-calibration", '{"gain": [1, 1], "bias": [0, 0]}', "(\"gain\" and \"bias\": 4 numbers each)"),
+    ("--velocity-calibration", None, "--velocity-calibration {path}: No such file or directory"),
+])
+def test_export_names_the_file_that_is_wrong(tmp_path: Path, capsys, flag, text, message) -> None:
+    from emolive.training import export
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt.pt")
+    given = tmp_path / "given.json"
+    if text is not None:
+        given.write_text(text)
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "m"),
+                        flag, str(given)]) == 2
+    err = capsys.readouterr().err
+    assert message.format(path=given) in err and "ckpt.pt" not in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_export_refuses_a_checkpoint_whose_weights_are_not_finite(tmp_path: Path, capsys) -> None:
+    from emolive.training import export
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt.pt")
+    ckpt = torch.load(checkpoint, weights_only=False)
+    next(v for v in ckpt["model"].values() if v.is_floating_point()).fill_(float("nan"))
+    torch.save(ckpt, checkpoint)
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "m")]) == 2
+    assert "not finite numbers (its run diverged)" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_export_refuses_an_out_under_a_file(tmp_path: Path, capsys) -> None:
+    from emolive.training import export
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt.pt")
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(checkpoint / "model")]) == 2
+    assert "cannot be made" in capsys.readouterr().err
+
+
+def test_provenance_names_every_stages_data_and_the_strictest_licence() -> None:
+    """The shipped recipe's chain: POP909 pre-training, EMOPIA fine-tune."""
+    from emolive.training.card import checkpoint_data, provenance
+
+    pretrained = {"config": {"datasets": [], "unlabelled": ["pop909"]}}
+    tuned = provenance({"datasets": ["emopia"]}, earlier=checkpoint_data(pretrained))
+    assert [d["name"] for d in tuned["data"]] == ["EMOPIA 1.0", "POP909"]
+    assert tuned["data"][1]["licence"] == "MIT" and "pre-training" in tuned["data"][1]["use"]
+    assert tuned["licence"] == ("model weights derived from EMOPIA: CC BY-NC-SA 4.0 (non-commercial "
+                                "use, attribution, share-alike); also from POP909 (MIT); code MIT")
+    alone = provenance({"datasets": ["emopia"]})
+    assert alone["licence"] == ("model weights derived from EMOPIA: CC BY-NC-SA 4.0 (non-commercial "
+                                "use, attribution, share-alike); code MIT")
+    vg = provenance({"datasets": [], "unlabelled": ["vgmidi/unlabelled/"]})
+    assert vg["licence"] == "model weights derived from: VGMIDI (unlabelled) (none stated)"

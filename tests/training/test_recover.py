@@ -159,6 +159,11 @@ def _broken(tmp_path: Path, how: str) -> Path:
         data = json.loads(card.read_text())
         data["model"]["hidden"] = 32
         card.write_text(json.dumps(data))
+    elif how.startswith("card with "):  # "card with hidden -1": a size that makes no model
+        data = json.loads(card.read_text())
+        name, value = how.removeprefix("card with ").split(" ")
+        data["model"][name] = json.loads(value)
+        card.write_text(json.dumps(data))
     elif how == "truncated encoder":
         data = (out / "encoder.onnx").read_bytes()
         (out / "encoder.onnx").write_bytes(data[: len(data) // 2])
@@ -173,14 +178,15 @@ def _broken(tmp_path: Path, how: str) -> Path:
 
 
 @pytest.mark.parametrize("how", ["no card", "card without sizes", "card with other sizes",
-                                 "truncated encoder", "missing step", "another model's step",
-                                 "step in place of the encoder"])
+                                 "card with hidden -1", 'card with hidden "16"', "card with layers 0",
+                                 "card with attention 1", "truncated encoder", "missing step",
+                                 "another model's step", "step in place of the encoder"])
 def test_a_model_that_cannot_be_read_back_exits_2_with_a_message(tmp_path: Path, capsys,
                                                                  how: str) -> None:
     out = _broken(tmp_path, how)
     assert recover.main(["--model", str(out), "--out", str(tmp_path / "ckpt.pt")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "Traceback" not in err
+    assert err.startswith("emolive recover: error: ") and "Traceback" not in err
     assert not (tmp_path / "ckpt.pt").exists()
 
 
@@ -191,3 +197,9 @@ def test_an_existing_file_is_not_overwritten(tmp_path: Path, capsys) -> None:
     assert recover.main(["--out", str(run / "ckpt.pt")]) == 2
     assert "exists" in capsys.readouterr().err
     assert (run / "ckpt.pt").read_bytes() == b"a training run's checkpoint"
+
+
+def test_recover_refuses_an_out_under_a_file(tmp_path: Path, capsys) -> None:
+    (tmp_path / "afile").write_text("")
+    assert recover.main(["--out", str(tmp_path / "afile" / "ckpt.pt")]) == 2
+    assert "afile is a file" in capsys.readouterr().err

@@ -14,18 +14,9 @@ from emolive.training import export, train
 from emolive.training.config import TrainConfig
 from emolive.training.losses import EmotionHeads, compute_losses, segment_stats
 from emolive.training.model import CVAE, drop_notes, held_from_before, shifted, start_from_silence
+from tiny_run import TINY, tiny_args
 
 pytestmark = pytest.mark.training
-
-TINY = ["--z-dim", "8", "--hidden", "24", "--enc-hidden", "16", "--frame-proj", "16",
-        "--emb-dim", "4", "--batch-size", "8", "--eval-every", "5", "--val-segments", "8",
-        "--threads", "1", "--warmup-steps", "2", "--beta-warmup-steps", "10", "--min-onsets", "1"]
-
-
-def _tiny_args(folder: Path, csv_path: Path, tmp_path: Path, steps: int) -> list[str]:
-    return ["--datasets", "--generic-folder", str(folder), "--generic-csv", str(csv_path),
-            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
-            "--max-steps", str(steps), *TINY]
 
 
 @pytest.mark.parametrize("plan_steps", [0, 16])
@@ -358,7 +349,7 @@ def test_a_plan_must_divide_the_segment(plan_steps: int) -> None:
 
 def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path: Path) -> None:
     folder, csv_path = labelled_folder
-    assert train.main(_tiny_args(folder, csv_path, tmp_path, 10)) == 0
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 10)) == 0
     run = tmp_path / "run"
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [5, 10]
@@ -366,7 +357,7 @@ def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path
     assert ckpt["iter_num"] == 10 and ckpt["model_args"]["z_dim"] == 8
     assert (run / "best.pt").is_file()
 
-    assert train.main(_tiny_args(folder, csv_path, tmp_path, 15) + ["--resume", "true"]) == 0
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 15) + ["--resume", "true"]) == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [5, 10, 15]
 
@@ -388,7 +379,7 @@ def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path
 
 def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: Path) -> None:
     folder, csv_path = labelled_folder
-    argv = _tiny_args(folder, csv_path, tmp_path, 5) + ["--key-normalise", "true", "--transpose", "0"]
+    argv = tiny_args(folder, csv_path, tmp_path, 5) + ["--key-normalise", "true", "--transpose", "0"]
     assert train.main(argv) == 0
     out = tmp_path / "model"
     assert export.main(["--checkpoint", str(tmp_path / "run" / "ckpt.pt"), "--out", str(out)]) == 0
@@ -518,7 +509,7 @@ def test_pretrain_on_unlabelled_then_fine_tune_from_it(labelled_folder, tmp_path
     assert pretrained["config"]["unlabelled"] == [str(pieces)]
 
     folder, csv_path = labelled_folder
-    argv = _tiny_args(folder, csv_path, tmp_path, 1) + ["--init-from", str(pre / "ckpt.pt"),
+    argv = tiny_args(folder, csv_path, tmp_path, 1) + ["--init-from", str(pre / "ckpt.pt"),
                                                         "--lr", "1e-12"]
     assert train.main(argv) == 0
     assert f"weights from {pre / 'ckpt.pt'} (step 5)" in capsys.readouterr().err
@@ -527,12 +518,22 @@ def test_pretrain_on_unlabelled_then_fine_tune_from_it(labelled_folder, tmp_path
     for name, value in pretrained["model"].items():  # one step at lr 1e-12 moves nothing
         assert torch.allclose(tuned["model"][name], value, atol=1e-6), name
 
+    # The card of the fine-tuned model names the pre-training's data too, with its licence.
+    assert export.main(["--checkpoint", str(tmp_path / "run" / "ckpt.pt"),
+                        "--out", str(tmp_path / "model")]) == 0
+    card = json.loads((tmp_path / "model" / "model_card.json").read_text())
+    names = [entry["name"] for entry in card["data"]]
+    assert names == [f"user data ({csv_path})", f"unlabelled MIDI ({pieces})"]
+    assert card["data"][1]["use"].startswith("unlabelled pre-training")
+    assert card["licence"] == ("model weights derived from: "
+                               f"user data ({csv_path}) (unknown), unlabelled MIDI ({pieces}) (unknown)")
+
 
 def test_init_from_refuses_a_checkpoint_of_other_sizes(labelled_folder, tmp_path: Path,
                                                        capsys) -> None:
     folder, csv_path = labelled_folder
-    assert train.main(_tiny_args(folder, csv_path, tmp_path, 2)) == 0
-    argv = _tiny_args(folder, csv_path, tmp_path, 2) + [
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0
+    argv = tiny_args(folder, csv_path, tmp_path, 2) + [
         "--init-from", str(tmp_path / "run" / "ckpt.pt"), "--z-dim", "6",
         "--out", str(tmp_path / "other")]
     assert train.main(argv) == 2
@@ -545,11 +546,11 @@ def test_init_from_refuses_a_checkpoint_of_other_sizes(labelled_folder, tmp_path
 def test_init_from_accepts_a_checkpoint_written_before_final_states(labelled_folder,
                                                                     tmp_path: Path) -> None:
     folder, csv_path = labelled_folder
-    assert train.main(_tiny_args(folder, csv_path, tmp_path, 2) + ["--final-states", "false"]) == 0
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2) + ["--final-states", "false"]) == 0
     old = tmp_path / "old.pt"
     ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
     del ckpt["model_args"]["final_states"]  # as checkpoints were before the field existed
     torch.save(ckpt, old)
-    argv = _tiny_args(folder, csv_path, tmp_path, 1) + [
+    argv = tiny_args(folder, csv_path, tmp_path, 1) + [
         "--final-states", "false", "--init-from", str(old), "--out", str(tmp_path / "tuned")]
     assert train.main(argv) == 0

@@ -1,0 +1,161 @@
+"""A run's folder and checkpoints: what a new run refuses to overwrite, resuming with the run's
+own settings, checkpoints that are never torn, Ctrl-C, and a run that diverges."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from emolive.training import checkpoints, train
+from tiny_run import tiny_args
+
+pytestmark = pytest.mark.training
+
+
+def _config(run: Path) -> dict:
+    return torch.load(run / "ckpt.pt", weights_only=False)["config"]
+
+
+def test_resuming_keeps_the_runs_own_settings(labelled_folder, tmp_path: Path) -> None:
+    """`--out RUN --resume true` alone goes on with the settings the run was trained with."""
+    folder, csv_path = labelled_folder
+    first = tiny_args(folder, csv_path, tmp_path, 5) + ["--silent-start", "1.0",
+                                                       "--key-normalise", "true", "--transpose", "0"]
+    assert train.main(first) == 0
+    run = tmp_path / "run"
+    assert train.main(["--out", str(run), "--resume", "true", "--max-steps", "10",
+                       "--cache-dir", str(tmp_path / "cache")]) == 0
+    config = _config(run)
+    assert torch.load(run / "ckpt.pt", weights_only=False)["iter_num"] == 10
+    assert (config["silent_start"], config["key_normalise"], config["transpose"]) == (1.0, True, 0)
+    assert config["hidden"] == 24 and config["generic_csv"] == str(csv_path)
+    assert json.loads((run / "config.json").read_text())["max_steps"] == 10
+
+
+@pytest.mark.parametrize("change,named", [
+    (["--hidden", "32"], "hidden 24 -> 32"),
+    (["--silent-start", "0.5"], "silent_start 0.0 -> 0.5"),
+    (["--lr", "0.01"], "lr 0.002 -> 0.01"),
+])
+def test_resuming_refuses_other_settings_before_any_work(labelled_folder, tmp_path: Path, capsys,
+                                                         change: list[str], named: str) -> None:
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 5)) == 0
+    run = tmp_path / "run"
+    config_before = (run / "config.json").read_text()
+    capsys.readouterr()
+    argv = tiny_args(folder, csv_path, tmp_path, 10) + ["--resume", "true", *change,
+                                                        "--data", str(tmp_path / "no-data")]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert named in err and "keeps the settings it was trained with" in err and "--init-from" in err
+    assert "Traceback" not in err and "dataset" not in err  # refused before the data was read
+    assert (run / "config.json").read_text() == config_before
+
+
+def test_resume_without_a_run_is_refused(tmp_path: Path, capsys) -> None:
+    """A mistyped --out with --resume true does not quietly start a new run from step 0."""
+    assert train.main(["--out", str(tmp_path / "typo"), "--resume", "true",
+                       "--data", str(tmp_path / "no-data")]) == 2
+    assert "holds no run to go on with (no ckpt.pt)" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("files", [["best.pt"], ["metrics.jsonl"], ["best.pt", "metrics.jsonl"]])
+def test_a_folder_with_any_run_file_is_not_overwritten(tmp_path: Path, capsys, files) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in files:
+        (run / name).write_text("an earlier run's")
+    assert train.main(["--out", str(run), "--data", str(tmp_path / "no-data")]) == 2
+    assert f"already holds a run ({', '.join(files)})" in capsys.readouterr().err
+    assert all((run / name).read_text() == "an earlier run's" for name in files)
+
+
+@pytest.mark.parametrize("out,message", [
+    ("", "--out is empty"),
+    ("{tmp}/afile/run", "afile is a file"),
+    ("{tmp}/afile", "is a file; give a folder"),
+])
+def test_an_out_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path: Path, capsys,
+                                                                   out: str, message: str) -> None:
+    (tmp_path / "afile").write_text("")
+    assert train.main(["--out", out.format(tmp=tmp_path), "--data", str(tmp_path / "no-data")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "dataset" not in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--threads", "1000"], "threads must be from 1 to 256"),
+    (["--seed", "18446744073709551616"], "seed must be from 0 to 4294967295"),
+])
+def test_bounds_of_threads_and_seed(tmp_path: Path, capsys, argv, message) -> None:
+    assert train.main(argv + ["--out", str(tmp_path / "r"), "--data", str(tmp_path / "no-data")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    """A save cut short (a kill, a full disk) leaves the checkpoint before it."""
+    path = tmp_path / "ckpt.pt"
+    checkpoints.save_atomic({"iter_num": 1}, path)
+
+    def cut_short(obj, target) -> None:
+        Path(target).write_bytes(b"PK\x03\x04 the first bytes of a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save_atomic({"iter_num": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False) == {"iter_num": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_ctrl_c_saves_the_step_and_the_run_resumes(labelled_folder, tmp_path: Path) -> None:
+    """SIGINT stops after a whole step with ckpt.pt saved (exit 130, no traceback); a second
+    command goes on from that step."""
+    folder, csv_path = labelled_folder
+    argv = tiny_args(folder, csv_path, tmp_path, 100_000) + ["--eval-every", "100000"]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "emolive.training.train", *argv],
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline = time.monotonic() + 120
+    while not re.search(r"\| *[1-9][0-9]*/100000", log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # tqdm's bar shows a step taken
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    err = log.read_text()
+    assert proc.returncode == 130, err[-2000:]
+    assert "stopped by Ctrl-C at step" in err and "Traceback" not in err
+    ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    stopped = ckpt["iter_num"]
+    assert stopped >= 1 and f"at step {stopped}," in err
+    assert train.main(tiny_args(folder, csv_path, tmp_path, stopped + 2) + [
+        "--eval-every", "100000", "--resume", "true"]) == 0
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == stopped + 2
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(labelled_folder, tmp_path: Path,
+                                                                     capsys) -> None:
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 60) + ["--lr", "1e30"]) == 1
+    err = capsys.readouterr().err
+    assert "loss is not finite at step" in err and "diverged" in err and "--lr" in err
+    run = tmp_path / "run"
+    if (run / "ckpt.pt").exists():  # kept from before the divergence: finite weights
+        ckpt = torch.load(run / "ckpt.pt", weights_only=False)
+        assert f"keeps step {ckpt['iter_num']}" in err
+        assert all(torch.isfinite(w).all() for w in ckpt["model"].values() if w.is_floating_point())
+    else:
+        assert "no checkpoint was saved" in err
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl"))

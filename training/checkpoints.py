@@ -1,0 +1,131 @@
+"""A run's folder and checkpoints: where a run may write, saving without leaving a torn file,
+resuming with the run's own settings, and stopping cleanly on Ctrl-C.
+
+Invariants: ``<out>/ckpt.pt`` and ``<out>/best.pt`` are always whole checkpoints (each is written
+beside itself and renamed over the old one); a resumed run trains with the settings its
+checkpoint was trained with, only how long and where from may change (RESUME_MAY_CHANGE).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig, check_out_folder, config_from_values
+from .data import DataError
+from .model import read_checkpoint
+
+#: What a resumed run may set anew: how long it runs, with how many threads, how often it is
+#: evaluated, and where its data and cache are (the same data moved elsewhere).
+RESUME_MAY_CHANGE = ("max_steps", "max_minutes", "eval_every", "threads", "data", "cache_dir",
+                     "resume", "out")
+#: Files whose presence says a folder holds a run, which a new run must not overwrite.
+RUN_FILES = ("ckpt.pt", "best.pt", "metrics.jsonl")
+
+
+class TrainingStopped(Exception):
+    """Ctrl-C (SIGINT) stopped the run after a whole step; its checkpoint was saved."""
+
+
+class TrainingDiverged(Exception):
+    """A loss stopped being finite; the last checkpoint saved (if any) was kept."""
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    """DataError before any work when ``out`` cannot take this run: not a folder that can be
+    made, a folder holding another run (without ``resume``), or no run to resume."""
+    try:
+        check_out_folder(out, "--out")
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if resume and not (out / "ckpt.pt").is_file():
+        raise DataError(f"--resume true: {out} holds no run to go on with (no ckpt.pt); give the "
+                        "run's folder, or leave --resume out to start a new run")
+    if held and not resume:
+        raise DataError(f"{out} already holds a run ({', '.join(held)}): give --resume true to go "
+                        "on with it, or another --out for a new run")
+
+
+def read_for_training(path: str | Path) -> dict:
+    """model.read_checkpoint, its errors as DataError (a mistake in the command, status 2)."""
+    try:
+        return read_checkpoint(path)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+
+
+def read_run(out: Path) -> dict:
+    """The checkpoint to resume from, ``<out>/ckpt.pt``; DataError when it is not one or holds
+    no training state (read back from ONNX files by emolive.training.recover)."""
+    ckpt = read_for_training(out / "ckpt.pt")
+    if ckpt.get("optimizer") is None or not isinstance(ckpt.get("config"), dict):
+        raise DataError(f"{out / 'ckpt.pt'} holds no training state to resume (it was read back "
+                        "from ONNX files): start a run from it with --init-from")
+    return ckpt
+
+
+def _saved_values(saved: dict) -> dict:
+    """A checkpoint's settings, as TrainConfig fields (a setting newer than the checkpoint gets
+    its default; one since removed is dropped)."""
+    known = TrainConfig().to_dict()
+    return {name: value for name, value in saved.items() if name in known}
+
+
+def changed_settings(saved: dict, given: dict) -> list[str]:
+    """'name: run's value -> given value' for each setting in ``given`` that a resumed run may
+    not change and that differs from the run's (defaults for settings the run did not save)."""
+    run = {**TrainConfig().to_dict(), **_saved_values(saved)}
+    return [f"{name} {run[name]!r} -> {value!r}" for name, value in given.items()
+            if name not in RESUME_MAY_CHANGE and name in run and run[name] != value]
+
+
+def resumed_config(saved: dict, given: dict) -> TrainConfig:
+    """The run's own settings (``saved``, its checkpoint's config) with what ``given`` (a
+    command's file and flags) may change; ValueError naming any other setting it changes."""
+    changed = changed_settings(saved, given)
+    if changed:
+        raise ValueError("a resumed run keeps the settings it was trained with; this command "
+                         f"changes {'; '.join(changed)} (only {', '.join(RESUME_MAY_CHANGE[:6])} "
+                         "may change): leave them out, or start a new run with --init-from")
+    return config_from_values({**_saved_values(saved),
+                               **{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}})
+
+
+def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
+    """torch.save into ``path`` + '.partial', then rename over ``path``: a kill or a full disk
+    while saving leaves the checkpoint before, never a torn one."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        torch.save(checkpoint, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+class StopOnInterrupt:
+    """While in use (in the main thread): the first SIGINT only sets ``requested``, so the run
+    stops after a whole step with its checkpoint saved; a second raises KeyboardInterrupt at
+    once. Elsewhere (another thread), SIGINT is left as it is."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _request(self, _signum: int, _frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
