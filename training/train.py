@@ -217,11 +217,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
     resumed = _resumable(out, cfg) if cfg.resume else None  # both read before any data
     init = read_init_from(cfg) if cfg.init_from and not cfg.resume else None  # resumed: its own
     prep = load_data(cfg, log)
-    # Only now, with the data read: a run that fails before leaves the folder as it was.
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     train_batches = SegmentBatches(prep, "train", cfg, cfg.seed)
     val_batches = SegmentBatches(prep, "val", cfg, cfg.seed + 1)
+    # Only now, with the data read and cut: a run that fails before leaves the folder as it was.
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     log(f"segments: {len(train_batches)} train, {len(val_batches)} val")
     model, heads = CVAE(cfg.model_config()), EmotionHeads(cfg.z_dim)
     params = list(model.parameters()) + list(heads.parameters())

@@ -159,3 +159,10 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(labelled_fol
         assert "no checkpoint was saved" in err
     for line in (run / "metrics.jsonl").read_text().splitlines():
         json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl"))
+
+
+def test_a_run_without_segments_leaves_no_folder(labelled_folder, tmp_path: Path, capsys) -> None:
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 5) + ["--min-onsets", "100000"]) == 2
+    assert "segments with at least 100000 onsets" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
