@@ -23,7 +23,7 @@ import numpy as np
 from emolive.cli_options import TEMPERATURE_RANGE, error_line, integer_in, number_in
 from emolive.files import check_writable
 
-from .config import TrainConfig, check_generic_pair
+from .config import MAX_SEED, TrainConfig, check_generic_pair
 from .data import DEFAULT_DATA
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
 from .train import DataError, SegmentBatches, load_data
@@ -61,6 +61,16 @@ def measure(model: OnnxCVAE, real_by_q: list[np.ndarray], samples: int, sampling
                       "and std of real training onsets", "temperature": sampling.temperature}
 
 
+def check_uncalibrated(model_dir: str | Path) -> None:
+    """ValueError when the model already maps its velocities (its card's velocity_calibration):
+    measured through that map the gains come out near 1, and exporting the checkpoint with them
+    would throw the map away."""
+    card = json.loads((Path(model_dir) / "model_card.json").read_text(encoding="utf-8"))
+    if card.get("velocity_calibration"):
+        raise ValueError(f"{model_dir} is already calibrated (its card has a velocity_calibration): "
+                         "calibrate the export made without --velocity-calibration")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="exported model directory (uncalibrated)")
@@ -77,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                         default=1.0)
     parser.add_argument("--max-onsets-per-step", type=integer_in(0, None, "--max-onsets-per-step"),
                         default=0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=integer_in(0, MAX_SEED, "--seed"), default=0)
     args = parser.parse_args(argv)
     try:
         check_model_dir(args.model)
+        check_uncalibrated(args.model)
         check_writable(args.out)  # before the minutes of measuring, not after
         check_generic_pair(args.generic_folder, args.generic_csv)
     except (ValueError, OSError) as err:  # ModelDirError, the generic pair

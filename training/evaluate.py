@@ -28,7 +28,7 @@ from emolive.files import check_writable
 from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
-from .config import MAX_THREADS, TrainConfig, check_generic_pair, parse_bool
+from .config import MAX_SEED, MAX_THREADS, TrainConfig, check_generic_pair, parse_bool
 from .data import DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     nonempty = float((generated[..., :N_KEYS].sum(axis=(2, 3)) > 0).mean())
     results = {
         "model": str(args.model), "model_name": model.card["name"],
-        "reconstruction": recon,
+        "segment_bars": steps // 16, "reconstruction": recon,
         "sampling": {"onset_threshold": recon["best_threshold"], "hold_threshold": 0.5,
                      "temperature": sampling.temperature, "max_onsets_per_step": cap,
                      "tried": tried,
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wav", type=parse_bool, default=True, metavar="BOOL")
     parser.add_argument("--update-card", action="store_true",
                         help="write sampling defaults and figures into the model card")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=integer_in(0, MAX_SEED, "--seed"), default=0)
     parser.add_argument("--threads", type=integer_in(1, MAX_THREADS, "--threads"), default=1)
     parser.add_argument("--rewrite-readme", action="store_true",
                         help="only rewrite README.md from the report's metrics.json and "

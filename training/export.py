@@ -280,15 +280,24 @@ def _json_file(path: str, flag: str) -> Any:
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{flag} {path}: {getattr(err, 'strerror', None) or err}") from None
     try:
-        return json.loads(text, parse_constant=_not_finite)
+        value = json.loads(text, parse_constant=_not_finite)
+        json.dumps(value, allow_nan=False)  # a number too large for a float reads as infinity
     except json.JSONDecodeError as err:
         raise ValueError(f"{flag} {path} is not valid JSON: {err}") from None
     except ValueError as err:
-        raise ValueError(f"{flag} {path} holds {err}, which a model card cannot hold") from None
+        raise ValueError(f"{flag} {path} holds {_named(err)}, which a model card cannot hold") \
+            from None
+    return value
 
 
 def _not_finite(name: str) -> float:
     raise ValueError(name)  # NaN, Infinity or -Infinity in a JSON file
+
+
+def _named(err: ValueError) -> str:
+    """The number a JSON file held that is not finite: its literal, or 'a number too large'."""
+    text = str(err)
+    return text if text in ("NaN", "Infinity", "-Infinity") else "a number too large for a float"
 
 
 def _card_extra(path: str) -> dict[str, Any]:

@@ -15,11 +15,15 @@ def _target(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def _reconstruction(rec: dict) -> list[str]:
+def _bars(n: int) -> str:
+    return f"{n} bar" if n == 1 else f"{n} bars"
+
+
+def _reconstruction(rec: dict, bars: int) -> list[str]:
     best = str(rec["best_threshold"])
     tf, fr = rec["teacher_forced"], rec["free_running"]
     lines = ["## Reconstruction (validation songs)", "",
-             f"{rec['segments']} validation segments of 2 bars, encoded to the posterior mean and "
+             f"{rec['segments']} validation segments of {_bars(bars)}, encoded to the posterior mean and "
              "decoded. An onset is correct when its key and its 16th step match. Figures are "
              "means over bars (16 steps).", "",
              "| decoding | onset threshold | precision | recall | F1 | onsets/bar (pred / true) |",
@@ -50,11 +54,11 @@ def _latent(rec: dict, prior: dict) -> list[str]:
             f"{prior['count']}.", "", "![KL per dimension](kl_per_dim.png)", ""]
 
 
-def _emotion(emo: dict) -> list[str]:
+def _emotion(emo: dict, bars: int) -> list[str]:
     per = emo["generated_accuracy_per_emotion"]
     lines = ["## Emotion", "",
              "A separate classifier (bidirectional GRU over raw frames, trained with random "
-             "transpositions on real training segments only) listens to 2-bar segments.", "",
+             f"transpositions on real training segments only) listens to {bars}-bar segments.", "",
              "| | 4-quadrant accuracy | valence accuracy | arousal accuracy |", "|---|---|---|---|",
              f"| real validation segments | {_pct(emo['real_val_accuracy'])} | "
              f"{_pct(emo['real_val_valence_accuracy'])} | {_pct(emo['real_val_arousal_accuracy'])} |",
@@ -153,7 +157,8 @@ def markdown(results: dict, discussion: str) -> str:
              "`metrics.json`.", ""]
     if discussion.strip():
         lines += [discussion.strip(), ""]
-    lines += _reconstruction(results["reconstruction"])
+    bars = results.get("segment_bars", 2)  # metrics.json before 2026-12-06: 2-bar models only
+    lines += _reconstruction(results["reconstruction"], bars)
     lines += _latent(results["reconstruction"], results["prior_samples"])
     lines += ["## Sampling defaults (written to the model card)", "",
               f"temperature {sampling['temperature']}, onset threshold "
@@ -165,7 +170,7 @@ def markdown(results: dict, discussion: str) -> str:
         lines.append(f"| {t} | {' '.join(f'{d:.2f}' for d in v['density'])} | "
                      f"{v['mean_abs_log_ratio']:.3f} |")
     lines.append("")
-    lines += _emotion(results["emotion"])
+    lines += _emotion(results["emotion"], bars)
     lines += _statistics(results["statistics"], results["diversity"])
     lines += _batch_step(results.get("batch_step"))
     lines += ["## Quantisation", "", "| dataset | grid | files | notes | mean onset error | "
@@ -173,9 +178,11 @@ def markdown(results: dict, discussion: str) -> str:
     for name, e in results["onset_error"].items():
         lines.append(f"| {name} | {e['grid']} | {e['files']} | {e['notes']} | {e['mean_ms']:.1f} ms "
                      f"| {e['median_ms']:.1f} ms | {e['p95_ms']:.1f} ms |")
-    lines += ["", "## Listening", "", "Rendered at 100 BPM; 8 bars each, a new prior latent "
-              "every 2 bars (as the engine re-seeds phrases). WAVs: FluidSynth, FluidR3_GM, mono "
-              "16 kHz.", ""]
+    wavs = any("wav" in files for files in results["listening"].values())
+    lines += ["", "## Listening", "", f"Rendered at 100 BPM; {_bars(4 * bars)} each, a new prior "
+              f"latent every {_bars(bars)} (as the engine re-seeds phrases)."
+              + (" WAVs: FluidSynth, FluidR3_GM, mono 16 kHz." if wavs else " No WAVs (--wav false, "
+                 "or FluidSynth missing)."), ""]
     for name, files in results["listening"].items():
         links = ", ".join(f"[{kind}](samples/{f})" for kind, f in files.items())
         lines.append(f"- {name}: {links}")

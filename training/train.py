@@ -148,17 +148,27 @@ def read_init_from(cfg: TrainConfig) -> dict:
     ckpt = read_for_training(cfg.init_from)
     # Through ModelConfig, so that a checkpoint written before a field existed gets its default.
     theirs = ModelConfig(**ckpt.get("model_args", {})).to_dict()
-    if theirs != cfg.model_config().to_dict():
-        raise DataError(f"init_from checkpoint {cfg.init_from} has model sizes {theirs}, "
-                        f"this config {cfg.model_config().to_dict()}: give the same model flags")
+    ours = cfg.model_config().to_dict()
+    if theirs != ours:
+        flags = " ".join(f"--{name.replace('_', '-')} {json.dumps(value)}"
+                         for name, value in theirs.items() if value != ours[name])
+        raise DataError(f"init_from checkpoint {cfg.init_from} has other model sizes than this "
+                        f"config: give the same model flags ({flags})")
     return ckpt
 
 
-def start_from(model: CVAE, heads: EmotionHeads, ckpt: dict, path: str, log) -> None:
-    """Load the weights of checkpoint ``ckpt`` (read from ``path`` by read_init_from)."""
+def start_from(model: CVAE, heads: EmotionHeads, ckpt: dict, cfg: TrainConfig, log) -> None:
+    """Load the weights of checkpoint ``ckpt`` (read from ``cfg.init_from`` by read_init_from);
+    say so when it was trained in one tonic and this run is not, or the other way round."""
     model.load_state_dict(ckpt["model"])
     heads.load_state_dict(ckpt["heads"])
-    log(f"weights from {path} (step {ckpt.get('iter_num')}); new optimizer and schedule")
+    log(f"weights from {cfg.init_from} (step {ckpt.get('iter_num')}); new optimizer and schedule")
+    theirs = (ckpt.get("config") or {}).get("key_normalise")
+    if theirs is not None and theirs != cfg.key_normalise:
+        keep = " (to keep every clip in C: --key-normalise true --transpose 0)" if theirs else ""
+        log(f"note: {cfg.init_from} was trained with key_normalise {json.dumps(theirs)}, this run "
+            f"with {json.dumps(cfg.key_normalise)}: its model card will say tonic "
+            f"{'0' if cfg.key_normalise else 'null'}{keep}")
 
 
 def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
@@ -228,7 +238,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     step, best_val, spent_s = 0, float("inf"), 0.0
     if init is not None:
-        start_from(model, heads, init, cfg.init_from, log)
+        start_from(model, heads, init, cfg, log)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         heads.load_state_dict(resumed["heads"])

@@ -158,6 +158,50 @@ def test_calibrate_refuses_bad_settings_before_measuring(tiny_model_dir: Path, t
     assert "--generic-csv and --generic-folder go together" in err
 
 
+@pytest.mark.parametrize("command", ["calibrate", "evaluate"])
+def test_a_negative_seed_is_refused_before_any_work(tiny_model_dir: Path, tmp_path: Path, capsys,
+                                                    command: str) -> None:
+    from emolive.training import calibrate
+
+    main = {"calibrate": calibrate.main, "evaluate": evaluate.main}[command]
+    argv = _evaluate_argv(tiny_model_dir, tmp_path)
+    if command == "calibrate":  # its --out in place of evaluate's --report
+        argv = argv[:-2] + ["--out", str(tmp_path / "v.json")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--seed", "-1"])
+    assert exit_info.value.code == 2
+    assert f"emolive {command}: error: argument --seed: --seed must be from 0" in capsys.readouterr().err
+
+
+def test_calibrate_refuses_a_model_already_calibrated(tiny_model_dir: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    from emolive.training import calibrate
+    from emolive.training.export import update_card
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    update_card(model, {"velocity_calibration": {"gain": [1.2] * 4, "bias": [0.0] * 4}})
+    assert calibrate.main(["--model", str(model), "--out", str(tmp_path / "v.json"),
+                           "--data", str(tmp_path / "no-data")]) == 2
+    assert "is already calibrated" in capsys.readouterr().err
+    assert not (tmp_path / "v.json").exists()
+
+
+def test_the_report_text_follows_the_models_segment_length_and_the_wavs_written() -> None:
+    from emolive.training.report_text import markdown
+
+    results = json.loads((Path(__file__).parents[2] / "docs" / "evaluation" / "metrics.json").read_text())
+    shipped = markdown(results, "")
+    assert "segments of 2 bars" in shipped and "8 bars each, a new prior latent every 2 bars" in shipped
+    assert "WAVs: FluidSynth" in shipped
+    results["segment_bars"] = 1
+    results["listening"] = {name: {"midi": files["midi"]} for name, files in results["listening"].items()}
+    one_bar = markdown(results, "")
+    assert "segments of 1 bar," in one_bar and "listens to 1-bar segments" in one_bar
+    assert "4 bars each, a new prior latent every 1 bar" in one_bar
+    assert "WAVs: FluidSynth" not in one_bar and "No WAVs" in one_bar
+
+
 def test_calibrate_measures_against_ones_own_labelled_folder(tiny_model_dir: Path, labelled_folder,
                                                              tmp_path: Path) -> None:
     from emolive.training import calibrate

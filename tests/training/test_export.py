@@ -258,6 +258,8 @@ def test_export_reads_the_losses_of_a_metrics_log_cut_short(tmp_path: Path) -> N
     ("--card-extra", "[1, 2]", "--card-extra {path} must hold a JSON object"),
     ("--card-extra", '{"x": NaN}', "--card-extra {path} holds NaN, which a model card cannot hold"),
     ("--card-extra", "{", "--card-extra {path} is not valid JSON"),
+    ("--velocity-calibration", '{"gain": [1e999, 1, 1, 1], "bias": [0, 0, 0, 0]}',
+     "--velocity-calibration {path} holds a number too large for a float"),
     ("--card-extra", None, "--card-extra {path}: No such file or directory"),
     ("--velocity-calibration", '{"gain": [1, 1], "bias": [0, 0]}', "(\"gain\" and \"bias\": 4 numbers each)"),
     ("--velocity-calibration", None, "--velocity-calibration {path}: No such file or directory"),

@@ -537,7 +537,21 @@ def test_init_from_refuses_a_checkpoint_of_other_sizes(labelled_folder, tmp_path
         "--init-from", str(tmp_path / "run" / "ckpt.pt"), "--z-dim", "6",
         "--out", str(tmp_path / "other")]
     assert train.main(argv) == 2
-    assert "give the same model flags" in capsys.readouterr().err
+    assert "give the same model flags (--z-dim 8)" in capsys.readouterr().err
+
+
+def test_init_from_says_when_the_tonic_setting_changes(labelled_folder, tmp_path: Path,
+                                                       capsys) -> None:
+    """A key-normalised checkpoint fine-tuned in every key: the card will say tonic null."""
+    folder, csv_path = labelled_folder
+    argv = tiny_args(folder, csv_path, tmp_path, 2)
+    assert train.main(argv + ["--key-normalise", "true", "--transpose", "0"]) == 0
+    capsys.readouterr()
+    assert train.main(argv + ["--init-from", str(tmp_path / "run" / "ckpt.pt"),
+                              "--out", str(tmp_path / "tuned")]) == 0
+    err = capsys.readouterr().err
+    assert "was trained with key_normalise true, this run with false" in err
+    assert "tonic null (to keep every clip in C: --key-normalise true --transpose 0)" in err
     assert train.main(argv[:-4] + ["--init-from", str(tmp_path / "nope.pt"),
                                    "--out", str(tmp_path / "other")]) == 2
     assert "nope.pt not found" in capsys.readouterr().err
