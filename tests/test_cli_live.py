@@ -430,3 +430,57 @@ def test_morph_glides_while_playing(sink: Sink, tiny_model_dir: Path) -> None:
     assert code == 0, err
     blends = [line.split(" | ")[1] for line in command.lines if line.startswith("playing | ")]
     assert blends[0] != "happy" and "calm" in blends[0]  # it started at calm and moved
+
+
+RECEIVER = """
+import sys, time, rtmidi
+port = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=sys.argv[1])
+port.open_virtual_port(sys.argv[1])
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+LIBJACK_NOISE = ("Cannot connect to server", "jack server is not running", "JACK server not running?",
+                 "JackShmReadWritePtr")
+
+
+def _receiver(name: str, env: dict) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", RECEIVER, name], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_a_lost_jack_server_is_reported_in_one_line_not_libjacks(tiny_model_dir: Path,
+                                                                 private_jack_server) -> None:
+    """While the server is gone the command checks for it once a second: it says the output is
+    lost and back, and neither libjack nor RtMidi prints its own lines on the terminal (they
+    printed about 27 a second)."""
+    import uuid
+
+    name = f"emolive-cli-noise-{uuid.uuid4().hex[:8]}"
+    server = private_jack_server(name)
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    env.pop("EMOLIVE_JACK_MESSAGES", None)
+    receivers = [_receiver("noise-sink", env)]
+    process = subprocess.Popen([sys.executable, "-m", "emolive", "--port", "noise-sink", "--model",
+                                str(tiny_model_dir)], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen: list[str] = []
+    try:
+        assert read_until(process, "playing", 60, seen), (seen, process.poll())
+        server.terminate()
+        server.wait(timeout=10)
+        assert read_until(process, "emolive: MIDI output lost", 10, seen), seen
+        time.sleep(3.0)  # three checks for a server that is not there
+        private_jack_server(name)
+        receivers.append(_receiver("noise-sink", env))
+        assert read_until(process, "emolive: MIDI output is back", 20, seen), seen
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=15)
+    finally:
+        for proc in [process, *receivers]:
+            if proc.poll() is None:
+                proc.kill()
+    assert process.returncode == 0, (seen, out, err)
+    assert not [line for line in err.splitlines() if any(n in line for n in LIBJACK_NOISE)], err

@@ -50,6 +50,8 @@ void register_ports(py::module_& m) {
         "Name of the MIDI API in use (EMOLIVE_MIDI_API or the first that opens); '' if none.");
   m.def("rtmidi_available", &rtmidi_available, "Whether RtMidi was built in.");
   m.def("port_setup_hint", &port_setup_hint);
+  m.def("silence_libjack_messages", &silence_libjack_messages,
+        "libjack's own stderr lines go nowhere from now on, process-wide (the emolive command).");
 }
 
 }  // namespace emolive::bindings

@@ -1,5 +1,7 @@
 #include "jack_send_guard.hpp"
 
+#include "emolive/midi_out.hpp"
+
 #ifdef EMOLIVE_HAVE_JACK
 #include <jack/jack.h>
 #endif
@@ -7,6 +9,23 @@
 namespace emolive {
 
 #ifdef EMOLIVE_HAVE_JACK
+
+namespace {
+void ignore_message(const char*) {}
+}  // namespace
+
+bool jack_server_running() {
+  jack_status_t status;
+  jack_client_t* client = jack_client_open("emolive-check", JackNoStartServer, &status);
+  if (!client) return false;
+  jack_client_close(client);  // a running server: closing is safe
+  return true;
+}
+
+void silence_libjack_messages() {
+  jack_set_error_function(&ignore_message);
+  jack_set_info_function(&ignore_message);
+}
 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string& client_name) {
   jack_status_t status;
@@ -32,6 +51,8 @@ int JackCycles::on_process(uint32_t, void* self) {
 }
 
 #else  // built without JACK: nothing to count; sends go unwatched
+
+void silence_libjack_messages() {}
 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string&) { return nullptr; }
 JackCycles::~JackCycles() = default;

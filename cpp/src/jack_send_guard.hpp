@@ -17,6 +17,11 @@
 
 namespace emolive {
 
+// Whether a JACK server answers on the default server name: a client opened without starting a
+// server, and closed at once. Only with JACK support (EMOLIVE_HAVE_JACK). Not on the clock
+// thread.
+bool jack_server_running();
+
 // Counts a JACK server's process cycles through a client that does nothing else.
 class JackCycles {
  public:

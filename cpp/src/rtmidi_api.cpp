@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "emolive/errors.hpp"
+#include "jack_send_guard.hpp"
 
 namespace emolive {
 namespace {
@@ -44,6 +45,15 @@ std::string ErrorSink::text() const {
 
 std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& client,
                                         ErrorSink& sink, std::string& why) {
+#ifdef EMOLIVE_HAVE_JACK
+  // Asked with a libjack client of our own first: RtMidi's constructor prints "JACK server not
+  // running?" on stderr, before an error callback can be set, each time it finds no server
+  // (once a second while a lost server is waited for).
+  if (api == RtMidi::UNIX_JACK && !jack_server_running()) {
+    why = "MidiOutJack::initialize: JACK server not running?";
+    return nullptr;
+  }
+#endif
   std::unique_ptr<RtMidiOut> out;
   try {
     out = std::make_unique<RtMidiOut>(api, client);
@@ -79,6 +89,9 @@ std::vector<RtMidi::Api> candidate_apis() {
 }
 
 bool backend_alive(RtMidi::Api api) {
+#ifdef EMOLIVE_HAVE_JACK
+  if (api == RtMidi::UNIX_JACK) return jack_server_running();  // no RtMidi client needed
+#endif
   ErrorSink sink;
   std::string why;
   return try_open_api(api, "emolive-check", sink, why) != nullptr;

@@ -266,6 +266,7 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     emotion = start_emotion(args, parser)
     CcMap(args.valence_cc, args.arousal_cc, args.control_channel)  # refused now, before the model loads
     output = output_choice(args)
+    ports.quiet_libjack()
     check_inputs(args)
     from emolive import PortError
 

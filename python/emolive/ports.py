@@ -80,6 +80,17 @@ def describe_ports(names: Sequence[str]) -> str:
     return "available ports: " + ", ".join(f"{i}: {name!r}" for i, name in enumerate(names))
 
 
+def quiet_libjack() -> None:
+    """libjack's own stderr lines (a dozen a second while a lost server is checked for) off for
+    the rest of the process: the command reports JACK's state itself. EMOLIVE_JACK_MESSAGES=1
+    keeps them, for debugging a JACK set-up."""
+    if os.environ.get("EMOLIVE_JACK_MESSAGES", "") not in ("", "0"):
+        return
+    from emolive import _core
+
+    _core.silence_libjack_messages()
+
+
 def output_port_names() -> list[str]:
     """Output port names as the engine sees them (empty when there is no MIDI backend)."""
     from emolive import list_ports

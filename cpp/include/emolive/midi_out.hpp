@@ -103,4 +103,9 @@ std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const st
 // Open a virtual output port named `name`; PortError where unsupported (Windows).
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name);
 
+// libjack's own error and information lines (printed on stderr by default: a dozen a second
+// while a lost server is checked for) go nowhere from now on, process-wide. For a program that
+// reports JACK's state itself, as the `emolive` command does; a no-op without JACK support.
+void silence_libjack_messages();
+
 }  // namespace emolive
