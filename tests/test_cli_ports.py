@@ -120,3 +120,13 @@ def test_an_unknown_midi_api_is_named_not_taken_for_no_ports(argv: list[str]) ->
                             timeout=60, env=env)
     assert "EMOLIVE_MIDI_API=bogus is not a MIDI API compiled into RtMidi" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_list_ports_in_a_build_without_rtmidi_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the MIDI-system hint (start JACK, use --virtual), which cannot help such a build."""
+    from emolive import cli, engine
+
+    monkeypatch.setattr(engine, "rtmidi_available", lambda: False)
+    listing = cli._port_listing()
+    assert listing.startswith("no MIDI ports: emolive was built without RtMidi")
+    assert "librtmidi-dev" in listing and "--virtual" not in listing

@@ -34,3 +34,17 @@ def test_the_stubs_name_every_function_class_and_method_of_the_native_module() -
         obj = getattr(core, name)
         if isinstance(obj, type) and not issubclass(obj, BaseException):
             assert {m for m in methods if not m.startswith("_")} == _public(obj), name
+
+
+def test_the_package_re_exports_its_engine_names_for_type_checkers() -> None:
+    """mypy --strict (no implicit re-export) reads `from m import X as X` and a literal __all__."""
+    import emolive
+
+    tree = ast.parse(Path(emolive.__file__).read_text())
+    aliased = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+               and node.module == "emolive.engine" for alias in node.names if alias.asname == alias.name}
+    assert aliased == set(emolive._ENGINE_NAMES)
+    literal = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                   and getattr(node.targets[0], "id", None) == "__all__")
+    assert isinstance(literal, ast.List) and all(isinstance(e, ast.Constant) for e in literal.elts)
+    assert set(emolive._ENGINE_NAMES) <= set(emolive.__all__)

@@ -229,3 +229,34 @@ def test_model_loads_from_core_directly(tiny_model_dir: Path) -> None:
     model = Model(str(tiny_model_dir), engine_module.onnxruntime_library())
     assert json.loads(model.card_json)["sizes"]["hidden"] == 32
     assert model.segment_steps == 32
+
+
+EMPTY_CALLS = """
+import sys
+import numpy as np
+from emolive.engine import load_model
+m = load_model(sys.argv[1])
+z, e = np.zeros((0, m.z_dim), np.float32), np.zeros((0, 4), np.float32)
+calls = {
+    "encode batch 0": lambda: m.encode(np.zeros((0, 32, 264), np.float32), e),
+    "encode steps 0": lambda: m.encode(np.zeros((1, 0, 264), np.float32), np.zeros((1, 4), np.float32)),
+    "decode_init batch 0": lambda: m.decode_init(z, e),
+}
+for name, call in calls.items():
+    try:
+        call()
+        print(name, "returned")
+    except ValueError as err:
+        print(name, "ValueError", err)
+"""
+
+
+def test_empty_batches_are_refused_not_an_abort(tiny_model_dir: Path) -> None:
+    """ONNX Runtime's GRU aborted the interpreter (status 134) on a batch of 0 (in a subprocess:
+    an abort fails this test instead of ending pytest)."""
+    proc = subprocess.run([sys.executable, "-c", EMPTY_CALLS, str(tiny_model_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3 and all(" ValueError " in line for line in lines), lines
+    assert "batch must be at least 1, got 0" in proc.stdout

@@ -26,9 +26,16 @@ from pathlib import Path
 import mido
 import numpy as np
 
+import emolive
 from emolive.emotions import QUADRANTS, from_valence_arousal, quadrant_of
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: In a checkout, the data beside it (../shared/data, this project's layout); installed (the
+#: package's emolive/training/), a folder "data" in the current one: give --data.
+_CHECKOUT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = (_CHECKOUT.parent / "shared" / "data" if (_CHECKOUT / "pyproject.toml").is_file()
+                else Path("data"))
+#: The model the package ships (emolive.engine.DEFAULT_MODEL_DIR, without loading the engine).
+BUNDLED_MODEL = Path(emolive.__file__).resolve().parent / "models" / "default"
 SUSTAIN_CC = 64  # damper pedal; values >= 64 mean down
 # A file longer than this is treated as corrupt (absurd delta times or tempos): its roll would
 # need gigabytes. 2 hours, and 36,000 beats (2 hours at 300 BPM).

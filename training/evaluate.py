@@ -29,13 +29,13 @@ from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
 from .config import MAX_SEED, MAX_THREADS, TrainConfig, check_generic_pair, parse_bool
-from .data import DEFAULT_DATA
+from .data import BUNDLED_MODEL, DEFAULT_DATA
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
 from .train import DataError, SegmentBatches, load_data
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "python" / "emolive" / "models" / "default"
+DEFAULT_MODEL = BUNDLED_MODEL
 MORPHS = [("Q3", "Q1"), ("Q4", "Q2"), ("Q1", "Q3"), ("Q2", "Q4")]  # (from, to)
 
 

@@ -33,11 +33,12 @@ from onnx import numpy_helper
 from emolive.cli_options import error_line
 
 from .config import check_out_folder
+from .data import BUNDLED_MODEL
 from .export import FILES
 from .losses import EmotionHeads
 from .model import CVAE, FRAME_SIZE, ModelConfig
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "python" / "emolive" / "models" / "default"
+DEFAULT_MODEL = BUNDLED_MODEL
 
 
 class RecoverError(Exception):

@@ -16,6 +16,15 @@ Ort::MemoryInfo& cpu_memory() {
   return info;
 }
 
+// ONNX Runtime aborts the process (an exception thrown across its GRU's threads) on a batch or
+// a sequence of 0, and a negative size is no tensor: both are refused before a run.
+void require_at_least_one(const char* what, int64_t size) {
+  if (size < 1) {
+    throw std::invalid_argument(std::string(what) + " must be at least 1, got " +
+                                std::to_string(size));
+  }
+}
+
 Ort::Value view(std::vector<float>& data, const Shape& shape) {
   return Ort::Value::CreateTensor<float>(cpu_memory(), data.data(), data.size(), shape.data(),
                                          shape.size());
@@ -237,6 +246,7 @@ std::vector<Ort::Value> Model::run(const Session& s, const std::vector<Ort::Valu
 }
 
 std::vector<float> Model::decode_init(const float* z, const float* emotion, int64_t batch) const {
+  require_at_least_one("batch", batch);
   const int64_t Z = card_.z;
   std::vector<Ort::Value> inputs;
   for (const auto& n : decoder_init_.input_names) {
@@ -254,6 +264,7 @@ Model::StepOutputs Model::decode_step(const float* prev, const float* z, const f
 Model::StepOutputs Model::run_step(const Session& step, const float* prev, const float* z,
                                    const float* emotion, const float* state,
                                    int64_t batch) const {
+  require_at_least_one("batch", batch);
   const int64_t Z = card_.z, L = card_.layers, H = card_.hidden;
   std::vector<Ort::Value> inputs;
   for (const auto& n : step.input_names) {
@@ -278,6 +289,8 @@ Model::StepOutputs Model::run_step(const Session& step, const float* prev, const
 std::pair<std::vector<float>, std::vector<float>> Model::encode(const float* roll, int64_t steps,
                                                                 const float* emotion,
                                                                 int64_t batch) const {
+  require_at_least_one("batch", batch);
+  require_at_least_one("steps", steps);
   std::lock_guard<std::mutex> lock(encoder_mutex_);
   if (!encoder_.session) encoder_ = load_session("encoder");
   std::vector<Ort::Value> inputs;

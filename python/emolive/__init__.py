@@ -18,12 +18,19 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from emolive.emotions import known_emotions, parse_emotion  # noqa: E402
 
-if TYPE_CHECKING:
-    from emolive.engine import Engine, EngineError, ModelError, PortError, find_port, list_ports
+if TYPE_CHECKING:  # "X as X": re-exported for type checkers (mypy --strict, --no-implicit-reexport)
+    from emolive.engine import Engine as Engine
+    from emolive.engine import EngineError as EngineError
+    from emolive.engine import ModelError as ModelError
+    from emolive.engine import PortError as PortError
+    from emolive.engine import find_port as find_port
+    from emolive.engine import list_ports as list_ports
 
 _ENGINE_NAMES = ("Engine", "EngineError", "ModelError", "PortError", "find_port", "list_ports")
 
-__all__ = ["known_emotions", "parse_emotion", *_ENGINE_NAMES]
+# Spelled out (not built from _ENGINE_NAMES) so that type checkers can read it.
+__all__ = ["known_emotions", "parse_emotion", "Engine", "EngineError", "ModelError", "PortError",
+           "find_port", "list_ports"]
 __version__ = "0.1.0"
 
 

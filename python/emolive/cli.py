@@ -95,6 +95,10 @@ def _run_training(command: str, args: list[str]) -> int:
 
 
 def _port_listing() -> str:
+    from emolive.engine import NO_RTMIDI, rtmidi_available
+
+    if not rtmidi_available():
+        return f"no MIDI ports: {NO_RTMIDI}"
     lines = ["MIDI outputs (--port, or $EMOLIVE_PORT):"]
     try:
         outputs = ports.output_port_names()

@@ -184,12 +184,21 @@ def find_port(query: str | int) -> int:
     return _match_port(query, list_ports())[0]
 
 
+#: Why no port can be opened in a build without RtMidi (PortError, and `emolive --list-ports`).
+NO_RTMIDI = ("emolive was built without RtMidi, so no MIDI port can be opened; install "
+             "librtmidi-dev (Debian/Ubuntu) and reinstall emolive")
+
+
+def rtmidi_available() -> bool:
+    """Whether this build can open MIDI ports (it was built with RtMidi)."""
+    return bool(_core.rtmidi_available())
+
+
 def _check_port_query(query: object) -> None:
     if isinstance(query, bool) or not isinstance(query, (str, int)):
         raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
     if not _core.rtmidi_available():
-        raise PortError("emolive was built without RtMidi, so no MIDI port can be opened; "
-                        "install librtmidi-dev (Debian/Ubuntu) and reinstall emolive")
+        raise PortError(NO_RTMIDI)
 
 
 def _open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str | None]:

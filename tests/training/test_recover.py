@@ -203,3 +203,11 @@ def test_recover_refuses_an_out_under_a_file(tmp_path: Path, capsys) -> None:
     (tmp_path / "afile").write_text("")
     assert recover.main(["--out", str(tmp_path / "afile" / "ckpt.pt")]) == 2
     assert "afile is a file" in capsys.readouterr().err
+
+
+def test_the_default_model_is_the_one_the_package_ships() -> None:
+    """Found through the package, not the checkout's layout (a wheel has no python/emolive/)."""
+    from emolive.engine import DEFAULT_MODEL_DIR
+    from emolive.training import evaluate
+
+    assert recover.DEFAULT_MODEL == evaluate.DEFAULT_MODEL == Path(DEFAULT_MODEL_DIR).resolve()

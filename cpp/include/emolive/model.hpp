@@ -62,7 +62,8 @@ class Model {
   // then state <- state_out.
   void decode_step_in_place(DecoderBuffers& b) const;
 
-  // Any batch size B; arrays are row-major float32 of the contract's shapes.
+  // Any batch size B >= 1 (and encode: steps >= 1), else std::invalid_argument (ONNX Runtime
+  // aborts the process on an empty batch); arrays are row-major float32 of the contract's shapes.
   std::vector<float> decode_init(const float* z, const float* emotion, int64_t batch) const;
   struct StepOutputs {
     std::vector<float> onset_logits, hold_logits, velocity, state_out;
