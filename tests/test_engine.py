@@ -187,6 +187,15 @@ def test_close_is_idempotent_and_closes(engine: Engine) -> None:
         engine.play("calm")
 
 
+def test_a_closed_engine_keeps_the_tempo_it_ended_with(engine: Engine) -> None:
+    """stats() and offline generate() after close() (they said the constructor's 120 BPM)."""
+    engine.set_bpm(90)
+    engine.close()
+    assert engine.stats()["bpm"] == 90
+    tempos = [m.tempo for m in engine.generate(1) if m.type == "set_tempo"]
+    assert tempos == [mido.bpm2tempo(90)]
+
+
 def test_model_card_is_exposed(engine: Engine) -> None:
     card = engine.model_card
     assert card["format"] == "emolive-cvae"

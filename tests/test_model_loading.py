@@ -260,3 +260,24 @@ def test_empty_batches_are_refused_not_an_abort(tiny_model_dir: Path) -> None:
     lines = proc.stdout.splitlines()
     assert len(lines) == 3 and all(" ValueError " in line for line in lines), lines
     assert "batch must be at least 1, got 0" in proc.stdout
+
+
+def test_a_model_that_loads_but_cannot_run_is_a_model_error(model_copy: Path) -> None:
+    """A decoder_step whose graph fails when run (here: a Gather out of bounds for the silent
+    step the loader tries) is a broken model: ModelError, not the runtime's EngineError."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    path = model_copy / "decoder_step.onnx"
+    graph_model = onnx.load(str(path))
+    for node in graph_model.graph.node:
+        node.output[:] = ["onset_raw" if o == "onset_logits" else o for o in node.output]
+    graph_model.graph.initializer.extend([
+        numpy_helper.from_array(np.zeros(2, np.float32), "table"),
+        numpy_helper.from_array(np.array([2], np.int64), "index")])
+    graph_model.graph.node.extend([
+        helper.make_node("Gather", ["table", "index"], ["picked"], axis=0),  # index 2 of 2: fails
+        helper.make_node("Add", ["onset_raw", "picked"], ["onset_logits"])])
+    onnx.save(graph_model, str(path))
+    with pytest.raises(ModelError, match="decoder_step cannot run a silent step"):
+        load_model(model_copy)

@@ -6,15 +6,15 @@
 namespace emolive {
 
 Weights normalised(const Weights& w) {
-  float sum = 0.f;
+  double sum = 0.0;  // in double: four floats near FLT_MAX overflow a float sum to infinity
   for (float x : w) {
     if (!std::isfinite(x) || x < 0.f) {
       throw std::invalid_argument("emotion weights must be finite and non-negative");
     }
     sum += x;
   }
-  if (!(sum > 0.f)) throw std::invalid_argument("emotion weights must not all be zero");
-  return {w[0] / sum, w[1] / sum, w[2] / sum, w[3] / sum};
+  if (!(sum > 0.0)) throw std::invalid_argument("emotion weights must not all be zero");
+  return {float(w[0] / sum), float(w[1] / sum), float(w[2] / sum), float(w[3] / sum)};
 }
 
 void EmotionGlide::set(const Weights& target, int steps) {

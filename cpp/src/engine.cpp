@@ -53,7 +53,13 @@ void Engine::watch_loop() {
          slept += std::chrono::milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    if (!watch_stop_.load() && playing_.load()) output_->check_connection();
+    if (watch_stop_.load() || !playing_.load()) continue;
+    try {
+      output_->check_connection();
+    } catch (const std::exception& e) {  // an output of the caller's that throws: a port error
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (port_check_error_.empty()) port_check_error_ = std::string("port check failed: ") + e.what();
+    }
   }
 }
 
@@ -254,6 +260,7 @@ void Engine::close() {
   watch_stop_ = true;
   watch_thread_.join();
   std::lock_guard<std::mutex> parts(parts_mutex_);
+  config_.bpm = scheduler_->bpm();  // stats() after close: the tempo it ended with
   scheduler_.reset();
   if (recording_) {
     recording_->close_inner();  // closes the port; what was recorded stays readable
@@ -287,6 +294,7 @@ EngineStats Engine::stats() const {
   parts.unlock();
   std::lock_guard<std::mutex> lock(error_mutex_);
   s.generator_error = generator_error_;
+  if (s.port_error.empty()) s.port_error = port_check_error_;
   return s;
 }
 

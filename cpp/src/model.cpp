@@ -98,8 +98,17 @@ Model::Model(const std::string& model_dir, const std::string& onnxruntime_lib) :
 void Model::check_finite(const Session& step) const {
   const std::vector<float> z(size_t(card_.z), 0.f), emotion(kEmotionCount, 0.25f),
       silent(kFrameSize, 0.f);
-  const std::vector<float> state = decode_init(z.data(), emotion.data(), 1);
-  const StepOutputs out = run_step(step, silent.data(), z.data(), emotion.data(), state.data(), 1);
+  std::vector<float> state;
+  StepOutputs out;
+  try {
+    state = decode_init(z.data(), emotion.data(), 1);
+    out = run_step(step, silent.data(), z.data(), emotion.data(), state.data(), 1);
+  } catch (const ModelError&) {
+    throw;
+  } catch (const EngineError& e) {  // loads, but cannot run: a broken model, named as one
+    throw ModelError("model '" + dir_ + "': " + step.role + " cannot run a silent step: " +
+                     e.what());
+  }
   const std::pair<const char*, const std::vector<float>*> outputs[] = {
       {"state", &state}, {"onset_logits", &out.onset_logits}, {"hold_logits", &out.hold_logits},
       {"velocity", &out.velocity}, {"state_out", &out.state_out}};

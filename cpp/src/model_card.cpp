@@ -4,6 +4,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "emolive/errors.hpp"
 
@@ -11,6 +13,29 @@ namespace emolive {
 namespace {
 
 using nlohmann::json;
+
+// A card value for an error message: its JSON text when it is small and shallow, else what it
+// is. json::dump() recurses once per level: a value nested 200,000 deep overflowed the stack.
+std::string shown(const json& v) {
+  if (!v.is_structured()) return v.dump();
+  constexpr size_t kMaxNodes = 200;
+  constexpr int kMaxDepth = 16;
+  std::vector<std::pair<const json*, int>> todo{{&v, 1}};
+  size_t nodes = 0;
+  while (!todo.empty()) {
+    const auto [node, depth] = todo.back();
+    todo.pop_back();
+    if (++nodes > kMaxNodes || depth > kMaxDepth) {
+      return std::string(v.is_array() ? "an array of " : "an object of ") +
+             std::to_string(v.size()) + (v.is_array() ? " items" : " keys") +
+             " (too large or deep to show)";
+    }
+    if (node->is_structured()) {
+      for (const auto& child : *node) todo.emplace_back(&child, depth + 1);
+    }
+  }
+  return v.dump();
+}
 
 class CardReader {
  public:
@@ -33,11 +58,11 @@ class CardReader {
 
   int integer(const std::string& key) const {
     const json& v = at(key);
-    if (!v.is_number_integer()) fail(key, "must be an integer, found " + v.dump());
+    if (!v.is_number_integer()) fail(key, "must be an integer, found " + shown(v));
     // Read wide, then range-checked: get<int>() would wrap 2^32 + 32 to 32.
     const bool too_large = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT_MAX);
     if (too_large || v.get<int64_t>() < INT_MIN || v.get<int64_t>() > INT_MAX) {
-      fail(key, "is out of range, found " + v.dump());
+      fail(key, "is out of range, found " + shown(v));
     }
     return int(v.get<int64_t>());
   }
@@ -57,7 +82,7 @@ class CardReader {
 
   std::string text(const std::string& key) const {
     const json& v = at(key);
-    if (!v.is_string()) fail(key, "must be a string, found " + v.dump());
+    if (!v.is_string()) fail(key, "must be a string, found " + shown(v));
     return v.get<std::string>();
   }
 
@@ -69,7 +94,7 @@ class CardReader {
       if (!node->is_object() || !node->contains(part)) return fallback;
       node = &(*node)[part];
     }
-    if (!node->is_number()) fail(key, "must be a number, found " + node->dump());
+    if (!node->is_number()) fail(key, "must be a number, found " + shown(*node));
     return node->get<float>();
   }
 
@@ -82,7 +107,7 @@ class CardReader {
       Shape shape;
       for (const auto& dim : it.value()) {
         if (!dim.is_number_integer() || dim.get<int64_t>() < -1 || dim.get<int64_t>() == 0) {
-          fail(key + "." + it.key(), "sizes must be positive integers or -1, found " + dim.dump());
+          fail(key + "." + it.key(), "sizes must be positive integers or -1, found " + shown(dim));
         }
         shape.push_back(dim.get<int64_t>());
       }
@@ -188,11 +213,11 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
   r.expect_int("features.size", kFrameSize);
   const json& layout = r.at("features.layout");
   if (layout != json::array({"onset", "hold", "velocity"})) {
-    r.fail("features.layout", "expected [\"onset\",\"hold\",\"velocity\"], found " + layout.dump());
+    r.fail("features.layout", "expected [\"onset\",\"hold\",\"velocity\"], found " + shown(layout));
   }
   const json& order = r.at("emotions.order");
   if (order != json::array({"Q1", "Q2", "Q3", "Q4"})) {
-    r.fail("emotions.order", "expected [\"Q1\",\"Q2\",\"Q3\",\"Q4\"], found " + order.dump());
+    r.fail("emotions.order", "expected [\"Q1\",\"Q2\",\"Q3\",\"Q4\"], found " + shown(order));
   }
   card.z = r.positive("sizes.z");
   card.layers = r.positive("sizes.layers");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 
 namespace emolive {
 
@@ -18,6 +19,16 @@ Stream::Stream(int z_dim, int segment_steps, const GeneratorConfig& config)
       settings_(config.sampling) {
   if (segment_steps < 1) throw std::invalid_argument("steps per phrase must be >= 1");
   set_temperature(settings_.temperature);
+  set_key(settings_.scale_mask, settings_.transpose);
+}
+
+void Stream::set_key(uint16_t mask, int transpose) {
+  if (transpose < -11 || transpose > 11) {  // a key index k + transpose must stay an int
+    throw std::invalid_argument("transpose must be in -11..11 semitones, got " +
+                                std::to_string(transpose));
+  }
+  settings_.scale_mask = mask;
+  settings_.transpose = transpose;
 }
 
 void Stream::set_temperature(float t) {

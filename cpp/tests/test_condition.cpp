@@ -27,3 +27,14 @@ TEST_CASE("a zero-length glide jumps, and weights are normalised and validated")
   CHECK_THROWS_AS(glide.set({-1, 1, 0, 0}, 0), std::invalid_argument);
   CHECK_THROWS_AS(glide.set({1, 0, 0, 0}, -1), std::invalid_argument);
 }
+
+TEST_CASE("weights near the float maximum are normalised, not summed to infinity") {
+  // {3e38, 3e38} summed in float is infinity: every weight became 0, and live play stopped.
+  const Weights w = normalised({3e38f, 3e38f, 0, 0});
+  CHECK(w[0] == Approx(0.5f));
+  CHECK(w[1] == Approx(0.5f));
+  CHECK(w[2] == 0.f);
+  EmotionGlide glide;
+  glide.set({3e38f, 0, 0, 3e38f}, 0);
+  CHECK(glide.current()[3] == Approx(0.5f));
+}

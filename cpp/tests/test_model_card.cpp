@@ -162,3 +162,22 @@ TEST_CASE("integers too large for an int are refused, not wrapped") {
   card["sampling"]["max_onsets_per_step"] = -(int64_t(1) << 40);
   CHECK_THAT(error_of(card), Catch::Contains("out of range"));
 }
+
+TEST_CASE("a deeply nested value in a broken card is described, not printed") {
+  // json::dump() recurses once per level: the error message overflowed the stack (a crash).
+  json card = valid_card();
+  card["features"]["layout"] = "DEEP";
+  std::string text = card.dump();  // the deep value goes in as text: dump() would recurse too
+  text.replace(text.find("\"DEEP\""), 6, std::string(200000, '[') + std::string(200000, ']'));
+  std::string error;
+  try {
+    parse_model_card(text, "card.json");
+  } catch (const ModelError& e) {
+    error = e.what();
+  }
+  CHECK_THAT(error, Catch::Contains("features.layout") &&
+                        Catch::Contains("an array of 1 items (too large or deep to show)"));
+  card = valid_card();
+  card["features"]["layout"] = {"onset", "hold"};  // small: shown as it is
+  CHECK_THAT(error_of(card), Catch::Contains("found [\"onset\",\"hold\"]"));
+}

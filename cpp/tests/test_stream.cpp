@@ -101,3 +101,14 @@ TEST_CASE("a stream's emotion glides to its target over the given steps") {
   CHECK(second[3] == Approx(1.f));
   CHECK_THROWS_AS(stream.set_temperature(0.f), std::invalid_argument);
 }
+
+TEST_CASE("a transposition outside -11..11 semitones is refused") {
+  // key + transpose overflowed an int for INT_MAX (UBSan: signed integer overflow).
+  GeneratorConfig c = config(1);
+  Stream stream(kZ, kSegment, c);
+  CHECK_THROWS_AS(stream.set_key(0x0FFF, 12), std::invalid_argument);
+  CHECK_THROWS_AS(stream.set_key(0x0FFF, INT32_MAX), std::invalid_argument);
+  stream.set_key(0x0FFF, -11);
+  c.sampling.transpose = -12;
+  CHECK_THROWS_AS(Stream(kZ, kSegment, c), std::invalid_argument);
+}

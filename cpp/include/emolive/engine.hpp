@@ -154,6 +154,7 @@ class Engine {
   std::array<std::atomic<float>, 4> emotion_{};
   mutable std::mutex error_mutex_;  // guards generator_error_ (never taken by the clock thread)
   std::string generator_error_;
+  std::string port_check_error_;  // the output's check_connection() threw (watch thread)
   mutable std::mutex caller_mutex_;  // serialises callers (the command queue's single producer)
   // Held by close() while it destroys scheduler_ and closes output_, and by the readers that
   // do not take caller_mutex_ (stats(), output_description()), so that no reader on another

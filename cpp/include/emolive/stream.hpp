@@ -42,10 +42,8 @@ class Stream {
 
   void set_emotion(const Weights& target, int glide_steps) { glide_.set(target, glide_steps); }
   void set_temperature(float t);  // 0.05..5, else std::invalid_argument
-  void set_key(uint16_t mask, int transpose) {
-    settings_.scale_mask = mask;
-    settings_.transpose = transpose;
-  }
+  // Transpose -11..11 semitones, else std::invalid_argument (also from the constructor).
+  void set_key(uint16_t mask, int transpose);
   void set_walk_rate(int steps_per_point) { walk_.set_steps_per_point(steps_per_point); }
 
   int64_t step() const { return step_; }
