@@ -124,6 +124,9 @@ void Engine::resume() {
 
 void Engine::play_locked(const Weights* emotion) {
   check_open();
+  // The generator stopped on an error while the clock plays silence: start afresh (the
+  // documented recovery), rather than queue a command nobody drains.
+  if (playing_ && !generator_alive_.load()) stop_locked();
   if (playing_) {
     if (emotion) send_command({Command::kEmotion, *emotion, 0, 0.f, 0, 0});
     return;
@@ -134,10 +137,13 @@ void Engine::play_locked(const Weights* emotion) {
     std::lock_guard<std::mutex> error_lock(error_mutex_);
     generator_error_.clear();
   }
-  if (recording_) recording_->clear();
-  lateness_.clear();
   output_->wait_until_connected();  // the program change and the first note are not lost
-  play_time_ = SteadyClock::now();
+  {
+    std::lock_guard<std::mutex> logs(logs_mutex_);
+    if (recording_) recording_->clear();
+    lateness_.clear();
+    play_time_ = SteadyClock::now();
+  }
   if (config_.program >= 0) {
     const uint8_t msg[2] = {uint8_t(0xC0 | config_.channel), uint8_t(config_.program)};
     output_->send(msg, 2);
@@ -301,6 +307,7 @@ EngineStats Engine::stats() const {
 std::vector<TimedMessage> Engine::recorded() const {
   std::vector<TimedMessage> out;
   if (!recording_) return out;
+  std::lock_guard<std::mutex> logs(logs_mutex_);
   const size_t n = recording_->count();
   out.reserve(n);
   const int64_t origin = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -314,6 +321,7 @@ std::vector<TimedMessage> Engine::recorded() const {
 }
 
 std::vector<float> Engine::lateness_us() const {
+  std::lock_guard<std::mutex> logs(logs_mutex_);
   return std::vector<float>(lateness_.data(), lateness_.data() + lateness_.count());
 }
 

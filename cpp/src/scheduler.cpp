@@ -87,9 +87,10 @@ void Scheduler::run() {
       out_.send(&start, 1);
     }
     for (int64_t step = 0;; ++step) {
-      // Tempo is read once per step: a change applies from the next step boundary.
-      const SteadyClock::duration length = step_length_for(bpm_.load(std::memory_order_relaxed));
       if (!wait_until(step_start, stop_)) break;
+      // Tempo is read as each step begins: a change applies from the next step boundary (read
+      // before the wait, a change during step k waited for step k + 2).
+      const SteadyClock::duration length = step_length_for(bpm_.load(std::memory_order_relaxed));
       play_step(step, step_start, length);
       bool cancelled = false;
       for (int tick = 1; clock_out_ && tick < kClockTicksPerStep; ++tick) {

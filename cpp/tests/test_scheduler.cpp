@@ -84,6 +84,29 @@ TEST_CASE("the scheduler keeps tempo: step spacing follows bpm without drift") {
   CHECK(span_ms == Approx(15 * 50.0).margin(5.0));
 }
 
+TEST_CASE("a tempo change applies from the next step boundary") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false);
+  for (int s = 0; s < 8; ++s) REQUIRE(blocks.push(block_for(s)));
+  scheduler.start(60.0);  // 250 ms per step
+  // steps_played() counts a step once its notes are sent, at its start: 1 within step 0.
+  while (scheduler.steps_played() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // inside step 0
+  scheduler.set_bpm(400.0);  // 37.5 ms per step from step 1
+  while (scheduler.steps_played() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  scheduler.stop();
+  std::vector<int64_t> on_ms;
+  for (size_t i = 0; i < rec.count(); ++i) {
+    if ((rec.at(i).bytes[0] & 0xF0) == 0x90) on_ms.push_back(rec.at(i).time_ns / 1000000);
+  }
+  REQUIRE(on_ms.size() >= 5);
+  CHECK(on_ms[1] - on_ms[0] == Approx(250).margin(15));  // step 0 keeps the old tempo
+  CHECK(on_ms[2] - on_ms[1] == Approx(37.5).margin(15));  // step 1 has the new one (was 250)
+}
+
 TEST_CASE("stopping a scheduler that never got a block sends only the controller messages") {
   RecordingOutput rec;
   NoteTracker tracker;

@@ -29,6 +29,13 @@ def test_a_model_error_mid_stream_ends_the_sounding_notes(tiny_model_dir: Path,
         assert engine.stats()["sounding"] == 0
         assert engine.is_playing  # still keeping time; stop() is the caller's to make
         sent = engine.recorded()
+        # play() starts afresh (docs/engine.md): new notes, until this model fails again.
+        before = engine.stats()["notes_sent"]
+        engine.play("calm")
+        deadline = time.monotonic() + 10
+        while engine.stats()["notes_sent"] == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.stats()["notes_sent"] > before, "play() after the error played nothing"
     ons = sum(1 for _, m in sent if m[0] & 0xF0 == 0x90 and m[2] > 0)
     offs = sum(1 for _, m in sent if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0))
     assert ons == offs > 0

@@ -160,6 +160,10 @@ class Engine {
   // do not take caller_mutex_ (stats(), output_description()), so that no reader on another
   // thread uses them meanwhile. Never taken by the clock thread.
   mutable std::mutex parts_mutex_;
+  // Held by play() while it clears the recording and lateness logs and sets play_time_, and
+  // by recorded() and lateness_us() while they copy them: a copy never reads slots the clock
+  // thread of a new play() is writing. Never taken by the clock thread.
+  mutable std::mutex logs_mutex_;
   std::atomic<float> temperature_;  // set under caller_mutex_, read by stats() without it
   uint16_t scale_mask_ = 0x0FFF;
   int transpose_ = 0;
