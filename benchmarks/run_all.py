@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from benchmarks import clock, decode, generation, live, plot
-from benchmarks.common import RESULTS
+from benchmarks.common import RESULTS, RESULTS_ELSEWHERE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (smoke check)")
     args = parser.parse_args(argv)
     quick = args.quick
+    if quick and not RESULTS_ELSEWHERE:  # its short runs would replace the figures the docs quote
+        parser.error("--quick writes its results elsewhere: give EMOLIVE_BENCH_RESULTS=DIR "
+                     f"(else they would replace {RESULTS}/*.json, which docs/benchmarks.md quotes)")
     decode.main(["--steps", "2000" if quick else "8000"])
     clock.main(["--seconds", "10" if quick else "60"])
     generation.main(["--bars", "40" if quick else "200", "--trials", "3" if quick else "8"])

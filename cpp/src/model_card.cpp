@@ -1,6 +1,7 @@
 #include "emolive/model_card.hpp"
 
 #include <climits>
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -106,7 +107,9 @@ class CardReader {
       if (!it.value().is_array()) fail(key + "." + it.key(), "must be a list of sizes");
       Shape shape;
       for (const auto& dim : it.value()) {
-        if (!dim.is_number_integer() || dim.get<int64_t>() < -1 || dim.get<int64_t>() == 0) {
+        // An unsigned value above INT64_MAX would wrap (2^64 - 1 read as -1, "dynamic").
+        if (!dim.is_number_integer() || dim.get<int64_t>() < -1 || dim.get<int64_t>() == 0 ||
+            (dim.is_number_unsigned() && dim.get<uint64_t>() > uint64_t(INT64_MAX))) {
           fail(key + "." + it.key(), "sizes must be positive integers or -1, found " + shown(dim));
         }
         shape.push_back(dim.get<int64_t>());

@@ -161,6 +161,10 @@ TEST_CASE("integers too large for an int are refused, not wrapped") {
   card = valid_card();
   card["sampling"]["max_onsets_per_step"] = -(int64_t(1) << 40);
   CHECK_THAT(error_of(card), Catch::Contains("out of range"));
+  card = valid_card();
+  card["io"]["decoder_step"]["inputs"]["state"] = {1, UINT64_MAX, 32};  // read as -1 (dynamic)
+  CHECK_THAT(error_of(card), Catch::Contains("io.decoder_step.inputs.state") &&
+                                 Catch::Contains("found 18446744073709551615"));
 }
 
 TEST_CASE("a deeply nested value in a broken card is described, not printed") {

@@ -101,6 +101,14 @@ BAD_ARGUMENTS = [
 ]
 
 
+def test_a_quick_run_all_needs_a_results_folder_of_its_own() -> None:
+    """Its short runs would replace benchmarks/results/*.json, the figures the docs quote."""
+    env = {k: v for k, v in os.environ.items() if k != "EMOLIVE_BENCH_RESULTS"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--quick"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "give EMOLIVE_BENCH_RESULTS=DIR" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("module,args,message", BAD_ARGUMENTS,
                          ids=[f"{m}{' '.join(a)}" for m, a, _ in BAD_ARGUMENTS])
 def test_bad_benchmark_arguments_are_one_line_errors(tmp_path: Path, module: str, args: list[str],
