@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -385,7 +386,14 @@ def test_a_daemon_thread_generating_when_the_program_exits_does_not_abort_it(cal
         threading.Thread(target=loop, daemon=True).start()
         time.sleep(0.3)
     """)
+    # Under scripts/sanitize_python.sh thread: the daemon thread is parked at exit by design
+    # (cpp/bindings/gil.cpp) and never joins the worker its generate() started, which
+    # ThreadSanitizer reports as a thread leak when the process ends; races are still reported.
+    env = dict(os.environ)
+    if "TSAN_OPTIONS" in env:
+        env["TSAN_OPTIONS"] += ":report_thread_leaks=0"
     for _ in range(3):
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                timeout=60, env=env)
         assert result.returncode == 0, result.stderr
         assert "terminate called" not in result.stderr
