@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks.common import bpm_option
 from emolive.cli_options import number_in
-from tests.jackd import dummy_server
+from tests.jackd import dummy_server, stop_process
 
 
 def sink_main(name: str, out_path: str, seconds: float) -> None:
@@ -72,17 +72,6 @@ def lag_ms(master: list[float], engine: list[float], interval: float) -> np.ndar
     return phase * interval * 1e3  # positive: the engine is behind
 
 
-def _end(process: subprocess.Popen) -> None:
-    """Stop a child process that is still running (SIGTERM, then SIGKILL after 5 s)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bpm", type=bpm_option(), default=123.0, help="the master's tempo")
@@ -107,7 +96,7 @@ def run(options: argparse.Namespace) -> None:
         sink = children.enter_context(subprocess.Popen(
             [sys.executable, "-m", "benchmarks.sync_follow", "--sink", "sync-sink", out_path,
              str(options.seconds + 15)], stdout=subprocess.PIPE, text=True))
-        children.callback(_end, sink)  # also when this run fails: no process left behind
+        children.callback(stop_process, sink)  # also when this run fails: no process left behind
         assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
         master_port = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="sync-master")
         master_port.open_virtual_port("sync-master")
@@ -115,7 +104,7 @@ def run(options: argparse.Namespace) -> None:
             [sys.executable, "-m", "emolive.cli", "--port", "sync-sink", "--sync", "sync-master",
              "--model", model, "--clock-out", "--bpm", str(options.start_bpm)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        children.callback(_end, command)
+        children.callback(stop_process, command)
         time.sleep(4.0)  # model loaded, ports connected
         start, master = send_clock(master_port, options.bpm, options.seconds)
         time.sleep(0.5)

@@ -81,6 +81,11 @@ def start_dummy_jackd(name: str, synchronous: bool = True, attempts: int = 5,
 
 def stop_jackd(proc: subprocess.Popen) -> None:
     """SIGTERM (frees the registry slot), then SIGKILL only if it does not exit within 5 s."""
+    stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """End a child still running: SIGTERM, then SIGKILL if it does not exit within 5 s."""
     if proc.poll() is None:
         proc.terminate()
         try:

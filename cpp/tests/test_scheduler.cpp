@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include "emolive/scheduler.hpp"
 
@@ -14,6 +15,14 @@ StepEvents block_for(int64_t step) {
   if (step > 0) b.push({NoteEvent::kOff, uint8_t(step - 1), 0});
   b.push({NoteEvent::kOn, uint8_t(step), 100});
   return b;
+}
+// Send times of the recorded note-ons, in order.
+std::vector<int64_t> note_on_times_ns(const RecordingOutput& rec) {
+  std::vector<int64_t> times;
+  for (size_t i = 0; i < rec.count(); ++i) {
+    if ((rec.at(i).bytes[0] & 0xF0) == 0x90) times.push_back(rec.at(i).time_ns);
+  }
+  return times;
 }
 }  // namespace
 
@@ -74,10 +83,7 @@ TEST_CASE("the scheduler keeps tempo: step spacing follows bpm without drift") {
   scheduler.start(300.0);  // 50 ms per step
   while (scheduler.steps_played() < 16) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   scheduler.stop();
-  std::vector<int64_t> on_times;
-  for (size_t i = 0; i < rec.count(); ++i) {
-    if ((rec.at(i).bytes[0] & 0xF0) == 0x90) on_times.push_back(rec.at(i).time_ns);
-  }
+  const std::vector<int64_t> on_times = note_on_times_ns(rec);
   REQUIRE(on_times.size() == 16);
   // Deadlines are absolute, so the 15 intervals add up to 15 steps whatever the jitter.
   const double span_ms = (on_times.back() - on_times.front()) / 1e6;
@@ -98,10 +104,8 @@ TEST_CASE("a tempo change applies from the next step boundary") {
   scheduler.set_bpm(400.0);  // 37.5 ms per step from step 1
   while (scheduler.steps_played() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   scheduler.stop();
-  std::vector<int64_t> on_ms;
-  for (size_t i = 0; i < rec.count(); ++i) {
-    if ((rec.at(i).bytes[0] & 0xF0) == 0x90) on_ms.push_back(rec.at(i).time_ns / 1000000);
-  }
+  std::vector<int64_t> on_ms = note_on_times_ns(rec);
+  for (int64_t& t : on_ms) t /= 1000000;
   REQUIRE(on_ms.size() >= 5);
   CHECK(on_ms[1] - on_ms[0] == Approx(250).margin(15));  // step 0 keeps the old tempo
   CHECK(on_ms[2] - on_ms[1] == Approx(37.5).margin(15));  // step 1 has the new one (was 250)
