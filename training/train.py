@@ -218,13 +218,17 @@ def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s, data_be
             "elapsed_s": elapsed_s, "data_before": data_before}
 
 
-def train(cfg: TrainConfig, log=print) -> dict:
-    """Run training; return the final checkpoint dict (also saved under ``cfg.out``)."""
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
+def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
+    """Run training; return the final checkpoint dict (also saved under ``cfg.out``). Resuming,
+    the run trains with its checkpoint's settings and what ``given`` (a command's file and
+    flags; default: all of ``cfg``) may change (checkpoints.RESUME_MAY_CHANGE)."""
     out = Path(cfg.out)
     check_run_folder(out, cfg.resume)
-    resumed = _resumable(out, cfg) if cfg.resume else None  # both read before any data
+    resumed = read_run(out) if cfg.resume else None  # read before any data, once
+    if resumed is not None:
+        cfg = _resumed_config(resumed, cfg.to_dict() if given is None else given)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
     init = read_init_from(cfg) if cfg.init_from and not cfg.resume else None  # resumed: its own
     prep = load_data(cfg, log)
     train_batches = SegmentBatches(prep, "train", cfg, cfg.seed)
@@ -307,14 +311,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
     return ckpt
 
 
-def _resumable(out: Path, cfg: TrainConfig) -> dict:
-    """``<out>/ckpt.pt``, whose settings must be ``cfg``'s but for RESUME_MAY_CHANGE."""
-    ckpt = read_run(out)
+def _resumed_config(ckpt: dict, given: dict) -> TrainConfig:
+    """checkpoints.resumed_config, its refusal as DataError (status 2)."""
     try:
-        resumed_config(ckpt["config"], cfg.to_dict())
+        return resumed_config(ckpt["config"], given)
     except ValueError as err:
         raise DataError(str(err)) from None
-    return ckpt
 
 
 def _diverged(out: Path, step: int, which: str, saved_step: int | None) -> str:
@@ -331,13 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         given = given_values(args)
         cfg = config_from_values(given)
-        if cfg.resume:  # the run's own settings, with what the command may change
-            check_run_folder(Path(cfg.out), resume=True)
-            cfg = resumed_config(read_run(Path(cfg.out))["config"], given)
-    except ValueError as err:  # DataError too
+    except ValueError as err:
         return error_line(parser.prog, err)
-    try:
-        train(cfg, log=lambda text: print(text, file=sys.stderr))
+    try:  # resuming, train() takes the run's own settings with what `given` may change
+        train(cfg, log=lambda text: print(text, file=sys.stderr), given=given)
     except DataError as err:
         return error_line(parser.prog, err)
     except TrainingDiverged as err:
