@@ -223,6 +223,7 @@ def test_continue_from_a_song_position_waits_for_the_masters_bar_line(sink: Sink
         source.clock(120.0, 1.2)
         assert note_ons(sink.snapshot()) == []
         assert not any(line.startswith("playing") for line in command.lines), command.lines
+        assert command.wait_for_line(r"^waiting for the master's bar line \|", 5), command.lines
         source.clock(120.0, 2.0)
         assert note_ons(sink.snapshot()), "no notes after the master's bar line"
         source.send(STOP)

@@ -132,3 +132,4 @@ def test_status_text_shows_blend_bar_tempo_and_lateness() -> None:
     stats.update(emotion=(0.0, 0.0, 1.0, 0.0), late_notes=0)
     assert status_text(stats, False).startswith("stopped | sad | bar 3")
     assert status_text(stats, False).endswith("| late 0")
+    assert status_text(stats, False, waiting_for_bar_line=True).startswith("waiting for the master's bar line | sad")

@@ -117,6 +117,24 @@ def test_continue_after_stop_resumes_where_the_master_stopped() -> None:
     assert _ticks_until_running(follower) == 72  # the rest of the bar
 
 
+def test_waiting_for_the_bar_line_is_known_until_the_start() -> None:
+    follower = ClockFollower()
+    assert not follower.waiting_for_bar_line  # stopped, not waiting
+    follower.feed(_song_position(4), 0.0)  # a beat into bar 1
+    follower.feed(bytes([CONTINUE]), 0.5)
+    t = _ticks(follower, 120.0, 2, 0.51)  # two beats of the three to the bar line
+    assert follower.waiting_for_bar_line and not follower.running
+    t = _ticks(follower, 120.0, 1, t)
+    assert follower.waiting_for_bar_line  # 72 ticks fed: the next one is on the bar line
+    follower.feed(bytes([CLOCK]), t)
+    assert follower.running and not follower.waiting_for_bar_line
+    follower.feed(bytes([STOP]), 9.0)
+    follower.feed(_song_position(4), 9.1)
+    follower.feed(bytes([CONTINUE]), 9.2)
+    follower.feed(bytes([STOP]), 9.3)  # stopped before the bar line: no longer waiting
+    assert not follower.waiting_for_bar_line
+
+
 def test_start_plays_from_the_top_whatever_the_song_position() -> None:
     follower = ClockFollower()
     follower.feed(_song_position(20), 0.0)

@@ -227,18 +227,27 @@ class Session:
         if prompt is not None:
             self.status.show(prompt, keep_end=True)
         else:
-            self.status.show(status_text(stats, self.engine.is_playing))
+            playing = self.engine.is_playing
+            waiting = not playing and self.follower.waiting_for_bar_line
+            self.status.show(status_text(stats, playing, waiting_for_bar_line=waiting))
 
 
-def status_text(stats: dict[str, Any], playing: bool) -> str:
-    """``playing | happy:0.70,calm:0.30 | bar 12 | 120.0 BPM | temperature 1.00 | notes 345 | late 0``."""
+def status_text(stats: dict[str, Any], playing: bool, waiting_for_bar_line: bool = False) -> str:
+    """``playing | happy:0.70,calm:0.30 | bar 12 | 120.0 BPM | temperature 1.00 | notes 345 | late 0``;
+    the first field is ``waiting for the master's bar line`` while --sync waits to start."""
     late = f"late {stats['late_notes']}"
     if stats["late_notes"]:
         late += f" (max {stats['max_lateness_us'] / 1000.0:.1f} ms)"
     return " | ".join([
-        "playing" if playing else "stopped", _blend(stats["emotion"]), f"bar {stats['bar']}",
+        _transport(playing, waiting_for_bar_line), _blend(stats["emotion"]), f"bar {stats['bar']}",
         f"{stats['bpm']:.1f} BPM", f"temperature {stats['temperature']:.2f}",
         f"notes {stats['notes_sent']}", late])
+
+
+def _transport(playing: bool, waiting_for_bar_line: bool) -> str:
+    if playing:
+        return "playing"
+    return "waiting for the master's bar line" if waiting_for_bar_line else "stopped"
 
 
 def _cleaned(weights: Any) -> list[float]:

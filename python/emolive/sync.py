@@ -86,6 +86,13 @@ class ClockFollower:
             return self._running
 
     @property
+    def waiting_for_bar_line(self) -> bool:
+        """The master runs and we wait for its next bar line to start (after a mid-bar Continue:
+        up to a bar; after Start: until the next tick)."""
+        with self._lock:
+            return self._start_at is not None
+
+    @property
     def bpm(self) -> float | None:
         """The latest tempo estimate in BPM, None before enough ticks arrived."""
         with self._lock:
