@@ -175,10 +175,14 @@ def test_an_unwritable_output_folder_exits_2_before_generating(tmp_path: Path, t
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (("-o", "{d}/same.mid", "--render", "{d}/same.mid"), "-o and --render would both write"),
+    (("-o", "{d}/same", "--render", "{d}/same"), "-o and --render would both write"),
     (("-o", "{d}/new-folder/"), "is a folder; give a file name"),
     (("-o", "{d}/set.mid", "--count", "3"), "is a folder"),  # set-2.mid is a folder
     (("--plot", "{d}/roll.xyz"), "plots are written as"),
+    (("-o", "{d}/take.wav"), "MIDI files written as .mid or .midi or .smf"),
+    (("--render", "{d}/take.flac"), "audio is written as .wav"),
+    (("--render", "{d}/take.mid"), "audio is written as .wav"),
+    (("--render", "{d}/" + "y" * 300 + ".wav"), "the name is too long for the file system"),
 ])
 def test_outputs_that_cannot_all_be_written_exit_2_before_generating(
         tmp_path: Path, tiny_model_dir: Path, argv: tuple[str, ...], message: str) -> None:
@@ -189,6 +193,65 @@ def test_outputs_that_cannot_all_be_written_exit_2_before_generating(
     assert message in result.stderr and "Traceback" not in result.stderr
     assert "generated" not in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set-2.mid"]  # nothing written
+
+
+def test_names_of_any_legal_length_and_suffix_case_are_written(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A 255-byte WAV name (the render's helper file was 3 bytes longer, and failed after
+    generating), upper-case suffixes, and a name without one."""
+    names = ["y" * 251 + ".WAV", "take.MID", "take"]
+    argv = ["-o", str(tmp_path / names[1]), "--plot", str(tmp_path / "roll.png")]
+    if shutil.which("fluidsynth"):
+        argv += ["--render", str(tmp_path / names[0])]
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", *argv)
+    assert result.returncode == 0, result.stderr
+    assert generate("--model", str(tiny_model_dir), "--bars", "1", "-o", str(tmp_path / names[2])).returncode == 0
+    written = {p.name for p in tmp_path.iterdir()}
+    assert written == {*names[1:], "roll.png"} | ({names[0]} if "--render" in argv else set())
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None or not Path("/proc/self").is_dir(),
+                    reason="needs fluidsynth and /proc")
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_termination_during_a_render_leaves_nothing_behind(tmp_path: Path, tiny_model_dir: Path,
+                                                           name: str) -> None:
+    """SIGTERM to emolive alone (a task manager's kill), or SIGHUP (a closed terminal), while
+    FluidSynth renders: status 128 + N, no hidden folder with a partial WAV, no FluidSynth left
+    rendering, the WAV already there kept."""
+    import signal
+    import time
+
+    (tmp_path / "take.wav").write_bytes(b"the take before")
+    process = subprocess.Popen([sys.executable, "-m", "emolive.cli", "generate", "--model",
+                                str(tiny_model_dir), "--bars", "200", "--bpm", "20",
+                                "--render", str(tmp_path / "take.wav")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not [p for p in _processes_mentioning(str(tmp_path)) if p != process.pid]:
+            assert process.poll() is None and time.monotonic() < deadline, "no render started"
+            time.sleep(0.05)
+        time.sleep(0.3)  # FluidSynth is writing its file
+        process.send_signal(getattr(signal, name))
+        _out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + getattr(signal, name), err
+    assert "Traceback" not in err
+    time.sleep(0.2)
+    assert [p for p in _processes_mentioning(str(tmp_path))] == []  # FluidSynth stopped too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav"]
+    assert (tmp_path / "take.wav").read_bytes() == b"the take before"
 
 
 def test_generate_writes_every_file_when_its_reader_went_away(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -235,11 +298,13 @@ def test_an_output_that_is_a_file_the_command_reads_exits_2_before_generating(
         tmp_path: Path, tiny_model_dir: Path) -> None:
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
-    font = tmp_path / "font.sf2"
+    font = tmp_path / "font"  # no suffix, so that the name passes for a WAV's
     font.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")  # a soundfont's header, enough for the checks
+    (tmp_path / "step").symlink_to(model / "decoder_step.onnx")  # a name that passes for MIDI's
     before = {p.name: p.read_bytes() for p in model.iterdir()}
     for argv, message in (
-            (("-o", str(model / "decoder_step.onnx")), "is the model's decoder_step.onnx"),
+            (("-o", str(tmp_path / "step")), "is the model's decoder_step.onnx"),
+            (("-o", str(model / "decoder_step.onnx")), "MIDI files written as .mid"),
             (("--render", str(font), "--soundfont", str(font)), "is the soundfont, which this command reads")):
         result = generate("--model", str(model), "--bars", "1", *argv)
         assert result.returncode == 2, result.stderr

@@ -35,6 +35,12 @@ def test_generate_returns_a_midi_file_with_paired_notes(engine: Engine) -> None:
     assert all(tick % 120 == 0 for tick, *_ in events)  # on the 16th grid (480 ticks per beat)
 
 
+def test_the_track_is_named_after_the_model_once() -> None:
+    with Engine() as engine:  # the bundled model, "emolive-default"
+        names = [m.name for m in engine.generate(1).tracks[0] if m.type == "track_name"]
+    assert names == ["emolive-default"]  # was "emolive emolive-default"
+
+
 def test_same_seed_same_notes_and_other_seeds_differ(tiny_model_dir: Path) -> None:
     with Engine(model=tiny_model_dir, seed=5) as a, Engine(model=tiny_model_dir, seed=5) as b:
         assert note_events(a.generate(2, "sad")) == note_events(b.generate(2, "sad"))

@@ -238,6 +238,25 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     assert len(data) > 2000
 
 
+def test_a_plot_spans_the_whole_piece_rests_at_the_end_included() -> None:
+    midi = _c_major_arpeggio(bars=1)
+    midi.tracks[0].append(mido.MetaMessage("end_of_track", time=4 * 480))  # a silent second bar
+    assert files.length_beats(midi) == 8.0
+    assert files.plot_extent(midi) == (8.0, 1)
+    assert files.plot_extent(mido.MidiFile()) == (4.0, 1)  # nothing at all: one bar
+
+
+def test_a_long_plot_draws_a_bar_line_every_few_bars(tmp_path: Path) -> None:
+    """A 25,000-bar note: 25,000 bar lines took 20 s to draw; at most MAX_BAR_LINES now."""
+    pytest.importorskip("matplotlib")
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=64),
+                                       mido.Message("note_off", note=60, time=480 * 100_000)]))
+    end, bars_per_line = files.plot_extent(midi)
+    assert end == 100_000.0 and 100_000 / 4 / bars_per_line <= files.MAX_BAR_LINES
+    assert files.plot_piano_roll(midi, tmp_path / "long.png").stat().st_size > 2000
+
+
 def test_plot_without_matplotlib_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'emolive\[plot\]'"):

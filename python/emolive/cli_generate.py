@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,56 @@ from emolive.emotions import Weights, describe
 from emolive.engine import MAX_GENERATE_BARS
 
 SUFFIXES = {"-o": ".mid", "--render": ".wav", "--plot": ".png"}  # for messages
+#: The file name suffixes -o and --render take (any case; a name without one is taken too, as is
+#: a stream such as /dev/stdout). DAWs and file browsers go by the suffix, so a MIDI file named
+#: take.wav, or a WAV named take.flac, would fail to import. --plot's come from matplotlib.
+WRITTEN_AS = {"-o": (".mid", ".midi", ".smf"), "--render": (".wav",)}
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP (a closed terminal) while `emolive generate` runs, raised in the main
+    thread as Ctrl-C's KeyboardInterrupt is, so that a file being written or rendered is given
+    up cleanly (its temporary folder removed, FluidSynth stopped: subprocess.run kills its
+    child on any exception). ``status`` is 128 + the signal's number, as shells report it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.status = 128 + signum
+
+
+@contextmanager
+def _stopped_by_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Terminated while the block runs (main thread only)."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise Terminated(signum)
+
+    before = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)  # no SIGHUP on Windows
+        if number is not None:
+            try:
+                before[number] = signal.signal(number, stop)
+            except ValueError:  # not the main thread: signals stay as they are
+                break
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
 
 
 def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Generate ``--count`` pieces of ``--bars`` bars and write every file asked for (numbered
-    when there are several); returns the exit status."""
+    when there are several); returns the exit status (128 + N when signal N ended it)."""
+    try:
+        with _stopped_by_termination():
+            return _generate_and_write(args, parser)
+    except Terminated as stopped:
+        return stopped.status
+
+
+def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not (args.output or args.render or args.plot):
         raise UsageError("nothing to write: give -o FILE.mid, --render FILE.wav and/or --plot FILE.png")
     check_key(args, parser)
@@ -93,24 +142,40 @@ def check_outputs(args: argparse.Namespace) -> None:
     for option, path in (("-o", args.output), ("--render", args.render), ("--plot", args.plot)):
         if not path:
             continue
-        if Path(path).is_dir() or path.endswith(("/", os.sep)):  # with a name to use instead
-            raise UsageError(f"{option} {path!r} is a folder; give a file name such as "
-                             f"{path.rstrip('/' + os.sep)}/out{SUFFIXES[option]}")
-        if args.count > 1 and files.is_stream(path):  # out.mid -> out-1.mid: a stream has no such name
-            raise UsageError(f"{option} {path!r} is a stream (a device, a pipe, standard output), "
-                             f"which cannot take {args.count} numbered files; give a file name "
-                             f"such as take{SUFFIXES[option]} (written as take-1{SUFFIXES[option]}, ...)")
-        for index in range(args.count):
-            each = numbered(path, index, args.count)
-            files.check_writable(each)  # a missing or unwritable folder fails now, not after generating
-            if _identity(each) in read:
-                raise UsageError(f"{option} {each!r} is {read[_identity(each)]}, which this command "
-                                 "reads; give another file")
-            same = written_by.setdefault(os.path.realpath(each), option)
-            if same != option:
-                raise UsageError(f"{same} and {option} would both write {each!r}; give each its own file")
+        try:
+            _check_output(option, path, args, read, written_by)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            raise UsageError(f"{option} {path!r}: the name is too long for the file system") from None
     if args.plot:
         files.check_plotting(args.plot)
+
+
+def _check_output(option: str, path: str, args: argparse.Namespace,
+                  read: dict[tuple[int, int] | None, str], written_by: dict[str, str]) -> None:
+    """check_outputs' checks of one option's file(s); ``written_by`` collects the paths."""
+    suffix = Path(path).suffix.lower()
+    if option in WRITTEN_AS and suffix and suffix not in WRITTEN_AS[option] and not files.is_stream(path):
+        kind = "MIDI files" if option == "-o" else "audio is"
+        raise UsageError(f"{option} {path!r}: {kind} written as "
+                         f"{' or '.join(WRITTEN_AS[option])}; give a name ending so")
+    if Path(path).is_dir() or path.endswith(("/", os.sep)):  # with a name to use instead
+        raise UsageError(f"{option} {path!r} is a folder; give a file name such as "
+                         f"{path.rstrip('/' + os.sep)}/out{SUFFIXES[option]}")
+    if args.count > 1 and files.is_stream(path):  # out.mid -> out-1.mid: a stream has no such name
+        raise UsageError(f"{option} {path!r} is a stream (a device, a pipe, standard output), "
+                         f"which cannot take {args.count} numbered files; give a file name "
+                         f"such as take{SUFFIXES[option]} (written as take-1{SUFFIXES[option]}, ...)")
+    for index in range(args.count):
+        each = numbered(path, index, args.count)
+        files.check_writable(each)  # a missing or unwritable folder fails now, not after generating
+        if _identity(each) in read:
+            raise UsageError(f"{option} {each!r} is {read[_identity(each)]}, which this command "
+                             "reads; give another file")
+        same = written_by.setdefault(os.path.realpath(each), option)
+        if same != option:
+            raise UsageError(f"{same} and {option} would both write {each!r}; give each its own file")
 
 
 def _identity(path: str | Path) -> tuple[int, int] | None:

@@ -459,7 +459,7 @@ class Engine:
         midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
         track = mido.MidiTrack()
         midi.tracks.append(track)
-        track.append(mido.MetaMessage("track_name", name=f"emolive {self._card.get('name', '')}".strip()))
+        track.append(mido.MetaMessage("track_name", name=_track_name(str(self._card.get("name", "")))))
         track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
         track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
         ch = self.channel - 1
@@ -477,3 +477,8 @@ class Engine:
         end = bars * STEPS_PER_BAR * ticks_per_step
         track.append(mido.MetaMessage("end_of_track", time=max(0, end - now)))
         return midi
+
+
+def _track_name(model_name: str) -> str:
+    """"emolive" and the model's name, once: "emolive-default" stays as it is."""
+    return model_name if model_name.startswith("emolive") else f"emolive {model_name}".strip()

@@ -286,7 +286,8 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
     # FluidSynth writes a file of its own beside wav_path, which replaces wav_path only once
     # the render succeeded: a failed render leaves no partial or wrong WAV behind.
     with replaced_on_success(wav_path) as rendered:
-        midi_path = Path(midi) if not isinstance(midi, mido.MidiFile) else rendered.with_suffix(".in.mid")
+        # rendered's folder is the render's own: a short fixed name, whatever wav_path's length
+        midi_path = Path(midi) if not isinstance(midi, mido.MidiFile) else rendered.parent / "input.mid"
         if isinstance(midi, mido.MidiFile):  # FluidSynth reads files: the music goes beside
             midi.save(str(midi_path))
         # -n: no MIDI input, -i: no shell, -F: fast render to file, -q: quiet.
@@ -331,6 +332,26 @@ def _image_format(path: str | Path) -> str:
     return Path(path).suffix.lower().removeprefix(".") or "png"
 
 
+#: At most this many bar lines in a plot (a longer piece gets a line every few bars).
+MAX_BAR_LINES = 256
+
+
+def length_beats(midi: mido.MidiFile) -> float:
+    """The length of ``midi`` in beats, to its last event (the end of track, not the last note:
+    a piece may end in rests)."""
+    ticks = max((sum(message.time for message in track) for track in midi.tracks), default=0)
+    return ticks / float(midi.ticks_per_beat)
+
+
+def plot_extent(midi: mido.MidiFile, spans: list[NoteSpan] | None = None) -> tuple[float, int]:
+    """What a plot of ``midi`` spans: its end in beats (the end of track, or a later note's end;
+    4 for an empty file) and the bars between two bar lines (1, or more for a piece longer than
+    MAX_BAR_LINES bars)."""
+    spans = note_spans(midi) if spans is None else spans
+    end_beats = max([s.start_beats + s.length_beats for s in spans] + [length_beats(midi)]) or 4.0
+    return end_beats, max(1, -(-int(end_beats) // (4 * MAX_BAR_LINES)))
+
+
 def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None = None) -> Path:
     """Draw ``midi`` as a piano roll (beats across, pitch up, shade = velocity) into a PNG
     (or the image format ``png_path``'s suffix names: .svg, .pdf, .jpg, ...)."""
@@ -343,7 +364,7 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
     from matplotlib.patches import Rectangle
 
     spans = note_spans(midi)
-    end_beats = max((s.start_beats + s.length_beats for s in spans), default=4.0)
+    end_beats, bars_per_line = plot_extent(midi, spans)
     figure, axes = plt.subplots(figsize=(min(24.0, 4.0 + end_beats / 4.0), 5.0), dpi=100)
     try:
         boxes = [Rectangle((s.start_beats, s.pitch - 0.4), s.length_beats, 0.8) for s in spans]
@@ -351,13 +372,14 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
         collection.set_array([s.velocity for s in spans])
         collection.set_clim(0, 127)
         axes.add_collection(collection)
-        for bar_line in range(0, int(end_beats) + 1, 4):  # 4/4: a bar is 4 beats
+        for bar_line in range(0, int(end_beats) + 1, 4 * bars_per_line):  # 4/4: a bar is 4 beats
             axes.axvline(bar_line, color="0.85", linewidth=0.6, zorder=0)
         low = min((s.pitch for s in spans), default=60) - 2
         high = max((s.pitch for s in spans), default=72) + 2
         axes.set_xlim(0, max(end_beats, 1.0))
         axes.set_ylim(low, high)
-        axes.set_xlabel("beats (quarter notes; lines mark 4/4 bars)")
+        every = "4/4 bars" if bars_per_line == 1 else f"every {bars_per_line} bars of 4/4"
+        axes.set_xlabel(f"beats (quarter notes; lines mark {every})")
         axes.set_ylabel("MIDI pitch")
         axes.set_title(title or f"{len(spans)} notes")
         figure.colorbar(collection, ax=axes, label="velocity")
