@@ -229,22 +229,52 @@ def _max_abs_diff(path: Path, feeds: dict[str, torch.Tensor],
             for name, e, g in zip(names, expected, got)}
 
 
-def update_card(model_dir: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
+def update_card(model_dir: str | Path, changes: dict[str, Any],
+                replaced: dict[str, onnx.ModelProto] | None = None) -> dict[str, Any]:
     """Merge ``changes`` (top-level keys) into a model directory's card, in model_card.json and
-    in every ONNX file's metadata, keeping the two identical. Returns the new card. The files
-    are written beside the folder and moved in, as export_model's are."""
+    in every ONNX file's metadata, keeping the two identical; ``replaced`` gives new graphs for
+    some files (by file name). Returns the new card. The files are written beside the folder
+    and moved in, as export_model's are."""
     out = Path(model_dir)
     card = json.loads((out / "model_card.json").read_text())
     card.update(changes)
     card_text = _card_json(card)
+    replaced = replaced or {}
     with _moved_in_on_success(out) as tmp:
         for name in card["files"].values():
-            proto = onnx.load(str(out / name))
+            proto = replaced[name] if name in replaced else onnx.load(str(out / name))
             onnx.helper.set_model_props(proto, {"model_card": card_text})
             onnx.save(proto, str(tmp / name))
             onnx.checker.check_model(str(tmp / name), full_check=True)
         (tmp / "model_card.json").write_text(card_text + "\n", encoding="utf-8")
     return card
+
+
+def replace_batch_step(model: CVAE, model_dir: str | Path) -> dict[str, Any]:
+    """Write ``model``'s batch step into the int8 model directory ``model_dir`` in place of the
+    one there, in this version's format (uint8-stored weights: training/quantize.py,
+    ROW_WEIGHT_ZERO), and the card's batch-step ``precision`` entries; the other files keep
+    their graphs and weights. For a model exported before 2026-12-06, whose int8 batch weights
+    overflowed ONNX Runtime's sums on CPUs without VNNI, with ``model`` read back from its own
+    files (recover.py). Returns the new card."""
+    out = Path(model_dir)
+    card = json.loads((out / "model_card.json").read_text())
+    if card.get("files", {}).get(BATCH_STEP) != BATCH_STEP_FILE:
+        raise ValueError(f"{out}: no {BATCH_STEP_FILE} in its card (a float32 model has none)")
+    model = model.eval()
+    shapes = io_shapes(model.cfg, batch_step=True)
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        path = Path(tmp) / BATCH_STEP_FILE
+        export_row_int8_step(model, example_inputs(model.cfg)["decoder_step"],
+                             lambda g, x, p: _export_one(g, x, shapes[BATCH_STEP], p), path)
+        feeds = example_inputs(model.cfg, batch=8, seed=1)["decoder_step"]
+        expected = graphs(model)["decoder_step"](*feeds.values())
+        difference = _max_abs_diff(path, feeds, expected)
+        proto = onnx.load(str(path))
+    _stamp_shapes(proto, shapes[BATCH_STEP])
+    precision = {**card["precision"], BATCH_STEP: BATCH_PRECISION,
+                 f"{BATCH_STEP}_max_abs_diff": difference}
+    return update_card(out, {"precision": precision}, replaced={BATCH_STEP_FILE: proto})
 
 
 def export_random_model(out_dir: str | Path, z_dim: int = 16, hidden: int = 32, layers: int = 1,

@@ -169,20 +169,31 @@ def export_int8_step(model: CVAE, inputs: dict[str, torch.Tensor], export_one: E
 # row's outputs never depend on the rest of the batch, and generate() and generate_many() agree
 # bit for bit.
 ROW_INT8_MIN_ROWS = 32  # weight matrices with fewer input rows (the emotion table) stay float
-BATCH_PRECISION = ("int8 weights (ONNX MatMulInteger, one float scale per output column, "
-                   "symmetric), inputs quantised to uint8 per row on the fly (zero point 128, "
-                   "one scale per row); the per-step plan's projection is one such product; "
-                   "float32 inputs and outputs")
+# The weights are stored as uint8 with zero point 128 (codes 1..255 for -127..127), not as int8.
+# On x86 CPUs without VNNI (AVX2 only: AMD Zen 1-3, Intel before Ice Lake) ONNX Runtime
+# multiplies uint8 by int8 with vpmaddubsw, which adds each pair of products into a saturating
+# int16 (255 * 127 * 2 does not fit): the sums came out wrong (2026-12-06, AMD EPYC: 2,868 of
+# 12,288 outputs of the shipped model's hh product, off by up to 39,209 of 1,126,352; offline
+# music changed). uint8 by uint8 is widened to int16 before multiplying (vpmaddwd): exact on
+# every CPU, and the same integers a VNNI CPU gets from int8 weights. 7-bit int8 weights
+# (ONNX Runtime's reduce_range) are exact too, but decode further from the live step
+# (docs/training.md, "The batch step").
+ROW_WEIGHT_ZERO = 128
+BATCH_PRECISION = ("int8 weights (stored as uint8 with zero point 128; ONNX MatMulInteger, one "
+                   "float scale per output column, symmetric), inputs quantised to uint8 per row "
+                   "on the fly (zero point 128, one scale per row); the per-step plan's "
+                   "projection is one such product; float32 inputs and outputs")
 
 
 def _row_int8_matmul(x: str, weight: onnx.TensorProto, out: str,
                      prefix: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Nodes computing ``out = x @ weight`` for a float ``x [B, K]`` with int8 weights (one
-    scale per column) and ``x`` quantised per row: ``x ~= (xq - 128) * s_row``."""
+    scale per column, stored as uint8: ``w ~= (wq - 128) * s_col``) and ``x`` quantised per
+    row: ``x ~= (xq - 128) * s_row``."""
 
     w = numpy_helper.to_array(weight).astype(np.float32)  # [K, N]
     w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0  # [N]
-    w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+    w_q = (np.clip(np.round(w / w_scale), -127, 127) + ROW_WEIGHT_ZERO).astype(np.uint8)
 
     def n(name: str) -> str:  # names local to this product
         return f"{prefix}/{name}"
@@ -202,7 +213,7 @@ def _row_int8_matmul(x: str, weight: onnx.TensorProto, out: str,
         helper.make_node("ConstantOfShape", [n("rows")], [n("zeros")],
                          value=numpy_helper.from_array(np.array([128], np.uint8))),
         helper.make_node("QuantizeLinear", [x, n("scale"), n("zeros")], [n("x_q")], axis=0),
-        helper.make_node("MatMulInteger", [n("x_q"), n("w_q"), n("zero")], [n("acc")]),
+        helper.make_node("MatMulInteger", [n("x_q"), n("w_q"), n("zero"), n("zero")], [n("acc")]),
         helper.make_node("Cast", [n("acc")], [n("acc_f")], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", [n("scale"), n("last_axis")], [n("row_scale")]),
         helper.make_node("Mul", [n("acc_f"), n("row_scale")], [n("rows_scaled")]),

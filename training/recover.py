@@ -32,9 +32,10 @@ from onnx import numpy_helper
 
 from emolive.cli_options import error_line
 
+from .card import BATCH_STEP, BATCH_STEP_FILE
 from .config import check_out_folder
 from .data import BUNDLED_MODEL
-from .export import FILES
+from .export import FILES, replace_batch_step
 from .losses import EmotionHeads
 from .model import CVAE, FRAME_SIZE, ModelConfig
 
@@ -140,14 +141,7 @@ def _step_weights(graph: onnx.GraphProto, cfg: ModelConfig) -> dict[str, np.ndar
         out.update(_plan_weights(graph, values, cfg))
     quantised = _nodes(graph, "MatMulNBits")
     if quantised:  # the int8 step: the GRU as matrix products, layer by layer, ih before hh
-        gru = [n for n in quantised if _attribute(n, "N", 0) == 3 * cfg.hidden]
-        head = [n for n in quantised if _attribute(n, "N", 0) == FRAME_SIZE]
-        if len(gru) != 2 * cfg.layers or len(head) != 1:
-            raise RecoverError("decoder_step.onnx: its int8 matrices do not match the card's sizes")
-        for layer in range(cfg.layers):
-            out[f"decoder.gru.weight_ih_l{layer}"] = _dequantised(gru[2 * layer], values)
-            out[f"decoder.gru.weight_hh_l{layer}"] = _dequantised(gru[2 * layer + 1], values)
-        out["decoder.head.weight"] = _dequantised(head[0], values)
+        out.update(_int8_step_matrices(quantised, values, cfg))
         return out
     for layer, node in enumerate(_nodes(graph, "GRU")):  # float32: one fused node per layer
         out.update(_fused_gru(node, values, "decoder.gru", layer))
@@ -157,6 +151,27 @@ def _step_weights(graph: onnx.GraphProto, cfg: ModelConfig) -> dict[str, np.ndar
         raise RecoverError("decoder_step.onnx: cannot find the output head")
     out["decoder.head.weight"] = head[0].T
     return out
+
+
+def _int8_step_matrices(quantised: list[onnx.NodeProto], values: dict[str, np.ndarray],
+                        cfg: ModelConfig) -> dict[str, np.ndarray]:
+    """The GRU's and the head's weights from the step's ``MatMulNBits`` nodes, in graph order
+    (each layer's ih then hh, then the head), each the next node of its weight's [N, K]. Sizes
+    alone cannot tell them apart: hidden 88 makes the GRU's N (3 x 88) the head's (264), and an
+    emotion table as wide as 3 x hidden has a GRU's N."""
+    shapes = {name: tuple(tensor.shape) for name, tensor in CVAE(cfg).state_dict().items()}
+    wanted = [f"decoder.gru.weight_{kind}_l{layer}" for layer in range(cfg.layers)
+              for kind in ("ih", "hh")] + ["decoder.head.weight"]
+    found: dict[str, np.ndarray] = {}
+    nodes = iter(quantised)
+    for name in wanted:
+        node = next((n for n in nodes
+                     if (_attribute(n, "N", 0), _attribute(n, "K", 0)) == shapes[name]), None)
+        if node is None:
+            raise RecoverError("decoder_step.onnx: its int8 matrices do not match the card's "
+                               f"sizes (none for {name} {list(shapes[name])} in graph order)")
+        found[name] = _dequantised(node, values)
+    return found
 
 
 def _read(path: Path) -> onnx.GraphProto:
@@ -215,10 +230,19 @@ def recovered_checkpoint(model: CVAE, card: dict, seed: int = 0) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive recover", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL),
-                        help="exported model directory (default: the shipped model)")
-    parser.add_argument("--out", required=True, help="checkpoint file to write (ckpt.pt)")
+    parser.add_argument("--model", help="exported model directory (default: the shipped model; "
+                                         "with --rebuild-batch-step, give it)")
+    parser.add_argument("--out", help="checkpoint file to write (ckpt.pt)")
+    parser.add_argument("--rebuild-batch-step", action="store_true",
+                        help="instead of a checkpoint, write the int8 model --model's "
+                             "decoder_step_batch.onnx again from the weights its decoder_step "
+                             "runs, in this version's format (exact on every CPU; needed for "
+                             "int8 models exported before 2026-12-06); give --model")
     args = parser.parse_args(argv)
+    if args.rebuild_batch_step:
+        return _rebuild_batch_step(parser, args)
+    if args.out is None:
+        parser.error("the following arguments are required: --out (or --rebuild-batch-step)")
     if Path(args.out).exists():  # a training run's ckpt.pt, say: its optimizer state would be lost
         return error_line(parser.prog,
                           f"{args.out} exists; give a new file name (or remove it first)")
@@ -227,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # under a file
         return error_line(parser.prog, err)
     try:
-        model, card = recover_model(args.model)
+        model, card = recover_model(args.model or DEFAULT_MODEL)
     except RecoverError as err:
         return error_line(parser.prog, err)
     out = Path(args.out)
@@ -235,6 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(recovered_checkpoint(model, card), out)
     print(f"wrote {out}: {card.get('name')} ({sum(p.numel() for p in model.parameters()):,} "
           f"weights); fine-tune it with --init-from {out}")
+    return 0
+
+
+def _rebuild_batch_step(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.out is not None:
+        parser.error("--rebuild-batch-step rewrites --model in place: give no --out")
+    if args.model is None:
+        parser.error("--rebuild-batch-step changes a model's files: name it with --model")
+    try:
+        model, _card = recover_model(args.model)
+        card = replace_batch_step(model, args.model)
+    except (RecoverError, ValueError, OSError) as err:
+        return error_line(parser.prog, err)
+    difference = card["precision"][f"{BATCH_STEP}_max_abs_diff"]
+    print(f"rewrote {Path(args.model) / BATCH_STEP_FILE}; its largest difference from the live "
+          f"step's weights on example inputs: {max(difference.values()):.4f}")
     return 0
 
 

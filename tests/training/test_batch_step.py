@@ -18,7 +18,7 @@ onnx = pytest.importorskip("onnx")
 from emolive.training.card import BATCH_STEP, BATCH_STEP_FILE, FILES  # noqa: E402
 from emolive.training.export import example_inputs, export_random_model  # noqa: E402
 from emolive.training.model import ModelConfig  # noqa: E402
-from emolive.training.quantize import ROW_INT8_MIN_ROWS  # noqa: E402
+from emolive.training.quantize import ROW_INT8_MIN_ROWS, ROW_WEIGHT_ZERO, quantize_rows  # noqa: E402
 from tests.midi_events import note_events  # noqa: E402
 from tests.test_engine_live import wait_for_steps  # noqa: E402
 from tests.training.test_quantize import run_graph  # noqa: E402
@@ -26,6 +26,7 @@ from tests.training.test_quantize import run_graph  # noqa: E402
 pytestmark = pytest.mark.training
 
 SIZES = {"z_dim": 16, "hidden": 64, "layers": 2, "plan_steps": 32}
+SHIPPED = Path(__file__).resolve().parents[2] / "python" / "emolive" / "models" / "default"
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,43 @@ def test_the_batch_step_multiplies_in_integers_with_standard_operators(int8_and_
     for node in graph.node:  # no float product with a weight matrix of ROW_INT8_MIN_ROWS rows
         if node.op_type == "MatMul" and node.input[1] in weights:
             assert weights[node.input[1]].dims[0] < ROW_INT8_MIN_ROWS, node.name
+
+
+@pytest.mark.parametrize("model", ["fresh", "shipped"])
+def test_batch_step_weights_are_stored_so_that_every_cpu_sums_them_exactly(int8_and_float,
+                                                                          model: str) -> None:
+    """x86 CPUs without VNNI add pairs of uint8 x int8 products in a saturating int16; uint8
+    weights (zero point 128) are multiplied in wider integers (quantize.py, ROW_WEIGHT_ZERO)."""
+    path = (int8_and_float[0] if model == "fresh" else SHIPPED) / BATCH_STEP_FILE
+    graph = onnx.load(str(path)).graph
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    products = [n for n in graph.node if n.op_type == "MatMulInteger"]
+    assert products
+    for node in products:
+        assert weights[node.input[1]].dtype == np.uint8 and weights[node.input[1]].min() >= 1
+        assert weights[node.input[3]] == ROW_WEIGHT_ZERO == 128  # codes 1..255 for -127..127
+
+
+@pytest.mark.parametrize("signs", ["same", "alternating"])
+def test_the_batch_steps_integer_products_are_exact_on_this_cpu(signs: str) -> None:
+    """Every input at its row's extreme (uint8 255 or 1) against every weight at its column's:
+    the products that overflowed AVX2's int16 pair sums with int8 weights (a sum of 64 came out
+    as 0.5 on an AMD EPYC)."""
+    k, n = 64, 8
+    x = np.ones((4, k), np.float32)
+    w = np.ones((k, n), np.float32)
+    if signs == "alternating":
+        x[:, 1::2] = -1.0
+        w[1::2, :] = -1.0
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])], "product",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, k])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, n])],
+        [onnx.numpy_helper.from_array(w, "w")])
+    model = quantize_rows(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ w, rtol=1e-5)
+    np.testing.assert_allclose(session.run(None, {"x": -x})[0], -x @ w, rtol=1e-5)
 
 
 def test_the_batch_step_stays_close_to_the_float_step(int8_and_float) -> None:

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -67,6 +69,21 @@ def test_int8_export_gives_back_the_weights_it_runs(tmp_path: Path, plan_steps: 
     theirs = second.teacher_forced(roll, mu, emotion)
     for a, b in zip(first.teacher_forced(roll, mu, emotion), theirs):
         assert np.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("sizes", [dict(hidden=88), dict(hidden=8, emb_dim=24)],
+                         ids=["GRU as wide as the head", "emotion table as wide as the GRU"])
+def test_int8_matrices_of_equal_widths_are_told_apart(tmp_path: Path, sizes: dict) -> None:
+    """Hidden 88 gives the GRU's products the head's 264 outputs; an emotion table of 3 x hidden
+    has a GRU's: each matrix is still read back into its own weight."""
+    torch.manual_seed(5)
+    cfg = ModelConfig(**{**SIZES, **sizes})
+    model = CVAE(cfg).eval()
+    out = export_model(model, tmp_path / "m", build_card(cfg, name="wide"), "int8")
+    theirs = recover.recover_model(out)[0].state_dict()
+    for name, value in model.state_dict().items():
+        if name.startswith(("decoder.gru.weight", "decoder.head.weight")):
+            assert (theirs[name] - value).abs().max() <= value.abs().max() / 128 + 1e-6, name
 
 
 def test_the_recovered_checkpoint_fine_tunes(labelled_folder, tmp_path: Path, capsys) -> None:
@@ -211,3 +228,63 @@ def test_the_default_model_is_the_one_the_package_ships() -> None:
     from emolive.training import evaluate
 
     assert recover.DEFAULT_MODEL == evaluate.DEFAULT_MODEL == Path(DEFAULT_MODEL_DIR).resolve()
+
+
+def _old_batch_step(model_dir: Path) -> None:
+    """Turn an export's batch step into the format written before 2026-12-06: int8 weights,
+    no weight zero point (which overflowed on CPUs without VNNI)."""
+    path = model_dir / "decoder_step_batch.onnx"
+    proto = onnx.load(str(path))
+    weights = {t.name: t for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "MatMulInteger":
+            stored = onnx.numpy_helper.to_array(weights[node.input[1]]).astype(np.int16) - 128
+            weights[node.input[1]].CopyFrom(onnx.numpy_helper.from_array(stored.astype(np.int8),
+                                                                         node.input[1]))
+            del node.input[3]
+    onnx.save(proto, str(path))
+
+
+def test_rebuild_batch_step_rewrites_an_old_one_in_place(tmp_path: Path, capsys) -> None:
+    _, out = _exported(tmp_path, "int8", 16)
+    _old_batch_step(out)
+    step_before = (out / "decoder_step.onnx").read_bytes()
+    assert recover.main(["--rebuild-batch-step", "--model", str(out)]) == 0
+    assert "rewrote" in capsys.readouterr().out
+    card = json.loads((out / "model_card.json").read_text())
+    assert "uint8" in card["precision"]["decoder_step_batch"]
+    graph = onnx.load(str(out / "decoder_step_batch.onnx")).graph
+    weights = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "MatMulInteger":
+            assert weights[node.input[1]].data_type == onnx.TensorProto.UINT8
+    for name in card["files"].values():  # one card everywhere, the other graphs as they were
+        assert json.loads(onnx.load(str(out / name)).metadata_props[0].value) == card
+    assert onnx.load_from_string(step_before).graph == onnx.load(str(out / "decoder_step.onnx")).graph
+    rng = np.random.default_rng(1)
+    feeds = {"prev": (rng.random((4, 264)) < 0.1).astype(np.float32),
+             "z": rng.standard_normal((4, SIZES["z_dim"])).astype(np.float32),
+             "emotion": np.eye(4, dtype=np.float32), "state": np.zeros((1, 4, 25), np.float32)}
+    live = ort.InferenceSession(str(out / "decoder_step.onnx")).run(None, feeds)
+    batch = ort.InferenceSession(str(out / "decoder_step_batch.onnx")).run(None, feeds)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(live, batch)) < 0.1
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "name it with --model"),
+    (["--out", "x.pt"], "give no --out"),
+    (["--model", "FLOAT"], "no decoder_step_batch.onnx"),
+    (["--model", "MISSING"], "no readable 'model' entry"),
+])
+def test_rebuild_batch_step_refuses_with_a_message(tmp_path: Path, capsys, args: list[str],
+                                                    message: str) -> None:
+    _, float_dir = _exported(tmp_path, "float32", 0)
+    args = [str(float_dir) if a == "FLOAT" else str(tmp_path / "missing") if a == "MISSING" else a
+            for a in args]
+    try:
+        status = recover.main(["--rebuild-batch-step", *args])
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
