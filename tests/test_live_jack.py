@@ -101,6 +101,21 @@ def test_a_second_virtual_port_of_the_same_name_is_refused(jack_server: str, tin
         assert again.port_name == "emolive-twice"
 
 
+def test_a_virtual_port_named_like_another_programs_jack_client_is_refused(
+        jack_server: str, tiny_model_dir: Path) -> None:
+    """JACK would have named emolive's client 'emolive-synth-01', and the port a DAW sees
+    'emolive-synth-01:emolive-synth', not the one the banner names."""
+    other = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="emolive-synth")  # a synth's client
+    other.open_virtual_port("input")  # emolive-synth:input
+    try:
+        with pytest.raises(PortError, match="a JACK client named 'emolive-synth' is already open"):
+            Engine(model=tiny_model_dir, virtual="emolive-synth")
+        with Engine(model=tiny_model_dir, virtual="emolive-synth-2") as free:
+            assert free.port_name == "emolive-synth-2"
+    finally:
+        other.delete()
+
+
 def test_port_matching_and_errors(receiver: Sink) -> None:
     names = list_ports()
     index = next(i for i, n in enumerate(names) if "emolive-test-receiver" in n)

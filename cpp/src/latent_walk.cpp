@@ -16,7 +16,9 @@ double norm(const float* v, int n) {
 
 void slerp(const float* a, const float* b, float t, float* out, int n) {
   const double na = norm(a, n), nb = norm(b, n);
-  if (na < 1e-12 || nb < 1e-12) {  // no direction to follow: plain linear interpolation
+  // No direction to follow (a zero endpoint), or a line (z of 1), whose only continuous path
+  // from a to b is the straight one: plain linear interpolation.
+  if (n == 1 || na < 1e-12 || nb < 1e-12) {
     for (int i = 0; i < n; ++i) out[i] = float((1.0 - t) * a[i] + t * b[i]);
     return;
   }
@@ -31,7 +33,7 @@ void slerp(const float* a, const float* b, float t, float* out, int n) {
     for (int i = 0; i < n; ++i) out[i] = float(length * (wa * a[i] / na + wb * b[i] / nb));
     return;
   }
-  if (dot > 0.0 || n == 1) {  // same direction (or 1-D): the direction is fixed
+  if (dot > 0.0) {  // same direction: the direction is fixed
     for (int i = 0; i < n; ++i) out[i] = float(length * ((1.0 - t) * a[i] / na + t * b[i] / nb));
     double m = norm(out, n);
     if (m > 1e-12) for (int i = 0; i < n; ++i) out[i] = float(out[i] * length / m);

@@ -380,6 +380,15 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
     throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text() + "\n" +
                     backend_setup_hint());
   }
+  // JACK gives a client whose name is taken another one ("NAME-01"), so the port a DAW sees is
+  // not "NAME:NAME" when another program (a synth, say) already has a client called NAME.
+  // Refused (api.out's destructor closes the port and client): the banner would name a port
+  // that is not there.
+  if (api.id == RtMidi::UNIX_JACK && !virtual_port_listed(source_port_names(api.id), name)) {
+    throw PortError("a JACK client named '" + name + "' is already open (another program), so "
+                    "the port would be '" + name + "-01:" + name + "': give the virtual port "
+                    "another name");
+  }
   return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)");
 }
 

@@ -66,6 +66,18 @@ TEST_CASE("slerp interpolates the norm linearly and survives a zero endpoint") {
   CHECK(out[1] == Approx(2.f));
 }
 
+TEST_CASE("slerp on a line (z of 1) glides through zero instead of jumping") {
+  // Opposite signs: the norm-keeping path jumped from +1.04 to 0 to -0.96 around t = 0.5.
+  const float a = 1.3f, b = -1.2f;
+  float previous = a, out = 0.f;
+  for (int k = 1; k <= 20; ++k) {
+    slerp(&a, &b, float(k) / 20.f, &out, 1);
+    CHECK(std::fabs(out - previous) == Approx(2.5 / 20).epsilon(1e-4));
+    previous = out;
+  }
+  CHECK(out == Approx(b));
+}
+
 TEST_CASE("the latent walk is reproducible from its seed and differs across seeds") {
   const int z = 16;
   LatentWalk w1(z, 42, 8), w2(z, 42, 8), w3(z, 43, 8);

@@ -11,7 +11,8 @@ namespace emolive {
 // Spherical interpolation between a and b at t in [0, 1], written to out (all of size n).
 // Direction moves along the great circle between a/|a| and b/|b|; the norm moves linearly
 // from |a| to |b|. Finite for every input: equal directions fall back to the shared direction,
-// opposite ones turn through a fixed orthogonal direction, a zero vector falls back to lerp.
+// opposite ones turn through a fixed orthogonal direction, a zero vector falls back to lerp,
+// and so does n == 1 (a line: through zero when the signs differ).
 void slerp(const float* a, const float* b, float t, float* out, int n);
 
 class LatentWalk {
