@@ -116,6 +116,23 @@ def test_training_commands_without_torch_name_the_install(capsys: pytest.Capture
         assert "pip install torch==2.13.0" in err and "emolive[train]" in err
 
 
+def test_ctrl_c_while_an_error_is_reported_exits_130_quietly(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The error path imports modules to choose a status: a Ctrl-C there was a traceback."""
+    from emolive import cli
+
+    def fail(_args: list[str]) -> int:
+        raise ValueError("a user's mistake")
+
+    def interrupted(_exc: Exception) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_dispatch", fail)
+    monkeypatch.setattr(cli, "_status_of", interrupted)
+    assert cli.main(["--emotion", "happy"]) == 130
+    assert capsys.readouterr().err == ""
+
+
 def test_subprocess_exit_statuses_and_no_traceback() -> None:
     bad = run_process("--channel", "99")
     assert bad.returncode == 2

@@ -34,7 +34,13 @@ class CommandError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # Ctrl-C while an error is being reported (its imports, say)
+        return 130
+
+
+def _run(args: list[str]) -> int:
     try:
         end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
         return _dispatch(args)
