@@ -7,8 +7,8 @@ one thread:
 - float32 `MatMul`;
 - int8 `MatMulNBits` (`decoder_step`'s form: the export's blocks of `quantize.BLOCK_SIZE`
   weights per scale, 128 since 2026-12-05; accuracy_level 4);
-- int8 `MatMulInteger` with inputs quantised per row (`decoder_step_batch`'s form, made by the
-  same `quantize_rows` the export uses);
+- int8 `MatMulInteger` (weights stored as uint8) with inputs quantised per row
+  (`decoder_step_batch`'s form, made by the same `quantize_rows` the export uses);
 and prints median and p99 per product, with each form's largest difference from float32.
 
     .venv/bin/python -m benchmarks.matmul_kernels [--rows 472 --cols 1539 --rounds 6]
@@ -46,7 +46,7 @@ def forms(weight: np.ndarray) -> dict[str, Any]:
 
     return {"float32 MatMul": float_graph(weight),
             "int8 MatMulNBits (decoder_step)": quantize_weights(float_graph(weight)),
-            "int8 MatMulInteger per row (decoder_step_batch)": quantize_rows(float_graph(weight))}
+            "int8 (uint8-stored) MatMulInteger per row (decoder_step_batch)": quantize_rows(float_graph(weight))}
 
 
 def session(model: Any) -> Any:
