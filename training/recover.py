@@ -2,6 +2,7 @@
 
     python -m emolive.training.recover [--model DIR] --out runs/NAME/ckpt.pt
     python -m emolive.training.train --config ... --init-from runs/NAME/ckpt.pt
+    python -m emolive.training.recover --rebuild-batch-step --model DIR   # in place, below
 
 The package ships ONNX files, not a checkpoint; this reads the weights back out of them
 (``--model`` defaults to the shipped model). The sizes come from the card's ``model`` entry.
@@ -16,6 +17,11 @@ the fine-tune trains it again), the optimizer state (so the checkpoint starts a 
 ``--init-from``; it cannot be resumed) and the velocity calibration (the model
 :func:`recover_model` returns has the card's, as the shipped step does, but it is not a
 weight: calibrate and export with it again after a fine-tune).
+
+``--rebuild-batch-step`` writes an int8 model's ``decoder_step_batch.onnx`` again from the
+weights its ``decoder_step.onnx`` runs, in the current format (export.replace_batch_step): batch
+steps exported before 2026-12-06 held int8 weights that ONNX Runtime summed wrongly on CPUs
+without VNNI (docs/training.md, "Weights stored as uint8").
 """
 
 from __future__ import annotations

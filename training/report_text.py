@@ -142,10 +142,12 @@ def _batch_step(figures: dict | None) -> list[str]:
              "| step file | onset F1 teacher-forced / free-running | prior onset density "
              "Q1..Q4 |", "|---|---|---|"]
     for name, f in figures.items():
+        if name == "note":  # when the figures were measured apart from the rest of the report
+            continue
         lines.append(f"| `{name}` | {f['onset_f1_teacher_forced']:.3f} / "
                      f"{f['onset_f1_free_running']:.3f} | "
                      f"{' '.join(f'{d:.3f}' for d in f['onset_density'])} |")
-    return lines + [""]
+    return lines + ([""] + [figures["note"]] if "note" in figures else []) + [""]
 
 
 def markdown(results: dict, discussion: str) -> str:

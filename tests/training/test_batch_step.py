@@ -177,3 +177,13 @@ def test_offline_decodes_through_the_batch_step_and_live_play_does_not(int8_and_
     assert offline["original"] != offline["swapped"]
     live = _recorded_note_ons(original, 20)
     assert live and live[:20] == _recorded_note_ons(swapped, 20)[:20]
+
+
+def test_the_reports_batch_step_table_carries_its_note() -> None:
+    from emolive.training.report_text import _batch_step
+
+    row = {"onset_f1_teacher_forced": 0.85, "onset_f1_free_running": 0.72, "onset_density": [1.0] * 4}
+    lines = _batch_step({"decoder_step": row, "decoder_step_batch": row, "note": "Measured apart."})
+    assert sum(line.startswith("| `decoder_step") for line in lines) == 2
+    assert "Measured apart." in lines and not any("note" in line for line in lines)
+    assert "Measured apart." not in _batch_step({"decoder_step": row})
