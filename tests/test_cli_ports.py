@@ -27,6 +27,8 @@ def test_case_insensitive_substring() -> None:
 def test_index_when_no_name_matches() -> None:
     assert ports.match_port(NAMES, "3") == 3
     assert ports.match_port(NAMES, 0) == 0
+    with pytest.raises(ports.InputPortError, match="no MIDI port matches"):
+        ports.match_port(NAMES, "²")  # isdigit() but not int(): was a bare ValueError
 
 
 def test_digit_substring_of_one_name_is_a_name_match() -> None:

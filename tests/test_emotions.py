@@ -38,11 +38,21 @@ def test_accepted_forms(emotion, weights) -> None:
     ((True, 0.5), "two values are (valence, arousal)"),
     ([0.1, 0.2, 0.3], "got 3 values"),
     ("joyous", "unknown emotion 'joyous'"),
+    ([10**400, 0, 0, 0], "must be finite and non-negative"),  # was OverflowError
+    ({"happy": 10**400}, "must be a finite number >= 0, got inf"),
+    ((10**400, 0), "valence must be a number in [-1, 1]"),
 ])
 def test_what_is_not_an_emotion_is_a_clear_value_error(emotion, message) -> None:
     with pytest.raises(ValueError) as error:
         parse_emotion(emotion)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("emotion", [b"calm", bytearray(b"\x00\x00\x01\x00"), memoryview(b"sad!")])
+def test_bytes_are_not_four_weights(emotion) -> None:
+    """bytes are a sequence of ints: b"calm" was taken as the weights 99, 97, 108, 109."""
+    with pytest.raises(TypeError, match="not (bytes|bytearray|memoryview)"):
+        parse_emotion(emotion)
 
 
 def test_valence_arousal_refuses_bools_and_round_trips() -> None:

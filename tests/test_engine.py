@@ -112,11 +112,33 @@ def test_program_and_tempo_are_written(tiny_model_dir: Path) -> None:
         ({"port": "a", "virtual": "b"}, ValueError),
         ({"virtual": ""}, ValueError),
         ({"virtual": 3}, TypeError),
+        ({"bpm": 10**400}, ValueError),  # was OverflowError
+        ({"temperature": 10**400}, ValueError),
     ],
 )
 def test_bad_arguments_raise_clear_errors(tiny_model_dir: Path, kwargs: dict, error: type) -> None:
     with pytest.raises(error):
         Engine(model=tiny_model_dir, **kwargs)
+
+
+def test_port_queries_of_unicode_digits_and_numpy_indices() -> None:
+    """"²" passed str.isdigit() and then int() raised a bare ValueError; a numpy index was a
+    TypeError though docs/engine.md takes numpy's numbers."""
+    np = pytest.importorskip("numpy")
+    from emolive import PortError
+    from emolive.engine import _check_port_query, _match_port
+
+    names = ["synth A", "synth B", "synth C"]
+    for query in ("²", "①", "-²"):
+        with pytest.raises(PortError, match="no MIDI output port matches"):
+            _match_port(query, names)
+    assert _match_port(np.int64(1), names) == (1, "synth B")
+    assert _match_port("2", names) == (2, "synth C")
+    if Engine is not None:
+        try:
+            _check_port_query(np.int64(0))  # accepted as an index (PortError only without RtMidi)
+        except PortError:
+            pass
 
 
 def test_numpy_numbers_are_numbers(tiny_model_dir: Path) -> None:

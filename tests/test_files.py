@@ -230,6 +230,18 @@ def test_an_unwritable_folder_is_a_clear_permission_error(unwritable_folder: Pat
         write(_c_major_arpeggio(), unwritable_folder / "take")
 
 
+@pytest.mark.parametrize("kwargs,error", [
+    ({"sample_rate": 96001}, ValueError), ({"sample_rate": 192000}, ValueError),  # FluidSynth refuses
+    ({"sample_rate": 7999}, ValueError), ({"sample_rate": 44100.7}, TypeError),
+    ({"sample_rate": True}, TypeError), ({"gain": True}, TypeError), ({"gain": 10.5}, ValueError),
+])
+def test_render_settings_fluidsynth_cannot_use_are_refused_up_front(tmp_path: Path, kwargs: dict,
+                                                                      error: type) -> None:
+    with pytest.raises(error):
+        files.render_wav(_c_major_arpeggio(), tmp_path / "a.wav", **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     png = files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.png")

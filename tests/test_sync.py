@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from emolive.sync import CLOCK, CONTINUE, SONG_POSITION, START, STOP, ClockFollower, MessageClock, PhaseLock, SyncUpdate
+from emolive.sync import (CLOCK, CONTINUE, MAX_BPM, MIN_BPM, SONG_POSITION, START, STOP, ClockFollower, MessageClock,
+                          PhaseLock, SyncUpdate)
 
 
 def _ticks(follower: ClockFollower, bpm: float, beats: float, start_s: float, jitter_s: float = 0.0,
@@ -252,6 +253,20 @@ def _ticks_with_losses(follower: ClockFollower, bpm: float, count: int, lose: se
         if k not in lose:
             follower.feed(bytes([CLOCK]), start_s + k * interval)
     return start_s + count * interval
+
+
+@pytest.mark.parametrize("burst", [1, 6, 30])
+def test_ticks_with_one_timestamp_are_no_error(burst: int) -> None:
+    """Several ticks delivered at one time (a large JACK period at a fast tempo): 6 or more
+    divided by a zero time span (ZeroDivisionError in the MIDI input thread)."""
+    follower = ClockFollower()
+    follower.feed(bytes([START]), 0.0)
+    t = _ticks(follower, 120.0, 30 / 24, 0.0)
+    for _ in range(burst):
+        follower.feed(bytes([CLOCK]), t)
+    assert follower.bpm is not None and MIN_BPM <= follower.bpm <= MAX_BPM
+    _ticks(follower, 120.0, 4, t + 60.0 / (120 * 24))
+    assert follower.bpm == pytest.approx(120.0, rel=0.05)  # and it settles again
 
 
 def test_lost_ticks_are_counted_and_do_not_bend_the_tempo() -> None:

@@ -81,11 +81,20 @@ def to_valence_arousal(weights: Sequence[float]) -> tuple[float, float]:
     return (q1 + q4) * 2.0 - 1.0, (q1 + q2) * 2.0 - 1.0
 
 
+def _as_float(value: object) -> float:
+    """A number as a float; an int too large for one (10**400) is infinite, which the callers
+    refuse as a bad value (ValueError), not Python's OverflowError."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+
+
 def normalise(weights: Sequence[float]) -> Weights:
     """Check four non-negative finite weights with a positive sum and scale them to sum to 1."""
     if not all(is_number(x) for x in weights):
         raise ValueError(f"emotion weights must be numbers, got {list(weights)!r}")
-    values = [float(x) for x in weights]
+    values = [_as_float(x) for x in weights]
     if len(values) != 4:
         raise ValueError(f"emotion weights need 4 values (Q1..Q4), got {len(values)}")
     if any(not math.isfinite(x) or x < 0.0 for x in values):
@@ -133,7 +142,7 @@ def _from_named(pairs: Sequence[tuple[str, object]]) -> Weights:
 def _named_weight(name: str, value: object) -> float:
     if not is_number(value):
         raise ValueError(f"the weight of {name.strip()!r} must be a number, got {value!r}")
-    weight = float(value)
+    weight = _as_float(value)
     if not math.isfinite(weight) or weight < 0.0:
         raise ValueError(f"the weight of {name.strip()!r} must be a finite number >= 0, got {weight}")
     return weight
@@ -147,6 +156,9 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
     ``(valence, arousal)`` pair in [-1, 1]. Raises ``ValueError`` for anything else, naming
     what is allowed; ``TypeError`` for objects that are not emotions at all.
     """
+    if isinstance(emotion, (bytes, bytearray, memoryview)):  # a sequence of ints, not weights
+        raise TypeError(f"emotion must be a name (str), a blend string, a mapping or weights, "
+                        f"not {type(emotion).__name__}")
     if hasattr(emotion, "tolist") and not isinstance(emotion, str):  # numpy: plain numbers
         emotion = emotion.tolist()
     if isinstance(emotion, str):
@@ -161,7 +173,7 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
                 raise ValueError(f"two values are (valence, arousal), numbers in [-1, 1], got "
                                  f"{list(emotion)!r}; to blend emotions write 'happy,calm' or "
                                  "{'happy': 1, 'calm': 1}")
-            return from_valence_arousal(float(emotion[0]), float(emotion[1]))
+            return from_valence_arousal(_as_float(emotion[0]), _as_float(emotion[1]))
         if len(emotion) == 4:
             return normalise(emotion)
         raise ValueError(

@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import random
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,11 @@ def _number(name: str, value: Any, low: float, high: float) -> float:
     """``value`` as a float in low..high; any real number (numpy's too), not a bool."""
     if not is_number(value):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or not low <= value <= high:
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        finite = False
+    if not finite or not low <= value <= high:
         raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
     return float(value)
 
@@ -195,7 +200,7 @@ def rtmidi_available() -> bool:
 
 
 def _check_port_query(query: object) -> None:
-    if isinstance(query, bool) or not isinstance(query, (str, int)):
+    if isinstance(query, bool) or not isinstance(query, (str, numbers.Integral)):
         raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
     if not _core.rtmidi_available():
         raise PortError(NO_RTMIDI)
@@ -226,7 +231,8 @@ def _open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str 
 
 def _match_port(query: str | int, names: list[str]) -> tuple[int, str]:
     """``find_port``'s (index, name) among ``names``."""
-    if isinstance(query, int):  # an int is an index, never a piece of a name
+    if isinstance(query, numbers.Integral):  # an index (numpy's too), never a piece of a name
+        query = int(query)
         if 0 <= query < len(names):
             return query, names[query]
         raise PortError(f"MIDI output port index {query} is out of range; {_describe(names)}. "
@@ -240,7 +246,7 @@ def _match_port(query: str | int, names: list[str]) -> tuple[int, str]:
     if len(hits) > 1:
         raise PortError(f"MIDI port {text!r} is ambiguous: it matches "
                         f"{', '.join(repr(names[i]) for i in hits)}; {_describe(names)}")
-    if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+    if re.fullmatch(r"-?[0-9]+", text) and 0 <= int(text) < len(names):  # ASCII digits only ("²" is not 2)
         return int(text), names[int(text)]
     raise PortError(f"no MIDI output port matches {text!r}; {_describe(names)}. "
                     f"{_core.port_setup_hint()}")

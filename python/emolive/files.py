@@ -5,6 +5,7 @@ Everything here works on any ``mido.MidiFile``, not only the engine's.
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import shutil
@@ -233,6 +234,9 @@ def note_spans(midi: mido.MidiFile) -> list[NoteSpan]:
     return sorted(spans, key=lambda s: (s.start_beats, s.pitch))
 
 
+#: The sample rates FluidSynth renders at (its synth.sample-rate setting's range, 2.3).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
+
 #: RIFF form types FluidSynth loads: SoundFont 2 and 3 (.sf2, .sf3) and DLS.
 SOUNDFONT_FORMS: tuple[bytes, ...] = (b"sfbk", b"DLS ")
 
@@ -276,8 +280,13 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
                gain: float = 0.2) -> Path:
     """Render ``midi`` (a MidiFile or a .mid path) to a 16-bit stereo WAV with FluidSynth;
     ``gain`` is FluidSynth's master gain (its default 0.2; 0..10)."""
-    if not 8000 <= sample_rate <= 192000:
-        raise ValueError(f"sample rate must be 8000..192000 Hz, got {sample_rate}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral):
+        raise TypeError(f"sample rate must be a whole number of Hz, not {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample rate must be {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz (what "
+                         f"FluidSynth renders), got {sample_rate}")
+    if isinstance(gain, bool) or not isinstance(gain, numbers.Real):
+        raise TypeError(f"gain must be a number, not {gain!r}")
     if not 0.0 <= gain <= 10.0:
         raise ValueError(f"gain must be 0..10, got {gain}")
     fluidsynth, font = find_renderer(soundfont)

@@ -10,6 +10,7 @@ case-insensitive substring, then index.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -66,7 +67,7 @@ def match_port(names: Sequence[str], query: str | int) -> int:
     if len(hits) > 1:
         raise InputPortError(f"port {text!r} is ambiguous: it matches "
                              f"{', '.join(repr(names[i]) for i in hits)}; {describe_ports(names)}")
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: "²" passes isdigit(), not int()
         index = int(text)
         if 0 <= index < len(names):
             return index

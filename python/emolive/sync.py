@@ -148,11 +148,18 @@ class ClockFollower:
         if defer or len(self._recent) - 1 < self.min_ticks or time_s <= first_s:
             return
         recent = _bpm_of(index - first_index, time_s - first_s)
-        steady = _bpm_of(index - self._anchor_index, time_s - self._anchor_s)
+        steady = self._steady_bpm(index, time_s, recent)
         if abs(recent - steady) > self.change_ratio * steady:  # the tempo changed: restart the window
             self._anchor_index, self._anchor_s = self._recent[-1 - self.min_ticks]
-            steady = _bpm_of(index - self._anchor_index, time_s - self._anchor_s)
+            steady = self._steady_bpm(index, time_s, recent)
         self._bpm = min(MAX_BPM, max(MIN_BPM, steady))
+
+    def _steady_bpm(self, index: int, time_s: float, recent: float) -> float:
+        """The tempo since the anchor; ``recent`` while no time has passed since it (ticks
+        delivered with one timestamp, as a large JACK period at a fast tempo may)."""
+        if time_s <= self._anchor_s:
+            return recent
+        return _bpm_of(index - self._anchor_index, time_s - self._anchor_s)
 
     def _count_lost_ticks(self, gap_s: float) -> None:
         """Ticks lost on the way (a loaded machine's JACK drops a late client's input) leave one
