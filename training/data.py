@@ -282,6 +282,10 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
     sounding: dict[tuple[int, int], tuple[int, float, float, float]] = {}  # (ch, pitch) -> vel,
     held_by_pedal: dict[tuple[int, int], tuple[int, float, float, float]] = {}  # s, beat, s/beat
     pedal_down = [False] * 16
+    # (ch, pitch) -> the tick at which a note-on ended the key's sounding note. A file may write
+    # a repeated note as note-on (new) then note-off (old) at one tick: that note-off is the old
+    # note's, already ended, and must not end the new one at length 0.
+    restruck: dict[tuple[int, int], int] = {}
     tempos = set()
     seconds, ticks = 0.0, 0
     try:
@@ -312,8 +316,11 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
                 if key in table and msg.type == "note_on" and msg.velocity > 0:
                     vel, s0, b0, spb = table.pop(key)
                     rows.append((msg.note, vel, s0, seconds, b0, beat, spb))
+                    restruck[key] = ticks
             if msg.type == "note_on" and msg.velocity > 0:
                 sounding[key] = (msg.velocity, seconds, beat, tempo / 1e6)
+            elif restruck.pop(key, None) == ticks and key in sounding and sounding[key][2] == beat:
+                pass  # the re-struck note's own note-off, written after the new note-on: ended
             elif key in sounding:
                 if pedal_down[ch]:
                     held_by_pedal[key] = sounding.pop(key)

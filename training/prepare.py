@@ -65,13 +65,25 @@ def _content_digest(path: Path) -> str:
         return "unreadable"
 
 
+#: Bumped when reading or featurising changes what the same file and settings give, so that
+#: caches of the older code are not reused. 2 (2026-12-06): a repeated note written note-on
+#: before note-off is kept; a clip's dataset (which picks its grid) is in the key.
+FEATURES_VERSION = 2
+
+
 def _cache_key(reports: list[LoadReport], cfg: FeatureConfig) -> str:
     digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode())
+    digest.update(f"features {FEATURES_VERSION}".encode())
     for report in reports:
         for clip in report.clips:
             digest.update(f"{clip.path}|{_content_digest(clip.path)}|{clip.quadrant}|"
-                          f"{clip.split}|{clip.song}".encode())
+                          f"{clip.split}|{clip.song}|{clip.dataset}".encode())
     return digest.hexdigest()[:16]
+
+
+def _loader_skips(reports: list[LoadReport]) -> list[tuple[str, str]]:
+    """What the loaders skipped (a missing file, a bad label): this run's, never cached."""
+    return [s for r in reports for s in r.skipped]
 
 
 def _error_summary(errors_s: np.ndarray, grid: str, files: int) -> dict[str, float]:
@@ -82,7 +94,7 @@ def _error_summary(errors_s: np.ndarray, grid: str, files: int) -> dict[str, flo
 
 def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
     rolls, quadrant, split, song, path, dataset = [], [], [], [], [], []
-    skipped = [s for r in reports for s in r.skipped]
+    skipped = _loader_skips(reports)
     errors: dict[str, list[np.ndarray]] = {}
     clips = [c for r in reports for c in r.clips]
     for clip in tqdm(clips, desc="features", unit="file"):
@@ -110,10 +122,12 @@ def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
                     dataset, onset_error, skipped)
 
 
-def _save(prep: Prepared, file: Path) -> None:
+def _save(prep: Prepared, file: Path, reports: list[LoadReport]) -> None:
     lengths = np.array([len(r) for r in prep.rolls], dtype=np.int64)
+    listed = set(_loader_skips(reports))
     meta = {"song": prep.song, "path": prep.path, "dataset": prep.dataset,
-            "onset_error": prep.onset_error, "skipped": prep.skipped}
+            "onset_error": prep.onset_error,
+            "unreadable": [s for s in prep.skipped if s not in listed]}  # the clips' own
     # A file of this call's own: two runs preparing the same cache at once each write their own
     # file, and the last rename wins (both hold the same arrays).
     handle, name = tempfile.mkstemp(dir=file.parent, prefix=file.stem + ".", suffix=".tmp.npz")
@@ -127,7 +141,7 @@ def _save(prep: Prepared, file: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _load(file: Path) -> Prepared:
+def _load(file: Path, reports: list[LoadReport]) -> Prepared:
     with np.load(file) as npz:
         offsets = np.concatenate([[0], np.cumsum(npz["lengths"])])
         flat = npz["rolls"]
@@ -135,7 +149,7 @@ def _load(file: Path) -> Prepared:
         meta = json.loads(str(npz["meta"]))
         return Prepared(rolls, npz["quadrant"], npz["split"], meta["song"], meta["path"],
                         meta["dataset"], meta["onset_error"],
-                        [tuple(s) for s in meta["skipped"]])
+                        _loader_skips(reports) + [tuple(s) for s in meta["unreadable"]])
 
 
 def prepare(reports: list[LoadReport], cfg: FeatureConfig | None = None,
@@ -151,7 +165,7 @@ def prepare(reports: list[LoadReport], cfg: FeatureConfig | None = None,
     file = Path(cache_dir) / f"rolls-{_cache_key(reports, cfg)}.npz"
     if file.is_file():
         try:
-            return _load(file)
+            return _load(file, reports)
         except Exception as err:  # noqa: BLE001 - zip, pickle, key and EOF errors: not our cache
             log(f"cache file {file} cannot be read ({type(err).__name__}: {err}); reading the "
                 "MIDI files again")
@@ -159,7 +173,7 @@ def prepare(reports: list[LoadReport], cfg: FeatureConfig | None = None,
     if prep.rolls:
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
-            _save(prep, file)
+            _save(prep, file, reports)
         except OSError as err:
             log(f"the features are not cached: --cache-dir {cache_dir} cannot hold them "
                 f"({err.strerror or err})")

@@ -153,6 +153,29 @@ def test_sustain_pedal_extends_notes(tmp_path: Path) -> None:
     np.testing.assert_allclose(read_notes(path, sustain=False).end_beat, [1.0, 4.0])
 
 
+@pytest.mark.parametrize("pedal", [False, True])
+def test_a_repeated_note_written_on_before_off_keeps_every_note(tmp_path: Path, pedal: bool) -> None:
+    """8 repeated eighths of one key, each new note-on written before the old note-off at the
+    same tick (23 of VGMIDI's unlabelled files do this): the note-off is the old note's, and
+    the new note sounds on (it was closed at length 0 and dropped: 1 note read of 8)."""
+    track = mido.MidiTrack()
+    if pedal:
+        track.append(mido.Message("control_change", control=64, value=127))
+    for i in range(8):
+        track.append(mido.Message("note_on", note=64, velocity=80, time=0 if i == 0 else 0))
+        if i > 0:
+            track.append(mido.Message("note_off", note=64, velocity=0, time=0))
+        track.append(mido.Message("note_on", note=30, velocity=0, time=240))  # time passes
+    track.append(mido.Message("note_off", note=64, velocity=0, time=0))
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks.append(track)
+    path = tmp_path / "repeated.mid"
+    midi.save(str(path))
+    read = read_notes(path)
+    np.testing.assert_allclose(read.start_beat, np.arange(8) * 0.5)
+    np.testing.assert_allclose(read.end_beat, np.arange(1, 9) * 0.5)
+
+
 def test_corrupt_data_bytes_are_rejected(tmp_path: Path) -> None:
     path = write_midi(tmp_path / "ok.mid", [(60, 90, 0.0, 1.0)])
     data = bytearray(path.read_bytes())
@@ -284,6 +307,29 @@ def test_a_split_given_for_every_row_is_kept(tmp_path: Path) -> None:
     rows = [{"path": n, "emotion": "calm", "split": "train"} for n in ("a.mid", "b.mid", "c.mid")]
     report = load_generic(folder, write_csv(tmp_path / "s.csv", rows))
     assert [c.split for c in report.clips] == ["train"] * 3  # no song moved to validation
+
+
+def test_the_cache_tells_datasets_apart_and_keeps_no_stale_skips(tmp_path: Path) -> None:
+    """The same files read as EMOPIA (tracked grid) and as a generic folder (auto grid) share no
+    cached rolls; a loader's skip of an earlier run (a CSV row since removed) is not reported
+    again from the cache."""
+    import dataclasses
+
+    from emolive.training.data import LoadReport
+
+    report = load_emopia(_emopia(tmp_path))
+    cache = tmp_path / "cache"
+    prepare([report], cache_dir=cache)
+    generic = LoadReport("generic", [dataclasses.replace(c, dataset="generic") for c in report.clips])
+    prepare([generic], cache_dir=cache)
+    assert len(list(cache.iterdir())) == 2  # one cache per dataset: the grid differs
+
+    with_missing = LoadReport("generic", list(generic.clips), [("gone.mid", "file listed in CSV not found")])
+    assert ("gone.mid", "file listed in CSV not found") in prepare([with_missing], cache_dir=cache).skipped
+    again = prepare([generic], cache_dir=cache)  # the same clips, the row gone: the same cache
+    assert len(list(cache.iterdir())) == 2
+    assert all(path != "gone.mid" for path, _ in again.skipped)
+    assert any("garbage" in reason or "unreadable" in reason for _, reason in again.skipped)  # kept
 
 
 def test_an_unreadable_cache_file_is_built_again_and_said(tmp_path: Path) -> None:
