@@ -126,37 +126,45 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """``(column names, rows)`` of a CSV file, as :func:`_read_csv` reads it."""
+    columns, rows, _lines = _read_numbered_table(path)
+    return columns, rows
+
+
+def _read_numbered_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """``(column names, rows, each row's line number in the file)``; blank lines, which the
+    csv module skips, are counted."""
+    lines: list[int] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            rows = [{(key or "").strip(): value.strip() if isinstance(value, str) else value
-                     for key, value in row.items()} for row in reader]
+            rows = []
+            for row in reader:
+                rows.append({(key or "").strip(): value.strip() if isinstance(value, str) else value
+                             for key, value in row.items()})
+                lines.append(reader.line_num)
             columns = [name.strip() for name in reader.fieldnames or []]
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as "
                         "UTF-8") from None
     except csv.Error as err:
         raise DataError(f"{path} line {reader.line_num}: {err} (an unclosed quote?)") from None
-    for number, row in enumerate(rows, start=2):
+    for number, row in zip(lines, rows):
         if any(isinstance(cell, str) and "\n" in cell for cell in row.values()):
-            raise DataError(f"{path} row {number}: a cell runs over several lines (an unclosed "
+            raise DataError(f"{path} line {number}: a cell runs over several lines (an unclosed "
                             "quote?); the rows after it would be lost")
-    return columns, rows
+    return columns, rows, lines
 
 
 def load_emopia(root: Path | str | None = None) -> LoadReport:
     root = Path(root) if root else DEFAULT_DATA / "emopia"
     report = LoadReport("EMOPIA")
-    labels: dict[str, int] = {}
-    if (root / "label.csv").is_file():
-        for row in _read_csv(root / "label.csv"):
-            labels[row["ID"]] = int(row["4Q"]) - 1
+    labels = _emopia_labels(root / "label.csv", report) if (root / "label.csv").is_file() else {}
     split_of: dict[str, str] = {}
     for split in ("train", "val"):
         csv_path = root / f"{split}_clip.csv"
         if csv_path.is_file():
             split_of.update({Path(r["clip_name"]).stem: split for r in _read_csv(csv_path)})
-    for path in sorted((root / "midis").glob("*.mid")):
+    for path in _midi_files(root / "midis"):
         stem = path.stem
         parts = stem.split("_")
         prefix_q = int(parts[0][1]) - 1 if parts[0] in QUADRANTS else None
@@ -169,6 +177,31 @@ def load_emopia(root: Path | str | None = None) -> LoadReport:
         report.clips.append(Clip(path, song, "EMOPIA", quadrant, split))
     _check_song_splits(report)
     return report
+
+
+def _midi_files(folder: Path) -> list[Path]:
+    """The MIDI files directly in ``folder`` (.mid or .midi, any case), sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".mid", ".midi") and p.is_file())
+
+
+def _emopia_labels(path: Path, report: LoadReport) -> dict[str, int]:
+    """EMOPIA's label.csv: clip ID -> quadrant index. A row whose 4Q is not 1..4 is skipped
+    (named with its line; the clip's file-name prefix then decides); DataError without the
+    ID and 4Q columns."""
+    columns, rows, lines = _read_numbered_table(path)
+    if not {"ID", "4Q"} <= set(columns):
+        raise DataError(f"{path} needs columns 'ID' and '4Q'; its columns are {columns}")
+    labels: dict[str, int] = {}
+    for number, row in zip(lines, rows):
+        quadrant = row.get("4Q") or ""
+        if quadrant not in ("1", "2", "3", "4") or not row.get("ID"):
+            report.skip(f"{path} line {number}", f"4Q must be 1..4 and ID given, got {quadrant!r}; "
+                                                 "the clip's file-name prefix is used instead")
+            continue
+        labels[row["ID"]] = int(quadrant) - 1
+    return labels
 
 
 def _check_song_splits(report: LoadReport) -> None:
@@ -193,8 +226,16 @@ def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled
                 val_fraction: float = 0.12) -> LoadReport:
     root = Path(root) if root else DEFAULT_DATA / "vgmidi"
     report = LoadReport("VGMIDI")
-    for row in _read_csv(root / csv_name):
+    columns, rows, lines = _read_numbered_table(root / csv_name)
+    first_row: dict[Path, int] = {}
+    for number, row in zip(lines, rows):
         path = root / row.get("midi", "")
+        if row.get("midi") and path.resolve() in first_row:  # once only, with its first label
+            report.skip(path, f"listed again on line {number} (first on line "
+                              f"{first_row[path.resolve()]}); the first row is used")
+            continue
+        if row.get("midi"):
+            first_row[path.resolve()] = number
         try:
             quadrant = quadrant_from_va(row["valence"], row["arousal"])
         except (KeyError, TypeError, ValueError) as err:
@@ -212,21 +253,26 @@ def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled
 def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float = 0.12,
                  name: str = "generic") -> LoadReport:
     """A folder plus a CSV (``path`` and ``emotion`` or ``valence``/``arousal``; optional
-    ``song`` for song-level splits, else the file stem is the song; optional ``split``,
-    ``train`` or ``val``, else songs are split by a hash of their name)."""
+    ``song`` for song-level splits, else each file is its own song (:func:`_file_song`);
+    optional ``split``, ``train`` or ``val`` in any case, else songs are split by a hash of
+    their name)."""
     folder, csv_path = Path(folder), Path(csv_path)
+    if not folder.is_dir():
+        raise DataError(f"the folder {folder} (--generic-folder) does not exist")
     report = LoadReport(name)
-    columns, rows = _read_table(csv_path)
+    columns, rows, lines = _read_numbered_table(csv_path)
     if "path" not in columns or not ("emotion" in columns or {"valence", "arousal"} <= set(columns)):
         raise DataError(f"{csv_path} needs a 'path' column and an 'emotion' column or 'valence' and "
                         f"'arousal' columns; its columns are {columns}")
     first_row: dict[Path, int] = {}  # a file's first row (CSV line numbers, header = 1)
-    for number, row in enumerate(rows, start=2):
+    for number, row in zip(lines, rows):
         path = folder / (row.get("path") or "")
         if row.get("path") and path.resolve() in first_row:  # once only: twice would weigh it double
             report.skip(path, f"listed again on line {number} (first on line "
                               f"{first_row[path.resolve()]}); the first row is used")
             continue
+        if row.get("path"):
+            first_row[path.resolve()] = number  # a first row with a bad label still counts
         try:
             if row.get("emotion"):
                 quadrant = QUADRANTS.index(quadrant_of(row["emotion"]))
@@ -238,17 +284,26 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
         if not row.get("path") or not path.is_file():
             report.skip(path, "file listed in CSV not found")
             continue
-        song = row.get("song") or path.stem
-        split = row.get("split") or _hash_split(song, val_fraction)
+        song = row.get("song") or _file_song(path, folder)
+        split = (row.get("split") or "").lower() or _hash_split(song, val_fraction)
         if split not in ("train", "val"):
-            report.skip(path, f"split must be 'train' or 'val', got {split!r}")
+            report.skip(path, f"split must be 'train' or 'val', got {row.get('split')!r}")
             continue
-        first_row[path.resolve()] = number
         report.clips.append(Clip(path, song, name, quadrant, split))
     _check_song_splits(report)
     if not all(row.get("split") for row in rows):  # a split given for every row is the user's
         _ensure_val_song(report)
     return report
+
+
+def _file_song(path: Path, folder: Path) -> str:
+    """The song of a file without a ``song`` column: the file itself, by its path in the folder
+    without the suffix (``a/intro`` and ``b/intro`` are two songs), as unlabelled folders name
+    theirs. So clips of one song in several files need a ``song`` column to stay together."""
+    try:
+        return str(path.resolve().relative_to(folder.resolve()).with_suffix(""))
+    except ValueError:  # a row that names a file outside the folder
+        return str(path.resolve().with_suffix(""))
 
 
 def load_unlabelled(folder: Path | str, name: str = "unlabelled",

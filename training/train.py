@@ -10,6 +10,7 @@ validation loss), ``<out>/metrics.jsonl`` (one JSON object per evaluation) and
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -72,6 +73,7 @@ def load_data(cfg: TrainConfig, log=print) -> Prepared:
             log(f"  skipped {path}: {reason}")
         if len(unreadable) > MAX_LISTED:
             log(f"  ... and {len(unreadable) - MAX_LISTED} more")
+    _replace_unreadable_validation(reports, prep, log)
     for name, err in prep.onset_error.items():
         log(f"{name}: grid {err['grid']}, onset error from quantising to 16ths: mean "
             f"{err['mean_ms']:.1f} ms, median {err['median_ms']:.1f} ms, p95 {err['p95_ms']:.1f} ms")
@@ -83,6 +85,25 @@ def load_data(cfg: TrainConfig, log=print) -> Prepared:
             f": all {in_val} readable clips are in validation (give more songs, or mark rows "
             "split=train in the CSV)" if in_val else ""))
     return prep
+
+
+def _replace_unreadable_validation(reports: list[LoadReport], prep: Prepared, log=print) -> None:
+    """A dataset whose loader put songs in validation, none of them readable, gets one of its
+    readable songs there instead (the lowest hash, as the loaders choose), so that a collection
+    of two or more songs keeps a validation split when its validation files are broken. A
+    dataset with no validation songs from its loader (every row split=train) is left so."""
+    for report in reports:
+        if not any(clip.split == "val" for clip in report.clips):
+            continue
+        rows = [i for i, name in enumerate(prep.dataset) if name == report.dataset]
+        songs = sorted({prep.song[i] for i in rows}, key=lambda song: hashlib.sha1(song.encode()).hexdigest())
+        if len(songs) < 2 or any(prep.split[i] == "val" for i in rows):
+            continue
+        for i in rows:
+            if prep.song[i] == songs[0]:
+                prep.split[i] = "val"
+        log(f"{report.dataset}: no validation clip could be read; song {songs[0]!r} goes to "
+            "validation instead")
 
 
 def tonic_shifts(prep: Prepared) -> np.ndarray:

@@ -10,7 +10,7 @@ import mido
 import numpy as np
 import pytest
 
-from emolive.training.data import (MidiReadError, load_emopia, load_generic, load_unlabelled,
+from emolive.training.data import (DataError, MidiReadError, load_emopia, load_generic, load_unlabelled,
                                    load_vgmidi, read_notes)
 from emolive.training.features import note_steps, onset_error_s
 from emolive.training.prepare import prepare
@@ -73,7 +73,9 @@ def test_vgmidi_valence_arousal_to_quadrant(tmp_path: Path) -> None:
     rows = [{"game": "g", "piece": f"p{i}", "midi": f"labelled/phrases/p{i}.mid",
              "valence": v, "arousal": a}
             for i, (v, a) in enumerate([("1", "1"), ("-1", "1"), ("-1", "-1"), ("1", "-1")])]
-    rows.append({"game": "g", "piece": "x", "midi": "labelled/phrases/p0.mid", "valence": "",
+    rows.append({"game": "g", "piece": "x", "midi": "labelled/phrases/p1.mid", "valence": "-1",
+                 "arousal": "-1"})  # listed again with another label: once, with the first
+    rows.append({"game": "g", "piece": "z", "midi": "labelled/phrases/p4.mid", "valence": "",
                  "arousal": "1"})
     rows.append({"game": "g", "piece": "y", "midi": "labelled/phrases/missing.mid",
                  "valence": "1", "arousal": "1"})
@@ -81,7 +83,8 @@ def test_vgmidi_valence_arousal_to_quadrant(tmp_path: Path) -> None:
     report = load_vgmidi(root)
     assert [c.quadrant for c in report.clips] == [0, 1, 2, 3]
     reasons = [r for _, r in report.skipped]
-    assert len(reasons) == 2 and "bad label" in reasons[0] and "not found" in reasons[1]
+    assert len(reasons) == 3 and "listed again on line 6 (first on line 3)" in reasons[0]
+    assert "bad label" in reasons[1] and "not found" in reasons[2]
 
 
 def test_generic_csv_names_and_missing_labels(tmp_path: Path) -> None:
@@ -392,3 +395,56 @@ def test_a_file_listed_twice_is_used_once_and_the_second_row_is_named(tmp_path: 
     reasons = [reason for _, reason in report.skipped]
     assert reasons == ["listed again on line 4 (first on line 2); the first row is used",
                        "listed again on line 5 (first on line 2); the first row is used"]
+
+
+def test_emopia_reads_upper_case_suffixes_and_names_bad_label_rows(tmp_path: Path) -> None:
+    root = _emopia(tmp_path)
+    (root / "midis" / "Q3_songB_0.mid").rename(root / "midis" / "Q3_songB_0.MID")
+    write_csv(root / "label.csv", [{"ID": "Q1_songA_0", "4Q": "", "annotator": "x"},
+                                   {"ID": "Q3_songB_0", "4Q": "4", "annotator": "x"}])
+    report = load_emopia(root)
+    quadrant = {c.path.name: c.quadrant for c in report.clips}
+    assert quadrant["Q3_songB_0.MID"] == 3  # label.csv's 4Q (was silently left out)
+    assert quadrant["Q1_songA_0.mid"] == 0  # a blank 4Q: the file-name prefix (was a crash)
+    assert any("label.csv line 2" in path and "4Q must be 1..4" in reason
+               for path, reason in report.skipped)
+    write_csv(root / "label.csv", [{"ID": "Q1_songA_0", "quadrant": "1"}])
+    with pytest.raises(DataError, match=r"label.csv needs columns 'ID' and '4Q'"):
+        load_emopia(root)
+
+
+def test_generic_rows_are_named_by_their_file_line_and_the_first_row_decides(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    _songs(folder, ["a.mid", "b.mid", "x/intro.mid", "y/intro.mid"])
+    text = ("path,emotion,split\n\na.mid,joyous,\n\nb.mid,sad,Train\na.mid,sad,\n"
+            "x/intro.mid,calm,\ny/intro.mid,calm,\n")
+    (tmp_path / "labels.csv").write_text(text)
+    report = load_generic(folder, tmp_path / "labels.csv")
+    reasons = [reason for path, reason in report.skipped if Path(path).name == "a.mid"]
+    assert "missing or bad label" in reasons[0]  # the first row's label decides: none
+    assert sum("listed again on line 6 (first on line 3)" in r for _, r in report.skipped) == 1
+    assert [(c.path.name, c.split) for c in report.clips if c.path.name == "b.mid"] == [("b.mid", "train")]
+    songs = {str(c.path.relative_to(folder)): c.song for c in report.clips}
+    assert songs["x/intro.mid"] != songs["y/intro.mid"]  # two files of one stem: two songs
+    with pytest.raises(DataError, match="does not exist"):
+        load_generic(tmp_path / "no-such-folder", tmp_path / "labels.csv")
+
+
+def test_validation_files_that_cannot_be_read_give_way_to_a_readable_song(tmp_path: Path) -> None:
+    """The loader's validation song was an unreadable file: training failed with "no val
+    segments" though three readable songs were there."""
+    from emolive.training.config import TrainConfig
+    from emolive.training.train import load_data
+
+    folder = tmp_path / "mine"
+    _songs(folder, ["a.mid", "b.mid", "c.mid"])
+    (folder / "broken.mid").write_bytes(b"not a MIDI file")
+    csv_path = write_csv(tmp_path / "labels.csv", [
+        {"path": "a.mid", "emotion": "happy", "split": ""}, {"path": "b.mid", "emotion": "sad", "split": ""},
+        {"path": "c.mid", "emotion": "calm", "split": ""}, {"path": "broken.mid", "emotion": "tense", "split": "val"}])
+    said: list[str] = []
+    cfg = TrainConfig(datasets=[], generic_folder=str(folder), generic_csv=str(csv_path),
+                      cache_dir=str(tmp_path / "cache"), min_onsets=1, segment_bars=1)
+    prep = load_data(cfg, said.append)
+    assert len(prep.indices("val")) == 1 and len(prep.indices("train")) == 2
+    assert any("no validation clip could be read" in line for line in said)
