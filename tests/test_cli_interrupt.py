@@ -181,16 +181,19 @@ def test_ctrl_c_during_generate_exits_130_and_writes_nothing(tmp_path: Path) -> 
     assert err == "" and list(tmp_path.iterdir()) == []
 
 
-def test_a_port_open_that_ctrl_c_interrupted_is_the_stop_not_an_error(monkeypatch, capsys) -> None:
-    """libjack's port registration fails when a Ctrl-C interrupts it (EINTR): that ends the start
-    quietly with 130, as a Ctrl-C while starting does, not with a PortError and status 2."""
+@pytest.mark.parametrize("name,status", [("SIGINT", INTERRUPTED_STATUS), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_port_open_that_a_signal_interrupted_is_the_stop_not_an_error(monkeypatch, capsys, name: str,
+                                                                      status: int) -> None:
+    """libjack's port registration fails when a signal interrupts it (EINTR): that ends the start
+    quietly with 128 + the signal's number, as shells report it (a SIGTERM gave Ctrl-C's 130),
+    not with a PortError and status 2."""
     from emolive import PortError, cli, live
 
     def interrupted_open(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)  # the handler of live's StopSignals runs at once
+        os.kill(os.getpid(), getattr(signal, name))  # the handler of live's StopSignals runs at once
         time.sleep(0.01)
         raise PortError("could not open virtual MIDI port 'emolive': JACK error creating virtual port")
 
     monkeypatch.setattr(live, "open_engine", interrupted_open)
-    assert cli.main(["--virtual", "interrupted", "--no-keys"]) == INTERRUPTED_STATUS
+    assert cli.main(["--virtual", "interrupted", "--no-keys"]) == status
     assert capsys.readouterr().err == ""

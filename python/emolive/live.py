@@ -46,6 +46,13 @@ class StopSignals:
     def requested(self) -> bool:
         return self.received is not None
 
+    @property
+    def status_while_starting(self) -> int:
+        """The exit status of a run this signal ended before it played: 128 + its number, as
+        shells report a program ended by it (130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+        number = getattr(signal, self.received or "", None)
+        return 128 + int(number) if number is not None else INTERRUPTED_STATUS
+
     @staticmethod
     def wait(timeout_s: float) -> None:
         """Sleep ``timeout_s`` seconds; a signal's handler runs meanwhile (the sleep then goes
@@ -287,7 +294,7 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             # A Ctrl-C while libjack registers the port interrupts it ("JACK error creating
             # virtual port"): the stop asked for while still starting, not an error.
             if stop.requested:
-                return INTERRUPTED_STATUS
+                return stop.status_while_starting
             if output.get("port") is not None and not args.port:
                 raise PortError(f"EMOLIVE_PORT={output['port']!r}: {exc}") from None
             raise
