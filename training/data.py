@@ -62,6 +62,7 @@ class LoadReport:
     dataset: str
     clips: list[Clip] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    unlisted: int = 0  # MIDI files in a generic folder that no CSV row names (not used)
 
     def skip(self, path: Path | str, reason: str) -> None:
         self.skipped.append((str(path), reason))
@@ -73,6 +74,9 @@ class LoadReport:
         lines = [f"{self.dataset}: {len(self.clips)} clips {dict(sorted(by_q.items()))} "
                  f"{dict(sorted(by_split.items()))}, {len(self.skipped)} skipped"]
         lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
+        if self.unlisted:
+            lines.append(f"  {self.unlisted} MIDI file{'s' if self.unlisted > 1 else ''} in the "
+                         "folder with no row in the CSV (not used)")
         return "\n".join(lines)
 
 
@@ -293,6 +297,8 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
     _check_song_splits(report)
     if not all(row.get("split") for row in rows):  # a split given for every row is the user's
         _ensure_val_song(report)
+    report.unlisted = sum(1 for path in folder.rglob("*") if path.suffix.lower() in (".mid", ".midi")
+                          and path.is_file() and path.resolve() not in first_row)
     return report
 
 

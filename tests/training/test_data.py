@@ -424,6 +424,10 @@ def test_generic_rows_are_named_by_their_file_line_and_the_first_row_decides(tmp
     assert "missing or bad label" in reasons[0]  # the first row's label decides: none
     assert sum("listed again on line 6 (first on line 3)" in r for _, r in report.skipped) == 1
     assert [(c.path.name, c.split) for c in report.clips if c.path.name == "b.mid"] == [("b.mid", "train")]
+    assert report.unlisted == 0
+    _songs(folder, ["not-in-csv.mid", "deep/also-not.MIDI"])
+    again = load_generic(folder, tmp_path / "labels.csv")
+    assert again.unlisted == 2 and "2 MIDI files in the folder with no row in the CSV" in again.summary()
     songs = {str(c.path.relative_to(folder)): c.song for c in report.clips}
     assert songs["x/intro.mid"] != songs["y/intro.mid"]  # two files of one stem: two songs
     with pytest.raises(DataError, match="does not exist"):
