@@ -179,7 +179,7 @@ def test_an_unwritable_output_folder_exits_2_before_generating(tmp_path: Path, t
     (("-o", "{d}/new-folder/"), "is a folder; give a file name"),
     (("-o", "{d}/set.mid", "--count", "3"), "is a folder"),  # set-2.mid is a folder
     (("--plot", "{d}/roll.xyz"), "plots are written as"),
-    (("-o", "{d}/take.wav"), "MIDI files written as .mid or .midi or .smf"),
+    (("-o", "{d}/take.wav"), "MIDI files are written as .mid or .midi or .smf"),
     (("--render", "{d}/take.flac"), "audio is written as .wav"),
     (("--render", "{d}/take.mid"), "audio is written as .wav"),
     (("--render", "{d}/" + "y" * 300 + ".wav"), "the name is too long for the file system"),
@@ -304,7 +304,7 @@ def test_an_output_that_is_a_file_the_command_reads_exits_2_before_generating(
     before = {p.name: p.read_bytes() for p in model.iterdir()}
     for argv, message in (
             (("-o", str(tmp_path / "step")), "is the model's decoder_step.onnx"),
-            (("-o", str(model / "decoder_step.onnx")), "MIDI files written as .mid"),
+            (("-o", str(model / "decoder_step.onnx")), "MIDI files are written as .mid"),
             (("--render", str(font), "--soundfont", str(font)), "is the soundfont, which this command reads")):
         result = generate("--model", str(model), "--bars", "1", *argv)
         assert result.returncode == 2, result.stderr

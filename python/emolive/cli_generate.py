@@ -157,7 +157,7 @@ def _check_output(option: str, path: str, args: argparse.Namespace,
     """check_outputs' checks of one option's file(s); ``written_by`` collects the paths."""
     suffix = Path(path).suffix.lower()
     if option in WRITTEN_AS and suffix and suffix not in WRITTEN_AS[option] and not files.is_stream(path):
-        kind = "MIDI files" if option == "-o" else "audio is"
+        kind = "MIDI files are" if option == "-o" else "audio is"
         raise UsageError(f"{option} {path!r}: {kind} written as "
                          f"{' or '.join(WRITTEN_AS[option])}; give a name ending so")
     if Path(path).is_dir() or path.endswith(("/", os.sep)):  # with a name to use instead
