@@ -85,6 +85,39 @@ def test_input_port_receives_messages_and_clock(jack_server: str) -> None:
 
 
 @pytest.mark.jack
+def test_active_sensing_and_sysex_between_ticks_take_no_time_from_the_clock(jack_server: str) -> None:
+    """RtMidi's JACK input restarted a message's delta at a message it then ignored: with active
+    sensing between clock ticks, the deltas delivered added up to less than the time that passed
+    (the synced engine ran ahead of the master). They are dropped here, their time kept."""
+    import rtmidi
+
+    sender = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="emolive-test-sender")
+    sender.open_virtual_port("sensing source")
+    received: list[tuple[bytes, float]] = []
+    try:
+        with ports.InputPort("sensing source", lambda m, d: received.append((m, d))):
+            time.sleep(0.2)  # JACK connects on its next cycle
+            sender.send_message([0xF8])
+            start = time.monotonic()
+            for _ in range(40):  # 40 ticks 25 ms apart, each followed by sensing and a sysex
+                time.sleep(0.0125)
+                sender.send_message([0xFE])
+                sender.send_message([0xF0, 0x7D, 0x01, 0xF7])
+                time.sleep(0.0125)
+                sender.send_message([0xF8])
+            elapsed = time.monotonic() - start
+            deadline = time.monotonic() + 5
+            while len(received) < 41 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert [m for m, _ in received] == [b"\xf8"] * 41  # nothing but the ticks
+        counted = sum(d for _, d in received[1:])
+        assert counted == pytest.approx(elapsed, rel=0.1), (counted, elapsed)
+    finally:
+        sender.close_port()
+        sender.delete()
+
+
+@pytest.mark.jack
 def test_unknown_input_port_is_an_error_listing_inputs(jack_server: str) -> None:
     with pytest.raises(ports.InputPortError, match="no MIDI port matches 'no-such-port'"):
         ports.InputPort("no-such-port", lambda m, d: None)

@@ -162,8 +162,14 @@ def close_midi_in(midi_in: Any, port_was_open: bool = False) -> None:
     midi_in.delete()
 
 
+#: Status bytes of input messages nobody here uses: system exclusive (0xF0) and active sensing
+#: (0xFE). They are dropped after their time is counted (InputPort._drain).
+UNUSED_STATUS = frozenset({0xF0, 0xFE})
+
+
 class InputPort:
-    """One open MIDI input; ``callback`` gets every message, clock included (sysex is ignored).
+    """One open MIDI input; ``callback`` gets every message, clock included, but sysex and
+    active sensing, with the seconds since the previous message delivered.
 
     Messages wait in RtMidi's own queue, filled by the MIDI system's thread without Python, and
     a thread of ours drains it (within about a millisecond) and calls ``callback`` with the
@@ -183,8 +189,10 @@ class InputPort:
             names = list(midi_in.get_ports())
             self.index = match_port(names, query)
             self.name = names[self.index]
-            # Clock (0xF8 etc.) is ignored by default; sync needs it. Sysex and active sensing are not used.
-            midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+            # Nothing is filtered by RtMidi: its JACK input restarts a message's delta time at a
+            # message it then drops, so ignored active sensing or sysex made the clock's time
+            # run short (the engine ran ahead of the master). _drain drops them and keeps time.
+            midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
             midi_in.open_port(self.index, name=f"{client_name} in")
             port_open = True
             self._callback = callback
@@ -198,14 +206,19 @@ class InputPort:
         self._midi_in: Any = midi_in
 
     def _drain(self, midi_in: Any) -> None:
+        unused_s = 0.0  # the time of messages not delivered (sysex, active sensing) since the last one
         while not self._closing.is_set():  # checked before every get_message(): close() waits for it
             event = midi_in.get_message()
             if event is None:
                 self._closing.wait(self.POLL_S)
                 continue
             message, delta_s = event
+            if not message or message[0] in UNUSED_STATUS:
+                unused_s += float(delta_s)
+                continue
+            delta_s, unused_s = unused_s + float(delta_s), 0.0
             try:
-                self._callback(bytes(message), float(delta_s))
+                self._callback(bytes(message), delta_s)
             except Exception:
                 if self._closing.is_set():  # e.g. the engine closed meanwhile: nothing to deliver to
                     return
