@@ -81,9 +81,9 @@ def to_valence_arousal(weights: Sequence[float]) -> tuple[float, float]:
     return (q1 + q4) * 2.0 - 1.0, (q1 + q2) * 2.0 - 1.0
 
 
-def _as_float(value: object) -> float:
-    """A number as a float; an int too large for one (10**400) is infinite, which the callers
-    refuse as a bad value (ValueError), not Python's OverflowError."""
+def as_float(value: object) -> float:
+    """A number (``is_number``) as a float; an int too large for one (10**400) is infinite,
+    which callers refuse as a bad value (ValueError), not Python's OverflowError."""
     try:
         return float(value)  # type: ignore[arg-type]
     except OverflowError:
@@ -94,7 +94,7 @@ def normalise(weights: Sequence[float]) -> Weights:
     """Check four non-negative finite weights with a positive sum and scale them to sum to 1."""
     if not all(is_number(x) for x in weights):
         raise ValueError(f"emotion weights must be numbers, got {list(weights)!r}")
-    values = [_as_float(x) for x in weights]
+    values = [as_float(x) for x in weights]
     if len(values) != 4:
         raise ValueError(f"emotion weights need 4 values (Q1..Q4), got {len(values)}")
     if any(not math.isfinite(x) or x < 0.0 for x in values):
@@ -142,7 +142,7 @@ def _from_named(pairs: Sequence[tuple[str, object]]) -> Weights:
 def _named_weight(name: str, value: object) -> float:
     if not is_number(value):
         raise ValueError(f"the weight of {name.strip()!r} must be a number, got {value!r}")
-    weight = _as_float(value)
+    weight = as_float(value)
     if not math.isfinite(weight) or weight < 0.0:
         raise ValueError(f"the weight of {name.strip()!r} must be a finite number >= 0, got {weight}")
     return weight
@@ -173,7 +173,7 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
                 raise ValueError(f"two values are (valence, arousal), numbers in [-1, 1], got "
                                  f"{list(emotion)!r}; to blend emotions write 'happy,calm' or "
                                  "{'happy': 1, 'calm': 1}")
-            return from_valence_arousal(_as_float(emotion[0]), _as_float(emotion[1]))
+            return from_valence_arousal(as_float(emotion[0]), as_float(emotion[1]))
         if len(emotion) == 4:
             return normalise(emotion)
         raise ValueError(

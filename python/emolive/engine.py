@@ -13,7 +13,6 @@ import math
 import numbers
 import os
 import random
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
-from emolive.emotions import EmotionLike, Weights, is_number, parse_emotion
+from emolive.emotions import EmotionLike, Weights, as_float, is_number, parse_emotion
+from emolive.ports import describe_ports, port_matches
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask, transposition
 
 if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads neither
@@ -46,13 +46,10 @@ def _number(name: str, value: Any, low: float, high: float) -> float:
     """``value`` as a float in low..high; any real number (numpy's too), not a bool."""
     if not is_number(value):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an int too large for a float (10**400)
-        finite = False
-    if not finite or not low <= value <= high:
+    number = as_float(value)  # 10**400 -> inf, refused below
+    if not math.isfinite(number) or not low <= number <= high:
         raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
-    return float(value)
+    return number
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> int:
@@ -172,12 +169,6 @@ def list_ports() -> list[str]:
         return list(_core.list_ports())
 
 
-def _describe(names: Sequence[str]) -> str:
-    if not names:
-        return "no MIDI output ports are available"
-    return "available ports: " + ", ".join(f"{i}: {n!r}" for i, n in enumerate(names))
-
-
 def find_port(query: str | int) -> int:
     """Index of an output port: exact name, then case-insensitive substring, then index (a
     string of digits); an ``int`` is taken as the index itself.
@@ -230,25 +221,18 @@ def _open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str 
 
 
 def _match_port(query: str | int, names: list[str]) -> tuple[int, str]:
-    """``find_port``'s (index, name) among ``names``."""
-    if isinstance(query, numbers.Integral):  # an index (numpy's too), never a piece of a name
-        query = int(query)
-        if 0 <= query < len(names):
-            return query, names[query]
-        raise PortError(f"MIDI output port index {query} is out of range; {_describe(names)}. "
-                        f"{_core.port_setup_hint()}")
-    text = query.strip()
-    if text in names:
-        return names.index(text), text
-    hits = [i for i, name in enumerate(names) if text and text.lower() in name.lower()]
+    """``find_port``'s (index, name) among ``names`` (emolive.ports.port_matches)."""
+    hits = port_matches(names, query)
+    described = describe_ports(names, "MIDI output")
     if len(hits) == 1:
         return hits[0], names[hits[0]]
-    if len(hits) > 1:
-        raise PortError(f"MIDI port {text!r} is ambiguous: it matches "
-                        f"{', '.join(repr(names[i]) for i in hits)}; {_describe(names)}")
-    if re.fullmatch(r"-?[0-9]+", text) and 0 <= int(text) < len(names):  # ASCII digits only ("²" is not 2)
-        return int(text), names[int(text)]
-    raise PortError(f"no MIDI output port matches {text!r}; {_describe(names)}. "
+    if hits:
+        raise PortError(f"MIDI port {query.strip()!r} is ambiguous: it matches "  # type: ignore[union-attr]
+                        f"{', '.join(repr(names[i]) for i in hits)}; {described}")
+    if isinstance(query, numbers.Integral):
+        raise PortError(f"MIDI output port index {query} is out of range; {described}. "
+                        f"{_core.port_setup_hint()}")
+    raise PortError(f"no MIDI output port matches {query.strip()!r}; {described}. "
                     f"{_core.port_setup_hint()}")
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import mido
 
+from emolive.emotions import is_number
+
 #: General MIDI soundfonts looked for when none is given (Debian's fluid-soundfont-gm first).
 SOUNDFONT_CANDIDATES: tuple[str, ...] = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -285,7 +287,7 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise ValueError(f"sample rate must be {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz (what "
                          f"FluidSynth renders), got {sample_rate}")
-    if isinstance(gain, bool) or not isinstance(gain, numbers.Real):
+    if not is_number(gain):
         raise TypeError(f"gain must be a number, not {gain!r}")
     if not 0.0 <= gain <= 10.0:
         raise ValueError(f"gain must be 0..10, got {gain}")

@@ -9,6 +9,7 @@ case-insensitive substring, then index.
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import sys
@@ -51,33 +52,45 @@ def virtual_ports_supported() -> bool:
     return not sys.platform.startswith("win")
 
 
+def port_matches(names: Sequence[str], query: str | int) -> list[int]:
+    """The indices of ``names`` that ``query`` names: one, none, or several for an ambiguous
+    substring. An integer (numpy's too) is an index, never a piece of a name; text matches an
+    exact name, then a case-insensitive substring, then an index in ASCII digits ("²" passes
+    ``str.isdigit()`` but is no index). Shared by the output (engine) and the input ports."""
+    if isinstance(query, numbers.Integral):
+        return [int(query)] if 0 <= query < len(names) else []
+    text = query.strip()
+    if text in names:
+        return [list(names).index(text)]
+    hits = [i for i, name in enumerate(names) if text.lower() in name.lower()] if text else []
+    if hits:
+        return hits
+    if re.fullmatch(r"-?[0-9]+", text) and 0 <= int(text) < len(names):
+        return [int(text)]
+    return []
+
+
 def match_port(names: Sequence[str], query: str | int) -> int:
-    """Index of the port ``query`` names: exact name, then case-insensitive substring, then index.
+    """Index of the input port ``query`` names (:func:`port_matches`).
 
     Raises ``InputPortError`` (listing ``names``) when nothing matches or a substring is ambiguous.
     """
-    if isinstance(query, bool) or not isinstance(query, (str, int)):
+    if isinstance(query, bool) or not isinstance(query, (str, numbers.Integral)):
         raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
+    hits = port_matches(names, query)
     text = str(query).strip()
-    if text in names:
-        return list(names).index(text)
-    hits = [i for i, name in enumerate(names) if text.lower() in name.lower()] if text else []
-    if len(hits) == 1:
-        return hits[0]
     if len(hits) > 1:
         raise InputPortError(f"port {text!r} is ambiguous: it matches "
                              f"{', '.join(repr(names[i]) for i in hits)}; {describe_ports(names)}")
-    if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: "²" passes isdigit(), not int()
-        index = int(text)
-        if 0 <= index < len(names):
-            return index
-    raise InputPortError(f"no MIDI port matches {text!r}; {describe_ports(names)}")
+    if not hits:
+        raise InputPortError(f"no MIDI port matches {text!r}; {describe_ports(names)}")
+    return hits[0]
 
 
-def describe_ports(names: Sequence[str]) -> str:
-    """``available ports: 0: 'A', 1: 'B'`` or a sentence saying there are none."""
+def describe_ports(names: Sequence[str], kind: str = "MIDI") -> str:
+    """``available ports: 0: 'A', 1: 'B'`` or a sentence saying there are none (of ``kind``)."""
     if not names:
-        return "no MIDI ports are available"
+        return f"no {kind} ports are available"
     return "available ports: " + ", ".join(f"{i}: {name!r}" for i, name in enumerate(names))
 
 
