@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,15 +109,23 @@ def _hash_split(song: str, val_fraction: float) -> str:
     return "val" if digest / 0xFFFFFFFF < val_fraction else "train"
 
 
+def song_for_validation(songs: Iterable[str]) -> str | None:
+    """The song that goes to validation when none hashed there: the lowest hash of two or more
+    songs (None for fewer)."""
+    distinct = set(songs)
+    if len(distinct) < 2:
+        return None
+    return min(distinct, key=lambda song: hashlib.sha1(song.encode("utf-8")).hexdigest())
+
+
 def _ensure_val_song(report: LoadReport) -> None:
-    """With two or more songs and none hashed to validation, the song with the lowest hash goes
-    there, so that small collections still get a validation split (whole songs only)."""
-    songs = sorted({c.song for c in report.clips},
-                   key=lambda song: hashlib.sha1(song.encode("utf-8")).hexdigest())
-    if len(songs) < 2 or any(c.split == "val" for c in report.clips):
+    """With two or more songs and none hashed to validation, song_for_validation goes there,
+    so that small collections still get a validation split (whole songs only)."""
+    chosen = song_for_validation(c.song for c in report.clips)
+    if chosen is None or any(c.split == "val" for c in report.clips):
         return
     for clip in report.clips:
-        if clip.song == songs[0]:
+        if clip.song == chosen:
             clip.split = "val"
 
 
@@ -128,15 +137,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
     return _read_table(path)[1]
 
 
-def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """``(column names, rows)`` of a CSV file, as :func:`_read_csv` reads it."""
-    columns, rows, _lines = _read_numbered_table(path)
-    return columns, rows
-
-
-def _read_numbered_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
-    """``(column names, rows, each row's line number in the file)``; blank lines, which the
-    csv module skips, are counted."""
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """``(column names, rows, each row's line number in the file)`` of a CSV file, as
+    :func:`_read_csv` reads it; blank lines, which the csv module skips, are counted."""
     lines: list[int] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -194,7 +197,7 @@ def _emopia_labels(path: Path, report: LoadReport) -> dict[str, int]:
     """EMOPIA's label.csv: clip ID -> quadrant index. A row whose 4Q is not 1..4 is skipped
     (named with its line; the clip's file-name prefix then decides); DataError without the
     ID and 4Q columns."""
-    columns, rows, lines = _read_numbered_table(path)
+    columns, rows, lines = _read_table(path)
     if not {"ID", "4Q"} <= set(columns):
         raise DataError(f"{path} needs columns 'ID' and '4Q'; its columns are {columns}")
     labels: dict[str, int] = {}
@@ -226,20 +229,27 @@ def quadrant_from_va(valence: str, arousal: str) -> int:
     return int(np.argmax(weights))
 
 
+def _listed_again(report: LoadReport, first_row: dict[Path, int], path: Path, number: int) -> bool:
+    """Whether CSV line ``number`` names a file an earlier row named (then skipped, named with
+    both lines: a file is used once, with its first row, whatever that row's label; twice would
+    weigh it double or teach it two emotions); else records this as its first row."""
+    first = first_row.setdefault(path.resolve(), number)
+    if first != number:
+        report.skip(path, f"listed again on line {number} (first on line {first}); the first "
+                          "row is used")
+    return first != number
+
+
 def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled.csv",
                 val_fraction: float = 0.12) -> LoadReport:
     root = Path(root) if root else DEFAULT_DATA / "vgmidi"
     report = LoadReport("VGMIDI")
-    columns, rows, lines = _read_numbered_table(root / csv_name)
+    columns, rows, lines = _read_table(root / csv_name)
     first_row: dict[Path, int] = {}
     for number, row in zip(lines, rows):
         path = root / row.get("midi", "")
-        if row.get("midi") and path.resolve() in first_row:  # once only, with its first label
-            report.skip(path, f"listed again on line {number} (first on line "
-                              f"{first_row[path.resolve()]}); the first row is used")
+        if row.get("midi") and _listed_again(report, first_row, path, number):
             continue
-        if row.get("midi"):
-            first_row[path.resolve()] = number
         try:
             quadrant = quadrant_from_va(row["valence"], row["arousal"])
         except (KeyError, TypeError, ValueError) as err:
@@ -264,19 +274,15 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
     if not folder.is_dir():
         raise DataError(f"the folder {folder} (--generic-folder) does not exist")
     report = LoadReport(name)
-    columns, rows, lines = _read_numbered_table(csv_path)
+    columns, rows, lines = _read_table(csv_path)
     if "path" not in columns or not ("emotion" in columns or {"valence", "arousal"} <= set(columns)):
         raise DataError(f"{csv_path} needs a 'path' column and an 'emotion' column or 'valence' and "
                         f"'arousal' columns; its columns are {columns}")
     first_row: dict[Path, int] = {}  # a file's first row (CSV line numbers, header = 1)
     for number, row in zip(lines, rows):
         path = folder / (row.get("path") or "")
-        if row.get("path") and path.resolve() in first_row:  # once only: twice would weigh it double
-            report.skip(path, f"listed again on line {number} (first on line "
-                              f"{first_row[path.resolve()]}); the first row is used")
+        if row.get("path") and _listed_again(report, first_row, path, number):
             continue
-        if row.get("path"):
-            first_row[path.resolve()] = number  # a first row with a bad label still counts
         try:
             if row.get("emotion"):
                 quadrant = QUADRANTS.index(quadrant_of(row["emotion"]))

@@ -170,14 +170,13 @@ def export_int8_step(model: CVAE, inputs: dict[str, torch.Tensor], export_one: E
 # bit for bit.
 ROW_INT8_MIN_ROWS = 32  # weight matrices with fewer input rows (the emotion table) stay float
 # The weights are stored as uint8 with zero point 128 (codes 1..255 for -127..127), not as int8.
-# On x86 CPUs without VNNI (AVX2 only: AMD Zen 1-3, Intel before Ice Lake) ONNX Runtime
-# multiplies uint8 by int8 with vpmaddubsw, which adds each pair of products into a saturating
-# int16 (255 * 127 * 2 does not fit): the sums came out wrong (2026-12-06, AMD EPYC: 2,868 of
-# 12,288 outputs of the shipped model's hh product, off by up to 39,209 of 1,126,352; offline
-# music changed). uint8 by uint8 is widened to int16 before multiplying (vpmaddwd): exact on
-# every CPU, and the same integers a VNNI CPU gets from int8 weights. 7-bit int8 weights
+# On an x86 CPU without VNNI (the 2-core AMD EPYC, Zen 3) ONNX Runtime's uint8 x int8 sums came
+# out wrong where a pair of products overflows 16 bits (255 * 127 * 2; AVX2's saturating
+# vpmaddubsw, by the pattern): 2,868 of 12,288 outputs of the shipped model's hh product, off
+# by up to 39,209 of 1,126,352, and offline music changed. Its uint8 x uint8 sums were exact
+# (tests/training/test_batch_step.py checks it on the CPU that runs them). 7-bit int8 weights
 # (ONNX Runtime's reduce_range) are exact too, but decode further from the live step
-# (docs/training.md, "The batch step").
+# (docs/training.md, "Weights stored as uint8").
 ROW_WEIGHT_ZERO = 128
 BATCH_PRECISION = ("int8 weights (stored as uint8 with zero point 128; ONNX MatMulInteger, one "
                    "float scale per output column, symmetric), inputs quantised to uint8 per row "

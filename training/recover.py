@@ -165,7 +165,8 @@ def _int8_step_matrices(quantised: list[onnx.NodeProto], values: dict[str, np.nd
     (each layer's ih then hh, then the head), each the next node of its weight's [N, K]. Sizes
     alone cannot tell them apart: hidden 88 makes the GRU's N (3 x 88) the head's (264), and an
     emotion table as wide as 3 x hidden has a GRU's N."""
-    shapes = {name: tuple(tensor.shape) for name, tensor in CVAE(cfg).state_dict().items()}
+    with torch.device("meta"):  # the sizes only: no weights are made
+        shapes = {name: tuple(tensor.shape) for name, tensor in CVAE(cfg).state_dict().items()}
     wanted = [f"decoder.gru.weight_{kind}_l{layer}" for layer in range(cfg.layers)
               for kind in ("ih", "hh")] + ["decoder.head.weight"]
     found: dict[str, np.ndarray] = {}

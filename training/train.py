@@ -10,7 +10,6 @@ validation loss), ``<out>/metrics.jsonl`` (one JSON object per evaluation) and
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -29,7 +28,8 @@ from .card import checkpoint_data
 from .checkpoints import (StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder,
                           read_for_training, read_run, resumed_config, save_atomic)
 from .config import TrainConfig, add_config_flags, config_from_values, given_values
-from .data import DataError, LoadReport, load_emopia, load_generic, load_unlabelled, load_vgmidi
+from .data import (DataError, LoadReport, load_emopia, load_generic, load_unlabelled, load_vgmidi,
+                   song_for_validation)
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
@@ -89,20 +89,20 @@ def load_data(cfg: TrainConfig, log=print) -> Prepared:
 
 def _replace_unreadable_validation(reports: list[LoadReport], prep: Prepared, log=print) -> None:
     """A dataset whose loader put songs in validation, none of them readable, gets one of its
-    readable songs there instead (the lowest hash, as the loaders choose), so that a collection
+    readable songs there instead (song_for_validation, as the loaders choose), so that a collection
     of two or more songs keeps a validation split when its validation files are broken. A
     dataset with no validation songs from its loader (every row split=train) is left so."""
     for report in reports:
         if not any(clip.split == "val" for clip in report.clips):
             continue
         rows = [i for i, name in enumerate(prep.dataset) if name == report.dataset]
-        songs = sorted({prep.song[i] for i in rows}, key=lambda song: hashlib.sha1(song.encode()).hexdigest())
-        if len(songs) < 2 or any(prep.split[i] == "val" for i in rows):
+        chosen = song_for_validation(prep.song[i] for i in rows)
+        if chosen is None or any(prep.split[i] == "val" for i in rows):
             continue
         for i in rows:
-            if prep.song[i] == songs[0]:
+            if prep.song[i] == chosen:
                 prep.split[i] = "val"
-        log(f"{report.dataset}: no validation clip could be read; song {songs[0]!r} goes to "
+        log(f"{report.dataset}: no validation clip could be read; song {chosen!r} goes to "
             "validation instead")
 
 
