@@ -1,13 +1,18 @@
 """Following an external MIDI clock: how far `emolive --sync` runs behind its master, over time.
 
-    .venv/bin/python -m benchmarks.sync_follow [--bpm 123] [--seconds 30] [--start-bpm 90]
+    .venv/bin/python -m benchmarks.sync_follow [--bpm 123] [--seconds 30] [--start-bpm 90] [--period 1024]
 
 Starts a private dummy JACK server, a clock master (this process: Start, then 24 ticks per beat
 on absolute deadlines), `emolive --sync master --clock-out --port sink` with a random tiny
 model, and a sink in a separate process that stamps every message on arrival. For each tick the
 engine sends, the master's position at that moment (from the master's tick times) gives the
-phase: unwrapped, so a tick lost on the way does not count as a step. Prints the median and
-spread of the engine's lag per stretch of the run, and the Start-to-first-note latency.
+phase. Prints the median and
+spread of the engine's lag per stretch of the run, the tempo of the engine's ticks over each
+4 beats as the sink stamped them, and the Start-to-first-note latency. The server is
+synchronous with ``--period`` frames at 48 kHz, so that no tick is lost on the way and the
+engine's tick k pairs with the master's tick k (the lag of each is their times' difference;
+an earlier version unwrapped the phase within a tick, which a period near a tick interval
+defeats).
 """
 
 from __future__ import annotations
@@ -66,10 +71,19 @@ def send_clock(port: object, bpm: float, seconds: float) -> tuple[float, list[fl
     return start, sent
 
 
-def lag_ms(master: list[float], engine: list[float], interval: float) -> np.ndarray:
-    position = np.interp(engine, master, np.arange(len(master)))  # master ticks at each engine tick
-    phase = np.unwrap((position - np.round(position)) * 2 * np.pi) / (2 * np.pi)
-    return phase * interval * 1e3  # positive: the engine is behind
+def lag_ms(master: list[float], engine: list[float]) -> np.ndarray:
+    """Engine tick k against master tick k (a synchronous server loses none on the way):
+    positive, the engine is behind. Both count from their Start's first tick."""
+    count = min(len(master), len(engine))
+    return (np.array(engine[:count]) - np.array(master[:count])) * 1e3
+
+
+def four_beat_tempos(ticks: np.ndarray) -> np.ndarray:
+    """BPM from the span of each run of 4 x 24 consecutive engine ticks (stamp jitter / 2 s)."""
+    span = 4 * 24
+    if len(ticks) <= span:
+        return np.array([])
+    return 60.0 * 4 / (ticks[span:] - ticks[:-span])
 
 
 def main() -> None:
@@ -78,9 +92,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=number_in(1.0, 3600.0, "--seconds"), default=30.0)
     parser.add_argument("--start-bpm", type=bpm_option("--start-bpm"), default=90.0,
                         help="emolive's --bpm before it hears the clock")
+    parser.add_argument("--period", type=int, choices=[64, 128, 256, 512, 1024, 2048], default=1024,
+                        help="the JACK period in frames at 48 kHz")
     options = parser.parse_args()
 
-    with dummy_server("emolive-sync", synchronous=False):
+    with dummy_server("emolive-sync", synchronous=True, period_frames=options.period):
         run(options)
 
 
@@ -115,18 +131,19 @@ def run(options: argparse.Namespace) -> None:
             received = [(t, bytes(m)) for t, m in json.load(handle)]
     engine = [t for t, m in received if m == b"\xf8"]
     first = next(t for t, m in received if m == b"\xfa")
-    interval = 60.0 / (options.bpm * 24)
-    lags = lag_ms(master, engine, interval)
-    since = np.array(engine) - start
-    print(f"master {options.bpm} BPM for {options.seconds:.0f} s ({len(master)} ticks); emolive started at "
-          f"--bpm {options.start_bpm}; sink got {len(engine)} of its ticks")
+    lags = lag_ms(master, engine)
+    since = np.array(engine[:len(lags)]) - start
+    print(f"master {options.bpm} BPM for {options.seconds:.0f} s ({len(master)} ticks), JACK period "
+          f"{options.period} frames; emolive started at --bpm {options.start_bpm}; sink got {len(engine)} of its ticks")
     print(f"master Start -> emolive's Start at the sink: {(first - start) * 1e3:.1f} ms")
     edges = [0, 2, 5, 10, 20, options.seconds]
     for low, high in zip(edges, edges[1:]):
         chosen = lags[(since >= low) & (since < high)]
         if chosen.size:
+            tempo = four_beat_tempos(np.array(engine)[(since >= low) & (since < high)])
+            tempo_text = f", tempo over 4 beats {tempo.min():.2f}..{tempo.max():.2f}" if tempo.size else ""
             print(f"  {low:4.0f}-{high:4.0f} s: lag median {np.median(chosen):+6.1f} ms, "
-                  f"p5 {np.percentile(chosen, 5):+6.1f}, p95 {np.percentile(chosen, 95):+6.1f}")
+                  f"p5 {np.percentile(chosen, 5):+6.1f}, p95 {np.percentile(chosen, 95):+6.1f}{tempo_text}")
 
 
 if __name__ == "__main__":

@@ -56,14 +56,15 @@ def _wait_until_usable(proc: subprocess.Popen, name: str, timeout_s: float) -> b
 
 
 def start_dummy_jackd(name: str, synchronous: bool = True, attempts: int = 5,
-                      timeout_s: float = 10.0) -> subprocess.Popen:
+                      timeout_s: float = 10.0, period_frames: int | None = None) -> subprocess.Popen:
     """Start server `name` and wait until it is usable. jackd sometimes exits at start-up when
     other servers start at the same moment, so it is tried `attempts` times."""
     jackd = shutil.which("jackd")
     if jackd is None or shutil.which("jack_wait") is None:
         raise JackdError("jackd not installed (Debian package jackd2; scripts/setup.sh installs it)")
     mode = ["-S"] if synchronous else []
-    period_frames = PERIOD_FRAMES if synchronous else ASYNC_PERIOD_FRAMES
+    if period_frames is None:
+        period_frames = PERIOD_FRAMES if synchronous else ASYNC_PERIOD_FRAMES
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
     for _ in range(attempts):
         reclaim_dead_servers()  # slots that killed servers (of any run) left in the registry
@@ -96,10 +97,12 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def dummy_server(prefix: str = "emolive", synchronous: bool = True) -> Iterator[str]:
-    """A server named `prefix-<random>`, exported as JACK_DEFAULT_SERVER while in use."""
+def dummy_server(prefix: str = "emolive", synchronous: bool = True,
+                 period_frames: int | None = None) -> Iterator[str]:
+    """A server named `prefix-<random>`, exported as JACK_DEFAULT_SERVER while in use;
+    ``period_frames`` None: the mode's usual period."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    proc = start_dummy_jackd(name, synchronous)
+    proc = start_dummy_jackd(name, synchronous, period_frames=period_frames)
     previous = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
     try:

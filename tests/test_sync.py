@@ -8,6 +8,8 @@ import pytest
 
 from emolive.sync import (CLOCK, CONTINUE, MAX_BPM, MIN_BPM, SONG_POSITION, START, STOP, ClockFollower, MessageClock,
                           PhaseLock, SyncUpdate)
+from emolive.tick_line import JitterBand, TickLine
+from tests.clock_master import SAMPLE_RATE, delivered, follow, tick_times
 
 
 def _ticks(follower: ClockFollower, bpm: float, beats: float, start_s: float, jitter_s: float = 0.0,
@@ -286,3 +288,117 @@ def test_half_time_is_a_tempo_change_not_lost_ticks() -> None:
     _ticks(follower, 70.0, 4, t)
     assert follower.lost_ticks == 0
     assert follower.bpm == pytest.approx(70.0, abs=0.01)
+
+
+# Through JACK's periods: RtMidi stamps a period's messages with the time its callback ran, so
+# at 1024 frames (21.3 ms at 48 kHz) a tick's time is off by up to a tick interval at 120 BPM.
+
+@pytest.mark.parametrize("bpm", [110.0, 120.0, 133.0])
+@pytest.mark.parametrize("period_frames", [64, 512, 1024, 2048])
+def test_a_steady_master_through_large_jack_periods_reads_steady(bpm: float, period_frames: int) -> None:
+    """A whole period of jitter read as tempo changes every ~43 ticks (117-141 BPM for 120 at
+    1024 frames), and at 110 BPM as a lost tick every 16 (the engine 1.7 s behind after a minute)."""
+    times = tick_times([(64, bpm)])
+    followed = follow(times, delivered(times, period_frames, seed=1))
+    settled = [b for b in followed.bpm[2 * 24:] if b is not None]
+    assert min(settled) > bpm * 0.97 and max(settled) < bpm * 1.03  # from the second beat on
+    assert all(abs(b - bpm) < 0.0005 * bpm for b in followed.bpm[-32 * 24:])  # the last 32 beats
+    assert followed.sync.follower.lost_ticks == 0
+    interval_ms = 60_000.0 / (bpm * 24)
+    period_ms = 1000.0 * period_frames / SAMPLE_RATE
+    # Locked to the ticks as delivered: behind the master by their mean lateness, steadily.
+    late_ms = [-e * interval_ms for e in followed.error_ticks[-32 * 24:]]
+    assert 0.0 < min(late_ms) and max(late_ms) < period_ms
+    assert max(late_ms) - min(late_ms) < 1.0
+
+
+@pytest.mark.parametrize("period_frames", [64, 1024])
+@pytest.mark.parametrize("new_bpm", [90.0, 126.0, 180.0])
+def test_tempo_changes_are_followed_through_jack_periods(period_frames: int, new_bpm: float) -> None:
+    times = tick_times([(16, 120.0), (16, new_bpm)])
+    followed = follow(times, delivered(times, period_frames, seed=2))
+    after = followed.bpm[16 * 24:]
+    beats_to_follow = 0.5 if period_frames == 64 else 3.0
+    assert all(abs(b - new_bpm) < 0.01 * new_bpm for b in after[round(beats_to_follow * 24):])
+    interval_ms = 60_000.0 / (new_bpm * 24)
+    assert max(abs(e) for e in followed.error_ticks[-4 * 24:]) * interval_ms < 3.0 + 1000.0 * period_frames / SAMPLE_RATE
+
+
+def test_a_tempo_ramp_is_followed() -> None:
+    ramp = [(0.25, 120.0 + 20.0 * step / 32) for step in range(32)]  # 120 -> 140 over 8 beats
+    times = tick_times([(16, 120.0), *ramp, (16, 140.0)])
+    followed = follow(times, delivered(times, 64, seed=3))
+    assert all(abs(b - 140.0) < 0.3 for b in followed.bpm[-8 * 24:])
+    assert max(abs(e) for e in followed.error_ticks[-8 * 24:]) < 0.2
+
+
+def test_a_stall_that_delivers_ticks_late_at_once_does_not_bend_the_tempo() -> None:
+    times = tick_times([(32, 120.0)])
+    stamps = delivered(times, 64, seed=4)
+    stamps[300:315] = [stamps[315]] * 15  # 300 ms without input, then the 15 ticks at once
+    followed = follow(times, stamps)
+    assert all(abs(b - 120.0) < 0.1 for b in followed.bpm[300:])
+    assert max(abs(e) for e in followed.error_ticks[330:]) < 0.2
+
+
+@pytest.mark.parametrize("period_frames", [64, 1024])
+def test_after_the_clock_is_lost_for_a_while_the_engine_keeps_its_beat(period_frames: int) -> None:
+    """A pulled cable for 5 s (the master plays on; its ticks are lost): emolive plays on at its
+    tempo and takes the returning ticks as continuing from there. The phase lock took the 240
+    missed ticks for an error and slowed the engine 4 % for 100 beats (744 ms behind at the end)."""
+    times = tick_times([(64, 120.0)])
+    stamps = delivered(times, period_frames, seed=5)
+    stamps[400:640] = [None] * 240
+    followed = follow(times, stamps)
+    assert followed.sync.follower.pauses == 1
+    interval_ms = 60_000.0 / (120.0 * 24)
+    period_ms = 1000.0 * period_frames / SAMPLE_RATE
+    assert max(abs(e) for e in followed.error_ticks[400:]) * interval_ms < 2.0 + period_ms
+
+
+def test_lost_ticks_are_counted_while_the_jitter_is_small_and_not_guessed_when_large() -> None:
+    times = tick_times([(32, 120.0)])
+    lose = frozenset({300, 400, 401, 500})
+    small = follow(times, delivered(times, 64, seed=6, lose=lose))
+    assert small.sync.follower.lost_ticks == 4
+    assert abs(small.error_ticks[-1]) < 0.2
+    # A period near a tick interval: a late tick and a lost one look alike; each loss costs a tick.
+    large = follow(times, delivered(times, 1024, seed=6, lose=lose))
+    assert large.sync.follower.lost_ticks == 0
+    assert -5.0 < large.error_ticks[-1] < -3.0
+    assert abs(large.bpm[-1] - 120.0) < 0.1
+
+
+def test_the_tick_line_is_the_least_squares_fit() -> None:
+    line = TickLine()
+    assert line.interval_s() is None and line.time_at(3) is None
+    for index, time_s in [(10, 1.0), (11, 1.02), (12, 1.05), (13, 1.061)]:
+        line.add(index, time_s)
+    # numpy.polyfit([10, 11, 12, 13], [1.0, 1.02, 1.05, 1.061], 1) -> slope 0.0213, intercept 0.7878
+    assert line.interval_s() == pytest.approx(0.0213)
+    assert line.time_at(14) == pytest.approx(0.7878 + 14 * 0.0213)
+    line.remove(13, 1.061)
+    line.add(14, 1.061)
+    assert line.interval_s() == pytest.approx(0.0154)  # polyfit of indices 10, 11, 12, 14
+
+
+def test_ticks_with_one_timestamp_give_the_line_no_slope() -> None:
+    line = TickLine()
+    for index in range(5):
+        line.add(index, 2.0)
+    assert line.interval_s() is None and line.time_at(9) is None
+
+
+def test_the_jitter_band_is_a_quantile_of_a_sliding_window() -> None:
+    band = JitterBand(size=10, quantile=0.9)
+    assert band.width_s() == 0.0
+    for distance in [-0.001 * k for k in range(1, 11)]:
+        band.add(distance)
+    assert band.width_s() == pytest.approx(0.010)
+    band.add(0.0)  # the oldest (1 ms) leaves
+    assert len(band) == 10 and band.width_s() == pytest.approx(0.010)
+    for _ in range(8):
+        band.add(0.0)
+    assert band.width_s() == pytest.approx(0.010)  # the 10 ms is the last nonzero one
+    band.add(0.0)
+    assert band.width_s() == 0.0

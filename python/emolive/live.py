@@ -21,7 +21,7 @@ from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
-from emolive.sync import CLOCK, ClockFollower, MessageClock, PhaseLock
+from emolive.sync import ClockSync, MessageClock
 from emolive.terminal import Keyboard, StatusLine
 
 POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and stats (seconds)
@@ -114,8 +114,7 @@ class Session:
         self.status = StatusLine()
         self.commands = KeyCommands(engine, args.glide_bars, transport_is_external=args.sync is not None)
         self.steering = CcSteering(CcMap(args.valence_cc, args.arousal_cc, args.control_channel), start=emotion)
-        self.follower = ClockFollower()
-        self.phase_lock = PhaseLock()
+        self.sync = ClockSync(engine, self._start_synced)
         self._started_once = False
         self.port_error: str | None = None  # why the output is lost; None while it plays
 
@@ -127,7 +126,7 @@ class Session:
         if self.args.sync:
             clock = MessageClock()  # only this port's callback advances it
             wanted.setdefault(self.args.sync, []).append(
-                lambda msg, delta: self.follow_clock(msg, clock.advance(delta)))
+                lambda msg, delta: self.sync.feed(msg, clock.advance(delta)))
         for query, sinks in wanted.items():
             def deliver(message: bytes, delta_s: float, sinks: list[ports.MessageCallback] = sinks) -> None:
                 for sink in sinks:
@@ -206,25 +205,10 @@ class Session:
         if weights is not None:
             self.engine.set_emotion(weights, bars=0)  # controllers move smoothly by themselves
 
-    def follow_clock(self, message: bytes, time_s: float) -> None:
-        """On the MIDI input thread, so that the master's first beat reaches the engine at once
-        (the engine takes calls from any thread). While running, every tick goes to the phase
-        lock, which sets the tempo; while stopped, the measured tempo is shown."""
-        self.follower.feed(message, time_s)
-        update = self.follower.take()
-        if update.running is False:
-            self.engine.stop()
-        elif update.running is True:
-            if self.follower.bpm is not None:
-                self.engine.set_bpm(self.follower.bpm)
-            self.start()
-            self.phase_lock.start(time_s, float(self.engine.stats()["bpm"]))
-        elif message == bytes([CLOCK]) and self.follower.running:
-            bpm = self.phase_lock.tick(time_s, self.follower.ticks_since_start, self.follower.bpm)
-            if bpm is not None:
-                self.engine.set_bpm(bpm)
-        elif update.bpm is not None:
-            self.engine.set_bpm(update.bpm)
+    def _start_synced(self) -> float:
+        """The master started: play (on the MIDI input thread); the tempo the engine plays at."""
+        self.start()
+        return float(self.engine.stats()["bpm"])
 
     def show(self, stats: dict[str, Any]) -> None:
         for text in self.commands.messages:
@@ -235,7 +219,7 @@ class Session:
             self.status.show(prompt, keep_end=True)
         else:
             playing = self.engine.is_playing
-            waiting = not playing and self.follower.waiting_for_bar_line
+            waiting = not playing and self.sync.follower.waiting_for_bar_line
             self.status.show(status_text(stats, playing, waiting_for_bar_line=waiting))
 
 

@@ -7,14 +7,19 @@ master's song position (the last Song Position Pointer, or where it stopped), an
 the first tick on a bar line (4/4, 96 ticks a bar), so that our bars and phrases fall on the
 master's: at once when the master resumes on a bar line, else within a bar.
 
-Tempo: ``60 * intervals / (24 * span)`` over a window of ticks. A mean over a window depends
-only on its two end ticks, so the jitter of single ticks (JACK delivers on period boundaries,
-~1.3 ms) hardly moves it, and the longer the window the smaller the error. So the window grows
-for as long as the tempo holds (the error of a steady master's tempo shrinks with time, and
-so does the drift between the master and us). When the last half beat's tempo differs from the
-long window's by more than ``change_ratio`` (a tempo change), the window starts afresh from the
-last ``min_ticks`` ticks, so a change is followed within half a beat.
-A gap longer than ``gap_s`` between ticks means the clock paused: everything starts afresh.
+Tempo: a least-squares line through the ticks since the last tempo change (:mod:`emolive.tick_line`),
+so the jitter of single ticks is averaged over the whole window and the longer the window the
+smaller the error: for as long as the tempo holds the window grows, so a steady master's tempo
+is known ever more precisely (and the drift between the master and us shrinks). The jitter is
+measured too: how far the ticks fall from the line (the 90th percentile over the last four
+beats). A tempo change is declared when ``min_ticks`` ticks in a row fall outside 1.5 times that
+band on one side, the last no closer than the first; the window then starts afresh from them.
+A tick outside the band is not fitted (a stall that delivers ticks late does not bend the
+line). So with JACK's small periods (64 frames: 1.3 ms) a change of a few percent is noticed
+within half a beat, and with 1024 frames (21 ms of jitter at 48 kHz) the jitter is no longer
+taken for tempo changes; a change is noticed once it has moved the ticks past the jitter.
+A gap longer than ``gap_s`` between ticks means the clock paused: the line starts afresh
+(:attr:`ClockFollower.pauses` counts these) and the jitter measured so far is kept.
 
 Reported tempos: a change of 1 BPM or more at once, smaller refinements at most once a beat.
 
@@ -24,7 +29,8 @@ with the master's tick count and nudges the tempo (at most ``max_ratio`` off the
 to remove the difference over a few beats. Start-up errors and estimation errors therefore do
 not accumulate into drift.
 
-The MIDI thread calls :meth:`ClockFollower.feed`; :meth:`ClockFollower.take` hands out changes.
+The MIDI thread calls :meth:`ClockSync.feed`, which feeds the follower and the lock and drives
+the engine; :meth:`ClockFollower.take` hands out changes.
 """
 
 from __future__ import annotations
@@ -32,12 +38,18 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from emolive.tick_line import JitterBand, TickLine
 
 TICKS_PER_QUARTER = 24
-RECENT_TICKS = 12  # the window that detects a tempo change: half a beat
+RECENT_TICKS = 12  # ticks kept for restarting the line; also the jitter band's minimum sample
 LOST_TICK_TOLERANCE = 0.2  # a gap within 0.2 intervals of a whole number of intervals
+BAND_MARGIN = 1.5  # a tick farther than 1.5 jitter bands from the line is off it
+MIN_TOLERANCE_S = 0.00025  # never closer than 0.25 ms (timestamps of a perfect clock still round)
 CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 TICKS_PER_SIXTEENTH = 6  # a Song Position Pointer counts 16th notes
+TICKS_PER_STEP = TICKS_PER_SIXTEENTH  # the engine's step is a 16th note
 TICKS_PER_BAR = 4 * TICKS_PER_QUARTER  # the engine's bar: 4/4
 MIN_BPM, MAX_BPM = 20.0, 400.0  # the engine's accepted range
 
@@ -56,20 +68,21 @@ class SyncUpdate:
 class ClockFollower:
     """Turns clock and transport messages into tempo and start/stop; thread-safe."""
 
-    def __init__(self, min_ticks: int = 6, change_ratio: float = 0.02, gap_s: float = 0.5) -> None:
+    def __init__(self, min_ticks: int = 6, gap_s: float = 0.5) -> None:
         if not 2 <= min_ticks <= RECENT_TICKS:
             raise ValueError(f"min_ticks must be 2..{RECENT_TICKS}, got {min_ticks}")
-        self.min_ticks = min_ticks
-        self.change_ratio = change_ratio
+        self.min_ticks = min_ticks  # ticks the first estimate waits for; ticks in a row that make a change
         self.gap_s = gap_s
         self._lock = threading.Lock()
-        # The last half beat's ticks as (index, seconds); indices count lost ticks too.
+        # The last ticks as (index, seconds); indices count lost ticks too.
         self._recent: deque[tuple[int, float]] = deque(maxlen=RECENT_TICKS + 1)
+        self._line = TickLine()  # the ticks since the last tempo change (not those off the line)
+        self._last_fitted = False  # the last tick is in the line
+        self._band = JitterBand()  # distances of ticks from the line, kept across changes and pauses
+        self._off_line: deque[float] = deque(maxlen=min_ticks)  # signed distances of the last ticks
         self._suspect_lost = 0  # ticks the last gap may have lost (confirmed by the next gap)
-        self._deferred = False  # the last tick's estimate waited for this one
         self.lost_ticks = 0  # ticks found lost so far
-        self._anchor_s = 0.0  # time of the first tick of the steady-tempo window
-        self._anchor_index = 0  # tick index of the anchor
+        self.pauses = 0  # gaps longer than gap_s seen while ticks came
         self._running = False
         self._running_changed = False
         self._bpm: float | None = None  # latest estimate
@@ -122,12 +135,14 @@ class ClockFollower:
                 self._set_running(False)
 
     def _tick(self, time_s: float) -> None:
-        if self._recent and time_s - self._recent[-1][1] > self.gap_s:
+        if self._recent and time_s - self._recent[-1][1] > self.gap_s:  # the clock paused
             self._recent.clear()
+            self._line.reset()
+            self._off_line.clear()
             self._suspect_lost = 0
+            self.pauses += 1
         if not self._recent:
             index = 0
-            self._anchor_s, self._anchor_index = time_s, 0
         else:
             self._count_lost_ticks(time_s - self._recent[-1][1])
             index = self._recent[-1][0] + 1
@@ -141,45 +156,89 @@ class ClockFollower:
         if self._master_running:
             self._position += 1
         self._ticks_since_report += 1
-        first_index, first_s = self._recent[0]
-        # After a first long gap, the next gap tells lost ticks from a slower tempo: estimate then.
-        defer = self._suspect_lost and not self._deferred
-        self._deferred = bool(defer)
-        if defer or len(self._recent) - 1 < self.min_ticks or time_s <= first_s:
-            return
-        recent = _bpm_of(index - first_index, time_s - first_s)
-        steady = self._steady_bpm(index, time_s, recent)
-        if abs(recent - steady) > self.change_ratio * steady:  # the tempo changed: restart the window
-            self._anchor_index, self._anchor_s = self._recent[-1 - self.min_ticks]
-            steady = self._steady_bpm(index, time_s, recent)
-        self._bpm = min(MAX_BPM, max(MIN_BPM, steady))
+        self._fit(index, time_s)
 
-    def _steady_bpm(self, index: int, time_s: float, recent: float) -> float:
-        """The tempo since the anchor; ``recent`` while no time has passed since it (ticks
-        delivered with one timestamp, as a large JACK period at a fast tempo may)."""
-        if time_s <= self._anchor_s:
-            return recent
-        return _bpm_of(index - self._anchor_index, time_s - self._anchor_s)
+    def _fit(self, index: int, time_s: float) -> None:
+        """Put the tick on the line, or declare a tempo change; then re-estimate the tempo."""
+        line = self._line
+        expected_s = line.time_at(index) if line.count > self.min_ticks else None
+        self._last_fitted = True
+        if expected_s is None:  # the first ticks of a window: all fitted
+            line.add(index, time_s)
+        else:
+            distance_s = time_s - expected_s
+            tolerance_s = self._tolerance_s()
+            self._last_fitted = abs(distance_s) <= tolerance_s or len(self._band) < RECENT_TICKS
+            if self._last_fitted:
+                line.add(index, time_s)
+            self._off_line.append(distance_s)
+            band_known = len(self._band) >= RECENT_TICKS
+            if band_known and self._left_the_line(tolerance_s):
+                self._restart_line()
+            else:  # clipped, so that a burst of late ticks widens the band at most 2-fold at a time
+                self._band.add(min(abs(distance_s), 2.0 * tolerance_s) if band_known else distance_s)
+        interval_s = line.interval_s()
+        if interval_s is not None and line.count > self.min_ticks:
+            self._bpm = min(MAX_BPM, max(MIN_BPM, 60.0 / (TICKS_PER_QUARTER * interval_s)))
+
+    def _tolerance_s(self) -> float:
+        """How far from the line a tick may fall and still be on it (seconds)."""
+        return max(MIN_TOLERANCE_S, BAND_MARGIN * self._band.width_s())
+
+    def _left_the_line(self, tolerance_s: float) -> bool:
+        """The last ``min_ticks`` ticks all fell off the line on one side, the last no closer
+        than the first: the tempo changed (late ticks coming closer are a stall catching up)."""
+        off = self._off_line
+        if len(off) < self.min_ticks or abs(off[-1]) < abs(off[0]):
+            return False
+        return all(d > tolerance_s for d in off) or all(d < -tolerance_s for d in off)
+
+    def _restart_line(self) -> None:
+        """A new line from the ticks that left the old one and the tick before them."""
+        self._line.reset()
+        for index, time_s in list(self._recent)[-1 - self.min_ticks:]:
+            self._line.add(index, time_s)
+        self._last_fitted = True
+        self._off_line.clear()
+        self._suspect_lost = 0  # a gap judged by the old tempo's interval
+
+    def line_time_s(self) -> float:
+        """The line's time of the last tick (its jitter averaged out), or the tick's own time
+        while there is no line."""
+        with self._lock:
+            index, time_s = self._recent[-1] if self._recent else (0, 0.0)
+            expected_s = self._line.time_at(index) if self._line.count > self.min_ticks else None
+            return time_s if expected_s is None else expected_s
 
     def _count_lost_ticks(self, gap_s: float) -> None:
         """Ticks lost on the way (a loaded machine's JACK drops a late client's input) leave one
         gap of about k intervals between ticks at the usual spacing; a slower tempo makes every
         gap longer. So a gap of k >= 2 intervals is suspected, and confirmed as k - 1 lost ticks
-        when the next gap is one interval again: the tick before it moves k - 1 places on."""
-        if self._bpm is None:
+        when the next gap is one interval again: the tick before it moves k - 1 places on.
+        Only while the jitter is well below an interval: with more (a JACK period near a tick
+        interval) a late tick cannot be told from a lost one."""
+        interval_s = self._line.interval_s() if self._line.count > self.min_ticks else None
+        if interval_s is None or self._tolerance_s() > LOST_TICK_TOLERANCE * interval_s:
+            self._suspect_lost = 0
             return
-        ratio = gap_s * self._bpm * TICKS_PER_QUARTER / 60.0  # gap in expected intervals
+        ratio = gap_s / interval_s  # gap in expected intervals
         nearest = round(ratio)
         if self._suspect_lost and abs(ratio - 1.0) < LOST_TICK_TOLERANCE:
-            last_index, last_s = self._recent[-1]
-            self._recent[-1] = (last_index + self._suspect_lost, last_s)
-            if self._anchor_s == last_s:
-                self._anchor_index += self._suspect_lost
-            self.ticks_since_start += self._suspect_lost
-            if self._master_running:
-                self._position += self._suspect_lost
-            self.lost_ticks += self._suspect_lost
+            self._move_last_tick(self._suspect_lost)
         self._suspect_lost = nearest - 1 if nearest >= 2 and abs(ratio - nearest) < LOST_TICK_TOLERANCE else 0
+
+    def _move_last_tick(self, lost: int) -> None:
+        """The last tick came after ``lost`` lost ticks: its index and the counts move on."""
+        last_index, last_s = self._recent[-1]
+        self._recent[-1] = (last_index + lost, last_s)
+        if self._last_fitted:
+            self._line.remove(last_index, last_s)
+        self._line.add(last_index + lost, last_s)
+        self._last_fitted = True
+        self.ticks_since_start += lost
+        if self._master_running:
+            self._position += lost
+        self.lost_ticks += lost
 
     def _set_running(self, running: bool) -> None:
         if running != self._running:
@@ -201,31 +260,47 @@ class ClockFollower:
         return SyncUpdate(running=running, bpm=bpm)
 
 
-def _bpm_of(intervals: int, span_s: float) -> float:
-    return 60.0 * intervals / (TICKS_PER_QUARTER * span_s)
-
-
 class PhaseLock:
-    """The tempo to give the engine so that its position follows the master's tick count."""
+    """The tempo to give the engine so that its position follows the master's tick count.
+
+    The engine's position is modelled as the engine keeps time: in steps (16th notes, 6 ticks),
+    each as long as the tempo it began with (a tempo given during a step applies from the next).
+    Modelled as if every tempo applied at once, a start at a wrong tempo left the engine behind
+    by the part of a step it played at the old tempo, unseen: 20 ms at 123 BPM from --bpm 90."""
 
     def __init__(self, horizon_beats: float = 4.0, max_ratio: float = 0.04, min_change_bpm: float = 0.01) -> None:
         self.horizon_ticks = horizon_beats * TICKS_PER_QUARTER
         self.max_ratio = max_ratio
         self.min_change_bpm = min_change_bpm
-        self._time_s = 0.0
-        self._position_ticks = 0.0  # where the engine is, from the tempos it was given
-        self._bpm = 120.0  # the tempo the engine was last given
+        self._steps = 0  # the engine's whole steps since it started
+        self._step_start_s = 0.0  # when its current step began
+        self._step_bpm = 120.0  # the tempo of its current step
+        self._bpm = 120.0  # the tempo the engine was last given (from its next step on)
+        self._offset_ticks = 0.0  # master ticks that do not count (missed in a pause of its clock)
         self.error_ticks = 0.0  # master position minus engine position at the last tick
 
     def start(self, time_s: float, bpm: float) -> None:
         """The engine started at ``time_s`` (the master's position 0) with ``bpm``."""
-        self._time_s, self._position_ticks, self._bpm, self.error_ticks = time_s, 0.0, bpm, 0.0
+        self._steps, self._step_start_s, self._step_bpm, self._bpm = 0, time_s, bpm, bpm
+        self._offset_ticks = self.error_ticks = 0.0
 
-    def tick(self, time_s: float, master_ticks: int, measured_bpm: float | None) -> float | None:
-        """At a master tick: the new tempo for the engine, or None to keep the current one."""
-        self._position_ticks += (time_s - self._time_s) * self._bpm * TICKS_PER_QUARTER / 60.0
-        self._time_s = time_s
-        self.error_ticks = master_ticks - self._position_ticks
+    def resume(self, now_s: float, master_ticks: int, master_s: float | None = None) -> None:
+        """The master's clock came back after a pause without a Stop, during which the engine
+        played on at its tempo. What the master did meanwhile is unknown (a pulled cable: it
+        played on and its ticks were lost), so the engine's position is kept: the error goes
+        on from what it was before the pause, not from the ticks missed."""
+        self._advance(now_s)
+        position = self._position_at(now_s if master_s is None else master_s)
+        self._offset_ticks = master_ticks - position - self.error_ticks
+
+    def tick(self, now_s: float, master_ticks: int, measured_bpm: float | None,
+             master_s: float | None = None) -> float | None:
+        """At a master tick received at ``now_s``: the new tempo for the engine (given now), or
+        None to keep the current one. ``master_s``: the tick's time with its jitter smoothed out
+        (the follower's line), where the engine's position is compared with ``master_ticks``."""
+        self._advance(now_s)
+        position = self._position_at(now_s if master_s is None else master_s)
+        self.error_ticks = master_ticks - self._offset_ticks - position
         nudge = max(-self.max_ratio, min(self.max_ratio, self.error_ticks / self.horizon_ticks))
         base = measured_bpm if measured_bpm is not None else self._bpm
         target = min(MAX_BPM, max(MIN_BPM, base * (1.0 + nudge)))
@@ -233,6 +308,74 @@ class PhaseLock:
             return None
         self._bpm = target
         return target
+
+    def _advance(self, now_s: float) -> None:
+        """The engine's steps that ended by ``now_s``: each next one began at the tempo given last."""
+        length_s = step_seconds(self._step_bpm)
+        while now_s >= self._step_start_s + length_s:
+            self._steps += 1
+            self._step_start_s += length_s
+            self._step_bpm = self._bpm
+            length_s = step_seconds(self._step_bpm)
+
+    def _position_at(self, time_s: float) -> float:
+        """The engine's position in ticks at ``time_s``, near the current step (a little before
+        its start is read at its tempo)."""
+        fraction = (time_s - self._step_start_s) / step_seconds(self._step_bpm)
+        return (self._steps + fraction) * TICKS_PER_STEP
+
+
+def step_seconds(bpm: float) -> float:
+    """The engine's step, a 16th note, at ``bpm``."""
+    return 60.0 / (bpm * 4)
+
+
+class SyncTarget(Protocol):
+    """What :class:`ClockSync` drives: the engine."""
+
+    def set_bpm(self, bpm: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class ClockSync:
+    """A follower and a phase lock driving an engine: what ``--sync`` runs on the MIDI input
+    thread, so that the master's first beat reaches the engine at once.
+
+    ``start()`` starts (or resumes) the engine and returns the tempo it plays at. While running,
+    every tick goes to the phase lock, which sets the tempo; while stopped, the measured tempo
+    is handed on."""
+
+    def __init__(self, target: SyncTarget, start: Callable[[], float]) -> None:
+        self.target = target
+        self._start = start
+        self.follower = ClockFollower()
+        self.phase_lock = PhaseLock()
+        self._pauses = 0  # the follower's pause count the lock has seen
+
+    def feed(self, message: bytes, time_s: float) -> None:
+        """One raw MIDI message from the --sync port at ``time_s`` seconds."""
+        follower = self.follower
+        follower.feed(message, time_s)
+        update = follower.take()
+        if update.running is False:
+            self.target.stop()
+        elif update.running is True:
+            if follower.bpm is not None:
+                self.target.set_bpm(follower.bpm)
+            # The engine starts now (time_s); the master's ticks are compared at their line's times.
+            self.phase_lock.start(time_s, self._start())
+            self._pauses = follower.pauses
+        elif message == bytes([CLOCK]) and follower.running:
+            line_time_s = follower.line_time_s()
+            if follower.pauses != self._pauses:
+                self._pauses = follower.pauses
+                self.phase_lock.resume(time_s, follower.ticks_since_start, line_time_s)
+            bpm = self.phase_lock.tick(time_s, follower.ticks_since_start, follower.bpm, line_time_s)
+            if bpm is not None:
+                self.target.set_bpm(bpm)
+        elif update.bpm is not None:
+            self.target.set_bpm(update.bpm)
 
 
 class MessageClock:

@@ -159,3 +159,12 @@ def test_sync_follow_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("emolive-sync-model-*"))
     leftover = subprocess.run(["pgrep", "-f", f"sync-sink.*{tmp_path}"], capture_output=True)
     assert leftover.returncode == 1  # no process names this run's folder
+
+
+def test_sync_offline_prints_every_period_and_case() -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.sync_offline"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for period in (64, 256, 1024, 2048):
+        assert f"JACK period {period} frames" in proc.stdout
+    assert proc.stdout.count("steady") == 12 and proc.stdout.count("within 1 %") == 16

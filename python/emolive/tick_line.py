@@ -1,0 +1,94 @@
+"""The straight line through a steady master's clock ticks, and the jitter of their times.
+
+A master at a steady tempo sends tick ``i`` at ``t0 + i * interval``; what arrives is that time
+plus delivery jitter (RtMidi stamps a JACK period's messages with the time its process callback
+ran, so at 1024 frames and 48 kHz a tick's time is off by up to 21 ms: a whole tick at 120 BPM).
+:class:`TickLine` fits ``time = t0 + index * interval`` by least squares, which averages the
+jitter of every tick in the window instead of trusting the two at its ends.
+:class:`JitterBand` measures how far ticks fall from the line, so that a tempo change is told
+from jitter by ticks falling outside what the jitter explains.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+
+
+class TickLine:
+    """Least-squares line through ``(tick index, seconds)`` points; O(1) per point.
+
+    Sums are kept relative to the first point so that they stay small over hours of ticks."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self._origin_index = 0
+        self._origin_s = 0.0
+        self._sx = self._sy = self._sxx = self._sxy = 0.0
+
+    def add(self, index: int, time_s: float) -> None:
+        if self.count == 0:
+            self._origin_index, self._origin_s = index, time_s
+        self._weigh(index, time_s, 1)
+
+    def remove(self, index: int, time_s: float) -> None:
+        """Take back a point added before (a tick whose index turned out wrong)."""
+        self._weigh(index, time_s, -1)
+
+    def _weigh(self, index: int, time_s: float, weight: int) -> None:
+        x, y = index - self._origin_index, time_s - self._origin_s
+        self.count += weight
+        self._sx += weight * x
+        self._sy += weight * y
+        self._sxx += weight * x * x
+        self._sxy += weight * x * y
+
+    def interval_s(self) -> float | None:
+        """Seconds per tick; None with fewer than two distinct indices or no time passing
+        (ticks delivered with one timestamp)."""
+        spread = self.count * self._sxx - self._sx * self._sx
+        if self.count < 2 or spread <= 0.0:
+            return None
+        slope = (self.count * self._sxy - self._sx * self._sy) / spread
+        return slope if slope > 0.0 else None
+
+    def time_at(self, index: int) -> float | None:
+        """The line's time of tick ``index``; None while it has no slope."""
+        slope = self.interval_s()
+        if slope is None:
+            return None
+        mean_x, mean_y = self._sx / self.count, self._sy / self.count
+        return self._origin_s + mean_y + (index - self._origin_index - mean_x) * slope
+
+
+class JitterBand:
+    """How far ticks fall from the line: a high quantile of the last ``size`` distances.
+
+    A quantile rather than the largest: a stall that delivers a few ticks late at once
+    widens the band for no longer than its share of the window stays above the quantile."""
+
+    def __init__(self, size: int = 768, quantile: float = 0.9) -> None:
+        self.size = size
+        self.quantile = quantile
+        self._order: deque[float] = deque()  # distances in arrival order
+        self._sorted: list[float] = []
+
+    def add(self, distance_s: float) -> None:
+        distance_s = abs(distance_s)
+        self._order.append(distance_s)
+        bisect.insort(self._sorted, distance_s)
+        if len(self._order) > self.size:
+            old = self._order.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def width_s(self) -> float:
+        """The quantile of the distances (seconds); 0 before any."""
+        if not self._sorted:
+            return 0.0
+        return self._sorted[min(len(self._sorted) - 1, int(self.quantile * len(self._sorted)))]
