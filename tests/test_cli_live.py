@@ -58,8 +58,11 @@ class Source:
             self.send(CLOCK)
 
     def close(self) -> None:
-        self._port.close_port()
-        self._port.delete()
+        """Idempotent: a test may close the port itself, then again on the way out."""
+        if self._port is not None:
+            self._port.close_port()
+            self._port.delete()
+            self._port = None
 
 
 class Command:
@@ -230,6 +233,40 @@ def test_continue_from_a_song_position_waits_for_the_masters_bar_line(sink: Sink
         assert command.wait_for_line(r"^stopped \|", 5), command.lines
     finally:
         code, _, err = command.finish()
+    assert code == 0, err
+
+
+def test_a_clock_master_that_goes_stops_play_and_is_followed_again_when_back(
+        sink: Sink, jack_server: str, tiny_model_dir: Path) -> None:
+    """A DAW quit (or a device unplugged) while it played: its port is gone, so no Stop can
+    come. emolive stops as the Stop would and says so; when the port is back it connects to it
+    again and the master's next Start plays. Before, the input stayed unconnected and silent."""
+    name = f"emolive-master-{os.getpid()}"
+    master = Source(name)
+    command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir),
+                      "--sync", name, "--bpm", "120")
+    try:
+        assert command.wait_for_line(r"waiting for MIDI Start", 30), command.lines
+        master.send(START)
+        master.clock(120.0, 2.0)
+        assert note_ons(sink.snapshot()), "no notes while the master was running"
+        master.close()
+        assert command.wait_for_line(r"lost: the clock master is gone, so playing stopped", 5), command.lines
+        assert command.wait_for_line(r"^stopped \|", 5), command.lines
+        time.sleep(0.3)
+        assert left_sounding(sink.snapshot()) == set()
+        played = len(note_ons(sink.snapshot()))
+        master = Source(name)
+        assert command.wait_for_line(r"MIDI input .* is back", 5), command.lines
+        time.sleep(0.3)
+        master.send(START)
+        master.clock(120.0, 2.0)
+        assert len(note_ons(sink.snapshot())) > played, "no notes after the master came back"
+        master.send(STOP)
+        assert command.wait_for_line(r"^stopped \|", 5), command.lines
+    finally:
+        code, _, err = command.finish()
+        master.close()
     assert code == 0, err
 
 

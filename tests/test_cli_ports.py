@@ -117,6 +117,44 @@ def test_active_sensing_and_sysex_between_ticks_take_no_time_from_the_clock(jack
         sender.delete()
 
 
+def _open_source(name: str):  # noqa: ANN202 - an rtmidi.MidiOut
+    import rtmidi
+
+    sender = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="emolive-test-sender")
+    sender.open_virtual_port(name)
+    return sender
+
+
+def _wait_until(predicate, timeout_s: float = 5.0) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.mark.jack
+def test_an_input_whose_source_goes_and_comes_back_is_reported_and_reconnected(jack_server: str) -> None:
+    """A device unplugged and plugged in again, a DAW restarted: the input was left unconnected
+    and nothing was said."""
+    received: list[bytes] = []
+    changes: list[bool] = []
+    sender = _open_source("replug source")
+    with ports.InputPort("replug source", lambda m, _d: received.append(m), on_connection=changes.append) as port:
+        time.sleep(0.2)  # JACK connects on its next cycle
+        sender.send_message([0xB0, 20, 1])
+        assert _wait_until(lambda: received == [b"\xb0\x14\x01"])
+        sender.close_port()
+        sender.delete()
+        assert _wait_until(lambda: changes == [False]) and not port.connected
+        sender = _open_source("replug source")
+        assert _wait_until(lambda: changes == [False, True]) and port.connected
+        time.sleep(0.2)
+        sender.send_message([0xB0, 20, 2])
+        assert _wait_until(lambda: received == [b"\xb0\x14\x01", b"\xb0\x14\x02"]), received
+    sender.close_port()
+    sender.delete()
+
+
 @pytest.mark.jack
 def test_unknown_input_port_is_an_error_listing_inputs(jack_server: str) -> None:
     with pytest.raises(ports.InputPortError, match="no MIDI port matches 'no-such-port'"):

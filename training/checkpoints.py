@@ -29,7 +29,12 @@ RUN_FILES = ("ckpt.pt", "best.pt", "metrics.jsonl")
 
 
 class TrainingStopped(Exception):
-    """Ctrl-C (SIGINT) stopped the run after a whole step; its checkpoint was saved."""
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run after a whole step; its checkpoint was
+    saved. ``exit_status`` is 128 + the signal's number."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class TrainingDiverged(Exception):
@@ -109,23 +114,35 @@ def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
 
 
 class StopOnInterrupt:
-    """While in use (in the main thread): the first SIGINT only sets ``requested``, so the run
-    stops after a whole step with its checkpoint saved; a second raises KeyboardInterrupt at
-    once. Elsewhere (another thread), SIGINT is left as it is."""
+    """While in use (in the main thread): the first SIGINT (Ctrl-C), SIGTERM (a job scheduler's
+    or `kill`'s stop) or SIGHUP (a closed terminal) only sets ``requested`` and ``signal_name``,
+    so the run stops after a whole step with its checkpoint saved; a second raises
+    KeyboardInterrupt at once (SIGINT) or ends the process as the signal does by default.
+    Elsewhere (another thread), signals are left as they are."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signal_name = ""  # the signal that asked, e.g. "SIGTERM"
+        self._previous: dict[int, Any] = {}
 
-    def _request(self, _signum: int, _frame: Any) -> None:
+    def _request(self, signum: int, _frame: Any) -> None:
         self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
+        self.signal_name = signal.Signals(signum).name
+        for number in self.SIGNALS:  # a second signal: at once
+            signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal's number, as a shell reports a process the signal ended."""
+        return 128 + int(signal.Signals[self.signal_name]) if self.signal_name else 0
 
     def __enter__(self) -> StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._request)
+            self._previous = {number: signal.signal(number, self._request) for number in self.SIGNALS}
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)

@@ -324,11 +324,12 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
             if out_of_time:
                 log(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
                 break
-            if stop.requested:  # Ctrl-C: this step is whole; keep it
+            if stop.requested:  # Ctrl-C, SIGTERM or SIGHUP: this step is whole; keep it
                 ckpt = snapshot(step, elapsed)
                 save_atomic(ckpt, out / "ckpt.pt")
-                raise TrainingStopped(f"stopped by Ctrl-C at step {step}, saved in "
-                                      f"{out / 'ckpt.pt'}: --resume true goes on from there")
+                asked = "Ctrl-C" if stop.signal_name == "SIGINT" else stop.signal_name
+                raise TrainingStopped(f"stopped by {asked} at step {step}, saved in "
+                                      f"{out / 'ckpt.pt'}: --resume true goes on from there", stop.exit_status)
     return ckpt
 
 
@@ -365,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except TrainingStopped as err:
         print(f"{parser.prog}: {err}", file=sys.stderr)
-        return INTERRUPTED_STATUS
+        return err.exit_status
     except KeyboardInterrupt:  # before training began, or a second Ctrl-C
         print(f"{parser.prog}: stopped by Ctrl-C; {cfg.out}/ckpt.pt, if there is one, holds the "
               "last checkpoint saved", file=sys.stderr)

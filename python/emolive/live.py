@@ -9,6 +9,7 @@ for: the engine reconnects when a port of that name is back.
 from __future__ import annotations
 
 import argparse
+from collections import deque
 import os
 import signal
 import time
@@ -21,7 +22,7 @@ from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
-from emolive.sync import ClockSync, MessageClock
+from emolive.sync import STOP, ClockSync, MessageClock
 from emolive.terminal import Keyboard, StatusLine
 
 POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and stats (seconds)
@@ -115,6 +116,9 @@ class Session:
         self.commands = KeyCommands(engine, args.glide_bars, transport_is_external=args.sync is not None)
         self.steering = CcSteering(CcMap(args.valence_cc, args.arousal_cc, args.control_channel), start=emotion)
         self.sync = ClockSync(engine, self._start_synced)
+        self._sync_clock = MessageClock()  # the --sync port's time (seconds)
+        self._input_names: dict[str, str] = {}  # query -> the port it opened
+        self.notices: deque[str] = deque()  # lines from the input threads, shown by the main loop
         self._started_once = False
         self.port_error: str | None = None  # why the output is lost; None while it plays
 
@@ -124,15 +128,33 @@ class Session:
         if self.args.control_port:
             wanted.setdefault(self.args.control_port, []).append(lambda msg, _delta: self.steering.feed(msg))
         if self.args.sync:
-            clock = MessageClock()  # only this port's callback advances it
+            clock = self._sync_clock  # only this port's callback advances it
             wanted.setdefault(self.args.sync, []).append(
                 lambda msg, delta: self.sync.feed(msg, clock.advance(delta)))
         for query, sinks in wanted.items():
             def deliver(message: bytes, delta_s: float, sinks: list[ports.MessageCallback] = sinks) -> None:
                 for sink in sinks:
                     sink(message, delta_s)
-            port = stack.enter_context(ports.InputPort(query, deliver, client_name="emolive-in"))
+            syncs = query == self.args.sync
+            port = stack.enter_context(ports.InputPort(
+                query, deliver, client_name="emolive-in",
+                on_connection=lambda back, q=query, syncs=syncs: self.input_changed(q, back, syncs)))
+            self._input_names[query] = port.name
             self.status.message(f"listening on MIDI input {port.name!r}")
+
+    def input_changed(self, query: str, back: bool, syncs: bool) -> None:
+        """On an input's thread: its source port went or is back. A lost clock master stops the
+        engine as its Stop would (it can no longer send one); its next Start or Continue plays."""
+        name = self._input_names.get(query, query)
+        if back:
+            self.notices.append(f"emolive: MIDI input {name!r} is back")
+            return
+        if syncs and self.sync.follower.running:
+            self.sync.feed(bytes([STOP]), self._sync_clock.now_s)
+            self.notices.append(f"emolive: MIDI input {name!r} lost: the clock master is gone, so "
+                                "playing stopped; waiting for it to come back")
+        else:
+            self.notices.append(f"emolive: MIDI input {name!r} lost; waiting for it to come back")
 
     def start(self) -> None:
         if not self._started_once and self.args.morph_to is not None:
@@ -211,6 +233,8 @@ class Session:
         return float(self.engine.stats()["bpm"])
 
     def show(self, stats: dict[str, Any]) -> None:
+        while self.notices:
+            self.status.message(self.notices.popleft())
         for text in self.commands.messages:
             self.status.message(text)
         self.commands.messages.clear()

@@ -30,6 +30,9 @@ QUEUE_MESSAGES = 8192
 #: Called from the input's drain thread with (raw message bytes, seconds since the previous message).
 MessageCallback = Callable[[bytes, float], None]
 
+#: Called from the input's drain thread when its source port goes (False) or is back (True).
+ConnectionCallback = Callable[[bool], None]
+
 
 class InputPortError(ValueError):
     """An input port that cannot be found or opened; the message lists the ports there are."""
@@ -189,13 +192,20 @@ class InputPort:
     message and the seconds since the previous one, as stamped on arrival. (A Python callback
     inside JACK's process thread makes JACK drop input whenever the interpreter is busy.)
     ``callback`` runs on that thread: keep it short and thread-safe.
+
+    The same thread checks every ``WATCH_S`` that the source port is still there. When it goes
+    (a device unplugged, a DAW quit), ``on_connection(False)`` is called; when a port of that
+    name is back, the input connects to it again and ``on_connection(True)`` is called.
     """
 
     POLL_S = 0.001  # how long the drain thread sleeps when the queue is empty (seconds)
 
     JOIN_S = 2.0  # how long close() waits for a callback in progress (seconds)
 
-    def __init__(self, query: str | int, callback: MessageCallback, client_name: str = "emolive") -> None:
+    WATCH_S = 0.5  # how often the source port's presence is checked (seconds)
+
+    def __init__(self, query: str | int, callback: MessageCallback, client_name: str = "emolive",
+                 on_connection: ConnectionCallback | None = None) -> None:
         midi_in = _new_midi_in(client_name)
         port_open = False
         try:  # from here on, a failure closes the client: none is left to the interpreter's exit
@@ -206,9 +216,12 @@ class InputPort:
             # message it then drops, so ignored active sensing or sysex made the clock's time
             # run short (the engine ran ahead of the master). _drain drops them and keeps time.
             midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
-            midi_in.open_port(self.index, name=f"{client_name} in")
+            self._port_name = f"{client_name} in"
+            midi_in.open_port(self.index, name=self._port_name)
             port_open = True
+            self.connected = True  # the source port is there (as last checked)
             self._callback = callback
+            self._on_connection = on_connection
             self._closing = threading.Event()
             self._drainer = threading.Thread(target=self._drain, args=(midi_in,), name=f"emolive-in {self.name}",
                                              daemon=True)
@@ -220,7 +233,11 @@ class InputPort:
 
     def _drain(self, midi_in: Any) -> None:
         unused_s = 0.0  # the time of messages not delivered (sysex, active sensing) since the last one
+        watch_at = time.monotonic() + self.WATCH_S
         while not self._closing.is_set():  # checked before every get_message(): close() waits for it
+            if time.monotonic() >= watch_at:
+                self._watch(midi_in)
+                watch_at = time.monotonic() + self.WATCH_S
             event = midi_in.get_message()
             if event is None:
                 self._closing.wait(self.POLL_S)
@@ -230,12 +247,34 @@ class InputPort:
                 unused_s += float(delta_s)
                 continue
             delta_s, unused_s = unused_s + float(delta_s), 0.0
-            try:
-                self._callback(bytes(message), delta_s)
-            except Exception:
-                if self._closing.is_set():  # e.g. the engine closed meanwhile: nothing to deliver to
-                    return
+            self._deliver(self._callback, bytes(message), delta_s)
+
+    def _deliver(self, sink: Callable[..., None], *args: Any) -> None:
+        try:
+            sink(*args)
+        except Exception:
+            if not self._closing.is_set():  # e.g. the engine closed meanwhile: nothing to deliver to
                 raise
+
+    def _watch(self, midi_in: Any) -> None:
+        """Is the source port still there; if it was gone, is it back (then connect again)?"""
+        try:
+            names = list(midi_in.get_ports())
+        except Exception:  # noqa: BLE001 - the MIDI system is gone too: the port is not there
+            names = []
+        if self.connected and self.name not in names:
+            self.connected = False
+            if self._on_connection is not None:
+                self._deliver(self._on_connection, False)
+        elif not self.connected and self.name in names:
+            try:
+                midi_in.close_port()
+                midi_in.open_port(names.index(self.name), name=self._port_name)
+            except Exception:  # noqa: BLE001 - gone again, or the MIDI system refuses: next time
+                return
+            self.index, self.connected = names.index(self.name), True
+            if self._on_connection is not None:
+                self._deliver(self._on_connection, True)
 
     def close(self) -> None:
         """Stop delivering, then close the port and its client (see ``close_midi_in``); idempotent.

@@ -11,8 +11,8 @@ Tempo: a least-squares line through the ticks since the last tempo change (:mod:
 so the jitter of single ticks is averaged over the whole window and the longer the window the
 smaller the error: for as long as the tempo holds the window grows, so a steady master's tempo
 is known ever more precisely (and the drift between the master and us shrinks). The jitter is
-measured too: how far the ticks fall from the line (the 90th percentile over the last four
-beats). A tempo change is declared when ``min_ticks`` ticks in a row fall outside 1.5 times that
+measured too: how far the ticks fall from the line (the 90th percentile over the last 8 bars,
+768 ticks). A tempo change is declared when ``min_ticks`` ticks in a row fall outside 1.5 times that
 band on one side, the last no closer than the first; the window then starts afresh from them.
 A tick outside the band is not fitted (a stall that delivers ticks late does not bend the
 line). So with JACK's small periods (64 frames: 1.3 ms) a change of a few percent is noticed
@@ -24,10 +24,12 @@ A gap longer than ``gap_s`` between ticks means the clock paused: the line start
 Reported tempos: a change of 1 BPM or more at once, smaller refinements at most once a beat.
 
 :class:`PhaseLock` keeps the phase: the engine keeps exact time once given a tempo (absolute
-deadlines), so its position is the integral of the tempos it was given; the lock compares that
-with the master's tick count and nudges the tempo (at most ``max_ratio`` off the measured one)
-to remove the difference over a few beats. Start-up errors and estimation errors therefore do
-not accumulate into drift.
+deadlines, 16th-note steps each at the tempo it began with), so its position follows from the
+tempos it was given and when; the lock compares that with the master's tick count at the
+line's time of each tick and nudges the tempo (at most ``max_ratio`` off the measured one) to
+remove the difference over a few beats. Start-up errors and estimation errors therefore do not
+accumulate into drift. After a pause of the clock without a Stop the engine's position is kept
+(:meth:`PhaseLock.resume`): the ticks missed are not made up.
 
 The MIDI thread calls :meth:`ClockSync.feed`, which feeds the follower and the lock and drives
 the engine; :meth:`ClockFollower.take` hands out changes.

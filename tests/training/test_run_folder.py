@@ -119,9 +119,14 @@ def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
 
 
-def test_ctrl_c_saves_the_step_and_the_run_resumes(labelled_folder, tmp_path: Path) -> None:
-    """SIGINT stops after a whole step with ckpt.pt saved (exit 130, no traceback); a second
-    command goes on from that step."""
+@pytest.mark.parametrize("sig,status,said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM"),
+                                              (signal.SIGHUP, 129, "SIGHUP")])
+def test_a_stop_signal_saves_the_step_and_the_run_resumes(labelled_folder, tmp_path: Path, sig: int,
+                                                          status: int, said: str) -> None:
+    """SIGINT (Ctrl-C), SIGTERM (a job scheduler's stop) or SIGHUP (a closed terminal) stops
+    after a whole step with ckpt.pt saved (exit 128 + the signal, no traceback); a second command
+    goes on from that step. SIGTERM and SIGHUP used to end the run at once, losing the steps
+    since the last checkpoint."""
     folder, csv_path = labelled_folder
     argv = tiny_args(folder, csv_path, tmp_path, 100_000) + ["--eval-every", "100000"]
     log = tmp_path / "stderr.txt"
@@ -131,11 +136,11 @@ def test_ctrl_c_saves_the_step_and_the_run_resumes(labelled_folder, tmp_path: Pa
     deadline = time.monotonic() + 120
     while not re.search(r"\| *[1-9][0-9]*/100000", log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)  # tqdm's bar shows a step taken
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     proc.wait(timeout=60)
     err = log.read_text()
-    assert proc.returncode == 130, err[-2000:]
-    assert "stopped by Ctrl-C at step" in err and "Traceback" not in err
+    assert proc.returncode == status, err[-2000:]
+    assert f"stopped by {said} at step" in err and "Traceback" not in err
     ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
     stopped = ckpt["iter_num"]
     assert stopped >= 1 and f"at step {stopped}," in err
