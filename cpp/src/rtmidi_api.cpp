@@ -7,6 +7,7 @@
 
 #include "emolive/errors.hpp"
 #include "jack_send_guard.hpp"
+#include "stop_signal_hold.hpp"
 
 namespace emolive {
 namespace {
@@ -99,6 +100,7 @@ bool backend_alive(RtMidi::Api api) {
 
 std::vector<std::string> source_port_names(RtMidi::Api api) {
   std::vector<std::string> names;
+  const StopSignalHold hold;  // the short-lived client's open and close are not interrupted
   ErrorSink sink;  // RtMidi reports through it instead of printing or throwing
   try {
     RtMidiIn in(api, "emolive-check");

@@ -4,6 +4,7 @@
 #include "emolive/errors.hpp"
 #include "emolive/midi_out.hpp"
 #include "jack_send_guard.hpp"
+#include "stop_signal_hold.hpp"
 
 #ifdef EMOLIVE_HAVE_RTMIDI
 #include "rtmidi_api.hpp"
@@ -333,6 +334,7 @@ std::string midi_api_name() {
 std::vector<std::string> list_output_ports() {
   std::vector<std::string> names;
   candidate_apis();  // an EMOLIVE_MIDI_API naming no compiled API is an error, not "no ports"
+  const StopSignalHold hold;  // the listing client's open and close are not interrupted
   OpenedApi api;
   try {
     api = open_first_api("emolive-list");
@@ -345,6 +347,7 @@ std::vector<std::string> list_output_ports() {
 }
 
 std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name) {
+  const StopSignalHold hold;  // libjack's exchanges with the server are not interrupted
   OpenedApi api = open_first_api(client_name);
   std::vector<std::string> names;
   const unsigned count = api.out->getPortCount();
@@ -365,6 +368,7 @@ std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const st
 }
 
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
+  const StopSignalHold hold;  // libjack's exchanges with the server are not interrupted
   OpenedApi api = open_first_api(name);
   if (api.name == "winmm") {
     throw PortError("virtual MIDI ports are not supported on Windows; install a loopback driver "
