@@ -64,6 +64,7 @@ class LoadReport:
     clips: list[Clip] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     unlisted: int = 0  # MIDI files in a generic folder that no CSV row names (not used)
+    moved: list[str] = field(default_factory=list)  # songs whose clips the splits gave both sides
 
     def skip(self, path: Path | str, reason: str) -> None:
         self.skipped.append((str(path), reason))
@@ -78,6 +79,7 @@ class LoadReport:
         if self.unlisted:
             lines.append(f"  {self.unlisted} MIDI file{'s' if self.unlisted > 1 else ''} in the "
                          "folder with no row in the CSV (not used)")
+        lines += [f"  {text}" for text in self.moved]
         return "\n".join(lines)
 
 
@@ -212,10 +214,18 @@ def _emopia_labels(path: Path, report: LoadReport) -> dict[str, int]:
 
 
 def _check_song_splits(report: LoadReport) -> None:
-    """Move clips so that no song straddles splits (the song's majority split wins)."""
+    """Move clips so that no song straddles splits (the song's majority split wins; a tie goes
+    to the split of its first clip), each move said in the report."""
     votes: dict[str, Counter] = {}
     for clip in report.clips:
         votes.setdefault(clip.song, Counter())[clip.split] += 1
+    for song, count in votes.items():
+        if len(count) > 1:
+            winner, won = count.most_common(1)[0]
+            loser = next(split for split in count if split != winner)
+            report.moved.append(f"song {song!r} had clips in both splits: its {count[loser]} "
+                                f"{loser} clip{'s' if count[loser] > 1 else ''} moved to {winner} "
+                                f"(its {won} other{'s' if won > 1 else ''})")
     for clip in report.clips:
         clip.split = votes[clip.song].most_common(1)[0][0]
 

@@ -64,6 +64,21 @@ def test_song_never_straddles_splits(tmp_path: Path) -> None:
     report = load_emopia(root)
     splits = {c.split for c in report.clips if c.song == "songA"}
     assert len(splits) == 1
+    # ... and the move is said (it was silent)
+    assert report.moved == ["song 'songA' had clips in both splits: its 1 val clip moved to train "
+                            "(its 2 others)"]
+    assert report.moved[0] in report.summary()
+
+
+def test_a_generic_csv_giving_one_song_both_splits_is_told_which_won(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    _songs(folder, ["a1.mid", "a2.mid", "b.mid"])
+    rows = [{"path": "a1.mid", "song": "a", "emotion": "calm", "split": "train"},
+            {"path": "a2.mid", "song": "a", "emotion": "calm", "split": "val"},
+            {"path": "b.mid", "song": "b", "emotion": "calm", "split": "val"}]
+    report = load_generic(folder, write_csv(tmp_path / "s.csv", rows))
+    assert {c.split for c in report.clips if c.song == "a"} == {"train"}  # a tie: the first clip's
+    assert "song 'a' had clips in both splits: its 1 val clip moved to train (its 1 other)" in report.summary()
 
 
 def test_vgmidi_valence_arousal_to_quadrant(tmp_path: Path) -> None:
