@@ -42,6 +42,10 @@ SUSTAIN_CC = 64  # damper pedal; values >= 64 mean down
 # need gigabytes. 2 hours, and 36,000 beats (2 hours at 300 BPM).
 MAX_FILE_SECONDS = 7200.0
 MAX_FILE_BEATS = 36_000.0
+# A tempo faster than this is corruption, not music: 1,000 us per beat squeezed a performed file
+# into a few steps of the beat-tracked grid. None of the 2,923 files of the shared data is
+# faster than 1,000 BPM (checked 2026-12-06); MIDI's slowest, 16.7 s per beat, is allowed.
+MIN_TEMPO_US = 60_000  # microseconds per beat: 1,000 BPM
 
 
 @dataclass
@@ -373,6 +377,9 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
             seconds += mido.tick2second(msg.time, tpb, tempo)
             beat = ticks / tpb
             if msg.type == "set_tempo":
+                if msg.tempo < MIN_TEMPO_US:
+                    raise MidiReadError(f"absurd tempo: {6e7 / max(msg.tempo, 1):.0f} BPM ({msg.tempo} us per "
+                                        f"beat) at beat {beat:.1f}; the limit is {6e7 / MIN_TEMPO_US:.0f} BPM")
                 tempo = msg.tempo
                 tempos.add(tempo)
                 continue
@@ -404,6 +411,8 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
                 else:
                     vel, s0, b0, spb = sounding.pop(key)
                     rows.append((msg.note, vel, s0, seconds, b0, beat, spb))
+    except MidiReadError:
+        raise
     except (ValueError, TypeError, KeyError, OverflowError) as err:
         raise MidiReadError(f"corrupt MIDI events: {err}") from None
     for key, (vel, s0, b0, spb) in {**sounding, **held_by_pedal}.items():

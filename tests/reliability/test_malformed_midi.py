@@ -65,6 +65,9 @@ MUST_SKIP: dict[str, bytes] = {
         note(0, 60, 80, LONG_DELTA)),
     "absurd length: last onset 2^28 ticks in": header(0, 1, division=1) + track(
         note(0, 60, 80, 1), note(LONG_DELTA, 62, 80, 1)),
+    # 60,000 BPM squeezed a performed file into a few steps of the beat-tracked grid, unsaid.
+    "tempo 1000 us per beat (60,000 BPM)": header(0, 1) + track(
+        tempo(0, 1000), *[note(0, 60 + i % 12, 80, 480) for i in range(64)]),
     "absurd tempo, onset days in": header(0, 1, division=1) + track(
         tempo(0, 0xFFFFFF), note(0, 60, 80, 1), note(LONG_DELTA, 62, 80, 1)),
 }
