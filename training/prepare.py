@@ -67,8 +67,9 @@ def _content_digest(path: Path) -> str:
 
 #: Bumped when reading or featurising changes what the same file and settings give, so that
 #: caches of the older code are not reused. 2 (2026-12-06): a repeated note written note-on
-#: before note-off is kept; a clip's dataset (which picks its grid) is in the key.
-FEATURES_VERSION = 2
+#: before note-off is kept; a clip's dataset (which picks its grid) is in the key. 3: a file
+#: with a tempo faster than 1,000 BPM is skipped.
+FEATURES_VERSION = 3
 
 
 def _cache_key(reports: list[LoadReport], cfg: FeatureConfig) -> str:
