@@ -425,3 +425,46 @@ def test_a_daemon_thread_generating_when_the_program_exits_does_not_abort_it(cal
                                 timeout=60, env=env)
         assert result.returncode == 0, result.stderr
         assert "terminate called" not in result.stderr
+
+
+FORK_CHILD = r"""
+import os, sys, time
+from emolive import Engine, EngineError
+engine = Engine(model=sys.argv[1], record=True, seed=5)
+engine.play("calm")
+time.sleep(0.3)
+pid = os.fork()
+if pid == 0:  # the child: the engine's threads and port are the parent's
+    try:
+        engine.play("sad")
+        os._exit(3)
+    except EngineError as err:
+        ok = "another process" in str(err)
+    engine.stop()
+    engine.close()
+    engine.close()
+    stats = engine.stats()
+    del engine  # the destructor
+    import gc; gc.collect()
+    os._exit(0 if ok and stats["sounding"] >= 0 else 4)
+_, status = os.waitpid(pid, 0)
+before = engine.stats()["notes_sent"]
+time.sleep(0.5)
+after = engine.stats()["notes_sent"]
+engine.close()
+print(os.waitstatus_to_exitcode(status), after > before, engine.stats()["sounding"])
+"""
+
+
+def test_an_engine_playing_at_fork_is_closed_in_the_child_without_touching_the_parents(
+        tiny_model_dir: Path) -> None:
+    """A child of fork() that closed (or dropped) an engine playing at the fork died of SIGSEGV:
+    close() joined the parent's threads, which are not in the child. There it counts as closed
+    (play raises), and the parent plays on undisturbed."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", FORK_CHILD, str(tiny_model_dir)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0", "True", "0"], (result.stdout, result.stderr[-2000:])

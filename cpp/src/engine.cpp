@@ -1,7 +1,14 @@
 #include "emolive/engine.hpp"
 
+#include <new>
 #include <stdexcept>
 #include <string>
+
+#if defined(_WIN32)
+#include <process.h>
+#else
+#include <unistd.h>
+#endif
 
 #include "emolive/errors.hpp"
 
@@ -10,11 +17,20 @@ namespace emolive {
 namespace {
 // How often the watch thread checks that the output's destination still exists.
 constexpr std::chrono::milliseconds kPortCheckInterval{500};
+
+long process_id() {
+#if defined(_WIN32)
+  return long(_getpid());
+#else
+  return long(getpid());
+#endif
+}
 }  // namespace
 
 Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> output,
                const EngineConfig& config)
-    : model_(std::move(model)),
+    : owner_pid_(process_id()),
+      model_(std::move(model)),
       config_(config),
       temperature_(config.temperature),
       walk_steps_per_point_(config.walk_steps_per_point) {
@@ -64,6 +80,11 @@ void Engine::watch_loop() {
 }
 
 Engine::~Engine() {
+  if (inherited()) {
+    abandon();
+    new (&model_) std::shared_ptr<const Model>();  // left too: its sessions may hold the parent's locks
+    return;
+  }
   try {
     close();
   } catch (...) {  // a destructor must not throw; close() only fails on broken invariants
@@ -75,7 +96,32 @@ Engine::~Engine() {
 }
 
 void Engine::check_open() const {
+  if (inherited()) {
+    throw EngineError("this engine was made in another process (the parent of a fork()); make "
+                      "a new one in this process");
+  }
   if (closed_) throw EngineError("the engine is closed");
+}
+
+bool Engine::inherited() const { return process_id() != owner_pid_; }
+
+std::unique_lock<std::mutex> Engine::lock_open() {
+  if (inherited()) check_open();  // raises before a lock a parent's thread may have held
+  std::unique_lock<std::mutex> lock(caller_mutex_);
+  check_open();
+  return lock;
+}
+
+void Engine::abandon() {
+  closed_ = true;
+  playing_ = false;
+  // Nothing is joined, stopped or closed: the parts are left, not destroyed (their storage is
+  // reused or released, which ends their lifetime without their destructors).
+  new (&generator_thread_) std::thread();
+  new (&watch_thread_) std::thread();
+  (void)scheduler_.release();
+  (void)generator_.release();
+  (void)output_.release();  // recording_ is this object too
 }
 
 void Engine::publish_emotion(const Weights& w) {
@@ -113,12 +159,12 @@ void Engine::send_command(const Command& c) {
 
 void Engine::play(const Weights& emotion) {
   const Weights weights = normalised(emotion);
-  std::lock_guard<std::mutex> lock(caller_mutex_);
+  const auto lock = lock_open();
   play_locked(&weights);
 }
 
 void Engine::resume() {
-  std::lock_guard<std::mutex> lock(caller_mutex_);
+  const auto lock = lock_open();
   play_locked(nullptr);
 }
 
@@ -188,22 +234,20 @@ void Engine::generator_loop() {
 
 void Engine::set_emotion(const Weights& emotion, int glide_steps) {
   if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
-  std::lock_guard<std::mutex> lock(caller_mutex_);
-  check_open();
+  const auto lock = lock_open();
   send_command({Command::kEmotion, normalised(emotion), glide_steps, 0.f, 0, 0});
 }
 
 void Engine::morph(const Weights& from, const Weights& to, int glide_steps) {
   if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
   const Weights a = normalised(from), b = normalised(to);
-  std::lock_guard<std::mutex> lock(caller_mutex_);
+  const auto lock = lock_open();
   play_locked(&a);
   send_command({Command::kEmotion, b, glide_steps, 0.f, 0, 0});
 }
 
 void Engine::set_bpm(double bpm) {
-  std::lock_guard<std::mutex> lock(caller_mutex_);
-  check_open();
+  const auto lock = lock_open();
   scheduler_->set_bpm(bpm);
 }
 
@@ -211,8 +255,7 @@ void Engine::set_temperature(float temperature) {
   if (!(temperature >= 0.05f && temperature <= 5.0f)) {
     throw std::invalid_argument("temperature must be in 0.05..5");
   }
-  std::lock_guard<std::mutex> lock(caller_mutex_);
-  check_open();
+  const auto lock = lock_open();
   temperature_ = temperature;
   send_command({Command::kTemperature, {}, 0, temperature, 0, 0});
 }
@@ -223,8 +266,7 @@ void Engine::set_key(uint16_t mask, int transpose) {
     throw std::invalid_argument("transposition must be -11..11 semitones, got " +
                                 std::to_string(transpose));
   }
-  std::lock_guard<std::mutex> lock(caller_mutex_);
-  check_open();
+  const auto lock = lock_open();
   scale_mask_ = mask & 0x0FFF;
   transpose_ = transpose;
   send_command({Command::kKey, {}, 0, 0.f, scale_mask_, transpose_});
@@ -232,13 +274,13 @@ void Engine::set_key(uint16_t mask, int transpose) {
 
 void Engine::set_walk_rate(int steps_per_point) {
   if (steps_per_point < 1) throw std::invalid_argument("latent walk rate must be >= 1 step per point");
-  std::lock_guard<std::mutex> lock(caller_mutex_);
-  check_open();
+  const auto lock = lock_open();
   walk_steps_per_point_ = steps_per_point;
   send_command({Command::kWalkRate, {}, steps_per_point, 0.f, 0, 0});
 }
 
 void Engine::stop() {
+  if (inherited()) return;  // nothing plays in this process
   std::lock_guard<std::mutex> lock(caller_mutex_);
   stop_locked();
 }
@@ -259,6 +301,10 @@ void Engine::stop_locked() {
 }
 
 void Engine::close() {
+  if (inherited()) {
+    abandon();
+    return;
+  }
   std::lock_guard<std::mutex> lock(caller_mutex_);
   if (closed_) return;
   stop_locked();

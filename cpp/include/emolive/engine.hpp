@@ -130,11 +130,20 @@ class Engine {
   void play_locked(const Weights* emotion);  // null: the condition as it is (resume)
   void stop_locked();
   void check_open() const;
+  std::unique_lock<std::mutex> lock_open();  // caller_mutex_, once the engine is open here
+  // In a child of fork(), the engine's threads are not there and its MIDI client is the
+  // parent's: joining a thread that is not there crashed the child (SIGSEGV in close()), and
+  // closing the client would close the parent's. There the engine counts as closed: play and
+  // the setters raise, stop() and close() do nothing, and the destructor leaves the threads,
+  // the port and the model to the process's end (abandon()).
+  bool inherited() const;
+  void abandon();
   // The offline run's settings: the engine's walk rate, temperature and key.
   OfflineRequest offline_request(int steps, const Weights& emotion, const Weights* glide_to,
                                  int glide_steps,
                                  const std::atomic<bool>* cancel) const;
 
+  const long owner_pid_;  // the process that made the engine
   std::shared_ptr<const Model> model_;
   std::unique_ptr<MidiOutput> output_;
   RecordingOutput* recording_ = nullptr;  // output_ itself when record is on
