@@ -329,7 +329,7 @@ def test_a_tempo_ramp_is_followed() -> None:
     times = tick_times([(16, 120.0), *ramp, (16, 140.0)])
     followed = follow(times, delivered(times, 64, seed=3))
     assert all(abs(b - 140.0) < 0.3 for b in followed.bpm[-8 * 24:])
-    assert max(abs(e) for e in followed.error_ticks[-8 * 24:]) < 0.2
+    assert max(abs(e) for e in followed.error_ticks[-8 * 24:]) < 0.3  # 5 ms
 
 
 def test_a_stall_that_delivers_ticks_late_at_once_does_not_bend_the_tempo() -> None:
@@ -342,18 +342,51 @@ def test_a_stall_that_delivers_ticks_late_at_once_does_not_bend_the_tempo() -> N
 
 
 @pytest.mark.parametrize("period_frames", [64, 1024])
-def test_after_the_clock_is_lost_for_a_while_the_engine_keeps_its_beat(period_frames: int) -> None:
-    """A pulled cable for 5 s (the master plays on; its ticks are lost): emolive plays on at its
-    tempo and takes the returning ticks as continuing from there. The phase lock took the 240
-    missed ticks for an error and slowed the engine 4 % for 100 beats (744 ms behind at the end)."""
+def test_ticks_lost_for_a_while_are_counted_when_the_clock_comes_back_on_the_beat(period_frames: int) -> None:
+    """A pulled cable for 5 s (the master plays on; its ticks are lost): the ticks come back on
+    the master's beat, 240 ticks on, and are counted (with a period's jitter it is taken for a
+    pause: the engine keeps its position, which is as good). The phase lock had taken the 240
+    missed ticks for an error and slowed the engine 4 % for 100 beats (744 ms behind)."""
     times = tick_times([(64, 120.0)])
     stamps = delivered(times, period_frames, seed=5)
     stamps[400:640] = [None] * 240
     followed = follow(times, stamps)
-    assert followed.sync.follower.pauses == 1
+    if period_frames == 64:
+        assert followed.sync.follower.lost_ticks == 240 and followed.sync.follower.pauses == 0
+    else:  # a tick of jitter: any offset fits some whole number of ticks, so it is a pause
+        assert followed.sync.follower.lost_ticks == 0 and followed.sync.follower.pauses == 1
     interval_ms = 60_000.0 / (120.0 * 24)
     period_ms = 1000.0 * period_frames / SAMPLE_RATE
-    assert max(abs(e) for e in followed.error_ticks[400:]) * interval_ms < 2.0 + period_ms
+    assert max(abs(e) for e in followed.error_ticks[400:]) * interval_ms < 2.0 + 2 * period_ms
+
+
+@pytest.mark.parametrize("period_frames", [64, 1024])
+def test_after_the_master_pauses_its_clock_the_engine_keeps_its_beat(period_frames: int) -> None:
+    """A master that stops its clock for 2.01 s without a Stop and goes on where it was: not on
+    the old beat, so a pause. emolive plays on at its tempo and takes the returning ticks as
+    going on from its own position (not 4 % slower for 100 beats to make up for them)."""
+    times = tick_times([(40, 120.0)])
+    times = times[:400] + [t + 2.01 for t in times[400:]]
+    followed = follow(times, delivered(times, period_frames, seed=5))
+    assert followed.sync.follower.pauses == 1 and followed.sync.follower.lost_ticks == 0
+    # The engine is ahead by the pause (it played on), and stays there: no catching up.
+    ahead = [e for e in followed.error_ticks[420:]]
+    assert max(ahead) - min(ahead) < 0.5 + 2 * period_frames / SAMPLE_RATE * 48
+    # The line starts afresh: through 1024-frame periods it needs a beat or two to average.
+    assert all(abs(b - 120.0) < (0.5 if period_frames == 64 else 1.2) for b in followed.bpm[460:])
+
+
+def test_ticks_held_up_for_a_second_and_delivered_at_once_count_as_they_come() -> None:
+    """A stall of 1 s (no tick lost): the held ticks arrive together. They were taken for a
+    pause after which they counted on top of the engine's own progress (+47 ticks for good)
+    and the restarted line gave the engine 400 BPM."""
+    times = tick_times([(32, 120.0)])
+    stamps = delivered(times, 64, seed=8)
+    stamps[300:349] = [stamps[349]] * 49
+    followed = follow(times, stamps)
+    assert followed.sync.follower.pauses == 0 and followed.sync.follower.lost_ticks == 0
+    assert all(abs(b - 120.0) < 0.5 for b in followed.bpm[300:])
+    assert max(abs(e) for e in followed.error_ticks[360:]) < 0.2
 
 
 def test_lost_ticks_are_counted_while_the_jitter_is_small_and_not_guessed_when_large() -> None:
@@ -365,8 +398,8 @@ def test_lost_ticks_are_counted_while_the_jitter_is_small_and_not_guessed_when_l
     # A period near a tick interval: a late tick and a lost one look alike; each loss costs a tick.
     large = follow(times, delivered(times, 1024, seed=6, lose=lose))
     assert large.sync.follower.lost_ticks == 0
-    assert -5.0 < large.error_ticks[-1] < -3.0
-    assert abs(large.bpm[-1] - 120.0) < 0.1
+    assert -7.0 < large.error_ticks[-1] < -3.0
+    assert abs(large.bpm[-1] - 120.0) < 0.3
 
 
 def test_the_tick_line_is_the_least_squares_fit() -> None:
@@ -402,3 +435,51 @@ def test_the_jitter_band_is_a_quantile_of_a_sliding_window() -> None:
     assert band.width_s() == pytest.approx(0.010)  # the 10 ms is the last nonzero one
     band.add(0.0)
     assert band.width_s() == 0.0
+
+
+@pytest.mark.parametrize("period_frames", [0, 256, 1024])
+@pytest.mark.parametrize("bpm_per_bar", [0.25, 1.0, 8.0])
+def test_slow_tempo_ramps_are_followed(period_frames: int, bpm_per_bar: float) -> None:
+    """A DAW's gradual tempo automation: the jitter band was measured against the steady
+    window's line, so a slow ramp's growing distances widened it as fast as they grew and no
+    change was ever declared (120 -> 128 over 8 bars read 126.46 at the end, 6.6 ticks behind;
+    100 -> 160 at 1 BPM a bar read 133.8, 19 beats behind)."""
+    bars = round(8 / bpm_per_bar) if bpm_per_bar < 8 else 5
+    ramp = [(1.0, 120.0 + bpm_per_bar * beat / 4) for beat in range(4 * bars)]
+    end_bpm = ramp[-1][1]
+    times = tick_times([(16, 120.0), *ramp, (32, end_bpm)])
+    followed = follow(times, delivered(times, period_frames, seed=7))
+    assert followed.bpm[-1] == pytest.approx(end_bpm, rel=0.002)
+    beat_ms = 60_000.0 / end_bpm
+    assert max(abs(e) for e in followed.error_ticks[-8 * 24:]) / 24 * beat_ms < 5.0 + 1000.0 * period_frames / SAMPLE_RATE
+    during = [b for b, t in zip(followed.bpm[16 * 24:], range(len(ramp) * 24)) if b is not None]
+    # While it ramps: within 3 % and the last bar's change (the line lags the ramp).
+    assert max(abs(b - (120.0 + bpm_per_bar * (k / 24) / 4)) for k, b in enumerate(during[48:], 48)) < 3.6 + bpm_per_bar
+
+
+def test_a_master_lost_while_emolive_waits_for_its_bar_line_is_followed_afresh_when_back() -> None:
+    """The --sync port went while emolive waited for the master's bar line after a mid-bar
+    Continue: no Stop was fed (nothing played yet), so the master still counted as running and
+    its next Start was ignored as a repeat (emolive then started 2.6 beats off the master)."""
+    import argparse
+
+    from emolive.live import Session
+    from tests.clock_master import SimEngine
+
+    engine = SimEngine()
+    engine.stats = lambda: {"bpm": engine.bpm}  # type: ignore[attr-defined]
+    args = argparse.Namespace(sync="master", control_port=None, glide_bars=1.0, valence_cc=20, arousal_cc=21,
+                              control_channel=None, morph_to=None)
+    session = Session(engine, args, (1.0, 0.0, 0.0, 0.0))
+    session.start = engine.start  # type: ignore[method-assign]
+    feed = session.sync.feed
+    feed(bytes([SONG_POSITION, 20, 0]), 0.0)  # a beat into bar 2
+    feed(bytes([CONTINUE]), 0.0)
+    for k in range(10):
+        feed(bytes([CLOCK]), 0.02 * (k + 1))
+    assert session.sync.follower.waiting_for_bar_line
+    session.input_changed("master", back=False, syncs=True)
+    assert not session.sync.follower.waiting_for_bar_line and not engine.playing
+    feed(bytes([START]), 1.0)
+    feed(bytes([CLOCK]), 1.02)
+    assert engine.playing and session.sync.follower.ticks_since_start == 0  # started on its first beat

@@ -149,8 +149,10 @@ class Session:
         if back:
             self.notices.append(f"emolive: MIDI input {name!r} is back")
             return
-        if syncs and self.sync.follower.running:
+        was_running = syncs and self.sync.follower.running
+        if syncs:  # also while waiting for the master's bar line: its next Start starts afresh
             self.sync.feed(bytes([STOP]), self._sync_clock.now_s)
+        if was_running:
             self.notices.append(f"emolive: MIDI input {name!r} lost: the clock master is gone, so "
                                 "playing stopped; waiting for it to come back")
         else:

@@ -7,19 +7,27 @@ master's song position (the last Song Position Pointer, or where it stopped), an
 the first tick on a bar line (4/4, 96 ticks a bar), so that our bars and phrases fall on the
 master's: at once when the master resumes on a bar line, else within a bar.
 
-Tempo: a least-squares line through the ticks since the last tempo change (:mod:`emolive.tick_line`),
-so the jitter of single ticks is averaged over the whole window and the longer the window the
-smaller the error: for as long as the tempo holds the window grows, so a steady master's tempo
-is known ever more precisely (and the drift between the master and us shrinks). The jitter is
-measured too: how far the ticks fall from the line (the 90th percentile over the last 8 bars,
-768 ticks). A tempo change is declared when ``min_ticks`` ticks in a row fall outside 1.5 times that
-band on one side, the last no closer than the first; the window then starts afresh from them.
-A tick outside the band is not fitted (a stall that delivers ticks late does not bend the
-line). So with JACK's small periods (64 frames: 1.3 ms) a change of a few percent is noticed
-within half a beat, and with 1024 frames (21 ms of jitter at 48 kHz) the jitter is no longer
-taken for tempo changes; a change is noticed once it has moved the ticks past the jitter.
-A gap longer than ``gap_s`` between ticks means the clock paused: the line starts afresh
-(:attr:`ClockFollower.pauses` counts these) and the jitter measured so far is kept.
+Tempo: a least-squares line through the ticks since the last tempo change, the last 4 bars of
+them at most (:class:`emolive.tick_line.LineWindow`): the jitter of single ticks is averaged
+over the window, and a slow ramp is followed about 2 bars behind. The jitter is measured too
+(:class:`emolive.tick_line.JitterBand`), as the wider of two bands: how far each tick falls
+from a line through the beat before it (which follows ramps and changes, so only the scatter
+counts), and how far ticks fall from the steady line, each counted as at most the tolerance
+(which sees a JACK period's slowly drifting jitter, and which a ramp cannot widen faster than
+it leaves the line). A tempo change is declared when ``min_ticks`` ticks in a row fall outside
+1.5 times the band on one side, the last no closer than the first; the new line is made from
+them and the earlier ticks that agree with them. A tick outside the band is not fitted (a stall
+that delivers ticks late does not bend the line). So with JACK's small periods (64 frames:
+1.3 ms) a change of a few percent is noticed within half a beat, and with 1024 frames (21 ms
+of jitter at 48 kHz) the jitter is not taken for tempo changes; a change is noticed once it
+has moved the ticks past the jitter.
+
+Lost ticks: by the double gap one leaves, or by the ticks after it lying on the line a whole
+number of ticks on; both only while the jitter is well below a tick interval (else a late tick
+and a lost one look alike). A gap longer than ``gap_s`` is judged by the ticks after it: 3 at
+once were held up (a stall; they count as they come), ticks back on the line a whole number of
+ticks on were lost (counted), anything else means the clock paused: the line starts afresh and
+:attr:`ClockFollower.pauses` counts it (the jitter measured so far is kept).
 
 Reported tempos: a change of 1 BPM or more at once, smaller refinements at most once a beat.
 
@@ -37,15 +45,21 @@ the engine; :meth:`ClockFollower.take` hands out changes.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from emolive.tick_line import JitterBand, TickLine
+from emolive.tick_line import JitterBand, LineWindow
 
 TICKS_PER_QUARTER = 24
 RECENT_TICKS = 12  # ticks kept for restarting the line; also the jitter band's minimum sample
+SETTLE_TICKS = 48  # a new line after a pause (or, with a tick of jitter, a change) fits 2 beats of ticks
+BURST_S = 0.001  # ticks this close after a gap were held up and are delivered in a rush ...
+BURST_TICKS = 3  # ... if there are this many (two share a JACK period near a tick interval)
+RUN_TICKS = 24  # how far back a tempo change's run of ticks off the line is looked for
+LINE_TICKS = 4 * 96  # the line's window: 4 bars (a slow ramp's tempo lags by about 2 bars of it)
 LOST_TICK_TOLERANCE = 0.2  # a gap within 0.2 intervals of a whole number of intervals
 BAND_MARGIN = 1.5  # a tick farther than 1.5 jitter bands from the line is off it
 MIN_TOLERANCE_S = 0.00025  # never closer than 0.25 ms (timestamps of a perfect clock still round)
@@ -77,12 +91,21 @@ class ClockFollower:
         self.gap_s = gap_s
         self._lock = threading.Lock()
         # The last ticks as (index, seconds); indices count lost ticks too.
-        self._recent: deque[tuple[int, float]] = deque(maxlen=RECENT_TICKS + 1)
-        self._line = TickLine()  # the ticks since the last tempo change (not those off the line)
+        self._recent: deque[tuple[int, float]] = deque(maxlen=RUN_TICKS + 1)
+        # The ticks since the last tempo change (not those off the line), the last 4 bars of them.
+        self._line = LineWindow(LINE_TICKS)
         self._last_fitted = False  # the last tick is in the line
-        self._band = JitterBand()  # distances of ticks from the line, kept across changes and pauses
-        self._off_line: deque[float] = deque(maxlen=min_ticks)  # signed distances of the last ticks
+        # The jitter, kept across changes and pauses, as two bands; the wider counts. The scatter
+        # of ticks about the line through the beat before each: quick to see more jitter, and
+        # blind to ramps. The distances of ticks from the steady line, each at most the
+        # tolerance: they see jitter that drifts slowly (a JACK period's, at a tempo whose tick
+        # is near the period), and a ramp cannot widen them faster than it leaves the line.
+        self._band = JitterBand(quantile=0.8)
+        self._from_line = JitterBand(quantile=0.9)
+        self._off_line: deque[float] = deque(maxlen=RUN_TICKS)  # signed distances of the last ticks
         self._suspect_lost = 0  # ticks the last gap may have lost (confirmed by the next gap)
+        self._after_gap = 0  # ticks since a gap longer than gap_s, while they are being judged
+        self._settling = 0  # ticks the line still fits whatever their distance (after a pause)
         self.lost_ticks = 0  # ticks found lost so far
         self.pauses = 0  # gaps longer than gap_s seen while ticks came
         self._running = False
@@ -106,6 +129,13 @@ class ClockFollower:
         up to a bar; after Start: until the next tick)."""
         with self._lock:
             return self._start_at is not None
+
+    @property
+    def after_gap(self) -> bool:
+        """The last ticks came after a gap longer than ``gap_s``: whether ticks were lost,
+        held up or the clock paused, the next ticks tell."""
+        with self._lock:
+            return self._after_gap > 0
 
     @property
     def bpm(self) -> float | None:
@@ -137,17 +167,14 @@ class ClockFollower:
                 self._set_running(False)
 
     def _tick(self, time_s: float) -> None:
-        if self._recent and time_s - self._recent[-1][1] > self.gap_s:  # the clock paused
-            self._recent.clear()
-            self._line.reset()
-            self._off_line.clear()
-            self._suspect_lost = 0
-            self.pauses += 1
-        if not self._recent:
-            index = 0
-        else:
-            self._count_lost_ticks(time_s - self._recent[-1][1])
-            index = self._recent[-1][0] + 1
+        gap_s = time_s - self._recent[-1][1] if self._recent else 0.0
+        if self._after_gap:
+            self._judge_gap(time_s, gap_s)
+        if gap_s > self.gap_s:
+            self._after_gap = 1  # what the gap was, the next ticks tell
+        elif self._recent and not self._after_gap:
+            self._count_lost_ticks(gap_s)
+        index = self._recent[-1][0] + 1 if self._recent else 0
         self._recent.append((index, time_s))
         if self._start_at is not None and self._position >= self._start_at:
             self._start_at = None
@@ -160,12 +187,69 @@ class ClockFollower:
         self._ticks_since_report += 1
         self._fit(index, time_s)
 
+    def _judge_gap(self, time_s: float, gap_s: float) -> None:
+        """A tick while the ticks after a gap longer than ``gap_s`` are judged (each was taken
+        as the next so far). BURST_TICKS of them at once: they were held up (a stall) and come
+        in a rush; each counts as it comes. Else, when this one comes apart: if they lie on the
+        steady line a whole number of ticks on, those ticks were lost (a pulled cable, the
+        master playing on) and are counted; otherwise the master's clock paused: the line
+        starts afresh from them and ``pauses`` counts it (the engine kept playing;
+        :class:`ClockSync` keeps its position)."""
+        if gap_s < BURST_S:
+            self._after_gap += 1
+            if self._after_gap >= BURST_TICKS:
+                self._after_gap = 0
+            return
+        after = list(self._recent)[-self._after_gap:]
+        self._after_gap = 0
+        next_index = after[-1][0] + 1
+        lost = self._slipped_by([*after, (next_index, time_s)])
+        if lost > 0:
+            self._shift_last_ticks(after, lost)
+            return
+        self._recent.clear()
+        self._recent.extend(after)
+        self._line.reset(after)
+        self._settling = SETTLE_TICKS
+        self._off_line.clear()
+        self._band.restart_local()
+        self._suspect_lost = 0
+        self.pauses += 1
+
+    def _slipped_by(self, points: list[tuple[int, float]]) -> int:
+        """k when every point lies within the tolerance of the steady line k ticks further on,
+        for one k at least two tolerances' worth of ticks away (nearer, jitter could do it):
+        k ticks were lost before them (k < 0: counted twice). 0 otherwise, and always while
+        the tolerance is over a quarter of a tick (a JACK period near a tick interval), where
+        any offset fits some k."""
+        interval_s = self._line.interval_s() if self._line.count > self.min_ticks else None
+        tolerance_s = self._tolerance_s()
+        if interval_s is None or tolerance_s > interval_s / 4.0:  # jitter near a tick: any shift fits
+            return 0
+        shifts = set()
+        for index, time_s in points:
+            expected_s = self._line.time_at(index)
+            assert expected_s is not None
+            ticks = (time_s - expected_s) / interval_s
+            shift = round(ticks)
+            if abs(ticks - shift) * interval_s > tolerance_s or abs(shift) * interval_s < 2.0 * tolerance_s:
+                return 0
+            shifts.add(shift)
+        return shifts.pop() if len(shifts) == 1 else 0
+
     def _fit(self, index: int, time_s: float) -> None:
         """Put the tick on the line, or declare a tempo change; then re-estimate the tempo."""
+        known = len(self._band) >= RECENT_TICKS
+        self._band.add_tick(index, time_s, clip_s=2.0 * self._tolerance_s() if known else math.inf)
         line = self._line
         expected_s = line.time_at(index) if line.count > self.min_ticks else None
         self._last_fitted = True
-        if expected_s is None:  # the first ticks of a window: all fitted
+        if self._settling:
+            self._settling -= 1
+        if expected_s is None or self._settling:  # a window's first ticks: all fitted
+            # (after a pause, 2 beats of them: through a JACK period near a tick interval, the
+            # first ticks lie a period apart until two share one, and a line restarted from
+            # them read the period as the tick: 117.2 BPM for 120 at 1024 frames.)
             line.add(index, time_s)
         else:
             distance_s = time_s - expected_s
@@ -174,32 +258,51 @@ class ClockFollower:
             if self._last_fitted:
                 line.add(index, time_s)
             self._off_line.append(distance_s)
-            band_known = len(self._band) >= RECENT_TICKS
-            if band_known and self._left_the_line(tolerance_s):
+            if len(self._band) >= RECENT_TICKS and self._left_the_line(tolerance_s):
                 self._restart_line()
-            else:  # clipped, so that a burst of late ticks widens the band at most 2-fold at a time
-                self._band.add(min(abs(distance_s), 2.0 * tolerance_s) if band_known else distance_s)
+            else:  # at most the tolerance: a drift that has not yet left the line cannot widen it much
+                self._from_line.add(min(abs(distance_s), tolerance_s))
         interval_s = line.interval_s()
         if interval_s is not None and line.count > self.min_ticks:
             self._bpm = min(MAX_BPM, max(MIN_BPM, 60.0 / (TICKS_PER_QUARTER * interval_s)))
 
     def _tolerance_s(self) -> float:
         """How far from the line a tick may fall and still be on it (seconds)."""
-        return max(MIN_TOLERANCE_S, BAND_MARGIN * self._band.width_s())
+        return max(MIN_TOLERANCE_S, BAND_MARGIN * self._band.width_s(), BAND_MARGIN * self._from_line.width_s())
 
     def _left_the_line(self, tolerance_s: float) -> bool:
         """The last ``min_ticks`` ticks all fell off the line on one side, the last no closer
         than the first: the tempo changed (late ticks coming closer are a stall catching up)."""
-        off = self._off_line
+        off = list(self._off_line)[-self.min_ticks:]
         if len(off) < self.min_ticks or abs(off[-1]) < abs(off[0]):
             return False
         return all(d > tolerance_s for d in off) or all(d < -tolerance_s for d in off)
 
     def _restart_line(self) -> None:
-        """A new line from the ticks that left the old one and the tick before them."""
-        self._line.reset()
-        for index, time_s in list(self._recent)[-1 - self.min_ticks:]:
-            self._line.add(index, time_s)
+        """The last ``min_ticks`` ticks left the line. If they lie on it a whole number of
+        ticks on, ticks were lost before them (too many, or with too much jitter, to be seen
+        by their gap): counted, and the line goes on. Otherwise the tempo changed: a new line
+        from them, extended back over the earlier ticks (up to RUN_TICKS) that lie within the
+        tolerance of it (with a period's jitter, 6 ticks alone give a tempo 5-10 % off)."""
+        recent = list(self._recent)
+        departed = recent[-self.min_ticks:]
+        slip = self._slipped_by(departed)
+        if slip:
+            self._shift_last_ticks(departed, slip)
+            return
+        first = len(recent) - self.min_ticks
+        self._line.reset(recent[first:])
+        tolerance_s = self._tolerance_s()
+        while first > 0:
+            index, time_s = recent[first - 1]
+            expected_s = self._line.time_at(index)
+            if expected_s is None or abs(time_s - expected_s) > tolerance_s:
+                break
+            first -= 1
+        self._line.reset(recent[first:])
+        interval_s = self._line.interval_s()
+        if interval_s is None or tolerance_s > interval_s / 4.0:
+            self._settling = SETTLE_TICKS  # see _fit: a period's jitter misleads a short line
         self._last_fitted = True
         self._off_line.clear()
         self._suspect_lost = 0  # a gap judged by the old tempo's interval
@@ -220,7 +323,8 @@ class ClockFollower:
         Only while the jitter is well below an interval: with more (a JACK period near a tick
         interval) a late tick cannot be told from a lost one."""
         interval_s = self._line.interval_s() if self._line.count > self.min_ticks else None
-        if interval_s is None or self._tolerance_s() > LOST_TICK_TOLERANCE * interval_s:
+        jitter_known = len(self._band) >= RECENT_TICKS  # else a period's gaps pass for losses
+        if interval_s is None or not jitter_known or self._tolerance_s() > LOST_TICK_TOLERANCE * interval_s:
             self._suspect_lost = 0
             return
         ratio = gap_s / interval_s  # gap in expected intervals
@@ -229,18 +333,35 @@ class ClockFollower:
             self._move_last_tick(self._suspect_lost)
         self._suspect_lost = nearest - 1 if nearest >= 2 and abs(ratio - nearest) < LOST_TICK_TOLERANCE else 0
 
-    def _move_last_tick(self, lost: int) -> None:
-        """The last tick came after ``lost`` lost ticks: its index and the counts move on."""
-        last_index, last_s = self._recent[-1]
-        self._recent[-1] = (last_index + lost, last_s)
-        if self._last_fitted:
-            self._line.remove(last_index, last_s)
-        self._line.add(last_index + lost, last_s)
+    def _shift_last_ticks(self, ticks: list[tuple[int, float]], lost: int) -> None:
+        """``ticks`` (the last ones, off the line) came after ``lost`` lost ticks: their indices
+        and the counts move on, and they go on the line."""
+        moved = [(index + lost, time_s) for index, time_s in ticks]
+        for k, point in enumerate(moved):
+            self._recent[len(self._recent) - len(moved) + k] = point
+            self._line.add(*point)
+        self._band.restart_local()  # its points have the old indices
+        self._off_line.clear()
         self._last_fitted = True
+        self._count_lost(lost)
+
+    def _count_lost(self, lost: int) -> None:
         self.ticks_since_start += lost
         if self._master_running:
             self._position += lost
         self.lost_ticks += lost
+
+    def _move_last_tick(self, lost: int) -> None:
+        """The last tick came after ``lost`` lost ticks: its index and the counts move on."""
+        last_index, last_s = self._recent[-1]
+        self._recent[-1] = (last_index + lost, last_s)
+        self._band.move_last_tick(last_index + lost)
+        if self._last_fitted:
+            self._line.move_last(last_index + lost)
+        else:
+            self._line.add(last_index + lost, last_s)
+        self._last_fitted = True
+        self._count_lost(lost)
 
     def _set_running(self, running: bool) -> None:
         if running != self._running:
@@ -368,7 +489,7 @@ class ClockSync:
             # The engine starts now (time_s); the master's ticks are compared at their line's times.
             self.phase_lock.start(time_s, self._start())
             self._pauses = follower.pauses
-        elif message == bytes([CLOCK]) and follower.running:
+        elif message == bytes([CLOCK]) and follower.running and not follower.after_gap:
             line_time_s = follower.line_time_s()
             if follower.pauses != self._pauses:
                 self._pauses = follower.pauses

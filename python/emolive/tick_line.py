@@ -12,6 +12,7 @@ from jitter by ticks falling outside what the jitter explains.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 
 
@@ -64,17 +65,81 @@ class TickLine:
         return self._origin_s + mean_y + (index - self._origin_index - mean_x) * slope
 
 
+class LineWindow:
+    """A :class:`TickLine` through the last ``size`` points added: the oldest leaves as a new
+    one comes, so the line follows a tempo that moves slowly (a ramp) instead of averaging it
+    away, and what it has seen of the ticks' jitter stays bounded."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._points: deque[tuple[int, float]] = deque()
+        self._line = TickLine()
+
+    @property
+    def count(self) -> int:
+        return len(self._points)
+
+    def reset(self, points: list[tuple[int, float]] | None = None) -> None:
+        self._points.clear()
+        self._line.reset()
+        for index, time_s in points or []:
+            self.add(index, time_s)
+
+    def add(self, index: int, time_s: float) -> None:
+        if len(self._points) == self.size:
+            self._line.remove(*self._points.popleft())
+        self._points.append((index, time_s))
+        self._line.add(index, time_s)
+
+    def move_last(self, index: int) -> None:
+        """The last point's index was wrong (ticks were lost before it)."""
+        if self._points:
+            old = self._points.pop()
+            self._line.remove(*old)
+            self._points.append((index, old[1]))
+            self._line.add(index, old[1])
+
+    def interval_s(self) -> float | None:
+        return self._line.interval_s()
+
+    def time_at(self, index: int) -> float | None:
+        return self._line.time_at(index)
+
+
 class JitterBand:
-    """How far ticks fall from the line: a high quantile of the last ``size`` distances.
+    """How far ticks scatter: each tick's distance from the line through the ``local`` ticks
+    before it, and a high quantile of the last ``size`` such distances.
 
-    A quantile rather than the largest: a stall that delivers a few ticks late at once
-    widens the band for no longer than its share of the window stays above the quantile."""
+    The local line follows the tempo as it moves (a ramp, a change), so only the scatter counts:
+    measured against the steady window's line instead, a slow ramp's growing distances widened
+    the band as fast as they grew, and the ramp was never taken for a change. A quantile rather
+    than the largest: a stall that delivers ticks late at once widens the band for no longer
+    than its share of the window stays above the quantile."""
 
-    def __init__(self, size: int = 768, quantile: float = 0.9) -> None:
+    def __init__(self, size: int = 768, quantile: float = 0.8, local: int = 24, min_local: int = 7) -> None:
         self.size = size
         self.quantile = quantile
+        self.min_local = min_local
+        self._local = LineWindow(local)
         self._order: deque[float] = deque()  # distances in arrival order
         self._sorted: list[float] = []
+
+    def add_tick(self, index: int, time_s: float, clip_s: float = math.inf) -> None:
+        """A tick (its index counting lost ticks): its distance from the local line, at most
+        ``clip_s`` (so that a burst of ticks delivered at once widens the band step by step, not
+        at a stroke), then the tick into that line."""
+        expected_s = self._local.time_at(index) if self._local.count >= self.min_local else None
+        if expected_s is not None:
+            self.add(min(abs(time_s - expected_s), clip_s))
+        self._local.add(index, time_s)
+
+    def move_last_tick(self, index: int) -> None:
+        """The last tick's index was wrong (ticks were lost before it)."""
+        self._local.move_last(index)
+
+    def restart_local(self) -> None:
+        """The clock paused: the local line starts afresh (the distances are kept)."""
+        self._local.reset()
 
     def add(self, distance_s: float) -> None:
         distance_s = abs(distance_s)
