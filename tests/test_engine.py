@@ -468,3 +468,34 @@ def test_an_engine_playing_at_fork_is_closed_in_the_child_without_touching_the_p
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["0", "True", "0"], (result.stdout, result.stderr[-2000:])
+
+
+def test_an_engine_refuses_copies_and_keeps_its_settings_read_only(tiny_model_dir: Path) -> None:
+    """copy.copy shared the live engine, so dropping the copy closed the original; assigning
+    channel, program or seed changed only what generate() wrote, not the live notes."""
+    import copy
+    import pickle
+
+    engine = Engine(model=str(tiny_model_dir), seed=3, channel=2, program=5)
+    for make_copy in (copy.copy, copy.deepcopy):
+        with pytest.raises(TypeError, match="cannot be copied"):
+            make_copy(engine)
+    with pytest.raises(TypeError):
+        pickle.dumps(engine)
+    for name, value in (("seed", 4), ("channel", 3), ("program", 6), ("port_name", "x")):
+        with pytest.raises(AttributeError):
+            setattr(engine, name, value)
+    assert (engine.seed, engine.channel, engine.program, engine.port_name) == (3, 2, 5, None)
+    assert "seed=3" in repr(engine) and "channel=2" in repr(engine) and repr(engine).endswith("stopped>")
+    engine.close()
+    assert repr(engine).endswith("closed>")
+
+
+def test_stats_read_the_temperature_as_set_and_dir_lists_the_lazy_names(tiny_model_dir: Path) -> None:
+    import emolive
+
+    engine = Engine(model=str(tiny_model_dir))
+    engine.set_temperature(0.8)
+    assert engine.stats()["temperature"] == 0.8  # not float32's 0.800000011920929
+    engine.close()
+    assert {"Engine", "EngineError", "PortError", "list_ports"} <= set(dir(emolive))

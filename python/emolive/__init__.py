@@ -1,8 +1,10 @@
 """emolive: emotion-conditioned live MIDI generation.
 
+    import time
     from emolive import Engine
     with Engine(port="IAC Driver") as engine:
-        engine.morph("sad", "excited", bars=8)
+        engine.morph("sad", "excited", bars=8)   # returns at once; the engine plays on
+        time.sleep(16)                           # 8 bars at 120 BPM, then a clean stop
 
 The engine names are imported on first use, so ``import emolive`` (and the training
 subpackage) does not load the native module until it is needed.
@@ -40,3 +42,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(engine, name)
     raise AttributeError(f"module 'emolive' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too (tab completion showed no Engine before its first use)."""
+    return sorted(set(globals()) | set(_ENGINE_NAMES))

@@ -15,7 +15,10 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Union
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    import numpy as np
 
 QUADRANTS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4")
 
@@ -34,7 +37,8 @@ _NAME_TO_INDEX: dict[str, int] = {
 }
 
 Weights = tuple[float, float, float, float]
-EmotionLike = Union[str, Mapping[str, float], Sequence[float], tuple[float, float]]
+# numpy arrays of 2 or 4 numbers are accepted too (as sequences); named here for type checkers.
+EmotionLike = Union[str, Mapping[str, float], Sequence[float], tuple[float, float], "np.ndarray"]
 
 
 def known_emotions() -> list[str]:

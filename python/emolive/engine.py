@@ -272,7 +272,7 @@ class Engine:
         if virtual is not None and sys.platform.startswith("win"):
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
-        self.seed = _seed(seed)
+        self._seed = _seed(seed)
         if port is not None:
             find_port(port)  # a wrong port is reported before the model loads
         # The model loads before the output opens: with a JACK client already open while ONNX
@@ -282,18 +282,56 @@ class Engine:
         # Before the output maps JACK's segment (102 MB where it is locked), so that the peak
         # RSS does not hold both it and the heap freed by loading (4 MB).
         _return_freed_heap()
-        output, self.port_name = _open_output(port, virtual.strip() if virtual is not None else None)
+        output, self._port_name = _open_output(port, virtual.strip() if virtual is not None else None)
         self._card: dict[str, Any] = json.loads(self._model.card_json)
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
             temperature = float(self._model.default_temperature)
         self._core = _core.Engine(
-            self._model, output, bpm=bpm, channel=channel - 1, seed=self.seed,
+            self._model, output, bpm=bpm, channel=channel - 1, seed=self._seed,
             program=-1 if program is None else program - 1, temperature=temperature,
             clock_out=clock_out, record=record)
-        self.channel = channel
-        self.program = program
+        self._channel = channel
+        self._program = program
         self._record = record
         self._key: tuple[str, str] | None = None
+
+    # Read-only: the live engine was made with them, so assigning one changed only what
+    # generate() wrote (a channel, program or seed the live notes did not have).
+    @property
+    def seed(self) -> int:
+        """The seed the engine was made with (offline runs default to it)."""
+        return self._seed
+
+    @property
+    def channel(self) -> int:
+        """The MIDI channel, 1..16."""
+        return self._channel
+
+    @property
+    def program(self) -> int | None:
+        """The General MIDI program sent at each play(), 1..128, or None."""
+        return self._program
+
+    @property
+    def port_name(self) -> str | None:
+        """The port ``port`` matched (the ``virtual`` name for a virtual port; None without)."""
+        return self._port_name
+
+    def __copy__(self) -> Engine:
+        raise TypeError("an Engine cannot be copied (a copy would share its live engine, and "
+                        "closing one would close both); make another Engine")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Engine:
+        return self.__copy__()
+
+    def __repr__(self) -> str:
+        core = self._core
+        state = "closed" if core is None or core.is_closed else ("playing" if core.is_playing else "stopped")
+        name = getattr(self, "_card", {}).get("name", "?")
+        port_name = getattr(self, "_port_name", None)
+        port = f"port={port_name!r}" if port_name else "no port"
+        return (f"<emolive.Engine {name!r} {port} channel={getattr(self, '_channel', '?')} "
+                f"seed={getattr(self, '_seed', '?')} {state}>")
 
     # live control
     def play(self, emotion: EmotionLike = "calm") -> None:
@@ -394,6 +432,8 @@ class Engine:
         stats = self._core.stats()
         stats["bar"] = stats["step"] // STEPS_PER_BAR
         stats["emotion"] = tuple(float(x) for x in stats["emotion"])
+        # Kept as float32 by the engine: 0.8 read back 0.800000011920929.
+        stats["temperature"] = float(f"{stats['temperature']:.6g}")
         return stats
 
     def recorded(self) -> list[tuple[float, bytes]]:
@@ -422,7 +462,7 @@ class Engine:
         return self._to_midi(events, bars)
 
     def generate_many(self, count: int, bars: int, emotion: EmotionLike = "calm",
-                      seeds: Sequence[int] | None = None, morph_to: EmotionLike | None = None,
+                      seeds: Sequence[int] | np.ndarray | None = None, morph_to: EmotionLike | None = None,
                       morph_bars: float | None = None) -> list[mido.MidiFile]:
         """``count`` independent pieces of ``bars`` bars each, decoded together in batches of
         up to 64 streams over the machine's cores: more bars per second than ``generate``
