@@ -156,6 +156,26 @@ def test_an_input_whose_source_goes_and_comes_back_is_reported_and_reconnected(j
 
 
 @pytest.mark.jack
+def test_a_source_that_closes_and_opens_again_between_two_checks_is_connected_again(jack_server: str) -> None:
+    """A program restarted within the half second between two checks: its port's name was
+    there at both, so the input counted as connected, and stayed deaf (18 of 20 tries)."""
+    received: list[bytes] = []
+    changes: list[bool] = []
+    sender = _open_source("quick source")
+    with ports.InputPort("quick source", lambda m, _d: received.append(m), on_connection=changes.append):
+        time.sleep(1.2)  # connected, and seen connected by at least one check
+        sender.close_port()
+        sender.delete()
+        sender = _open_source("quick source")  # within ~50 ms
+        assert _wait_until(lambda: changes == [False, True], 3.0), changes
+        time.sleep(0.2)
+        sender.send_message([0xB0, 20, 3])
+        assert _wait_until(lambda: received == [b"\xb0\x14\x03"]), received
+    sender.close_port()
+    sender.delete()
+
+
+@pytest.mark.jack
 def test_unknown_input_port_is_an_error_listing_inputs(jack_server: str) -> None:
     with pytest.raises(ports.InputPortError, match="no MIDI port matches 'no-such-port'"):
         ports.InputPort("no-such-port", lambda m, d: None)

@@ -50,6 +50,12 @@ void register_ports(py::module_& m) {
         "Name of the MIDI API in use (EMOLIVE_MIDI_API or the first that opens); '' if none.");
   m.def("rtmidi_available", &rtmidi_available, "Whether RtMidi was built in.");
   m.def("port_setup_hint", &port_setup_hint);
+  py::class_<JackConnections>(m, "JackConnections",
+                              "The connections of JACK ports, through a client of its own.")
+      .def(py::init<>(), py::call_guard<ReleaseGil>())
+      .def_property_readonly("available", &JackConnections::available)
+      .def("of", &JackConnections::of, py::arg("port_name"), py::call_guard<ReleaseGil>(),
+           "Full names of the ports connected to port_name; [] when it is not there.");
   m.def("silence_libjack_messages", &silence_libjack_messages,
         "libjack's own stderr lines go nowhere from now on, process-wide (the emolive command).");
 }

@@ -1,6 +1,7 @@
 #include "jack_send_guard.hpp"
 
 #include "emolive/midi_out.hpp"
+#include "stop_signal_hold.hpp"
 
 #ifdef EMOLIVE_HAVE_JACK
 #include <jack/jack.h>
@@ -25,6 +26,32 @@ bool jack_server_running() {
 void silence_libjack_messages() {
   jack_set_error_function(&ignore_message);
   jack_set_info_function(&ignore_message);
+}
+
+JackConnections::JackConnections() {
+  const StopSignalHold hold;
+  jack_status_t status;
+  client_ = jack_client_open("emolive-watch", JackNoStartServer, &status);
+}
+
+JackConnections::~JackConnections() {
+  if (!client_) return;
+  const StopSignalHold hold;
+  // libjack crashes closing a client of a server that has gone: such a client is left.
+  if (jack_server_running()) jack_client_close(static_cast<jack_client_t*>(client_));
+}
+
+std::vector<std::string> JackConnections::of(const std::string& port_name) const {
+  std::vector<std::string> names;
+  if (!client_) return names;
+  auto* client = static_cast<jack_client_t*>(client_);
+  jack_port_t* port = jack_port_by_name(client, port_name.c_str());
+  if (!port) return names;
+  const char** connected = jack_port_get_all_connections(client, port);
+  if (!connected) return names;
+  for (const char** name = connected; *name; ++name) names.emplace_back(*name);
+  jack_free(connected);
+  return names;
 }
 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string& client_name) {
@@ -53,6 +80,10 @@ int JackCycles::on_process(uint32_t, void* self) {
 #else  // built without JACK: nothing to count; sends go unwatched
 
 void silence_libjack_messages() {}
+
+JackConnections::JackConnections() = default;
+JackConnections::~JackConnections() = default;
+std::vector<std::string> JackConnections::of(const std::string&) const { return {}; }
 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string&) { return nullptr; }
 JackCycles::~JackCycles() = default;

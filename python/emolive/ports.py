@@ -141,6 +141,18 @@ def _new_midi_in(client_name: str) -> Any:
                          + platform_hint())
 
 
+def _jack_connections(midi_in: Any) -> Any:
+    """A ``_core.JackConnections`` when ``midi_in`` is on JACK and one opens; else False."""
+    import rtmidi
+
+    if midi_in.get_current_api() != rtmidi.API_UNIX_JACK:
+        return False
+    from emolive import _core
+
+    connections = _core.JackConnections()
+    return connections if connections.available else False
+
+
 def input_port_names() -> list[str]:
     """Input port names (sources a controller or a clock can come from); empty without a backend."""
     try:
@@ -220,6 +232,8 @@ class InputPort:
             midi_in.open_port(self.index, name=self._port_name)
             port_open = True
             self.connected = True  # the source port is there (as last checked)
+            self._connections: Any = None  # _core.JackConnections under JACK (made when first needed)
+            self._linked: bool | None = None  # JACK: connected to the source at the last check
             self._callback = callback
             self._on_connection = on_connection
             self._closing = threading.Event()
@@ -257,24 +271,45 @@ class InputPort:
                 raise
 
     def _watch(self, midi_in: Any) -> None:
-        """Is the source port still there; if it was gone, is it back (then connect again)?"""
+        """Is the source port still there, and (JACK) still connected to this input; if it was
+        gone, is it back (then connect again)?"""
         try:
             names = list(midi_in.get_ports())
         except Exception:  # noqa: BLE001 - the MIDI system is gone too: the port is not there
             names = []
+        if self.connected and self.name in names and self._lost_connection(midi_in):
+            # Closed and opened again since the last check (a program restarted at once): the
+            # name is there, the connection is not. Said as a loss and a return.
+            self._set_connected(False)
         if self.connected and self.name not in names:
-            self.connected = False
-            if self._on_connection is not None:
-                self._deliver(self._on_connection, False)
+            self._set_connected(False)
         elif not self.connected and self.name in names:
             try:
                 midi_in.close_port()
                 midi_in.open_port(names.index(self.name), name=self._port_name)
             except Exception:  # noqa: BLE001 - gone again, or the MIDI system refuses: next time
                 return
-            self.index, self.connected = names.index(self.name), True
-            if self._on_connection is not None:
-                self._deliver(self._on_connection, True)
+            self.index = names.index(self.name)
+            self._linked = None  # judged afresh at the next check
+            self._set_connected(True)
+
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        if self._on_connection is not None:
+            self._deliver(self._on_connection, connected)
+
+    def _lost_connection(self, midi_in: Any) -> bool:
+        """Under JACK: was this input connected to the source at the last check, and is it not
+        now? (Only a change counts, so a name this check cannot match never loops.)"""
+        if self._connections is None:
+            self._connections = _jack_connections(midi_in)
+        if not self._connections:
+            return False
+        ours = ":" + self._port_name
+        linked = any(name.endswith(ours) for name in self._connections.of(self.name))
+        lost = self._linked is True and not linked
+        self._linked = linked
+        return lost
 
     def close(self) -> None:
         """Stop delivering, then close the port and its client (see ``close_midi_in``); idempotent.

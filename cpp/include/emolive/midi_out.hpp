@@ -108,4 +108,23 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name);
 // reports JACK's state itself, as the `emolive` command does; a no-op without JACK support.
 void silence_libjack_messages();
 
+// The connections of JACK ports, seen through a client of its own (opened at construction,
+// kept). Why: a source that closes and opens again between two checks of its name (its
+// program restarted) leaves the readers connected to it before unconnected, which its name
+// alone does not show.
+class JackConnections {
+ public:
+  JackConnections();  // without a JACK server (or JACK support) available() is false
+  ~JackConnections();
+  JackConnections(const JackConnections&) = delete;
+  JackConnections& operator=(const JackConnections&) = delete;
+  bool available() const { return client_ != nullptr; }
+  // Full names ("client:port") of the ports connected to `port_name`; empty when there is no
+  // such port. Not on the clock thread.
+  std::vector<std::string> of(const std::string& port_name) const;
+
+ private:
+  void* client_ = nullptr;  // jack_client_t
+};
+
 }  // namespace emolive
