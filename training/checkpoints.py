@@ -23,7 +23,7 @@ from .model import read_checkpoint
 #: What a resumed run may set anew: how long it runs, with how many threads, how often it is
 #: evaluated, and where its data and cache are (the same data moved elsewhere).
 RESUME_MAY_CHANGE = ("max_steps", "max_minutes", "eval_every", "threads", "data", "cache_dir",
-                     "resume", "out")
+                     "generic_folder", "generic_csv", "resume", "out")
 #: Files whose presence says a folder holds a run, which a new run must not overwrite.
 RUN_FILES = ("ckpt.pt", "best.pt", "metrics.jsonl")
 
@@ -48,10 +48,17 @@ def check_run_folder(out: Path, resume: bool) -> None:
         check_out_folder(out, "--out")
     except ValueError as err:
         raise DataError(str(err)) from None
-    held = [name for name in RUN_FILES if (out / name).exists()]
+    # An empty metrics.jsonl is what a run that failed before its first evaluation leaves
+    # (diverged at step 2, say): no run, or the folder refused both a new run and --resume.
+    held = [name for name in RUN_FILES if (out / name).exists()
+            and not (name == "metrics.jsonl" and (out / name).stat().st_size == 0)]
     if resume and not (out / "ckpt.pt").is_file():
         raise DataError(f"--resume true: {out} holds no run to go on with (no ckpt.pt); give the "
                         "run's folder, or leave --resume out to start a new run")
+    if held == ["metrics.jsonl"] and not resume:
+        raise DataError(f"{out} holds the metrics of a run that saved no checkpoint (it ended "
+                        f"before its first): remove {out / 'metrics.jsonl'} to start a new run "
+                        "there, or give another --out")
     if held and not resume:
         raise DataError(f"{out} already holds a run ({', '.join(held)}): give --resume true to go "
                         "on with it, or another --out for a new run")
@@ -100,6 +107,17 @@ def resumed_config(saved: dict, given: dict) -> TrainConfig:
                          "may change): leave them out, or start a new run with --init-from")
     return config_from_values({**_saved_values(saved),
                                **{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}})
+
+
+def drop_partial_line(path: Path) -> None:
+    """Cut a line that a kill left half-written at the end of ``path`` (a JSON-lines log), so
+    that the next record starts a line of its own (appended to it, both were lost)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
 
 
 def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:

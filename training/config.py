@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -156,6 +158,17 @@ def check_out_folder(path: Path, flag: str) -> None:
         above = above.parent
     if above.exists() and not above.is_dir():
         raise ValueError(f"{flag} {path} cannot be made: {above} is a file")
+    _check_writable(path if path.is_dir() else above, flag)
+
+
+def _check_writable(folder: Path, flag: str) -> None:
+    """ValueError unless something can be written in ``folder`` (tried: permissions do not
+    tell for root or an immutable folder). Before any work: it failed after the data loaded."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".emolive-write-check-", dir=folder)
+    except OSError as err:
+        raise ValueError(f"{flag}: cannot write into {folder}: {err.strerror or err}") from None
+    os.rmdir(probe)
 
 
 def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:
@@ -213,6 +226,9 @@ def check_generic_pair(folder: str, csv_path: str) -> None:
                          "relative to the folder")
 
 
+UPPER_BOUNDS = {"lr": 1e30, "batch_size": 4096, "segment_bars": 64, "hop_bars": 64}
+
+
 def _validate(cfg: TrainConfig) -> None:
     positive = ("segment_bars", "hop_bars", "z_dim", "hidden", "layers", "enc_hidden", "emb_dim",
                 "frame_proj", "plan_dim", "batch_size", "max_steps", "eval_every", "val_segments")
@@ -222,6 +238,11 @@ def _validate(cfg: TrainConfig) -> None:
     for name in ("lr", "grad_clip", "max_minutes"):
         if not 0.0 < getattr(cfg, name) < float("inf"):
             raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
+    # Upper bounds where a value beyond any use failed late with a traceback (the optimiser
+    # cannot hold lr 1e300; a million segments a batch asked for 31 GiB) or ran for ever.
+    for name, largest in UPPER_BOUNDS.items():
+        if getattr(cfg, name) > largest:
+            raise ValueError(f"{name} must be at most {largest}, got {getattr(cfg, name)}")
     for name in ("warmup_steps", "beta_warmup_steps", "min_onsets", "seed", "beta_max",
                  "free_bits", "adv_weight", "critic_weight"):
         if not 0 <= getattr(cfg, name) < float("inf"):

@@ -25,7 +25,7 @@ from emolive.cli_options import error_line
 from emolive.scales import nearer_shift
 
 from .card import checkpoint_data
-from .checkpoints import (StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder,
+from .checkpoints import (StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder, drop_partial_line,
                           read_for_training, read_run, resumed_config, save_atomic)
 from .config import TrainConfig, add_config_flags, config_from_values, given_values
 from .data import (DataError, LoadReport, load_emopia, load_generic, load_unlabelled, load_vgmidi,
@@ -282,6 +282,7 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
 
     ckpt = snapshot(step, spent_s)
     saved_step = step if resumed is not None else None  # the step ckpt.pt holds
+    drop_partial_line(out / "metrics.jsonl")
     with open(out / "metrics.jsonl", "a", encoding="utf-8") as metrics, StopOnInterrupt() as stop, \
             tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step") as bar:
         while step < cfg.max_steps:

@@ -69,7 +69,7 @@ def test_resume_without_a_run_is_refused(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "typo").exists()
 
 
-@pytest.mark.parametrize("files", [["best.pt"], ["metrics.jsonl"], ["best.pt", "metrics.jsonl"]])
+@pytest.mark.parametrize("files", [["best.pt"], ["ckpt.pt"], ["best.pt", "metrics.jsonl"]])
 def test_a_folder_with_any_run_file_is_not_overwritten(tmp_path: Path, capsys, files) -> None:
     run = tmp_path / "run"
     run.mkdir()
@@ -171,3 +171,73 @@ def test_a_run_without_segments_leaves_no_folder(labelled_folder, tmp_path: Path
     assert train.main(tiny_args(folder, csv_path, tmp_path, 5) + ["--min-onsets", "100000"]) == 2
     assert "segments with at least 100000 onsets" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_ended_before_its_first_checkpoint_leaves_the_folder_for_a_new_one(
+        labelled_folder, tmp_path: Path, capsys) -> None:
+    """A run that diverged at once left config.json and an empty metrics.jsonl: a new run was
+    refused ("already holds a run") and so was --resume ("no ckpt.pt")."""
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 60) + ["--lr", "1e30", "--eval-every", "100000"]) == 1
+    run = tmp_path / "run"
+    if (run / "ckpt.pt").exists():
+        pytest.skip("this lr did not diverge before the first checkpoint here")
+    assert (run / "metrics.jsonl").stat().st_size == 0
+    capsys.readouterr()
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0
+    assert torch.load(run / "ckpt.pt", weights_only=False)["iter_num"] == 2
+
+
+def test_metrics_of_a_run_without_a_checkpoint_are_named_not_taken_for_a_run(labelled_folder, tmp_path: Path,
+                                                                              capsys) -> None:
+    folder, csv_path = labelled_folder
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 10}\n')
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 2
+    err = capsys.readouterr().err
+    assert "saved no checkpoint" in err and "metrics.jsonl" in err
+
+
+@pytest.mark.parametrize("flags,message", [(["--lr", "1e300"], "lr must be at most 1e+30"),
+                                           (["--batch-size", "1000000"], "batch_size must be at most 4096"),
+                                           (["--segment-bars", "1000"], "segment_bars must be at most 64")])
+def test_values_beyond_any_use_are_refused_before_the_data(tmp_path: Path, capsys, flags, message) -> None:
+    """They failed with a traceback after the data loaded (the optimiser could not hold lr 1e300;
+    a million-segment batch asked for 31 GiB), or ran 600 times slower."""
+    argv = ["--datasets", "--generic-folder", str(tmp_path / "none"), "--generic-csv", str(tmp_path / "none.csv"),
+            "--out", str(tmp_path / "run"), *flags]
+    assert train.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_out_folder_that_cannot_be_written_is_refused_before_the_data(tmp_path: Path, capsys) -> None:
+    """A PermissionError traceback after all the data was read (minutes on POP909)."""
+    argv = ["--datasets", "--generic-folder", str(tmp_path / "none"), "--generic-csv", str(tmp_path / "none.csv"),
+            "--out", "/proc/emolive-run"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot write into /proc" in err and "Traceback" not in err
+
+
+def test_a_metrics_line_a_kill_cut_short_is_dropped_on_resume(labelled_folder, tmp_path: Path) -> None:
+    folder, csv_path = labelled_folder
+    argv = tiny_args(folder, csv_path, tmp_path, 4) + ["--eval-every", "2"]
+    assert train.main(argv) == 0
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    whole = metrics.read_text()
+    metrics.write_text(whole[: len(whole) - 10])  # the last record cut off
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 6) + ["--eval-every", "2", "--resume", "true"]) == 0
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]  # every line whole
+    assert records[-1]["step"] == 6
+
+
+def test_a_resume_may_find_a_generic_folder_moved(labelled_folder, tmp_path: Path) -> None:
+    import shutil
+
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    shutil.copy(csv_path, moved / "labels.csv")
+    assert train.main(tiny_args(moved, moved / "labels.csv", tmp_path, 4) + ["--resume", "true"]) == 0
