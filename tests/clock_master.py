@@ -13,7 +13,9 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from emolive.sync import CLOCK, START, TICKS_PER_QUARTER, ClockSync, step_seconds
+from emolive.clock_follower import CLOCK, START, TICKS_PER_QUARTER
+from emolive.phase_lock import step_seconds
+from emolive.sync import ClockSync
 
 SAMPLE_RATE = 48_000
 

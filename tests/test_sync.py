@@ -6,8 +6,10 @@ import random
 
 import pytest
 
-from emolive.sync import (CLOCK, CONTINUE, MAX_BPM, MIN_BPM, SONG_POSITION, START, STOP, ClockFollower, MessageClock,
-                          PhaseLock, SyncUpdate)
+from emolive.clock_follower import (CLOCK, CONTINUE, MAX_BPM, MIN_BPM, SONG_POSITION, START, STOP, ClockFollower,
+                                    SyncUpdate)
+from emolive.phase_lock import PhaseLock
+from emolive.sync import MessageClock
 from emolive.tick_line import JitterBand, TickLine
 from tests.clock_master import SAMPLE_RATE, delivered, follow, tick_times
 

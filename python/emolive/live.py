@@ -22,7 +22,8 @@ from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
-from emolive.sync import STOP, ClockSync, MessageClock
+from emolive.clock_follower import STOP
+from emolive.sync import ClockSync, MessageClock
 from emolive.terminal import Keyboard, StatusLine
 
 POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and stats (seconds)
