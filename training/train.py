@@ -248,6 +248,9 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     resumed = read_run(out) if cfg.resume else None  # read before any data, once
     if resumed is not None:
         cfg = _resumed_config(resumed, cfg.to_dict() if given is None else given)
+        if resumed["iter_num"] >= cfg.max_steps:  # said before the data loads, nothing changed
+            raise DataError(f"--resume true: {out} is at step {resumed['iter_num']} already, not "
+                            f"below --max-steps {cfg.max_steps}: give a larger --max-steps to go on")
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     init = read_init_from(cfg) if cfg.init_from and not cfg.resume else None  # resumed: its own

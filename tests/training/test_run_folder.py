@@ -241,3 +241,15 @@ def test_a_resume_may_find_a_generic_folder_moved(labelled_folder, tmp_path: Pat
     shutil.copytree(folder, moved)
     shutil.copy(csv_path, moved / "labels.csv")
     assert train.main(tiny_args(moved, moved / "labels.csv", tmp_path, 4) + ["--resume", "true"]) == 0
+
+
+def test_resuming_to_a_step_already_reached_is_said_before_the_data(labelled_folder, tmp_path: Path, capsys) -> None:
+    """It read all the data, trained nothing, exited 0 and rewrote config.json with the smaller
+    max_steps, which no longer matched the checkpoint."""
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 4)) == 0
+    config_before = (tmp_path / "run" / "config.json").read_text()
+    capsys.readouterr()
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 3) + ["--resume", "true"]) == 2
+    assert "at step 4 already" in capsys.readouterr().err
+    assert (tmp_path / "run" / "config.json").read_text() == config_before
