@@ -4,6 +4,7 @@ python-rtmidi input port, as a DAW would receive it."""
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -208,3 +209,20 @@ def test_jack_server_loss_is_reported_and_close_does_not_crash(
     assert report["port_error"] and "disappeared" in report["port_error"]
     assert report["sounding"] == 0
     assert report["close_s"] < 2.0
+
+
+def test_opening_and_closing_a_port_leaves_the_threads_signal_mask_as_it_was(receiver: Sink,
+                                                                          tiny_model_dir: Path) -> None:
+    """With the stop signals held around the whole port opening, libjack later left SIGINT,
+    SIGTERM and SIGHUP blocked on the thread that closed the engine (Python's main thread: its
+    Ctrl-C did nothing, nor in the programs it started; 20 CLI tests failed in CI)."""
+    import signal
+
+    stop = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # (libjack blocks SIGPIPE itself)
+    assert not stop & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    for kwargs in ({"port": "TEST-RECEIVER"}, {"virtual": f"mask-{os.getpid()}"}):
+        engine = Engine(model=tiny_model_dir, **kwargs)
+        engine.play("happy")
+        time.sleep(0.3)
+        engine.close()
+        assert not stop & signal.pthread_sigmask(signal.SIG_BLOCK, []), kwargs

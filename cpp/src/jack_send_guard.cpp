@@ -1,7 +1,6 @@
 #include "jack_send_guard.hpp"
 
 #include "emolive/midi_out.hpp"
-#include "stop_signal_hold.hpp"
 
 #ifdef EMOLIVE_HAVE_JACK
 #include <jack/jack.h>
@@ -29,14 +28,12 @@ void silence_libjack_messages() {
 }
 
 JackConnections::JackConnections() {
-  const StopSignalHold hold;
   jack_status_t status;
   client_ = jack_client_open("emolive-watch", JackNoStartServer, &status);
 }
 
 JackConnections::~JackConnections() {
   if (!client_) return;
-  const StopSignalHold hold;
   // libjack crashes closing a client of a server that has gone: such a client is left.
   if (jack_server_running()) jack_client_close(static_cast<jack_client_t*>(client_));
 }

@@ -346,52 +346,61 @@ std::vector<std::string> list_output_ports() {
   return names;
 }
 
+// Neither opener holds the stop signals (StopSignalHold) around its client: a port opened so
+// left SIGINT, SIGTERM and SIGHUP blocked on the thread that later closed it (Python's main
+// thread: Ctrl-C did nothing there, nor in the programs it started). Only the short-lived
+// listing clients, opened and closed within one hold, are held (source_port_names).
 std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name) {
-  const StopSignalHold hold;  // libjack's exchanges with the server are not interrupted
-  OpenedApi api = open_first_api(client_name);
-  std::vector<std::string> names;
-  const unsigned count = api.out->getPortCount();
-  for (unsigned i = 0; i < count; ++i) names.push_back(api.out->getPortName(i));
-  const int index = choose(names);
-  if (index == -1) return nullptr;
-  if (index < 0 || unsigned(index) >= count) {
-    throw PortError("MIDI output port index " + std::to_string(index) + " is out of range (" +
-                    std::to_string(count) + " ports)");
-  }
-  const std::string& name = names[size_t(index)];
-  api.sink->reset();
-  api.out->openPort(unsigned(index), "out");
-  if (api.sink->failed) {
-    throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text());
+  OpenedApi api;
+  std::string name;
+  {
+    api = open_first_api(client_name);
+    std::vector<std::string> names;
+    const unsigned count = api.out->getPortCount();
+    for (unsigned i = 0; i < count; ++i) names.push_back(api.out->getPortName(i));
+    const int index = choose(names);
+    if (index == -1) return nullptr;
+    if (index < 0 || unsigned(index) >= count) {
+      throw PortError("MIDI output port index " + std::to_string(index) + " is out of range (" +
+                      std::to_string(count) + " ports)");
+    }
+    name = names[size_t(index)];
+    api.sink->reset();
+    api.out->openPort(unsigned(index), "out");
+    if (api.sink->failed) {
+      throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text());
+    }
   }
   return std::make_unique<RtMidiOutput>(std::move(api), name, client_name);
 }
 
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
-  const StopSignalHold hold;  // libjack's exchanges with the server are not interrupted
-  OpenedApi api = open_first_api(name);
-  if (api.name == "winmm") {
-    throw PortError("virtual MIDI ports are not supported on Windows; install a loopback driver "
-                    "such as loopMIDI and pass its port name as port=...");
-  }
-  if (virtual_port_listed(source_port_names(api.id), name)) {
-    throw PortError("a MIDI port named '" + name + "' is already open (another emolive, or another "
-                    "program): give the virtual port another name");
-  }
-  api.sink->reset();
-  api.out->openVirtualPort(name);
-  if (api.sink->failed) {
-    throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text() + "\n" +
-                    backend_setup_hint());
-  }
-  // JACK gives a client whose name is taken another one ("NAME-01"), so the port a DAW sees is
-  // not "NAME:NAME" when another program (a synth, say) already has a client called NAME.
-  // Refused (api.out's destructor closes the port and client): the banner would name a port
-  // that is not there.
-  if (api.id == RtMidi::UNIX_JACK && !virtual_port_listed(source_port_names(api.id), name)) {
-    throw PortError("a JACK client named '" + name + "' is already open (another program), so "
-                    "the port would be '" + name + "-01:" + name + "': give the virtual port "
-                    "another name");
+  OpenedApi api;
+  {
+    api = open_first_api(name);
+    if (api.name == "winmm") {
+      throw PortError("virtual MIDI ports are not supported on Windows; install a loopback driver "
+                      "such as loopMIDI and pass its port name as port=...");
+    }
+    if (virtual_port_listed(source_port_names(api.id), name)) {
+      throw PortError("a MIDI port named '" + name + "' is already open (another emolive, or "
+                      "another program): give the virtual port another name");
+    }
+    api.sink->reset();
+    api.out->openVirtualPort(name);
+    if (api.sink->failed) {
+      throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text() +
+                      "\n" + backend_setup_hint());
+    }
+    // JACK gives a client whose name is taken another one ("NAME-01"), so the port a DAW sees
+    // is not "NAME:NAME" when another program (a synth, say) already has a client called NAME.
+    // Refused (api.out's destructor closes the port and client): the banner would name a port
+    // that is not there.
+    if (api.id == RtMidi::UNIX_JACK && !virtual_port_listed(source_port_names(api.id), name)) {
+      throw PortError("a JACK client named '" + name + "' is already open (another program), so "
+                      "the port would be '" + name + "-01:" + name + "': give the virtual port "
+                      "another name");
+    }
   }
   return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)");
 }
