@@ -210,7 +210,7 @@ class ClockFollower:
         k ticks were lost before them (k < 0: counted twice). 0 otherwise, and always while
         the tolerance is over a quarter of a tick (a JACK period near a tick interval), where
         any offset fits some k."""
-        interval_s = self._line.interval_s() if self._line.count > self.min_ticks else None
+        interval_s = self._steady_interval_s()
         tolerance_s = self._tolerance_s()
         if interval_s is None or tolerance_s > interval_s / 4.0:  # jitter near a tick: any shift fits
             return 0
@@ -230,7 +230,7 @@ class ClockFollower:
         known = len(self._band) >= RECENT_TICKS
         self._band.add_tick(index, time_s, clip_s=2.0 * self._tolerance_s() if known else math.inf)
         line = self._line
-        expected_s = line.time_at(index) if line.count > self.min_ticks else None
+        expected_s = self._expected_s(index)
         self._last_fitted = True
         if self._settling:
             self._settling -= 1
@@ -250,9 +250,17 @@ class ClockFollower:
                 self._restart_line()
             else:  # at most the tolerance: a drift that has not yet left the line cannot widen it much
                 self._from_line.add(min(abs(distance_s), tolerance_s))
-        interval_s = line.interval_s()
-        if interval_s is not None and line.count > self.min_ticks:
+        interval_s = self._steady_interval_s()
+        if interval_s is not None:
             self._bpm = min(MAX_BPM, max(MIN_BPM, 60.0 / (TICKS_PER_QUARTER * interval_s)))
+
+    def _steady_interval_s(self) -> float | None:
+        """The line's seconds per tick once it has more than ``min_ticks`` ticks, else None."""
+        return self._line.interval_s() if self._line.count > self.min_ticks else None
+
+    def _expected_s(self, index: int) -> float | None:
+        """The line's time of tick ``index`` once it has more than ``min_ticks`` ticks."""
+        return self._line.time_at(index) if self._line.count > self.min_ticks else None
 
     def _tolerance_s(self) -> float:
         """How far from the line a tick may fall and still be on it (seconds)."""
@@ -300,7 +308,7 @@ class ClockFollower:
         while there is no line."""
         with self._lock:
             index, time_s = self._recent[-1] if self._recent else (0, 0.0)
-            expected_s = self._line.time_at(index) if self._line.count > self.min_ticks else None
+            expected_s = self._expected_s(index)
             return time_s if expected_s is None else expected_s
 
     def _count_lost_ticks(self, gap_s: float) -> None:
@@ -310,7 +318,7 @@ class ClockFollower:
         when the next gap is one interval again: the tick before it moves k - 1 places on.
         Only while the jitter is well below an interval: with more (a JACK period near a tick
         interval) a late tick cannot be told from a lost one."""
-        interval_s = self._line.interval_s() if self._line.count > self.min_ticks else None
+        interval_s = self._steady_interval_s()
         jitter_known = len(self._band) >= RECENT_TICKS  # else a period's gaps pass for losses
         if interval_s is None or not jitter_known or self._tolerance_s() > LOST_TICK_TOLERANCE * interval_s:
             self._suspect_lost = 0
