@@ -75,6 +75,10 @@ class SimEngine:
                 self.step_bpm = self.bpm
                 self.step_left_s = step_seconds(self.step_bpm)
 
+    @property
+    def is_playing(self) -> bool:
+        return self.playing
+
     def set_bpm(self, bpm: float) -> None:
         self.bpm = bpm
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,7 +12,10 @@ from emolive.clock_follower import (CLOCK, CONTINUE, MAX_BPM, MIN_BPM, SONG_POSI
 from emolive.phase_lock import PhaseLock
 from emolive.sync import MessageClock
 from emolive.tick_line import JitterBand, TickLine
-from tests.clock_master import SAMPLE_RATE, delivered, follow, tick_times
+from tests.clock_master import SAMPLE_RATE, SimEngine, delivered, follow, tick_times
+
+if TYPE_CHECKING:
+    from emolive.live import Session
 
 
 def _ticks(follower: ClockFollower, bpm: float, beats: float, start_s: float, jitter_s: float = 0.0,
@@ -344,6 +348,22 @@ def test_a_stall_that_delivers_ticks_late_at_once_does_not_bend_the_tempo() -> N
 
 
 @pytest.mark.parametrize("period_frames", [64, 1024])
+def test_a_stall_before_the_jitter_is_known_does_not_bend_the_first_line(period_frames: int) -> None:
+    """A loaded machine held the master's ticks 3-14 for 0.3 s at the start and delivered them
+    with tick 15 (seen through JACK in the CLI test). They went into the first line and the
+    band: a 100 BPM master read 147 BPM, the engine ran half a beat ahead for 10 s, and the
+    widened band hid the master's change to 150 BPM for 10 beats."""
+    times = tick_times([(5, 100.0), (8, 150.0)])
+    stamps = delivered(times, period_frames, seed=4)
+    stamps[3:15] = [stamps[15]] * 12
+    followed = follow(times, stamps, start_bpm=120.0)
+    slack = 0.005 if period_frames == 64 else 0.025  # a 1024-frame period is almost a tick
+    assert all(abs(b - 100.0) < slack * 100.0 for b in followed.bpm[24:5 * 24])
+    assert all(abs(b - 150.0) < 2 * slack * 150.0 for b in followed.bpm[6 * 24:])
+    assert max(abs(e) for e in followed.error_ticks[36:5 * 24]) < (0.5 if period_frames == 64 else 1.5)
+
+
+@pytest.mark.parametrize("period_frames", [64, 1024])
 def test_ticks_lost_for_a_while_are_counted_when_the_clock_comes_back_on_the_beat(period_frames: int) -> None:
     """A pulled cable for 5 s (the master plays on; its ticks are lost): the ticks come back on
     the master's beat, 240 ticks on, and are counted (with a period's jitter it is taken for a
@@ -463,17 +483,7 @@ def test_a_master_lost_while_emolive_waits_for_its_bar_line_is_followed_afresh_w
     """The --sync port went while emolive waited for the master's bar line after a mid-bar
     Continue: no Stop was fed (nothing played yet), so the master still counted as running and
     its next Start was ignored as a repeat (emolive then started 2.6 beats off the master)."""
-    import argparse
-
-    from emolive.live import Session
-    from tests.clock_master import SimEngine
-
-    engine = SimEngine()
-    engine.stats = lambda: {"bpm": engine.bpm}  # type: ignore[attr-defined]
-    args = argparse.Namespace(sync="master", control_port=None, glide_bars=1.0, valence_cc=20, arousal_cc=21,
-                              control_channel=None, morph_to=None)
-    session = Session(engine, args, (1.0, 0.0, 0.0, 0.0))
-    session.start = engine.start  # type: ignore[method-assign]
+    engine, session = synced_session()
     feed = session.sync.feed
     feed(bytes([SONG_POSITION, 20, 0]), 0.0)  # a beat into bar 2
     feed(bytes([CONTINUE]), 0.0)
@@ -485,3 +495,39 @@ def test_a_master_lost_while_emolive_waits_for_its_bar_line_is_followed_afresh_w
     feed(bytes([START]), 1.0)
     feed(bytes([CLOCK]), 1.02)
     assert engine.playing and session.sync.follower.ticks_since_start == 0  # started on its first beat
+
+
+def synced_session() -> tuple[SimEngine, Session]:
+    """A live ``--sync master`` session driving a simulated engine."""
+    import argparse
+
+    from emolive.live import Session
+
+    engine = SimEngine()
+    engine.stats = lambda: {"bpm": engine.bpm}  # type: ignore[attr-defined]
+    args = argparse.Namespace(sync="master", control_port=None, glide_bars=1.0, valence_cc=20, arousal_cc=21,
+                              control_channel=None, morph_to=None)
+    session = Session(engine, args, (1.0, 0.0, 0.0, 0.0))
+    session.start = engine.start  # type: ignore[method-assign]
+    return engine, session
+
+
+def test_the_status_line_shows_the_masters_tempo_not_the_phase_locks_nudge() -> None:
+    """Started at 120 BPM by a 100 BPM master, the engine is nudged up to 4 % off 100 to catch
+    the master's beat; the status line showed that (96-104 BPM) instead of the master's tempo."""
+    import io
+
+    from emolive.terminal import StatusLine
+
+    engine, session = synced_session()
+    session.status = StatusLine(io.StringIO())
+    times = tick_times([(4, 100.0)])
+    session.sync.feed(bytes([START]), -0.001)
+    for time_s in times:
+        engine.advance(time_s)
+        session.sync.feed(bytes([CLOCK]), time_s)
+    assert abs(engine.bpm - 100.0) > 0.5  # nudged: the first ticks played at 120 BPM put it ahead
+    stats = {"emotion": (1.0, 0.0, 0.0, 0.0), "bar": 1, "bpm": engine.bpm, "temperature": 1.0, "notes_sent": 0,
+             "late_notes": 0, "max_lateness_us": 0.0}
+    session.show(stats)
+    assert " | 100.0 BPM | " in session.status._stream.getvalue()

@@ -35,6 +35,7 @@ Reported tempos: a change of 1 BPM or more at once, smaller refinements at most 
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ RECENT_TICKS = 12  # ticks kept for restarting the line; also the jitter band's 
 SETTLE_TICKS = 48  # a new line after a pause (or, with a tick of jitter, a change) fits 2 beats of ticks
 BURST_S = 0.001  # ticks this close after a gap were held up and are delivered in a rush ...
 BURST_TICKS = 3  # ... if there are this many (two share a JACK period near a tick interval)
+HOLD_UP = 3.0  # a delivery this many usual gaps after the one before was held up
 RUN_TICKS = 24  # how far back a tempo change's run of ticks off the line is looked for
 LINE_TICKS = 4 * 96  # the line's window: 4 bars (a slow ramp's tempo lags by about 2 bars of it)
 LOST_TICK_TOLERANCE = 0.2  # a gap within 0.2 intervals of a whole number of intervals
@@ -92,6 +94,8 @@ class ClockFollower:
         self._from_line = JitterBand(quantile=0.9)
         self._off_line: deque[float] = deque(maxlen=RUN_TICKS)  # signed distances of the last ticks
         self._suspect_lost = 0  # ticks the last gap may have lost (confirmed by the next gap)
+        self._delivery_gaps: deque[float] = deque(maxlen=RECENT_TICKS)  # seconds between deliveries
+        self._held_group = False  # the ticks delivered with the last one were held up
         self._after_gap = 0  # ticks since a gap longer than gap_s, while they are being judged
         self._settling = 0  # ticks the line still fits whatever their distance (after a pause)
         self.lost_ticks = 0  # ticks found lost so far
@@ -156,6 +160,9 @@ class ClockFollower:
 
     def _tick(self, time_s: float) -> None:
         gap_s = time_s - self._recent[-1][1] if self._recent else 0.0
+        if gap_s >= BURST_S:  # the first tick of a delivery (one JACK period's ticks, or a held-up group)
+            self._held_group = self._was_held_up(gap_s)
+            self._delivery_gaps.append(gap_s)
         if self._after_gap:
             self._judge_gap(time_s, gap_s)
         if gap_s > self.gap_s:
@@ -174,6 +181,13 @@ class ClockFollower:
             self._position += 1
         self._ticks_since_report += 1
         self._fit(index, time_s)
+
+    def _was_held_up(self, gap_s: float) -> bool:
+        """A delivery came ``gap_s`` after the one before: held up when that is HOLD_UP times the
+        usual gap between deliveries (a tick interval, or a JACK period when that is longer)."""
+        if len(self._delivery_gaps) < 2:
+            return False
+        return gap_s > HOLD_UP * statistics.median(self._delivery_gaps)
 
     def _judge_gap(self, time_s: float, gap_s: float) -> None:
         """A tick while the ticks after a gap longer than ``gap_s`` are judged (each was taken
@@ -227,6 +241,7 @@ class ClockFollower:
 
     def _fit(self, index: int, time_s: float) -> None:
         """Put the tick on the line, or declare a tempo change; then re-estimate the tempo."""
+        self._take_back_held_tick(time_s)
         known = len(self._band) >= RECENT_TICKS
         self._band.add_tick(index, time_s, clip_s=2.0 * self._tolerance_s() if known else math.inf)
         line = self._line
@@ -253,6 +268,22 @@ class ClockFollower:
         interval_s = self._steady_interval_s()
         if interval_s is not None:
             self._bpm = min(MAX_BPM, max(MIN_BPM, 60.0 / (TICKS_PER_QUARTER * interval_s)))
+
+    def _take_back_held_tick(self, time_s: float) -> None:
+        """In a group of ticks held up and then delivered at once, all but the last are late by
+        up to the hold-up: neither on the line nor jitter. So when a tick comes with the one
+        before it in such a group, that one is taken back from the line and the band. (A stall
+        before the jitter was known put 12 held ticks into the first line: a 100 BPM master
+        read 147 BPM, the engine ran half a beat ahead for 10 s, and the band they widened hid
+        a change to 150 BPM.) Ticks sharing a large JACK period are not held up: each is late
+        by less than the period, and the line needs them all."""
+        if not self._held_group or len(self._recent) < 2:
+            return
+        previous = self._recent[-2]
+        if time_s - previous[1] < BURST_S:
+            self._band.take_back_last()
+            if self._line.last == previous:
+                self._line.remove_last()
 
     def _steady_interval_s(self) -> float | None:
         """The line's seconds per tick once it has more than ``min_ticks`` ticks, else None."""

@@ -246,7 +246,10 @@ class Session:
             self.status.show(prompt, keep_end=True)
         else:
             playing = self.engine.is_playing
-            waiting = not playing and self.sync.follower.waiting_for_bar_line
+            follower = self.sync.follower
+            waiting = not playing and follower.waiting_for_bar_line
+            if follower.bpm is not None:  # synced: the master's tempo, not the phase lock's nudge of it
+                stats = dict(stats, bpm=follower.bpm)
             self.status.show(status_text(stats, playing, waiting_for_bar_line=waiting))
 
 

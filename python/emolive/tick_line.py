@@ -91,6 +91,16 @@ class LineWindow:
         self._points.append((index, time_s))
         self._line.add(index, time_s)
 
+    @property
+    def last(self) -> tuple[int, float] | None:
+        """The last point added (and not removed), or None."""
+        return self._points[-1] if self._points else None
+
+    def remove_last(self) -> None:
+        """Take back the last point (the window holds one point fewer until the next comes)."""
+        if self._points:
+            self._line.remove(*self._points.pop())
+
     def move_last(self, index: int) -> None:
         """The last point's index was wrong (ticks were lost before it)."""
         if self._points:
@@ -121,6 +131,7 @@ class JitterBand:
         self.quantile = quantile
         self.min_local = min_local
         self._local = LineWindow(local)
+        self._last_measured = False  # the last add_tick added a distance
         self._order: deque[float] = deque()  # distances in arrival order
         self._sorted: list[float] = []
 
@@ -129,9 +140,18 @@ class JitterBand:
         ``clip_s`` (so that a burst of ticks delivered at once widens the band step by step, not
         at a stroke), then the tick into that line."""
         expected_s = self._local.time_at(index) if self._local.count >= self.min_local else None
-        if expected_s is not None:
+        self._last_measured = expected_s is not None
+        if self._last_measured:
             self.add(min(abs(time_s - expected_s), clip_s))
         self._local.add(index, time_s)
+
+    def take_back_last(self) -> None:
+        """Undo the last :meth:`add_tick` (a tick that was held up: its lateness is not jitter)."""
+        if self._last_measured:
+            old = self._order.pop()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+            self._last_measured = False
+        self._local.remove_last()
 
     def move_last_tick(self, index: int) -> None:
         """The last tick's index was wrong (ticks were lost before it)."""
