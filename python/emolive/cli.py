@@ -101,7 +101,7 @@ def _run_training(command: str, args: list[str]) -> int:
 
 
 def _port_listing() -> str:
-    from emolive.engine import NO_RTMIDI, rtmidi_available
+    from emolive.outputs import NO_RTMIDI, rtmidi_available
 
     if not rtmidi_available():
         return f"no MIDI ports: {NO_RTMIDI}"

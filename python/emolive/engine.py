@@ -1,27 +1,27 @@
-"""The Python face of the native engine: ``Engine``, ``list_ports``, ``find_port``.
+"""The Python face of the native engine: ``Engine``, and the model it loads.
 
-Arguments are checked here (wrong type -> ``TypeError``, bad value -> ``ValueError``) so that
-users get plain messages; the C++ engine (``emolive._core``) checks again. Long calls release
-the GIL. See docs/engine.md for threads, timing and the streaming policy.
+Arguments are checked first (:mod:`emolive.arguments`: wrong type -> ``TypeError``, bad value
+-> ``ValueError``) so that users get plain messages; the C++ engine (``emolive._core``) checks
+again. Output ports are matched and opened by :mod:`emolive.outputs` (``list_ports`` and
+``find_port`` are re-exported here), MIDI files are made by :mod:`emolive.files`. Long calls
+release the GIL. See docs/engine.md for threads, timing and the streaming policy.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import math
-import numbers
 import os
-import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emolive import _core
-from emolive._quiet import quiet_c_stderr
-from emolive.emotions import EmotionLike, Weights, as_float, is_number, parse_emotion
-from emolive.ports import describe_ports, port_matches
+from emolive import arguments as check
+from emolive.arguments import MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR
+from emolive.emotions import EmotionLike, Weights, parse_emotion
+from emolive.outputs import PortError, find_port, list_ports, open_output
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask, transposition
 
 if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads neither
@@ -30,79 +30,10 @@ if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads nei
 
 EngineError = _core.EngineError
 ModelError = _core.ModelError
-PortError = _core.PortError
 
-STEPS_PER_BEAT = 4  # the model's grid: 16th notes
-STEPS_PER_BAR = 16  # 4/4
-TICKS_PER_BEAT = 480  # MIDI files written by generate()
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
-MAX_GENERATE_BARS = 100_000  # per generate() call, and in all (count x bars) per generate_many()
-MAX_GENERATE_COUNT = 10_000  # pieces per generate_many() call
-
-
-# --- argument checks -------------------------------------------------------------------------
-
-def _number(name: str, value: Any, low: float, high: float) -> float:
-    """``value`` as a float in low..high; any real number (numpy's too), not a bool."""
-    if not is_number(value):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    number = as_float(value)  # 10**400 -> inf, refused below
-    if not math.isfinite(number) or not low <= number <= high:
-        raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
-    return number
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    """``value`` as an int in low..high; any integer (numpy's too), not a bool."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in {low}..{high}, got {value}")
-    return int(value)
-
-
-def _bars_to_steps(bars: Any, name: str = "bars") -> int:
-    """Bars (a non-negative number, fractions allowed) as whole 16th steps; errors say ``name``."""
-    return round(_number(name, bars, 0.0, 10_000.0) * STEPS_PER_BAR)
-
-
-def _seed(value: Any) -> int:
-    if value is None:
-        return random.SystemRandom().getrandbits(63)
-    return _integer("seed", value, 0, 2**64 - 1)
-
-
-def _offline_arguments(bars: Any, emotion: EmotionLike, morph_to: EmotionLike | None,
-                       morph_bars: Any) -> tuple[int, Weights, Weights | None, int]:
-    """generate()'s checked arguments: (bars, start weights, glide target or None, glide steps)."""
-    bars = _integer("bars", bars, 1, MAX_GENERATE_BARS)
-    weights = parse_emotion(emotion)
-    target = None if morph_to is None else parse_emotion(morph_to)
-    if morph_bars is not None and morph_to is None:
-        raise ValueError("morph_bars needs morph_to")
-    glide = bars * STEPS_PER_BAR if morph_bars is None else _bars_to_steps(morph_bars, "morph_bars")
-    return bars, weights, target, glide
-
-
-def _numpy_loaded() -> None:
-    """Import numpy here, in Python, before a call whose result the native module returns as
-    numpy arrays. Else its first such call imports numpy from C++ with the GIL let go, and a
-    program that exits meanwhile, this call being on a daemon thread, is aborted instead
-    (CPython ends the thread by unwinding through C++ frames that cannot be unwound)."""
-    import numpy  # noqa: F401  (live play never loads numpy; offline generation needs it)
-
-
-def _seed_list(seeds: Any, count: int, engine_seed: int) -> list[int]:
-    """generate_many()'s seeds: ``count`` integers 0..2**64-1; None: engine_seed + i."""
-    if seeds is None:
-        return [(engine_seed + i) % 2**64 for i in range(count)]
-    if hasattr(seeds, "tolist"):  # a numpy array
-        seeds = seeds.tolist()
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
-        raise TypeError(f"seeds must be a sequence of integers or None, not {type(seeds).__name__}")
-    if len(seeds) != count:
-        raise ValueError(f"seeds must give one seed per piece: count is {count}, got {len(seeds)} seeds")
-    return [_integer(f"seeds[{i}]", seed, 0, 2**64 - 1) for i, seed in enumerate(seeds)]
+__all__ = ["Engine", "EngineError", "ModelError", "PortError", "find_port", "list_ports", "load_model",
+           "onnxruntime_library", "DEFAULT_MODEL_DIR", "MAX_GENERATE_BARS", "MAX_GENERATE_COUNT"]
 
 
 # --- ONNX Runtime and models -----------------------------------------------------------------
@@ -143,6 +74,14 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
     return _core.Model(str(path), onnxruntime_library())  # refuses NaN weights too
 
 
+def _numpy_loaded() -> None:
+    """Import numpy here, in Python, before a call whose result the native module returns as
+    numpy arrays. Else its first such call imports numpy from C++ with the GIL let go, and a
+    program that exits meanwhile, this call being on a daemon thread, is aborted instead
+    (CPython ends the thread by unwinding through C++ frames that cannot be unwound)."""
+    import numpy  # noqa: F401  (live play never loads numpy; offline generation needs it)
+
+
 def _return_freed_heap() -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
     nothing). Loading a model frees the ONNX files' bytes and the graph optimiser's scratch
@@ -156,84 +95,6 @@ def _return_freed_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (AttributeError, OSError, TypeError):  # not glibc (macOS, musl) or not POSIX
         pass
-
-
-# --- ports -----------------------------------------------------------------------------------
-
-def list_ports() -> list[str]:
-    """Names of the MIDI output ports (RtMidi: JACK/ALSA/CoreMIDI/WinMM); empty without a backend.
-
-    The API is ``EMOLIVE_MIDI_API`` (alsa|jack|core|winmm) if set, else the first that opens.
-    """
-    with quiet_c_stderr():
-        return list(_core.list_ports())
-
-
-def find_port(query: str | int) -> int:
-    """Index of an output port: exact name, then case-insensitive substring, then index (a
-    string of digits); an ``int`` is taken as the index itself.
-
-    Raises ``PortError`` listing the available ports (and how to get one) when nothing matches
-    or a substring matches several ports.
-    """
-    _check_port_query(query)
-    return _match_port(query, list_ports())[0]
-
-
-#: Why no port can be opened in a build without RtMidi (PortError, and `emolive --list-ports`).
-NO_RTMIDI = ("emolive was built without RtMidi, so no MIDI port can be opened; install "
-             "librtmidi-dev (Debian/Ubuntu) and reinstall emolive")
-
-
-def rtmidi_available() -> bool:
-    """Whether this build can open MIDI ports (it was built with RtMidi)."""
-    return bool(_core.rtmidi_available())
-
-
-def _check_port_query(query: object) -> None:
-    if isinstance(query, bool) or not isinstance(query, (str, numbers.Integral)):
-        raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
-    if not _core.rtmidi_available():
-        raise PortError(NO_RTMIDI)
-
-
-def _open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str | None]:
-    """The engine's ``_core.Output`` and the name of its port: a virtual port, the output
-    port ``port`` matches (listed and opened by one MIDI client), or no output."""
-    if virtual is not None or port is None:
-        with quiet_c_stderr():
-            return _core.open_output(virtual_name=virtual or ""), virtual
-    chosen: dict[str, Any] = {}
-
-    def choose(names: list[str]) -> int:
-        try:
-            chosen["index"], chosen["name"] = _match_port(port, names)
-        except PortError as err:  # raised below, once the client is closed
-            chosen["error"] = err
-            return -1
-        return int(chosen["index"])
-
-    with quiet_c_stderr():
-        output = _core.open_output(choose)
-    if output is None:
-        raise chosen["error"]
-    return output, chosen["name"]
-
-
-def _match_port(query: str | int, names: list[str]) -> tuple[int, str]:
-    """``find_port``'s (index, name) among ``names`` (emolive.ports.port_matches)."""
-    hits = port_matches(names, query)
-    described = describe_ports(names, "MIDI output")
-    if len(hits) == 1:
-        return hits[0], names[hits[0]]
-    if hits:
-        raise PortError(f"MIDI port {query.strip()!r} is ambiguous: it matches "  # type: ignore[union-attr]
-                        f"{', '.join(repr(names[i]) for i in hits)}; {described}")
-    if isinstance(query, numbers.Integral):
-        raise PortError(f"MIDI output port index {query} is out of range; {described}. "
-                        f"{_core.port_setup_hint()}")
-    raise PortError(f"no MIDI output port matches {query.strip()!r}; {described}. "
-                    f"{_core.port_setup_hint()}")
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -254,12 +115,12 @@ class Engine:
                  seed: int | None = None, program: int | None = None, temperature: float | None = None,
                  clock_out: bool = False, record: bool = False) -> None:
         self._core: Any = None
-        bpm = _number("bpm", bpm, 20.0, 400.0)
-        channel = _integer("channel", channel, 1, 16)
+        bpm = check.number("bpm", bpm, 20.0, 400.0)
+        channel = check.integer("channel", channel, 1, 16)
         if program is not None:
-            program = _integer("program", program, 1, 128)
+            program = check.integer("program", program, 1, 128)
         if temperature is not None:
-            temperature = _number("temperature", temperature, 0.05, 5.0)
+            temperature = check.number("temperature", temperature, 0.05, 5.0)
         for flag_name, flag in (("clock_out", clock_out), ("record", record)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{flag_name} must be True or False, not {type(flag).__name__}")
@@ -272,7 +133,7 @@ class Engine:
         if virtual is not None and sys.platform.startswith("win"):
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
-        self._seed = _seed(seed)
+        self._seed = check.seed_or_random(seed)
         if port is not None:
             find_port(port)  # a wrong port is reported before the model loads
         # The model loads before the output opens: with a JACK client already open while ONNX
@@ -282,7 +143,7 @@ class Engine:
         # Before the output maps JACK's segment (102 MB where it is locked), so that the peak
         # RSS does not hold both it and the heap freed by loading (4 MB).
         _return_freed_heap()
-        output, self._port_name = _open_output(port, virtual.strip() if virtual is not None else None)
+        output, self._port_name = open_output(port, virtual.strip() if virtual is not None else None)
         self._card: dict[str, Any] = json.loads(self._model.card_json)
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
             temperature = float(self._model.default_temperature)
@@ -347,19 +208,19 @@ class Engine:
 
     def set_emotion(self, emotion: EmotionLike, bars: float = 0) -> None:
         """Jump to ``emotion`` (bars=0) or glide there linearly over ``bars`` bars."""
-        self._core.set_emotion(parse_emotion(emotion), _bars_to_steps(bars))
+        self._core.set_emotion(parse_emotion(emotion), check.bars_to_steps(bars))
 
     def morph(self, a: EmotionLike, b: EmotionLike, bars: float = 4) -> None:
         """Set ``a`` now and glide to ``b`` over ``bars`` bars; starts playing if stopped."""
-        self._core.morph(parse_emotion(a), parse_emotion(b), _bars_to_steps(bars))
+        self._core.morph(parse_emotion(a), parse_emotion(b), check.bars_to_steps(bars))
 
     def set_bpm(self, bpm: float) -> None:
         """Tempo in beats per minute, 20..400; applies from the next 16th step."""
-        self._core.set_bpm(_number("bpm", bpm, 20.0, 400.0))
+        self._core.set_bpm(check.number("bpm", bpm, 20.0, 400.0))
 
     def set_temperature(self, temperature: float) -> None:
         """Onset sampling temperature, 0.05..5 (low: fewer, surer notes; high: more random)."""
-        self._core.set_temperature(_number("temperature", temperature, 0.05, 5.0))
+        self._core.set_temperature(check.number("temperature", temperature, 0.05, 5.0))
 
     def set_key(self, key: str | None, scale: str | None = None) -> None:
         """Play in ``key`` (e.g. ``"A"``); ``key=None`` goes back to no key and no lock.
@@ -380,7 +241,7 @@ class Engine:
     def set_walk_rate(self, bars: float) -> None:
         """How fast the latent walk moves: ``bars`` bars from one prior sample to the next
         (default 2; smaller changes the material faster). At least one 16th step."""
-        steps = round(_number("bars", bars, 1 / STEPS_PER_BAR, 10_000.0) * STEPS_PER_BAR)
+        steps = round(check.number("bars", bars, 1 / STEPS_PER_BAR, 10_000.0) * STEPS_PER_BAR)
         self._core.set_walk_rate(steps)  # at least one 16th step
 
     def stop(self) -> None:
@@ -455,8 +316,8 @@ class Engine:
         model runs (decoding through the model's batch step where it has one; docs/engine.md).
         ``seed`` None uses the engine's seed (so repeated calls agree). With ``morph_to`` the
         emotion glides there over ``morph_bars`` bars (default: all of them)."""
-        bars, weights, target, glide = _offline_arguments(bars, emotion, morph_to, morph_bars)
-        run_seed = self.seed if seed is None else _integer("seed", seed, 0, 2**64 - 1)
+        bars, weights, target, glide = check.offline_arguments(bars, emotion, morph_to, morph_bars)
+        run_seed = self.seed if seed is None else check.integer("seed", seed, 0, check.MAX_SEED)
         _numpy_loaded()
         events = self._core.generate(bars * STEPS_PER_BAR, weights, run_seed, target, glide)
         return self._to_midi(events, bars)
@@ -471,44 +332,18 @@ class Engine:
         batch step (the bundled one), else up to the float rounding of batched matrix products
         (docs/engine.md). ``seeds`` None: ``engine.seed + i`` for piece i, so piece 0 is
         ``generate(bars, emotion)``. ``count * bars`` is at most 100,000."""
-        count = _integer("count", count, 1, MAX_GENERATE_COUNT)
-        bars, weights, target, glide = _offline_arguments(bars, emotion, morph_to, morph_bars)
+        count = check.integer("count", count, 1, MAX_GENERATE_COUNT)
+        bars, weights, target, glide = check.offline_arguments(bars, emotion, morph_to, morph_bars)
         if count * bars > MAX_GENERATE_BARS:
             raise ValueError(f"count x bars must be at most {MAX_GENERATE_BARS} bars in all, got "
                              f"{count} x {bars} = {count * bars}; split the work over several calls")
-        run_seeds = _seed_list(seeds, count, self.seed)
+        run_seeds = check.seed_list(seeds, count, self.seed)
         _numpy_loaded()
         pieces = self._core.generate_many(bars * STEPS_PER_BAR, weights, run_seeds, target, glide)
         return [self._to_midi(events, bars) for events in pieces]
 
     def _to_midi(self, events: np.ndarray, bars: int) -> mido.MidiFile:
-        import mido
+        from emolive.files import midi_from_events
 
-        ticks_per_step = TICKS_PER_BEAT // STEPS_PER_BEAT
-        bpm = float(self._core.stats()["bpm"])
-        midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
-        track = mido.MidiTrack()
-        midi.tracks.append(track)
-        track.append(mido.MetaMessage("track_name", name=_track_name(str(self._card.get("name", "")))))
-        track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
-        track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
-        ch = self.channel - 1
-        if self.program is not None:
-            track.append(mido.Message("program_change", channel=ch, program=self.program - 1))
-        now = 0
-        for step, is_on, pitch, velocity in events.tolist():
-            tick = step * ticks_per_step
-            kind = "note_on" if is_on else "note_off"
-            # Values from the engine are in range (channel 0..15, note 21..108, velocity
-            # 0..127, time >= 0: events come in step order), so mido's checks are skipped.
-            track.append(mido.Message(kind, skip_checks=True, channel=ch, note=pitch,
-                                      velocity=velocity, time=tick - now))
-            now = tick
-        end = bars * STEPS_PER_BAR * ticks_per_step
-        track.append(mido.MetaMessage("end_of_track", time=max(0, end - now)))
-        return midi
-
-
-def _track_name(model_name: str) -> str:
-    """"emolive" and the model's name, once: "emolive-default" stays as it is."""
-    return model_name if model_name.startswith("emolive") else f"emolive {model_name}".strip()
+        return midi_from_events(events.tolist(), bars * STEPS_PER_BAR, float(self._core.stats()["bpm"]),
+                                self.channel, self.program, str(self._card.get("name", "")))

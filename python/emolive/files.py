@@ -207,6 +207,43 @@ def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:
     return Path(path)
 
 
+TICKS_PER_BEAT = 480  # MIDI files made from the engine's notes
+STEPS_PER_BEAT = 4  # the engine's steps are 16th notes
+
+
+def midi_from_events(events: list[list[int]], steps: int, bpm: float, channel: int, program: int | None,
+                     model_name: str) -> mido.MidiFile:
+    """The engine's notes as a one-track MIDI file of ``steps`` 16th steps (4/4) at ``bpm``.
+
+    ``events`` are ``[step, is_on, pitch, velocity]`` in step order, as the engine generates
+    them; ``channel`` is 1..16, ``program`` 1..128 (sent first) or None. The track is named
+    after the model."""
+    ticks_per_step = TICKS_PER_BEAT // STEPS_PER_BEAT
+    midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("track_name", name=_track_name(model_name)))
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
+    track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
+    if program is not None:
+        track.append(mido.Message("program_change", channel=channel - 1, program=program - 1))
+    now = 0  # ticks
+    for step, is_on, pitch, velocity in events:
+        tick = step * ticks_per_step
+        # Values from the engine are in range (note 21..108, velocity 0..127, time >= 0: events
+        # come in step order), so mido's checks are skipped.
+        track.append(mido.Message("note_on" if is_on else "note_off", skip_checks=True, channel=channel - 1,
+                                  note=pitch, velocity=velocity, time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(0, steps * ticks_per_step - now)))
+    return midi
+
+
+def _track_name(model_name: str) -> str:
+    """"emolive" and the model's name, once: "emolive-default" stays as it is."""
+    return model_name if model_name.startswith("emolive") else f"emolive {model_name}".strip()
+
+
 def note_spans(midi: mido.MidiFile) -> list[NoteSpan]:
     """Every note of ``midi`` (all tracks), paired note-on/note-off, in beats; sorted by start.
 

@@ -1,0 +1,77 @@
+"""Checks of the Python API's arguments, so that users get plain messages: a wrong type raises
+``TypeError``, a bad value ``ValueError``. The C++ engine checks again.
+
+Bars are counted on the model's grid: 16th-note steps, 4/4.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from emolive.emotions import EmotionLike, Weights, as_float, is_number, parse_emotion
+
+STEPS_PER_BEAT = 4  # the model's grid: 16th notes
+STEPS_PER_BAR = 16  # 4/4
+MAX_GENERATE_BARS = 100_000  # per generate() call, and in all (count x bars) per generate_many()
+MAX_GENERATE_COUNT = 10_000  # pieces per generate_many() call
+MAX_SEED = 2**64 - 1
+
+
+def number(name: str, value: Any, low: float, high: float) -> float:
+    """``value`` as a float in low..high; any real number (numpy's too), not a bool."""
+    if not is_number(value):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    checked = as_float(value)  # 10**400 -> inf, refused below
+    if not math.isfinite(checked) or not low <= checked <= high:
+        raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
+    return checked
+
+
+def integer(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an int in low..high; any integer (numpy's too), not a bool."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in {low}..{high}, got {value}")
+    return int(value)
+
+
+def bars_to_steps(bars: Any, name: str = "bars") -> int:
+    """Bars (a non-negative number, fractions allowed) as whole 16th steps; errors say ``name``."""
+    return round(number(name, bars, 0.0, 10_000.0) * STEPS_PER_BAR)
+
+
+def seed_or_random(value: Any) -> int:
+    """A seed 0..2**64-1; None: a random one."""
+    if value is None:
+        return random.SystemRandom().getrandbits(63)
+    return integer("seed", value, 0, MAX_SEED)
+
+
+def offline_arguments(bars: Any, emotion: EmotionLike, morph_to: EmotionLike | None,
+                      morph_bars: Any) -> tuple[int, Weights, Weights | None, int]:
+    """generate()'s checked arguments: (bars, start weights, glide target or None, glide steps)."""
+    bars = integer("bars", bars, 1, MAX_GENERATE_BARS)
+    weights = parse_emotion(emotion)
+    target = None if morph_to is None else parse_emotion(morph_to)
+    if morph_bars is not None and morph_to is None:
+        raise ValueError("morph_bars needs morph_to")
+    glide = bars * STEPS_PER_BAR if morph_bars is None else bars_to_steps(morph_bars, "morph_bars")
+    return bars, weights, target, glide
+
+
+def seed_list(seeds: Any, count: int, engine_seed: int) -> list[int]:
+    """generate_many()'s seeds: ``count`` integers 0..2**64-1; None: engine_seed + i."""
+    if seeds is None:
+        return [(engine_seed + i) % (MAX_SEED + 1) for i in range(count)]
+    if hasattr(seeds, "tolist"):  # a numpy array
+        seeds = seeds.tolist()
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
+        raise TypeError(f"seeds must be a sequence of integers or None, not {type(seeds).__name__}")
+    if len(seeds) != count:
+        raise ValueError(f"seeds must give one seed per piece: count is {count}, got {len(seeds)} seeds")
+    return [integer(f"seeds[{i}]", seed, 0, MAX_SEED) for i, seed in enumerate(seeds)]

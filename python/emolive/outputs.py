@@ -1,0 +1,92 @@
+"""MIDI output ports (where notes go): listed, matched and opened through the engine's RtMidi
+client, so that the command line and ``Engine`` agree on names. The matching rule is the one
+sendmidi uses (:func:`emolive.ports.port_matches`): exact name, then case-insensitive
+substring, then index. Input ports are in :mod:`emolive.ports`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from emolive import _core
+from emolive._quiet import quiet_c_stderr
+from emolive.ports import describe_ports, port_matches
+
+PortError = _core.PortError
+
+
+def list_ports() -> list[str]:
+    """Names of the MIDI output ports (RtMidi: JACK/ALSA/CoreMIDI/WinMM); empty without a backend.
+
+    The API is ``EMOLIVE_MIDI_API`` (alsa|jack|core|winmm) if set, else the first that opens.
+    """
+    with quiet_c_stderr():
+        return list(_core.list_ports())
+
+
+def find_port(query: str | int) -> int:
+    """Index of an output port: exact name, then case-insensitive substring, then index (a
+    string of digits); an ``int`` is taken as the index itself.
+
+    Raises ``PortError`` listing the available ports (and how to get one) when nothing matches
+    or a substring matches several ports.
+    """
+    check_port_query(query)
+    return match_port(query, list_ports())[0]
+
+
+#: Why no port can be opened in a build without RtMidi (PortError, and `emolive --list-ports`).
+NO_RTMIDI = ("emolive was built without RtMidi, so no MIDI port can be opened; install "
+             "librtmidi-dev (Debian/Ubuntu) and reinstall emolive")
+
+
+def rtmidi_available() -> bool:
+    """Whether this build can open MIDI ports (it was built with RtMidi)."""
+    return bool(_core.rtmidi_available())
+
+
+def check_port_query(query: object) -> None:
+    if isinstance(query, bool) or not isinstance(query, (str, numbers.Integral)):
+        raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
+    if not _core.rtmidi_available():
+        raise PortError(NO_RTMIDI)
+
+
+def open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str | None]:
+    """The engine's ``_core.Output`` and the name of its port: a virtual port, the output
+    port ``port`` matches (listed and opened by one MIDI client), or no output."""
+    if virtual is not None or port is None:
+        with quiet_c_stderr():
+            return _core.open_output(virtual_name=virtual or ""), virtual
+    chosen: dict[str, Any] = {}
+
+    def choose(names: list[str]) -> int:
+        try:
+            chosen["index"], chosen["name"] = match_port(port, names)
+        except PortError as err:  # raised below, once the client is closed
+            chosen["error"] = err
+            return -1
+        return int(chosen["index"])
+
+    with quiet_c_stderr():
+        output = _core.open_output(choose)
+    if output is None:
+        raise chosen["error"]
+    return output, chosen["name"]
+
+
+def match_port(query: str | int, names: list[str]) -> tuple[int, str]:
+    """``find_port``'s (index, name) among ``names`` (emolive.ports.port_matches)."""
+    hits = port_matches(names, query)
+    described = describe_ports(names, "MIDI output")
+    if len(hits) == 1:
+        return hits[0], names[hits[0]]
+    if hits:
+        raise PortError(f"MIDI port {query.strip()!r} is ambiguous: it matches "  # type: ignore[union-attr]
+                        f"{', '.join(repr(names[i]) for i in hits)}; {described}")
+    if isinstance(query, numbers.Integral):
+        raise PortError(f"MIDI output port index {query} is out of range; {described}. "
+                        f"{_core.port_setup_hint()}")
+    raise PortError(f"no MIDI output port matches {query.strip()!r}; {described}. "
+                    f"{_core.port_setup_hint()}")
