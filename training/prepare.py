@@ -65,6 +65,15 @@ def _content_digest(path: Path) -> str:
         return "unreadable"
 
 
+def data_fingerprint(prep: Prepared) -> str:
+    """What a run trains on, wherever it lies: every clip's file contents, label, split, song and
+    dataset (a moved or copied data folder gives the same fingerprint; an added, removed,
+    edited or relabelled file another)."""
+    rows = sorted(f"{_content_digest(Path(path))}|{quadrant}|{split}|{song}|{dataset}" for path, quadrant, split, song, dataset
+                  in zip(prep.path, prep.quadrant.tolist(), prep.split.tolist(), prep.song, prep.dataset))
+    return hashlib.sha1("\n".join(rows).encode()).hexdigest()[:16]
+
+
 #: Bumped when reading or featurising changes what the same file and settings give, so that
 #: caches of the older code are not reused. 2 (2026-12-06): a repeated note written note-on
 #: before note-off is kept; a clip's dataset (which picks its grid) is in the key. 3: a file

@@ -34,7 +34,7 @@ from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
 from .model import CVAE, N_EMOTIONS, ModelConfig
-from .prepare import Prepared, gather_segments, prepare, segment_starts
+from .prepare import Prepared, data_fingerprint, gather_segments, prepare, segment_starts
 
 
 MAX_LISTED = 20  # files skipped while reading their notes, listed one by one; the rest counted
@@ -230,13 +230,29 @@ def evaluate_losses(model: CVAE, heads: EmotionHeads, val: SegmentBatches, cfg: 
     return {key: value / len(rows) for key, value in sums.items()}
 
 
-def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s, data_before) -> dict:
+def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s, data_before, data) -> dict:
     """nanoGPT-style: everything to resume or export. ``data_before``: the card's data entries
-    of the runs whose weights this one started from (init_from), for the exported card."""
+    of the runs whose weights this one started from (init_from), for the exported card;
+    ``data``: what this run trains on ({"fingerprint", "clips"}), checked on resume."""
     return {"model": model.state_dict(), "heads": heads.state_dict(),
             "optimizer": optimizer.state_dict(), "model_args": model.cfg.to_dict(),
             "iter_num": step, "best_val_loss": best_val, "config": cfg.to_dict(),
-            "elapsed_s": elapsed_s, "data_before": data_before}
+            "elapsed_s": elapsed_s, "data_before": data_before, "data": data}
+
+
+def _check_same_data(resumed: dict, data: dict, out: Path, log=print) -> None:
+    """A resumed run goes on with the data it was trained on; other data (files added, removed,
+    edited or relabelled) is refused before the run's folder is touched. Checkpoints made
+    before 2026-12-06 do not record their data: said, not checked."""
+    before = resumed.get("data")
+    if before is None:
+        log(f"{out / 'ckpt.pt'} does not record the data it was trained on (made before "
+            "2026-12-06): the data is not checked")
+    elif before["fingerprint"] != data["fingerprint"]:
+        raise DataError(f"--resume true: the data is not what {out} was trained on ({before['clips']} "
+                        f"clips then, {data['clips']} now, or their files, labels or splits changed); "
+                        "point --data at the run's data, or start a new run (another --out, "
+                        "--init-from to start from its weights)")
 
 
 def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
@@ -255,6 +271,9 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     torch.set_num_threads(cfg.threads)
     init = read_init_from(cfg) if cfg.init_from and not cfg.resume else None  # resumed: its own
     prep = load_data(cfg, log)
+    data = {"fingerprint": data_fingerprint(prep), "clips": len(prep.path)}
+    if resumed is not None:
+        _check_same_data(resumed, data, out, log)
     train_batches = SegmentBatches(prep, "train", cfg, cfg.seed)
     val_batches = SegmentBatches(prep, "val", cfg, cfg.seed + 1)
     # Only now, with the data read and cut: a run that fails before leaves the folder as it was.
@@ -281,7 +300,7 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     model.train()
 
     def snapshot(at_step: int, elapsed_s: float) -> dict:  # best_val as it is at the call
-        return _checkpoint(model, heads, optimizer, cfg, at_step, best_val, elapsed_s, data_before)
+        return _checkpoint(model, heads, optimizer, cfg, at_step, best_val, elapsed_s, data_before, data)
 
     ckpt = snapshot(step, spent_s)
     saved_step = step if resumed is not None else None  # the step ckpt.pt holds

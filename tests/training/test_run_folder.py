@@ -243,6 +243,27 @@ def test_a_resume_may_find_a_generic_folder_moved(labelled_folder, tmp_path: Pat
     assert train.main(tiny_args(moved, moved / "labels.csv", tmp_path, 4) + ["--resume", "true"]) == 0
 
 
+@pytest.mark.parametrize("change", ["relabel", "add"])
+def test_a_resume_refuses_data_that_changed(labelled_folder, tmp_path: Path, capsys, change: str) -> None:
+    """It went on silently with whatever --data held now: other songs, other labels."""
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0
+    config_before = (tmp_path / "run" / "config.json").read_text()
+    rows = csv_path.read_text().splitlines()
+    if change == "relabel":  # song0 happy -> sad
+        rows[1] = rows[1].replace("happy", "sad")
+    else:  # one more song, a copy of song1 under a new name
+        (folder / "song8.mid").write_bytes((folder / "song1.mid").read_bytes())
+        rows.append(rows[2].replace("song1.mid", "song8.mid").replace(",s1,", ",s8,"))
+    csv_path.write_text("\n".join(rows) + "\n")
+    capsys.readouterr()
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 4) + ["--resume", "true"]) == 2
+    err = capsys.readouterr().err
+    assert "the data is not what" in err and "Traceback" not in err
+    assert (tmp_path / "run" / "config.json").read_text() == config_before
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == 2
+
+
 def test_resuming_to_a_step_already_reached_is_said_before_the_data(labelled_folder, tmp_path: Path, capsys) -> None:
     """It read all the data, trained nothing, exited 0 and rewrote config.json with the smaller
     max_steps, which no longer matched the checkpoint."""
