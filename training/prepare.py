@@ -185,8 +185,8 @@ def prepare(reports: list[LoadReport], cfg: FeatureConfig | None = None,
             file.parent.mkdir(parents=True, exist_ok=True)
             _save(prep, file, reports)
         except OSError as err:
-            log(f"the features are not cached: --cache-dir {cache_dir} cannot hold them "
-                f"({err.strerror or err})")
+            why = "it is a file" if Path(cache_dir).is_file() else err.strerror or err
+            log(f"the features are not cached: --cache-dir {cache_dir} cannot hold them ({why})")
     return prep
 
 

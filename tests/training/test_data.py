@@ -371,7 +371,7 @@ def test_a_cache_folder_that_cannot_hold_the_cache_leaves_the_run_uncached(tmp_p
     said: list[str] = []
     prep = prepare([report], cache_dir=tmp_path / "a-file", log=said.append)
     assert len(prep.rolls) == 3 and (tmp_path / "a-file").read_text() == "mine"
-    assert said and "the features are not cached: --cache-dir" in said[0]
+    assert said and "the features are not cached: --cache-dir" in said[0] and "(it is a file)" in said[0]
 
 
 def test_files_dropped_while_reading_notes_are_listed_with_their_reasons(labelled_folder,
