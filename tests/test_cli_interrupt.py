@@ -71,6 +71,17 @@ def _run_interrupted(tmp_path: Path, command: list[str], module: str) -> subproc
 
 
 @pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT to itself")
+@pytest.mark.parametrize("module", ["emolive.training.train", "emolive.training.export"])
+def test_ctrl_c_while_a_training_command_imports_exits_130_quietly(tmp_path: Path, module: str) -> None:
+    """`python -m emolive.training.train` interrupted while it imported torch printed a
+    KeyboardInterrupt traceback (the `emolive train` route did not)."""
+    pytest.importorskip("torch")
+    result = _run_interrupted(tmp_path, [sys.executable, "-m", module, "--help"], "torch")
+    assert result.returncode == INTERRUPTED_STATUS, (result.returncode, result.stderr)
+    assert result.stderr == "" and result.stdout == ""
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT to itself")
 @pytest.mark.parametrize("route", ["console script", "python -m emolive"])
 def test_ctrl_c_during_start_up_imports_exits_130_quietly(tmp_path: Path, route: str) -> None:
     if route == "console script":
@@ -125,6 +136,8 @@ def test_ctrl_c_once_main_runs_is_a_keyboard_interrupt_again() -> None:
     (["-m"], ["python", "-m", "emolive", "--version"], True),
     (["-m"], ["python", "-X", "faulthandler", "-m", "emolive.cli"], True),
     (["-m"], ["python", "-memolive"], True),
+    (["-m"], ["python", "-m", "emolive.training.train"], True),
+    (["-m"], ["python", "-m", "emolive.training.data"], False),
     (["-m"], ["python", "-m", "pytest"], False),
     (["/usr/bin/pytest"], ["python", "/usr/bin/pytest"], False),
     (["-c"], ["python", "-c", "import emolive"], False),

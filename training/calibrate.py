@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emolive._startup import end_of_startup
 from emolive.cli_options import TEMPERATURE_RANGE, error_line, integer_in, number_in
 from emolive.files import check_writable
 
@@ -122,4 +123,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
     raise SystemExit(main())

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emolive._startup import end_of_startup
 from emolive.emotions import QUADRANTS
 from emolive.cli_options import error_line, integer_in
 from emolive.files import check_writable
@@ -374,4 +375,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
     raise SystemExit(main())

@@ -25,6 +25,7 @@ import onnx
 import torch
 from torch import nn
 
+from emolive._startup import end_of_startup
 from emolive.cli_options import error_line
 
 from .card import BATCH_STEP, BATCH_STEP_FILE, FILES, OPSET, build_card, io_shapes, provenance
@@ -437,4 +438,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
     raise SystemExit(main())

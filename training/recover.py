@@ -36,6 +36,7 @@ import torch
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
+from emolive._startup import end_of_startup
 from emolive.cli_options import error_line
 
 from .card import BATCH_STEP, BATCH_STEP_FILE
@@ -286,4 +287,5 @@ def _rebuild_batch_step(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 
 if __name__ == "__main__":
+    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
     raise SystemExit(main())

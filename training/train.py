@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from emolive._startup import INTERRUPTED_STATUS
+from emolive._startup import INTERRUPTED_STATUS, end_of_startup
 from emolive.cli_options import error_line
 from emolive.scales import nearer_shift
 
@@ -398,4 +398,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
     raise SystemExit(main())

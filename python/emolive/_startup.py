@@ -1,6 +1,7 @@
 """A Ctrl-C while the `emolive` command is still starting ends it quietly with status 130.
 
-The console script (``emolive = emolive.cli:main``) and ``python -m emolive`` import the package
+The console script (``emolive = emolive.cli:main``), ``python -m emolive`` and
+``python -m emolive.training.train`` (and the other training commands) import the package
 before ``main()`` runs, and nothing of ours catches a ``KeyboardInterrupt`` raised during those
 imports: Python would print a traceback. So ``emolive/__init__.py`` calls
 :func:`quiet_interrupt_while_starting` first thing; when this process *is* the command it makes
@@ -21,8 +22,12 @@ from typing import Any
 #: Exit status of a command ended by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED_STATUS = 130
 
-#: Module names that are the command under ``python -m``.
-_COMMAND_MODULES = ("emolive", "emolive.cli", "emolive.__main__")
+#: Module names that are the command under ``python -m``: the `emolive` command, and the
+#: training commands (``python -m emolive.training.train``, ...; their ``__main__`` blocks call
+#: :func:`end_of_startup`).
+_COMMAND_MODULES = ("emolive", "emolive.cli", "emolive.__main__", "emolive.training.train",
+                    "emolive.training.evaluate", "emolive.training.export", "emolive.training.calibrate",
+                    "emolive.training.recover")
 
 
 def _exit_quietly(_signum: int, _frame: Any) -> None:
