@@ -96,7 +96,7 @@ class ClockFollower:
         self._suspect_lost = 0  # ticks the last gap may have lost (confirmed by the next gap)
         self._delivery_gaps: deque[float] = deque(maxlen=RECENT_TICKS)  # seconds between deliveries
         self._held_group = False  # the ticks delivered with the last one were held up
-        self._after_gap = 0  # ticks since a gap longer than gap_s, while they are being judged
+        self._ticks_after_gap = 0  # ticks since a gap longer than gap_s while they are judged (0: none is)
         self._settling = 0  # ticks the line still fits whatever their distance (after a pause)
         self.lost_ticks = 0  # ticks found lost so far
         self.pauses = 0  # gaps longer than gap_s seen while ticks came
@@ -127,7 +127,7 @@ class ClockFollower:
         """The last ticks came after a gap longer than ``gap_s``: whether ticks were lost,
         held up or the clock paused, the next ticks tell."""
         with self._lock:
-            return self._after_gap > 0
+            return self._ticks_after_gap > 0
 
     @property
     def bpm(self) -> float | None:
@@ -163,11 +163,11 @@ class ClockFollower:
         if gap_s >= BURST_S:  # the first tick of a delivery (one JACK period's ticks, or a held-up group)
             self._held_group = self._was_held_up(gap_s)
             self._delivery_gaps.append(gap_s)
-        if self._after_gap:
+        if self._ticks_after_gap:
             self._judge_gap(time_s, gap_s)
         if gap_s > self.gap_s:
-            self._after_gap = 1  # what the gap was, the next ticks tell
-        elif self._recent and not self._after_gap:
+            self._ticks_after_gap = 1  # what the gap was, the next ticks tell
+        elif self._recent and not self._ticks_after_gap:
             self._count_lost_ticks(gap_s)
         index = self._recent[-1][0] + 1 if self._recent else 0
         self._recent.append((index, time_s))
@@ -198,12 +198,12 @@ class ClockFollower:
         starts afresh from them and ``pauses`` counts it (the engine kept playing;
         :class:`ClockSync` keeps its position)."""
         if gap_s < BURST_S:
-            self._after_gap += 1
-            if self._after_gap >= BURST_TICKS:
-                self._after_gap = 0
+            self._ticks_after_gap += 1
+            if self._ticks_after_gap >= BURST_TICKS:
+                self._ticks_after_gap = 0
             return
-        after = list(self._recent)[-self._after_gap:]
-        self._after_gap = 0
+        after = list(self._recent)[-self._ticks_after_gap:]
+        self._ticks_after_gap = 0
         next_index = after[-1][0] + 1
         lost = self._slipped_by([*after, (next_index, time_s)])
         if lost > 0:
