@@ -56,6 +56,11 @@ def disturbances(period: int) -> list[str]:
     stamps = delivered(times, period, seed=3)
     stamps[300:315] = [stamps[315]] * 15
     stall = follow(times, stamps)
+    start_times = tick_times([(16, 100.0)])
+    start_stamps = delivered(start_times, period, seed=3)
+    start_stamps[3:15] = [start_stamps[15]] * 12
+    start = follow(start_times, start_stamps, start_bpm=120.0)
+    start_tick_ms = 60_000.0 / (100.0 * 24)
     long_times = tick_times([(64, 120.0)])
     pulled = delivered(long_times, period, seed=3)
     pulled[400:640] = [None] * 240
@@ -65,6 +70,8 @@ def disturbances(period: int) -> list[str]:
         f"{lost.error_ticks[-1] * interval_ms:+6.1f} ms",
         f"300 ms stall, burst: tempo after {min(stall.bpm[300:]):.2f}..{max(stall.bpm[300:]):.2f}, "
         f"phase error after {np.abs(stall.error_ticks[330:]).max() * interval_ms:5.1f} ms at most",
+        f"stall at the start : 100 BPM read {min(start.bpm[24:]):.2f}..{max(start.bpm[24:]):.2f} from beat 2, "
+        f"phase error from beat 3 {np.abs(start.error_ticks[48:]).max() * start_tick_ms:5.1f} ms at most",
         f"5 s without clock  : phase error after it {np.abs(cable.error_ticks[400:]).max() * interval_ms:5.1f} ms at most "
         "(the master played on)",
     ]

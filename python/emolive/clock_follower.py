@@ -184,8 +184,9 @@ class ClockFollower:
 
     def _was_held_up(self, gap_s: float) -> bool:
         """A delivery came ``gap_s`` after the one before: held up when that is HOLD_UP times the
-        usual gap between deliveries (a tick interval, or a JACK period when that is longer)."""
-        if len(self._delivery_gaps) < 2:
+        usual gap between deliveries (a tick interval, or a JACK period when that is longer),
+        judged from the first gap on (a stall after a beat at 2048 frames has one before it)."""
+        if not self._delivery_gaps:
             return False
         return gap_s > HOLD_UP * statistics.median(self._delivery_gaps)
 
