@@ -310,7 +310,8 @@ class InputPort:
         # Unlinked at two checks running (a second, 0.1 s later), so that a graph read while
         # JACK reorders it is not taken for a loss (a reconnection drops what is in flight).
         if self._linked is True and not linked:
-            time.sleep(0.1)
+            if self._closing.wait(0.1):  # closing meanwhile: nothing more to tell
+                return False
             linked = any(name.endswith(ours) for name in self._connections.of(self.name))
         lost = self._linked is True and not linked
         self._linked = linked
