@@ -217,9 +217,9 @@ def test_an_unknown_midi_api_is_named_not_taken_for_no_ports(argv: list[str]) ->
 
 def test_list_ports_in_a_build_without_rtmidi_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """Not the MIDI-system hint (start JACK, use --virtual), which cannot help such a build."""
-    from emolive import cli, engine
+    from emolive import cli, outputs
 
-    monkeypatch.setattr(engine, "rtmidi_available", lambda: False)
+    monkeypatch.setattr(outputs, "rtmidi_available", lambda: False)
     listing = cli._port_listing()
     assert listing.startswith("no MIDI ports: emolive was built without RtMidi")
     assert "librtmidi-dev" in listing and "--virtual" not in listing
