@@ -183,6 +183,9 @@ def test_an_unwritable_output_folder_exits_2_before_generating(tmp_path: Path, t
     (("--render", "{d}/take.flac"), "audio is written as .wav"),
     (("--render", "{d}/take.mid"), "audio is written as .wav"),
     (("--render", "{d}/" + "y" * 300 + ".wav"), "the name is too long for the file system"),
+    (("-o", "{d}/x.mid", "--soundfont", "{d}/font.sf2"), "--soundfont is for --render"),
+    (("--render", "{d}/x.wav", "--soundfont", ""), "--soundfont is an empty name"),
+    (("--seed", "9223372036854775807", "--count", "2", "-o", "{d}/x.mid"), "give --seed 9223372036854775806 or less"),
 ])
 def test_outputs_that_cannot_all_be_written_exit_2_before_generating(
         tmp_path: Path, tiny_model_dir: Path, argv: tuple[str, ...], message: str) -> None:
@@ -322,3 +325,64 @@ def test_count_with_a_stream_as_output_exits_2_before_generating(tmp_path: Path,
     assert result.returncode == 2, result.stderr
     assert "is a stream" in result.stderr and "generated" not in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["to-the-synth.mid"]
+
+
+def test_the_seed_of_each_piece_is_said_and_makes_it_again(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Without --seed a take could not be made again: its random seed was shown nowhere."""
+    result = generate("--model", str(tiny_model_dir), "--bars", "2", "--count", "2", "-o", str(tmp_path / "t.mid"))
+    assert result.returncode == 0, result.stderr
+    seeds = [int(line.rsplit("seed ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("generated")]
+    assert len(seeds) == 2 and seeds[1] == seeds[0] + 1 and seeds[1] <= 2**63 - 1
+    again = generate("--model", str(tiny_model_dir), "--bars", "2", "--seed", str(seeds[1]), "-o", str(tmp_path / "a.mid"))
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "t-2.mid").read_bytes()
+
+
+def test_a_dash_writes_to_standard_output(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`-o -` wrote a file named "-" instead of standard output."""
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                             "--bars", "1", "-o", "-"], capture_output=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout[:4] == b"MThd" and b"generated 1 bar of" in result.stderr
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_music_on_both_standard_streams_gets_no_progress_lines_in_it(tiny_model_dir: Path) -> None:
+    """`-o /dev/stdout --render /dev/stderr`: the progress lines went into the WAV."""
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                             "--bars", "1", "-o", "/dev/stdout", "--render", "/dev/stderr"],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr[:300]
+    assert result.stdout[:4] == b"MThd" and result.stderr[:4] == b"RIFF"
+    assert b"generated" not in result.stdout + result.stderr
+
+
+def test_a_plot_format_matplotlib_cannot_write_here_exits_2_before_generating(tmp_path: Path,
+                                                                              tiny_model_dir: Path) -> None:
+    """.pgf needs LaTeX: the MIDI was written, then the plot failed with a traceback."""
+    pytest.importorskip("matplotlib")
+    if any(shutil.which(tex) for tex in ("xelatex", "pdflatex", "lualatex")):
+        pytest.skip("LaTeX is installed: matplotlib can write .pgf here")
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", "-o", str(tmp_path / "x.mid"),
+                      "--plot", str(tmp_path / "x.pgf"))
+    assert result.returncode == 2
+    assert "matplotlib cannot write .pgf files here" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_soundfont_that_is_a_folder_is_called_one(tmp_path: Path, tiny_model_dir: Path) -> None:
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth not installed (scripts/setup.sh)")
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", "--render", str(tmp_path / "x.wav"),
+                      "--soundfont", str(tmp_path))
+    assert result.returncode == 2
+    assert "is a folder; give a soundfont file" in result.stderr
+
+
+def test_an_output_under_a_file_names_the_file(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`-o a.mid/x.mid` with a.mid a file said "folder 'a.mid' does not exist"."""
+    (tmp_path / "a.mid").write_bytes(b"a take")
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", "-o", str(tmp_path / "a.mid" / "x.mid"))
+    assert result.returncode == 2
+    assert f"'{tmp_path / 'a.mid'}' is a file, not a folder" in result.stderr and "Traceback" not in result.stderr

@@ -134,6 +134,34 @@ def test_a_soundfont_fluidsynth_cannot_load_fails_and_leaves_the_wav_alone(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "truncated.sf2"]  # no temporary left
 
 
+SHORT_RENDERER = """#!{python}
+import sys, wave
+out = sys.argv[sys.argv.index("-F") + 1]
+with wave.open(out, "wb") as wav:  # what FluidSynth leaves when the disk fills: 0.1 s, exit 0
+    wav.setnchannels(2); wav.setsampwidth(2); wav.setframerate(44100)
+    wav.writeframes(bytes(4 * 4410))
+"""
+
+
+def test_a_render_cut_short_fails_and_leaves_the_wav_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FluidSynth exits 0 after a write it could not finish (a full disk, seen with a 64 kB
+    tmpfs): its short WAV replaced the one there, and `emolive generate` said "wrote"."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    renderer = bin_dir / "fluidsynth"
+    renderer.write_text(SHORT_RENDERER.format(python=sys.executable))
+    renderer.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    font = tmp_path / "font.sf2"
+    font.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"an earlier render")
+    with pytest.raises(OSError, match=r"fluidsynth wrote 0.10 s of audio for 4.00 s of music; the disk may be full"):
+        files.render_wav(_c_major_arpeggio(bars=2), wav, soundfont=font)
+    assert wav.read_bytes() == b"an earlier render"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "bin", "font.sf2"]
+
+
 def test_a_failed_write_keeps_the_file_that_was_there(tmp_path: Path) -> None:
     midi = _c_major_arpeggio()
     midi.tracks[0].insert(3, "not a message")  # mido.MidiFile.save fails part way through

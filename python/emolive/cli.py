@@ -130,7 +130,8 @@ def _status_of(exc: Exception) -> int | None:
         engine_errors = (EngineError,)
     except ImportError:
         pass
-    if isinstance(exc, (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, RenderError, ImportError)):
+    if isinstance(exc, (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+                        RenderError, ImportError)):
         return 2
     if isinstance(exc, engine_errors + (OSError,)):
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import random
 import signal
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 import mido
 
 from emolive import files
-from emolive.cli_options import UsageError, check_key, open_engine, silence, start_emotion
+from emolive.cli_options import MAX_CLI_SEED, UsageError, check_key, open_engine, silence, start_emotion
 from emolive.emotions import Weights, describe
 from emolive.engine import MAX_GENERATE_BARS
 
@@ -72,6 +73,9 @@ def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not (args.output or args.render or args.plot):
         raise UsageError("nothing to write: give -o FILE.mid, --render FILE.wav and/or --plot FILE.png")
+    _dash_is_standard_output(args)
+    _check_soundfont_option(args)
+    args.seed = _first_seed(args.seed, args.count)
     check_key(args, parser)
     emotion = start_emotion(args, parser)
     check_outputs(args)
@@ -95,7 +99,7 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
     for index, midi in enumerate(pieces):
         notes = len(files.note_spans(midi))
         bars = f"{args.bars} bar{'s' if args.bars != 1 else ''}"
-        say(f"generated {bars} of {label}: {notes} notes, {midi.length:.1f} s")
+        say(f"generated {bars} of {label}: {notes} notes, {midi.length:.1f} s, seed {args.seed + index}")
         output, render, plot = (numbered(path, index, len(pieces))
                                 for path in (args.output, args.render, args.plot))
         if output:
@@ -107,18 +111,55 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
     return 0
 
 
+def _dash_is_standard_output(args: argparse.Namespace) -> None:
+    """``-o -`` (and ``--render -``, ``--plot -``) write to standard output, as the Unix
+    convention has it (before, a file named "-" was written)."""
+    for option in ("output", "render", "plot"):
+        if getattr(args, option) == "-":
+            if not os.path.exists("/dev/stdout"):
+                raise UsageError(f"--{option} -: this system has no /dev/stdout to write to; give a file name")
+            setattr(args, option, "/dev/stdout")
+
+
+def _check_soundfont_option(args: argparse.Namespace) -> None:
+    """--soundfont only with --render, and naming something (an empty name was taken for none)."""
+    if args.soundfont is None:
+        return
+    if not args.render:
+        raise UsageError("--soundfont is for --render: give --render FILE.wav too, or leave --soundfont out")
+    if not args.soundfont.strip():
+        raise UsageError("--soundfont is an empty name; give a soundfont file (.sf2), or leave it out "
+                         "for $EMOLIVE_SOUNDFONT or the system's General MIDI one")
+
+
+def _first_seed(seed: int | None, count: int) -> int:
+    """Piece i's seed is this + i, all within --seed's range, so that any piece can be made
+    again alone (``--seed`` is printed with each). None: a random one that leaves room."""
+    last_allowed = MAX_CLI_SEED - (count - 1)
+    if seed is None:
+        return random.SystemRandom().randint(0, last_allowed)
+    if seed > last_allowed:
+        raise UsageError(f"--seed {seed} with --count {count} would give piece {count} the seed "
+                         f"{seed + count - 1}, over the largest, {MAX_CLI_SEED}; give --seed {last_allowed} or less")
+    return seed
+
+
 class Messages:
     """The command's progress lines: on stdout, or on stderr when stdout is one of the files
-    written (``-o /dev/stdout | ...``). A reader that goes away (``| head -1``) ends the lines,
-    not the command: every file is still written."""
+    written (``-o /dev/stdout | ...``); none when both are (they would go into the music). A
+    reader that goes away (``| head -1``) ends the lines, not the command: every file is still
+    written."""
 
     def __init__(self, *outputs: str | None) -> None:
-        self.stream = sys.stderr if any(_is_stdout(path) for path in outputs if path) else sys.stdout
-        self.closed = False
+        written = [path for path in outputs if path]
+        free = [stream for stream in (sys.stdout, sys.stderr) if not any(_is_stream(path, stream) for path in written)]
+        self.stream = free[0] if free else None
+        self.closed = self.stream is None
 
     def __call__(self, line: str) -> None:
         if self.closed:
             return
+        assert self.stream is not None
         try:
             print(line, file=self.stream, flush=True)
         except BrokenPipeError:
@@ -126,10 +167,11 @@ class Messages:
             silence(self.stream)
 
 
-def _is_stdout(path: str) -> bool:
+def _is_stream(path: str, stream: Any) -> bool:
+    """Whether ``path`` names the file ``stream`` (sys.stdout, sys.stderr) writes to."""
     try:
-        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
-    except (OSError, ValueError):  # no such file yet, or no stdout
+        return os.path.samestat(os.stat(path), os.fstat(stream.fileno()))
+    except (OSError, ValueError, AttributeError):  # no such file yet, or no such stream
         return False
 
 

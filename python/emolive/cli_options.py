@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS, Weights, known_emotions, parse_emotion
 
+MAX_CLI_SEED = 2**63 - 1  # --seed's range: 0..2**63-1 (a signed 64-bit integer, as other tools take)
+
 DEFAULT_EMOTION = "calm"
 #: MIDI channels are 1..16 on command lines (0..15 only inside messages).
 CHANNELS = (1, 16)
@@ -144,7 +146,7 @@ def add_music_options(parser: argparse.ArgumentParser) -> None:
                        help="General MIDI program sent at start, 1..128 (1 = Acoustic Grand Piano)")
     group.add_argument("--temperature", type=number_in(*TEMPERATURE_RANGE, "--temperature"), default=None, metavar="T",
                        help="sampling temperature 0.05..5 (higher = more surprising; default: the model card's)")
-    group.add_argument("--seed", type=integer_in(0, 2**63 - 1, "--seed"),
+    group.add_argument("--seed", type=integer_in(0, MAX_CLI_SEED, "--seed"),
                        help="random seed: the same seed and settings give the same notes")
     group.add_argument("--key", type=key_type, metavar="KEY",
                        help="play in a key, e.g. C, F#, Bb (the bundled model moves there and keeps "

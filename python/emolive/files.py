@@ -90,6 +90,9 @@ def _destination(path: str | Path) -> _Target:
     if not real.parent.is_dir():
         link = f", a link to {str(real)!r}" if path.is_symlink() else ""
         missing = real.parent if link else path.parent
+        not_a_folder = next((p for p in (missing, *missing.parents) if p.exists()), None)
+        if not_a_folder is not None and not not_a_folder.is_dir():
+            raise NotADirectoryError(f"{str(not_a_folder)!r} is a file, not a folder (for {str(path)!r}{link})")
         raise FileNotFoundError(f"folder {str(missing)!r} does not exist (for {str(path)!r}{link})")
     if real.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a folder, not a file name")
@@ -285,6 +288,8 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
     given = soundfont or os.environ.get("EMOLIVE_SOUNDFONT")
     if given:
         path = Path(given)
+        if path.is_dir():
+            raise RenderError(f"soundfont {str(path)!r} is a folder; give a soundfont file (.sf2, .sf3)")
         if not path.is_file():
             raise RenderError(f"soundfont {str(path)!r} does not exist")
         _check_soundfont_header(path)
@@ -343,7 +348,41 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
                    "-r", str(sample_rate), "-g", str(gain), str(font), str(midi_path)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         _check_render(result, font, rendered)
+        music = midi if isinstance(midi, mido.MidiFile) else mido.MidiFile(str(midi_path))
+        _check_wav_length(rendered, music.length)
     return Path(wav_path)
+
+
+#: How much shorter than the music a rendered WAV may be (seconds): FluidSynth renders to the
+#: last event, but rounds to its 64-frame blocks.
+WAV_SHORT_BY_S = 0.05
+
+
+def _check_wav_length(rendered: Path, music_s: float) -> None:
+    """OSError (a failure of the machine, not the user's: exit status 1) when the WAV holds
+    less audio than the music lasts. FluidSynth exits 0 after a write it could not finish (a
+    full disk): the WAV it leaves is short, and would have replaced the file there before."""
+    import wave
+
+    try:
+        with wave.open(str(rendered), "rb") as wav:
+            frames, rate = wav.getnframes(), wav.getframerate()
+            data_bytes = frames * wav.getnchannels() * wav.getsampwidth()
+    except (wave.Error, EOFError) as exc:
+        raise OSError(f"fluidsynth wrote no readable WAV ({exc}); {_space_left(rendered)}") from None
+    audio_s = frames / rate
+    if audio_s < music_s - WAV_SHORT_BY_S or rendered.stat().st_size < data_bytes:
+        raise OSError(f"fluidsynth wrote {audio_s:.2f} s of audio for {music_s:.2f} s of music; "
+                      f"{_space_left(rendered)}")
+
+
+def _space_left(path: Path) -> str:
+    """What the disk holding ``path`` has free, for an error that a full disk may explain."""
+    try:
+        free_mb = shutil.disk_usage(path.parent).free / 1e6
+    except OSError:
+        return "is the disk full?"
+    return f"the disk may be full ({free_mb:.1f} MB free in {str(path.parent)!r})"
 
 
 def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered: Path) -> None:
@@ -373,6 +412,30 @@ def check_plotting(image_path: str | Path | None = None) -> None:
         if _image_format(image_path) not in formats:
             raise ValueError(f"{str(image_path)!r}: plots are written as "
                              + ", ".join(f".{kind}" for kind in sorted(formats)))
+        _try_image_format(image_path)
+
+
+def _try_image_format(image_path: str | Path) -> None:
+    """ValueError when matplotlib cannot write ``image_path``'s format here: some formats need
+    programs of their own (.pgf needs LaTeX), which only saving tells. A blank figure is saved
+    to memory (milliseconds), so that a run does not fail after generating."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never opens a window
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(1, 1))
+    figure.text(0.5, 0.5, "emolive")  # text, as the plot has: .pgf measures it with LaTeX
+    try:
+        figure.savefig(io.BytesIO(), format=_image_format(image_path))
+    except Exception as exc:  # noqa: BLE001 - whatever the format's writer needs and lacks
+        raise ValueError(f"{str(image_path)!r}: matplotlib cannot write .{_image_format(image_path)} "
+                         f"files here ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                         "give another format, such as .png") from None
+    finally:
+        plt.close(figure)
 
 
 def _image_format(path: str | Path) -> str:
