@@ -323,7 +323,9 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
                soundfont: str | Path | None = None, sample_rate: int = 44100,
                gain: float = 0.2) -> Path:
     """Render ``midi`` (a MidiFile or a .mid path) to a 16-bit stereo WAV with FluidSynth;
-    ``gain`` is FluidSynth's master gain (its default 0.2; 0..10)."""
+    ``gain`` is FluidSynth's master gain (its default 0.2; 0..10). RenderError when FluidSynth
+    or the soundfont is missing or fails; OSError when the WAV comes out shorter than the music
+    (a full disk). Either way a file at ``wav_path`` before is left as it was."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral):
         raise TypeError(f"sample rate must be a whole number of Hz, not {sample_rate!r}")
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
