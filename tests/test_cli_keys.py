@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,14 @@ class Terminal:
 
     def type(self, keys: bytes) -> None:
         os.write(self.leader, keys)
+
+    def close_reading(self) -> int:
+        """Read what it writes until it exits (a terminal taking its output again), then close."""
+        deadline = time.monotonic() + 15
+        while self.process.poll() is None and time.monotonic() < deadline:
+            if select.select([self.leader], [], [], 0.05)[0]:
+                self.screen += os.read(self.leader, 65536).decode("utf-8", "replace")
+        return self.close()
 
     def close(self) -> int:
         import termios
@@ -136,3 +145,40 @@ def test_closing_the_terminal_stops_cleanly(jack_server: str, tiny_model_dir: Pa
     stderr = terminal.process.stderr.read().decode() if terminal.process.stderr else ""
     assert code == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_a_terminal_holding_its_output_does_not_hold_up_a_stop(jack_server: str, tiny_model_dir: Path) -> None:
+    """The terminal stops taking output (Ctrl-S, a frozen ssh session): the status lines filled
+    its buffer, the main loop blocked writing the next, and SIGTERM did nothing until the
+    terminal took output again. Now the stop ends every note while the terminal still holds
+    its output; the last line waits for the terminal."""
+    from tests.midi_sink import Sink
+    from tests.test_cli_live import left_sounding, note_ons
+
+    name = f"emolive-held-{os.getpid()}"
+    terminal = Terminal("--virtual", name, "--model", str(tiny_model_dir), "--bpm", "400", "--seed", "3")
+    sink = None
+    try:
+        assert terminal.read_until(r"playing \|"), terminal.screen
+        sink = Sink(f"held-reader-{os.getpid()}", source=name)
+        assert sink.wait_for(lambda m: len(note_ons(m)) >= 8, timeout_s=15)
+        # Fill what the terminal holds toward its screen, so that emolive's next write would
+        # wait: through a descriptor of our own (emolive's stdout must stay a blocking one).
+        filler = os.open(os.ttyname(terminal.follower), os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        try:
+            while True:
+                os.write(filler, b"." * 4096)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(filler)
+        time.sleep(0.5)  # the status line has come round again meanwhile, and was skipped
+        terminal.process.send_signal(signal.SIGTERM)
+        assert sink.wait_for(lambda m: bytes([0xB0, 123, 0]) in m and not left_sounding(m), timeout_s=5), (
+            "no stop while the terminal held its output")
+        assert terminal.process.poll() is None or terminal.process.returncode == 0
+    finally:
+        if sink is not None:
+            sink.close()
+        code = terminal.close_reading()
+    assert code == 0

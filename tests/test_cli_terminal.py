@@ -133,3 +133,36 @@ def test_status_text_shows_blend_bar_tempo_and_lateness() -> None:
     assert status_text(stats, False).startswith("stopped | sad | bar 3")
     assert status_text(stats, False).endswith("| late 0")
     assert status_text(stats, False, waiting_for_bar_line=True).startswith("waiting for the master's bar line | sad")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="select() on a pipe is POSIX")
+@pytest.mark.parametrize("interactive", [False, True])
+def test_a_status_line_the_stream_cannot_take_now_is_skipped_not_waited_for(interactive: bool) -> None:
+    """A terminal holding its output (Ctrl-S, a frozen ssh session) or a pipe nobody reads:
+    the write blocked the main loop, and with it every signal and key."""
+    import threading
+
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    try:
+        while True:
+            os.write(writer, b"x" * 65536)  # fill the pipe
+    except BlockingIOError:
+        pass
+    os.set_blocking(writer, True)
+    stream = os.fdopen(writer, "w")
+    status = StatusLine(stream, min_interval_s=0.0)
+    status._interactive = interactive  # as on a terminal: redrawn in place
+    shown = threading.Thread(target=status.show, args=("playing | calm",), daemon=True)
+    shown.start()
+    shown.join(2.0)
+    try:
+        assert not shown.is_alive(), "show() waited for a stream that takes nothing"
+        os.read(reader, 1 << 20)  # room again: the next line is written
+        status.show("playing | sad")
+        stream.flush()
+        assert b"playing | sad" in os.read(reader, 1 << 20)
+    finally:
+        os.read(reader, 1 << 20) if shown.is_alive() else None
+        stream.close()
+        os.close(reader)

@@ -49,3 +49,36 @@ def test_the_stop_handler_can_run_at_every_bytecode_of_the_main_loops_wait() -> 
         raise AssertionError("the stop handler deadlocked inside the main loop's wait") from None
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) > 0, "the trace ran the handler nowhere: the test tests nothing"
+
+
+REPEATS_AND_NOHUP = textwrap.dedent("""
+    import os, signal, time
+    from emolive.live import StopSignals
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup emolive ...` starts it
+    with StopSignals() as stop:
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.05)
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # at its default, this one ended the process
+        time.sleep(0.05)
+        assert stop.received == "SIGTERM"
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        try:  # a second Ctrl-C gets Python's KeyboardInterrupt back
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            print("interrupted", stop.received)
+""")
+
+
+def test_a_repeated_stop_signal_does_not_kill_and_nohup_stays_ignored() -> None:
+    """A terminal that hung up while its output was held sent SIGHUP twice; the second one, at
+    its default again, killed emolive with notes sounding. `nohup emolive` stopped on SIGHUP."""
+    result = subprocess.run([sys.executable, "-c", REPEATS_AND_NOHUP], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert result.stdout.strip() == "interrupted SIGTERM"

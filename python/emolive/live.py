@@ -30,8 +30,12 @@ POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and s
 
 
 class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP set ``received`` (``requested`` is then true); a second signal
-    gets the default behaviour back.
+    """SIGINT, SIGTERM and SIGHUP set ``received`` (``requested`` is then true). A second Ctrl-C
+    gets the handler from before back (Python's KeyboardInterrupt: the engine still closes on
+    the way out); a second SIGTERM or SIGHUP changes nothing, so that the stop under way ends
+    every note (a terminal that hangs up can send SIGHUP twice, and the second one, at its
+    default, killed emolive with notes sounding). A SIGHUP ignored when emolive starts (``nohup
+    emolive ...``) stays ignored.
 
     The handler only assigns and re-installs a handler. Python runs it in the main thread
     between two bytecodes, wherever that thread is, so it must not take a lock the thread may
@@ -64,13 +68,15 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         for name in self.NAMES:
             number = getattr(signal, name, None)
-            if number is not None:
-                self._previous[number] = signal.signal(number, self._handle)
+            if number is None or (name == "SIGHUP" and signal.getsignal(number) is signal.SIG_IGN):
+                continue  # no such signal here, or nohup's
+            self._previous[number] = signal.signal(number, self._handle)
         return self
 
     def _handle(self, number: int, _frame: object) -> None:
-        self.received = signal.Signals(number).name
-        signal.signal(number, self._previous.get(number, signal.SIG_DFL))  # a second one is not ignored
+        self.received = self.received or signal.Signals(number).name
+        if number == signal.SIGINT:  # a second Ctrl-C is not ignored
+            signal.signal(number, self._previous.get(number, signal.SIG_DFL))
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._previous.items():

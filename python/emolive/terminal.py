@@ -8,6 +8,7 @@ SIGINT) and restored on exit; on Windows ``msvcrt`` reads keys.
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import select
 import sys
@@ -124,13 +125,15 @@ class StatusLine:
         try:
             if self._interactive:
                 text = _fit(text, self._columns(), keep_end)
-                if text != self._last_text:  # redraw only what changed
+                if text != self._last_text and _takes_a_line_now(self._stream):  # only what changed
                     self._last_text = text
                     self._stream.write("\r" + text + "\x1b[K")
                     self._stream.flush()
                 return
             now = time.monotonic()
             if text == self._last_text or (not urgent and now - self._last_print < self._min_interval_s):
+                return
+            if not _takes_a_line_now(self._stream):
                 return
             self._last_text, self._last_print = text, now
             self._stream.write(text + "\n")
@@ -158,6 +161,22 @@ class StatusLine:
         """End the status line so the shell prompt starts on a fresh line."""
         if self._interactive:
             self.message("")
+
+
+def _takes_a_line_now(stream: TextIO) -> bool:
+    """Whether ``stream`` takes a status line without waiting. A terminal whose output is held
+    (Ctrl-S, a frozen ssh session) or a pipe nobody reads would block the write, and with it
+    the main loop, which then acted on no signal or key (SIGTERM did nothing for as long as the
+    terminal held its output; the line it finally showed was 500 notes old). A status line that
+    cannot be written now is skipped: the next one says the same, newer. A stream without a
+    file (a StringIO), or a system without select() on files, always takes it."""
+    if os.name != "posix":
+        return True
+    try:
+        _, writable, _ = select.select([], [stream.fileno()], [], 0)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return True
+    return bool(writable)
 
 
 def _fit(text: str, columns: int, keep_end: bool) -> str:
