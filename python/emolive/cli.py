@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -110,6 +111,8 @@ def _port_listing() -> str:
         outputs = ports.output_port_names()
         lines += [f"  {i}: {name}" for i, name in enumerate(outputs)] or [f"  (none; {ports.platform_hint()})"]
     except Exception as exc:  # noqa: BLE001 - no backend (or no engine): say why there are none
+        if os.environ.get("EMOLIVE_MIDI_API", "").strip():  # the API chosen does not open: an error
+            raise
         lines.append(f"  (none: {exc})")
     lines.append("MIDI inputs (--control-port, --sync):")
     inputs = ports.input_port_names()
