@@ -223,3 +223,15 @@ def test_list_ports_in_a_build_without_rtmidi_says_so(monkeypatch: pytest.Monkey
     listing = cli._port_listing()
     assert listing.startswith("no MIDI ports: emolive was built without RtMidi")
     assert "librtmidi-dev" in listing and "--virtual" not in listing
+
+
+def test_a_port_asked_for_with_no_midi_system_running_says_so() -> None:
+    """With the JACK server stopped, `--port synth` said only that no port matched."""
+    pytest.importorskip("emolive.engine", reason="needs the engine")
+    env = dict(os.environ, JACK_DEFAULT_SERVER=f"emolive-none-{os.getpid()}", JACK_NO_START_SERVER="1",
+               EMOLIVE_MIDI_API="jack")
+    result = subprocess.run([sys.executable, "-m", "emolive", "--port", "synth"], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 2
+    assert "no MIDI output port matches 'synth': no MIDI system could be opened" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -33,7 +33,19 @@ def find_port(query: str | int) -> int:
     or a substring matches several ports.
     """
     check_port_query(query)
-    return match_port(query, list_ports())[0]
+    names = list_ports()
+    if not names and not _a_midi_system_opens():
+        wanted = f"{query.strip()!r}" if isinstance(query, str) else f"index {query}"
+        raise PortError(f"no MIDI output port matches {wanted}: no MIDI system could be opened (is the "
+                        f"JACK server running?). {_core.port_setup_hint()}")
+    return match_port(query, names)[0]
+
+
+def _a_midi_system_opens() -> bool:
+    """Whether RtMidi opens a client on some MIDI system (JACK, ALSA, ...): with none, "no port
+    matches" would hide that nothing runs to have ports (a stopped JACK server)."""
+    with quiet_c_stderr():
+        return bool(_core.midi_api())
 
 
 #: Why no port can be opened in a build without RtMidi (PortError, and `emolive --list-ports`).
