@@ -185,6 +185,7 @@ def test_an_unwritable_output_folder_exits_2_before_generating(tmp_path: Path, t
     (("--render", "{d}/" + "y" * 300 + ".wav"), "the name is too long for the file system"),
     (("-o", "{d}/x.mid", "--soundfont", "{d}/font.sf2"), "--soundfont is for --render"),
     (("--render", "{d}/x.wav", "--soundfont", ""), "--soundfont is an empty name"),
+    (("--render", "{d}/x.wav", "--bars", "10000", "--bpm", "60"), "do not fit a WAV file"),
     (("--seed", "9223372036854775807", "--count", "2", "-o", "{d}/x.mid"), "give --seed 9223372036854775806 or less"),
 ])
 def test_outputs_that_cannot_all_be_written_exit_2_before_generating(

@@ -301,3 +301,80 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path: Path, monkeypatch: py
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'emolive\[plot\]'"):
         files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.png")
+
+
+def test_a_loop_of_links_is_refused_not_replaced_by_a_file(tmp_path: Path) -> None:
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    for check in (files.check_writable, lambda p: files.write_midi(_c_major_arpeggio(), p)):
+        with pytest.raises(OSError, match="is a loop of links"):
+            check(tmp_path / "a")
+    assert os.path.islink(tmp_path / "a") and os.path.islink(tmp_path / "b")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX sockets")
+def test_a_socket_is_not_a_file_to_write(tmp_path: Path) -> None:
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "s.mid"))
+    try:
+        with pytest.raises(PermissionError, match="is a socket"):
+            files.check_writable(tmp_path / "s.mid")
+    finally:
+        server.close()
+
+
+def _smpte_file(path: Path) -> Path:
+    _c_major_arpeggio().save(str(path))
+    data = bytearray(path.read_bytes())
+    data[12:14] = b"\xe7\x28"  # the division: 25 frames a second, 40 ticks a frame
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_smpte_timed_files_are_refused_not_read_as_negative_beats(tmp_path: Path) -> None:
+    """Spans came out negative, plots empty, and renders silent (FluidSynth exits 0)."""
+    midi = mido.MidiFile(str(_smpte_file(tmp_path / "smpte.mid")))
+    for use in (files.note_spans, files.length_beats):
+        with pytest.raises(ValueError, match="SMPTE"):
+            use(midi)
+    with pytest.raises(ValueError, match="SMPTE"):
+        files.render_wav(midi, tmp_path / "s.wav", soundfont=_fake_soundfont(tmp_path))
+    assert not (tmp_path / "s.wav").exists()
+
+
+def _fake_soundfont(tmp_path: Path) -> Path:
+    font = tmp_path / "font.sf2"
+    font.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")  # refused by nothing before the render
+    return font
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_a_cut_midi_file_is_named_when_it_cannot_be_read(tmp_path: Path) -> None:
+    """mido raised a bare EOFError() after FluidSynth had rendered."""
+    path = tmp_path / "cut.mid"
+    _c_major_arpeggio().save(str(path))
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(files.RenderError, match="cut.mid' cannot be read as a MIDI file"):
+        files.render_wav(path, tmp_path / "cut.wav", soundfont=_fake_soundfont(tmp_path))
+
+
+def test_music_too_long_for_a_wav_is_refused_before_rendering() -> None:
+    """Past 4 GiB the WAV's sizes wrapped, and minutes of rendering ended in "the disk may be full"."""
+    files.check_wav_fits(6.7 * 3600, 44100)
+    with pytest.raises(ValueError, match="do not fit a WAV file at 44100 Hz"):
+        files.check_wav_fits(6.8 * 3600, 44100)
+    with pytest.raises(ValueError, match="at 96000 Hz"):
+        files.check_wav_fits(3.25 * 3600, 96000)
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_a_type_2_file_renders_its_tracks_together(tmp_path: Path) -> None:
+    """mido has no length for type 2: render_wav raised its ValueError after rendering."""
+    _soundfont()
+    one = _c_major_arpeggio(bars=1)
+    midi = mido.MidiFile(type=2, ticks_per_beat=one.ticks_per_beat, tracks=[one.tracks[0], one.tracks[0]])
+    samples, rate = _read_wav(files.render_wav(midi, tmp_path / "t2.wav"))
+    assert len(samples) / rate >= 2.0 and np.abs(samples).max() > 0

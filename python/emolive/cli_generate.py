@@ -85,6 +85,7 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
         raise UsageError(f"--count x --bars is {args.count * args.bars} bars; at most "
                          f"{MAX_GENERATE_BARS} bars in all per run")
     if args.render:
+        files.check_wav_fits(args.bars * 4 * 60.0 / args.bpm)  # 10,000 bars below 99 BPM do not
         files.find_renderer(args.soundfont)  # a missing FluidSynth or a bad soundfont, before generating
 
     engine = open_engine(args)

@@ -5,6 +5,7 @@ Everything here works on any ``mido.MidiFile``, not only the engine's.
 
 from __future__ import annotations
 
+import errno
 import numbers
 import os
 import re
@@ -75,9 +76,12 @@ class _Target:
 def _destination(path: str | Path) -> _Target:
     """Where ``path``'s content goes, after check_writable's checks: the file a link leads to,
     else ``path``."""
+    if not str(path).strip():
+        raise FileNotFoundError("the file name is empty; give a file name")
     if str(path).endswith(("/", os.sep)):
         raise IsADirectoryError(f"{str(path)!r} names a folder; give a file name")
     path = Path(path)
+    _refuse_link_loops_and_sockets(path)
     descriptor = _own_descriptor(path)
     if descriptor is not None:
         _check_descriptor(descriptor, path)
@@ -103,6 +107,19 @@ def _destination(path: str | Path) -> _Target:
         raise PermissionError(f"cannot write into folder {str(real.parent)!r} (for {str(path)!r}): "
                               f"{exc.strerror or exc}") from None
     return _Target(real)
+
+
+def _refuse_link_loops_and_sockets(path: Path) -> None:
+    """A loop of links (``a -> b -> a``: the write replaced the link with a file) and a socket
+    (a write fails with "No such device or address") cannot be written; said now."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, f"{str(path)!r} is a loop of links; give a file name") from None
+        return  # not there yet (or a dangling link): the file is made
+    if stat.S_ISSOCK(mode):
+        raise PermissionError(f"{str(path)!r} is a socket, not a file; give a file name")
 
 
 def is_stream(path: str | Path) -> bool:
@@ -247,12 +264,22 @@ def _track_name(model_name: str) -> str:
     return model_name if model_name.startswith("emolive") else f"emolive {model_name}".strip()
 
 
+def beat_ticks(midi: mido.MidiFile) -> float:
+    """``midi``'s ticks per beat; ValueError for a file timed in SMPTE frames (mido reads its
+    division as a negative number: spans came out negative, plots empty and renders silent,
+    FluidSynth exiting 0) or with a division of 0."""
+    if midi.ticks_per_beat <= 0:
+        raise ValueError(f"MIDI files timed in SMPTE frames (or with no ticks per beat) are not supported "
+                         f"(division {midi.ticks_per_beat}); save the file with ticks per beat")
+    return float(midi.ticks_per_beat)
+
+
 def note_spans(midi: mido.MidiFile) -> list[NoteSpan]:
     """Every note of ``midi`` (all tracks), paired note-on/note-off, in beats; sorted by start.
 
     A note-on with velocity 0 is a note-off. A note still sounding at the end is closed there.
     """
-    ticks_per_beat = float(midi.ticks_per_beat)
+    ticks_per_beat = beat_ticks(midi)
     sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start tick, velocity)
     spans: list[NoteSpan] = []
     tick = 0
@@ -291,7 +318,7 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
         if path.is_dir():
             raise RenderError(f"soundfont {str(path)!r} is a folder; give a soundfont file (.sf2, .sf3)")
         if not path.is_file():
-            raise RenderError(f"soundfont {str(path)!r} does not exist")
+            raise RenderError(f"soundfont {str(path)!r} " + ("is not a regular file" if path.exists() else "does not exist"))
         _check_soundfont_header(path)
         return path
     for candidate in SOUNDFONT_CANDIDATES:
@@ -336,8 +363,9 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
     if not 0.0 <= gain <= 10.0:
         raise ValueError(f"gain must be 0..10, got {gain}")
     fluidsynth, font = find_renderer(soundfont)
-    if not isinstance(midi, mido.MidiFile) and not Path(midi).is_file():
-        raise FileNotFoundError(f"MIDI file {str(midi)!r} does not exist")
+    music = midi if isinstance(midi, mido.MidiFile) else _read_midi(Path(midi))
+    music_s = _length_s(music)
+    check_wav_fits(music_s, sample_rate)
     # FluidSynth writes a file of its own beside wav_path, which replaces wav_path only once
     # the render succeeded: a failed render leaves no partial or wrong WAV behind.
     with replaced_on_success(wav_path) as rendered:
@@ -350,9 +378,44 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
                    "-r", str(sample_rate), "-g", str(gain), str(font), str(midi_path)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         _check_render(result, font, rendered)
-        music = midi if isinstance(midi, mido.MidiFile) else mido.MidiFile(str(midi_path))
-        _check_wav_length(rendered, music.length)
+        _check_wav_length(rendered, music_s, Path(wav_path))
     return Path(wav_path)
+
+
+def _read_midi(path: Path) -> mido.MidiFile:
+    """The MIDI file at ``path``, or an error naming it (mido's own for a cut file is a bare
+    EOFError)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"MIDI file {str(path)!r} does not exist")
+    try:
+        return mido.MidiFile(str(path))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise RenderError(f"{str(path)!r} cannot be read as a MIDI file ({type(exc).__name__}"
+                          f"{': ' + str(exc) if str(exc) else ''})") from None
+
+
+def _length_s(midi: mido.MidiFile) -> float:
+    """``midi``'s length in seconds; a type 2 file's tracks taken as played together, as
+    FluidSynth (and note_spans) take them (mido has no length for type 2)."""
+    beat_ticks(midi)
+    if midi.type == 2:
+        midi = mido.MidiFile(type=1, ticks_per_beat=midi.ticks_per_beat, tracks=midi.tracks)
+    return float(midi.length)
+
+
+#: A WAV's sizes are 32-bit: at most 4 GiB of 16-bit stereo samples (6.7 hours at 44.1 kHz).
+MAX_WAV_BYTES = 2**32 - 1 - 44
+
+
+def check_wav_fits(music_s: float, sample_rate: int = 44100) -> None:
+    """ValueError, before anything is rendered, when ``music_s`` seconds of 16-bit stereo at
+    ``sample_rate`` would not fit a WAV (its sizes wrapped, and the render was taken for one
+    cut short by a full disk after minutes of work)."""
+    largest_s = MAX_WAV_BYTES / (4 * sample_rate)
+    if music_s > largest_s:
+        raise ValueError(f"{music_s / 3600:.2f} hours of music do not fit a WAV file at {sample_rate} Hz "
+                         f"(at most {largest_s / 3600:.2f} hours); render a shorter piece, or at a lower "
+                         "sample rate")
 
 
 #: How much shorter than the music a rendered WAV may be (seconds): FluidSynth renders to the
@@ -360,7 +423,7 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
 WAV_SHORT_BY_S = 0.05
 
 
-def _check_wav_length(rendered: Path, music_s: float) -> None:
+def _check_wav_length(rendered: Path, music_s: float, target: Path) -> None:
     """OSError (a failure of the machine, not the user's: exit status 1) when the WAV holds
     less audio than the music lasts. FluidSynth exits 0 after a write it could not finish (a
     full disk): the WAV it leaves is short, and would have replaced the file there before."""
@@ -371,15 +434,16 @@ def _check_wav_length(rendered: Path, music_s: float) -> None:
             frames, rate = wav.getnframes(), wav.getframerate()
             data_bytes = frames * wav.getnchannels() * wav.getsampwidth()
     except (wave.Error, EOFError) as exc:
-        raise OSError(f"fluidsynth wrote no readable WAV ({exc}); {_space_left(rendered)}") from None
+        raise OSError(f"fluidsynth wrote no readable WAV ({exc}); {_space_left(target)}") from None
     audio_s = frames / rate
     if audio_s < music_s - WAV_SHORT_BY_S or rendered.stat().st_size < data_bytes:
         raise OSError(f"fluidsynth wrote {audio_s:.2f} s of audio for {music_s:.2f} s of music; "
-                      f"{_space_left(rendered)}")
+                      f"{_space_left(target)}")
 
 
 def _space_left(path: Path) -> str:
-    """What the disk holding ``path`` has free, for an error that a full disk may explain."""
+    """What the disk holding ``path`` (the file asked for) has free, for an error that a full
+    disk may explain."""
     try:
         free_mb = shutil.disk_usage(path.parent).free / 1e6
     except OSError:
@@ -453,7 +517,7 @@ def length_beats(midi: mido.MidiFile) -> float:
     """The length of ``midi`` in beats, to its last event (the end of track, not the last note:
     a piece may end in rests)."""
     ticks = max((sum(message.time for message in track) for track in midi.tracks), default=0)
-    return ticks / float(midi.ticks_per_beat)
+    return ticks / beat_ticks(midi)
 
 
 def plot_extent(midi: mido.MidiFile, spans: list[NoteSpan] | None = None) -> tuple[float, int]:
