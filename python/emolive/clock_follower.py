@@ -17,7 +17,9 @@ counts), and how far ticks fall from the steady line, each counted as at most th
 it leaves the line). A tempo change is declared when ``min_ticks`` ticks in a row fall outside
 1.5 times the band on one side, the last no closer than the first; the new line is made from
 them and the earlier ticks that agree with them. A tick outside the band is not fitted (a stall
-that delivers ticks late does not bend the line). So with JACK's small periods (64 frames:
+that delivers ticks late does not bend the line), and of a group of ticks held up and delivered
+at once (a delivery more than HOLD_UP usual gaps after the one before) only the last is fitted
+or measured, also while the jitter is not yet known. So with JACK's small periods (64 frames:
 1.3 ms) a change of a few percent is noticed within half a beat, and with 1024 frames (21 ms
 of jitter at 48 kHz) the jitter is not taken for tempo changes; a change is noticed once it
 has moved the ticks past the jitter.
