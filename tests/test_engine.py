@@ -499,3 +499,9 @@ def test_stats_read_the_temperature_as_set_and_dir_lists_the_lazy_names(tiny_mod
     assert engine.stats()["temperature"] == 0.8  # not float32's 0.800000011920929
     engine.close()
     assert {"Engine", "EngineError", "PortError", "list_ports"} <= set(dir(emolive))
+
+
+def test_a_virtual_port_name_with_a_colon_is_refused(tiny_model_dir: Path) -> None:
+    """JACK names ports client:port: --virtual "a:b/c" made the port 'a:b/c:a:b/c'."""
+    with pytest.raises(ValueError, match="cannot contain ':'"):
+        Engine(model=tiny_model_dir, virtual="a:b/c")

@@ -130,6 +130,9 @@ class Engine:
             raise TypeError(f"virtual must be a port name, not {type(virtual).__name__}")
         if virtual is not None and not virtual.strip():
             raise ValueError("a virtual port needs a name that is not empty")
+        if virtual is not None and ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"
+            raise ValueError(f"a virtual port's name cannot contain ':' (MIDI systems such as JACK write "
+                             f"client:port with it), got {virtual!r}")
         if virtual is not None and sys.platform.startswith("win"):
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")
