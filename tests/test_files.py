@@ -378,3 +378,14 @@ def test_a_type_2_file_renders_its_tracks_together(tmp_path: Path) -> None:
     midi = mido.MidiFile(type=2, ticks_per_beat=one.ticks_per_beat, tracks=[one.tracks[0], one.tracks[0]])
     samples, rate = _read_wav(files.render_wav(midi, tmp_path / "t2.wav"))
     assert len(samples) / rate >= 2.0 and np.abs(samples).max() > 0
+
+
+def test_bar_lines_follow_the_files_time_signature() -> None:
+    """A 3/4 file got a line every 4 beats, labelled 4/4 bars."""
+    midi = _c_major_arpeggio(bars=1)
+    assert files.time_signature(midi) == (4, 4) and files.bar_beats(midi) == 4.0
+    midi.tracks[0].insert(0, mido.MetaMessage("time_signature", numerator=6, denominator=8))
+    assert files.time_signature(midi) == (6, 8) and files.bar_beats(midi) == 3.0
+    midi.tracks[0].append(mido.MetaMessage("end_of_track", time=480 * 3 * 600))  # 600 more bars of 3 beats
+    end, bars_per_line = files.plot_extent(midi)
+    assert end == 4 + 3 * 600 and bars_per_line == 3  # 602 bars of 3 beats: a line every 3 bars

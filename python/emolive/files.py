@@ -6,6 +6,7 @@ Everything here works on any ``mido.MidiFile``, not only the engine's.
 from __future__ import annotations
 
 import errno
+import math
 import numbers
 import os
 import re
@@ -520,13 +521,29 @@ def length_beats(midi: mido.MidiFile) -> float:
     return ticks / beat_ticks(midi)
 
 
+def time_signature(midi: mido.MidiFile) -> tuple[int, int]:
+    """``midi``'s first time signature as (numerator, denominator); (4, 4) when it has none.
+    Later changes are not followed."""
+    for message in mido.merge_tracks(midi.tracks):
+        if message.type == "time_signature":
+            return message.numerator, message.denominator
+    return 4, 4
+
+
+def bar_beats(midi: mido.MidiFile) -> float:
+    """Quarter-note beats in a bar of ``midi``'s first time signature (3/4: 3, 6/8: 3, 4/4: 4)."""
+    numerator, denominator = time_signature(midi)
+    return numerator * 4.0 / denominator
+
+
 def plot_extent(midi: mido.MidiFile, spans: list[NoteSpan] | None = None) -> tuple[float, int]:
     """What a plot of ``midi`` spans: its end in beats (the end of track, or a later note's end;
-    4 for an empty file) and the bars between two bar lines (1, or more for a piece longer than
-    MAX_BAR_LINES bars)."""
+    one bar for an empty file) and the bars between two bar lines (1, or more for a piece
+    longer than MAX_BAR_LINES bars), bars of its first time signature."""
     spans = note_spans(midi) if spans is None else spans
-    end_beats = max([s.start_beats + s.length_beats for s in spans] + [length_beats(midi)]) or 4.0
-    return end_beats, max(1, -(-int(end_beats) // (4 * MAX_BAR_LINES)))
+    bar = bar_beats(midi)
+    end_beats = max([s.start_beats + s.length_beats for s in spans] + [length_beats(midi)]) or bar
+    return end_beats, max(1, math.ceil(end_beats / (bar * MAX_BAR_LINES)))
 
 
 def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None = None) -> Path:
@@ -549,13 +566,15 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
         collection.set_array([s.velocity for s in spans])
         collection.set_clim(0, 127)
         axes.add_collection(collection)
-        for bar_line in range(0, int(end_beats) + 1, 4 * bars_per_line):  # 4/4: a bar is 4 beats
-            axes.axvline(bar_line, color="0.85", linewidth=0.6, zorder=0)
+        line_beats = bar_beats(midi) * bars_per_line
+        for line in range(int(end_beats / line_beats) + 1):
+            axes.axvline(line * line_beats, color="0.85", linewidth=0.6, zorder=0)
         low = min((s.pitch for s in spans), default=60) - 2
         high = max((s.pitch for s in spans), default=72) + 2
         axes.set_xlim(0, max(end_beats, 1.0))
         axes.set_ylim(low, high)
-        every = "4/4 bars" if bars_per_line == 1 else f"every {bars_per_line} bars of 4/4"
+        meter = "{}/{}".format(*time_signature(midi))
+        every = f"{meter} bars" if bars_per_line == 1 else f"every {bars_per_line} bars of {meter}"
         axes.set_xlabel(f"beats (quarter notes; lines mark {every})")
         axes.set_ylabel("MIDI pitch")
         axes.set_title(title or f"{len(spans)} notes")
