@@ -3,7 +3,7 @@
 Arguments are checked first (:mod:`emolive.arguments`: wrong type -> ``TypeError``, bad value
 -> ``ValueError``) so that users get plain messages; the C++ engine (``emolive._core``) checks
 again. Output ports are matched and opened by :mod:`emolive.outputs` (``list_ports`` and
-``find_port`` are re-exported here), MIDI files are made by :mod:`emolive.files`. Long calls
+``find_port`` are re-exported here), MIDI files are made by :mod:`emolive.midi_notes`. Long calls
 release the GIL. See docs/engine.md for threads, timing and the streaming policy.
 """
 
@@ -346,7 +346,7 @@ class Engine:
         return [self._to_midi(events, bars) for events in pieces]
 
     def _to_midi(self, events: np.ndarray, bars: int) -> mido.MidiFile:
-        from emolive.files import midi_from_events
+        from emolive.midi_notes import midi_from_events
 
         return midi_from_events(events.tolist(), bars * STEPS_PER_BAR, float(self._core.stats()["bpm"]),
                                 self.channel, self.program, str(self._card.get("name", "")))

@@ -1,0 +1,196 @@
+"""WAV audio from MIDI through the FluidSynth program and a General MIDI soundfont, checked:
+a render FluidSynth could not finish (it exits 0 on a full disk) or one with the wrong
+soundfont fails, and the file there before stays.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import mido
+
+from emolive.emotions import is_number
+from emolive.midi_notes import beat_ticks
+from emolive.safe_write import replaced_on_success
+
+#: General MIDI soundfonts looked for when none is given (Debian's fluid-soundfont-gm first).
+SOUNDFONT_CANDIDATES: tuple[str, ...] = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+    "/opt/homebrew/share/soundfonts/default.sf2",
+    "/usr/local/share/soundfonts/default.sf2",
+)
+INSTALL_HINT = ("install FluidSynth and a General MIDI soundfont: on Debian/Ubuntu "
+                "`sudo apt-get install fluidsynth fluid-soundfont-gm`; on macOS `brew install fluid-synth` "
+                "and pass a .sf2 file with --soundfont (or set EMOLIVE_SOUNDFONT)")
+
+
+class RenderError(RuntimeError):
+    """Audio could not be rendered (FluidSynth or a soundfont missing, or FluidSynth failed)."""
+
+
+#: The sample rates FluidSynth renders at (its synth.sample-rate setting's range, 2.3).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
+
+#: RIFF form types FluidSynth loads: SoundFont 2 and 3 (.sf2, .sf3) and DLS.
+SOUNDFONT_FORMS: tuple[bytes, ...] = (b"sfbk", b"DLS ")
+
+
+def find_soundfont(soundfont: str | Path | None = None) -> Path:
+    """The soundfont to render with: the one given, else EMOLIVE_SOUNDFONT, else a system GM one."""
+    given = soundfont or os.environ.get("EMOLIVE_SOUNDFONT")
+    if given:
+        path = Path(given)
+        if path.is_dir():
+            raise RenderError(f"soundfont {str(path)!r} is a folder; give a soundfont file (.sf2, .sf3)")
+        if not path.is_file():
+            raise RenderError(f"soundfont {str(path)!r} " + ("is not a regular file" if path.exists() else "does not exist"))
+        _check_soundfont_header(path)
+        return path
+    for candidate in SOUNDFONT_CANDIDATES:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise RenderError("no General MIDI soundfont found (looked in "
+                      + ", ".join(SOUNDFONT_CANDIDATES) + "); " + INSTALL_HINT)
+
+
+def find_renderer(soundfont: str | Path | None = None) -> tuple[str, Path]:
+    """The FluidSynth program and the soundfont ``render_wav`` would use; RenderError naming
+    what is missing, so that a caller can check before it generates anything."""
+    fluidsynth = shutil.which("fluidsynth")
+    if fluidsynth is None:
+        raise RenderError("the `fluidsynth` program was not found; " + INSTALL_HINT)
+    return fluidsynth, find_soundfont(soundfont)
+
+
+def _check_soundfont_header(path: Path) -> None:
+    """RenderError unless ``path`` starts as a SoundFont or DLS file does. FluidSynth itself only
+    warns about a file it cannot load and renders with its default soundfont instead."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)  # "RIFF", the chunk size (4 bytes), the form type
+    if head[:4] != b"RIFF" or head[8:12] not in SOUNDFONT_FORMS:
+        raise RenderError(f"{str(path)!r} is not a SoundFont (.sf2, .sf3) or DLS file")
+
+
+def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
+               soundfont: str | Path | None = None, sample_rate: int = 44100,
+               gain: float = 0.2) -> Path:
+    """Render ``midi`` (a MidiFile or a .mid path) to a 16-bit stereo WAV with FluidSynth;
+    ``gain`` is FluidSynth's master gain (its default 0.2; 0..10). RenderError when FluidSynth
+    or the soundfont is missing or fails; OSError when the WAV comes out shorter than the music
+    (a full disk). Either way a file at ``wav_path`` before is left as it was."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral):
+        raise TypeError(f"sample rate must be a whole number of Hz, not {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample rate must be {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz (what "
+                         f"FluidSynth renders), got {sample_rate}")
+    if not is_number(gain):
+        raise TypeError(f"gain must be a number, not {gain!r}")
+    if not 0.0 <= gain <= 10.0:
+        raise ValueError(f"gain must be 0..10, got {gain}")
+    fluidsynth, font = find_renderer(soundfont)
+    music = midi if isinstance(midi, mido.MidiFile) else _read_midi(Path(midi))
+    music_s = _length_s(music)
+    check_wav_fits(music_s, sample_rate)
+    # FluidSynth writes a file of its own beside wav_path, which replaces wav_path only once
+    # the render succeeded: a failed render leaves no partial or wrong WAV behind.
+    with replaced_on_success(wav_path) as rendered:
+        # rendered's folder is the render's own: a short fixed name, whatever wav_path's length
+        midi_path = Path(midi) if not isinstance(midi, mido.MidiFile) else rendered.parent / "input.mid"
+        if isinstance(midi, mido.MidiFile):  # FluidSynth reads files: the music goes beside
+            midi.save(str(midi_path))
+        # -n: no MIDI input, -i: no shell, -F: fast render to file, -q: quiet.
+        command = [fluidsynth, "-n", "-i", "-q", "-F", str(rendered), "-T", "wav", "-O", "s16",
+                   "-r", str(sample_rate), "-g", str(gain), str(font), str(midi_path)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        _check_render(result, font, rendered)
+        _check_wav_length(rendered, music_s, Path(wav_path))
+    return Path(wav_path)
+
+
+def _read_midi(path: Path) -> mido.MidiFile:
+    """The MIDI file at ``path``, or an error naming it (mido's own for a cut file is a bare
+    EOFError)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"MIDI file {str(path)!r} does not exist")
+    try:
+        return mido.MidiFile(str(path))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise RenderError(f"{str(path)!r} cannot be read as a MIDI file ({type(exc).__name__}"
+                          f"{': ' + str(exc) if str(exc) else ''})") from None
+
+
+def _length_s(midi: mido.MidiFile) -> float:
+    """``midi``'s length in seconds; a type 2 file's tracks taken as played together, as
+    FluidSynth (and note_spans) take them (mido has no length for type 2)."""
+    beat_ticks(midi)
+    if midi.type == 2:
+        midi = mido.MidiFile(type=1, ticks_per_beat=midi.ticks_per_beat, tracks=midi.tracks)
+    return float(midi.length)
+
+
+#: A WAV's sizes are 32-bit: at most 4 GiB of 16-bit stereo samples (6.7 hours at 44.1 kHz).
+MAX_WAV_BYTES = 2**32 - 1 - 44
+
+
+def check_wav_fits(music_s: float, sample_rate: int = 44100) -> None:
+    """ValueError, before anything is rendered, when ``music_s`` seconds of 16-bit stereo at
+    ``sample_rate`` would not fit a WAV (its sizes wrapped, and the render was taken for one
+    cut short by a full disk after minutes of work)."""
+    largest_s = MAX_WAV_BYTES / (4 * sample_rate)
+    if music_s > largest_s:
+        raise ValueError(f"{music_s / 3600:.2f} hours of music do not fit a WAV file at {sample_rate} Hz "
+                         f"(at most {largest_s / 3600:.2f} hours); render a shorter piece, or at a lower "
+                         "sample rate")
+
+
+#: How much shorter than the music a rendered WAV may be (seconds): FluidSynth renders to the
+#: last event, but rounds to its 64-frame blocks.
+WAV_SHORT_BY_S = 0.05
+
+
+def _check_wav_length(rendered: Path, music_s: float, target: Path) -> None:
+    """OSError (a failure of the machine, not the user's: exit status 1) when the WAV holds
+    less audio than the music lasts. FluidSynth exits 0 after a write it could not finish (a
+    full disk): the WAV it leaves is short, and would have replaced the file there before."""
+    import wave
+
+    try:
+        with wave.open(str(rendered), "rb") as wav:
+            frames, rate = wav.getnframes(), wav.getframerate()
+            data_bytes = frames * wav.getnchannels() * wav.getsampwidth()
+    except (wave.Error, EOFError) as exc:
+        raise OSError(f"fluidsynth wrote no readable WAV ({exc}); {_space_left(target)}") from None
+    audio_s = frames / rate
+    if audio_s < music_s - WAV_SHORT_BY_S or rendered.stat().st_size < data_bytes:
+        raise OSError(f"fluidsynth wrote {audio_s:.2f} s of audio for {music_s:.2f} s of music; "
+                      f"{_space_left(target)}")
+
+
+def _space_left(path: Path) -> str:
+    """What the disk holding ``path`` (the file asked for) has free, for an error that a full
+    disk may explain."""
+    try:
+        free_mb = shutil.disk_usage(path.parent).free / 1e6
+    except OSError:
+        return "is the disk full?"
+    return f"the disk may be full ({free_mb:.1f} MB free in {str(path.parent)!r})"
+
+
+def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered: Path) -> None:
+    """RenderError if FluidSynth failed. It exits 0 when it could not load the soundfont (and
+    renders with its default one), so its report of that is looked for too."""
+    report = (result.stderr or result.stdout).strip()
+    if "Failed to load" in report:
+        errors = [line.removeprefix("fluidsynth: error: ") for line in report.splitlines()
+                  if line.startswith("fluidsynth: error: ")]
+        raise RenderError(f"fluidsynth could not load the soundfont {str(font)!r}"
+                          + (f": {errors[0]}" if errors else ""))
+    if result.returncode != 0 or not rendered.is_file():
+        raise RenderError(f"fluidsynth failed (exit {result.returncode}): {report[-500:]}")

@@ -1,0 +1,120 @@
+"""MIDI files as notes: the engine's note events made into a ``mido.MidiFile``
+(:func:`midi_from_events`), and any MIDI file's notes (:func:`note_spans`), length and metre in
+beats (quarter notes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mido
+
+from emolive.arguments import STEPS_PER_BEAT
+
+
+@dataclass(frozen=True)
+class NoteSpan:
+    """One note: start and length in beats (quarter notes), MIDI pitch, velocity, channel 1..16."""
+
+    start_beats: float
+    length_beats: float
+    pitch: int
+    velocity: int
+    channel: int
+
+
+TICKS_PER_BEAT = 480  # MIDI files made from the engine's notes
+
+
+def midi_from_events(events: list[list[int]], steps: int, bpm: float, channel: int, program: int | None,
+                     model_name: str) -> mido.MidiFile:
+    """The engine's notes as a one-track MIDI file of ``steps`` 16th steps (4/4) at ``bpm``.
+
+    ``events`` are ``[step, is_on, pitch, velocity]`` in step order, as the engine generates
+    them; ``channel`` is 1..16, ``program`` 1..128 (sent first) or None. The track is named
+    after the model."""
+    ticks_per_step = TICKS_PER_BEAT // STEPS_PER_BEAT
+    midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("track_name", name=_track_name(model_name)))
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
+    track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
+    if program is not None:
+        track.append(mido.Message("program_change", channel=channel - 1, program=program - 1))
+    now = 0  # ticks
+    for step, is_on, pitch, velocity in events:
+        tick = step * ticks_per_step
+        # Values from the engine are in range (note 21..108, velocity 0..127, time >= 0: events
+        # come in step order), so mido's checks are skipped.
+        track.append(mido.Message("note_on" if is_on else "note_off", skip_checks=True, channel=channel - 1,
+                                  note=pitch, velocity=velocity, time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(0, steps * ticks_per_step - now)))
+    return midi
+
+
+def _track_name(model_name: str) -> str:
+    """"emolive" and the model's name, once: "emolive-default" stays as it is."""
+    return model_name if model_name.startswith("emolive") else f"emolive {model_name}".strip()
+
+
+def beat_ticks(midi: mido.MidiFile) -> float:
+    """``midi``'s ticks per beat; ValueError for a file timed in SMPTE frames (mido reads its
+    division as a negative number: spans came out negative, plots empty and renders silent,
+    FluidSynth exiting 0) or with a division of 0."""
+    if midi.ticks_per_beat <= 0:
+        raise ValueError(f"MIDI files timed in SMPTE frames (or with no ticks per beat) are not supported "
+                         f"(division {midi.ticks_per_beat}); save the file with ticks per beat")
+    return float(midi.ticks_per_beat)
+
+
+def note_spans(midi: mido.MidiFile) -> list[NoteSpan]:
+    """Every note of ``midi`` (all tracks), paired note-on/note-off, in beats; sorted by start.
+
+    A note-on with velocity 0 is a note-off. A note still sounding at the end is closed there.
+    """
+    ticks_per_beat = beat_ticks(midi)
+    sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start tick, velocity)
+    spans: list[NoteSpan] = []
+    tick = 0
+
+    def close(key: tuple[int, int], end_tick: int) -> None:
+        start_tick, velocity = sounding.pop(key)
+        spans.append(NoteSpan(start_tick / ticks_per_beat, (end_tick - start_tick) / ticks_per_beat,
+                              key[1], velocity, key[0] + 1))
+
+    for message in mido.merge_tracks(midi.tracks):
+        tick += message.time
+        if message.type not in ("note_on", "note_off"):
+            continue
+        key = (message.channel, message.note)
+        if key in sounding:  # a note-off, or a re-strike that ends the sounding note
+            close(key, tick)
+        if message.type == "note_on" and message.velocity > 0:
+            sounding[key] = (tick, message.velocity)
+    for key in list(sounding):
+        close(key, tick)
+    return sorted(spans, key=lambda s: (s.start_beats, s.pitch))
+
+
+def length_beats(midi: mido.MidiFile) -> float:
+    """The length of ``midi`` in beats, to its last event (the end of track, not the last note:
+    a piece may end in rests)."""
+    ticks = max((sum(message.time for message in track) for track in midi.tracks), default=0)
+    return ticks / beat_ticks(midi)
+
+
+def time_signature(midi: mido.MidiFile) -> tuple[int, int]:
+    """``midi``'s first time signature as (numerator, denominator); (4, 4) when it has none.
+    Later changes are not followed."""
+    for message in mido.merge_tracks(midi.tracks):
+        if message.type == "time_signature":
+            return message.numerator, message.denominator
+    return 4, 4
+
+
+def bar_beats(midi: mido.MidiFile) -> float:
+    """Quarter-note beats in a bar of ``midi``'s first time signature (3/4: 3, 6/8: 3, 4/4: 4)."""
+    numerator, denominator = time_signature(midi)
+    return numerator * 4.0 / denominator

@@ -1,0 +1,186 @@
+"""Writing a file so that a failure never leaves a partial one: content goes to a temporary
+file beside the target and replaces it whole (:func:`replaced_on_success`); a device, a named
+pipe or this process's own /dev/stdout is written into. :func:`check_writable` tells, before
+any work, the error a write would meet.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def check_writable(path: str | Path) -> Path:
+    """``path`` if a file can be written there, else the error a write would meet:
+    FileNotFoundError when its folder does not exist, IsADirectoryError when it names a folder,
+    PermissionError when the folder refuses a new file (or a device or pipe refuses writing).
+    The check makes and removes a temporary file, since permission bits alone do not tell
+    (root, ACLs, read-only mounts). A link is checked where it leads, as it is written."""
+    _destination(path)
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a file's content goes: ``path`` is replaced (a regular file), or written into
+    (``into``: a device, a named pipe), or ``descriptor`` is this process's open file that
+    ``path`` names (/dev/stdout, /dev/fd/N), written at its offset and in its mode."""
+
+    path: Path
+    into: bool = False
+    descriptor: int | None = None
+
+
+def _destination(path: str | Path) -> _Target:
+    """Where ``path``'s content goes, after check_writable's checks: the file a link leads to,
+    else ``path``."""
+    if not str(path).strip():
+        raise FileNotFoundError("the file name is empty; give a file name")
+    if str(path).endswith(("/", os.sep)):
+        raise IsADirectoryError(f"{str(path)!r} names a folder; give a file name")
+    path = Path(path)
+    _refuse_link_loops_and_sockets(path)
+    descriptor = _own_descriptor(path)
+    if descriptor is not None:
+        _check_descriptor(descriptor, path)
+        return _Target(path, into=True, descriptor=descriptor)
+    if _is_special(path):
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"cannot write to {str(path)!r}")
+        return _Target(path, into=True)
+    real = Path(os.path.realpath(path))
+    if not real.parent.is_dir():
+        link = f", a link to {str(real)!r}" if path.is_symlink() else ""
+        missing = real.parent if link else path.parent
+        not_a_folder = next((p for p in (missing, *missing.parents) if p.exists()), None)
+        if not_a_folder is not None and not not_a_folder.is_dir():
+            raise NotADirectoryError(f"{str(not_a_folder)!r} is a file, not a folder (for {str(path)!r}{link})")
+        raise FileNotFoundError(f"folder {str(missing)!r} does not exist (for {str(path)!r}{link})")
+    if real.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a file name")
+    try:
+        with tempfile.TemporaryFile(prefix=".emolive-", dir=real.parent):
+            pass
+    except OSError as exc:
+        raise PermissionError(f"cannot write into folder {str(real.parent)!r} (for {str(path)!r}): "
+                              f"{exc.strerror or exc}") from None
+    return _Target(real)
+
+
+def _refuse_link_loops_and_sockets(path: Path) -> None:
+    """A loop of links (``a -> b -> a``: the write replaced the link with a file) and a socket
+    (a write fails with "No such device or address") cannot be written; said now."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, f"{str(path)!r} is a loop of links; give a file name") from None
+        return  # not there yet (or a dangling link): the file is made
+    if stat.S_ISSOCK(mode):
+        raise PermissionError(f"{str(path)!r} is a socket, not a file; give a file name")
+
+
+def is_stream(path: str | Path) -> bool:
+    """Whether ``path`` is written into rather than replaced: a device (a terminal, /dev/null),
+    a named pipe, or an open descriptor of this process (/dev/stdout, /dev/fd/N)."""
+    return _own_descriptor(Path(path)) is not None or _is_special(Path(path))
+
+
+def _is_special(path: Path) -> bool:
+    """An existing file, links followed, that is neither a regular file nor a folder: a device
+    (a terminal), a named pipe, or what /dev/stdout leads to."""
+    try:
+        mode = os.stat(path).st_mode  # the kernel follows /proc's links to pipes, realpath cannot
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _own_descriptor(path: Path) -> int | None:
+    """The file descriptor of this process that ``path`` names through /dev/stdout,
+    /dev/fd/N or /proc/self/fd/N (links followed one at a time), else None. Such a name is
+    the shell's redirection (``-o /dev/stdout >> takes.mid``): the open file, its offset and
+    its append mode are what the user chose, which replacing the file it leads to would lose."""
+    own = re.compile(rf"/(?:proc/(?:self|thread-self|{os.getpid()})/fd|dev/fd)/(\d+)")
+    name = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on links in a path
+        found = own.fullmatch(name)
+        if found:
+            return int(found.group(1))
+        if not os.path.islink(name):
+            return None
+        name = os.path.normpath(os.path.join(os.path.dirname(name), os.readlink(name)))
+    return None
+
+
+def _check_descriptor(descriptor: int, path: Path) -> None:
+    """PermissionError unless ``descriptor`` is open for writing."""
+    import fcntl  # POSIX only, as the names that lead here are
+
+    try:
+        mode = fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        raise PermissionError(f"cannot write to {str(path)!r}: file descriptor {descriptor} "
+                              "is not open") from None
+    if mode not in (os.O_WRONLY, os.O_RDWR):
+        raise PermissionError(f"cannot write to {str(path)!r}: file descriptor {descriptor} "
+                              "is open for reading only")
+
+
+@contextmanager
+def replaced_on_success(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file name to write ``path``'s content to; when the block ends without
+    an exception, the content goes to ``path``, else the temporary file is removed.
+
+    A regular file (new, or there already) is replaced by one rename from beside it, so a
+    failed or interrupted write leaves no partial file and the file already there as it was;
+    the new file keeps that file's permissions (and owner, where allowed). A link is written
+    through: the file it leads to is replaced, the link stays. A device or named pipe (a FIFO,
+    a terminal) is written into, and so is the open file that /dev/stdout or /dev/fd/N names
+    (at its offset: ``>>`` appends), once the content is whole."""
+    target = _destination(path)
+    with tempfile.TemporaryDirectory(prefix=".emolive-",
+                                     dir=None if target.into else target.path.parent) as tmp:
+        written = Path(tmp) / ("output" if target.into else target.path.name)
+        yield written
+        if target.descriptor is not None:
+            _copy_to_descriptor(written, target.descriptor)
+        elif target.into:
+            with open(written, "rb") as source, open(target.path, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+        else:
+            if target.path.is_file():
+                _keep_permissions(target.path, written)
+            os.replace(written, target.path)
+
+
+def _copy_to_descriptor(source: Path, descriptor: int) -> None:
+    """Write ``source``'s bytes to the open ``descriptor``, after what Python's own streams on
+    it hold (so earlier lines come first); the descriptor stays open."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and stream.fileno() == descriptor:
+                stream.flush()
+        except (OSError, ValueError):  # a stream without a descriptor, or closed
+            pass
+    with open(source, "rb") as data, open(os.dup(descriptor), "wb") as sink:
+        shutil.copyfileobj(data, sink)
+
+
+def _keep_permissions(old: Path, new: Path) -> None:
+    """Give ``new`` the mode of ``old``, and its owner where this process may (root)."""
+    shutil.copymode(old, new)
+    info = old.stat()
+    try:
+        os.chown(new, info.st_uid, info.st_gid)
+    except OSError:  # only root may give a file away; the file stays this user's
+        pass
