@@ -49,6 +49,7 @@ class Prepared:
     dataset: list[str]
     onset_error: dict[str, dict[str, float]] = field(default_factory=dict)  # per dataset, ms
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    fingerprint: str = ""  # what the data is, wherever it lies (set by prepare; checked on resume)
 
     def indices(self, split: str, labelled: bool = True) -> np.ndarray:
         ok = self.split == split
@@ -65,13 +66,18 @@ def _content_digest(path: Path) -> str:
         return "unreadable"
 
 
-def data_fingerprint(prep: Prepared) -> str:
-    """What a run trains on, wherever it lies: every clip's file contents, label, split, song and
-    dataset (a moved or copied data folder gives the same fingerprint; an added, removed,
-    edited or relabelled file another)."""
-    rows = sorted(f"{_content_digest(Path(path))}|{quadrant}|{split}|{song}|{dataset}" for path, quadrant, split, song, dataset
-                  in zip(prep.path, prep.quadrant.tolist(), prep.split.tolist(), prep.song, prep.dataset))
-    return hashlib.sha1("\n".join(rows).encode()).hexdigest()[:16]
+def _clip_rows(reports: list[LoadReport]) -> list[tuple[str, str]]:
+    """Per clip: (its path, the rest of what identifies it: contents, label, split, song and
+    dataset). Each file is read and hashed once, for both the cache key and the fingerprint."""
+    return [(str(clip.path), f"{_content_digest(clip.path)}|{clip.quadrant}|{clip.split}|{clip.song}|{clip.dataset}")
+            for report in reports for clip in report.clips]
+
+
+def _fingerprint(rows: list[tuple[str, str]]) -> str:
+    """What a run trains on, wherever it lies: every clip's contents, label, split, song and
+    dataset, not its path (a moved or copied data folder gives the same fingerprint; an added,
+    removed, edited or relabelled file another)."""
+    return hashlib.sha1("\n".join(sorted(identity for _, identity in rows)).encode()).hexdigest()[:16]
 
 
 #: Bumped when reading or featurising changes what the same file and settings give, so that
@@ -81,13 +87,11 @@ def data_fingerprint(prep: Prepared) -> str:
 FEATURES_VERSION = 3
 
 
-def _cache_key(reports: list[LoadReport], cfg: FeatureConfig) -> str:
+def _cache_key(rows: list[tuple[str, str]], cfg: FeatureConfig) -> str:
     digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode())
     digest.update(f"features {FEATURES_VERSION}".encode())
-    for report in reports:
-        for clip in report.clips:
-            digest.update(f"{clip.path}|{_content_digest(clip.path)}|{clip.quadrant}|"
-                          f"{clip.split}|{clip.song}|{clip.dataset}".encode())
+    for path, identity in rows:
+        digest.update(f"{path}|{identity}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -170,9 +174,17 @@ def prepare(reports: list[LoadReport], cfg: FeatureConfig | None = None,
     another program) is built again, and a folder that cannot hold it (a file, no permission)
     leaves the run uncached; ``log`` says which."""
     cfg = cfg or FeatureConfig()
+    rows = _clip_rows(reports)
+    prep = _built_or_cached(reports, cfg, rows, cache_dir, log)
+    prep.fingerprint = _fingerprint(rows)
+    return prep
+
+
+def _built_or_cached(reports: list[LoadReport], cfg: FeatureConfig, rows: list[tuple[str, str]],
+                     cache_dir: str | Path | None, log: Callable[[str], None]) -> Prepared:
     if cache_dir is None:
         return _build(reports, cfg)
-    file = Path(cache_dir) / f"rolls-{_cache_key(reports, cfg)}.npz"
+    file = Path(cache_dir) / f"rolls-{_cache_key(rows, cfg)}.npz"
     if file.is_file():
         try:
             return _load(file, reports)

@@ -34,7 +34,7 @@ from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
 from .model import CVAE, N_EMOTIONS, ModelConfig
-from .prepare import Prepared, data_fingerprint, gather_segments, prepare, segment_starts
+from .prepare import Prepared, gather_segments, prepare, segment_starts
 
 
 MAX_LISTED = 20  # files skipped while reading their notes, listed one by one; the rest counted
@@ -271,7 +271,7 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     torch.set_num_threads(cfg.threads)
     init = read_init_from(cfg) if cfg.init_from and not cfg.resume else None  # resumed: its own
     prep = load_data(cfg, log)
-    data = {"fingerprint": data_fingerprint(prep), "clips": len(prep.path)}
+    data = {"fingerprint": prep.fingerprint, "clips": len(prep.path)}
     if resumed is not None:
         _check_same_data(resumed, data, out, log)
     train_batches = SegmentBatches(prep, "train", cfg, cfg.seed)
