@@ -121,8 +121,13 @@ def test_a_glide_paused_half_way_goes_on_when_resumed(jack_server: str, tiny_mod
         assert terminal.read_until(r"playing \| happy:0\.[1-6]\d,calm:0\.[4-9]\d \|"), terminal.screen
         terminal.type(b" ")  # pause half-way
         assert terminal.read_until(r"stopped \| happy:0\.\d\d,calm:0\.\d\d \|"), terminal.screen
+        paused_in = int(re.search(r"\| bar (\d+) \|", terminal.latest()).group(1))
         terminal.type(b" ")  # resume: the glide goes on to happy
         assert terminal.read_until(r"playing \| happy \|", timeout_s=10), terminal.screen
+        # The bar count goes on from the next bar line, the same bar when paused on one (it used
+        # to start again at 0).
+        resumed = re.findall(r"playing \| [^|]+ \| bar (\d+) \|", terminal.screen.split("stopped |")[-1])
+        assert int(resumed[0]) in (paused_in, paused_in + 1) and int(resumed[0]) >= 1, terminal.screen
         terminal.type(b"q")
         assert terminal.read_until(r"0 left sounding", anywhere=True), terminal.screen
     finally:

@@ -225,11 +225,13 @@ def test_follows_an_external_clock(sink: Sink, source: Source, tiny_model_dir: P
 
 def test_continue_from_a_song_position_waits_for_the_masters_bar_line(sink: Sink, source: Source,
                                                                       tiny_model_dir: Path) -> None:
+    """With --clock-out the clock goes on downstream from the same bar (it used to send Start,
+    which sends a receiving DAW to its beginning), and the bar count is the master's."""
     command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir),
-                      "--sync", f"emolive-source-{os.getpid()}", "--bpm", "120")
+                      "--sync", f"emolive-source-{os.getpid()}", "--bpm", "120", "--clock-out")
     try:
         assert command.wait_for_line(r"waiting for MIDI Start", 30), command.lines
-        source.send(0xF2, 20, 0)  # Song Position Pointer: 20 sixteenths, a beat into bar 2
+        source.send(0xF2, 20, 0)  # Song Position Pointer: 20 sixteenths, a beat into the second bar
         source.send(0xFB)  # Continue: the bar line is 72 ticks (1.5 s at 120 BPM) away
         source.clock(120.0, 1.2)
         assert note_ons(sink.snapshot()) == []
@@ -237,8 +239,18 @@ def test_continue_from_a_song_position_waits_for_the_masters_bar_line(sink: Sink
         assert command.wait_for_line(r"^waiting for the master's bar line \|", 5), command.lines
         source.clock(120.0, 2.0)
         assert note_ons(sink.snapshot()), "no notes after the master's bar line"
+        assert command.wait_for_line(r"^playing \|", 5), command.lines
+        first_playing = next(line for line in command.lines if line.startswith("playing"))
+        assert " | bar 2 | " in first_playing, command.lines  # the master's bar, not 0
         source.send(STOP)
         assert command.wait_for_line(r"^stopped \|", 5), command.lines
+        assert sink.wait_for(lambda m: bytes([STOP]) in m, timeout_s=5.0)
+        transport = [m for m in sink.snapshot() if m[0] in (0xF2, 0xFA, 0xFB, 0xFC)]
+        assert transport == [bytes([0xF2, 32, 0]), bytes([0xFB]), bytes([STOP])]  # bar 2 = 32 16ths
+        source.send(START)  # the master from its top: so does the clock downstream
+        source.clock(120.0, 0.5)
+        assert sink.wait_for(lambda m: bytes([START]) in m, timeout_s=5.0)
+        source.send(STOP)
     finally:
         code, _, err = command.finish()
     assert code == 0, err

@@ -166,3 +166,51 @@ def test_clock_out_sends_24_ticks_per_quarter(tiny_model_dir: Path) -> None:
     assert messages[-1] == b"\xfc"
     # Six ticks per 16th step; stop may come between the ticks of the last step.
     assert 6 * (steps - 1) < messages.count(b"\xf8") <= 6 * steps
+
+
+def _transport(engine: Engine) -> list[bytes]:
+    """The transport messages of the engine's last run (Song Position, Start, Continue, Stop)."""
+    return [m for _t, m in engine.recorded() if m[0] in (0xF2, 0xFA, 0xFB, 0xFC)]
+
+
+def test_resume_goes_on_at_the_next_bar_line_and_a_clock_receiver_is_told_where(
+        tiny_model_dir: Path) -> None:
+    """A DAW following --clock-out kept its place across a pause: resume used to send Start
+    (0xFA), which sends a DAW back to its beginning, and count bars from 0 again."""
+    with Engine(model=tiny_model_dir, bpm=400, seed=7, record=True, clock_out=True) as engine:
+        engine.play("calm")
+        wait_for_steps(engine, 20)  # into bar 1
+        engine.stop()
+        stopped_at = engine.stats()["step"]
+        assert 20 <= stopped_at < 32 and engine.stats()["bar"] == 1
+        assert _transport(engine) == [b"\xfa", b"\xfc"]
+
+        engine.resume()  # on at bar 2, the next bar line: song position 32 sixteenths
+        wait_for_steps(engine, 33)
+        engine.stop()
+        assert _transport(engine) == [bytes([0xF2, 32, 0]), b"\xfb", b"\xfc"]
+        assert engine.stats()["bar"] >= 2
+
+        engine.resume(bar=1000)  # 16,000 sixteenths: 0x3E80 as 7-bit LSB, MSB
+        wait_for_steps(engine, 16001)
+        engine.stop()
+        assert _transport(engine) == [bytes([0xF2, 0x00, 0x7D]), b"\xfb", b"\xfc"]
+        assert engine.stats()["bar"] == 1000
+
+        engine.resume(bar=0)
+        wait_for_steps(engine, 1)
+        engine.stop()
+        assert _transport(engine) == [b"\xfa", b"\xfc"]
+
+        engine.play("sad")  # play starts the song again
+        assert engine.stats()["step"] < 16
+        wait_for_steps(engine, 1)
+        engine.stop()
+        assert _transport(engine)[0] == b"\xfa"
+
+
+def test_resume_refuses_a_bar_that_is_not_a_whole_number_from_0(engine: Engine) -> None:
+    for bar, error in ((-1, ValueError), (True, TypeError), (1.5, TypeError), (2**62, ValueError)):
+        with pytest.raises(error, match="bar"):
+            engine.resume(bar=bar)
+    assert not engine.is_playing

@@ -106,14 +106,15 @@ def _ticks_until_running(follower: ClockFollower, limit: int = 400) -> int:
     raise AssertionError("never started")
 
 
-@pytest.mark.parametrize("sixteenths,ticks_before", [
-    (0, 0), (16, 0), (20, 72), (31, 6), (2 ** 14 - 1, 6)])
-def test_continue_starts_on_the_masters_next_bar_line(sixteenths: int, ticks_before: int) -> None:
+@pytest.mark.parametrize("sixteenths,ticks_before,bar", [
+    (0, 0, 0), (16, 0, 1), (20, 72, 2), (31, 6, 2), (2 ** 14 - 1, 6, 1024)])
+def test_continue_starts_on_the_masters_next_bar_line(sixteenths: int, ticks_before: int, bar: int) -> None:
     follower = ClockFollower()
     follower.feed(_song_position(sixteenths), 9.0)
     follower.feed(bytes([CONTINUE]), 9.5)
     assert _ticks_until_running(follower) == ticks_before  # 6 ticks a 16th, 96 a bar
     assert follower.ticks_since_start == 0  # the phase lock counts from our first beat
+    assert follower.start_bar == bar  # the engine goes on at the master's bar
 
 
 def test_continue_after_stop_resumes_where_the_master_stopped() -> None:
@@ -124,6 +125,10 @@ def test_continue_after_stop_resumes_where_the_master_stopped() -> None:
     _ticks(follower, 120.0, 1, 1.01)  # clock while stopped does not move the position
     follower.feed(bytes([CONTINUE]), 2.0)
     assert _ticks_until_running(follower) == 72  # the rest of the bar
+    assert follower.start_bar == 1
+    follower.feed(bytes([STOP]), 3.0)
+    follower.feed(bytes([START]), 4.0)
+    assert _ticks_until_running(follower) == 0 and follower.start_bar == 0  # from the top
 
 
 def test_waiting_for_the_bar_line_is_known_until_the_start() -> None:

@@ -125,7 +125,7 @@ void register_engine(py::module_& m) {
       .def("set_temperature", &Engine::set_temperature, py::arg("temperature"), Release())
       .def("set_key", &Engine::set_key, py::arg("mask"), py::arg("transpose") = 0, Release())
       .def("set_walk_rate", &Engine::set_walk_rate, py::arg("steps_per_point"), Release())
-      .def("resume", &Engine::resume, Release())
+      .def("resume", &Engine::resume, py::arg("bar") = Engine::kBarAfterStop, Release())
       .def("stop", &Engine::stop, Release())
       .def("close", &Engine::close, Release())
       .def_property_readonly("is_playing", &Engine::is_playing)

@@ -1,5 +1,6 @@
 #include "emolive/engine.hpp"
 
+#include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -160,15 +161,19 @@ void Engine::send_command(const Command& c) {
 void Engine::play(const Weights& emotion) {
   const Weights weights = normalised(emotion);
   const auto lock = lock_open();
-  play_locked(&weights);
+  play_locked(&weights, 0);
 }
 
-void Engine::resume() {
+void Engine::resume(int64_t bar) {
+  if (bar < kBarAfterStop) throw std::invalid_argument("bar must be >= 0");
+  if (bar > std::numeric_limits<int64_t>::max() / kStepsPerBar) {
+    throw std::invalid_argument("bar is too large");
+  }
   const auto lock = lock_open();
-  play_locked(nullptr);
+  play_locked(nullptr, bar);
 }
 
-void Engine::play_locked(const Weights* emotion) {
+void Engine::play_locked(const Weights* emotion, int64_t bar) {
   check_open();
   // The generator stopped on an error while the clock plays silence: start afresh (the
   // documented recovery), rather than queue a command nobody drains.
@@ -197,8 +202,13 @@ void Engine::play_locked(const Weights* emotion) {
   generator_stop_ = false;
   generator_alive_ = true;
   playing_ = true;
+  const int64_t stopped = stopped_at_.load();
+  const int64_t song_position = bar == kBarAfterStop
+                                    ? (stopped + kStepsPerBar - 1) / kStepsPerBar * kStepsPerBar
+                                    : bar * kStepsPerBar;
+  run_origin_ = song_position;
   generator_thread_ = std::thread([this] { generator_loop(); });
-  scheduler_->start(scheduler_->bpm());
+  scheduler_->start(scheduler_->bpm(), song_position);
 }
 
 void Engine::generator_loop() {
@@ -242,7 +252,7 @@ void Engine::morph(const Weights& from, const Weights& to, int glide_steps) {
   if (glide_steps < 0) throw std::invalid_argument("glide length must be >= 0 steps");
   const Weights a = normalised(from), b = normalised(to);
   const auto lock = lock_open();
-  play_locked(&a);
+  play_locked(&a, 0);
   send_command({Command::kEmotion, b, glide_steps, 0.f, 0, 0});
 }
 
@@ -288,6 +298,7 @@ void Engine::stop() {
 void Engine::stop_locked() {
   if (!playing_) return;
   scheduler_->stop();  // the clock thread sends the all-off sequence on its way out
+  stopped_at_ = run_origin_ + scheduler_->steps_played();
   generator_stop_ = true;
   generator_thread_.join();
   Command command;
@@ -332,7 +343,7 @@ EngineStats Engine::stats() const {
   if (recording_) s.recording_dropped = recording_->dropped();
   std::unique_lock<std::mutex> parts(parts_mutex_);
   if (!closed_) {
-    s.step = scheduler_->steps_played();
+    s.step = run_origin_ + scheduler_->steps_played();
     s.bpm = scheduler_->bpm();
     s.realtime = scheduler_->realtime();
     if (output_->failed()) {

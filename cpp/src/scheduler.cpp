@@ -53,9 +53,11 @@ void Scheduler::set_bpm(double bpm) {
   bpm_.store(bpm, std::memory_order_relaxed);
 }
 
-void Scheduler::start(double bpm) {
+void Scheduler::start(double bpm, int64_t song_position) {
   if (running()) return;
+  if (song_position < 0) throw std::invalid_argument("song position must be >= 0 steps");
   set_bpm(bpm);
+  song_position_ = song_position;
   stop_.store(false);
   steps_played_.store(0);
   forgot_after_failure_ = false;
@@ -82,10 +84,7 @@ void Scheduler::run() {
   if (wait_for_first_block()) {
     SteadyClock::time_point step_start = SteadyClock::now();
     origin_ticks_.store(step_start.time_since_epoch().count());
-    if (clock_out_) {
-      const uint8_t start = 0xFA;
-      out_.send(&start, 1);
-    }
+    if (clock_out_) send_transport_start();
     for (int64_t step = 0;; ++step) {
       if (!wait_until(step_start, stop_)) break;
       // Tempo is read as each step begins: a change applies from the next step boundary (read
@@ -111,6 +110,21 @@ void Scheduler::run() {
     const uint8_t stop = 0xFC;
     out_.send(&stop, 1);
   }
+}
+
+void Scheduler::send_transport_start() {
+  if (song_position_ == 0) {
+    const uint8_t start = 0xFA;
+    out_.send(&start, 1);
+    return;
+  }
+  if (song_position_ <= kMaxSongPosition) {
+    const uint8_t pointer[3] = {0xF2, uint8_t(song_position_ & 0x7F),
+                                uint8_t((song_position_ >> 7) & 0x7F)};
+    out_.send(pointer, 3);
+  }
+  const uint8_t resume = 0xFB;  // past 1,024 bars: the receiver goes on from where it stopped
+  out_.send(&resume, 1);
 }
 
 void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,

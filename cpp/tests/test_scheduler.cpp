@@ -124,6 +124,47 @@ TEST_CASE("stopping a scheduler that never got a block sends only the controller
   CHECK(rec.at(3).bytes[0] == 0xFC);
 }
 
+namespace {
+// The transport messages (0xF2, 0xFA, 0xFB, 0xFC) a clock_out scheduler sends in one run of a
+// step started at `song_position`, in order, each as its bytes.
+std::vector<std::vector<uint8_t>> transport_of_a_run(int64_t song_position) {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, true);
+  REQUIRE(blocks.push(block_for(0)));
+  scheduler.start(400.0, song_position);
+  while (scheduler.steps_played() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  scheduler.stop();
+  std::vector<std::vector<uint8_t>> transport;
+  for (size_t i = 0; i < rec.count(); ++i) {
+    const RecordedMessage& m = rec.at(i);
+    if (m.bytes[0] == 0xF2 || m.bytes[0] == 0xFA || m.bytes[0] == 0xFB || m.bytes[0] == 0xFC) {
+      transport.emplace_back(m.bytes, m.bytes + m.size);
+    }
+  }
+  return transport;
+}
+}  // namespace
+
+TEST_CASE("a clock_out run from the song's start sends Start, from later Song Position and Continue") {
+  using Bytes = std::vector<std::vector<uint8_t>>;
+  CHECK(transport_of_a_run(0) == Bytes{{0xFA}, {0xFC}});
+  // Bar 5 of 4/4 = 16th step 80; bar 1,000 = step 16,000 = 0x3E80 (LSB 0x00, MSB 0x7D).
+  CHECK(transport_of_a_run(80) == Bytes{{0xF2, 80, 0}, {0xFB}, {0xFC}});
+  CHECK(transport_of_a_run(16000) == Bytes{{0xF2, 0x00, 0x7D}, {0xFB}, {0xFC}});
+  // Past the pointer's 14 bits: Continue alone (the receiver goes on where it stopped).
+  CHECK(transport_of_a_run(kMaxSongPosition + 1) == Bytes{{0xFB}, {0xFC}});
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, true);
+  CHECK_THROWS_AS(scheduler.start(120.0, -1), std::invalid_argument);
+  CHECK_FALSE(scheduler.running());
+}
+
 TEST_CASE("the scheduler refuses tempos outside 20..400 bpm") {
   RecordingOutput rec;
   NoteTracker tracker;

@@ -16,6 +16,7 @@ from typing import Any
 import mido
 
 from emolive import files
+from emolive.arguments import STEPS_PER_BAR, STEPS_PER_BEAT
 from emolive.cli_options import MAX_CLI_SEED, UsageError, check_key, open_engine, silence, start_emotion
 from emolive.emotions import Weights, describe
 from emolive.engine import MAX_GENERATE_BARS
@@ -85,7 +86,8 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
         raise UsageError(f"--count x --bars is {args.count * args.bars} bars; at most "
                          f"{MAX_GENERATE_BARS} bars in all per run")
     if args.render:
-        files.check_wav_fits(args.bars * 4 * 60.0 / args.bpm)  # 10,000 bars below 99 BPM do not
+        beats = args.bars * STEPS_PER_BAR / STEPS_PER_BEAT
+        files.check_wav_fits(beats * 60.0 / args.bpm)  # 10,000 bars below 99 BPM do not
         files.find_renderer(args.soundfont)  # a missing FluidSynth or a bad soundfont, before generating
 
     engine = open_engine(args)

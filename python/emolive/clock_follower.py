@@ -111,6 +111,7 @@ class ClockFollower:
         self._position = 0  # the master's song position (ticks) of its next tick
         self._start_at: int | None = None  # the song position (ticks) at which we start
         self.ticks_since_start = 0  # ticks since the one we started on
+        self.start_bar = 0  # the master's bar (0 = its song's start) we last started on
 
     @property
     def running(self) -> bool:
@@ -174,6 +175,7 @@ class ClockFollower:
         index = self._recent[-1][0] + 1 if self._recent else 0
         self._recent.append((index, time_s))
         if self._start_at is not None and self._position >= self._start_at:
+            self.start_bar = self._start_at // TICKS_PER_BAR
             self._start_at = None
             self.ticks_since_start = 0  # this tick is our position 0
             self._set_running(True)

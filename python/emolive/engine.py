@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from emolive import _core
 from emolive import arguments as check
-from emolive.arguments import MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR
+from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR
 from emolive.emotions import EmotionLike, Weights, parse_emotion
 from emolive.outputs import PortError, find_port, list_ports, open_output
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask, transposition
@@ -199,15 +199,21 @@ class Engine:
 
     # live control
     def play(self, emotion: EmotionLike = "calm") -> None:
-        """Start playing (non-blocking); if already playing, jump to ``emotion``."""
+        """Start playing (non-blocking) at bar 0, with ``clock_out`` sending MIDI Start; if
+        already playing, jump to ``emotion``."""
         self._core.play(parse_emotion(emotion))
 
-    def resume(self) -> None:
+    def resume(self, bar: int | None = None) -> None:
         """Start playing again with the emotion as :meth:`stop` left it: a glide (``set_emotion``
         with ``bars``, ``morph``) under way goes on from where it stopped to its target, over
         what was left of it. Does nothing while playing. (``play`` jumps to the emotion it is
-        given, ending a glide.)"""
-        self._core.resume()
+        given, ending a glide.)
+
+        The music goes on at a bar line: ``bar`` (0 or more), by default the first bar line at
+        or after where :meth:`stop` came, so ``stats()["bar"]`` counts on. With ``clock_out`` a
+        receiver gets Song Position Pointer and Continue (Start for bar 0): a DAW following the
+        clock goes on at that bar instead of starting again from its beginning."""
+        self._core.resume(-1 if bar is None else check.integer("bar", bar, 0, MAX_BAR))
 
     def set_emotion(self, emotion: EmotionLike, bars: float = 0) -> None:
         """Jump to ``emotion`` (bars=0) or glide there linearly over ``bars`` bars."""

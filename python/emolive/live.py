@@ -166,14 +166,15 @@ class Session:
             self.notices.append(f"emolive: MIDI input {name!r} lost; waiting for it to come back")
 
     def start(self) -> None:
-        if not self._started_once and self.args.morph_to is not None:
-            bars = self.args.morph_bars if self.args.morph_bars is not None else LIVE_MORPH_BARS
-            self.engine.morph(self.emotion, self.args.morph_to, bars=bars)
-        elif self._started_once:
-            self.engine.resume()  # the master started again: a glide under way goes on
-        else:
-            self.engine.play(self.emotion)
+        """Play the starting emotion (or --morph-to's glide from it); under --sync, at the
+        master's bar, and when the master starts again, on from where its Stop left the music."""
+        if not self._started_once:
+            self.engine.set_emotion(self.emotion)
+            if self.args.morph_to is not None:
+                bars = self.args.morph_bars if self.args.morph_bars is not None else LIVE_MORPH_BARS
+                self.engine.set_emotion(self.args.morph_to, bars=bars)
         self._started_once = True
+        self.engine.resume(bar=self.sync.follower.start_bar if self.args.sync else 0)
 
     def run(self, stop: StopSignals) -> int:
         keyboard = None

@@ -41,7 +41,9 @@ struct EngineConfig {
 };
 
 struct EngineStats {
-  int64_t step = 0;  // steps played since the last play()
+  // Song position in 16th steps: steps played since the last play(), going on across
+  // stop()/resume() (a resume goes on at a bar line, by default the one after the stop).
+  int64_t step = 0;
   double bpm = 0.0;
   float temperature = 0.0f;
   Weights emotion{};
@@ -70,10 +72,14 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  void play(const Weights& emotion);  // starts, or jumps to `emotion` if playing
+  // Starts at song position 0 (with clock_out: MIDI Start), or jumps to `emotion` if playing.
+  void play(const Weights& emotion);
   // Starts again with the emotion as stop() left it: a glide under way goes on from where it
-  // stopped to its target. No-op while playing.
-  void resume();
+  // stopped to its target. The song goes on at bar `bar` (>= 0; with clock_out: Song Position
+  // Pointer and Continue, or Start at bar 0); kBarAfterStop is the first bar line at or after
+  // where stop() came. No-op while playing.
+  static constexpr int64_t kBarAfterStop = -1;
+  void resume(int64_t bar = kBarAfterStop);
   void set_emotion(const Weights& emotion, int glide_steps);
   void morph(const Weights& from, const Weights& to, int glide_steps);  // starts if stopped
   void set_bpm(double bpm);
@@ -127,7 +133,8 @@ class Engine {
   void generator_loop();
   void watch_loop();  // port checks while playing, until close()
   void publish_emotion(const Weights& w);
-  void play_locked(const Weights* emotion);  // null: the condition as it is (resume)
+  // emotion null: the condition as it is (resume); bar >= 0 or kBarAfterStop
+  void play_locked(const Weights* emotion, int64_t bar);
   void stop_locked();
   void check_open() const;
   std::unique_lock<std::mutex> lock_open();  // caller_mutex_, once the engine is open here
@@ -160,6 +167,8 @@ class Engine {
   std::thread watch_thread_;
   std::atomic<bool> watch_stop_{false};
   std::atomic<bool> playing_{false}, closed_{false};
+  // Song positions (16th steps): this run's step 0, and where the last run stopped.
+  std::atomic<int64_t> run_origin_{0}, stopped_at_{0};
   std::array<std::atomic<float>, 4> emotion_{};
   mutable std::mutex error_mutex_;  // guards generator_error_ (never taken by the clock thread)
   std::string generator_error_;

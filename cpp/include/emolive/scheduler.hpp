@@ -23,6 +23,10 @@ using BlockQueue = SpscQueue<StepEvents, 64>;
 
 constexpr double kMinBpm = 20.0, kMaxBpm = 400.0;
 constexpr int kClockTicksPerStep = 6;  // MIDI clock: 24 per quarter note = 6 per 16th step
+constexpr int64_t kStepsPerBar = 16;  // 4/4 in 16th steps (a card's grid.steps_per_bar is 16)
+// The largest song position a Song Position Pointer (0xF2) can name: 14 bits of 16th steps
+// (1,024 bars of 4/4).
+constexpr int64_t kMaxSongPosition = 16383;
 
 class Scheduler {
  public:
@@ -34,8 +38,11 @@ class Scheduler {
             int channel, bool clock_out, const std::atomic<bool>* producer_alive = nullptr);
   ~Scheduler();
 
-  // Start the clock thread: step 0 is due as soon as its block is queued.
-  void start(double bpm);
+  // Start the clock thread: step 0 is due as soon as its block is queued. `song_position`
+  // (16th steps, >= 0) is where step 0 lies in the song a clock receiver follows: with
+  // clock_out, 0 sends Start (0xFA); later positions send Song Position Pointer (0xF2, when
+  // the position fits its 14 bits) and then Continue (0xFB), so a receiver goes on from there.
+  void start(double bpm, int64_t song_position = 0);
   // Ask the thread to stop, wait for it. On its way out it sends the all-off sequence (and
   // MIDI stop 0xFC with clock_out). Idempotent.
   void stop();
@@ -59,6 +66,7 @@ class Scheduler {
   void play_step(int64_t step, SteadyClock::time_point deadline,
                  SteadyClock::duration step_length);
   void send_events(const StepEvents& block, bool note_ons);
+  void send_transport_start();  // clock_out: Start, or Song Position Pointer and Continue
 
   MidiOutput& out_;
   NoteTracker& tracker_;
@@ -68,6 +76,7 @@ class Scheduler {
   const bool clock_out_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  int64_t song_position_ = 0;  // set before the thread starts, read by it
   std::atomic<bool> realtime_{false};
   std::atomic<double> bpm_{120.0};
   std::atomic<int64_t> steps_played_{0};
