@@ -152,11 +152,15 @@ def test_closing_the_terminal_stops_cleanly(jack_server: str, tiny_model_dir: Pa
     assert "Traceback" not in stderr
 
 
-def test_a_terminal_holding_its_output_does_not_hold_up_a_stop(jack_server: str, tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("message_while_held", [False, True])
+def test_a_terminal_holding_its_output_does_not_hold_up_a_stop(jack_server: str, tiny_model_dir: Path,
+                                                               message_while_held: bool) -> None:
     """The terminal stops taking output (Ctrl-S, a frozen ssh session): the status lines filled
     its buffer, the main loop blocked writing the next, and SIGTERM did nothing until the
     terminal took output again. Now the stop ends every note while the terminal still holds
-    its output; the last line waits for the terminal."""
+    its output; the last line waits for the terminal. A message due meanwhile (here the help
+    that '?' asks for) blocked the loop the same way: it is kept and shown once the terminal
+    takes output again."""
     from tests.midi_sink import Sink
     from tests.test_cli_live import left_sounding, note_ons
 
@@ -177,6 +181,9 @@ def test_a_terminal_holding_its_output_does_not_hold_up_a_stop(jack_server: str,
             pass
         finally:
             os.close(filler)
+        held_from = len(terminal.screen)
+        if message_while_held:
+            terminal.type(b"?")
         time.sleep(0.5)  # the status line has come round again meanwhile, and was skipped
         terminal.process.send_signal(signal.SIGTERM)
         assert sink.wait_for(lambda m: bytes([0xB0, 123, 0]) in m and not left_sounding(m), timeout_s=5), (
@@ -187,3 +194,5 @@ def test_a_terminal_holding_its_output_does_not_hold_up_a_stop(jack_server: str,
             sink.close()
         code = terminal.close_reading()
     assert code == 0
+    if message_while_held:  # kept, not lost
+        assert "keys: 1 happy" in terminal.screen[held_from:], terminal.screen[held_from:][-2000:]

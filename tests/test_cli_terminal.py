@@ -166,3 +166,43 @@ def test_a_status_line_the_stream_cannot_take_now_is_skipped_not_waited_for(inte
         os.read(reader, 1 << 20) if shown.is_alive() else None
         stream.close()
         os.close(reader)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="select() on a pipe is POSIX")
+def test_a_message_the_stream_cannot_take_now_is_kept_in_order_not_waited_for() -> None:
+    """A message (a port lost, the help) while the output is held blocked the main loop as a
+    status line did; it is kept and written, in order and before the status line, once the
+    output takes lines again; after finish() a message waits for the output."""
+    import threading
+
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    try:
+        while True:
+            os.write(writer, b"x" * 65536)  # fill the pipe
+    except BlockingIOError:
+        pass
+    os.set_blocking(writer, True)
+    stream = os.fdopen(writer, "w")
+    status = StatusLine(stream, min_interval_s=0.0)
+
+    def while_held() -> None:
+        status.message("emolive: MIDI output lost")
+        status.message("emolive: MIDI output is back")
+        status.show("playing | calm")
+
+    held = threading.Thread(target=while_held, daemon=True)
+    held.start()
+    held.join(2.0)
+    try:
+        assert not held.is_alive(), "message() waited for a stream that takes nothing"
+        assert os.read(reader, 1 << 20).strip(b"x") == b""  # nothing of them yet
+        status.show("playing | sad")
+        status.finish()
+        status.message("emolive: stopped")
+        written = os.read(reader, 1 << 20).decode()
+        assert written == ("emolive: MIDI output lost\nemolive: MIDI output is back\nplaying | sad\n"
+                           "emolive: stopped\n")
+    finally:
+        stream.close()
+        os.close(reader)

@@ -13,11 +13,14 @@ import os
 import select
 import sys
 import time
+from collections import deque
 from typing import TextIO
 
 #: Names returned for special keys.
 UP, DOWN, LEFT, RIGHT, ENTER, ESCAPE, BACKSPACE = "UP", "DOWN", "LEFT", "RIGHT", "ENTER", "ESC", "BACKSPACE"
 _ARROWS = {"A": UP, "B": DOWN, "C": RIGHT, "D": LEFT}
+#: Messages kept while the output cannot take them; beyond this many the oldest are dropped.
+MAX_PENDING_MESSAGES = 100
 
 
 class Keyboard:
@@ -116,12 +119,16 @@ class StatusLine:
         self._min_interval_s = min_interval_s
         self._last_text = ""
         self._last_print = -1e9
+        self._pending: deque[str] = deque(maxlen=MAX_PENDING_MESSAGES)  # messages not yet written
+        self._finished = False
 
     def show(self, text: str, urgent: bool = False, keep_end: bool = False) -> None:
         """Display ``text``; off a terminal, repeats are dropped and changes throttled unless urgent.
         On a terminal the line is cut to its width (a wrapped line could not be redrawn in place:
         each redraw would scroll), at its end, or with ``keep_end`` (what is being typed) at its
         start."""
+        if not self._write_pending(wait=False):
+            return  # the messages come first, and the output cannot take them yet
         try:
             if self._interactive:
                 text = _fit(text, self._columns(), keep_end)
@@ -149,18 +156,33 @@ class StatusLine:
             return 0
 
     def message(self, text: str) -> None:
-        """A line of its own (help, errors), above the status line."""
-        self._last_text = ""  # the status line is drawn again below the message
-        try:
-            self._stream.write(("\r\x1b[K" if self._interactive else "") + text + "\n")
-            self._stream.flush()
-        except (OSError, ValueError):
-            pass
+        """A line of its own (help, errors), above the status line. While the output cannot
+        take it without waiting (see ``_takes_a_line_now``) it is kept, in order, and written
+        when the output takes lines again: the main loop, which acts on signals and keys, does
+        not wait for it. After ``finish()`` messages are written at once, waiting if need be."""
+        self._pending.append(text)
+        self._write_pending(wait=self._finished)
 
     def finish(self) -> None:
-        """End the status line so the shell prompt starts on a fresh line."""
+        """Write the messages still kept (waiting for the output if need be) and end the status
+        line so the shell prompt starts on a fresh line."""
+        self._finished = True
         if self._interactive:
-            self.message("")
+            self._pending.append("")
+        self._write_pending(wait=True)
+
+    def _write_pending(self, wait: bool) -> bool:
+        """Write the kept messages the output takes now (all of them with ``wait``); whether
+        none is left."""
+        while self._pending and (wait or _takes_a_line_now(self._stream)):
+            text = self._pending.popleft()
+            self._last_text = ""  # the status line is drawn again below the message
+            try:
+                self._stream.write(("\r\x1b[K" if self._interactive else "") + text + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):  # terminal or pipe gone: nothing more will be shown
+                self._pending.clear()
+        return not self._pending
 
 
 def _takes_a_line_now(stream: TextIO) -> bool:
