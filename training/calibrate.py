@@ -36,19 +36,26 @@ def onset_velocities(roll: np.ndarray) -> np.ndarray:
     return roll[..., 2 * N_KEYS:][onset]
 
 
+#: Fewer onsets than this (real or generated) in a quadrant: it is not measured but left as it
+#: is (gain 1, bias 0), and said so.
+MIN_ONSETS = 10
+
+
 def measure(model: OnnxCVAE, real_by_q: list[np.ndarray], samples: int, sampling: Sampling,
             seed: int) -> dict:
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((samples, model.z_dim)).astype(np.float32)
     steps = model.card["sizes"]["segment_steps"]
-    gain, bias, table = [], [], []
+    gain, bias, table, unmeasured = [], [], [], []
     for q in range(4):
         emotion = np.tile(np.eye(4, dtype=np.float32)[[q]], (samples, 1))
         gen = onset_velocities(model.generate(z, emotion, steps, sampling, rng))
         real = onset_velocities(real_by_q[q])
-        if len(gen) < 10 or len(real) < 10:
+        if len(gen) < MIN_ONSETS or len(real) < MIN_ONSETS:  # left as it is: gain 1, bias 0
             gain.append(1.0)
             bias.append(0.0)
+            unmeasured.append({"quadrant": q, "real_onsets": int(len(real)),
+                               "generated_onsets": int(len(gen))})
             continue
         g = float(real.std() / max(gen.std(), 1e-3))
         gain.append(g)
@@ -58,6 +65,7 @@ def measure(model: OnnxCVAE, real_by_q: list[np.ndarray], samples: int, sampling
                       "generated_mean": float(gen.mean() * 127),
                       "generated_std": float(gen.std() * 127)})
     return {"gain": gain, "bias": bias, "measured_midi_velocity": table,
+            "not_measured": unmeasured,
             "method": "per quadrant, linear map of prior-sample onset velocities onto the mean "
                       "and std of real training onsets", "temperature": sampling.temperature}
 
@@ -119,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in result["measured_midi_velocity"]:
         print(f"Q{row['quadrant'] + 1}: generated {row['generated_mean']:.0f}+-"
               f"{row['generated_std']:.0f}, real {row['real_mean']:.0f}+-{row['real_std']:.0f}")
+    for row in result["not_measured"]:
+        print(f"Q{row['quadrant'] + 1}: not calibrated (gain 1, bias 0): {row['real_onsets']} real "
+              f"and {row['generated_onsets']} generated onsets, fewer than {MIN_ONSETS} "
+              "(data without that emotion?)", file=sys.stderr)
     return 0
 
 

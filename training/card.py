@@ -15,6 +15,12 @@ STEPS_PER_BEAT = 4
 BEATS_PER_BAR = 4
 STEPS_PER_BAR = STEPS_PER_BEAT * BEATS_PER_BAR
 PITCH_LOW, PITCH_HIGH = 21, 108  # MIDI; key index k = pitch - 21
+#: Card entries that describe the files themselves (their format, sizes, graphs, the weights'
+#: precision and calibration): the export writes them from the model and nothing may replace
+#: them, or the card would not fit the files (an engine refuses them) or would misstate them.
+DESCRIBES_THE_FILES = ("format", "format_version", "name", "grid", "pitch", "features", "sizes",
+                       "emotions", "files", "opset", "tonic", "io", "model", "precision",
+                       "velocity_calibration")
 FILES = {"encoder": "encoder.onnx", "decoder_init": "decoder_init.onnx",
          "decoder_step": "decoder_step.onnx"}
 BATCH_STEP = "decoder_step_batch"  # the optional fourth file (int8 exports write it)

@@ -22,6 +22,8 @@ from .model import read_checkpoint
 
 #: What a resumed run may set anew: how long it runs, with how many threads, how often it is
 #: evaluated, and where its data and cache are (the same data moved elsewhere).
+#: Settings a resumed run may change: where its data lies, how long and how it runs (the last
+#: two, resume and out, are how a run is resumed, not settings to name in messages).
 RESUME_MAY_CHANGE = ("max_steps", "max_minutes", "eval_every", "threads", "data", "cache_dir",
                      "generic_folder", "generic_csv", "resume", "out")
 #: Files whose presence says a folder holds a run, which a new run must not overwrite.
@@ -103,7 +105,7 @@ def resumed_config(saved: dict, given: dict) -> TrainConfig:
     changed = changed_settings(saved, given)
     if changed:
         raise ValueError("a resumed run keeps the settings it was trained with; this command "
-                         f"changes {'; '.join(changed)} (only {', '.join(RESUME_MAY_CHANGE[:6])} "
+                         f"changes {'; '.join(changed)} (only {', '.join(RESUME_MAY_CHANGE[:8])} "
                          "may change): leave them out, or start a new run with --init-from")
     return config_from_values({**_saved_values(saved),
                                **{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}})

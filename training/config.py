@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .data import DEFAULT_DATA
+from .data import DEFAULT_DATA, LABELLED_DATASETS
 from .model import ModelConfig
 
 
@@ -153,6 +153,9 @@ def check_out_folder(path: Path, flag: str) -> None:
         raise ValueError(f"{flag} is empty; name the folder to write into")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{flag} {path} is a file; give a folder")
+    if path.is_symlink() and not path.exists():  # mkdir there fails after all the work
+        raise ValueError(f"{flag} {path} is a link to {os.readlink(path)}, which does not exist: "
+                         "make that folder, or give another")
     above = path.parent
     while not above.exists() and above != above.parent:
         above = above.parent
@@ -269,7 +272,8 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.key_normalise and cfg.transpose:
         raise ValueError("key_normalise puts every clip in C, which random transposition would "
                          f"undo: set transpose to 0 (got {cfg.transpose})")
-    unknown = sorted(set(cfg.datasets) - {"emopia", "vgmidi"})
+    unknown = sorted(set(cfg.datasets) - set(LABELLED_DATASETS))
     if unknown:
-        raise ValueError(f"unknown datasets {unknown}; known: emopia, vgmidi (or --generic-csv)")
+        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(LABELLED_DATASETS)} (or "
+                         "--generic-folder with --generic-csv)")
     check_generic_pair(cfg.generic_folder, cfg.generic_csv)

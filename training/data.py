@@ -57,6 +57,10 @@ class Clip:
     split: str  # "train" or "val"
 
 
+#: The labelled layouts --datasets names: folders of these names under --data.
+LABELLED_DATASETS = ("emopia", "vgmidi")
+
+
 class DataError(ValueError):
     """The data the config points at cannot be used (missing folder, no clips, a CSV that
     cannot be read)."""
@@ -147,6 +151,8 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]
     """``(column names, rows, each row's line number in the file)`` of a CSV file, as
     :func:`_read_csv` reads it; blank lines, which the csv module skips, are counted."""
     lines: list[int] = []
+    if not path.is_file():
+        raise DataError(f"{path} not found" if not path.exists() else f"{path} is not a file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)

@@ -13,6 +13,7 @@ statistics per quadrant with overlapping areas, diversity; listening files and p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -292,8 +293,13 @@ def _rewrite_readme(folder: Path) -> int:
         return error_line("emolive evaluate",
                           f"no metrics.json in {folder}; run the evaluation first")
     notes = folder / "discussion.md"
-    text = markdown(json.loads(metrics.read_text()), notes.read_text() if notes.is_file() else "")
-    (folder / "README.md").write_text(text)
+    try:
+        text = markdown(json.loads(metrics.read_text(encoding="utf-8")),
+                        notes.read_text(encoding="utf-8") if notes.is_file() else "")
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:  # JSON errors too
+        return error_line("emolive evaluate", f"{metrics} is not the metrics.json an evaluation "
+                                              f"writes ({type(err).__name__}: {err})")
+    (folder / "README.md").write_text(text, encoding="utf-8")
     print(f"rewrote {folder / 'README.md'}")
     return 0
 
@@ -349,10 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rewrite_readme:
         return _rewrite_readme(Path(args.report))
+    report_was_there = Path(args.report).exists()
     try:
         check_model_dir(args.model)
-        check_outputs(args)
         check_generic_pair(args.generic_folder, args.generic_csv)
+        check_outputs(args)
     except (ValueError, OSError) as err:  # ModelDirError, the generic pair
         return error_line(parser.prog, err)
     data = [f"{name} in {args.data}" for name in args.datasets] + (
@@ -362,14 +369,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = run(args, log=lambda text: print(text, file=sys.stderr))
     except DataError as err:
+        if not report_was_there:  # made by check_outputs, still empty: no folder left behind
+            with contextlib.suppress(OSError):
+                Path(args.report).rmdir()
         return error_line(parser.prog, err)
     if args.update_card:
-        from .export import update_card
+        from .export import failed_to_write, update_card
 
-        update_card(args.model, {"sampling": {k: results["sampling"][k] for k in
-                                              ("onset_threshold", "hold_threshold", "temperature",
-                                               "max_onsets_per_step")},
-                                 "evaluation": report.card_summary(results, args.report)})
+        try:
+            update_card(args.model, {"sampling": {k: results["sampling"][k] for k in
+                                                  ("onset_threshold", "hold_threshold", "temperature",
+                                                   "max_onsets_per_step")},
+                                     "evaluation": report.card_summary(results, args.report)})
+        except OSError as err:  # the report is written; the card could not be
+            print(f"report written to {args.report}/README.md", file=sys.stderr)
+            return failed_to_write(parser.prog, args.model, err)
     print(f"report written to {args.report}/README.md ({results['elapsed_s']} s)")
     return 0
 

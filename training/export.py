@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -28,7 +29,8 @@ from torch import nn
 from emolive._startup import end_of_startup
 from emolive.cli_options import error_line
 
-from .card import BATCH_STEP, BATCH_STEP_FILE, FILES, OPSET, build_card, io_shapes, provenance
+from .card import (BATCH_STEP, BATCH_STEP_FILE, DESCRIBES_THE_FILES, FILES, OPSET, build_card, io_shapes,
+                   provenance)
 from .config import check_out_folder, parse_bool
 from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig, read_checkpoint
 from .quantize import (BATCH_PRECISION, MIN_ONNXRUNTIME, PRECISION, export_int8_step,
@@ -143,24 +145,51 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
     if decoder_precision not in PRECISIONS:
         raise ValueError(f"decoder precision {decoder_precision!r}: expected one of {PRECISIONS}")
     out = Path(out_dir)
-    with _moved_in_on_success(out) as tmp:
+    # A float32 export over an int8 one leaves no stale batch step.
+    stale = () if decoder_precision == "int8" else (BATCH_STEP_FILE,)
+    with _moved_in_on_success(out, remove=stale) as tmp:
         _write_model(model, tmp, card, decoder_precision)
-    if decoder_precision != "int8":  # a float32 export over an int8 one leaves no stale batch step
-        (out / BATCH_STEP_FILE).unlink(missing_ok=True)
     return out
 
 
 @contextmanager
-def _moved_in_on_success(out: Path) -> Iterator[Path]:
+def _moved_in_on_success(out: Path, remove: tuple[str, ...] = ()) -> Iterator[Path]:
     """A temporary folder beside ``out`` to write files into; when the block ends without an
     exception each is moved into ``out`` (made if missing) by one rename, replacing a file or
-    link of its name there, never writing through a link; else ``out`` stays as it was."""
+    link of its name there, never writing through a link, and the files named in ``remove``
+    go; else ``out`` stays as it was.
+
+    All or nothing: the files there are first moved aside (renamed into the temporary
+    folder), so that when a rename fails (a file that cannot be replaced: an immutable one,
+    a folder of that name) the files already moved in go and those moved aside come back,
+    and the OSError is raised with ``out`` as it was. A model folder half replaced held
+    ONNX files whose cards disagreed with model_card.json."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
         yield Path(tmp)
+        written = sorted(Path(tmp).iterdir())
+        for path in written:
+            if (out / path.name).is_dir() and not (out / path.name).is_symlink():
+                raise IsADirectoryError(f"{out / path.name} is a folder; the export writes a file there")
+        aside = Path(tmp) / ".replaced"
+        aside.mkdir()
         out.mkdir(exist_ok=True)
-        for written in sorted(Path(tmp).iterdir()):
-            os.replace(written, out / written.name)
+        moved_aside: list[str] = []
+        moved_in: list[str] = []
+        try:
+            for name in [path.name for path in written] + list(remove):
+                if (out / name).exists() or (out / name).is_symlink():
+                    os.rename(out / name, aside / name)
+                    moved_aside.append(name)
+            for path in written:
+                os.rename(path, out / path.name)
+                moved_in.append(path.name)
+        except OSError:
+            for name in moved_in:
+                (out / name).unlink()
+            for name in moved_aside:
+                os.rename(aside / name, out / name)
+            raise
 
 
 def _write_model(model: CVAE, out: Path, card: dict[str, Any], decoder_precision: str) -> None:
@@ -197,6 +226,14 @@ def _card_json(card: dict[str, Any]) -> str:
     """The card as JSON text. Strict JSON: a NaN or infinity is a ValueError here, before any
     file is written, since every reader of the card (the engine's included) would refuse it."""
     return json.dumps(card, indent=2, allow_nan=False)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -331,10 +368,18 @@ def _named(err: ValueError) -> str:
 
 
 def _card_extra(path: str) -> dict[str, Any]:
+    """Card entries to add (sampling defaults, licence, evaluation, notes of one's own); those
+    that describe the files (card.DESCRIBES_THE_FILES) are refused: ValueError."""
     extra = _json_file(path, "--card-extra")
     if not isinstance(extra, dict):
         raise ValueError(f"--card-extra {path} must hold a JSON object of card entries, "
                          f"not {type(extra).__name__}")
+    taken = [key for key in DESCRIBES_THE_FILES if key in extra]
+    if taken:
+        raise ValueError(f"--card-extra {path} sets {', '.join(map(repr, taken))}, which the export "
+                         "writes from the model and its files (a name: --name; a calibration: "
+                         "--velocity-calibration); remove them (a whole old card: keep only its "
+                         "'sampling', say)")
     return extra
 
 
@@ -384,6 +429,14 @@ def _out_refused(out: Path, replace: bool) -> str | None:
     return None
 
 
+def failed_to_write(prog: str, folder: str | Path, err: OSError) -> int:
+    """Say that writing into the model folder failed and that it was left as it was; status 1
+    (the machine's failure, not the command's)."""
+    print(f"{prog}: error: could not write into {folder}, which is left as it was: "
+          f"{err.strerror or err}{f' ({err.filename})' if err.filename else ''}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
@@ -415,13 +468,16 @@ def main(argv: list[str] | None = None) -> int:
         return error_line(parser.prog, f"cannot read {ckpt_path}: {err}")
     if calibration is not None:
         model.set_velocity_calibration(calibration["gain"], calibration["bias"])
-    config = ckpt.get("config", {})
-    training = {"config": config, "steps": ckpt.get("iter_num"),
+    # A checkpoint made by hand, or by recover, may lack these or hold something else there.
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    steps = ckpt.get("iter_num") if _is_count(ckpt.get("iter_num")) else None
+    elapsed_s = ckpt.get("elapsed_s") if _is_number(ckpt.get("elapsed_s")) else 0.0
+    training = {"config": config, "steps": steps,
                 # None for a checkpoint read back by recover (an older one says infinity)
-                "best_val_loss": _finite_or_none(ckpt.get("best_val_loss")),
-                "minutes": round(ckpt.get("elapsed_s", 0.0) / 60, 1),
+                "best_val_loss": ckpt.get("best_val_loss") if _is_number(ckpt.get("best_val_loss")) else None,
+                "minutes": round(elapsed_s / 60, 1),
                 "checkpoint": ckpt_path.name}
-    losses = _validation_losses(ckpt_path.parent / "metrics.jsonl", ckpt.get("iter_num"))
+    losses = _validation_losses(ckpt_path.parent / "metrics.jsonl", steps)
     if losses is not None:
         training["validation_losses"] = losses
     card = build_card(model.cfg, name=args.name, segment_bars=config.get("segment_bars", 2),
@@ -431,7 +487,10 @@ def main(argv: list[str] | None = None) -> int:
     if calibration is not None:
         card["velocity_calibration"] = calibration
     card.update(extra)
-    out = export_model(model, args.out, card, args.decoder_precision)
+    try:
+        out = export_model(model, args.out, card, args.decoder_precision)
+    except OSError as err:  # a file there that cannot be replaced, a full disk: nothing moved in
+        return failed_to_write(parser.prog, args.out, err)
     files = json.loads((out / "model_card.json").read_text())["files"]
     print(f"exported {', '.join(files.values())} and model_card.json to {out}")
     return 0

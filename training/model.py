@@ -372,5 +372,13 @@ def read_checkpoint(path: str | Path) -> dict:
                          f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise ValueError(f"{path} is not a checkpoint written by training (no model weights in it)")
+    args = ckpt["model_args"]
+    known = {f.name for f in fields(ModelConfig)}
+    # Every checkpoint has written z_dim and hidden; a later field missing gets its default.
+    if not isinstance(args, dict) or not {"z_dim", "hidden"} <= args.keys() or args.keys() - known:
+        unknown = sorted(map(str, args.keys() - known)) if isinstance(args, dict) else []
+        why = f"model settings this version does not know: {', '.join(unknown)}" if unknown else \
+            "no model sizes in it"
+        raise ValueError(f"{path} is not a checkpoint written by this version of training ({why})")
     return ckpt
 

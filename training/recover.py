@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ from emolive._startup import end_of_startup
 from emolive.cli_options import error_line
 
 from .card import BATCH_STEP, BATCH_STEP_FILE
+from .checkpoints import save_atomic
 from .config import check_out_folder
 from .data import BUNDLED_MODEL
 from .export import FILES, replace_batch_step
@@ -251,20 +253,23 @@ def main(argv: list[str] | None = None) -> int:
         return _rebuild_batch_step(parser, args)
     if args.out is None:
         parser.error("the following arguments are required: --out (or --rebuild-batch-step)")
-    if Path(args.out).exists():  # a training run's ckpt.pt, say: its optimizer state would be lost
+    if not args.out or args.out.endswith(("/", os.sep)):
+        return error_line(parser.prog, f"--out {args.out!r} names no file; give the checkpoint "
+                                       "file to write, such as runs/shipped/ckpt.pt")
+    out = Path(args.out)
+    if out.exists() or out.is_symlink():  # a run's ckpt.pt, say: its optimizer state would be lost
         return error_line(parser.prog,
                           f"{args.out} exists; give a new file name (or remove it first)")
-    try:
-        check_out_folder(Path(args.out).parent, "the folder of --out")
+    try:  # absolute: a bare file name's folder is the current one, not an empty name
+        check_out_folder(out.absolute().parent, "the folder of --out")
     except ValueError as err:  # under a file
         return error_line(parser.prog, err)
     try:
         model, card = recover_model(args.model or DEFAULT_MODEL)
     except RecoverError as err:
         return error_line(parser.prog, err)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(recovered_checkpoint(model, card), out)
+    save_atomic(recovered_checkpoint(model, card), out)
     print(f"wrote {out}: {card.get('name')} ({sum(p.numel() for p in model.parameters()):,} "
           f"weights); fine-tune it with --init-from {out}")
     return 0

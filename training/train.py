@@ -28,8 +28,8 @@ from .card import checkpoint_data
 from .checkpoints import (StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder, drop_partial_line,
                           read_for_training, read_run, resumed_config, save_atomic)
 from .config import TrainConfig, add_config_flags, config_from_values, given_values
-from .data import (DataError, LoadReport, load_emopia, load_generic, load_unlabelled, load_vgmidi,
-                   song_for_validation)
+from .data import (LABELLED_DATASETS, DataError, LoadReport, load_emopia, load_generic, load_unlabelled,
+                   load_vgmidi, song_for_validation)
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
@@ -43,6 +43,10 @@ MAX_LISTED = 20  # files skipped while reading their notes, listed one by one; t
 def load_reports(cfg: TrainConfig) -> list[LoadReport]:
     root = Path(cfg.data)
     reports = []
+    unknown = sorted(set(cfg.datasets) - set(LABELLED_DATASETS))
+    if unknown:  # train's config refuses them too; calibrate and evaluate read through here only
+        raise DataError(f"unknown datasets {unknown}; known: {', '.join(LABELLED_DATASETS)} (or "
+                        "--generic-folder with --generic-csv)")
     for name in cfg.datasets:
         folder = root / name
         if not folder.is_dir():

@@ -108,6 +108,37 @@ def test_evaluate_says_first_where_its_report_goes(tiny_model_dir: Path, tmp_pat
     err = capsys.readouterr().err
     assert f"the report replaces what is in {tmp_path / 'r'}/" in err
     assert "error:" in err  # no data there
+    assert not (tmp_path / "r").exists()  # the report folder it made is not left behind, empty
+
+
+@pytest.mark.parametrize("command", ["calibrate", "evaluate"])
+@pytest.mark.parametrize("datasets,message", [
+    (["bogus"], "unknown datasets ['bogus']; known: emopia, vgmidi"),  # was "folder not found"
+    (["vgmidi"], "vgmidi_labelled.csv not found"),  # was a FileNotFoundError traceback
+])
+def test_calibrate_and_evaluate_name_what_is_wrong_with_the_datasets(
+        tiny_model_dir: Path, tmp_path: Path, capsys, command: str, datasets: list[str],
+        message: str) -> None:
+    from emolive.training import calibrate
+
+    for name in ("bogus", "vgmidi"):  # folders of those names, without their CSV
+        (tmp_path / "data" / name).mkdir(parents=True)
+    main = {"calibrate": calibrate.main, "evaluate": evaluate.main}[command]
+    argv = ["--model", str(tiny_model_dir), "--data", str(tmp_path / "data"),
+            "--cache-dir", str(tmp_path / "cache"), "--datasets", *datasets]
+    argv += ["--out", str(tmp_path / "v.json")] if command == "calibrate" else ["--report", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text", ["{bad", "{}", "[1]"])
+def test_rewrite_readme_refuses_a_metrics_file_it_did_not_write(tmp_path: Path, capsys, text: str) -> None:
+    (tmp_path / "metrics.json").write_text(text)
+    assert evaluate.main(["--report", str(tmp_path), "--rewrite-readme"]) == 2
+    err = capsys.readouterr().err
+    assert "is not the metrics.json an evaluation writes" in err and "Traceback" not in err
+    assert not (tmp_path / "README.md").exists()
 
 
 def _evaluate_argv(model: Path, tmp_path: Path) -> list[str]:
@@ -213,6 +244,27 @@ def test_calibrate_measures_against_ones_own_labelled_folder(tiny_model_dir: Pat
                            "--min-onsets", "1", "--samples", "4", "--data", str(tmp_path / "no-data"),
                            "--cache-dir", str(tmp_path / "cache")]) == 0
     assert len(json.loads(out.read_text())["gain"]) == 4
+
+
+def test_calibrate_says_which_emotions_it_could_not_measure(tiny_model_dir: Path, labelled_folder,
+                                                            tmp_path: Path, capsys) -> None:
+    """Data without tense and calm clips left Q2 and Q4 at gain 1 without a word."""
+    from emolive.training import calibrate
+
+    folder, csv_path = labelled_folder
+    lines = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join([lines[0]] + [line for line in lines[1:]
+                                                if "tense" not in line and "calm" not in line]) + "\n")
+    out = tmp_path / "velocity.json"
+    assert calibrate.main(["--model", str(tiny_model_dir), "--out", str(out), "--datasets",
+                           "--generic-folder", str(folder), "--generic-csv", str(csv_path),
+                           "--min-onsets", "1", "--samples", "4", "--data", str(tmp_path / "no-data"),
+                           "--cache-dir", str(tmp_path / "cache")]) == 0
+    written = json.loads(out.read_text())
+    assert [row["quadrant"] for row in written["not_measured"]] == [1, 3]
+    assert written["gain"][1] == written["gain"][3] == 1.0
+    err = capsys.readouterr().err
+    assert "Q2: not calibrated (gain 1, bias 0): 0 real" in err and "Q4: not calibrated" in err
 
 
 def test_play_frame_caps_onsets_and_never_holds_a_silent_key() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,65 @@ def test_update_card_replaces_links_instead_of_writing_through_them(tmp_path: Pa
     assert sorted(p.name for p in links.iterdir()) == sorted(before)  # no temporary folder left
 
 
+def _immutable(path: Path, on: bool) -> bool:
+    """chattr +i / -i (root on a file system that has the flag); whether it took."""
+    import subprocess
+
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("how", ["immutable file", "rename fails"])
+def test_a_card_update_that_cannot_replace_every_file_leaves_the_folder_as_it_was(
+        tmp_path: Path, monkeypatch, how: str) -> None:
+    """The files were moved in one by one: one that could not be replaced left the folder half
+    updated (ONNX cards that disagreed with model_card.json), and evaluate --update-card
+    ended on a traceback after the whole evaluation."""
+    from emolive.training import export
+
+    model_dir = _tiny_export(tmp_path / "model")
+    before = _contents(model_dir)
+    blocked = model_dir / "decoder_step.onnx"  # moved after decoder_init and encoder (sorted)
+    if how == "immutable file":
+        if not _immutable(blocked, True):
+            pytest.skip("chattr +i needs root and a file system with the flag")
+    else:
+        real_rename = os.rename
+
+        def rename(src, dst) -> None:
+            if Path(src) == blocked:
+                raise PermissionError(1, "Operation not permitted", str(src))
+            real_rename(src, dst)
+
+        monkeypatch.setattr(export.os, "rename", rename)
+    try:
+        with pytest.raises(OSError):
+            export.update_card(model_dir, {"name": "renamed"})
+    finally:
+        if how == "immutable file":
+            _immutable(blocked, False)
+    assert _contents(model_dir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+
+
+def test_export_command_says_when_the_folder_cannot_be_written_and_leaves_it(tmp_path: Path, monkeypatch,
+                                                                             capsys) -> None:
+    from emolive.training import export
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt.pt")
+    model_dir = _tiny_export(tmp_path / "model")
+    before = _contents(model_dir)
+
+    def rename(src, dst) -> None:
+        raise PermissionError(1, "Operation not permitted", str(src))
+
+    monkeypatch.setattr(export.os, "rename", rename)
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(model_dir), "--replace", "true"]) == 1
+    err = capsys.readouterr().err
+    assert "could not write into" in err and "left as it was" in err and "Traceback" not in err
+    assert _contents(model_dir) == before
+
+
 def test_export_command_replaces_a_model_only_when_told(tmp_path: Path, capsys) -> None:
     from emolive.training import export
 
@@ -241,6 +301,20 @@ def _tiny_checkpoint(path: Path, iter_num: int = 10) -> Path:
     return path
 
 
+def test_export_takes_a_hand_made_checkpoints_odd_entries_as_missing(tmp_path: Path) -> None:
+    """config None, or an iter_num or elapsed_s that is not a number, gave a traceback."""
+    from emolive.training import export
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt.pt")
+    ckpt = torch.load(checkpoint, weights_only=False)
+    ckpt.update(config=None, iter_num="ten", elapsed_s="long", best_val_loss=[1])
+    torch.save(ckpt, checkpoint)
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "m")]) == 0
+    training = json.loads((tmp_path / "m" / "model_card.json").read_text())["training"]
+    assert training["config"] == {} and training["steps"] is None and training["minutes"] == 0.0
+    assert training["best_val_loss"] is None
+
+
 def test_export_reads_the_losses_of_a_metrics_log_cut_short(tmp_path: Path) -> None:
     """A kill while train.py appended leaves half a line; a NaN loss is written as null."""
     from emolive.training import export
@@ -258,6 +332,13 @@ def test_export_reads_the_losses_of_a_metrics_log_cut_short(tmp_path: Path) -> N
     ("--card-extra", "[1, 2]", "--card-extra {path} must hold a JSON object"),
     ("--card-extra", '{"x": NaN}', "--card-extra {path} holds NaN, which a model card cannot hold"),
     ("--card-extra", "{", "--card-extra {path} is not valid JSON"),
+    # Entries that describe the files: the export exited 0 with a card the engine refused
+    # (sizes, format_version) or one that misstated the weights (a calibration not applied).
+    ("--card-extra", '{"sizes": {"z": 99}, "sampling": {"temperature": 0.8}}',
+     "--card-extra {path} sets 'sizes', which the export writes from the model"),
+    ("--card-extra", '{"format_version": 42, "velocity_calibration": {"gain": [2, 2, 2, 2]}}',
+     "sets 'format_version', 'velocity_calibration', which"),
+    ("--card-extra", '{"name": "other"}', "(a name: --name;"),
     ("--velocity-calibration", '{"gain": [1e999, 1, 1, 1], "bias": [0, 0, 0, 0]}',
      "--velocity-calibration {path} holds a number too large for a float"),
     ("--card-extra", None, "--card-extra {path}: No such file or directory"),
@@ -288,6 +369,20 @@ def test_export_refuses_a_checkpoint_whose_weights_are_not_finite(tmp_path: Path
     assert export.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "m")]) == 2
     assert "not finite numbers (its run diverged)" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_export_and_train_refuse_an_out_that_is_a_link_to_nothing(tmp_path: Path, capsys) -> None:
+    """mkdir failed there with FileExistsError: a traceback after the whole export."""
+    from emolive.training import export, train
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt.pt")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "dangling")]) == 2
+    assert "is a link to" in capsys.readouterr().err
+    assert train.main(["--data", str(tmp_path / "no-data"), "--out", str(tmp_path / "dangling")]) == 2
+    err = capsys.readouterr().err
+    assert "is a link to" in err and "dataset folder" not in err  # before the data is read
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_export_refuses_an_out_under_a_file(tmp_path: Path, capsys) -> None:

@@ -222,6 +222,28 @@ def test_recover_refuses_an_out_under_a_file(tmp_path: Path, capsys) -> None:
     assert "afile is a file" in capsys.readouterr().err
 
 
+def test_a_bare_file_name_is_written_in_the_current_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    """--out ckpt.pt was refused: "the folder of --out is empty"."""
+    monkeypatch.chdir(tmp_path)
+    assert recover.main(["--out", "ckpt.pt"]) == 0, capsys.readouterr().err
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["model_args"]["z_dim"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no partial file left
+
+
+@pytest.mark.parametrize("given,message", [
+    ("", "--out '' names no file"),  # was "emolive recover: error:  exists"
+    ("run/", "--out 'run/' names no file"),
+    ("dangling", "exists"),  # a link, even to nothing, is not replaced
+])
+def test_recover_refuses_an_out_that_names_no_new_file(tmp_path: Path, monkeypatch, capsys, given: str,
+                                                      message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert recover.main(["--out", given]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_the_default_model_is_the_one_the_package_ships() -> None:
     """Found through the package, not the checkout's layout (a wheel has no python/emolive/)."""
     from emolive.engine import DEFAULT_MODEL_DIR

@@ -452,6 +452,26 @@ def test_a_run_folder_holding_a_run_is_not_overwritten(tmp_path: Path, capsys) -
     assert (run / "config.json").read_text() == "{}"
 
 
+@pytest.mark.parametrize("model_args,why", [
+    ({"z_dim": 8, "hidden": 24, "bogus": 1}, "model settings this version does not know: bogus"),
+    ({}, "no model sizes in it"),
+    ([8, 24], "no model sizes in it"),
+])
+def test_a_checkpoint_of_another_version_is_refused_with_a_line(tmp_path: Path, capsys, model_args,
+                                                                 why: str) -> None:
+    """A field this version does not know gave train's --init-from a TypeError traceback, and
+    no sizes at all a message asking for the default sizes' flags."""
+    checkpoint = tmp_path / "other.pt"
+    torch.save({"model": {}, "model_args": model_args}, checkpoint)
+    assert train.main(["--init-from", str(checkpoint), "--data", str(tmp_path / "no-data"),
+                       "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"is not a checkpoint written by this version of training ({why})" in err, err
+    assert "Traceback" not in err
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "model")]) == 2
+    assert why in capsys.readouterr().err
+
+
 def test_a_file_that_is_not_a_checkpoint_is_refused_before_the_data_is_read(tmp_path: Path, capsys) -> None:
     not_a_checkpoint = tmp_path / "weights.pt"
     not_a_checkpoint.write_text('{"a": 1}')
@@ -568,3 +588,13 @@ def test_init_from_accepts_a_checkpoint_written_before_final_states(labelled_fol
     argv = tiny_args(folder, csv_path, tmp_path, 1) + [
         "--final-states", "false", "--init-from", str(old), "--out", str(tmp_path / "tuned")]
     assert train.main(argv) == 0
+
+
+def test_a_refused_resume_names_every_setting_that_may_change() -> None:
+    """The message listed six of them, leaving out --generic-folder and --generic-csv."""
+    from emolive.training.checkpoints import resumed_config
+
+    with pytest.raises(ValueError) as info:
+        resumed_config({"hidden": 16}, {"hidden": 32})
+    assert "hidden 16 -> 32" in str(info.value)
+    assert "cache_dir, generic_folder, generic_csv may change" in str(info.value)
