@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from typing import TextIO
 
 import pytest
 
@@ -135,6 +136,20 @@ def test_status_text_shows_blend_bar_tempo_and_lateness() -> None:
     assert status_text(stats, False, waiting_for_bar_line=True).startswith("waiting for the master's bar line | sad")
 
 
+def _full_pipe() -> tuple[int, TextIO]:
+    """A pipe with no room left (a reader that stopped reading): its read end, and its write
+    end as a blocking text stream, which a plain write would wait on."""
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    try:
+        while True:
+            os.write(writer, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    os.set_blocking(writer, True)
+    return reader, os.fdopen(writer, "w")
+
+
 @pytest.mark.skipif(os.name != "posix", reason="select() on a pipe is POSIX")
 @pytest.mark.parametrize("interactive", [False, True])
 def test_a_status_line_the_stream_cannot_take_now_is_skipped_not_waited_for(interactive: bool) -> None:
@@ -142,15 +157,7 @@ def test_a_status_line_the_stream_cannot_take_now_is_skipped_not_waited_for(inte
     the write blocked the main loop, and with it every signal and key."""
     import threading
 
-    reader, writer = os.pipe()
-    os.set_blocking(writer, False)
-    try:
-        while True:
-            os.write(writer, b"x" * 65536)  # fill the pipe
-    except BlockingIOError:
-        pass
-    os.set_blocking(writer, True)
-    stream = os.fdopen(writer, "w")
+    reader, stream = _full_pipe()
     status = StatusLine(stream, min_interval_s=0.0)
     status._interactive = interactive  # as on a terminal: redrawn in place
     shown = threading.Thread(target=status.show, args=("playing | calm",), daemon=True)
@@ -175,15 +182,7 @@ def test_a_message_the_stream_cannot_take_now_is_kept_in_order_not_waited_for() 
     output takes lines again; after finish() a message waits for the output."""
     import threading
 
-    reader, writer = os.pipe()
-    os.set_blocking(writer, False)
-    try:
-        while True:
-            os.write(writer, b"x" * 65536)  # fill the pipe
-    except BlockingIOError:
-        pass
-    os.set_blocking(writer, True)
-    stream = os.fdopen(writer, "w")
+    reader, stream = _full_pipe()
     status = StatusLine(stream, min_interval_s=0.0)
 
     def while_held() -> None:
