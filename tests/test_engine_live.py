@@ -210,7 +210,55 @@ def test_resume_goes_on_at_the_next_bar_line_and_a_clock_receiver_is_told_where(
 
 
 def test_resume_refuses_a_bar_that_is_not_a_whole_number_from_0(engine: Engine) -> None:
-    for bar, error in ((-1, ValueError), (True, TypeError), (1.5, TypeError), (2**62, ValueError)):
+    for bar, error in ((-1, ValueError), (True, TypeError), (1.5, TypeError), (2**40 + 1, ValueError)):
         with pytest.raises(error, match="bar"):
             engine.resume(bar=bar)
     assert not engine.is_playing
+
+
+def test_the_largest_bar_plays_and_resumes_without_overflow(tiny_model_dir: Path) -> None:
+    """resume(bar=(2**63-1)//16) was accepted: the song position wrapped negative after a bar,
+    and the next resume() failed half-way, leaving an engine that said it played and did not."""
+    from emolive.arguments import MAX_BAR
+
+    with Engine(model=tiny_model_dir, bpm=400, seed=7, record=True) as engine:
+        engine.resume(bar=MAX_BAR)
+        wait_for_steps(engine, MAX_BAR * 16 + 20)
+        engine.stop()
+        assert engine.stats()["bar"] == MAX_BAR + 1
+        engine.resume()  # the next bar line is past the largest: it starts on the largest again
+        wait_for_steps(engine, MAX_BAR * 16 + 1)
+        assert engine.stats()["step"] < (MAX_BAR + 1) * 16 and engine.stats()["notes_sent"] > 0
+        engine.stop()
+        engine.play("happy")
+        assert engine.stats()["step"] < 16 and engine.is_playing
+
+
+def test_the_step_count_never_runs_ahead_while_a_resume_starts(tiny_model_dir: Path) -> None:
+    """stats() read the new run's start with the old run's step count: "stopped at 9, resumed
+    at 16, read 25", from another thread (the live status line under --sync)."""
+    import threading
+
+    with Engine(model=tiny_model_dir, bpm=400, seed=7) as engine:
+        seen: list[int] = []
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.is_set():
+                seen.append(engine.stats()["step"])
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            engine.play("calm")
+            for _ in range(8):
+                wait_for_steps(engine, engine.stats()["step"] + 9)  # into the next bar
+                engine.stop()
+                resumed_at = -(-engine.stats()["step"] // 16) * 16
+                seen.clear()
+                engine.resume()
+                time.sleep(0.02)  # under one step at 400 BPM (37.5 ms)
+                assert max(seen) <= resumed_at + 1, (resumed_at, max(seen))
+        finally:
+            done.set()
+            poller.join()

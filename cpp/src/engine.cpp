@@ -1,6 +1,6 @@
 #include "emolive/engine.hpp"
 
-#include <limits>
+#include <algorithm>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -165,9 +165,8 @@ void Engine::play(const Weights& emotion) {
 }
 
 void Engine::resume(int64_t bar) {
-  if (bar < kBarAfterStop) throw std::invalid_argument("bar must be >= 0");
-  if (bar > std::numeric_limits<int64_t>::max() / kStepsPerBar) {
-    throw std::invalid_argument("bar is too large");
+  if (bar != kBarAfterStop && (bar < 0 || bar > kMaxBar)) {
+    throw std::invalid_argument("bar must be in 0.." + std::to_string(kMaxBar));
   }
   const auto lock = lock_open();
   play_locked(nullptr, bar);
@@ -182,6 +181,12 @@ void Engine::play_locked(const Weights* emotion, int64_t bar) {
     if (emotion) send_command({Command::kEmotion, *emotion, 0, 0.f, 0, 0});
     return;
   }
+  // The next bar line from where the last run stopped (which may have played past kMaxBar).
+  const int64_t song_position =
+      bar == kBarAfterStop
+          ? std::min((stopped_at_.load() + kStepsPerBar - 1) / kStepsPerBar * kStepsPerBar,
+                     kMaxStartPosition)
+          : bar * kStepsPerBar;
   if (emotion) apply({Command::kEmotion, *emotion, 0, 0.f, 0, 0});
   publish_emotion(generator_->emotion());
   {
@@ -202,11 +207,6 @@ void Engine::play_locked(const Weights* emotion, int64_t bar) {
   generator_stop_ = false;
   generator_alive_ = true;
   playing_ = true;
-  const int64_t stopped = stopped_at_.load();
-  const int64_t song_position = bar == kBarAfterStop
-                                    ? (stopped + kStepsPerBar - 1) / kStepsPerBar * kStepsPerBar
-                                    : bar * kStepsPerBar;
-  run_origin_ = song_position;
   generator_thread_ = std::thread([this] { generator_loop(); });
   scheduler_->start(scheduler_->bpm(), song_position);
 }
@@ -298,7 +298,7 @@ void Engine::stop() {
 void Engine::stop_locked() {
   if (!playing_) return;
   scheduler_->stop();  // the clock thread sends the all-off sequence on its way out
-  stopped_at_ = run_origin_ + scheduler_->steps_played();
+  stopped_at_ = scheduler_->song_position();
   generator_stop_ = true;
   generator_thread_.join();
   Command command;
@@ -343,7 +343,7 @@ EngineStats Engine::stats() const {
   if (recording_) s.recording_dropped = recording_->dropped();
   std::unique_lock<std::mutex> parts(parts_mutex_);
   if (!closed_) {
-    s.step = run_origin_ + scheduler_->steps_played();
+    s.step = scheduler_->song_position();
     s.bpm = scheduler_->bpm();
     s.realtime = scheduler_->realtime();
     if (output_->failed()) {

@@ -55,9 +55,13 @@ void Scheduler::set_bpm(double bpm) {
 
 void Scheduler::start(double bpm, int64_t song_position) {
   if (running()) return;
-  if (song_position < 0) throw std::invalid_argument("song position must be >= 0 steps");
+  if (song_position < 0 || song_position > kMaxStartPosition) {
+    throw std::invalid_argument("song position must be in 0.." + std::to_string(kMaxStartPosition) +
+                                " steps");
+  }
   set_bpm(bpm);
   song_position_ = song_position;
+  position_.store(song_position, std::memory_order_release);
   stop_.store(false);
   steps_played_.store(0);
   forgot_after_failure_ = false;
@@ -81,7 +85,8 @@ bool Scheduler::wait_for_first_block() {
 }
 
 void Scheduler::run() {
-  if (wait_for_first_block()) {
+  const bool started = wait_for_first_block();
+  if (started) {
     SteadyClock::time_point step_start = SteadyClock::now();
     origin_ticks_.store(step_start.time_since_epoch().count());
     if (clock_out_) send_transport_start();
@@ -101,12 +106,13 @@ void Scheduler::run() {
         out_.send(&clock, 1);
       }
       steps_played_.store(step + 1, std::memory_order_release);
+      position_.store(song_position_ + step + 1, std::memory_order_release);
       if (cancelled) break;
       step_start += length;
     }
   }
   tracker_.all_off(out_);
-  if (clock_out_) {
+  if (clock_out_ && started) {  // a Stop answers the Start or Continue sent; none was sent before
     const uint8_t stop = 0xFC;
     out_.send(&stop, 1);
   }

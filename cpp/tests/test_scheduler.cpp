@@ -120,8 +120,8 @@ TEST_CASE("stopping a scheduler that never got a block sends only the controller
   scheduler.start(120.0);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   scheduler.stop();
-  REQUIRE(rec.count() == 4);  // CC64, CC123, CC120, then MIDI stop
-  CHECK(rec.at(3).bytes[0] == 0xFC);
+  REQUIRE(rec.count() == 3);  // CC64, CC123, CC120; no MIDI Stop, as no Start was sent
+  CHECK(rec.at(2).bytes[1] == 120);
 }
 
 namespace {
@@ -162,7 +162,29 @@ TEST_CASE("a clock_out run from the song's start sends Start, from later Song Po
   LatenessLog lateness;
   Scheduler scheduler(rec, tracker, blocks, lateness, 0, true);
   CHECK_THROWS_AS(scheduler.start(120.0, -1), std::invalid_argument);
+  CHECK_THROWS_AS(scheduler.start(120.0, kMaxStartPosition + 1), std::invalid_argument);
   CHECK_FALSE(scheduler.running());
+}
+
+TEST_CASE("the song position is the start's plus the steps played, read as one value") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, true);
+  scheduler.start(400.0, 80);
+  CHECK(scheduler.song_position() == 80);  // before the first step: where it starts
+  for (int s = 0; s < 3; ++s) REQUIRE(blocks.push(block_for(s)));
+  while (scheduler.steps_played() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  scheduler.stop();
+  CHECK(scheduler.song_position() == 80 + scheduler.steps_played());
+  // Stopped before its first step: no Stop either, as no Start or Continue went out.
+  RecordingOutput idle;
+  Scheduler never_started(idle, tracker, blocks, lateness, 0, true);
+  never_started.start(120.0, 32);
+  never_started.stop();
+  for (size_t i = 0; i < idle.count(); ++i) CHECK(idle.at(i).bytes[0] != 0xFC);
+  CHECK(never_started.song_position() == 32);
 }
 
 TEST_CASE("the scheduler refuses tempos outside 20..400 bpm") {

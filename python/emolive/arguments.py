@@ -16,7 +16,7 @@ from emolive.emotions import EmotionLike, Weights, as_float, is_number, parse_em
 
 STEPS_PER_BEAT = 4  # the model's grid: 16th notes
 STEPS_PER_BAR = 16  # 4/4
-MAX_BAR = (2**63 - 1) // STEPS_PER_BAR  # song positions are int64 16th steps
+MAX_BAR = 2**40  # the engine's kMaxBar: song positions (16th steps) stay far inside int64
 MAX_GENERATE_BARS = 100_000  # per generate() call, and in all (count x bars) per generate_many()
 MAX_GENERATE_COUNT = 10_000  # pieces per generate_many() call
 MAX_SEED = 2**64 - 1

@@ -209,7 +209,7 @@ class Engine:
         what was left of it. Does nothing while playing. (``play`` jumps to the emotion it is
         given, ending a glide.)
 
-        The music goes on at a bar line: ``bar`` (0 or more), by default the first bar line at
+        The music goes on at a bar line: ``bar`` (0..2**40), by default the first bar line at
         or after where :meth:`stop` came, so ``stats()["bar"]`` counts on. With ``clock_out`` a
         receiver gets Song Position Pointer and Continue (Start for bar 0): a DAW following the
         clock goes on at that bar instead of starting again from its beginning."""

@@ -77,8 +77,9 @@ class Engine {
   // Starts again with the emotion as stop() left it: a glide under way goes on from where it
   // stopped to its target. The song goes on at bar `bar` (>= 0; with clock_out: Song Position
   // Pointer and Continue, or Start at bar 0); kBarAfterStop is the first bar line at or after
-  // where stop() came. No-op while playing.
+  // where stop() came. std::invalid_argument for a bar outside 0..kMaxBar. No-op while playing.
   static constexpr int64_t kBarAfterStop = -1;
+  static constexpr int64_t kMaxBar = kMaxStartPosition / kStepsPerBar;  // 2^40
   void resume(int64_t bar = kBarAfterStop);
   void set_emotion(const Weights& emotion, int glide_steps);
   void morph(const Weights& from, const Weights& to, int glide_steps);  // starts if stopped
@@ -167,8 +168,7 @@ class Engine {
   std::thread watch_thread_;
   std::atomic<bool> watch_stop_{false};
   std::atomic<bool> playing_{false}, closed_{false};
-  // Song positions (16th steps): this run's step 0, and where the last run stopped.
-  std::atomic<int64_t> run_origin_{0}, stopped_at_{0};
+  std::atomic<int64_t> stopped_at_{0};  // song position (16th steps) where the last run stopped
   std::array<std::atomic<float>, 4> emotion_{};
   mutable std::mutex error_mutex_;  // guards generator_error_ (never taken by the clock thread)
   std::string generator_error_;

@@ -27,6 +27,9 @@ constexpr int64_t kStepsPerBar = 16;  // 4/4 in 16th steps (a card's grid.steps_
 // The largest song position a Song Position Pointer (0xF2) can name: 14 bits of 16th steps
 // (1,024 bars of 4/4).
 constexpr int64_t kMaxSongPosition = 16383;
+// The largest song position a run may start at (16th steps): 2^44, so that the position plus
+// the steps of centuries of play stays far inside int64.
+constexpr int64_t kMaxStartPosition = int64_t(1) << 44;
 
 class Scheduler {
  public:
@@ -42,9 +45,10 @@ class Scheduler {
   // (16th steps, >= 0) is where step 0 lies in the song a clock receiver follows: with
   // clock_out, 0 sends Start (0xFA); later positions send Song Position Pointer (0xF2, when
   // the position fits its 14 bits) and then Continue (0xFB), so a receiver goes on from there.
+  // std::invalid_argument outside 0..kMaxStartPosition (nothing started).
   void start(double bpm, int64_t song_position = 0);
-  // Ask the thread to stop, wait for it. On its way out it sends the all-off sequence (and
-  // MIDI stop 0xFC with clock_out). Idempotent.
+  // Ask the thread to stop, wait for it. On its way out it sends the all-off sequence (and,
+  // with clock_out, MIDI Stop 0xFC when it had sent Start or Continue). Idempotent.
   void stop();
   bool running() const { return thread_.joinable(); }
 
@@ -53,6 +57,9 @@ class Scheduler {
   double bpm() const { return bpm_.load(std::memory_order_relaxed); }
   // Steps whose deadline has passed (the next step due is this one).
   int64_t steps_played() const { return steps_played_.load(std::memory_order_acquire); }
+  // The song position of the next step due (16th steps): start()'s song_position plus
+  // steps_played(), read as one value (set to song_position before the thread starts).
+  int64_t song_position() const { return position_.load(std::memory_order_acquire); }
   // The steady-clock time of step 0's deadline (valid once steps_played() > 0).
   SteadyClock::time_point origin() const {
     return SteadyClock::time_point(SteadyClock::duration(origin_ticks_.load()));
@@ -80,6 +87,7 @@ class Scheduler {
   std::atomic<bool> realtime_{false};
   std::atomic<double> bpm_{120.0};
   std::atomic<int64_t> steps_played_{0};
+  std::atomic<int64_t> position_{0};
   std::atomic<SteadyClock::rep> origin_ticks_{0};
   const std::atomic<bool>* producer_alive_;
   bool forgot_after_failure_ = false;   // clock-thread only
