@@ -11,14 +11,13 @@ scheduler would; it does no decoding, which only flatters it.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import bpm_option, one_model_run, summary_us, verdict, write_results
+from benchmarks.common import bpm_option, one_model_run, parser_for, summary_us, verdict, write_results
 from emolive.cli_options import number_in
 
 P99_TARGET_US = 200.0
@@ -89,9 +88,10 @@ def print_result(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=number_in(1.0, 86400.0, "--seconds"), default=60.0)
-    parser.add_argument("--bpm", type=bpm_option(), default=240.0)
+    parser = parser_for(__doc__)
+    parser.add_argument("--seconds", type=number_in(1.0, 86400.0, "--seconds"), default=60.0,
+                        help="how long each scheduler plays (default: %(default)s)")
+    parser.add_argument("--bpm", type=bpm_option(), default=240.0, help="tempo (default: %(default)s)")
     with one_model_run(parser, argv) as (args, info, model):
         result = run(model.path, model.label, args.seconds, args.bpm)
     print_result(result)

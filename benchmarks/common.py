@@ -27,10 +27,19 @@ from emolive.cli_options import BPM_RANGE, integer_in, number_in  # argparse typ
 REPO = Path(__file__).resolve().parents[1]
 # Where results JSON goes; tests point it elsewhere so that a smoke run never overwrites the
 # figures docs/benchmarks.md quotes. Set, it also takes the plot (benchmarks.plot).
-RESULTS_ELSEWHERE = "EMOLIVE_BENCH_RESULTS" in os.environ
-RESULTS = Path(os.environ.get("EMOLIVE_BENCH_RESULTS", REPO / "benchmarks" / "results"))
+# An empty value (an unset variable expanded) counts as not set: it named the current folder,
+# which is the repository's top when the commands are run as documented.
+RESULTS_ELSEWHERE = bool(os.environ.get("EMOLIVE_BENCH_RESULTS"))
+RESULTS = Path(os.environ["EMOLIVE_BENCH_RESULTS"]) if RESULTS_ELSEWHERE else REPO / "benchmarks" / "results"
 DEFAULT_MODEL = REPO / "python" / "emolive" / "models" / "default"
 STEPS_PER_BAR = 16
+
+
+def parser_for(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser whose --help describes a benchmark by its docstring's first paragraph,
+    joined into one sentence (a paragraph leading into a list or a command ended in ":")."""
+    first = " ".join((doc or "").split("\n\n")[0].split())
+    return argparse.ArgumentParser(description=first[:-1] + "." if first.endswith(":") else first)
 
 
 def count_option(what: str, low: int = 1) -> Any:

@@ -14,14 +14,13 @@ the baseline. Results go to ``benchmarks/results/compare_models.json``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.common import (STEPS_PER_BAR, bars_from_steps, count_option, machine, print_machine,
-                               summary_us, write_results)
+                               parser_for, summary_us, write_results)
 from benchmarks.generation import generate_many_rates
 from emolive.cli_options import integer_in
 from emolive.engine import MAX_GENERATE_BARS, MAX_GENERATE_COUNT, ModelError, load_model
@@ -72,7 +71,7 @@ def print_comparison(results: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = parser_for(__doc__)
     parser.add_argument("baseline", type=Path, help="model directory before the change")
     parser.add_argument("candidate", type=Path, help="model directory after the change")
     parser.add_argument("--rounds", type=count_option("--rounds"), default=8,

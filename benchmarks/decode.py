@@ -17,7 +17,6 @@ A bar is 16 consecutive steps (sums of consecutive per-step times).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import (STEPS_PER_BAR, ModelDir, bars_from_steps, count_option, machine,
-                               prepare_models, print_machine, summary_us, torch_model, verdict,
+                               parser_for, prepare_models, print_machine, summary_us, torch_model, verdict,
                                write_results)
 
 STEP_P99_TARGET_US = 150.0
@@ -193,7 +192,7 @@ def targets(result: dict[str, Any]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--steps", type=count_option("--steps", STEPS_PER_BAR), default=8000,
                         help="timed steps per backend (at least a bar, 16, per round)")
     parser.add_argument("--rounds", type=count_option("--rounds"), default=4,

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import random
 import tempfile
 import threading
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (count_option, machine, prepare_models, print_machine, verdict,
+from benchmarks.common import (count_option, machine, parser_for, prepare_models, print_machine, verdict,
                                write_results)
 from emolive.cli_options import integer_in
 from emolive.engine import MAX_GENERATE_BARS, MAX_GENERATE_COUNT
@@ -127,7 +126,7 @@ def key_change_latency(model: Path, trials: int, bpm: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--bars", type=integer_in(1, MAX_GENERATE_BARS, "--bars"), default=200,
                         help="bars per single-stream run")
     parser.add_argument("--count", type=integer_in(1, MAX_GENERATE_COUNT, "--count"), default=128,

@@ -22,7 +22,6 @@ segment without locking it, so only the pages it touches are resident. Results g
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (bpm_option, count_option, one_model_run, summary_us, verdict,
+from benchmarks.common import (bpm_option, count_option, one_model_run, parser_for, summary_us, verdict,
                                write_results)
 from benchmarks.jack_io import PERIOD_FRAMES, RATE_HZ, Receiver, jack_server
 from emolive.cli_options import number_in
@@ -94,6 +93,21 @@ def without_memlock() -> list[str]:
     return prefix
 
 
+def _first_note_or_exit(proc: subprocess.Popen, receiver: Receiver, timeout_s: float) -> bool:
+    """Whether a note-on reached ``receiver`` within ``timeout_s``; RuntimeError with emolive's
+    own message when it exits first (a failed start was reported, after 30 s, as an empty
+    sequence in the memory figures)."""
+    deadline = time.monotonic() + timeout_s
+    while not receiver.first_note_on.wait(timeout=0.05):
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            raise RuntimeError(f"emolive exited with status {proc.returncode} before its first "
+                               f"note: {err or '(nothing on stderr)'}")
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
 def start_to_first_note(model: Path, receiver: Receiver, runs: int,
                         prefix: list[str] | None = None) -> dict[str, Any]:
     emolive = Path(sys.executable).with_name("emolive")
@@ -106,7 +120,7 @@ def start_to_first_note(model: Path, receiver: Receiver, runs: int,
                                  "--no-keys"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
-        got = receiver.first_note_on.wait(timeout=30)
+        got = _first_note_or_exit(proc, receiver, timeout_s=30.0)
         first = next((t for t, m in receiver.timed()
                       if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0), None)
         if got and first is not None:
@@ -123,6 +137,8 @@ def start_to_first_note(model: Path, receiver: Receiver, runs: int,
             parts.append(mem)
         proc.terminate()
         proc.wait(timeout=15)
+    if not times or not parts:
+        raise RuntimeError(f"emolive played no note within 30 s in any of {runs} runs")
     own = max(m["VmRSS"] - m.get("RssShmem", 0.0) for m in parts)
     return {"runs": runs, "first_note_s": times, "median_s": float(np.median(times)),
             "max_s": float(np.max(times)),
@@ -168,11 +184,12 @@ def delivery(model: Path, receiver: Receiver, seconds: float, bpm: float) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=count_option("--runs"), default=10)
+    parser = parser_for(__doc__)
+    parser.add_argument("--runs", type=count_option("--runs"), default=10,
+                        help="emolive processes started for the start-up figures (default: %(default)s)")
     parser.add_argument("--seconds", type=number_in(1.0, 86400.0, "--seconds"), default=20.0,
                         help="seconds of the delivery run")
-    parser.add_argument("--bpm", type=bpm_option(), default=120.0)
+    parser.add_argument("--bpm", type=bpm_option(), default=120.0, help="tempo (default: %(default)s)")
     parser.add_argument("--without-memlock", action="store_true",
                         help="run emolive without the right to lock JACK's shared memory")
     with one_model_run(parser, argv) as (args, info, model), jack_server():
@@ -181,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             start = start_to_first_note(model.path, receiver, args.runs, prefix)
             deliv = delivery(model.path, receiver, args.seconds, args.bpm)
+        except RuntimeError as err:  # emolive did not start: its own message, no figures
+            print(f"benchmarks.live: error: {err}", file=sys.stderr)
+            return 1
         finally:
             receiver.close()
     print(f"\n== `emolive` process start -> first note-on at a JACK receiver ({model.label}), "

@@ -16,13 +16,12 @@ and prints median and p99 per product, with each form's largest difference from 
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import count_option, machine, print_machine, summary_us, write_results
+from benchmarks.common import count_option, machine, parser_for, print_machine, summary_us, write_results
 
 BATCHES = (1, 64)
 
@@ -83,12 +82,13 @@ def time_forms(weight: np.ndarray, rounds: int, runs: int) -> list[dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--rows", type=count_option("--rows"), default=472,
                         help="K: the weight's input rows")
     parser.add_argument("--cols", type=count_option("--cols"), default=1539,
                         help="N: its output columns")
-    parser.add_argument("--rounds", type=count_option("--rounds"), default=6)
+    parser.add_argument("--rounds", type=count_option("--rounds"), default=6,
+                        help="interleaved rounds of the three kernels (default: %(default)s)")
     parser.add_argument("--runs", type=count_option("--runs"), default=640,
                         help="products per round at batch 1 "
                         "(divided by the batch size for larger batches)")

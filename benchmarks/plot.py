@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     left.set_xticklabels([textwrap.fill(b, 16) for b in backends], fontsize=7)
     left.set_ylabel("microseconds per 16th step (bars: median, dash: p99)")
     left.set_yscale("log")
-    left.set_title("decode step, batch 1, one thread")
+    left.set_title("decode step, batch 1, one thread"
+                   + (" (UNDER LOAD)" if decode["machine"]["under_load"] else ""))
     left.legend(fontsize=7)
     names = ["engine clock thread", "Python sleep loop"]
     keys = ["engine", "python_loop"]
@@ -65,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     right.set_xticklabels(names)
     right.set_yscale("log")
     right.set_ylabel("lateness, microseconds (send time - deadline)")
-    right.set_title(f"clock lateness, {clock['seconds']:.0f} s at {clock['bpm']:.0f} BPM 16ths")
+    right.set_title(f"clock lateness, {clock['seconds']:.0f} s at {clock['bpm']:.0f} BPM 16ths"
+                    + (" (UNDER LOAD)" if clock.get("machine", {}).get("under_load") else ""))
     right.legend(fontsize=7)
-    load = " (UNDER LOAD)" if decode["machine"]["under_load"] else ""
-    fig.suptitle(f"{decode['machine']['cpu']}, {decode['machine']['cores']} cores{load}")
+    # Each part's own load mark (the parts run one after the other: one may be under load alone).
+    fig.suptitle(f"{decode['machine']['cpu']}, {decode['machine']['cores']} cores")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"plot written to {args.out}")

@@ -10,14 +10,13 @@ Each part prints its table and targets and writes benchmarks/results/<part>.json
 
 from __future__ import annotations
 
-import argparse
 
 from benchmarks import clock, decode, generation, live, plot
-from benchmarks.common import RESULTS, RESULTS_ELSEWHERE
+from benchmarks.common import RESULTS, RESULTS_ELSEWHERE, parser_for
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (smoke check)")
     args = parser.parse_args(argv)
     quick = args.quick

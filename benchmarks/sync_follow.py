@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import bpm_option
+from benchmarks.common import bpm_option, parser_for
 from emolive.cli_options import number_in
 from tests.jackd import dummy_server, stop_process
 
@@ -87,7 +87,7 @@ def four_beat_tempos(ticks: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--bpm", type=bpm_option(), default=123.0, help="the master's tempo")
     parser.add_argument("--seconds", type=number_in(1.0, 3600.0, "--seconds"), default=30.0)
     parser.add_argument("--start-bpm", type=bpm_option("--start-bpm"), default=90.0,

@@ -21,7 +21,15 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 kind=address
-case "${1:-}" in address|thread) kind=$1; shift ;; esac
+case "${1:-}" in
+  address|thread) kind=$1; shift ;;
+  ""|-*) ;;
+  *)  # a misspelled sanitizer went to pytest as a path, after the whole sanitized build
+    if [ ! -e "${1%%::*}" ]; then
+      echo "sanitize_python.sh: '$1' is neither a sanitizer (address, thread) nor a test path" >&2
+      exit 2
+    fi ;;
+esac
 python=.venv/bin/python
 build=build/sanitize-python-$kind
 logs=$build/reports

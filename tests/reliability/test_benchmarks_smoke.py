@@ -96,6 +96,7 @@ BAD_ARGUMENTS = [
     ("soak", ["--minutes", "0.05"], "--minutes must be from 1"),
     ("live", ["--runs", "0"], "--runs must be at least 1"),
     ("sync_follow", ["--bpm", "0"], "--bpm must be from 20"),
+    ("sync_offline", ["--bogus", "7"], "unrecognized arguments: --bogus 7"),  # ran it all, exit 0
     ("plot", ["--out", "{tmp}/missing/plot.png"], "no folder"),
     ("plot", [], "no decode.json or clock.json in"),
 ]
@@ -107,6 +108,44 @@ def test_a_quick_run_all_needs_a_results_folder_of_its_own() -> None:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--quick"], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "give EMOLIVE_BENCH_RESULTS=DIR" in proc.stderr, proc.stderr
+
+
+def test_an_empty_results_folder_counts_as_none_given() -> None:
+    """EMOLIVE_BENCH_RESULTS= (an unset variable expanded) named the current folder: a quick run
+    from the repository's top wrote its JSON and plot there."""
+    env = dict(os.environ, EMOLIVE_BENCH_RESULTS="")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--quick"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "give EMOLIVE_BENCH_RESULTS=DIR" in proc.stderr, proc.stderr
+
+
+def test_soak_drift_windows_never_overlap() -> None:
+    """In a 1-minute soak the first and the last 60 s held the same samples: drift read 0 by
+    construction. A steady 1 ms/minute drift must read as such however short the run."""
+    from benchmarks.soak import drift_ms
+
+    step_s = 0.05
+    for seconds in (60.0, 600.0):
+        samples = [(k, k * step_s * (1 + 1e-3 / 60.0)) for k in range(int(seconds / step_s))]
+        drift = drift_ms(samples, step_s)
+        window = min(60.0, seconds / 3)
+        expected_ms = (seconds - window) / 60.0  # 1 ms a minute, between the windows' middles
+        assert drift["window_s"] == pytest.approx(window, rel=1e-3)
+        assert drift["drift_ms"] == pytest.approx(expected_ms, rel=0.02)
+
+
+def test_live_benchmark_says_why_emolive_did_not_start(tmp_path: Path) -> None:
+    """A failed start waited 30 s and then failed on an empty list of memory figures."""
+    from benchmarks.jack_io import Receiver, jack_server
+    from benchmarks.live import start_to_first_note
+
+    with jack_server():
+        receiver = Receiver("live-bench-probe")
+        try:
+            with pytest.raises(RuntimeError, match="exited with status 2 before its first note: .*model"):
+                start_to_first_note(tmp_path / "no-model", receiver, 1)
+        finally:
+            receiver.close()
 
 
 @pytest.mark.parametrize("module,args,message", BAD_ARGUMENTS,
