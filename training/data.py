@@ -66,6 +66,10 @@ class DataError(ValueError):
     cannot be read)."""
 
 
+#: Skipped files a load report names one by one; the rest are counted by reason.
+MAX_SKIPS_LISTED = 20
+
+
 @dataclass
 class LoadReport:
     dataset: str
@@ -83,7 +87,11 @@ class LoadReport:
         by_split = Counter(c.split for c in self.clips)
         lines = [f"{self.dataset}: {len(self.clips)} clips {dict(sorted(by_q.items()))} "
                  f"{dict(sorted(by_split.items()))}, {len(self.skipped)} skipped"]
-        lines += [f"  skipped {p}: {r}" for p, r in self.skipped]
+        shown = self.skipped[:MAX_SKIPS_LISTED]  # a half-extracted EMOPIA skips 982 files
+        lines += [f"  skipped {p}: {r}" for p, r in shown]
+        if len(self.skipped) > len(shown):
+            reasons = Counter(r for _p, r in self.skipped[len(shown):])
+            lines += [f"  ... and {n} more skipped: {r}" for r, n in reasons.most_common()]
         if self.unlisted:
             lines.append(f"  {self.unlisted} MIDI file{'s' if self.unlisted > 1 else ''} in the "
                          "folder with no row in the CSV (not used)")
@@ -156,12 +164,22 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
+            columns = [name.strip() for name in reader.fieldnames or []]
+            repeated = sorted({name for name in columns if columns.count(name) > 1})
+            if repeated:  # DictReader keeps the last: labels went with another column's files
+                raise DataError(f"{path} names the column{'s' if len(repeated) > 1 else ''} "
+                                f"{', '.join(map(repr, repeated))} more than once; keep one")
             rows = []
+            ended = reader.line_num  # the line the previous row (here the header) ended on
             for row in reader:
                 rows.append({(key or "").strip(): value.strip() if isinstance(value, str) else value
                              for key, value in row.items()})
-                lines.append(reader.line_num)
-            columns = [name.strip() for name in reader.fieldnames or []]
+                # The line the row starts on: line_num is where it ends, later by the line
+                # breaks inside its quoted cells (one more for a quote left open at the end of
+                # the file), and after the blank lines the csv module skips.
+                breaks = sum(cell.count("\n") for cell in row.values() if isinstance(cell, str))
+                lines.append(max(ended + 1, reader.line_num - breaks))
+                ended = reader.line_num
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as "
                         "UTF-8") from None
@@ -183,7 +201,11 @@ def load_emopia(root: Path | str | None = None) -> LoadReport:
         csv_path = root / f"{split}_clip.csv"
         if csv_path.is_file():
             split_of.update({Path(r["clip_name"]).stem: split for r in _read_csv(csv_path)})
-    for path in _midi_files(root / "midis"):
+    files = _midi_files(root / "midis")
+    present = {path.stem for path in files}
+    for clip_id in sorted((set(labels) | set(split_of)) - present):  # a half-extracted EMOPIA
+        report.skip(root / "midis" / f"{clip_id}.mid", "listed in the CSVs but missing from midis/")
+    for path in files:
         stem = path.stem
         parts = stem.split("_")
         prefix_q = int(parts[0][1]) - 1 if parts[0] in QUADRANTS else None
@@ -213,13 +235,19 @@ def _emopia_labels(path: Path, report: LoadReport) -> dict[str, int]:
     if not {"ID", "4Q"} <= set(columns):
         raise DataError(f"{path} needs columns 'ID' and '4Q'; its columns are {columns}")
     labels: dict[str, int] = {}
+    first_line: dict[str, int] = {}
     for number, row in zip(lines, rows):
         quadrant = row.get("4Q") or ""
         if quadrant not in ("1", "2", "3", "4") or not row.get("ID"):
             report.skip(f"{path} line {number}", f"4Q must be 1..4 and ID given, got {quadrant!r}; "
                                                  "the clip's file-name prefix is used instead")
             continue
+        if row["ID"] in labels:  # the last row won, silently, over the first and the prefix
+            report.skip(f"{path} line {number}", f"{row['ID']} listed again (first on line "
+                                                 f"{first_line[row['ID']]}); the first row is used")
+            continue
         labels[row["ID"]] = int(quadrant) - 1
+        first_line[row["ID"]] = number
     return labels
 
 
@@ -250,14 +278,27 @@ def quadrant_from_va(valence: str, arousal: str) -> int:
 
 
 def _listed_again(report: LoadReport, first_row: dict[Path, int], path: Path, number: int) -> bool:
-    """Whether CSV line ``number`` names a file an earlier row named (then skipped, named with
-    both lines: a file is used once, with its first row, whatever that row's label; twice would
-    weigh it double or teach it two emotions); else records this as its first row."""
+    """Whether CSV line ``number`` names a file an earlier usable row named (then skipped, named
+    with both lines: a file is used once, with its first usable row; twice would weigh it
+    double or teach it two emotions); else records this as its row. Called once a row's label
+    and file are known to be good, so a file whose first row was refused is used with a later
+    one (the report said "the first row is used" of a row that was not)."""
     first = first_row.setdefault(path.resolve(), number)
     if first != number:
         report.skip(path, f"listed again on line {number} (first on line {first}); the first "
                           "row is used")
     return first != number
+
+
+def _generic_quadrant(row: dict[str, str]) -> int:
+    """The quadrant index of a generic CSV row: its emotion name, else valence and arousal;
+    ValueError saying what is missing or wrong."""
+    if row.get("emotion"):
+        return QUADRANTS.index(quadrant_of(row["emotion"]))
+    if row.get("valence") and row.get("arousal"):
+        return quadrant_from_va(row["valence"], row["arousal"])
+    raise ValueError("no emotion given (an empty cell)" if "emotion" in row else
+                     "valence and arousal must both be given")
 
 
 def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled.csv",
@@ -268,15 +309,16 @@ def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled
     first_row: dict[Path, int] = {}
     for number, row in zip(lines, rows):
         path = root / row.get("midi", "")
-        if row.get("midi") and _listed_again(report, first_row, path, number):
-            continue
         try:
             quadrant = quadrant_from_va(row["valence"], row["arousal"])
         except (KeyError, TypeError, ValueError) as err:
             report.skip(path, f"bad label: {err}")
             continue
-        if not path.is_file():
-            report.skip(path, "file listed in CSV not found")
+        if not row.get("midi") or not path.is_file():
+            report.skip(f"{root / csv_name} line {number}" if not row.get("midi") else path,
+                        "file listed in CSV not found")
+            continue
+        if _listed_again(report, first_row, path, number):
             continue
         song = f"{row.get('game', '')}/{row.get('piece', path.stem)}"
         report.clips.append(Clip(path, song, "VGMIDI", quadrant, _hash_split(song, val_fraction)))
@@ -298,21 +340,22 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
     if "path" not in columns or not ("emotion" in columns or {"valence", "arousal"} <= set(columns)):
         raise DataError(f"{csv_path} needs a 'path' column and an 'emotion' column or 'valence' and "
                         f"'arousal' columns; its columns are {columns}")
-    first_row: dict[Path, int] = {}  # a file's first row (CSV line numbers, header = 1)
+    first_row: dict[Path, int] = {}  # a file's first usable row (CSV line numbers, header = 1)
+    named = {(folder / row["path"]).resolve() for row in rows if row.get("path")}
     for number, row in zip(lines, rows):
-        path = folder / (row.get("path") or "")
-        if row.get("path") and _listed_again(report, first_row, path, number):
+        if not row.get("path"):
+            report.skip(f"{csv_path} line {number}", "no path given (an empty cell)")
             continue
+        path = folder / row["path"]
         try:
-            if row.get("emotion"):
-                quadrant = QUADRANTS.index(quadrant_of(row["emotion"]))
-            else:
-                quadrant = quadrant_from_va(row["valence"], row["arousal"])
-        except (KeyError, TypeError, ValueError) as err:
-            report.skip(path, f"missing or bad label: {err}")
+            quadrant = _generic_quadrant(row)
+        except (TypeError, ValueError) as err:
+            report.skip(path, f"line {number}: missing or bad label: {err}")
             continue
-        if not row.get("path") or not path.is_file():
+        if not path.is_file():
             report.skip(path, "file listed in CSV not found")
+            continue
+        if _listed_again(report, first_row, path, number):
             continue
         song = row.get("song") or _file_song(path, folder)
         split = (row.get("split") or "").lower() or _hash_split(song, val_fraction)
@@ -324,7 +367,7 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
     if not all(row.get("split") for row in rows):  # a split given for every row is the user's
         _ensure_val_song(report)
     report.unlisted = sum(1 for path in folder.rglob("*") if path.suffix.lower() in (".mid", ".midi")
-                          and path.is_file() and path.resolve() not in first_row)
+                          and path.is_file() and path.resolve() not in named)
     return report
 
 

@@ -1,8 +1,9 @@
 """Clips -> cached piano rolls -> fixed-length segments.
 
 The cache is one ``.npz`` per (feature settings, file list) in ``cache_dir``, keyed by a hash of
-both (paths, file contents, labels, splits), so changing data or settings rebuilds, and a copy of
-the same data with new modification times (a fresh checkout or a copied data folder) does not.
+both (paths, file contents, labels, splits), so changing data or settings rebuilds, and the same
+data with new modification times in the same place (a fresh checkout) does not; the same data
+at another path builds a cache of its own.
 """
 
 from __future__ import annotations

@@ -40,6 +40,17 @@ from .prepare import Prepared, gather_segments, prepare, segment_starts
 MAX_LISTED = 20  # files skipped while reading their notes, listed one by one; the rest counted
 
 
+def _refuse_repeats(flag: str, names: list[str], identity) -> None:
+    """DataError when two of ``names`` are one source (``identity``: the same dataset, or the
+    same folder however written): its clips were read and trained twice, silently."""
+    seen: dict = {}
+    for index, name in enumerate(names):
+        first = names[seen.setdefault(identity(name), index)]
+        if seen[identity(name)] != index:
+            raise DataError(f"{flag} names {first!r} and {name!r}, which are one source: its clips "
+                            "would be trained twice; give it once")
+
+
 def load_reports(cfg: TrainConfig) -> list[LoadReport]:
     root = Path(cfg.data)
     reports = []
@@ -47,6 +58,8 @@ def load_reports(cfg: TrainConfig) -> list[LoadReport]:
     if unknown:  # train's config refuses them too; calibrate and evaluate read through here only
         raise DataError(f"unknown datasets {unknown}; known: {', '.join(LABELLED_DATASETS)} (or "
                         "--generic-folder with --generic-csv)")
+    _refuse_repeats("--datasets", cfg.datasets, lambda name: name)
+    _refuse_repeats("--unlabelled", cfg.unlabelled, lambda name: (root / name).resolve())
     for name in cfg.datasets:
         folder = root / name
         if not folder.is_dir():

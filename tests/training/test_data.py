@@ -10,6 +10,7 @@ import mido
 import numpy as np
 import pytest
 
+from emolive.emotions import known_emotions
 from emolive.training.data import (DataError, MidiReadError, load_emopia, load_generic, load_unlabelled,
                                    load_vgmidi, read_notes)
 from emolive.training.features import note_steps, onset_error_s
@@ -299,6 +300,11 @@ def test_a_csv_from_excel_with_spaces_and_a_byte_order_mark_reads(tmp_path: Path
     (b'path,emotion\n"a.mid,happy\nb.mid,sad\n', "runs over several lines (an unclosed quote?)"),
     (b"file,emotion\na.mid,happy\n", "needs a 'path' column"),
     (b"path,mood\na.mid,happy\n", "an 'emotion' column or 'valence' and 'arousal' columns"),
+    # DictReader kept the last 'path': every label went with another row's file.
+    (b"path,emotion,path\na.mid,happy,b.mid\nb.mid,sad,a.mid\n", "names the column 'path' more than once"),
+    # The line the quote opens on, not the end of the file.
+    (b'path,emotion\na.mid,happy\nb.mid,"sad\n' + b"a.mid,calm\n" * 40,
+     'labels.csv line 3: a cell runs over several lines'),
 ])
 def test_a_csv_that_cannot_be_read_as_labels_is_a_data_error(tmp_path: Path, content: bytes,
                                                              message: str) -> None:
@@ -412,6 +418,27 @@ def test_a_file_listed_twice_is_used_once_and_the_second_row_is_named(tmp_path: 
                        "listed again on line 5 (first on line 2); the first row is used"]
 
 
+def test_emopia_keeps_a_clips_first_label_and_counts_clips_missing_from_midis(tmp_path: Path) -> None:
+    """A repeated ID's last row won silently (over the first and the file's prefix), and clips
+    the CSVs list but midis/ lacks (a half-extracted EMOPIA) were not counted at all."""
+    root = _emopia(tmp_path)
+    write_csv(root / "label.csv", [{"ID": "Q1_songA_0", "4Q": "1", "annotator": "x"},
+                                   {"ID": "Q1_songA_0", "4Q": "3", "annotator": "y"},
+                                   *[{"ID": f"Q2_gone{i}_0", "4Q": "2", "annotator": "x"}
+                                     for i in range(25)]])
+    report = load_emopia(root)
+    assert {c.path.name: c.quadrant for c in report.clips}["Q1_songA_0.mid"] == 0
+    assert (f"{root / 'label.csv'} line 3", "Q1_songA_0 listed again (first on line 2); the first "
+                                            "row is used") in report.skipped
+    missing = [p for p, r in report.skipped if r == "listed in the CSVs but missing from midis/"]
+    assert len(missing) == 25 and Path(missing[0]).name == "Q2_gone0_0.mid"
+    summary = report.summary()
+    assert "27 skipped" in summary  # the repeated row, the 25 missing clips, nolabel_0
+    assert summary.count("\n  skipped ") == 20  # the first 20 by name, the rest counted by reason
+    assert "... and 6 more skipped: listed in the CSVs but missing from midis/" in summary
+    assert "... and 1 more skipped: no quadrant" in summary
+
+
 def test_emopia_reads_upper_case_suffixes_and_names_bad_label_rows(tmp_path: Path) -> None:
     root = _emopia(tmp_path)
     (root / "midis" / "Q3_songB_0.mid").rename(root / "midis" / "Q3_songB_0.MID")
@@ -428,16 +455,22 @@ def test_emopia_reads_upper_case_suffixes_and_names_bad_label_rows(tmp_path: Pat
         load_emopia(root)
 
 
-def test_generic_rows_are_named_by_their_file_line_and_the_first_row_decides(tmp_path: Path) -> None:
+def test_generic_rows_are_named_by_their_file_line_and_the_first_usable_row_decides(tmp_path: Path) -> None:
+    """A file whose first row had a bad label was dropped with its corrected second row, and
+    the report said of the refused row that it was used."""
     folder = tmp_path / "mine"
     _songs(folder, ["a.mid", "b.mid", "x/intro.mid", "y/intro.mid"])
     text = ("path,emotion,split\n\na.mid,joyous,\n\nb.mid,sad,Train\na.mid,sad,\n"
-            "x/intro.mid,calm,\ny/intro.mid,calm,\n")
+            "x/intro.mid,calm,\ny/intro.mid,calm,\nb.mid,happy,\n,calm,\nx/intro.mid,,\n")
     (tmp_path / "labels.csv").write_text(text)
     report = load_generic(folder, tmp_path / "labels.csv")
     reasons = [reason for path, reason in report.skipped if Path(path).name == "a.mid"]
-    assert "missing or bad label" in reasons[0]  # the first row's label decides: none
-    assert sum("listed again on line 6 (first on line 3)" in r for _, r in report.skipped) == 1
+    assert reasons == ["line 3: missing or bad label: unknown emotion 'joyous'; known emotions: "
+                       + ", ".join(known_emotions())]
+    assert [c.quadrant for c in report.clips if c.path.name == "a.mid"] == [2]  # line 6: sad
+    assert sum("listed again on line 9 (first on line 5)" in r for _, r in report.skipped) == 1
+    assert (f"{tmp_path / 'labels.csv'} line 10", "no path given (an empty cell)") in report.skipped
+    assert any("line 11: missing or bad label: no emotion given" in r for _, r in report.skipped)
     assert [(c.path.name, c.split) for c in report.clips if c.path.name == "b.mid"] == [("b.mid", "train")]
     assert report.unlisted == 0
     _songs(folder, ["not-in-csv.mid", "deep/also-not.MIDI"])

@@ -389,6 +389,10 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
 
 @pytest.mark.parametrize("argv,message", [
     (["--datasets", "nope"], "unknown datasets"),
+    # One source named twice trained its clips twice, exit 0.
+    (["--datasets", "emopia", "emopia"], "--datasets names 'emopia' and 'emopia', which are one source"),
+    (["--datasets", "--unlabelled", "/nonexistent-u", "/nonexistent-u/"],
+     "--unlabelled names '/nonexistent-u' and '/nonexistent-u/', which are one source"),
     (["--batch-size", "0"], "batch_size must be positive"),
     (["--config", "/nonexistent.json"], "not found"),
     (["--data", "/nonexistent"], "not found"),
