@@ -74,6 +74,35 @@ def test_deleting_a_playing_engine_silences_it(receiver: Sink, tiny_model_dir: P
     assert all(v == 0 for v in balance.values())
 
 
+EXIT_WITH_A_DAEMON_THREAD = """
+import sys, threading, time
+from emolive import Engine
+engine = Engine(model=sys.argv[1], port="emolive-test-receiver", bpm=400, seed=3)
+engine.play("happy")
+def wait_for_controllers():  # a function of the script: its thread holds the script's globals
+    time.sleep(100)
+threading.Thread(target=wait_for_controllers, daemon=True).start()
+while engine.stats()["notes_sent"] < 20:
+    time.sleep(0.01)
+print("leaving", flush=True)
+"""
+
+
+def test_a_program_ending_with_a_daemon_thread_alive_still_silences_its_engine(
+        receiver: Sink, tiny_model_dir: Path) -> None:
+    """CPython runs no destructor of a module global while a daemon thread is alive at exit:
+    the engine was never closed and the notes then sounding stayed on (52 on, 45 off)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", EXIT_WITH_A_DAEMON_THREAD, str(tiny_model_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "leaving" in done.stdout, done.stderr
+    wait_for(lambda: bytes([0xB0, 123, 0]) in receiver.snapshot())
+    ons, balance = note_balance(receiver.snapshot(), channel=0)
+    assert ons >= 20 and all(v == 0 for v in balance.values()), f"left sounding: {+balance}"
+
+
 def test_virtual_output_port(jack_server: str, tiny_model_dir: Path) -> None:
     receiver = None
     try:

@@ -161,9 +161,13 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
     blocks_.pop();
     block = blocks_.front();
   }
-  // A block not yet decoded may still come within this step (it is then sent late).
+  // A block not yet decoded may still come within this step (it is then sent late), unless
+  // the producer is gone (it would wait half of every step for nothing).
   const auto give_up = deadline + step_length / 2;
-  while (!block && SteadyClock::now() < give_up && !stop_.load(std::memory_order_acquire)) {
+  const bool may_come = !producer_alive_ || producer_alive_->load(std::memory_order_acquire);
+  if (!block && !may_come) block = blocks_.front();  // its last block, queued before it ended
+  while (!block && may_come && SteadyClock::now() < give_up &&
+         !stop_.load(std::memory_order_acquire)) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
     block = blocks_.front();
   }

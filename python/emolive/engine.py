@@ -9,10 +9,12 @@ release the GIL. See docs/engine.md for threads, timing and the streaming policy
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
 import sys
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +101,22 @@ def _return_freed_heap() -> None:
 
 # --- the engine ------------------------------------------------------------------------------
 
+def _close_open_engines() -> None:
+    """At interpreter exit, close every engine still open (a note-off for each sounding note).
+    The destructor does it too, but CPython runs no destructor of a module's globals, nor of a
+    daemon thread's locals, while any daemon thread is alive at exit (an input port's reader
+    is one): the notes then sounding were left on in the receiver."""
+    for engine in list(_OPEN_ENGINES):
+        try:
+            engine.close()
+        except Exception:  # noqa: BLE001 - the others are closed whatever one raises
+            pass
+
+
+_OPEN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+atexit.register(_close_open_engines)
+
+
 class Engine:
     """Emotion-conditioned music, live into a MIDI port or offline into a ``mido.MidiFile``.
 
@@ -158,6 +176,7 @@ class Engine:
         self._program = program
         self._record = record
         self._key: tuple[str, str] | None = None
+        _OPEN_ENGINES.add(self)
 
     # Read-only: the live engine was made with them, so assigning one changed only what
     # generate() wrote (a channel, program or seed the live notes did not have).
@@ -259,7 +278,8 @@ class Engine:
             self._core.stop()
 
     def close(self) -> None:
-        """Stop and close the port. Idempotent; also done by ``with`` and the destructor."""
+        """Stop and close the port. Idempotent; also done by ``with``, the destructor and, for an
+        engine still open, the interpreter's exit."""
         if self._core is not None:
             self._core.close()
 
