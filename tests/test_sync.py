@@ -536,3 +536,28 @@ def test_the_status_line_shows_the_masters_tempo_not_the_phase_locks_nudge() -> 
              "late_notes": 0, "max_lateness_us": 0.0}
     session.show(stats)
     assert " | 100.0 BPM | " in session.status._stream.getvalue()
+
+
+@pytest.mark.parametrize("master_bpm,shown,nearest", [(450.0, "450.0", "400"), (15.0, "15.0", "20")])
+def test_a_master_beyond_the_engines_tempos_is_shown_as_it_is_and_said_once(
+        master_bpm: float, shown: str, nearest: str) -> None:
+    """A 450 BPM master read "400.0 BPM" on the status line while emolive, at 400, fell 14 beats
+    behind in 4 s, and nothing said why."""
+    import io
+
+    from emolive.terminal import StatusLine
+
+    engine, session = synced_session()
+    session.status = StatusLine(io.StringIO(), min_interval_s=0.0)
+    session.sync.feed(bytes([START]), -0.001)
+    for time_s in tick_times([(8, master_bpm)]):
+        engine.advance(time_s)
+        session.sync.feed(bytes([CLOCK]), time_s)
+    assert session.sync.follower.bpm == float(nearest)  # what the engine can follow
+    stats = {"emotion": (1.0, 0.0, 0.0, 0.0), "bar": 1, "bpm": engine.bpm, "temperature": 1.0,
+             "notes_sent": 0, "late_notes": 0, "max_lateness_us": 0.0}
+    session.show(stats)
+    session.show(dict(stats, notes_sent=1))
+    written = session.status._stream.getvalue()
+    assert f" | {shown} BPM (emolive at {nearest}) | " in written
+    assert written.count("is beyond the 20..400 BPM emolive plays") == 1

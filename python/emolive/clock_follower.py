@@ -104,7 +104,8 @@ class ClockFollower:
         self.pauses = 0  # gaps longer than gap_s seen while ticks came
         self._running = False
         self._running_changed = False
-        self._bpm: float | None = None  # latest estimate
+        self._bpm: float | None = None  # latest estimate, within the engine's MIN_BPM..MAX_BPM
+        self._measured_bpm: float | None = None  # the same before it is kept in that range
         self._reported_bpm: float | None = None  # last estimate handed out by take()
         self._ticks_since_report = 0
         self._master_running = False  # between the master's Start/Continue and its Stop
@@ -134,9 +135,17 @@ class ClockFollower:
 
     @property
     def bpm(self) -> float | None:
-        """The latest tempo estimate in BPM, None before enough ticks arrived."""
+        """The latest tempo estimate in BPM, None before enough ticks arrived; within the
+        engine's range (MIN_BPM..MAX_BPM), the tempo it can follow."""
         with self._lock:
             return self._bpm
+
+    @property
+    def measured_bpm(self) -> float | None:
+        """The master's tempo as measured, also beyond the engine's range (a 450 BPM master read
+        400: the status line said so, with emolive falling behind it unsaid)."""
+        with self._lock:
+            return self._measured_bpm
 
     def feed(self, message: bytes, time_s: float) -> None:
         """One raw MIDI message received at ``time_s`` seconds (any monotonic origin)."""
@@ -272,7 +281,8 @@ class ClockFollower:
                 self._from_line.add(min(abs(distance_s), tolerance_s))
         interval_s = self._steady_interval_s()
         if interval_s is not None:
-            self._bpm = min(MAX_BPM, max(MIN_BPM, 60.0 / (TICKS_PER_QUARTER * interval_s)))
+            self._measured_bpm = 60.0 / (TICKS_PER_QUARTER * interval_s)
+            self._bpm = min(MAX_BPM, max(MIN_BPM, self._measured_bpm))
 
     def _take_back_held_tick(self, time_s: float) -> None:
         """In a group of ticks held up and then delivered at once, all but the last are late by

@@ -22,7 +22,7 @@ from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
-from emolive.clock_follower import STOP
+from emolive.clock_follower import MAX_BPM, MIN_BPM, STOP
 from emolive.sync import ClockSync, MessageClock
 from emolive.terminal import Keyboard, StatusLine
 
@@ -126,6 +126,7 @@ class Session:
         self._sync_clock = MessageClock()  # the --sync port's time (seconds)
         self._input_names: dict[str, str] = {}  # query -> the port it opened
         self.notices: deque[str] = deque()  # lines from the input threads, shown by the main loop
+        self._told_beyond_range = False  # said that the master's tempo is beyond 20..400 BPM
         self._started_once = False
         self.port_error: str | None = None  # why the output is lost; None while it plays
 
@@ -255,12 +256,29 @@ class Session:
             playing = self.engine.is_playing
             follower = self.sync.follower
             waiting = not playing and follower.waiting_for_bar_line
-            if follower.bpm is not None:  # synced: the master's tempo, not the phase lock's nudge of it
-                stats = dict(stats, bpm=follower.bpm)
-            self.status.show(status_text(stats, playing, waiting_for_bar_line=waiting))
+            master = follower.measured_bpm
+            note = self._beyond_range_note(master)
+            if master is not None:  # synced: the master's tempo, not the phase lock's nudge of it
+                stats = dict(stats, bpm=master)
+            self.status.show(status_text(stats, playing, waiting_for_bar_line=waiting, tempo_note=note))
+
+    def _beyond_range_note(self, master_bpm: float | None) -> str:
+        """For a master beyond the engine's 20..400 BPM: the status line's note (emolive plays at
+        the nearest tempo it can and drifts from the master), and once a message; else ""."""
+        if master_bpm is None or MIN_BPM - 0.5 <= master_bpm <= MAX_BPM + 0.5:
+            self._told_beyond_range = False
+            return ""
+        nearest = MAX_BPM if master_bpm > MAX_BPM else MIN_BPM
+        if not self._told_beyond_range:
+            self._told_beyond_range = True
+            self.status.message(f"emolive: the master's tempo, {master_bpm:.1f} BPM, is beyond the "
+                                f"{MIN_BPM:g}..{MAX_BPM:g} BPM emolive plays: it plays at {nearest:g} "
+                                "BPM and drifts from the master's beat")
+        return f" (emolive at {nearest:g})"
 
 
-def status_text(stats: dict[str, Any], playing: bool, waiting_for_bar_line: bool = False) -> str:
+def status_text(stats: dict[str, Any], playing: bool, waiting_for_bar_line: bool = False,
+                tempo_note: str = "") -> str:
     """``playing | happy:0.70,calm:0.30 | bar 12 | 120.0 BPM | temperature 1.00 | notes 345 | late 0``;
     the first field is ``waiting for the master's bar line`` while --sync waits to start."""
     late = f"late {stats['late_notes']}"
@@ -268,7 +286,7 @@ def status_text(stats: dict[str, Any], playing: bool, waiting_for_bar_line: bool
         late += f" (max {stats['max_lateness_us'] / 1000.0:.1f} ms)"
     return " | ".join([
         _transport(playing, waiting_for_bar_line), _blend(stats["emotion"]), f"bar {stats['bar']}",
-        f"{stats['bpm']:.1f} BPM", f"temperature {stats['temperature']:.2f}",
+        f"{stats['bpm']:.1f} BPM{tempo_note}", f"temperature {stats['temperature']:.2f}",
         f"notes {stats['notes_sent']}", late])
 
 
