@@ -387,3 +387,25 @@ def test_an_output_under_a_file_names_the_file(tmp_path: Path, tiny_model_dir: P
     result = generate("--model", str(tiny_model_dir), "--bars", "1", "-o", str(tmp_path / "a.mid" / "x.mid"))
     assert result.returncode == 2
     assert f"'{tmp_path / 'a.mid'}' is a file, not a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_model_folder_that_cannot_be_listed_still_guards_the_files_its_card_names(
+        tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder one may enter but not list (mode 311 for another user) ended generate with a
+    bare "[Errno 13] Permission denied": its files are now those its card names."""
+    import argparse
+    import pathlib
+
+    from emolive import cli_generate
+
+    real_iterdir = pathlib.Path.iterdir
+
+    def iterdir(self: pathlib.Path):
+        if self == tiny_model_dir:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
+    args = argparse.Namespace(model=str(tiny_model_dir), render=None, soundfont=None)
+    read = set(cli_generate._files_read(args).values())
+    assert {"the model's model_card.json", "the model's decoder_step.onnx", "the model's encoder.onnx"} <= read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,50 @@ def test_missing_onnx_file(model_copy: Path) -> None:
         Engine(model=model_copy)
 
 
+@pytest.mark.parametrize("name", ["../decoder_step.onnx", "/etc/hostname", "sub/decoder_step.onnx",
+                                  "..", "", "decoder_step.onnx\u0000junk"])
+def test_a_card_may_name_only_files_in_its_folder(model_copy: Path, name: str) -> None:
+    """'../x' was followed: a downloaded card made the engine open any file the user can read,
+    and `emolive generate -o` could overwrite a model file reached that way; a NUL cut the name."""
+    shutil.copy(model_copy / "decoder_step.onnx", model_copy.parent / "decoder_step.onnx")
+    edit_card(model_copy, lambda card: card["files"].__setitem__("decoder_step", name))
+    with pytest.raises(ModelError, match=r"'files.decoder_step' must be the name of a file in the model folder"):
+        load_model(model_copy)
+
+
+@pytest.mark.parametrize("make,problem", [
+    (lambda p: p.chmod(0o000), "cannot be read"),  # was "missing decoder_step file"
+    (lambda p: (p.unlink(), p.mkdir()), "is a folder"),
+    (lambda p: (p.unlink(), os.mkfifo(p)), "is not a regular file (a pipe or a device)"),  # hung
+])
+def test_an_onnx_file_that_is_there_but_unreadable_is_named_so(model_copy: Path, make, problem: str) -> None:
+    path = model_copy / "decoder_step.onnx"
+    make(path)
+    if problem == "cannot be read" and os.access(path, os.R_OK):
+        pytest.skip("root reads a file whatever its mode")
+    with pytest.raises(ModelError, match=re.escape(f"decoder_step file {path} {problem}")):
+        load_model(model_copy)
+
+
+def test_a_card_that_is_a_pipe_is_refused_not_waited_on(model_copy: Path) -> None:
+    (model_copy / "model_card.json").unlink()
+    os.mkfifo(model_copy / "model_card.json")
+    with pytest.raises(ModelError, match=r"no readable model_card.json .*is not a regular file"):
+        load_model(model_copy)
+
+
+def test_a_model_loaded_by_a_relative_path_still_encodes_after_a_change_of_folder(
+        model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder loads again at the first encode(): after os.chdir a relative path named
+    another folder's file ("missing encoder file model/encoder.onnx")."""
+    monkeypatch.chdir(model_copy.parent)
+    model = load_model("model")
+    monkeypatch.chdir("/")
+    sizes = json.loads(model.card_json)["sizes"]
+    mu, _logvar = model.encode(np.zeros((1, 32, 264), np.float32), np.full((1, 4), 0.25, np.float32))
+    assert mu.shape == (1, sizes["z"])
+
+
 def test_missing_card(model_copy: Path) -> None:
     (model_copy / "model_card.json").unlink()
     with pytest.raises(ModelError, match="model_card.json"):
@@ -223,6 +268,8 @@ def test_damaged_onnx_file_is_refused_not_crashed(model_copy: Path, damage: str)
 def test_bad_onnxruntime_library_path(tiny_model_dir: Path) -> None:
     out = load_in_subprocess(tiny_model_dir, {"EMOLIVE_ONNXRUNTIME_LIB": "/nonexistent/libonnxruntime.so"})
     assert "EMOLIVE_ONNXRUNTIME_LIB" in out and "/nonexistent/libonnxruntime.so" in out
+    assert out.count("/nonexistent/libonnxruntime.so") == 1  # dlerror's own copy of it is left out
+    assert "Point it at libonnxruntime" in out  # what to do
 
 
 def test_model_loads_from_core_directly(tiny_model_dir: Path) -> None:

@@ -125,8 +125,10 @@ Model::Session Model::load_session(const std::string& role) const {
   Session s;
   s.role = role;
   s.path = dir_ + "/" + card_.files.at(role);
-  if (!std::ifstream(s.path, std::ios::binary)) {
-    throw ModelError("model directory " + dir_ + ": missing " + role + " file " + s.path +
+  if (const std::string problem = file_problem(s.path); !problem.empty()) {
+    throw ModelError("model directory " + dir_ + ": " +
+                     (problem == "does not exist" ? "missing " + role + " file " + s.path
+                                                  : role + " file " + s.path + " " + problem) +
                      " (named in model_card.json 'files." + role + "')");
   }
   Ort::SessionOptions options;

@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -232,6 +233,14 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
   }
   for (const auto& role : roles) {
     card.files[role] = r.text("files." + role);
+    const std::string& name = card.files[role];
+    // A plain name in the model folder: "../x" made a downloaded card open any file the user
+    // can read (and `emolive generate -o` could overwrite a model file reached that way).
+    const bool has_separator = name.find_first_of(std::string("/\\\0", 3)) != std::string::npos;
+    if (name.empty() || name == "." || name == ".." || has_separator) {
+      r.fail("files." + role, "must be the name of a file in the model folder, found " +
+                                  shown(json(name)));
+    }
     FileIo io{r.tensors("io." + role + ".inputs"), r.tensors("io." + role + ".outputs")};
     check_io_against_contract(r, role, io, expected_io(role, card));
     card.io[role] = io;
@@ -266,13 +275,25 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
   return card;
 }
 
+std::string file_problem(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  if (!fs::exists(status)) return "does not exist";
+  if (fs::is_directory(status)) return "is a folder";
+  if (!fs::is_regular_file(status)) return "is not a regular file (a pipe or a device)";
+  if (!std::ifstream(path, std::ios::binary)) return "cannot be read (permission denied?)";
+  return "";
+}
+
 ModelCard load_model_card(const std::string& model_dir) {
   const std::string path = model_dir + "/model_card.json";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw ModelError("model directory " + model_dir + " has no readable model_card.json (expected " +
-                     path + ")");
+  const std::string problem = file_problem(path);
+  if (!problem.empty()) {
+    throw ModelError("model directory " + model_dir + " has no readable model_card.json (" + path +
+                     " " + problem + ")");
   }
+  std::ifstream in(path, std::ios::binary);
   std::stringstream buffer;
   buffer << in.rdbuf();
   return parse_model_card(buffer.str(), path);

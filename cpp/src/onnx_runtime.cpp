@@ -52,17 +52,18 @@ bool try_load(const std::string& path, std::string& report) {
   std::string why;
   void* handle = open_library(path, why);
   if (!handle) {
-    report += "\n  " + path + ": " + why;
+    if (why.rfind(path + ": ", 0) == 0) why.erase(0, path.size() + 2);  // dlerror names it too
+    report += "\n  '" + path + "': " + why;
     return false;
   }
   auto get_api_base = reinterpret_cast<GetApiBaseFn>(find_symbol(handle, "OrtGetApiBase"));
   if (!get_api_base) {
-    report += "\n  " + path + ": no symbol OrtGetApiBase (not an ONNX Runtime library)";
+    report += "\n  '" + path + "': no symbol OrtGetApiBase (not an ONNX Runtime library)";
     return false;
   }
   const OrtApi* api = get_api_base()->GetApi(ORT_API_VERSION);
   if (!api) {
-    report += "\n  " + path + ": does not provide ONNX Runtime API version " +
+    report += "\n  '" + path + "': does not provide ONNX Runtime API version " +
               std::to_string(ORT_API_VERSION) + " (" + get_api_base()->GetVersionString() +
               " is too old)";
     return false;
@@ -82,7 +83,8 @@ void ensure_onnxruntime(const std::string& fallback_path) {
     // An explicit choice is never silently replaced by another library.
     if (try_load(env, report)) return;
     throw ModelError("could not load the ONNX Runtime library named by EMOLIVE_ONNXRUNTIME_LIB:" +
-                     report);
+                     report + "\nPoint it at libonnxruntime (the onnxruntime Python package has "
+                     "one in onnxruntime/capi/), or unset it to use that package's.");
   }
   std::vector<std::string> candidates;
   if (!fallback_path.empty()) candidates.push_back(fallback_path);

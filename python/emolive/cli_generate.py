@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import random
 import signal
@@ -238,7 +239,7 @@ def _files_read(args: argparse.Namespace) -> dict[tuple[int, int] | None, str]:
     from emolive.engine import DEFAULT_MODEL_DIR
 
     model = Path(args.model) if args.model else DEFAULT_MODEL_DIR
-    read = {_identity(f): f"the model's {f.name}" for f in (model.iterdir() if model.is_dir() else ())}
+    read = {_identity(f): f"the model's {f.name}" for f in _model_files(model)}
     if args.render:
         try:
             read[_identity(files.find_soundfont(args.soundfont))] = "the soundfont"
@@ -246,6 +247,20 @@ def _files_read(args: argparse.Namespace) -> dict[tuple[int, int] | None, str]:
             pass
     read.pop(None, None)
     return read
+
+
+def _model_files(model: Path) -> list[Path]:
+    """The files of the model folder; for a folder that may be entered but not listed, those
+    its card names (listing it failed with a bare "[Errno 13] Permission denied")."""
+    try:
+        return list(model.iterdir()) if model.is_dir() else []
+    except OSError:
+        try:
+            card = json.loads((model / "model_card.json").read_text(encoding="utf-8"))
+            names = [name for name in card.get("files", {}).values() if isinstance(name, str)]
+        except (OSError, ValueError, AttributeError):
+            names = []
+        return [model / name for name in ["model_card.json", *names]]
 
 
 def generate_midi(engine: Any, args: argparse.Namespace, emotion: Weights) -> list[mido.MidiFile]:

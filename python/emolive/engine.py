@@ -73,7 +73,9 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
         raise TypeError(f"model must be a directory path or None, not {type(model).__name__}")
     if not path.is_dir():
         raise ModelError(f"model directory {str(path)!r} does not exist or is not a directory")
-    return _core.Model(str(path), onnxruntime_library())  # refuses NaN weights too
+    # Absolute: the encoder loads again at the first encode(), which after an os.chdir read
+    # another folder's file (or none) for a relative path.
+    return _core.Model(os.path.abspath(path), onnxruntime_library())  # refuses NaN weights too
 
 
 def _numpy_loaded() -> None:

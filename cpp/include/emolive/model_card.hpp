@@ -72,6 +72,11 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
 // Read and parse <dir>/model_card.json; ModelError if missing or unreadable.
 ModelCard load_model_card(const std::string& model_dir);
 
+// Why `path` cannot be read as a file, or "" when it can: "does not exist", "is a folder",
+// "is not a regular file (a pipe or a device)" (opening a pipe waited forever) or "cannot be
+// read (permission denied?)".
+std::string file_problem(const std::string& path);
+
 std::string shape_to_string(const Shape& shape);
 
 }  // namespace emolive
