@@ -338,6 +338,17 @@ def test_unknown_control_port_exits_2_and_leaves_nothing_sounding(sink: Sink, ti
     assert_nothing_left_sounding(sink)
 
 
+@pytest.mark.parametrize("flag", ["--control-port", "--sync"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_input_port_name_exits_2(tiny_model_dir: Path, flag: str, value: str) -> None:
+    """'' was ignored: `--sync "$MASTER"` with the variable unset played free-running, exit 0."""
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "--model", str(tiny_model_dir),
+                             "--virtual", f"emolive-empty-{os.getpid()}", flag, value],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{flag} is empty; name an input port" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_readme_virtual_port_example(jack_server: str, tiny_model_dir: Path) -> None:
     """README: `emolive --virtual --emotion sad:0.6,calm:0.4 --bpm 90 --key A --scale minor` (with the
     tiny model when the bundled one is absent); a synth connects to the virtual port and hears A minor."""

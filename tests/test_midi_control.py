@@ -57,3 +57,50 @@ def test_other_messages_and_channels_are_ignored() -> None:
 def test_bad_mappings_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CcMap(**kwargs)
+
+
+def test_an_emotion_set_another_way_is_what_an_unmoved_axis_keeps() -> None:
+    """After the key for happy, moving valence alone gave sad (the starting calm's arousal),
+    not tense: a key or --morph-to aims the controllers' point too."""
+    from emolive.live_keys import KeyCommands
+
+    class Engine:
+        def set_emotion(self, weights, bars: float = 0) -> None:
+            self.weights = weights
+
+    steering = CcSteering(start=parse_emotion("calm"))
+    keys = KeyCommands(Engine(), 0, on_emotion=steering.aim)
+    keys.press("1")  # happy
+    assert steering.take() is None and not steering.moved  # aimed, nothing to apply
+    steering.feed(cc(20, 0))  # valence down only
+    assert steering.take() == pytest.approx(parse_emotion("tense"))
+
+
+def test_controllers_moved_before_a_synced_start_set_the_emotion_it_starts_with() -> None:
+    """Under --sync, CC values a DAW sent before its Start were applied to the stopped engine
+    and then overwritten by --emotion at the start: it played calm, the controllers said tense."""
+    import argparse
+
+    from emolive.live import Session
+
+    class Engine:
+        def __init__(self) -> None:
+            self.calls: list[tuple] = []
+
+        def set_emotion(self, weights, bars: float = 0) -> None:
+            self.calls.append(("set_emotion", tuple(weights), bars))
+
+        def resume(self, bar: int | None = None) -> None:
+            self.calls.append(("resume", bar))
+
+    engine = Engine()
+    args = argparse.Namespace(sync="master", control_port="master", glide_bars=1.0, valence_cc=20,
+                              arousal_cc=21, control_channel=None, morph_to=None, morph_bars=None)
+    session = Session(engine, args, parse_emotion("calm"))
+    session.steering.feed(cc(20, 0))
+    session.steering.feed(cc(21, 127))
+    session.apply_controllers()  # the main loop, while waiting for the master's Start
+    session.start()  # the master's Start
+    emotions = [call[1] for call in engine.calls if call[0] == "set_emotion"]
+    assert emotions[-1] == pytest.approx(parse_emotion("tense"))
+    assert engine.calls[-1] == ("resume", 0)

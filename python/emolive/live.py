@@ -120,8 +120,9 @@ class Session:
         self.args = args
         self.emotion = emotion
         self.status = StatusLine()
-        self.commands = KeyCommands(engine, args.glide_bars, transport_is_external=args.sync is not None)
         self.steering = CcSteering(CcMap(args.valence_cc, args.arousal_cc, args.control_channel), start=emotion)
+        self.commands = KeyCommands(engine, args.glide_bars, transport_is_external=args.sync is not None,
+                                    on_emotion=self.steering.aim)
         self.sync = ClockSync(engine, self._start_synced)
         self._sync_clock = MessageClock()  # the --sync port's time (seconds)
         self._input_names: dict[str, str] = {}  # query -> the port it opened
@@ -169,11 +170,17 @@ class Session:
     def start(self) -> None:
         """Play the starting emotion (or --morph-to's glide from it); under --sync, at the
         master's bar, and when the master starts again, on from where its Stop left the music."""
-        if not self._started_once:
+        if not self._started_once and self.steering.moved:
+            # Controllers moved while --sync waited for Start (a DAW sends its automation's
+            # values before it plays): they set the emotion it starts with (it started with
+            # --emotion, and the controllers' point no longer matched what played).
+            self.engine.set_emotion(self.steering.weights())
+        elif not self._started_once:
             self.engine.set_emotion(self.emotion)
             if self.args.morph_to is not None:
                 bars = self.args.morph_bars if self.args.morph_bars is not None else LIVE_MORPH_BARS
                 self.engine.set_emotion(self.args.morph_to, bars=bars)
+                self.steering.aim(self.args.morph_to)
         self._started_once = True
         self.engine.resume(bar=self.sync.follower.start_bar if self.args.sync else 0)
 
@@ -308,7 +315,11 @@ def _blend(weights: Any) -> str:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """InputPortError (listing the inputs) now, before the model loads and the output opens,
-    when --control-port or --sync names no input port."""
+    when --control-port or --sync names no input port; UsageError when one is empty (it was
+    ignored: `--sync "$MASTER"` with the variable unset played free-running and said nothing)."""
+    for flag, query in (("--control-port", args.control_port), ("--sync", args.sync)):
+        if query is not None and not query.strip():
+            raise UsageError(f"{flag} is empty; name an input port (emolive --list-ports lists them)")
     queries = [query for query in (args.control_port, args.sync) if query]
     if queries:
         names = ports.input_port_names()

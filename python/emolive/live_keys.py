@@ -8,11 +8,12 @@ q quits; ? shows this help.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from emolive.cli_options import BPM_RANGE, TEMPERATURE_RANGE
-from emolive.emotions import describe, parse_emotion
+from emolive.emotions import Weights, describe, parse_emotion
 from emolive.terminal import BACKSPACE, DOWN, ENTER, ESCAPE, LEFT, RIGHT, UP
 
 BPM_STEP = 5.0  # beats per minute per key press
@@ -32,6 +33,7 @@ class KeyCommands:
     typing: str | None = None
     quit_requested: bool = False
     messages: list[str] = field(default_factory=list)  # feedback for the status display
+    on_emotion: Callable[[Weights], None] | None = None  # told each emotion a key sets
 
     def prompt(self) -> str | None:
         """The typing prompt to show instead of the status, or None."""
@@ -79,6 +81,8 @@ class KeyCommands:
             self.messages.append(str(exc))
             return
         self.engine.set_emotion(weights, bars=self.glide_bars)
+        if self.on_emotion is not None:
+            self.on_emotion(weights)
         glide = f" over {self.glide_bars} bars" if self.glide_bars else ""
         self.messages.append(f"-> {describe(weights)}{glide}")
 

@@ -51,6 +51,27 @@ class CcSteering:
         self._lock = threading.Lock()
         self._valence, self._arousal = to_valence_arousal(start)
         self._changed = False
+        self._moved = False  # a controller has moved the point since the start
+
+    @property
+    def moved(self) -> bool:
+        """Whether a controller has moved the point since the start."""
+        with self._lock:
+            return self._moved
+
+    def weights(self) -> Weights:
+        """The quadrant weights of the current point."""
+        with self._lock:
+            valence, arousal = self._valence, self._arousal
+        return from_valence_arousal(valence, arousal)
+
+    def aim(self, emotion: Weights) -> None:
+        """The emotion set another way (a key, --morph-to): the axis a controller does not move
+        next keeps this one's value, not the starting emotion's (moving valence alone after
+        the key for happy gave sad, not tense). Not a change to apply."""
+        valence, arousal = to_valence_arousal(emotion)
+        with self._lock:
+            self._valence, self._arousal = valence, arousal
 
     @property
     def point(self) -> tuple[float, float]:
@@ -73,7 +94,7 @@ class CcSteering:
                 self._valence = cc_to_unit(value)
             else:
                 self._arousal = cc_to_unit(value)
-            self._changed = True
+            self._changed = self._moved = True
         return True
 
     def take(self) -> Weights | None:
