@@ -66,3 +66,6 @@ def test_valence_arousal_refuses_bools_and_round_trips() -> None:
 def test_describe_names_a_pure_quadrant_and_lists_a_blend() -> None:
     assert describe(parse_emotion("excited")) == "happy"
     assert describe((0.6, 0.0, 0.0, 0.4)) == "happy:0.60,calm:0.40"
+    # A weight that would read 0.00 is left out (a controller at 1 of 127 from calm).
+    assert describe(from_valence_arousal(1.0, -1.0 + 2 / 127)) == "happy:0.01,calm:0.99"
+    assert describe((0.004, 0.004, 0.496, 0.496)) == "sad:0.50,calm:0.50"

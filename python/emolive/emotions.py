@@ -189,9 +189,10 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
 
 
 def describe(weights: Sequence[float]) -> str:
-    """A short human label for weights, e.g. ``"happy"`` or ``"happy:0.60,calm:0.40"``."""
+    """A short human label for weights, e.g. ``"happy"`` or ``"happy:0.60,calm:0.40"``; a weight
+    that would show as 0.00 is left out (a controller at 1 of 127 showed ``happy:0.00,...``)."""
     parts = [
-        (QUADRANT_NAMES[q][0], w) for q, w in zip(QUADRANTS, normalise(weights)) if w > 1e-6
+        (QUADRANT_NAMES[q][0], w) for q, w in zip(QUADRANTS, normalise(weights)) if w >= 0.005
     ]
     if len(parts) == 1:
         return parts[0][0]
