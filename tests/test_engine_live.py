@@ -262,3 +262,20 @@ def test_the_step_count_never_runs_ahead_while_a_resume_starts(tiny_model_dir: P
         finally:
             done.set()
             poller.join()
+
+
+def test_late_counts_go_on_over_a_pause_as_the_notes_count_does(tiny_model_dir: Path) -> None:
+    """A resume cleared the late count and the largest lateness while notes_sent went on: the
+    command's last line said "76 notes, 5 late", the 5 of its last run only."""
+    with Engine(model=tiny_model_dir, bpm=400, seed=7) as engine:
+        engine.play("calm")
+        wait_for_steps(engine, 24)
+        engine.stop()
+        first = engine.stats()
+        assert first["max_lateness_us"] > 0.0
+        engine.resume()
+        after = engine.stats()  # the new run's log is empty: the counts are the first run's
+        assert after["late_notes"] >= first["late_notes"]
+        assert after["max_lateness_us"] >= first["max_lateness_us"]
+        assert len(engine.lateness_us()) <= 2  # the log itself is per run
+        engine.stop()

@@ -76,9 +76,10 @@ def test_an_emotion_set_another_way_is_what_an_unmoved_axis_keeps() -> None:
     assert steering.take() == pytest.approx(parse_emotion("tense"))
 
 
-def test_controllers_moved_before_a_synced_start_set_the_emotion_it_starts_with() -> None:
-    """Under --sync, CC values a DAW sent before its Start were applied to the stopped engine
-    and then overwritten by --emotion at the start: it played calm, the controllers said tense."""
+@pytest.mark.parametrize("how", ["controllers", "key"])
+def test_what_is_chosen_before_a_synced_start_is_what_starts(how: str) -> None:
+    """Under --sync, CC values a DAW sent before its Start, or a key pressed then (confirmed on
+    screen), were overwritten by --emotion at the start: it played calm."""
     import argparse
 
     from emolive.live import Session
@@ -97,10 +98,15 @@ def test_controllers_moved_before_a_synced_start_set_the_emotion_it_starts_with(
     args = argparse.Namespace(sync="master", control_port="master", glide_bars=1.0, valence_cc=20,
                               arousal_cc=21, control_channel=None, morph_to=None, morph_bars=None)
     session = Session(engine, args, parse_emotion("calm"))
-    session.steering.feed(cc(20, 0))
-    session.steering.feed(cc(21, 127))
-    session.apply_controllers()  # the main loop, while waiting for the master's Start
+    session.set_starting_emotion()  # as run() does first
+    if how == "controllers":
+        session.steering.feed(cc(20, 0))
+        session.steering.feed(cc(21, 127))
+        session.apply_controllers()  # the main loop, while waiting for the master's Start
+    else:
+        session.commands.press("2")  # tense
     session.start()  # the master's Start
     emotions = [call[1] for call in engine.calls if call[0] == "set_emotion"]
+    assert emotions[0] == pytest.approx(parse_emotion("calm"))  # shown while waiting
     assert emotions[-1] == pytest.approx(parse_emotion("tense"))
     assert engine.calls[-1] == ("resume", 0)

@@ -197,6 +197,10 @@ void Engine::play_locked(const Weights* emotion, int64_t bar) {
   {
     std::lock_guard<std::mutex> logs(logs_mutex_);
     if (recording_) recording_->clear();
+    // The log is per run (lateness_us()); the counts go on over runs, as notes_sent does (the
+    // last line of a paused and resumed command said "76 notes, 5 late": late of its last run).
+    earlier_late_notes_ += lateness_.late_notes();
+    earlier_max_lateness_us_ = std::max(earlier_max_lateness_us_, lateness_.max_us());
     lateness_.clear();
     play_time_ = SteadyClock::now();
   }
@@ -337,8 +341,11 @@ EngineStats Engine::stats() const {
   s.emotion = emotion();
   s.notes_sent = tracker_.notes_sent();
   s.sounding = tracker_.count();
-  s.late_notes = lateness_.late_notes();
-  s.max_lateness_us = lateness_.max_us();
+  {
+    std::lock_guard<std::mutex> logs(logs_mutex_);
+    s.late_notes = earlier_late_notes_ + lateness_.late_notes();
+    s.max_lateness_us = std::max(earlier_max_lateness_us_, lateness_.max_us());
+  }
   s.temperature = temperature_;
   if (recording_) s.recording_dropped = recording_->dropped();
   std::unique_lock<std::mutex> parts(parts_mutex_);

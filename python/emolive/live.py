@@ -128,7 +128,6 @@ class Session:
         self._input_names: dict[str, str] = {}  # query -> the port it opened
         self.notices: deque[str] = deque()  # lines from the input threads, shown by the main loop
         self._told_beyond_range = False  # said that the master's tempo is beyond 20..400 BPM
-        self._started_once = False
         self.port_error: str | None = None  # why the output is lost; None while it plays
 
     def open_inputs(self, stack: ExitStack) -> None:
@@ -167,25 +166,27 @@ class Session:
         else:
             self.notices.append(f"emolive: MIDI input {name!r} lost; waiting for it to come back")
 
+    def set_starting_emotion(self) -> None:
+        """The starting emotion (or --morph-to's glide from it), set in the stopped engine before
+        anything else can change it: what a key, `/` or a controller sets while --sync waits for
+        the master's Start then stands, and the status line shows it meanwhile. (Set at the
+        start, it overwrote those choices after confirming them, and the waiting status line
+        showed the engine's calm.)"""
+        self.engine.set_emotion(self.emotion)
+        if self.args.morph_to is not None:
+            bars = self.args.morph_bars if self.args.morph_bars is not None else LIVE_MORPH_BARS
+            self.engine.set_emotion(self.args.morph_to, bars=bars)
+            self.steering.aim(self.args.morph_to)
+
     def start(self) -> None:
-        """Play the starting emotion (or --morph-to's glide from it); under --sync, at the
-        master's bar, and when the master starts again, on from where its Stop left the music."""
-        if not self._started_once and self.steering.moved:
-            # Controllers moved while --sync waited for Start (a DAW sends its automation's
-            # values before it plays): they set the emotion it starts with (it started with
-            # --emotion, and the controllers' point no longer matched what played).
-            self.engine.set_emotion(self.steering.weights())
-        elif not self._started_once:
-            self.engine.set_emotion(self.emotion)
-            if self.args.morph_to is not None:
-                bars = self.args.morph_bars if self.args.morph_bars is not None else LIVE_MORPH_BARS
-                self.engine.set_emotion(self.args.morph_to, bars=bars)
-                self.steering.aim(self.args.morph_to)
-        self._started_once = True
+        """Play; under --sync at the master's bar, and when the master starts again, on from
+        where its Stop left the music. Controller values not yet applied go first."""
+        self.apply_controllers()
         self.engine.resume(bar=self.sync.follower.start_bar if self.args.sync else 0)
 
     def run(self, stop: StopSignals) -> int:
         keyboard = None
+        self.set_starting_emotion()
         with ExitStack() as stack:
             try:
                 self.open_inputs(stack)

@@ -49,8 +49,8 @@ struct EngineStats {
   Weights emotion{};
   int64_t notes_sent = 0;
   int sounding = 0;
-  int64_t late_notes = 0;
-  float max_lateness_us = 0.0f;
+  int64_t late_notes = 0;         // since the engine was made, as notes_sent
+  float max_lateness_us = 0.0f;   // since the engine was made
   std::string port_error;       // empty when none (or once the port is reconnected)
   int port_reconnects = 0;      // times the output reconnected after losing its port
   bool port_may_return = false;  // with port_error: the engine may still reconnect by itself
@@ -182,6 +182,8 @@ class Engine {
   // by recorded() and lateness_us() while they copy them: a copy never reads slots the clock
   // thread of a new play() is writing. Never taken by the clock thread.
   mutable std::mutex logs_mutex_;
+  int64_t earlier_late_notes_ = 0;       // late notes of the runs before this one (logs_mutex_)
+  float earlier_max_lateness_us_ = 0.0f;  // their largest lateness (logs_mutex_)
   std::atomic<float> temperature_;  // set under caller_mutex_, read by stats() without it
   uint16_t scale_mask_ = 0x0FFF;
   int transpose_ = 0;
