@@ -557,7 +557,10 @@ def test_a_master_beyond_the_engines_tempos_is_shown_as_it_is_and_said_once(
     stats = {"emotion": (1.0, 0.0, 0.0, 0.0), "bar": 1, "bpm": engine.bpm, "temperature": 1.0,
              "notes_sent": 0, "late_notes": 0, "max_lateness_us": 0.0}
     session.show(stats)
+    assert "is beyond the" not in session.status._stream.getvalue()  # the reading may still settle
+    session._beyond_range_since -= 1.0  # a second on, still beyond
     session.show(dict(stats, notes_sent=1))
+    session.show(dict(stats, notes_sent=2))
     written = session.status._stream.getvalue()
     assert f" | {shown} BPM (emolive at {nearest}) | " in written
     assert written.count("is beyond the 20..400 BPM emolive plays") == 1

@@ -27,6 +27,7 @@ from emolive.sync import ClockSync, MessageClock
 from emolive.terminal import Keyboard, StatusLine
 
 POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and stats (seconds)
+BEYOND_RANGE_SETTLE_S = 1.0  # a master beyond 20..400 BPM is said once its reading stays beyond this long
 
 
 class StopSignals:
@@ -128,6 +129,7 @@ class Session:
         self._input_names: dict[str, str] = {}  # query -> the port it opened
         self.notices: deque[str] = deque()  # lines from the input threads, shown by the main loop
         self._told_beyond_range = False  # said that the master's tempo is beyond 20..400 BPM
+        self._beyond_range_since: float | None = None  # monotonic time it went beyond
         self.port_error: str | None = None  # why the output is lost; None while it plays
 
     def open_inputs(self, stack: ExitStack) -> None:
@@ -274,10 +276,16 @@ class Session:
         """For a master beyond the engine's 20..400 BPM: the status line's note (emolive plays at
         the nearest tempo it can and drifts from the master), and once a message; else ""."""
         if master_bpm is None or MIN_BPM - 0.5 <= master_bpm <= MAX_BPM + 0.5:
+            self._beyond_range_since = None
             self._told_beyond_range = False
             return ""
         nearest = MAX_BPM if master_bpm > MAX_BPM else MIN_BPM
-        if not self._told_beyond_range:
+        now = time.monotonic()
+        if self._beyond_range_since is None:
+            self._beyond_range_since = now
+        # Said once the reading has stayed beyond for a second: the first readings of a change
+        # are still settling (a steady 450 BPM master was announced as 416.1).
+        if not self._told_beyond_range and now - self._beyond_range_since >= BEYOND_RANGE_SETTLE_S:
             self._told_beyond_range = True
             self.status.message(f"emolive: the master's tempo, {master_bpm:.1f} BPM, is beyond the "
                                 f"{MIN_BPM:g}..{MAX_BPM:g} BPM emolive plays: it plays at {nearest:g} "
