@@ -338,6 +338,16 @@ def test_unknown_control_port_exits_2_and_leaves_nothing_sounding(sink: Sink, ti
     assert_nothing_left_sounding(sink)
 
 
+def test_a_control_port_that_is_an_output_is_said_to_be_one(sink: Sink, tiny_model_dir: Path) -> None:
+    """The sink takes notes: as --control-port it read "no MIDI port matches", no more."""
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", f"emolive-sink-{os.getpid()}",
+                             "--model", str(tiny_model_dir), "--control-port", f"emolive-sink-{os.getpid()}"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert f"'emolive-sink-{os.getpid()}' is an output port (where notes go)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("flag", ["--control-port", "--sync"])
 @pytest.mark.parametrize("value", ["", "  "])
 def test_an_empty_input_port_name_exits_2(tiny_model_dir: Path, flag: str, value: str) -> None:

@@ -110,3 +110,14 @@ def test_what_is_chosen_before_a_synced_start_is_what_starts(how: str) -> None:
     assert emotions[0] == pytest.approx(parse_emotion("calm"))  # shown while waiting
     assert emotions[-1] == pytest.approx(parse_emotion("tense"))
     assert engine.calls[-1] == ("resume", 0)
+
+
+def test_controller_numbers_and_channel_may_be_numpy_integers() -> None:
+    """np.int64(20) was refused, where the port functions take numpy integers."""
+    np = pytest.importorskip("numpy")
+    mapping = CcMap(valence_cc=np.int64(1), arousal_cc=np.uint8(2), channel=np.int32(5))
+    assert (mapping.valence_cc, mapping.arousal_cc, mapping.channel) == (1, 2, 5)
+    assert type(mapping.valence_cc) is int and type(mapping.channel) is int
+    for bad in (True, 1.0, np.int64(128)):
+        with pytest.raises(ValueError, match="valence CC must be a controller number 0..127"):
+            CcMap(valence_cc=bad)

@@ -274,6 +274,7 @@ def test_bad_onnxruntime_library_path(tiny_model_dir: Path) -> None:
 
 def test_model_loads_from_core_directly(tiny_model_dir: Path) -> None:
     model = Model(str(tiny_model_dir), engine_module.onnxruntime_library())
+    assert Model(tiny_model_dir, engine_module.onnxruntime_library()).directory == str(tiny_model_dir)  # a Path too
     assert json.loads(model.card_json)["sizes"]["hidden"] == 32
     assert model.segment_steps == 32
 

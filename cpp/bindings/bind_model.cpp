@@ -1,7 +1,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 
 #include "bindings.hpp"
@@ -70,9 +72,10 @@ py::array_t<double> time_calls(int n, int warmup, Fn&& fn) {
 void register_model(py::module_& m) {
   py::class_<Model, std::shared_ptr<Model>>(m, "Model",
       "A model directory (model_card.json and the ONNX files it names) loaded into ONNX Runtime.")
-      .def(py::init([](const std::string& path, const std::string& onnxruntime_lib) {
+      // path: a str or an os.PathLike (pybind11's std::filesystem::path caster).
+      .def(py::init([](const std::filesystem::path& path, const std::string& onnxruntime_lib) {
              ReleaseGil release;
-             return std::make_shared<Model>(path, onnxruntime_lib);
+             return std::make_shared<Model>(path.string(), onnxruntime_lib);
            }),
            py::arg("path"), py::arg("onnxruntime_lib") = "")
       .def_property_readonly("directory", &Model::directory)

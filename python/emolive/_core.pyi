@@ -1,5 +1,6 @@
 """Type stubs of the native module emolive._core (built from cpp/bindings)."""
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ class PortError(EngineError): ...
 Weights = tuple[float, float, float, float]
 
 class Model:
-    def __init__(self, path: str, onnxruntime_lib: str = "") -> None: ...
+    def __init__(self, path: str | os.PathLike[str], onnxruntime_lib: str = "") -> None: ...
     @property
     def directory(self) -> str: ...
     @property

@@ -11,6 +11,7 @@ The MIDI thread calls :meth:`CcSteering.feed`; the thread that owns the engine c
 
 from __future__ import annotations
 
+import numbers
 import threading
 from dataclasses import dataclass
 
@@ -28,14 +29,19 @@ class CcMap:
     channel: int | None = None
 
     def __post_init__(self) -> None:
-        for label, cc in (("valence CC", self.valence_cc), ("arousal CC", self.arousal_cc)):
-            if isinstance(cc, bool) or not isinstance(cc, int) or not 0 <= cc <= 127:
+        # Any integer (numpy's too), kept as an int; not a bool.
+        for name, label in (("valence_cc", "valence CC"), ("arousal_cc", "arousal CC")):
+            cc = getattr(self, name)
+            if isinstance(cc, bool) or not isinstance(cc, numbers.Integral) or not 0 <= cc <= 127:
                 raise ValueError(f"{label} must be a controller number 0..127, got {cc!r}")
+            object.__setattr__(self, name, int(cc))
         if self.valence_cc == self.arousal_cc:
             raise ValueError(f"valence and arousal need different controllers, both are CC {self.valence_cc}")
-        if self.channel is not None and (isinstance(self.channel, bool) or not isinstance(self.channel, int)
-                                         or not 1 <= self.channel <= 16):
-            raise ValueError(f"control channel must be 1..16 or any, got {self.channel!r}")
+        if self.channel is not None:
+            if (isinstance(self.channel, bool) or not isinstance(self.channel, numbers.Integral)
+                    or not 1 <= self.channel <= 16):
+                raise ValueError(f"control channel must be 1..16 or any, got {self.channel!r}")
+            object.__setattr__(self, "channel", int(self.channel))
 
 
 def cc_to_unit(value: int) -> float:
