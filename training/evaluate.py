@@ -374,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.report).rmdir()
         return error_line(parser.prog, err)
     if args.update_card:
-        from .export import failed_to_write, update_card
+        from .export import update_card
+        from .swap_in import failed_to_write
 
         try:
             update_card(args.model, {"sampling": {k: results["sampling"][k] for k in

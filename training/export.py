@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +24,13 @@ from torch import nn
 from emolive._startup import end_of_startup
 from emolive.cli_options import error_line
 
-from .card import (BATCH_STEP, BATCH_STEP_FILE, DESCRIBES_THE_FILES, FILES, OPSET, build_card, io_shapes,
-                   provenance)
-from .config import check_out_folder, parse_bool
+from .card import BATCH_STEP, BATCH_STEP_FILE, FILES, OPSET, build_card, io_shapes, provenance
+from .config import parse_bool
+from .export_inputs import card_extra, out_refused, training_entry, velocity_calibration
 from .model import CVAE, FRAME_SIZE, N_EMOTIONS, ModelConfig, read_checkpoint
 from .quantize import (BATCH_PRECISION, MIN_ONNXRUNTIME, PRECISION, export_int8_step,
                        export_row_int8_step)
+from .swap_in import failed_to_write, moved_in_on_success
 
 PRECISIONS = ("float32", "int8")  # of decoder_step's weights
 
@@ -138,7 +134,7 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
     int8 step's largest difference from PyTorch on example inputs. Each file gets the card under
     ``metadata_props['model_card']`` and passes ``onnx.checker.check_model(full_check=True)``.
 
-    Everything is written and checked beside ``out_dir`` first (:func:`_moved_in_on_success`):
+    Everything is written and checked beside ``out_dir`` first (:func:`swap_in.moved_in_on_success`):
     an export that fails leaves ``out_dir`` as it was, a link in it is replaced, never written
     through, and other files in it stay.
     """
@@ -147,49 +143,9 @@ def export_model(model: CVAE, out_dir: str | Path, card: dict[str, Any],
     out = Path(out_dir)
     # A float32 export over an int8 one leaves no stale batch step.
     stale = () if decoder_precision == "int8" else (BATCH_STEP_FILE,)
-    with _moved_in_on_success(out, remove=stale) as tmp:
+    with moved_in_on_success(out, remove=stale) as tmp:
         _write_model(model, tmp, card, decoder_precision)
     return out
-
-
-@contextmanager
-def _moved_in_on_success(out: Path, remove: tuple[str, ...] = ()) -> Iterator[Path]:
-    """A temporary folder beside ``out`` to write files into; when the block ends without an
-    exception each is moved into ``out`` (made if missing) by one rename, replacing a file or
-    link of its name there, never writing through a link, and the files named in ``remove``
-    go; else ``out`` stays as it was.
-
-    All or nothing: the files there are first moved aside (renamed into the temporary
-    folder), so that when a rename fails (a file that cannot be replaced: an immutable one,
-    a folder of that name) the files already moved in go and those moved aside come back,
-    and the OSError is raised with ``out`` as it was. A model folder half replaced held
-    ONNX files whose cards disagreed with model_card.json."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
-        yield Path(tmp)
-        written = sorted(Path(tmp).iterdir())
-        for path in written:
-            if (out / path.name).is_dir() and not (out / path.name).is_symlink():
-                raise IsADirectoryError(f"{out / path.name} is a folder; the export writes a file there")
-        aside = Path(tmp) / ".replaced"
-        aside.mkdir()
-        out.mkdir(exist_ok=True)
-        moved_aside: list[str] = []
-        moved_in: list[str] = []
-        try:
-            for name in [path.name for path in written] + list(remove):
-                if (out / name).exists() or (out / name).is_symlink():
-                    os.rename(out / name, aside / name)
-                    moved_aside.append(name)
-            for path in written:
-                os.rename(path, out / path.name)
-                moved_in.append(path.name)
-        except OSError:
-            for name in moved_in:
-                (out / name).unlink()
-            for name in moved_aside:
-                os.rename(aside / name, out / name)
-            raise
 
 
 def _write_model(model: CVAE, out: Path, card: dict[str, Any], decoder_precision: str) -> None:
@@ -226,19 +182,6 @@ def _card_json(card: dict[str, Any]) -> str:
     """The card as JSON text. Strict JSON: a NaN or infinity is a ValueError here, before any
     file is written, since every reader of the card (the engine's included) would refuse it."""
     return json.dumps(card, indent=2, allow_nan=False)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _finite_or_none(value: Any) -> Any:
-    """``value``, or None for a float that strict JSON cannot hold (NaN, infinity)."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _precision(model: CVAE, out: Path, decoder_precision: str) -> dict[str, Any]:
@@ -279,7 +222,7 @@ def update_card(model_dir: str | Path, changes: dict[str, Any],
     card.update(changes)
     card_text = _card_json(card)
     replaced = replaced or {}
-    with _moved_in_on_success(out) as tmp:
+    with moved_in_on_success(out) as tmp:
         for name in card["files"].values():
             proto = replaced[name] if name in replaced else onnx.load(str(out / name))
             onnx.helper.set_model_props(proto, {"model_card": card_text})
@@ -339,104 +282,6 @@ def load_checkpoint_model(path: str | Path) -> tuple[CVAE, dict[str, Any]]:
     return model.eval(), ckpt
 
 
-def _json_file(path: str, flag: str) -> Any:
-    """A JSON file given by ``flag``; ValueError naming the flag when it cannot be read, is not
-    JSON, or holds NaN or infinity (which a model card, strict JSON, cannot hold)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{flag} {path}: {getattr(err, 'strerror', None) or err}") from None
-    try:
-        value = json.loads(text, parse_constant=_not_finite)
-        json.dumps(value, allow_nan=False)  # a number too large for a float reads as infinity
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{flag} {path} is not valid JSON: {err}") from None
-    except ValueError as err:
-        raise ValueError(f"{flag} {path} holds {_named(err)}, which a model card cannot hold") \
-            from None
-    return value
-
-
-def _not_finite(name: str) -> float:
-    raise ValueError(name)  # NaN, Infinity or -Infinity in a JSON file
-
-
-def _named(err: ValueError) -> str:
-    """The number a JSON file held that is not finite: its literal, or 'a number too large'."""
-    text = str(err)
-    return text if text in ("NaN", "Infinity", "-Infinity") else "a number too large for a float"
-
-
-def _card_extra(path: str) -> dict[str, Any]:
-    """Card entries to add (sampling defaults, licence, evaluation, notes of one's own); those
-    that describe the files (card.DESCRIBES_THE_FILES) are refused: ValueError."""
-    extra = _json_file(path, "--card-extra")
-    if not isinstance(extra, dict):
-        raise ValueError(f"--card-extra {path} must hold a JSON object of card entries, "
-                         f"not {type(extra).__name__}")
-    taken = [key for key in DESCRIBES_THE_FILES if key in extra]
-    if taken:
-        raise ValueError(f"--card-extra {path} sets {', '.join(map(repr, taken))}, which the export "
-                         "writes from the model and its files (a name: --name; a calibration: "
-                         "--velocity-calibration); remove them (a whole old card: keep only its "
-                         "'sampling', say)")
-    return extra
-
-
-def _calibration(path: str) -> dict[str, Any]:
-    """emolive.training.calibrate's output: a gain and a bias per quadrant (4 finite numbers)."""
-    calibration = _json_file(path, "--velocity-calibration")
-    ok = isinstance(calibration, dict) and all(
-        isinstance(calibration.get(key), list) and len(calibration[key]) == N_EMOTIONS
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in calibration[key])
-        for key in ("gain", "bias"))
-    if not ok:
-        raise ValueError(f"--velocity-calibration {path} is not a calibration written by "
-                         f"emolive calibrate (\"gain\" and \"bias\": {N_EMOTIONS} numbers each)")
-    return calibration
-
-
-def _validation_losses(metrics: Path, step: int | None) -> dict[str, Any] | None:
-    """The validation losses train.py logged at ``step`` (finite ones; None for the others), or
-    None. A line cut short by a kill, or one that is not a record, is passed over."""
-    if not metrics.is_file():
-        return None
-    found = None
-    for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("step") == step and isinstance(
-                record.get("val"), dict):
-            found = record["val"]
-    if found is None:
-        return None
-    return {key: _finite_or_none(value) for key, value in found.items()}
-
-
-def _out_refused(out: Path, replace: bool) -> str | None:
-    """Why ``--out`` cannot take the export, or None: a file, or a model folder (without
-    ``replace``), whose model the export would overwrite."""
-    try:
-        check_out_folder(out, "--out")
-    except ValueError as err:  # a file, under a file, or empty
-        return str(err)
-    card = out / "model_card.json"
-    if (card.exists() or card.is_symlink()) and not replace:
-        return (f"{out} already holds a model (model_card.json): give --replace true to replace "
-                "it, or another --out")
-    return None
-
-
-def failed_to_write(prog: str, folder: str | Path, err: OSError) -> int:
-    """Say that writing into the model folder failed and that it was left as it was; status 1
-    (the machine's failure, not the command's)."""
-    print(f"{prog}: error: could not write into {folder}, which is left as it was: "
-          f"{err.strerror or err}{f' ({err.filename})' if err.filename else ''}", file=sys.stderr)
-    return 1
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
@@ -455,12 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_path = Path(args.checkpoint)
     if not ckpt_path.is_file():
         return error_line(parser.prog, f"checkpoint {ckpt_path} not found")
-    refused = _out_refused(Path(args.out), args.replace)
+    refused = out_refused(Path(args.out), args.replace)
     if refused:
         return error_line(parser.prog, refused)
     try:
-        extra = _card_extra(args.card_extra) if args.card_extra else {}
-        calibration = _calibration(args.velocity_calibration) if args.velocity_calibration else None
+        extra = card_extra(args.card_extra) if args.card_extra else {}
+        calibration = velocity_calibration(args.velocity_calibration) if args.velocity_calibration else None
         model, ckpt = load_checkpoint_model(ckpt_path)
     except ValueError as err:  # not a checkpoint, its weights not finite, or a bad JSON file
         return error_line(parser.prog, err)
@@ -468,21 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         return error_line(parser.prog, f"cannot read {ckpt_path}: {err}")
     if calibration is not None:
         model.set_velocity_calibration(calibration["gain"], calibration["bias"])
-    # A checkpoint made by hand, or by recover, may lack these or hold something else there.
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-    steps = ckpt.get("iter_num") if _is_count(ckpt.get("iter_num")) else None
-    elapsed_s = ckpt.get("elapsed_s") if _is_number(ckpt.get("elapsed_s")) else 0.0
-    training = {"config": config, "steps": steps,
-                # None for a checkpoint read back by recover (an older one says infinity)
-                "best_val_loss": ckpt.get("best_val_loss") if _is_number(ckpt.get("best_val_loss")) else None,
-                "minutes": round(elapsed_s / 60, 1),
-                "checkpoint": ckpt_path.name}
-    losses = _validation_losses(ckpt_path.parent / "metrics.jsonl", steps)
-    if losses is not None:
-        training["validation_losses"] = losses
     card = build_card(model.cfg, name=args.name, segment_bars=config.get("segment_bars", 2),
                       tonic=0 if config.get("key_normalise") else None,
-                      training=training,
+                      training=training_entry(ckpt, ckpt_path),
                       **provenance(config, earlier=ckpt.get("data_before") or []))
     if calibration is not None:
         card["velocity_calibration"] = calibration

@@ -230,7 +230,7 @@ def test_a_card_update_that_cannot_replace_every_file_leaves_the_folder_as_it_wa
     """The files were moved in one by one: one that could not be replaced left the folder half
     updated (ONNX cards that disagreed with model_card.json), and evaluate --update-card
     ended on a traceback after the whole evaluation."""
-    from emolive.training import export
+    from emolive.training import export, swap_in
 
     model_dir = _tiny_export(tmp_path / "model")
     before = _contents(model_dir)
@@ -246,7 +246,7 @@ def test_a_card_update_that_cannot_replace_every_file_leaves_the_folder_as_it_wa
                 raise PermissionError(1, "Operation not permitted", str(src))
             real_rename(src, dst)
 
-        monkeypatch.setattr(export.os, "rename", rename)
+        monkeypatch.setattr(swap_in.os, "rename", rename)
     try:
         with pytest.raises(OSError):
             export.update_card(model_dir, {"name": "renamed"})
@@ -259,7 +259,7 @@ def test_a_card_update_that_cannot_replace_every_file_leaves_the_folder_as_it_wa
 
 def test_export_command_says_when_the_folder_cannot_be_written_and_leaves_it(tmp_path: Path, monkeypatch,
                                                                              capsys) -> None:
-    from emolive.training import export
+    from emolive.training import export, swap_in
 
     checkpoint = _tiny_checkpoint(tmp_path / "ckpt.pt")
     model_dir = _tiny_export(tmp_path / "model")
@@ -268,7 +268,7 @@ def test_export_command_says_when_the_folder_cannot_be_written_and_leaves_it(tmp
     def rename(src, dst) -> None:
         raise PermissionError(1, "Operation not permitted", str(src))
 
-    monkeypatch.setattr(export.os, "rename", rename)
+    monkeypatch.setattr(swap_in.os, "rename", rename)
     assert export.main(["--checkpoint", str(checkpoint), "--out", str(model_dir), "--replace", "true"]) == 1
     err = capsys.readouterr().err
     assert "could not write into" in err and "left as it was" in err and "Traceback" not in err
