@@ -66,7 +66,8 @@ class DataError(ValueError):
     cannot be read)."""
 
 
-#: Skipped files a load report names one by one; the rest are counted by reason.
+#: Skipped files a load report (and train's list of files dropped while reading their notes)
+#: names one by one; the rest are counted.
 MAX_SKIPS_LISTED = 20
 
 

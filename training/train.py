@@ -28,7 +28,7 @@ from .card import checkpoint_data
 from .checkpoints import (StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder, drop_partial_line,
                           read_for_training, read_run, resumed_config, save_atomic)
 from .config import TrainConfig, add_config_flags, config_from_values, given_values
-from .data import (LABELLED_DATASETS, DataError, LoadReport, load_emopia, load_generic, load_unlabelled,
+from .data import (LABELLED_DATASETS, MAX_SKIPS_LISTED, DataError, LoadReport, load_emopia, load_generic, load_unlabelled,
                    load_vgmidi, song_for_validation)
 from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
@@ -37,17 +37,14 @@ from .model import CVAE, N_EMOTIONS, ModelConfig
 from .prepare import Prepared, gather_segments, prepare, segment_starts
 
 
-MAX_LISTED = 20  # files skipped while reading their notes, listed one by one; the rest counted
-
-
 def _refuse_repeats(flag: str, names: list[str], identity) -> None:
     """DataError when two of ``names`` are one source (``identity``: the same dataset, or the
     same folder however written): its clips were read and trained twice, silently."""
-    seen: dict = {}
+    first_index: dict = {}  # identity -> the index of the first name given for it
     for index, name in enumerate(names):
-        first = names[seen.setdefault(identity(name), index)]
-        if seen[identity(name)] != index:
-            raise DataError(f"{flag} names {first!r} and {name!r}, which are one source: its clips "
+        first = first_index.setdefault(identity(name), index)
+        if first != index:
+            raise DataError(f"{flag} names {names[first]!r} and {name!r}, which are one source: its clips "
                             "would be trained twice; give it once")
 
 
@@ -86,10 +83,10 @@ def load_data(cfg: TrainConfig, log=print) -> Prepared:
     unreadable = [skip for skip in prep.skipped if skip not in listed]
     if unreadable:  # files the loaders listed but whose notes could not be used
         log(f"{len(unreadable)} more skipped while reading their notes:")
-        for path, reason in unreadable[:MAX_LISTED]:
+        for path, reason in unreadable[:MAX_SKIPS_LISTED]:
             log(f"  skipped {path}: {reason}")
-        if len(unreadable) > MAX_LISTED:
-            log(f"  ... and {len(unreadable) - MAX_LISTED} more")
+        if len(unreadable) > MAX_SKIPS_LISTED:
+            log(f"  ... and {len(unreadable) - MAX_SKIPS_LISTED} more")
     _replace_unreadable_validation(reports, prep, log)
     for name, err in prep.onset_error.items():
         log(f"{name}: grid {err['grid']}, onset error from quantising to 16ths: mean "
