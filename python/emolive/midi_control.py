@@ -65,12 +65,6 @@ class CcSteering:
         with self._lock:
             return self._moved
 
-    def weights(self) -> Weights:
-        """The quadrant weights of the current point."""
-        with self._lock:
-            valence, arousal = self._valence, self._arousal
-        return from_valence_arousal(valence, arousal)
-
     def aim(self, emotion: Weights) -> None:
         """The emotion set another way (a key, --morph-to): the axis a controller does not move
         next keeps this one's value, not the starting emotion's (moving valence alone after
