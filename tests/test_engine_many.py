@@ -106,6 +106,7 @@ def test_every_piece_ends_with_its_notes_off(engine: Engine) -> None:
     ({"count": 2, "bars": 2, "morph_bars": 1}, ValueError, "morph_bars needs morph_to"),
     ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": 20000}, ValueError, "morph_bars must be"),
     ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": float("nan")}, ValueError, "morph_bars must be"),
+    ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": 2.5}, ValueError, r"morph_bars \(2.5\) is longer than bars \(2\)"),
     ({"count": 2, "bars": 2, "emotion": "grumpy"}, ValueError, "emotion"),
 ])
 def test_bad_arguments_give_clear_errors(engine: Engine, kwargs, error, match) -> None:

@@ -62,6 +62,8 @@ def offline_arguments(bars: Any, emotion: EmotionLike, morph_to: EmotionLike | N
     if morph_bars is not None and morph_to is None:
         raise ValueError("morph_bars needs morph_to")
     glide = bars * STEPS_PER_BAR if morph_bars is None else bars_to_steps(morph_bars, "morph_bars")
+    if glide > bars * STEPS_PER_BAR:
+        raise ValueError(f"morph_bars ({morph_bars}) is longer than bars ({bars}): the piece would end mid-morph")
     return bars, weights, target, glide
 
 
