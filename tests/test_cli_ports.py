@@ -182,6 +182,22 @@ def test_unknown_input_port_is_an_error_listing_inputs(jack_server: str) -> None
 
 
 @pytest.mark.jack
+def test_an_output_port_named_as_an_input_is_said_to_be_one(jack_server: str) -> None:
+    import rtmidi
+
+    sink = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"probe-{os.getpid()}")
+    sink.open_virtual_port("notes-in")  # a port emolive sends to: an output from emolive's side
+    try:
+        with pytest.raises(ports.InputPortError, match=r"'notes-in' is an output port \(where notes go\)"):
+            ports.InputPort("notes-in", lambda m, d: None)
+        with pytest.raises(ports.InputPortError) as plain:
+            ports.InputPort("no-such-port", lambda m, d: None)
+        assert "output port" not in str(plain.value)
+    finally:
+        sink.delete()
+
+
+@pytest.mark.jack
 def test_list_ports_shows_outputs_and_inputs(jack_server: str) -> None:
     import emolive
     import rtmidi

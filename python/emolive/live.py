@@ -22,7 +22,6 @@ from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
-from emolive.outputs import list_ports
 from emolive.clock_follower import MAX_BPM, MIN_BPM, STOP
 from emolive.sync import ClockSync, MessageClock
 from emolive.terminal import Keyboard, StatusLine
@@ -334,15 +333,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     if queries:
         names = ports.input_port_names()
         for query in queries:
-            try:
-                ports.match_port(names, query)
-            except ports.InputPortError as err:
-                if query.strip().isdigit() or not any(query.strip().lower() in name.lower()
-                                                      for name in list_ports()):
-                    raise
-                raise ports.InputPortError(  # a port for notes, not one that sends them
-                    f"{err}; {query!r} is an output port (where notes go): --control-port and "
-                    "--sync read from a port that sends MIDI to emolive") from None
+            ports.match_input_port(names, query)
 
 
 def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

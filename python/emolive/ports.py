@@ -90,6 +90,20 @@ def match_port(names: Sequence[str], query: str | int) -> int:
     return hits[0]
 
 
+def match_input_port(names: Sequence[str], query: str | int) -> int:
+    """:func:`match_port` for an input: when ``query`` names none of the inputs ``names`` but
+    an output port, the error says so (a port for notes, not one that sends MIDI to emolive)."""
+    try:
+        return match_port(names, query)
+    except InputPortError as err:
+        text = str(query).strip()
+        if isinstance(query, numbers.Integral) or text.isdigit() or not any(
+                text.lower() in name.lower() for name in output_port_names()):
+            raise
+        raise InputPortError(f"{err}; {text!r} is an output port (where notes go): an input "
+                             "reads from a port that sends MIDI to emolive") from None
+
+
 def describe_ports(names: Sequence[str], kind: str = "MIDI") -> str:
     """``available ports: 0: 'A', 1: 'B'`` or a sentence saying there are none (of ``kind``)."""
     if not names:
@@ -222,7 +236,7 @@ class InputPort:
         port_open = False
         try:  # from here on, a failure closes the client: none is left to the interpreter's exit
             names = list(midi_in.get_ports())
-            self.index = match_port(names, query)
+            self.index = match_input_port(names, query)
             self.name = names[self.index]
             # Nothing is filtered by RtMidi: its JACK input restarts a message's delta time at a
             # message it then drops, so ignored active sensing or sysex made the clock's time
