@@ -24,8 +24,7 @@ from emolive._startup import end_of_startup
 from emolive.cli_options import TEMPERATURE_RANGE, error_line, integer_in, number_in
 from emolive.files import check_writable
 
-from .config import MAX_SEED, TrainConfig, check_generic_pair
-from .data import DEFAULT_DATA
+from .config import MAX_SEED, add_labelled_data_flags, check_generic_pair, labelled_data_config
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
 from .train import DataError, SegmentBatches, load_data
 
@@ -84,13 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="exported model directory (uncalibrated)")
     parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--datasets", nargs="*", default=["emopia"])
-    parser.add_argument("--generic-folder", default="", help="labelled MIDI folder (with CSV)")
-    parser.add_argument("--generic-csv", default="", help="CSV: path + emotion or valence/arousal")
-    parser.add_argument("--min-onsets", type=integer_in(0, None, "--min-onsets"), default=4,
-                        help="skip sparser segments")
-    parser.add_argument("--cache-dir", default="cache")
+    add_labelled_data_flags(parser)
     parser.add_argument("--samples", type=integer_in(1, None, "--samples"), default=128)
     parser.add_argument("--temperature", type=number_in(*TEMPERATURE_RANGE, "--temperature"),
                         default=1.0)
@@ -106,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # ModelDirError, the generic pair
         return error_line(parser.prog, err)
     model = OnnxCVAE(args.model)
-    cfg = TrainConfig(data=args.data, datasets=args.datasets, cache_dir=args.cache_dir,
-                      generic_folder=args.generic_folder, generic_csv=args.generic_csv,
-                      min_onsets=args.min_onsets,
-                      segment_bars=model.card["sizes"]["segment_steps"] // 16, transpose=0,
-                      key_normalise=model.card.get("tonic") is not None)
+    cfg = labelled_data_config(args, model.card)
     try:
         prep = load_data(cfg, log=lambda text: print(text, file=sys.stderr))
         batches = SegmentBatches(prep, "train", cfg, args.seed)

@@ -229,6 +229,29 @@ def check_generic_pair(folder: str, csv_path: str) -> None:
                          "relative to the folder")
 
 
+def add_labelled_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The labelled data that evaluate and calibrate read an exported model against: --data,
+    --datasets, --generic-folder with --generic-csv, --min-onsets, --cache-dir."""
+    from emolive.cli_options import integer_in
+
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--datasets", nargs="*", default=["emopia"])
+    parser.add_argument("--generic-folder", default="", help="labelled MIDI folder (with CSV)")
+    parser.add_argument("--generic-csv", default="", help="CSV: path + emotion or valence/arousal")
+    parser.add_argument("--min-onsets", type=integer_in(0, None, "--min-onsets"), default=4,
+                        help="skip sparser segments")
+    parser.add_argument("--cache-dir", default="cache")
+
+
+def labelled_data_config(args: argparse.Namespace, card: dict) -> TrainConfig:
+    """The config that loads add_labelled_data_flags' data as the model of ``card`` reads it:
+    its segment length and key normalisation, no transposition."""
+    return TrainConfig(data=args.data, datasets=args.datasets, cache_dir=args.cache_dir,
+                       generic_folder=args.generic_folder, generic_csv=args.generic_csv,
+                       min_onsets=args.min_onsets, segment_bars=card["sizes"]["segment_steps"] // 16,
+                       transpose=0, key_normalise=card.get("tonic") is not None)
+
+
 UPPER_BOUNDS = {"lr": 1e30, "batch_size": 4096, "segment_bars": 64, "hop_bars": 64}
 
 

@@ -30,8 +30,9 @@ from emolive.files import check_writable
 from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
-from .config import MAX_SEED, MAX_THREADS, TrainConfig, check_generic_pair, parse_bool
-from .data import BUNDLED_MODEL, DEFAULT_DATA
+from .config import (MAX_SEED, MAX_THREADS, add_labelled_data_flags, check_generic_pair, labelled_data_config,
+                     parse_bool)
+from .data import BUNDLED_MODEL
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
@@ -224,10 +225,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     start = time.monotonic()
     model = OnnxCVAE(args.model, threads=args.threads)
     steps = model.card["sizes"]["segment_steps"]
-    cfg = TrainConfig(data=args.data, datasets=args.datasets, cache_dir=args.cache_dir,
-                      generic_folder=args.generic_folder, generic_csv=args.generic_csv,
-                      segment_bars=steps // 16, transpose=0, min_onsets=args.min_onsets,
-                      key_normalise=model.card.get("tonic") is not None)
+    cfg = labelled_data_config(args, model.card)
     prep = load_data(cfg, log)
     train_b, val_b = SegmentBatches(prep, "train", cfg, 0), SegmentBatches(prep, "val", cfg, 1)
     val_roll, val_label = _segments(val_b, args.val_segments, args.seed)
@@ -325,13 +323,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="exported model directory")
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--datasets", nargs="*", default=["emopia"])
-    parser.add_argument("--generic-folder", default="", help="labelled MIDI folder (with CSV)")
-    parser.add_argument("--generic-csv", default="", help="CSV: path + emotion or valence/arousal")
-    parser.add_argument("--min-onsets", type=integer_in(0, None, "--min-onsets"), default=4,
-                        help="skip sparser segments")
-    parser.add_argument("--cache-dir", default="cache")
+    add_labelled_data_flags(parser)
     parser.add_argument("--report", default="docs/evaluation", help="report folder")
     parser.add_argument("--run", help="training run folder (for its metrics.jsonl curves)")
     parser.add_argument("--samples", type=integer_in(1, None, "--samples"), default=256,
