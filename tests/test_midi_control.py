@@ -76,6 +76,25 @@ def test_an_emotion_set_another_way_is_what_an_unmoved_axis_keeps() -> None:
     assert steering.take() == pytest.approx(parse_emotion("tense"))
 
 
+def test_a_typed_alias_is_confirmed_with_its_quadrant() -> None:
+    """`/excited` said only "-> happy": the name typed was not shown."""
+    from emolive.live_keys import KeyCommands
+    from emolive.terminal import ENTER
+
+    class Engine:
+        def set_emotion(self, weights, bars: float = 0) -> None:
+            pass
+
+    keys = KeyCommands(Engine(), 2)
+    for typed in ("excited", "Happy", "sad:0.5,calm:0.5", "q3"):
+        keys.press("/")
+        for key in typed:
+            keys.press(key)
+        keys.press(ENTER)
+    assert keys.messages == ["-> excited (happy) over 2 bars", "-> happy over 2 bars",
+                             "-> sad:0.50,calm:0.50 over 2 bars", "-> q3 (sad) over 2 bars"]
+
+
 @pytest.mark.parametrize("how", ["controllers", "key"])
 def test_what_is_chosen_before_a_synced_start_is_what_starts(how: str) -> None:
     """Under --sync, CC values a DAW sent before its Start, or a key pressed then (confirmed on

@@ -84,7 +84,10 @@ class KeyCommands:
         if self.on_emotion is not None:
             self.on_emotion(weights)
         glide = f" over {self.glide_bars} bars" if self.glide_bars else ""
-        self.messages.append(f"-> {describe(weights)}{glide}")
+        named, asked = describe(weights), text.strip()
+        if not any(c in asked for c in ",:") and asked.lower() != named:  # an alias: its quadrant too
+            named = f"{asked} ({named})"
+        self.messages.append(f"-> {named}{glide}")
 
     def _change_bpm(self, step: float) -> None:
         if self.transport_is_external:
