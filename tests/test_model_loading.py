@@ -269,7 +269,24 @@ def test_bad_onnxruntime_library_path(tiny_model_dir: Path) -> None:
     out = load_in_subprocess(tiny_model_dir, {"EMOLIVE_ONNXRUNTIME_LIB": "/nonexistent/libonnxruntime.so"})
     assert "EMOLIVE_ONNXRUNTIME_LIB" in out and "/nonexistent/libonnxruntime.so" in out
     assert out.count("/nonexistent/libonnxruntime.so") == 1  # dlerror's own copy of it is left out
-    assert "Point it at libonnxruntime" in out  # what to do
+    assert "point it at libonnxruntime" in out  # what to do
+    assert out.count("\n") == 1  # one line (each path tried was a line of its own)
+
+
+def test_without_the_onnxruntime_package_the_error_says_to_install_it(tiny_model_dir: Path) -> None:
+    """Without the package (simulated: its library not found) the loader's search path is all
+    there is; the message says what it tried, in one line, and to install the package."""
+    script = ("import sys, emolive.engine as e; e.onnxruntime_library = lambda: ''\n"
+              "exec(sys.argv[2])")
+    proc = subprocess.run([sys.executable, "-c", script, str(tiny_model_dir), LOAD_SCRIPT],
+                          capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "EMOLIVE_ONNXRUNTIME_LIB"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("\n") == 1, proc.stdout
+    assert "(tried the loader's search path: 'libonnxruntime.so" in proc.stdout
+    assert "onnxruntime Python package" not in proc.stdout.split(";")[0]  # it was not looked in
+    assert proc.stdout.rstrip().endswith("install the onnxruntime Python package (pip install onnxruntime), "
+                                         "whose library emolive loads")
 
 
 def test_model_loads_from_core_directly(tiny_model_dir: Path) -> None:

@@ -2,13 +2,13 @@
 // exported model, glide from one emotion to another while playing into a MIDI port (or
 // nowhere), stop cleanly, print what was sent. No Python.
 //
-//   emolive_play MODEL_DIR [--port SUBSTRING | --virtual NAME] [--seconds 8] [--bpm 120]
-//                [--from sad] [--to happy]
+//   emolive_play MODEL_DIR [options]    (emolive_play --help: kUsage below)
 //
 // ONNX Runtime is loaded at run time: set EMOLIVE_ONNXRUNTIME_LIB to libonnxruntime.so (the
 // onnxruntime Python package has one, in onnxruntime/capi/) unless the loader finds it.
 // Exit status: 0 played and stopped (also after Ctrl-C), 2 a bad argument, model or port.
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -17,6 +17,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "emolive/engine.hpp"
@@ -47,15 +48,19 @@ emolive::Weights weights_of(const std::string& name) {
   return found->second;
 }
 
+constexpr const char* kUsage =
+    "usage: emolive_play MODEL_DIR [--port SUBSTRING | --virtual NAME] [--seconds 8] [--bpm 120]\n"
+    "                    [--from sad] [--to happy]\n"
+    "Plays MODEL_DIR's model, gliding from --from to --to over --seconds, into the first MIDI\n"
+    "output whose name contains SUBSTRING, a virtual port NAME, or nowhere. Emotions: happy,\n"
+    "tense, sad, calm. Set EMOLIVE_ONNXRUNTIME_LIB to libonnxruntime unless the loader finds it.\n";
+
+// A decimal number (no hex, no spaces, no trailing text) in low..high.
 double number(const std::string& flag, const std::string& text, double low, double high) {
-  std::size_t used = 0;
   double value = 0.0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || !(value >= low && value <= high)) {
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || stop != end || !(value >= low && value <= high)) {
     char range[64];
     std::snprintf(range, sizeof range, "%g..%g", low, high);
     throw std::invalid_argument(flag + " must be a number in " + range + ", got '" + text + "'");
@@ -63,10 +68,13 @@ double number(const std::string& flag, const std::string& text, double low, doub
   return value;
 }
 
+struct Help {};  // -h or --help: print the usage and exit 0
+
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") throw Help();
     const bool has_value = i + 1 < argc;
     if (arg.rfind("--", 0) != 0) {
       if (!o.model_dir.empty()) throw std::invalid_argument("one model folder, got '" + arg + "' too");
@@ -75,6 +83,9 @@ Options parse(int argc, char** argv) {
     }
     if (!has_value) throw std::invalid_argument(arg + " needs a value");
     const std::string value = argv[++i];
+    if ((arg == "--port" || arg == "--virtual") && value.empty()) {
+      throw std::invalid_argument(arg + " is empty; name a port");  // not "no port": say so
+    }
     if (arg == "--port") o.port = value;
     else if (arg == "--virtual") o.virtual_name = value;
     else if (arg == "--seconds") o.seconds = number(arg, value, 0.1, 86400.0);
@@ -120,8 +131,11 @@ int main(int argc, char** argv) {
     emolive::EngineConfig config;
     config.bpm = options.bpm;
     engine = std::make_unique<emolive::Engine>(model, open_output(options), config);
+  } catch (const Help&) {
+    std::fputs(kUsage, stdout);
+    return 0;
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "emolive_play: error: %s\n", e.what());
+    std::fprintf(stderr, "emolive_play: error: %s (--help for usage)\n", e.what());
     return 2;
   } catch (const emolive::EngineError& e) {  // ModelError, PortError
     std::fprintf(stderr, "emolive_play: error: %s\n", e.what());

@@ -53,17 +53,17 @@ bool try_load(const std::string& path, std::string& report) {
   void* handle = open_library(path, why);
   if (!handle) {
     if (why.rfind(path + ": ", 0) == 0) why.erase(0, path.size() + 2);  // dlerror names it too
-    report += "\n  '" + path + "': " + why;
+    report += "; '" + path + "': " + why;
     return false;
   }
   auto get_api_base = reinterpret_cast<GetApiBaseFn>(find_symbol(handle, "OrtGetApiBase"));
   if (!get_api_base) {
-    report += "\n  '" + path + "': no symbol OrtGetApiBase (not an ONNX Runtime library)";
+    report += "; '" + path + "': no symbol OrtGetApiBase (not an ONNX Runtime library)";
     return false;
   }
   const OrtApi* api = get_api_base()->GetApi(ORT_API_VERSION);
   if (!api) {
-    report += "\n  '" + path + "': does not provide ONNX Runtime API version " +
+    report += "; '" + path + "': does not provide ONNX Runtime API version " +
               std::to_string(ORT_API_VERSION) + " (" + get_api_base()->GetVersionString() +
               " is too old)";
     return false;
@@ -82,9 +82,10 @@ void ensure_onnxruntime(const std::string& fallback_path) {
   if (const char* env = std::getenv("EMOLIVE_ONNXRUNTIME_LIB"); env && *env) {
     // An explicit choice is never silently replaced by another library.
     if (try_load(env, report)) return;
-    throw ModelError("could not load the ONNX Runtime library named by EMOLIVE_ONNXRUNTIME_LIB:" +
-                     report + "\nPoint it at libonnxruntime (the onnxruntime Python package has "
-                     "one in onnxruntime/capi/), or unset it to use that package's.");
+    throw ModelError("could not load the ONNX Runtime library named by EMOLIVE_ONNXRUNTIME_LIB (" +
+                     report.substr(2) + "); point it at libonnxruntime (the onnxruntime Python "
+                     "package has one in onnxruntime/capi/)" +
+                     (fallback_path.empty() ? "" : ", or unset it to use that package's"));
   }
   std::vector<std::string> candidates;
   if (!fallback_path.empty()) candidates.push_back(fallback_path);
@@ -92,11 +93,15 @@ void ensure_onnxruntime(const std::string& fallback_path) {
   for (const auto& path : candidates) {
     if (try_load(path, report)) return;
   }
-  throw ModelError(
-      "could not load the ONNX Runtime library. Tried (the installed onnxruntime Python "
-      "package, then the loader's search path):" + report +
-      "\nInstall the onnxruntime Python package or set EMOLIVE_ONNXRUNTIME_LIB to the path of "
-      "libonnxruntime.");
+  // One line (report's entries are "; "-separated). The Python package is named only where
+  // the caller looked in it (the bindings do; a C++ program passes no fallback).
+  const std::string tried = fallback_path.empty()
+                                ? "the loader's search path"
+                                : "the onnxruntime Python package, then the loader's search path";
+  throw ModelError("could not load the ONNX Runtime library (tried " + tried + ": " +
+                   report.substr(2) +
+                   "); set EMOLIVE_ONNXRUNTIME_LIB to the path of libonnxruntime, or put its "
+                   "folder on the loader's search path");
 }
 
 std::string onnxruntime_library_path() {

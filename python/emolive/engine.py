@@ -75,7 +75,14 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
         raise ModelError(f"model directory {str(path)!r} does not exist or is not a directory")
     # Absolute: the encoder loads again at the first encode(), which after an os.chdir read
     # another folder's file (or none) for a relative path.
-    return _core.Model(os.path.abspath(path), onnxruntime_library())  # refuses NaN weights too
+    package_library = onnxruntime_library()
+    try:
+        return _core.Model(os.path.abspath(path), package_library)  # refuses NaN weights too
+    except ModelError as err:
+        if package_library or not str(err).startswith("could not load the ONNX Runtime library ("):
+            raise
+        raise ModelError(f"{err}; or install the onnxruntime Python package (pip install onnxruntime), "
+                         "whose library emolive loads") from None
 
 
 def _numpy_loaded() -> None:
