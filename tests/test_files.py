@@ -389,3 +389,14 @@ def test_bar_lines_follow_the_files_time_signature() -> None:
     midi.tracks[0].append(mido.MetaMessage("end_of_track", time=480 * 3 * 600))  # 600 more bars of 3 beats
     end, bars_per_line = files.plot_extent(midi)
     assert end == 4 + 3 * 600 and bars_per_line == 3  # 602 bars of 3 beats: a line every 3 bars
+
+
+def test_a_time_signature_of_no_beats_is_passed_over(tmp_path: Path) -> None:
+    """numerator=0 (mido saves and loads it) made plot_extent and plot_piano_roll divide by zero."""
+    midi = _c_major_arpeggio(bars=1)
+    midi.tracks[0].insert(0, mido.MetaMessage("time_signature", numerator=0, denominator=4))
+    midi.save(tmp_path / "zero.mid")
+    midi = mido.MidiFile(tmp_path / "zero.mid")
+    assert files.time_signature(midi) == (4, 4) and files.plot_extent(midi) == (4.0, 1)
+    pytest.importorskip("matplotlib")
+    assert files.plot_piano_roll(midi, tmp_path / "zero.png").stat().st_size > 0

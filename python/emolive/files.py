@@ -15,15 +15,15 @@ import mido
 
 from emolive.audio import (INSTALL_HINT, MAX_SAMPLE_RATE, MAX_WAV_BYTES, MIN_SAMPLE_RATE, SOUNDFONT_CANDIDATES,
                            SOUNDFONT_FORMS, RenderError, check_wav_fits, find_renderer, find_soundfont, render_wav)
-from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks, length_beats, midi_from_events,
-                                note_spans, time_signature)
+from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks, length_beats, note_spans,
+                                time_signature)
 from emolive.piano_roll import MAX_BAR_LINES, check_plotting, plot_extent, plot_piano_roll
 from emolive.safe_write import check_writable, is_stream, replaced_on_success
 
 __all__ = ["INSTALL_HINT", "MAX_BAR_LINES", "MAX_SAMPLE_RATE", "MAX_WAV_BYTES", "MIN_SAMPLE_RATE",
            "SOUNDFONT_CANDIDATES", "SOUNDFONT_FORMS", "TICKS_PER_BEAT", "NoteSpan", "RenderError", "bar_beats",
            "beat_ticks", "check_plotting", "check_wav_fits", "check_writable", "find_renderer", "find_soundfont",
-           "is_stream", "length_beats", "midi_from_events", "note_spans", "plot_extent", "plot_piano_roll",
+           "is_stream", "length_beats", "note_spans", "plot_extent", "plot_piano_roll",
            "render_wav", "replaced_on_success", "time_signature", "write_midi"]
 
 

@@ -107,9 +107,10 @@ def length_beats(midi: mido.MidiFile) -> float:
 
 def time_signature(midi: mido.MidiFile) -> tuple[int, int]:
     """``midi``'s first time signature as (numerator, denominator); (4, 4) when it has none.
-    Later changes are not followed."""
+    Later changes are not followed. One of 0 beats (mido reads and writes it) is no metre and
+    is passed over (bar lines divided by zero)."""
     for message in mido.merge_tracks(midi.tracks):
-        if message.type == "time_signature":
+        if message.type == "time_signature" and message.numerator > 0:
             return message.numerator, message.denominator
     return 4, 4
 
