@@ -85,6 +85,38 @@ def test_input_port_receives_messages_and_clock(jack_server: str) -> None:
 
 
 @pytest.mark.jack
+def test_a_callback_that_raises_does_not_end_the_input(jack_server: str, capfd: pytest.CaptureFixture[str]) -> None:
+    """A callback's exception ended the drain thread: nothing more was delivered, nor the
+    source watched, while the port looked open."""
+    import rtmidi
+
+    sender = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=f"emolive-raiser-{os.getpid()}")
+    sender.open_virtual_port("raiser")
+    received: list[bytes] = []
+
+    def fussy(message: bytes, _delta: float) -> None:
+        received.append(message)
+        raise RuntimeError("a bug in the callback")
+
+    try:
+        with pytest.raises(TypeError, match="callback must be callable, not str"):
+            ports.InputPort("raiser", "not a function")  # type: ignore[arg-type]
+        with ports.InputPort("raiser", fussy) as port:
+            time.sleep(0.2)  # JACK connects on its next cycle
+            for cc in range(3):
+                sender.send_message([0xB0, 20, cc])
+            deadline = time.monotonic() + 5.0
+            while port.callback_errors < 3 and time.monotonic() < deadline:  # counted after the call
+                time.sleep(0.01)
+            assert len(received) == 3 and port.callback_errors == 3
+        err = capfd.readouterr().err
+        assert err.count("RuntimeError: a bug in the callback") == 1 and "the input goes on" in err
+    finally:
+        sender.close_port()
+        sender.delete()
+
+
+@pytest.mark.jack
 def test_active_sensing_and_sysex_between_ticks_take_no_time_from_the_clock(jack_server: str) -> None:
     """RtMidi's JACK input restarted a message's delta at a message it then ignored: with active
     sensing between clock ticks, the deltas delivered added up to less than the time that passed

@@ -15,6 +15,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -217,7 +218,9 @@ class InputPort:
     a thread of ours drains it (within about a millisecond) and calls ``callback`` with the
     message and the seconds since the previous one, as stamped on arrival. (A Python callback
     inside JACK's process thread makes JACK drop input whenever the interpreter is busy.)
-    ``callback`` runs on that thread: keep it short and thread-safe.
+    ``callback`` runs on that thread: keep it short and thread-safe. An exception it raises
+    does not end the input: the first is printed with its traceback, every one is counted in
+    ``callback_errors``, and delivery goes on with the next message.
 
     The same thread checks every ``WATCH_S`` that the source port is still there. When it goes
     (a device unplugged, a DAW quit), ``on_connection(False)`` is called; when a port of that
@@ -232,6 +235,9 @@ class InputPort:
 
     def __init__(self, query: str | int, callback: MessageCallback, client_name: str = "emolive",
                  on_connection: ConnectionCallback | None = None) -> None:
+        for name, function in (("callback", callback), ("on_connection", on_connection)):
+            if function is not None and not callable(function):
+                raise TypeError(f"{name} must be callable, not {type(function).__name__}")
         midi_in = _new_midi_in(client_name)
         port_open = False
         try:  # from here on, a failure closes the client: none is left to the interpreter's exit
@@ -246,6 +252,7 @@ class InputPort:
             midi_in.open_port(self.index, name=self._port_name)
             port_open = True
             self.connected = True  # the source port is there (as last checked)
+            self.callback_errors = 0  # exceptions raised by callback or on_connection
             self._connections: Any = None  # _core.JackConnections under JACK (made when first needed)
             self._linked: bool | None = None  # JACK: connected to the source at the last check
             self._callback = callback
@@ -281,8 +288,13 @@ class InputPort:
         try:
             sink(*args)
         except Exception:
-            if not self._closing.is_set():  # e.g. the engine closed meanwhile: nothing to deliver to
-                raise
+            if self._closing.is_set():  # e.g. the engine closed meanwhile: nothing to deliver to
+                return
+            self.callback_errors += 1
+            if self.callback_errors == 1:  # once: a clock's 48 messages a second would flood
+                print(f"emolive: the callback of input {self.name!r} raised (shown once; the input "
+                      "goes on, and InputPort.callback_errors counts these):", file=sys.stderr)
+                traceback.print_exc()
 
     def _watch(self, midi_in: Any) -> None:
         """Is the source port still there, and (JACK) still connected to this input; if it was
