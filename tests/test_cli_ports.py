@@ -230,6 +230,20 @@ def test_an_output_port_named_as_an_input_is_said_to_be_one(jack_server: str) ->
 
 
 @pytest.mark.jack
+@pytest.mark.parametrize("picked, error, message", [
+    ("0", TypeError, "must return an index \\(int\\), not str"),
+    (True, TypeError, "not bool"),
+    (2**70, "PortError", "index 1180591620717411303424 is out of range"),
+])
+def test_a_port_chooser_returning_no_index_is_a_clear_error(jack_server: str, picked, error, message) -> None:
+    """pybind11's cast said only 'Unable to cast Python instance of type ... to C++ type'."""
+    from emolive import PortError, _core
+
+    with pytest.raises(PortError if error == "PortError" else error, match=message):
+        _core.open_output(lambda names: picked)
+
+
+@pytest.mark.jack
 def test_list_ports_shows_outputs_and_inputs(jack_server: str) -> None:
     import emolive
     import rtmidi

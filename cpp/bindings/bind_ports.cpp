@@ -19,16 +19,36 @@ std::unique_ptr<MidiOutput> OutputHandle::take() {
 
 namespace {
 
-// Virtual port `virtual_name` if given, else the output port `choose` picks (None: no
-// output), else (neither) no output. `choose(names)` runs with the GIL held (pybind11's
-// function wrapper takes it); the backend calls around it run without.
-std::optional<OutputHandle> open_output(const std::optional<PortChooser>& choose,
+// `choose(names)` as a PortChooser: called with the GIL held, its result an index (int), or
+// TypeError naming what it returned (pybind11's own cast said only "Unable to cast").
+PortChooser port_chooser(py::function choose) {
+  return [choose = std::move(choose)](const std::vector<std::string>& names) {
+    py::gil_scoped_acquire gil;
+    const py::object picked = choose(names);
+    if (!py::isinstance<py::int_>(picked) || py::isinstance<py::bool_>(picked)) {
+      throw py::type_error("the port chooser must return an index (int), not " +
+                           std::string(py::str(py::type::of(picked).attr("__name__"))));
+    }
+    const py::int_ index(picked);
+    if (index < py::int_(-1) || index >= py::int_(names.size())) {
+      throw PortError("MIDI output port index " + std::string(py::str(index)) + " is out of range (" +
+                      std::to_string(names.size()) + " ports)");
+    }
+    return index.cast<int>();
+  };
+}
+
+// Virtual port `virtual_name` if given, else the output port `choose` picks (None, or an index
+// outside the list: no output), else (neither) no output. The backend calls run without the GIL.
+std::optional<OutputHandle> open_output(const std::optional<py::function>& choose,
                                         const std::string& virtual_name,
                                         const std::string& client_name) {
+  std::optional<PortChooser> chooser;
+  if (choose) chooser = port_chooser(*choose);
   ReleaseGil release;
   if (!virtual_name.empty()) return OutputHandle{open_virtual_output(virtual_name)};
-  if (!choose) return OutputHandle{std::make_unique<NullOutput>()};
-  std::unique_ptr<MidiOutput> output = open_port_output(*choose, client_name);
+  if (!chooser) return OutputHandle{std::make_unique<NullOutput>()};
+  std::unique_ptr<MidiOutput> output = open_port_output(*chooser, client_name);
   if (!output) return std::nullopt;
   return OutputHandle{std::move(output)};
 }
