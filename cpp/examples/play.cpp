@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
   Options options;
   emolive::Weights from{}, to{};
   std::unique_ptr<emolive::Engine> engine;
+  // From the start: a Ctrl-C while the model loads ends the run after the load, cleanly.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   try {
     options = parse(argc, argv);
     from = weights_of(options.from);
@@ -141,11 +144,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "emolive_play: error: %s\n", e.what());
     return 2;
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
   // The glide takes the whole run: seconds -> 16th steps at the tempo.
   const int glide_steps = int(options.seconds * options.bpm / 60.0 * 4.0);
-  engine->morph(from, to, glide_steps);
+  if (!g_interrupted) engine->morph(from, to, glide_steps);
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(options.seconds);
   while (!g_interrupted && std::chrono::steady_clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
