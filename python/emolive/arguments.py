@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import random
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ def number(name: str, value: Any, low: float, high: float) -> float:
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     checked = as_float(value)  # 10**400 -> inf, refused below
     if not math.isfinite(checked) or not low <= checked <= high:
-        raise ValueError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
+        raise ValueError(f"{name} must be in {low:g}..{high:g}, got {reprlib.repr(value)}")
     return checked
 
 
@@ -37,7 +38,7 @@ def integer(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
     if not low <= value <= high:
-        raise ValueError(f"{name} must be in {low}..{high}, got {value}")
+        raise ValueError(f"{name} must be in {low}..{high}, got {reprlib.repr(int(value))}")
     return int(value)
 
 
