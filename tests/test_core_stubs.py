@@ -48,3 +48,13 @@ def test_the_package_re_exports_its_engine_names_for_type_checkers() -> None:
                    and getattr(node.targets[0], "id", None) == "__all__")
     assert isinstance(literal, ast.List) and all(isinstance(e, ast.Constant) for e in literal.elts)
     assert set(emolive._ENGINE_NAMES) <= set(emolive.__all__)
+
+
+def test_one_version_everywhere() -> None:
+    """The version is written once (python/emolive/__init__.py): the package metadata and the
+    native module read it from there, where four files each had their own copy."""
+    import importlib.metadata
+
+    import emolive
+
+    assert core.__version__ == emolive.__version__ == importlib.metadata.version("emolive")

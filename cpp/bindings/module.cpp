@@ -4,7 +4,7 @@
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "emolive's native engine (ONNX Runtime, latent walk, scheduler, RtMidi)";
-  m.attr("__version__") = "0.1.0";
+  m.attr("__version__") = EMOLIVE_VERSION;  // the package's (CMakeLists.txt reads __init__.py)
   emolive::bindings::remember_main_thread();
   emolive::bindings::register_errors(m);
   emolive::bindings::register_model(m);
