@@ -11,9 +11,17 @@ import numbers
 import random
 import reprlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from emolive.emotions import EmotionLike, Weights, as_float, is_number, parse_emotion
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: A number the API takes: Python's or numpy's (np.float32, np.int64 ...), as checked by number().
+Real = Union[float, "np.floating[Any]", "np.integer[Any]"]
+#: A whole number the API takes: Python's or numpy's, as checked by integer().
+Whole = Union[int, "np.integer[Any]"]
 
 STEPS_PER_BEAT = 4  # the model's grid: 16th notes
 STEPS_PER_BAR = 16  # 4/4

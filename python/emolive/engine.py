@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from emolive import _core
 from emolive import arguments as check
-from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR
+from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR, Real, Whole
 from emolive.emotions import EmotionLike, Weights, parse_emotion
 from emolive.outputs import PortError, find_port, list_ports, open_output
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask, transposition
@@ -138,8 +138,8 @@ class Engine:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, port: str | int | None = None,
-                 virtual: str | None = None, bpm: float = 120.0, channel: int = 1,
-                 seed: int | None = None, program: int | None = None, temperature: float | None = None,
+                 virtual: str | None = None, bpm: Real = 120.0, channel: Whole = 1,
+                 seed: Whole | None = None, program: Whole | None = None, temperature: Real | None = None,
                  clock_out: bool = False, record: bool = False) -> None:
         self._core: Any = None
         bpm = check.number("bpm", bpm, 20.0, 400.0)
@@ -231,7 +231,7 @@ class Engine:
         already playing, jump to ``emotion``."""
         self._core.play(parse_emotion(emotion))
 
-    def resume(self, bar: int | None = None) -> None:
+    def resume(self, bar: Whole | None = None) -> None:
         """Start playing again with the emotion as :meth:`stop` left it: a glide (``set_emotion``
         with ``bars``, ``morph``) under way goes on from where it stopped to its target, over
         what was left of it. Does nothing while playing. (``play`` jumps to the emotion it is
@@ -243,19 +243,19 @@ class Engine:
         clock goes on at that bar instead of starting again from its beginning."""
         self._core.resume(-1 if bar is None else check.integer("bar", bar, 0, MAX_BAR))
 
-    def set_emotion(self, emotion: EmotionLike, bars: float = 0) -> None:
+    def set_emotion(self, emotion: EmotionLike, bars: Real = 0) -> None:
         """Jump to ``emotion`` (bars=0) or glide there linearly over ``bars`` bars."""
         self._core.set_emotion(parse_emotion(emotion), check.bars_to_steps(bars))
 
-    def morph(self, a: EmotionLike, b: EmotionLike, bars: float = 4) -> None:
+    def morph(self, a: EmotionLike, b: EmotionLike, bars: Real = 4) -> None:
         """Set ``a`` now and glide to ``b`` over ``bars`` bars; starts playing if stopped."""
         self._core.morph(parse_emotion(a), parse_emotion(b), check.bars_to_steps(bars))
 
-    def set_bpm(self, bpm: float) -> None:
+    def set_bpm(self, bpm: Real) -> None:
         """Tempo in beats per minute, 20..400; applies from the next 16th step."""
         self._core.set_bpm(check.number("bpm", bpm, 20.0, 400.0))
 
-    def set_temperature(self, temperature: float) -> None:
+    def set_temperature(self, temperature: Real) -> None:
         """Onset sampling temperature, 0.05..5 (low: fewer, surer notes; high: more random)."""
         self._core.set_temperature(check.number("temperature", temperature, 0.05, 5.0))
 
@@ -348,8 +348,8 @@ class Engine:
         return np.asarray(self._core.lateness_us(), dtype=np.float32)
 
     # offline
-    def generate(self, bars: int, emotion: EmotionLike = "calm", seed: int | None = None,
-                 morph_to: EmotionLike | None = None, morph_bars: float | None = None) -> mido.MidiFile:
+    def generate(self, bars: Whole, emotion: EmotionLike = "calm", seed: Whole | None = None,
+                 morph_to: EmotionLike | None = None, morph_bars: Real | None = None) -> mido.MidiFile:
         """``bars`` bars through the same generator and sampler as live play, as fast as the
         model runs (decoding through the model's batch step where it has one; docs/engine.md).
         ``seed`` None uses the engine's seed (so repeated calls agree). With ``morph_to`` the
@@ -360,9 +360,9 @@ class Engine:
         events = self._core.generate(bars * STEPS_PER_BAR, weights, run_seed, target, glide)
         return self._to_midi(events, bars)
 
-    def generate_many(self, count: int, bars: int, emotion: EmotionLike = "calm",
-                      seeds: Sequence[int] | np.ndarray | None = None, morph_to: EmotionLike | None = None,
-                      morph_bars: float | None = None) -> list[mido.MidiFile]:
+    def generate_many(self, count: Whole, bars: Whole, emotion: EmotionLike = "calm",
+                      seeds: Sequence[Whole] | np.ndarray | None = None, morph_to: EmotionLike | None = None,
+                      morph_bars: Real | None = None) -> list[mido.MidiFile]:
         """``count`` independent pieces of ``bars`` bars each, decoded together in batches of
         up to 64 streams over the machine's cores: more bars per second than ``generate``
         called ``count`` times (docs/benchmarks.md). Piece i is what ``generate(bars, emotion,
