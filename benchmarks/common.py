@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from emolive.cli_options import BPM_RANGE, integer_in, number_in  # argparse types
+from emolive.files import check_writable, replaced_on_success
 
 REPO = Path(__file__).resolve().parents[1]
 # Where results JSON goes; tests point it elsewhere so that a smoke run never overwrites the
@@ -35,11 +37,28 @@ DEFAULT_MODEL = REPO / "python" / "emolive" / "models" / "default"
 STEPS_PER_BAR = 16
 
 
-def parser_for(doc: str | None) -> argparse.ArgumentParser:
+class _BenchmarkParser(argparse.ArgumentParser):
+    """Parses a benchmark's options, then refuses (exit 2) a results folder it could not write
+    into, before the minutes of measuring rather than after."""
+
+    def parse_args(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        parsed = super().parse_args(*args, **kwargs)
+        try:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            check_writable(RESULTS / "results.json")
+        except OSError as err:
+            self.error(f"cannot write the results into {RESULTS} (EMOLIVE_BENCH_RESULTS): "
+                       f"{err.strerror or err}")
+        return parsed
+
+
+def parser_for(doc: str | None, writes_results: bool = True) -> argparse.ArgumentParser:
     """An argument parser whose --help describes a benchmark by its docstring's first paragraph,
-    joined into one sentence (a paragraph leading into a list or a command ended in ":")."""
+    joined into one sentence (a paragraph leading into a list or a command ended in ":"); for
+    a benchmark that ``writes_results``, it also checks the results folder."""
     first = " ".join((doc or "").split("\n\n")[0].split())
-    return argparse.ArgumentParser(description=first[:-1] + "." if first.endswith(":") else first)
+    kind = _BenchmarkParser if writes_results else argparse.ArgumentParser
+    return kind(description=first[:-1] + "." if first.endswith(":") else first)
 
 
 def count_option(what: str, low: int = 1) -> Any:
@@ -179,9 +198,18 @@ def torch_model(model: ModelDir) -> Any:
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """``RESULTS/<name>.json``, replaced whole or not at all. When it cannot be written (a full
+    disk) the results go to stderr instead, and the benchmark exits 1: measured, not lost."""
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    text = json.dumps(data, indent=2) + "\n"
+    try:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        with replaced_on_success(path) as written:
+            written.write_text(text)
+    except OSError as err:
+        sys.stderr.write(text)
+        raise SystemExit(f"could not write {path} ({err.strerror or err}); the results are "
+                         "above, on stderr") from None
     print(f"results written to {path}")
     return path
 

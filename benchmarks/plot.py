@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 from benchmarks.common import REPO, RESULTS, RESULTS_ELSEWHERE
+from emolive.files import replaced_on_success
 
 OUT = RESULTS / "benchmarks.png" if RESULTS_ELSEWHERE else REPO / "docs" / "benchmarks.png"
 NEEDED = ("decode.json", "clock.json")
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     # Each part's own load mark (the parts run one after the other: one may be under load alone).
     fig.suptitle(f"{decode['machine']['cpu']}, {decode['machine']['cores']} cores")
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
+    with replaced_on_success(args.out) as written:  # a failed write keeps the plot there before
+        fig.savefig(written, dpi=110, format="png")
     print(f"plot written to {args.out}")
     return 0
 

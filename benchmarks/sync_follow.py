@@ -87,7 +87,7 @@ def four_beat_tempos(ticks: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = parser_for(__doc__)
+    parser = parser_for(__doc__, writes_results=False)
     parser.add_argument("--bpm", type=bpm_option(), default=123.0, help="the master's tempo")
     parser.add_argument("--seconds", type=number_in(1.0, 3600.0, "--seconds"), default=30.0)
     parser.add_argument("--start-bpm", type=bpm_option("--start-bpm"), default=90.0,

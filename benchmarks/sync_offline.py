@@ -81,7 +81,7 @@ def disturbances(period: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     # No settings: the figures are the algorithm's. --help says so; anything else is a usage
     # error (it ran the whole benchmark and exited 0).
-    parser_for(__doc__).parse_args(argv)
+    parser_for(__doc__, writes_results=False).parse_args(argv)
     ramp = [(0.25, 120.0 + 20.0 * step / 32) for step in range(32)]
     for period in PERIODS:
         print(f"JACK period {period} frames ({1000.0 * period / SAMPLE_RATE:.1f} ms at 48 kHz)")

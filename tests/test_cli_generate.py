@@ -409,3 +409,16 @@ def test_a_model_folder_that_cannot_be_listed_still_guards_the_files_its_card_na
     args = argparse.Namespace(model=str(tiny_model_dir), render=None, soundfont=None)
     read = set(cli_generate._files_read(args).values())
     assert {"the model's model_card.json", "the model's decoder_step.onnx", "the model's encoder.onnx"} <= read
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_progress_lines_into_a_full_disk_do_not_stop_the_files(tmp_path: Path) -> None:
+    """Only a reader going away was let pass: stdout on a full disk stopped the command before
+    any file was written."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--bars", "2", "-o",
+                                 str(tmp_path / "a.mid")], stdout=full, stderr=subprocess.PIPE, text=True,
+                                timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.mid").stat().st_size > 0
+

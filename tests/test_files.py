@@ -173,6 +173,26 @@ def test_a_failed_write_keeps_the_file_that_was_there(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["take.mid"]  # no partial or temporary file
 
 
+def test_a_system_error_names_the_file_asked_for_not_the_temporary_one(tmp_path: Path, monkeypatch) -> None:
+    """A full disk said only '[Errno 28] No space left on device' (which of --count's files?),
+    an immutable file the temporary path beside it."""
+    from emolive import safe_write
+
+    old = tmp_path / "take.mid"
+    old.write_bytes(b"an earlier take")
+
+    def refused(source, target) -> None:
+        raise PermissionError(1, "Operation not permitted", str(source), None, str(target))
+
+    monkeypatch.setattr(safe_write.os, "replace", refused)
+    with pytest.raises(files.WriteError) as raised:
+        files.write_midi(_c_major_arpeggio(), old)
+    assert str(raised.value) == f"could not write {str(old)!r}: Operation not permitted"
+    assert raised.value.errno == 1
+    assert not isinstance(raised.value, PermissionError)  # the machine's failure: exit 1, not 2
+    assert old.read_bytes() == b"an earlier take" and [p.name for p in tmp_path.iterdir()] == ["take.mid"]
+
+
 def test_a_link_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
     target = tmp_path / "takes" / "take.mid"
     target.parent.mkdir()

@@ -22,7 +22,7 @@ import numpy as np
 
 from emolive._startup import end_of_startup
 from emolive.cli_options import TEMPERATURE_RANGE, error_line, integer_in, number_in
-from emolive.files import check_writable
+from emolive.files import check_writable, replaced_on_success
 
 from .config import MAX_SEED, add_labelled_data_flags, check_generic_pair, labelled_data_config
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                         max_onsets_per_step=args.max_onsets_per_step)
     result = measure(model, [roll[label == q] for q in range(4)], args.samples, sampling,
                      args.seed)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    with replaced_on_success(args.out) as out:  # a failed write keeps the file there before
+        out.write_text(json.dumps(result, indent=2) + "\n")
     for row in result["measured_midi_velocity"]:
         print(f"Q{row['quadrant'] + 1}: generated {row['generated_mean']:.0f}+-"
               f"{row['generated_std']:.0f}, real {row['real_mean']:.0f}+-{row['real_std']:.0f}")

@@ -8,6 +8,8 @@ checkpoint was trained with, only how long and where from may change (RESUME_MAY
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import signal
 import threading
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from emolive.safe_write import WriteError, replaced_on_success, space_left
 
 from .config import TrainConfig, check_out_folder, config_from_values
 from .data import DataError
@@ -122,6 +126,28 @@ def drop_partial_line(path: Path) -> None:
             handle.truncate(data.rfind(b"\n") + 1)
 
 
+def drop_records_after(path: Path, step: int) -> int:
+    """Remove from the JSON-lines log ``path`` the records of steps after ``step`` (those of
+    evaluations whose checkpoint was never saved: a full disk or a kill between the two), so
+    that a resumed run does not log them twice. Returns how many went; the log is replaced whole."""
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            record_step = json.loads(line).get("step")
+        except (ValueError, AttributeError):  # not a record of ours: kept as it is
+            record_step = None
+        if isinstance(record_step, int) and record_step > step:
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        with replaced_on_success(path) as rewritten:
+            rewritten.write_text("".join(kept), encoding="utf-8")
+    return dropped
+
+
 def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
     """torch.save into ``path`` + '.partial', then rename over ``path``: a kill or a full disk
     while saving leaves the checkpoint before, never a torn one."""
@@ -129,6 +155,11 @@ def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
     try:
         torch.save(checkpoint, partial)
         os.replace(partial, path)
+    except RuntimeError as error:  # torch's writer says "unexpected pos" for a short write
+        raise WriteError(errno.EIO, f"could not write {str(path)!r} ({error}); "
+                         f"{space_left(path)}") from error
+    except OSError as error:
+        raise WriteError(error.errno, f"could not write {str(path)!r}: {error.strerror or error}") from error
     finally:
         partial.unlink(missing_ok=True)
 

@@ -25,7 +25,7 @@ import torch
 from emolive._startup import end_of_startup
 from emolive.emotions import QUADRANTS
 from emolive.cli_options import error_line, integer_in
-from emolive.files import check_writable
+from emolive.files import check_writable, replaced_on_success
 
 from . import report
 from .card import BATCH_STEP
@@ -36,6 +36,7 @@ from .data import BUNDLED_MODEL
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
+from .swap_in import failed_to_write
 from .train import DataError, SegmentBatches, load_data
 
 DEFAULT_MODEL = BUNDLED_MODEL
@@ -297,7 +298,8 @@ def _rewrite_readme(folder: Path) -> int:
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:  # JSON errors too
         return error_line("emolive evaluate", f"{metrics} is not the metrics.json an evaluation "
                                               f"writes ({type(err).__name__}: {err})")
-    (folder / "README.md").write_text(text, encoding="utf-8")
+    with replaced_on_success(folder / "README.md") as readme:  # a failed write keeps the old one
+        readme.write_text(text, encoding="utf-8")
     print(f"rewrote {folder / 'README.md'}")
     return 0
 
@@ -360,14 +362,15 @@ def main(argv: list[str] | None = None) -> int:
           f"replaces what is in {args.report}/ (minutes; Ctrl-C stops it)", file=sys.stderr)
     try:
         results = run(args, log=lambda text: print(text, file=sys.stderr))
-    except DataError as err:
+    except (DataError, OSError) as err:  # OSError: the report could not be written
         if not report_was_there:  # made by check_outputs, still empty: no folder left behind
             with contextlib.suppress(OSError):
                 Path(args.report).rmdir()
-        return error_line(parser.prog, err)
+        if isinstance(err, DataError):
+            return error_line(parser.prog, err)
+        return failed_to_write(parser.prog, args.report, err)
     if args.update_card:
         from .export import update_card
-        from .swap_in import failed_to_write
 
         try:
             update_card(args.model, {"sampling": {k: results["sampling"][k] for k in

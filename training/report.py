@@ -18,6 +18,7 @@ from emolive.emotions import QUADRANT_NAMES, QUADRANTS  # noqa: E402
 from .features import roll_to_midi  # noqa: E402
 from .metrics import musical_stats  # noqa: E402
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling  # noqa: E402
+from .swap_in import moved_in_on_success  # noqa: E402
 
 LISTEN_BPM = 100.0
 WAV_RATE = 16000  # Hz, mono 16-bit: ~0.6 MB for 8 bars at 100 BPM
@@ -221,19 +222,23 @@ def card_summary(results: dict, report_folder: str) -> dict:
 
 def write_report(results: dict, model: OnnxCVAE, args, real_by_q: list[np.ndarray],
                  generated: np.ndarray, sampling: Sampling, log=print) -> None:
-    out = Path(args.report)
-    (out / "samples").mkdir(parents=True, exist_ok=True)
-    _figures(results, real_by_q, generated, out, args.run)
-    listening_sampling = Sampling(sampling.onset_threshold, sampling.hold_threshold,
-                                  sampling.temperature, sample=True,
-                                  max_onsets_per_step=sampling.max_onsets_per_step)
-    results["listening"] = _listening(model, listening_sampling, out / "samples", args.wav,
-                                      args.seed)
-    results["training_curves"] = (out / "training_curves.png").is_file()
-    (out / "metrics.json").write_text(json.dumps(results, indent=1) + "\n")
-    from .report_text import markdown
+    """The report's files, written beside ``args.report`` and moved in all or none: a full disk
+    or Ctrl-C part-way leaves the report before (its README was cut mid-word, or the new
+    pictures sat beside the old README). Its discussion.md, the author's, is read, not written."""
+    report_dir = Path(args.report)
+    with moved_in_on_success(report_dir, folders=True) as out:
+        (out / "samples").mkdir()
+        _figures(results, real_by_q, generated, out, args.run)
+        listening_sampling = Sampling(sampling.onset_threshold, sampling.hold_threshold,
+                                      sampling.temperature, sample=True,
+                                      max_onsets_per_step=sampling.max_onsets_per_step)
+        results["listening"] = _listening(model, listening_sampling, out / "samples", args.wav,
+                                          args.seed)
+        results["training_curves"] = (out / "training_curves.png").is_file()
+        (out / "metrics.json").write_text(json.dumps(results, indent=1) + "\n")
+        from .report_text import markdown
 
-    notes = Path(args.report) / "discussion.md"
-    text = markdown(results, notes.read_text() if notes.is_file() else "")
-    (out / "README.md").write_text(text)
-    log(f"wrote {out / 'README.md'}")
+        notes = report_dir / "discussion.md"
+        text = markdown(results, notes.read_text() if notes.is_file() else "")
+        (out / "README.md").write_text(text)
+    log(f"wrote {report_dir / 'README.md'}")

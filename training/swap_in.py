@@ -5,6 +5,7 @@ replaced) leaves the model folder as it was."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 
 
 @contextmanager
-def moved_in_on_success(out: Path, remove: tuple[str, ...] = ()) -> Iterator[Path]:
+def moved_in_on_success(out: Path, remove: tuple[str, ...] = (), folders: bool = False) -> Iterator[Path]:
     """A temporary folder beside ``out`` to write files into; when the block ends without an
     exception each is moved into ``out`` (made if missing) by one rename, replacing a file or
     link of its name there, never writing through a link, and the files named in ``remove``
@@ -23,13 +24,16 @@ def moved_in_on_success(out: Path, remove: tuple[str, ...] = ()) -> Iterator[Pat
     folder), so that when a rename fails (a file that cannot be replaced: an immutable one,
     a folder of that name) the files already moved in go and those moved aside come back,
     and the OSError is raised with ``out`` as it was. A model folder half replaced held
-    ONNX files whose cards disagreed with model_card.json."""
+    ONNX files whose cards disagreed with model_card.json.
+
+    With ``folders`` (the evaluation's report and its samples/), a folder written replaces the
+    folder of its name whole; without, a folder in ``out`` where a file is written is refused."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
         yield Path(tmp)
         written = sorted(Path(tmp).iterdir())
         for path in written:
-            if (out / path.name).is_dir() and not (out / path.name).is_symlink():
+            if not folders and (out / path.name).is_dir() and not (out / path.name).is_symlink():
                 raise IsADirectoryError(f"{out / path.name} is a folder; the export writes a file there")
         aside = Path(tmp) / ".replaced"
         aside.mkdir()
@@ -46,7 +50,10 @@ def moved_in_on_success(out: Path, remove: tuple[str, ...] = ()) -> Iterator[Pat
                 moved_in.append(path.name)
         except OSError:
             for name in moved_in:
-                (out / name).unlink()
+                if (out / name).is_dir() and not (out / name).is_symlink():
+                    shutil.rmtree(out / name)
+                else:
+                    (out / name).unlink()
             for name in moved_aside:
                 os.rename(aside / name, out / name)
             raise

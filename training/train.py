@@ -26,7 +26,7 @@ from emolive.scales import nearer_shift
 
 from .card import checkpoint_data
 from .checkpoints import (StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder, drop_partial_line,
-                          read_for_training, read_run, resumed_config, save_atomic)
+                          drop_records_after, read_for_training, read_run, resumed_config, save_atomic)
 from .config import TrainConfig, add_config_flags, config_from_values, given_values
 from .data import (LABELLED_DATASETS, MAX_SKIPS_LISTED, DataError, LoadReport, load_emopia, load_generic, load_unlabelled,
                    load_vgmidi, song_for_validation)
@@ -319,6 +319,8 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     ckpt = snapshot(step, spent_s)
     saved_step = step if resumed is not None else None  # the step ckpt.pt holds
     drop_partial_line(out / "metrics.jsonl")
+    if resumed is not None and drop_records_after(out / "metrics.jsonl", step):
+        log(f"metrics.jsonl: records after step {step}, whose checkpoint was not saved, removed")
     with open(out / "metrics.jsonl", "a", encoding="utf-8") as metrics, StopOnInterrupt() as stop, \
             tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step") as bar:
         while step < cfg.max_steps:

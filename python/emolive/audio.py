@@ -15,7 +15,7 @@ import mido
 
 from emolive.emotions import is_number
 from emolive.midi_notes import beat_ticks
-from emolive.safe_write import replaced_on_success
+from emolive.safe_write import replaced_on_success, space_left
 
 #: General MIDI soundfonts looked for when none is given (Debian's fluid-soundfont-gm first).
 SOUNDFONT_CANDIDATES: tuple[str, ...] = (
@@ -166,21 +166,11 @@ def _check_wav_length(rendered: Path, music_s: float, target: Path) -> None:
             frames, rate = wav.getnframes(), wav.getframerate()
             data_bytes = frames * wav.getnchannels() * wav.getsampwidth()
     except (wave.Error, EOFError) as exc:
-        raise OSError(f"fluidsynth wrote no readable WAV ({exc}); {_space_left(target)}") from None
+        raise OSError(f"fluidsynth wrote no readable WAV ({exc}); {space_left(target)}") from None
     audio_s = frames / rate
     if audio_s < music_s - WAV_SHORT_BY_S or rendered.stat().st_size < data_bytes:
         raise OSError(f"fluidsynth wrote {audio_s:.2f} s of audio for {music_s:.2f} s of music; "
-                      f"{_space_left(target)}")
-
-
-def _space_left(path: Path) -> str:
-    """What the disk holding ``path`` (the file asked for) has free, for an error that a full
-    disk may explain."""
-    try:
-        free_mb = shutil.disk_usage(path.parent).free / 1e6
-    except OSError:
-        return "is the disk full?"
-    return f"the disk may be full ({free_mb:.1f} MB free in {str(path.parent)!r})"
+                      f"{space_left(target)}")
 
 
 def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered: Path) -> None:

@@ -120,8 +120,10 @@ def _dash_is_standard_output(args: argparse.Namespace) -> None:
     convention has it (before, a file named "-" was written)."""
     for option in ("output", "render", "plot"):
         if getattr(args, option) == "-":
-            if not os.path.exists("/dev/stdout"):
-                raise UsageError(f"--{option} -: this system has no /dev/stdout to write to; give a file name")
+            flag = "-o" if option == "output" else f"--{option}"
+            if not os.path.exists("/dev/stdout"):  # also where standard output is closed (>&-)
+                raise UsageError(f"{flag} -: standard output is closed or this system has no "
+                                 "/dev/stdout; give a file name")
             setattr(args, option, "/dev/stdout")
 
 
@@ -151,8 +153,8 @@ def _first_seed(seed: int | None, count: int) -> int:
 class Messages:
     """The command's progress lines: on stdout, or on stderr when stdout is one of the files
     written (``-o /dev/stdout | ...``); none when both are (they would go into the music). A
-    reader that goes away (``| head -1``) ends the lines, not the command: every file is still
-    written."""
+    reader that goes away (``| head -1``), or a full disk under a log file, ends the lines, not
+    the command: every file is still written."""
 
     def __init__(self, *outputs: str | None) -> None:
         written = [path for path in outputs if path]
@@ -166,7 +168,7 @@ class Messages:
         assert self.stream is not None
         try:
             print(line, file=self.stream, flush=True)
-        except BrokenPipeError:
+        except OSError:  # its reader went away, or its file's disk is full: the files come first
             self.closed = True
             silence(self.stream)
 

@@ -18,13 +18,13 @@ from emolive.audio import (INSTALL_HINT, MAX_SAMPLE_RATE, MAX_WAV_BYTES, MIN_SAM
 from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks, length_beats, note_spans,
                                 time_signature)
 from emolive.piano_roll import MAX_BAR_LINES, check_plotting, plot_extent, plot_piano_roll
-from emolive.safe_write import check_writable, is_stream, replaced_on_success
+from emolive.safe_write import WriteError, check_writable, is_stream, replaced_on_success
 
 __all__ = ["INSTALL_HINT", "MAX_BAR_LINES", "MAX_SAMPLE_RATE", "MAX_WAV_BYTES", "MIN_SAMPLE_RATE",
            "SOUNDFONT_CANDIDATES", "SOUNDFONT_FORMS", "TICKS_PER_BEAT", "NoteSpan", "RenderError", "bar_beats",
            "beat_ticks", "check_plotting", "check_wav_fits", "check_writable", "find_renderer", "find_soundfont",
            "is_stream", "length_beats", "note_spans", "plot_extent", "plot_piano_roll",
-           "render_wav", "replaced_on_success", "time_signature", "write_midi"]
+           "WriteError", "render_wav", "replaced_on_success", "time_signature", "write_midi"]
 
 
 def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:

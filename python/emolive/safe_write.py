@@ -136,6 +136,30 @@ def _check_descriptor(descriptor: int, path: Path) -> None:
                               "is open for reading only")
 
 
+class WriteError(OSError):
+    """A file could not be written (a full disk, an I/O error, a file that may not be replaced);
+    the message names the file asked for, not the temporary one beside it. ``errno`` is the
+    system's. Not a mistake in what was asked: a caller exits 1 for it, not 2."""
+
+    def __str__(self) -> str:  # the message alone, without "[Errno N]"
+        return str(self.strerror)
+
+
+def space_left(path: str | Path) -> str:
+    """What the disk holding ``path`` (a file asked for) has free, for an error that a full
+    disk may explain."""
+    folder = Path(path).parent
+    try:
+        free_mb = shutil.disk_usage(folder).free / 1e6
+    except OSError:
+        return "is the disk full?"
+    return f"the disk may be full ({free_mb:.1f} MB free in {str(folder)!r})"
+
+
+def _naming(error: OSError, path: str | Path) -> WriteError:
+    return WriteError(error.errno, f"could not write {str(path)!r}: {error.strerror or error}")
+
+
 @contextmanager
 def replaced_on_success(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file name to write ``path``'s content to; when the block ends without
@@ -146,21 +170,31 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
     the new file keeps that file's permissions (and owner, where allowed). A link is written
     through: the file it leads to is replaced, the link stays. A device or named pipe (a FIFO,
     a terminal) is written into, and so is the open file that /dev/stdout or /dev/fd/N names
-    (at its offset: ``>>`` appends), once the content is whole."""
+    (at its offset: ``>>`` appends), once the content is whole.
+
+    A system error on the way (a full disk while the block writes, a rename refused) is raised
+    as :class:`WriteError` naming ``path``."""
     target = _destination(path)
-    with tempfile.TemporaryDirectory(prefix=".emolive-",
-                                     dir=None if target.into else target.path.parent) as tmp:
-        written = Path(tmp) / ("output" if target.into else target.path.name)
-        yield written
-        if target.descriptor is not None:
-            _copy_to_descriptor(written, target.descriptor)
-        elif target.into:
-            with open(written, "rb") as source, open(target.path, "wb") as sink:
-                shutil.copyfileobj(source, sink)
-        else:
-            if target.path.is_file():
-                _keep_permissions(target.path, written)
-            os.replace(written, target.path)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".emolive-",
+                                         dir=None if target.into else target.path.parent) as tmp:
+            written = Path(tmp) / ("output" if target.into else target.path.name)
+            yield written
+            if target.descriptor is not None:
+                _copy_to_descriptor(written, target.descriptor)
+            elif target.into:
+                with open(written, "rb") as source, open(target.path, "wb") as sink:
+                    shutil.copyfileobj(source, sink)
+            else:
+                if target.path.is_file():
+                    _keep_permissions(target.path, written)
+                os.replace(written, target.path)
+    except WriteError:
+        raise
+    except OSError as error:
+        if error.errno is None:  # raised by the block with a message of its own
+            raise
+        raise _naming(error, path) from error
 
 
 def _copy_to_descriptor(source: Path, descriptor: int) -> None:

@@ -110,6 +110,32 @@ def test_a_quick_run_all_needs_a_results_folder_of_its_own() -> None:
     assert proc.returncode == 2 and "give EMOLIVE_BENCH_RESULTS=DIR" in proc.stderr, proc.stderr
 
 
+def test_a_results_folder_that_cannot_be_written_is_refused_before_measuring(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    env = dict(os.environ, EMOLIVE_BENCH_RESULTS=str(tmp_path / "file" / "results"))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.clock", "--seconds", "1"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "cannot write the results into" in proc.stderr, proc.stderr
+    assert "== " not in proc.stdout  # nothing was measured
+
+
+def test_results_that_cannot_be_written_go_to_stderr_not_away(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A full disk at the end of a benchmark gave a traceback and an empty JSON file."""
+    from benchmarks import common
+
+    (tmp_path / "clock.json").write_text('{"earlier": true}\n')
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+
+    def disk_full(path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(common, "replaced_on_success", disk_full)
+    with pytest.raises(SystemExit, match="could not write .*clock.json \\(No space left on device\\)"):
+        common.write_results("clock", {"figures": [1, 2]})
+    assert json.loads(capsys.readouterr().err) == {"figures": [1, 2]}
+    assert (tmp_path / "clock.json").read_text() == '{"earlier": true}\n'
+
+
 def test_an_empty_results_folder_counts_as_none_given() -> None:
     """EMOLIVE_BENCH_RESULTS= (an unset variable expanded) named the current folder: a quick run
     from the repository's top wrote its JSON and plot there."""

@@ -90,6 +90,33 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
         assert json.loads(props["model_card"]) == card
 
 
+def test_a_report_that_cannot_be_written_whole_leaves_the_one_before(
+        tiny_model_dir: Path, labelled_folder, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The report was written in place: a full disk part-way cut README.md mid-word, or left
+    the new pictures beside the old README and metrics."""
+    from emolive.training import report as report_module
+
+    folder, csv_path = labelled_folder
+    report = tmp_path / "report"
+    argv = ["--model", str(tiny_model_dir), "--datasets", "--generic-folder", str(folder),
+            "--generic-csv", str(csv_path), "--cache-dir", str(tmp_path / "cache"),
+            "--report", str(report), "--samples", "4", "--temperature-latents", "8",
+            "--val-segments", "8", "--classifier-segments", "16", "--classifier-steps", "3",
+            "--min-onsets", "1", "--wav", "false"]
+    assert evaluate.main(argv) == 0
+    before = {path.relative_to(report): path.read_bytes() for path in report.rglob("*") if path.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report_module, "_listening", disk_full)  # after the figures are drawn
+    assert evaluate.main(argv + ["--seed", "3"]) == 1
+    assert "could not write into" in capsys.readouterr().err
+    after = {path.relative_to(report): path.read_bytes() for path in report.rglob("*") if path.is_file()}
+    assert after == before  # every file as it was, none added
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
 def test_evaluate_refuses_a_folder_without_a_model(tmp_path: Path, capsys) -> None:
     assert evaluate.main(["--model", str(tmp_path)]) == 2
     assert "no model_card.json" in capsys.readouterr().err
@@ -244,6 +271,31 @@ def test_calibrate_measures_against_ones_own_labelled_folder(tiny_model_dir: Pat
                            "--min-onsets", "1", "--samples", "4", "--data", str(tmp_path / "no-data"),
                            "--cache-dir", str(tmp_path / "cache")]) == 0
     assert len(json.loads(out.read_text())["gain"]) == 4
+
+
+def test_a_calibration_that_cannot_be_written_whole_keeps_the_file_there(
+        tiny_model_dir: Path, labelled_folder, tmp_path: Path, monkeypatch) -> None:
+    """--out was written in place: a full disk left an empty or torn JSON file."""
+    from emolive.files import WriteError
+    from emolive.training import calibrate
+
+    folder, csv_path = labelled_folder
+    out = tmp_path / "velocity.json"
+    out.write_text('{"gain": [1, 1, 1, 1]}\n')
+    real_write_text = Path.write_text
+
+    def half_then_full(self: Path, text: str, *args, **kwargs) -> int:
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(WriteError, match="could not write .*velocity.json.*No space left on device"):
+        calibrate.main(["--model", str(tiny_model_dir), "--out", str(out), "--datasets",
+                        "--generic-folder", str(folder), "--generic-csv", str(csv_path),
+                        "--min-onsets", "1", "--samples", "4", "--data", str(tmp_path / "no-data"),
+                        "--cache-dir", str(tmp_path / "cache")])
+    monkeypatch.undo()
+    assert out.read_text() == '{"gain": [1, 1, 1, 1]}\n'
 
 
 def test_calibrate_says_which_emotions_it_could_not_measure(tiny_model_dir: Path, labelled_folder,

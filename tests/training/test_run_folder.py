@@ -119,6 +119,34 @@ def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
 
 
+def test_a_checkpoint_that_cannot_be_written_is_a_write_error_not_a_traceback(tmp_path: Path, monkeypatch) -> None:
+    """torch.save on a full disk raises RuntimeError ("unexpected pos ..."), which the
+    command took for a bug: a traceback."""
+    from emolive.files import WriteError
+
+    path = tmp_path / "ckpt.pt"
+    checkpoints.save_atomic({"iter_num": 1}, path)
+
+    def disk_full(obj, target) -> None:
+        Path(target).write_bytes(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 358464 vs 358352")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(WriteError, match=r"could not write .*ckpt.pt.*unexpected pos.*the disk may be full"):
+        checkpoints.save_atomic({"iter_num": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False) == {"iter_num": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_a_resumed_run_drops_the_records_of_checkpoints_never_saved(tmp_path: Path) -> None:
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "val": {}}) + "\n" for s in (5, 10, 15)))
+    assert checkpoints.drop_records_after(log, 10) == 1
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [5, 10]
+    assert checkpoints.drop_records_after(log, 10) == 0 and checkpoints.drop_records_after(tmp_path / "none", 1) == 0
+
+
 @pytest.mark.parametrize("sig,status,said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM"),
                                               (signal.SIGHUP, 129, "SIGHUP")])
 def test_a_stop_signal_saves_the_step_and_the_run_resumes(labelled_folder, tmp_path: Path, sig: int,
