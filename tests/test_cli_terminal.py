@@ -41,6 +41,16 @@ def test_keys_arrive_without_enter_and_arrows_are_named(pty_pair) -> None:
     assert termios.tcgetattr(stream.fileno()) == before  # the terminal's mode is restored
 
 
+def test_function_keys_are_read_whole_and_ignored(pty_pair) -> None:
+    """After ESC one byte was read (two for ESC [): F2 (ESC O Q) left Q, which quit, and F11
+    (ESC [ 2 3 ~) left 2 and 3: tense, then sad."""
+    leader, stream = pty_pair
+    with Keyboard(stream) as keyboard:
+        os.write(leader, b"\x1bOQ\x1b[23~\x1b[15;5~\x1b[1;2A\x1bOB1")  # F2, F11, Ctrl-F5, Shift-Up, ESC O B
+        keys = [keyboard.read(0.5) for _ in range(6)]
+        assert keys == [None, None, None, UP, DOWN, "1"]
+
+
 def test_characters_beyond_ascii_arrive_whole(pty_pair) -> None:
     leader, stream = pty_pair
     with Keyboard(stream) as keyboard:
@@ -101,6 +111,24 @@ def test_status_line_is_cut_to_the_terminals_width(pty_pair) -> None:
     want = b"\rplaying | happy ...\x1b[K\r...ppy:0.5,sad:0.25\x1b[K\rbar 2\x1b[K"
     assert _read_pty(leader, len(want)) == want
     writer.close()
+
+
+def test_the_cut_counts_screen_columns_not_characters() -> None:
+    """A CJK or emoji character takes two columns: the line was up to twice the width, and
+    wrapped (each redraw a new line)."""
+    from emolive.terminal import _fit
+
+    import wcwidth
+
+    for text in ("emotion> 日本語のテキストをここに入力します日本語", "🎹" * 30, "ｈａｐｐｙ" * 6, "é" * 50,
+                 "e\u0301" * 40):
+        for columns in (5, 20, 40):
+            for keep_end in (False, True):
+                fitted = _fit(text, columns, keep_end)
+                assert wcwidth.wcswidth(fitted) <= columns - 1, (text, columns, fitted)
+                assert not fitted.startswith("\u0301") and not fitted.startswith("...\u0301")
+    assert _fit("日本語", 7, False) == "日本語"  # 6 columns fit in 7
+    assert _fit("日本語です", 8, False) == "日本..."
 
 
 def _read_pty(leader: int, size: int, timeout_s: float = 5.0) -> bytes:

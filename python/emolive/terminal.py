@@ -16,6 +16,8 @@ import time
 from collections import deque
 from typing import TextIO
 
+import wcwidth
+
 #: Names returned for special keys.
 UP, DOWN, LEFT, RIGHT, ENTER, ESCAPE, BACKSPACE = "UP", "DOWN", "LEFT", "RIGHT", "ENTER", "ESC", "BACKSPACE"
 _ARROWS = {"A": UP, "B": DOWN, "C": RIGHT, "D": LEFT}
@@ -59,7 +61,8 @@ class Keyboard:
             self._saved_mode = None
 
     def read(self, timeout_s: float) -> str | None:
-        """One key (a character, or UP/DOWN/LEFT/RIGHT/ENTER/ESC/BACKSPACE), or None after timeout_s."""
+        """One key (a character, or UP/DOWN/LEFT/RIGHT/ENTER/ESC/BACKSPACE); None after timeout_s,
+        or for a key this command has no use for (a function key: its sequence read whole)."""
         if os.name != "posix":
             return self._read_windows(timeout_s)
         fd = self._stream.fileno()
@@ -68,11 +71,32 @@ class Keyboard:
         char = self._read_character(fd)
         if char == "":
             raise EOFError("the terminal closed")
-        if char == "\x1b":  # an escape sequence (arrow keys: ESC [ A..D) or a lone Escape
-            if select.select([fd], [], [], 0.03)[0] and os.read(fd, 1) == b"[":
-                return _ARROWS.get(os.read(fd, 1).decode("ascii", "replace"), ESCAPE)
-            return ESCAPE
+        if char == "\x1b":
+            return self._read_escape(fd)
         return _name_of(char)
+
+    @staticmethod
+    def _read_escape(fd: int) -> str | None:
+        """After ESC: a lone Escape, an arrow key (ESC [ A, ESC O A, with modifiers ESC [ 1;2 A:
+        the arrow), or another key's sequence read whole and ignored (None), so that none of
+        its bytes is taken for a key of its own (F2 = ESC O Q quit, F11 = ESC [ 2 3 ~ chose sad)."""
+        def next_byte() -> bytes:
+            return os.read(fd, 1) if select.select([fd], [], [], 0.03)[0] else b""
+
+        kind = next_byte()
+        if kind == b"O":  # SS3: one more byte (F1-F4, arrows in application mode)
+            return _ARROWS.get(next_byte().decode("ascii", "replace"))
+        if kind != b"[":
+            return ESCAPE  # a lone Escape (or Alt with a key: the key is dropped)
+        body = b""
+        while len(body) < 32:  # CSI: parameter bytes, then one final byte 0x40..0x7E
+            byte = next_byte()
+            if not byte:
+                return None
+            if 0x40 <= byte[0] <= 0x7E:
+                return _ARROWS.get(byte.decode("ascii")) if all(c in b"0123456789;" for c in body) else None
+            body += byte
+        return None
 
     @staticmethod
     def _read_character(fd: int) -> str:
@@ -202,11 +226,35 @@ def _takes_a_line_now(stream: TextIO) -> bool:
 
 
 def _fit(text: str, columns: int, keep_end: bool) -> str:
-    """``text`` in at most ``columns - 1`` characters (the last column stays free, so the
-    cursor never wraps), "..." marking what was cut; unchanged when ``columns`` is unknown (0)."""
+    """``text`` in at most ``columns - 1`` screen columns (the last stays free, so the cursor
+    never wraps), "..." marking what was cut; unchanged when ``columns`` is unknown (0). Columns
+    are counted as the terminal draws them (wcwidth): a CJK character or an emoji takes two,
+    an accent none, and the cut never parts a character from its accent."""
     room = columns - 1
-    if columns <= 0 or len(text) <= room:
+    if columns <= 0 or _width(text) <= room:
         return text
     if room <= 3:
-        return text[-room:] if keep_end else text[:room]
-    return "..." + text[-(room - 3):] if keep_end else text[:room - 3] + "..."
+        return _cut(text, room, keep_end)
+    return "..." + _cut(text, room - 3, True) if keep_end else _cut(text, room - 3, False) + "..."
+
+
+def _width(text: str) -> int:
+    return sum(max(0, wcwidth.wcwidth(char)) for char in text)
+
+
+def _cut(text: str, room: int, keep_end: bool) -> str:
+    """The longest start (or end) of ``text`` that fits in ``room`` columns, whole characters
+    with their accents."""
+    chars = list(reversed(text)) if keep_end else list(text)
+    taken, used = [], 0
+    for char in chars:
+        width = max(0, wcwidth.wcwidth(char))
+        if used + width > room:
+            break
+        taken.append(char)
+        used += width
+    if not keep_end:  # a letter's accents (0 columns) follow it, so the cut parts none
+        return "".join(taken)
+    while taken and wcwidth.wcwidth(taken[-1]) == 0:  # an accent whose letter was cut
+        taken.pop()
+    return "".join(reversed(taken))
