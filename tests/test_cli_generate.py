@@ -422,3 +422,16 @@ def test_progress_lines_into_a_full_disk_do_not_stop_the_files(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "a.mid").stat().st_size > 0
 
+
+
+def test_a_progress_line_the_terminal_cannot_encode_is_escaped_not_fatal(tmp_path: Path) -> None:
+    """'wrote 日本.mid' under a cp1252 stdout raised UnicodeEncodeError after the MIDI file:
+    the plot was never drawn, exit 2."""
+    pytest.importorskip("matplotlib")
+    env = dict(os.environ, PYTHONIOENCODING="cp1252")
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--bars", "1", "-o",
+                             str(tmp_path / "日本.mid"), "--plot", str(tmp_path / "b.png")],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "日本.mid").is_file() and (tmp_path / "b.png").is_file()
+    assert "\\u65e5\\u672c.mid" in result.stdout

@@ -244,6 +244,43 @@ def test_a_port_chooser_returning_no_index_is_a_clear_error(jack_server: str, pi
 
 
 @pytest.mark.jack
+def test_odd_port_names_are_listed_safely(jack_server: str) -> None:
+    """A port named in Latin-1 bytes hid every output ('utf-8' codec can't decode); one named
+    with an escape sequence recoloured the terminal in --list-ports; under an ASCII stdout a
+    Japanese name emptied the listing with UnicodeEncodeError."""
+    import ctypes
+    import ctypes.util
+
+    import rtmidi
+
+    libjack = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+    libjack.jack_client_open.restype = ctypes.c_void_p
+    libjack.jack_port_register.restype = ctypes.c_void_p
+    libjack.jack_port_register.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
+                                           ctypes.c_ulong, ctypes.c_ulong]
+    libjack.jack_activate.argtypes = libjack.jack_client_close.argtypes = [ctypes.c_void_p]
+    latin = libjack.jack_client_open(b"caf\xe9", 1, None)  # JackNoStartServer
+    assert latin, "could not open a JACK client"
+    named = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="\x1b[31mred")
+    try:
+        assert libjack.jack_port_register(latin, b"in \xe9", b"8 bit raw midi", 0x1, 0)  # JackPortIsInput
+        libjack.jack_activate(latin)
+        named.open_virtual_port("日本語")
+        import emolive
+
+        names = emolive.list_ports()
+        assert "caf\ufffd:in \ufffd" in names and "\x1b[31mred:日本語" in names
+        env = dict(os.environ, PYTHONIOENCODING="ascii")
+        listing = subprocess.run([sys.executable, "-m", "emolive.cli", "--list-ports"], capture_output=True,
+                                 text=True, env=env, timeout=60)
+        assert listing.returncode == 0, listing.stderr
+        assert "\\x1b[31mred:\\u65e5\\u672c\\u8a9e" in listing.stdout and "\x1b" not in listing.stdout
+    finally:
+        named.delete()
+        libjack.jack_client_close(latin)
+
+
+@pytest.mark.jack
 def test_list_ports_shows_outputs_and_inputs(jack_server: str) -> None:
     import emolive
     import rtmidi

@@ -505,3 +505,16 @@ def test_a_virtual_port_name_with_a_colon_is_refused(tiny_model_dir: Path) -> No
     """JACK names ports client:port: --virtual "a:b/c" made the port 'a:b/c:a:b/c'."""
     with pytest.raises(ValueError, match="cannot contain ':'"):
         Engine(model=tiny_model_dir, virtual="a:b/c")
+
+
+@pytest.mark.parametrize("name", ["x" * 64, "é" * 32, "emoji🎹" * 8])
+def test_a_virtual_port_name_too_long_for_a_midi_client_is_refused(tiny_model_dir: Path, name: str) -> None:
+    """64 bytes or more: JACK said 'server not running?' (the name names the client too)."""
+    with pytest.raises(ValueError, match=r"at most 63 bytes \(it names its MIDI client too\), got"):
+        Engine(model=tiny_model_dir, virtual=name)
+
+
+@pytest.mark.jack
+def test_a_virtual_port_name_of_63_bytes_opens(jack_server: str, tiny_model_dir: Path) -> None:
+    with Engine(model=tiny_model_dir, virtual="v" * 61 + "é") as engine:  # 63 bytes
+        assert engine.port_name == "v" * 61 + "é"

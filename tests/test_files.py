@@ -68,6 +68,15 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
         return samples, handle.getframerate()
 
 
+def test_a_soundfont_named_like_an_option_is_still_a_file(tmp_path: Path, monkeypatch) -> None:
+    """FluidSynth read "-weird.sf2" (a relative name) as an option and printed its usage."""
+    font = tmp_path / "-weird.sf2"
+    font.symlink_to(_soundfont())
+    monkeypatch.chdir(tmp_path)
+    wav = files.render_wav(_c_major_arpeggio(bars=1), "-take.wav", soundfont="-weird.sf2", sample_rate=22050)
+    assert _read_wav(wav)[0].size > 0
+
+
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
 def test_render_wav_is_audible_and_as_long_as_the_music(tmp_path: Path) -> None:
     wav = files.render_wav(_c_major_arpeggio(bars=2), tmp_path / "a.wav", sample_rate=22050)

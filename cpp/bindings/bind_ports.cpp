@@ -19,12 +19,27 @@ std::unique_ptr<MidiOutput> OutputHandle::take() {
 
 namespace {
 
+// A name from the MIDI system as Python text: bytes that are not UTF-8 (a client may name its
+// ports in Latin-1) become U+FFFD, so that one such port does not hide all the others (the
+// listing raised UnicodeDecodeError). Needs the GIL.
+py::str port_text(const std::string& name) {
+  PyObject* text = PyUnicode_DecodeUTF8(name.data(), py::ssize_t(name.size()), "replace");
+  if (!text) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(text);
+}
+
+py::list port_texts(const std::vector<std::string>& names) {
+  py::list out;
+  for (const auto& name : names) out.append(port_text(name));
+  return out;
+}
+
 // `choose(names)` as a PortChooser: called with the GIL held, its result an index (int), or
 // TypeError naming what it returned (pybind11's own cast said only "Unable to cast").
 PortChooser port_chooser(py::function choose) {
   return [choose = std::move(choose)](const std::vector<std::string>& names) {
     py::gil_scoped_acquire gil;
-    const py::object picked = choose(names);
+    const py::object picked = choose(port_texts(names));
     if (!py::isinstance<py::int_>(picked) || py::isinstance<py::bool_>(picked)) {
       throw py::type_error("the port chooser must return an index (int), not " +
                            std::string(py::str(py::type::of(picked).attr("__name__"))));
@@ -58,14 +73,23 @@ std::optional<OutputHandle> open_output(const std::optional<py::function>& choos
 void register_ports(py::module_& m) {
   py::class_<OutputHandle>(m, "Output", "A MIDI output for one Engine; made by open_output().")
       .def_property_readonly("description", [](const OutputHandle& h) {
-        return h.output ? h.output->describe() : std::string("taken by an engine");
+        return port_text(h.output ? h.output->describe() : std::string("taken by an engine"));
       });
+  m.attr("MAX_VIRTUAL_NAME_BYTES") = kMaxVirtualNameBytes;
   m.def("open_output", &open_output, py::arg("choose") = py::none(), py::arg("virtual_name") = "",
         py::arg("client_name") = "emolive",
         "A virtual port, the output port choose(names) picks (its index; -1: none, returns "
         "None), or with neither no output.");
-  m.def("list_ports", &list_output_ports, py::call_guard<ReleaseGil>(),
-        "Output port names of the MIDI API in use (empty when no backend opens).");
+  m.def("list_ports", [] {
+        std::vector<std::string> names;
+        {
+          ReleaseGil release;
+          names = list_output_ports();
+        }
+        return port_texts(names);
+      },
+      "Output port names of the MIDI API in use (empty when no backend opens); bytes that are not "
+      "UTF-8 read as U+FFFD.");
   m.def("midi_api", &midi_api_name, py::call_guard<ReleaseGil>(),
         "Name of the MIDI API in use (EMOLIVE_MIDI_API or the first that opens); '' if none.");
   m.def("rtmidi_available", &rtmidi_available, "Whether RtMidi was built in.");
@@ -74,8 +98,15 @@ void register_ports(py::module_& m) {
                               "The connections of JACK ports, through a client of its own.")
       .def(py::init<>(), py::call_guard<ReleaseGil>())
       .def_property_readonly("available", &JackConnections::available)
-      .def("of", &JackConnections::of, py::arg("port_name"), py::call_guard<ReleaseGil>(),
-           "Full names of the ports connected to port_name; [] when it is not there.");
+      .def("of", [](const JackConnections& c, const std::string& port_name) {
+             std::vector<std::string> names;
+             {
+               ReleaseGil release;
+               names = c.of(port_name);
+             }
+             return port_texts(names);
+           },
+           py::arg("port_name"), "Full names of the ports connected to port_name; [] when it is not there.");
   m.def("silence_libjack_messages", &silence_libjack_messages,
         "libjack's own stderr lines go nowhere from now on, process-wide (the emolive command).");
 }

@@ -1,4 +1,5 @@
 // RtMidi-backed outputs. Without RtMidi at build time every entry point raises PortError.
+#include <stdexcept>
 #include <thread>
 
 #include "emolive/errors.hpp"
@@ -375,6 +376,10 @@ std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const st
 }
 
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
+  if (name.size() > kMaxVirtualNameBytes) {
+    throw std::invalid_argument("a virtual port's name is at most " + std::to_string(kMaxVirtualNameBytes) +
+                                " bytes (it names its MIDI client too), got " + std::to_string(name.size()));
+  }
   OpenedApi api;
   {
     api = open_first_api(name);

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+MAX_VIRTUAL_NAME_BYTES: int
 
 class EngineError(RuntimeError): ...
 class ModelError(EngineError): ...

@@ -105,9 +105,10 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
         midi_path = Path(midi) if not isinstance(midi, mido.MidiFile) else rendered.parent / "input.mid"
         if isinstance(midi, mido.MidiFile):  # FluidSynth reads files: the music goes beside
             midi.save(str(midi_path))
-        # -n: no MIDI input, -i: no shell, -F: fast render to file, -q: quiet.
-        command = [fluidsynth, "-n", "-i", "-q", "-F", str(rendered), "-T", "wav", "-O", "s16",
-                   "-r", str(sample_rate), "-g", str(gain), str(font), str(midi_path)]
+        # -n: no MIDI input, -i: no shell, -F: fast render to file, -q: quiet. The files are
+        # given as absolute paths: a name starting with "-" was read as an option.
+        command = [fluidsynth, "-n", "-i", "-q", "-F", os.path.abspath(rendered), "-T", "wav", "-O", "s16",
+                   "-r", str(sample_rate), "-g", str(gain), os.path.abspath(font), os.path.abspath(midi_path)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         _check_render(result, font, rendered)
         _check_wav_length(rendered, music_s, Path(wav_path))

@@ -35,10 +35,24 @@ class CommandError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    _escape_what_cannot_be_shown()
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:  # Ctrl-C while an error is being reported (its imports, say)
         return 130
+
+
+def _escape_what_cannot_be_shown() -> None:
+    """Text the terminal's encoding cannot hold (a port named in Japanese under an ASCII or
+    cp1252 stdout) is printed as backslash escapes: it raised UnicodeEncodeError, which ended
+    `generate` half-way (one file written, the next not) and emptied `--list-ports`."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or unusual stream: left as it is
+                pass
 
 
 def _run(args: list[str]) -> int:
@@ -109,14 +123,15 @@ def _port_listing() -> str:
     lines = ["MIDI outputs (--port, or $EMOLIVE_PORT):"]
     try:
         outputs = ports.output_port_names()
-        lines += [f"  {i}: {name}" for i, name in enumerate(outputs)] or [f"  (none; {ports.platform_hint()})"]
+        lines += [f"  {i}: {ports.shown(name)}" for i, name in enumerate(outputs)] or [
+            f"  (none; {ports.platform_hint()})"]
     except Exception as exc:  # noqa: BLE001 - no backend (or no engine): say why there are none
         if os.environ.get("EMOLIVE_MIDI_API", "").strip():  # the API chosen does not open: an error
             raise
         lines.append(f"  (none: {exc})")
     lines.append("MIDI inputs (--control-port, --sync):")
     inputs = ports.input_port_names()
-    lines += [f"  {i}: {name}" for i, name in enumerate(inputs)] or ["  (none)"]
+    lines += [f"  {i}: {ports.shown(name)}" for i, name in enumerate(inputs)] or ["  (none)"]
     return "\n".join(lines)
 
 

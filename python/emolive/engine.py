@@ -160,6 +160,9 @@ class Engine:
         if virtual is not None and ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"
             raise ValueError(f"a virtual port's name cannot contain ':' (MIDI systems such as JACK write "
                              f"client:port with it), got {virtual!r}")
+        if virtual is not None and len(virtual.strip().encode()) > _core.MAX_VIRTUAL_NAME_BYTES:
+            raise ValueError(f"a virtual port's name is at most {_core.MAX_VIRTUAL_NAME_BYTES} bytes "
+                             f"(it names its MIDI client too), got {len(virtual.strip().encode())}")
         if virtual is not None and sys.platform.startswith("win"):
             raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                             "driver such as loopMIDI and pass its name as port=...")

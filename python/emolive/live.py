@@ -102,7 +102,7 @@ def output_label(output: dict[str, Any], engine: Any) -> str:
     name is the one the engine matched (listing the ports again would open another MIDI client
     before the first note)."""
     if "virtual" in output:
-        return f"virtual MIDI port {output['virtual']!r}"
+        return f"virtual MIDI port {output['virtual'].strip()!r}"  # as Engine opens it
     return f"MIDI port {engine.port_name!r}"
 
 

@@ -105,6 +105,13 @@ def match_input_port(names: Sequence[str], query: str | int) -> int:
                              "reads from a port that sends MIDI to emolive") from None
 
 
+def shown(name: str) -> str:
+    """A port name as a terminal may print it: its control characters as escapes (``\\x1b``,
+    ``\\n``), so that a port named with an escape sequence cannot recolour or retitle the
+    terminal, nor a newline split the listing."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
 def describe_ports(names: Sequence[str], kind: str = "MIDI") -> str:
     """``available ports: 0: 'A', 1: 'B'`` or a sentence saying there are none (of ``kind``)."""
     if not names:

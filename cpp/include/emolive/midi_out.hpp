@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -100,7 +101,11 @@ using PortChooser = std::function<int(const std::vector<std::string>& names)>;
 // second client is started for the listing. PortError for an index out of range or a port
 // that cannot be opened.
 std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name);
-// Open a virtual output port named `name`; PortError where unsupported (Windows).
+// The longest virtual port name, in UTF-8 bytes: it also names the port's MIDI client, and
+// JACK and ALSA hold a client name in 64 bytes with its terminating NUL.
+constexpr std::size_t kMaxVirtualNameBytes = 63;
+// Open a virtual output port named `name`; std::invalid_argument for a name over
+// kMaxVirtualNameBytes (JACK said "server not running?"), PortError where unsupported (Windows).
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name);
 
 // libjack's own error and information lines (printed on stderr by default: a dozen a second
