@@ -95,6 +95,18 @@ def test_status_line_on_a_terminal_redraws_in_place(pty_pair) -> None:
     writer.close()
 
 
+def test_a_dumb_terminal_gets_lines_not_redraws(pty_pair, monkeypatch) -> None:
+    leader, stream = pty_pair
+    monkeypatch.setenv("TERM", "dumb")
+    writer = os.fdopen(os.dup(stream.fileno()), "w")
+    status = StatusLine(writer, min_interval_s=0.0)
+    status.show("playing | happy | bar 1")
+    writer.flush()
+    want = b"playing | happy | bar 1\r\n"  # the pty turns the newline into CR LF
+    assert _read_pty(leader, len(want)) == want
+    writer.close()
+
+
 def test_status_line_is_cut_to_the_terminals_width(pty_pair) -> None:
     import fcntl
     import struct

@@ -139,7 +139,9 @@ class StatusLine:
 
     def __init__(self, stream: TextIO | None = None, min_interval_s: float = 1.0) -> None:
         self._stream = stream or sys.stdout
-        self._interactive = Keyboard.available(self._stream)
+        # Redrawn in place only where the terminal knows the erase sequence: TERM=dumb (Emacs's
+        # shell, some CI logs) showed "\x1b[K" on every line; there it prints lines as a pipe does.
+        self._interactive = Keyboard.available(self._stream) and os.environ.get("TERM") != "dumb"
         self._min_interval_s = min_interval_s
         self._last_text = ""
         self._last_print = -1e9
