@@ -13,13 +13,17 @@ STUBS = Path(__file__).resolve().parents[1] / "python" / "emolive" / "_core.pyi"
 
 
 def _stubbed() -> dict[str, set[str]]:
-    """Top-level names of the stubs -> the method names of each class (empty for a function)."""
+    """Top-level names of the stubs -> the method names of each class (empty for a function or
+    a constant)."""
     names: dict[str, set[str]] = {}
     for node in ast.parse(STUBS.read_text()).body:
         if isinstance(node, ast.FunctionDef):
             names[node.name] = set()
         elif isinstance(node, ast.ClassDef):
             names[node.name] = {item.name for item in node.body if isinstance(item, ast.FunctionDef)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
+                and not node.target.id.startswith("_"):  # a public constant
+            names[node.target.id] = set()
     return names
 
 
