@@ -147,8 +147,9 @@ def _export_quantised(step: DecoderStepMatMuls, quantise: Callable[[onnx.ModelPr
                       onnx.ModelProto], inputs: dict[str, torch.Tensor], export_one: ExportOne,
                       path: Path) -> None:
     """Write ``step`` to ``path`` through ``export_one(graph, inputs, path)`` (the exporter's
-    float32 export), then ``quantise`` its weight matrices."""
-    with tempfile.TemporaryDirectory() as tmp:
+    float32 export), then ``quantise`` its weight matrices. The float32 file goes beside
+    ``path`` (not to $TMPDIR), so that a full disk is the one the export writes to."""
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         float_path = Path(tmp) / "decoder_step_float.onnx"
         export_one(step, inputs, float_path)
         onnx.save(quantise(onnx.load(str(float_path))), str(path))
