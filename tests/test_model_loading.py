@@ -219,6 +219,16 @@ def test_onnx_file_with_names_other_than_the_card(model_copy: Path) -> None:
     assert "decoder_step.onnx" in message and "previous" in message and "prev" in message
 
 
+def test_a_card_with_a_byte_order_mark_loads(model_copy: Path) -> None:
+    """The engine read it; Python's json, reading the card again, refused the BOM with a
+    JSONDecodeError (not even a ModelError)."""
+    card = model_copy / "model_card.json"
+    card.write_bytes(b"\xef\xbb\xbf" + card.read_bytes())
+    engine = Engine(model=model_copy)
+    assert engine.model_card["format"] == "emolive-cvae"
+    engine.close()
+
+
 def test_card_that_is_not_json(model_copy: Path) -> None:
     (model_copy / "model_card.json").write_text("{ this is not json")
     with pytest.raises(ModelError, match="not valid JSON"):

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -36,8 +37,15 @@ Ort::Value view(const float* data, size_t count, const Shape& shape) {
                                          shape.data(), shape.size());
 }
 
-std::vector<float> copy_out(const Ort::Value& value) {
+// An output's values, once its shape is the one the card gives (`expected`): a file may leave a
+// size symbolic, and then only the run tells. A state of another size was read and written as
+// if it had the card's (a heap overrun, or a crash, from a downloaded model).
+std::vector<float> copy_out(const Ort::Value& value, const Shape& expected, const std::string& what) {
   const auto info = value.GetTensorTypeAndShapeInfo();
+  if (info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || info.GetShape() != expected) {
+    throw ModelError(what + ": expected a float32 tensor of shape " + shape_to_string(expected) +
+                     " (from the model card), the run gave " + shape_to_string(info.GetShape()));
+  }
   const float* data = value.GetTensorData<float>();
   return std::vector<float>(data, data + info.GetElementCount());
 }
@@ -54,7 +62,10 @@ const char* element_type_name(ONNXTensorElementDataType t) {
 }
 
 // One tensor of the model against the card: float32, same rank, every size fixed on both
-// sides equal. A size the card fixes may be dynamic in the file (we always feed the card's).
+// sides equal. A size the card fixes may be dynamic in the file (we always feed the card's;
+// outputs are checked after each run, copy_out). A size the contract makes dynamic (batch,
+// steps: -1 in the card) must be dynamic in the file too: a file with batch 1 loaded, then
+// failed in generate_many.
 void check_tensor(const std::string& where, const std::string& name, Ort::TypeInfo info,
                   const Shape& card_shape) {
   if (info.GetONNXType() != ONNX_TYPE_TENSOR) {
@@ -69,12 +80,22 @@ void check_tensor(const std::string& where, const std::string& name, Ort::TypeIn
   bool ok = found.size() == card_shape.size();
   for (size_t i = 0; ok && i < found.size(); ++i) {
     if (found[i] > 0 && card_shape[i] > 0 && found[i] != card_shape[i]) ok = false;
+    if (found[i] > 0 && card_shape[i] < 0) ok = false;
   }
   if (!ok) {
     throw ModelError(where + " tensor '" + name + "': expected shape " +
                      shape_to_string(card_shape) + " (from the model card), found " +
                      shape_to_string(found));
   }
+}
+
+// Whether `path`, its links followed, is in `folder` (its links followed too).
+bool inside_folder(const std::string& path, const std::string& folder) {
+  namespace fs = std::filesystem;
+  std::error_code file_error, dir_error;
+  const fs::path file = fs::canonical(path, file_error);
+  const fs::path dir = fs::canonical(folder, dir_error);
+  return !file_error && !dir_error && file.parent_path() == dir;
 }
 
 std::string join(const std::vector<std::string>& names) {
@@ -130,6 +151,10 @@ Model::Session Model::load_session(const std::string& role) const {
                      (problem == "does not exist" ? "missing " + role + " file " + s.path
                                                   : role + " file " + s.path + " " + problem) +
                      " (named in model_card.json 'files." + role + "')");
+  }
+  if (!inside_folder(s.path, dir_)) {  // a link out of a downloaded folder: any file the user reads
+    throw ModelError("model directory " + dir_ + ": " + role + " file " + s.path +
+                     " is a link to a file outside the model folder");
   }
   Ort::SessionOptions options;
   options.SetIntraOpNumThreads(1);
@@ -233,17 +258,27 @@ std::unique_ptr<DecoderBuffers> Model::make_buffers(int64_t batch, StepGraph gra
   return b;
 }
 
+// The in-place runs write into the buffers' tensors, whose shapes ONNX Runtime checks against
+// what the graph computes (a mismatch is an Ort::Exception, made an EngineError here).
 void Model::decode_init_in_place(DecoderBuffers& b) const {
-  decoder_init_.session->Run(Ort::RunOptions{nullptr}, decoder_init_.input_ptrs.data(),
-                             b.init_inputs.data(), b.init_inputs.size(),
-                             decoder_init_.output_ptrs.data(), b.init_outputs.data(),
-                             b.init_outputs.size());
+  try {
+    decoder_init_.session->Run(Ort::RunOptions{nullptr}, decoder_init_.input_ptrs.data(),
+                               b.init_inputs.data(), b.init_inputs.size(),
+                               decoder_init_.output_ptrs.data(), b.init_outputs.data(),
+                               b.init_outputs.size());
+  } catch (const Ort::Exception& e) {
+    throw EngineError(decoder_init_.role + " run failed: " + e.what());
+  }
 }
 
 void Model::decode_step_in_place(DecoderBuffers& b) const {
-  b.step_session->Run(Ort::RunOptions{nullptr}, b.step_input_names->data(), b.step_inputs.data(),
-                      b.step_inputs.size(), b.step_output_names->data(), b.step_outputs.data(),
-                      b.step_outputs.size());
+  try {
+    b.step_session->Run(Ort::RunOptions{nullptr}, b.step_input_names->data(), b.step_inputs.data(),
+                        b.step_inputs.size(), b.step_output_names->data(), b.step_outputs.data(),
+                        b.step_outputs.size());
+  } catch (const Ort::Exception& e) {
+    throw EngineError(std::string("decoder step run failed: ") + e.what());
+  }
   std::memcpy(b.state.data(), b.state_out.data(), b.state.size() * sizeof(float));
 }
 
@@ -264,7 +299,8 @@ std::vector<float> Model::decode_init(const float* z, const float* emotion, int6
     if (n == "z") inputs.push_back(view(z, batch * Z, {batch, Z}));
     else inputs.push_back(view(emotion, batch * kEmotionCount, {batch, kEmotionCount}));
   }
-  return copy_out(run(decoder_init_, inputs)[0]);
+  return copy_out(run(decoder_init_, inputs)[0], {card_.layers, batch, card_.hidden},
+                  decoder_init_.role + " output 'state'");
 }
 
 Model::StepOutputs Model::decode_step(const float* prev, const float* z, const float* emotion,
@@ -288,7 +324,8 @@ Model::StepOutputs Model::run_step(const Session& step, const float* prev, const
   StepOutputs out;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const std::string& n = step.output_names[i];
-    auto values = copy_out(outputs[i]);
+    const Shape shape = n == "state_out" ? Shape{L, batch, H} : Shape{batch, kPitchCount};
+    auto values = copy_out(outputs[i], shape, step.role + " output '" + n + "'");
     if (n == "onset_logits") out.onset_logits = std::move(values);
     else if (n == "hold_logits") out.hold_logits = std::move(values);
     else if (n == "velocity") out.velocity = std::move(values);
@@ -312,7 +349,8 @@ std::pair<std::vector<float>, std::vector<float>> Model::encode(const float* rol
   auto outputs = run(encoder_, inputs);
   std::vector<float> mu, logvar;
   for (size_t i = 0; i < outputs.size(); ++i) {
-    (encoder_.output_names[i] == "mu" ? mu : logvar) = copy_out(outputs[i]);
+    const std::string& n = encoder_.output_names[i];
+    (n == "mu" ? mu : logvar) = copy_out(outputs[i], {batch, card_.z}, "encoder output '" + n + "'");
   }
   return {mu, logvar};
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -69,9 +70,11 @@ class CardReader {
     return int(v.get<int64_t>());
   }
 
-  int positive(const std::string& key) const {
+  int positive(const std::string& key, int most) const {
     int v = integer(key);
-    if (v <= 0) fail(key, "must be positive, found " + std::to_string(v));
+    if (v <= 0 || v > most) {
+      fail(key, "must be in 1.." + std::to_string(most) + ", found " + std::to_string(v));
+    }
     return v;
   }
 
@@ -188,16 +191,29 @@ FileIo expected_io(const std::string& role, const ModelCard& c) {
 }
 
 ModelCard parse_model_card(const std::string& json_text, const std::string& source) {
+  if (json_text.size() > kMaxCardBytes) {
+    throw ModelError("model card " + source + " is " + std::to_string(json_text.size()) +
+                     " bytes, more than a model card holds (at most " +
+                     std::to_string(kMaxCardBytes) + ")");
+  }
   json root;
   try {
-    root = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+    // Nested deeper than kMaxCardDepth: refused while parsing (Python's json, which reads the
+    // card again, gave RecursionError at 1,000 levels).
+    root = json::parse(json_text, [](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxCardDepth) throw std::length_error("nesting");
+      return true;
+    });
+  } catch (const std::length_error&) {
+    throw ModelError("model card " + source + " is nested deeper than " +
+                     std::to_string(kMaxCardDepth) + " levels");
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range (1e999)
     throw ModelError("model card " + source + " is not valid JSON: " + e.what());
   }
   if (!root.is_object()) throw ModelError("model card " + source + " must be a JSON object");
   CardReader r(root, source);
   ModelCard card;
-  card.json = json_text;
+  card.json = root.dump();  // as parsed: no byte-order mark, which Python's json refuses
   if (r.text("format") != "emolive-cvae") {
     r.fail("format", "expected \"emolive-cvae\", found \"" + r.text("format") + "\"");
   }
@@ -223,10 +239,10 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
   if (order != json::array({"Q1", "Q2", "Q3", "Q4"})) {
     r.fail("emotions.order", "expected [\"Q1\",\"Q2\",\"Q3\",\"Q4\"], found " + shown(order));
   }
-  card.z = r.positive("sizes.z");
-  card.layers = r.positive("sizes.layers");
-  card.hidden = r.positive("sizes.hidden");
-  card.segment_steps = r.positive("sizes.segment_steps");
+  card.z = r.positive("sizes.z", kMaxSize);
+  card.layers = r.positive("sizes.layers", kMaxLayers);
+  card.hidden = r.positive("sizes.hidden", kMaxSize);
+  card.segment_steps = r.positive("sizes.segment_steps", kMaxSize);
   std::vector<std::string> roles = model_roles();
   if (const json& files = r.at("files"); files.is_object() && files.contains(kBatchStepRole)) {
     roles.push_back(kBatchStepRole);
@@ -292,6 +308,11 @@ ModelCard load_model_card(const std::string& model_dir) {
   if (!problem.empty()) {
     throw ModelError("model directory " + model_dir + " has no readable model_card.json (" + path +
                      " " + problem + ")");
+  }
+  std::error_code error;
+  if (const auto size = std::filesystem::file_size(path, error); !error && size > kMaxCardBytes) {
+    throw ModelError("model card " + path + " is " + std::to_string(size) +  // not read: 200 MB aborted
+                     " bytes, more than a model card holds (at most " + std::to_string(kMaxCardBytes) + ")");
   }
   std::ifstream in(path, std::ios::binary);
   std::stringstream buffer;

@@ -222,7 +222,7 @@ class Engine:
     def __repr__(self) -> str:
         core = self._core
         state = "closed" if core is None or core.is_closed else ("playing" if core.is_playing else "stopped")
-        name = getattr(self, "_card", {}).get("name", "?")
+        name = (self._model_name() or "unnamed") if hasattr(self, "_card") else "?"
         port_name = getattr(self, "_port_name", None)
         port = f"port={port_name!r}" if port_name else "no port"
         return (f"<emolive.Engine {name!r} {port} channel={getattr(self, '_channel', '?')} "
@@ -387,4 +387,9 @@ class Engine:
         from emolive.midi_notes import midi_from_events
 
         return midi_from_events(events.tolist(), bars * STEPS_PER_BAR, float(self._core.stats()["bpm"]),
-                                self.channel, self.program, str(self._card.get("name", "")))
+                                self.channel, self.program, self._model_name())
+
+    def _model_name(self) -> str:
+        """The card's ``name``; "" when it has none or it is not text."""
+        name = self._card.get("name")
+        return name if isinstance(name, str) else ""

@@ -90,6 +90,86 @@ def nan_weights(proto) -> None:
             proto.graph.initializer[index].CopyFrom(bad)
 
 
+def card_text(change: Callable[[str], str]) -> Callable[[Path], None]:
+    """The card's JSON text changed as text (what json.dumps cannot write: 1e999, deep nesting,
+    bytes that are not UTF-8)."""
+    def apply(model: Path) -> None:
+        text = json.dumps(json.loads((model / CARD).read_text()))
+        (model / CARD).write_bytes(change(text).encode("utf-8", "surrogateescape"))
+    return apply
+
+
+def extra_key(raw_json: str) -> Callable[[str], str]:
+    """Adds ``"extra": <raw_json>`` to the card's text (extra keys are allowed)."""
+    return lambda text: text[:-1] + f', "extra": {raw_json}}}'
+
+
+def shaped_at_run_time(proto, output: str, hidden: int) -> None:
+    """``output`` (a state, [L, B, hidden]) reshaped through a shape computed from the
+    ``emotion`` input's values (which sum to 1), so that no shape inference can know its last
+    size: declared ``H``, it is told only by a run."""
+    from onnx import TensorProto, helper
+
+    producer = next(n for n in proto.graph.node if output in n.output)
+    producer.output[:] = [f"{output}_raw" if o == output else o for o in producer.output]
+    layers = next(o for o in proto.graph.output if o.name == output).type.tensor_type.shape.dim[0].dim_value
+    proto.graph.node.extend([
+        helper.make_node("ReduceSum", ["emotion"], [f"{output}_one"], keepdims=0),
+        helper.make_node("Mul", [f"{output}_one", f"{output}_h"], [f"{output}_hf"]),
+        helper.make_node("Round", [f"{output}_hf"], [f"{output}_hr"]),
+        helper.make_node("Cast", [f"{output}_hr"], [f"{output}_hi"], to=TensorProto.INT64),
+        helper.make_node("Reshape", [f"{output}_hi", f"{output}_one_dim"], [f"{output}_h1"]),
+        helper.make_node("Concat", [f"{output}_lead", f"{output}_h1"], [f"{output}_shape"], axis=0),
+        helper.make_node("Reshape", [f"{output}_raw", f"{output}_shape"], [output]),
+    ])
+    proto.graph.initializer.extend([
+        helper.make_tensor(f"{output}_h", TensorProto.FLOAT, [], [float(hidden)]),
+        helper.make_tensor(f"{output}_one_dim", TensorProto.INT64, [1], [1]),
+        helper.make_tensor(f"{output}_lead", TensorProto.INT64, [2], [layers, -1]),
+    ])
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        if value.name.startswith("state"):
+            value.type.tensor_type.shape.dim[2].dim_param = "H"
+
+
+def symbolic_hidden(card_hidden: int, file_hidden: int = 32) -> Callable[[Path], None]:
+    """The state's hidden size in the ONNX files made symbolic (``H``, known only by a run)
+    and the card's set to ``card_hidden``: the files load, then a run gives another size."""
+    def apply(model: Path) -> None:
+        import onnx
+
+        for name, output in (("decoder_init.onnx", "state"), (STEP, "state_out")):
+            proto = onnx.load(str(model / name))
+            shaped_at_run_time(proto, output, file_hidden)
+            onnx.save(proto, str(model / name))
+
+        def card_change(card: dict) -> None:
+            card["sizes"]["hidden"] = card_hidden
+            for role in ("decoder_init", "decoder_step"):
+                for side in ("inputs", "outputs"):
+                    for tensor, shape in card["io"][role][side].items():
+                        if tensor.startswith("state"):
+                            shape[2] = card_hidden
+        edit_card(card_change)(model)
+    return apply
+
+
+def fixed_batch(name: str, tensor: str) -> Callable:
+    def change(proto) -> None:
+        for value in proto.graph.input:
+            if value.name == tensor:
+                value.type.tensor_type.shape.dim[0].dim_value = 1
+    return edit_onnx(name, change)
+
+
+def linked_out_of_the_folder(name: str) -> Callable[[Path], None]:
+    def apply(model: Path) -> None:
+        outside = model.parent / f"elsewhere-{name}"
+        shutil.move(str(model / name), outside)
+        (model / name).symlink_to(outside)
+    return apply
+
+
 def swap_file_from(other: Path, name: str) -> Callable[[Path], None]:
     return lambda model: shutil.copy(other / name, model / name)
 
@@ -168,6 +248,25 @@ def corpus(other_size_model: Path) -> list[BadModel]:
                  (BATCH,)),
         BadModel("batch step with NaN weights", with_batch_step(
             then=edit_onnx(f"{BATCH}.onnx", nan_weights)), (BATCH, "nan")),
+        # From a downloaded card or folder (helper-40, 2026-12-06): each crashed, aborted or
+        # raised something other than ModelError.
+        BadModel("card of 5 MB", card_text(extra_key('"' + "x" * (5 << 20) + '"')),
+                 ("more than a model card holds",)),
+        BadModel("card nested 100,000 deep", card_text(extra_key("[" * 100000 + "]" * 100000)),
+                 ("nested deeper than 64",)),
+        BadModel("card number out of range", card_text(extra_key("1e999")), ("not valid json",)),
+        BadModel("card bytes not UTF-8", card_text(lambda t: t.replace('"format"', '"\udcff\udcfe", "format"', 1)),
+                 ("not valid json",)),
+        BadModel("card sizes.z 2**31 - 1", edit_card(lambda c: c["sizes"].update(z=2**31 - 1)),
+                 ("sizes.z", "1..16384")),
+        BadModel("state larger than the card says, its size symbolic", symbolic_hidden(16),
+                 ("state", "the run gave")),
+        BadModel("state smaller than the card says, its size symbolic", symbolic_hidden(64),
+                 ("state", "the run gave")),
+        BadModel("batch size fixed in the file", fixed_batch("decoder_init.onnx", "z"),
+                 ("'z'", "[-1, 16]", "[1, 16]")),
+        BadModel("decoder_step a link out of the folder", linked_out_of_the_folder(STEP),
+                 ("outside the model folder",)),
     ]
 
 

@@ -2,6 +2,7 @@
 // contract. Validation here covers the card alone; Model checks the ONNX files against it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -14,6 +15,13 @@ constexpr int kPitchLow = 21;      // MIDI note of key index 0 (A0)
 constexpr int kPitchCount = 88;    // keys 21..108
 constexpr int kFrameSize = 3 * kPitchCount;  // [onset | hold | velocity]
 constexpr int kEmotionCount = 4;   // Q1..Q4
+// Bounds of a card a model from elsewhere may bring: far above any model emolive trains (z 128,
+// hidden 513, 1 layer, 32 steps; a card of 15 kB), far below what would exhaust memory before
+// the ONNX files are even compared with the card.
+constexpr int kMaxSize = 16384;            // sizes.z, sizes.hidden, sizes.segment_steps
+constexpr int kMaxLayers = 64;             // sizes.layers
+constexpr size_t kMaxCardBytes = 4 << 20;  // model_card.json
+constexpr int kMaxCardDepth = 64;          // nesting of objects and arrays in it
 
 // Shape of one tensor; -1 marks a dynamic dimension.
 using Shape = std::vector<int64_t>;
@@ -49,7 +57,7 @@ struct ModelCard {
   // Optional "tonic": the pitch class (0 = C) the model was trained in (every clip moved
   // there); -1 (absent or null) when it was trained in every key.
   int tonic = -1;
-  std::string json;  // the card's full text, as read
+  std::string json;  // the card as parsed, written again (compact; no byte-order mark)
 };
 
 // The roles of the three ONNX files every model has, in load order (the batch step is optional).
