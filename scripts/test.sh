@@ -4,8 +4,11 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+# cmake, ctest and ninja from the system, else the ones setup.sh put into .venv.
+PATH="$PATH:$repo/.venv/bin"
+generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
 
-cmake -S . -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B build/cpp-tests "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEMOLIVE_BUILD_TESTS=ON -DEMOLIVE_BUILD_PYTHON=OFF -DPython_EXECUTABLE="$repo/.venv/bin/python" >/dev/null
 cmake --build build/cpp-tests
 ctest --test-dir build/cpp-tests --output-on-failure
