@@ -210,3 +210,24 @@ def test_a_port_open_that_a_signal_interrupted_is_the_stop_not_an_error(monkeypa
     monkeypatch.setattr(live, "open_engine", interrupted_open)
     assert cli.main(["--virtual", "interrupted", "--no-keys"]) == status
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("name,status", [("SIGTERM", 143), ("SIGINT", INTERRUPTED_STATUS)])
+def test_a_signal_while_the_model_loads_ends_the_run_before_a_note(jack_server: str, tiny_model_dir: Path,
+                                                                  monkeypatch, capsys, name: str, status: int) -> None:
+    """The stop was recorded, then the engine started anyway: one note played and the run
+    exited 0, where the docs say a signal while starting gives 128 + its number."""
+    from emolive import cli, live
+
+    real_open = live.open_engine
+
+    def signalled_open(*args, **kwargs):
+        engine = real_open(*args, **kwargs)
+        os.kill(os.getpid(), getattr(signal, name))  # as if it came while the model loaded
+        time.sleep(0.01)
+        return engine
+
+    monkeypatch.setattr(live, "open_engine", signalled_open)
+    assert cli.main(["--virtual", f"sig-{os.getpid()}", "--no-keys", "--model", str(tiny_model_dir)]) == status
+    assert "notes" not in capsys.readouterr().out  # no "stopped: N notes" line: it never played

@@ -104,7 +104,7 @@ def test_every_piece_ends_with_its_notes_off(engine: Engine) -> None:
     ({"count": 2, "bars": 2, "seeds": "12"}, TypeError, "sequence of integers"),
     ({"count": 2, "bars": 2, "seeds": 5}, TypeError, "sequence of integers"),
     ({"count": 2, "bars": 2, "morph_bars": 1}, ValueError, "morph_bars needs morph_to"),
-    ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": 20000}, ValueError, "morph_bars must be"),
+    ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": 200000}, ValueError, "morph_bars must be"),
     ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": float("nan")}, ValueError, "morph_bars must be"),
     ({"count": 2, "bars": 2, "morph_to": "sad", "morph_bars": 2.5}, ValueError, r"morph_bars \(2.5\) is longer than bars \(2\)"),
     ({"count": 2, "bars": 2, "emotion": "grumpy"}, ValueError, "emotion"),
@@ -112,3 +112,12 @@ def test_every_piece_ends_with_its_notes_off(engine: Engine) -> None:
 def test_bad_arguments_give_clear_errors(engine: Engine, kwargs, error, match) -> None:
     with pytest.raises(error, match=match):
         engine.generate_many(**kwargs)
+
+
+def test_a_morph_may_be_as_long_as_the_longest_piece() -> None:
+    """morph_bars stopped at 10,000 (the live glides' limit) where bars goes to 100,000, and
+    leaving it out glided over all of them."""
+    from emolive.arguments import offline_arguments
+
+    assert offline_arguments(20_000, "calm", "sad", 15_000)[3] == 15_000 * 16
+    assert offline_arguments(20_000, "calm", "sad", None)[3] == 20_000 * 16

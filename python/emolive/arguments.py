@@ -29,6 +29,9 @@ MAX_BAR = 2**40  # the engine's kMaxBar: song positions (16th steps) stay far in
 MAX_GENERATE_BARS = 100_000  # per generate() call, and in all (count x bars) per generate_many()
 MAX_GENERATE_COUNT = 10_000  # pieces per generate_many() call
 MAX_SEED = 2**64 - 1
+BPM_RANGE = (20.0, 400.0)  # tempi the engine plays (kMinBpm..kMaxBpm)
+TEMPERATURE_RANGE = (0.05, 5.0)  # onset sampling temperatures
+MAX_LIVE_BARS = 10_000.0  # a glide's or the latent walk's length in bars, live
 
 
 def number(name: str, value: Any, low: float, high: float) -> float:
@@ -50,9 +53,9 @@ def integer(name: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
-def bars_to_steps(bars: Any, name: str = "bars") -> int:
-    """Bars (a non-negative number, fractions allowed) as whole 16th steps; errors say ``name``."""
-    return round(number(name, bars, 0.0, 10_000.0) * STEPS_PER_BAR)
+def bars_to_steps(bars: Any, name: str = "bars", most: float = MAX_LIVE_BARS) -> int:
+    """Bars (0..``most``, fractions allowed) as whole 16th steps; errors say ``name``."""
+    return round(number(name, bars, 0.0, most) * STEPS_PER_BAR)
 
 
 def seed_or_random(value: Any) -> int:
@@ -70,7 +73,7 @@ def offline_arguments(bars: Any, emotion: EmotionLike, morph_to: EmotionLike | N
     target = None if morph_to is None else parse_emotion(morph_to)
     if morph_bars is not None and morph_to is None:
         raise ValueError("morph_bars needs morph_to")
-    glide = bars * STEPS_PER_BAR if morph_bars is None else bars_to_steps(morph_bars, "morph_bars")
+    glide = bars * STEPS_PER_BAR if morph_bars is None else bars_to_steps(morph_bars, "morph_bars", MAX_GENERATE_BARS)
     if glide > bars * STEPS_PER_BAR:
         raise ValueError(f"morph_bars ({morph_bars}) is longer than bars ({bars}): the piece would end mid-morph")
     return bars, weights, target, glide

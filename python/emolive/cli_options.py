@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from emolive.arguments import BPM_RANGE, TEMPERATURE_RANGE  # noqa: F401 (the CLI's, from the API's)
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS, Weights, known_emotions, parse_emotion
 
 MAX_CLI_SEED = 2**63 - 1  # --seed's range: 0..2**63-1 (a signed 64-bit integer, as other tools take)
@@ -22,8 +23,6 @@ DEFAULT_EMOTION = "calm"
 CHANNELS = (1, 16)
 #: General MIDI programs are 1..128 on command lines ("1 Acoustic Grand Piano").
 PROGRAMS = (1, 128)
-BPM_RANGE = (20.0, 400.0)
-TEMPERATURE_RANGE = (0.05, 5.0)
 MAX_BARS = 10_000
 MAX_COUNT = 1_000  # emolive generate --count
 LIVE_MORPH_BARS = 4  # --morph-bars when live and not given

@@ -42,6 +42,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from emolive.arguments import BPM_RANGE
 from emolive.tick_line import JitterBand, LineWindow
 
 TICKS_PER_QUARTER = 24
@@ -59,7 +60,7 @@ CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 TICKS_PER_SIXTEENTH = 6  # a Song Position Pointer counts 16th notes
 TICKS_PER_STEP = TICKS_PER_SIXTEENTH  # the engine's step is a 16th note
 TICKS_PER_BAR = 4 * TICKS_PER_QUARTER  # the engine's bar: 4/4
-MIN_BPM, MAX_BPM = 20.0, 400.0  # the engine's accepted range
+MIN_BPM, MAX_BPM = BPM_RANGE  # the engine's accepted range
 
 
 @dataclass(frozen=True)

@@ -142,12 +142,12 @@ class Engine:
                  seed: Whole | None = None, program: Whole | None = None, temperature: Real | None = None,
                  clock_out: bool = False, record: bool = False) -> None:
         self._core: Any = None
-        bpm = check.number("bpm", bpm, 20.0, 400.0)
+        bpm = check.number("bpm", bpm, *check.BPM_RANGE)
         channel = check.integer("channel", channel, 1, 16)
         if program is not None:
             program = check.integer("program", program, 1, 128)
         if temperature is not None:
-            temperature = check.number("temperature", temperature, 0.05, 5.0)
+            temperature = check.number("temperature", temperature, *check.TEMPERATURE_RANGE)
         for flag_name, flag in (("clock_out", clock_out), ("record", record)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{flag_name} must be True or False, not {type(flag).__name__}")
@@ -256,11 +256,11 @@ class Engine:
 
     def set_bpm(self, bpm: Real) -> None:
         """Tempo in beats per minute, 20..400; applies from the next 16th step."""
-        self._core.set_bpm(check.number("bpm", bpm, 20.0, 400.0))
+        self._core.set_bpm(check.number("bpm", bpm, *check.BPM_RANGE))
 
     def set_temperature(self, temperature: Real) -> None:
         """Onset sampling temperature, 0.05..5 (low: fewer, surer notes; high: more random)."""
-        self._core.set_temperature(check.number("temperature", temperature, 0.05, 5.0))
+        self._core.set_temperature(check.number("temperature", temperature, *check.TEMPERATURE_RANGE))
 
     def set_key(self, key: str | None, scale: str | None = None) -> None:
         """Play in ``key`` (e.g. ``"A"``); ``key=None`` goes back to no key and no lock.
@@ -281,7 +281,7 @@ class Engine:
     def set_walk_rate(self, bars: float) -> None:
         """How fast the latent walk moves: ``bars`` bars from one prior sample to the next
         (default 2; smaller changes the material faster). At least one 16th step."""
-        steps = round(check.number("bars", bars, 1 / STEPS_PER_BAR, 10_000.0) * STEPS_PER_BAR)
+        steps = round(check.number("bars", bars, 1 / STEPS_PER_BAR, check.MAX_LIVE_BARS) * STEPS_PER_BAR)
         self._core.set_walk_rate(steps)  # at least one 16th step
 
     def stop(self) -> None:
@@ -339,7 +339,8 @@ class Engine:
         return stats
 
     def recorded(self) -> list[tuple[float, bytes]]:
-        """(seconds since the last ``play()``, raw MIDI bytes) of every message sent since it."""
+        """(seconds since playing last started, raw MIDI bytes) of every message sent since:
+        ``play()``, and ``resume()`` or ``morph()`` when stopped, start it again."""
         if not self._record:
             raise EngineError("nothing is recorded: create the Engine with record=True")
         return list(self._core.recorded())

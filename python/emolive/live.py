@@ -12,6 +12,7 @@ import argparse
 from collections import deque
 import os
 import signal
+import threading
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -128,6 +129,7 @@ class Session:
         self._sync_clock = MessageClock()  # the --sync port's time (seconds)
         self._input_names: dict[str, str] = {}  # query -> the port it opened
         self.notices: deque[str] = deque()  # lines from the input threads, shown by the main loop
+        self._controllers_applied = threading.Lock()  # apply_controllers: main loop, sync thread
         self._told_beyond_range = False  # said that the master's tempo is beyond 20..400 BPM
         self._beyond_range_since: float | None = None  # monotonic time it went beyond
         self.port_error: str | None = None  # why the output is lost; None while it plays
@@ -202,6 +204,8 @@ class Session:
             if not self.args.no_keys and Keyboard.available():
                 keyboard = stack.enter_context(Keyboard())
                 self.status.message(HELP)
+            if stop.requested:  # while the inputs opened: still starting, nothing played
+                return stop.status_while_starting
             if self.args.sync:
                 self.status.message(f"waiting for MIDI Start on {self.args.sync!r}")
             else:
@@ -244,9 +248,13 @@ class Session:
         return False
 
     def apply_controllers(self) -> None:
-        weights = self.steering.take()
-        if weights is not None:
-            self.engine.set_emotion(weights, bars=0)  # controllers move smoothly by themselves
+        """The controllers' newest point to the engine. Called by the main loop and, under
+        --sync, by the master's Start on the input thread: one at a time, so that a point taken
+        earlier is never applied after a later one (which then waited for the next CC)."""
+        with self._controllers_applied:
+            weights = self.steering.take()
+            if weights is not None:
+                self.engine.set_emotion(weights, bars=0)  # controllers move smoothly by themselves
 
     def _start_synced(self) -> float:
         """The master started: play (on the MIDI input thread); the tempo the engine plays at."""
@@ -357,6 +365,9 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if output.get("port") is not None and not args.port:
                 raise PortError(f"EMOLIVE_PORT={output['port']!r}: {exc}") from None
             raise
+        if stop.requested:  # while the model loaded: it ends before a note (it played one, exit 0)
+            engine.close()
+            return stop.status_while_starting
         session = Session(engine, args, emotion)
         session.status.message(
             f"emolive: model {engine.model_card.get('name', '?')!r} -> {output_label(output, engine)}, channel "

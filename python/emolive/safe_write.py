@@ -83,7 +83,9 @@ def _refuse_link_loops_and_sockets(path: Path) -> None:
         mode = os.stat(path).st_mode
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise OSError(errno.ELOOP, f"{str(path)!r} is a loop of links; give a file name") from None
+            # As the socket below: a file that cannot be written, a mistake in what was asked
+            # (exit 2; a bare OSError gave 1 and "[Errno 40]").
+            raise PermissionError(f"{str(path)!r} is a loop of links; give a file name") from None
         return  # not there yet (or a dangling link): the file is made
     if stat.S_ISSOCK(mode):
         raise PermissionError(f"{str(path)!r} is a socket, not a file; give a file name")
