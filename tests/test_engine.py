@@ -126,14 +126,14 @@ def test_port_queries_of_unicode_digits_and_numpy_indices() -> None:
     TypeError though docs/engine.md takes numpy's numbers."""
     np = pytest.importorskip("numpy")
     from emolive import PortError
-    from emolive.outputs import check_port_query, match_port
+    from emolive.outputs import check_port_query, match_output_port
 
     names = ["synth A", "synth B", "synth C"]
     for query in ("²", "①", "-²"):
         with pytest.raises(PortError, match="no MIDI output port matches"):
-            match_port(query, names)
-    assert match_port(np.int64(1), names) == (1, "synth B")
-    assert match_port("2", names) == (2, "synth C")
+            match_output_port(names, query)
+    assert match_output_port(names, np.int64(1)) == (1, "synth B")
+    assert match_output_port(names, "2") == (2, "synth C")
     if Engine is not None:
         try:
             check_port_query(np.int64(0))  # accepted as an index (PortError only without RtMidi)

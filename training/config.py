@@ -141,11 +141,6 @@ def config_from_values(values: dict) -> TrainConfig:
     return cfg
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults <- JSON file <- flags. Unknown keys in the file are a ValueError."""
-    return config_from_values(given_values(args))
-
-
 def check_out_folder(path: Path, flag: str) -> None:
     """ValueError unless ``path`` is a folder or one can be made there: not a file, not under a
     file, not the empty name (which would mean the current folder without saying so)."""

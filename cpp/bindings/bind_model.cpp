@@ -162,7 +162,7 @@ void register_model(py::module_& m) {
            py::arg("n") = 1000, py::arg("warmup") = 20, py::arg("seed") = 0,
            "Microseconds of each of n engine steps: latent walk, decoder (with phrase re-seeds) "
            "and note sampling, as the generator thread runs them.");
-  m.def("onnxruntime_library", &onnxruntime_library_path,
+  m.def("loaded_onnxruntime_library", &onnxruntime_library_path,
         "Path of the ONNX Runtime library loaded ('' before the first model).");
 }
 

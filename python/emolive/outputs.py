@@ -11,7 +11,7 @@ from typing import Any
 
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
-from emolive.ports import describe_ports, port_matches
+from emolive.ports import check_query_type, describe_ports, port_matches
 
 PortError = _core.PortError
 
@@ -38,7 +38,7 @@ def find_port(query: str | int) -> int:
         wanted = f"{query.strip()!r}" if isinstance(query, str) else f"index {query}"
         raise PortError(f"no MIDI output port matches {wanted}: no MIDI system could be opened (is the "
                         f"JACK server running?). {_core.port_setup_hint()}")
-    return match_port(query, names)[0]
+    return match_output_port(names, query)[0]
 
 
 def _a_midi_system_opens() -> bool:
@@ -59,8 +59,7 @@ def rtmidi_available() -> bool:
 
 
 def check_port_query(query: object) -> None:
-    if isinstance(query, bool) or not isinstance(query, (str, numbers.Integral)):
-        raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
+    check_query_type(query)
     if not _core.rtmidi_available():
         raise PortError(NO_RTMIDI)
 
@@ -75,7 +74,7 @@ def open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str |
 
     def choose(names: list[str]) -> int:
         try:
-            chosen["index"], chosen["name"] = match_port(port, names)
+            chosen["index"], chosen["name"] = match_output_port(names, port)
         except PortError as err:  # raised below, once the client is closed
             chosen["error"] = err
             return -1
@@ -88,8 +87,9 @@ def open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str |
     return output, chosen["name"]
 
 
-def match_port(query: str | int, names: list[str]) -> tuple[int, str]:
-    """``find_port``'s (index, name) among ``names`` (emolive.ports.port_matches)."""
+def match_output_port(names: list[str], query: str | int) -> tuple[int, str]:
+    """``find_port``'s (index, name) among ``names`` (emolive.ports.port_matches); the output
+    side of emolive.ports.match_port, which matches inputs."""
     hits = port_matches(names, query)
     described = describe_ports(names, "MIDI output")
     if len(hits) == 1:

@@ -74,13 +74,18 @@ def port_matches(names: Sequence[str], query: str | int) -> list[int]:
     return []
 
 
+def check_query_type(query: object) -> None:
+    """TypeError unless ``query`` is a port's name or index (inputs and outputs alike)."""
+    if isinstance(query, bool) or not isinstance(query, (str, numbers.Integral)):
+        raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
+
+
 def match_port(names: Sequence[str], query: str | int) -> int:
     """Index of the input port ``query`` names (:func:`port_matches`).
 
     Raises ``InputPortError`` (listing ``names``) when nothing matches or a substring is ambiguous.
     """
-    if isinstance(query, bool) or not isinstance(query, (str, numbers.Integral)):
-        raise TypeError(f"a port is a name or an index, not {type(query).__name__}")
+    check_query_type(query)
     hits = port_matches(names, query)
     text = str(query).strip()
     if len(hits) > 1:

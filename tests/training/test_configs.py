@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emolive.training.config import TrainConfig, add_config_flags, config_from_args
+from emolive.training.config import TrainConfig, add_config_flags, config_from_values, given_values
 
 pytestmark = pytest.mark.training
 
@@ -18,7 +18,7 @@ RECIPES = sorted(p for p in CONFIGS.glob("*.json") if not p.name.endswith("_card
 def load(path: Path) -> TrainConfig:
     parser = argparse.ArgumentParser()
     add_config_flags(parser)
-    return config_from_args(parser.parse_args(["--config", str(path)]))
+    return config_from_values(given_values(parser.parse_args(["--config", str(path)])))  # as train.py
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
