@@ -20,7 +20,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from .data import Notes
+from .notes import Notes
 
 N_KEYS = 88
 LOW_PITCH = 21  # key index k = pitch - 21

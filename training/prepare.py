@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .data import LoadReport, MidiReadError, read_notes
+from .data import LoadReport
+from .notes import MidiReadError, read_notes
 from .features import N_KEYS, note_steps, notes_to_roll, onset_error_s
 
 STEPS_PER_BAR = 16

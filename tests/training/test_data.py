@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from emolive.emotions import known_emotions
-from emolive.training.data import (DataError, MidiReadError, load_emopia, load_generic, load_unlabelled,
-                                   load_vgmidi, read_notes)
+from emolive.training.data import DataError, load_emopia, load_generic, load_unlabelled, load_vgmidi
+from emolive.training.notes import MidiReadError, read_notes
 from emolive.training.features import note_steps, onset_error_s
 from emolive.training.prepare import prepare
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emolive.training.data import read_notes
+from emolive.training.notes import read_notes
 from emolive.training.features import (N_KEYS, note_steps, notes_to_roll, onset_error_s,
                                        roll_notes, roll_to_midi, to_float, track_beats,
                                        transpose_roll, transpose_segments)
