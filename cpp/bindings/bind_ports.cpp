@@ -53,8 +53,8 @@ PortChooser port_chooser(py::function choose) {
   };
 }
 
-// Virtual port `virtual_name` if given, else the output port `choose` picks (None, or an index
-// outside the list: no output), else (neither) no output. The backend calls run without the GIL.
+// Virtual port `virtual_name` if given, else the output port `choose` picks (-1: no output;
+// not an int: TypeError; outside -1..n-1: PortError), else (neither) no output. The backend calls run without the GIL.
 std::optional<OutputHandle> open_output(const std::optional<py::function>& choose,
                                         const std::string& virtual_name,
                                         const std::string& client_name) {

@@ -73,6 +73,8 @@ void Engine::watch_loop() {
     if (watch_stop_.load() || !playing_.load()) continue;
     try {
       output_->check_connection();
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      port_check_error_.clear();  // a check that went through: the port error is over
     } catch (const std::exception& e) {  // an output of the caller's that throws: a port error
       std::lock_guard<std::mutex> lock(error_mutex_);
       if (port_check_error_.empty()) port_check_error_ = std::string("port check failed: ") + e.what();
@@ -192,6 +194,7 @@ void Engine::play_locked(const Weights* emotion, int64_t bar) {
   {
     std::lock_guard<std::mutex> error_lock(error_mutex_);
     generator_error_.clear();
+    port_check_error_.clear();
   }
   output_->wait_until_connected();  // the program change and the first note are not lost
   {
@@ -211,8 +214,11 @@ void Engine::play_locked(const Weights* emotion, int64_t bar) {
   generator_stop_ = false;
   generator_alive_ = true;
   playing_ = true;
-  generator_thread_ = std::thread([this] { generator_loop(); });
+  // The clock first (it waits for the first block): its start sets steps_played() to 0, which
+  // the generator's lookahead counts from (started first, it could read the last run's count
+  // and run up to that many steps ahead, past the one-beat lookahead).
   scheduler_->start(scheduler_->bpm(), song_position);
+  generator_thread_ = std::thread([this] { generator_loop(); });
 }
 
 void Engine::generator_loop() {

@@ -66,7 +66,9 @@ class JackSendGuard {
 
   // Opens the counter, once per server.
   void open_once();
-  // Process cycles the counter has run, or -1 when none is open (read-only; any thread).
+  // Process cycles the counter has run, or -1 when none is open. Read-only, but the counter
+  // it reads is freed by cycles_ran_again(): call it from the thread that calls that (the
+  // watch thread), or while that thread does not run.
   int64_t cycles_counted() const noexcept {
     const JackCycles* counter = counter_.load(std::memory_order_acquire);
     return counter ? int64_t(counter->count()) : -1;

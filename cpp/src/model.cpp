@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 #include "emolive/errors.hpp"
@@ -12,9 +11,10 @@
 namespace emolive {
 namespace {
 
-Ort::MemoryInfo& cpu_memory() {
-  static Ort::MemoryInfo info = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-  return info;
+Ort::MemoryInfo& cpu_memory() {  // never destroyed: threads may load models during exit
+  static Ort::MemoryInfo* info =
+      new Ort::MemoryInfo(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault));
+  return *info;
 }
 
 // ONNX Runtime aborts the process (an exception thrown across its GRU's threads) on a batch or
@@ -230,7 +230,6 @@ std::unique_ptr<DecoderBuffers> Model::make_buffers(int64_t batch, StepGraph gra
   b->step_input_names = &step.input_ptrs;
   b->step_output_names = &step.output_ptrs;
   const int64_t B = batch, Z = card_.z, L = card_.layers, H = card_.hidden;
-  b->batch = B;
   b->prev.assign(B * kFrameSize, 0.0f);
   b->z.assign(B * Z, 0.0f);
   b->emotion.assign(B * kEmotionCount, 0.0f);

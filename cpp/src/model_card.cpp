@@ -48,14 +48,21 @@ class CardReader {
     throw ModelError("model card " + source_ + ": '" + key + "' " + what);
   }
 
-  const json& at(const std::string& dotted) const {
+  // The value at a dotted path ("sizes.z"), or nullptr where the path has none.
+  const json* find(const std::string& dotted) const {
     const json* node = &root_;
     std::stringstream parts(dotted);
     std::string part;
     while (std::getline(parts, part, '.')) {
-      if (!node->is_object() || !node->contains(part)) fail(dotted, "is missing");
+      if (!node->is_object() || !node->contains(part)) return nullptr;
       node = &(*node)[part];
     }
+    return node;
+  }
+
+  const json& at(const std::string& dotted) const {
+    const json* node = find(dotted);
+    if (!node) fail(dotted, "is missing");
     return *node;
   }
 
@@ -92,13 +99,8 @@ class CardReader {
   }
 
   float probability(const std::string& key, float fallback) const {
-    const json* node = &root_;
-    std::stringstream parts(key);
-    std::string part;
-    while (std::getline(parts, part, '.')) {
-      if (!node->is_object() || !node->contains(part)) return fallback;
-      node = &(*node)[part];
-    }
+    const json* node = find(key);
+    if (!node) return fallback;
     if (!node->is_number()) fail(key, "must be a number, found " + shown(*node));
     return node->get<float>();
   }

@@ -17,8 +17,10 @@ namespace {
 
 using GetApiBaseFn = const OrtApiBase* (*)();
 
-std::mutex g_load_mutex;
-std::string g_loaded_path;
+// Left to the process's end, never destroyed (as ort_env()): a daemon thread may still load a
+// model while the process exits, after static destructors have run.
+std::mutex& g_load_mutex = *new std::mutex;
+std::string& g_loaded_path = *new std::string;
 
 #ifdef _WIN32
 const char* kPlainName = "onnxruntime.dll";

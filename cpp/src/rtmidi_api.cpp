@@ -105,8 +105,7 @@ std::vector<std::string> source_port_names(RtMidi::Api api) {
   try {
     RtMidiIn in(api, "emolive-check");
     in.setErrorCallback(&ErrorSink::callback, &sink);
-    const unsigned count = in.getPortCount();
-    for (unsigned i = 0; i < count; ++i) names.push_back(in.getPortName(i));
+    names = port_names(in);
   } catch (const RtMidiError&) {
     names.clear();  // no input side: nothing known to clash with
   }

@@ -85,6 +85,14 @@ OpenedApi open_first_api(const std::string& client);
 // programs' outputs and virtual ports); empty when they cannot be listed.
 std::vector<std::string> source_port_names(RtMidi::Api api);
 
+// The names of the ports `midi` (an RtMidiIn or RtMidiOut) lists, in its order.
+inline std::vector<std::string> port_names(RtMidi& midi) {
+  std::vector<std::string> names;
+  const unsigned count = midi.getPortCount();
+  for (unsigned i = 0; i < count; ++i) names.push_back(midi.getPortName(i));
+  return names;
+}
+
 // Whether `names` (source_port_names) hold the port a virtual output called `name` shows as:
 // "name:name" under JACK (client and port are both `name`), "name:name 130:0" under ALSA,
 // "name" under CoreMIDI. JACK would open a second one as client "name-01", which the port's

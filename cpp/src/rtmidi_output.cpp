@@ -116,8 +116,11 @@ class RtMidiOutput final : public MidiOutput {
   // connection may still drop messages: the clock keeps time without sending until it carries
   // them (then it sends the all-off controllers first), rather than lose a note-off.
   // (After the first open play() waits for the settle itself, so the clock never sees it.)
+  // And while a reconnection has sends paused: its sink is already reset then, and a step
+  // that saw no failure would send the all-off controllers into an output that drops them
+  // (lost for good on ALSA, CoreMIDI and WinMM, which settle at once).
   bool failed() const noexcept override {
-    return api_.sink->failed.load(std::memory_order_acquire) || !settled();
+    return api_.sink->failed.load(std::memory_order_acquire) || paused_.load() || !settled();
   }
   std::string error_text() const override { return api_.sink->failed.load() ? api_.sink->text() : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
@@ -333,18 +336,15 @@ std::string midi_api_name() {
 }
 
 std::vector<std::string> list_output_ports() {
-  std::vector<std::string> names;
   candidate_apis();  // an EMOLIVE_MIDI_API naming no compiled API is an error, not "no ports"
   const StopSignalHold hold;  // the listing client's open and close are not interrupted
   OpenedApi api;
   try {
     api = open_first_api("emolive-list");
   } catch (const PortError&) {
-    return names;
+    return {};
   }
-  const unsigned count = api.out->getPortCount();
-  for (unsigned i = 0; i < count; ++i) names.push_back(api.out->getPortName(i));
-  return names;
+  return port_names(*api.out);
 }
 
 // Neither opener holds the stop signals (StopSignalHold) around its client: a port opened so
@@ -356,9 +356,8 @@ std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const st
   std::string name;
   {
     api = open_first_api(client_name);
-    std::vector<std::string> names;
-    const unsigned count = api.out->getPortCount();
-    for (unsigned i = 0; i < count; ++i) names.push_back(api.out->getPortName(i));
+    const std::vector<std::string> names = port_names(*api.out);
+    const unsigned count = unsigned(names.size());
     const int index = choose(names);
     if (index == -1) return nullptr;
     if (index < 0 || unsigned(index) >= count) {

@@ -19,7 +19,6 @@ class EmotionGlide {
   // Advance one step and return the weights for it: after set(t, n), the n-th call returns t.
   Weights next();
   const Weights& current() const { return current_; }
-  const Weights& target() const { return target_; }
 
  private:
   Weights current_, from_{}, target_;

@@ -1,5 +1,7 @@
-// Typed errors of the engine. The Python bindings map each to an exception of the same name:
-// EngineError -> emolive.EngineError (a RuntimeError), ModelError and PortError subclass it.
+// Typed errors of the engine. The Python bindings map EngineError, ModelError and PortError to
+// exceptions of the same name: EngineError -> emolive.EngineError (a RuntimeError), ModelError
+// and PortError subclass it. Cancelled has no Python class: the bindings cancel a generation
+// only for a KeyboardInterrupt, which is what Python then sees.
 // Bad argument values throw std::invalid_argument (Python ValueError).
 #pragma once
 

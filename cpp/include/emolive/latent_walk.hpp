@@ -24,7 +24,6 @@ class LatentWalk {
   void next(float* z_out);
   // Change the rate; the walk keeps its position (fraction along the current segment).
   void set_steps_per_point(int steps_per_point);
-  int z_dim() const { return z_dim_; }
 
  private:
   void draw(std::vector<float>& point);

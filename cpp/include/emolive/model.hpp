@@ -28,7 +28,6 @@ enum class StepGraph { live, offline };
 // Buffers and tensors for B decoder streams decoded together (B = 1: one generator). Row b of
 // every array belongs to stream b; the state is layer-major as in the contract.
 struct DecoderBuffers {
-  int64_t batch = 1;             // B
   std::vector<float> prev;       // [B, 264]
   std::vector<float> z;          // [B, Z]
   std::vector<float> emotion;    // [B, 4]

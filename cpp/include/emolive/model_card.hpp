@@ -39,10 +39,8 @@ struct FileIo {
 
 struct ModelCard {
   int format_version = 0;
-  std::string name;
-  int steps_per_beat = 4;
-  int beats_per_bar = 4;
-  int steps_per_bar = 16;
+  std::string name;  // "unnamed" when the card has none
+  // The grid is the contract's (4 steps per beat, 4 beats per bar): checked, not kept.
   int z = 0;
   int layers = 0;
   int hidden = 0;

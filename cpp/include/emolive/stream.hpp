@@ -48,7 +48,6 @@ class Stream {
 
   int64_t step() const { return step_; }
   const Weights& emotion() const { return glide_.current(); }
-  const SamplerSettings& settings() const { return settings_; }
   int sounding_count() const { return sampler_.sounding_count(); }
 
  private:
