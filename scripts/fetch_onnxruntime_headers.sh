@@ -13,6 +13,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-$repo/third_party/onnxruntime}
+dest=${dest%/}  # "DEST/" would stage the copy inside DEST, then remove it with DEST
 if [ -f "$dest/VERSION" ] && [ -f "$dest/include/onnxruntime_cxx_api.h" ]; then
   echo "onnxruntime headers already in $dest/include"
   exit 0

@@ -198,3 +198,11 @@ def test_a_bad_onnxruntime_library_is_named_without_model_advice() -> None:
     result = run_process("generate", "--bars", "1", "-o", os.devnull, env=env)
     assert result.returncode == 2
     assert "EMOLIVE_ONNXRUNTIME_LIB" in result.stderr and "--model" not in result.stderr
+
+
+def test_music_into_a_pipe_whose_reader_went_away_is_no_error() -> None:
+    """`emolive generate -o - | true`: the write into the gone reader was wrapped as "could not
+    write '/dev/stdout': Broken pipe", exit 1, where a tool exits 141 and says nothing."""
+    result = with_stdout_closed("generate", "--bars", "2", "-o", "-")
+    assert result.returncode == 141, result.stderr
+    assert "error" not in result.stderr  # the progress line only (on stderr: stdout is the music)

@@ -51,6 +51,16 @@ def test_no_match_lists_the_ports() -> None:
         ports.match_port([], "anything")
 
 
+def test_an_empty_input_query_is_not_called_an_output_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'' is in every name: it was said to be an output port wherever one existed."""
+    monkeypatch.setattr(ports, "output_port_names", lambda: ["synth:in"])
+    with pytest.raises(ports.InputPortError) as raised:
+        ports.match_input_port(["keys:out"], "")
+    assert "output port" not in str(raised.value)
+    with pytest.raises(ports.InputPortError, match="'synth' is an output port"):
+        ports.match_input_port(["keys:out"], "synth")
+
+
 def test_port_must_be_a_name_or_index() -> None:
     with pytest.raises(TypeError, match="name or an index"):
         ports.match_port(NAMES, 1.5)  # type: ignore[arg-type]

@@ -46,9 +46,10 @@ def test_function_keys_are_read_whole_and_ignored(pty_pair) -> None:
     (ESC [ 2 3 ~) left 2 and 3: tense, then sad."""
     leader, stream = pty_pair
     with Keyboard(stream) as keyboard:
-        os.write(leader, b"\x1bOQ\x1b[23~\x1b[15;5~\x1b[1;2A\x1bOB1")  # F2, F11, Ctrl-F5, Shift-Up, ESC O B
-        keys = [keyboard.read(0.5) for _ in range(6)]
-        assert keys == [None, None, None, UP, DOWN, "1"]
+        # F2, F11, Ctrl-F5, Shift-Up, ESC O B, the Linux console's F1
+        os.write(leader, b"\x1bOQ\x1b[23~\x1b[15;5~\x1b[1;2A\x1bOB\x1b[[A1")
+        keys = [keyboard.read(0.5) for _ in range(7)]
+        assert keys == [None, None, None, UP, DOWN, None, "1"]
 
 
 def test_characters_beyond_ascii_arrive_whole(pty_pair) -> None:

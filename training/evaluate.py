@@ -221,6 +221,14 @@ def statistics(real_by_q: list[np.ndarray], generated: np.ndarray) -> dict:
     return out
 
 
+class ReportNotWritten(Exception):
+    """The report could not be written (its folder is left as it was); ``error`` says why."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def run(args: argparse.Namespace, log=print) -> dict:
     torch.set_num_threads(args.threads)
     start = time.monotonic()
@@ -279,7 +287,10 @@ def run(args: argparse.Namespace, log=print) -> dict:
         "batch_step": batch_step,
     }
     log("writing the report and listening material")
-    report.write_report(results, model, args, real_by_q, generated, sampling, log)
+    try:
+        report.write_report(results, model, args, real_by_q, generated, sampling, log)
+    except OSError as err:
+        raise ReportNotWritten(err) from err
     results["elapsed_s"] = round(time.monotonic() - start, 1)
     return results
 
@@ -362,13 +373,13 @@ def main(argv: list[str] | None = None) -> int:
           f"replaces what is in {args.report}/ (minutes; Ctrl-C stops it)", file=sys.stderr)
     try:
         results = run(args, log=lambda text: print(text, file=sys.stderr))
-    except (DataError, OSError) as err:  # OSError: the report could not be written
+    except (DataError, ReportNotWritten) as err:
         if not report_was_there:  # made by check_outputs, still empty: no folder left behind
             with contextlib.suppress(OSError):
                 Path(args.report).rmdir()
-        if isinstance(err, DataError):
-            return error_line(parser.prog, err)
-        return failed_to_write(parser.prog, args.report, err)
+        if isinstance(err, ReportNotWritten):
+            return failed_to_write(parser.prog, args.report, err.error)
+        return error_line(parser.prog, err)
     if args.update_card:
         from .export import update_card
 

@@ -199,7 +199,7 @@ class Session:
                 # (EINTR) and the open fails ("JACK server not running?"): that is the stop asked
                 # for, not an error (seen in 7 of 250 runs with SIGINT 0-0.4 s after the banner).
                 if stop.requested:
-                    return 0
+                    return stop.status_while_starting  # still starting: nothing played
                 raise
             if not self.args.no_keys and Keyboard.available():
                 keyboard = stack.enter_context(Keyboard())

@@ -103,7 +103,7 @@ def match_input_port(names: Sequence[str], query: str | int) -> int:
         return match_port(names, query)
     except InputPortError as err:
         text = str(query).strip()
-        if isinstance(query, numbers.Integral) or text.isdigit() or not any(
+        if isinstance(query, numbers.Integral) or not text or text.isdigit() or not any(
                 text.lower() in name.lower() for name in output_port_names()):
             raise
         raise InputPortError(f"{err}; {text!r} is an output port (where notes go): an input "

@@ -174,14 +174,24 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
     a terminal) is written into, and so is the open file that /dev/stdout or /dev/fd/N names
     (at its offset: ``>>`` appends), once the content is whole.
 
-    A system error on the way (a full disk while the block writes, a rename refused) is raised
-    as :class:`WriteError` naming ``path``."""
+    A system error on the way is raised as :class:`WriteError` naming ``path``: one of this
+    function's own steps (the temporary folder, the copy, the rename refused), or one of the
+    block's that the disk explains (full, over quota or a file-size limit, an I/O error, read-only).
+    The block's other errors (an input it could not read, a program it could not run) pass as
+    they are, and so does a reader going away (BrokenPipeError: the command's own status 141)."""
     target = _destination(path)
-    try:
-        with tempfile.TemporaryDirectory(prefix=".emolive-",
-                                         dir=None if target.into else target.path.parent) as tmp:
-            written = Path(tmp) / ("output" if target.into else target.path.name)
+    with _naming_errors(path):
+        folder = tempfile.TemporaryDirectory(prefix=".emolive-",
+                                             dir=None if target.into else target.path.parent)
+    with folder as tmp:
+        written = Path(tmp) / ("output" if target.into else target.path.name)
+        try:
             yield written
+        except OSError as error:
+            if error.errno in _DISK_ERRORS:
+                raise _naming(error, path) from error
+            raise
+        with _naming_errors(path):
             if target.descriptor is not None:
                 _copy_to_descriptor(written, target.descriptor)
             elif target.into:
@@ -191,10 +201,22 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
                 if target.path.is_file():
                     _keep_permissions(target.path, written)
                 os.replace(written, target.path)
-    except WriteError:
+
+
+#: Errors of a write that the disk explains, whoever made the call.
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+@contextmanager
+def _naming_errors(path: str | Path) -> Iterator[None]:
+    """A system error in the block as a WriteError naming ``path``; a reader that went away
+    (BrokenPipeError) as it is."""
+    try:
+        yield
+    except (WriteError, BrokenPipeError):
         raise
     except OSError as error:
-        if error.errno is None:  # raised by the block with a message of its own
+        if error.errno is None:
             raise
         raise _naming(error, path) from error
 

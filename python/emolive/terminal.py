@@ -88,7 +88,15 @@ class Keyboard:
             return _ARROWS.get(next_byte().decode("ascii", "replace"))
         if kind != b"[":
             return ESCAPE  # a lone Escape (or Alt with a key: the key is dropped)
-        body = b""
+        first = next_byte()
+        if first == b"[":  # the Linux console's F1-F5: ESC [ [ A..E
+            next_byte()
+            return None
+        if not first:
+            return None
+        if 0x40 <= first[0] <= 0x7E:  # a final byte at once: ESC [ A
+            return _ARROWS.get(first.decode("ascii"))
+        body = first
         while len(body) < 32:  # CSI: parameter bytes, then one final byte 0x40..0x7E
             byte = next_byte()
             if not byte:
