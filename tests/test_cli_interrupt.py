@@ -43,13 +43,18 @@ sys.meta_path.insert(0, InterruptAt())
 def _default_sigint() -> None:
     """In the child before exec: SIGINT at its default, as in a terminal. A runner that starts
     the tests in the background (no job control) passes SIGINT down *ignored*, and Python then
-    keeps ignoring it, as the command does too (it never overrides an inherited ignore)."""
+    keeps ignoring it (the command acts on it all the same: the test below)."""
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
-    preexec = None if sys.platform.startswith("win") else _default_sigint
+def _ignored_sigint() -> None:
+    """In the child before exec: SIGINT ignored, as a background job of a script starts."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(command: list[str], preexec=_default_sigint, **kwargs) -> subprocess.CompletedProcess[str]:
+    preexec = None if sys.platform.startswith("win") else preexec
     return subprocess.run(command, capture_output=True, text=True, timeout=60,
                           preexec_fn=preexec, **kwargs)
 
@@ -59,13 +64,14 @@ def _console_script() -> Path | None:
     return script if script.exists() else None
 
 
-def _run_interrupted(tmp_path: Path, command: list[str], module: str) -> subprocess.CompletedProcess[str]:
+def _run_interrupted(tmp_path: Path, command: list[str], module: str,
+                     preexec=_default_sigint) -> subprocess.CompletedProcess[str]:
     (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
     mark = tmp_path / "interrupted"
     paths = [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths),
                EMOLIVE_TEST_SIGINT_AT=module, EMOLIVE_TEST_SIGINT_MARK=str(mark))
-    result = _run(command, env=env)
+    result = _run(command, preexec=preexec, env=env)
     assert mark.read_text() == module, "the interrupt was not sent: the hook never saw the module"
     return result
 
@@ -95,6 +101,16 @@ def test_ctrl_c_during_start_up_imports_exits_130_quietly(tmp_path: Path, route:
     assert result.returncode == INTERRUPTED_STATUS, (result.returncode, result.stderr)
     assert result.stderr == ""
     assert result.stdout == ""  # it stopped before main(): no version printed
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT to itself")
+def test_a_sigint_inherited_ignored_still_stops_the_starting_command(tmp_path: Path) -> None:
+    """A background job of a script starts with SIGINT ignored: the command caught it only once
+    live play began, so a `kill -INT` in its first 0.15 s was lost and it played on for good."""
+    command = [sys.executable, "-m", "emolive", "--version"]
+    result = _run_interrupted(tmp_path, command, "emolive.cli", preexec=_ignored_sigint)
+    assert result.returncode == INTERRUPTED_STATUS, (result.returncode, result.stderr)
+    assert result.stdout == ""
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:

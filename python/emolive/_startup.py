@@ -66,7 +66,10 @@ def quiet_interrupt_while_starting() -> None:
     import signal
 
     try:
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Python's own, not a caller's
+        # Python's own handler, not a caller's; or SIGINT inherited as ignored (a background
+        # job of a script): the command acts on SIGINT all the same, from here on (live play
+        # caught it only once playing, and a `kill -INT` in its first 0.15 s was lost).
+        if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, signal.SIG_IGN):
             signal.signal(signal.SIGINT, _exit_quietly)
     except ValueError:  # not the main thread: leave signals alone
         pass
