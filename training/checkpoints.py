@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import signal
 import threading
 from pathlib import Path
@@ -149,19 +148,15 @@ def drop_records_after(path: Path, step: int) -> int:
 
 
 def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
-    """torch.save into ``path`` + '.partial', then rename over ``path``: a kill or a full disk
-    while saving leaves the checkpoint before, never a torn one."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        torch.save(checkpoint, partial)
-        os.replace(partial, path)
-    except RuntimeError as error:  # torch's writer says "unexpected pos" for a short write
-        raise WriteError(errno.EIO, f"could not write {str(path)!r} ({error}); "
-                         f"{space_left(path)}") from error
-    except OSError as error:
-        raise WriteError(error.errno, f"could not write {str(path)!r}: {error.strerror or error}") from error
-    finally:
-        partial.unlink(missing_ok=True)
+    """torch.save through emolive's replaced_on_success (beside ``path``, then renamed over it):
+    a kill or a full disk while saving leaves the checkpoint before, never a torn one, and a
+    write that fails is a WriteError naming ``path``, torch's short write ("unexpected pos", a
+    RuntimeError) too."""
+    with replaced_on_success(path) as written:
+        try:
+            torch.save(checkpoint, written)
+        except RuntimeError as error:
+            raise WriteError(errno.EIO, f"{error}; {space_left(path)}", path) from error
 
 
 class StopOnInterrupt:

@@ -34,6 +34,17 @@ py::list port_texts(const std::vector<std::string>& names) {
   return out;
 }
 
+// `list()`'s names (a call into the MIDI system, made without the GIL) as Python text.
+template <class List>
+py::list port_texts_of(List list) {
+  std::vector<std::string> names;
+  {
+    ReleaseGil release;
+    names = list();
+  }
+  return port_texts(names);
+}
+
 // `choose(names)` as a PortChooser: called with the GIL held, its result an index (int), or
 // TypeError naming what it returned (pybind11's own cast said only "Unable to cast").
 PortChooser port_chooser(py::function choose) {
@@ -80,14 +91,7 @@ void register_ports(py::module_& m) {
         py::arg("client_name") = "emolive",
         "A virtual port, the output port choose(names) picks (its index; -1: none, returns "
         "None), or with neither no output.");
-  m.def("list_ports", [] {
-        std::vector<std::string> names;
-        {
-          ReleaseGil release;
-          names = list_output_ports();
-        }
-        return port_texts(names);
-      },
+  m.def("list_ports", [] { return port_texts_of(list_output_ports); },
       "Output port names of the MIDI API in use (empty when no backend opens); bytes that are not "
       "UTF-8 read as U+FFFD.");
   m.def("midi_api", &midi_api_name, py::call_guard<ReleaseGil>(),
@@ -99,12 +103,7 @@ void register_ports(py::module_& m) {
       .def(py::init<>(), py::call_guard<ReleaseGil>())
       .def_property_readonly("available", &JackConnections::available)
       .def("of", [](const JackConnections& c, const std::string& port_name) {
-             std::vector<std::string> names;
-             {
-               ReleaseGil release;
-               names = c.of(port_name);
-             }
-             return port_texts(names);
+             return port_texts_of([&] { return c.of(port_name); });
            },
            py::arg("port_name"), "Full names of the ports connected to port_name; [] when it is not there.");
   m.def("silence_libjack_messages", &silence_libjack_messages,

@@ -94,7 +94,7 @@ class RtMidiOutput final : public MidiOutput {
   // wait until no send is inside RtMidi.
   void send(const uint8_t* bytes, size_t size) noexcept override {
     sending_.fetch_add(1);  // seq_cst, paired with pause_sends()
-    if (!paused_.load() && !failed()) {
+    if (!failed()) {  // failed() is also true while a reconnection has sends paused
       if (!guard_.admit(size)) {
         // No JACK cycle came while the budget waited: the message is not sent and the output
         // fails; try_reconnect() resumes once cycles run again, or treats it as a server loss.

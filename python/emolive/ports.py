@@ -103,8 +103,8 @@ def match_input_port(names: Sequence[str], query: str | int) -> int:
         return match_port(names, query)
     except InputPortError as err:
         text = str(query).strip()
-        if isinstance(query, numbers.Integral) or not text or text.isdigit() or not any(
-                text.lower() in name.lower() for name in output_port_names()):
+        # An index, or a name no output port has (port_matches: the outputs' own rule).
+        if not isinstance(query, str) or not text or text.isdigit() or not port_matches(output_port_names(), text):
             raise
         raise InputPortError(f"{err}; {text!r} is an output port (where notes go): an input "
                              "reads from a port that sends MIDI to emolive") from None

@@ -139,12 +139,16 @@ def _check_descriptor(descriptor: int, path: Path) -> None:
 
 
 class WriteError(OSError):
-    """A file could not be written (a full disk, an I/O error, a file that may not be replaced);
-    the message names the file asked for, not the temporary one beside it. ``errno`` is the
-    system's. Not a mistake in what was asked: a caller exits 1 for it, not 2."""
+    """A file could not be written (a full disk, an I/O error, a file that may not be replaced).
+    OSError's own fields: ``errno`` the system's, ``strerror`` the reason, ``filename`` the
+    file asked for (not the temporary one beside it). Not a mistake in what was asked: a caller
+    exits 1 for it, not 2."""
 
-    def __str__(self) -> str:  # the message alone, without "[Errno N]"
-        return str(self.strerror)
+    def __init__(self, code: int | None, reason: str, path: str | Path) -> None:
+        super().__init__(code, reason, str(path))
+
+    def __str__(self) -> str:  # without "[Errno N]"
+        return f"could not write {self.filename!r}: {self.strerror}"
 
 
 def space_left(path: str | Path) -> str:
@@ -159,7 +163,7 @@ def space_left(path: str | Path) -> str:
 
 
 def _naming(error: OSError, path: str | Path) -> WriteError:
-    return WriteError(error.errno, f"could not write {str(path)!r}: {error.strerror or error}")
+    return WriteError(error.errno, error.strerror or str(error), path)
 
 
 @contextmanager
@@ -187,6 +191,8 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
         written = Path(tmp) / ("output" if target.into else target.path.name)
         try:
             yield written
+        except WriteError:  # the block's own, naming the file already (save_atomic's)
+            raise
         except OSError as error:
             if error.errno in _DISK_ERRORS:
                 raise _naming(error, path) from error
