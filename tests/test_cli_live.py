@@ -311,6 +311,48 @@ def test_emolive_port_environment_default(sink: Sink, tiny_model_dir: Path) -> N
     assert_nothing_left_sounding(sink)
 
 
+def test_non_ascii_port_names_under_an_ascii_locale(jack_server: str, tiny_model_dir: Path) -> None:
+    """LC_ALL=C without UTF-8 mode hands argv's UTF-8 bytes to Python as surrogate escapes: a
+    non-ASCII --port matched no port, and a non-ASCII --virtual stopped on 'surrogates not
+    allowed'."""
+    env = dict(os.environ, LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONUNBUFFERED="1")
+    env_bytes = {k.encode(): v.encode() for k, v in env.items()}
+    sink = Sink(f"emolive-café-{os.getpid()}")
+    try:
+        argv = [sys.executable.encode(), b"-m", b"emolive.cli", b"--model", str(tiny_model_dir).encode(),
+                b"--bpm", b"300", b"--port", "CAFÉ".lower().encode()]
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=env_bytes)
+        try:
+            assert sink.wait_for(lambda m: len(note_ons(m)) >= 4, timeout_s=30), process.poll()
+        finally:
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=15)
+        assert process.returncode == 0, err
+        assert_nothing_left_sounding(sink)
+    finally:
+        sink.close()
+    import rtmidi
+
+    name = f"vé-{os.getpid()}"
+    virtual = subprocess.Popen([sys.executable.encode(), b"-m", b"emolive.cli", b"--model",
+                                str(tiny_model_dir).encode(), b"--virtual", name.encode()],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=env_bytes)
+    lister = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="emolive-lister")
+    try:
+        deadline = time.monotonic() + 30
+        while not any(name in p for p in lister.get_ports()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert any(f"{name}:" in p for p in lister.get_ports()), (lister.get_ports(), virtual.poll())
+    finally:
+        lister.delete()
+        virtual.send_signal(signal.SIGINT)
+        out, err = virtual.communicate(timeout=15)
+    assert virtual.returncode == 0, err
+    assert f"virtual MIDI port 'v\\xe9-{os.getpid()}'".encode() in out, out
+
+
 def test_bad_model_directory_exits_2(tmp_path: Path, sink: Sink) -> None:
     result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", f"emolive-sink-{os.getpid()}",
                              "--model", str(tmp_path)], capture_output=True, text=True, timeout=60)

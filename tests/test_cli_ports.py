@@ -36,6 +36,15 @@ def test_digit_substring_of_one_name_is_a_name_match() -> None:
     assert ports.match_port(names, "7") == 1  # substring first, then index
 
 
+def test_a_name_python_escaped_from_argv_matches_its_port() -> None:
+    """Under LC_ALL=C PYTHONUTF8=0, argv's non-ASCII bytes arrive as lone surrogates."""
+    escaped = "Caf\xc3\xa9".encode("latin-1").decode("ascii", "surrogateescape")
+    assert escaped == "Caf\udcc3\udca9"
+    assert ports.port_matches(["Café Synth:in", "Other"], escaped) == [0]
+    assert ports.from_argv("Caf\udce9") == "Caf\ufffd"  # not UTF-8: replaced, never raised
+    assert ports.from_argv("Café") == "Café"
+
+
 def test_ambiguous_substring_lists_the_candidates() -> None:
     with pytest.raises(ports.InputPortError, match="ambiguous.*'IAC Driver Bus 1', 'IAC Driver Bus 12'"):
         ports.match_port(NAMES, "iac")

@@ -129,13 +129,15 @@ class RtMidiOutput final : public MidiOutput {
   bool may_recover() const noexcept override { return !client_name_.empty() || guard_.stalled(); }
   // The first play: until the cycle counter proves the connection (kConnectProofCycles),
   // however long after the opening it comes (a starved server can take longer than any fixed
-  // time). Later plays, and outputs without a counter: until kConnectSettleTime after the
-  // last (re)connection. The caller's thread, while nothing plays; before the first play the
-  // watch thread, which checks only while playing, has not touched the counter (nor
-  // reconnected).
+  // time). Later plays, and outputs without a counter at the first play: until
+  // kConnectSettleTime after the last (re)connection. The caller's thread, while nothing
+  // plays. Invariant: the counter is read only in the first call, before any play, so before
+  // the watch thread (which checks only while playing) can have replaced or freed it; a later
+  // call never reads it, since a stop does not wait for a check in progress.
   void wait_until_connected() override {
-    if (!proof_awaited_ && guard_.cycles_counted() >= 0) {
-      proof_awaited_ = true;
+    const bool first = !proof_awaited_;
+    proof_awaited_ = true;
+    if (first && guard_.cycles_counted() >= 0) {
       const SteadyTime give_up = std::chrono::steady_clock::now() + kConnectProofTimeout;
       while (guard_.cycles_counted() < kConnectProofCycles &&
              std::chrono::steady_clock::now() < give_up) {
@@ -320,7 +322,7 @@ class RtMidiOutput final : public MidiOutput {
   std::atomic<bool> paused_{false};
   std::atomic<int> reconnects_{0};
   std::atomic<SteadyTime::rep> settled_at_{0};  // steady-clock ticks: messages arrive from then
-  bool proof_awaited_ = false;  // wait_until_connected() waited for the counter (caller thread)
+  bool proof_awaited_ = false;  // wait_until_connected() was called (caller thread)
 };
 
 }  // namespace

@@ -24,6 +24,7 @@ from emolive import arguments as check
 from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR, Real, Whole
 from emolive.emotions import EmotionLike, Weights, parse_emotion
 from emolive.outputs import PortError, find_port, list_ports, open_output
+from emolive.ports import from_argv
 from emolive.scales import ALL_PITCH_CLASSES, scale_mask, transposition
 
 if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads neither
@@ -155,6 +156,8 @@ class Engine:
             raise ValueError("give either port or virtual, not both")
         if virtual is not None and not isinstance(virtual, str):
             raise TypeError(f"virtual must be a port name, not {type(virtual).__name__}")
+        if virtual is not None:
+            virtual = from_argv(virtual)
         if virtual is not None and not virtual.strip():
             raise ValueError("a virtual port needs a name that is not empty")
         if virtual is not None and ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"

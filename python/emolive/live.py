@@ -102,9 +102,8 @@ def output_label(output: dict[str, Any], engine: Any) -> str:
     """``MIDI port 'IAC Driver Bus 1'`` or ``virtual MIDI port 'emolive'``, for the banner. The
     name is the one the engine matched (listing the ports again would open another MIDI client
     before the first note)."""
-    if "virtual" in output:
-        return f"virtual MIDI port {output['virtual'].strip()!r}"  # as Engine opens it
-    return f"MIDI port {engine.port_name!r}"
+    kind = "virtual MIDI port" if "virtual" in output else "MIDI port"
+    return f"{kind} {engine.port_name!r}"  # a virtual one's as Engine opened it
 
 
 def _output_names_or_empty() -> list[str]:

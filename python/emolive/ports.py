@@ -63,7 +63,7 @@ def port_matches(names: Sequence[str], query: str | int) -> list[int]:
     ``str.isdigit()`` but is no index). Shared by the output (engine) and the input ports."""
     if isinstance(query, numbers.Integral):
         return [int(query)] if 0 <= query < len(names) else []
-    text = query.strip()
+    text = from_argv(query).strip()
     if text in names:
         return [list(names).index(text)]
     hits = [i for i, name in enumerate(names) if text.lower() in name.lower()] if text else []
@@ -72,6 +72,16 @@ def port_matches(names: Sequence[str], query: str | int) -> list[int]:
     if re.fullmatch(r"-?[0-9]+", text) and 0 <= int(text) < len(names):
         return [int(text)]
     return []
+
+
+def from_argv(text: str) -> str:
+    """A port name with the bytes Python escaped as lone surrogates read as UTF-8, as MIDI
+    port names are: under an ASCII locale without UTF-8 mode (``LC_ALL=C PYTHONUTF8=0``) a
+    non-ASCII ``--port`` or ``--virtual`` arrives in ``sys.argv`` as ``\\udcXX`` escapes, which
+    matched no port and could not be encoded for a virtual one."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def check_query_type(query: object) -> None:
