@@ -353,6 +353,23 @@ def test_non_ascii_port_names_under_an_ascii_locale(jack_server: str, tiny_model
     assert f"virtual MIDI port 'v\\xe9-{os.getpid()}'".encode() in out, out
 
 
+def test_with_jack_running_the_advice_is_to_start_the_synth_not_jack(jack_server: str,
+                                                                     tiny_model_dir: Path) -> None:
+    """It said "start JACK (e.g. `jackd -d dummy`)" while JACK ran and only the synth was missing;
+    an empty --port was taken for no --port at all."""
+    env = dict(os.environ)
+    env.pop("EMOLIVE_PORT", None)
+    for argv, said in ((["--model", str(tiny_model_dir)], "start the synth or DAW that should play the notes"),
+                       (["--port", "no-such-synth", "--model", str(tiny_model_dir)], "start the synth or DAW"),
+                       (["--list-ports"], "start the synth or DAW"),
+                       (["--port", " ", "--model", str(tiny_model_dir)], "--port is empty; name an output port")):
+        result = subprocess.run([sys.executable, "-m", "emolive.cli", *argv], capture_output=True, text=True,
+                                timeout=60, env=env, stdin=subprocess.DEVNULL)
+        assert said in result.stdout + result.stderr, (argv, result.stdout, result.stderr)
+        assert "start JACK" not in result.stdout + result.stderr and "jackd -d dummy" not in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_bad_model_directory_exits_2(tmp_path: Path, sink: Sink) -> None:
     result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", f"emolive-sink-{os.getpid()}",
                              "--model", str(tmp_path)], capture_output=True, text=True, timeout=60)

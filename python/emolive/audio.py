@@ -147,8 +147,8 @@ def check_wav_fits(music_s: float, sample_rate: int = 44100) -> None:
     largest_s = MAX_WAV_BYTES / (4 * sample_rate)
     if music_s > largest_s:
         raise ValueError(f"{music_s / 3600:.2f} hours of music do not fit a WAV file at {sample_rate} Hz "
-                         f"(at most {largest_s / 3600:.2f} hours); render a shorter piece, or at a lower "
-                         "sample rate")
+                         f"(at most {largest_s / 3600:.2f} hours); render a shorter piece (or, from Python, "
+                         "at a lower sample_rate)")
 
 
 #: How much shorter than the music a rendered WAV may be (seconds): FluidSynth renders to the

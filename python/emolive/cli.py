@@ -116,7 +116,7 @@ def _run_training(command: str, args: list[str]) -> int:
 
 
 def _port_listing() -> str:
-    from emolive.outputs import NO_RTMIDI, rtmidi_available
+    from emolive.outputs import NO_RTMIDI, midi_system_opens, rtmidi_available
 
     if not rtmidi_available():
         return f"no MIDI ports: {NO_RTMIDI}"
@@ -124,7 +124,7 @@ def _port_listing() -> str:
     try:
         outputs = ports.output_port_names()
         lines += [f"  {i}: {ports.shown(name)}" for i, name in enumerate(outputs)] or [
-            f"  (none; {ports.platform_hint()})"]
+            f"  (none; {ports.platform_hint(midi_system_runs=midi_system_opens())})"]
     except Exception as exc:  # noqa: BLE001 - no backend (or no engine): say why there are none
         if os.environ.get("EMOLIVE_MIDI_API", "").strip():  # the API chosen does not open: an error
             raise

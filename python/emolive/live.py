@@ -91,10 +91,14 @@ def output_choice(args: argparse.Namespace) -> dict[str, Any]:
         if not ports.virtual_ports_supported():
             raise UsageError("this platform has no virtual MIDI ports; " + ports.platform_hint())
         return {"virtual": args.virtual}
+    if args.port is not None and not args.port.strip():
+        raise UsageError("--port is empty; name an output port (emolive --list-ports lists them)")
     query = args.port or os.environ.get("EMOLIVE_PORT", "").strip()
     if not query:
+        names = _output_names_or_empty()
         raise UsageError("say where the notes go: --port NAME, --virtual [NAME], or set EMOLIVE_PORT; "
-                         + ports.describe_ports(_output_names_or_empty()) + "; " + ports.platform_hint())
+                         + ports.describe_ports(names) + "; "
+                         + ports.platform_hint(midi_system_runs=bool(names) or _midi_system_opens()))
     return {"port": query}
 
 
@@ -104,6 +108,15 @@ def output_label(output: dict[str, Any], engine: Any) -> str:
     before the first note)."""
     kind = "virtual MIDI port" if "virtual" in output else "MIDI port"
     return f"{kind} {engine.port_name!r}"  # a virtual one's as Engine opened it
+
+
+def _midi_system_opens() -> bool:
+    try:
+        from emolive.outputs import midi_system_opens
+
+        return midi_system_opens()
+    except Exception:  # noqa: BLE001 - no engine or no backend: no MIDI system to speak of
+        return False
 
 
 def _output_names_or_empty() -> list[str]:

@@ -34,14 +34,14 @@ def find_port(query: str | int) -> int:
     """
     check_port_query(query)
     names = list_ports()
-    if not names and not _a_midi_system_opens():
+    if not names and not midi_system_opens():
         wanted = f"{query.strip()!r}" if isinstance(query, str) else f"index {query}"
         raise PortError(f"no MIDI output port matches {wanted}: no MIDI system could be opened (is the "
                         f"JACK server running?). {_core.port_setup_hint()}")
     return match_output_port(names, query)[0]
 
 
-def _a_midi_system_opens() -> bool:
+def midi_system_opens() -> bool:
     """Whether RtMidi opens a client on some MIDI system (JACK, ALSA, ...): with none, "no port
     matches" would hide that nothing runs to have ports (a stopped JACK server)."""
     with quiet_c_stderr():
@@ -87,6 +87,15 @@ def open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str |
     return output, chosen["name"]
 
 
+#: How to get a port when the MIDI system runs (its ports were listed), for every platform: an
+#: API error is read on other machines than the one that raised it. (``_core.port_setup_hint``
+#: says to start the MIDI system itself: for when none opens.)
+PORT_HINT = ("On macOS enable the IAC Driver in Audio MIDI Setup (its ports are named 'IAC Driver "
+             "Bus 1'); on Windows install a loopback driver such as loopMIDI; on Linux start the synth "
+             "or DAW that should play the notes, whose MIDI input is then listed; or open a virtual "
+             "port (--virtual; virtual=... in Python).")
+
+
 def match_output_port(names: list[str], query: str | int) -> tuple[int, str]:
     """``find_port``'s (index, name) among ``names`` (emolive.ports.port_matches); the output
     side of emolive.ports.match_port, which matches inputs."""
@@ -98,7 +107,5 @@ def match_output_port(names: list[str], query: str | int) -> tuple[int, str]:
         raise PortError(f"MIDI port {query.strip()!r} is ambiguous: it matches "  # type: ignore[union-attr]
                         f"{', '.join(repr(names[i]) for i in hits)}; {described}")
     if isinstance(query, numbers.Integral):
-        raise PortError(f"MIDI output port index {query} is out of range; {described}. "
-                        f"{_core.port_setup_hint()}")
-    raise PortError(f"no MIDI output port matches {query.strip()!r}; {described}. "
-                    f"{_core.port_setup_hint()}")
+        raise PortError(f"MIDI output port index {query} is out of range; {described}. {PORT_HINT}")
+    raise PortError(f"no MIDI output port matches {query.strip()!r}; {described}. {PORT_HINT}")

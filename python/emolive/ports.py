@@ -39,14 +39,20 @@ class InputPortError(ValueError):
     """An input port that cannot be found or opened; the message lists the ports there are."""
 
 
-def platform_hint() -> str:
-    """What a user on this platform does to get a MIDI port a DAW can read from."""
+def platform_hint(midi_system_runs: bool = False) -> str:
+    """What a user on this platform does to get a MIDI port a DAW can read from.
+    ``midi_system_runs``: a MIDI client opens (a JACK server runs), so on Linux the advice is
+    to start the receiving program, not the MIDI system."""
     if sys.platform == "darwin":
         return ("on macOS, enable the IAC Driver in Audio MIDI Setup (Window > Show MIDI Studio, "
                 "double-click IAC Driver, tick 'Device is online'), then use --port \"IAC Driver\"")
     if sys.platform.startswith("win"):
         return ("on Windows, install a loopback MIDI driver such as loopMIDI, create a port in it, "
                 "then use --port loopMIDI")
+    if midi_system_runs:
+        return ("on Linux, start the synth or DAW that should play the notes (its MIDI input then "
+                "shows in emolive --list-ports), or use --virtual to open a port other programs "
+                "connect to")
     return ("on Linux, start JACK (e.g. `jackd -d dummy`) or load ALSA's sequencer (snd-seq), "
             "or use --virtual to open a port other programs connect to")
 
