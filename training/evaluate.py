@@ -335,9 +335,10 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="exported model directory")
+    parser.add_argument("--model", help="exported model directory (default: the bundled model)")
     add_labelled_data_flags(parser)
-    parser.add_argument("--report", default="docs/evaluation", help="report folder")
+    parser.add_argument("--report", required=True,
+                        help="report folder, replaced whole (the project's own report is docs/evaluation)")
     parser.add_argument("--run", help="training run folder (for its metrics.jsonl curves)")
     parser.add_argument("--samples", type=integer_in(1, None, "--samples"), default=256,
                         help="prior latents per emotion")
@@ -360,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rewrite_readme:
         return _rewrite_readme(Path(args.report))
+    if args.update_card and args.model is None:  # the installed package's own model
+        parser.error("--update-card rewrites the model's card: name the model with --model")
+    args.model = args.model or str(DEFAULT_MODEL)
     report_was_there = Path(args.report).exists()
     try:
         check_model_dir(args.model)

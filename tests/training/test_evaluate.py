@@ -118,14 +118,29 @@ def test_a_report_that_cannot_be_written_whole_leaves_the_one_before(
 
 
 def test_evaluate_refuses_a_folder_without_a_model(tmp_path: Path, capsys) -> None:
-    assert evaluate.main(["--model", str(tmp_path)]) == 2
+    assert evaluate.main(["--model", str(tmp_path), "--report", str(tmp_path / "report")]) == 2
     assert "no model_card.json" in capsys.readouterr().err
+
+
+def test_evaluate_needs_a_report_folder_and_a_named_model_to_update(tiny_model_dir: Path, tmp_path: Path,
+                                                                    capsys, monkeypatch) -> None:
+    """Without --report it wrote into ./docs/evaluation of wherever it ran (the project's own
+    report, run from the repository); --update-card without --model rewrote the installed
+    package's bundled model card."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        evaluate.main(["--model", str(tiny_model_dir)])
+    assert exited.value.code == 2 and "--report" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        evaluate.main(["--report", str(tmp_path / "r"), "--update-card"])
+    assert exited.value.code == 2 and "name the model with --model" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_refuses_a_model_the_engine_refuses(tmp_path: Path, capsys) -> None:
     pytest.importorskip("emolive.engine", reason="the engine is not built: only the card is checked")
     (tmp_path / "model_card.json").write_text("{}")
-    assert evaluate.main(["--model", str(tmp_path)]) == 2
+    assert evaluate.main(["--model", str(tmp_path), "--report", str(tmp_path / "report")]) == 2
     assert "model_card.json" in capsys.readouterr().err  # the runtime's reason, no traceback
 
 
