@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -86,18 +85,36 @@ def bars_from_steps(step_us: np.ndarray) -> np.ndarray:
     return a[:whole].reshape(-1, STEPS_PER_BAR).sum(axis=1)
 
 
-def busy_processes() -> list[str]:
-    """Other processes using > 20% CPU now (e.g. a training run), as 'pid cpu% command'."""
-    try:
-        out = subprocess.run(["ps", "-eo", "pid,pcpu,args", "--sort=-pcpu"], capture_output=True,
-                             text=True, timeout=10).stdout.splitlines()[1:]
-    except (OSError, subprocess.SubprocessError):
+def _cpu_ticks() -> dict[int, tuple[int, str]]:
+    """Every process's user + system CPU time so far (clock ticks) and its command line."""
+    ticks: dict[int, tuple[int, str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            args = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), args.strip())
+    return ticks
+
+
+def busy_processes(window_s: float = 1.0) -> list[str]:
+    """Other processes above 20% of a core over the last ``window_s`` (e.g. a training run), as
+    'pid cpu% command'. Measured over the window from /proc (Linux; elsewhere none): ps's %CPU is
+    the average over a process's whole life, so a process that had just gone idle read as
+    busy, and one that had just begun as idle."""
+    before = _cpu_ticks()
+    if not before:
         return []
+    time.sleep(window_s)
+    hertz = os.sysconf("SC_CLK_TCK")
     busy = []
-    for line in out:
-        pid, cpu, args = line.strip().split(None, 2)
-        if int(pid) != os.getpid() and float(cpu) > 20.0 and "ps -eo" not in args:
-            busy.append(f"{pid} {cpu}% {args[:100]}")
+    for pid, (ticks, args) in _cpu_ticks().items():
+        if pid == os.getpid() or pid not in before:
+            continue
+        percent = 100.0 * (ticks - before[pid][0]) / hertz / window_s
+        if percent > 20.0:
+            busy.append(f"{pid} {percent:.0f}% {args[:100]}")
     return busy
 
 

@@ -229,6 +229,8 @@ def test_model_card_is_exposed(engine: Engine) -> None:
     card = engine.model_card
     assert card["format"] == "emolive-cvae"
     assert card["sizes"]["z"] == 16
+    card["name"], card["tonic"] = "edited", 5  # a copy: the engine's own card was edited
+    assert engine.model_card["name"] != "edited" and engine.model_card.get("tonic") != 5
 
 
 def test_walk_rate_changes_the_material(engine: Engine) -> None:
@@ -505,6 +507,13 @@ def test_a_virtual_port_name_with_a_colon_is_refused(tiny_model_dir: Path) -> No
     """JACK names ports client:port: --virtual "a:b/c" made the port 'a:b/c:a:b/c'."""
     with pytest.raises(ValueError, match="cannot contain ':'"):
         Engine(model=tiny_model_dir, virtual="a:b/c")
+
+
+@pytest.mark.parametrize("name", ["a\0b", "\0zz"])
+def test_a_virtual_port_name_with_a_nul_is_refused(tiny_model_dir: Path, name: str) -> None:
+    """C strings end at NUL: it was a PortError cut short ("a JACK client named 'a")."""
+    with pytest.raises(ValueError, match="cannot contain a NUL character"):
+        Engine(model=tiny_model_dir, virtual=name)
 
 
 @pytest.mark.parametrize("name", ["x" * 64, "é" * 32, "emoji🎹" * 8])

@@ -67,11 +67,17 @@ def test_readme_training_commands_run_in_order(private_jack_server, tmp_path: Pa
     assert (repo / "models" / "mine" / "model_card.json").is_file()
     assert (repo / "reports" / "mine" / "README.md").is_file()
 
+    generate = shlex.split(commands[3])  # the exported model as a file
+    assert generate[1:3] == ["generate", "--model"]
+    result = subprocess.run(generate, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert (repo / "mine.mid").stat().st_size > 0
+
     # Plays the new model into a virtual port until Ctrl-C, on a JACK server of its own (no other
     # test's clients); waits for its status line however slow the start-up, not a fixed time.
     server = f"emolive-readme-{os.getpid()}"
     private_jack_server(server)
-    play = shlex.split(commands[3])
+    play = shlex.split(commands[4])
     process = subprocess.Popen(play, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, JACK_DEFAULT_SERVER=server))
@@ -80,7 +86,7 @@ def test_readme_training_commands_run_in_order(private_jack_server, tmp_path: Pa
         if not read_until(process, "playing", 120, seen):
             process.kill()
             err = process.communicate()[1]
-            pytest.fail(f"{commands[3]} did not start playing: {seen} {err[-3000:]}")
+            pytest.fail(f"{commands[4]} did not start playing: {seen} {err[-3000:]}")
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
@@ -90,8 +96,8 @@ def test_readme_training_commands_run_in_order(private_jack_server, tmp_path: Pa
     assert "Traceback" not in err
     assert "emolive: stopped" in out
 
-    assert [shlex.split(c)[1] for c in commands[4:]] == ["recover", "train"]
-    for command in commands[4:]:  # fine-tune the bundled model from its recovered weights
+    assert [shlex.split(c)[1] for c in commands[5:]] == ["recover", "train"]
+    for command in commands[5:]:  # fine-tune the bundled model from its recovered weights
         argv = shlex.split(command)
         result = subprocess.run(argv + SMALL[argv[1]], cwd=repo, capture_output=True, text=True,
                                 timeout=600)

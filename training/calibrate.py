@@ -77,6 +77,27 @@ def check_uncalibrated(model_dir: str | Path) -> None:
     if card.get("velocity_calibration"):
         raise ValueError(f"{model_dir} is already calibrated (its card has a velocity_calibration): "
                          "calibrate the export made without --velocity-calibration")
+    if _exported_card(Path(model_dir), card).get("velocity_calibration"):
+        # The map is in the graph; a card edited by hand no longer says so (the gains came out 1).
+        raise ValueError(f"{model_dir} is already calibrated: its decoder_step file holds a velocity "
+                         "calibration (in the card export wrote into it) that model_card.json no "
+                         "longer names; calibrate the export made without --velocity-calibration")
+
+
+def _exported_card(model_dir: Path, card: dict) -> dict:
+    """The card export wrote into the decoder step's ONNX metadata ({} where there is none)."""
+    import onnx
+
+    step = model_dir / str(card.get("files", {}).get("decoder_step", ""))
+    if not step.is_file():
+        return {}  # the runtime's check of the folder names what is missing
+    proto = onnx.load(str(step), load_external_data=False)
+    text = next((p.value for p in proto.metadata_props if p.key == "model_card"), "{}")
+    try:
+        embedded = json.loads(text)
+    except ValueError:
+        return {}
+    return embedded if isinstance(embedded, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -102,16 +103,28 @@ def changed_settings(saved: dict, given: dict) -> list[str]:
             if name not in RESUME_MAY_CHANGE and name in run and run[name] != value]
 
 
-def resumed_config(saved: dict, given: dict) -> TrainConfig:
+#: Settings that are paths, relative to the folder the run's command ran in (``work_dir``).
+PATH_SETTINGS = ("data", "generic_folder", "generic_csv", "cache_dir")
+
+
+def resumed_config(saved: dict, given: dict, work_dir: str | None = None) -> TrainConfig:
     """The run's own settings (``saved``, its checkpoint's config) with what ``given`` (a
-    command's file and flags) may change; ValueError naming any other setting it changes."""
+    command's file and flags) may change; ValueError naming any other setting it changes.
+    ``work_dir``: the folder the run's command ran in (checkpoints since 2026-12-07): its
+    relative data paths that ``given`` does not replace are taken from there, so that a run
+    resumes from any folder (it said "CSV data/labels.csv not found" elsewhere). They stay as
+    written when resumed from that folder (cards record the paths as given)."""
     changed = changed_settings(saved, given)
     if changed:
         raise ValueError("a resumed run keeps the settings it was trained with; this command "
                          f"changes {'; '.join(changed)} (only {', '.join(RESUME_MAY_CHANGE[:8])} "
                          "may change): leave them out, or start a new run with --init-from")
-    return config_from_values({**_saved_values(saved),
-                               **{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}})
+    values = {**_saved_values(saved), **{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}}
+    if work_dir and Path(work_dir) != Path.cwd():
+        for key in PATH_SETTINGS:
+            if key not in given and values.get(key) and not os.path.isabs(values[key]):
+                values[key] = os.path.join(work_dir, values[key])
+    return config_from_values(values)
 
 
 def drop_partial_line(path: Path) -> None:

@@ -149,9 +149,8 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]
                 breaks = sum(cell.count("\n") for cell in row.values() if isinstance(cell, str))
                 lines.append(max(ended + 1, reader.line_num - breaks))
                 ended = reader.line_num
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as "
-                        "UTF-8") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text ({_first_bad_byte(path)}); save it as UTF-8") from None
     except csv.Error as err:
         raise DataError(f"{path} line {reader.line_num}: {err} (an unclosed quote?)") from None
     for number, row in zip(lines, rows):
@@ -159,6 +158,19 @@ def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]
             raise DataError(f"{path} line {number}: a cell runs over several lines (an unclosed "
                             "quote?); the rows after it would be lost")
     return columns, rows, lines
+
+
+def _first_bad_byte(path: Path) -> str:
+    """Where ``path``'s first byte that is not UTF-8 is, as a user finds it: "line 8, byte 0xe9"
+    (the reader's own error counts from the start of a buffered chunk, not of the file)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        start = err.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        return f"line {line}, byte 0x{data[start]:02x}"
+    return "a byte that is not UTF-8"
 
 
 def load_emopia(root: Path | str | None = None) -> LoadReport:
@@ -263,7 +275,11 @@ def _generic_quadrant(row: dict[str, str]) -> int:
     """The quadrant index of a generic CSV row: its emotion name, else valence and arousal;
     ValueError saying what is missing or wrong."""
     if row.get("emotion"):
-        return QUADRANTS.index(quadrant_of(row["emotion"]))
+        try:
+            return QUADRANTS.index(quadrant_of(row["emotion"]))
+        except ValueError:  # not the 17 known names on every such row: `--list-emotions` has them
+            raise ValueError(f"unknown emotion {row['emotion']!r} (one name a row, as "
+                             "`emolive --list-emotions` lists them)") from None
     if row.get("valence") and row.get("arousal"):
         return quadrant_from_va(row["valence"], row["arousal"])
     raise ValueError("no emotion given (an empty cell)" if "emotion" in row else
@@ -295,6 +311,18 @@ def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled
     return report
 
 
+def _lower_case_columns(path: Path, columns: list[str], rows: list[dict[str, str]],
+                        lines: list[int]) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """A generic CSV's column names in lower case (a spreadsheet's ``Path,Emotion`` header was
+    refused); the same name twice in different cases is refused as any repeat is."""
+    lowered = [name.lower() for name in columns]
+    repeated = sorted({name for name in lowered if lowered.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path} names the column{'s' if len(repeated) > 1 else ''} "
+                        f"{', '.join(map(repr, repeated))} more than once (in any case); keep one")
+    return lowered, [{key.lower(): value for key, value in row.items()} for row in rows], lines
+
+
 def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float = 0.12,
                  name: str = "generic") -> LoadReport:
     """A folder plus a CSV (``path`` and ``emotion`` or ``valence``/``arousal``; optional
@@ -303,9 +331,10 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
     their name)."""
     folder, csv_path = Path(folder), Path(csv_path)
     if not folder.is_dir():
-        raise DataError(f"the folder {folder} (--generic-folder) does not exist")
+        raise DataError(f"the folder {folder} (--generic-folder) "
+                        + ("is not a folder" if folder.exists() else "does not exist"))
     report = LoadReport(name)
-    columns, rows, lines = _read_table(csv_path)
+    columns, rows, lines = _lower_case_columns(csv_path, *_read_table(csv_path))
     if "path" not in columns or not ("emotion" in columns or {"valence", "arousal"} <= set(columns)):
         raise DataError(f"{csv_path} needs a 'path' column and an 'emotion' column or 'valence' and "
                         f"'arousal' columns; its columns are {columns}")

@@ -44,6 +44,16 @@ class MidiReadError(ValueError):
     """A file that cannot be used: unreadable, corrupt or without notes."""
 
 
+def _reason(err: Exception) -> str:
+    """mido's error, or what it means where mido gives no text (a bare EOFError: "skipped x.mid:
+    unreadable MIDI: EOFError: " said nothing)."""
+    if str(err):
+        return f"{type(err).__name__}: {err}"
+    if isinstance(err, EOFError):
+        return "the file ends early (truncated, empty or not MIDI)"
+    return type(err).__name__
+
+
 def read_notes(path: Path | str, sustain: bool = True) -> Notes:
     """All notes of a MIDI file (every track and channel but drums, channel 10).
 
@@ -53,7 +63,7 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
     try:
         midi = mido.MidiFile(str(path))
     except Exception as err:  # noqa: BLE001 - mido raises many types for corrupt files
-        raise MidiReadError(f"unreadable MIDI: {type(err).__name__}: {err}") from None
+        raise MidiReadError(f"unreadable MIDI: {_reason(err)}") from None
     if midi.type == 2:
         raise MidiReadError("MIDI type 2 (independent sequences) is not supported")
     tpb = midi.ticks_per_beat
@@ -68,6 +78,7 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
     # note's, already ended, and must not end the new one at length 0.
     restruck: dict[tuple[int, int], int] = {}
     tempos = set()
+    drum_notes = 0  # note-ons on channel 10, which are not read
     seconds, ticks = 0.0, 0
     try:
         merged = mido.merge_tracks(midi.tracks)
@@ -83,7 +94,10 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
                 tempo = msg.tempo
                 tempos.add(tempo)
                 continue
-            if msg.is_meta or not hasattr(msg, "channel") or msg.channel == 9:
+            if msg.is_meta or not hasattr(msg, "channel"):
+                continue
+            if msg.channel == 9:
+                drum_notes += msg.type == "note_on" and msg.velocity > 0
                 continue
             ch = msg.channel
             if msg.type == "control_change" and msg.control == SUSTAIN_CC and sustain:
@@ -119,7 +133,8 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
         rows.append((key[1], vel, s0, seconds, b0, ticks / tpb, spb))  # unterminated: end of file
     rows = [r for r in rows if r[3] > r[2] or r[5] > r[4]]
     if not rows:
-        raise MidiReadError("no notes")
+        raise MidiReadError(f"no notes but {drum_notes} drum note{'s' if drum_notes != 1 else ''} "
+                            "(channel 10, not read)" if drum_notes else "no notes")
     rows.sort(key=lambda r: (r[2], r[0]))
     arr = np.array(rows, dtype=np.float64)
     if arr[:, 3].max() > MAX_FILE_SECONDS or arr[:, 5].max() > MAX_FILE_BEATS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,11 @@ def _refuse_repeats(flag: str, names: list[str], identity) -> None:
                             "would be trained twice; give it once")
 
 
+def _shown_path(path: str) -> str:
+    """``path``, and where it points when relative (read from the folder the command runs in)."""
+    return path if os.path.isabs(path) else f"{path} ({os.path.abspath(path)})"
+
+
 def load_reports(cfg: TrainConfig) -> list[LoadReport]:
     root = Path(cfg.data)
     reports = []
@@ -64,7 +70,8 @@ def load_reports(cfg: TrainConfig) -> list[LoadReport]:
         reports.append(load_emopia(folder) if name == "emopia" else load_vgmidi(folder))
     if cfg.generic_csv:
         if not Path(cfg.generic_csv).is_file():
-            raise DataError(f"CSV {cfg.generic_csv} not found")
+            raise DataError(f"CSV {_shown_path(cfg.generic_csv)} not found" if not Path(cfg.generic_csv).exists()
+                            else f"CSV {_shown_path(cfg.generic_csv)} is not a file")
         reports.append(load_generic(cfg.generic_folder, cfg.generic_csv))
     for name in cfg.unlabelled:
         folder = root / name  # an absolute name replaces the root
@@ -251,10 +258,12 @@ def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s, data_be
     return {"model": model.state_dict(), "heads": heads.state_dict(),
             "optimizer": optimizer.state_dict(), "model_args": model.cfg.to_dict(),
             "iter_num": step, "best_val_loss": best_val, "config": cfg.to_dict(),
-            "elapsed_s": elapsed_s, "data_before": data_before, "data": data}
+            "elapsed_s": elapsed_s, "data_before": data_before, "data": data,
+            "work_dir": os.getcwd()}  # what the config's relative paths are relative to
 
 
-def _check_same_data(resumed: dict, data: dict, out: Path, log=print) -> None:
+def _check_same_data(resumed: dict, data: dict, out: Path, log=print, datasets: bool = True,
+                     generic: bool = False) -> None:
     """A resumed run goes on with the data it was trained on; other data (files added, removed,
     edited or relabelled) is refused before the run's folder is touched. Checkpoints made
     before 2026-12-06 do not record their data: said, not checked."""
@@ -263,9 +272,12 @@ def _check_same_data(resumed: dict, data: dict, out: Path, log=print) -> None:
         log(f"{out / 'ckpt.pt'} does not record the data it was trained on (made before "
             "2026-12-06): the data is not checked")
     elif before["fingerprint"] != data["fingerprint"]:
+        where = " and ".join(flag for flag, used in (("--data", bool(datasets)),
+                                                     ("--generic-folder/--generic-csv", generic))
+                             if used) or "--data"
         raise DataError(f"--resume true: the data is not what {out} was trained on ({before['clips']} "
                         f"clips then, {data['clips']} now, or their files, labels or splits changed); "
-                        "point --data at the run's data, or start a new run (another --out, "
+                        f"point {where} at the run's data, or start a new run (another --out, "
                         "--init-from to start from its weights)")
 
 
@@ -287,7 +299,8 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     prep = load_data(cfg, log)
     data = {"fingerprint": prep.fingerprint, "clips": len(prep.path)}
     if resumed is not None:
-        _check_same_data(resumed, data, out, log)
+        _check_same_data(resumed, data, out, log, datasets=bool(cfg.datasets or cfg.unlabelled),
+                         generic=bool(cfg.generic_csv))
     train_batches = SegmentBatches(prep, "train", cfg, cfg.seed)
     val_batches = SegmentBatches(prep, "val", cfg, cfg.seed + 1)
     # Only now, with the data read and cut: a run that fails before leaves the folder as it was.
@@ -375,7 +388,7 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
 def _resumed_config(ckpt: dict, given: dict) -> TrainConfig:
     """checkpoints.resumed_config, its refusal as DataError (status 2)."""
     try:
-        return resumed_config(ckpt["config"], given)
+        return resumed_config(ckpt["config"], given, ckpt.get("work_dir"))
     except ValueError as err:
         raise DataError(str(err)) from None
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -81,6 +82,9 @@ Options parse(int argc, char** argv) {
       o.model_dir = arg;
       continue;
     }
+    static const std::set<std::string> kOptions{"--port", "--virtual", "--seconds", "--bpm",
+                                                "--from", "--to"};
+    if (!kOptions.count(arg)) throw std::invalid_argument("unknown option " + arg);
     if (!has_value) throw std::invalid_argument(arg + " needs a value");
     const std::string value = argv[++i];
     if ((arg == "--port" || arg == "--virtual") && value.empty()) {
@@ -91,8 +95,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--seconds") o.seconds = number(arg, value, 0.1, 86400.0);
     else if (arg == "--bpm") o.bpm = number(arg, value, emolive::kMinBpm, emolive::kMaxBpm);
     else if (arg == "--from") o.from = value;
-    else if (arg == "--to") o.to = value;
-    else throw std::invalid_argument("unknown option " + arg);
+    else o.to = value;  // "--to", the last of kOptions
   }
   if (o.model_dir.empty()) throw std::invalid_argument("give the model folder");
   if (!o.port.empty() && !o.virtual_name.empty()) {

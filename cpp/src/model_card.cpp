@@ -263,6 +263,10 @@ ModelCard parse_model_card(const std::string& json_text, const std::string& sour
     check_io_against_contract(r, role, io, expected_io(role, card));
     card.io[role] = io;
   }
+  // Optional, but an object where given: "sampling": "hot" read as no sampling (the defaults).
+  if (root.contains("sampling") && !root["sampling"].is_object()) {
+    r.fail("sampling", "must be an object of sampling defaults, found " + shown(root["sampling"]));
+  }
   card.onset_threshold = r.probability("sampling.onset_threshold", 0.5f);
   card.hold_threshold = r.probability("sampling.hold_threshold", 0.5f);
   card.temperature = r.probability("sampling.temperature", 1.0f);

@@ -127,9 +127,9 @@ class RtMidiOutput final : public MidiOutput {
   int reconnects() const noexcept override { return reconnects_.load(); }
   // A named port is looked for again; a virtual one only comes back from a stall.
   bool may_recover() const noexcept override { return !client_name_.empty() || guard_.stalled(); }
-  // The first play: until the cycle counter proves the connection (kConnectProofCycles),
-  // however long after the opening it comes (a starved server can take longer than any fixed
-  // time). Later plays, and outputs without a counter at the first play: until
+  // The first play: until the cycle counter proves the connection (kConnectProofCycles), up
+  // to kConnectProofTimeout after the call (a starved server can take longer than
+  // kConnectSettleTime). Later plays, and outputs without a counter at the first play: until
   // kConnectSettleTime after the last (re)connection. The caller's thread, while nothing
   // plays. Invariant: the counter is read only in the first call, before any play, so before
   // the watch thread (which checks only while playing) can have replaced or freed it; a later

@@ -10,6 +10,7 @@ release the GIL. See docs/engine.md for threads, timing and the streaming policy
 from __future__ import annotations
 
 import atexit
+import copy
 import importlib.util
 import json
 import os
@@ -158,6 +159,8 @@ class Engine:
             raise TypeError(f"virtual must be a port name, not {type(virtual).__name__}")
         if virtual is not None:
             virtual = from_argv(virtual)
+        if virtual is not None and "\0" in virtual:  # C strings end there: the error was cut short
+            raise ValueError(f"a virtual port's name cannot contain a NUL character, got {virtual!r}")
         if virtual is not None and not virtual.strip():
             raise ValueError("a virtual port needs a name that is not empty")
         if virtual is not None and ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"
@@ -322,7 +325,9 @@ class Engine:
 
     @property
     def model_card(self) -> dict[str, Any]:
-        return self._card
+        """The model's card (a copy: editing it changed the engine's transposition and the
+        track name generate() writes)."""
+        return copy.deepcopy(self._card)
 
     @property
     def key(self) -> tuple[str, str] | None:

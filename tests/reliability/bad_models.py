@@ -214,6 +214,8 @@ def corpus(other_size_model: Path) -> list[BadModel]:
         BadModel("card io renames an input", edit_card(
             lambda c: c["io"]["decoder_step"]["inputs"].update(
                 previous=c["io"]["decoder_step"]["inputs"].pop("prev"))), ("prev",)),
+        BadModel("card sampling not an object", edit_card(lambda c: c.update(sampling="hot")),
+                 ("'sampling' must be an object", "hot")),
         BadModel("card emotions not 4", edit_card(
             lambda c: c["emotions"].update(order=["Q1", "Q2", "Q3"])), ("emotions",)),
         BadModel("decoder_step missing", remove(STEP), (STEP,)),

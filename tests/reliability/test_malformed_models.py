@@ -1,4 +1,4 @@
-"""Malformed model directories (tests/reliability/bad_models.py, 39 kinds): each is refused
+"""Malformed model directories (tests/reliability/bad_models.py, 40 kinds): each is refused
 with a ModelError whose message names what is wrong; each runs in its own subprocess so a crash
 of the native loader is a failure, not a lost test session."""
 

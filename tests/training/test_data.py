@@ -10,7 +10,6 @@ import mido
 import numpy as np
 import pytest
 
-from emolive.emotions import known_emotions
 from emolive.training.data import DataError, load_emopia, load_generic, load_unlabelled, load_vgmidi
 from emolive.training.notes import MidiReadError, read_notes
 from emolive.training.features import note_steps, onset_error_s
@@ -296,7 +295,9 @@ def test_a_csv_from_excel_with_spaces_and_a_byte_order_mark_reads(tmp_path: Path
 
 
 @pytest.mark.parametrize("content,message", [
-    (b"path,emotion\na.mid,happy\nb\xefve.mid,sad\n", "is not UTF-8 text"),
+    (b"path,emotion\na.mid,happy\nb\xefve.mid,sad\n", "is not UTF-8 text (line 3, byte 0xef)"),  # was "byte 24"
+    (b"\xef\xbb\xbfpath,emotion\n" + b"a.mid,happy\n" * 2000 + b"\xe9.mid,sad\n", "(line 2002, byte 0xe9)"),
+    (b"Path,path,emotion\na.mid,b.mid,happy\n", "names the column 'path' more than once (in any case)"),
     (b'path,emotion\n"a.mid,happy\nb.mid,sad\n', "runs over several lines (an unclosed quote?)"),
     (b"file,emotion\na.mid,happy\n", "needs a 'path' column"),
     (b"path,mood\na.mid,happy\n", "an 'emotion' column or 'valence' and 'arousal' columns"),
@@ -314,6 +315,36 @@ def test_a_csv_that_cannot_be_read_as_labels_is_a_data_error(tmp_path: Path, con
     (tmp_path / "labels.csv").write_bytes(content)
     with pytest.raises(DataError, match=re.escape(message)):
         load_generic(tmp_path / "mine", tmp_path / "labels.csv")
+
+
+def test_a_spreadsheets_capitalised_column_names_read(tmp_path: Path) -> None:
+    """`Path,Song,Emotion` was refused ("needs a 'path' column")."""
+    _songs(tmp_path / "mine", ["a.mid", "b.mid"])
+    (tmp_path / "labels.csv").write_text("Path,SONG,Emotion\na.mid,one,happy\nb.mid,two,sad\n")
+    report = load_generic(tmp_path / "mine", tmp_path / "labels.csv")
+    assert sorted((c.path.name, c.quadrant, c.song) for c in report.clips) == [("a.mid", 0, "one"), ("b.mid", 2, "two")]
+
+
+def test_a_generic_folder_that_is_a_file_is_said_to_be_one(tmp_path: Path) -> None:
+    (tmp_path / "labels.csv").write_text("path,emotion\na.mid,happy\n")
+    with pytest.raises(DataError, match="labels.csv \\(--generic-folder\\) is not a folder"):
+        load_generic(tmp_path / "labels.csv", tmp_path / "labels.csv")
+
+
+def test_unreadable_and_drum_only_files_say_why(tmp_path: Path) -> None:
+    """A truncated file said "unreadable MIDI: EOFError: " and nothing more; a drum track "no notes"."""
+    good = write_midi(tmp_path / "good.mid", scale_notes(60, False))
+    (tmp_path / "cut.mid").write_bytes(good.read_bytes()[:30])
+    (tmp_path / "empty.mid").write_bytes(b"")
+    drums = write_midi(tmp_path / "drums.mid", [])
+    midi = mido.MidiFile(drums)
+    midi.tracks[1][-1:-1] = [mido.Message("note_on", channel=9, note=36, velocity=100),
+                             mido.Message("note_off", channel=9, note=36, time=240)]
+    midi.save(drums)
+    for name, reason in (("cut.mid", "the file ends early"), ("empty.mid", "the file ends early"),
+                         ("drums.mid", "no notes but 1 drum note (channel 10, not read)")):
+        with pytest.raises(MidiReadError, match=re.escape(reason)):
+            read_notes(tmp_path / name)
 
 
 def test_an_unclosed_quote_in_a_long_csv_is_a_data_error_not_a_csv_traceback(tmp_path: Path) -> None:
@@ -465,8 +496,8 @@ def test_generic_rows_are_named_by_their_file_line_and_the_first_usable_row_deci
     (tmp_path / "labels.csv").write_text(text)
     report = load_generic(folder, tmp_path / "labels.csv")
     reasons = [reason for path, reason in report.skipped if Path(path).name == "a.mid"]
-    assert reasons == ["line 3: missing or bad label: unknown emotion 'joyous'; known emotions: "
-                       + ", ".join(known_emotions())]
+    assert reasons == ["line 3: missing or bad label: unknown emotion 'joyous' (one name a row, as "
+                       "`emolive --list-emotions` lists them)"]  # not the 17 names on every such row
     assert [c.quadrant for c in report.clips if c.path.name == "a.mid"] == [2]  # line 6: sad
     assert sum("listed again on line 9 (first on line 5)" in r for _, r in report.skipped) == 1
     assert (f"{tmp_path / 'labels.csv'} line 10", "no path given (an empty cell)") in report.skipped

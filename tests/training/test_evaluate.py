@@ -258,6 +258,14 @@ def test_calibrate_refuses_a_model_already_calibrated(tiny_model_dir: Path, tmp_
                            "--data", str(tmp_path / "no-data")]) == 2
     assert "is already calibrated" in capsys.readouterr().err
     assert not (tmp_path / "v.json").exists()
+    # The map taken out of model_card.json by hand: the files' own card still has it (it measured
+    # through the map and wrote gains near 1).
+    card = json.loads((model / "model_card.json").read_text())
+    del card["velocity_calibration"]
+    (model / "model_card.json").write_text(json.dumps(card))
+    assert calibrate.main(["--model", str(model), "--out", str(tmp_path / "v.json"),
+                           "--data", str(tmp_path / "no-data")]) == 2
+    assert "its decoder_step file holds a velocity calibration" in capsys.readouterr().err
 
 
 def test_the_report_text_follows_the_models_segment_length_and_the_wavs_written() -> None:

@@ -271,6 +271,22 @@ def test_a_resume_may_find_a_generic_folder_moved(labelled_folder, tmp_path: Pat
     assert train.main(tiny_args(moved, moved / "labels.csv", tmp_path, 4) + ["--resume", "true"]) == 0
 
 
+def test_a_run_given_relative_paths_resumes_from_another_folder(labelled_folder, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """It said "CSV data/labels.csv not found": the run's relative paths were read from wherever
+    the resume ran. They are the run's command's folder's; the card keeps them as written."""
+    folder, csv_path = labelled_folder
+    monkeypatch.chdir(folder.parent)
+    relative = [str(Path(p).relative_to(folder.parent)) if p.startswith(str(folder.parent)) else p
+                for p in tiny_args(folder, csv_path, tmp_path, 2)]
+    assert train.main(relative) == 0
+    assert _config(tmp_path / "run")["generic_csv"] == str(csv_path.relative_to(folder.parent))
+    monkeypatch.chdir(tmp_path / "run")
+    assert train.main(["--out", str(tmp_path / "run"), "--resume", "true", "--max-steps", "4"]) == 0
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == 4
+    assert not (tmp_path / "run" / "cache").exists()  # the run's own cache, found again
+
+
 @pytest.mark.parametrize("change", ["relabel", "add"])
 def test_a_resume_refuses_data_that_changed(labelled_folder, tmp_path: Path, capsys, change: str) -> None:
     """It went on silently with whatever --data held now: other songs, other labels."""
@@ -288,6 +304,7 @@ def test_a_resume_refuses_data_that_changed(labelled_folder, tmp_path: Path, cap
     assert train.main(tiny_args(folder, csv_path, tmp_path, 4) + ["--resume", "true"]) == 2
     err = capsys.readouterr().err
     assert "the data is not what" in err and "Traceback" not in err
+    assert "point --generic-folder/--generic-csv at the run's data" in err  # not --data: none is read
     assert (tmp_path / "run" / "config.json").read_text() == config_before
     assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == 2
 
