@@ -92,6 +92,7 @@ def _cpu_ticks() -> dict[int, tuple[int, str]]:
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             args = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            args = args.strip() or f"[{(stat.parent / 'comm').read_text().strip()}]"  # a kernel thread
         except (OSError, IndexError):
             continue  # gone meanwhile
         ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), args.strip())

@@ -43,6 +43,7 @@ def test_a_name_python_escaped_from_argv_matches_its_port() -> None:
     assert ports.port_matches(["Café Synth:in", "Other"], escaped) == [0]
     assert ports.from_argv("Caf\udce9") == "Caf\ufffd"  # not UTF-8: replaced, never raised
     assert ports.from_argv("Café") == "Café"
+    assert ports.from_argv("Caf\udce9\ud800") == "Caf??"  # another lone surrogate: no UnicodeEncodeError
 
 
 def test_ambiguous_substring_lists_the_candidates() -> None:

@@ -91,7 +91,10 @@ def _exported_card(model_dir: Path, card: dict) -> dict:
     step = model_dir / str(card.get("files", {}).get("decoder_step", ""))
     if not step.is_file():
         return {}  # the runtime's check of the folder names what is missing
-    proto = onnx.load(str(step), load_external_data=False)
+    try:
+        proto = onnx.load(str(step), load_external_data=False)
+    except Exception:  # noqa: BLE001 - a corrupt file: loading the model says what is wrong
+        return {}
     text = next((p.value for p in proto.metadata_props if p.key == "model_card"), "{}")
     try:
         embedded = json.loads(text)

@@ -110,21 +110,31 @@ PATH_SETTINGS = ("data", "generic_folder", "generic_csv", "cache_dir")
 def resumed_config(saved: dict, given: dict, work_dir: str | None = None) -> TrainConfig:
     """The run's own settings (``saved``, its checkpoint's config) with what ``given`` (a
     command's file and flags) may change; ValueError naming any other setting it changes.
-    ``work_dir``: the folder the run's command ran in (checkpoints since 2026-12-07): its
-    relative data paths that ``given`` does not replace are taken from there, so that a run
-    resumes from any folder (it said "CSV data/labels.csv not found" elsewhere). They stay as
-    written when resumed from that folder (cards record the paths as given)."""
+    ``work_dir``: the folder the command that saved the checkpoint ran in (since 2026-12-07).
+    A relative data or cache path that ``given`` does not replace is read from the folder this
+    command runs in, as before; only where nothing lies there but something lies under
+    ``work_dir`` is it taken from there, written relative to this folder (no absolute path goes
+    into the card). So a run resumes from another folder (it said "CSV data/labels.csv not
+    found"), and a moved or copied project resumes on its own data, not the old place's."""
     changed = changed_settings(saved, given)
     if changed:
         raise ValueError("a resumed run keeps the settings it was trained with; this command "
                          f"changes {'; '.join(changed)} (only {', '.join(RESUME_MAY_CHANGE[:8])} "
                          "may change): leave them out, or start a new run with --init-from")
     values = {**_saved_values(saved), **{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}}
-    if work_dir and Path(work_dir) != Path.cwd():
-        for key in PATH_SETTINGS:
-            if key not in given and values.get(key) and not os.path.isabs(values[key]):
-                values[key] = os.path.join(work_dir, values[key])
+    for key in PATH_SETTINGS:
+        if key not in given and values.get(key):
+            values[key] = _path_from_here(values[key], work_dir)
     return config_from_values(values)
+
+
+def _path_from_here(path: str, work_dir: str | None) -> str:
+    """``path`` as this command reads it: itself when absolute or when it exists from here;
+    else, when it exists relative to ``work_dir``, that path relative to here."""
+    if os.path.isabs(path) or os.path.exists(path) or not work_dir:
+        return path
+    there = os.path.join(work_dir, path)
+    return os.path.relpath(there) if os.path.exists(there) else path
 
 
 def drop_partial_line(path: Path) -> None:

@@ -168,7 +168,8 @@ def _first_bad_byte(path: Path) -> str:
         data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         start = err.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        line = data.count(b"\n", 0, start) + 1
+        before = data[:start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")  # CR alone: old Mac CSV
+        line = before.count(b"\n") + 1
         return f"line {line}, byte 0x{data[start]:02x}"
     return "a byte that is not UTF-8"
 

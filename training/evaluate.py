@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="exported model directory (default: the bundled model)")
     add_labelled_data_flags(parser)
     parser.add_argument("--report", required=True,
-                        help="report folder, replaced whole (the project's own report is docs/evaluation)")
+                        help="report folder; the files the report writes are replaced, others in "
+                             "it kept (the project's own report is docs/evaluation)")
     parser.add_argument("--run", help="training run folder (for its metrics.jsonl curves)")
     parser.add_argument("--samples", type=integer_in(1, None, "--samples"), default=256,
                         help="prior latents per emotion")
@@ -363,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         return _rewrite_readme(Path(args.report))
     if args.update_card and args.model is None:  # the installed package's own model
         parser.error("--update-card rewrites the model's card: name the model with --model")
+    for flag, value in (("--model", args.model), ("--report", args.report)):
+        if value is not None and not value.strip():  # "" was the bundled model, or ./ for the report
+            parser.error(f"{flag} is empty; name a folder")
     args.model = args.model or str(DEFAULT_MODEL)
     report_was_there = Path(args.report).exists()
     try:

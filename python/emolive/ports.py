@@ -87,7 +87,11 @@ def from_argv(text: str) -> str:
     matched no port and could not be encoded for a virtual one."""
     if not any("\udc80" <= ch <= "\udcff" for ch in text):
         return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # other lone surrogates beside them (only through the API)
+        raw = text.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
 
 
 def check_query_type(query: object) -> None:

@@ -298,6 +298,7 @@ def test_a_csv_from_excel_with_spaces_and_a_byte_order_mark_reads(tmp_path: Path
     (b"path,emotion\na.mid,happy\nb\xefve.mid,sad\n", "is not UTF-8 text (line 3, byte 0xef)"),  # was "byte 24"
     (b"\xef\xbb\xbfpath,emotion\n" + b"a.mid,happy\n" * 2000 + b"\xe9.mid,sad\n", "(line 2002, byte 0xe9)"),
     (b"Path,path,emotion\na.mid,b.mid,happy\n", "names the column 'path' more than once (in any case)"),
+    (b"path,emotion\ra.mid,happy\rb.mid,sad\rc\xe9.mid,sad\r", "(line 4, byte 0xe9)"),  # CR alone: Excel for Mac
     (b'path,emotion\n"a.mid,happy\nb.mid,sad\n', "runs over several lines (an unclosed quote?)"),
     (b"file,emotion\na.mid,happy\n", "needs a 'path' column"),
     (b"path,mood\na.mid,happy\n", "an 'emotion' column or 'valence' and 'arousal' columns"),

@@ -134,6 +134,12 @@ def test_evaluate_needs_a_report_folder_and_a_named_model_to_update(tiny_model_d
     with pytest.raises(SystemExit) as exited:
         evaluate.main(["--report", str(tmp_path / "r"), "--update-card"])
     assert exited.value.code == 2 and "name the model with --model" in capsys.readouterr().err
+    # An unset shell variable: "" was the bundled model, and a report into ./ replaced ./README.md.
+    for argv, said in ((["--report", str(tmp_path / "r"), "--update-card", "--model", ""], "--model is empty"),
+                       (["--model", str(tiny_model_dir), "--report", ""], "--report is empty")):
+        with pytest.raises(SystemExit) as exited:
+            evaluate.main(argv)
+        assert exited.value.code == 2 and said in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from emolive.training import checkpoints, train
-from tiny_run import tiny_args
+from tiny_run import TINY, tiny_args
 
 pytestmark = pytest.mark.training
 
@@ -285,6 +285,29 @@ def test_a_run_given_relative_paths_resumes_from_another_folder(labelled_folder,
     assert train.main(["--out", str(tmp_path / "run"), "--resume", "true", "--max-steps", "4"]) == 0
     assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == 4
     assert not (tmp_path / "run" / "cache").exists()  # the run's own cache, found again
+    assert _config(tmp_path / "run")["generic_csv"] == "../labels.csv"  # relative: no absolute path in a card
+
+
+def test_a_moved_project_resumes_on_its_own_data(labelled_folder, tmp_path: Path, monkeypatch) -> None:
+    """With the run's folder recorded, a project moved elsewhere read the old place's data (or
+    none: "CSV /old/place/labels.csv not found"); paths found from here come first."""
+    import shutil
+
+    folder, csv_path = labelled_folder
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.move(folder, project / "mine")
+    shutil.move(csv_path, project / "labels.csv")
+    monkeypatch.chdir(project)
+    args = ["--datasets", "--generic-folder", "mine", "--generic-csv", "labels.csv", "--cache-dir", "cache",
+            "--out", "run", "--max-steps", "2", *TINY]
+    assert train.main(args) == 0
+    moved = tmp_path / "moved"
+    shutil.move(project, moved)
+    monkeypatch.chdir(moved)
+    assert train.main(["--out", "run", "--resume", "true", "--max-steps", "4"]) == 0
+    config = _config(moved / "run")
+    assert (config["generic_csv"], config["generic_folder"], config["cache_dir"]) == ("labels.csv", "mine", "cache")
 
 
 @pytest.mark.parametrize("change", ["relabel", "add"])
