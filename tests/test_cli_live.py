@@ -339,7 +339,7 @@ def test_non_ascii_port_names_under_an_ascii_locale(jack_server: str, tiny_model
                                 str(tiny_model_dir).encode(), b"--virtual", name.encode()],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=env_bytes)
-    lister = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="emolive-lister")
+    lister = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=f"emolive-lister-{os.getpid()}")
     try:
         deadline = time.monotonic() + 30
         while not any(name in p for p in lister.get_ports()) and time.monotonic() < deadline:

@@ -105,6 +105,42 @@ def test_input_port_receives_messages_and_clock(jack_server: str) -> None:
 
 
 @pytest.mark.jack
+def test_an_input_port_dropped_without_close_is_closed_and_stops_delivering(jack_server: str) -> None:
+    """Its thread held it through a bound method: never collected, it kept its threads, JACK
+    clients and port, and went on calling the callback (helper-51: 50 dropped ports, 101 clients,
+    each sent message delivered 50 times). close() lets its JACK watch client go as well."""
+    import gc
+
+    import rtmidi
+
+    sender = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="emolive-test-dropper")
+    sender.open_virtual_port("drop source")
+    lister = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=f"emolive-lister-{os.getpid()}")
+    received: list[bytes] = []
+    try:
+        port = ports.InputPort("drop source", lambda message, _delta: received.append(message),
+                               client_name="emolive-dropped")
+        drainer = port._drainer
+        time.sleep(1.2)  # past a source check, which opens the JACK watch client
+        assert any("emolive-dropped" in name for name in lister.get_ports())
+        del port
+        gc.collect()
+        drainer.join(timeout=5)
+        assert not drainer.is_alive()
+        assert not any("emolive-dropped" in name for name in lister.get_ports())
+        sender.send_message([0xF8])
+        time.sleep(0.2)
+        assert received == []
+        with ports.InputPort("drop source", lambda *_: None) as kept:
+            time.sleep(1.2)
+        assert kept._connections is None  # closed with the port, though the object lives on
+    finally:
+        lister.delete()
+        sender.close_port()
+        sender.delete()
+
+
+@pytest.mark.jack
 def test_a_callback_that_raises_does_not_end_the_input(jack_server: str, capfd: pytest.CaptureFixture[str]) -> None:
     """A callback's exception ended the drain thread: nothing more was delivered, nor the
     source watched, while the port looked open."""

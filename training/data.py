@@ -174,6 +174,15 @@ def _first_bad_byte(path: Path) -> str:
     return "a byte that is not UTF-8"
 
 
+#: EMOPIA validation clips that hold a second transcription of part of a training clip (the same
+#: audio: the same pitches for 18-42 notes in a row, onsets within 5 ms; song Ie5koh4qvJc is a
+#: compilation), so that scoring on them scored training music (helper-52, 2026-12-07;
+#: docs/evaluation/discussion.md, "The same music on both sides of EMOPIA's split"). Each is
+#: left out where its training clip is in the data too.
+EMOPIA_REPEATS = {"Q4_Ie5koh4qvJc_16": "Q4_FoTXpYZXxJs_0", "Q4_Ie5koh4qvJc_17": "Q4_FoTXpYZXxJs_1",
+                  "Q4_Ie5koh4qvJc_28": "Q4_jO2zX6Ul8GM_2"}
+
+
 def load_emopia(root: Path | str | None = None) -> LoadReport:
     root = Path(root) if root else DEFAULT_DATA / "emopia"
     report = LoadReport("EMOPIA")
@@ -189,6 +198,10 @@ def load_emopia(root: Path | str | None = None) -> LoadReport:
         report.skip(root / "midis" / f"{clip_id}.mid", "listed in the CSVs but missing from midis/")
     for path in files:
         stem = path.stem
+        if EMOPIA_REPEATS.get(stem) in present:
+            report.skip(path, f"part of it is training clip {EMOPIA_REPEATS[stem]} transcribed again "
+                              "(EMOPIA holds that performance twice, across its split)")
+            continue
         parts = stem.split("_")
         prefix_q = int(parts[0][1]) - 1 if parts[0] in QUADRANTS else None
         quadrant = labels.get(stem, prefix_q)

@@ -133,7 +133,8 @@ def compute_losses(model: CVAE, heads: EmotionHeads, roll: torch.Tensor, emotion
     vel_mse = ((vel_p - vel_t) ** 2 * onset_t).sum() / onset_t.sum().clamp(min=1.0)
     kl_dims = kl_per_dim(mu, logvar)
     kl_free = torch.clamp(kl_dims, min=free_bits).sum()
-    # Reconstruction is summed over the 264 features of a step, averaged over steps.
+    # Onset and hold: summed over a step's 88 keys, averaged over steps. Velocity: the mean
+    # squared error over the onsets (not summed per step; docs/training.md, "Losses").
     recon = (onset_bce + hold_bce) * N_KEYS + vel_mse
     adv = _labelled_cross_entropy(heads.adversary(_ReverseGrad.apply(mu)), label)
     fake_stats = segment_stats(torch.sigmoid(onset_l), torch.sigmoid(hold_l), vel_p)

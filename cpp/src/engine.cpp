@@ -5,12 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#if defined(_WIN32)
-#include <process.h>
-#else
-#include <unistd.h>
-#endif
-
+#include "client_names.hpp"
 #include "emolive/errors.hpp"
 
 namespace emolive {
@@ -19,13 +14,6 @@ namespace {
 // How often the watch thread checks that the output's destination still exists.
 constexpr std::chrono::milliseconds kPortCheckInterval{500};
 
-long process_id() {
-#if defined(_WIN32)
-  return long(_getpid());
-#else
-  return long(getpid());
-#endif
-}
 }  // namespace
 
 Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> output,

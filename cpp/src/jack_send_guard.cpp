@@ -1,5 +1,6 @@
 #include "jack_send_guard.hpp"
 
+#include "client_names.hpp"
 #include "emolive/midi_out.hpp"
 
 #ifdef EMOLIVE_HAVE_JACK
@@ -16,7 +17,8 @@ void ignore_message(const char*) {}
 
 bool jack_server_running() {
   jack_status_t status;
-  jack_client_t* client = jack_client_open("emolive-check", JackNoStartServer, &status);
+  jack_client_t* client =
+      jack_client_open(probe_client_name("emolive-check").c_str(), JackNoStartServer, &status);
   if (!client) return false;
   jack_client_close(client);  // a running server: closing is safe
   return true;
@@ -29,7 +31,7 @@ void silence_libjack_messages() {
 
 JackConnections::JackConnections() {
   jack_status_t status;
-  client_ = jack_client_open("emolive-watch", JackNoStartServer, &status);
+  client_ = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
 }
 
 JackConnections::~JackConnections() {

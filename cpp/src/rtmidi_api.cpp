@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "client_names.hpp"
 #include "emolive/errors.hpp"
 #include "jack_send_guard.hpp"
 #include "stop_signal_hold.hpp"
@@ -95,7 +96,7 @@ bool backend_alive(RtMidi::Api api) {
 #endif
   ErrorSink sink;
   std::string why;
-  return try_open_api(api, "emolive-check", sink, why) != nullptr;
+  return try_open_api(api, probe_client_name("emolive-check"), sink, why) != nullptr;
 }
 
 std::vector<std::string> source_port_names(RtMidi::Api api) {
@@ -103,7 +104,7 @@ std::vector<std::string> source_port_names(RtMidi::Api api) {
   const StopSignalHold hold;  // the short-lived client's open and close are not interrupted
   ErrorSink sink;  // RtMidi reports through it instead of printing or throwing
   try {
-    RtMidiIn in(api, "emolive-check");
+    RtMidiIn in(api, probe_client_name("emolive-check"));
     in.setErrorCallback(&ErrorSink::callback, &sink);
     names = port_names(in);
   } catch (const RtMidiError&) {

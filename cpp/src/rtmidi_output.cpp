@@ -2,6 +2,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "client_names.hpp"
 #include "emolive/errors.hpp"
 #include "emolive/midi_out.hpp"
 #include "jack_send_guard.hpp"
@@ -331,7 +332,7 @@ bool rtmidi_available() { return true; }
 
 std::string midi_api_name() {
   try {
-    return open_first_api("emolive-probe").name;
+    return open_first_api(probe_client_name("emolive-probe")).name;
   } catch (const PortError&) {
     return "";
   }
@@ -342,7 +343,7 @@ std::vector<std::string> list_output_ports() {
   const StopSignalHold hold;  // the listing client's open and close are not interrupted
   OpenedApi api;
   try {
-    api = open_first_api("emolive-list");
+    api = open_first_api(probe_client_name("emolive-list"));
   } catch (const PortError&) {
     return {};
   }

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -203,7 +204,7 @@ def _jack_connections(midi_in: Any) -> Any:
 def input_port_names() -> list[str]:
     """Input port names (sources a controller or a clock can come from); empty without a backend."""
     try:
-        midi_in = _new_midi_in("emolive-list")
+        midi_in = _new_midi_in(f"emolive-list-{os.getpid()}")  # per process: see client_names.hpp
     except InputPortError:
         return []
     try:
@@ -238,8 +239,28 @@ def close_midi_in(midi_in: Any, port_was_open: bool = False) -> None:
 
 
 #: Status bytes of input messages nobody here uses: system exclusive (0xF0) and active sensing
-#: (0xFE). They are dropped after their time is counted (InputPort._drain).
+#: (0xFE). They are dropped after their time is counted (InputPort._drain_once).
 UNUSED_STATUS = frozenset({0xF0, 0xFE})
+
+
+def _drain(port_ref: Callable[[], InputPort | None], midi_in: Any, closing: threading.Event) -> None:
+    """An InputPort's thread: drains RtMidi's queue and watches the source. It holds the port
+    only for one pass, so a port dropped without close() is collected; the thread then closes
+    its MIDI input itself. ``closing`` is checked before every get_message(): close() waits."""
+    unused_s = 0.0
+    watch_at = time.monotonic() + InputPort.WATCH_S
+    while not closing.is_set():
+        port = port_ref()
+        if port is None:  # dropped without close()
+            close_midi_in(midi_in, port_was_open=True)
+            return
+        if time.monotonic() >= watch_at:
+            port._watch(midi_in)
+            watch_at = time.monotonic() + InputPort.WATCH_S
+        had_one, unused_s = port._drain_once(midi_in, unused_s)
+        del port
+        if not had_one:
+            closing.wait(InputPort.POLL_S)
 
 
 class InputPort:
@@ -290,31 +311,28 @@ class InputPort:
             self._callback = callback
             self._on_connection = on_connection
             self._closing = threading.Event()
-            self._drainer = threading.Thread(target=self._drain, args=(midi_in,), name=f"emolive-in {self.name}",
-                                             daemon=True)
+            # The thread holds the port weakly: one dropped without close() is collected and
+            # its thread closes the input (a bound method kept it, its threads, JACK clients and
+            # callback, for the life of the process: helper-51).
+            self._drainer = threading.Thread(target=_drain, args=(weakref.ref(self), midi_in, self._closing),
+                                             name=f"emolive-in {self.name}", daemon=True)
             self._drainer.start()
         except BaseException:
             close_midi_in(midi_in, port_was_open=port_open)
             raise
         self._midi_in: Any = midi_in
 
-    def _drain(self, midi_in: Any) -> None:
-        unused_s = 0.0  # the time of messages not delivered (sysex, active sensing) since the last one
-        watch_at = time.monotonic() + self.WATCH_S
-        while not self._closing.is_set():  # checked before every get_message(): close() waits for it
-            if time.monotonic() >= watch_at:
-                self._watch(midi_in)
-                watch_at = time.monotonic() + self.WATCH_S
-            event = midi_in.get_message()
-            if event is None:
-                self._closing.wait(self.POLL_S)
-                continue
-            message, delta_s = event
-            if not message or message[0] in UNUSED_STATUS:
-                unused_s += float(delta_s)
-                continue
-            delta_s, unused_s = unused_s + float(delta_s), 0.0
-            self._deliver(self._callback, bytes(message), delta_s)
+    def _drain_once(self, midi_in: Any, unused_s: float) -> tuple[bool, float]:
+        """One message from RtMidi's queue delivered or dropped: (whether there was one, the
+        time of messages not delivered, sysex and active sensing, since the last one)."""
+        event = midi_in.get_message()
+        if event is None:
+            return False, unused_s
+        message, delta_s = event
+        if not message or message[0] in UNUSED_STATUS:
+            return True, unused_s + float(delta_s)
+        self._deliver(self._callback, bytes(message), unused_s + float(delta_s))
+        return True, 0.0
 
     def _deliver(self, sink: Callable[..., None], *args: Any) -> None:
         try:
@@ -386,6 +404,7 @@ class InputPort:
             self._closing.set()
             self._drainer.join(timeout=self.JOIN_S)
             close_midi_in(midi_in, port_was_open=True)
+            self._connections = None  # its JACK client closes now, not when this object goes
 
     def __enter__(self) -> InputPort:
         return self

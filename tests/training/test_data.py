@@ -55,6 +55,22 @@ def test_emopia_labels_splits_and_skips(tmp_path: Path) -> None:
     assert "3 skipped" not in report.summary() and "1 skipped" in report.summary()
 
 
+def test_emopia_clips_that_transcribe_a_training_clip_again_are_left_out(tmp_path: Path) -> None:
+    """Validation clips of song Ie5koh4qvJc hold parts of training clips (the same audio
+    transcribed twice): scored as validation they scored training music. Only where the
+    training clip is there too."""
+    root = _emopia(tmp_path)
+    write_midi(root / "midis" / "Q4_Ie5koh4qvJc_16.mid", scale_notes(60, True))
+    write_midi(root / "midis" / "Q4_Ie5koh4qvJc_17.mid", scale_notes(61, True))
+    write_midi(root / "midis" / "Q4_FoTXpYZXxJs_0.mid", scale_notes(60, True))
+    report = load_emopia(root)
+    names = {c.path.name for c in report.clips}
+    assert "Q4_Ie5koh4qvJc_16.mid" not in names and {"Q4_Ie5koh4qvJc_17.mid", "Q4_FoTXpYZXxJs_0.mid"} <= names
+    assert [reason for p, reason in report.skipped if Path(p).name == "Q4_Ie5koh4qvJc_16.mid"] == [
+        "part of it is training clip Q4_FoTXpYZXxJs_0 transcribed again (EMOPIA holds that performance "
+        "twice, across its split)"]
+
+
 def test_song_never_straddles_splits(tmp_path: Path) -> None:
     root = _emopia(tmp_path)
     write_csv(root / "val_clip.csv", [{"clip_name": "Q3_songB_0.mid"},

@@ -1,0 +1,31 @@
+// Names of the short-lived MIDI clients emolive opens to probe and list (never a port's own
+// client, whose name the user sees and connects to).
+#pragma once
+
+#include <string>
+
+#if defined(_WIN32)
+#include <process.h>
+#else
+#include <unistd.h>
+#endif
+
+namespace emolive {
+
+inline long process_id() {
+#if defined(_WIN32)
+  return long(_getpid());
+#else
+  return long(getpid());
+#endif
+}
+
+// `base` and this process's id ("emolive-check-4242"). JACK2 names a client's socket in
+// /dev/shm from the client's name and the user's id only, not the server's, so two processes
+// each probing its own server under one fixed name took each other's socket: the probe failed
+// and a running server was reported as absent (helper-51, 2026-12-07).
+inline std::string probe_client_name(const char* base) {
+  return std::string(base) + "-" + std::to_string(process_id());
+}
+
+}  // namespace emolive
