@@ -140,6 +140,31 @@ def test_an_input_port_dropped_without_close_is_closed_and_stops_delivering(jack
         sender.delete()
 
 
+SLOW_WATCH = """
+import time, rtmidi
+from emolive import ports
+source = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="emolive-test-slow-src")
+source.open_virtual_port("slow source")
+port = ports.InputPort("slow source", lambda m, d: None, client_name="emolive-slow-watch",
+                       on_connection=lambda connected: time.sleep(3))  # a handler blocked on a lock
+time.sleep(0.2)
+source.close_port(); source.delete()  # the next check calls on_connection(False), for 3 s
+time.sleep(0.8)
+port.close()  # gives up waiting after JOIN_S (2 s) and deletes the input
+port._drainer.join(5)
+print("alive" if port._drainer.is_alive() else "ended", flush=True)
+"""
+
+
+@pytest.mark.jack
+def test_closing_while_a_source_check_outlasts_the_wait_does_not_crash(jack_server: str) -> None:
+    """The drain thread went from a slow source check straight to get_message() on the input
+    close() had deleted meanwhile: a segmentation fault (helper-53)."""
+    result = subprocess.run([sys.executable, "-c", SLOW_WATCH], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ended"
+
+
 @pytest.mark.jack
 def test_a_callback_that_raises_does_not_end_the_input(jack_server: str, capfd: pytest.CaptureFixture[str]) -> None:
     """A callback's exception ended the drain thread: nothing more was delivered, nor the

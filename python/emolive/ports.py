@@ -255,8 +255,10 @@ def _drain(port_ref: Callable[[], InputPort | None], midi_in: Any, closing: thre
             close_midi_in(midi_in, port_was_open=True)
             return
         if time.monotonic() >= watch_at:
-            port._watch(midi_in)
+            port._watch(midi_in)  # may outlast close()'s JOIN_S (a slow on_connection)
             watch_at = time.monotonic() + InputPort.WATCH_S
+            if closing.is_set():  # closed meanwhile: midi_in may be deleted already
+                return
         had_one, unused_s = port._drain_once(midi_in, unused_s)
         del port
         if not had_one:
@@ -271,7 +273,8 @@ class InputPort:
     a thread of ours drains it (within about a millisecond) and calls ``callback`` with the
     message and the seconds since the previous one, as stamped on arrival. (A Python callback
     inside JACK's process thread makes JACK drop input whenever the interpreter is busy.)
-    ``callback`` runs on that thread: keep it short and thread-safe. An exception it raises
+    ``callback`` runs on that thread: keep it short and thread-safe. Keep a reference to the
+    port (or use ``with``): one dropped without ``close()`` is closed once it is collected. An exception it raises
     does not end the input: the first is printed with its traceback, every one is counted in
     ``callback_errors``, and delivery goes on with the next message.
 
@@ -299,7 +302,7 @@ class InputPort:
             self.name = names[self.index]
             # Nothing is filtered by RtMidi: its JACK input restarts a message's delta time at a
             # message it then drops, so ignored active sensing or sysex made the clock's time
-            # run short (the engine ran ahead of the master). _drain drops them and keeps time.
+            # run short (the engine ran ahead of the master). _drain_once drops them and keeps time.
             midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
             self._port_name = f"{client_name} in"
             midi_in.open_port(self.index, name=self._port_name)
