@@ -362,7 +362,8 @@ class InputPort:
             self._set_connected(False)
         if self.connected and self.name not in names:
             self._set_connected(False)
-        elif not self.connected and self.name in names:
+        elif not self.connected and self.name in names and not self._closing.is_set():
+            # (on_connection may have run past close()'s wait: midi_in is then deleted)
             try:
                 midi_in.close_port()
                 midi_in.open_port(names.index(self.name), name=self._port_name)
