@@ -370,6 +370,39 @@ def test_with_jack_running_the_advice_is_to_start_the_synth_not_jack(jack_server
         assert "Traceback" not in result.stderr
 
 
+def _closed_stdout() -> None:
+    os.close(1)
+
+
+def _twenty_open_files() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (20, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+@pytest.mark.parametrize("start", [_closed_stdout, _twenty_open_files], ids=["stdout closed", "ulimit -Sn 20"])
+def test_a_service_with_stdout_closed_or_few_open_files_plays(sink: Sink, tiny_model_dir: Path, start) -> None:
+    """A service's `>&-`: the first status line raised AttributeError (a traceback, no note).
+    A soft limit of 20 open files: a JACK probe failed, "the JACK server stopped", silence."""
+    process = subprocess.Popen([sys.executable, "-m", "emolive.cli", "--model", str(tiny_model_dir), "--bpm",
+                                "300", "--port", f"emolive-sink-{os.getpid()}"], stdin=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=start,
+                               stdout=None if start is _closed_stdout else subprocess.DEVNULL)
+    try:
+        # Past two port checks (a JACK server probe each second): 8 s of notes at 300 BPM.
+        assert sink.wait_for(lambda m: len(note_ons(m)) >= 4, timeout_s=30), process.poll()
+        time.sleep(3)
+        counted = len(note_ons(sink.snapshot()))
+        time.sleep(2)
+        assert len(note_ons(sink.snapshot())) > counted  # still playing
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=15)
+    assert process.returncode == 0 and "Traceback" not in err, err
+    assert "stopped" not in err.split("emolive: stopped")[0]  # no "the JACK server stopped" before the end
+    assert_nothing_left_sounding(sink)
+
+
 def test_bad_model_directory_exits_2(tmp_path: Path, sink: Sink) -> None:
     result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", f"emolive-sink-{os.getpid()}",
                              "--model", str(tmp_path)], capture_output=True, text=True, timeout=60)

@@ -35,11 +35,58 @@ class CommandError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    _fill_closed_standard_descriptors()
+    _raise_a_low_open_files_limit()
     _escape_what_cannot_be_shown()
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:  # Ctrl-C while an error is being reported (its imports, say)
         return 130
+
+
+def _fill_closed_standard_descriptors() -> None:
+    """Descriptors 0-2 that a service left closed (`>&-`) are opened on /dev/null, as daemons
+    do. Python made sys.stdout None, so the first status line raised AttributeError (a
+    traceback, no note played), and the next file or socket opened would have taken the number
+    and received whatever C code prints (helper-54, 2026-12-07)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: fd itself
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
+#: Open files the command needs at most: JACK clients (a socket and shared memory each), ONNX
+#: Runtime's files, the terminal. Under `ulimit -n 20` a JACK probe failed for want of one and
+#: the run said "the JACK server stopped" and went silent (helper-54).
+WANTED_OPEN_FILES = 1024
+
+
+def _raise_a_low_open_files_limit() -> None:
+    """The soft limit on open files raised towards the hard one (which a process may do) when
+    it is below ``WANTED_OPEN_FILES``; a hard limit below it is left, and said if it is tiny."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= WANTED_OPEN_FILES:
+        return
+    wanted = WANTED_OPEN_FILES if hard == resource.RLIM_INFINITY else min(WANTED_OPEN_FILES, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        pass
+    if wanted < 64:
+        print(f"emolive: warning: at most {wanted} open files (ulimit -n): JACK may fail for want "
+              "of them and be reported as stopped; allow 64 or more", file=sys.stderr)
 
 
 def _escape_what_cannot_be_shown() -> None:
