@@ -181,6 +181,19 @@ def test_plays_into_a_port_with_clock_and_stops_clean(sink: Sink, tiny_model_dir
     assert "-> MIDI port '" in out and f"emolive-sink-{os.getpid()}" in out and "channel 2" in out
 
 
+def test_quiet_prints_no_status_lines(sink: Sink, tiny_model_dir: Path) -> None:
+    """A service's log grew by a status line a second (~280 KB an hour); --quiet keeps the
+    banner and the last line only."""
+    command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir), "--bpm", "300",
+                      "--quiet")
+    assert sink.wait_for(lambda m: len(note_ons(m)) >= 8, timeout_s=30), command.lines
+    time.sleep(2.5)  # two status lines' time
+    code, out, err = command.finish()
+    assert code == 0, err
+    assert "-> MIDI port '" in out and "emolive: stopped (SIGINT)" in out
+    assert "playing |" not in out
+
+
 def test_controllers_steer_the_emotion(sink: Sink, source: Source, tiny_model_dir: Path) -> None:
     command = Command("--port", f"emolive-sink-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion",
                       "happy", "--control-port", f"emolive-source-{os.getpid()}")

@@ -75,6 +75,16 @@ def test_status_line_off_a_terminal_prints_changes_only() -> None:
     assert out.getvalue().splitlines() == ["playing | calm", "playing | happy", "help text"]
 
 
+def test_a_quiet_status_line_prints_messages_only() -> None:
+    out = io.StringIO()
+    status = StatusLine(out, min_interval_s=0.0, quiet=True)
+    status.show("playing | calm", urgent=True)
+    status.message("emolive: MIDI output lost")
+    status.show("playing | happy")
+    status.finish()
+    assert out.getvalue().splitlines() == ["emolive: MIDI output lost"]
+
+
 def test_status_line_throttles_but_urgent_lines_pass() -> None:
     out = io.StringIO()
     status = StatusLine(out, min_interval_s=60.0)

@@ -115,7 +115,7 @@ def test_what_is_chosen_before_a_synced_start_is_what_starts(how: str) -> None:
 
     engine = Engine()
     args = argparse.Namespace(sync="master", control_port="master", glide_bars=1.0, valence_cc=20,
-                              arousal_cc=21, control_channel=None, morph_to=None, morph_bars=None)
+                              arousal_cc=21, control_channel=None, morph_to=None, morph_bars=None, quiet=False)
     session = Session(engine, args, parse_emotion("calm"))
     session.set_starting_emotion()  # as run() does first
     if how == "controllers":

@@ -511,7 +511,7 @@ def synced_session() -> tuple[SimEngine, Session]:
     engine = SimEngine()
     engine.stats = lambda: {"bpm": engine.bpm}  # type: ignore[attr-defined]
     args = argparse.Namespace(sync="master", control_port=None, glide_bars=1.0, valence_cc=20, arousal_cc=21,
-                              control_channel=None, morph_to=None)
+                              control_channel=None, morph_to=None, quiet=False)
     session = Session(engine, args, (1.0, 0.0, 0.0, 0.0))
     session.start = engine.start  # type: ignore[method-assign]
     return engine, session

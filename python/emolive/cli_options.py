@@ -220,6 +220,8 @@ def live_parser() -> argparse.ArgumentParser:
     live.add_argument("--sync", metavar="PORT",
                       help="follow the MIDI clock on this input: its tempo, start and stop")
     live.add_argument("--no-keys", action="store_true", help="no keyboard control even on a terminal")
+    live.add_argument("--quiet", action="store_true",
+                      help="no status line: only the banner, warnings, errors and the last line (for logs)")
     info = parser.add_argument_group("information")
     info.add_argument("--list-ports", action="store_true", help="list MIDI output and input ports, then exit")
     info.add_argument("--list-emotions", action="store_true", help="list emotion names by quadrant, then exit")

@@ -133,7 +133,7 @@ class Session:
         self.engine = engine
         self.args = args
         self.emotion = emotion
-        self.status = StatusLine()
+        self.status = StatusLine(quiet=args.quiet)
         self.steering = CcSteering(CcMap(args.valence_cc, args.arousal_cc, args.control_channel), start=emotion)
         self.commands = KeyCommands(engine, args.glide_bars, transport_is_external=args.sync is not None,
                                     on_emotion=self.steering.aim)

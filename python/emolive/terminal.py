@@ -145,8 +145,9 @@ def _name_of(char: str) -> str:
 class StatusLine:
     """One status line: redrawn in place on a terminal, else printed when it changes (at most 1/s)."""
 
-    def __init__(self, stream: TextIO | None = None, min_interval_s: float = 1.0) -> None:
+    def __init__(self, stream: TextIO | None = None, min_interval_s: float = 1.0, quiet: bool = False) -> None:
         self._stream = stream or sys.stdout
+        self._quiet = quiet  # no status line at all; messages still (a service's log: --quiet)
         # Redrawn in place only where the terminal knows the erase sequence: TERM=dumb (Emacs's
         # shell, some CI logs) showed "\x1b[K" on every line; there it prints lines as a pipe does.
         self._interactive = Keyboard.available(self._stream) and os.environ.get("TERM") != "dumb"
@@ -163,6 +164,8 @@ class StatusLine:
         start."""
         if not self._write_pending(wait=False):
             return  # the messages come first, and the output cannot take them yet
+        if self._quiet:
+            return
         try:
             if self._interactive:
                 text = _fit(text, self._columns(), keep_end)
