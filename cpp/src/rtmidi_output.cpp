@@ -350,6 +350,18 @@ std::vector<std::string> list_output_ports() {
   return port_names(*api.out);
 }
 
+namespace {
+// A port opened and then refused: closed, and a JACK cycle let finish, before its RtMidiOut
+// is destroyed. ~MidiOutJack frees the ring its process callback reads before it closes the
+// client (kCycleSettleTime), so destroying it with the port open crashed now and then: a
+// segmentation fault in CI while a virtual port named like another program's client was
+// refused (2026-12-07).
+void close_refused(OpenedApi& api) {
+  api.out->closePort();
+  if (api.id == RtMidi::UNIX_JACK) std::this_thread::sleep_for(kCycleSettleTime);
+}
+}  // namespace
+
 // Neither opener holds the stop signals (StopSignalHold) around its client: a port opened so
 // left SIGINT, SIGTERM and SIGHUP blocked on the thread that later closed it (Python's main
 // thread: Ctrl-C did nothing there, nor in the programs it started). Only the short-lived
@@ -371,6 +383,7 @@ std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const st
     api.sink->reset();
     api.out->openPort(unsigned(index), "out");
     if (api.sink->failed) {
+      close_refused(api);
       throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text());
     }
   }
@@ -396,6 +409,7 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
     api.sink->reset();
     api.out->openVirtualPort(name);
     if (api.sink->failed) {
+      close_refused(api);
       throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text() +
                       "\n" + backend_setup_hint());
     }
@@ -404,6 +418,7 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
     // Refused (api.out's destructor closes the port and client): the banner would name a port
     // that is not there.
     if (api.id == RtMidi::UNIX_JACK && !virtual_port_listed(source_port_names(api.id), name)) {
+      close_refused(api);
       throw PortError("a JACK client named '" + name + "' is already open (another program), so "
                       "the port would be '" + name + "-01:" + name + "': give the virtual port "
                       "another name");
