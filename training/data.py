@@ -124,24 +124,31 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
     return _read_table(path)[1]
 
 
-def _read_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+def _read_table(path: Path, fold_case: bool = False) -> tuple[list[str], list[dict[str, str]], list[int]]:
     """``(column names, rows, each row's line number in the file)`` of a CSV file, as
-    :func:`_read_csv` reads it; blank lines, which the csv module skips, are counted."""
+    :func:`_read_csv` reads it; blank lines, which the csv module skips, are counted. With
+    ``fold_case`` the column names are lower-cased (a generic CSV's: a spreadsheet's
+    ``Path,Emotion`` header was refused), and a name repeated in any case is refused."""
     lines: list[int] = []
     if not path.is_file():
         raise DataError(f"{path} not found" if not path.exists() else f"{path} is not a file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            columns = [name.strip() for name in reader.fieldnames or []]
+            def column(name: str | None) -> str:
+                name = (name or "").strip()
+                return name.lower() if fold_case else name
+
+            columns = [column(name) for name in reader.fieldnames or []]
             repeated = sorted({name for name in columns if columns.count(name) > 1})
             if repeated:  # DictReader keeps the last: labels went with another column's files
                 raise DataError(f"{path} names the column{'s' if len(repeated) > 1 else ''} "
-                                f"{', '.join(map(repr, repeated))} more than once; keep one")
+                                f"{', '.join(map(repr, repeated))} more than once"
+                                f"{' (in any case)' if fold_case else ''}; keep one")
             rows = []
             ended = reader.line_num  # the line the previous row (here the header) ended on
             for row in reader:
-                rows.append({(key or "").strip(): value.strip() if isinstance(value, str) else value
+                rows.append({column(key): value.strip() if isinstance(value, str) else value
                              for key, value in row.items()})
                 # The line the row starts on: line_num is where it ends, later by the line
                 # breaks inside its quoted cells (one more for a quote left open at the end of
@@ -325,18 +332,6 @@ def load_vgmidi(root: Path | str | None = None, csv_name: str = "vgmidi_labelled
     return report
 
 
-def _lower_case_columns(path: Path, columns: list[str], rows: list[dict[str, str]],
-                        lines: list[int]) -> tuple[list[str], list[dict[str, str]], list[int]]:
-    """A generic CSV's column names in lower case (a spreadsheet's ``Path,Emotion`` header was
-    refused); the same name twice in different cases is refused as any repeat is."""
-    lowered = [name.lower() for name in columns]
-    repeated = sorted({name for name in lowered if lowered.count(name) > 1})
-    if repeated:
-        raise DataError(f"{path} names the column{'s' if len(repeated) > 1 else ''} "
-                        f"{', '.join(map(repr, repeated))} more than once (in any case); keep one")
-    return lowered, [{key.lower(): value for key, value in row.items()} for row in rows], lines
-
-
 def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float = 0.12,
                  name: str = "generic") -> LoadReport:
     """A folder plus a CSV (``path`` and ``emotion`` or ``valence``/``arousal``; optional
@@ -348,7 +343,7 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
         raise DataError(f"the folder {folder} (--generic-folder) "
                         + ("is not a folder" if folder.exists() else "does not exist"))
     report = LoadReport(name)
-    columns, rows, lines = _lower_case_columns(csv_path, *_read_table(csv_path))
+    columns, rows, lines = _read_table(csv_path, fold_case=True)
     if "path" not in columns or not ("emotion" in columns or {"valence", "arousal"} <= set(columns)):
         raise DataError(f"{csv_path} needs a 'path' column and an 'emotion' column or 'valence' and "
                         f"'arousal' columns; its columns are {columns}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
-from emolive.ports import check_query_type, describe_ports, port_matches
+from emolive.ports import START_THE_RECEIVER, check_query_type, describe_ports, port_matches
 
 PortError = _core.PortError
 
@@ -91,9 +91,8 @@ def open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str |
 #: API error is read on other machines than the one that raised it. (``_core.port_setup_hint``
 #: says to start the MIDI system itself: for when none opens.)
 PORT_HINT = ("On macOS enable the IAC Driver in Audio MIDI Setup (its ports are named 'IAC Driver "
-             "Bus 1'); on Windows install a loopback driver such as loopMIDI; on Linux start the synth "
-             "or DAW that should play the notes, whose MIDI input is then listed; or open a virtual "
-             "port (--virtual; virtual=... in Python).")
+             f"Bus 1'); on Windows install a loopback driver such as loopMIDI; on Linux {START_THE_RECEIVER}; "
+             "or open a virtual port (--virtual; virtual=... in Python).")
 
 
 def match_output_port(names: list[str], query: str | int) -> tuple[int, str]:

@@ -40,6 +40,11 @@ class InputPortError(ValueError):
     """An input port that cannot be found or opened; the message lists the ports there are."""
 
 
+#: The advice on Linux when the MIDI system runs but the wanted port is not there.
+START_THE_RECEIVER = ("start the synth or DAW that should play the notes (its MIDI input then "
+                      "shows in emolive --list-ports)")
+
+
 def platform_hint(midi_system_runs: bool = False) -> str:
     """What a user on this platform does to get a MIDI port a DAW can read from.
     ``midi_system_runs``: a MIDI client opens (a JACK server runs), so on Linux the advice is
@@ -51,9 +56,7 @@ def platform_hint(midi_system_runs: bool = False) -> str:
         return ("on Windows, install a loopback MIDI driver such as loopMIDI, create a port in it, "
                 "then use --port loopMIDI")
     if midi_system_runs:
-        return ("on Linux, start the synth or DAW that should play the notes (its MIDI input then "
-                "shows in emolive --list-ports), or use --virtual to open a port other programs "
-                "connect to")
+        return f"on Linux, {START_THE_RECEIVER}, or use --virtual to open a port other programs connect to"
     return ("on Linux, start JACK (e.g. `jackd -d dummy`) or load ALSA's sequencer (snd-seq), "
             "or use --virtual to open a port other programs connect to")
 
