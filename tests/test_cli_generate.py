@@ -226,7 +226,7 @@ def _processes_mentioning(text: str) -> list[int]:
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None or not Path("/proc/self").is_dir(),
                     reason="needs fluidsynth and /proc")
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGUSR2"])
 def test_termination_during_a_render_leaves_nothing_behind(tmp_path: Path, tiny_model_dir: Path,
                                                            name: str) -> None:
     """SIGTERM to emolive alone (a task manager's kill), or SIGHUP (a closed terminal), while

@@ -157,7 +157,7 @@ def source(jack_server: str) -> Iterator[Source]:
     port.close()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1])
 def test_plays_into_a_port_with_clock_and_stops_clean(sink: Sink, tiny_model_dir: Path, sig: int) -> None:
     command = Command("--port", f"EMOLIVE-SINK-{os.getpid()}", "--model", str(tiny_model_dir), "--emotion",
                       "happy", "--bpm", "240", "--seed", "3", "--channel", "2", "--clock-out", "--program", "5")

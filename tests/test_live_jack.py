@@ -247,7 +247,9 @@ def test_opening_and_closing_a_port_leaves_the_threads_signal_mask_as_it_was(rec
     Ctrl-C did nothing, nor in the programs it started; 20 CLI tests failed in CI)."""
     import signal
 
-    stop = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # (libjack blocks SIGPIPE itself)
+    from emolive.cli_options import STOP_SIGNALS
+
+    stop = {getattr(signal, name) for name in STOP_SIGNALS}  # (libjack blocks SIGPIPE itself)
     assert not stop & signal.pthread_sigmask(signal.SIG_BLOCK, [])
     for kwargs in ({"port": "TEST-RECEIVER"}, {"virtual": f"mask-{os.getpid()}"}):
         engine = Engine(model=tiny_model_dir, **kwargs)

@@ -82,3 +82,42 @@ def test_a_repeated_stop_signal_does_not_kill_and_nohup_stays_ignored() -> None:
     result = subprocess.run([sys.executable, "-c", REPEATS_AND_NOHUP], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, (result.returncode, result.stderr)
     assert result.stdout.strip() == "interrupted SIGTERM"
+
+
+OTHER_STOP_SIGNALS = textwrap.dedent("""
+    import os, signal, sys, time
+    from emolive.live import StopSignals
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)  # a supervisor's choice: stays ignored
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGALRM)
+        time.sleep(0.05)
+        assert not stop.requested and signal.getsignal(signal.SIGALRM) is signal.SIG_IGN
+        for _ in range(2):  # at its default, each of these ended the process with notes sounding
+            os.kill(os.getpid(), signal.SIGUSR1)
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.05)
+        assert stop.received == "SIGUSR1", stop.received
+        stop.received = None
+        os.kill(os.getpid(), signal.SIGQUIT)  # Ctrl-\\: a stop like Ctrl-C's
+        time.sleep(0.05)
+        print(stop.received, stop.status_while_starting, flush=True)
+        os.kill(os.getpid(), signal.SIGQUIT)  # a second one is the default's again: the way out
+        time.sleep(0.5)
+    print("not killed")
+""")
+
+
+def test_the_other_stop_signals_stop_once_and_a_second_ctrl_backslash_kills() -> None:
+    """SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM killed `emolive` with notes sounding; they now stop
+    it as SIGTERM does. One inherited ignored stays ignored."""
+    import resource
+    import signal
+
+    def no_core_file() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    result = subprocess.run([sys.executable, "-c", OTHER_STOP_SIGNALS], capture_output=True, text=True,
+                            timeout=30, preexec_fn=no_core_file)
+    assert result.stdout.split() == ["SIGQUIT", str(128 + signal.SIGQUIT)], result.stderr
+    assert result.returncode == -signal.SIGQUIT, result.stderr

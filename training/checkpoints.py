@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from emolive.cli_options import stop_signals_to_catch
 from emolive.safe_write import WriteError, replaced_on_success, space_left
 
 from .config import TrainConfig, check_out_folder, config_from_values
@@ -35,7 +36,7 @@ RUN_FILES = ("ckpt.pt", "best.pt", "metrics.jsonl")
 
 
 class TrainingStopped(Exception):
-    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run after a whole step; its checkpoint was
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP, ...) stopped the run after a whole step; its checkpoint was
     saved. ``exit_status`` is 128 + the signal's number."""
 
     def __init__(self, message: str, exit_status: int) -> None:
@@ -183,13 +184,14 @@ def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
 
 
 class StopOnInterrupt:
-    """While in use (in the main thread): the first SIGINT (Ctrl-C), SIGTERM (a job scheduler's
-    or `kill`'s stop) or SIGHUP (a closed terminal) only sets ``requested`` and ``signal_name``,
-    so the run stops after a whole step with its checkpoint saved; a second raises
-    KeyboardInterrupt at once (SIGINT) or ends the process as the signal does by default.
+    """While in use (in the main thread): the first stop signal (``emolive.cli_options.STOP_SIGNALS``:
+    SIGINT from Ctrl-C, SIGTERM from a job scheduler or `kill`, SIGHUP from a closed terminal,
+    SIGQUIT, and SIGUSR1, SIGUSR2 or SIGALRM, which schedulers such as Slurm send ahead of a
+    job's end) only sets ``requested`` and ``signal_name``, so the run stops after a whole step
+    with its checkpoint saved; a second raises KeyboardInterrupt at once (SIGINT) or ends the
+    process as the signal does by default. One inherited ignored stays ignored (``nohup``'s
+    SIGHUP: a closed terminal stopped a nohup'd run), SIGINT's and SIGTERM's excepted.
     Elsewhere (another thread), signals are left as they are."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.requested = False
@@ -199,7 +201,7 @@ class StopOnInterrupt:
     def _request(self, signum: int, _frame: Any) -> None:
         self.requested = True
         self.signal_name = signal.Signals(signum).name
-        for number in self.SIGNALS:  # a second signal: at once
+        for number in self._previous:  # a second signal: at once
             signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
 
     @property
@@ -209,7 +211,7 @@ class StopOnInterrupt:
 
     def __enter__(self) -> StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {number: signal.signal(number, self._request) for number in self.SIGNALS}
+            self._previous = {number: signal.signal(number, self._request) for number in stop_signals_to_catch()}
         return self
 
     def __exit__(self, *_exc: object) -> None:

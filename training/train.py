@@ -376,7 +376,7 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
             if out_of_time:
                 log(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
                 break
-            if stop.requested:  # Ctrl-C, SIGTERM or SIGHUP: this step is whole; keep it
+            if stop.requested:  # Ctrl-C, SIGTERM, SIGHUP, ...: this step is whole; keep it
                 ckpt = snapshot(step, elapsed)
                 save_atomic(ckpt, out / "ckpt.pt")
                 asked = "Ctrl-C" if stop.signal_name == "SIGINT" else stop.signal_name

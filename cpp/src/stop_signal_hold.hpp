@@ -1,5 +1,6 @@
-// Holds SIGINT, SIGTERM and SIGHUP pending on the calling thread while libjack talks to the
-// server, so that they do not interrupt it.
+// Holds the stop signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM: those
+// `emolive` stops on, STOP_SIGNALS in python/emolive/cli_options.py) pending on the calling
+// thread while libjack talks to the server, so that they do not interrupt it.
 #pragma once
 
 #if !defined(_WIN32)
@@ -9,7 +10,7 @@
 
 namespace emolive {
 
-// While alive, SIGINT, SIGTERM and SIGHUP aimed at this thread wait (pending) instead of
+// While alive, the stop signals aimed at this thread wait (pending) instead of
 // interrupting its system calls; threads started meanwhile (libjack's) inherit the mask. When
 // it ends, a signal that came meanwhile is delivered (to Python's handler, which stops the run).
 // Why: libjack's client-server exchange is a socket read that does not resume after EINTR, and
@@ -24,6 +25,10 @@ class StopSignalHold {
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGQUIT);
+    sigaddset(&stop, SIGUSR1);
+    sigaddset(&stop, SIGUSR2);
+    sigaddset(&stop, SIGALRM);
     pthread_sigmask(SIG_BLOCK, &stop, &before_);
 #endif
   }

@@ -18,7 +18,8 @@ import mido
 
 from emolive import files
 from emolive.arguments import STEPS_PER_BAR, STEPS_PER_BEAT
-from emolive.cli_options import MAX_CLI_SEED, UsageError, check_key, open_engine, silence, start_emotion
+from emolive.cli_options import (MAX_CLI_SEED, UsageError, check_key, open_engine, silence, start_emotion,
+                                 stop_signals_to_catch)
 from emolive.emotions import Weights, describe
 from emolive.engine import MAX_GENERATE_BARS
 
@@ -30,7 +31,8 @@ WRITTEN_AS = {"-o": (".mid", ".midi", ".smf"), "--render": (".wav",)}
 
 
 class Terminated(BaseException):
-    """SIGTERM or SIGHUP (a closed terminal) while `emolive generate` runs, raised in the main
+    """A stop signal other than Ctrl-C's (SIGTERM, SIGHUP when the terminal closes, SIGQUIT, SIGUSR1,
+    SIGUSR2, SIGALRM: ``cli_options.STOP_SIGNALS``) while `emolive generate` runs, raised in the main
     thread as Ctrl-C's KeyboardInterrupt is, so that a file being written or rendered is given
     up cleanly (its temporary folder removed, FluidSynth stopped: subprocess.run kills its
     child on any exception). ``status`` is 128 + the signal's number, as shells report it."""
@@ -42,19 +44,20 @@ class Terminated(BaseException):
 
 @contextmanager
 def _stopped_by_termination() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise Terminated while the block runs (main thread only)."""
+    """The stop signals but SIGINT (KeyboardInterrupt) raise Terminated while the block runs (main
+    thread only). One inherited ignored (``nohup``) stays ignored, SIGTERM's excepted."""
 
     def stop(signum: int, _frame: Any) -> None:
         raise Terminated(signum)
 
     before = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        number = getattr(signal, name, None)  # no SIGHUP on Windows
-        if number is not None:
-            try:
-                before[number] = signal.signal(number, stop)
-            except ValueError:  # not the main thread: signals stay as they are
-                break
+    for number in stop_signals_to_catch():
+        if number == signal.SIGINT:
+            continue
+        try:
+            before[number] = signal.signal(number, stop)
+        except ValueError:  # not the main thread: signals stay as they are
+            break
     try:
         yield
     finally:

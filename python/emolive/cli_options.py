@@ -9,12 +9,37 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from emolive.arguments import BPM_RANGE, TEMPERATURE_RANGE  # noqa: F401 (the CLI's, from the API's)
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS, Weights, known_emotions, parse_emotion
+
+#: Signals that stop the command cleanly rather than kill it: live play ends every note (the
+#: signals whose default would kill with notes sounding), `generate` gives its files up. SIGINT
+#: and SIGQUIT come from the keyboard (Ctrl-C, Ctrl-\); a second one of those is not caught.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+#: Of STOP_SIGNALS, those a second time gets the handler from before back (Python's
+#: KeyboardInterrupt, the default core dump): the user's way out of a stop that does not end.
+KEYBOARD_STOP_SIGNALS = ("SIGINT", "SIGQUIT")
+
+
+def stop_signals_to_catch() -> list[signal.Signals]:
+    """STOP_SIGNALS this platform has, less those inherited ignored (``nohup emolive`` ignores
+    SIGHUP; a supervisor may ignore others): those stay ignored. SIGINT and SIGTERM are caught
+    even so (a script's background job inherits SIGINT ignored, and must still stop on it)."""
+    caught = []
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)  # no SIGHUP, SIGQUIT, ... on Windows
+        if number is None:
+            continue
+        if name not in ("SIGINT", "SIGTERM") and signal.getsignal(number) is signal.SIG_IGN:
+            continue
+        caught.append(number)
+    return caught
+
 
 MAX_CLI_SEED = 2**63 - 1  # --seed's range: 0..2**63-1 (a signed 64-bit integer, as other tools take)
 

@@ -1,7 +1,7 @@
 """`emolive` live: play into a MIDI port until a signal, steered by keys, controllers and a clock.
 
-Every way out (Ctrl-C = SIGINT, SIGTERM, SIGHUP when the terminal closes, `q`, a lost virtual
-port) ends in ``engine.close()``, which sends a note-off for every sounding note, then sustain
+Every way out (Ctrl-C = SIGINT, SIGTERM, SIGHUP when the terminal closes, the other stop
+signals of ``StopSignals``, `q`, a lost virtual port) ends in ``engine.close()``, which sends a note-off for every sounding note, then sustain
 off, all notes off and all sound off: nothing is left sounding. A lost named port is waited
 for: the engine reconnects when a port of that name is back.
 """
@@ -19,7 +19,8 @@ from typing import Any
 
 from emolive import ports
 from emolive._startup import INTERRUPTED_STATUS
-from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_emotion
+from emolive.cli_options import (KEYBOARD_STOP_SIGNALS, LIVE_MORPH_BARS, UsageError, open_engine, start_emotion,
+                                 stop_signals_to_catch)
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering
@@ -32,19 +33,20 @@ BEYOND_RANGE_SETTLE_S = 1.0  # a master beyond 20..400 BPM is said once its read
 
 
 class StopSignals:
-    """SIGINT, SIGTERM and SIGHUP set ``received`` (``requested`` is then true). A second Ctrl-C
-    gets the handler from before back (Python's KeyboardInterrupt: the engine still closes on
-    the way out); a second SIGTERM or SIGHUP changes nothing, so that the stop under way ends
-    every note (a terminal that hangs up can send SIGHUP twice, and the second one, at its
-    default, killed emolive with notes sounding). A SIGHUP ignored when emolive starts (``nohup
-    emolive ...``) stays ignored.
+    """The stop signals (``cli_options.STOP_SIGNALS``: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+    SIGUSR2, SIGALRM) set ``received`` (``requested`` is then true): every one of them used to end
+    the run, the last four killing it with notes sounding. A second Ctrl-C or Ctrl-\\ gets the
+    handler from before back (Python's KeyboardInterrupt, SIGQUIT's core dump: the way out of a
+    stop that hangs; the engine still closes on KeyboardInterrupt's way out); a second of any
+    other changes nothing, so that the stop under way ends every note (a terminal that hangs up
+    can send SIGHUP twice, and the second one, at its default, killed emolive with notes
+    sounding). A signal other than SIGINT and SIGTERM ignored when emolive starts (``nohup
+    emolive ...``, a supervisor's choice) stays ignored.
 
     The handler only assigns and re-installs a handler. Python runs it in the main thread
     between two bytecodes, wherever that thread is, so it must not take a lock the thread may
     hold: it used to set a ``threading.Event``, and `emolive` hung on SIGTERM in CI
     when the signal came while the main loop, inside that Event's ``wait()``, held its lock."""
-
-    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
 
     def __init__(self) -> None:
         self.received: str | None = None
@@ -68,16 +70,13 @@ class StopSignals:
         time.sleep(timeout_s)
 
     def __enter__(self) -> StopSignals:
-        for name in self.NAMES:
-            number = getattr(signal, name, None)
-            if number is None or (name == "SIGHUP" and signal.getsignal(number) is signal.SIG_IGN):
-                continue  # no such signal here, or nohup's
+        for number in stop_signals_to_catch():
             self._previous[number] = signal.signal(number, self._handle)
         return self
 
     def _handle(self, number: int, _frame: object) -> None:
         self.received = self.received or signal.Signals(number).name
-        if number == signal.SIGINT:  # a second Ctrl-C is not ignored
+        if signal.Signals(number).name in KEYBOARD_STOP_SIGNALS:  # a second Ctrl-C is not ignored
             signal.signal(number, self._previous.get(number, signal.SIG_DFL))
 
     def __exit__(self, *exc: object) -> None:

@@ -148,13 +148,13 @@ def test_a_resumed_run_drops_the_records_of_checkpoints_never_saved(tmp_path: Pa
 
 
 @pytest.mark.parametrize("sig,status,said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM"),
-                                              (signal.SIGHUP, 129, "SIGHUP")])
+                                              (signal.SIGHUP, 129, "SIGHUP"), (signal.SIGUSR1, 138, "SIGUSR1")])
 def test_a_stop_signal_saves_the_step_and_the_run_resumes(labelled_folder, tmp_path: Path, sig: int,
                                                           status: int, said: str) -> None:
     """SIGINT (Ctrl-C), SIGTERM (a job scheduler's stop) or SIGHUP (a closed terminal) stops
     after a whole step with ckpt.pt saved (exit 128 + the signal, no traceback); a second command
     goes on from that step. SIGTERM and SIGHUP used to end the run at once, losing the steps
-    since the last checkpoint."""
+    since the last checkpoint; SIGUSR1 (Slurm's warning of a job's end) killed it so."""
     folder, csv_path = labelled_folder
     argv = tiny_args(folder, csv_path, tmp_path, 100_000) + ["--eval-every", "100000"]
     log = tmp_path / "stderr.txt"
@@ -175,6 +175,29 @@ def test_a_stop_signal_saves_the_step_and_the_run_resumes(labelled_folder, tmp_p
     assert train.main(tiny_args(folder, csv_path, tmp_path, stopped + 2) + [
         "--eval-every", "100000", "--resume", "true"]) == 0
     assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["iter_num"] == stopped + 2
+
+
+NOHUP_RUN = """
+import os, signal, time
+from emolive.training.checkpoints import StopOnInterrupt
+
+signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup python -m emolive.training.train ...` starts
+with StopOnInterrupt() as stop:
+    os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed
+    time.sleep(0.05)
+    print(stop.requested, signal.getsignal(signal.SIGHUP) is signal.SIG_IGN)
+    os.kill(os.getpid(), signal.SIGUSR2)
+    time.sleep(0.05)
+    print(stop.requested, stop.exit_status)
+"""
+
+
+def test_a_nohup_run_goes_on_when_its_terminal_closes() -> None:
+    """A closed terminal stopped a training started under nohup: the stop handler replaced the
+    SIGHUP that nohup had set ignored."""
+    result = subprocess.run([sys.executable, "-c", NOHUP_RUN], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True", str(128 + signal.SIGUSR2)]
 
 
 def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(labelled_folder, tmp_path: Path,
