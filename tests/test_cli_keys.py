@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,3 +197,96 @@ def test_a_terminal_holding_its_output_does_not_hold_up_a_stop(jack_server: str,
     assert code == 0
     if message_while_held:  # kept, not lost
         assert "keys: 1 happy" in terminal.screen[held_from:], terminal.screen[held_from:][-2000:]
+
+
+class Shell:
+    """An interactive bash on a pseudo-terminal: job control (`&`, Ctrl-Z, `fg`, `bg`) as a user
+    at a terminal has it. ``screen`` is all the terminal showed."""
+
+    def __init__(self) -> None:
+        import pty
+
+        self.pid, self.leader = pty.fork()
+        if self.pid == 0:  # the child: bash, with the pseudo-terminal as its controlling terminal
+            os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"], dict(os.environ, PS1="$ "))
+        self.screen = ""
+        self.read_for(0.5)
+
+    def read_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if select.select([self.leader], [], [], 0.05)[0]:
+                try:
+                    self.screen += os.read(self.leader, 65536).decode("utf-8", "replace")
+                except OSError:  # bash has exited
+                    return
+
+    def type(self, text: bytes) -> None:
+        os.write(self.leader, text)
+        self.read_for(0.2)
+
+    def close(self) -> None:
+        os.write(self.leader, b"kill -KILL %1 2>/dev/null; exit\n")
+        self.read_for(0.5)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self.leader)
+
+
+def _emolive_states(tag: str) -> list[str]:
+    """The `ps` states of the emolive processes whose command line holds ``tag`` (T: stopped)."""
+    lines = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout.splitlines()
+    return [line.split()[0] for line in lines if tag in line and "emolive.cli" in line]
+
+
+def _wait_for_state(tag: str, wanted: str, timeout_s: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        states = _emolive_states(tag)
+        if states and all(s.startswith(wanted) for s in states):
+            return states
+        time.sleep(0.05)
+    return _emolive_states(tag)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("ps") is None, reason="needs bash and ps")
+def test_a_background_job_plays_and_ctrl_z_ends_the_notes_before_it_stops(jack_server: str,
+                                                                         tiny_model_dir: Path) -> None:
+    """`emolive ... &` was stopped at once by the terminal (SIGTTOU: it set the terminal's mode
+    from the background), its port open and silent. Ctrl-Z stopped it with the notes of that
+    moment sounding for as long as it stayed stopped. Now a background job plays (keys unread),
+    and Ctrl-Z ends every note before the job stops; `fg` plays on and takes keys again."""
+    from tests.midi_sink import Sink
+    from tests.test_cli_live import left_sounding, note_ons
+
+    tag = f"emolive-jobs-{os.getpid()}"
+    sink = Sink(tag)
+    shell = Shell()
+    command = f"{sys.executable} -m emolive.cli --port {tag} --model {tiny_model_dir} --bpm 300 --seed 5"
+    try:
+        shell.type(command.encode() + b" &\n")
+        assert sink.wait_for(lambda m: len(note_ons(m)) >= 8, timeout_s=30), shell.screen[-2000:]
+        assert not _emolive_states(tag)[0].startswith("T"), shell.screen[-2000:]
+        assert "playing |" not in shell.screen  # no status line drawn over the shell's prompt
+        shell.type(b"fg\n")
+        shell.read_for(1.0)
+        shell.type(b"\x1a")  # Ctrl-Z: the terminal sends SIGTSTP to the foreground job
+        assert _wait_for_state(tag, "T")[0].startswith("T"), shell.screen[-2000:]
+        assert left_sounding(sink.snapshot()) == set()  # ended before it stopped, and still
+        assert "suspended (Ctrl-Z)" in shell.screen
+        heard = len(note_ons(sink.snapshot()))
+        shell.read_for(0.5)
+        assert len(note_ons(sink.snapshot())) == heard
+        shell.type(b"fg\n")
+        assert sink.wait_for(lambda m: len(note_ons(m)) >= heard + 8, timeout_s=15), shell.screen[-2000:]
+        shell.type(b"q")  # keys are read again in the foreground
+        assert sink.wait_for(lambda m: bytes([0xB0, 123, 0]) in m[-8:] and not left_sounding(m), timeout_s=10)
+        shell.read_for(1.0)
+        assert "0 left sounding" in shell.screen and not _emolive_states(tag), shell.screen[-2000:]
+    finally:
+        shell.close()
+        sink.close()
+    assert "Traceback" not in shell.screen

@@ -29,6 +29,11 @@ from emolive.sync import ClockSync, MessageClock
 from emolive.terminal import Keyboard, StatusLine
 
 POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and stats (seconds)
+#: How long a suspend waits after the notes are ended before the process stops: JACK delivers
+#: queued messages in its next process cycle, whose thread is this process's and stops with it
+#: (5 notes kept sounding through a Ctrl-Z without it). A few periods (43 ms at 2048 frames / 48
+#: kHz) and a margin, as the engine's own close waits.
+DELIVERY_WAIT_S = 0.1
 BEYOND_RANGE_SETTLE_S = 1.0  # a master beyond 20..400 BPM is said once its reading stays beyond this long
 
 
@@ -82,6 +87,43 @@ class StopSignals:
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
+
+
+class SuspendSignal:
+    """Ctrl-Z (SIGTSTP) sets ``requested``, where it stopped the process at once with the notes
+    of that moment sounding for as long as it stayed stopped, and the terminal in cbreak mode.
+    The main loop ends the notes, gives the terminal back and then calls :meth:`stop_here`.
+    Not caught where SIGTSTP comes in ignored (no job control: it stops nothing)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> SuspendSignal:
+        number = getattr(signal, "SIGTSTP", None)  # none on Windows
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+            self._previous = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, _number: int, _frame: object) -> None:
+        self.requested = True  # only assigns: see StopSignals on why
+
+    def stop_here(self) -> None:
+        """Stop this process as Ctrl-Z stops any program; returns once continued (`fg`, `bg`:
+        SIGCONT). The signal goes to this thread, so the stop comes before the call returns."""
+        self.requested = False
+        if self._previous is None:
+            return
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        try:
+            signal.pthread_kill(threading.get_ident(), signal.SIGTSTP)
+        finally:
+            signal.signal(signal.SIGTSTP, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTSTP, self._previous)
+            self._previous = None
 
 
 def output_choice(args: argparse.Namespace) -> dict[str, Any]:
@@ -203,6 +245,7 @@ class Session:
         keyboard = None
         self.set_starting_emotion()
         with ExitStack() as stack:
+            suspend = stack.enter_context(SuspendSignal())
             try:
                 self.open_inputs(stack)
             except Exception:
@@ -222,6 +265,8 @@ class Session:
             else:
                 self.start()
             while not stop.requested and not self.commands.quit_requested:
+                if suspend.requested:
+                    self.suspend(suspend, keyboard)
                 try:
                     key = keyboard.read(POLL_S) if keyboard else stop.wait(POLL_S)
                 except (EOFError, OSError):  # the terminal went away (its SIGHUP may follow)
@@ -239,6 +284,26 @@ class Session:
                     return 1
                 self.show(stats)
         return 0
+
+    def suspend(self, suspend: SuspendSignal, keyboard: Keyboard | None) -> None:
+        """Ctrl-Z: every note ended and the terminal's mode given back, then the process stops as
+        Ctrl-Z stops any program. Continued (`fg`, or `bg`: it plays in the background, keys
+        unread there), it plays on at the next bar line if it was playing; under --sync the
+        master's next Start or Continue plays, as after its Stop (its clock went on meanwhile)."""
+        was_playing = self.engine.is_playing
+        self.engine.stop()
+        if self.args.sync:
+            self.sync.feed(bytes([STOP]), self._sync_clock.now_s)
+        self.status.message("emolive: suspended (Ctrl-Z): every note ended; fg plays on")
+        if keyboard is not None:
+            keyboard.release()
+        time.sleep(DELIVERY_WAIT_S)
+        suspend.stop_here()
+        if self.args.sync:
+            self.status.message("emolive: continued; waiting for the clock master's Start or Continue")
+        elif was_playing:
+            self.engine.resume()  # a glide under way goes on to its target
+            self.status.message("emolive: continued")
 
     def port_gone_for_good(self, stats: dict[str, Any]) -> bool:
         """A lost output: a virtual port ends the run (it has nothing to come back to) unless

@@ -25,12 +25,28 @@ _ARROWS = {"A": UP, "B": DOWN, "C": RIGHT, "D": LEFT}
 MAX_PENDING_MESSAGES = 100
 
 
+def in_foreground(stream: TextIO) -> bool:
+    """True unless ``stream`` is this process's controlling terminal and another job (process
+    group: the shell, after `emolive ... &` or `bg`) has its foreground."""
+    if os.name != "posix":
+        return True
+    try:
+        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except (OSError, ValueError):  # not our controlling terminal (no job control through it), or gone
+        return True
+
+
 class Keyboard:
-    """Key presses from a terminal; a context manager that restores the terminal's mode."""
+    """Key presses from a terminal; a context manager that restores the terminal's mode.
+
+    Only a job in the terminal's foreground sets its mode or reads it: a background job doing
+    either is stopped by the terminal (SIGTTOU, SIGTTIN), and `emolive ... &` stopped so at once
+    ("Stopped (tty output)"), with its port open and silent. In the background keys are not
+    read; they are again once the job is brought to the foreground (`fg`)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdin
-        self._saved_mode: list | None = None
+        self._saved_mode: list | None = None  # the terminal's mode before, while ours is set
 
     @staticmethod
     def available(stream: TextIO | None = None) -> bool:
@@ -40,31 +56,55 @@ class Keyboard:
         except (ValueError, OSError):  # closed stream
             return False
 
-    def __enter__(self) -> Keyboard:
-        if os.name == "posix":
-            import termios
-            import tty
+    def in_foreground(self) -> bool:
+        return in_foreground(self._stream)
 
-            fd = self._stream.fileno()
-            self._saved_mode = termios.tcgetattr(fd)
-            tty.setcbreak(fd)
+    def __enter__(self) -> Keyboard:
+        self._take_the_terminal()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._saved_mode is not None:
-            import termios
+    def _take_the_terminal(self) -> None:
+        """Cbreak mode (keys at once, Ctrl-C still SIGINT), the mode before kept; in the
+        foreground only, and once."""
+        if os.name != "posix" or self._saved_mode is not None or not self.in_foreground():
+            return
+        import termios
+        import tty
 
-            try:
-                termios.tcsetattr(self._stream.fileno(), termios.TCSADRAIN, self._saved_mode)
-            except (OSError, termios.error):  # the terminal is gone (SIGHUP): nothing to restore
-                pass
-            self._saved_mode = None
+        fd = self._stream.fileno()
+        self._saved_mode = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+
+    def release(self) -> None:
+        """The terminal's mode as it was before (for a suspend, and at the end), in the
+        foreground only: a job sent to the background by a stop from elsewhere (`kill -STOP`,
+        `bg`) leaves the mode to the shell, which took the terminal back with its own."""
+        if self._saved_mode is None or not self.in_foreground():
+            return
+        import signal
+        import termios
+
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])  # sent there meanwhile
+        try:
+            termios.tcsetattr(self._stream.fileno(), termios.TCSADRAIN, self._saved_mode)
+        except (OSError, termios.error):  # the terminal is gone (SIGHUP): nothing to restore
+            pass
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        self._saved_mode = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def read(self, timeout_s: float) -> str | None:
         """One key (a character, or UP/DOWN/LEFT/RIGHT/ENTER/ESC/BACKSPACE); None after timeout_s,
         or for a key this command has no use for (a function key: its sequence read whole)."""
         if os.name != "posix":
             return self._read_windows(timeout_s)
+        if not self.in_foreground():  # a background job: reading would stop it (SIGTTIN)
+            time.sleep(timeout_s)
+            return None
+        self._take_the_terminal()  # again after a suspend, or once brought to the foreground
         fd = self._stream.fileno()
         if not select.select([fd], [], [], timeout_s)[0]:
             return None
@@ -164,8 +204,8 @@ class StatusLine:
         start."""
         if not self._write_pending(wait=False):
             return  # the messages come first, and the output cannot take them yet
-        if self._quiet:
-            return
+        if self._quiet or (self._interactive and not in_foreground(self._stream)):
+            return  # a background job's line would be drawn over the shell's prompt and typing
         try:
             if self._interactive:
                 text = _fit(text, self._columns(), keep_end)
