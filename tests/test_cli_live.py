@@ -393,10 +393,25 @@ def _twenty_open_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (20, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
 
-@pytest.mark.parametrize("start", [_closed_stdout, _twenty_open_files], ids=["stdout closed", "ulimit -Sn 20"])
+def _twenty_open_files_at_most() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (20, 20))
+
+
+def _sixteen_open_files_at_most() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
+
+
+@pytest.mark.parametrize("start", [_closed_stdout, _twenty_open_files, _twenty_open_files_at_most],
+                         ids=["stdout closed", "ulimit -Sn 20", "ulimit -Hn 20"])
 def test_a_service_with_stdout_closed_or_few_open_files_plays(sink: Sink, tiny_model_dir: Path, start) -> None:
     """A service's `>&-`: the first status line raised AttributeError (a traceback, no note).
-    A soft limit of 20 open files: a JACK probe failed, "the JACK server stopped", silence."""
+    A soft limit of 20 open files: a JACK probe failed, "the JACK server stopped", silence. A
+    hard limit of 20 (the soft one cannot be raised): the same, until a probe that fails for
+    want of descriptors was no longer taken for the server's end."""
     process = subprocess.Popen([sys.executable, "-m", "emolive.cli", "--model", str(tiny_model_dir), "--bpm",
                                 "300", "--port", f"emolive-sink-{os.getpid()}"], stdin=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, preexec_fn=start,
@@ -414,6 +429,17 @@ def test_a_service_with_stdout_closed_or_few_open_files_plays(sink: Sink, tiny_m
     assert process.returncode == 0 and "Traceback" not in err, err
     assert "stopped" not in err.split("emolive: stopped")[0]  # no "the JACK server stopped" before the end
     assert_nothing_left_sounding(sink)
+
+
+def test_too_few_open_files_for_a_midi_client_says_so(sink: Sink, tiny_model_dir: Path) -> None:
+    """At `ulimit -n 16` no MIDI client opens: the error said "JACK server not running?" with
+    the server running, and advised starting it."""
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "--model", str(tiny_model_dir), "--port",
+                             f"emolive-sink-{os.getpid()}"], capture_output=True, text=True, timeout=60,
+                            preexec_fn=_sixteen_open_files_at_most, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    assert "file descriptors free for a MIDI client" in result.stderr and "ulimit -n" in result.stderr
+    assert "start JACK" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_model_directory_exits_2(tmp_path: Path, sink: Sink) -> None:

@@ -2,8 +2,14 @@
 #include "rtmidi_api.hpp"
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <thread>
+
+#if !defined(_WIN32)
+#include <fcntl.h>
+#include <sys/resource.h>
+#endif
 
 #include "client_names.hpp"
 #include "emolive/errors.hpp"
@@ -16,6 +22,31 @@ namespace {
 std::string lower(std::string s) {
   for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// Free file descriptors below which a MIDI client may fail to open for want of them. libjack's
+// first client keeps 6, each later one 3 (counted in /proc/self/fd with python-rtmidi), but
+// opening takes more for a while: with 12 free (`ulimit -n 16`) the first failed, with 16 it opened.
+constexpr int kDescriptorsForAClient = 16;
+// Soft limits above this are not counted through: a process near them has other troubles.
+constexpr rlim_t kLargestLimitCounted = 4096;
+
+// Whether fewer than kDescriptorsForAClient descriptors are free under the soft limit.
+bool too_few_descriptors() {
+#if defined(_WIN32)
+  return false;
+#else
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+      limit.rlim_cur > kLargestLimitCounted) {
+    return false;
+  }
+  int free = 0;
+  for (int fd = 0; fd < static_cast<int>(limit.rlim_cur) && free < kDescriptorsForAClient; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) ++free;
+  }
+  return free < kDescriptorsForAClient;
+#endif
 }
 
 }  // namespace
@@ -99,6 +130,8 @@ bool backend_alive(RtMidi::Api api) {
   return try_open_api(api, probe_client_name("emolive-check"), sink, why) != nullptr;
 }
 
+bool backend_gone(RtMidi::Api api) { return !backend_alive(api) && !too_few_descriptors(); }
+
 std::vector<std::string> source_port_names(RtMidi::Api api) {
   std::vector<std::string> names;
   const StopSignalHold hold;  // the short-lived client's open and close are not interrupted
@@ -129,6 +162,11 @@ OpenedApi open_first_api(const std::string& client) {
     auto out = try_open_api(api, client, *sink, why);
     if (out) return {std::move(sink), std::move(out), RtMidi::getApiName(api), api};
     report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
+  }
+  if (too_few_descriptors()) {  // each backend failed for want of descriptors, not for its server
+    throw PortError("no MIDI backend could be opened: this process has fewer than " +
+                    std::to_string(kDescriptorsForAClient) +
+                    " file descriptors free for a MIDI client; allow more open files (ulimit -n 1024)" + report);
   }
   throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
                   "\n" + backend_setup_hint());

@@ -78,6 +78,11 @@ std::vector<RtMidi::Api> candidate_apis();
 // Whether a new client of `api` can still connect (false once e.g. the JACK server is gone).
 bool backend_alive(RtMidi::Api api);
 
+// Whether `api`'s server is gone: a new client cannot connect although this process has file
+// descriptors to spare for one. A client that fails for want of descriptors (a low
+// `ulimit -n`) says nothing of the server: false then. Not on the clock thread.
+bool backend_gone(RtMidi::Api api);
+
 // The first candidate API that opens, as client `client`; PortError listing why each failed.
 OpenedApi open_first_api(const std::string& client);
 

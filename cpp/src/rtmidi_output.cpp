@@ -160,7 +160,7 @@ class RtMidiOutput final : public MidiOutput {
     // RtMidi's sendMessage then waits forever once its ring buffer is full. So ask for a
     // fresh connection now and then; it fails as soon as the server is gone.
     if (api_.id == RtMidi::UNIX_JACK && ++checks_ % kChecksPerServerProbe == 0 &&
-        !backend_alive(api_.id)) {
+        backend_gone(api_.id)) {
       server_lost_ = true;
       ErrorSink::callback(RtMidiError::DRIVER_ERROR,
                           "the JACK server stopped; MIDI port '" + port_name_ + "' disappeared",
@@ -170,7 +170,7 @@ class RtMidiOutput final : public MidiOutput {
     if (!watcher_.out && !watcher_client_.empty()) open_watcher();
     if (!watcher_.out) return;
     if (find_port(*watcher_.out) >= 0) return;
-    server_lost_ = api_.id == RtMidi::UNIX_JACK && !backend_alive(api_.id);
+    server_lost_ = api_.id == RtMidi::UNIX_JACK && backend_gone(api_.id);
     ErrorSink::callback(RtMidiError::DRIVER_ERROR, port_gone_message(), api_.sink.get());
   }
 
