@@ -391,8 +391,12 @@ def test_a_cut_midi_file_is_named_when_it_cannot_be_read(tmp_path: Path) -> None
 
 
 def test_music_too_long_for_a_wav_is_refused_before_rendering() -> None:
-    """Past 4 GiB the WAV's sizes wrapped, and minutes of rendering ended in "the disk may be full"."""
+    """Past 4 GiB the WAV's sizes wrapped, and minutes of rendering ended in "the disk may be full".
+    The WAV runs on past the music by the notes' release: music within that tail of the limit
+    passed the check, then failed so (24,345.7 s at 44.1 kHz, helper-56)."""
     files.check_wav_fits(6.7 * 3600, 44100)
+    with pytest.raises(ValueError, match="do not fit a WAV file at 44100 Hz"):
+        files.check_wav_fits(24345.7, 44100)  # under 4 GiB itself, not with its tail
     with pytest.raises(ValueError, match="do not fit a WAV file at 44100 Hz"):
         files.check_wav_fits(6.8 * 3600, 44100)
     with pytest.raises(ValueError, match="at 96000 Hz"):

@@ -140,19 +140,26 @@ def _length_s(midi: mido.MidiFile) -> float:
 MAX_WAV_BYTES = 2**32 - 1 - 44
 
 
+#: How long a WAV may run past the music's last event (seconds): FluidSynth renders on until
+#: every voice has faded, 2.3-3.2 s after a piano's last note and 51 s for the General MIDI drum
+#: kit (`--channel 10`), measured by helper-56 on 2026-12-07; a margin over both.
+RELEASE_TAIL_S = 120.0
+
+
 def check_wav_fits(music_s: float, sample_rate: int = 44100) -> None:
     """ValueError, before anything is rendered, when ``music_s`` seconds of 16-bit stereo at
-    ``sample_rate`` would not fit a WAV (its sizes wrapped, and the render was taken for one
-    cut short by a full disk after minutes of work)."""
-    largest_s = MAX_WAV_BYTES / (4 * sample_rate)
+    ``sample_rate``, and the release tail after them (RELEASE_TAIL_S), would not fit a WAV (its
+    sizes wrapped, and the render was taken for one cut short by a full disk after minutes of
+    work; music just short of the limit, its tail not counted, did so until 2026-12-07)."""
+    largest_s = MAX_WAV_BYTES / (4 * sample_rate) - RELEASE_TAIL_S
     if music_s > largest_s:
         raise ValueError(f"{music_s / 3600:.2f} hours of music do not fit a WAV file at {sample_rate} Hz "
                          f"(at most {largest_s / 3600:.2f} hours); render a shorter piece (or, from Python, "
                          "at a lower sample_rate)")
 
 
-#: How much shorter than the music a rendered WAV may be (seconds): FluidSynth renders to the
-#: last event, but rounds to its 64-frame blocks.
+#: How much shorter than the music a rendered WAV may be (seconds): FluidSynth renders past the
+#: last event (the release tail), but rounds to its 64-frame blocks.
 WAV_SHORT_BY_S = 0.05
 
 
@@ -169,6 +176,9 @@ def _check_wav_length(rendered: Path, music_s: float, target: Path) -> None:
     except (wave.Error, EOFError) as exc:
         raise OSError(f"fluidsynth wrote no readable WAV ({exc}); {space_left(target)}") from None
     audio_s = frames / rate
+    if rendered.stat().st_size > MAX_WAV_BYTES:  # a tail longer than RELEASE_TAIL_S: sizes wrapped
+        raise OSError(f"fluidsynth's WAV for {music_s:.2f} s of music came out over 4 GiB, more than "
+                      "a WAV file holds (the notes' release ran on past the music); render a shorter piece")
     if audio_s < music_s - WAV_SHORT_BY_S or rendered.stat().st_size < data_bytes:
         raise OSError(f"fluidsynth wrote {audio_s:.2f} s of audio for {music_s:.2f} s of music; "
                       f"{space_left(target)}")

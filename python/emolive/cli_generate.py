@@ -91,7 +91,7 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
                          f"{MAX_GENERATE_BARS} bars in all per run")
     if args.render:
         beats = args.bars * STEPS_PER_BAR / STEPS_PER_BEAT
-        files.check_wav_fits(beats * 60.0 / args.bpm)  # 10,000 bars below 99 BPM do not
+        files.check_wav_fits(beats * 60.0 / args.bpm)  # 10,000 bars below 99.1 BPM do not
         files.find_renderer(args.soundfont)  # a missing FluidSynth or a bad soundfont, before generating
 
     engine = open_engine(args)
