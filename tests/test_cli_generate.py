@@ -435,3 +435,14 @@ def test_a_progress_line_the_terminal_cannot_encode_is_escaped_not_fatal(tmp_pat
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "日本.mid").is_file() and (tmp_path / "b.png").is_file()
     assert "\\u65e5\\u672c.mid" in result.stdout
+
+
+def test_the_summary_names_an_alias_as_given(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`-e excited` was summed up as "of happy", `--morph-to angry` as "-> tense" (helper-56)."""
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", "-e", "Excited", "--morph-to", "angry",
+                      "-o", str(tmp_path / "a.mid"))
+    assert result.returncode == 0, result.stderr
+    assert "generated 1 bar of Excited (happy) -> angry (tense):" in result.stdout
+    blend = generate("--model", str(tiny_model_dir), "--bars", "1", "-e", "happy:0.5,calm:0.5", "--morph-to", "Q3",
+                     "-o", str(tmp_path / "b.mid"))
+    assert "generated 1 bar of happy:0.50,calm:0.50 -> Q3 (sad):" in blend.stdout, blend.stdout

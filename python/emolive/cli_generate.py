@@ -20,7 +20,7 @@ from emolive import files
 from emolive.arguments import STEPS_PER_BAR, STEPS_PER_BEAT
 from emolive.cli_options import (MAX_CLI_SEED, UsageError, check_key, open_engine, silence, start_emotion,
                                  stop_signals_to_catch)
-from emolive.emotions import Weights, describe
+from emolive.emotions import Weights, describe_as_asked
 from emolive.engine import MAX_GENERATE_BARS
 
 SUFFIXES = {"-o": ".mid", "--render": ".wav", "--plot": ".png"}  # for messages
@@ -65,6 +65,11 @@ def _stopped_by_termination() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+def _as_asked(emotion: Weights) -> str:
+    """An emotion for the summary line: an alias as given, with its quadrant (``excited (happy)``)."""
+    return describe_as_asked(getattr(emotion, "asked", ""), emotion)
+
+
 def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Generate ``--count`` pieces of ``--bars`` bars and write every file asked for (numbered
     when there are several); returns the exit status (128 + N when signal N ended it)."""
@@ -101,7 +106,7 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
         pieces = generate_midi(engine, args, emotion)
     finally:
         engine.close()
-    label = describe(emotion) + (f" -> {describe(args.morph_to)}" if args.morph_to is not None else "")
+    label = _as_asked(emotion) + (f" -> {_as_asked(args.morph_to)}" if args.morph_to is not None else "")
     say = Messages(args.output, args.render, args.plot)
     for index, midi in enumerate(pieces):
         notes = len(files.note_spans(midi))

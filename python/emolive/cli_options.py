@@ -102,10 +102,23 @@ def integer_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
     return parse
 
 
+class AskedEmotion(tuple):  # type: ignore[type-arg]
+    """Quadrant weights (a Weights tuple) that keep the text asked for, ``asked``, so that a
+    summary names an alias as given: ``excited (happy)`` (emotions.describe_as_asked)."""
+
+    asked: str
+
+    def __new__(cls, weights: Weights, asked: str) -> AskedEmotion:
+        made = super().__new__(cls, weights)
+        made.asked = asked
+        return made
+
+
 def emotion_type(text: str) -> Weights:
-    """An argparse type: an emotion name or blend (``happy:0.7,calm:0.3``) -> quadrant weights."""
+    """An argparse type: an emotion name or blend (``happy:0.7,calm:0.3``) -> quadrant weights
+    (an AskedEmotion)."""
     try:
-        return parse_emotion(text)
+        return AskedEmotion(parse_emotion(text), text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{exc} (blends look like happy:0.7,calm:0.3; "
                                          "see emolive --list-emotions)") from None

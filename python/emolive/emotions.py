@@ -188,6 +188,15 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
     )
 
 
+def describe_as_asked(asked: str, weights: Sequence[float]) -> str:
+    """``describe(weights)``, with the name asked for first where that was an alias:
+    ``"excited (happy)"``; a quadrant's name, a blend or nothing asked (``""``) as ``describe``."""
+    named, asked = describe(weights), asked.strip()
+    if asked and not any(c in asked for c in ",:") and asked.lower() != named:
+        return f"{asked} ({named})"
+    return named
+
+
 def describe(weights: Sequence[float]) -> str:
     """A short human label for weights, e.g. ``"happy"`` or ``"happy:0.60,calm:0.40"``; a weight
     that would show as 0.00 is left out (a controller at 1 of 127 showed ``happy:0.00,...``)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emolive.cli_options import BPM_RANGE, TEMPERATURE_RANGE
-from emolive.emotions import Weights, describe, parse_emotion
+from emolive.emotions import Weights, describe_as_asked, parse_emotion
 from emolive.terminal import BACKSPACE, DOWN, ENTER, ESCAPE, LEFT, RIGHT, UP
 
 BPM_STEP = 5.0  # beats per minute per key press
@@ -84,10 +84,7 @@ class KeyCommands:
         if self.on_emotion is not None:
             self.on_emotion(weights)
         glide = f" over {self.glide_bars} bars" if self.glide_bars else ""
-        named, asked = describe(weights), text.strip()
-        if not any(c in asked for c in ",:") and asked.lower() != named:  # an alias: its quadrant too
-            named = f"{asked} ({named})"
-        self.messages.append(f"-> {named}{glide}")
+        self.messages.append(f"-> {describe_as_asked(text, weights)}{glide}")  # an alias: its quadrant too
 
     def _change_bpm(self, step: float) -> None:
         if self.transport_is_external:
