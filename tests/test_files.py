@@ -60,6 +60,13 @@ def test_write_midi_into_missing_folder_is_a_clear_error(tmp_path: Path) -> None
         files.write_midi(_c_major_arpeggio(), tmp_path / "nope" / "a.mid")
 
 
+def test_write_midi_of_something_else_is_a_type_error_and_writes_nothing(tmp_path: Path) -> None:
+    """A string gave AttributeError: 'str' object has no attribute 'save' (helper-56)."""
+    with pytest.raises(TypeError, match="takes a mido.MidiFile"):
+        files.write_midi("notes", tmp_path / "a.mid")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path), "rb") as handle:
         assert handle.getsampwidth() == 2

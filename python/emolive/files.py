@@ -29,7 +29,9 @@ __all__ = ["INSTALL_HINT", "MAX_BAR_LINES", "MAX_SAMPLE_RATE", "MAX_WAV_BYTES", 
 
 def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:
     """Save ``midi`` to ``path`` (its folder must exist); returns the path. An existing file is
-    replaced only once the new one is whole."""
+    replaced only once the new one is whole. TypeError for anything but a mido.MidiFile."""
+    if not isinstance(midi, mido.MidiFile):
+        raise TypeError(f"write_midi takes a mido.MidiFile (as Engine.generate returns), not {type(midi).__name__}")
     with replaced_on_success(path) as written:
         midi.save(str(written))
     return Path(path)
