@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <set>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -71,6 +70,28 @@ double number(const std::string& flag, const std::string& text, double low, doub
 
 struct Help {};  // -h or --help: print the usage and exit 0
 
+// A port's name, refused when empty (an empty one would read as no port at all).
+std::string port_name(const std::string& flag, const std::string& value) {
+  if (value.empty()) throw std::invalid_argument(flag + " is empty; name a port");
+  return value;
+}
+
+// Each option and what its value sets: the one list of the options there are.
+using Setter = void (*)(Options&, const std::string& flag, const std::string& value);
+const std::map<std::string, Setter> kSetters = {
+    {"--port", [](Options& o, const std::string& f, const std::string& v) { o.port = port_name(f, v); }},
+    {"--virtual",
+     [](Options& o, const std::string& f, const std::string& v) { o.virtual_name = port_name(f, v); }},
+    {"--seconds",
+     [](Options& o, const std::string& f, const std::string& v) { o.seconds = number(f, v, 0.1, 86400.0); }},
+    {"--bpm",
+     [](Options& o, const std::string& f, const std::string& v) {
+       o.bpm = number(f, v, emolive::kMinBpm, emolive::kMaxBpm);
+     }},
+    {"--from", [](Options& o, const std::string&, const std::string& v) { o.from = v; }},
+    {"--to", [](Options& o, const std::string&, const std::string& v) { o.to = v; }},
+};
+
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -82,20 +103,10 @@ Options parse(int argc, char** argv) {
       o.model_dir = arg;
       continue;
     }
-    static const std::set<std::string> kOptions{"--port", "--virtual", "--seconds", "--bpm",
-                                                "--from", "--to"};
-    if (!kOptions.count(arg)) throw std::invalid_argument("unknown option " + arg);
+    const auto setter = kSetters.find(arg);
+    if (setter == kSetters.end()) throw std::invalid_argument("unknown option " + arg);
     if (!has_value) throw std::invalid_argument(arg + " needs a value");
-    const std::string value = argv[++i];
-    if ((arg == "--port" || arg == "--virtual") && value.empty()) {
-      throw std::invalid_argument(arg + " is empty; name a port");  // not "no port": say so
-    }
-    if (arg == "--port") o.port = value;
-    else if (arg == "--virtual") o.virtual_name = value;
-    else if (arg == "--seconds") o.seconds = number(arg, value, 0.1, 86400.0);
-    else if (arg == "--bpm") o.bpm = number(arg, value, emolive::kMinBpm, emolive::kMaxBpm);
-    else if (arg == "--from") o.from = value;
-    else o.to = value;  // "--to", the last of kOptions
+    setter->second(o, arg, argv[++i]);
   }
   if (o.model_dir.empty()) throw std::invalid_argument("give the model folder");
   if (!o.port.empty() && !o.virtual_name.empty()) {

@@ -1,5 +1,6 @@
-// Names of the short-lived MIDI clients emolive opens to probe and list (never a port's own
-// client, whose name the user sees and connects to).
+// Names of the MIDI clients emolive opens for its own use: to probe and list (short-lived), and
+// to watch an input's connections (`emolive-watch`, as long as the input is open). Never a
+// port's own client, whose name the user sees and connects to.
 #pragma once
 
 #include <string>
