@@ -102,10 +102,14 @@ void register_ports(py::module_& m) {
                               "The connections of JACK ports, through a client of its own.")
       .def(py::init<>(), py::call_guard<ReleaseGil>())
       .def_property_readonly("available", &JackConnections::available)
+      .def_property_readonly("server_gone", &JackConnections::server_gone,
+                             "Whether its server shut down: a restarted server needs new clients.")
       .def("of", [](const JackConnections& c, const std::string& port_name) {
              return port_texts_of([&] { return c.of(port_name); });
            },
            py::arg("port_name"), "Full names of the ports connected to port_name; [] when it is not there.");
+  m.def("silence_libjack_copy", &silence_libjack_copy, py::arg("library"),
+        "The same for another libjack loaded in this process (python-rtmidi's); False if not loaded.");
   m.def("silence_libjack_messages", &silence_libjack_messages,
         "libjack's own stderr lines go nowhere from now on, process-wide (the emolive command).");
 }

@@ -5,6 +5,9 @@
 
 #ifdef EMOLIVE_HAVE_JACK
 #include <jack/jack.h>
+#if !defined(_WIN32)
+#include <dlfcn.h>
+#endif
 #endif
 
 namespace emolive {
@@ -29,20 +32,45 @@ void silence_libjack_messages() {
   jack_set_info_function(&ignore_message);
 }
 
+bool silence_libjack_copy(const std::string& library) {
+#if defined(_WIN32)
+  (void)library;
+  return false;
+#else
+  void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_NOLOAD);  // only one already loaded
+  if (!handle) return false;
+  using SetFunction = void (*)(void (*)(const char*));
+  auto set_error = reinterpret_cast<SetFunction>(dlsym(handle, "jack_set_error_function"));
+  auto set_info = reinterpret_cast<SetFunction>(dlsym(handle, "jack_set_info_function"));
+  if (set_error) set_error(&ignore_message);
+  if (set_info) set_info(&ignore_message);
+  dlclose(handle);  // the reference RTLD_NOLOAD took; its owner keeps the library loaded
+  return set_error && set_info;
+#endif
+}
+
 JackConnections::JackConnections() {
   jack_status_t status;
-  client_ = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
+  auto* client = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
+  if (client) jack_on_shutdown(client, &JackConnections::on_shutdown, this);  // JACK2 calls it unactivated too
+  client_ = client;
+}
+
+void JackConnections::on_shutdown(void* self) {
+  static_cast<JackConnections*>(self)->server_gone_.store(true, std::memory_order_release);
 }
 
 JackConnections::~JackConnections() {
   if (!client_) return;
-  // libjack crashes closing a client of a server that has gone: such a client is left.
-  if (jack_server_running()) jack_client_close(static_cast<jack_client_t*>(client_));
+  // libjack crashes closing a client of a server that has gone, also in a later call into
+  // another client once a new server runs (jack_port_unregister, as the engine closed its
+  // reconnected port: a segmentation fault, helper-55): such a client is left.
+  if (!server_gone() && jack_server_running()) jack_client_close(static_cast<jack_client_t*>(client_));
 }
 
 std::vector<std::string> JackConnections::of(const std::string& port_name) const {
   std::vector<std::string> names;
-  if (!client_) return names;
+  if (!client_ || server_gone()) return names;
   auto* client = static_cast<jack_client_t*>(client_);
   jack_port_t* port = jack_port_by_name(client, port_name.c_str());
   if (!port) return names;
@@ -79,6 +107,7 @@ int JackCycles::on_process(uint32_t, void* self) {
 #else  // built without JACK: nothing to count; sends go unwatched
 
 void silence_libjack_messages() {}
+bool silence_libjack_copy(const std::string&) { return false; }
 
 JackConnections::JackConnections() = default;
 JackConnections::~JackConnections() = default;

@@ -70,6 +70,7 @@ class RtMidiOutput final : public MidiOutput {
     // The counter opens now, after the connection (its cycles are the proof that it carries
     // messages), while no other thread uses the guard.
     if (api_.id == RtMidi::UNIX_JACK && !client_name_.empty()) guard_.open_once();
+    if (api_.id == RtMidi::UNIX_JACK) server_watch_ = std::make_unique<JackConnections>();
   }
   ~RtMidiOutput() override {
     // RtMidi has no flush: backends such as JACK deliver queued messages on their next
@@ -77,7 +78,7 @@ class RtMidiOutput final : public MidiOutput {
     // included). RtMidi's JACK backend waits for one process cycle itself where it was built
     // with semaphores (Debian's is); this short wait covers builds without them.
     std::this_thread::sleep_for(kDrainTime);
-    if (server_lost_ || !backend_alive(api_.id)) {
+    if (server_lost_ || server_gone() || !backend_alive(api_.id)) {
       // The server went away under us (it may be back, but these clients were the old
       // server's): libjack crashes in jack_port_unregister and jack_client_close on such a
       // client, so the clients are left to the process's end.
@@ -151,6 +152,16 @@ class RtMidiOutput final : public MidiOutput {
   }
 
   void check_connection() override {
+    if (!server_lost_ && server_gone()) {  // told by libjack, however fast a new server came
+      server_lost_ = true;
+      ErrorSink::callback(RtMidiError::DRIVER_ERROR,
+                          "the JACK server stopped; MIDI port '" + port_name_ + "' disappeared",
+                          api_.sink.get());
+      return;
+    }
+    if (api_.id == RtMidi::UNIX_JACK && !server_watch_ && !server_lost_ && !failed()) {
+      server_watch_ = std::make_unique<JackConnections>();  // on the server reconnected to
+    }
     if (api_.sink->failed.load()) {  // not failed(): a settling reconnection is not retried
       try_reconnect();
       return;
@@ -199,6 +210,12 @@ class RtMidiOutput final : public MidiOutput {
     }
     paused_.store(false);
   }
+
+  // Whether libjack said the server of this output's clients shut down: they are zombies then
+  // (they go on listing the old server's ports, and libjack crashes closing them once a new
+  // server runs: a segmentation fault closing an engine stopped while the server restarted,
+  // helper-55), whether or not a probe saw the server gone.
+  bool server_gone() const { return server_watch_ && server_watch_->server_gone(); }
 
   std::string port_gone_message() const {
     return "MIDI port '" + port_name_ +
@@ -260,6 +277,7 @@ class RtMidiOutput final : public MidiOutput {
       (void)watcher_.sink.release();
       watcher_ = OpenedApi{};
       watcher_client_ = client_name_ + "-watch";
+      (void)server_watch_.release();  // its client is the dead server's; a new one comes below
       fresh->setErrorCallback(&ErrorSink::callback, api_.sink.get());
       api_.out = std::move(fresh);
       reopen(index);
@@ -318,6 +336,8 @@ class RtMidiOutput final : public MidiOutput {
   OpenedApi watcher_;           // check_connection()'s thread only, until destruction
   unsigned checks_ = 0;         // check_connection() calls (one thread only)
   bool server_lost_ = false;    // check_connection()'s thread only
+  // JACK: a client of the output's server whose shutdown callback tells the server's end.
+  std::unique_ptr<JackConnections> server_watch_;  // check_connection()'s thread, until destruction
   JackSendGuard guard_;         // admit(): clock thread; the rest: check_connection()'s thread
   std::atomic<int> sending_{0};  // clock-thread sends inside send() right now
   std::atomic<bool> paused_{false};

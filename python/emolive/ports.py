@@ -152,11 +152,34 @@ def quiet_libjack() -> None:
     """libjack's own stderr lines (a dozen a second while a lost server is checked for) off for
     the rest of the process: the command reports JACK's state itself. EMOLIVE_JACK_MESSAGES=1
     keeps them, for debugging a JACK set-up."""
+    global _libjack_quiet
     if os.environ.get("EMOLIVE_JACK_MESSAGES", "") not in ("", "0"):
         return
     from emolive import _core
 
     _core.silence_libjack_messages()
+    _libjack_quiet = True
+
+
+_libjack_quiet = False  # quiet_libjack() was called: python-rtmidi's own libjack is silenced too
+
+
+def _quiet_python_rtmidis_libjack() -> None:
+    """python-rtmidi's wheel carries a libjack of its own (``python_rtmidi*/libjack-*.so``, its
+    own error and info functions), which ``silence_libjack_messages`` does not reach: an input's
+    client printed some 500 lines in 25 s after a server loss (helper-55). Once rtmidi is loaded."""
+    if not _libjack_quiet:
+        return
+    from pathlib import Path
+
+    import rtmidi
+
+    try:
+        from emolive import _core
+    except ImportError:  # a build without the engine: its messages stay
+        return
+    for library in Path(rtmidi.__file__).parent.parent.glob("python_rtmidi*/libjack*.so*"):
+        _core.silence_libjack_copy(str(library))
 
 
 def output_port_names() -> list[str]:
@@ -181,6 +204,7 @@ def _new_midi_in(client_name: str) -> Any:
     """A python-rtmidi ``MidiIn`` on the first API that opens (these machines: JACK, no ALSA)."""
     import rtmidi
 
+    _quiet_python_rtmidis_libjack()
     errors = []
     for api in _rtmidi_api_candidates():
         try:
@@ -249,23 +273,39 @@ UNUSED_STATUS = frozenset({0xF0, 0xFE})
 def _drain(port_ref: Callable[[], InputPort | None], midi_in: Any, closing: threading.Event) -> None:
     """An InputPort's thread: drains RtMidi's queue and watches the source. It holds the port
     only for one pass, so a port dropped without close() is collected; the thread then closes
-    its MIDI input itself. ``closing`` is checked before every get_message(): close() waits."""
+    its MIDI input itself. ``closing`` is checked before every get_message(): close() waits.
+    ``midi_in`` is the one the port's watch last chose: a new one after a JACK server restart,
+    None while no server answers."""
     unused_s = 0.0
     watch_at = time.monotonic() + InputPort.WATCH_S
     while not closing.is_set():
         port = port_ref()
         if port is None:  # dropped without close()
-            close_midi_in(midi_in, port_was_open=True)
+            if midi_in is not None:
+                close_midi_in(midi_in, port_was_open=True)
             return
         if time.monotonic() >= watch_at:
-            port._watch(midi_in)  # may outlast close()'s JOIN_S (a slow on_connection)
+            midi_in = port._watch(midi_in)  # may outlast close()'s JOIN_S (a slow on_connection)
             watch_at = time.monotonic() + InputPort.WATCH_S
             if closing.is_set():  # closed meanwhile: midi_in may be deleted already
                 return
-        had_one, unused_s = port._drain_once(midi_in, unused_s)
+        had_one = False
+        if midi_in is not None:
+            had_one, unused_s = port._drain_once(midi_in, unused_s)
         del port
         if not had_one:
             closing.wait(InputPort.POLL_S)
+
+
+#: Clients of a JACK server that has gone (zombies), never closed: libjack crashes closing them
+#: once a new server runs. Their references are leaked on purpose (Py_IncRef), so that not even
+#: the interpreter's teardown deallocates them (python-rtmidi's dealloc closes the client).
+def _leave_to_the_process_end(*clients: Any) -> None:
+    import ctypes
+
+    for client in clients:
+        if client is not None:
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(client))
 
 
 class InputPort:
@@ -312,11 +352,15 @@ class InputPort:
             port_open = True
             self.connected = True  # the source port is there (as last checked)
             self.callback_errors = 0  # exceptions raised by callback or on_connection
-            self._connections: Any = None  # _core.JackConnections under JACK (made when first needed)
+            self._client_name = client_name
+            # _core.JackConnections under JACK, from the start: it also tells a server's end.
+            self._connections: Any = _jack_connections(midi_in)
             self._linked: bool | None = None  # JACK: connected to the source at the last check
+            self._swap = threading.Lock()  # the MIDI input in use: the drain thread's watch, close()
             self._callback = callback
             self._on_connection = on_connection
             self._closing = threading.Event()
+            self._midi_in: Any = midi_in
             # The thread holds the port weakly: one dropped without close() is collected and
             # its thread closes the input (a bound method kept it, its threads, JACK clients and
             # callback, for the life of the process: helper-51).
@@ -326,7 +370,6 @@ class InputPort:
         except BaseException:
             close_midi_in(midi_in, port_was_open=port_open)
             raise
-        self._midi_in: Any = midi_in
 
     def _drain_once(self, midi_in: Any, unused_s: float) -> tuple[bool, float]:
         """One message from RtMidi's queue delivered or dropped: (whether there was one, the
@@ -352,9 +395,11 @@ class InputPort:
                       "goes on, and InputPort.callback_errors counts these):", file=sys.stderr)
                 traceback.print_exc()
 
-    def _watch(self, midi_in: Any) -> None:
+    def _watch(self, midi_in: Any) -> Any:
         """Is the source port still there, and (JACK) still connected to this input; if it was
-        gone, is it back (then connect again)?"""
+        gone, is it back (then connect again)? Returns the MIDI input to drain from now on."""
+        if midi_in is None or (self._connections and self._connections.server_gone):
+            return self._after_server_loss(midi_in)
         try:
             names = list(midi_in.get_ports())
         except Exception:  # noqa: BLE001 - the MIDI system is gone too: the port is not there
@@ -371,10 +416,40 @@ class InputPort:
                 midi_in.close_port()
                 midi_in.open_port(names.index(self.name), name=self._port_name)
             except Exception:  # noqa: BLE001 - gone again, or the MIDI system refuses: next time
-                return
+                return midi_in
             self.index = names.index(self.name)
             self._linked = None  # judged afresh at the next check
             self._set_connected(True)
+        return midi_in
+
+    def _after_server_loss(self, zombie: Any) -> Any:
+        """The JACK server went away: this input's clients are the old server's zombies (they
+        list its ports still, see nothing of a new server, and libjack crashes closing them
+        once one runs: a segmentation fault as the engine closed, and an input that never came
+        back, helper-55). They are left to the process's end, and a new client is made once a
+        server answers; the source is then looked for as after any loss. Returns the input to
+        drain: the new one, or None while no server answers."""
+        if self.connected:
+            self._set_connected(False)
+        if zombie is not None:
+            with self._swap:
+                if self._midi_in is zombie:
+                    self._midi_in = None
+            _leave_to_the_process_end(zombie, self._connections)
+            self._connections = None
+        try:
+            fresh = _new_midi_in(self._client_name)
+        except InputPortError:
+            return None  # no server yet
+        fresh.ignore_types(sysex=False, timing=False, active_sense=False)  # as __init__ does
+        with self._swap:
+            if self._closing.is_set():  # close() is under way: it closes what it finds, not this
+                close_midi_in(fresh)
+                return None
+            self._midi_in = fresh
+        self._connections = _jack_connections(fresh)
+        self._linked = None
+        return self._watch(fresh)  # opens the source if it is there
 
     def _set_connected(self, connected: bool) -> None:
         self.connected = connected
@@ -406,12 +481,18 @@ class InputPort:
         Returns once the drain thread has stopped calling python-rtmidi (or after ``JOIN_S`` if a
         callback is stuck: that thread checks the flag before its next ``get_message()``).
         """
-        midi_in, self._midi_in = self._midi_in, None
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._drainer.join(timeout=self.JOIN_S)
+        with self._swap:  # the watch puts no new input here once closing is set
+            midi_in, self._midi_in = self._midi_in, None
         if midi_in is not None:
-            self._closing.set()
-            self._drainer.join(timeout=self.JOIN_S)
-            close_midi_in(midi_in, port_was_open=True)
-            self._connections = None  # its JACK client closes now, not when this object goes
+            if self._connections and self._connections.server_gone:  # a zombie: see _after_server_loss
+                _leave_to_the_process_end(midi_in)
+            else:
+                close_midi_in(midi_in, port_was_open=True)
+        self._connections = None  # its JACK client closes now, not when this object goes
 
     def __enter__(self) -> InputPort:
         return self

@@ -113,6 +113,11 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name);
 // reports JACK's state itself, as the `emolive` command does; a no-op without JACK support.
 void silence_libjack_messages();
 
+// The same for another copy of libjack loaded in this process, the file `library` (python-rtmidi's
+// wheel carries its own, which the call above does not reach). False when that file is not
+// loaded, or lacks the functions; a no-op (false) without JACK support or dlopen.
+bool silence_libjack_copy(const std::string& library);
+
 // The connections of JACK ports, seen through a client of its own (opened at construction,
 // kept). Why: a source that closes and opens again between two checks of its name (its
 // program restarted) leaves the readers connected to it before unconnected, which its name
@@ -124,12 +129,19 @@ class JackConnections {
   JackConnections(const JackConnections&) = delete;
   JackConnections& operator=(const JackConnections&) = delete;
   bool available() const { return client_ != nullptr; }
+  // Whether the server this client was opened on has shut down (libjack's shutdown callback).
+  // Its clients are then zombies: they go on listing the old server's ports, see nothing of a
+  // server started since, and libjack crashes closing them once one runs (the destructor then
+  // leaves this client to the process's end). Any thread.
+  bool server_gone() const { return server_gone_.load(std::memory_order_acquire); }
   // Full names ("client:port") of the ports connected to `port_name`; empty when there is no
-  // such port. Not on the clock thread.
+  // such port, or the server is gone. Not on the clock thread.
   std::vector<std::string> of(const std::string& port_name) const;
 
  private:
+  static void on_shutdown(void* self);
   void* client_ = nullptr;  // jack_client_t
+  std::atomic<bool> server_gone_{false};
 };
 
 }  // namespace emolive
