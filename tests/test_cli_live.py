@@ -463,7 +463,7 @@ def test_unknown_control_port_exits_2_and_leaves_nothing_sounding(sink: Sink, ti
                              "--model", str(tiny_model_dir), "--control-port", "no-such-controller"],
                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert result.returncode == 2
-    assert "no MIDI port matches 'no-such-controller'" in result.stderr
+    assert "no MIDI input port matches 'no-such-controller'" in result.stderr
     assert "Traceback" not in result.stderr
     assert "emolive: model" not in result.stdout + result.stderr  # refused before the engine opened
     assert_nothing_left_sounding(sink)

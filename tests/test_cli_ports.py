@@ -27,7 +27,7 @@ def test_case_insensitive_substring() -> None:
 def test_index_when_no_name_matches() -> None:
     assert ports.match_port(NAMES, "3") == 3
     assert ports.match_port(NAMES, 0) == 0
-    with pytest.raises(ports.InputPortError, match="no MIDI port matches"):
+    with pytest.raises(ports.InputPortError, match="no MIDI input port matches"):
         ports.match_port(NAMES, "²")  # isdigit() but not int(): was a bare ValueError
 
 
@@ -52,12 +52,12 @@ def test_ambiguous_substring_lists_the_candidates() -> None:
 
 
 def test_no_match_lists_the_ports() -> None:
-    with pytest.raises(ports.InputPortError, match=r"no MIDI port matches 'Scarlett'; available ports: "
+    with pytest.raises(ports.InputPortError, match=r"no MIDI input port matches 'Scarlett'; available ports: "
                                                    r"0: 'Midi Through.*3: 'loopMIDI Port'"):
         ports.match_port(NAMES, "Scarlett")
-    with pytest.raises(ports.InputPortError, match="no MIDI port matches '9'"):
+    with pytest.raises(ports.InputPortError, match="no MIDI input port matches '9'"):
         ports.match_port(NAMES, 9)
-    with pytest.raises(ports.InputPortError, match="no MIDI ports are available"):
+    with pytest.raises(ports.InputPortError, match="no MIDI input ports are available; connect the controller"):
         ports.match_port([], "anything")
 
 
@@ -290,7 +290,7 @@ def test_a_source_that_closes_and_opens_again_between_two_checks_is_connected_ag
 
 @pytest.mark.jack
 def test_unknown_input_port_is_an_error_listing_inputs(jack_server: str) -> None:
-    with pytest.raises(ports.InputPortError, match="no MIDI port matches 'no-such-port'"):
+    with pytest.raises(ports.InputPortError, match="no MIDI input port matches 'no-such-port'"):
         ports.InputPort("no-such-port", lambda m, d: None)
 
 

@@ -116,8 +116,15 @@ def match_port(names: Sequence[str], query: str | int) -> int:
         raise InputPortError(f"port {text!r} is ambiguous: it matches "
                              f"{', '.join(repr(names[i]) for i in hits)}; {describe_ports(names)}")
     if not hits:
-        raise InputPortError(f"no MIDI port matches {text!r}; {describe_ports(names)}")
+        advice = "" if names else "; " + START_THE_SENDER
+        raise InputPortError(f"no MIDI input port matches {text!r}; {describe_ports(names, 'MIDI input')}"
+                             + advice)
     return hits[0]
+
+
+#: What to do when no input port is listed: inputs are the ports of other programs and devices.
+START_THE_SENDER = ("connect the controller, or start the program that sends MIDI (a DAW's MIDI "
+                    "output, a clock master) first")
 
 
 def match_input_port(names: Sequence[str], query: str | int) -> int:
