@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -323,6 +324,9 @@ def check_outputs(args: argparse.Namespace) -> None:
         raise NotADirectoryError(f"--report {report_dir} is a file; give a folder for the report")
     if args.run and not Path(args.run).is_dir():
         raise FileNotFoundError(f"--run {args.run} is not a training run folder")
+    if report_dir.is_symlink() and not report_dir.exists():  # mkdir said "File exists"
+        raise FileNotFoundError(f"--report {report_dir} is a link to {os.readlink(report_dir)}, which does "
+                                "not exist: make that folder, or give another")
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -143,6 +143,16 @@ def test_evaluate_needs_a_report_folder_and_a_named_model_to_update(tiny_model_d
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_report_folder_that_is_a_link_to_nothing_is_named_so(tiny_model_dir: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    """It said "cannot make the report folder dangling: File exists" (helper-57)."""
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    code = evaluate.main(["--model", str(tiny_model_dir), "--report", str(tmp_path / "dangling")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a link to" in err and "which does not exist" in err, err
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_evaluate_refuses_a_model_the_engine_refuses(tmp_path: Path, capsys) -> None:
     pytest.importorskip("emolive.engine", reason="the engine is not built: only the card is checked")
     (tmp_path / "model_card.json").write_text("{}")
