@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS
@@ -40,11 +41,24 @@ DATASETS = {
 #: The same for the unlabelled folders of ../shared/data (TrainConfig.unlabelled names).
 UNLABELLED = {
     "pop909": {"name": "POP909", "licence": "MIT", "citation": "Wang et al., POP909, ISMIR 2020"},
-    "vgmidi/unlabelled": {"name": "VGMIDI (unlabelled)", "licence": "none stated",
+    "vgmidi/unlabelled": {"name": "VGMIDI (unlabelled)",
+                          "licence": "none stated: weights trained on them should not ship",
                           "citation": "Ferreira and Whitehead, ISMIR 2019"},
 }
 UNLABELLED_USE = "unlabelled pre-training (even emotion blend, no emotion terms)"
 NON_COMMERCIAL = "(non-commercial use, attribution, share-alike)"
+
+
+def _known_unlabelled(folder: str) -> dict[str, Any] | None:
+    """The UNLABELLED entry whose name ``folder`` ends with, however it was spelt (``pop909``,
+    ``./pop909/``, ``/data/pop909``: only the first was recognised, the others carded as
+    "unlabelled MIDI" of unknown licence, helper-57); None for another folder."""
+    parts = [p for p in PurePosixPath(folder.replace("\\", "/")).parts if p not in (".", "/")]
+    for name, entry in UNLABELLED.items():
+        tail = name.split("/")
+        if [p.lower() for p in parts[-len(tail):]] == tail:
+            return entry
+    return None
 
 
 def data_entries(config: dict[str, Any], clips: dict[str, int] | None = None) -> list[dict[str, Any]]:
@@ -58,7 +72,7 @@ def data_entries(config: dict[str, Any], clips: dict[str, int] | None = None) ->
     if config.get("generic_csv"):
         data.append({"name": f"user data ({config['generic_csv']})", "licence": "unknown"})
     for folder in config.get("unlabelled", []):
-        known = UNLABELLED.get(folder.strip("/"))
+        known = _known_unlabelled(folder)
         entry = dict(known) if known else {"name": f"unlabelled MIDI ({folder})", "licence": "unknown"}
         data.append({**entry, "use": UNLABELLED_USE})
     return data

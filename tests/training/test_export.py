@@ -407,4 +407,12 @@ def test_provenance_names_every_stages_data_and_the_strictest_licence() -> None:
     assert alone["licence"] == ("model weights derived from EMOPIA: CC BY-NC-SA 4.0 (non-commercial "
                                 "use, attribution, share-alike); code MIT")
     vg = provenance({"datasets": [], "unlabelled": ["vgmidi/unlabelled/"]})
-    assert vg["licence"] == "model weights derived from: VGMIDI (unlabelled) (none stated)"
+    assert vg["licence"] == ("model weights derived from: VGMIDI (unlabelled) (none stated: weights trained "
+                             "on them should not ship)")
+    # However the folder is spelt (helper-57: only "pop909" itself was recognised).
+    for folder in ("./pop909", "/work/shared/data/pop909/", "data\\POP909"):
+        assert provenance({"datasets": [], "unlabelled": [folder]})["data"][0]["name"] == "POP909", folder
+    assert provenance({"datasets": [], "unlabelled": ["../x/vgmidi/unlabelled"]})["data"][0]["name"] == \
+        "VGMIDI (unlabelled)"
+    mine = provenance({"datasets": [], "unlabelled": ["my/pop"]})["data"][0]
+    assert mine["name"] == "unlabelled MIDI (my/pop)" and mine["licence"] == "unknown"
