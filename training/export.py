@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                              "an --out holding a model_card.json is refused)")
     args = parser.parse_args(argv)
     ckpt_path = Path(args.checkpoint)
+    if ckpt_path.is_dir():  # a run's folder: its checkpoint is inside
+        return error_line(parser.prog, f"checkpoint {ckpt_path} is a folder; give its ckpt.pt "
+                                       f"({ckpt_path / 'ckpt.pt'})")
     if not ckpt_path.is_file():
         return error_line(parser.prog, f"checkpoint {ckpt_path} not found")
     refused = out_refused(Path(args.out), args.replace)

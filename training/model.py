@@ -363,6 +363,8 @@ class CVAE(nn.Module):
 def read_checkpoint(path: str | Path) -> dict:
     """The dict a checkpoint file holds (train.py's layout, or recover.py's); ValueError saying
     why when ``path`` is missing or is not a checkpoint (another file, truncated, corrupt)."""
+    if Path(path).is_dir():
+        raise ValueError(f"checkpoint {path} is a folder; give its ckpt.pt ({Path(path) / 'ckpt.pt'})")
     if not Path(path).is_file():
         raise ValueError(f"checkpoint {path} not found")
     try:

@@ -148,6 +148,9 @@ class SegmentBatches:
         self.starts = segment_starts(prep, prep.indices(split, labelled), self.steps,
                                      cfg.hop_bars * 16, cfg.min_onsets)
         if len(self.starts) == 0:
+            if not len(prep.indices(split, labelled)):  # every clip on the other side (a CSV's split column)
+                raise DataError(f"no {split} clips: every clip is in the other split; give some "
+                                f"{split} rows (or leave the split column out for a split by song)")
             raise DataError(f"no {split} segments with at least {cfg.min_onsets} onsets")
         self.labels = prep.quadrant[self.starts[:, 0]]
         self.transpose = cfg.transpose

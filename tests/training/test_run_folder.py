@@ -217,6 +217,16 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(labelled_fol
         json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl"))
 
 
+def test_a_csv_that_puts_every_clip_in_train_says_there_are_no_val_clips(labelled_folder, tmp_path: Path,
+                                                                         capsys) -> None:
+    """It said "no val segments with at least 4 onsets", blaming the notes (helper-57)."""
+    folder, csv_path = labelled_folder
+    csv_path.write_text(csv_path.read_text().replace(",val", ",train"))
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 5)) == 2
+    err = capsys.readouterr().err
+    assert "no val clips: every clip is in the other split" in err and "onsets" not in err, err
+
+
 def test_a_run_without_segments_leaves_no_folder(labelled_folder, tmp_path: Path, capsys) -> None:
     folder, csv_path = labelled_folder
     assert train.main(tiny_args(folder, csv_path, tmp_path, 5) + ["--min-onsets", "100000"]) == 2

@@ -407,6 +407,7 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--lr", "-1"], "lr must be positive"),
     (["--min-lr-frac", "2"], "min_lr_frac must be in [0, 1]"),
     (["--init-from", "/nonexistent.pt"], "checkpoint /nonexistent.pt not found"),
+    (["--init-from", "/"], "checkpoint / is a folder; give its ckpt.pt"),
 ])
 def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Path) -> None:
     # No data by default: a mistake that were let through would fail at once, not train.
