@@ -138,6 +138,13 @@ def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
                     dataset, onset_error, skipped)
 
 
+def _new_file_mode() -> int:
+    """0o666 less this process's umask: the mode open() gives a new file."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _save(prep: Prepared, file: Path, reports: list[LoadReport]) -> None:
     lengths = np.array([len(r) for r in prep.rolls], dtype=np.int64)
     listed = set(_loader_skips(reports))
@@ -147,7 +154,10 @@ def _save(prep: Prepared, file: Path, reports: list[LoadReport]) -> None:
     # A file of this call's own: two runs preparing the same cache at once each write their own
     # file, and the last rename wins (both hold the same arrays).
     handle, name = tempfile.mkstemp(dir=file.parent, prefix=file.stem + ".", suffix=".tmp.npz")
-    os.close(handle)
+    try:  # mkstemp's 0600 kept another user sharing --cache-dir out (helper-57): a new file's mode
+        os.fchmod(handle, _new_file_mode())
+    finally:
+        os.close(handle)
     tmp = Path(name)
     try:
         np.savez_compressed(tmp, rolls=np.concatenate(prep.rolls), lengths=lengths,

@@ -404,6 +404,19 @@ def test_the_cache_tells_datasets_apart_and_keeps_no_stale_skips(tmp_path: Path)
     assert any("garbage" in reason or "unreadable" in reason for _, reason in again.skipped)  # kept
 
 
+def test_a_cache_file_gets_a_new_files_mode_for_others_sharing_the_cache(tmp_path: Path) -> None:
+    """Cache files came out 0600 (mkstemp's), unreadable to another user of the same --cache-dir."""
+    import os
+
+    before = os.umask(0o022)
+    try:
+        prepare([load_emopia(_emopia(tmp_path))], cache_dir=tmp_path / "cache")
+    finally:
+        os.umask(before)
+    (cached,) = (tmp_path / "cache").iterdir()
+    assert cached.stat().st_mode & 0o777 == 0o644
+
+
 def test_an_unreadable_cache_file_is_built_again_and_said(tmp_path: Path) -> None:
     report = load_emopia(_emopia(tmp_path))
     cache = tmp_path / "cache"
