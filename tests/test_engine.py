@@ -225,6 +225,19 @@ def test_a_closed_engine_keeps_the_tempo_it_ended_with(engine: Engine) -> None:
     assert tempos == [mido.bpm2tempo(90)]
 
 
+def test_a_closed_engine_keeps_the_song_position_it_ended_at(engine: Engine) -> None:
+    """stats()["step"] read 0 after close() (helper-55)."""
+    import time
+
+    engine.set_bpm(400)
+    engine.play("happy")
+    deadline = time.monotonic() + 10
+    while engine.stats()["step"] < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    engine.close()
+    assert engine.stats()["step"] >= 8
+
+
 def test_model_card_is_exposed(engine: Engine) -> None:
     card = engine.model_card
     assert card["format"] == "emolive-cvae"

@@ -354,6 +354,7 @@ EngineStats Engine::stats() const {
     s.port_reconnects = output_->reconnects();
   } else {
     s.bpm = config_.bpm;
+    s.step = stopped_at_.load();  // where close() stopped it (it read 0, helper-55)
   }
   parts.unlock();
   std::lock_guard<std::mutex> lock(error_mutex_);
