@@ -52,20 +52,28 @@ bool silence_libjack_copy(const std::string& library) {
 JackConnections::JackConnections() {
   jack_status_t status;
   auto* client = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
-  if (client) jack_on_shutdown(client, &JackConnections::on_shutdown, this);  // JACK2 calls it unactivated too
+  // The flag the callback sets outlives this object when its client is left (below).
+  if (client) jack_on_shutdown(client, &JackConnections::on_shutdown, server_gone_);  // unactivated too
   client_ = client;
 }
 
-void JackConnections::on_shutdown(void* self) {
-  static_cast<JackConnections*>(self)->server_gone_.store(true, std::memory_order_release);
+void JackConnections::on_shutdown(void* flag) {
+  static_cast<std::atomic<bool>*>(flag)->store(true, std::memory_order_release);
 }
 
 JackConnections::~JackConnections() {
-  if (!client_) return;
+  if (!client_) {
+    delete server_gone_;
+    return;
+  }
   // libjack crashes closing a client of a server that has gone, also in a later call into
   // another client once a new server runs (jack_port_unregister, as the engine closed its
-  // reconnected port: a segmentation fault, helper-55): such a client is left.
-  if (!server_gone() && jack_server_running()) jack_client_close(static_cast<jack_client_t*>(client_));
+  // reconnected port: a segmentation fault, helper-55): such a client is left, and so is its
+  // flag, which libjack's shutdown callback may still set.
+  if (!server_gone() && jack_server_running()) {
+    jack_client_close(static_cast<jack_client_t*>(client_));
+    delete server_gone_;
+  }
 }
 
 std::vector<std::string> JackConnections::of(const std::string& port_name) const {
@@ -87,6 +95,7 @@ std::unique_ptr<JackCycles> JackCycles::open(const std::string& client_name) {
   if (!client) return nullptr;
   std::unique_ptr<JackCycles> cycles(new JackCycles());
   cycles->client_ = client;
+  jack_on_shutdown(client, &JackCycles::on_shutdown, cycles.get());
   if (jack_set_process_callback(client, &JackCycles::on_process, cycles.get()) != 0 ||
       jack_activate(client) != 0) {
     return nullptr;  // the destructor closes the client
@@ -96,6 +105,10 @@ std::unique_ptr<JackCycles> JackCycles::open(const std::string& client_name) {
 
 JackCycles::~JackCycles() {
   if (client_ && !leak_) jack_client_close(static_cast<jack_client_t*>(client_));
+}
+
+void JackCycles::on_shutdown(void* self) {
+  static_cast<JackCycles*>(self)->server_gone_.store(true, std::memory_order_release);
 }
 
 // JACK's real-time thread: one atomic increment.
@@ -110,7 +123,7 @@ void silence_libjack_messages() {}
 bool silence_libjack_copy(const std::string&) { return false; }
 
 JackConnections::JackConnections() = default;
-JackConnections::~JackConnections() = default;
+JackConnections::~JackConnections() { delete server_gone_; }
 std::vector<std::string> JackConnections::of(const std::string&) const { return {}; }
 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string&) { return nullptr; }

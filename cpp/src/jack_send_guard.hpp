@@ -36,13 +36,18 @@ class JackCycles {
 
   // Process cycles run so far. Lock-free, no allocation: callable from the clock thread.
   uint64_t count() const noexcept { return cycles_.load(std::memory_order_acquire); }
+  // Whether libjack said the server shut down (its shutdown callback): the process's clients
+  // of that server are zombies then. Any thread.
+  bool server_gone() const noexcept { return server_gone_.load(std::memory_order_acquire); }
   void leak_client() noexcept { leak_ = true; }
 
  private:
   JackCycles() = default;
   static int on_process(uint32_t frames, void* self);
+  static void on_shutdown(void* self);
   void* client_ = nullptr;  // jack_client_t*
   std::atomic<uint64_t> cycles_{0};
+  std::atomic<bool> server_gone_{false};
   bool leak_ = false;
 };
 
@@ -78,6 +83,9 @@ class JackSendGuard {
   // clients that miss their deadlines) would keep it stalled, so after
   // kChecksBeforeNewCounter calls without a cycle a new counter is opened.
   bool cycles_ran_again();
+  // Whether the counter's server shut down (JackCycles::server_gone); false without a counter.
+  // The thread that calls open_once() and forget_server().
+  bool server_gone() const noexcept { return owner_ && owner_->server_gone(); }
   // The server has gone (sends paused): its counter's client is left to the process's end,
   // any stall is dropped, and the next open_once() opens a counter on the next server.
   void forget_server();

@@ -70,7 +70,12 @@ class RtMidiOutput final : public MidiOutput {
     // The counter opens now, after the connection (its cycles are the proof that it carries
     // messages), while no other thread uses the guard.
     if (api_.id == RtMidi::UNIX_JACK && !client_name_.empty()) guard_.open_once();
-    if (api_.id == RtMidi::UNIX_JACK) server_watch_ = std::make_unique<JackConnections>();
+    // A virtual port has no cycle counter, whose client tells a named port's server's end: a
+    // client of its own for that (a named port's would cost a file descriptor or three more:
+    // at a low `ulimit -n` the port watcher then failed to open, helper-58).
+    if (api_.id == RtMidi::UNIX_JACK && client_name_.empty()) {
+      server_watch_ = std::make_unique<JackConnections>();
+    }
   }
   ~RtMidiOutput() override {
     // RtMidi has no flush: backends such as JACK deliver queued messages on their next
@@ -159,9 +164,6 @@ class RtMidiOutput final : public MidiOutput {
                           api_.sink.get());
       return;
     }
-    if (api_.id == RtMidi::UNIX_JACK && !server_watch_ && !server_lost_ && !failed()) {
-      server_watch_ = std::make_unique<JackConnections>();  // on the server reconnected to
-    }
     if (api_.sink->failed.load()) {  // not failed(): a settling reconnection is not retried
       try_reconnect();
       return;
@@ -214,8 +216,13 @@ class RtMidiOutput final : public MidiOutput {
   // Whether libjack said the server of this output's clients shut down: they are zombies then
   // (they go on listing the old server's ports, and libjack crashes closing them once a new
   // server runs: a segmentation fault closing an engine stopped while the server restarted,
-  // helper-55), whether or not a probe saw the server gone.
-  bool server_gone() const { return server_watch_ && server_watch_->server_gone(); }
+  // helper-55), whether or not a probe saw the server gone. Told by the cycle counter's client
+  // (a named port: after a reconnection, the counter opened on the new server) or a virtual
+  // port's own watch client. A client for that made at once after a reconnection hung a
+  // synchronous server's next close; the counter opens at the next check.
+  bool server_gone() const {
+    return guard_.server_gone() || (server_watch_ && server_watch_->server_gone());
+  }
 
   std::string port_gone_message() const {
     return "MIDI port '" + port_name_ +
@@ -277,7 +284,6 @@ class RtMidiOutput final : public MidiOutput {
       (void)watcher_.sink.release();
       watcher_ = OpenedApi{};
       watcher_client_ = client_name_ + "-watch";
-      (void)server_watch_.release();  // its client is the dead server's; a new one comes below
       fresh->setErrorCallback(&ErrorSink::callback, api_.sink.get());
       api_.out = std::move(fresh);
       reopen(index);
@@ -336,8 +342,8 @@ class RtMidiOutput final : public MidiOutput {
   OpenedApi watcher_;           // check_connection()'s thread only, until destruction
   unsigned checks_ = 0;         // check_connection() calls (one thread only)
   bool server_lost_ = false;    // check_connection()'s thread only
-  // JACK: a client of the output's server whose shutdown callback tells the server's end.
-  std::unique_ptr<JackConnections> server_watch_;  // check_connection()'s thread, until destruction
+  // JACK, a virtual port: a client of its server whose shutdown callback tells the server's end.
+  std::unique_ptr<JackConnections> server_watch_;
   JackSendGuard guard_;         // admit(): clock thread; the rest: check_connection()'s thread
   std::atomic<int> sending_{0};  // clock-thread sends inside send() right now
   std::atomic<bool> paused_{false};
@@ -383,7 +389,7 @@ void close_refused(OpenedApi& api) {
 }  // namespace
 
 // Neither opener holds the stop signals (StopSignalHold) around its client: a port opened so
-// left SIGINT, SIGTERM and SIGHUP blocked on the thread that later closed it (Python's main
+// left the stop signals blocked on the thread that later closed it (Python's main
 // thread: Ctrl-C did nothing there, nor in the programs it started). Only the short-lived
 // listing clients, opened and closed within one hold, are held (source_port_names).
 std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name) {

@@ -85,8 +85,9 @@ def _raise_a_low_open_files_limit() -> None:
     except (ValueError, OSError):
         pass
     if wanted < 64:
-        print(f"emolive: warning: at most {wanted} open files (ulimit -n): opening a MIDI client "
-              "takes some 16, and may fail for want of them; allow 64 or more", file=sys.stderr)
+        print(f"emolive: warning: at most {wanted} open files (ulimit -n): MIDI clients may fail to "
+              "open for want of them (below about 28 the port watch does, and a lost port goes "
+              "unnoticed); allow 64 or more", file=sys.stderr)
 
 
 def _escape_what_cannot_be_shown() -> None:

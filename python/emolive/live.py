@@ -1,8 +1,9 @@
 """`emolive` live: play into a MIDI port until a signal, steered by keys, controllers and a clock.
 
 Every way out (Ctrl-C = SIGINT, SIGTERM, SIGHUP when the terminal closes, the other stop
-signals of ``StopSignals``, `q`, a lost virtual port) ends in ``engine.close()``, which sends a note-off for every sounding note, then sustain
-off, all notes off and all sound off: nothing is left sounding. A lost named port is waited
+signals of ``StopSignals``, `q`, a lost virtual port) ends in ``engine.close()``, which sends a
+note-off for every sounding note, then sustain off, all notes off and all sound off: nothing is
+left sounding. A lost named port is waited
 for: the engine reconnects when a port of that name is back.
 """
 
@@ -19,8 +20,8 @@ from typing import Any
 
 from emolive import ports
 from emolive._startup import INTERRUPTED_STATUS
-from emolive.cli_options import (KEYBOARD_STOP_SIGNALS, LIVE_MORPH_BARS, UsageError, open_engine, start_emotion,
-                                 stop_signals_to_catch)
+from emolive.cli_options import (KEYBOARD_STOP_SIGNALS, LIVE_MORPH_BARS, UsageError, open_engine,
+                                 start_emotion, stop_signals_to_catch)
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.midi_control import CcMap, CcSteering

@@ -169,14 +169,17 @@ def quiet_libjack() -> None:
 
 
 _libjack_quiet = False  # quiet_libjack() was called: python-rtmidi's own libjack is silenced too
+_libjack_copy_quiet = False  # ... and that was done
 
 
 def _quiet_python_rtmidis_libjack() -> None:
     """python-rtmidi's wheel carries a libjack of its own (``python_rtmidi*/libjack-*.so``, its
     own error and info functions), which ``silence_libjack_messages`` does not reach: an input's
     client printed some 500 lines in 25 s after a server loss (helper-55). Once rtmidi is loaded."""
-    if not _libjack_quiet:
+    global _libjack_copy_quiet
+    if not _libjack_quiet or _libjack_copy_quiet:
         return
+    _libjack_copy_quiet = True  # once: it is loaded once
     from pathlib import Path
 
     import rtmidi
@@ -207,13 +210,14 @@ def _rtmidi_api_candidates() -> list[int]:
     return list(rtmidi.get_compiled_api())
 
 
-def _new_midi_in(client_name: str) -> Any:
-    """A python-rtmidi ``MidiIn`` on the first API that opens (these machines: JACK, no ALSA)."""
+def _new_midi_in(client_name: str, api: int | None = None) -> Any:
+    """A python-rtmidi ``MidiIn`` on ``api``, or on the first API that opens (these machines:
+    JACK, no ALSA)."""
     import rtmidi
 
     _quiet_python_rtmidis_libjack()
     errors = []
-    for api in _rtmidi_api_candidates():
+    for api in [api] if api is not None else _rtmidi_api_candidates():
         try:
             with quiet_c_stderr():
                 return rtmidi.MidiIn(rtapi=api, name=client_name, queue_size_limit=QUEUE_MESSAGES)
@@ -360,6 +364,7 @@ class InputPort:
             self.connected = True  # the source port is there (as last checked)
             self.callback_errors = 0  # exceptions raised by callback or on_connection
             self._client_name = client_name
+            self._api = midi_in.get_current_api()  # a new client after a server loss: the same API
             # _core.JackConnections under JACK, from the start: it also tells a server's end.
             self._connections: Any = _jack_connections(midi_in)
             self._linked: bool | None = None  # JACK: connected to the source at the last check
@@ -445,7 +450,7 @@ class InputPort:
             _leave_to_the_process_end(zombie, self._connections)
             self._connections = None
         try:
-            fresh = _new_midi_in(self._client_name)
+            fresh = _new_midi_in(self._client_name, self._api)
         except InputPortError:
             return None  # no server yet
         fresh.ignore_types(sysex=False, timing=False, active_sense=False)  # as __init__ does

@@ -47,6 +47,7 @@ class Keyboard:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdin
         self._saved_mode: list | None = None  # the terminal's mode before, while ours is set
+        self._our_mode: list | None = None  # the cbreak mode we set, to set again if undone
 
     @staticmethod
     def available(stream: TextIO | None = None) -> bool:
@@ -65,15 +66,25 @@ class Keyboard:
 
     def _take_the_terminal(self) -> None:
         """Cbreak mode (keys at once, Ctrl-C still SIGINT), the mode before kept; in the
-        foreground only, and once."""
-        if os.name != "posix" or self._saved_mode is not None or not self.in_foreground():
+        foreground only. Set again when something else changed the mode: a shell puts its own
+        mode back when a job is stopped from elsewhere (`kill -STOP`) and not ours on `fg`, and
+        keys then waited for Enter (helper-58)."""
+        if os.name != "posix" or not self.in_foreground():
             return
         import termios
         import tty
 
         fd = self._stream.fileno()
-        self._saved_mode = termios.tcgetattr(fd)
-        tty.setcbreak(fd)
+        if self._saved_mode is None:
+            self._saved_mode = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+            self._our_mode = termios.tcgetattr(fd)
+            return
+        try:
+            if self._our_mode is not None and termios.tcgetattr(fd) != self._our_mode:
+                termios.tcsetattr(fd, termios.TCSADRAIN, self._our_mode)
+        except termios.error:  # the terminal is gone: the read says so
+            pass
 
     def release(self) -> None:
         """The terminal's mode as it was before (for a suspend, and at the end), in the
@@ -91,7 +102,7 @@ class Keyboard:
             pass
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        self._saved_mode = None
+        self._saved_mode = self._our_mode = None
 
     def __exit__(self, *exc: object) -> None:
         self.release()

@@ -133,15 +133,15 @@ class JackConnections {
   // Its clients are then zombies: they go on listing the old server's ports, see nothing of a
   // server started since, and libjack crashes closing them once one runs (the destructor then
   // leaves this client to the process's end). Any thread.
-  bool server_gone() const { return server_gone_.load(std::memory_order_acquire); }
+  bool server_gone() const { return server_gone_->load(std::memory_order_acquire); }
   // Full names ("client:port") of the ports connected to `port_name`; empty when there is no
   // such port, or the server is gone. Not on the clock thread.
   std::vector<std::string> of(const std::string& port_name) const;
 
  private:
-  static void on_shutdown(void* self);
+  static void on_shutdown(void* flag);
   void* client_ = nullptr;  // jack_client_t
-  std::atomic<bool> server_gone_{false};
+  std::atomic<bool>* server_gone_ = new std::atomic<bool>(false);  // left with a left client
 };
 
 }  // namespace emolive
