@@ -108,6 +108,8 @@ void register_ports(py::module_& m) {
              return port_texts_of([&] { return c.of(port_name); });
            },
            py::arg("port_name"), "Full names of the ports connected to port_name; [] when it is not there.");
+  m.def("too_few_descriptors", &too_few_descriptors,
+        "Whether too few file descriptors are free for a MIDI client to open (a low ulimit -n).");
   m.def("silence_libjack_copy", &silence_libjack_copy, py::arg("library"),
         "The same for another libjack loaded in this process (python-rtmidi's); False if not loaded.");
   m.def("silence_libjack_messages", &silence_libjack_messages,

@@ -1,6 +1,36 @@
 #include "emolive/midi_out.hpp"
 
+#include <cerrno>
+
+#if !defined(_WIN32)
+#include <fcntl.h>
+#include <sys/resource.h>
+#endif
+
 namespace emolive {
+namespace {
+
+// Soft limits above this are not counted through: a process near them has other troubles.
+constexpr unsigned long kLargestLimitCounted = 4096;
+
+}  // namespace
+
+bool too_few_descriptors() {
+#if defined(_WIN32)
+  return false;
+#else
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+      limit.rlim_cur > kLargestLimitCounted) {
+    return false;
+  }
+  int free = 0;
+  for (int fd = 0; fd < static_cast<int>(limit.rlim_cur) && free < kDescriptorsForAClient; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) ++free;
+  }
+  return free < kDescriptorsForAClient;
+#endif
+}
 
 RecordingOutput::RecordingOutput(std::unique_ptr<MidiOutput> inner, size_t capacity)
     : inner_(std::move(inner)), buffer_(capacity) {}

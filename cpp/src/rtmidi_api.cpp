@@ -2,17 +2,12 @@
 #include "rtmidi_api.hpp"
 
 #include <cctype>
-#include <cerrno>
 #include <cstdlib>
 #include <thread>
 
-#if !defined(_WIN32)
-#include <fcntl.h>
-#include <sys/resource.h>
-#endif
-
 #include "client_names.hpp"
 #include "emolive/errors.hpp"
+#include "emolive/midi_out.hpp"
 #include "jack_send_guard.hpp"
 #include "stop_signal_hold.hpp"
 
@@ -24,30 +19,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Free file descriptors below which a MIDI client may fail to open for want of them. libjack's
-// first client keeps 6, each later one 3 (counted in /proc/self/fd with python-rtmidi), but
-// opening takes more for a while: with 12 free (`ulimit -n 16`) the first failed, with 16 it opened.
-constexpr int kDescriptorsForAClient = 16;
-// Soft limits above this are not counted through: a process near them has other troubles.
-constexpr rlim_t kLargestLimitCounted = 4096;
-
-// Whether fewer than kDescriptorsForAClient descriptors are free under the soft limit.
-bool too_few_descriptors() {
-#if defined(_WIN32)
-  return false;
-#else
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
-      limit.rlim_cur > kLargestLimitCounted) {
-    return false;
-  }
-  int free = 0;
-  for (int fd = 0; fd < static_cast<int>(limit.rlim_cur) && free < kDescriptorsForAClient; ++fd) {
-    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) ++free;
-  }
-  return free < kDescriptorsForAClient;
-#endif
-}
 
 }  // namespace
 

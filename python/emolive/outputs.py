@@ -36,6 +36,9 @@ def find_port(query: str | int) -> int:
     names = list_ports()
     if not names and not midi_system_opens():
         wanted = f"{query.strip()!r}" if isinstance(query, str) else f"index {query}"
+        if _core.too_few_descriptors():  # it said "is the JACK server running?" with one running
+            raise PortError(f"no MIDI output port matches {wanted}: no MIDI client could be opened, for "
+                            "want of file descriptors; allow more open files (ulimit -n 1024)")
         raise PortError(f"no MIDI output port matches {wanted}: no MIDI system could be opened (is the "
                         f"JACK server running?). {_core.port_setup_hint()}")
     return match_output_port(names, query)[0]

@@ -113,6 +113,15 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name);
 // reports JACK's state itself, as the `emolive` command does; a no-op without JACK support.
 void silence_libjack_messages();
 
+// Free file descriptors below which a MIDI client may fail to open for want of them. libjack's
+// first client keeps 6, each later one 3 (counted in /proc/self/fd with python-rtmidi), but
+// opening takes more for a while: with 12 free (`ulimit -n 16`) the first failed, with 16 it opened.
+constexpr int kDescriptorsForAClient = 16;
+// Whether fewer than kDescriptorsForAClient descriptors are free under the soft limit on open
+// files (a failure to open a MIDI client then says nothing of its server). False where there is
+// no such limit, or it is above 4,096.
+bool too_few_descriptors();
+
 // The same for another copy of libjack loaded in this process, the file `library` (python-rtmidi's
 // wheel carries its own, which the call above does not reach). False when that file is not
 // loaded, or lacks the functions; a no-op (false) without JACK support or dlopen.
