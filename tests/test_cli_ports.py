@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from emolive import ports
+from emolive import input_port, ports
 
 NAMES = ["Midi Through:Midi Through Port-0 14:0", "IAC Driver Bus 1", "IAC Driver Bus 12", "loopMIDI Port"]
 
@@ -91,8 +91,8 @@ def test_input_port_receives_messages_and_clock(jack_server: str) -> None:
             got_all.set()
 
     try:
-        assert any("clock source" in name for name in ports.input_port_names())
-        with ports.InputPort("CLOCK SOURCE", collect) as port:  # case-insensitive substring
+        assert any("clock source" in name for name in input_port.input_port_names())
+        with input_port.InputPort("CLOCK SOURCE", collect) as port:  # case-insensitive substring
             assert "clock source" in port.name
             time.sleep(0.2)  # JACK connects on its next cycle
             for message in ([0xFA], [0xF8], [0xB0, 20, 127]):
@@ -118,7 +118,7 @@ def test_an_input_port_dropped_without_close_is_closed_and_stops_delivering(jack
     lister = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=f"emolive-lister-{os.getpid()}")
     received: list[bytes] = []
     try:
-        port = ports.InputPort("drop source", lambda message, _delta: received.append(message),
+        port = input_port.InputPort("drop source", lambda message, _delta: received.append(message),
                                client_name="emolive-dropped")
         drainer = port._drainer
         time.sleep(1.2)  # past a source check, which opens the JACK watch client
@@ -131,7 +131,7 @@ def test_an_input_port_dropped_without_close_is_closed_and_stops_delivering(jack
         sender.send_message([0xF8])
         time.sleep(0.2)
         assert received == []
-        with ports.InputPort("drop source", lambda *_: None) as kept:
+        with input_port.InputPort("drop source", lambda *_: None) as kept:
             time.sleep(1.2)
         assert kept._connections is None  # closed with the port, though the object lives on
     finally:
@@ -142,10 +142,10 @@ def test_an_input_port_dropped_without_close_is_closed_and_stops_delivering(jack
 
 SLOW_WATCH = """
 import time, rtmidi
-from emolive import ports
+from emolive import input_port
 source = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="emolive-test-slow-src")
 source.open_virtual_port("slow source")
-port = ports.InputPort("slow source", lambda m, d: None, client_name="emolive-slow-watch",
+port = input_port.InputPort("slow source", lambda m, d: None, client_name="emolive-slow-watch",
                        on_connection=lambda connected: time.sleep(3))  # a handler blocked on a lock
 time.sleep(0.2)
 source.close_port(); source.delete()  # the next check calls on_connection(False), for 3 s
@@ -181,8 +181,8 @@ def test_a_callback_that_raises_does_not_end_the_input(jack_server: str, capfd: 
 
     try:
         with pytest.raises(TypeError, match="callback must be callable, not str"):
-            ports.InputPort("raiser", "not a function")  # type: ignore[arg-type]
-        with ports.InputPort("raiser", fussy) as port:
+            input_port.InputPort("raiser", "not a function")  # type: ignore[arg-type]
+        with input_port.InputPort("raiser", fussy) as port:
             time.sleep(0.2)  # JACK connects on its next cycle
             for cc in range(3):
                 sender.send_message([0xB0, 20, cc])
@@ -208,7 +208,7 @@ def test_active_sensing_and_sysex_between_ticks_take_no_time_from_the_clock(jack
     sender.open_virtual_port("sensing source")
     received: list[tuple[bytes, float]] = []
     try:
-        with ports.InputPort("sensing source", lambda m, d: received.append((m, d))):
+        with input_port.InputPort("sensing source", lambda m, d: received.append((m, d))):
             time.sleep(0.2)  # JACK connects on its next cycle
             sender.send_message([0xF8])
             start = time.monotonic()
@@ -252,7 +252,7 @@ def test_an_input_whose_source_goes_and_comes_back_is_reported_and_reconnected(j
     received: list[bytes] = []
     changes: list[bool] = []
     sender = _open_source("replug source")
-    with ports.InputPort("replug source", lambda m, _d: received.append(m), on_connection=changes.append) as port:
+    with input_port.InputPort("replug source", lambda m, _d: received.append(m), on_connection=changes.append) as port:
         time.sleep(0.2)  # JACK connects on its next cycle
         sender.send_message([0xB0, 20, 1])
         assert _wait_until(lambda: received == [b"\xb0\x14\x01"])
@@ -275,7 +275,7 @@ def test_a_source_that_closes_and_opens_again_between_two_checks_is_connected_ag
     received: list[bytes] = []
     changes: list[bool] = []
     sender = _open_source("quick source")
-    with ports.InputPort("quick source", lambda m, _d: received.append(m), on_connection=changes.append):
+    with input_port.InputPort("quick source", lambda m, _d: received.append(m), on_connection=changes.append):
         time.sleep(1.2)  # connected, and seen connected by at least one check
         sender.close_port()
         sender.delete()
@@ -291,7 +291,7 @@ def test_a_source_that_closes_and_opens_again_between_two_checks_is_connected_ag
 @pytest.mark.jack
 def test_unknown_input_port_is_an_error_listing_inputs(jack_server: str) -> None:
     with pytest.raises(ports.InputPortError, match="no MIDI input port matches 'no-such-port'"):
-        ports.InputPort("no-such-port", lambda m, d: None)
+        input_port.InputPort("no-such-port", lambda m, d: None)
 
 
 @pytest.mark.jack
@@ -302,9 +302,9 @@ def test_an_output_port_named_as_an_input_is_said_to_be_one(jack_server: str) ->
     sink.open_virtual_port("notes-in")  # a port emolive sends to: an output from emolive's side
     try:
         with pytest.raises(ports.InputPortError, match=r"'notes-in' is an output port \(where notes go\)"):
-            ports.InputPort("notes-in", lambda m, d: None)
+            input_port.InputPort("notes-in", lambda m, d: None)
         with pytest.raises(ports.InputPortError) as plain:
-            ports.InputPort("no-such-port", lambda m, d: None)
+            input_port.InputPort("no-such-port", lambda m, d: None)
         assert "output port" not in str(plain.value)
     finally:
         sink.delete()

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from emolive import __version__, ports
+from emolive import __version__, input_port, ports
 from emolive._startup import end_of_startup
 from emolive.cli_options import emotion_listing, generate_parser, live_parser, silence
 
@@ -178,7 +178,7 @@ def _port_listing() -> str:
             raise
         lines.append(f"  (none: {exc})")
     lines.append("MIDI inputs (--control-port, --sync):")
-    inputs = ports.input_port_names()
+    inputs = input_port.input_port_names()
     lines += [f"  {i}: {ports.shown(name)}" for i, name in enumerate(inputs)] or ["  (none)"]
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from emolive import ports
+from emolive import input_port, ports
 from emolive._startup import INTERRUPTED_STATUS
 from emolive.cli_options import (KEYBOARD_STOP_SIGNALS, LIVE_MORPH_BARS, UsageError, open_engine,
                                  start_emotion, stop_signals_to_catch)
@@ -190,7 +190,7 @@ class Session:
 
     def open_inputs(self, stack: ExitStack) -> None:
         """Open --control-port and --sync (one port when both name the same one)."""
-        wanted: dict[str, list[ports.MessageCallback]] = {}
+        wanted: dict[str, list[input_port.MessageCallback]] = {}
         if self.args.control_port:
             wanted.setdefault(self.args.control_port, []).append(lambda msg, _delta: self.steering.feed(msg))
         if self.args.sync:
@@ -198,11 +198,11 @@ class Session:
             wanted.setdefault(self.args.sync, []).append(
                 lambda msg, delta: self.sync.feed(msg, clock.advance(delta)))
         for query, sinks in wanted.items():
-            def deliver(message: bytes, delta_s: float, sinks: list[ports.MessageCallback] = sinks) -> None:
+            def deliver(message: bytes, delta_s: float, sinks: list[input_port.MessageCallback] = sinks) -> None:
                 for sink in sinks:
                     sink(message, delta_s)
             syncs = query == self.args.sync
-            port = stack.enter_context(ports.InputPort(
+            port = stack.enter_context(input_port.InputPort(
                 query, deliver, client_name="emolive-in",
                 on_connection=lambda back, q=query, syncs=syncs: self.input_changed(q, back, syncs)))
             self._input_names[query] = port.name
@@ -416,7 +416,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} is empty; name an input port (emolive --list-ports lists them)")
     queries = [query for query in (args.control_port, args.sync) if query]
     if queries:
-        names = ports.input_port_names()
+        names = input_port.input_port_names()
         for query in queries:
             ports.match_input_port(names, query)
 

@@ -1,4 +1,4 @@
-"""Opens and closes ``emolive.ports.InputPort`` on a busy JACK source many times, then exits.
+"""Opens and closes ``emolive.input_port.InputPort`` on a busy JACK source many times, then exits.
 
     .venv/bin/python tests/reliability/input_cycle_proc.py SOURCE_PORT CYCLES
 
@@ -14,7 +14,7 @@ import random
 import sys
 import time
 
-from emolive.ports import InputPort
+from emolive.input_port import InputPort
 
 
 def main(source: str, cycles: int) -> int:

@@ -1,7 +1,7 @@
 """Closing MIDI inputs while messages pour in: no crash, no hang (docs/reliability.md, "Exit crash").
 
 A source process sends clock and controllers as fast as JACK takes them; a second process opens
-and closes ``emolive.ports.InputPort`` on it, cycle after cycle, and exits. Each close stops the
+and closes ``emolive.input_port.InputPort`` on it, cycle after cycle, and exits. Each close stops the
 JACK client's process thread (JACK cancels it); if that happened while RtMidi's callback was
 queueing a message, the process would crash or hang, now or at exit. Both processes run outside
 pytest, so a crash is a failed test, not a lost session.
