@@ -236,10 +236,27 @@ class Shell:
         os.close(self.leader)
 
 
+def _emolive_processes(tag: str) -> dict[int, str]:
+    """pid -> state (R, S, T: stopped, ...) of the emolive processes whose command line holds
+    ``tag``. Read from /proc: `ps` cuts its lines at the terminal's or $COLUMNS' width, and a
+    long interpreter path then cut the tag off (a clean-clone CI run did)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        if tag.encode() in args and b"emolive.cli" in args:
+            found[int(entry.name)] = stat[stat.rindex(")") + 2]  # after "pid (comm) "
+    return found
+
+
 def _emolive_states(tag: str) -> list[str]:
-    """The `ps` states of the emolive processes whose command line holds ``tag`` (T: stopped)."""
-    lines = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout.splitlines()
-    return [line.split()[0] for line in lines if tag in line and "emolive.cli" in line]
+    """The states of the emolive processes whose command line holds ``tag`` (T: stopped)."""
+    return list(_emolive_processes(tag).values())
 
 
 def _wait_for_state(tag: str, wanted: str, timeout_s: float = 10.0) -> list[str]:
@@ -252,7 +269,8 @@ def _wait_for_state(tag: str, wanted: str, timeout_s: float = 10.0) -> list[str]
     return _emolive_states(tag)
 
 
-@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("ps") is None, reason="needs bash and ps")
+@pytest.mark.skipif(shutil.which("bash") is None or not Path("/proc/self/stat").exists(),
+                    reason="needs bash and /proc")
 def test_a_background_job_plays_and_ctrl_z_ends_the_notes_before_it_stops(jack_server: str,
                                                                          tiny_model_dir: Path) -> None:
     """`emolive ... &` was stopped at once by the terminal (SIGTTOU: it set the terminal's mode
@@ -292,7 +310,8 @@ def test_a_background_job_plays_and_ctrl_z_ends_the_notes_before_it_stops(jack_s
     assert "Traceback" not in shell.screen
 
 
-@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("ps") is None, reason="needs bash and ps")
+@pytest.mark.skipif(shutil.which("bash") is None or not Path("/proc/self/stat").exists(),
+                    reason="needs bash and /proc")
 def test_keys_work_again_after_a_stop_from_elsewhere_and_fg(jack_server: str, tiny_model_dir: Path) -> None:
     """`kill -STOP`, then `fg`: the shell put its own terminal mode back when the job stopped and
     not emolive's on `fg`, so keys waited for Enter (helper-58)."""
@@ -305,9 +324,7 @@ def test_keys_work_again_after_a_stop_from_elsewhere_and_fg(jack_server: str, ti
     try:
         shell.type(f"{sys.executable} -m emolive.cli --port {tag} --model {tiny_model_dir} --bpm 300\n".encode())
         assert sink.wait_for(lambda m: len(note_ons(m)) >= 8, timeout_s=30), shell.screen[-2000:]
-        pid = next(int(line.split()[0]) for line in subprocess.run(
-            ["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout.splitlines()
-            if tag in line and "emolive.cli" in line)
+        (pid,) = _emolive_processes(tag)
         os.kill(pid, signal.SIGSTOP)  # not caught: the notes of that moment sound on meanwhile
         assert _wait_for_state(tag, "T")[0].startswith("T"), shell.screen[-2000:]
         shell.read_for(0.5)
