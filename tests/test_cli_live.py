@@ -443,6 +443,38 @@ def test_too_few_open_files_for_a_midi_client_says_so(sink: Sink, tiny_model_dir
     assert "start JACK" not in result.stderr and "Traceback" not in result.stderr
 
 
+_OPEN_EVERY_KIND_OF_CLIENT_UNDER_EACH_LIMIT = """
+import os, resource, signal
+from emolive import PortError, _core
+from emolive.input_port import input_port_names
+for limit in range(10, 41):  # a fork each: a fresh libjack state, and the same descriptors held
+    pid = os.fork()
+    if pid == 0:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+        _core.list_ports()  # emolive's libjack: a probe, then RtMidi's client
+        input_port_names()  # python-rtmidi's own copy of libjack
+        try:
+            _core.open_output(virtual_name=f"emolive-limit-{limit}")
+        except PortError:
+            pass
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        print(f"ulimit -n {limit}: {signal.Signals(os.WTERMSIG(status)).name}")
+"""
+
+
+def test_no_open_files_limit_crashes_a_jack_client_open(sink: Sink) -> None:
+    """libjack dies (a null pointer in jack_client_open) when exactly one descriptor too few is
+    free for its first client: `ulimit -n 13` killed `emolive --port X` with SIGSEGV here. Where
+    that happens depends on what a process holds at start and on the server's clients, so every
+    limit from 10 to 40 is tried, with every kind of client emolive opens."""
+    result = subprocess.run([sys.executable, "-c", _OPEN_EVERY_KIND_OF_CLIENT_UNDER_EACH_LIMIT],
+                            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0 and not result.stdout and "Traceback" not in result.stderr, (
+        result.stdout, result.stderr)
+
+
 def test_bad_model_directory_exits_2(tmp_path: Path, sink: Sink) -> None:
     result = subprocess.run([sys.executable, "-m", "emolive.cli", "--port", f"emolive-sink-{os.getpid()}",
                              "--model", str(tmp_path)], capture_output=True, text=True, timeout=60)

@@ -109,7 +109,11 @@ void register_ports(py::module_& m) {
            },
            py::arg("port_name"), "Full names of the ports connected to port_name; [] when it is not there.");
   m.def("too_few_descriptors", &too_few_descriptors,
-        "Whether too few file descriptors are free for a MIDI client to open (a low ulimit -n).");
+        "Whether too few file descriptors are free for a MIDI client to open (a low ulimit -n); "
+        "no libjack client is opened then.");
+  m.def("descriptors_were_short", &descriptors_were_short,
+        "What the latest too_few_descriptors check in this process found (the one that refused "
+        "the client opened just before, if it did).");
   m.def("silence_libjack_copy", &silence_libjack_copy, py::arg("library"),
         "The same for another libjack loaded in this process (python-rtmidi's); False if not loaded.");
   m.def("silence_libjack_messages", &silence_libjack_messages,

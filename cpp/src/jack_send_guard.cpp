@@ -6,7 +6,11 @@
 #ifdef EMOLIVE_HAVE_JACK
 #include <jack/jack.h>
 #if !defined(_WIN32)
+#include <dirent.h>
 #include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #endif
 #endif
 
@@ -19,12 +23,31 @@ void ignore_message(const char*) {}
 }  // namespace
 
 bool jack_server_running() {
+  if (too_few_descriptors()) return false;  // libjack may crash trying; the caller tells why
   jack_status_t status;
   jack_client_t* client =
       jack_client_open(probe_client_name("emolive-check").c_str(), JackNoStartServer, &status);
   if (!client) return false;
   jack_client_close(client);  // a running server: closing is safe
   return true;
+}
+
+int jack_server_clients() {
+#if defined(_WIN32)
+  return 0;
+#else
+  const char* server = std::getenv("JACK_DEFAULT_SERVER");  // libjack's rule for the name
+  const std::string prefix = "jack_sem." + std::to_string(getuid()) + "_" +
+                             (server && *server ? server : "default") + "_";
+  DIR* folder = opendir("/dev/shm");
+  if (!folder) return 0;
+  int clients = 0;
+  while (const dirent* entry = readdir(folder)) {
+    if (std::string(entry->d_name).rfind(prefix, 0) == 0) ++clients;
+  }
+  closedir(folder);
+  return clients;
+#endif
 }
 
 void silence_libjack_messages() {
@@ -50,6 +73,7 @@ bool silence_libjack_copy(const std::string& library) {
 }
 
 JackConnections::JackConnections() {
+  if (too_few_descriptors()) return;  // unavailable, as without a server
   jack_status_t status;
   auto* client = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
   // The flag the callback sets outlives this object when its client is left (below).
@@ -70,7 +94,7 @@ JackConnections::~JackConnections() {
   // another client once a new server runs (jack_port_unregister, as the engine closed its
   // reconnected port: a segmentation fault, helper-55): such a client is left, and so is its
   // flag, which libjack's shutdown callback may still set.
-  if (!server_gone() && jack_server_running()) {
+  if (!server_gone() && (too_few_descriptors() || jack_server_running())) {  // not a zombie
     jack_client_close(static_cast<jack_client_t*>(client_));
     delete server_gone_;
   }
@@ -90,6 +114,7 @@ std::vector<std::string> JackConnections::of(const std::string& port_name) const
 }
 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string& client_name) {
+  if (too_few_descriptors()) return nullptr;
   jack_status_t status;
   jack_client_t* client = jack_client_open(client_name.c_str(), JackNoStartServer, &status);
   if (!client) return nullptr;
@@ -119,6 +144,7 @@ int JackCycles::on_process(uint32_t, void* self) {
 
 #else  // built without JACK: nothing to count; sends go unwatched
 
+int jack_server_clients() { return 0; }
 void silence_libjack_messages() {}
 bool silence_libjack_copy(const std::string&) { return false; }
 

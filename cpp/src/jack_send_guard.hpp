@@ -22,6 +22,12 @@ namespace emolive {
 // thread.
 bool jack_server_running();
 
+// The clients of the JACK server on the default server name, counted by their semaphores in
+// /dev/shm (jack2 on Linux keeps one per client there, named jack_sem.<uid>_<server>_<client>;
+// one left by a client that died is counted too). 0 where none are found: no such server,
+// another JACK, another system, or no descriptor free to read the folder with.
+int jack_server_clients();
+
 // Counts a JACK server's process cycles through a client that does nothing else.
 class JackCycles {
  public:

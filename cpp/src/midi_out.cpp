@@ -1,5 +1,8 @@
 #include "emolive/midi_out.hpp"
 
+#include "jack_send_guard.hpp"
+
+#include <atomic>
 #include <cerrno>
 
 #if !defined(_WIN32)
@@ -13,9 +16,9 @@ namespace {
 // Soft limits above this are not counted through: a process near them has other troubles.
 constexpr unsigned long kLargestLimitCounted = 4096;
 
-}  // namespace
+std::atomic<bool> latest_check_short{false};
 
-bool too_few_descriptors() {
+bool count_too_few_descriptors() {
 #if defined(_WIN32)
   return false;
 #else
@@ -24,13 +27,25 @@ bool too_few_descriptors() {
       limit.rlim_cur > kLargestLimitCounted) {
     return false;
   }
+  const int clients = jack_server_clients();
+  const int needed = clients > 0 ? descriptors_for_a_jack_client(clients) : kDescriptorsForAClient;
   int free = 0;
-  for (int fd = 0; fd < static_cast<int>(limit.rlim_cur) && free < kDescriptorsForAClient; ++fd) {
+  for (int fd = 0; fd < static_cast<int>(limit.rlim_cur) && free < needed; ++fd) {
     if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) ++free;
   }
-  return free < kDescriptorsForAClient;
+  return free < needed;
 #endif
 }
+
+}  // namespace
+
+bool too_few_descriptors() {
+  const bool short_of_them = count_too_few_descriptors();
+  latest_check_short.store(short_of_them, std::memory_order_relaxed);
+  return short_of_them;
+}
+
+bool descriptors_were_short() { return latest_check_short.load(std::memory_order_relaxed); }
 
 RecordingOutput::RecordingOutput(std::unique_ptr<MidiOutput> inner, size_t capacity)
     : inner_(std::move(inner)), buffer_(capacity) {}

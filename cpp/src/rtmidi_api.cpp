@@ -54,7 +54,8 @@ std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& clie
   // running?" on stderr, before an error callback can be set, each time it finds no server
   // (once a second while a lost server is waited for).
   if (api == RtMidi::UNIX_JACK && !jack_server_running()) {
-    why = "MidiOutJack::initialize: JACK server not running?";
+    why = descriptors_were_short() ? "too few file descriptors free to open a client"
+                                   : "MidiOutJack::initialize: JACK server not running?";
     return nullptr;
   }
 #endif
@@ -92,6 +93,10 @@ std::vector<RtMidi::Api> candidate_apis() {
   return real;
 }
 
+namespace {
+
+// Whether a new client of `api` can connect (false for want of descriptors too: libjack is not
+// asked then).
 bool backend_alive(RtMidi::Api api) {
 #ifdef EMOLIVE_HAVE_JACK
   if (api == RtMidi::UNIX_JACK) return jack_server_running();  // no RtMidi client needed
@@ -101,10 +106,13 @@ bool backend_alive(RtMidi::Api api) {
   return try_open_api(api, probe_client_name("emolive-check"), sink, why) != nullptr;
 }
 
-bool backend_gone(RtMidi::Api api) { return !backend_alive(api) && !too_few_descriptors(); }
+}  // namespace
+
+bool backend_gone(RtMidi::Api api) { return !too_few_descriptors() && !backend_alive(api); }
 
 std::vector<std::string> source_port_names(RtMidi::Api api) {
   std::vector<std::string> names;
+  if (too_few_descriptors()) return names;  // libjack may die opening a client
   const StopSignalHold hold;  // the short-lived client's open and close are not interrupted
   ErrorSink sink;  // RtMidi reports through it instead of printing or throwing
   try {
@@ -134,10 +142,9 @@ OpenedApi open_first_api(const std::string& client) {
     if (out) return {std::move(sink), std::move(out), RtMidi::getApiName(api), api};
     report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
   }
-  if (too_few_descriptors()) {  // each backend failed for want of descriptors, not for its server
-    throw PortError("no MIDI backend could be opened: this process has fewer than " +
-                    std::to_string(kDescriptorsForAClient) +
-                    " file descriptors free for a MIDI client; allow more open files (ulimit -n 1024)" + report);
+  if (descriptors_were_short() || too_few_descriptors()) {  // not for want of a server
+    throw PortError("no MIDI backend could be opened: this process has too few file descriptors "
+                    "free for a MIDI client; allow more open files (ulimit -n 1024)" + report);
   }
   throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
                   "\n" + backend_setup_hint());

@@ -75,9 +75,6 @@ std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& clie
 // compiled API in RtMidi's order.
 std::vector<RtMidi::Api> candidate_apis();
 
-// Whether a new client of `api` can still connect (false once e.g. the JACK server is gone).
-bool backend_alive(RtMidi::Api api);
-
 // Whether `api`'s server is gone: a new client cannot connect although this process has file
 // descriptors to spare for one. A client that fails for want of descriptors (a low
 // `ulimit -n`) says nothing of the server: false then. Not on the clock thread.
@@ -87,7 +84,8 @@ bool backend_gone(RtMidi::Api api);
 OpenedApi open_first_api(const std::string& client);
 
 // The names of the ports `api` lists as sources (what an RtMidiIn could read from: other
-// programs' outputs and virtual ports); empty when they cannot be listed.
+// programs' outputs and virtual ports); empty when they cannot be listed (no backend, or too
+// few descriptors to open a client with).
 std::vector<std::string> source_port_names(RtMidi::Api api);
 
 // The names of the ports `midi` (an RtMidiIn or RtMidiOut) lists, in its order.

@@ -83,7 +83,7 @@ class RtMidiOutput final : public MidiOutput {
     // included). RtMidi's JACK backend waits for one process cycle itself where it was built
     // with semaphores (Debian's is); this short wait covers builds without them.
     std::this_thread::sleep_for(kDrainTime);
-    if (server_lost_ || server_gone() || !backend_alive(api_.id)) {
+    if (server_lost_ || server_gone() || backend_gone(api_.id)) {
       // The server went away under us (it may be back, but these clients were the old
       // server's): libjack crashes in jack_port_unregister and jack_client_close on such a
       // client, so the clients are left to the process's end.
@@ -196,7 +196,7 @@ class RtMidiOutput final : public MidiOutput {
   // disappeared, to be reconnected when it returns. A virtual port has no connection to lose.
   void resume_after_stall() {
     pause_sends();
-    if (!backend_alive(api_.id)) {
+    if (backend_gone(api_.id)) {
       guard_.forget_server();
       server_lost_ = true;
     } else if (guard_.cycles_ran_again()) {
@@ -289,7 +289,7 @@ class RtMidiOutput final : public MidiOutput {
       reopen(index);
       return;
     }
-    if (api_.id == RtMidi::UNIX_JACK && !backend_alive(api_.id)) {
+    if (api_.id == RtMidi::UNIX_JACK && backend_gone(api_.id)) {
       server_lost_ = true;  // the port went first, then the server
       return;
     }
@@ -443,7 +443,9 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
     // is not "NAME:NAME" when another program (a synth, say) already has a client called NAME.
     // Refused (api.out's destructor closes the port and client): the banner would name a port
     // that is not there.
-    if (api.id == RtMidi::UNIX_JACK && !virtual_port_listed(source_port_names(api.id), name)) {
+    // Unchecked when nothing could be listed (a low ulimit -n): the port is there, under some name.
+    const auto listed = api.id == RtMidi::UNIX_JACK ? source_port_names(api.id) : std::vector<std::string>{};
+    if (!listed.empty() && !virtual_port_listed(listed, name)) {
       close_refused(api);
       throw PortError("a JACK client named '" + name + "' is already open (another program), so "
                       "the port would be '" + name + "-01:" + name + "': give the virtual port "

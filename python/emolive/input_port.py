@@ -47,6 +47,11 @@ def _new_midi_in(client_name: str, api: int | None = None) -> Any:
     JACK, no ALSA)."""
     import rtmidi
 
+    from emolive import _core
+
+    if _core.too_few_descriptors():  # libjack dies in the attempt with one descriptor too few
+        raise InputPortError("no MIDI input client could be opened, for want of file descriptors; "
+                             "allow more open files (ulimit -n 1024)")
     _quiet_python_rtmidis_libjack()
     errors = []
     for api in [api] if api is not None else _rtmidi_api_candidates():

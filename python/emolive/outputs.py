@@ -36,7 +36,7 @@ def find_port(query: str | int) -> int:
     names = list_ports()
     if not names and not midi_system_opens():
         wanted = f"{query.strip()!r}" if isinstance(query, str) else f"index {query}"
-        if _core.too_few_descriptors():  # it said "is the JACK server running?" with one running
+        if _core.descriptors_were_short():  # as the check that refused decided; not a new count
             raise PortError(f"no MIDI output port matches {wanted}: no MIDI client could be opened, for "
                             "want of file descriptors; allow more open files (ulimit -n 1024)")
         raise PortError(f"no MIDI output port matches {wanted}: no MIDI system could be opened (is the "

@@ -113,14 +113,27 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name);
 // reports JACK's state itself, as the `emolive` command does; a no-op without JACK support.
 void silence_libjack_messages();
 
-// Free file descriptors below which a MIDI client may fail to open for want of them. libjack's
-// first client keeps 6, each later one 3 (counted in /proc/self/fd with python-rtmidi), but
-// opening takes more for a while: with 12 free (`ulimit -n 16`) the first failed, with 16 it opened.
+// Free file descriptors below which a MIDI client may fail to open for want of them, where the
+// JACK server's clients cannot be counted (below). libjack's first client keeps 6, each later
+// one 3 (counted in /proc/self/fd with python-rtmidi).
 constexpr int kDescriptorsForAClient = 16;
-// Whether fewer than kDescriptorsForAClient descriptors are free under the soft limit on open
-// files (a failure to open a MIDI client then says nothing of its server). False where there is
-// no such limit, or it is above 4,096.
+// Free file descriptors a JACK client needs to open, with `clients` clients on the server:
+// libjack 1.9.22's first client in a process needs 7 and one per client of the server (it opens
+// each one's semaphore as it registers; measured on a dummy server: 9 with its 2 clients, 15
+// with 8). With exactly one too few, its shared-memory registry fails to open and
+// jack_client_open dereferences a null pointer: the process dies (`ulimit -n 13` did). Other
+// threads may take a descriptor meanwhile: 3 more are asked for.
+constexpr int descriptors_for_a_jack_client(int clients) { return 7 + clients + 3; }
+// Whether fewer descriptors are free under the soft limit on open files than a MIDI client
+// needs to open (descriptors_for_a_jack_client where the JACK server's clients can be counted,
+// else kDescriptorsForAClient). Every libjack client is opened only when this is false; a
+// failure to open a MIDI client while it is true says nothing of its server. False where there
+// is no such limit, or it is above 4,096. Not on the clock thread (it reads /dev/shm).
 bool too_few_descriptors();
+// What the latest too_few_descriptors() call in this process found: why the client opened just
+// before failed, told the same way the check that refused it decided (a descriptor closed since
+// would make a new check differ). False before any call.
+bool descriptors_were_short();
 
 // The same for another copy of libjack loaded in this process, the file `library` (python-rtmidi's
 // wheel carries its own, which the call above does not reach). False when that file is not
