@@ -277,6 +277,20 @@ def test_a_name_ending_in_a_slash_is_a_folder(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_midi_file_or_a_wav_named_for_another_format_is_refused(tmp_path: Path) -> None:
+    """The API wrote a MIDI file named take.wav (the command refused it): a DAW then fails to
+    import it. Names without a suffix, the MIDI suffixes in any case, and streams are taken."""
+    with pytest.raises(ValueError, match=r"MIDI files are written as \.mid or \.midi or \.smf"):
+        files.write_midi(_c_major_arpeggio(), tmp_path / "take.wav")
+    with pytest.raises(ValueError, match=r"audio is written as \.wav"):
+        files.render_wav(_c_major_arpeggio(), tmp_path / "take.mid")
+    assert list(tmp_path.iterdir()) == []
+    for name in ("take", "take.MID", "take.smf"):
+        files.write_midi(_c_major_arpeggio(), tmp_path / name)
+    files.write_midi(_c_major_arpeggio(), os.devnull)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take", "take.MID", "take.smf"]
+
+
 def test_a_plot_is_drawn_in_the_format_its_suffix_names(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.svg")

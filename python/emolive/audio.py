@@ -15,7 +15,7 @@ import mido
 
 from emolive.emotions import is_number
 from emolive.midi_notes import beat_ticks
-from emolive.safe_write import replaced_on_success, space_left
+from emolive.safe_write import WAV_SUFFIXES, check_suffix, replaced_on_success, space_left
 
 #: General MIDI soundfonts looked for when none is given (Debian's fluid-soundfont-gm first).
 SOUNDFONT_CANDIDATES: tuple[str, ...] = (
@@ -84,7 +84,9 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
     """Render ``midi`` (a MidiFile or a .mid path) to a 16-bit stereo WAV with FluidSynth;
     ``gain`` is FluidSynth's master gain (its default 0.2; 0..10). RenderError when FluidSynth
     or the soundfont is missing or fails; OSError when the WAV comes out shorter than the music
-    (a full disk). Either way a file at ``wav_path`` before is left as it was."""
+    (a full disk). Either way a file at ``wav_path`` before is left as it was. ValueError for a
+    ``wav_path`` ending in another suffix than .wav (take.mid)."""
+    check_suffix(wav_path, WAV_SUFFIXES, "audio is")
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral):
         raise TypeError(f"sample rate must be a whole number of Hz, not {sample_rate!r}")
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:

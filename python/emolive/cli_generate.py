@@ -24,10 +24,8 @@ from emolive.emotions import Weights, describe_as_asked
 from emolive.engine import MAX_GENERATE_BARS
 
 SUFFIXES = {"-o": ".mid", "--render": ".wav", "--plot": ".png"}  # for messages
-#: The file name suffixes -o and --render take (any case; a name without one is taken too, as is
-#: a stream such as /dev/stdout). DAWs and file browsers go by the suffix, so a MIDI file named
-#: take.wav, or a WAV named take.flac, would fail to import. --plot's come from matplotlib.
-WRITTEN_AS = {"-o": (".mid", ".midi", ".smf"), "--render": (".wav",)}
+#: The file name suffixes -o and --render take (files.misnamed's rule); --plot's come from matplotlib.
+WRITTEN_AS = {"-o": files.MIDI_SUFFIXES, "--render": files.WAV_SUFFIXES}
 
 
 class Terminated(BaseException):
@@ -211,8 +209,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 def _check_output(option: str, path: str, args: argparse.Namespace,
                   read: dict[tuple[int, int] | None, str], written_by: dict[str, str]) -> None:
     """check_outputs' checks of one option's file(s); ``written_by`` collects the paths."""
-    suffix = Path(path).suffix.lower()
-    if option in WRITTEN_AS and suffix and suffix not in WRITTEN_AS[option] and not files.is_stream(path):
+    if option in WRITTEN_AS and files.misnamed(path, WRITTEN_AS[option]):
         kind = "MIDI files are" if option == "-o" else "audio is"
         raise UsageError(f"{option} {path!r}: {kind} written as "
                          f"{' or '.join(WRITTEN_AS[option])}; give a name ending so")

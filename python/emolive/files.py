@@ -18,20 +18,23 @@ from emolive.audio import (INSTALL_HINT, MAX_SAMPLE_RATE, MAX_WAV_BYTES, MIN_SAM
 from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks, length_beats, note_spans,
                                 time_signature)
 from emolive.piano_roll import MAX_BAR_LINES, check_plotting, plot_extent, plot_piano_roll
-from emolive.safe_write import WriteError, check_writable, is_stream, replaced_on_success
+from emolive.safe_write import (MIDI_SUFFIXES, WAV_SUFFIXES, WriteError, check_suffix, check_writable, is_stream,
+                                misnamed, replaced_on_success)
 
-__all__ = ["INSTALL_HINT", "MAX_BAR_LINES", "MAX_SAMPLE_RATE", "MAX_WAV_BYTES", "MIN_SAMPLE_RATE",
+__all__ = ["INSTALL_HINT", "MAX_BAR_LINES", "MAX_SAMPLE_RATE", "MAX_WAV_BYTES", "MIDI_SUFFIXES", "MIN_SAMPLE_RATE",
            "SOUNDFONT_CANDIDATES", "SOUNDFONT_FORMS", "TICKS_PER_BEAT", "NoteSpan", "RenderError", "bar_beats",
            "beat_ticks", "check_plotting", "check_wav_fits", "check_writable", "find_renderer", "find_soundfont",
-           "is_stream", "length_beats", "note_spans", "plot_extent", "plot_piano_roll",
-           "WriteError", "render_wav", "replaced_on_success", "time_signature", "write_midi"]
+           "is_stream", "length_beats", "misnamed", "note_spans", "plot_extent", "plot_piano_roll",
+           "WAV_SUFFIXES", "WriteError", "check_suffix", "render_wav", "replaced_on_success", "time_signature", "write_midi"]
 
 
 def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:
     """Save ``midi`` to ``path`` (its folder must exist); returns the path. An existing file is
-    replaced only once the new one is whole. TypeError for anything but a mido.MidiFile."""
+    replaced only once the new one is whole. TypeError for anything but a mido.MidiFile;
+    ValueError for a name ending in another suffix than .mid, .midi or .smf (take.wav)."""
     if not isinstance(midi, mido.MidiFile):
         raise TypeError(f"write_midi takes a mido.MidiFile (as Engine.generate returns), not {type(midi).__name__}")
+    check_suffix(path, MIDI_SUFFIXES, "MIDI files are")
     with replaced_on_success(path) as written:
         midi.save(str(written))
     return Path(path)

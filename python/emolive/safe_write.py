@@ -91,6 +91,25 @@ def _refuse_link_loops_and_sockets(path: Path) -> None:
         raise PermissionError(f"{str(path)!r} is a socket, not a file; give a file name")
 
 
+#: The file name suffixes MIDI files and WAV audio are written under (any case). DAWs and file
+#: browsers go by the suffix, so a MIDI file named take.wav, or a WAV named take.flac, would fail
+#: to import. A name without a suffix is taken, as is a stream such as /dev/stdout.
+MIDI_SUFFIXES = (".mid", ".midi", ".smf")
+WAV_SUFFIXES = (".wav",)
+
+
+def misnamed(path: str | Path, suffixes: tuple[str, ...]) -> bool:
+    """Whether ``path`` ends in a suffix that is not one of ``suffixes`` (and is no stream)."""
+    suffix = Path(path).suffix.lower()
+    return bool(suffix) and suffix not in suffixes and not is_stream(path)
+
+
+def check_suffix(path: str | Path, suffixes: tuple[str, ...], what: str) -> None:
+    """ValueError when ``path`` is misnamed for ``what`` ("MIDI files are", "audio is")."""
+    if misnamed(path, suffixes):
+        raise ValueError(f"{str(path)!r}: {what} written as {' or '.join(suffixes)}; give a name ending so")
+
+
 def is_stream(path: str | Path) -> bool:
     """Whether ``path`` is written into rather than replaced: a device (a terminal, /dev/null),
     a named pipe, or an open descriptor of this process (/dev/stdout, /dev/fd/N)."""
