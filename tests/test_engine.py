@@ -195,6 +195,21 @@ def test_an_empty_model_name_is_not_the_current_folder() -> None:
         Engine(model="")
 
 
+def test_a_model_under_the_home_folder_is_found_by_a_tilde(tmp_path: Path, tiny_model_dir: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--model=~/m` (bash expands no ~ after "=") and Python's "~/m" said the folder did not
+    exist; a folder really named "~" in the working folder is still taken first."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine").symlink_to(tiny_model_dir)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with Engine(model="~/models/mine") as engine:
+        assert engine.generate(1).tracks
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "~").mkdir()
+    with pytest.raises(ModelError, match="/~ has no readable model_card.json"):
+        Engine(model="~")  # the literal folder (empty), not the home folder
+
+
 def test_model_argument_errors(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         Engine(model=42)

@@ -71,6 +71,8 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
         if not os.fspath(model).strip():  # Path("") would be the current folder
             raise ModelError("the model directory is an empty name; give a folder (or none for the bundled model)")
         path = Path(model)
+        if not path.is_dir():  # --model=~/m and Python strings reach here with the ~ unexpanded
+            path = Path(os.path.expanduser(path))
     else:
         raise TypeError(f"model must be a directory path or None, not {type(model).__name__}")
     if not path.is_dir():
