@@ -141,6 +141,16 @@ def config_from_values(values: dict) -> TrainConfig:
     return cfg
 
 
+def dangling_link(flag: str, path: Path) -> str:
+    """Why ``path`` cannot be made when it, or a folder above it, is a link to nothing (mkdir
+    there says "File exists", after all the work); "" when none is."""
+    for part in [path, *path.parents]:
+        if part.is_symlink() and not part.exists():
+            where = f"{flag} {path} is" if part == path else f"{flag} {path} cannot be made: {part} is"
+            return f"{where} a link to {os.readlink(part)}, which does not exist: make that folder, or give another"
+    return ""
+
+
 def check_out_folder(path: Path, flag: str) -> None:
     """ValueError unless ``path`` is a folder or one can be made there: not a file, not under a
     file, not the empty name (which would mean the current folder without saying so)."""
@@ -148,9 +158,8 @@ def check_out_folder(path: Path, flag: str) -> None:
         raise ValueError(f"{flag} is empty; name the folder to write into")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{flag} {path} is a file; give a folder")
-    if path.is_symlink() and not path.exists():  # mkdir there fails after all the work
-        raise ValueError(f"{flag} {path} is a link to {os.readlink(path)}, which does not exist: "
-                         "make that folder, or give another")
+    if why := dangling_link(flag, path):
+        raise ValueError(why)
     above = path.parent
     while not above.exists() and above != above.parent:
         above = above.parent

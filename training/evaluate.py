@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,8 +30,8 @@ from emolive.files import check_writable, replaced_on_success
 from . import report
 from .card import BATCH_STEP
 from .classifier import predict_proba, train_classifier
-from .config import (MAX_SEED, MAX_THREADS, add_labelled_data_flags, check_generic_pair, labelled_data_config,
-                     parse_bool)
+from .config import (MAX_SEED, MAX_THREADS, add_labelled_data_flags, check_generic_pair, dangling_link,
+                     labelled_data_config, parse_bool)
 from .data import BUNDLED_MODEL
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_prf_per_bar, overlap_area, swap_response)
@@ -324,9 +323,8 @@ def check_outputs(args: argparse.Namespace) -> None:
         raise NotADirectoryError(f"--report {report_dir} is a file; give a folder for the report")
     if args.run and not Path(args.run).is_dir():
         raise FileNotFoundError(f"--run {args.run} is not a training run folder")
-    if report_dir.is_symlink() and not report_dir.exists():  # mkdir said "File exists"
-        raise FileNotFoundError(f"--report {report_dir} is a link to {os.readlink(report_dir)}, which does "
-                                "not exist: make that folder, or give another")
+    if why := dangling_link("--report", report_dir):  # mkdir said "File exists"
+        raise FileNotFoundError(why)
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:

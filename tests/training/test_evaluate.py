@@ -145,11 +145,15 @@ def test_evaluate_needs_a_report_folder_and_a_named_model_to_update(tiny_model_d
 
 def test_a_report_folder_that_is_a_link_to_nothing_is_named_so(tiny_model_dir: Path, tmp_path: Path,
                                                                 capsys) -> None:
-    """It said "cannot make the report folder dangling: File exists" (helper-57)."""
+    """It said "cannot make the report folder dangling: File exists" (helper-57), also for a
+    link to nothing above the folder (dangling/report)."""
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     code = evaluate.main(["--model", str(tiny_model_dir), "--report", str(tmp_path / "dangling")])
     err = capsys.readouterr().err
     assert code == 2 and "is a link to" in err and "which does not exist" in err, err
+    code = evaluate.main(["--model", str(tiny_model_dir), "--report", str(tmp_path / "dangling" / "report")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot be made: {tmp_path / 'dangling'} is a link to" in err, err
     assert not (tmp_path / "nowhere").exists()
 
 

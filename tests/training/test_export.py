@@ -382,6 +382,8 @@ def test_export_and_train_refuse_an_out_that_is_a_link_to_nothing(tmp_path: Path
     assert train.main(["--data", str(tmp_path / "no-data"), "--out", str(tmp_path / "dangling")]) == 2
     err = capsys.readouterr().err
     assert "is a link to" in err and "dataset folder" not in err  # before the data is read
+    assert export.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "dangling" / "m")]) == 2
+    assert f"cannot be made: {tmp_path / 'dangling'} is a link to" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
 
 
