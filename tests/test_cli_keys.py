@@ -310,6 +310,33 @@ def test_a_background_job_plays_and_ctrl_z_ends_the_notes_before_it_stops(jack_s
     assert "Traceback" not in shell.screen
 
 
+_MODE_SET_JUST_AFTER_A_BG = """
+from emolive import terminal
+terminal.in_foreground = lambda stream: True  # the check passed; `bg` came just after it
+keyboard = terminal.Keyboard()
+keyboard._take_the_terminal()
+keyboard.release()
+print("set" + " and put back")
+"""
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_a_job_sent_to_the_background_while_it_sets_the_terminal_mode_is_not_stopped() -> None:
+    """The foreground was checked, then the mode set: a `bg` between the two had the terminal
+    stop the job (SIGTTOU, "Stopped (tty output)"), its port open and silent. Shown by a check
+    that passes in the background, the race's worst case."""
+    shell = Shell()
+    try:
+        shell.type(f"{sys.executable} -c '{_MODE_SET_JUST_AFTER_A_BG}' &\n".encode())
+        deadline = time.monotonic() + 30
+        while "set and put back" not in shell.screen and "Stopped" not in shell.screen \
+                and time.monotonic() < deadline:
+            shell.read_for(0.2)
+        assert "set and put back" in shell.screen, shell.screen[-2000:]
+    finally:
+        shell.close()
+
+
 @pytest.mark.skipif(shutil.which("bash") is None or not Path("/proc/self/stat").exists(),
                     reason="needs bash and /proc")
 def test_keys_work_again_after_a_stop_from_elsewhere_and_fg(jack_server: str, tiny_model_dir: Path) -> None:

@@ -8,15 +8,21 @@ SIGINT) and restored on exit; on Windows ``msvcrt`` reads keys.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import select
 import sys
 import time
 from collections import deque
-from typing import TextIO
+from typing import Iterator, TextIO
 
 import wcwidth
+
+if os.name == "posix":
+    import signal
+    import termios
+    import tty
 
 #: Names returned for special keys.
 UP, DOWN, LEFT, RIGHT, ENTER, ESCAPE, BACKSPACE = "UP", "DOWN", "LEFT", "RIGHT", "ENTER", "ESC", "BACKSPACE"
@@ -34,6 +40,17 @@ def in_foreground(stream: TextIO) -> bool:
         return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
     except (OSError, ValueError):  # not our controlling terminal (no job control through it), or gone
         return True
+
+
+@contextlib.contextmanager
+def _sigttou_held() -> Iterator[None]:
+    """SIGTTOU blocked in this thread: a job put in the background (`bg`) after its foreground
+    was checked has its terminal mode set all the same, where the kernel would stop it."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 class Keyboard:
@@ -71,20 +88,18 @@ class Keyboard:
         keys then waited for Enter (helper-58)."""
         if os.name != "posix" or not self.in_foreground():
             return
-        import termios
-        import tty
-
         fd = self._stream.fileno()
-        if self._saved_mode is None:
-            self._saved_mode = termios.tcgetattr(fd)
-            tty.setcbreak(fd)
-            self._our_mode = termios.tcgetattr(fd)
-            return
-        try:
-            if self._our_mode is not None and termios.tcgetattr(fd) != self._our_mode:
-                termios.tcsetattr(fd, termios.TCSADRAIN, self._our_mode)
-        except termios.error:  # the terminal is gone: the read says so
-            pass
+        with _sigttou_held():
+            if self._saved_mode is None:
+                self._saved_mode = termios.tcgetattr(fd)
+                tty.setcbreak(fd)
+                self._our_mode = termios.tcgetattr(fd)
+                return
+            try:
+                if self._our_mode is not None and termios.tcgetattr(fd) != self._our_mode:
+                    termios.tcsetattr(fd, termios.TCSADRAIN, self._our_mode)
+            except termios.error:  # the terminal is gone: the read says so
+                pass
 
     def release(self) -> None:
         """The terminal's mode as it was before (for a suspend, and at the end), in the
@@ -92,16 +107,11 @@ class Keyboard:
         `bg`) leaves the mode to the shell, which took the terminal back with its own."""
         if self._saved_mode is None or not self.in_foreground():
             return
-        import signal
-        import termios
-
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])  # sent there meanwhile
-        try:
-            termios.tcsetattr(self._stream.fileno(), termios.TCSADRAIN, self._saved_mode)
-        except (OSError, termios.error):  # the terminal is gone (SIGHUP): nothing to restore
-            pass
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        with _sigttou_held():
+            try:
+                termios.tcsetattr(self._stream.fileno(), termios.TCSADRAIN, self._saved_mode)
+            except (OSError, termios.error):  # the terminal is gone (SIGHUP): nothing to restore
+                pass
         self._saved_mode = self._our_mode = None
 
     def __exit__(self, *exc: object) -> None:
