@@ -772,3 +772,54 @@ def test_inputs_come_back_after_a_jack_server_restart_and_the_run_ends_cleanly(
     assert process.returncode == 0, (seen, out, err)
     assert "Traceback" not in err and "Fatal Python error" not in err
     assert len(err.splitlines()) <= 2, err  # no libjack lines, from either copy of it
+
+
+_DROP_AN_INPUT_AFTER_A_SERVER_LOSS = """
+import gc, sys, time
+from emolive import input_port
+input_port.InputPort.WATCH_S = 60.0  # no watch runs: the drop falls between the loss and its check
+closing = input_port.close_midi_in
+def told(midi_in, port_was_open=False):
+    print("closed a client", flush=True)
+    closing(midi_in, port_was_open)
+input_port.close_midi_in = told
+port = input_port.InputPort("drop-source", lambda *_: None, client_name="emolive-drop")
+print("open", flush=True)
+sys.stdin.readline()  # the server is restarted meanwhile
+del port  # without close(): its thread closes the input
+gc.collect()
+time.sleep(1.0)
+print("dropped", flush=True)
+"""
+
+
+def test_an_input_dropped_before_its_watch_saw_a_server_restart_leaves_its_zombie(
+        private_jack_server) -> None:
+    """A port dropped without close() is closed by its drain thread, which did not ask whether
+    the server had gone meanwhile: it closed a client of the old server once a new one ran.
+    That is where libjack crashed for the engine's output (helper-55); closing python-rtmidi's
+    input so did not crash in 5 runs here, but zombies are never closed (helper-58's suspicion)."""
+    import uuid
+
+    name = f"emolive-drop-{uuid.uuid4().hex[:8]}"
+    server = private_jack_server(name)
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    sender = _receiver("drop-source", env, SENDER)
+    process = subprocess.Popen([sys.executable, "-c", _DROP_AN_INPUT_AFTER_A_SERVER_LOSS], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen: list[str] = []
+    try:
+        assert read_until(process, "open", 30, seen), (seen, process.poll())
+        server.terminate()
+        server.wait(timeout=10)
+        sender.kill()
+        private_jack_server(name)
+        process.stdin.write("\n")
+        process.stdin.flush()
+        out, err = process.communicate(timeout=30)
+    finally:
+        for proc in (process, sender):
+            if proc.poll() is None:
+                proc.kill()
+    assert process.returncode == 0 and "dropped" in out, (process.returncode, out, err)
+    assert "closed a client" not in out  # the zombie is left to the process's end

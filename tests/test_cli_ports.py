@@ -133,7 +133,7 @@ def test_an_input_port_dropped_without_close_is_closed_and_stops_delivering(jack
         assert received == []
         with input_port.InputPort("drop source", lambda *_: None) as kept:
             time.sleep(1.2)
-        assert kept._connections is None  # closed with the port, though the object lives on
+        assert not kept._server.connections  # closed with the port, though the object lives on
     finally:
         lister.delete()
         sender.close_port()

@@ -1,6 +1,7 @@
 #include "jack_send_guard.hpp"
 
 #include "client_names.hpp"
+#include "stop_signal_hold.hpp"
 #include "emolive/midi_out.hpp"
 
 #ifdef EMOLIVE_HAVE_JACK
@@ -74,6 +75,7 @@ bool silence_libjack_copy(const std::string& library) {
 
 JackConnections::JackConnections() {
   if (too_few_descriptors()) return;  // unavailable, as without a server
+  const StopSignalHold hold;  // on the main thread (an input's, a virtual port's): see its header
   jack_status_t status;
   auto* client = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
   // The flag the callback sets outlives this object when its client is left (below).
@@ -95,6 +97,7 @@ JackConnections::~JackConnections() {
   // reconnected port: a segmentation fault, helper-55): such a client is left, and so is its
   // flag, which libjack's shutdown callback may still set.
   if (!server_gone() && (too_few_descriptors() || jack_server_running())) {  // not a zombie
+    const StopSignalHold hold;
     jack_client_close(static_cast<jack_client_t*>(client_));
     delete server_gone_;
   }

@@ -64,6 +64,19 @@ def _new_midi_in(client_name: str, api: int | None = None) -> Any:
                          + platform_hint())
 
 
+class _ServerWatch:
+    """A JACK input's ``_core.JackConnections`` (its shutdown flag tells the server's end), held
+    by the InputPort and by its drain thread: the thread closes the input of a port dropped
+    without close(), and must leave a zombie client as close() does. ``connections`` is False
+    off JACK and while none opens (then made again at each watch)."""
+
+    def __init__(self, midi_in: Any) -> None:
+        self.connections: Any = _jack_connections(midi_in)
+
+    def server_gone(self) -> bool:
+        return bool(self.connections) and self.connections.server_gone
+
+
 def _jack_connections(midi_in: Any) -> Any:
     """A ``_core.JackConnections`` when ``midi_in`` is on JACK and one opens; else False."""
     import rtmidi
@@ -118,7 +131,8 @@ def close_midi_in(midi_in: Any, port_was_open: bool = False) -> None:
 UNUSED_STATUS = frozenset({0xF0, 0xFE})
 
 
-def _drain(port_ref: Callable[[], InputPort | None], midi_in: Any, closing: threading.Event) -> None:
+def _drain(port_ref: Callable[[], InputPort | None], midi_in: Any, closing: threading.Event,
+           server: _ServerWatch) -> None:
     """An InputPort's thread: drains RtMidi's queue and watches the source. It holds the port
     only for one pass, so a port dropped without close() is collected; the thread then closes
     its MIDI input itself. ``closing`` is checked before every get_message(): close() waits.
@@ -129,7 +143,9 @@ def _drain(port_ref: Callable[[], InputPort | None], midi_in: Any, closing: thre
     while not closing.is_set():
         port = port_ref()
         if port is None:  # dropped without close()
-            if midi_in is not None:
+            if midi_in is not None and server.server_gone():  # a zombie: see _after_server_loss
+                _leave_to_the_process_end(midi_in)
+            elif midi_in is not None:
                 close_midi_in(midi_in, port_was_open=True)
             return
         if time.monotonic() >= watch_at:
@@ -203,7 +219,7 @@ class InputPort:
             self._client_name = client_name
             self._api = midi_in.get_current_api()  # a new client after a server loss: the same API
             # _core.JackConnections under JACK, from the start: it also tells a server's end.
-            self._connections: Any = _jack_connections(midi_in)
+            self._server = _ServerWatch(midi_in)
             self._linked: bool | None = None  # JACK: connected to the source at the last check
             self._swap = threading.Lock()  # the MIDI input in use: the drain thread's watch, close()
             self._callback = callback
@@ -213,7 +229,7 @@ class InputPort:
             # The thread holds the port weakly: one dropped without close() is collected and
             # its thread closes the input (a bound method kept it, its threads, JACK clients and
             # callback, for the life of the process: helper-51).
-            self._drainer = threading.Thread(target=_drain, args=(weakref.ref(self), midi_in, self._closing),
+            self._drainer = threading.Thread(target=_drain, args=(weakref.ref(self), midi_in, self._closing, self._server),
                                              name=f"emolive-in {self.name}", daemon=True)
             self._drainer.start()
         except BaseException:
@@ -247,7 +263,7 @@ class InputPort:
     def _watch(self, midi_in: Any) -> Any:
         """Is the source port still there, and (JACK) still connected to this input; if it was
         gone, is it back (then connect again)? Returns the MIDI input to drain from now on."""
-        if midi_in is None or (self._connections and self._connections.server_gone):
+        if midi_in is None or self._server.server_gone():
             return self._after_server_loss(midi_in)
         try:
             names = list(midi_in.get_ports())
@@ -284,8 +300,8 @@ class InputPort:
             with self._swap:
                 if self._midi_in is zombie:
                     self._midi_in = None
-            _leave_to_the_process_end(zombie, self._connections)
-            self._connections = None
+            _leave_to_the_process_end(zombie, self._server.connections)
+            self._server.connections = False
         try:
             fresh = _new_midi_in(self._client_name, self._api)
         except InputPortError:
@@ -296,7 +312,7 @@ class InputPort:
                 close_midi_in(fresh)
                 return None
             self._midi_in = fresh
-        self._connections = _jack_connections(fresh)
+        self._server.connections = _jack_connections(fresh)  # if False, tried again at each watch
         self._linked = None
         return self._watch(fresh)  # opens the source if it is there
 
@@ -308,18 +324,19 @@ class InputPort:
     def _lost_connection(self, midi_in: Any) -> bool:
         """Under JACK: was this input connected to the source at the last check, and is it not
         now? (Only a change counts, so a name this check cannot match never loops.)"""
-        if self._connections is None:
-            self._connections = _jack_connections(midi_in)
-        if not self._connections:
+        if not self._server.connections:  # none opened (a server that was not there yet)
+            self._server.connections = _jack_connections(midi_in)
+        connections = self._server.connections
+        if not connections:
             return False
         ours = ":" + self._port_name
-        linked = any(name.endswith(ours) for name in self._connections.of(self.name))
+        linked = any(name.endswith(ours) for name in connections.of(self.name))
         # Unlinked at two checks running (a second, 0.1 s later), so that a graph read while
         # JACK reorders it is not taken for a loss (a reconnection drops what is in flight).
         if self._linked is True and not linked:
             if self._closing.wait(0.1):  # closing meanwhile: nothing more to tell
                 return False
-            linked = any(name.endswith(ours) for name in self._connections.of(self.name))
+            linked = any(name.endswith(ours) for name in connections.of(self.name))
         lost = self._linked is True and not linked
         self._linked = linked
         return lost
@@ -337,11 +354,11 @@ class InputPort:
         with self._swap:  # the watch puts no new input here once closing is set
             midi_in, self._midi_in = self._midi_in, None
         if midi_in is not None:
-            if self._connections and self._connections.server_gone:  # a zombie: see _after_server_loss
+            if self._server.server_gone():  # a zombie: see _after_server_loss
                 _leave_to_the_process_end(midi_in)
             else:
                 close_midi_in(midi_in, port_was_open=True)
-        self._connections = None  # its JACK client closes now, not when this object goes
+        self._server.connections = False  # its JACK client closes now, not when this object goes
 
     def __enter__(self) -> InputPort:
         return self
