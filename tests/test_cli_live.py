@@ -599,16 +599,21 @@ def test_a_lost_port_is_waited_for_and_played_into_again(jack_server: str, tiny_
     assert left_sounding(received) == set()
 
 
+def _server_of_its_own(private_jack_server, prefix: str) -> tuple[subprocess.Popen, dict]:
+    """A private JACK server named ``prefix``-<random> (for a test that stops it), and the
+    environment of a child process that uses it."""
+    import uuid
+
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return private_jack_server(name), dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+
+
 def test_losing_the_midi_system_ends_a_virtual_port_run_with_status_1(
     tmp_path: Path, tiny_model_dir: Path, private_jack_server
 ) -> None:
     """The JACK server going away while playing into a virtual port (nothing to wait for): a
     clear message and exit status 1, no hang."""
-    import uuid
-
-    name = f"emolive-cli-lost-{uuid.uuid4().hex[:8]}"
-    server = private_jack_server(name)
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    server, env = _server_of_its_own(private_jack_server, "emolive-cli-lost")
     process = subprocess.Popen([sys.executable, "-m", "emolive", "--virtual", "lost-out", "--model",
                                 str(tiny_model_dir)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
@@ -631,11 +636,7 @@ def test_a_stalled_jack_server_is_waited_for_on_a_virtual_port(
     """The JACK server stops running cycles for a while (SIGSTOP) under the tiny model's dense
     stream: a virtual-port run says the output is lost, waits instead of ending, says it is
     back when the server runs again, and a Ctrl-C then ends it with status 0."""
-    import uuid
-
-    name = f"emolive-cli-stall-{uuid.uuid4().hex[:8]}"
-    server = private_jack_server(name)
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    server, env = _server_of_its_own(private_jack_server, "emolive-cli-stall")
     process = subprocess.Popen([sys.executable, "-m", "emolive", "--virtual", "stall-out", "--model",
                                 str(tiny_model_dir), "--bpm", "300"], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -698,11 +699,7 @@ def test_a_lost_jack_server_is_reported_in_one_line_not_libjacks(tiny_model_dir:
     """While the server is gone the command checks for it once a second: it says the output is
     lost and back, and neither libjack nor RtMidi prints its own lines on the terminal (they
     printed about 27 a second)."""
-    import uuid
-
-    name = f"emolive-cli-noise-{uuid.uuid4().hex[:8]}"
-    server = private_jack_server(name)
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    server, env = _server_of_its_own(private_jack_server, "emolive-cli-noise")
     env.pop("EMOLIVE_JACK_MESSAGES", None)
     receivers = [_receiver("noise-sink", env)]
     process = subprocess.Popen([sys.executable, "-m", "emolive", "--port", "noise-sink", "--model",
@@ -715,7 +712,7 @@ def test_a_lost_jack_server_is_reported_in_one_line_not_libjacks(tiny_model_dir:
         server.wait(timeout=10)
         assert read_until(process, "emolive: MIDI output lost", 10, seen), seen
         time.sleep(3.0)  # three checks for a server that is not there
-        private_jack_server(name)
+        private_jack_server(env["JACK_DEFAULT_SERVER"])  # the same name again
         receivers.append(_receiver("noise-sink", env))
         assert read_until(process, "emolive: MIDI output is back", 20, seen), seen
         process.send_signal(signal.SIGINT)
@@ -743,11 +740,7 @@ def test_inputs_come_back_after_a_jack_server_restart_and_the_run_ends_cleanly(
     inputs (clients of the old server, which see nothing of a new one) never came back, and
     closing the output, a client of the old server too, crashed in libjack (exit 139, the last
     notes left sounding); python-rtmidi's own libjack printed hundreds of lines (helper-55)."""
-    import uuid
-
-    name = f"emolive-cli-restart-{uuid.uuid4().hex[:8]}"
-    server = private_jack_server(name)
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    server, env = _server_of_its_own(private_jack_server, "emolive-cli-restart")
     env.pop("EMOLIVE_JACK_MESSAGES", None)
     children = [_receiver("restart-sink", env), _receiver("restart-clock", env, SENDER)]
     process = subprocess.Popen([sys.executable, "-m", "emolive", "--port", "restart-sink", "--model",
@@ -760,7 +753,7 @@ def test_inputs_come_back_after_a_jack_server_restart_and_the_run_ends_cleanly(
         server.terminate()  # the engine is stopped (no Start yet): no port check runs
         server.wait(timeout=10)
         assert read_until(process, "emolive: MIDI input", 10, seen) and "lost" in seen[-1], seen
-        private_jack_server(name)
+        private_jack_server(env["JACK_DEFAULT_SERVER"])  # the same name again
         children += [_receiver("restart-sink", env), _receiver("restart-clock", env, SENDER)]
         assert read_until(process, "emolive: MIDI input", 20, seen) and "is back" in seen[-1], seen
         process.send_signal(signal.SIGINT)
@@ -799,11 +792,7 @@ def test_an_input_dropped_before_its_watch_saw_a_server_restart_leaves_its_zombi
     the server had gone meanwhile: it closed a client of the old server once a new one ran.
     That is where libjack crashed for the engine's output (helper-55); closing python-rtmidi's
     input so did not crash in 5 runs here, but zombies are never closed (helper-58's suspicion)."""
-    import uuid
-
-    name = f"emolive-drop-{uuid.uuid4().hex[:8]}"
-    server = private_jack_server(name)
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, PYTHONUNBUFFERED="1")
+    server, env = _server_of_its_own(private_jack_server, "emolive-drop")
     sender = _receiver("drop-source", env, SENDER)
     process = subprocess.Popen([sys.executable, "-c", _DROP_AN_INPUT_AFTER_A_SERVER_LOSS], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -813,7 +802,7 @@ def test_an_input_dropped_before_its_watch_saw_a_server_restart_leaves_its_zombi
         server.terminate()
         server.wait(timeout=10)
         sender.kill()
-        private_jack_server(name)
+        private_jack_server(env["JACK_DEFAULT_SERVER"])  # the same name again
         process.stdin.write("\n")
         process.stdin.flush()
         out, err = process.communicate(timeout=30)
