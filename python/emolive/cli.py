@@ -86,7 +86,7 @@ def _raise_a_low_open_files_limit() -> None:
         pass
     if wanted < 64:
         print(f"emolive: warning: at most {wanted} open files (ulimit -n): MIDI clients may fail to "
-              "open for want of them (below about 28 the port watch does, and a lost port goes "
+              "open for want of them (below about 36 the port watch does, and a lost port goes "
               "unnoticed); allow 64 or more", file=sys.stderr)
 
 
