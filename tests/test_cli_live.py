@@ -767,6 +767,40 @@ def test_inputs_come_back_after_a_jack_server_restart_and_the_run_ends_cleanly(
     assert len(err.splitlines()) <= 2, err  # no libjack lines, from either copy of it
 
 
+def _thirty_six_open_files_at_most() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (36, 36))
+
+
+def test_a_restart_that_leaves_too_few_open_files_to_reconnect_says_so(tiny_model_dir: Path,
+                                                                      private_jack_server) -> None:
+    """At `ulimit -n 40` a JACK server restart was never recovered from, and nothing said why:
+    the old server's clients, never closed, keep their descriptors, and every new client was
+    refused for want of them (helper-60)."""
+    server, env = _server_of_its_own(private_jack_server, "emolive-few-files")
+    receivers = [_receiver("few-sink", env), _receiver("few-source", env, SENDER)]
+    process = subprocess.Popen([sys.executable, "-m", "emolive", "--port", "few-sink", "--control-port", "few-source",
+                                "--model", str(tiny_model_dir), "--no-keys"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=_thirty_six_open_files_at_most)
+    seen: list[str] = []
+    try:
+        assert read_until(process, "playing", 60, seen), (seen, process.poll())
+        server.kill()
+        server.wait(timeout=10)
+        private_jack_server(env["JACK_DEFAULT_SERVER"])  # the same name again
+        receivers += [_receiver("few-sink", env), _receiver("few-source", env, SENDER)]
+        assert read_until(process, "emolive: no MIDI client can open again for want of open files", 20, seen), seen
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=15)
+    finally:
+        for proc in [process, *receivers]:
+            if proc.poll() is None:
+                proc.kill()
+    assert process.returncode == 0 and "Traceback" not in err, (out, err)
+
+
 _DROP_AN_INPUT_AFTER_A_SERVER_LOSS = """
 import gc, sys, time
 from emolive import input_port

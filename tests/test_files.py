@@ -284,6 +284,8 @@ def test_a_midi_file_or_a_wav_named_for_another_format_is_refused(tmp_path: Path
         files.write_midi(_c_major_arpeggio(), tmp_path / "take.wav")
     with pytest.raises(ValueError, match=r"audio is written as \.wav"):
         files.render_wav(_c_major_arpeggio(), tmp_path / "take.mid")
+    with pytest.raises(ValueError, match=r"MIDI files are written as"):
+        files.write_midi(_c_major_arpeggio(), tmp_path / ".wav")  # all suffix (helper-60)
     assert list(tmp_path.iterdir()) == []
     for name in ("take", "take.MID", "take.smf"):
         files.write_midi(_c_major_arpeggio(), tmp_path / name)

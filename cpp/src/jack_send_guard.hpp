@@ -24,8 +24,10 @@ bool jack_server_running();
 
 // The clients of the JACK server on the default server name, counted by their semaphores in
 // /dev/shm (jack2 on Linux keeps one per client there, named jack_sem.<uid>_<server>_<client>;
-// one left by a client that died is counted too). 0 where none are found: no such server,
-// another JACK, another system, or no descriptor free to read the folder with.
+// one left by a client that died is counted too, and so are the clients of a server whose name
+// extends this one's after a "_": the names cannot tell them apart). An over-count asks more
+// descriptors than needed, the safe side. 0 where none are found: no such server, another JACK
+// (JACK1, PipeWire's), another system, or no descriptor free to read the folder with.
 int jack_server_clients();
 
 // Counts a JACK server's process cycles through a client that does nothing else.

@@ -324,8 +324,8 @@ class InputPort:
     def _lost_connection(self, midi_in: Any) -> bool:
         """Under JACK: was this input connected to the source at the last check, and is it not
         now? (Only a change counts, so a name this check cannot match never loops.)"""
-        if not self._server.connections:  # none opened (a server that was not there yet)
-            self._server.connections = _jack_connections(midi_in)
+        if not self._server.connections and not self._closing.is_set():  # none opened yet
+            self._server.connections = _jack_connections(midi_in)  # (close() drops it; none after)
         connections = self._server.connections
         if not connections:
             return False

@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from emolive import input_port, ports
+from emolive import _core, input_port, ports
 from emolive._startup import INTERRUPTED_STATUS
 from emolive.cli_options import (KEYBOARD_STOP_SIGNALS, LIVE_MORPH_BARS, UsageError, open_engine,
                                  start_emotion, stop_signals_to_catch)
@@ -187,6 +187,7 @@ class Session:
         self._told_beyond_range = False  # said that the master's tempo is beyond 20..400 BPM
         self._beyond_range_since: float | None = None  # monotonic time it went beyond
         self.port_error: str | None = None  # why the output is lost; None while it plays
+        self.said_short_of_files = False  # while it is lost: that clients are refused for want of files
 
     def open_inputs(self, stack: ExitStack) -> None:
         """Open --control-port and --sync (one port when both name the same one)."""
@@ -321,6 +322,13 @@ class Session:
             self.status.message(f"emolive: MIDI output still lost: {error}")
         elif self.port_error and not error:
             self.status.message("emolive: MIDI output is back; playing into it again")
+        if error and not self.said_short_of_files and _core.descriptors_were_short():
+            # Silent otherwise: a JACK server's restart leaves the old clients (never closed) holding
+            # their files, and new ones were refused for ever at ulimit -n 40 (helper-60).
+            self.status.message("emolive: no MIDI client can open again for want of open files; allow "
+                                "more open files (ulimit -n 1024)")
+            self.said_short_of_files = True
+        self.said_short_of_files = self.said_short_of_files and bool(error)
         self.port_error = error or None
         return False
 

@@ -99,8 +99,10 @@ WAV_SUFFIXES = (".wav",)
 
 
 def misnamed(path: str | Path, suffixes: tuple[str, ...]) -> bool:
-    """Whether ``path`` ends in a suffix that is not one of ``suffixes`` (and is no stream)."""
-    suffix = Path(path).suffix.lower()
+    """Whether ``path`` ends in a suffix that is not one of ``suffixes`` (and is no stream). A
+    name that is all suffix (".wav", which pathlib gives none) is taken as one."""
+    name = Path(path).name.lower()
+    suffix = Path(path).suffix.lower() or (name if name.startswith(".") else "")
     return bool(suffix) and suffix not in suffixes and not is_stream(path)
 
 
