@@ -210,6 +210,38 @@ def test_a_model_under_the_home_folder_is_found_by_a_tilde(tmp_path: Path, tiny_
         Engine(model="~")  # the literal folder (empty), not the home folder
 
 
+_PLAY_WITH_NO_THREAD_TO_BE_HAD = """
+import resource, sys
+from emolive import Engine, EngineError
+engine = Engine(model=sys.argv[1], record=True)
+size_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:"))
+_, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, ((size_kb + 1024) * 1024, hard))  # no room for a thread's stack
+try:
+    engine.play("happy")
+except EngineError as error:
+    print(error)
+resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+engine.close()
+print("closed; playing:", engine.is_playing)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmSize from /proc")
+def test_play_without_a_thread_to_be_had_says_why_and_the_engine_still_closes(tiny_model_dir: Path) -> None:
+    """Under `ulimit -v` or `ulimit -u` play() raised a bare RuntimeError ("Resource temporarily
+    unavailable"), and stop() and close() then raised "Invalid argument": the engine could not
+    be closed (helper-59)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _PLAY_WITH_NO_THREAD_TO_BE_HAD, str(tiny_model_dir)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "refused the engine a thread" in result.stdout and "ulimit -u" in result.stdout, result.stdout
+    assert "closed; playing: False" in result.stdout
+
+
 def test_model_argument_errors(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         Engine(model=42)

@@ -4,11 +4,23 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "client_names.hpp"
 #include "emolive/errors.hpp"
 
 namespace emolive {
+
+namespace {
+
+// Why the engine could not `what` (start, play): the system refused it a thread. A limit on
+// processes (ulimit -u) or on memory (ulimit -v: each thread reserves a stack) does that.
+std::string thread_refused(const char* what, const std::system_error& e) {
+  return std::string("could not ") + what + ": the system refused the engine a thread (" + e.what() +
+         "); a limit on processes or memory may be too low (ulimit -u, ulimit -v)";
+}
+
+}  // namespace
 
 namespace {
 // How often the watch thread checks that the output's destination still exists.
@@ -46,7 +58,11 @@ Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> o
                                            config.clock_out, &generator_alive_);
   scheduler_->set_bpm(config.bpm);
   publish_emotion(generator_->emotion());
-  watch_thread_ = std::thread([this] { watch_loop(); });
+  try {
+    watch_thread_ = std::thread([this] { watch_loop(); });
+  } catch (const std::system_error& e) {
+    throw EngineError(thread_refused("start", e));
+  }
 }
 
 void Engine::watch_loop() {
@@ -201,12 +217,18 @@ void Engine::play_locked(const Weights* emotion, int64_t bar) {
   }
   generator_stop_ = false;
   generator_alive_ = true;
-  playing_ = true;
   // The clock first (it waits for the first block): its start sets steps_played() to 0, which
   // the generator's lookahead counts from (started first, it could read the last run's count
   // and run up to that many steps ahead, past the one-beat lookahead).
-  scheduler_->start(scheduler_->bpm(), song_position);
-  generator_thread_ = std::thread([this] { generator_loop(); });
+  try {
+    scheduler_->start(scheduler_->bpm(), song_position);
+    generator_thread_ = std::thread([this] { generator_loop(); });
+  } catch (const std::system_error& e) {  // no thread to be had: the engine stays stopped
+    generator_alive_ = false;
+    scheduler_->stop();  // a clock that started waits for the first block: it has sent no note
+    throw EngineError(thread_refused("play", e));
+  }
+  playing_ = true;
 }
 
 void Engine::generator_loop() {
