@@ -96,6 +96,7 @@ OTHER_STOP_SIGNALS = textwrap.dedent("""
         for _ in range(2):  # at its default, each of these ended the process with notes sounding
             os.kill(os.getpid(), signal.SIGUSR1)
             os.kill(os.getpid(), signal.SIGUSR2)
+            os.kill(os.getpid(), signal.SIGXCPU)  # a soft CPU-time limit reached (helper-59)
             time.sleep(0.05)
         assert stop.received == "SIGUSR1", stop.received
         stop.received = None
@@ -109,7 +110,7 @@ OTHER_STOP_SIGNALS = textwrap.dedent("""
 
 
 def test_the_other_stop_signals_stop_once_and_a_second_ctrl_backslash_kills() -> None:
-    """SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM killed `emolive` with notes sounding; they now stop
+    """SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM and SIGXCPU killed `emolive` with notes sounding; they now stop
     it as SIGTERM does. One inherited ignored stays ignored."""
     import resource
     import signal

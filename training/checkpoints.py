@@ -186,8 +186,8 @@ def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
 class StopOnInterrupt:
     """While in use (in the main thread): the first stop signal (``emolive.cli_options.STOP_SIGNALS``:
     SIGINT from Ctrl-C, SIGTERM from a job scheduler or `kill`, SIGHUP from a closed terminal,
-    SIGQUIT, and SIGUSR1, SIGUSR2 or SIGALRM, which schedulers such as Slurm send ahead of a
-    job's end) only sets ``requested`` and ``signal_name``, so the run stops after a whole step
+    SIGQUIT, SIGUSR1, SIGUSR2 or SIGALRM, which schedulers such as Slurm send ahead of a job's
+    end, and SIGXCPU, a soft CPU-time limit reached) only sets ``requested`` and ``signal_name``, so the run stops after a whole step
     with its checkpoint saved; a second raises KeyboardInterrupt at once (SIGINT) or ends the
     process as the signal does by default. One inherited ignored stays ignored (``nohup``'s
     SIGHUP: a closed terminal stopped a nohup'd run), SIGINT's and SIGTERM's excepted.

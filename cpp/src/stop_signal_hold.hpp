@@ -1,4 +1,4 @@
-// Holds the stop signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM: those
+// Holds the stop signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU: those
 // `emolive` stops on, STOP_SIGNALS in python/emolive/cli_options.py) pending on the calling
 // thread while libjack talks to the server, so that they do not interrupt it.
 #pragma once
@@ -29,6 +29,7 @@ class StopSignalHold {
     sigaddset(&stop, SIGUSR1);
     sigaddset(&stop, SIGUSR2);
     sigaddset(&stop, SIGALRM);
+    sigaddset(&stop, SIGXCPU);
     pthread_sigmask(SIG_BLOCK, &stop, &before_);
 #endif
   }

@@ -14,7 +14,7 @@ void note_signal(int number) { g_received = number; }
 }  // namespace
 
 TEST_CASE("a stop signal waits while held and arrives when the hold ends") {
-  for (int number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM}) {
+  for (int number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU}) {
     struct sigaction action {}, before{};
     action.sa_handler = note_signal;
     sigemptyset(&action.sa_mask);

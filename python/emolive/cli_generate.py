@@ -30,7 +30,7 @@ WRITTEN_AS = {"-o": files.MIDI_SUFFIXES, "--render": files.WAV_SUFFIXES}
 
 class Terminated(BaseException):
     """A stop signal other than Ctrl-C's (SIGTERM, SIGHUP when the terminal closes, SIGQUIT, SIGUSR1,
-    SIGUSR2, SIGALRM: ``cli_options.STOP_SIGNALS``) while `emolive generate` runs, raised in the main
+    SIGUSR2, SIGALRM, SIGXCPU: ``cli_options.STOP_SIGNALS``) while `emolive generate` runs, raised in the main
     thread as Ctrl-C's KeyboardInterrupt is, so that a file being written or rendered is given
     up cleanly (its temporary folder removed, FluidSynth stopped: subprocess.run kills its
     child on any exception). ``status`` is 128 + the signal's number, as shells report it."""

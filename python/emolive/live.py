@@ -40,7 +40,7 @@ BEYOND_RANGE_SETTLE_S = 1.0  # a master beyond 20..400 BPM is said once its read
 
 class StopSignals:
     """The stop signals (``cli_options.STOP_SIGNALS``: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
-    SIGUSR2, SIGALRM) set ``received`` (``requested`` is then true): every one of them used to end
+    SIGUSR2, SIGALRM, SIGXCPU) set ``received`` (``requested`` is then true): every one of them used to end
     the run, the last four killing it with notes sounding. A second Ctrl-C or Ctrl-\\ gets the
     handler from before back (Python's KeyboardInterrupt, SIGQUIT's core dump: the way out of a
     stop that hangs; the engine still closes on KeyboardInterrupt's way out); a second of any
