@@ -415,3 +415,18 @@ def test_a_port_asked_for_with_no_midi_system_running_says_so() -> None:
     assert result.returncode == 2
     assert "no MIDI output port matches 'synth': no MIDI system could be opened" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["--port", "sink", "--no-keys"], ["--virtual", "v", "--no-keys"], ["--list-ports"],
+                                  ["--control-port", "x", "--no-keys"]])
+def test_a_jack_server_name_too_long_for_libjack_is_refused_with_a_reason(argv: list[str]) -> None:
+    """JACK_DEFAULT_SERVER of 270 bytes or more: libjack aborted the process inside
+    jack_client_open ("stack smashing detected"), and emolive died with status 134 and no word
+    (helper-59)."""
+    env = dict(os.environ, JACK_DEFAULT_SERVER="j" * 300)
+    result = subprocess.run([sys.executable, "-m", "emolive", *argv], capture_output=True, text=True, env=env,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode in (0, 2) and "Traceback" not in result.stderr, (result.returncode, result.stderr)
+    if argv != ["--control-port", "x", "--no-keys"]:  # an input matching nothing is said first
+        said = result.stdout + result.stderr
+        assert "JACK_DEFAULT_SERVER is 300 bytes long; a JACK server's name is at most 255" in said, said

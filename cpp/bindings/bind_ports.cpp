@@ -111,6 +111,9 @@ void register_ports(py::module_& m) {
   m.def("too_few_descriptors", &too_few_descriptors,
         "Whether too few file descriptors are free for a MIDI client to open (a low ulimit -n); "
         "no libjack client is opened then.");
+  m.def("jack_server_name_refused", &jack_server_name_refused,
+        "Why no JACK client may be opened under JACK_DEFAULT_SERVER's name (libjack aborts on a "
+        "long one), or ''.");
   m.def("descriptors_were_short", &descriptors_were_short,
         "What the latest too_few_descriptors check in this process found (the one that refused "
         "the client opened just before, if it did).");

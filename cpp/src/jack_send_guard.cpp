@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #endif
 #endif
 
@@ -23,8 +24,21 @@ namespace {
 void ignore_message(const char*) {}
 }  // namespace
 
+std::string jack_server_name_refused() {
+  constexpr std::size_t kLongestServerName = 255;  // JACK_SERVER_NAME_SIZE less its NUL
+  const char* name = std::getenv("JACK_DEFAULT_SERVER");
+  const std::size_t length = name ? std::strlen(name) : 0;
+  if (length <= kLongestServerName) return "";
+  return "JACK_DEFAULT_SERVER is " + std::to_string(length) + " bytes long; a JACK server's name is at most " +
+         std::to_string(kLongestServerName) + " (libjack aborts on a longer one)";
+}
+
+// Whether a libjack client may be tried now: the server's name is one libjack survives, and
+// enough descriptors are free (too_few_descriptors).
+bool jack_client_may_open() { return jack_server_name_refused().empty() && !too_few_descriptors(); }
+
 bool jack_server_running() {
-  if (too_few_descriptors()) return false;  // libjack may crash trying; the caller tells why
+  if (!jack_client_may_open()) return false;  // libjack may crash trying; the caller tells why
   jack_status_t status;
   jack_client_t* client =
       jack_client_open(probe_client_name("emolive-check").c_str(), JackNoStartServer, &status);
@@ -74,7 +88,7 @@ bool silence_libjack_copy(const std::string& library) {
 }
 
 JackConnections::JackConnections() {
-  if (too_few_descriptors()) return;  // unavailable, as without a server
+  if (!jack_client_may_open()) return;  // unavailable, as without a server
   const StopSignalHold hold;  // on the main thread (an input's, a virtual port's): see its header
   jack_status_t status;
   auto* client = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
@@ -117,7 +131,7 @@ std::vector<std::string> JackConnections::of(const std::string& port_name) const
 }
 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string& client_name) {
-  if (too_few_descriptors()) return nullptr;
+  if (!jack_client_may_open()) return nullptr;
   jack_status_t status;
   jack_client_t* client = jack_client_open(client_name.c_str(), JackNoStartServer, &status);
   if (!client) return nullptr;
@@ -148,6 +162,7 @@ int JackCycles::on_process(uint32_t, void* self) {
 #else  // built without JACK: nothing to count; sends go unwatched
 
 int jack_server_clients() { return 0; }
+std::string jack_server_name_refused() { return ""; }
 void silence_libjack_messages() {}
 bool silence_libjack_copy(const std::string&) { return false; }
 

@@ -53,6 +53,10 @@ std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& clie
   // Asked with a libjack client of our own first: RtMidi's constructor prints "JACK server not
   // running?" on stderr, before an error callback can be set, each time it finds no server
   // (once a second while a lost server is waited for).
+  if (api == RtMidi::UNIX_JACK && !jack_server_name_refused().empty()) {
+    why = jack_server_name_refused();
+    return nullptr;
+  }
   if (api == RtMidi::UNIX_JACK && !jack_server_running()) {
     why = descriptors_were_short() ? "too few file descriptors free to open a client"
                                    : "MidiOutJack::initialize: JACK server not running?";
@@ -112,7 +116,9 @@ bool backend_gone(RtMidi::Api api) { return !too_few_descriptors() && !backend_a
 
 std::vector<std::string> source_port_names(RtMidi::Api api) {
   std::vector<std::string> names;
-  if (too_few_descriptors()) return names;  // libjack may die opening a client
+  if (too_few_descriptors() || (api == RtMidi::UNIX_JACK && !jack_server_name_refused().empty())) {
+    return names;  // libjack may die opening a client
+  }
   const StopSignalHold hold;  // the short-lived client's open and close are not interrupted
   ErrorSink sink;  // RtMidi reports through it instead of printing or throwing
   try {

@@ -164,6 +164,7 @@ def _run_training(command: str, args: list[str]) -> int:
 
 
 def _port_listing() -> str:
+    from emolive import _core
     from emolive.outputs import NO_RTMIDI, midi_system_opens, rtmidi_available
 
     if not rtmidi_available():
@@ -171,7 +172,9 @@ def _port_listing() -> str:
     lines = ["MIDI outputs (--port, or $EMOLIVE_PORT):"]
     try:
         outputs = ports.output_port_names()
+        refused = _core.jack_server_name_refused()  # before a hint to start JACK
         lines += [f"  {i}: {ports.shown(name)}" for i, name in enumerate(outputs)] or [
+            f"  (none: {refused})" if refused else
             f"  (none; {ports.platform_hint(midi_system_runs=midi_system_opens())})"]
     except Exception as exc:  # noqa: BLE001 - no backend (or no engine): say why there are none
         if os.environ.get("EMOLIVE_MIDI_API", "").strip():  # the API chosen does not open: an error

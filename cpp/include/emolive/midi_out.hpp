@@ -134,6 +134,11 @@ bool too_few_descriptors();
 // before failed, told the same way the check that refused it decided (a descriptor closed since
 // would make a new check differ). False before any call.
 bool descriptors_were_short();
+// Why no JACK client may be opened under the server name JACK_DEFAULT_SERVER gives, or "" when
+// it may: libjack 1.9.22 aborts the process ("stack smashing detected", no other word) in
+// jack_client_open for a name of about 270 bytes (JACK's own limit is 255: JACK_SERVER_NAME_SIZE
+// less its NUL). "" without JACK support.
+std::string jack_server_name_refused();
 
 // The same for another copy of libjack loaded in this process, the file `library` (python-rtmidi's
 // wheel carries its own, which the call above does not reach). False when that file is not
