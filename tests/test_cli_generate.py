@@ -70,6 +70,26 @@ def test_render_and_plot(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def _files_of_100_kb_at_most() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_a_render_stopped_by_the_file_size_limit_is_a_write_error(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Under `ulimit -f` FluidSynth died of SIGXFSZ and the command said "fluidsynth failed
+    (exit -25): " with no reason, status 2 (helper-59); it is the write's failure, as -o's is."""
+    wav = tmp_path / "take.wav"
+    wav.write_bytes(b"kept")
+    result = subprocess.run([sys.executable, "-m", "emolive", "generate", "--model", str(tiny_model_dir), "--bars", "8",
+                             "--render", str(wav)], capture_output=True, text=True, timeout=120,
+                            preexec_fn=_files_of_100_kb_at_most)
+    assert result.returncode == 1, result.stderr
+    assert f"could not write {str(wav)!r}: File too large (the file-size limit, ulimit -f" in result.stderr
+    assert wav.read_bytes() == b"kept" and "Traceback" not in result.stderr
+
+
 def test_morph_to_changes_the_emotion_along_the_file(tmp_path: Path, tiny_model_dir: Path) -> None:
     out = tmp_path / "morph.mid"
     result = generate("--model", str(tiny_model_dir), "--emotion", "calm", "--morph-to", "excited",

@@ -5,8 +5,10 @@ soundfont fails, and the file there before stays.
 
 from __future__ import annotations
 
+import errno
 import numbers
 import os
+import signal
 import shutil
 import subprocess
 from pathlib import Path
@@ -112,7 +114,7 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
         command = [fluidsynth, "-n", "-i", "-q", "-F", os.path.abspath(rendered), "-T", "wav", "-O", "s16",
                    "-r", str(sample_rate), "-g", str(gain), os.path.abspath(font), os.path.abspath(midi_path)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
-        _check_render(result, font, rendered)
+        _check_render(result, font, rendered, Path(wav_path))
         _check_wav_length(rendered, music_s, Path(wav_path))
     return Path(wav_path)
 
@@ -186,9 +188,15 @@ def _check_wav_length(rendered: Path, music_s: float, target: Path) -> None:
                       f"{space_left(target)}")
 
 
-def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered: Path) -> None:
+def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered: Path, wav_path: Path) -> None:
     """RenderError if FluidSynth failed. It exits 0 when it could not load the soundfont (and
-    renders with its default one), so its report of that is looked for too."""
+    renders with its default one), so its report of that is looked for too. Stopped by the
+    file-size limit (SIGXFSZ), the failure is the write's: OSError, as for a full disk."""
+    if result.returncode == -signal.SIGXFSZ:  # "fluidsynth failed (exit -25): " with no reason
+        raise OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)} (the file-size limit, ulimit -f, stopped "
+                      "fluidsynth)", str(wav_path))
+    if result.returncode < 0:
+        raise RenderError(f"fluidsynth was killed by {signal.Signals(-result.returncode).name}")
     report = (result.stderr or result.stdout).strip()
     if "Failed to load" in report:
         errors = [line.removeprefix("fluidsynth: error: ") for line in report.splitlines()
