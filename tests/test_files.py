@@ -310,6 +310,54 @@ def test_an_unwritable_folder_is_a_clear_permission_error(unwritable_folder: Pat
         write(_c_major_arpeggio(), unwritable_folder / "take")
 
 
+def _refused_as_another_user(path: Path) -> str:
+    """The PermissionError check_writable raises for ``path``, as user nobody (65534), in a child
+    process (root is refused nothing); "" if none."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: nobody, then the check
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            files.check_writable(path)
+            said = ""
+        except PermissionError as error:
+            said = str(error)
+        os.write(write, said.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        said = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return said
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="makes files as root for another user")
+def test_a_file_this_user_may_not_replace_is_refused_before_the_work() -> None:
+    """Written beside and renamed over, a read-only file was replaced (the shell's `>` refuses
+    it), and so was root's file in a folder anyone may write into; another user's file in a
+    sticky folder (/tmp) failed only after the work (helper-59)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="emolive-protected-"))
+    try:
+        folder.chmod(0o777)  # anyone may make files here
+        read_only = folder / "take.mid"
+        read_only.write_bytes(b"kept")
+        read_only.chmod(0o444)
+        assert "is read-only" in _refused_as_another_user(read_only)
+        folder.chmod(0o1777)  # sticky: only a file's owner may replace it
+        theirs = folder / "theirs.mid"
+        theirs.write_bytes(b"kept")
+        theirs.chmod(0o666)
+        assert "belongs to another user" in _refused_as_another_user(theirs)
+        assert _refused_as_another_user(folder / "new.mid") == ""  # a new file is made
+        assert read_only.read_bytes() == theirs.read_bytes() == b"kept"
+    finally:
+        shutil.rmtree(folder)
+
+
 @pytest.mark.parametrize("kwargs,error", [
     ({"sample_rate": 96001}, ValueError), ({"sample_rate": 192000}, ValueError),  # FluidSynth refuses
     ({"sample_rate": 7999}, ValueError), ({"sample_rate": 44100.7}, TypeError),

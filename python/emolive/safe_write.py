@@ -73,7 +73,26 @@ def _destination(path: str | Path) -> _Target:
     except OSError as exc:
         raise PermissionError(f"cannot write into folder {str(real.parent)!r} (for {str(path)!r}): "
                               f"{exc.strerror or exc}") from None
+    _refuse_a_protected_file(real, path)
     return _Target(real)
+
+
+def _refuse_a_protected_file(real: Path, path: Path) -> None:
+    """A file there that this user may not write (read-only: the shell's `>` refuses it), or
+    another user's in a sticky folder such as /tmp: the rename over it replaced the first
+    (helper-59), and failed for the second only after all the work."""
+    try:
+        owner = os.stat(real).st_uid
+    except OSError:
+        return  # not there yet: it is made
+    if not os.access(real, os.W_OK):
+        raise PermissionError(f"{str(path)!r} is read-only; make it writable, or give another name")
+    if not hasattr(os, "geteuid"):
+        return
+    folder = os.stat(real.parent)
+    if folder.st_mode & stat.S_ISVTX and os.geteuid() not in (0, owner, folder.st_uid):
+        raise PermissionError(f"{str(path)!r} belongs to another user, in a folder where only a file's "
+                              "owner may replace it; give another name")
 
 
 def _refuse_link_loops_and_sockets(path: Path) -> None:
