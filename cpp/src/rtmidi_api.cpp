@@ -84,9 +84,15 @@ std::vector<RtMidi::Api> candidate_apis() {
   if (const char* env = std::getenv("EMOLIVE_MIDI_API"); env && *env) {
     const std::string name = lower(env);
     RtMidi::Api api = RtMidi::getCompiledApiByName(name);
-    if (api == RtMidi::UNSPECIFIED) {
-      throw PortError("EMOLIVE_MIDI_API=" + std::string(env) +
-                      " is not a MIDI API compiled into RtMidi (alsa, jack, core, winmm)");
+    if (api == RtMidi::UNSPECIFIED) {  // named after what this RtMidi has ("core" on Linux said
+      std::vector<RtMidi::Api> compiled;  // "not compiled in (alsa, jack, core, winmm)", helper-59)
+      RtMidi::getCompiledApi(compiled);
+      std::string names;
+      for (auto a : compiled) {
+        if (a != RtMidi::RTMIDI_DUMMY) names += (names.empty() ? "" : ", ") + RtMidi::getApiName(a);
+      }
+      throw PortError("EMOLIVE_MIDI_API=" + std::string(env) + " is not a MIDI API compiled into RtMidi here (" +
+                      (names.empty() ? std::string("none") : names) + ")");
     }
     return {api};
   }
