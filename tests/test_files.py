@@ -504,3 +504,15 @@ def test_a_time_signature_of_no_beats_is_passed_over(tmp_path: Path) -> None:
     assert files.time_signature(midi) == (4, 4) and files.plot_extent(midi) == (4.0, 1)
     pytest.importorskip("matplotlib")
     assert files.plot_piano_roll(midi, tmp_path / "zero.png").stat().st_size > 0
+
+
+def test_a_soundfont_that_cannot_be_read_or_comes_from_the_environment_is_named_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreadable soundfont said only "[Errno 13] Permission denied: '/etc/shadow'", and one
+    from EMOLIVE_SOUNDFONT never named the variable (helper-59)."""
+    if Path("/proc/self/mem").is_file():  # a file even root cannot read from its start
+        with pytest.raises(files.RenderError, match=r"soundfont '/proc/self/mem' cannot be read: "):
+            files.find_soundfont("/proc/self/mem")
+    monkeypatch.setenv("EMOLIVE_SOUNDFONT", str(tmp_path / "gone.sf2"))
+    with pytest.raises(files.RenderError, match=r"gone.sf2' \(EMOLIVE_SOUNDFONT\) does not exist"):
+        files.find_soundfont()

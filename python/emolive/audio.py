@@ -49,11 +49,13 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
     given = soundfont or os.environ.get("EMOLIVE_SOUNDFONT")
     if given:
         path = Path(given)
+        whence = "" if soundfont else " (EMOLIVE_SOUNDFONT)"  # a variable set long ago is named
         if path.is_dir():
-            raise RenderError(f"soundfont {str(path)!r} is a folder; give a soundfont file (.sf2, .sf3)")
+            raise RenderError(f"soundfont {str(path)!r}{whence} is a folder; give a soundfont file (.sf2, .sf3)")
         if not path.is_file():
-            raise RenderError(f"soundfont {str(path)!r} " + ("is not a regular file" if path.exists() else "does not exist"))
-        _check_soundfont_header(path)
+            raise RenderError(f"soundfont {str(path)!r}{whence} "
+                              + ("is not a regular file" if path.exists() else "does not exist"))
+        _check_soundfont_header(path, whence)
         return path
     for candidate in SOUNDFONT_CANDIDATES:
         if Path(candidate).is_file():
@@ -71,13 +73,16 @@ def find_renderer(soundfont: str | Path | None = None) -> tuple[str, Path]:
     return fluidsynth, find_soundfont(soundfont)
 
 
-def _check_soundfont_header(path: Path) -> None:
+def _check_soundfont_header(path: Path, whence: str = "") -> None:
     """RenderError unless ``path`` starts as a SoundFont or DLS file does. FluidSynth itself only
     warns about a file it cannot load and renders with its default soundfont instead."""
-    with open(path, "rb") as handle:
-        head = handle.read(12)  # "RIFF", the chunk size (4 bytes), the form type
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)  # "RIFF", the chunk size (4 bytes), the form type
+    except OSError as exc:  # it said "[Errno 13] Permission denied: '/etc/shadow'" (helper-59)
+        raise RenderError(f"soundfont {str(path)!r}{whence} cannot be read: {exc.strerror or exc}") from None
     if head[:4] != b"RIFF" or head[8:12] not in SOUNDFONT_FORMS:
-        raise RenderError(f"{str(path)!r} is not a SoundFont (.sf2, .sf3) or DLS file")
+        raise RenderError(f"{str(path)!r}{whence} is not a SoundFont (.sf2, .sf3) or DLS file")
 
 
 def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
