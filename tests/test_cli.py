@@ -171,6 +171,19 @@ def test_the_command_never_imports_torch() -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("option", ["--list-emotions", "--version"])
+def test_a_listing_into_a_full_disk_says_it_could_not_write_standard_output(option: str) -> None:
+    """`emolive --list-emotions > /dev/full` said only "[Errno 28] No space left on device"
+    (helper-59)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "emolive", option], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == "emolive: error: could not write to standard output: No space left on device\n"
+
+
 def test_a_reader_that_went_away_is_no_error() -> None:
     result = with_stdout_closed("--list-emotions")
     assert result.returncode == 141  # as a tool that SIGPIPE ended

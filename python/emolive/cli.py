@@ -136,19 +136,29 @@ def _dispatch(args: list[str]) -> int:
     parser = live_parser()
     options = parser.parse_args(args)
     if options.version:
-        print(f"emolive {__version__}")
-        return 0
+        return _print_listing(f"emolive {__version__}")
     if options.list_emotions:
-        print(emotion_listing())
-        return 0
+        return _print_listing(emotion_listing())
     if options.list_ports:
-        print(_port_listing())
-        return 0
+        return _print_listing(_port_listing())
     from emolive.cli_options import check_key
     from emolive.live import run_live
 
     check_key(options, parser)
     return run_live(options, parser)
+
+
+def _print_listing(text: str) -> int:
+    """``text`` on standard output, all of it; a failed write is said as such (`> /dev/full`
+    said only "[Errno 28] No space left on device", helper-59)."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away: _run's silent 141
+        raise
+    except OSError as exc:
+        raise CommandError(f"could not write to standard output: {exc.strerror or exc}", 1) from None
+    return 0
 
 
 def _run_training(command: str, args: list[str]) -> int:
