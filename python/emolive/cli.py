@@ -148,6 +148,20 @@ def _dispatch(args: list[str]) -> int:
     return run_live(options, parser)
 
 
+def _no_outputs_why() -> str:
+    """--list-ports' line for no output ports: the reason where one is known (a server name
+    libjack refuses, a MIDI system EMOLIVE_MIDI_API chose that does not open), else the hint."""
+    from emolive import _core
+    from emolive.outputs import midi_system_opens, why_no_midi_system
+
+    if _core.jack_server_name_refused():
+        return f"(none: {_core.jack_server_name_refused()})"
+    opens = midi_system_opens()
+    if not opens and os.environ.get("EMOLIVE_MIDI_API", "").strip().lower() not in ("", "jack"):
+        return f"(none: {why_no_midi_system()})"
+    return f"(none; {ports.platform_hint(midi_system_runs=opens)})"
+
+
 def _print_listing(text: str) -> int:
     """``text`` on standard output, all of it; a failed write is said as such (`> /dev/full`
     said only "[Errno 28] No space left on device", helper-59)."""
@@ -174,18 +188,14 @@ def _run_training(command: str, args: list[str]) -> int:
 
 
 def _port_listing() -> str:
-    from emolive import _core
-    from emolive.outputs import NO_RTMIDI, midi_system_opens, rtmidi_available
+    from emolive.outputs import NO_RTMIDI, rtmidi_available
 
     if not rtmidi_available():
         return f"no MIDI ports: {NO_RTMIDI}"
     lines = ["MIDI outputs (--port, or $EMOLIVE_PORT):"]
     try:
         outputs = ports.output_port_names()
-        refused = _core.jack_server_name_refused()  # before a hint to start JACK
-        lines += [f"  {i}: {ports.shown(name)}" for i, name in enumerate(outputs)] or [
-            f"  (none: {refused})" if refused else
-            f"  (none; {ports.platform_hint(midi_system_runs=midi_system_opens())})"]
+        lines += [f"  {i}: {ports.shown(name)}" for i, name in enumerate(outputs)] or [f"  {_no_outputs_why()}"]
     except Exception as exc:  # noqa: BLE001 - no backend (or no engine): say why there are none
         if os.environ.get("EMOLIVE_MIDI_API", "").strip():  # the API chosen does not open: an error
             raise

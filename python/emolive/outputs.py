@@ -7,6 +7,7 @@ substring, then index. Input ports are in :mod:`emolive.ports`.
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 from emolive import _core
@@ -41,9 +42,20 @@ def find_port(query: str | int) -> int:
         if _core.descriptors_were_short():  # as the check that refused decided; not a new count
             raise PortError(f"no MIDI output port matches {wanted}: no MIDI client could be opened, for "
                             "want of file descriptors; allow more open files (ulimit -n 1024)")
-        raise PortError(f"no MIDI output port matches {wanted}: no MIDI system could be opened (is the "
-                        f"JACK server running?). {_core.port_setup_hint()}")
+        raise PortError(f"no MIDI output port matches {wanted}: {why_no_midi_system()}")
     return match_output_port(names, query)[0]
+
+
+def why_no_midi_system() -> str:
+    """Why no MIDI system opens, where no other reason was found (the server's name, the
+    descriptors): the system EMOLIVE_MIDI_API chose, or the JACK server by the name asked for."""
+    chosen = os.environ.get("EMOLIVE_MIDI_API", "").strip()
+    if chosen and chosen.lower() != "jack":  # it said "is the JACK server running?" with JACK running and ALSA chosen (helper-59)
+        return (f"the MIDI system EMOLIVE_MIDI_API={chosen} chooses could not be opened; unset it to use "
+                f"the first that opens. {_core.port_setup_hint()}")
+    server = os.environ.get("JACK_DEFAULT_SERVER", "").strip()
+    named = f"the JACK server {server!r} (JACK_DEFAULT_SERVER)" if server else "the JACK server"
+    return f"no MIDI system could be opened (is {named} running?). {_core.port_setup_hint()}"
 
 
 def midi_system_opens() -> bool:
