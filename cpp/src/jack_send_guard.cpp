@@ -89,7 +89,8 @@ bool silence_libjack_copy(const std::string& library) {
 
 JackConnections::JackConnections() {
   if (!jack_client_may_open()) return;  // unavailable, as without a server
-  const StopSignalHold hold;  // on the main thread (an input's, a virtual port's): see its header
+  // Opened without StopSignalHold, although often on the main thread: a long-lived client opened
+  // under the hold left the stop signals blocked on that thread (docs/reliability.md, "Signals").
   jack_status_t status;
   auto* client = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
   // The flag the callback sets outlives this object when its client is left (below).
