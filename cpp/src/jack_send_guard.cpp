@@ -6,13 +6,13 @@
 
 #ifdef EMOLIVE_HAVE_JACK
 #include <jack/jack.h>
+
+#include <cstdlib>
+#include <cstring>
 #if !defined(_WIN32)
 #include <dirent.h>
 #include <dlfcn.h>
 #include <unistd.h>
-
-#include <cstdlib>
-#include <cstring>
 #endif
 #endif
 
