@@ -6,6 +6,7 @@ with the tiny random model, on the dummy JACK server of tests/conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -599,6 +600,18 @@ def test_a_lost_port_is_waited_for_and_played_into_again(jack_server: str, tiny_
     assert left_sounding(received) == set()
 
 
+@contextlib.contextmanager
+def _reaped(process: subprocess.Popen, others: list[subprocess.Popen]) -> Iterator[None]:
+    """``process`` and ``others`` (as the list stands at the end: a test adds receivers after a
+    restart) killed on the way out if still running."""
+    try:
+        yield
+    finally:
+        for proc in [process, *others]:
+            if proc.poll() is None:
+                proc.kill()
+
+
 def _server_of_its_own(private_jack_server, prefix: str) -> tuple[subprocess.Popen, dict]:
     """A private JACK server named ``prefix``-<random> (for a test that stops it), and the
     environment of a child process that uses it."""
@@ -706,7 +719,7 @@ def test_a_lost_jack_server_is_reported_in_one_line_not_libjacks(tiny_model_dir:
                                 str(tiny_model_dir)], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen: list[str] = []
-    try:
+    with _reaped(process, receivers):
         assert read_until(process, "playing", 60, seen), (seen, process.poll())
         server.terminate()
         server.wait(timeout=10)
@@ -717,10 +730,6 @@ def test_a_lost_jack_server_is_reported_in_one_line_not_libjacks(tiny_model_dir:
         assert read_until(process, "emolive: MIDI output is back", 20, seen), seen
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=15)
-    finally:
-        for proc in [process, *receivers]:
-            if proc.poll() is None:
-                proc.kill()
     assert process.returncode == 0, (seen, out, err)
     assert not [line for line in err.splitlines() if any(n in line for n in LIBJACK_NOISE)], err
 
@@ -748,7 +757,7 @@ def test_inputs_come_back_after_a_jack_server_restart_and_the_run_ends_cleanly(
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env)
     seen: list[str] = []
-    try:
+    with _reaped(process, children):
         assert read_until(process, "waiting for MIDI Start", 60, seen), (seen, process.poll())
         server.terminate()  # the engine is stopped (no Start yet): no port check runs
         server.wait(timeout=10)
@@ -758,10 +767,6 @@ def test_inputs_come_back_after_a_jack_server_restart_and_the_run_ends_cleanly(
         assert read_until(process, "emolive: MIDI input", 20, seen) and "is back" in seen[-1], seen
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=15)
-    finally:
-        for proc in [process, *children]:
-            if proc.poll() is None:
-                proc.kill()
     assert process.returncode == 0, (seen, out, err)
     assert "Traceback" not in err and "Fatal Python error" not in err
     assert len(err.splitlines()) <= 2, err  # no libjack lines, from either copy of it
@@ -785,7 +790,7 @@ def test_a_restart_that_leaves_too_few_open_files_to_reconnect_says_so(tiny_mode
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                preexec_fn=_thirty_six_open_files_at_most)
     seen: list[str] = []
-    try:
+    with _reaped(process, receivers):
         assert read_until(process, "playing", 60, seen), (seen, process.poll())
         server.kill()
         server.wait(timeout=10)
@@ -794,10 +799,6 @@ def test_a_restart_that_leaves_too_few_open_files_to_reconnect_says_so(tiny_mode
         assert read_until(process, "emolive: no MIDI client can open again for want of open files", 20, seen), seen
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=15)
-    finally:
-        for proc in [process, *receivers]:
-            if proc.poll() is None:
-                proc.kill()
     assert process.returncode == 0 and "Traceback" not in err, (out, err)
 
 
@@ -831,7 +832,7 @@ def test_an_input_dropped_before_its_watch_saw_a_server_restart_leaves_its_zombi
     process = subprocess.Popen([sys.executable, "-c", _DROP_AN_INPUT_AFTER_A_SERVER_LOSS], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen: list[str] = []
-    try:
+    with _reaped(process, [sender]):
         assert read_until(process, "open", 30, seen), (seen, process.poll())
         server.terminate()
         server.wait(timeout=10)
@@ -840,9 +841,5 @@ def test_an_input_dropped_before_its_watch_saw_a_server_restart_leaves_its_zombi
         process.stdin.write("\n")
         process.stdin.flush()
         out, err = process.communicate(timeout=30)
-    finally:
-        for proc in (process, sender):
-            if proc.poll() is None:
-                proc.kill()
     assert process.returncode == 0 and "dropped" in out, (process.returncode, out, err)
     assert "closed a client" not in out  # the zombie is left to the process's end
