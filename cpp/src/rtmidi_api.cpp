@@ -53,9 +53,9 @@ std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& clie
   // Asked with a libjack client of our own first: RtMidi's constructor prints "JACK server not
   // running?" on stderr, before an error callback can be set, each time it finds no server
   // (once a second while a lost server is waited for).
-  if (api == RtMidi::UNIX_JACK && !jack_server_name_refused().empty()) {
+  if (api == RtMidi::UNIX_JACK) {
     why = jack_server_name_refused();
-    return nullptr;
+    if (!why.empty()) return nullptr;
   }
   if (api == RtMidi::UNIX_JACK && !jack_server_running()) {
     why = descriptors_were_short() ? "too few file descriptors free to open a client"

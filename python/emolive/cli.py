@@ -154,8 +154,8 @@ def _no_outputs_why() -> str:
     from emolive import _core
     from emolive.outputs import midi_system_opens, why_no_midi_system
 
-    if _core.jack_server_name_refused():
-        return f"(none: {_core.jack_server_name_refused()})"
+    if refused := _core.jack_server_name_refused():
+        return f"(none: {refused})"
     opens = midi_system_opens()
     if not opens and os.environ.get("EMOLIVE_MIDI_API", "").strip().lower() not in ("", "jack"):
         return f"(none: {why_no_midi_system()})"

@@ -49,8 +49,8 @@ def _new_midi_in(client_name: str, api: int | None = None) -> Any:
 
     from emolive import _core
 
-    if _core.jack_server_name_refused():  # libjack aborts the process on such a name
-        raise InputPortError(f"no MIDI input client could be opened: {_core.jack_server_name_refused()}")
+    if refused := _core.jack_server_name_refused():  # libjack aborts the process on such a name
+        raise InputPortError(f"no MIDI input client could be opened: {refused}")
     if _core.too_few_descriptors():  # libjack dies in the attempt with one descriptor too few
         raise InputPortError("no MIDI input client could be opened, for want of file descriptors; "
                              "allow more open files (ulimit -n 1024)")

@@ -322,13 +322,14 @@ class Session:
             self.status.message(f"emolive: MIDI output still lost: {error}")
         elif self.port_error and not error:
             self.status.message("emolive: MIDI output is back; playing into it again")
-        if error and not self.said_short_of_files and _core.descriptors_were_short():
+        if not error:
+            self.said_short_of_files = False
+        elif not self.said_short_of_files and _core.descriptors_were_short():
             # Silent otherwise: a JACK server's restart leaves the old clients (never closed) holding
             # their files, and new ones were refused for ever at ulimit -n 40 (helper-60).
             self.status.message("emolive: no MIDI client can open again for want of open files; allow "
                                 "more open files (ulimit -n 1024)")
             self.said_short_of_files = True
-        self.said_short_of_files = self.said_short_of_files and bool(error)
         self.port_error = error or None
         return False
 

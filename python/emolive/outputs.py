@@ -37,8 +37,8 @@ def find_port(query: str | int) -> int:
     names = list_ports()
     if not names and not midi_system_opens():
         wanted = f"{query.strip()!r}" if isinstance(query, str) else f"index {query}"
-        if _core.jack_server_name_refused():
-            raise PortError(f"no MIDI output port matches {wanted}: {_core.jack_server_name_refused()}")
+        if refused := _core.jack_server_name_refused():
+            raise PortError(f"no MIDI output port matches {wanted}: {refused}")
         if _core.descriptors_were_short():  # as the check that refused decided; not a new count
             raise PortError(f"no MIDI output port matches {wanted}: no MIDI client could be opened, for "
                             "want of file descriptors; allow more open files (ulimit -n 1024)")
