@@ -368,6 +368,17 @@ def test_a_dash_writes_to_standard_output(tmp_path: Path, tiny_model_dir: Path) 
     assert not (tmp_path / "-").exists()
 
 
+def test_a_dash_with_standard_output_closed_exits_2_before_generating(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`-o - >&-`: the command opened /dev/null in the closed descriptor's place, wrote the
+    music there and said "wrote /dev/stdout" (helper-59)."""
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                             "--bars", "1", "-o", "-"], stdout=None, stderr=subprocess.PIPE, text=True,
+                            timeout=120, cwd=tmp_path, preexec_fn=lambda: os.close(1))
+    assert result.returncode == 2, result.stderr
+    assert "-o -: standard output is closed" in result.stderr and "generated" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
 def test_music_on_both_standard_streams_gets_no_progress_lines_in_it(tiny_model_dir: Path) -> None:
     """`-o /dev/stdout --render /dev/stderr`: the progress lines went into the WAV."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from emolive import __version__, input_port, ports
 from emolive._startup import end_of_startup
-from emolive.cli_options import emotion_listing, generate_parser, live_parser, silence
+from emolive.cli_options import FILLED_STANDARD_DESCRIPTORS, emotion_listing, generate_parser, live_parser, silence
 
 TRAINING_COMMANDS = ("train", "export", "evaluate", "calibrate", "recover")
 TORCH_HINT = ("needs PyTorch and the training extra: pip install torch==2.13.0 (the CPU build; "
@@ -54,6 +54,7 @@ def _fill_closed_standard_descriptors() -> None:
             os.fstat(fd)
         except OSError:
             opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: fd itself
+            FILLED_STANDARD_DESCRIPTORS.add(fd)
             if opened != fd:
                 os.dup2(opened, fd)
                 os.close(opened)

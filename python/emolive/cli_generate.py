@@ -18,8 +18,8 @@ import mido
 
 from emolive import files
 from emolive.arguments import STEPS_PER_BAR, STEPS_PER_BEAT
-from emolive.cli_options import (MAX_CLI_SEED, UsageError, check_key, open_engine, silence, start_emotion,
-                                 stop_signals_to_catch)
+from emolive.cli_options import (FILLED_STANDARD_DESCRIPTORS, MAX_CLI_SEED, UsageError, check_key, open_engine,
+                                 silence, start_emotion, stop_signals_to_catch)
 from emolive.emotions import Weights, describe_as_asked
 from emolive.engine import MAX_GENERATE_BARS
 
@@ -127,7 +127,7 @@ def _dash_is_standard_output(args: argparse.Namespace) -> None:
     for option in ("output", "render", "plot"):
         if getattr(args, option) == "-":
             flag = "-o" if option == "output" else f"--{option}"
-            if not os.path.exists("/dev/stdout"):  # also where standard output is closed (>&-)
+            if 1 in FILLED_STANDARD_DESCRIPTORS or not os.path.exists("/dev/stdout"):
                 raise UsageError(f"{flag} -: standard output is closed or this system has no "
                                  "/dev/stdout; give a file name")
             setattr(args, option, "/dev/stdout")

@@ -26,6 +26,11 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", 
 KEYBOARD_STOP_SIGNALS = ("SIGINT", "SIGQUIT")
 
 
+#: Standard descriptors (0-2) the command found closed (``>&-``) and opened on /dev/null; a
+#: ``-o -`` then has no standard output to write to, though /dev/stdout exists.
+FILLED_STANDARD_DESCRIPTORS: set[int] = set()
+
+
 def stop_signals_to_catch() -> list[signal.Signals]:
     """STOP_SIGNALS this platform has, less those inherited ignored (``nohup emolive`` ignores
     SIGHUP; a supervisor may ignore others): those stay ignored. SIGINT and SIGTERM are caught
