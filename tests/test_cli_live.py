@@ -440,7 +440,7 @@ def test_too_few_open_files_for_a_midi_client_says_so(sink: Sink, tiny_model_dir
                              f"emolive-sink-{os.getpid()}", "--no-keys"], capture_output=True, text=True,
                             timeout=60, preexec_fn=_ten_open_files_at_most, stdin=subprocess.DEVNULL)
     assert result.returncode == 2, result.stderr
-    assert "for want of file descriptors" in result.stderr and "ulimit -n" in result.stderr
+    assert "too few file descriptors are free for a MIDI client" in result.stderr and "ulimit -n" in result.stderr
     assert "start JACK" not in result.stderr and "Traceback" not in result.stderr
 
 
@@ -796,7 +796,7 @@ def test_a_restart_that_leaves_too_few_open_files_to_reconnect_says_so(tiny_mode
         server.wait(timeout=10)
         private_jack_server(env["JACK_DEFAULT_SERVER"])  # the same name again
         receivers += [_receiver("few-sink", env), _receiver("few-source", env, SENDER)]
-        assert read_until(process, "emolive: no MIDI client can open again for want of open files", 20, seen), seen
+        assert read_until(process, "emolive: no MIDI client can open again: too few file descriptors", 20, seen), seen
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=15)
     assert process.returncode == 0 and "Traceback" not in err, (out, err)

@@ -117,6 +117,7 @@ void register_ports(py::module_& m) {
   m.def("descriptors_were_short", &descriptors_were_short,
         "What the latest too_few_descriptors check in this process found (the one that refused "
         "the client opened just before, if it did).");
+  m.attr("TOO_FEW_DESCRIPTORS") = kTooFewDescriptors;
   m.def("silence_libjack_copy", &silence_libjack_copy, py::arg("library"),
         "The same for another libjack loaded in this process (python-rtmidi's); False if not loaded.");
   m.def("silence_libjack_messages", &silence_libjack_messages,

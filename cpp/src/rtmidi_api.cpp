@@ -155,8 +155,7 @@ OpenedApi open_first_api(const std::string& client) {
     report += "\n  " + RtMidi::getApiDisplayName(api) + ": " + why;
   }
   if (descriptors_were_short() || too_few_descriptors()) {  // not for want of a server
-    throw PortError("no MIDI backend could be opened: this process has too few file descriptors "
-                    "free for a MIDI client; allow more open files (ulimit -n 1024)" + report);
+    throw PortError(std::string("no MIDI backend could be opened: ") + kTooFewDescriptors + report);
   }
   throw PortError("no MIDI backend could be opened:" + (report.empty() ? std::string(" none compiled") : report) +
                   "\n" + backend_setup_hint());

@@ -52,8 +52,7 @@ def _new_midi_in(client_name: str, api: int | None = None) -> Any:
     if refused := _core.jack_server_name_refused():  # libjack aborts the process on such a name
         raise InputPortError(f"no MIDI input client could be opened: {refused}")
     if _core.too_few_descriptors():  # libjack dies in the attempt with one descriptor too few
-        raise InputPortError("no MIDI input client could be opened, for want of file descriptors; "
-                             "allow more open files (ulimit -n 1024)")
+        raise InputPortError(f"no MIDI input client could be opened: {_core.TOO_FEW_DESCRIPTORS}")
     _quiet_python_rtmidis_libjack()
     errors = []
     for api in [api] if api is not None else _rtmidi_api_candidates():

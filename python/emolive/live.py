@@ -327,8 +327,7 @@ class Session:
         elif not self.said_short_of_files and _core.descriptors_were_short():
             # Silent otherwise: a JACK server's restart leaves the old clients (never closed) holding
             # their files, and new ones were refused for ever at ulimit -n 40 (helper-60).
-            self.status.message("emolive: no MIDI client can open again for want of open files; allow "
-                                "more open files (ulimit -n 1024)")
+            self.status.message(f"emolive: no MIDI client can open again: {_core.TOO_FEW_DESCRIPTORS}")
             self.said_short_of_files = True
         self.port_error = error or None
         return False

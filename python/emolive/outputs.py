@@ -40,8 +40,8 @@ def find_port(query: str | int) -> int:
         if refused := _core.jack_server_name_refused():
             raise PortError(f"no MIDI output port matches {wanted}: {refused}")
         if _core.descriptors_were_short():  # as the check that refused decided; not a new count
-            raise PortError(f"no MIDI output port matches {wanted}: no MIDI client could be opened, for "
-                            "want of file descriptors; allow more open files (ulimit -n 1024)")
+            raise PortError(f"no MIDI output port matches {wanted}: no MIDI client could be opened: "
+                            f"{_core.TOO_FEW_DESCRIPTORS}")
         raise PortError(f"no MIDI output port matches {wanted}: {why_no_midi_system()}")
     return match_output_port(names, query)[0]
 

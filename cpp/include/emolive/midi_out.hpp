@@ -134,6 +134,9 @@ bool too_few_descriptors();
 // before failed, told the same way the check that refused it decided (a descriptor closed since
 // would make a new check differ). False before any call.
 bool descriptors_were_short();
+// What every refusal for want of descriptors says, after its own "no ... could be opened: ".
+inline constexpr const char* kTooFewDescriptors =
+    "too few file descriptors are free for a MIDI client; allow more open files (ulimit -n 1024)";
 // Why no JACK client may be opened under the server name JACK_DEFAULT_SERVER gives, or "" when
 // it may: libjack 1.9.22 aborts the process ("stack smashing detected", no other word) in
 // jack_client_open for a name of about 270 bytes (JACK's own limit is 255: JACK_SERVER_NAME_SIZE
