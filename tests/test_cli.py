@@ -147,6 +147,24 @@ def test_subprocess_exit_statuses_and_no_traceback() -> None:
     assert as_module.returncode == 2 and "--bpm must be from 20 to 400" in as_module.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no address-space limit (ulimit -v) on Windows")
+def test_memory_refused_by_an_address_space_limit_is_said_so(tmp_path: Path) -> None:
+    """Under `ulimit -v` 100 MB numpy's import failed with a page of install advice, status 2;
+    lower, the errors blamed ONNX Runtime's library or the model (helper-59)."""
+    import resource
+
+    def limit_address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (100 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--bars", "1", "-o",
+                             str(tmp_path / "x.mid")], capture_output=True, text=True, timeout=120,
+                            preexec_fn=limit_address_space)
+    assert result.returncode == 1, result.stderr
+    assert "out of memory under the address-space limit of 100 MB (ulimit -v)" in result.stderr
+    assert "Traceback" not in result.stderr and "IMPORTANT" not in result.stderr
+    assert not (tmp_path / "x.mid").exists()
+
+
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("emolive")
     assert script.exists(), "pip install -e . makes the `emolive` console script"

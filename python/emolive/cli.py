@@ -119,6 +119,9 @@ def _run(args: list[str]) -> int:
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2, message printed)
         return exc.code if isinstance(exc.code, int) else 2
     except Exception as exc:  # noqa: BLE001 - mapped to a message and a status, never a traceback
+        if (refused := _memory_refused(exc)) is not None:
+            _print_error(refused)
+            return 1
         status = _status_of(exc)
         if status is None:
             raise
@@ -208,24 +211,51 @@ def _port_listing() -> str:
 
 
 def _status_of(exc: Exception) -> int | None:
-    """Exit status for an exception: 2 for a user's mistake, 1 for a runtime failure, None: a bug."""
-    from emolive.files import RenderError
-
-    engine_errors: tuple[type[BaseException], ...] = ()
-    try:
-        from emolive import EngineError, ModelError, PortError
-
-        if isinstance(exc, (ModelError, PortError)):
-            return 2
-        engine_errors = (EngineError,)
-    except ImportError:
-        pass
-    if isinstance(exc, (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
-                        RenderError, ImportError)):
+    """Exit status for an exception: 2 for a user's mistake, 1 for a runtime failure, None: a bug.
+    Imports nothing: an error class whose module was never loaded cannot be ``exc``'s, and an
+    import here failed into a traceback where memory was short (helper-59)."""
+    engine, audio = sys.modules.get("emolive.engine"), sys.modules.get("emolive.audio")
+    if engine is not None and isinstance(exc, (engine.ModelError, engine.PortError)):
         return 2
-    if isinstance(exc, engine_errors + (OSError,)):
+    if isinstance(exc, (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+                        ImportError)) or (audio is not None and isinstance(exc, audio.RenderError)):
+        return 2
+    if isinstance(exc, OSError) or (engine is not None and isinstance(exc, engine.EngineError)):
         return 1
     return None
+
+
+#: What a failed allocation says: numpy's import under `ulimit -v` ("failed to map segment from
+#: shared object", after a page of install advice), C++ (`std::bad_alloc`), ONNX Runtime.
+_MEMORY_SIGNS = ("failed to map segment", "Cannot allocate memory", "bad_alloc", "bad allocation",
+                 "Failed to allocate")
+
+
+def _memory_refused(exc: Exception) -> str | None:
+    """The message for an error that memory refused (MemoryError, ENOMEM, a library that could
+    not be mapped), naming the address-space limit where one is set; None for other errors.
+    Such errors blamed the install, the model or the MIDI system (helper-59)."""
+    text = str(exc)
+    if not (isinstance(exc, MemoryError) or getattr(exc, "errno", None) == 12  # ENOMEM
+            or any(sign in text for sign in _MEMORY_SIGNS)):
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = f": {lines[-1][:300]}" if lines else ""  # numpy's own reason is its last line
+    limit_mb = _address_space_limit_mb()
+    if limit_mb is None:
+        return f"out of memory{detail}"
+    return (f"out of memory under the address-space limit of {limit_mb} MB (ulimit -v){detail}; "
+            "allow more (ulimit -v unlimited)")
+
+
+def _address_space_limit_mb() -> int | None:
+    """The soft limit on address space (``ulimit -v``) in MiB, or None where none is set."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return None if limit == resource.RLIM_INFINITY else limit // 2**20
 
 
 def _print_error(message: str) -> None:
