@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class LoadReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     unlisted: int = 0  # MIDI files in a generic folder that no CSV row names (not used)
     moved: list[str] = field(default_factory=list)  # songs whose clips the splits gave both sides
+    warnings: list[str] = field(default_factory=list)  # doubts about the labels as a whole
 
     def skip(self, path: Path | str, reason: str) -> None:
         self.skipped.append((str(path), reason))
@@ -87,6 +89,7 @@ class LoadReport:
             lines.append(f"  {self.unlisted} MIDI file{'s' if self.unlisted > 1 else ''} in the "
                          "folder with no row in the CSV (not used)")
         lines += [f"  {text}" for text in self.moved]
+        lines += [f"warning: {text}" for text in self.warnings]
         return "\n".join(lines)
 
 
@@ -348,6 +351,7 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
         raise DataError(f"{csv_path} needs a 'path' column and an 'emotion' column or 'valence' and "
                         f"'arousal' columns; its columns are {columns}")
     first_row: dict[Path, int] = {}  # a file's first usable row (CSV line numbers, header = 1)
+    rated: list[tuple[float, float]] = []  # (valence, arousal) of the clips labelled by them
     named = {(folder / row["path"]).resolve() for row in rows if row.get("path")}
     for number, row in zip(lines, rows):
         if not row.get("path"):
@@ -360,8 +364,11 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
             report.skip(path, f"line {number}: missing or bad label: {err}")
             continue
         if not path.is_file():
-            report.skip(path, "file listed in CSV not found")
-            continue
+            found, hint = _same_name_differently_written(path)
+            if found is None:
+                report.skip(path, f"file listed in CSV not found{hint}")
+                continue
+            path = found
         if _listed_again(report, first_row, path, number):
             continue
         song = row.get("song") or _file_song(path, folder)
@@ -370,12 +377,49 @@ def load_generic(folder: Path | str, csv_path: Path | str, val_fraction: float =
             report.skip(path, f"split must be 'train' or 'val', got {row.get('split')!r}")
             continue
         report.clips.append(Clip(path, song, name, quadrant, split))
+        if not row.get("emotion"):
+            rated.append((float(row["valence"]), float(row["arousal"])))
+    _warn_of_a_positive_scale(report, rated, csv_path)
     _check_song_splits(report)
     if not all(row.get("split") for row in rows):  # a split given for every row is the user's
         _ensure_val_song(report)
+    named |= {clip.path.resolve() for clip in report.clips}  # found under another normalisation
     report.unlisted = sum(1 for path in folder.rglob("*") if path.suffix.lower() in (".mid", ".midi")
                           and path.is_file() and path.resolve() not in named)
     return report
+
+
+def _same_name_differently_written(path: Path) -> tuple[Path | None, str]:
+    """For a CSV path that names no file: the file its folder holds under the same name in
+    another Unicode normalisation (a Mac writes names decomposed, a CSV typed elsewhere
+    composed); else None and the likely cause to add to "not found" (a Windows ``\\``, a file
+    whose name differs in case), "" when none is seen. A Windows-made CSV lost every row to a
+    bare "not found" (helper-61)."""
+    if "\\" in str(path):
+        return None, " (its path holds a '\\': write folders with '/')"
+    wanted = unicodedata.normalize("NFC", path.name)
+    try:
+        names = [entry.name for entry in path.parent.iterdir()] if path.parent.is_dir() else []
+    except OSError:
+        names = []
+    same = [name for name in names if unicodedata.normalize("NFC", name) == wanted]
+    if len(same) == 1 and (path.parent / same[0]).is_file():
+        return path.parent / same[0], ""
+    cased = [name for name in names if unicodedata.normalize("NFC", name).casefold() == wanted.casefold()]
+    if cased:
+        return None, f" ({cased[0]!r} is there: names are matched with their case)"
+    return None, ""
+
+
+def _warn_of_a_positive_scale(report: LoadReport, rated: list[tuple[float, float]], csv_path: Path) -> None:
+    """A warning when no clip labelled by valence and arousal has either below 0: the columns
+    are read on -1..1, the signs choosing the quadrant, so ratings on 0..1 (or 1..9, whose rows
+    above 1 are refused one by one) made every clip Q1 (happy) without a word (helper-61)."""
+    if rated and min(min(pair) for pair in rated) > 0:
+        report.warnings.append(
+            f"no valence or arousal in {csv_path} is below 0, so all {len(rated)} clips labelled by them "
+            "are Q1 (happy): the columns are read on a -1..1 scale, their signs choosing the quadrant; "
+            "ratings on 0..1 or 1..9 must be moved to -1..1 first (e.g. 2 * v - 1, or (v - 5) / 4)")
 
 
 def _file_song(path: Path, folder: Path) -> str:

@@ -131,8 +131,12 @@ def read_notes(path: Path | str, sustain: bool = True) -> Notes:
         raise MidiReadError(f"corrupt MIDI events: {err}") from None
     for key, (vel, s0, b0, spb) in {**sounding, **held_by_pedal}.items():
         rows.append((key[1], vel, s0, seconds, b0, ticks / tpb, spb))  # unterminated: end of file
-    rows = [r for r in rows if r[3] > r[2] or r[5] > r[4]]
+    struck = len(rows)
+    rows = [r for r in rows if r[3] > r[2] or r[5] > r[4]]  # a note-off on its note-on's tick: none
     if not rows:
+        if struck:  # "no notes" sent the user looking for an empty file (helper-61)
+            raise MidiReadError(f"{struck} note{'s' if struck != 1 else ''}, all of length 0 (each "
+                                "note-off on its note-on's tick)")
         raise MidiReadError(f"no notes but {drum_notes} drum note{'s' if drum_notes != 1 else ''} "
                             "(channel 10, not read)" if drum_notes else "no notes")
     rows.sort(key=lambda r: (r[2], r[0]))

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .data import LoadReport
+from emolive.emotions import QUADRANT_NAMES, QUADRANTS
+
+from .data import MAX_SKIPS_LISTED, LoadReport
 from .notes import MidiReadError, read_notes
 from .features import N_KEYS, note_steps, notes_to_roll, onset_error_s
 
@@ -236,3 +238,32 @@ def gather_segments(prep: Prepared, starts: np.ndarray, segment_steps: int) -> n
         piece = prep.rolls[clip][start:start + segment_steps]
         out[row, :len(piece)] = piece
     return out
+
+
+def describe_segments(prep: Prepared, split: str, clips: np.ndarray, starts: np.ndarray,
+                      min_onsets: int) -> list[str]:
+    """Log lines for ``split``'s segments (``starts`` of :func:`segment_starts` over ``clips``):
+    their count per quadrant, the clips that gave none (named, the first MAX_SKIPS_LISTED),
+    and for training a warning naming each quadrant without a segment where others have some.
+    Counted before from the loaders alone, a quadrant whose files were all unreadable or too
+    sparse was trained without a word (helper-61)."""
+    labels = prep.quadrant[starts[:, 0]]
+    counts = {quadrant: int((labels == index).sum()) for index, quadrant in enumerate(QUADRANTS)}
+    parts = [f"{quadrant} {count}" for quadrant, count in counts.items()]
+    if (unlabelled := int((labels < 0).sum())):
+        parts.append(f"unlabelled {unlabelled}")
+    lines = [f"{split} segments: {len(starts)} ({', '.join(parts)})"]
+    used = set(starts[:, 0].tolist())
+    barren = [int(clip) for clip in clips if int(clip) not in used]
+    if barren:
+        lines.append(f"  {len(barren)} {split} clip{'s' if len(barren) > 1 else ''} gave no segment "
+                     f"(fewer than {min_onsets} onsets in every segment; --min-onsets):")
+        lines += [f"    {prep.path[clip]}" for clip in barren[:MAX_SKIPS_LISTED]]
+        if len(barren) > MAX_SKIPS_LISTED:
+            lines.append(f"    ... and {len(barren) - MAX_SKIPS_LISTED} more")
+    missing = [f"{quadrant} ({QUADRANT_NAMES[quadrant][0]})" for quadrant, count in counts.items() if not count]
+    if split == "train" and missing and any(counts.values()):
+        lines.append(f"warning: no training segment of {', '.join(missing)}: the model will not learn "
+                     f"{'that emotion' if len(missing) == 1 else 'those emotions'} (its clips are missing, "
+                     "unreadable or too sparse: see above)")
+    return lines

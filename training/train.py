@@ -35,7 +35,7 @@ from .features import to_float, transpose_segments
 from .losses import EmotionHeads, compute_losses
 from .metrics import estimate_key, pitch_class_hist
 from .model import CVAE, N_EMOTIONS, ModelConfig
-from .prepare import Prepared, gather_segments, prepare, segment_starts
+from .prepare import Prepared, describe_segments, gather_segments, prepare, segment_starts
 
 
 def _refuse_repeats(flag: str, names: list[str], identity) -> None:
@@ -145,8 +145,8 @@ class SegmentBatches:
         self.prep = prep
         self.steps = cfg.segment_steps
         labelled = not cfg.unlabelled or (split != "train" and len(prep.indices(split)) > 0)
-        self.starts = segment_starts(prep, prep.indices(split, labelled), self.steps,
-                                     cfg.hop_bars * 16, cfg.min_onsets)
+        self.split, self.clips = split, prep.indices(split, labelled)
+        self.starts = segment_starts(prep, self.clips, self.steps, cfg.hop_bars * 16, cfg.min_onsets)
         if len(self.starts) == 0:
             if not len(prep.indices(split, labelled)):  # every clip on the other side (a CSV's split column)
                 raise DataError(f"no {split} clips: every clip is in the other split; give some "
@@ -309,7 +309,9 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     # Only now, with the data read and cut: a run that fails before leaves the folder as it was.
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    log(f"segments: {len(train_batches)} train, {len(val_batches)} val")
+    for batches in (train_batches, val_batches):
+        for line in describe_segments(prep, batches.split, batches.clips, batches.starts, cfg.min_onsets):
+            log(line)
     model, heads = CVAE(cfg.model_config()), EmotionHeads(cfg.z_dim)
     params = list(model.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)

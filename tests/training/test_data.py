@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -362,6 +363,51 @@ def test_unreadable_and_drum_only_files_say_why(tmp_path: Path) -> None:
                          ("drums.mid", "no notes but 1 drum note (channel 10, not read)")):
         with pytest.raises(MidiReadError, match=re.escape(reason)):
             read_notes(tmp_path / name)
+
+
+def test_a_file_of_notes_all_of_length_zero_says_so(tmp_path: Path) -> None:
+    """Note-offs on their note-ons' ticks (some trackers write drums so) said "no notes"."""
+    track = mido.MidiTrack()
+    for i in range(5):
+        track += [mido.Message("note_on", note=60 + i, velocity=90, time=480), mido.Message("note_off", note=60 + i)]
+    path = tmp_path / "ticks.mid"
+    mido.MidiFile(type=0, tracks=[track]).save(path)
+    with pytest.raises(MidiReadError, match=re.escape("5 notes, all of length 0")):
+        read_notes(path)
+
+
+def test_valence_and_arousal_never_below_zero_are_warned_of(tmp_path: Path) -> None:
+    """Ratings on 0..1 made every clip happy without a word (helper-61)."""
+    folder = tmp_path / "mine"
+    for name in ("a", "b"):
+        write_midi(folder / f"{name}.mid", scale_notes(60, False))
+    rated = write_csv(tmp_path / "rated.csv", [{"path": "a.mid", "valence": "0.9", "arousal": "0.8"},
+                                               {"path": "b.mid", "valence": "0.1", "arousal": "0.2"}])
+    report = load_generic(folder, rated)
+    assert [c.quadrant for c in report.clips] == [0, 0]
+    assert "warning: no valence or arousal in" in report.summary() and "-1..1 scale" in report.summary()
+    signed = write_csv(tmp_path / "signed.csv", [{"path": "a.mid", "valence": "0.9", "arousal": "0.8"},
+                                                 {"path": "b.mid", "valence": "-0.8", "arousal": "-0.6"}])
+    assert "warning" not in load_generic(folder, signed).summary()
+    named = write_csv(tmp_path / "named.csv", [{"path": "a.mid", "emotion": "happy"}])
+    assert "warning" not in load_generic(folder, named).summary()
+
+
+def test_a_csv_path_written_otherwise_than_the_file_is_found_or_told_why(tmp_path: Path) -> None:
+    """A Mac's decomposed name matched against a composed CSV, a Windows '\\', another case: each
+    was a bare "file listed in CSV not found" (helper-61)."""
+    folder = tmp_path / "mine"
+    decomposed = unicodedata.normalize("NFD", "crème.mid")
+    write_midi(folder / "sub" / decomposed, scale_notes(60, False))
+    write_midi(folder / "sub" / "Loud.mid", scale_notes(62, False))
+    csv_path = write_csv(tmp_path / "labels.csv", [{"path": "sub/crème.mid", "emotion": "happy"},
+                                                   {"path": "sub\\Loud.mid", "emotion": "sad"},
+                                                   {"path": "sub/loud.mid", "emotion": "sad"}])
+    report = load_generic(folder, csv_path)
+    assert [c.path.name for c in report.clips] == [decomposed] and report.unlisted == 1
+    reasons = [reason for _path, reason in report.skipped]
+    assert reasons == ["file listed in CSV not found (its path holds a '\\': write folders with '/')",
+                       "file listed in CSV not found ('Loud.mid' is there: names are matched with their case)"]
 
 
 def test_an_unclosed_quote_in_a_long_csv_is_a_data_error_not_a_csv_traceback(tmp_path: Path) -> None:

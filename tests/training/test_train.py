@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from emolive.training import export, train
 from emolive.training.config import TrainConfig
 from emolive.training.losses import EmotionHeads, compute_losses, segment_stats
 from emolive.training.model import CVAE, drop_notes, held_from_before, shifted, start_from_silence
+from midi_factory import write_midi
 from tiny_run import TINY, tiny_args
 
 pytestmark = pytest.mark.training
@@ -375,6 +377,20 @@ def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path
     card8 = json.loads((out8 / "model_card.json").read_text())
     assert card8["precision"]["decoder_step"].startswith("int8")
     assert card8["training"] == card["training"]
+
+
+def test_an_emotion_left_without_training_segments_is_warned_of(labelled_folder, tmp_path: Path, capsys) -> None:
+    """The loaders' counts came before the notes were read: a quadrant whose clips were all too
+    sparse (or unreadable) was trained without a word (helper-61)."""
+    folder, csv_path = labelled_folder
+    write_midi(folder / "song3.mid", [(60, 50, 0.0, 1.0), (64, 50, 1.0, 2.0)])  # the calm train song
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 1) + ["--min-onsets", "4"]) == 0
+    out = capsys.readouterr().err
+    assert re.search(r"train segments: \d+ \(Q1 \d+, Q2 \d+, Q3 \d+, Q4 0\)\n", out), out
+    assert "1 train clip gave no segment (fewer than 4 onsets in every segment; --min-onsets):" in out
+    assert str(folder / "song3.mid") in out
+    assert "warning: no training segment of Q4 (calm): the model will not learn that emotion" in out
+    assert "warning" not in out.split("val segments:")[1].split("\n")[0]
 
 
 def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: Path) -> None:
