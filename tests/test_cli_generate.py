@@ -403,6 +403,21 @@ def test_a_plot_format_matplotlib_cannot_write_here_exits_2_before_generating(tm
     assert not list(tmp_path.iterdir())
 
 
+def test_a_home_without_a_config_folder_gets_no_matplotlib_notice(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A service's HOME where no folder can be made: matplotlib's two lines of advice about
+    MPLCONFIGDIR came with every --plot (helper-59)."""
+    pytest.importorskip("matplotlib")
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    env["HOME"] = "/proc/no-such-home"  # no folder can be made under /proc, even as root
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                             "--bars", "1", "-o", str(tmp_path / "x.mid"), "--plot", str(tmp_path / "x.png")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x.png").stat().st_size > 0
+    assert "MPLCONFIGDIR" not in result.stdout + result.stderr and "mkdir" not in result.stderr, result.stderr
+
+
 def test_a_soundfont_that_is_a_folder_is_called_one(tmp_path: Path, tiny_model_dir: Path) -> None:
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth not installed (scripts/setup.sh)")

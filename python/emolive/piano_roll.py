@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -11,9 +12,20 @@ from emolive.midi_notes import NoteSpan, bar_beats, length_beats, note_spans, ti
 from emolive.safe_write import replaced_on_success
 
 
+#: Beginnings of what matplotlib logs when it cannot make its config or cache folder (a
+#: service's HOME that is not writable) and uses a temporary one instead: nothing is wrong
+#: with the plot, and its advice (set MPLCONFIGDIR) was two lines of noise in `generate`.
+_CACHE_FOLDER_NOTICES = ("mkdir -p failed for path", "Matplotlib created a temporary")
+
+
+def _not_a_cache_folder_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_CACHE_FOLDER_NOTICES)
+
+
 def check_plotting(image_path: str | Path | None = None) -> None:
     """ImportError naming the extra to install when matplotlib, which plotting needs, is
     missing; ValueError when ``image_path``'s suffix names no image format it writes."""
+    logging.getLogger("matplotlib").addFilter(_not_a_cache_folder_notice)  # once: the same object
     try:
         import matplotlib  # noqa: F401
     except ImportError:
