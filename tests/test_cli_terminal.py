@@ -50,6 +50,10 @@ def test_function_keys_are_read_whole_and_ignored(pty_pair) -> None:
         os.write(leader, b"\x1bOQ\x1b[23~\x1b[15;5~\x1b[1;2A\x1bOB\x1b[[A1")
         keys = [keyboard.read(0.5) for _ in range(7)]
         assert keys == [None, None, None, UP, DOWN, None, "1"]
+        # X10 mouse reports (a terminal left in mouse mode): a click at column 17, row 5, its
+        # release, and an SGR report; the button and position bytes were keys (" " paused, "1" happy)
+        os.write(leader, b"\x1b[M 1%\x1b[M#1%\x1b[<0;17;5M2")
+        assert [keyboard.read(0.5) for _ in range(4)] == [None, None, None, "2"]
 
 
 def test_characters_beyond_ascii_arrive_whole(pty_pair) -> None:

@@ -155,6 +155,10 @@ class Keyboard:
             return None
         if not first:
             return None
+        if first == b"M":  # an X10 mouse report, ESC [ M and 3 bytes: a click's " " paused, "1" chose happy
+            for _ in range(3):
+                next_byte()
+            return None
         if 0x40 <= first[0] <= 0x7E:  # a final byte at once: ESC [ A
             return _ARROWS.get(first.decode("ascii"))
         body = first
