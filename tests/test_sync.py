@@ -335,6 +335,19 @@ def test_tempo_changes_are_followed_through_jack_periods(period_frames: int, new
     assert max(abs(e) for e in followed.error_ticks[-4 * 24:]) * interval_ms < 3.0 + 1000.0 * period_frames / SAMPLE_RATE
 
 
+@pytest.mark.parametrize("period_frames", [64, 256])
+@pytest.mark.parametrize(("old_bpm", "new_bpm", "beats"), [(120.0, 90.0, 5.0), (140.0, 100.0, 5.0), (60.0, 180.0, 8.0)])
+def test_a_sudden_tempo_change_is_back_on_the_masters_beat_within_a_few_beats(
+        period_frames: int, old_bpm: float, new_bpm: float, beats: float) -> None:
+    """The lock removed the error a change left at 4 % a beat: 120 -> 90 was within 10 ms of the
+    master's beat after 8 beats, 60 -> 180 after 17 (half a beat off for 3 s; helper-62)."""
+    times = tick_times([(16, old_bpm), (24, new_bpm)])
+    followed = follow(times, delivered(times, period_frames, seed=2), start_bpm=old_bpm)
+    interval_ms = 60_000.0 / (new_bpm * 24)
+    after = followed.error_ticks[16 * 24 + round(beats * 24):]
+    assert max(abs(e) for e in after) * interval_ms < 10.0
+
+
 def test_a_tempo_ramp_is_followed() -> None:
     ramp = [(0.25, 120.0 + 20.0 * step / 32) for step in range(32)]  # 120 -> 140 over 8 beats
     times = tick_times([(16, 120.0), *ramp, (16, 140.0)])
