@@ -42,6 +42,7 @@ def test_other_messages_and_channels_are_ignored() -> None:
     assert not steering.feed(cc(7, 0, channel=3))  # another controller
     assert not steering.feed(bytes([0x90, 60, 100]))  # a note
     assert not steering.feed(bytes([0xF8]))  # clock
+    assert not steering.feed(bytes([0xB2, 1, 255]))  # a data byte over 127: no MIDI (it was read as 127)
     assert steering.take() is None
     assert steering.feed(cc(1, 0, channel=3))
     assert steering.point == pytest.approx((-1.0, 0.0))

@@ -87,8 +87,8 @@ class CcSteering:
         if self.mapping.channel is not None and channel != self.mapping.channel:
             return False
         controller, value = message[1], message[2]
-        if controller not in (self.mapping.valence_cc, self.mapping.arousal_cc):
-            return False
+        if value > 127 or controller not in (self.mapping.valence_cc, self.mapping.arousal_cc):
+            return False  # a data byte over 127 is no MIDI (a buggy sender): it was read as 127
         with self._lock:
             if controller == self.mapping.valence_cc:
                 self._valence = cc_to_unit(value)
