@@ -237,6 +237,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
     cfg = labelled_data_config(args, model.card)
     prep = load_data(cfg, log)
     train_b, val_b = SegmentBatches(prep, "train", cfg, 0), SegmentBatches(prep, "val", cfg, 1)
+    for line in train_b.describe() + val_b.describe():  # an emotion without segments has no figures
+        log(line)
     val_roll, val_label = _segments(val_b, args.val_segments, args.seed)
     val_clips = val_b.starts[np.sort(np.random.default_rng(args.seed).permutation(
         len(val_b))[:args.val_segments]), 0]  # the clip of each row of val_roll

@@ -263,7 +263,7 @@ def describe_segments(prep: Prepared, split: str, clips: np.ndarray, starts: np.
             lines.append(f"    ... and {len(barren) - MAX_SKIPS_LISTED} more")
     missing = [f"{quadrant} ({QUADRANT_NAMES[quadrant][0]})" for quadrant, count in counts.items() if not count]
     if split == "train" and missing and any(counts.values()):
-        lines.append(f"warning: no training segment of {', '.join(missing)}: the model will not learn "
+        lines.append(f"warning: no training segment of {', '.join(missing)}: nothing is learnt of "
                      f"{'that emotion' if len(missing) == 1 else 'those emotions'} (its clips are missing, "
                      "unreadable or too sparse: see above)")
     return lines

@@ -145,7 +145,7 @@ class SegmentBatches:
         self.prep = prep
         self.steps = cfg.segment_steps
         labelled = not cfg.unlabelled or (split != "train" and len(prep.indices(split)) > 0)
-        self.split, self.clips = split, prep.indices(split, labelled)
+        self.split, self.clips, self.min_onsets = split, prep.indices(split, labelled), cfg.min_onsets
         self.starts = segment_starts(prep, self.clips, self.steps, cfg.hop_bars * 16, cfg.min_onsets)
         if len(self.starts) == 0:
             if not len(prep.indices(split, labelled)):  # every clip on the other side (a CSV's split column)
@@ -161,6 +161,10 @@ class SegmentBatches:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def describe(self) -> list[str]:
+        """Log lines: the segments per quadrant, the clips that gave none, a missing emotion."""
+        return describe_segments(self.prep, self.split, self.clips, self.starts, self.min_onsets)
 
     def tensors(self, rows: np.ndarray, shifts: np.ndarray | None = None):
         """(roll [B,T,264] float, emotion weights [B,4], label [B]) for segment rows."""
@@ -309,9 +313,8 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     # Only now, with the data read and cut: a run that fails before leaves the folder as it was.
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    for batches in (train_batches, val_batches):
-        for line in describe_segments(prep, batches.split, batches.clips, batches.starts, cfg.min_onsets):
-            log(line)
+    for line in train_batches.describe() + val_batches.describe():
+        log(line)
     model, heads = CVAE(cfg.model_config()), EmotionHeads(cfg.z_dim)
     params = list(model.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)

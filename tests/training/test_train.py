@@ -389,7 +389,7 @@ def test_an_emotion_left_without_training_segments_is_warned_of(labelled_folder,
     assert re.search(r"train segments: \d+ \(Q1 \d+, Q2 \d+, Q3 \d+, Q4 0\)\n", out), out
     assert "1 train clip gave no segment (fewer than 4 onsets in every segment; --min-onsets):" in out
     assert str(folder / "song3.mid") in out
-    assert "warning: no training segment of Q4 (calm): the model will not learn that emotion" in out
+    assert "warning: no training segment of Q4 (calm): nothing is learnt of that emotion" in out
     assert "warning" not in out.split("val segments:")[1].split("\n")[0]
 
 
