@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from emolive._startup import TORCH_HINT
+
 from emolive import cli
 from tests.process_lines import with_stdout_closed
 
@@ -113,7 +115,22 @@ def test_training_commands_without_torch_name_the_install(capsys: pytest.Capture
     for command in ("train", "export", "evaluate"):
         code, _, err = run_main(capsys, command, "--help")
         assert code == 2
-        assert "pip install torch==2.13.0" in err and "emolive[train]" in err
+        assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in err
+        assert "emolive[train]" in err
+
+
+@pytest.mark.parametrize("module", ["emolive.training.train", "emolive.training.evaluate"])
+def test_python_m_a_training_command_without_torch_says_how_to_get_it(module: str) -> None:
+    """`python -m emolive.training.train` without torch was a traceback (helper-64). torch is
+    hidden from the child the way it looks for it; sys.argv is what `python -m` makes it."""
+    code = ("import importlib.util, runpy, sys; real = importlib.util.find_spec; "
+            "importlib.util.find_spec = lambda name, *a: None if name == 'torch' else real(name, *a); "
+            f"sys.argv = ['-m', '--help']; sys.orig_argv = [sys.executable, '-m', '{module}', '--help']; "
+            f"runpy.run_module('{module}', run_name='__main__', alter_sys=True)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"python -m {module}: error: {TORCH_HINT}\n"
+    assert "--index-url https://download.pytorch.org/whl/cpu" in TORCH_HINT
 
 
 def test_ctrl_c_while_an_error_is_reported_exits_130_quietly(monkeypatch: pytest.MonkeyPatch,

@@ -28,6 +28,13 @@ INTERRUPTED_STATUS = 130
 _COMMAND_MODULES = ("emolive", "emolive.cli", "emolive.__main__", "emolive.training.train",
                     "emolive.training.evaluate", "emolive.training.export", "emolive.training.calibrate",
                     "emolive.training.recover")
+#: Of those, the training commands: they need torch (the `train` extra).
+_TRAINING_MODULES = tuple(name for name in _COMMAND_MODULES if name.startswith("emolive.training."))
+#: How to get what they need. PyPI's own torch is a CUDA build of several GB (helper-64: the
+#: hint said `pip install torch==2.13.0`, which takes it on Linux).
+TORCH_HINT = ("needs PyTorch and the training extra: pip install torch==2.13.0 --index-url "
+              "https://download.pytorch.org/whl/cpu (the CPU build; install it first: PyPI's own torch "
+              "is a CUDA build of several GB), then pip install 'emolive[train]'")
 
 
 def _exit_quietly(_signum: int, _frame: Any) -> None:
@@ -57,6 +64,19 @@ def _module_run_by_m(orig_argv: list[str]) -> str | None:
         if arg.startswith("-m"):
             return arg[2:]
     return None
+
+
+def refuse_a_training_command_without_torch() -> None:
+    """``python -m emolive.training.train`` (or another training command) without torch: one
+    line and status 2, as `emolive train` says it; it was a traceback from the module's first
+    import (helper-64). Called by ``emolive.training`` first thing; nothing happens on import."""
+    if sys.argv[:1] != ["-m"] or _module_run_by_m(getattr(sys, "orig_argv", [])) not in _TRAINING_MODULES:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        print(f"python -m {_module_run_by_m(sys.orig_argv)}: error: {TORCH_HINT}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def quiet_interrupt_while_starting() -> None:

@@ -17,12 +17,10 @@ import sys
 from collections.abc import Sequence
 
 from emolive import __version__, input_port, ports
-from emolive._startup import end_of_startup
+from emolive._startup import TORCH_HINT, end_of_startup
 from emolive.cli_options import FILLED_STANDARD_DESCRIPTORS, emotion_listing, generate_parser, live_parser, silence
 
 TRAINING_COMMANDS = ("train", "export", "evaluate", "calibrate", "recover")
-TORCH_HINT = ("needs PyTorch and the training extra: pip install torch==2.13.0 (the CPU build; "
-              "install it first), then pip install 'emolive[train]'")
 
 
 class CommandError(Exception):
