@@ -109,7 +109,8 @@ def parse_bool(text: str) -> bool:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per TrainConfig field (``--batch-size 32``, ``--datasets emopia vgmidi``)."""
-    parser.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
+    parser.add_argument("--config", help="JSON file of TrainConfig fields (flags override it), or the name of a "
+                        f"recipe the package holds: {', '.join(bundled_recipes())}")
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = TrainConfig().__getattribute__(f.name)
@@ -126,7 +127,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 def given_values(args: argparse.Namespace) -> dict:
     """The settings a command gives: its JSON file's <- its flags (not the defaults). Unknown
     keys or values of the wrong type in the file are a ValueError."""
-    values = _read_config_file(Path(args.config)) if args.config else {}
+    values = _read_config_file(config_path(args.config)) if args.config else {}
     for f in fields(TrainConfig):
         flag_value = getattr(args, f.name, None)
         if flag_value is not None:
@@ -176,6 +177,33 @@ def _check_writable(folder: Path, flag: str) -> None:
     except OSError as err:
         raise ValueError(f"{flag}: cannot write into {folder}: {err.strerror or err}") from None
     os.rmdir(probe)
+
+
+#: The recipes of the shipped model (docs/evaluation/discussion.md, "Reproduce"), installed with
+#: the package as emolive/training/configs/.
+BUNDLED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def bundled_recipes() -> list[str]:
+    return sorted(path.stem for path in BUNDLED_CONFIGS.glob("*.json"))
+
+
+def config_path(given: str) -> Path:
+    """``--config``'s file: the path given, else, for a bare name that is no file here
+    (``emopia``, ``emopia.json``), the package's recipe of that name. The README's
+    ``training/configs/emopia.json`` exists only in a checkout (helper-64); the name works
+    wherever the package is installed. A missing file is said with the recipes there are."""
+    path = Path(given).expanduser()
+    if path.exists() or path.parent != Path("."):
+        if not path.exists():
+            raise ValueError(f"config file {path} not found; the package's recipes, by name: "
+                             f"{', '.join(bundled_recipes())}")
+        return path
+    bundled = BUNDLED_CONFIGS / (path.name if path.suffix == ".json" else f"{path.name}.json")
+    if not bundled.is_file():
+        raise ValueError(f"config file {path} not found, and the package holds no recipe of that name: "
+                         f"{', '.join(bundled_recipes())}")
+    return bundled
 
 
 def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -410,7 +411,8 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--datasets", "--unlabelled", "/nonexistent-u", "/nonexistent-u/"],
      "--unlabelled names '/nonexistent-u' and '/nonexistent-u/', which are one source"),
     (["--batch-size", "0"], "batch_size must be positive"),
-    (["--config", "/nonexistent.json"], "not found"),
+    (["--config", "/nonexistent.json"], "not found; the package's recipes, by name: emopia, emopia_card,"),
+    (["--config", "emopiaa"], "config file emopiaa not found, and the package holds no recipe of that name: emopia,"),
     (["--data", "/nonexistent"], "not found"),
     (["--input-dropout", "1.0"], "input_dropout must be in [0, 1)"),
     (["--hidden-dropout", "-0.1"], "hidden_dropout must be in [0, 1)"),
@@ -431,6 +433,19 @@ def test_user_mistakes_exit_2_with_a_message(argv, message, capsys, tmp_path: Pa
                       + ["--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # a run that cannot start leaves nothing behind
+
+
+def test_a_recipe_of_the_package_is_found_by_its_name_anywhere(tmp_path: Path, monkeypatch) -> None:
+    """`--config training/configs/emopia.json` exists only in a checkout (helper-64)."""
+    monkeypatch.chdir(tmp_path)
+    from emolive.training.config import BUNDLED_CONFIGS, add_config_flags, config_path, given_values
+
+    assert config_path("emopia_settle") == config_path("emopia_settle.json") == BUNDLED_CONFIGS / "emopia_settle.json"
+    (tmp_path / "emopia.json").write_text("{}")  # a file of the user's comes first
+    assert config_path("emopia.json") == Path("emopia.json")
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    assert given_values(parser.parse_args(["--config", "emopia_settle"]))["lr"] == 0.0002
 
 
 @pytest.mark.parametrize(("text", "message"), [
