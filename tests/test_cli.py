@@ -133,6 +133,22 @@ def test_python_m_a_training_command_without_torch_says_how_to_get_it(module: st
     assert "--index-url https://download.pytorch.org/whl/cpu" in TORCH_HINT
 
 
+def test_a_system_library_the_native_module_lacks_is_named_with_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wheel moved to a machine without RtMidi said only "librtmidi.so.6: cannot open shared
+    object file" (helper-64: the loader's own words, raised where the module is imported)."""
+    from emolive import cli
+
+    def missing(_args: list[str]) -> int:
+        raise ImportError("librtmidi.so.6: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(cli, "_dispatch", missing)
+    assert cli.main(["generate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emolive: error: emolive's native module cannot load: librtmidi.so.6: cannot open")
+    assert "apt-get install librtmidi6 libjack-jackd2-0" in err and err.count("\n") == 1
+
+
 def test_ctrl_c_while_an_error_is_reported_exits_130_quietly(monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """The error path imports modules to choose a status: a Ctrl-C there was a traceback."""

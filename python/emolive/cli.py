@@ -23,6 +23,12 @@ from emolive.cli_options import FILLED_STANDARD_DESCRIPTORS, emotion_listing, ge
 TRAINING_COMMANDS = ("train", "export", "evaluate", "calibrate", "recover")
 
 
+#: What the native module links (README, "plain install"): a wheel moved to a machine without
+#: them said only "librtmidi.so.6: cannot open shared object file" (helper-64).
+NATIVE_LIBRARIES_HINT = ("on Debian/Ubuntu, sudo apt-get install librtmidi6 libjack-jackd2-0; or build emolive "
+                         "on this machine, pip install . (README)")
+
+
 class CommandError(Exception):
     """An error to print as ``emolive: error: ...`` with an exit status."""
 
@@ -120,6 +126,10 @@ def _run(args: list[str]) -> int:
         if (refused := _memory_refused(exc)) is not None:
             _print_error(refused)
             return 1
+        if isinstance(exc, ImportError) and "cannot open shared object file" in str(exc):
+            _print_error(f"emolive's native module cannot load: {exc} (a library it was built against is "
+                         f"missing here: {NATIVE_LIBRARIES_HINT})")
+            return 2
         status = _status_of(exc)
         if status is None:
             raise
