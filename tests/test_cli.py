@@ -95,6 +95,17 @@ def test_no_output_chosen_says_how_to_choose(capsys: pytest.CaptureFixture[str],
     assert "--port NAME, --virtual [NAME], or set EMOLIVE_PORT" in err
 
 
+def test_the_linux_hint_without_a_midi_system_offers_virtual_ports_only_once_it_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """It said "or use --virtual", which fails the same way without JACK or ALSA (helper-64)."""
+    from emolive import ports
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert ports.platform_hint(midi_system_runs=False).endswith(
+        "(snd-seq); then --virtual opens a port other programs connect to")
+    assert "or use --virtual" in ports.platform_hint(midi_system_runs=True)
+
+
 @pytest.mark.parametrize("platform, hint", [("win32", "loopMIDI"), ("darwin", "IAC Driver")])
 def test_platform_hints(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                         platform: str, hint: str) -> None:

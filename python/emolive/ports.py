@@ -36,8 +36,10 @@ def platform_hint(midi_system_runs: bool = False) -> str:
                 "then use --port loopMIDI")
     if midi_system_runs:
         return f"on Linux, {START_THE_RECEIVER}, or use --virtual to open a port other programs connect to"
-    return ("on Linux, start JACK (e.g. `jackd -d dummy`) or load ALSA's sequencer (snd-seq), "
-            "or use --virtual to open a port other programs connect to")
+    # Not --virtual: a virtual port needs the MIDI system too (helper-64: "use --virtual", then
+    # --virtual failed with "JACK server not running?").
+    return ("on Linux, start JACK (e.g. `jackd -d dummy`) or load ALSA's sequencer (snd-seq); then "
+            "--virtual opens a port other programs connect to")
 
 
 def virtual_ports_supported() -> bool:
