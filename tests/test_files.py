@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import threading
 import wave
@@ -376,6 +377,32 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 2000
+
+
+def test_a_plot_leaves_the_hosts_matplotlib_backend_and_figures_alone(tmp_path: Path) -> None:
+    """plot_piano_roll switched the host's backend to Agg for good (a notebook's inline display,
+    a Tk or Qt app's windows; helper-63). In a child: the backend is process-wide."""
+    pytest.importorskip("matplotlib")
+    code = ("import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot as plt; from pathlib import Path; "
+            "from emolive import files; from tests.test_files import _c_major_arpeggio; plt.figure(); "
+            f"files.check_plotting(Path({str(tmp_path)!r}) / 'r.pdf'); "
+            f"files.plot_piano_roll(_c_major_arpeggio(), Path({str(tmp_path)!r}) / 'r.png'); "
+            "print(matplotlib.get_backend(), plt.get_fignums())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["svg", "[1]"] and (tmp_path / "r.png").stat().st_size > 2000
+
+
+def test_the_files_functions_name_a_wrong_argument_type(tmp_path: Path) -> None:
+    """A path or a number gave AttributeError: 'str' object has no attribute 'ticks_per_beat'."""
+    with pytest.raises(TypeError, match="plot_piano_roll takes a mido.MidiFile .*not str"):
+        files.plot_piano_roll(str(tmp_path / "x.mid"), tmp_path / "r.png")
+    with pytest.raises(TypeError, match="note_spans takes a mido.MidiFile .*not int"):
+        files.note_spans(5)
+    with pytest.raises(TypeError, match="plot_piano_roll's title must be text, not int"):
+        files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "r.png", title=5)
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_plot_spans_the_whole_piece_rests_at_the_end_included() -> None:

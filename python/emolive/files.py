@@ -15,8 +15,8 @@ import mido
 
 from emolive.audio import (INSTALL_HINT, MAX_SAMPLE_RATE, MAX_WAV_BYTES, MIN_SAMPLE_RATE, SOUNDFONT_CANDIDATES,
                            SOUNDFONT_FORMS, RenderError, check_wav_fits, find_renderer, find_soundfont, render_wav)
-from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks, length_beats, note_spans,
-                                time_signature)
+from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks, check_midi_file, length_beats,
+                                note_spans, time_signature)
 from emolive.piano_roll import MAX_BAR_LINES, check_plotting, plot_extent, plot_piano_roll
 from emolive.safe_write import (MIDI_SUFFIXES, WAV_SUFFIXES, WriteError, check_suffix, check_writable, is_stream,
                                 misnamed, replaced_on_success)
@@ -32,8 +32,7 @@ def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:
     """Save ``midi`` to ``path`` (its folder must exist); returns the path. An existing file is
     replaced only once the new one is whole. TypeError for anything but a mido.MidiFile;
     ValueError for a name ending in another suffix than .mid, .midi or .smf (take.wav)."""
-    if not isinstance(midi, mido.MidiFile):
-        raise TypeError(f"write_midi takes a mido.MidiFile (as Engine.generate returns), not {type(midi).__name__}")
+    check_midi_file("write_midi", midi)
     check_suffix(path, MIDI_SUFFIXES, "MIDI files are")
     with replaced_on_success(path) as written:
         midi.save(str(written))

@@ -59,6 +59,14 @@ def _track_name(model_name: str) -> str:
     return model_name if model_name.startswith("emolive") else f"emolive {model_name}".strip()
 
 
+def check_midi_file(caller: str, midi: object) -> None:
+    """TypeError naming ``caller`` for anything but a ``mido.MidiFile`` (a path or a number gave
+    AttributeError: 'str' object has no attribute 'ticks_per_beat'; helper-63)."""
+    if not isinstance(midi, mido.MidiFile):
+        raise TypeError(f"{caller} takes a mido.MidiFile (as Engine.generate returns, or "
+                        f"mido.MidiFile(path) for a file), not {type(midi).__name__}")
+
+
 def beat_ticks(midi: mido.MidiFile) -> float:
     """``midi``'s ticks per beat; ValueError for a file timed in SMPTE frames (mido reads its
     division as a negative number: spans came out negative, plots empty and renders silent,
@@ -74,6 +82,7 @@ def note_spans(midi: mido.MidiFile) -> list[NoteSpan]:
 
     A note-on with velocity 0 is a note-off. A note still sounding at the end is closed there.
     """
+    check_midi_file("note_spans", midi)
     ticks_per_beat = beat_ticks(midi)
     sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start tick, velocity)
     spans: list[NoteSpan] = []

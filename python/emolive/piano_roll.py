@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mido
 
-from emolive.midi_notes import NoteSpan, bar_beats, length_beats, note_spans, time_signature
+from emolive.midi_notes import NoteSpan, bar_beats, check_midi_file, length_beats, note_spans, time_signature
 from emolive.safe_write import replaced_on_success
 
 
@@ -46,12 +46,9 @@ def _try_image_format(image_path: str | Path) -> None:
     to memory (milliseconds), so that a run does not fail after generating."""
     import io
 
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only; never opens a window
-    import matplotlib.pyplot as plt
-
-    figure = plt.figure(figsize=(1, 1))
+    figure = Figure(figsize=(1, 1))  # not pyplot: the host's backend and figures are left alone
     figure.text(0.5, 0.5, "emolive")  # text, as the plot has: .pgf measures it with LaTeX
     try:
         figure.savefig(io.BytesIO(), format=_image_format(image_path))
@@ -59,8 +56,6 @@ def _try_image_format(image_path: str | Path) -> None:
         raise ValueError(f"{str(image_path)!r}: matplotlib cannot write .{_image_format(image_path)} "
                          f"files here ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                          "give another format, such as .png") from None
-    finally:
-        plt.close(figure)
 
 
 def _image_format(path: str | Path) -> str:
@@ -85,39 +80,39 @@ def plot_extent(midi: mido.MidiFile, spans: list[NoteSpan] | None = None) -> tup
 def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None = None) -> Path:
     """Draw ``midi`` as a piano roll (beats across, pitch up, shade = velocity) into a PNG
     (or the image format ``png_path``'s suffix names: .svg, .pdf, .jpg, ...)."""
+    check_midi_file("plot_piano_roll", midi)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"plot_piano_roll's title must be text, not {type(title).__name__}")
     check_plotting(png_path)
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never opens a window
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot's: pyplot and matplotlib.use("Agg") switched a host's
+    # backend for good (a notebook's inline display, a Tk or Qt app's windows; helper-63).
     from matplotlib.collections import PatchCollection
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     spans = note_spans(midi)
     end_beats, bars_per_line = plot_extent(midi, spans)
-    figure, axes = plt.subplots(figsize=(min(24.0, 4.0 + end_beats / 4.0), 5.0), dpi=100)
-    try:
-        boxes = [Rectangle((s.start_beats, s.pitch - 0.4), s.length_beats, 0.8) for s in spans]
-        collection = PatchCollection(boxes, cmap="viridis")
-        collection.set_array([s.velocity for s in spans])
-        collection.set_clim(0, 127)
-        axes.add_collection(collection)
-        line_beats = bar_beats(midi) * bars_per_line
-        for line in range(int(end_beats / line_beats) + 1):
-            axes.axvline(line * line_beats, color="0.85", linewidth=0.6, zorder=0)
-        low = min((s.pitch for s in spans), default=60) - 2
-        high = max((s.pitch for s in spans), default=72) + 2
-        axes.set_xlim(0, max(end_beats, 1.0))
-        axes.set_ylim(low, high)
-        meter = "{}/{}".format(*time_signature(midi))
-        every = f"{meter} bars" if bars_per_line == 1 else f"every {bars_per_line} bars of {meter}"
-        axes.set_xlabel(f"beats (quarter notes; lines mark {every})")
-        axes.set_ylabel("MIDI pitch")
-        axes.set_title(title or f"{len(spans)} notes")
-        figure.colorbar(collection, ax=axes, label="velocity")
-        figure.tight_layout()
-        with replaced_on_success(png_path) as written:
-            figure.savefig(str(written), format=_image_format(png_path))
-    finally:
-        plt.close(figure)
+    figure = Figure(figsize=(min(24.0, 4.0 + end_beats / 4.0), 5.0), dpi=100)
+    axes = figure.subplots()
+    boxes = [Rectangle((s.start_beats, s.pitch - 0.4), s.length_beats, 0.8) for s in spans]
+    collection = PatchCollection(boxes, cmap="viridis")
+    collection.set_array([s.velocity for s in spans])
+    collection.set_clim(0, 127)
+    axes.add_collection(collection)
+    line_beats = bar_beats(midi) * bars_per_line
+    for line in range(int(end_beats / line_beats) + 1):
+        axes.axvline(line * line_beats, color="0.85", linewidth=0.6, zorder=0)
+    low = min((s.pitch for s in spans), default=60) - 2
+    high = max((s.pitch for s in spans), default=72) + 2
+    axes.set_xlim(0, max(end_beats, 1.0))
+    axes.set_ylim(low, high)
+    meter = "{}/{}".format(*time_signature(midi))
+    every = f"{meter} bars" if bars_per_line == 1 else f"every {bars_per_line} bars of {meter}"
+    axes.set_xlabel(f"beats (quarter notes; lines mark {every})")
+    axes.set_ylabel("MIDI pitch")
+    axes.set_title(title or f"{len(spans)} notes")
+    figure.colorbar(collection, ax=axes, label="velocity")
+    figure.tight_layout()
+    with replaced_on_success(png_path) as written:
+        figure.savefig(str(written), format=_image_format(png_path))
     return Path(png_path)
