@@ -497,6 +497,8 @@ engine.play("calm")
 time.sleep(0.3)
 pid = os.fork()
 if pid == 0:  # the child: the engine's threads and port are the parent's
+    if engine.is_playing or "closed" not in repr(engine):  # read the parent's state (helper-63)
+        os._exit(5)
     try:
         engine.play("sad")
         os._exit(3)

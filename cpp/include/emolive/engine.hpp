@@ -94,8 +94,10 @@ class Engine {
   void stop();   // note-offs, CC64 0, CC123, CC120; idempotent
   void close();  // stop, then close the port; idempotent
 
-  bool is_playing() const { return playing_.load(); }
-  bool is_closed() const { return closed_.load(); }
+  // In a fork() child an engine made before the fork is closed, and so not playing (they read
+  // the parent's state: "playing" in the child; helper-63).
+  bool is_playing() const { return !inherited() && playing_.load(); }
+  bool is_closed() const { return inherited() || closed_.load(); }
   EngineStats stats() const;
   Weights emotion() const;
   std::vector<TimedMessage> recorded() const;
