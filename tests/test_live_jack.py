@@ -62,6 +62,46 @@ def test_live_notes_reach_a_jack_input_and_stop_pairs_every_note_on(
     assert stats["port_error"] is None
 
 
+SIGNAL_MASK_CHILD = r"""
+import signal, subprocess, sys
+from emolive import Engine
+from emolive.input_port import input_port_names
+
+def sigpipe_blocked():
+    return signal.SIGPIPE in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+if sys.argv[2] == "default":  # as a C++ host: SIGPIPE would kill, and libjack's block stays
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+with Engine(model=sys.argv[1], port="emolive-test-receiver") as engine:
+    engine.play("calm")
+    during = sigpipe_blocked()
+virtual = Engine(model=sys.argv[1], virtual="emolive-mask-check")
+virtual.close()
+input_port_names()  # python-rtmidi's own libjack
+pipe = subprocess.run(["bash", "-c", "yes | head -1 > /dev/null; echo ${PIPESTATUS[0]}"], capture_output=True, text=True)
+print(during, sigpipe_blocked(), pipe.stdout.strip())
+"""
+
+
+@pytest.mark.parametrize("sigpipe", ["ignored", "default"])
+def test_opening_jack_clients_leaves_the_callers_signal_mask_alone(receiver: Sink, tiny_model_dir: Path,
+                                                                  sigpipe: str) -> None:
+    """libjack blocks SIGPIPE on the thread that opens its first client: a host's thread kept it
+    blocked after Engine(), and programs it started inherited it (`yes | head -1` ended with
+    status 1 and "Broken pipe", not 141; helper-63). Where SIGPIPE would kill the process
+    (its default action), libjack's block is its guard for writes to a dead server, and stays.
+    In a child: this process's own inputs (the receiver) have blocked it here already."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", SIGNAL_MASK_CHILD, str(tiny_model_dir), sigpipe],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    want = ["False", "False", "141"] if sigpipe == "ignored" else ["True", "True", "1"]
+    assert result.stdout.split() == want, (result.stdout, result.stderr[-1000:])
+
+
 def test_deleting_a_playing_engine_silences_it(receiver: Sink, tiny_model_dir: Path) -> None:
     engine = Engine(model=tiny_model_dir, port="emolive-test-receiver", bpm=400, seed=2)
     engine.play("tense")

@@ -39,6 +39,7 @@ bool jack_client_may_open() { return jack_server_name_refused().empty() && !too_
 
 bool jack_server_running() {
   if (!jack_client_may_open()) return false;  // libjack may crash trying; the caller tells why
+  const SignalMaskKept mask;  // libjack blocks SIGPIPE on this thread
   jack_status_t status;
   jack_client_t* client =
       jack_client_open(probe_client_name("emolive-check").c_str(), JackNoStartServer, &status);
@@ -91,6 +92,7 @@ JackConnections::JackConnections() {
   if (!jack_client_may_open()) return;  // unavailable, as without a server
   // Opened without StopSignalHold, although often on the main thread: a long-lived client opened
   // under the hold left the stop signals blocked on that thread (docs/reliability.md, "Signals").
+  const SignalMaskKept mask;  // libjack blocks SIGPIPE on this thread
   jack_status_t status;
   auto* client = jack_client_open(probe_client_name("emolive-watch").c_str(), JackNoStartServer, &status);
   // The flag the callback sets outlives this object when its client is left (below).
@@ -133,6 +135,7 @@ std::vector<std::string> JackConnections::of(const std::string& port_name) const
 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string& client_name) {
   if (!jack_client_may_open()) return nullptr;
+  const SignalMaskKept mask;  // libjack blocks SIGPIPE on this thread
   jack_status_t status;
   jack_client_t* client = jack_client_open(client_name.c_str(), JackNoStartServer, &status);
   if (!client) return nullptr;

@@ -64,6 +64,7 @@ std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& clie
   }
 #endif
   std::unique_ptr<RtMidiOut> out;
+  const SignalMaskKept mask;  // libjack blocks SIGPIPE on this thread
   try {
     out = std::make_unique<RtMidiOut>(api, client);
   } catch (const RtMidiError& e) {

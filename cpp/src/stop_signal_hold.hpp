@@ -47,4 +47,40 @@ class StopSignalHold {
 #endif
 };
 
+// While alive, nothing; when it ends, the calling thread's signal mask is what it was when it
+// began. Put around opening a long-lived libjack client: libjack 1.9.22 blocks SIGPIPE on the
+// thread that opens its first client (and puts the mask it saved back only when its last
+// client closes), so a host's thread kept SIGPIPE blocked after `Engine()`, and every program
+// it started later inherited that (`yes | head -1` ended with "Broken pipe" and status 1, not
+// 141; helper-63). libjack's own threads, started meanwhile, keep SIGPIPE blocked. So does
+// this thread where SIGPIPE would kill the process (its default action: a C++ host that does
+// not ignore it): libjack's socket writes to a server that died raise it, and the block is
+// libjack's guard. Python ignores SIGPIPE, so there the mask is given back whole.
+class SignalMaskKept {
+ public:
+  SignalMaskKept() noexcept {
+#if !defined(_WIN32)
+    pthread_sigmask(SIG_SETMASK, nullptr, &before_);
+#endif
+  }
+  ~SignalMaskKept() {
+#if !defined(_WIN32)
+    sigset_t now;
+    struct sigaction pipe_action {};
+    if (pthread_sigmask(SIG_SETMASK, nullptr, &now) == 0 && sigismember(&now, SIGPIPE) == 1 &&
+        sigaction(SIGPIPE, nullptr, &pipe_action) == 0 && pipe_action.sa_handler == SIG_DFL) {
+      sigaddset(&before_, SIGPIPE);  // would kill the process: libjack's block stays
+    }
+    pthread_sigmask(SIG_SETMASK, &before_, nullptr);
+#endif
+  }
+  SignalMaskKept(const SignalMaskKept&) = delete;
+  SignalMaskKept& operator=(const SignalMaskKept&) = delete;
+
+ private:
+#if !defined(_WIN32)
+  sigset_t before_{};
+#endif
+};
+
 }  // namespace emolive

@@ -6,12 +6,14 @@ Names are matched by ``emolive.ports``, as outputs are."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from emolive._quiet import quiet_c_stderr
@@ -57,12 +59,28 @@ def _new_midi_in(client_name: str, api: int | None = None) -> Any:
     errors = []
     for api in [api] if api is not None else _rtmidi_api_candidates():
         try:
-            with quiet_c_stderr():
+            with quiet_c_stderr(), _signal_mask_kept():
                 return rtmidi.MidiIn(rtapi=api, name=client_name, queue_size_limit=QUEUE_MESSAGES)
         except (rtmidi.RtMidiError, OSError) as exc:
             errors.append(f"{rtmidi.get_api_name(api)}: {exc}")
     raise InputPortError("no MIDI input backend could be opened (" + "; ".join(errors) + "); "
                          + platform_hint())
+
+
+@contextmanager
+def _signal_mask_kept() -> Iterator[None]:
+    """The calling thread's signal mask as it was, after the block: python-rtmidi's libjack
+    blocks SIGPIPE on the thread that opens its first client, as the engine's does
+    (``SignalMaskKept`` in cpp/src/stop_signal_hold.hpp), and programs started later from that
+    thread inherited it (helper-63)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class _ServerWatch:
