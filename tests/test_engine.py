@@ -534,6 +534,16 @@ def test_an_engine_playing_at_fork_is_closed_in_the_child_without_touching_the_p
     assert result.stdout.split() == ["0", "True", "0"], (result.stdout, result.stderr[-2000:])
 
 
+def test_flags_must_be_python_bools_and_numpys_is_named_as_such() -> None:
+    """record=np.bool_(True) said "must be True or False, not bool" (helper-63)."""
+    import numpy as np
+
+    with pytest.raises(TypeError, match=r"record must be True or False \(a Python bool\), not numpy.bool"):
+        Engine(record=np.bool_(True))
+    with pytest.raises(TypeError, match=r"clock_out must be True or False \(a Python bool\), not int"):
+        Engine(clock_out=1)
+
+
 def test_an_engine_refuses_copies_and_keeps_its_settings_read_only(tiny_model_dir: Path) -> None:
     """copy.copy shared the live engine, so dropping the copy closed the original; assigning
     channel, program or seed changed only what generate() wrote, not the live notes."""

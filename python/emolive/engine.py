@@ -153,8 +153,10 @@ class Engine:
         if temperature is not None:
             temperature = check.number("temperature", temperature, *check.TEMPERATURE_RANGE)
         for flag_name, flag in (("clock_out", clock_out), ("record", record)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{flag_name} must be True or False, not {type(flag).__name__}")
+            if not isinstance(flag, bool):  # numpy's bool is named "bool" too: its module is said
+                kind = type(flag)
+                named = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+                raise TypeError(f"{flag_name} must be True or False (a Python bool), not {named}")
         if port is not None and virtual is not None:
             raise ValueError("give either port or virtual, not both")
         if virtual is not None and not isinstance(virtual, str):
@@ -286,7 +288,7 @@ class Engine:
         self._core.set_key(mask, transposition(key, self._card.get("tonic")))
         self._key = None if mask == ALL_PITCH_CLASSES and key is None else (str(key), scale)
 
-    def set_walk_rate(self, bars: float) -> None:
+    def set_walk_rate(self, bars: Real) -> None:
         """How fast the latent walk moves: ``bars`` bars from one prior sample to the next
         (default 2; smaller changes the material faster). At least one 16th step."""
         steps = round(check.number("bars", bars, 1 / STEPS_PER_BAR, check.MAX_LIVE_BARS) * STEPS_PER_BAR)
