@@ -189,6 +189,26 @@ def test_status_text_shows_blend_bar_tempo_and_lateness() -> None:
     assert status_text(stats, False).startswith("stopped | sad | bar 3")
     assert status_text(stats, False).endswith("| late 0")
     assert status_text(stats, False, waiting_for_bar_line=True).startswith("waiting for the master's bar line | sad")
+    stats.update(missed_steps=12)  # a model too slow for the tempo: it said "late 0" (helper-65)
+    assert status_text(stats, True).endswith("| late 0 | missed 12 steps")
+
+
+def test_a_model_falling_behind_is_said_once_and_again_when_the_count_doubles() -> None:
+    from emolive.live import Session
+
+    said: list[str] = []
+    session = Session.__new__(Session)  # the method needs only its status and count
+    session.status = type("Status", (), {"message": staticmethod(said.append)})()
+    session.said_missed_steps = 0
+    for missed in (0, 3, 4, 5, 6, 11, 12):
+        session.say_when_the_model_falls_behind({"missed_steps": missed, "bpm": 120.0})
+    assert said == [
+        "emolive: the model cannot keep up: 3 steps not decoded in time played nothing (a 16th note lasts "
+        "125 ms at 120.0 BPM); lower the tempo, or use a faster model",
+        "emolive: the model cannot keep up: 6 steps not decoded in time played nothing (a 16th note lasts "
+        "125 ms at 120.0 BPM); lower the tempo, or use a faster model",
+        "emolive: the model cannot keep up: 12 steps not decoded in time played nothing (a 16th note lasts "
+        "125 ms at 120.0 BPM); lower the tempo, or use a faster model"]
 
 
 def _full_pipe() -> tuple[int, TextIO]:

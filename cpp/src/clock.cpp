@@ -34,6 +34,8 @@ void LatenessLog::clear() noexcept {
   count_.store(0);
   max_us_.store(0.f);
   late_notes_.store(0);
+  missed_steps_.store(0);
+  dropped_notes_.store(0);
 }
 
 }  // namespace emolive

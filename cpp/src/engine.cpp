@@ -208,6 +208,8 @@ void Engine::play_locked(const Weights* emotion, int64_t bar) {
     // last line of a paused and resumed command said "76 notes, 5 late": late of its last run).
     earlier_late_notes_ += lateness_.late_notes();
     earlier_max_lateness_us_ = std::max(earlier_max_lateness_us_, lateness_.max_us());
+    earlier_missed_steps_ += lateness_.missed_steps();
+    earlier_dropped_notes_ += lateness_.dropped_notes();
     lateness_.clear();
     play_time_ = SteadyClock::now();
   }
@@ -361,6 +363,8 @@ EngineStats Engine::stats() const {
     std::lock_guard<std::mutex> logs(logs_mutex_);
     s.late_notes = earlier_late_notes_ + lateness_.late_notes();
     s.max_lateness_us = std::max(earlier_max_lateness_us_, lateness_.max_us());
+    s.missed_steps = earlier_missed_steps_ + lateness_.missed_steps();
+    s.dropped_notes = earlier_dropped_notes_ + lateness_.dropped_notes();
   }
   s.temperature = temperature_;
   if (recording_) s.recording_dropped = recording_->dropped();

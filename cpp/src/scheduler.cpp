@@ -157,6 +157,9 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
   }
   // Blocks for steps already past: keep only their note-offs.
   while (block && block->step < step) {
+    int dropped = 0;
+    for (int i = 0; i < block->count; ++i) dropped += block->events[i].kind == NoteEvent::kOn;
+    lateness_.record_dropped(dropped);
     send_events(*block, false);
     blocks_.pop();
     block = blocks_.front();
@@ -183,6 +186,8 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
     for (int i = 0; i < block->count; ++i) note_ons += block->events[i].kind == NoteEvent::kOn;
     send_events(*block, true);
     blocks_.pop();
+  } else if (may_come && !stop_.load(std::memory_order_acquire)) {
+    lateness_.record_missed_step();  // not decoded in time (a producer that ended has no more)
   }
   lateness_.record(lateness_us, note_ons);
   if (clock_out_) {

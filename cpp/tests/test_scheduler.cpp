@@ -308,3 +308,23 @@ TEST_CASE("when the producer dies, the clock ends the notes it left sounding") {
   CHECK(rec.count() == after_release);
   scheduler.stop();
 }
+
+TEST_CASE("steps not decoded in time are counted as missed, and the note-ons that came late as dropped") {
+  // A model too slow for the tempo lost its notes with no word: late_notes stayed 0 (helper-65).
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false);
+  for (int s = 4; s < 8; ++s) REQUIRE(blocks.push(block_for(s)));  // steps 0-3: nothing decoded
+  scheduler.start(400.0);  // 37.5 ms per step
+  while (scheduler.steps_played() < 10) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(blocks.push(block_for(8)));  // two steps after its own
+  for (int s = 11; s < 13; ++s) REQUIRE(blocks.push(block_for(s)));
+  while (scheduler.steps_played() < 13) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  scheduler.stop();
+  CHECK(lateness.missed_steps() == 7);  // 0-3 and 8-10
+  CHECK(lateness.dropped_notes() == 1);  // step 8's note-on
+  CHECK(note_on_times_ns(rec).size() == 6);  // steps 4-7, 11 and 12
+  CHECK(tracker.count() == 0);
+}

@@ -188,6 +188,7 @@ class Session:
         self._beyond_range_since: float | None = None  # monotonic time it went beyond
         self.port_error: str | None = None  # why the output is lost; None while it plays
         self.said_short_of_files = False  # while it is lost: that clients are refused for want of files
+        self.said_missed_steps = 0  # missed steps when the model's slowness was last said (0: never)
 
     def open_inputs(self, stack: ExitStack) -> None:
         """Open --control-port and --sync (one port when both name the same one)."""
@@ -284,8 +285,21 @@ class Session:
                     self.status.message("emolive: error: the model failed while playing: "
                                         f"{stats['generator_error']}")
                     return 1
+                self.say_when_the_model_falls_behind(stats)
                 self.show(stats)
         return 0
+
+    def say_when_the_model_falls_behind(self, stats: dict[str, Any]) -> None:
+        """Steps the model did not decode in time play nothing: said once, and again once as many
+        more have been missed (a model too slow for the tempo lost most of its notes, and the
+        status line said "late 0"; helper-65)."""
+        missed = stats.get("missed_steps", 0)
+        if missed and missed >= 2 * self.said_missed_steps:
+            step_ms = 60_000.0 / (stats["bpm"] * 4) if stats["bpm"] else 0.0
+            self.status.message(f"emolive: the model cannot keep up: {missed} step{'s' if missed != 1 else ''} "
+                                f"not decoded in time played nothing (a 16th note lasts {step_ms:.0f} ms at "
+                                f"{stats['bpm']:.1f} BPM); lower the tempo, or use a faster model")
+            self.said_missed_steps = missed
 
     def suspend(self, suspend: SuspendSignal, keyboard: Keyboard | None) -> None:
         """Ctrl-Z: every note ended and the terminal's mode given back, then the process stops as
@@ -393,6 +407,8 @@ def status_text(stats: dict[str, Any], playing: bool, waiting_for_bar_line: bool
     late = f"late {stats['late_notes']}"
     if stats["late_notes"]:
         late += f" (max {stats['max_lateness_us'] / 1000.0:.1f} ms)"
+    if stats.get("missed_steps"):
+        late += f" | missed {stats['missed_steps']} steps"
     return " | ".join([
         _transport(playing, waiting_for_bar_line), _blend(stats["emotion"]), f"bar {stats['bar']}",
         f"{stats['bpm']:.1f} BPM{tempo_note}", f"temperature {stats['temperature']:.2f}",
@@ -466,6 +482,7 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             session.status.finish()
     stats = engine.stats()
     reason = f" ({stop.received})" if stop.received else ""
+    missed = f"{stats['missed_steps']} steps missed, " if stats["missed_steps"] else ""
     session.status.message(f"emolive: stopped{reason}: {stats['notes_sent']} notes, {stats['late_notes']} late, "
-                           f"{stats['sounding']} left sounding")
+                           f"{missed}{stats['sounding']} left sounding")
     return code

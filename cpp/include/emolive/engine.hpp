@@ -51,6 +51,10 @@ struct EngineStats {
   int sounding = 0;
   int64_t late_notes = 0;         // since the engine was made, as notes_sent
   float max_lateness_us = 0.0f;   // since the engine was made
+  // Steps not decoded in time (they played nothing) and the note-ons their blocks, come too
+  // late, held; since the engine was made. Non-zero: the model is too slow for this tempo.
+  int64_t missed_steps = 0;
+  int64_t dropped_notes = 0;
   std::string port_error;       // empty when none (or once the port is reconnected)
   int port_reconnects = 0;      // times the output reconnected after losing its port
   bool port_may_return = false;  // with port_error: the engine may still reconnect by itself
@@ -186,6 +190,8 @@ class Engine {
   mutable std::mutex logs_mutex_;
   int64_t earlier_late_notes_ = 0;       // late notes of the runs before this one (logs_mutex_)
   float earlier_max_lateness_us_ = 0.0f;  // their largest lateness (logs_mutex_)
+  int64_t earlier_missed_steps_ = 0;      // missed steps of the runs before this one (logs_mutex_)
+  int64_t earlier_dropped_notes_ = 0;     // and their dropped note-ons (logs_mutex_)
   std::atomic<float> temperature_;  // set under caller_mutex_, read by stats() without it
   uint16_t scale_mask_ = 0x0FFF;
   int transpose_ = 0;
