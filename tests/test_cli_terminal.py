@@ -193,6 +193,19 @@ def test_status_text_shows_blend_bar_tempo_and_lateness() -> None:
     assert status_text(stats, True).endswith("| late 0 | missed 12 steps")
 
 
+def test_a_model_giving_nan_is_said_once() -> None:
+    from emolive.live import Session
+
+    said: list[str] = []
+    session = Session.__new__(Session)
+    session.status = type("Status", (), {"message": staticmethod(said.append)})()
+    session.said_nonfinite = False
+    for count in (0, 2, 5):
+        session.say_when_the_model_gives_nan({"nonfinite_steps": count})
+    assert said == ["emolive: warning: the model gave NaN onset probabilities in 2 step(s), whose keys play "
+                    "nothing: it is broken for some input (emotion, key or latent point)"]
+
+
 def test_a_model_falling_behind_is_said_once_and_again_when_the_count_doubles() -> None:
     from emolive.live import Session
 

@@ -78,6 +78,7 @@ py::dict stats_dict(const EngineStats& s) {
   d["max_lateness_us"] = s.max_lateness_us;
   d["missed_steps"] = s.missed_steps;
   d["dropped_notes"] = s.dropped_notes;
+  d["nonfinite_steps"] = s.nonfinite_steps;
   d["port_error"] = s.port_error.empty() ? py::none() : py::object(py::str(s.port_error));
   d["port_reconnects"] = s.port_reconnects;
   d["port_may_return"] = s.port_may_return;

@@ -252,6 +252,7 @@ void Engine::generator_loop() {
       }
       generator_->produce(block);
       publish_emotion(generator_->emotion());
+      nonfinite_steps_.store(generator_->nonfinite_steps(), std::memory_order_relaxed);
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(error_mutex_);
       generator_error_ = e.what();
@@ -366,6 +367,7 @@ EngineStats Engine::stats() const {
     s.missed_steps = earlier_missed_steps_ + lateness_.missed_steps();
     s.dropped_notes = earlier_dropped_notes_ + lateness_.dropped_notes();
   }
+  s.nonfinite_steps = nonfinite_steps_.load(std::memory_order_relaxed);
   s.temperature = temperature_;
   if (recording_) s.recording_dropped = recording_->dropped();
   std::unique_lock<std::mutex> parts(parts_mutex_);

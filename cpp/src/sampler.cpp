@@ -39,11 +39,12 @@ bool allowed_key(const SamplerSettings& s, int k) {
   return (s.scale_mask >> ((kPitchLow + played) % 12)) & 1u;
 }
 
-// The most probable key the scale allows, or -1.
+// The most probable key the scale allows, or -1. A NaN probability is none: compared, it lost
+// to nothing, and a step of NaNs started the lowest allowed key (A0; helper-65).
 int most_probable_allowed(const std::array<float, kPitchCount>& p_onset, const SamplerSettings& s) {
   int best = -1;
   for (int k = 0; k < kPitchCount; ++k) {
-    if (allowed_key(s, k) && (best < 0 || p_onset[k] > p_onset[best])) best = k;
+    if (allowed_key(s, k) && !std::isnan(p_onset[k]) && (best < 0 || p_onset[k] > p_onset[best])) best = k;
   }
   return best;
 }
@@ -58,13 +59,16 @@ void Sampler::sample(const float* onset_logits, const float* hold_logits, const 
   float* velocity_out = frame + 2 * kPitchCount;
   std::array<uint8_t, kPitchCount> strike{};  // velocity of a new onset, 0 = none
   std::array<float, kPitchCount> p_onset{};
+  bool nonfinite = false;
   for (int k = 0; k < kPitchCount; ++k) {
     const float p = p_onset[k] = sigmoid(onset_logits[k] / s.temperature);
+    nonfinite |= std::isnan(p);  // no onset: a NaN is below no draw and no threshold
     // One draw per key and step whatever the mask, so the mask does not shift the stream.
     const double u = rng_.uniform();
     const bool onset = s.deterministic ? p > s.onset_threshold : u < p;
     if (onset && allowed_key(s, k)) strike[k] = midi_velocity(velocity[k]);
   }
+  nonfinite_steps_ += nonfinite;
   if (s.max_onsets_per_step > 0) limit_onsets(strike, p_onset, s.max_onsets_per_step);
   if (must_start && std::none_of(strike.begin(), strike.end(), [](uint8_t v) { return v; })) {
     const int k = most_probable_allowed(p_onset, s);

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <vector>
 
 #include "emolive/sampler.hpp"
@@ -220,4 +221,27 @@ TEST_CASE("a performance's first step starts the most probable allowed key when 
   ev.clear(1);
   sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
   for (int i = 0; i < ev.count; ++i) CHECK(ev.events[i].kind != NoteEvent::kOn);  // only step 0
+}
+
+TEST_CASE("NaN onset logits start no note, the first step's included, and are counted") {
+  // A step of NaNs started A0 on the first step (a NaN lost every comparison; helper-65).
+  Sampler sampler(5);
+  SamplerSettings s;
+  Outputs o;
+  std::fill(o.onset.begin(), o.onset.end(), std::nanf(""));
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev, true);
+  CHECK(ev.count == 0);
+  CHECK(sampler.nonfinite_steps() == 1);
+  o.onset[50] = -3.f;  // one finite key among NaNs: the one the first step may start
+  ev.clear(1);
+  Sampler fresh(5);
+  fresh.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev, true);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].key == 50);
+  std::fill(o.onset.begin(), o.onset.end(), -20.f);  // a sound step is not counted
+  ev.clear(2);
+  fresh.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
+  CHECK(fresh.nonfinite_steps() == 1);
 }

@@ -189,6 +189,7 @@ class Session:
         self.port_error: str | None = None  # why the output is lost; None while it plays
         self.said_short_of_files = False  # while it is lost: that clients are refused for want of files
         self.said_missed_steps = 0  # missed steps when the model's slowness was last said (0: never)
+        self.said_nonfinite = False  # said that the model gave NaN onsets
 
     def open_inputs(self, stack: ExitStack) -> None:
         """Open --control-port and --sync (one port when both name the same one)."""
@@ -286,8 +287,18 @@ class Session:
                                         f"{stats['generator_error']}")
                     return 1
                 self.say_when_the_model_falls_behind(stats)
+                self.say_when_the_model_gives_nan(stats)
                 self.show(stats)
         return 0
+
+    def say_when_the_model_gives_nan(self, stats: dict[str, Any]) -> None:
+        """Said once: a model whose decoder step gives NaN onsets for some input (its load check,
+        at one silent input, passed) plays nothing on those keys (helper-65: silence, no word)."""
+        if stats.get("nonfinite_steps") and not self.said_nonfinite:
+            self.said_nonfinite = True
+            self.status.message(f"emolive: warning: the model gave NaN onset probabilities in "
+                                f"{stats['nonfinite_steps']} step(s), whose keys play nothing: it is "
+                                "broken for some input (emotion, key or latent point)")
 
     def say_when_the_model_falls_behind(self, stats: dict[str, Any]) -> None:
         """Steps the model did not decode in time play nothing: said once, and again once as many

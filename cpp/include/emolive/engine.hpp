@@ -55,6 +55,9 @@ struct EngineStats {
   // late, held; since the engine was made. Non-zero: the model is too slow for this tempo.
   int64_t missed_steps = 0;
   int64_t dropped_notes = 0;
+  // Decoded steps whose onset logits held a NaN (those keys start nothing), since the engine
+  // was made: a model broken for some input. 0 for a sound model.
+  int64_t nonfinite_steps = 0;
   std::string port_error;       // empty when none (or once the port is reconnected)
   int port_reconnects = 0;      // times the output reconnected after losing its port
   bool port_may_return = false;  // with port_error: the engine may still reconnect by itself
@@ -190,6 +193,7 @@ class Engine {
   mutable std::mutex logs_mutex_;
   int64_t earlier_late_notes_ = 0;       // late notes of the runs before this one (logs_mutex_)
   float earlier_max_lateness_us_ = 0.0f;  // their largest lateness (logs_mutex_)
+  std::atomic<int64_t> nonfinite_steps_{0};  // the generator's, published after each step
   int64_t earlier_missed_steps_ = 0;      // missed steps of the runs before this one (logs_mutex_)
   int64_t earlier_dropped_notes_ = 0;     // and their dropped note-ons (logs_mutex_)
   std::atomic<float> temperature_;  // set under caller_mutex_, read by stats() without it

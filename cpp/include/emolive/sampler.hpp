@@ -59,9 +59,13 @@ class Sampler {
   int sounding_count() const;
   // `key` is the model's key index (before transposition).
   bool sounding(int key) const { return held_steps_[key] > 0; }
+  // Steps sampled whose onset logits held a NaN (those keys start nothing: a broken model
+  // for some input, which the load check at one silent input cannot see; helper-65).
+  int64_t nonfinite_steps() const { return nonfinite_steps_; }
 
  private:
   Rng rng_;
+  int64_t nonfinite_steps_ = 0;
   std::array<int, kPitchCount> held_steps_{};  // steps a model key has sounded; 0 = silent
   // The key index each sounding model key was played on (its note-off goes there even when
   // the transposition changed meanwhile).

@@ -49,6 +49,8 @@ class Stream {
   int64_t step() const { return step_; }
   const Weights& emotion() const { return glide_.current(); }
   int sounding_count() const { return sampler_.sounding_count(); }
+  // Steps whose onset logits held a NaN, since the stream was made (Sampler::nonfinite_steps).
+  int64_t nonfinite_steps() const { return sampler_.nonfinite_steps(); }
 
  private:
   int segment_steps_;
