@@ -356,3 +356,28 @@ def test_a_model_that_loads_but_cannot_run_is_a_model_error(model_copy: Path) ->
     onnx.save(graph_model, str(path))
     with pytest.raises(ModelError, match="decoder_step cannot run a silent step"):
         load_model(model_copy)
+
+
+def test_a_step_that_computes_one_row_whatever_the_batch_is_refused_at_load(model_copy: Path) -> None:
+    """velocity from row 0 alone ([1, 88] at any batch; shape inference cannot tell): the model
+    loaded and played, then `generate --count 3` failed in ONNX Runtime (helper-65). The load's
+    trial step runs a batch of 2."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    path = model_copy / "decoder_step.onnx"
+    graph_model = onnx.load(str(path))
+    for node in graph_model.graph.node:
+        node.output[:] = ["velocity_raw" if o == "velocity" else o for o in node.output]
+    graph_model.graph.initializer.extend([
+        numpy_helper.from_array(np.array([0], np.int64), "row_start"),
+        numpy_helper.from_array(np.array([1], np.int64), "row_end"),
+        numpy_helper.from_array(np.array([0], np.int64), "row_axis"),
+        numpy_helper.from_array(np.zeros(1, np.float32), "nothing")])
+    graph_model.graph.node.extend([
+        helper.make_node("Slice", ["velocity_raw", "row_start", "row_end", "row_axis"], ["row0"]),
+        helper.make_node("Add", ["row0", "nothing"], ["velocity"])])
+    onnx.save(graph_model, str(path))
+    with pytest.raises(ModelError, match=r"decoder_step output 'velocity': expected a float32 tensor of shape "
+                                         r"\[2, 88\] \(from the model card\), the run gave \[1, 88\]"):
+        load_model(model_copy)

@@ -117,17 +117,20 @@ Model::Model(const std::string& model_dir, const std::string& onnxruntime_lib) :
 }
 
 void Model::check_finite(const Session& step) const {
-  const std::vector<float> z(size_t(card_.z), 0.f), emotion(kEmotionCount, 0.25f),
-      silent(kFrameSize, 0.f);
+  // Two rows: a graph that computes its outputs from row 0 alone ([1, 88] whatever the batch)
+  // loaded and played, then failed in generate_many (helper-65); the run's shape check sees it.
+  constexpr int64_t kBatch = 2;
+  const std::vector<float> z(size_t(kBatch * card_.z), 0.f), emotion(kBatch * kEmotionCount, 0.25f),
+      silent(kBatch * kFrameSize, 0.f);
   std::vector<float> state;
   StepOutputs out;
   try {
-    state = decode_init(z.data(), emotion.data(), 1);
-    out = run_step(step, silent.data(), z.data(), emotion.data(), state.data(), 1);
+    state = decode_init(z.data(), emotion.data(), kBatch);
+    out = run_step(step, silent.data(), z.data(), emotion.data(), state.data(), kBatch);
   } catch (const ModelError&) {
     throw;
   } catch (const EngineError& e) {  // loads, but cannot run: a broken model, named as one
-    throw ModelError("model '" + dir_ + "': " + step.role + " cannot run a silent step: " +
+    throw ModelError("model '" + dir_ + "': " + step.role + " cannot run a silent step of batch 2: " +
                      e.what());
   }
   const std::pair<const char*, const std::vector<float>*> outputs[] = {
@@ -227,6 +230,7 @@ std::unique_ptr<DecoderBuffers> Model::make_buffers(int64_t batch, StepGraph gra
       graph == StepGraph::offline && has_batch_step() ? batch_step() : decoder_step_;
   auto b = std::make_unique<DecoderBuffers>();
   b->step_session = step.session.get();
+  b->step_file = step.role + " (" + step.path + ")";
   b->step_input_names = &step.input_ptrs;
   b->step_output_names = &step.output_ptrs;
   const int64_t B = batch, Z = card_.z, L = card_.layers, H = card_.hidden;
@@ -276,7 +280,7 @@ void Model::decode_step_in_place(DecoderBuffers& b) const {
                         b.step_inputs.size(), b.step_output_names->data(), b.step_outputs.data(),
                         b.step_outputs.size());
   } catch (const Ort::Exception& e) {
-    throw EngineError(std::string("decoder step run failed: ") + e.what());
+    throw EngineError(b.step_file + " run failed: " + e.what());
   }
   std::memcpy(b.state.data(), b.state_out.data(), b.state.size() * sizeof(float));
 }

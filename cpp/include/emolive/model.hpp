@@ -38,6 +38,7 @@ struct DecoderBuffers {
   std::vector<Ort::Value> step_inputs, step_outputs;
   // The step session these buffers were bound for, and its names in the order of the tensors.
   Ort::Session* step_session = nullptr;
+  std::string step_file;  // its role and path, for errors ("decoder_step (DIR/decoder_step.onnx)")
   const std::vector<const char*>* step_input_names = nullptr;
   const std::vector<const char*>* step_output_names = nullptr;
 };
