@@ -381,3 +381,17 @@ def test_a_step_that_computes_one_row_whatever_the_batch_is_refused_at_load(mode
     with pytest.raises(ModelError, match=r"decoder_step output 'velocity': expected a float32 tensor of shape "
                                          r"\[2, 88\] \(from the model card\), the run gave \[1, 88\]"):
         load_model(model_copy)
+
+
+def test_an_input_declared_without_a_shape_is_said_to_have_none(model_copy: Path) -> None:
+    """It said "found []", which reads as a scalar (helper-65)."""
+    import onnx
+
+    path = model_copy / "decoder_step.onnx"
+    graph_model = onnx.load(str(path))
+    prev = next(i for i in graph_model.graph.input if i.name == "prev")
+    prev.type.tensor_type.ClearField("shape")
+    onnx.save(graph_model, str(path))
+    with pytest.raises(ModelError, match=r"tensor 'prev': expected shape \[-1, 264\] \(from the model card\), "
+                                         r"found \[\] \(a scalar, or no shape declared\)"):
+        load_model(model_copy)

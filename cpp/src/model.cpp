@@ -83,9 +83,10 @@ void check_tensor(const std::string& where, const std::string& name, Ort::TypeIn
     if (found[i] > 0 && card_shape[i] < 0) ok = false;
   }
   if (!ok) {
+    // ONNX Runtime reports a tensor declared without a shape as rank 0, as a scalar.
     throw ModelError(where + " tensor '" + name + "': expected shape " +
                      shape_to_string(card_shape) + " (from the model card), found " +
-                     shape_to_string(found));
+                     (found.empty() ? std::string("[] (a scalar, or no shape declared)") : shape_to_string(found)));
   }
 }
 
