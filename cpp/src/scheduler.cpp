@@ -133,6 +133,14 @@ void Scheduler::send_transport_start() {
   out_.send(&resume, 1);
 }
 
+namespace {
+int note_ons_of(const StepEvents& block) {
+  int count = 0;
+  for (int i = 0; i < block.count; ++i) count += block.events[i].kind == NoteEvent::kOn;
+  return count;
+}
+}  // namespace
+
 void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
                           SteadyClock::duration step_length) {
   const StepEvents* block = blocks_.front();
@@ -157,9 +165,7 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
   }
   // Blocks for steps already past: keep only their note-offs.
   while (block && block->step < step) {
-    int dropped = 0;
-    for (int i = 0; i < block->count; ++i) dropped += block->events[i].kind == NoteEvent::kOn;
-    lateness_.record_dropped(dropped);
+    lateness_.record_dropped(note_ons_of(*block));
     send_events(*block, false);
     blocks_.pop();
     block = blocks_.front();
@@ -183,7 +189,7 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
   const float lateness_us = std::chrono::duration<float, std::micro>(now - deadline).count();
   int note_ons = 0;
   if (block && block->step == step) {
-    for (int i = 0; i < block->count; ++i) note_ons += block->events[i].kind == NoteEvent::kOn;
+    note_ons = note_ons_of(*block);
     send_events(*block, true);
     blocks_.pop();
   } else if (may_come && !stop_.load(std::memory_order_acquire)) {
