@@ -70,6 +70,9 @@ from emolive.input_port import input_port_names
 def sigpipe_blocked():
     return signal.SIGPIPE in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGPIPE])  # as inherited from pytest: its own clients
+assert not sigpipe_blocked()
+
 if sys.argv[2] == "default":  # as a C++ host: SIGPIPE would kill, and libjack's block stays
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
@@ -91,7 +94,8 @@ def test_opening_jack_clients_leaves_the_callers_signal_mask_alone(receiver: Sin
     blocked after Engine(), and programs it started inherited it (`yes | head -1` ended with
     status 1 and "Broken pipe", not 141; helper-63). Where SIGPIPE would kill the process
     (its default action), libjack's block is its guard for writes to a dead server, and stays.
-    In a child: this process's own inputs (the receiver) have blocked it here already."""
+    In a child, which starts with SIGPIPE unblocked: this process's own inputs (the receiver)
+    have blocked it here, and a child inherits the mask (it passed alone, failed in CI)."""
     import subprocess
     import sys
 
