@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mido
 
+from emolive.arguments import Whole
 from emolive.emotions import is_number
 from emolive.midi_notes import beat_ticks
 from emolive.safe_write import WAV_SUFFIXES, check_suffix, replaced_on_success, space_left
@@ -86,7 +87,7 @@ def _check_soundfont_header(path: Path, whence: str = "") -> None:
 
 
 def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
-               soundfont: str | Path | None = None, sample_rate: int = 44100,
+               soundfont: str | Path | None = None, sample_rate: Whole = 44100,
                gain: float = 0.2) -> Path:
     """Render ``midi`` (a MidiFile or a .mid path) to a 16-bit stereo WAV with FluidSynth;
     ``gain`` is FluidSynth's master gain (its default 0.2; 0..10). RenderError when FluidSynth

@@ -141,7 +141,7 @@ class Engine:
     (the ``virtual`` name for a virtual port; None without a port).
     """
 
-    def __init__(self, model: str | os.PathLike[str] | None = None, port: str | int | None = None,
+    def __init__(self, model: str | os.PathLike[str] | None = None, port: str | Whole | None = None,
                  virtual: str | None = None, bpm: Real = 120.0, channel: Whole = 1,
                  seed: Whole | None = None, program: Whole | None = None, temperature: Real | None = None,
                  clock_out: bool = False, record: bool = False) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
+from emolive.arguments import Whole
 from emolive.ports import START_THE_RECEIVER, check_query_type, describe_ports, port_matches
 
 PortError = _core.PortError
@@ -26,7 +27,7 @@ def list_ports() -> list[str]:
         return list(_core.list_ports())
 
 
-def find_port(query: str | int) -> int:
+def find_port(query: str | Whole) -> int:
     """Index of an output port: exact name, then case-insensitive substring, then index (a
     string of digits); an ``int`` is taken as the index itself.
 
