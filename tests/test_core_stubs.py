@@ -40,6 +40,18 @@ def test_the_stubs_name_every_function_class_and_method_of_the_native_module() -
             assert {m for m in methods if not m.startswith("_")} == _public(obj), name
 
 
+def test_native_signatures_name_python_types_not_cpp_ones() -> None:
+    """Engine's constructor showed `output: emolive::bindings::OutputHandle` in help() (helper-63):
+    a class registered after the function that takes it is named by its C++ type."""
+    from emolive import _core
+
+    callables = [getattr(_core, name) for name in dir(_core) if not name.startswith("_")]
+    callables += [getattr(item, attr) for item in callables if isinstance(item, type)
+                  for attr in dir(item) if attr == "__init__" or not attr.startswith("_")]
+    signatures = [(item.__doc__ or "").split("\n", 1)[0] for item in callables if callable(item)]
+    assert [line for line in signatures if "::" in line] == []
+
+
 def test_the_package_re_exports_its_engine_names_for_type_checkers() -> None:
     """mypy --strict (no implicit re-export) reads `from m import X as X` and a literal __all__."""
     import emolive

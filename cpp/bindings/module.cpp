@@ -8,6 +8,8 @@ PYBIND11_MODULE(_core, m) {
   emolive::bindings::remember_main_thread();
   emolive::bindings::register_errors(m);
   emolive::bindings::register_model(m);
-  emolive::bindings::register_engine(m);
+  // Ports before the engine: Engine's constructor takes an Output, whose signature said
+  // "emolive::bindings::OutputHandle" when the class was registered after it (helper-63).
   emolive::bindings::register_ports(m);
+  emolive::bindings::register_engine(m);
 }
