@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -499,6 +501,8 @@ pid = os.fork()
 if pid == 0:  # the child: the engine's threads and port are the parent's
     if engine.is_playing or "closed" not in repr(engine):  # read the parent's state (helper-63)
         os._exit(5)
+    if engine.stats()["step"] != 0:  # the parent's song position, under its locks (helper-66)
+        os._exit(6)
     try:
         engine.play("sad")
         os._exit(3)
@@ -599,3 +603,42 @@ def test_a_virtual_port_name_too_long_for_a_midi_client_is_refused(tiny_model_di
 def test_a_virtual_port_name_of_63_bytes_opens(jack_server: str, tiny_model_dir: Path) -> None:
     with Engine(model=tiny_model_dir, virtual="v" * 61 + "é") as engine:  # 63 bytes
         assert engine.port_name == "v" * 61 + "é"
+
+
+STALLED_CHILD = r"""
+import os, signal, sys, time
+from emolive import Engine
+engine = Engine(model=sys.argv[1], record=True, bpm=400, seed=3)
+engine.play("happy")
+time.sleep(0.5)
+os.kill(os.getppid(), signal.SIGUSR1)  # ready: the parent stops this process for 2 s
+time.sleep(2.5)
+stats = engine.stats()
+engine.close()
+print(stats["missed_steps"], stats["step"])
+"""
+
+
+def test_a_stalled_process_is_not_taken_for_a_model_that_cannot_keep_up(tiny_model_dir: Path) -> None:
+    """After a SIGSTOP of 3 s the clock played the steps it owed at once, none decoded, and the
+    command said "the model cannot keep up" (helper-66): a step the clock itself reaches late
+    is no sign of a slow model."""
+    import signal
+    import subprocess
+    import sys
+
+    ready = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, lambda *_: ready.set())
+    try:
+        child = subprocess.Popen([sys.executable, "-c", STALLED_CHILD, str(tiny_model_dir)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert ready.wait(60), child.communicate(timeout=60)
+        child.send_signal(signal.SIGSTOP)
+        time.sleep(2.0)
+        child.send_signal(signal.SIGCONT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert child.returncode == 0, err[-2000:]
+    missed, step = (int(x) for x in out.split())
+    assert step > 60 and missed == 0, (missed, step)  # 400 BPM: 26.7 steps a second, for 3 s

@@ -360,6 +360,13 @@ EngineStats Engine::stats() const {
   s.emotion = emotion();
   s.notes_sent = tracker_.notes_sent();
   s.sounding = tracker_.count();
+  s.nonfinite_steps = nonfinite_steps_.load(std::memory_order_relaxed);
+  s.temperature = temperature_;
+  if (inherited()) {  // a fork() child: closed here (it read the parent's state, helper-66), and
+    s.bpm = config_.bpm;  // the parent's threads may have held the locks below at the fork
+    s.step = stopped_at_.load();
+    return s;
+  }
   {
     std::lock_guard<std::mutex> logs(logs_mutex_);
     s.late_notes = earlier_late_notes_ + lateness_.late_notes();
@@ -367,8 +374,6 @@ EngineStats Engine::stats() const {
     s.missed_steps = earlier_missed_steps_ + lateness_.missed_steps();
     s.dropped_notes = earlier_dropped_notes_ + lateness_.dropped_notes();
   }
-  s.nonfinite_steps = nonfinite_steps_.load(std::memory_order_relaxed);
-  s.temperature = temperature_;
   if (recording_) s.recording_dropped = recording_->dropped();
   std::unique_lock<std::mutex> parts(parts_mutex_);
   if (!closed_) {

@@ -173,6 +173,9 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
   // A block not yet decoded may still come within this step (it is then sent late), unless
   // the producer is gone (it would wait half of every step for nothing).
   const auto give_up = deadline + step_length / 2;
+  // The clock itself came after that (the process was stopped, the machine stalled): a missing
+  // block is then no sign of a slow model (a SIGSTOP of 3 s said "cannot keep up"; helper-66).
+  const bool clock_on_time = SteadyClock::now() < give_up;
   const bool may_come = !producer_alive_ || producer_alive_->load(std::memory_order_acquire);
   if (!block && !may_come) block = blocks_.front();  // its last block, queued before it ended
   while (!block && may_come && SteadyClock::now() < give_up &&
@@ -192,7 +195,7 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
     note_ons = note_ons_of(*block);
     send_events(*block, true);
     blocks_.pop();
-  } else if (may_come && !stop_.load(std::memory_order_acquire)) {
+  } else if (may_come && clock_on_time && !stop_.load(std::memory_order_acquire)) {
     lateness_.record_missed_step();  // not decoded in time (a producer that ended has no more)
   }
   lateness_.record(lateness_us, note_ons);

@@ -32,9 +32,9 @@ class LatenessLog {
   float max_us() const { return max_us_.load(std::memory_order_relaxed); }
   // Note-ons sent more than 1 ms after their deadline.
   int64_t late_notes() const { return late_notes_.load(std::memory_order_relaxed); }
-  // A step whose decoded block had not come by half a step after its deadline: it plays
-  // nothing (the model cannot keep up; helper-65: a 189 ms step at 120 BPM lost 42 of 45 notes
-  // with late_notes 0).
+  // A step whose decoded block had not come by half a step after its deadline, the clock
+  // having come on time: it plays nothing (the model cannot keep up; helper-65: a 189 ms step
+  // at 120 BPM lost 42 of 45 notes with late_notes 0).
   void record_missed_step() noexcept { missed_steps_.fetch_add(1, std::memory_order_relaxed); }
   // Note-ons of a block that came after its step: never sent (its note-offs are).
   void record_dropped(int note_ons) noexcept { dropped_notes_.fetch_add(note_ons, std::memory_order_relaxed); }
