@@ -150,14 +150,19 @@ def test_a_system_library_the_native_module_lacks_is_named_with_what_to_install(
     object file" (helper-64: the loader's own words, raised where the module is imported)."""
     from emolive import cli
 
-    def missing(_args: list[str]) -> int:
-        raise ImportError("librtmidi.so.6: cannot open shared object file: No such file or directory")
+    def missing(_args: list[str], name: str = "_core") -> int:  # as the loader names it, with its file
+        raise ImportError("librtmidi.so.6: cannot open shared object file: No such file or directory", name=name,
+                          path=f"/site-packages/{'emolive' if name == '_core' else name}/_core.cpython-311.so")
 
     monkeypatch.setattr(cli, "_dispatch", missing)
     assert cli.main(["generate"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("emolive: error: emolive's native module cannot load: librtmidi.so.6: cannot open")
     assert "apt-get install librtmidi6 libjack-jackd2-0" in err and err.count("\n") == 1
+    # Another package's missing library is not blamed on emolive's module (helper-66: torch's CUDA)
+    monkeypatch.setattr(cli, "_dispatch", lambda args: missing(args, name="torch"))
+    assert cli.main(["train"]) == 2
+    assert "librtmidi6" not in capsys.readouterr().err
 
 
 def test_ctrl_c_while_an_error_is_reported_exits_130_quietly(monkeypatch: pytest.MonkeyPatch,

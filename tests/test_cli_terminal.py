@@ -191,6 +191,8 @@ def test_status_text_shows_blend_bar_tempo_and_lateness() -> None:
     assert status_text(stats, False, waiting_for_bar_line=True).startswith("waiting for the master's bar line | sad")
     stats.update(missed_steps=12)  # a model too slow for the tempo: it said "late 0" (helper-65)
     assert status_text(stats, True).endswith("| late 0 | missed 12 steps")
+    stats.update(missed_steps=1)
+    assert status_text(stats, True).endswith("| late 0 | missed 1 step")
 
 
 def test_a_model_giving_nan_is_said_once() -> None:
@@ -206,22 +208,18 @@ def test_a_model_giving_nan_is_said_once() -> None:
                     "nothing: it is broken for some input (emotion, key or latent point)"]
 
 
-def test_a_model_falling_behind_is_said_once_and_again_when_the_count_doubles() -> None:
+def test_a_model_falling_behind_is_said_from_4_missed_steps_and_again_at_each_tenfold() -> None:
     from emolive.live import Session
 
     said: list[str] = []
     session = Session.__new__(Session)  # the method needs only its status and count
     session.status = type("Status", (), {"message": staticmethod(said.append)})()
     session.said_missed_steps = 0
-    for missed in (0, 3, 4, 5, 6, 11, 12):
+    for missed in (0, 1, 3, 5, 6, 49, 50, 51, 600):
         session.say_when_the_model_falls_behind({"missed_steps": missed, "bpm": 120.0})
     assert said == [
-        "emolive: the model cannot keep up: 3 steps not decoded in time played nothing (a 16th note lasts "
-        "125 ms at 120.0 BPM); lower the tempo, or use a faster model",
-        "emolive: the model cannot keep up: 6 steps not decoded in time played nothing (a 16th note lasts "
-        "125 ms at 120.0 BPM); lower the tempo, or use a faster model",
-        "emolive: the model cannot keep up: 12 steps not decoded in time played nothing (a 16th note lasts "
-        "125 ms at 120.0 BPM); lower the tempo, or use a faster model"]
+        f"emolive: the model cannot keep up: {count} steps not decoded in time played nothing (a 16th note "
+        "lasts 125 ms at 120.0 BPM); lower the tempo, or use a faster model" for count in (5, 50, 600)]
 
 
 def _full_pipe() -> tuple[int, TextIO]:

@@ -185,7 +185,9 @@ BUNDLED_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 def bundled_recipes() -> list[str]:
-    return sorted(path.stem for path in BUNDLED_CONFIGS.glob("*.json"))
+    """The recipes' names; not ``*_card.json``, the card entries an export adds (--card-extra),
+    which are no training settings (helper-66: `--config emopia_card` dumped its JSON)."""
+    return sorted(path.stem for path in BUNDLED_CONFIGS.glob("*.json") if not path.stem.endswith("_card"))
 
 
 def config_path(given: str) -> Path:
@@ -200,7 +202,7 @@ def config_path(given: str) -> Path:
                              f"{', '.join(bundled_recipes())}")
         return path
     bundled = BUNDLED_CONFIGS / (path.name if path.suffix == ".json" else f"{path.name}.json")
-    if not bundled.is_file():
+    if bundled.stem not in bundled_recipes():
         raise ValueError(f"config file {path} not found, and the package holds no recipe of that name: "
                          f"{', '.join(bundled_recipes())}")
     return bundled

@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from emolive import __version__, input_port, ports
@@ -126,7 +127,7 @@ def _run(args: list[str]) -> int:
         if (refused := _memory_refused(exc)) is not None:
             _print_error(refused)
             return 1
-        if isinstance(exc, ImportError) and "cannot open shared object file" in str(exc):
+        if _native_module_lacks_a_library(exc):
             _print_error(f"emolive's native module cannot load: {exc} (a library it was built against is "
                          f"missing here: {NATIVE_LIBRARIES_HINT})")
             return 2
@@ -248,7 +249,8 @@ def _memory_refused(exc: Exception) -> str | None:
             or any(sign in text for sign in _MEMORY_SIGNS)):
         return None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = f": {lines[-1][:300]}" if lines else ""  # numpy's own reason is its last line
+    # numpy's own reason is its last line; a long one is cut at a word (it ended "No s; allow")
+    detail = f": {textwrap.shorten(lines[-1], 300, placeholder=' ...')}" if lines else ""
     limit_mb = _address_space_limit_mb()
     if limit_mb is None:
         return f"out of memory{detail}"
@@ -264,6 +266,15 @@ def _address_space_limit_mb() -> int | None:
         return None
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     return None if limit == resource.RLIM_INFINITY else limit // 2**20
+
+
+def _native_module_lacks_a_library(exc: Exception) -> bool:
+    """Whether ``exc`` is emolive's own native module failing to load a system library (not
+    another package's: a CUDA library missing for torch got the RtMidi advice; helper-66)."""
+    if not isinstance(exc, ImportError) or "cannot open shared object file" not in str(exc):
+        return False
+    where = os.path.normpath(exc.path or "").split(os.sep)  # the loader names it "_core", by its file
+    return exc.name == "emolive._core" or (len(where) > 1 and where[-2] == "emolive" and where[-1].startswith("_core."))
 
 
 def _print_error(message: str) -> None:

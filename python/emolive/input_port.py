@@ -70,9 +70,10 @@ def _new_midi_in(client_name: str, api: int | None = None) -> Any:
 @contextmanager
 def _signal_mask_kept() -> Iterator[None]:
     """The calling thread's signal mask as it was, after the block: python-rtmidi's libjack
-    blocks SIGPIPE on the thread that opens its first client, as the engine's does
-    (``SignalMaskKept`` in cpp/src/stop_signal_hold.hpp), and programs started later from that
-    thread inherited it (helper-63)."""
+    blocks SIGPIPE on the thread that opens its first client, and programs started later from
+    that thread inherited it (helper-63). As the engine's ``SignalMaskKept``
+    (cpp/src/stop_signal_hold.hpp): SIGPIPE stays blocked where its action is the default (a
+    host that set SIG_DFL: libjack's guard for writes to a dead server; helper-66)."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows
         yield
         return
@@ -80,6 +81,9 @@ def _signal_mask_kept() -> Iterator[None]:
     try:
         yield
     finally:
+        now = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        if signal.SIGPIPE in now and signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL:
+            before = set(before) | {signal.SIGPIPE}
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 

@@ -35,6 +35,7 @@ POLL_S = 0.05  # how often the main loop looks at keys, controllers, clock and s
 #: (5 notes kept sounding through a Ctrl-Z without it). A few periods (43 ms at 2048 frames / 48
 #: kHz) and a margin, as the engine's own close waits.
 DELIVERY_WAIT_S = 0.1
+MISSED_STEPS_SAID = 4  # missed steps (decoded too late to play) from which the model's slowness is said
 BEYOND_RANGE_SETTLE_S = 1.0  # a master beyond 20..400 BPM is said once its reading stays beyond this long
 
 
@@ -301,11 +302,12 @@ class Session:
                                 "broken for some input (emotion, key or latent point)")
 
     def say_when_the_model_falls_behind(self, stats: dict[str, Any]) -> None:
-        """Steps the model did not decode in time play nothing: said once, and again once as many
-        more have been missed (a model too slow for the tempo lost most of its notes, and the
-        status line said "late 0"; helper-65)."""
+        """Steps the model did not decode in time play nothing: said at MISSED_STEPS_SAID, and
+        again at each tenfold (a model too slow for the tempo lost most of its notes, and the
+        status line said "late 0", helper-65; said at each doubling it made 7 lines in 5 s,
+        helper-66). One missed step of a loaded machine is not worth a line."""
         missed = stats.get("missed_steps", 0)
-        if missed and missed >= 2 * self.said_missed_steps:
+        if missed >= max(MISSED_STEPS_SAID, 10 * self.said_missed_steps):
             step_ms = 60_000.0 / (stats["bpm"] * 4) if stats["bpm"] else 0.0
             self.status.message(f"emolive: the model cannot keep up: {missed} step{'s' if missed != 1 else ''} "
                                 f"not decoded in time played nothing (a 16th note lasts {step_ms:.0f} ms at "
@@ -418,8 +420,8 @@ def status_text(stats: dict[str, Any], playing: bool, waiting_for_bar_line: bool
     late = f"late {stats['late_notes']}"
     if stats["late_notes"]:
         late += f" (max {stats['max_lateness_us'] / 1000.0:.1f} ms)"
-    if stats.get("missed_steps"):
-        late += f" | missed {stats['missed_steps']} steps"
+    if missed := stats.get("missed_steps"):
+        late += f" | missed {missed} step{'s' if missed != 1 else ''}"
     return " | ".join([
         _transport(playing, waiting_for_bar_line), _blend(stats["emotion"]), f"bar {stats['bar']}",
         f"{stats['bpm']:.1f} BPM{tempo_note}", f"temperature {stats['temperature']:.2f}",
@@ -493,7 +495,8 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             session.status.finish()
     stats = engine.stats()
     reason = f" ({stop.received})" if stop.received else ""
-    missed = f"{stats['missed_steps']} steps missed, " if stats["missed_steps"] else ""
+    count = stats["missed_steps"]
+    missed = f"{count} step{'s' if count != 1 else ''} missed, " if count else ""
     session.status.message(f"emolive: stopped{reason}: {stats['notes_sent']} notes, {stats['late_notes']} late, "
                            f"{missed}{stats['sounding']} left sounding")
     return code

@@ -25,7 +25,7 @@ class PhaseLock:
     # A time constant of 2 beats, and a nudge of at most 4 %, or 15 % while catching up with a
     # change of the measured tempo (1 % or more from the last measured, or the first measured
     # from the start tempo) until the error is below half a tick: after 120 -> 90 BPM the engine
-    # is back within 10 ms of the master's beat in about 4 beats, after 60 -> 180 in about 7
+    # is back within 10 ms of the master's beat in about 4 beats, after 60 -> 180 in 6-7
     # (with 4 beats and 4 % always, until 2026-12-07: 8 and 17 beats, half a beat off for 3 s;
     # helper-62). 15 % at all times took a stall's late ticks for an error: ticks held 0.3 s
     # at the start put the engine most of a beat off. The engine's tempo applies from its next

@@ -411,8 +411,9 @@ def test_a_key_normalised_model_says_so_in_its_card(labelled_folder, tmp_path: P
     (["--datasets", "--unlabelled", "/nonexistent-u", "/nonexistent-u/"],
      "--unlabelled names '/nonexistent-u' and '/nonexistent-u/', which are one source"),
     (["--batch-size", "0"], "batch_size must be positive"),
-    (["--config", "/nonexistent.json"], "not found; the package's recipes, by name: emopia, emopia_card,"),
+    (["--config", "/nonexistent.json"], "not found; the package's recipes, by name: emopia, emopia_finetune,"),
     (["--config", "emopiaa"], "config file emopiaa not found, and the package holds no recipe of that name: emopia,"),
+    (["--config", "emopia_card"], "no recipe of that name: emopia, emopia_finetune,"),  # a card's entries
     (["--data", "/nonexistent"], "not found"),
     (["--input-dropout", "1.0"], "input_dropout must be in [0, 1)"),
     (["--hidden-dropout", "-0.1"], "hidden_dropout must be in [0, 1)"),
