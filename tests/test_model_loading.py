@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emolive import Engine, ModelError
+from emolive import Engine, ModelError, files
 from emolive import engine as engine_module
 from emolive._core import Model
 from emolive.engine import load_model
@@ -395,3 +395,46 @@ def test_an_input_declared_without_a_shape_is_said_to_have_none(model_copy: Path
     with pytest.raises(ModelError, match=r"tensor 'prev': expected shape \[-1, 264\] \(from the model card\), "
                                          r"found \[\] \(a scalar, or no shape declared\)"):
         load_model(model_copy)
+
+
+def _nan_onsets_when_sad(model_dir: Path) -> None:
+    """decoder_step's onset logits NaN where the emotion's sad weight is over 0.5 (and finite at
+    the load check's even blend), in every copy of the step the card names."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    card = json.loads((model_dir / "model_card.json").read_text())
+    for role in ("decoder_step", "decoder_step_batch"):
+        if role not in card["files"]:
+            continue
+        path = model_dir / card["files"][role]
+        graph_model = onnx.load(str(path))
+        for node in graph_model.graph.node:
+            node.output[:] = ["onset_raw" if o == "onset_logits" else o for o in node.output]
+        graph_model.graph.initializer.extend([
+            numpy_helper.from_array(np.array([2], np.int64), "sad_index"),
+            numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+            numpy_helper.from_array(np.array(np.nan, np.float32), "nan")])
+        graph_model.graph.node.extend([
+            helper.make_node("Gather", ["emotion", "sad_index"], ["sad"], axis=1),  # [B, 1]
+            helper.make_node("Greater", ["sad", "half"], ["is_sad"]),
+            helper.make_node("Where", ["is_sad", "nan", "onset_raw"], ["onset_logits"])])
+        onnx.save(graph_model, str(path))
+
+
+def test_nan_onsets_start_no_note_and_are_counted_and_said(model_copy: Path, tmp_path: Path) -> None:
+    """A step of NaN onsets started A0 on the first step, then silence, and nothing said it
+    (helper-65): live and offline, such steps are counted, and `generate` warns."""
+    _nan_onsets_when_sad(model_copy)
+    engine = Engine(model=model_copy, record=True, seed=1)
+    try:
+        assert files.note_spans(engine.generate(1, "happy")) and engine.stats()["nonfinite_steps"] == 0
+        assert files.note_spans(engine.generate(1, "sad")) == []
+        assert engine.stats()["nonfinite_steps"] == 16
+    finally:
+        engine.close()
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(model_copy), "-e", "sad",
+                             "--bars", "2", "-o", str(tmp_path / "sad.mid")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "warning: the model gave NaN onset probabilities in 32 step(s)" in result.stderr

@@ -90,6 +90,9 @@ void run_chunk(const Model& model, const OfflineRequest& request,
   }
   batch.finish(blocks);
   for (int b = 0; b < batch.size(); ++b) append(blocks[b], events[begin + b]);
+  if (request.nonfinite_steps != nullptr) {
+    for (int b = 0; b < batch.size(); ++b) request.nonfinite_steps->fetch_add(batch.stream(b).nonfinite_steps());
+  }
 }
 
 }  // namespace
@@ -108,6 +111,7 @@ std::vector<OfflineEvent> generate_one(const Model& model, const OfflineRequest&
   }
   generator.finish(block);
   append(block, events);
+  if (request.nonfinite_steps != nullptr) request.nonfinite_steps->fetch_add(generator.nonfinite_steps());
   return events;
 }
 

@@ -360,7 +360,8 @@ EngineStats Engine::stats() const {
   s.emotion = emotion();
   s.notes_sent = tracker_.notes_sent();
   s.sounding = tracker_.count();
-  s.nonfinite_steps = nonfinite_steps_.load(std::memory_order_relaxed);
+  s.nonfinite_steps = nonfinite_steps_.load(std::memory_order_relaxed) +
+                     offline_nonfinite_steps_.load(std::memory_order_relaxed);
   s.temperature = temperature_;
   if (inherited()) {  // a fork() child: closed here (it read the parent's state, helper-66), and
     s.bpm = config_.bpm;  // the parent's threads may have held the locks below at the fork
@@ -426,6 +427,7 @@ OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const 
                                       int glide_steps, const std::atomic<bool>* cancel) const {
   OfflineRequest request;
   request.cancel = cancel;
+  request.nonfinite_steps = &offline_nonfinite_steps_;
   request.steps = steps;
   request.emotion = emotion;
   request.glide_to = glide_to;

@@ -102,8 +102,12 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
         if args.key:
             engine.set_key(args.key, args.scale)
         pieces = generate_midi(engine, args, emotion)
+        nonfinite = engine.stats()["nonfinite_steps"]
     finally:
         engine.close()
+    if nonfinite:  # a broken model's silence was said nowhere (helper-65)
+        print(f"emolive: warning: the model gave NaN onset probabilities in {nonfinite} step(s), whose "
+              "keys play nothing: it is broken for some input (emotion, key or latent point)", file=sys.stderr)
     label = _as_asked(emotion) + (f" -> {_as_asked(args.morph_to)}" if args.morph_to is not None else "")
     say = Messages(args.output, args.render, args.plot)
     for index, midi in enumerate(pieces):

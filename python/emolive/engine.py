@@ -341,8 +341,8 @@ class Engine:
         """step, bar, bpm, temperature, emotion, notes_sent, sounding, late_notes (note-ons sent
         more than 1 ms after their deadline), max_lateness_us, missed_steps (steps not decoded
         in time, which played nothing: the model is too slow for the tempo) and dropped_notes
-        (the note-ons of their blocks, come too late), nonfinite_steps (decoded steps whose onset
-        logits held a NaN: a model broken for some input), port_error (str or None; cleared
+        (the note-ons of their blocks, come too late), nonfinite_steps (decoded steps, live and in
+        generate, whose onset logits held a NaN: a model broken for some input), port_error (str or None; cleared
         when a lost port comes back and is reconnected), port_may_return (with port_error: the
         engine may still reconnect by itself), port_reconnects, generator_error, ...
         (docs/engine.md)."""

@@ -60,6 +60,8 @@ struct OfflineRequest {
   int glide_steps = 0;
   GeneratorConfig base;
   const std::atomic<bool>* cancel = nullptr;
+  // Where given, the steps whose onset logits held a NaN are added to it (Sampler).
+  std::atomic<int64_t>* nonfinite_steps = nullptr;
 };
 
 // Events of one stream (an offline Generator, batch 1) with `seed`; note-offs for the notes

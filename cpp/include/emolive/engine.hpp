@@ -55,8 +55,8 @@ struct EngineStats {
   // late, held; since the engine was made. Non-zero: the model is too slow for this tempo.
   int64_t missed_steps = 0;
   int64_t dropped_notes = 0;
-  // Decoded steps whose onset logits held a NaN (those keys start nothing), since the engine
-  // was made: a model broken for some input. 0 for a sound model.
+  // Decoded steps whose onset logits held a NaN (those keys start nothing), live and offline,
+  // since the engine was made: a model broken for some input. 0 for a sound model.
   int64_t nonfinite_steps = 0;
   std::string port_error;       // empty when none (or once the port is reconnected)
   int port_reconnects = 0;      // times the output reconnected after losing its port
@@ -194,6 +194,7 @@ class Engine {
   int64_t earlier_late_notes_ = 0;       // late notes of the runs before this one (logs_mutex_)
   float earlier_max_lateness_us_ = 0.0f;  // their largest lateness (logs_mutex_)
   std::atomic<int64_t> nonfinite_steps_{0};  // the generator's, published after each step
+  mutable std::atomic<int64_t> offline_nonfinite_steps_{0};  // generate()'s and generate_many()'s
   int64_t earlier_missed_steps_ = 0;      // missed steps of the runs before this one (logs_mutex_)
   int64_t earlier_dropped_notes_ = 0;     // and their dropped note-ons (logs_mutex_)
   std::atomic<float> temperature_;  // set under caller_mutex_, read by stats() without it
