@@ -159,6 +159,11 @@ def test_a_system_library_the_native_module_lacks_is_named_with_what_to_install(
     err = capsys.readouterr().err
     assert err.startswith("emolive: error: emolive's native module cannot load: librtmidi.so.6: cannot open")
     assert "apt-get install librtmidi6 libjack-jackd2-0" in err and err.count("\n") == 1
+    # macOS's loader says it its own way (helper-67)
+    monkeypatch.setattr(cli, "_dispatch", lambda args: (_ for _ in ()).throw(ImportError(
+        "dlopen(.../_core.so): Library not loaded: /opt/homebrew/opt/rtmidi/lib/librtmidi.6.dylib", name="_core",
+        path="/site-packages/emolive/_core.cpython-311-darwin.so")))
+    assert cli.main(["generate"]) == 2 and "brew install rtmidi" in capsys.readouterr().err
     # Another package's missing library is not blamed on emolive's module (helper-66: torch's CUDA)
     monkeypatch.setattr(cli, "_dispatch", lambda args: missing(args, name="torch"))
     assert cli.main(["train"]) == 2

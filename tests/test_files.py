@@ -99,6 +99,22 @@ def test_render_wav_is_audible_and_as_long_as_the_music(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_files_are_replaced_and_rendered_where_the_os_lacks_chown_and_sigxfsz(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on Windows: replacing a file raised AttributeError (os.chown), and every render failed
+    after FluidSynth had finished (signal.SIGXFSZ; helper-67)."""
+    import signal
+
+    monkeypatch.delattr(os, "chown")
+    monkeypatch.delattr(signal, "SIGXFSZ")
+    midi = _c_major_arpeggio()
+    for _ in range(2):  # the second replaces the first
+        files.write_midi(midi, tmp_path / "a.mid")
+        files.render_wav(midi, tmp_path / "a.wav", sample_rate=22050)
+    assert (tmp_path / "a.wav").stat().st_size > 1000
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
 def test_render_wav_of_an_empty_file_is_silent(tmp_path: Path) -> None:
     midi = mido.MidiFile()
     midi.tracks.append(mido.MidiTrack([mido.MetaMessage("end_of_track", time=480)]))

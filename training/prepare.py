@@ -157,7 +157,8 @@ def _save(prep: Prepared, file: Path, reports: list[LoadReport]) -> None:
     # file, and the last rename wins (both hold the same arrays).
     handle, name = tempfile.mkstemp(dir=file.parent, prefix=file.stem + ".", suffix=".tmp.npz")
     try:  # mkstemp's 0600 kept another user sharing --cache-dir out (helper-57): a new file's mode
-        os.fchmod(handle, _new_file_mode())
+        if hasattr(os, "fchmod"):  # Windows has it from Python 3.13 (helper-67)
+            os.fchmod(handle, _new_file_mode())
     finally:
         os.close(handle)
     tmp = Path(name)

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include <rtmidi/RtMidi.h>
+#include <RtMidi.h>  // as rtmidi.pc gives it: -I${prefix}/include/rtmidi (Homebrew, vcpkg, Debian alike)
 
 namespace emolive {
 

@@ -31,7 +31,8 @@ SOUNDFONT_CANDIDATES: tuple[str, ...] = (
 )
 INSTALL_HINT = ("install FluidSynth and a General MIDI soundfont: on Debian/Ubuntu "
                 "`sudo apt-get install fluidsynth fluid-soundfont-gm`; on macOS `brew install fluid-synth` "
-                "and pass a .sf2 file with --soundfont (or set EMOLIVE_SOUNDFONT)")
+                "and pass a .sf2 file with --soundfont (or set EMOLIVE_SOUNDFONT); on Windows, FluidSynth's "
+                "release on PATH and a .sf2 file with --soundfont")
 
 
 class RenderError(RuntimeError):
@@ -198,7 +199,8 @@ def _check_render(result: subprocess.CompletedProcess[str], font: Path, rendered
     """RenderError if FluidSynth failed. It exits 0 when it could not load the soundfont (and
     renders with its default one), so its report of that is looked for too. Stopped by the
     file-size limit (SIGXFSZ), the failure is the write's: OSError, as for a full disk."""
-    if result.returncode == -signal.SIGXFSZ:  # "fluidsynth failed (exit -25): " with no reason
+    file_size_limit = getattr(signal, "SIGXFSZ", None)  # none on Windows (every render failed, helper-67)
+    if file_size_limit is not None and result.returncode == -file_size_limit:  # it said "(exit -25): "
         raise OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)} (the file-size limit, ulimit -f, stopped "
                       "fluidsynth)", str(wav_path))
     if result.returncode < 0:

@@ -26,8 +26,8 @@ TRAINING_COMMANDS = ("train", "export", "evaluate", "calibrate", "recover")
 
 #: What the native module links (README, "plain install"): a wheel moved to a machine without
 #: them said only "librtmidi.so.6: cannot open shared object file" (helper-64).
-NATIVE_LIBRARIES_HINT = ("on Debian/Ubuntu, sudo apt-get install librtmidi6 libjack-jackd2-0; or build emolive "
-                         "on this machine, pip install . (README)")
+NATIVE_LIBRARIES_HINT = ("on Debian/Ubuntu, sudo apt-get install librtmidi6 libjack-jackd2-0; on macOS, "
+                         "brew install rtmidi; or build emolive on this machine, pip install . (README)")
 
 
 class CommandError(Exception):
@@ -268,10 +268,15 @@ def _address_space_limit_mb() -> int | None:
     return None if limit == resource.RLIM_INFINITY else limit // 2**20
 
 
+#: How each loader says a library is missing: Linux, macOS (after `brew upgrade rtmidi` moved it
+#: on, say), Windows (helper-67).
+_MISSING_LIBRARY_SIGNS = ("cannot open shared object file", "Library not loaded", "DLL load failed")
+
+
 def _native_module_lacks_a_library(exc: Exception) -> bool:
     """Whether ``exc`` is emolive's own native module failing to load a system library (not
     another package's: a CUDA library missing for torch got the RtMidi advice; helper-66)."""
-    if not isinstance(exc, ImportError) or "cannot open shared object file" not in str(exc):
+    if not isinstance(exc, ImportError) or not any(sign in str(exc) for sign in _MISSING_LIBRARY_SIGNS):
         return False
     where = os.path.normpath(exc.path or "").split(os.sep)  # the loader names it "_core", by its file
     return exc.name == "emolive._core" or (len(where) > 1 and where[-2] == "emolive" and where[-1].startswith("_core."))

@@ -20,10 +20,11 @@ from emolive.emotions import QUADRANT_NAMES, QUADRANTS, Weights, known_emotions,
 #: Signals that stop the command cleanly rather than kill it: live play ends every note (the
 #: signals whose default would kill with notes sounding), `generate` gives its files up. SIGINT
 #: and SIGQUIT come from the keyboard (Ctrl-C, Ctrl-\); a second one of those is not caught.
-STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGXCPU")
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGXCPU",
+                "SIGBREAK")  # Windows' Ctrl-Break (the POSIX ones it lacks are skipped; helper-67)
 #: Of STOP_SIGNALS, those a second time gets the handler from before back (Python's
 #: KeyboardInterrupt, the default core dump): the user's way out of a stop that does not end.
-KEYBOARD_STOP_SIGNALS = ("SIGINT", "SIGQUIT")
+KEYBOARD_STOP_SIGNALS = ("SIGINT", "SIGQUIT", "SIGBREAK")
 
 
 #: Standard descriptors (0-2) the command found closed (``>&-``) and opened on /dev/null; a

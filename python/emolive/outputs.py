@@ -68,7 +68,7 @@ def midi_system_opens() -> bool:
 
 #: Why no port can be opened in a build without RtMidi (PortError, and `emolive --list-ports`).
 NO_RTMIDI = ("emolive was built without RtMidi, so no MIDI port can be opened; install "
-             "librtmidi-dev (Debian/Ubuntu) and reinstall emolive")
+             "librtmidi-dev (Debian/Ubuntu) or rtmidi (Homebrew) and reinstall emolive")
 
 
 def rtmidi_available() -> bool:

@@ -283,6 +283,8 @@ def _copy_to_descriptor(source: Path, descriptor: int) -> None:
 def _keep_permissions(old: Path, new: Path) -> None:
     """Give ``new`` the mode of ``old``, and its owner where this process may (root)."""
     shutil.copymode(old, new)
+    if not hasattr(os, "chown"):  # Windows: a file has no such owner (it was an AttributeError
+        return                    # on every replaced file, helper-67)
     info = old.stat()
     try:
         os.chown(new, info.st_uid, info.st_gid)

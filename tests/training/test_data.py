@@ -463,6 +463,15 @@ def test_a_cache_file_gets_a_new_files_mode_for_others_sharing_the_cache(tmp_pat
     assert cached.stat().st_mode & 0o777 == 0o644
 
 
+def test_a_cache_is_written_where_os_has_no_fchmod(tmp_path: Path, monkeypatch) -> None:
+    """Windows has os.fchmod from Python 3.13 only: 3.10-3.12 failed to write any cache (helper-67)."""
+    import os
+
+    monkeypatch.delattr(os, "fchmod")
+    prepare([load_emopia(_emopia(tmp_path))], cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 def test_an_unreadable_cache_file_is_built_again_and_said(tmp_path: Path) -> None:
     report = load_emopia(_emopia(tmp_path))
     cache = tmp_path / "cache"
