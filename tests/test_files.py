@@ -515,6 +515,9 @@ def test_music_too_long_for_a_wav_is_refused_before_rendering() -> None:
         files.check_wav_fits(6.8 * 3600, 44100)
     with pytest.raises(ValueError, match="at 96000 Hz"):
         files.check_wav_fits(3.25 * 3600, 96000)
+    # Just over: both figures read 6.73 hours (helper-68); to the second they differ
+    with pytest.raises(ValueError, match=r"^6:44:02 of music do not fit a WAV file at 44100 Hz \(at most 6:43:47, h:mm:ss\)"):
+        files.check_wav_fits(10000 * 4 * 60 / 99, 44100)
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")

@@ -163,10 +163,16 @@ def check_wav_fits(music_s: float, sample_rate: int = 44100) -> None:
     sizes wrapped, and the render was taken for one cut short by a full disk after minutes of
     work; music just short of the limit, its tail not counted, did so until 2026-12-07)."""
     largest_s = MAX_WAV_BYTES / (4 * sample_rate) - RELEASE_TAIL_S
-    if music_s > largest_s:
-        raise ValueError(f"{music_s / 3600:.2f} hours of music do not fit a WAV file at {sample_rate} Hz "
-                         f"(at most {largest_s / 3600:.2f} hours); render a shorter piece (or, from Python, "
-                         "at a lower sample_rate)")
+    if music_s > largest_s:  # to the second: in hours, 6.734 against 6.730 both read "6.73" (helper-68)
+        raise ValueError(f"{_clock_time(music_s)} of music do not fit a WAV file at {sample_rate} Hz "
+                         f"(at most {_clock_time(largest_s)}, h:mm:ss); render a shorter piece (or, from "
+                         "Python, at a lower sample_rate)")
+
+
+def _clock_time(seconds: float) -> str:
+    """``seconds`` as h:mm:ss, rounded down."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 #: How much shorter than the music a rendered WAV may be (seconds): FluidSynth renders past the
