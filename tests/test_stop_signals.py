@@ -1,4 +1,4 @@
-"""`emolive`'s stop handler (emolive.live.StopSignals) is safe to run wherever the main thread is.
+"""`emolive`'s stop handler (emolive.live_signals.StopSignals) is safe to run wherever the main thread is.
 
 Python runs a signal handler in the main thread between two of its bytecodes. A handler that
 takes a lock the main thread may hold at that point deadlocks the process: `emolive` once hung
@@ -16,7 +16,7 @@ import textwrap
 
 INJECT_AT_EVERY_BYTECODE = textwrap.dedent("""
     import signal, sys
-    from emolive.live import StopSignals
+    from emolive.live_signals import StopSignals
 
     stop = StopSignals()
     injected = 0
@@ -53,7 +53,7 @@ def test_the_stop_handler_can_run_at_every_bytecode_of_the_main_loops_wait() -> 
 
 REPEATS_AND_NOHUP = textwrap.dedent("""
     import os, signal, time
-    from emolive.live import StopSignals
+    from emolive.live_signals import StopSignals
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup emolive ...` starts it
     with StopSignals() as stop:
@@ -86,7 +86,7 @@ def test_a_repeated_stop_signal_does_not_kill_and_nohup_stays_ignored() -> None:
 
 OTHER_STOP_SIGNALS = textwrap.dedent("""
     import os, signal, sys, time
-    from emolive.live import StopSignals
+    from emolive.live_signals import StopSignals
 
     signal.signal(signal.SIGALRM, signal.SIG_IGN)  # a supervisor's choice: stays ignored
     with StopSignals() as stop:
