@@ -19,7 +19,7 @@ import mido
 from emolive import files
 from emolive.arguments import STEPS_PER_BAR, STEPS_PER_BEAT
 from emolive.cli_options import (FILLED_STANDARD_DESCRIPTORS, MAX_CLI_SEED, UsageError, check_key, open_engine,
-                                 silence, start_emotion, stop_signals_to_catch)
+                                 nan_onsets_warning, silence, start_emotion, stop_signals_to_catch)
 from emolive.emotions import Weights, describe_as_asked
 from emolive.engine import MAX_GENERATE_BARS
 
@@ -106,8 +106,7 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
     finally:
         engine.close()
     if nonfinite:  # a broken model's silence was said nowhere (helper-65)
-        print(f"emolive: warning: the model gave NaN onset probabilities in {nonfinite} step(s), whose "
-              "keys play nothing: it is broken for some input (emotion, key or latent point)", file=sys.stderr)
+        print(nan_onsets_warning(nonfinite), file=sys.stderr)
     label = _as_asked(emotion) + (f" -> {_as_asked(args.morph_to)}" if args.morph_to is not None else "")
     say = Messages(args.output, args.render, args.plot)
     for index, midi in enumerate(pieces):

@@ -63,6 +63,13 @@ class UsageError(ValueError):
     """A command line that cannot work as given; the CLI prints it and exits with status 2."""
 
 
+def nan_onsets_warning(steps: int) -> str:
+    """What the live command and `generate` say of a model whose decoder gave NaN onsets in
+    ``steps`` steps (``stats()["nonfinite_steps"]``): those keys played nothing (helper-65)."""
+    return (f"emolive: warning: the model gave NaN onset probabilities in {steps} step(s), whose keys "
+            "play nothing: it is broken for some input (emotion, key or latent point)")
+
+
 def error_line(prog: str, message: object) -> int:
     """Print ``PROG: error: MESSAGE`` to stderr, worded as argparse words its own errors, and
     return the status of a command-line mistake (2)."""

@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from emolive import _core, input_port, ports
-from emolive.cli_options import LIVE_MORPH_BARS, UsageError, open_engine, start_emotion
+from emolive.cli_options import LIVE_MORPH_BARS, UsageError, nan_onsets_warning, open_engine, start_emotion
 from emolive.emotions import Weights, describe
 from emolive.live_keys import HELP, KeyCommands
 from emolive.live_signals import StopSignals, SuspendSignal
@@ -206,9 +206,7 @@ class Session:
         at one silent input, passed) plays nothing on those keys (helper-65: silence, no word)."""
         if stats.get("nonfinite_steps") and not self.said_nonfinite:
             self.said_nonfinite = True
-            self.status.message(f"emolive: warning: the model gave NaN onset probabilities in "
-                                f"{stats['nonfinite_steps']} step(s), whose keys play nothing: it is "
-                                "broken for some input (emotion, key or latent point)")
+            self.status.message(nan_onsets_warning(stats["nonfinite_steps"]))
 
     def say_when_the_model_falls_behind(self, stats: dict[str, Any]) -> None:
         """Steps the model did not decode in time play nothing: said at MISSED_STEPS_SAID, and
