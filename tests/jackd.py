@@ -24,6 +24,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from tests.jack_registry import reclaim_dead_servers
 
@@ -81,8 +82,35 @@ def start_dummy_jackd(name: str, synchronous: bool = True, attempts: int = 5,
 
 
 def stop_jackd(proc: subprocess.Popen) -> None:
-    """SIGTERM (frees the registry slot), then SIGKILL only if it does not exit within 5 s."""
+    """SIGTERM (frees the registry slot), then SIGKILL only if it does not exit within 5 s; then
+    the files the server left in /dev/shm (``remove_server_files``)."""
     stop_process(proc)
+    args = list(proc.args) if isinstance(proc.args, (list, tuple)) else []
+    if "-n" in args[:-1]:
+        remove_server_files(str(args[args.index("-n") + 1]))
+
+
+def remove_server_files(name: str, shm: Path = Path("/dev/shm")) -> int:
+    """Remove the semaphores (``jack_sem.<uid>_<name>_<client>``) and sockets (``jack_<name>_*``)
+    that server ``name`` and its clients leave in ``shm`` when one of them is killed or the
+    server stops with clients attached; how many. For a stopped server only: the tests' server
+    names are unique, so nothing of another server is touched (a name that is a prefix of
+    another's, as "a" of "a_b", is never made here: names end in 8 random hex digits). Without
+    this, every test run left ~20 files there, and a developer's machine gathered hundreds."""
+    prefixes = (f"jack_sem.{os.getuid()}_{name}_", f"jack_{name}_")
+    removed = 0
+    try:
+        entries = list(shm.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(prefixes):
+            try:
+                entry.unlink()
+                removed += 1
+            except OSError:  # gone already, or not ours
+                pass
+    return removed
 
 
 def stop_process(proc: subprocess.Popen) -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.jack_registry import MAGIC, MAX_SERVERS, SERVERS_AT, reclaim_dead_servers
 
 SLOT = 264  # jackd2 1.9.x: pid_t + char[257], padded
@@ -49,3 +51,42 @@ def test_an_unknown_layout_is_left_alone(tmp_path: Path) -> None:
     assert reclaim_dead_servers(path) == []
     assert path.read_bytes() == b"\x00" * 4096
     assert reclaim_dead_servers(tmp_path / "missing") == []
+
+
+def test_a_stopped_servers_files_are_removed_and_no_others(tmp_path: Path) -> None:
+    from tests.jackd import remove_server_files
+
+    uid = os.getuid()
+    ours = [f"jack_sem.{uid}_srv-1a2b3c4d_system", f"jack_sem.{uid}_srv-1a2b3c4d_emolive-watch-7",
+            "jack_srv-1a2b3c4d_0_0"]
+    others = [f"jack_sem.{uid}_srv-1a2b3c4e_system", f"jack_sem.{uid}_srv-1a2b3c4d-x_system",
+              "jack_srv-1a2b3c4e_0_0", "jack-shm-registry", "jack_db-0"]
+    for name in ours + others:
+        (tmp_path / name).write_text("")
+    assert remove_server_files("srv-1a2b3c4d", shm=tmp_path) == len(ours)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
+
+
+@pytest.mark.jack
+def test_stopping_a_server_with_a_client_attached_leaves_nothing_in_dev_shm() -> None:
+    """The server stopped while a client still held it left that client's semaphore in
+    /dev/shm: each test run left ~20 such files, and they gathered in the hundreds."""
+    from tests.jackd import JackdError, start_dummy_jackd, stop_jackd
+
+    name = f"emolive-shm-{os.urandom(4).hex()}"
+    try:
+        server = start_dummy_jackd(name)
+    except JackdError as err:
+        pytest.skip(str(err))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import rtmidi, sys, time; out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "
+         "name='holder'); out.open_virtual_port('x'); print('open', flush=True); time.sleep(60)"],
+        env=dict(os.environ, JACK_DEFAULT_SERVER=name), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        stop_jackd(server)
+    finally:
+        holder.kill()
+        holder.wait()
+        stop_jackd(server)
+    assert [p.name for p in Path("/dev/shm").iterdir() if name in p.name] == []
