@@ -27,6 +27,9 @@ def training_entry(ckpt: dict[str, Any], ckpt_path: Path) -> dict[str, Any]:
                 "best_val_loss": ckpt.get("best_val_loss") if _is_finite(ckpt.get("best_val_loss")) else None,
                 "minutes": round(elapsed_s / 60, 1),
                 "checkpoint": ckpt_path.name}
+    resumed_at = ckpt.get("resumed_at")
+    if isinstance(resumed_at, list) and resumed_at and all(_is_count(at) for at in resumed_at):
+        training["resumed_at"] = resumed_at  # the steps a stopped run went on from
     losses = _validation_losses(ckpt_path.parent / "metrics.jsonl", steps)
     if losses is not None:
         training["validation_losses"] = losses

@@ -258,15 +258,36 @@ def evaluate_losses(model: CVAE, heads: EmotionHeads, val: SegmentBatches, cfg: 
     return {key: value / len(rows) for key, value in sums.items()}
 
 
-def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s, data_before, data) -> dict:
+def _checkpoint(model, heads, optimizer, cfg, step, best_val, elapsed_s, data_before, data,
+                batches: SegmentBatches, resumed_at: list[int]) -> dict:
     """nanoGPT-style: everything to resume or export. ``data_before``: the card's data entries
     of the runs whose weights this one started from (init_from), for the exported card;
-    ``data``: what this run trains on ({"fingerprint", "clips"}), checked on resume."""
+    ``data``: what this run trains on ({"fingerprint", "clips"}), checked on resume; ``rng``:
+    the random streams as they stand after ``step`` (the batches' and torch's), so that a resumed
+    run draws what the run would have drawn had it not stopped; ``resumed_at``: the steps the
+    run was resumed at, oldest first."""
     return {"model": model.state_dict(), "heads": heads.state_dict(),
             "optimizer": optimizer.state_dict(), "model_args": model.cfg.to_dict(),
             "iter_num": step, "best_val_loss": best_val, "config": cfg.to_dict(),
             "elapsed_s": elapsed_s, "data_before": data_before, "data": data,
+            "rng": {"batches": batches.rng.bit_generator.state, "torch": torch.get_rng_state()},
+            "resumed_at": list(resumed_at),
             "work_dir": os.getcwd()}  # what the config's relative paths are relative to
+
+
+def _restore_random_streams(resumed: dict, batches: SegmentBatches, seed: int, step: int,
+                            log) -> None:
+    """The random streams as the checkpoint left them. One saved before 2026-12-07 holds none:
+    the batches are drawn from seed + step, torch's stream from the seed, and the run goes on
+    as a run of its own, not as the run would have had it not stopped (said)."""
+    saved = resumed.get("rng")
+    if isinstance(saved, dict) and {"batches", "torch"} <= saved.keys():
+        batches.rng.bit_generator.state = saved["batches"]
+        torch.set_rng_state(saved["torch"])
+        return
+    batches.rng = np.random.default_rng(seed + step)
+    log("its checkpoint holds no random state (saved before 2026-12-07): from here the run draws "
+        "other batches than it would have without the stop")
 
 
 def _check_same_data(resumed: dict, data: dict, out: Path, log=print, datasets: bool = True,
@@ -318,7 +339,7 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     model, heads = CVAE(cfg.model_config()), EmotionHeads(cfg.z_dim)
     params = list(model.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    step, best_val, spent_s = 0, float("inf"), 0.0
+    step, best_val, spent_s, resumed_at = 0, float("inf"), 0.0, []
     if init is not None:
         start_from(model, heads, init, cfg, log)
     if resumed is not None:
@@ -327,15 +348,17 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
         optimizer.load_state_dict(resumed["optimizer"])
         step, best_val, spent_s = (resumed["iter_num"], resumed["best_val_loss"],
                                    resumed["elapsed_s"])
-        train_batches.rng = np.random.default_rng(cfg.seed + step)
         log(f"resumed from {out / 'ckpt.pt'} at step {step}")
+        _restore_random_streams(resumed, train_batches, cfg.seed, step, log)
+        resumed_at = [*resumed.get("resumed_at", []), step]
     data_before = (resumed.get("data_before", []) if resumed is not None
                    else checkpoint_data(init) if init is not None else [])
     start = time.monotonic() - spent_s
     model.train()
 
     def snapshot(at_step: int, elapsed_s: float) -> dict:  # best_val as it is at the call
-        return _checkpoint(model, heads, optimizer, cfg, at_step, best_val, elapsed_s, data_before, data)
+        return _checkpoint(model, heads, optimizer, cfg, at_step, best_val, elapsed_s, data_before,
+                           data, train_batches, resumed_at)
 
     ckpt = snapshot(step, spent_s)
     saved_step = step if resumed is not None else None  # the step ckpt.pt holds

@@ -375,3 +375,37 @@ def test_resuming_to_a_step_already_reached_is_said_before_the_data(labelled_fol
     assert train.main(tiny_args(folder, csv_path, tmp_path, 3) + ["--resume", "true"]) == 2
     assert "at step 4 already" in capsys.readouterr().err
     assert (tmp_path / "run" / "config.json").read_text() == config_before
+
+
+def test_a_run_stopped_and_resumed_ends_as_the_run_left_alone(labelled_folder, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    """Ctrl-C at step 10 of 20, then --resume true: the same weights and metrics as 20 steps
+    without a stop. The resumed run drew its batches from seed + step and torch's stream from
+    the seed (the latent noise), so its weights went their own way from the first step after."""
+    import os
+
+    folder, csv_path = labelled_folder
+    evaluate_losses = train.evaluate_losses
+
+    def stop_at_step_10(*args, **kwargs):
+        if args[-1] == 10:  # step: Ctrl-C arrives while step 10 is evaluated
+            os.kill(os.getpid(), signal.SIGINT)
+        return evaluate_losses(*args, **kwargs)
+
+    assert train.main(tiny_args(folder, csv_path, tmp_path / "alone", 20)) == 0
+    monkeypatch.setattr(train, "evaluate_losses", stop_at_step_10)
+    assert train.main(tiny_args(folder, csv_path, tmp_path / "stopped", 20)) == 130
+    monkeypatch.setattr(train, "evaluate_losses", evaluate_losses)
+    assert train.main(tiny_args(folder, csv_path, tmp_path / "stopped", 20) + ["--resume", "true"]) == 0
+
+    alone, resumed = (torch.load(tmp_path / run / "run" / "ckpt.pt", weights_only=False)
+                      for run in ("alone", "stopped"))
+    assert resumed["resumed_at"] == [10] and alone["resumed_at"] == []
+    for name, tensor in alone["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+
+    def records(run: str) -> list[dict]:
+        lines = (tmp_path / run / "run" / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"} for line in lines]
+
+    assert records("stopped") == records("alone")

@@ -371,6 +371,7 @@ def test_train_command_checkpoints_resumes_and_exports(labelled_folder, tmp_path
     assert all((out / name).is_file() for name in card["files"].values())
     assert card["precision"]["decoder_step"] == "float32"
     assert card["tonic"] is None  # trained in every key
+    assert card["training"]["resumed_at"] == [10]  # the step the run went on from
 
     out8 = tmp_path / "model-int8"
     assert export.main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out8),
