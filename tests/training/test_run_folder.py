@@ -409,3 +409,17 @@ def test_a_run_stopped_and_resumed_ends_as_the_run_left_alone(labelled_folder, t
         return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"} for line in lines]
 
     assert records("stopped") == records("alone")
+
+
+def test_a_checkpoint_without_random_state_resumes_and_says_so(labelled_folder, tmp_path: Path, capsys) -> None:
+    """Checkpoints saved before 2026-12-07 hold no random streams: the run goes on, saying that
+    it is from then on a run of its own."""
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 5)) == 0
+    ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    del ckpt["rng"], ckpt["resumed_at"]
+    torch.save(ckpt, tmp_path / "run" / "ckpt.pt")
+    capsys.readouterr()
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 10) + ["--resume", "true"]) == 0
+    assert "holds no random state" in capsys.readouterr().err
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["resumed_at"] == [5]
