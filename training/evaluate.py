@@ -271,6 +271,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     nonempty = float((generated[..., :N_KEYS].sum(axis=(2, 3)) > 0).mean())
     results = {
         "model": str(args.model), "model_name": model.card["name"],
+        "settings": evaluation_settings(args),
         "segment_bars": steps // 16, "reconstruction": recon,
         "sampling": {"onset_threshold": recon["best_threshold"], "hold_threshold": 0.5,
                      "temperature": sampling.temperature, "max_onsets_per_step": cap,
@@ -295,6 +296,16 @@ def run(args: argparse.Namespace, log=print) -> dict:
         raise ReportNotWritten(err) from err
     results["elapsed_s"] = round(time.monotonic() - start, 1)
     return results
+
+
+#: The evaluation's flags that decide its figures (the seed of every draw, and how many): what
+#: metrics.json, the report and the card record so that a published figure can be made again.
+SETTINGS = ("seed", "samples", "temperature_latents", "val_segments", "classifier_segments",
+            "classifier_steps")
+
+
+def evaluation_settings(args) -> dict[str, int]:
+    return {name: getattr(args, name) for name in SETTINGS}
 
 
 def _rewrite_readme(folder: Path) -> int:

@@ -217,6 +217,7 @@ def card_summary(results: dict, report_folder: str) -> dict:
         "generated_valence_accuracy": emo["generated_valence_accuracy"],
         "generated_arousal_accuracy": emo["generated_arousal_accuracy"],
         "sampling_choice": results["sampling"]["why"],
+        **({"settings": results["settings"]} if "settings" in results else {}),
     }
 
 

@@ -157,6 +157,10 @@ def markdown(results: dict, discussion: str) -> str:
              "discussion comes from `discussion.md`). Generation runs through the exported ONNX "
              "files with ONNX Runtime, so the figures describe what ships. Raw figures: "
              "`metrics.json`.", ""]
+    if results.get("settings"):  # metrics.json before 2026-12-07 did not record them
+        flags = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in results["settings"].items())
+        lines += [f"Evaluated with `{flags}` (every draw seeded; the same flags give the same "
+                  "figures).", ""]
     if discussion.strip():
         lines += [discussion.strip(), ""]
     bars = results.get("segment_bars", 2)  # metrics.json before 2026-12-06: 2-bar models only

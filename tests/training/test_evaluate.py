@@ -82,6 +82,10 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
     card = json.loads((model / "model_card.json").read_text())
     assert card["sampling"]["temperature"] == metrics["sampling"]["temperature"]
     assert card["evaluation"]["report"] == f"{report.as_posix()}/README.md"  # where this report is
+    settings = {"seed": 0, "samples": 4, "temperature_latents": 8, "val_segments": 8,
+                "classifier_segments": 16, "classifier_steps": 3}  # what made these figures
+    assert metrics["settings"] == settings and card["evaluation"]["settings"] == settings
+    assert "`--seed 0 --samples 4 --temperature-latents 8 --val-segments 8" in text
     (report / "discussion.md").write_text("## Revised\n")
     assert evaluate.main(["--report", str(report), "--rewrite-readme"]) == 0
     assert "## Revised" in (report / "README.md").read_text()
