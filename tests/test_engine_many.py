@@ -121,3 +121,12 @@ def test_a_morph_may_be_as_long_as_the_longest_piece() -> None:
 
     assert offline_arguments(20_000, "calm", "sad", 15_000)[3] == 15_000 * 16
     assert offline_arguments(20_000, "calm", "sad", None)[3] == 20_000 * 16
+
+
+def test_default_seeds_past_the_largest_are_refused_not_wrapped_to_0(tiny_model_dir) -> None:
+    """Piece i's seed is engine.seed + i: an engine of seed 2**64 - 1 gave piece 1 the seed 0
+    without a word (the command refuses the same with --seed and --count)."""
+    with Engine(model=tiny_model_dir, seed=2**64 - 2) as engine:
+        assert len(engine.generate_many(2, 1, "sad")) == 2  # seeds 2**64 - 2 and 2**64 - 1
+        with pytest.raises(ValueError, match=r"leaves room for 2 piece\(s\), not 3: give seeds"):
+            engine.generate_many(3, 1, "sad")

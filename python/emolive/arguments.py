@@ -82,7 +82,12 @@ def offline_arguments(bars: Any, emotion: EmotionLike, morph_to: EmotionLike | N
 def seed_list(seeds: Any, count: int, engine_seed: int) -> list[int]:
     """generate_many()'s seeds: ``count`` integers 0..2**64-1; None: engine_seed + i."""
     if seeds is None:
-        return [(engine_seed + i) % (MAX_SEED + 1) for i in range(count)]
+        if engine_seed + count - 1 > MAX_SEED:  # piece i's seed, engine_seed + i, past the range
+            raise ValueError(f"seeds=None gives piece i the seed engine.seed + i, and this engine's "
+                             f"seed {engine_seed} leaves room for {MAX_SEED - engine_seed + 1} "
+                             f"piece(s), not {count}: give seeds, or make the engine with a "
+                             "smaller seed")
+        return [engine_seed + i for i in range(count)]
     if hasattr(seeds, "tolist"):  # a numpy array
         seeds = seeds.tolist()
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
