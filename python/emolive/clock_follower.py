@@ -100,6 +100,8 @@ class ClockFollower:
         self._delivery_gaps: deque[float] = deque(maxlen=RECENT_TICKS)  # seconds between deliveries
         self._held_group = False  # the ticks delivered with the last one were held up
         self._ticks_after_gap = 0  # ticks since a gap longer than gap_s while they are judged (0: none is)
+        self._stopped_since_tick = False  # a Stop came after the last tick
+        self._gap_after_stop = False  # the gap being judged began with the master's Stop
         self._settling = 0  # ticks the line still fits whatever their distance (after a pause)
         self.lost_ticks = 0  # ticks found lost so far
         self.pauses = 0  # gaps longer than gap_s seen while ticks came
@@ -169,6 +171,7 @@ class ClockFollower:
                 self._start_at = -(-self._position // TICKS_PER_BAR) * TICKS_PER_BAR  # next bar line
             elif status == STOP:
                 self._master_running, self._start_at = False, None
+                self._stopped_since_tick = True
                 self._set_running(False)
 
     def _tick(self, time_s: float) -> None:
@@ -176,10 +179,12 @@ class ClockFollower:
         if gap_s >= BURST_S:  # the first tick of a delivery (one JACK period's ticks, or a held-up group)
             self._held_group = self._was_held_up(gap_s)
             self._delivery_gaps.append(gap_s)
+        after_stop, self._stopped_since_tick = self._stopped_since_tick, False
         if self._ticks_after_gap:
             self._judge_gap(time_s, gap_s)
         if gap_s > self.gap_s:
             self._ticks_after_gap = 1  # what the gap was, the next ticks tell
+            self._gap_after_stop = after_stop
         elif self._recent and not self._ticks_after_gap:
             self._count_lost_ticks(gap_s)
         index = self._recent[-1][0] + 1 if self._recent else 0
@@ -211,7 +216,11 @@ class ClockFollower:
         steady line a whole number of ticks on, those ticks were lost (a pulled cable, the
         master playing on) and are counted; otherwise the master's clock paused: the line
         starts afresh from them and ``pauses`` counts it (the engine kept playing;
-        :class:`ClockSync` keeps its position)."""
+        :class:`ClockSync` keeps its position). A gap that began with the master's Stop is a
+        pause whatever the ticks after it: a master resuming on its own tick grid (emolive's
+        --clock-out does, at a bar line) put them a whole number of ticks on, and the stopped
+        time was counted as lost ticks: the engine, taken for that many ticks behind, ran 4 %
+        fast for a minute (helper-71)."""
         if gap_s < BURST_S:
             self._ticks_after_gap += 1
             if self._ticks_after_gap >= BURST_TICKS:
@@ -220,7 +229,7 @@ class ClockFollower:
         after = list(self._recent)[-self._ticks_after_gap:]
         self._ticks_after_gap = 0
         next_index = after[-1][0] + 1
-        lost = self._slipped_by([*after, (next_index, time_s)])
+        lost = 0 if self._gap_after_stop else self._slipped_by([*after, (next_index, time_s)])
         if lost > 0:
             self._shift_last_ticks(after, lost)
             return
