@@ -302,3 +302,58 @@ def test_opening_and_closing_a_port_leaves_the_threads_signal_mask_as_it_was(rec
         time.sleep(0.3)
         engine.close()
         assert not stop & signal.pthread_sigmask(signal.SIG_BLOCK, []), kwargs
+
+
+def test_each_engine_names_its_own_source_port_where_jack_renamed_its_client(
+        jack_server: str, tiny_model_dir: Path) -> None:
+    """JACK names a second client 'emolive' 'emolive-01', and RtMidi does not say: a follower
+    could only guess which 'emolive*:out' carried an engine's clock (helper-71)."""
+    from emolive import _core
+
+    squatter = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="emolive")  # another program's client
+    squatter.open_virtual_port("x")
+    first, second = Sink("emolive-src-a"), Sink("emolive-src-b")
+    try:
+        with Engine(model=tiny_model_dir, port="emolive-src-a") as a, \
+                Engine(model=tiny_model_dir, port="emolive-src-b") as b:
+            assert {a.source_port, b.source_port} == {"emolive-01:out", "emolive-02:out"}
+            connections = _core.JackConnections()
+            assert connections.of(a.source_port) == ["emolive-src-a:emolive-src-a"]
+            assert connections.of(b.source_port) == ["emolive-src-b:emolive-src-b"]
+        with Engine(model=tiny_model_dir, virtual="emolive-src-v") as v:
+            assert v.source_port == "emolive-src-v:emolive-src-v"
+        with Engine(model=tiny_model_dir) as silent:
+            assert silent.source_port is None
+    finally:
+        squatter.delete()
+        first.close()
+        second.close()
+
+
+def test_a_port_opens_only_once_no_other_emolive_is_opening_one(jack_server: str,
+                                                                tiny_model_dir: Path) -> None:
+    """Two `emolive --virtual` started together both saw no port 'emolive:emolive' and both
+    opened one; the one JACK named 'emolive-01' said 'emolive' (helper-71). Opening waits for
+    the lock another emolive process holds while it opens its port."""
+    import fcntl
+    import threading
+
+    from emolive import _core
+
+    path = _core.port_open_lock_path()
+    held = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as another emolive opening its port
+    opened: list[Engine] = []
+    opening = threading.Thread(target=lambda: opened.append(
+        Engine(model=tiny_model_dir, virtual="emolive-after-the-lock")))
+    try:
+        opening.start()
+        time.sleep(1.0)
+        assert not opened and opening.is_alive()
+    finally:
+        os.unlink(path)
+        os.close(held)  # the other process's open is done
+        opening.join(timeout=30)
+    assert opened and opened[0].port_name == "emolive-after-the-lock"
+    opened[0].close()
+    assert not os.path.exists(path)  # there only while held

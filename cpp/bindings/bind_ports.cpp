@@ -85,7 +85,10 @@ void register_ports(py::module_& m) {
   py::class_<OutputHandle>(m, "Output", "A MIDI output for one Engine; made by open_output().")
       .def_property_readonly("description", [](const OutputHandle& h) {
         return port_text(h.output ? h.output->describe() : std::string("taken by an engine"));
-      });
+      })
+      .def_property_readonly("source_name", [](const OutputHandle& h) {
+        return port_text(h.output ? h.output->source_name() : std::string());
+      }, "This output's own port as other programs see it ('emolive-01:out'); '' where not known.");
   m.attr("MAX_VIRTUAL_NAME_BYTES") = kMaxVirtualNameBytes;
   m.def("open_output", &open_output, py::arg("choose") = py::none(), py::arg("virtual_name") = "",
         py::arg("client_name") = "emolive",
@@ -114,6 +117,9 @@ void register_ports(py::module_& m) {
   m.def("jack_server_name_refused", &jack_server_name_refused,
         "Why no JACK client may be opened under JACK_DEFAULT_SERVER's name (libjack aborts on a "
         "long one), or ''.");
+  m.def("port_open_lock_path", &port_open_lock_path,
+        "The file whose lock one emolive process at a time holds while it opens a MIDI port on "
+        "this JACK server ('' on Windows).");
   m.def("descriptors_were_short", &descriptors_were_short,
         "What the latest too_few_descriptors check in this process found (the one that refused "
         "the client opened just before, if it did).");

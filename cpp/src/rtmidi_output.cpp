@@ -1,4 +1,5 @@
 // RtMidi-backed outputs. Without RtMidi at build time every entry point raises PortError.
+#include <algorithm>
 #include <stdexcept>
 #include <thread>
 
@@ -6,6 +7,7 @@
 #include "emolive/errors.hpp"
 #include "emolive/midi_out.hpp"
 #include "jack_send_guard.hpp"
+#include "port_open_lock.hpp"
 #include "stop_signal_hold.hpp"
 
 #ifdef EMOLIVE_HAVE_RTMIDI
@@ -60,9 +62,11 @@ class RtMidiOutput final : public MidiOutput {
   // never shares a backend handle with the sending thread). It is opened by the first
   // check_connection(), off the start path: a JACK client takes tens of milliseconds to
   // open, and the first note should not wait for one that only lists ports.
-  RtMidiOutput(OpenedApi api, std::string port_name, std::string client_name = "")
+  RtMidiOutput(OpenedApi api, std::string port_name, std::string client_name = "",
+               std::string source_name = "")
       : api_(std::move(api)),
         port_name_(std::move(port_name)),
+        source_name_(std::move(source_name)),
         client_name_(client_name),
         watcher_client_(client_name.empty() ? "" : client_name + "-watch"),
         guard_((client_name.empty() ? std::string("emolive") : client_name) + "-cycles") {
@@ -131,6 +135,7 @@ class RtMidiOutput final : public MidiOutput {
   }
   std::string error_text() const override { return api_.sink->failed.load() ? api_.sink->text() : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
+  std::string source_name() const override { return source_name_; }
   int reconnects() const noexcept override { return reconnects_.load(); }
   // A named port is looked for again; a virtual one only comes back from a stall.
   bool may_recover() const noexcept override { return !client_name_.empty() || guard_.stalled(); }
@@ -337,6 +342,7 @@ class RtMidiOutput final : public MidiOutput {
 
   OpenedApi api_;
   std::string port_name_;
+  std::string source_name_;  // this output's own port as others see it (source_name())
   std::string client_name_;     // of api_'s client; empty for virtual ports (no reconnection)
   std::string watcher_client_;  // empty once the watcher is opened or failed to open
   OpenedApi watcher_;           // check_connection()'s thread only, until destruction
@@ -386,6 +392,24 @@ void close_refused(OpenedApi& api) {
   api.out->closePort();
   if (api.id == RtMidi::UNIX_JACK) std::this_thread::sleep_for(kCycleSettleTime);
 }
+
+// The port that appeared in `after` and not in `before`, named as JACK names a port `port` of
+// client `client` ("client:port", or "client-NN:port" where JACK renamed the client); "" unless
+// exactly one did.
+std::string new_own_port(const std::vector<std::string>& before, const std::vector<std::string>& after,
+                         const std::string& client, const std::string& port) {
+  std::string found;
+  for (const auto& name : after) {
+    if (std::find(before.begin(), before.end(), name) != before.end()) continue;
+    const bool own = name == client + ":" + port ||
+                     (name.rfind(client + "-", 0) == 0 && name.size() > client.size() + port.size() + 2 &&
+                      name.compare(name.size() - port.size() - 1, std::string::npos, ":" + port) == 0);
+    if (!own) continue;
+    if (!found.empty()) return "";  // two: not ours to tell apart
+    found = name;
+  }
+  return found;
+}
 }  // namespace
 
 // Neither opener holds the stop signals (StopSignalHold) around its client: a port opened so
@@ -395,7 +419,9 @@ void close_refused(OpenedApi& api) {
 std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name) {
   OpenedApi api;
   std::string name;
+  std::string source;
   {
+    const PortOpenLock serialised;  // so that the port that appears below is this one
     api = open_first_api(client_name);
     const std::vector<std::string> names = port_names(*api.out);
     const unsigned count = unsigned(names.size());
@@ -406,14 +432,17 @@ std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const st
                       std::to_string(count) + " ports)");
     }
     name = names[size_t(index)];
+    const bool jack = api.id == RtMidi::UNIX_JACK;
+    const auto before = jack ? source_port_names(api.id) : std::vector<std::string>{};
     api.sink->reset();
     api.out->openPort(unsigned(index), "out");
     if (api.sink->failed) {
       close_refused(api);
       throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text());
     }
+    if (jack) source = new_own_port(before, source_port_names(api.id), client_name, "out");
   }
-  return std::make_unique<RtMidiOutput>(std::move(api), name, client_name);
+  return std::make_unique<RtMidiOutput>(std::move(api), name, client_name, source);
 }
 
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
@@ -423,6 +452,7 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
   }
   OpenedApi api;
   {
+    const PortOpenLock serialised;  // another emolive's port of this name is there, or not yet opened
     api = open_first_api(name);
     if (api.name == "winmm") {
       throw PortError("virtual MIDI ports are not supported on Windows; install a loopback driver "
@@ -452,7 +482,8 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
                       "another name");
     }
   }
-  return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)");
+  const std::string source = api.id == RtMidi::UNIX_JACK ? name + ":" + name : name;
+  return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)", "", source);
 }
 
 #else  // no RtMidi

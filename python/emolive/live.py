@@ -393,6 +393,8 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         session.status.message(
             f"emolive: model {engine.model_card.get('name', '?')!r} -> {output_label(output, engine)}, channel "
             f"{args.channel} (MIDI only: the sound comes from the instrument listening there)")
+        if args.clock_out and engine.source_port:  # what a follower's --sync names
+            session.status.message(f"emolive: MIDI clock out from {engine.source_port!r}")
         try:
             if args.key:
                 engine.set_key(args.key, args.scale)

@@ -21,6 +21,10 @@ class MidiOutput {
   virtual bool failed() const noexcept { return false; }
   virtual std::string error_text() const { return ""; }
   virtual std::string describe() const = 0;
+  // The name other programs see this output's own port by, to connect it as a MIDI input (a
+  // clock to follow): "emolive:out", or "emolive-01:out" where JACK gave the client another
+  // name; a virtual port's "NAME:NAME". Empty where it is not known (no port, not JACK).
+  virtual std::string source_name() const { return ""; }
   // Called now and then from a non-real-time thread (never the clock thread's job): notices a
   // destination that has disappeared (program closed, device unplugged, server gone) and
   // marks the output failed; on a failed output, reconnects where it can (the same port name
@@ -61,6 +65,7 @@ class RecordingOutput final : public MidiOutput {
   bool failed() const noexcept override { return inner_ && inner_->failed(); }
   std::string error_text() const override { return inner_ ? inner_->error_text() : ""; }
   std::string describe() const override;
+  std::string source_name() const override { return inner_ ? inner_->source_name() : ""; }
   void check_connection() override {
     if (inner_) inner_->check_connection();
   }
@@ -142,6 +147,10 @@ inline constexpr const char* kTooFewDescriptors =
 // jack_client_open for a name of about 270 bytes (JACK's own limit is 255: JACK_SERVER_NAME_SIZE
 // less its NUL). "" without JACK support.
 std::string jack_server_name_refused();
+// The file whose lock one emolive process at a time holds while it opens a MIDI port on the
+// JACK server JACK_DEFAULT_SERVER names (src/port_open_lock.hpp): $XDG_RUNTIME_DIR (else /tmp)
+// /emolive-<uid>-ports-<hash of the server's name>.lock, there only while held; "" on Windows.
+std::string port_open_lock_path();
 
 // The same for another copy of libjack loaded in this process, the file `library` (python-rtmidi's
 // wheel carries its own, which the call above does not reach). False when that file is not
