@@ -53,7 +53,10 @@ def test_the_stop_handler_can_run_at_every_bytecode_of_the_main_loops_wait() -> 
 
 REPEATS_AND_NOHUP = textwrap.dedent("""
     import os, signal, time
+    from emolive import live_signals
     from emolive.live_signals import StopSignals
+
+    live_signals.REPEAT_GRACE_S = 0.2
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup emolive ...` starts it
     with StopSignals() as stop:
@@ -67,8 +70,8 @@ REPEATS_AND_NOHUP = textwrap.dedent("""
         time.sleep(0.05)
         assert stop.received == "SIGTERM"
         os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
-        try:  # a second Ctrl-C gets Python's KeyboardInterrupt back
+        time.sleep(live_signals.REPEAT_GRACE_S + 0.05)
+        try:  # a second Ctrl-C, once the stop had time, gets Python's KeyboardInterrupt back
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
         except KeyboardInterrupt:
@@ -86,8 +89,10 @@ def test_a_repeated_stop_signal_does_not_kill_and_nohup_stays_ignored() -> None:
 
 OTHER_STOP_SIGNALS = textwrap.dedent("""
     import os, signal, sys, time
+    from emolive import live_signals
     from emolive.live_signals import StopSignals
 
+    live_signals.REPEAT_GRACE_S = 0.3
     signal.signal(signal.SIGALRM, signal.SIG_IGN)  # a supervisor's choice: stays ignored
     with StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGALRM)
@@ -103,7 +108,11 @@ OTHER_STOP_SIGNALS = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGQUIT)  # Ctrl-\\: a stop like Ctrl-C's
         time.sleep(0.05)
         print(stop.received, stop.status_while_starting, flush=True)
-        os.kill(os.getpid(), signal.SIGQUIT)  # a second one is the default's again: the way out
+        os.kill(os.getpid(), signal.SIGQUIT)  # at once again: the same request (a double-tap)
+        time.sleep(0.05)
+        print("double-tap kept", flush=True)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGQUIT)  # later again: the default's, the way out of a hang
         time.sleep(0.5)
     print("not killed")
 """)
@@ -120,5 +129,33 @@ def test_the_other_stop_signals_stop_once_and_a_second_ctrl_backslash_kills() ->
 
     result = subprocess.run([sys.executable, "-c", OTHER_STOP_SIGNALS], capture_output=True, text=True,
                             timeout=30, preexec_fn=no_core_file)
-    assert result.stdout.split() == ["SIGQUIT", str(128 + signal.SIGQUIT)], result.stderr
+    assert result.stdout.split() == ["SIGQUIT", str(128 + signal.SIGQUIT), "double-tap", "kept"], result.stderr
     assert result.returncode == -signal.SIGQUIT, result.stderr
+
+
+DOUBLE_TAP = textwrap.dedent("""
+    import os, signal, time
+    from emolive import live_signals
+    from emolive.live_signals import StopSignals
+
+    live_signals.REPEAT_GRACE_S = 0.5
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)  # a performer's panic double-tap, 0.1 s on
+        time.sleep(0.1)
+        print("kept", stop.received, flush=True)
+        time.sleep(0.5)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # again once the stop had time: it hangs
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+""")
+
+
+def test_ctrl_c_twice_in_a_moment_is_one_stop_and_later_the_way_out() -> None:
+    """Ctrl-C twice 0.1 s apart exited 130 without the last line: the second had Python's
+    KeyboardInterrupt back while the stop it doubled was still ending the notes (helper-70)."""
+    result = subprocess.run([sys.executable, "-c", DOUBLE_TAP], capture_output=True, text=True, timeout=30)
+    assert result.stdout.split() == ["kept", "SIGINT", "interrupted"], (result.stdout, result.stderr)

@@ -12,14 +12,20 @@ from typing import Any
 from emolive._startup import INTERRUPTED_STATUS
 from emolive.cli_options import KEYBOARD_STOP_SIGNALS, stop_signals_to_catch
 
+#: Seconds after a Ctrl-C (or Ctrl-\\) within which the same key again is the same request: the
+#: stop under way ends every note and prints its last line in about 0.3 s, and a performer's
+#: panic double-tap (0.1 s apart) cut it short: status 130, no last line (helper-70).
+REPEAT_GRACE_S = 1.0
+
 
 class StopSignals:
     """The stop signals (``cli_options.STOP_SIGNALS``: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
     SIGUSR2, SIGALRM, SIGXCPU) set ``received`` (``requested`` is then true): every one of them used to end
-    the run, the last four killing it with notes sounding. A second Ctrl-C or Ctrl-\\ gets the
-    handler from before back (Python's KeyboardInterrupt, SIGQUIT's core dump: the way out of a
-    stop that hangs; the engine still closes on KeyboardInterrupt's way out); a second of any
-    other changes nothing, so that the stop under way ends every note (a terminal that hangs up
+    the run, the last four killing it with notes sounding. The same Ctrl-C or Ctrl-\\ again
+    REPEAT_GRACE_S or more after the first gets the handler from before back and acts at once
+    (Python's KeyboardInterrupt, SIGQUIT's core dump: the way out of a stop that hangs; the
+    engine still closes on KeyboardInterrupt's way out); sooner, and a second of any
+    other, changes nothing, so that the stop under way ends every note (a terminal that hangs up
     can send SIGHUP twice, and the second one, at its default, killed emolive with notes
     sounding). A signal other than SIGINT and SIGTERM ignored when emolive starts (``nohup
     emolive ...``, a supervisor's choice) stays ignored.
@@ -32,6 +38,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
+        self._first_at: dict[int, float] = {}  # a keyboard signal's number -> when it first came
 
     @property
     def requested(self) -> bool:
@@ -57,8 +64,12 @@ class StopSignals:
 
     def _handle(self, number: int, _frame: object) -> None:
         self.received = self.received or signal.Signals(number).name
-        if signal.Signals(number).name in KEYBOARD_STOP_SIGNALS:  # a second Ctrl-C is not ignored
+        if signal.Signals(number).name not in KEYBOARD_STOP_SIGNALS:
+            return
+        now = time.monotonic()
+        if now - self._first_at.setdefault(number, now) >= REPEAT_GRACE_S:  # the stop hangs
             signal.signal(number, self._previous.get(number, signal.SIG_DFL))
+            signal.raise_signal(number)  # acted on as the handler from before acts on it
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._previous.items():
