@@ -141,3 +141,16 @@ def test_controller_numbers_and_channel_may_be_numpy_integers() -> None:
     for bad in (True, 1.0, np.int64(128)):
         with pytest.raises(ValueError, match="valence CC must be a controller number 0..127"):
             CcMap(valence_cc=bad)
+
+
+def test_an_emotion_set_by_a_key_after_a_controller_drops_the_controllers_point_not_yet_taken() -> None:
+    """A CC, then a key within the same 50 ms poll: the main loop took the controllers after
+    the key, and the key's point (through valence/arousal) replaced the key's glide with a jump
+    (helper-70). A CC after the key still counts."""
+    steering = CcSteering()
+    steering.feed(cc(20, 0))
+    steering.feed(cc(21, 0))  # sad, not yet taken
+    steering.aim(parse_emotion("happy:0.3,sad:0.7"))  # the key: newer
+    assert steering.take() is None
+    steering.feed(cc(21, 127))  # a controller after the key: applied
+    assert steering.take() is not None

@@ -68,10 +68,14 @@ class CcSteering:
     def aim(self, emotion: Weights) -> None:
         """The emotion set another way (a key, --morph-to): the axis a controller does not move
         next keeps this one's value, not the starting emotion's (moving valence alone after
-        the key for happy gave sad, not tense). Not a change to apply."""
+        the key for happy gave sad, not tense). Not a change to apply, and newer than one
+        a controller made before it that is not yet taken: that one is dropped (taken after the
+        key, it replaced the key's glide with a jump, and a typed blend with its nearest
+        valence/arousal point; helper-70)."""
         valence, arousal = to_valence_arousal(emotion)
         with self._lock:
             self._valence, self._arousal = valence, arousal
+            self._changed = False
 
     @property
     def point(self) -> tuple[float, float]:
