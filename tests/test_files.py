@@ -562,3 +562,18 @@ def test_a_soundfont_that_cannot_be_read_or_comes_from_the_environment_is_named_
     monkeypatch.setenv("EMOLIVE_SOUNDFONT", str(tmp_path / "gone.sf2"))
     with pytest.raises(files.RenderError, match=r"gone.sf2' \(EMOLIVE_SOUNDFONT\) does not exist"):
         files.find_soundfont()
+
+
+@pytest.mark.parametrize("model_name", ["piano \u2013 v2", "\u97f3\u697d model", "cr\u00e8me", "emolive-default"])
+def test_a_model_named_beyond_latin_1_still_writes_its_files(tmp_path: Path, model_name: str) -> None:
+    """mido writes text in Latin-1: a model named with an en dash or in Japanese generated its
+    music and then wrote no file ('latin-1' codec can't encode, status 2; helper-73). The name
+    goes in Latin-1 where it fits (as before) and in UTF-8 otherwise."""
+    from emolive.midi_notes import midi_from_events
+
+    midi = midi_from_events([[0, 1, 60, 90], [4, 0, 60, 0]], 16, 120.0, 1, None, model_name)
+    path = files.write_midi(midi, tmp_path / "a.mid")
+    charset = "latin1" if model_name.isascii() or model_name == "cr\u00e8me" else "utf-8"
+    name = next(m.name for m in mido.MidiFile(str(path), charset=charset).tracks[0] if m.type == "track_name")
+    assert model_name in name
+    assert len(files.note_spans(mido.MidiFile(str(path)))) == 1

@@ -34,10 +34,11 @@ def midi_from_events(events: list[list[int]], steps: int, bpm: float, channel: i
     them; ``channel`` is 1..16, ``program`` 1..128 (sent first) or None. The track is named
     after the model."""
     ticks_per_step = TICKS_PER_BEAT // STEPS_PER_BEAT
-    midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+    name = _track_name(model_name)
+    midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT, charset=text_charset(name))
     track = mido.MidiTrack()
     midi.tracks.append(track)
-    track.append(mido.MetaMessage("track_name", name=_track_name(model_name)))
+    track.append(mido.MetaMessage("track_name", name=name))
     track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
     track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
     if program is not None:
@@ -52,6 +53,18 @@ def midi_from_events(events: list[list[int]], steps: int, bpm: float, channel: i
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=max(0, steps * ticks_per_step - now)))
     return midi
+
+
+def text_charset(text: str) -> str:
+    """How a file's text (the track name) is written: Latin-1, mido's default and what older
+    programs read, where it holds the text; else UTF-8, which DAWs read today. A model named
+    'piano – v2' (an en dash) or '音楽' could write no file at all: mido's Latin-1
+    refused the name after the music was generated (helper-73)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return "utf-8"
+    return "latin1"
 
 
 def _track_name(model_name: str) -> str:
