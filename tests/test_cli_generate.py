@@ -492,3 +492,16 @@ def test_the_summary_names_an_alias_as_given(tmp_path: Path, tiny_model_dir: Pat
     blend = generate("--model", str(tiny_model_dir), "--bars", "1", "-e", "happy:0.5,calm:0.5", "--morph-to", "Q3",
                      "-o", str(tmp_path / "b.mid"))
     assert "generated 1 bar of happy:0.50,calm:0.50 -> Q3 (sad):" in blend.stdout, blend.stdout
+
+
+@pytest.mark.parametrize("argv", [("-o", ".mid"), ("-o", ".mid", "--count", "2"), ("--plot", ".png", "--count", "2")])
+def test_a_name_that_is_only_a_suffix_exits_2_before_generating(tmp_path: Path, tiny_model_dir: Path,
+                                                                argv: tuple[str, ...]) -> None:
+    """`-o .mid --count 2` passed the checks, generated every piece, and then failed on the
+    name '.mid-1'; `-o .mid` wrote a hidden file; `--plot .png --count 2` wrote '.png-1'
+    (helper-73)."""
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                             "--bars", "1", *argv], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"{argv[1]!r} is only a suffix; give a name before it, such as 'take{argv[1]}'" in result.stderr
+    assert "generated" not in result.stdout + result.stderr and list(tmp_path.iterdir()) == []

@@ -216,6 +216,12 @@ def _check_output(option: str, path: str, args: argparse.Namespace,
         kind = "MIDI files are" if option == "-o" else "audio is"
         raise UsageError(f"{option} {path!r}: {kind} written as "
                          f"{' or '.join(WRITTEN_AS[option])}; give a name ending so")
+    name = Path(path).name
+    if name.startswith(".") and "." not in name[1:] and not files.is_stream(path):
+        # ".mid": a hidden file, and numbered ".mid-1", which the MIDI writer then refused as
+        # misnamed after generating (helper-73)
+        raise UsageError(f"{option} {path!r} is only a suffix; give a name before it, such as "
+                         f"{str(Path(path).with_name('take' + name))!r}")
     if Path(path).is_dir() or path.endswith(("/", os.sep)):  # with a name to use instead
         raise UsageError(f"{option} {path!r} is a folder; give a file name such as "
                          f"{path.rstrip('/' + os.sep)}/out{SUFFIXES[option]}")
