@@ -505,3 +505,21 @@ def test_a_name_that_is_only_a_suffix_exits_2_before_generating(tmp_path: Path, 
     assert result.returncode == 2, result.stderr
     assert f"{argv[1]!r} is only a suffix; give a name before it, such as 'take{argv[1]}'" in result.stderr
     assert "generated" not in result.stdout + result.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX")
+def test_a_dash_with_standard_output_on_a_terminal_exits_2_before_generating(tmp_path: Path,
+                                                                             tiny_model_dir: Path) -> None:
+    """`-o -` at a terminal wrote the MIDI file's bytes onto it, status 0 (helper-73)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                                 "--bars", "1", "-o", "-"], stdout=follower, stderr=subprocess.PIPE,
+                                text=True, timeout=120, cwd=tmp_path)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert result.returncode == 2, result.stderr
+    assert "-o -: standard output is a terminal" in result.stderr and "generated" not in result.stderr

@@ -126,14 +126,25 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
 
 def _dash_is_standard_output(args: argparse.Namespace) -> None:
     """``-o -`` (and ``--render -``, ``--plot -``) write to standard output, as the Unix
-    convention has it (before, a file named "-" was written)."""
+    convention has it (before, a file named "-" was written); not to a terminal."""
     for option in ("output", "render", "plot"):
         if getattr(args, option) == "-":
             flag = "-o" if option == "output" else f"--{option}"
             if 1 in FILLED_STANDARD_DESCRIPTORS or not os.path.exists("/dev/stdout"):
                 raise UsageError(f"{flag} -: standard output is closed or this system has no "
                                  "/dev/stdout; give a file name")
+            if _is_a_terminal(1):  # binary bytes would garble it (gzip refuses the same; helper-73)
+                raise UsageError(f"{flag} -: standard output is a terminal, which would show the "
+                                 f"file's bytes; redirect it (> take{SUFFIXES[flag]}), pipe it, "
+                                 "or give a file name")
             setattr(args, option, "/dev/stdout")
+
+
+def _is_a_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def _check_soundfont_option(args: argparse.Namespace) -> None:
