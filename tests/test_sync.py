@@ -131,24 +131,40 @@ def test_continue_after_stop_resumes_where_the_master_stopped() -> None:
     assert _ticks_until_running(follower) == 0 and follower.start_bar == 0  # from the top
 
 
-@pytest.mark.parametrize("pause_s", [2.0, 2.0104, 0.5 + 13 / 48])
-def test_a_stop_and_continue_is_a_pause_whatever_its_length(pause_s: float) -> None:
+@pytest.mark.parametrize("pause_s", [2.0, 2.0104, 0.5 + 13 / 48, 0.25, 0.4])
+@pytest.mark.parametrize("clock_after_stop_beats", [0, 1])
+def test_a_stop_and_continue_is_a_pause_whatever_its_length(pause_s: float, clock_after_stop_beats: int) -> None:
     """A master that stops and continues on its own tick grid (emolive's --clock-out resumes at
     a bar line) leaves a gap of a whole number of ticks: 2 s at 120 BPM are 96. The ticks after
     it lay on the old line 96 ticks on and were counted as lost: ticks_since_start jumped by
     96, and the phase lock, taking the engine for 4 beats behind, ran it 4 % fast for a minute
-    (helper-71: notes up to 61 ms off the master's 16ths). Any Stop's gap is a pause."""
+    (helper-71: notes up to 61 ms off the master's 16ths). So were the 12 of a stop shorter
+    than gap_s (0.5 s), and the 96 of a master clocking on for a beat after its Stop before it
+    fell silent (helper-72). Any gap after a Stop is a pause."""
     follower = ClockFollower()
     follower.feed(bytes([START]), 0.0)
     resume_s = _ticks(follower, 120.0, 8, 0.0)  # two bars: the master stops on a bar line
     follower.feed(bytes([STOP]), resume_s)
-    resume_s += pause_s
+    resume_s = _ticks(follower, 120.0, clock_after_stop_beats, resume_s)  # some clock on while stopped
+    resume_s = round((resume_s + pause_s) * 48) / 48 if pause_s != 2.0104 else resume_s + pause_s
     follower.feed(bytes([SONG_POSITION, 32, 0]), resume_s)  # 32 sixteenths: bar 2
     follower.feed(bytes([CONTINUE]), resume_s)
     _ticks(follower, 120.0, 8, resume_s)
     assert follower.lost_ticks == 0 and follower.pauses == 1
     assert follower.start_bar == 2 and follower.ticks_since_start == 8 * 24 - 1
     assert abs(follower.bpm - 120.0) < 0.01
+
+
+def test_clock_that_runs_on_through_a_stop_is_no_pause() -> None:
+    """A DAW that clocks on while stopped: its ticks keep their spacing, nothing to restart."""
+    follower = ClockFollower()
+    follower.feed(bytes([START]), 0.0)
+    resume_s = _ticks(follower, 120.0, 8, 0.0)
+    follower.feed(bytes([STOP]), resume_s)
+    resume_s = _ticks(follower, 120.0, 2, resume_s)
+    follower.feed(bytes([CONTINUE]), resume_s)
+    _ticks(follower, 120.0, 8, resume_s)
+    assert follower.lost_ticks == 0 and follower.pauses == 0 and abs(follower.bpm - 120.0) < 0.01
 
 
 def test_waiting_for_the_bar_line_is_known_until_the_start() -> None:

@@ -100,8 +100,7 @@ class ClockFollower:
         self._delivery_gaps: deque[float] = deque(maxlen=RECENT_TICKS)  # seconds between deliveries
         self._held_group = False  # the ticks delivered with the last one were held up
         self._ticks_after_gap = 0  # ticks since a gap longer than gap_s while they are judged (0: none is)
-        self._stopped_since_tick = False  # a Stop came after the last tick
-        self._gap_after_stop = False  # the gap being judged began with the master's Stop
+        self._stopped_since_tick = False  # a Stop came, and no tick since while the master ran
         self._settling = 0  # ticks the line still fits whatever their distance (after a pause)
         self.lost_ticks = 0  # ticks found lost so far
         self.pauses = 0  # gaps longer than gap_s seen while ticks came
@@ -179,13 +178,16 @@ class ClockFollower:
         if gap_s >= BURST_S:  # the first tick of a delivery (one JACK period's ticks, or a held-up group)
             self._held_group = self._was_held_up(gap_s)
             self._delivery_gaps.append(gap_s)
-        after_stop, self._stopped_since_tick = self._stopped_since_tick, False
-        if self._ticks_after_gap:
+        after_stop = self._stopped_since_tick
+        if self._master_running:
+            self._stopped_since_tick = False
+        if after_stop and self._recent and self._a_gap(gap_s):
+            self._start_line_afresh([])  # a pause, whatever its length (_judge_gap)
+        elif self._ticks_after_gap:
             self._judge_gap(time_s, gap_s)
-        if gap_s > self.gap_s:
+        if gap_s > self.gap_s and not after_stop:
             self._ticks_after_gap = 1  # what the gap was, the next ticks tell
-            self._gap_after_stop = after_stop
-        elif self._recent and not self._ticks_after_gap:
+        elif self._recent and not self._ticks_after_gap and not after_stop:
             self._count_lost_ticks(gap_s)
         index = self._recent[-1][0] + 1 if self._recent else 0
         self._recent.append((index, time_s))
@@ -216,11 +218,8 @@ class ClockFollower:
         steady line a whole number of ticks on, those ticks were lost (a pulled cable, the
         master playing on) and are counted; otherwise the master's clock paused: the line
         starts afresh from them and ``pauses`` counts it (the engine kept playing;
-        :class:`ClockSync` keeps its position). A gap that began with the master's Stop is a
-        pause whatever the ticks after it: a master resuming on its own tick grid (emolive's
-        --clock-out does, at a bar line) put them a whole number of ticks on, and the stopped
-        time was counted as lost ticks: the engine, taken for that many ticks behind, ran 4 %
-        fast for a minute (helper-71)."""
+        :class:`ClockSync` keeps its position). A gap after the master's Stop is not judged:
+        :meth:`_tick` takes it for a pause at once."""
         if gap_s < BURST_S:
             self._ticks_after_gap += 1
             if self._ticks_after_gap >= BURST_TICKS:
@@ -229,10 +228,27 @@ class ClockFollower:
         after = list(self._recent)[-self._ticks_after_gap:]
         self._ticks_after_gap = 0
         next_index = after[-1][0] + 1
-        lost = 0 if self._gap_after_stop else self._slipped_by([*after, (next_index, time_s)])
+        lost = self._slipped_by([*after, (next_index, time_s)])
         if lost > 0:
             self._shift_last_ticks(after, lost)
             return
+        self._start_line_afresh(after)
+
+    def _a_gap(self, gap_s: float) -> bool:
+        """Whether ``gap_s`` between two ticks is more than their usual spacing (half as long
+        again as the line's interval; any, before there is a line)."""
+        interval_s = self._steady_interval_s()
+        return interval_s is None or gap_s > 1.5 * interval_s
+
+    def _start_line_afresh(self, after: list[tuple[int, float]]) -> None:
+        """The clock paused: the line starts afresh from the ticks ``after`` it (none: from the
+        tick coming), the jitter measured so far kept, and ``pauses`` counts it. Also every gap
+        after the master's Stop, however long and wherever the ticks resume: a master going on
+        on its own tick grid (emolive's --clock-out does, at a bar line) put them a whole number
+        of ticks on, and the stopped time was counted as lost ticks: the engine, taken for that
+        many ticks behind, ran 4 % fast for up to a minute (helper-71; helper-72: also for a
+        stop shorter than gap_s, and for a master clocking on for a while after its Stop)."""
+        self._ticks_after_gap = 0
         self._recent.clear()
         self._recent.extend(after)
         self._line.reset(after)

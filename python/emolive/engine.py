@@ -26,7 +26,7 @@ from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, ST
 from emolive.emotions import EmotionLike, Weights, parse_emotion
 from emolive.outputs import PortError, find_port, list_ports, open_output
 from emolive.ports import from_argv
-from emolive.scales import ALL_PITCH_CLASSES, scale_mask, transposition
+from emolive.scales import ALL_PITCH_CLASSES, key_signature, scale_mask, transposition
 
 if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads neither
     import mido
@@ -411,8 +411,9 @@ class Engine:
     def _to_midi(self, events: np.ndarray, bars: int) -> mido.MidiFile:
         from emolive.midi_notes import midi_from_events
 
+        signature = key_signature(*self._key) if self._key is not None else None
         return midi_from_events(events.tolist(), bars * STEPS_PER_BAR, float(self._core.stats()["bpm"]),
-                                self.channel, self.program, self._model_name())
+                                self.channel, self.program, self._model_name(), signature)
 
     def _model_name(self) -> str:
         """The card's ``name``; "" when it has none or it is not text."""

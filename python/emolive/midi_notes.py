@@ -27,12 +27,13 @@ TICKS_PER_BEAT = 480  # MIDI files made from the engine's notes
 
 
 def midi_from_events(events: list[list[int]], steps: int, bpm: float, channel: int, program: int | None,
-                     model_name: str) -> mido.MidiFile:
+                     model_name: str, key_signature: str | None = None) -> mido.MidiFile:
     """The engine's notes as a one-track MIDI file of ``steps`` 16th steps (4/4) at ``bpm``.
 
     ``events`` are ``[step, is_on, pitch, velocity]`` in step order, as the engine generates
     them; ``channel`` is 1..16, ``program`` 1..128 (sent first) or None. The track is named
-    after the model."""
+    after the model. ``key_signature`` (mido's name, "F#m": :func:`emolive.scales.key_signature`)
+    is written at the start, so that a DAW or notation program shows the key played in."""
     ticks_per_step = TICKS_PER_BEAT // STEPS_PER_BEAT
     name = _track_name(model_name)
     midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT, charset=text_charset(name))
@@ -41,6 +42,8 @@ def midi_from_events(events: list[list[int]], steps: int, bpm: float, channel: i
     track.append(mido.MetaMessage("track_name", name=name))
     track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
     track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
+    if key_signature is not None:
+        track.append(mido.MetaMessage("key_signature", key=key_signature))
     if program is not None:
         track.append(mido.Message("program_change", channel=channel - 1, program=program - 1))
     now = 0  # ticks

@@ -90,3 +90,56 @@ def nearer_shift(semitones: int) -> int:
     so music moved by it keeps its register): 7 -> -5, -7 -> 5, 6 -> 6."""
     up = semitones % 12
     return up if up <= 6 else up - 12
+
+
+#: Key signatures as MIDI files name them (mido's names), by sharps (+) or flats (-).
+_MAJOR_SIGNATURES = {"Cb": -7, "Gb": -6, "Db": -5, "Ab": -4, "Eb": -3, "Bb": -2, "F": -1, "C": 0,
+                     "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F#": 6, "C#": 7}
+#: A scale's key signature: (major or minor, semitones from the scale's tonic to that key's
+#: tonic). The modes are written in their parent major's signature (D dorian as C major), as
+#: notation programs write them; chromatic has none.
+_SIGNATURE_OF_SCALE = {"major": ("major", 0), "major_pentatonic": ("major", 0), "minor": ("minor", 0),
+                       "harmonic_minor": ("minor", 0), "melodic_minor": ("minor", 0),
+                       "minor_pentatonic": ("minor", 0), "blues": ("minor", 0), "dorian": ("major", -2),
+                       "phrygian": ("major", -4), "lydian": ("major", -5), "mixolydian": ("major", -7),
+                       "locrian": ("major", -11)}
+
+
+def key_signature(key: str, scale: str) -> str | None:
+    """The MIDI key signature of ``scale`` on ``key``, as mido names it ("F#m", "Gb", "C"),
+    spelled as ``key`` is where a signature of that name exists (a key of more than 7 sharps
+    or flats takes its enharmonic: "A#" major is written "Bb"); None for a scale without one
+    (chromatic). The scale name and key as :func:`scale_mask` takes them.
+
+    >>> key_signature("F#", "minor"), key_signature("Gb", "major"), key_signature("D", "dorian")
+    ('F#m', 'Gb', 'C')
+    """
+    name = scale.strip().lower().replace(" ", "_").replace("-", "_")
+    name = _SCALE_ALIASES.get(name, name)
+    if name not in _SIGNATURE_OF_SCALE:
+        return None
+    mode, shift = _SIGNATURE_OF_SCALE[name]
+    suffix = "m" if mode == "minor" else ""
+    tonic = (pitch_class(key) + shift) % 12
+    major_tonic = (tonic + 3) % 12 if mode == "minor" else tonic  # a minor key's relative major
+    candidates = [n for n in _MAJOR_SIGNATURES if pitch_class(n) == major_tonic]  # 1, or 2 enharmonics
+    spelled = key.strip()[:1].upper() + key.strip()[1:].replace("\u266f", "#").replace("\u266d", "b")
+    for major in candidates:  # the key as written, where a signature of that name exists
+        if shift == 0 and _tonic_name(major, mode) == spelled:
+            return spelled + suffix
+    wants_flats, wants_sharps = "b" in spelled[1:], "#" in spelled[1:]
+
+    def unlike_the_key(major: str) -> bool:  # the other accidental than the key was written with
+        return (wants_flats and "#" in major) or (wants_sharps and "b" in major[1:])
+
+    major = min(candidates, key=lambda n: (unlike_the_key(n), abs(_MAJOR_SIGNATURES[n])))
+    return _tonic_name(major, mode) + suffix
+
+
+def _tonic_name(major: str, mode: str) -> str:
+    """The tonic's name of the key with ``major``'s signature in ``mode`` (its relative minor
+    three semitones down, spelled with the signature's accidentals)."""
+    if mode == "major":
+        return major
+    return {"Cb": "Ab", "Gb": "Eb", "Db": "Bb", "Ab": "F", "Eb": "C", "Bb": "G", "F": "D", "C": "A",
+            "G": "E", "D": "B", "A": "F#", "E": "C#", "B": "G#", "F#": "D#", "C#": "A#"}[major]
