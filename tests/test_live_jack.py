@@ -357,3 +357,82 @@ def test_a_port_opens_only_once_no_other_emolive_is_opening_one(jack_server: str
     assert opened and opened[0].port_name == "emolive-after-the-lock"
     opened[0].close()
     assert not os.path.exists(path)  # there only while held
+
+
+RESTART_SCRIPT = """
+import json, sys, time
+from emolive import Engine, _core
+a = Engine(model=sys.argv[1], port="emolive-restart-a", clock_out=True)
+b = Engine(model=sys.argv[1], port="emolive-restart-b", clock_out=True)
+a.play("calm"); b.play("calm")
+print(json.dumps([a.source_port, b.source_port]), flush=True)
+sys.stdin.readline()  # the server was restarted, and b's receiver came back before a's
+deadline = time.monotonic() + 40
+while (a.stats()["port_reconnects"] < 1 or b.stats()["port_reconnects"] < 1) and time.monotonic() < deadline:
+    time.sleep(0.1)
+connections = _core.JackConnections()
+print(json.dumps({"a": [a.source_port, connections.of(a.source_port or "")],
+                  "b": [b.source_port, connections.of(b.source_port or "")]}), flush=True)
+a.close(); b.close()
+"""
+
+
+def test_after_a_server_restart_each_engine_names_its_own_port_again(tiny_model_dir: Path, tmp_path: Path,
+                                                                    private_jack_server) -> None:
+    """A restarted server names the clients as they come back: the engine whose receiver
+    returned first took 'emolive', and each engine's source_port named the other's port
+    (helper-72). In a child with its own server."""
+    import json
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.jackd import stop_jackd
+
+    name = f"emolive-restart-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name)
+    os.environ["JACK_DEFAULT_SERVER"], previous = name, os.environ.get("JACK_DEFAULT_SERVER")
+    server = private_jack_server(name)
+    sinks = [Sink("emolive-restart-a"), Sink("emolive-restart-b")]
+    errors = tmp_path / "child-stderr.txt"
+    with errors.open("w") as err_file:
+        child = subprocess.Popen([sys.executable, "-c", RESTART_SCRIPT, str(tiny_model_dir)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file, text=True, env=env)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert json.loads(child.stdout.readline()) == ["emolive:out", "emolive-01:out"]
+        for sink in sinks:
+            sink.close()
+        stop_jackd(server)
+        server = private_jack_server(name)
+        sinks = [Sink("emolive-restart-b")]
+        time.sleep(3)  # b's engine reconnects first and takes the name "emolive"
+        sinks.append(Sink("emolive-restart-a"))
+        out, _ = child.communicate("go\n", timeout=90)
+        assert child.returncode == 0 and out.strip(), errors.read_text()[-3000:]
+        report = json.loads(out.strip().splitlines()[-1])
+    finally:
+        if child.poll() is None:
+            child.kill()
+        for sink in sinks:
+            sink.close()
+        if previous is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = previous
+    assert report["a"][1] == ["emolive-restart-a:emolive-restart-a"], report
+    assert report["b"][1] == ["emolive-restart-b:emolive-restart-b"], report
+    assert report["b"][0] == "emolive:out" and report["a"][0] == "emolive-01:out", report
+
+
+def test_the_port_open_lock_is_in_tmp_whatever_xdg_runtime_dir_says() -> None:
+    """With XDG_RUNTIME_DIR naming a missing folder the lock was skipped, and two processes
+    that saw that variable differently (one under sudo) locked different files (helper-72)."""
+    import subprocess
+    import sys
+
+    code = "from emolive import _core; print(_core.port_open_lock_path())"
+    paths = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=dict(os.environ, XDG_RUNTIME_DIR=runtime)).stdout.strip()
+             for runtime in ("/nonexistent", "/run/user/0", "")}
+    assert len(paths) == 1 and paths.pop().startswith(f"/tmp/emolive-{os.getuid()}-ports-")

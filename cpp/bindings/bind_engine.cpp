@@ -138,6 +138,7 @@ void register_engine(py::module_& m) {
         return py::make_tuple(w[0], w[1], w[2], w[3]);
       })
       .def_property_readonly("output", &Engine::output_description)
+      .def_property_readonly("source_name", &Engine::output_source_name)
       .def("stats", [](const Engine& e) { return stats_dict(e.stats()); })
       .def("recorded", [](const Engine& e) {
         py::list out;

@@ -85,10 +85,7 @@ void register_ports(py::module_& m) {
   py::class_<OutputHandle>(m, "Output", "A MIDI output for one Engine; made by open_output().")
       .def_property_readonly("description", [](const OutputHandle& h) {
         return port_text(h.output ? h.output->describe() : std::string("taken by an engine"));
-      })
-      .def_property_readonly("source_name", [](const OutputHandle& h) {
-        return port_text(h.output ? h.output->source_name() : std::string());
-      }, "This output's own port as other programs see it ('emolive-01:out'); '' where not known.");
+      });
   m.attr("MAX_VIRTUAL_NAME_BYTES") = kMaxVirtualNameBytes;
   m.def("open_output", &open_output, py::arg("choose") = py::none(), py::arg("virtual_name") = "",
         py::arg("client_name") = "emolive",

@@ -423,6 +423,11 @@ std::string Engine::output_description() const {
   return closed_ || !output_ ? "closed" : output_->describe();
 }
 
+std::string Engine::output_source_name() const {
+  std::lock_guard<std::mutex> parts(parts_mutex_);
+  return closed_ || !output_ ? "" : output_->source_name();
+}
+
 OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const Weights* glide_to,
                                       int glide_steps, const std::atomic<bool>* cancel) const {
   OfflineRequest request;

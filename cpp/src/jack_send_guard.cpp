@@ -212,6 +212,10 @@ bool JackSendGuard::cycles_ran_again() {
     // No counter, or one that has not counted for ~2 s on a live server: a new one, whose
     // count starts again from 0 (a stall under it shows at its own budget).
     counter_.store(nullptr, std::memory_order_release);
+    if (owner_ && owner_->server_gone()) {  // its server shut down: libjack crashes closing it
+      owner_->leak_client();
+      (void)owner_.release();
+    }
     owner_.reset();  // the server is alive: its client closes normally
     tried_ = false;
     open_once();

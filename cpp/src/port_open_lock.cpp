@@ -39,13 +39,14 @@ PortOpenLock::~PortOpenLock() {}
 #else
 
 std::string port_open_lock_path() {
+  // /tmp, not $XDG_RUNTIME_DIR: every process must find the same file, and a process started
+  // without that variable (sudo, a service) or with it naming a missing folder went
+  // unserialised (helper-72).
   const char* server = std::getenv("JACK_DEFAULT_SERVER");  // libjack's rule for the name
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx",
                 static_cast<unsigned long long>(fnv1a(server && *server ? server : "default")));
-  return std::string(runtime && *runtime ? runtime : "/tmp") + "/emolive-" + std::to_string(getuid()) +
-         "-ports-" + hash + ".lock";
+  return "/tmp/emolive-" + std::to_string(getuid()) + "-ports-" + hash + ".lock";
 }
 
 // The holder unlinks the file before it unlocks, so a process that opened the file and then

@@ -17,8 +17,9 @@ namespace emolive {
 class PortOpenLock {
  public:
   // Waits for the lock up to kWaitMs. Holds nothing where the lock file cannot be made or
-  // locked in that time (a read-only temporary folder, no descriptor free, Windows): the open
-  // goes on unserialised, as before.
+  // locked in that time (a read-only /tmp, no descriptor free, Windows): the open goes on
+  // unserialised, as before (a virtual port opened at the same moment as another of its name
+  // is then refused: rtmidi_output.cpp, own_virtual_port).
   PortOpenLock();
   ~PortOpenLock();
   PortOpenLock(const PortOpenLock&) = delete;

@@ -1,5 +1,6 @@
 // RtMidi-backed outputs. Without RtMidi at build time every entry point raises PortError.
 #include <algorithm>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -54,6 +55,24 @@ constexpr std::chrono::milliseconds kConnectSettleTime = kCycleSettleTime;
 // stall guard covers a server that stopped).
 constexpr int64_t kConnectProofCycles = 2;
 constexpr std::chrono::milliseconds kConnectProofTimeout{2000};
+
+// The port that appeared in `after` and not in `before`, named as JACK names a port `port` of
+// client `client` ("client:port", or "client-NN:port" where JACK renamed the client); "" unless
+// exactly one did.
+std::string new_own_port(const std::vector<std::string>& before, const std::vector<std::string>& after,
+                         const std::string& client, const std::string& port) {
+  std::string found;
+  for (const auto& name : after) {
+    if (std::find(before.begin(), before.end(), name) != before.end()) continue;
+    const bool own = name == client + ":" + port ||
+                     (name.rfind(client + "-", 0) == 0 && name.size() > client.size() + port.size() + 2 &&
+                      name.compare(name.size() - port.size() - 1, std::string::npos, ":" + port) == 0);
+    if (!own) continue;
+    if (!found.empty()) return "";  // two: not ours to tell apart
+    found = name;
+  }
+  return found;
+}
 
 class RtMidiOutput final : public MidiOutput {
  public:
@@ -135,7 +154,10 @@ class RtMidiOutput final : public MidiOutput {
   }
   std::string error_text() const override { return api_.sink->failed.load() ? api_.sink->text() : ""; }
   std::string describe() const override { return api_.name + " port '" + port_name_ + "'"; }
-  std::string source_name() const override { return source_name_; }
+  std::string source_name() const override {
+    std::lock_guard<std::mutex> lock(source_mutex_);
+    return source_name_;
+  }
   int reconnects() const noexcept override { return reconnects_.load(); }
   // A named port is looked for again; a virtual one only comes back from a stall.
   bool may_recover() const noexcept override { return !client_name_.empty() || guard_.stalled(); }
@@ -201,7 +223,10 @@ class RtMidiOutput final : public MidiOutput {
   // disappeared, to be reconnected when it returns. A virtual port has no connection to lose.
   void resume_after_stall() {
     pause_sends();
-    if (backend_gone(api_.id)) {
+    // server_gone() first: a server restarted at once answers backend_gone()'s probe, and the
+    // old server's counter was then closed as a live one's (a segmentation fault in
+    // jack_client_close, two engines stalled by a server's restart; found 2026-12-07).
+    if (server_gone() || backend_gone(api_.id)) {
       guard_.forget_server();
       server_lost_ = true;
     } else if (guard_.cycles_ran_again()) {
@@ -274,12 +299,17 @@ class RtMidiOutput final : public MidiOutput {
     }
     if (client_name_.empty()) return;
     if (server_lost_) {
+      // A new server may name the new client otherwise (another emolive took "emolive"
+      // first): its port is found again as it opens (helper-72: source_name() named the other
+      // engine's port after a restart).
+      const PortOpenLock serialised;
       ErrorSink probe;  // the new client's errors go to api_.sink once it is in use
       std::string why;
       std::unique_ptr<RtMidiOut> fresh = try_open_api(api_.id, client_name_, probe, why);
       if (!fresh) return;  // the server is not back
       const int index = find_port(*fresh);
       if (index < 0) return;  // the server is back, the destination not yet
+      const auto before = source_port_names(api_.id);
       pause_sends();
       guard_.forget_server();
       // The dead server's clients are left to the process's end; api_.sink stays (other
@@ -292,6 +322,9 @@ class RtMidiOutput final : public MidiOutput {
       fresh->setErrorCallback(&ErrorSink::callback, api_.sink.get());
       api_.out = std::move(fresh);
       reopen(index);
+      const std::string source = new_own_port(before, source_port_names(api_.id), client_name_, "out");
+      std::lock_guard<std::mutex> lock(source_mutex_);
+      source_name_ = source;
       return;
     }
     if (api_.id == RtMidi::UNIX_JACK && backend_gone(api_.id)) {
@@ -342,6 +375,7 @@ class RtMidiOutput final : public MidiOutput {
 
   OpenedApi api_;
   std::string port_name_;
+  mutable std::mutex source_mutex_;  // source_name_ changes on the watch thread (try_reconnect)
   std::string source_name_;  // this output's own port as others see it (source_name())
   std::string client_name_;     // of api_'s client; empty for virtual ports (no reconnection)
   std::string watcher_client_;  // empty once the watcher is opened or failed to open
@@ -393,23 +427,28 @@ void close_refused(OpenedApi& api) {
   if (api.id == RtMidi::UNIX_JACK) std::this_thread::sleep_for(kCycleSettleTime);
 }
 
-// The port that appeared in `after` and not in `before`, named as JACK names a port `port` of
-// client `client` ("client:port", or "client-NN:port" where JACK renamed the client); "" unless
-// exactly one did.
-std::string new_own_port(const std::vector<std::string>& before, const std::vector<std::string>& after,
-                         const std::string& client, const std::string& port) {
-  std::string found;
-  for (const auto& name : after) {
-    if (std::find(before.begin(), before.end(), name) != before.end()) continue;
-    const bool own = name == client + ":" + port ||
-                     (name.rfind(client + "-", 0) == 0 && name.size() > client.size() + port.size() + 2 &&
-                      name.compare(name.size() - port.size() - 1, std::string::npos, ":" + port) == 0);
-    if (!own) continue;
-    if (!found.empty()) return "";  // two: not ours to tell apart
-    found = name;
+// A JACK virtual port `name` just opened on `api`: its name as others see it, which must be
+// "NAME:NAME", the port that appeared since `before` was listed. JACK gives a client whose
+// name is taken another one ("NAME-01"), so the port a DAW sees is not "NAME:NAME" when another
+// program (a synth, another emolive's output) already has a client called NAME: refused, as the
+// banner would name a port that is not there. So is a port that cannot be told from one opened
+// at the same moment (another emolive that could not take the port-open lock). "" and
+// unchecked when nothing could be listed (a low ulimit -n): the port is there, under some name.
+std::string own_virtual_port(OpenedApi& api, const std::vector<std::string>& before, const std::string& name) {
+  const auto after = source_port_names(api.id);
+  if (after.empty()) return "";
+  const std::string own = new_own_port(before, after, name, name);
+  if (own == name + ":" + name) return own;
+  close_refused(api);
+  if (own.empty()) {
+    throw PortError("another MIDI port named '" + name + "' opened at the same moment (another "
+                    "emolive?): give the virtual port another name, or start again");
   }
-  return found;
+  throw PortError("a JACK client named '" + name + "' is already open (another program, or "
+                  "another emolive's output), so the port would be '" + own + "': give the "
+                  "virtual port another name");
 }
+
 }  // namespace
 
 // Neither opener holds the stop signals (StopSignalHold) around its client: a port opened so
@@ -451,6 +490,7 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
                                 " bytes (it names its MIDI client too), got " + std::to_string(name.size()));
   }
   OpenedApi api;
+  std::string source;  // "" where not known: no JACK, or nothing could be listed
   {
     const PortOpenLock serialised;  // another emolive's port of this name is there, or not yet opened
     api = open_first_api(name);
@@ -458,7 +498,8 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
       throw PortError("virtual MIDI ports are not supported on Windows; install a loopback driver "
                       "such as loopMIDI and pass its port name as port=...");
     }
-    if (virtual_port_listed(source_port_names(api.id), name)) {
+    const auto before = source_port_names(api.id);
+    if (virtual_port_listed(before, name)) {
       throw PortError("a MIDI port named '" + name + "' is already open (another emolive, or "
                       "another program): give the virtual port another name");
     }
@@ -469,20 +510,8 @@ std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
       throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text() +
                       "\n" + backend_setup_hint());
     }
-    // JACK gives a client whose name is taken another one ("NAME-01"), so the port a DAW sees
-    // is not "NAME:NAME" when another program (a synth, say) already has a client called NAME.
-    // Refused (api.out's destructor closes the port and client): the banner would name a port
-    // that is not there.
-    // Unchecked when nothing could be listed (a low ulimit -n): the port is there, under some name.
-    const auto listed = api.id == RtMidi::UNIX_JACK ? source_port_names(api.id) : std::vector<std::string>{};
-    if (!listed.empty() && !virtual_port_listed(listed, name)) {
-      close_refused(api);
-      throw PortError("a JACK client named '" + name + "' is already open (another program), so "
-                      "the port would be '" + name + "-01:" + name + "': give the virtual port "
-                      "another name");
-    }
+    if (api.id == RtMidi::UNIX_JACK) source = own_virtual_port(api, before, name);
   }
-  const std::string source = api.id == RtMidi::UNIX_JACK ? name + ":" + name : name;
   return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)", "", source);
 }
 

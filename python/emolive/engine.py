@@ -187,7 +187,6 @@ class Engine:
         # RSS does not hold both it and the heap freed by loading (4 MB).
         _return_freed_heap()
         output, self._port_name = open_output(port, virtual.strip() if virtual is not None else None)
-        self._source_port = output.source_name or None
         self._card: dict[str, Any] = json.loads(self._model.card_json)
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
             temperature = float(self._model.default_temperature)
@@ -227,9 +226,11 @@ class Engine:
     def source_port(self) -> str | None:
         """This engine's own MIDI port as other programs see it, to connect as an input (its
         clock, with ``clock_out``): ``'emolive:out'``, or ``'emolive-01:out'`` where another
-        program had that name first; a virtual port's ``'NAME:NAME'`` on JACK. None where not known
-        (no port, a MIDI system other than JACK)."""
-        return self._source_port
+        program had that name first; a virtual port's ``'NAME:NAME'`` on JACK. As it is now: a
+        JACK server's restart may give the client another name. None where not known (no
+        port, a MIDI system other than JACK, a closed engine)."""
+        core = self._core
+        return (core.source_name or None) if core is not None and not core.is_closed else None
 
     def __copy__(self) -> Engine:
         raise TypeError("an Engine cannot be copied (a copy would share its live engine, and "

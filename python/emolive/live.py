@@ -100,6 +100,7 @@ class Session:
         self.said_short_of_files = False  # while it is lost: that clients are refused for want of files
         self.said_missed_steps = 0  # missed steps when the model's slowness was last said (0: never)
         self.said_nonfinite = False  # said that the model gave NaN onsets
+        self.said_clock_source: str | None = None  # the port --clock-out was last said to leave from
 
     def open_inputs(self, stack: ExitStack) -> None:
         """Open --control-port and --sync (one port when both name the same one)."""
@@ -241,6 +242,15 @@ class Session:
             self.engine.resume()  # a glide under way goes on to its target
             self.status.message("emolive: continued")
 
+    def say_where_the_clock_goes(self) -> None:
+        """With --clock-out: the port a follower's --sync names, at the start and again when a
+        restarted JACK server gave the client another name (another emolive had taken it)."""
+        source = self.engine.source_port if self.args.clock_out else None
+        if source and source != self.said_clock_source:
+            now = " now" if self.said_clock_source else ""
+            self.status.message(f"emolive: MIDI clock out{now} from {source!r}")
+            self.said_clock_source = source
+
     def port_gone_for_good(self, stats: dict[str, Any]) -> bool:
         """A lost output: a virtual port ends the run (it has nothing to come back to) unless
         it may still return (a stalled JACK server); otherwise say so and play on silently: the
@@ -256,6 +266,7 @@ class Session:
             self.status.message(f"emolive: MIDI output still lost: {error}")
         elif self.port_error and not error:
             self.status.message("emolive: MIDI output is back; playing into it again")
+            self.say_where_the_clock_goes()
         if not error:
             self.said_short_of_files = False
         elif not self.said_short_of_files and _core.descriptors_were_short():
@@ -393,8 +404,7 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         session.status.message(
             f"emolive: model {engine.model_card.get('name', '?')!r} -> {output_label(output, engine)}, channel "
             f"{args.channel} (MIDI only: the sound comes from the instrument listening there)")
-        if args.clock_out and engine.source_port:  # what a follower's --sync names
-            session.status.message(f"emolive: MIDI clock out from {engine.source_port!r}")
+        session.say_where_the_clock_goes()
         try:
             if args.key:
                 engine.set_key(args.key, args.scale)

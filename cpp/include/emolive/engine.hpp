@@ -110,6 +110,9 @@ class Engine {
   std::vector<TimedMessage> recorded() const;
   std::vector<float> lateness_us() const;
   std::string output_description() const;
+  // The output's own port as others see it (MidiOutput::source_name()), as it is now: a JACK
+  // server's restart may give its client another name. "" once closed.
+  std::string output_source_name() const;
   const Model& model() const { return *model_; }
 
   // Offline: `steps` steps through a fresh generator (same code as live) with `seed`, the

@@ -148,8 +148,8 @@ inline constexpr const char* kTooFewDescriptors =
 // less its NUL). "" without JACK support.
 std::string jack_server_name_refused();
 // The file whose lock one emolive process at a time holds while it opens a MIDI port on the
-// JACK server JACK_DEFAULT_SERVER names (src/port_open_lock.hpp): $XDG_RUNTIME_DIR (else /tmp)
-// /emolive-<uid>-ports-<hash of the server's name>.lock, there only while held; "" on Windows.
+// JACK server JACK_DEFAULT_SERVER names (src/port_open_lock.hpp):
+// /tmp/emolive-<uid>-ports-<hash of the server's name>.lock, there only while held; "" on Windows.
 std::string port_open_lock_path();
 
 // The same for another copy of libjack loaded in this process, the file `library` (python-rtmidi's
