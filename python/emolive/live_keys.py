@@ -80,9 +80,9 @@ class KeyCommands:
         except ValueError as exc:
             self.messages.append(str(exc))
             return
-        self.engine.set_emotion(weights, bars=self.glide_bars)
-        if self.on_emotion is not None:
+        if self.on_emotion is not None:  # first: a controller moved after it is newer (helper-72)
             self.on_emotion(weights)
+        self.engine.set_emotion(weights, bars=self.glide_bars)
         glide = f" over {self.glide_bars} bars" if self.glide_bars else ""
         self.messages.append(f"-> {describe_as_asked(text, weights)}{glide}")  # an alias: its quadrant too
 
