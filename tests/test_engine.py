@@ -642,3 +642,37 @@ def test_a_stalled_process_is_not_taken_for_a_model_that_cannot_keep_up(tiny_mod
     assert child.returncode == 0, err[-2000:]
     missed, step = (int(x) for x in out.split())
     assert step > 60 and missed == 0, (missed, step)  # 400 BPM: 26.7 steps a second, for 3 s
+
+
+def _key_signatures(midi: mido.MidiFile) -> list[str]:
+    return [m.key for track in midi.tracks for m in track if m.type == "key_signature"]
+
+
+def test_a_piece_in_a_key_says_its_key_signature(engine: Engine) -> None:
+    """Files made with --key/--scale held no key signature: a DAW or a notation program showed
+    them in C major (helper-73). A mode is written in its parent major's signature, as notation
+    does; no key, or no scale on a model with a tonic (the emotion picks the mode), none."""
+    engine.set_key("F#", "minor")
+    assert _key_signatures(engine.generate(1, "sad")) == ["F#m"]
+    assert [_key_signatures(m) for m in engine.generate_many(2, 1, "sad")] == [["F#m"], ["F#m"]]
+    engine.set_key("Gb", "major")
+    assert _key_signatures(engine.generate(1)) == ["Gb"]
+    engine.set_key("D", "dorian")
+    assert _key_signatures(engine.generate(1)) == ["C"]
+    engine.set_key("D", "chromatic")
+    assert _key_signatures(engine.generate(1)) == []
+    engine.set_key(None)
+    assert _key_signatures(engine.generate(1)) == []
+
+
+@pytest.mark.parametrize(("key", "scale", "signature"), [
+    ("C", "major", "C"), ("A", "minor", "Am"), ("F#", "minor", "F#m"), ("Gb", "minor", "F#m"),
+    ("A#", "major", "Bb"), ("bb", "aeolian", "Bbm"), ("G\u266d", "major", "Gb"), ("D#", "dorian", "C#"),
+    ("Eb", "dorian", "Db"), ("E", "phrygian", "C"), ("A", "blues", "Am"), ("C", "major pentatonic", "C"),
+    ("G", "chromatic", None)])
+def test_key_signatures_are_spelled_as_the_key_where_one_is(key: str, scale: str, signature: str | None) -> None:
+    from emolive.scales import key_signature
+
+    assert key_signature(key, scale) == signature
+    if signature is not None:
+        mido.MetaMessage("key_signature", key=signature)  # one a MIDI file can hold
