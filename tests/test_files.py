@@ -577,3 +577,17 @@ def test_a_model_named_beyond_latin_1_still_writes_its_files(tmp_path: Path, mod
     name = next(m.name for m in mido.MidiFile(str(path), charset=charset).tracks[0] if m.type == "track_name")
     assert model_name in name
     assert len(files.note_spans(mido.MidiFile(str(path)))) == 1
+
+
+def test_a_link_named_for_one_format_to_a_file_of_another_is_refused(tmp_path: Path) -> None:
+    """take.mid -> song.wav: the WAV was replaced by MIDI without a word (helper-73); the link's
+    own name passed the check."""
+    song = tmp_path / "song.wav"
+    song.write_bytes(b"RIFF....WAVE")
+    (tmp_path / "take.mid").symlink_to(song)
+    with pytest.raises(ValueError, match=r"MIDI files are written as"):
+        files.write_midi(_c_major_arpeggio(), tmp_path / "take.mid")
+    assert song.read_bytes() == b"RIFF....WAVE"
+    (tmp_path / "other.mid").symlink_to(tmp_path / "other-take.mid")  # a link to a MIDI name: written through
+    files.write_midi(_c_major_arpeggio(), tmp_path / "other.mid")
+    assert (tmp_path / "other-take.mid").read_bytes()[:4] == b"MThd"

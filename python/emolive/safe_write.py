@@ -118,11 +118,20 @@ WAV_SUFFIXES = (".wav",)
 
 
 def misnamed(path: str | Path, suffixes: tuple[str, ...]) -> bool:
-    """Whether ``path`` ends in a suffix that is not one of ``suffixes`` (and is no stream). A
-    name that is all suffix (".wav", which pathlib gives none) is taken as one."""
-    name = Path(path).name.lower()
-    suffix = Path(path).suffix.lower() or (name if name.startswith(".") else "")
-    return bool(suffix) and suffix not in suffixes and not is_stream(path)
+    """Whether ``path``, or the file a link there leads to, ends in a suffix that is not one of
+    ``suffixes`` (and is no stream). A name that is all suffix (".wav", which pathlib gives
+    none) is taken as one. (A link take.mid -> song.wav had the WAV replaced by MIDI;
+    helper-73.)"""
+    if is_stream(path):
+        return False
+    names = [Path(path)] + ([Path(os.path.realpath(path))] if os.path.islink(path) else [])
+    return any(_suffix_outside(name, suffixes) for name in names)
+
+
+def _suffix_outside(path: Path, suffixes: tuple[str, ...]) -> bool:
+    name = path.name.lower()
+    suffix = path.suffix.lower() or (name if name.startswith(".") else "")
+    return bool(suffix) and suffix not in suffixes
 
 
 def check_suffix(path: str | Path, suffixes: tuple[str, ...], what: str) -> None:
