@@ -384,6 +384,20 @@ def test_a_sudden_tempo_change_is_back_on_the_masters_beat_within_a_few_beats(
     assert max(abs(e) for e in after) * interval_ms < 10.0
 
 
+@pytest.mark.parametrize(("old_bpm", "new_bpm"), [(120.0, 115.0), (100.0, 95.0)])
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_small_change_through_256_frame_periods_is_read_within_a_beat(old_bpm: float, new_bpm: float,
+                                                                        seed: int) -> None:
+    """Ticks delivered at a period's start lie a whole number of periods apart: 120 -> 115 BPM
+    read as 117.2 (4 periods a tick) for 4.5 beats and the follower was within 10 ms of the
+    master's beat only after 6 (100 -> 95: 93.75, 8 beats; helper-74)."""
+    times = tick_times([(16, old_bpm), (24, new_bpm)])
+    followed = follow(times, delivered(times, 256, seed=seed), start_bpm=old_bpm)
+    assert all(abs(b - new_bpm) < 0.01 * new_bpm for b in followed.bpm[17 * 24:])
+    interval_ms = 60_000.0 / (new_bpm * 24)
+    assert max(abs(e) for e in followed.error_ticks[17 * 24:]) * interval_ms < 10.0
+
+
 def test_a_tempo_ramp_is_followed() -> None:
     ramp = [(0.25, 120.0 + 20.0 * step / 32) for step in range(32)]  # 120 -> 140 over 8 beats
     times = tick_times([(16, 120.0), *ramp, (16, 140.0)])

@@ -368,9 +368,14 @@ class ClockFollower:
                 break
             first -= 1
         self._line.reset(recent[first:])
+        # The new line fits every tick for a while (see _fit): 2 beats where a period's jitter
+        # nears a tick, else 1. Ticks each delivered at a period's start (256 frames: 5.3 ms)
+        # then lay a whole number of periods apart, and a line of 6-12 of them, with a tolerance
+        # under a period, read 120 -> 115 BPM as 117.2 (4 periods a tick), left it again and
+        # again and took 4-6 beats to read 115; the follower 11-21 ms off meanwhile (helper-74).
         interval_s = self._line.interval_s()
-        if interval_s is None or tolerance_s > interval_s / 4.0:
-            self._settling = SETTLE_TICKS  # see _fit: a period's jitter misleads a short line
+        coarse = interval_s is None or tolerance_s > interval_s / 4.0
+        self._settling = SETTLE_TICKS if coarse else SETTLE_TICKS // 2
         self._last_fitted = True
         self._off_line.clear()
         self._suspect_lost = 0  # a gap judged by the old tempo's interval
