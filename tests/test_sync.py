@@ -155,6 +155,37 @@ def test_a_stop_and_continue_is_a_pause_whatever_its_length(pause_s: float, cloc
     assert abs(follower.bpm - 120.0) < 0.01
 
 
+@pytest.mark.parametrize("period_frames", [0, 256, 1024])
+@pytest.mark.parametrize("stopped_bpm", [100.0, 75.0])
+def test_a_tempo_set_while_stopped_is_read_by_the_continue(period_frames: int, stopped_bpm: float) -> None:
+    """A DAW clocking on while stopped, at a tempo set meanwhile: the line restarted at every
+    tick while stopped (any gap was one to a line just restarted), the tempo stayed 120 and
+    the follower counted a pause a tick (helper-75). One pause, and the new tempo at Continue."""
+    times = tick_times([(8, 120.0), (8, stopped_bpm), (4, stopped_bpm)])
+    stamps = delivered(times, period_frames, seed=3)
+    follower = ClockFollower()
+    follower.feed(bytes([START]), 0.0)
+    for k, stamp in enumerate(stamps):
+        if k == 8 * 24:
+            follower.feed(bytes([STOP]), times[k] - 0.001)
+        if k == 16 * 24:
+            follower.feed(bytes([CONTINUE]), times[k] - 0.001)
+            assert abs(follower.bpm - stopped_bpm) < 0.01 * stopped_bpm
+        if stamp is not None:
+            follower.feed(bytes([CLOCK]), stamp)
+    assert follower.pauses <= 1 and follower.lost_ticks == 0
+    assert abs(follower.bpm - stopped_bpm) < 0.01 * stopped_bpm
+
+
+def test_a_clock_begun_after_a_stop_is_read() -> None:
+    """A Stop before any tick, then a clock: every tick restarted the line, no tempo was read
+    (helper-75)."""
+    follower = ClockFollower()
+    follower.feed(bytes([STOP]), 0.0)
+    _ticks(follower, 100.0, 4, 0.01)
+    assert follower.bpm is not None and abs(follower.bpm - 100.0) < 0.01 and follower.pauses <= 1
+
+
 def test_clock_that_runs_on_through_a_stop_is_no_pause() -> None:
     """A DAW that clocks on while stopped: its ticks keep their spacing, nothing to restart."""
     follower = ClockFollower()

@@ -321,10 +321,7 @@ class RtMidiOutput final : public MidiOutput {
       watcher_client_ = client_name_ + "-watch";
       fresh->setErrorCallback(&ErrorSink::callback, api_.sink.get());
       api_.out = std::move(fresh);
-      reopen(index);
-      const std::string source = new_own_port(before, source_port_names(api_.id), client_name_, "out");
-      std::lock_guard<std::mutex> lock(source_mutex_);
-      source_name_ = source;
+      reopen(index, &before);
       return;
     }
     if (api_.id == RtMidi::UNIX_JACK && backend_gone(api_.id)) {
@@ -344,11 +341,18 @@ class RtMidiOutput final : public MidiOutput {
   }
 
   // Open port `index` on api_ (sends paused); clears the failure only if RtMidi reports none.
-  void reopen(int index) {
+  // `sources_before`: the source ports listed before a fresh client opened, to find this
+  // output's own port among them again (source_name()) before the reconnection is counted.
+  void reopen(int index, const std::vector<std::string>* sources_before = nullptr) {
     if (index >= 0) {
       api_.sink->reset();
       api_.out->openPort(unsigned(index), "out");
       if (!api_.sink->failed) {
+        if (sources_before) {
+          std::string source = new_own_port(*sources_before, source_port_names(api_.id), client_name_, "out");
+          std::lock_guard<std::mutex> lock(source_mutex_);
+          source_name_ = std::move(source);
+        }
         server_lost_ = false;
         reconnects_.fetch_add(1);
         mark_connected();

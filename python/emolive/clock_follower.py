@@ -101,6 +101,7 @@ class ClockFollower:
         self._held_group = False  # the ticks delivered with the last one were held up
         self._ticks_after_gap = 0  # ticks since a gap longer than gap_s while they are judged (0: none is)
         self._stopped_since_tick = False  # a Stop came, and no tick since while the master ran
+        self._restarted_since_stop = False  # the line started afresh after the last Stop
         self._settling = 0  # ticks the line still fits whatever their distance (after a pause)
         self.lost_ticks = 0  # ticks found lost so far
         self.pauses = 0  # gaps longer than gap_s seen while ticks came
@@ -170,7 +171,7 @@ class ClockFollower:
                 self._start_at = -(-self._position // TICKS_PER_BAR) * TICKS_PER_BAR  # next bar line
             elif status == STOP:
                 self._master_running, self._start_at = False, None
-                self._stopped_since_tick = True
+                self._stopped_since_tick, self._restarted_since_stop = True, False
                 self._set_running(False)
 
     def _tick(self, time_s: float) -> None:
@@ -181,8 +182,13 @@ class ClockFollower:
         after_stop = self._stopped_since_tick
         if self._master_running:
             self._stopped_since_tick = False
-        if after_stop and self._recent and self._a_gap(gap_s):
-            self._start_line_afresh([])  # a pause, whatever its length (_judge_gap)
+        if after_stop and self._recent and (gap_s > self.gap_s or
+                                            (not self._restarted_since_stop and self._a_gap(gap_s))):
+            # A pause, whatever its length (_judge_gap): the first gap after the Stop, and then
+            # any silence while stopped. Only those: the gaps of a clock running on while
+            # stopped restarted the line at every tick at 1024 frames (helper-75).
+            self._start_line_afresh([])
+            self._restarted_since_stop = True
         elif self._ticks_after_gap:
             self._judge_gap(time_s, gap_s)
         if gap_s > self.gap_s and not after_stop:
@@ -235,10 +241,15 @@ class ClockFollower:
         self._start_line_afresh(after)
 
     def _a_gap(self, gap_s: float) -> bool:
-        """Whether ``gap_s`` between two ticks is more than their usual spacing (half as long
-        again as the line's interval; any, before there is a line)."""
+        """Whether ``gap_s`` between two ticks is more than their usual spacing: half as long
+        again as the line's interval, or, before the line has one (just after it started
+        afresh), as the usual gap between deliveries. (Any gap was one then, and a clock
+        running on while stopped restarted the line at every tick: its tempo was never read;
+        helper-75.)"""
         interval_s = self._steady_interval_s()
-        return interval_s is None or gap_s > 1.5 * interval_s
+        if interval_s is None:
+            return len(self._delivery_gaps) < 2 or gap_s > 1.5 * statistics.median(self._delivery_gaps)
+        return gap_s > 1.5 * interval_s
 
     def _start_line_afresh(self, after: list[tuple[int, float]]) -> None:
         """The clock paused: the line starts afresh from the ticks ``after`` it (none: from the

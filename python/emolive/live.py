@@ -199,6 +199,7 @@ class Session:
                     return 1
                 self.say_when_the_model_falls_behind(stats)
                 self.say_when_the_model_gives_nan(stats)
+                self.say_where_the_clock_goes()
                 self.show(stats)
         return 0
 
@@ -244,7 +245,10 @@ class Session:
 
     def say_where_the_clock_goes(self) -> None:
         """With --clock-out: the port a follower's --sync names, at the start and again when a
-        restarted JACK server gave the client another name (another emolive had taken it)."""
+        restarted JACK server gave the client another name (another emolive had taken it).
+        Looked at in every turn of the main loop (a string read under a lock): the name is
+        found some 25 ms after the output's failure clears, and a look at that moment only
+        read the old one (helper-75)."""
         source = self.engine.source_port if self.args.clock_out else None
         if source and source != self.said_clock_source:
             now = " now" if self.said_clock_source else ""
@@ -266,7 +270,6 @@ class Session:
             self.status.message(f"emolive: MIDI output still lost: {error}")
         elif self.port_error and not error:
             self.status.message("emolive: MIDI output is back; playing into it again")
-            self.say_where_the_clock_goes()
         if not error:
             self.said_short_of_files = False
         elif not self.said_short_of_files and _core.descriptors_were_short():
