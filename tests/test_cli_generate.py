@@ -494,7 +494,8 @@ def test_the_summary_names_an_alias_as_given(tmp_path: Path, tiny_model_dir: Pat
     assert "generated 1 bar of happy:0.50,calm:0.50 -> Q3 (sad):" in blend.stdout, blend.stdout
 
 
-@pytest.mark.parametrize("argv", [("-o", ".mid"), ("-o", ".mid", "--count", "2"), ("--plot", ".png", "--count", "2")])
+@pytest.mark.parametrize("argv", [("-o", ".mid"), ("-o", ".mid", "--count", "2"), ("--plot", ".png", "--count", "2"),
+                                  ("-o", "..mid", "--count", "2")])
 def test_a_name_that_is_only_a_suffix_exits_2_before_generating(tmp_path: Path, tiny_model_dir: Path,
                                                                 argv: tuple[str, ...]) -> None:
     """`-o .mid --count 2` passed the checks, generated every piece, and then failed on the
@@ -503,7 +504,7 @@ def test_a_name_that_is_only_a_suffix_exits_2_before_generating(tmp_path: Path, 
     result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
                              "--bars", "1", *argv], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
-    assert f"{argv[1]!r} is only a suffix; give a name before it, such as 'take{argv[1]}'" in result.stderr
+    assert f"{argv[1]!r} is only a suffix; give a name before it, such as 'take.{argv[1].lstrip('.')}'" in result.stderr
     assert "generated" not in result.stdout + result.stderr and list(tmp_path.iterdir()) == []
 
 
@@ -523,3 +524,19 @@ def test_a_dash_with_standard_output_on_a_terminal_exits_2_before_generating(tmp
         os.close(leader)
     assert result.returncode == 2, result.stderr
     assert "-o -: standard output is a terminal" in result.stderr and "generated" not in result.stderr
+
+
+@pytest.mark.parametrize("argv", [("-o", "take.mid"), ("--plot", "pr.png"), ("-o", "take.mid", "--count", "2")])
+def test_a_link_to_a_file_of_another_format_exits_2_before_generating(tmp_path: Path, tiny_model_dir: Path,
+                                                                      argv: tuple[str, ...]) -> None:
+    """--plot through a link pr.png -> song.wav wrote a PNG into the WAV; a numbered name that
+    was such a link (take-1.mid with --count 2) was refused only after generating (helper-75)."""
+    song = tmp_path / "song.wav"
+    song.write_bytes(b"RIFF....WAVE")
+    name = argv[1] if "--count" not in argv else "take-1.mid"
+    (tmp_path / name).symlink_to(song)
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                             "--bars", "1", *argv], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"{name!r} is a link to {str(song)!r}, a file named for another" in result.stderr
+    assert "generated" not in result.stdout + result.stderr and song.read_bytes() == b"RIFF....WAVE"

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import random
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -223,16 +224,17 @@ def check_outputs(args: argparse.Namespace) -> None:
 def _check_output(option: str, path: str, args: argparse.Namespace,
                   read: dict[tuple[int, int] | None, str], written_by: dict[str, str]) -> None:
     """check_outputs' checks of one option's file(s); ``written_by`` collects the paths."""
-    if option in WRITTEN_AS and files.misnamed(path, WRITTEN_AS[option]):
+    if option in WRITTEN_AS and files.misnamed(path, WRITTEN_AS[option]) \
+            and files.link_leads_elsewhere(path, WRITTEN_AS[option]) is None:  # links: below
         kind = "MIDI files are" if option == "-o" else "audio is"
         raise UsageError(f"{option} {path!r}: {kind} written as "
                          f"{' or '.join(WRITTEN_AS[option])}; give a name ending so")
     name = Path(path).name
-    if name.startswith(".") and "." not in name[1:] and not files.is_stream(path):
-        # ".mid": a hidden file, and numbered ".mid-1", which the MIDI writer then refused as
-        # misnamed after generating (helper-73)
+    if re.fullmatch(r"\.+[^.]+", name) and not files.is_stream(path):
+        # ".mid", "..mid": a hidden file, and numbered ".mid-1", which the MIDI writer then
+        # refused as misnamed after generating (helper-73, helper-75)
         raise UsageError(f"{option} {path!r} is only a suffix; give a name before it, such as "
-                         f"{str(Path(path).with_name('take' + name))!r}")
+                         f"{str(Path(path).with_name('take.' + name.lstrip('.')))!r}")
     if Path(path).is_dir() or path.endswith(("/", os.sep)):  # with a name to use instead
         raise UsageError(f"{option} {path!r} is a folder; give a file name such as "
                          f"{path.rstrip('/' + os.sep)}/out{SUFFIXES[option]}")
@@ -246,9 +248,25 @@ def _check_output(option: str, path: str, args: argparse.Namespace,
         if _identity(each) in read:
             raise UsageError(f"{option} {each!r} is {read[_identity(each)]}, which this command "
                              "reads; give another file")
+        _check_name(option, each)  # a (numbered) name may be a link to a file of another format
         same = written_by.setdefault(os.path.realpath(each), option)
         if same != option:
             raise UsageError(f"{same} and {option} would both write {each!r}; give each its own file")
+
+
+def _check_name(option: str, path: str) -> None:
+    """UsageError for a name the option's format does not take, or a link there to a file
+    named for another format (take.mid -> song.wav; a plot's too: --plot pr.png -> song.wav
+    wrote a PNG into the WAV; helper-73, helper-75)."""
+    if option in WRITTEN_AS:
+        kind = "MIDI files are" if option == "-o" else "audio is"
+        try:
+            files.check_suffix(path, WRITTEN_AS[option], kind)
+        except ValueError as err:
+            raise UsageError(f"{option} {err}") from None
+    elif (target := files.link_leads_elsewhere(path, (Path(path).suffix.lower(),))) is not None:
+        raise UsageError(f"{option} {path!r} is a link to {target!r}, a file named for another "
+                         "format; give another name, or remove the link")
 
 
 def _identity(path: str | Path) -> tuple[int, int] | None:

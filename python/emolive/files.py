@@ -19,12 +19,12 @@ from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks,
                                 note_spans, time_signature)
 from emolive.piano_roll import MAX_BAR_LINES, check_plotting, plot_extent, plot_piano_roll
 from emolive.safe_write import (MIDI_SUFFIXES, WAV_SUFFIXES, WriteError, check_suffix, check_writable, is_stream,
-                                misnamed, replaced_on_success)
+                                link_leads_elsewhere, misnamed, replaced_on_success)
 
 __all__ = ["INSTALL_HINT", "MAX_BAR_LINES", "MAX_SAMPLE_RATE", "MAX_WAV_BYTES", "MIDI_SUFFIXES", "MIN_SAMPLE_RATE",
            "SOUNDFONT_CANDIDATES", "SOUNDFONT_FORMS", "TICKS_PER_BEAT", "NoteSpan", "RenderError", "bar_beats",
            "beat_ticks", "check_plotting", "check_wav_fits", "check_writable", "find_renderer", "find_soundfont",
-           "is_stream", "length_beats", "misnamed", "note_spans", "plot_extent", "plot_piano_roll",
+           "is_stream", "length_beats", "link_leads_elsewhere", "misnamed", "note_spans", "plot_extent", "plot_piano_roll",
            "WAV_SUFFIXES", "WriteError", "check_suffix", "render_wav", "replaced_on_success", "time_signature", "write_midi"]
 
 

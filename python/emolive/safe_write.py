@@ -120,24 +120,35 @@ WAV_SUFFIXES = (".wav",)
 def misnamed(path: str | Path, suffixes: tuple[str, ...]) -> bool:
     """Whether ``path``, or the file a link there leads to, ends in a suffix that is not one of
     ``suffixes`` (and is no stream). A name that is all suffix (".wav", which pathlib gives
-    none) is taken as one. (A link take.mid -> song.wav had the WAV replaced by MIDI;
-    helper-73.)"""
+    none) is taken as one; a link's file's name is taken by its suffix alone (a link to
+    ".current" is no misnamed file). (A link take.mid -> song.wav had the WAV replaced by
+    MIDI; helper-73.)"""
     if is_stream(path):
         return False
-    names = [Path(path)] + ([Path(os.path.realpath(path))] if os.path.islink(path) else [])
-    return any(_suffix_outside(name, suffixes) for name in names)
+    name = Path(path).name.lower()
+    suffix = Path(path).suffix.lower() or (name if name.startswith(".") else "")
+    return (bool(suffix) and suffix not in suffixes) or link_leads_elsewhere(path, suffixes) is not None
 
 
-def _suffix_outside(path: Path, suffixes: tuple[str, ...]) -> bool:
-    name = path.name.lower()
-    suffix = path.suffix.lower() or (name if name.startswith(".") else "")
-    return bool(suffix) and suffix not in suffixes
+def link_leads_elsewhere(path: str | Path, suffixes: tuple[str, ...]) -> str | None:
+    """The file a link at ``path`` leads to, where its suffix is not one of ``suffixes``; None
+    for no link, or a link to a file named for the format (or with no suffix)."""
+    if not os.path.islink(path):
+        return None
+    target = os.path.realpath(path)
+    suffix = Path(target).suffix.lower()
+    return target if suffix and suffix not in suffixes else None
 
 
 def check_suffix(path: str | Path, suffixes: tuple[str, ...], what: str) -> None:
     """ValueError when ``path`` is misnamed for ``what`` ("MIDI files are", "audio is")."""
-    if misnamed(path, suffixes):
-        raise ValueError(f"{str(path)!r}: {what} written as {' or '.join(suffixes)}; give a name ending so")
+    if not misnamed(path, suffixes):
+        return
+    if (target := link_leads_elsewhere(path, suffixes)) is not None:
+        raise ValueError(f"{str(path)!r} is a link to {target!r}, a file named for another format "
+                         f"({what} written as {' or '.join(suffixes)}); give another name, or remove "
+                         "the link")
+    raise ValueError(f"{str(path)!r}: {what} written as {' or '.join(suffixes)}; give a name ending so")
 
 
 def is_stream(path: str | Path) -> bool:
