@@ -368,7 +368,8 @@ a.play("calm"); b.play("calm")
 print(json.dumps([a.source_port, b.source_port]), flush=True)
 sys.stdin.readline()  # the server was restarted, and b's receiver came back before a's
 deadline = time.monotonic() + 40
-while (a.stats()["port_reconnects"] < 1 or b.stats()["port_reconnects"] < 1) and time.monotonic() < deadline:
+while (a.stats()["port_reconnects"] < 1 or b.stats()["port_reconnects"] < 1 or a.source_port is None
+       or b.source_port is None) and time.monotonic() < deadline:  # found a check or two after
     time.sleep(0.1)
 connections = _core.JackConnections()
 print(json.dumps({"a": [a.source_port, connections.of(a.source_port or "")],
@@ -381,7 +382,9 @@ def test_after_a_server_restart_each_engine_names_its_own_port_again(tiny_model_
                                                                     private_jack_server) -> None:
     """A restarted server names the clients as they come back: the engine whose receiver
     returned first took 'emolive', and each engine's source_port named the other's port
-    (helper-72). In a child with its own server."""
+    (helper-72). Also, a segmentation fault there (a stall across the restart closed the dead
+    server's cycle counter), and a listing client opened at the reconnection stalled the new
+    server for good (the reconnection then never came). In a child with its own server."""
     import json
     import subprocess
     import sys
@@ -405,9 +408,10 @@ def test_after_a_server_restart_each_engine_names_its_own_port_again(tiny_model_
             sink.close()
         stop_jackd(server)
         server = private_jack_server(name)
-        sinks = [Sink("emolive-restart-b")]
-        time.sleep(3)  # b's engine reconnects first and takes the name "emolive"
-        sinks.append(Sink("emolive-restart-a"))
+        sinks = [Sink("emolive")]  # another program now has the client name "emolive"
+        squatted = "emolive:emolive" in subprocess.run(["jack_lsp"], capture_output=True, text=True,
+                                                        env=env).stdout.split()
+        sinks += [Sink("emolive-restart-b"), Sink("emolive-restart-a")]
         out, _ = child.communicate("go\n", timeout=90)
         assert child.returncode == 0 and out.strip(), errors.read_text()[-3000:]
         report = json.loads(out.strip().splitlines()[-1])
@@ -422,7 +426,9 @@ def test_after_a_server_restart_each_engine_names_its_own_port_again(tiny_model_
             os.environ["JACK_DEFAULT_SERVER"] = previous
     assert report["a"][1] == ["emolive-restart-a:emolive-restart-a"], report
     assert report["b"][1] == ["emolive-restart-b:emolive-restart-b"], report
-    assert report["b"][0] == "emolive:out" and report["a"][0] == "emolive-01:out", report
+    assert report["a"][0] != report["b"][0]
+    if squatted:  # neither may still say the name it had before: a's was emolive:out
+        assert "emolive:out" not in (report["a"][0], report["b"][0]), report
 
 
 def test_the_port_open_lock_is_in_tmp_whatever_xdg_runtime_dir_says() -> None:

@@ -29,4 +29,15 @@ inline std::string probe_client_name(const char* base) {
   return std::string(base) + "-" + std::to_string(process_id());
 }
 
+// Whether `name` is JACK's name for a port `port` of a client asked to be called `client`:
+// "client:port", or "client-NN:port" where JACK gave it another name (one was taken).
+inline bool named_as_client_port(const std::string& name, const std::string& client, const std::string& port) {
+  const std::string tail = ":" + port;
+  if (name == client + tail) return true;
+  if (name.size() <= client.size() + tail.size() + 1 || name.rfind(client + "-", 0) != 0) return false;
+  if (name.compare(name.size() - tail.size(), std::string::npos, tail) != 0) return false;
+  const std::string number = name.substr(client.size() + 1, name.size() - tail.size() - client.size() - 1);
+  return number.find_first_not_of("0123456789") == std::string::npos;
+}
+
 }  // namespace emolive

@@ -153,6 +153,24 @@ JackCycles::~JackCycles() {
   if (client_ && !leak_) jack_client_close(static_cast<jack_client_t*>(client_));
 }
 
+std::string JackCycles::source_connected_to(const std::string& client_name, const std::string& port_name,
+                                            const std::string& destination) const {
+  auto* client = static_cast<jack_client_t*>(client_);
+  const char** ports = jack_get_ports(client, nullptr, JACK_DEFAULT_MIDI_TYPE, JackPortIsOutput);
+  if (!ports) return "";
+  std::string found;
+  int matches = 0;
+  for (const char** name = ports; *name; ++name) {
+    if (!named_as_client_port(*name, client_name, port_name)) continue;
+    jack_port_t* port = jack_port_by_name(client, *name);
+    if (!port || !jack_port_connected_to(port, destination.c_str())) continue;
+    found = *name;
+    ++matches;
+  }
+  jack_free(ports);
+  return matches == 1 ? found : "";
+}
+
 void JackCycles::on_shutdown(void* self) {
   static_cast<JackCycles*>(self)->server_gone_.store(true, std::memory_order_release);
 }
@@ -177,6 +195,9 @@ std::vector<std::string> JackConnections::of(const std::string&) const { return 
 std::unique_ptr<JackCycles> JackCycles::open(const std::string&) { return nullptr; }
 JackCycles::~JackCycles() = default;
 int JackCycles::on_process(uint32_t, void*) { return 0; }
+std::string JackCycles::source_connected_to(const std::string&, const std::string&, const std::string&) const {
+  return "";
+}
 
 #endif
 

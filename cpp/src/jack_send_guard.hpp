@@ -48,6 +48,11 @@ class JackCycles {
   // of that server are zombies then. Any thread.
   bool server_gone() const noexcept { return server_gone_.load(std::memory_order_acquire); }
   void leak_client() noexcept { leak_ = true; }
+  // The one output port named as a port `port` of a client asked to be called `client`
+  // (client_names.hpp, named_as_client_port) that is connected to `destination`; "" where
+  // none or several are. Through this client: no other is opened.
+  std::string source_connected_to(const std::string& client, const std::string& port,
+                                  const std::string& destination) const;
 
  private:
   JackCycles() = default;
@@ -94,6 +99,12 @@ class JackSendGuard {
   // Whether the counter's server shut down (JackCycles::server_gone); false without a counter.
   // The thread that calls open_once() and forget_server().
   bool server_gone() const noexcept { return owner_ && owner_->server_gone(); }
+  // JackCycles::source_connected_to through the counter; "" without one. The thread that
+  // calls open_once().
+  std::string source_connected_to(const std::string& client, const std::string& port,
+                                  const std::string& destination) const {
+    return owner_ && !owner_->server_gone() ? owner_->source_connected_to(client, port, destination) : "";
+  }
   // The server has gone (sends paused): its counter's client is left to the process's end,
   // any stall is dropped, and the next open_once() opens a counter on the next server.
   void forget_server();

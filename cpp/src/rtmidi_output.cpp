@@ -64,10 +64,7 @@ std::string new_own_port(const std::vector<std::string>& before, const std::vect
   std::string found;
   for (const auto& name : after) {
     if (std::find(before.begin(), before.end(), name) != before.end()) continue;
-    const bool own = name == client + ":" + port ||
-                     (name.rfind(client + "-", 0) == 0 && name.size() > client.size() + port.size() + 2 &&
-                      name.compare(name.size() - port.size() - 1, std::string::npos, ":" + port) == 0);
-    if (!own) continue;
+    if (!named_as_client_port(name, client, port)) continue;
     if (!found.empty()) return "";  // two: not ours to tell apart
     found = name;
   }
@@ -196,6 +193,7 @@ class RtMidiOutput final : public MidiOutput {
       return;
     }
     if (api_.id == RtMidi::UNIX_JACK) guard_.open_once();
+    if (source_checks_left_ > 0) find_source_again();
     // JACK: a killed server leaves our clients as zombies that still list the old ports, and
     // RtMidi's sendMessage then waits forever once its ring buffer is full. So ask for a
     // fresh connection now and then; it fails as soon as the server is gone.
@@ -254,6 +252,19 @@ class RtMidiOutput final : public MidiOutput {
     return guard_.server_gone() || (server_watch_ && server_watch_->server_gone());
   }
 
+  // After a server restart: this output's own port, the one of its client's names whose
+  // connections hold the destination, listed through the cycle counter's client (no client
+  // of its own). Left unknown where none or two are (another emolive sending to the same
+  // port), or after kSourceChecks checks.
+  void find_source_again() {
+    --source_checks_left_;
+    std::string source = guard_.source_connected_to(client_name_, "out", port_name_);
+    if (source.empty()) return;
+    source_checks_left_ = 0;
+    std::lock_guard<std::mutex> lock(source_mutex_);
+    source_name_ = std::move(source);
+  }
+
   std::string port_gone_message() const {
     return "MIDI port '" + port_name_ +
            "' disappeared (its program closed, the device was unplugged or the MIDI server "
@@ -299,17 +310,12 @@ class RtMidiOutput final : public MidiOutput {
     }
     if (client_name_.empty()) return;
     if (server_lost_) {
-      // A new server may name the new client otherwise (another emolive took "emolive"
-      // first): its port is found again as it opens (helper-72: source_name() named the other
-      // engine's port after a restart).
-      const PortOpenLock serialised;
       ErrorSink probe;  // the new client's errors go to api_.sink once it is in use
       std::string why;
       std::unique_ptr<RtMidiOut> fresh = try_open_api(api_.id, client_name_, probe, why);
       if (!fresh) return;  // the server is not back
       const int index = find_port(*fresh);
       if (index < 0) return;  // the server is back, the destination not yet
-      const auto before = source_port_names(api_.id);
       pause_sends();
       guard_.forget_server();
       // The dead server's clients are left to the process's end; api_.sink stays (other
@@ -321,7 +327,14 @@ class RtMidiOutput final : public MidiOutput {
       watcher_client_ = client_name_ + "-watch";
       fresh->setErrorCallback(&ErrorSink::callback, api_.sink.get());
       api_.out = std::move(fresh);
-      reopen(index, &before);
+      reopen(index);
+      // A new server may name the new client otherwise (another emolive took "emolive"
+      // first; helper-72: source_name() named the other engine's port). Found again once the
+      // new cycle counter runs (check_connection): a listing client opened now, as the server
+      // restarted, stalled a synchronous server for good (every cycle 5 s; found 2026-12-07).
+      std::lock_guard<std::mutex> lock(source_mutex_);
+      source_name_.clear();
+      source_checks_left_ = kSourceChecks;
       return;
     }
     if (api_.id == RtMidi::UNIX_JACK && backend_gone(api_.id)) {
@@ -341,18 +354,11 @@ class RtMidiOutput final : public MidiOutput {
   }
 
   // Open port `index` on api_ (sends paused); clears the failure only if RtMidi reports none.
-  // `sources_before`: the source ports listed before a fresh client opened, to find this
-  // output's own port among them again (source_name()) before the reconnection is counted.
-  void reopen(int index, const std::vector<std::string>* sources_before = nullptr) {
+  void reopen(int index) {
     if (index >= 0) {
       api_.sink->reset();
       api_.out->openPort(unsigned(index), "out");
       if (!api_.sink->failed) {
-        if (sources_before) {
-          std::string source = new_own_port(*sources_before, source_port_names(api_.id), client_name_, "out");
-          std::lock_guard<std::mutex> lock(source_mutex_);
-          source_name_ = std::move(source);
-        }
         server_lost_ = false;
         reconnects_.fetch_add(1);
         mark_connected();
@@ -381,6 +387,8 @@ class RtMidiOutput final : public MidiOutput {
   std::string port_name_;
   mutable std::mutex source_mutex_;  // source_name_ changes on the watch thread (try_reconnect)
   std::string source_name_;  // this output's own port as others see it (source_name())
+  static constexpr int kSourceChecks = 6;  // checks (500 ms apart) that look for it after a restart
+  int source_checks_left_ = 0;  // watch thread only
   std::string client_name_;     // of api_'s client; empty for virtual ports (no reconnection)
   std::string watcher_client_;  // empty once the watcher is opened or failed to open
   OpenedApi watcher_;           // check_connection()'s thread only, until destruction
