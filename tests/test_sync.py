@@ -186,16 +186,22 @@ def test_a_clock_begun_after_a_stop_is_read() -> None:
     assert follower.bpm is not None and abs(follower.bpm - 100.0) < 0.01 and follower.pauses <= 1
 
 
-def test_clock_that_runs_on_through_a_stop_is_no_pause() -> None:
-    """A DAW that clocks on while stopped: its ticks keep their spacing, nothing to restart."""
+@pytest.mark.parametrize("period_frames", [0, 256, 2048])
+def test_clock_that_runs_on_through_a_stop_is_no_pause(period_frames: int) -> None:
+    """A DAW that clocks on while stopped: its ticks keep their spacing, nothing to restart.
+    At 2048 frames (43 ms: two ticks a delivery at 120 BPM) every delivery after the Stop was
+    taken for a gap, and the line was thrown away (helper-76)."""
+    times = tick_times([(8, 120.0), (2, 120.0), (8, 120.0)])
+    stamps = delivered(times, period_frames, seed=1)
     follower = ClockFollower()
     follower.feed(bytes([START]), 0.0)
-    resume_s = _ticks(follower, 120.0, 8, 0.0)
-    follower.feed(bytes([STOP]), resume_s)
-    resume_s = _ticks(follower, 120.0, 2, resume_s)
-    follower.feed(bytes([CONTINUE]), resume_s)
-    _ticks(follower, 120.0, 8, resume_s)
-    assert follower.lost_ticks == 0 and follower.pauses == 0 and abs(follower.bpm - 120.0) < 0.01
+    for k, stamp in enumerate(stamps):
+        if k == 8 * 24:
+            follower.feed(bytes([STOP]), times[k] - 0.001)
+        if k == 10 * 24:
+            follower.feed(bytes([CONTINUE]), times[k] - 0.001)
+        follower.feed(bytes([CLOCK]), stamp)
+    assert follower.lost_ticks == 0 and follower.pauses == 0 and abs(follower.bpm - 120.0) < 0.1
 
 
 def test_waiting_for_the_bar_line_is_known_until_the_start() -> None:

@@ -48,6 +48,7 @@ from emolive.tick_line import JitterBand, LineWindow
 TICKS_PER_QUARTER = 24
 RECENT_TICKS = 12  # ticks kept for restarting the line; also the jitter band's minimum sample
 SETTLE_TICKS = 48  # a new line after a pause (or, with a tick of jitter, a change) fits 2 beats of ticks
+SETTLE_AFTER_CHANGE_TICKS = 12  # ... and after any other change half a beat (longer slowed ramps)
 BURST_S = 0.001  # ticks this close after a gap were held up and are delivered in a rush ...
 BURST_TICKS = 3  # ... if there are this many (two share a JACK period near a tick interval)
 HOLD_UP = 3.0  # a delivery this many usual gaps after the one before was held up
@@ -242,14 +243,15 @@ class ClockFollower:
 
     def _a_gap(self, gap_s: float) -> bool:
         """Whether ``gap_s`` between two ticks is more than their usual spacing: half as long
-        again as the line's interval, or, before the line has one (just after it started
-        afresh), as the usual gap between deliveries. (Any gap was one then, and a clock
-        running on while stopped restarted the line at every tick: its tempo was never read;
-        helper-75.)"""
-        interval_s = self._steady_interval_s()
-        if interval_s is None:
-            return len(self._delivery_gaps) < 2 or gap_s > 1.5 * statistics.median(self._delivery_gaps)
-        return gap_s > 1.5 * interval_s
+        again as the line's interval or the usual gap between deliveries, whichever is longer
+        (before the line has an interval, just after it started afresh, any gap was one, and a
+        clock running on while stopped restarted the line at every tick: its tempo was never
+        read; helper-75; at 2048 frames every delivery after a Stop was a gap; helper-76)."""
+        usual_s = self._steady_interval_s()
+        if len(self._delivery_gaps) >= 2:  # a large JACK period delivers less often than ticks come
+            # (2048 frames: 43 ms at 120 BPM, 2 ticks; every delivery after a Stop was a gap)
+            usual_s = max(usual_s or 0.0, statistics.median(self._delivery_gaps))
+        return usual_s is None or gap_s > 1.5 * usual_s
 
     def _start_line_afresh(self, after: list[tuple[int, float]]) -> None:
         """The clock paused: the line starts afresh from the ticks ``after`` it (none: from the
@@ -386,7 +388,7 @@ class ClockFollower:
         # again and took 4-6 beats to read 115; the follower 11-21 ms off meanwhile (helper-74).
         interval_s = self._line.interval_s()
         coarse = interval_s is None or tolerance_s > interval_s / 4.0
-        self._settling = SETTLE_TICKS if coarse else SETTLE_TICKS // 2
+        self._settling = SETTLE_TICKS if coarse else SETTLE_AFTER_CHANGE_TICKS
         self._last_fitted = True
         self._off_line.clear()
         self._suspect_lost = 0  # a gap judged by the old tempo's interval
