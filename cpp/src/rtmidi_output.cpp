@@ -89,7 +89,11 @@ class RtMidiOutput final : public MidiOutput {
     mark_connected();
     // The counter opens now, after the connection (its cycles are the proof that it carries
     // messages), while no other thread uses the guard.
-    if (api_.id == RtMidi::UNIX_JACK && !client_name_.empty()) guard_.open_once();
+    if (api_.id == RtMidi::UNIX_JACK && !client_name_.empty()) {
+      guard_.open_once();
+      source_checks_left_ = kSourceChecks;  // found through the counter's client, no client of its own
+      find_source_again();
+    }
     // A virtual port has no cycle counter, whose client tells a named port's server's end: a
     // client of its own for that (a named port's would cost a file descriptor or three more:
     // at a low `ulimit -n` the port watcher then failed to open, helper-58).
@@ -252,10 +256,12 @@ class RtMidiOutput final : public MidiOutput {
     return guard_.server_gone() || (server_watch_ && server_watch_->server_gone());
   }
 
-  // After a server restart: this output's own port, the one of its client's names whose
-  // connections hold the destination, listed through the cycle counter's client (no client
-  // of its own). Left unknown where none or two are (another emolive sending to the same
-  // port), or after kSourceChecks checks.
+  // This output's own port (after it opened, and after a server restart): the one of its
+  // client's names whose connections hold the destination, listed through the cycle counter's
+  // client. Listing clients of its own cost two JACK clients at every open (40 ms, and the
+  // descriptors a `ulimit -Hn 20` run then lacked: it played nothing) and, opened as a
+  // server restarted, stalled that server for good. Left unknown where none or two are
+  // (another emolive sending to the same port), or after kSourceChecks checks.
   void find_source_again() {
     --source_checks_left_;
     std::string source = guard_.source_connected_to(client_name_, "out", port_name_);
@@ -470,9 +476,7 @@ std::string own_virtual_port(OpenedApi& api, const std::vector<std::string>& bef
 std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name) {
   OpenedApi api;
   std::string name;
-  std::string source;
   {
-    const PortOpenLock serialised;  // so that the port that appears below is this one
     api = open_first_api(client_name);
     const std::vector<std::string> names = port_names(*api.out);
     const unsigned count = unsigned(names.size());
@@ -483,17 +487,14 @@ std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const st
                       std::to_string(count) + " ports)");
     }
     name = names[size_t(index)];
-    const bool jack = api.id == RtMidi::UNIX_JACK;
-    const auto before = jack ? source_port_names(api.id) : std::vector<std::string>{};
     api.sink->reset();
     api.out->openPort(unsigned(index), "out");
     if (api.sink->failed) {
       close_refused(api);
       throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text());
     }
-    if (jack) source = new_own_port(before, source_port_names(api.id), client_name, "out");
   }
-  return std::make_unique<RtMidiOutput>(std::move(api), name, client_name, source);
+  return std::make_unique<RtMidiOutput>(std::move(api), name, client_name);
 }
 
 std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {

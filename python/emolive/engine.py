@@ -228,7 +228,8 @@ class Engine:
         clock, with ``clock_out``): ``'emolive:out'``, or ``'emolive-01:out'`` where another
         program had that name first; a virtual port's ``'NAME:NAME'`` on JACK. As it is now: a
         JACK server's restart may give the client another name. None where not known (no
-        port, a MIDI system other than JACK, a closed engine)."""
+        port, a MIDI system other than JACK, a closed engine, or another emolive's port of those
+        names sending to the same destination)."""
         core = self._core
         return (core.source_name or None) if core is not None and not core.is_closed else None
 
