@@ -115,7 +115,7 @@ void register_ports(py::module_& m) {
         "Why no JACK client may be opened under JACK_DEFAULT_SERVER's name (libjack aborts on a "
         "long one), or ''.");
   m.def("port_open_lock_path", &port_open_lock_path,
-        "The file whose lock one emolive process at a time holds while it opens a MIDI port on "
+        "The file whose lock one emolive process at a time holds while it opens a virtual MIDI port on "
         "this JACK server ('' on Windows).");
   m.def("descriptors_were_short", &descriptors_were_short,
         "What the latest too_few_descriptors check in this process found (the one that refused "

@@ -1,11 +1,12 @@
-// One emolive process at a time opens a MIDI port on a JACK server (per user and server name).
+// One emolive process at a time opens a virtual MIDI port on a JACK server (per user and
+// server name).
 //
 // JACK names a client after the name asked for, or "NAME-01", "NAME-02", ... where that is
 // taken, and RtMidi does not say which one it got. Two emolive processes starting together both
 // saw no port "NAME:NAME" before opening, and both then found one after (the other's), so the
 // one JACK had named "NAME-01" printed a port name that was not its own (helper-71). Opened one
-// after the other, the second sees the first's port: its virtual port is refused as taken, and
-// the port a named output opens is told apart from the others' as the one that appeared.
+// after the other, the second sees the first's port and its virtual port is refused as taken.
+// (A named output finds its own port through its cycle counter's client instead: rtmidi_output.cpp.)
 #pragma once
 
 #include <string>

@@ -147,7 +147,7 @@ inline constexpr const char* kTooFewDescriptors =
 // jack_client_open for a name of about 270 bytes (JACK's own limit is 255: JACK_SERVER_NAME_SIZE
 // less its NUL). "" without JACK support.
 std::string jack_server_name_refused();
-// The file whose lock one emolive process at a time holds while it opens a MIDI port on the
+// The file whose lock one emolive process at a time holds while it opens a virtual MIDI port on the
 // JACK server JACK_DEFAULT_SERVER names (src/port_open_lock.hpp):
 // /tmp/emolive-<uid>-ports-<hash of the server's name>.lock, there only while held; "" on Windows.
 std::string port_open_lock_path();
