@@ -155,6 +155,27 @@ def test_a_stop_and_continue_is_a_pause_whatever_its_length(pause_s: float, cloc
     assert abs(follower.bpm - 120.0) < 0.01
 
 
+class _Followed(ClockFollower):
+    bpm_at_continue: float | None = None
+
+
+def _stopped_and_continued(times: list[float], stamps: list[float | None], stop_beat: int,
+                           continue_beat: int) -> _Followed:
+    """A follower fed Start, the ticks ``stamps`` (None: lost), Stop just before the tick of
+    ``stop_beat`` and Continue just before that of ``continue_beat`` (the clock runs on)."""
+    follower = _Followed()
+    follower.feed(bytes([START]), 0.0)
+    for k, stamp in enumerate(stamps):
+        if k == stop_beat * 24:
+            follower.feed(bytes([STOP]), times[k] - 0.001)
+        if k == continue_beat * 24:
+            follower.feed(bytes([CONTINUE]), times[k] - 0.001)
+            follower.bpm_at_continue = follower.bpm
+        if stamp is not None:
+            follower.feed(bytes([CLOCK]), stamp)
+    return follower
+
+
 @pytest.mark.parametrize("period_frames", [0, 256, 1024])
 @pytest.mark.parametrize("stopped_bpm", [100.0, 75.0])
 def test_a_tempo_set_while_stopped_is_read_by_the_continue(period_frames: int, stopped_bpm: float) -> None:
@@ -162,17 +183,8 @@ def test_a_tempo_set_while_stopped_is_read_by_the_continue(period_frames: int, s
     tick while stopped (any gap was one to a line just restarted), the tempo stayed 120 and
     the follower counted a pause a tick (helper-75). One pause, and the new tempo at Continue."""
     times = tick_times([(8, 120.0), (8, stopped_bpm), (4, stopped_bpm)])
-    stamps = delivered(times, period_frames, seed=3)
-    follower = ClockFollower()
-    follower.feed(bytes([START]), 0.0)
-    for k, stamp in enumerate(stamps):
-        if k == 8 * 24:
-            follower.feed(bytes([STOP]), times[k] - 0.001)
-        if k == 16 * 24:
-            follower.feed(bytes([CONTINUE]), times[k] - 0.001)
-            assert abs(follower.bpm - stopped_bpm) < 0.01 * stopped_bpm
-        if stamp is not None:
-            follower.feed(bytes([CLOCK]), stamp)
+    follower = _stopped_and_continued(times, delivered(times, period_frames, seed=3), 8, 16)
+    assert abs(follower.bpm_at_continue - stopped_bpm) < 0.01 * stopped_bpm
     assert follower.pauses <= 1 and follower.lost_ticks == 0
     assert abs(follower.bpm - stopped_bpm) < 0.01 * stopped_bpm
 
@@ -192,15 +204,7 @@ def test_clock_that_runs_on_through_a_stop_is_no_pause(period_frames: int) -> No
     At 2048 frames (43 ms: two ticks a delivery at 120 BPM) every delivery after the Stop was
     taken for a gap, and the line was thrown away (helper-76)."""
     times = tick_times([(8, 120.0), (2, 120.0), (8, 120.0)])
-    stamps = delivered(times, period_frames, seed=1)
-    follower = ClockFollower()
-    follower.feed(bytes([START]), 0.0)
-    for k, stamp in enumerate(stamps):
-        if k == 8 * 24:
-            follower.feed(bytes([STOP]), times[k] - 0.001)
-        if k == 10 * 24:
-            follower.feed(bytes([CONTINUE]), times[k] - 0.001)
-        follower.feed(bytes([CLOCK]), stamp)
+    follower = _stopped_and_continued(times, delivered(times, period_frames, seed=1), 8, 10)
     assert follower.lost_ticks == 0 and follower.pauses == 0 and abs(follower.bpm - 120.0) < 0.1
 
 
