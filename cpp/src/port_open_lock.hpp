@@ -26,7 +26,6 @@ class PortOpenLock {
   PortOpenLock(const PortOpenLock&) = delete;
   PortOpenLock& operator=(const PortOpenLock&) = delete;
 
-  bool held() const { return fd_ >= 0; }
 
   static constexpr int kWaitMs = 5000;
 

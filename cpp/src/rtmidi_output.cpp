@@ -1,23 +1,15 @@
-// RtMidi-backed outputs. Without RtMidi at build time every entry point raises PortError.
-#include <algorithm>
+// An open RtMidi output (rtmidi_output.hpp); the openers that make one are in rtmidi_open.cpp.
+#ifdef EMOLIVE_HAVE_RTMIDI
+#include "rtmidi_output.hpp"
+
 #include <mutex>
-#include <stdexcept>
 #include <thread>
 
-#include "client_names.hpp"
 #include "emolive/errors.hpp"
-#include "emolive/midi_out.hpp"
 #include "jack_send_guard.hpp"
-#include "port_open_lock.hpp"
-#include "stop_signal_hold.hpp"
-
-#ifdef EMOLIVE_HAVE_RTMIDI
-#include "rtmidi_api.hpp"
-#endif
 
 namespace emolive {
 
-#ifdef EMOLIVE_HAVE_RTMIDI
 namespace {
 
 // A JACK server probe every this many check_connection() calls (the engine checks every
@@ -26,14 +18,6 @@ constexpr unsigned kChecksPerServerProbe = 2;
 
 // How long closing a port waits for queued messages to be delivered.
 constexpr std::chrono::milliseconds kDrainTime{50};
-
-// How long the RtMidiOut outlives closePort(): longer than a JACK process cycle that began
-// before the port was closed (one period: 1.3 ms at 64 frames / 48 kHz, 43 ms at 2048), with a
-// margin for a process thread descheduled on a busy machine. RtMidi 5.0's ~MidiOutJack frees
-// the ring buffer its process callback reads *before* it closes the JACK client, so such a
-// cycle could read freed memory (a crash at exit, docs/reliability.md "Exit crash"); after
-// closePort() new cycles return at once (no port), and this wait lets one in flight finish.
-constexpr std::chrono::milliseconds kCycleSettleTime{100};
 
 // How long a JACK connection made by openPort() takes to carry messages. jack_connect()
 // returns once the server has recorded the connection, but the graph switches at the start
@@ -56,21 +40,6 @@ constexpr std::chrono::milliseconds kConnectSettleTime = kCycleSettleTime;
 constexpr int64_t kConnectProofCycles = 2;
 constexpr std::chrono::milliseconds kConnectProofTimeout{2000};
 
-// The port that appeared in `after` and not in `before`, named as JACK names a port `port` of
-// client `client` ("client:port", or "client-NN:port" where JACK renamed the client); "" unless
-// exactly one did.
-std::string new_own_port(const std::vector<std::string>& before, const std::vector<std::string>& after,
-                         const std::string& client, const std::string& port) {
-  std::string found;
-  for (const auto& name : after) {
-    if (std::find(before.begin(), before.end(), name) != before.end()) continue;
-    if (!named_as_client_port(name, client, port)) continue;
-    if (!found.empty()) return "";  // two: not ours to tell apart
-    found = name;
-  }
-  return found;
-}
-
 class RtMidiOutput final : public MidiOutput {
  public:
   // `client_name`: api_'s client name, empty for virtual ports, which have no destination to
@@ -78,8 +47,7 @@ class RtMidiOutput final : public MidiOutput {
   // never shares a backend handle with the sending thread). It is opened by the first
   // check_connection(), off the start path: a JACK client takes tens of milliseconds to
   // open, and the first note should not wait for one that only lists ports.
-  RtMidiOutput(OpenedApi api, std::string port_name, std::string client_name = "",
-               std::string source_name = "")
+  RtMidiOutput(OpenedApi api, std::string port_name, std::string client_name, std::string source_name)
       : api_(std::move(api)),
         port_name_(std::move(port_name)),
         source_name_(std::move(source_name)),
@@ -393,7 +361,7 @@ class RtMidiOutput final : public MidiOutput {
   std::string port_name_;
   mutable std::mutex source_mutex_;  // source_name_ changes on the watch thread (try_reconnect)
   std::string source_name_;  // this output's own port as others see it (source_name())
-  static constexpr int kSourceChecks = 6;  // checks (500 ms apart) that look for it after a restart
+  static constexpr int kSourceChecks = 6;  // checks (500 ms apart) that look for it after an open
   int source_checks_left_ = 0;  // watch thread only
   std::string client_name_;     // of api_'s client; empty for virtual ports (no reconnection)
   std::string watcher_client_;  // empty once the watcher is opened or failed to open
@@ -412,137 +380,12 @@ class RtMidiOutput final : public MidiOutput {
 
 }  // namespace
 
-bool rtmidi_available() { return true; }
-
-std::string midi_api_name() {
-  try {
-    return open_first_api(probe_client_name("emolive-probe")).name;
-  } catch (const PortError&) {
-    return "";
-  }
+std::unique_ptr<MidiOutput> make_rtmidi_output(OpenedApi api, std::string port_name, std::string client_name,
+                                               std::string source_name) {
+  return std::make_unique<RtMidiOutput>(std::move(api), std::move(port_name), std::move(client_name),
+                                        std::move(source_name));
 }
-
-std::vector<std::string> list_output_ports() {
-  candidate_apis();  // an EMOLIVE_MIDI_API naming no compiled API is an error, not "no ports"
-  const StopSignalHold hold;  // the listing client's open and close are not interrupted
-  OpenedApi api;
-  try {
-    api = open_first_api(probe_client_name("emolive-list"));
-  } catch (const PortError&) {
-    return {};
-  }
-  return port_names(*api.out);
-}
-
-namespace {
-// A port opened and then refused: closed, and a JACK cycle let finish, before its RtMidiOut
-// is destroyed. ~MidiOutJack frees the ring its process callback reads before it closes the
-// client (kCycleSettleTime), so destroying it with the port open crashed now and then: a
-// segmentation fault in CI while a virtual port named like another program's client was
-// refused (2026-12-07).
-void close_refused(OpenedApi& api) {
-  api.out->closePort();
-  if (api.id == RtMidi::UNIX_JACK) std::this_thread::sleep_for(kCycleSettleTime);
-}
-
-// A JACK virtual port `name` just opened on `api`: its name as others see it, which must be
-// "NAME:NAME", the port that appeared since `before` was listed. JACK gives a client whose
-// name is taken another one ("NAME-01"), so the port a DAW sees is not "NAME:NAME" when another
-// program (a synth, another emolive's output) already has a client called NAME: refused, as the
-// banner would name a port that is not there. So is a port that cannot be told from one opened
-// at the same moment (another emolive that could not take the port-open lock). "" and
-// unchecked when nothing could be listed (a low ulimit -n): the port is there, under some name.
-std::string own_virtual_port(OpenedApi& api, const std::vector<std::string>& before, const std::string& name) {
-  const auto after = source_port_names(api.id);
-  if (after.empty()) return "";
-  const std::string own = new_own_port(before, after, name, name);
-  if (own == name + ":" + name) return own;
-  close_refused(api);
-  if (own.empty()) {
-    throw PortError("another MIDI port named '" + name + "' opened at the same moment (another "
-                    "emolive?): give the virtual port another name, or start again");
-  }
-  throw PortError("a JACK client named '" + name + "' is already open (another program, or "
-                  "another emolive's output), so the port would be '" + own + "': give the "
-                  "virtual port another name");
-}
-
-}  // namespace
-
-// Neither opener holds the stop signals (StopSignalHold) around its client: a port opened so
-// left the stop signals blocked on the thread that later closed it (Python's main
-// thread: Ctrl-C did nothing there, nor in the programs it started). Only the short-lived
-// listing clients, opened and closed within one hold, are held (source_port_names).
-std::unique_ptr<MidiOutput> open_port_output(const PortChooser& choose, const std::string& client_name) {
-  OpenedApi api;
-  std::string name;
-  {
-    api = open_first_api(client_name);
-    const std::vector<std::string> names = port_names(*api.out);
-    const unsigned count = unsigned(names.size());
-    const int index = choose(names);
-    if (index == -1) return nullptr;
-    if (index < 0 || unsigned(index) >= count) {
-      throw PortError("MIDI output port index " + std::to_string(index) + " is out of range (" +
-                      std::to_string(count) + " ports)");
-    }
-    name = names[size_t(index)];
-    api.sink->reset();
-    api.out->openPort(unsigned(index), "out");
-    if (api.sink->failed) {
-      close_refused(api);
-      throw PortError("could not open MIDI output port '" + name + "': " + api.sink->text());
-    }
-  }
-  return std::make_unique<RtMidiOutput>(std::move(api), name, client_name);
-}
-
-std::unique_ptr<MidiOutput> open_virtual_output(const std::string& name) {
-  if (name.size() > kMaxVirtualNameBytes) {
-    throw std::invalid_argument("a virtual port's name is at most " + std::to_string(kMaxVirtualNameBytes) +
-                                " bytes (it names its MIDI client too), got " + std::to_string(name.size()));
-  }
-  OpenedApi api;
-  std::string source;  // "" where not known: no JACK, or nothing could be listed
-  {
-    const PortOpenLock serialised;  // another emolive's port of this name is there, or not yet opened
-    api = open_first_api(name);
-    if (api.name == "winmm") {
-      throw PortError("virtual MIDI ports are not supported on Windows; install a loopback driver "
-                      "such as loopMIDI and pass its port name as port=...");
-    }
-    const auto before = source_port_names(api.id);
-    if (virtual_port_listed(before, name)) {
-      throw PortError("a MIDI port named '" + name + "' is already open (another emolive, or "
-                      "another program): give the virtual port another name");
-    }
-    api.sink->reset();
-    api.out->openVirtualPort(name);
-    if (api.sink->failed) {
-      close_refused(api);
-      throw PortError("could not open virtual MIDI port '" + name + "': " + api.sink->text() +
-                      "\n" + backend_setup_hint());
-    }
-    if (api.id == RtMidi::UNIX_JACK) source = own_virtual_port(api, before, name);
-  }
-  return std::make_unique<RtMidiOutput>(std::move(api), name + " (virtual)", "", source);
-}
-
-#else  // no RtMidi
-
-namespace {
-[[noreturn]] void no_rtmidi() {
-  throw PortError("emolive was built without RtMidi, so no MIDI port can be opened; install "
-                  "librtmidi-dev (Debian/Ubuntu) or rtmidi (Homebrew) and reinstall emolive");
-}
-}  // namespace
-
-bool rtmidi_available() { return false; }
-std::string midi_api_name() { return ""; }
-std::vector<std::string> list_output_ports() { return {}; }
-std::unique_ptr<MidiOutput> open_port_output(const PortChooser&, const std::string&) { no_rtmidi(); }
-std::unique_ptr<MidiOutput> open_virtual_output(const std::string&) { no_rtmidi(); }
-
-#endif
 
 }  // namespace emolive
+
+#endif  // EMOLIVE_HAVE_RTMIDI
