@@ -20,7 +20,7 @@ class PortOpenLock {
   // Waits for the lock up to kWaitMs. Holds nothing where the lock file cannot be made or
   // locked in that time (a read-only /tmp, no descriptor free, Windows): the open goes on
   // unserialised, as before (a virtual port opened at the same moment as another of its name
-  // is then refused: rtmidi_output.cpp, own_virtual_port).
+  // is then refused: rtmidi_open.cpp, own_virtual_port).
   PortOpenLock();
   ~PortOpenLock();
   PortOpenLock(const PortOpenLock&) = delete;

@@ -1,5 +1,5 @@
-// Opening RtMidi's backends (APIs) with their errors captured: what rtmidi_output.cpp builds
-// its outputs on. Only compiled with RtMidi (EMOLIVE_HAVE_RTMIDI).
+// Opening RtMidi's backends (APIs) with their errors captured: what the outputs of
+// rtmidi_open.cpp and rtmidi_output.cpp are built on. Only compiled with RtMidi (EMOLIVE_HAVE_RTMIDI).
 #pragma once
 
 #include <atomic>
