@@ -224,11 +224,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 def _check_output(option: str, path: str, args: argparse.Namespace,
                   read: dict[tuple[int, int] | None, str], written_by: dict[str, str]) -> None:
     """check_outputs' checks of one option's file(s); ``written_by`` collects the paths."""
-    if option in WRITTEN_AS and files.misnamed(path, WRITTEN_AS[option]) \
-            and files.link_leads_elsewhere(path, WRITTEN_AS[option]) is None:  # links: below
-        kind = "MIDI files are" if option == "-o" else "audio is"
-        raise UsageError(f"{option} {path!r}: {kind} written as "
-                         f"{' or '.join(WRITTEN_AS[option])}; give a name ending so")
+    if not os.path.islink(path):  # a link's file: below, after the files this command reads
+        _check_name(option, path)
     name = Path(path).name
     if re.fullmatch(r"\.+[^.]+", name) and not files.is_stream(path):
         # ".mid", "..mid": a hidden file, and numbered ".mid-1", which the MIDI writer then
