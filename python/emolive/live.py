@@ -246,9 +246,9 @@ class Session:
     def say_where_the_clock_goes(self) -> None:
         """With --clock-out: the port a follower's --sync names, at the start and again when a
         restarted JACK server gave the client another name (another emolive had taken it).
-        Looked at in every turn of the main loop (a string read under a lock): the name is
-        found some 25 ms after the output's failure clears, and a look at that moment only
-        read the old one (helper-75)."""
+        Looked at in every turn of the main loop (a string read under a lock): after a restart
+        the name is found a check or two after the output's failure clears, and a look only at
+        that moment read the old one, or none (helper-75)."""
         source = self.engine.source_port if self.args.clock_out else None
         if source and source != self.said_clock_source:
             now = " now" if self.said_clock_source else ""

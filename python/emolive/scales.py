@@ -56,12 +56,17 @@ def pitch_class(key: str) -> int:
     return value % 12
 
 
+def _scale_name(scale: str) -> str:
+    """A scale as SCALES names it: any case, spaces or hyphens for underscores, aliases resolved."""
+    name = scale.strip().lower().replace(" ", "_").replace("-", "_")
+    return _SCALE_ALIASES.get(name, name)
+
+
 def scale_mask(key: str | None, scale: str = "major") -> int:
     """The 12-bit mask of pitch classes in ``scale`` on ``key``; every class when key is None."""
     if not isinstance(scale, str):
         raise TypeError(f"a scale is a name such as 'major', not {type(scale).__name__}")
-    name = scale.strip().lower().replace(" ", "_").replace("-", "_")
-    name = _SCALE_ALIASES.get(name, name)
+    name = _scale_name(scale)
     if name not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(known_scales())}")
     if key is None:
@@ -114,8 +119,7 @@ def key_signature(key: str, scale: str) -> str | None:
     >>> key_signature("F#", "minor"), key_signature("Gb", "major"), key_signature("D", "dorian")
     ('F#m', 'Gb', 'C')
     """
-    name = scale.strip().lower().replace(" ", "_").replace("-", "_")
-    name = _SCALE_ALIASES.get(name, name)
+    name = _scale_name(scale)
     if name not in _SIGNATURE_OF_SCALE:
         return None
     mode, shift = _SIGNATURE_OF_SCALE[name]
