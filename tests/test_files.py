@@ -579,6 +579,40 @@ def test_a_model_named_beyond_latin_1_still_writes_its_files(tmp_path: Path, mod
     assert len(files.note_spans(mido.MidiFile(str(path)))) == 1
 
 
+def test_two_threads_writing_names_in_two_charsets_each_write_their_own(tmp_path: Path) -> None:
+    """mido switches one process-wide charset for each save: a UTF-8 name saved on one thread
+    while a Latin-1 one was saved on another wrote the Latin-1 name in UTF-8 or failed (helper-75).
+    The names here follow a track of notes, so that the saves overlap often."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: the race shows in a few hundred saves
+    wrong: list[str] = []
+
+    def save_many(name: str, charset: str) -> None:
+        midi = _c_major_arpeggio(bars=100)
+        midi.charset = charset
+        midi.tracks.append(mido.MidiTrack([mido.MetaMessage("track_name", name=name)]))
+        path = tmp_path / f"{charset}.mid"
+        for _ in range(300):
+            try:
+                files.write_midi(midi, path)
+            except UnicodeError as exc:
+                wrong.append(f"{name}: {exc}")
+                continue
+            if name.encode(charset) not in path.read_bytes():
+                wrong.append(f"{name} not in {charset}")
+
+    threads = [threading.Thread(target=save_many, args=args)
+               for args in (("\u97f3\u697d", "utf-8"), ("cr\u00e8me", "latin1"))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
+
+
 def test_a_link_named_for_one_format_to_a_file_of_another_is_refused(tmp_path: Path) -> None:
     """take.mid -> song.wav: the WAV was replaced by MIDI without a word (helper-73); the link's
     own name passed the check."""

@@ -17,7 +17,7 @@ import mido
 
 from emolive.arguments import Whole
 from emolive.emotions import is_number
-from emolive.midi_notes import beat_ticks
+from emolive.midi_notes import beat_ticks, read_midi, save_midi
 from emolive.safe_write import WAV_SUFFIXES, check_suffix, replaced_on_success, space_left
 
 #: General MIDI soundfonts looked for when none is given (Debian's fluid-soundfont-gm first).
@@ -115,7 +115,7 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
         # rendered's folder is the render's own: a short fixed name, whatever wav_path's length
         midi_path = Path(midi) if not isinstance(midi, mido.MidiFile) else rendered.parent / "input.mid"
         if isinstance(midi, mido.MidiFile):  # FluidSynth reads files: the music goes beside
-            midi.save(str(midi_path))
+            save_midi(midi, midi_path)
         # -n: no MIDI input, -i: no shell, -F: fast render to file, -q: quiet. The files are
         # given as absolute paths: a name starting with "-" was read as an option.
         command = [fluidsynth, "-n", "-i", "-q", "-F", os.path.abspath(rendered), "-T", "wav", "-O", "s16",
@@ -132,7 +132,7 @@ def _read_midi(path: Path) -> mido.MidiFile:
     if not path.is_file():
         raise FileNotFoundError(f"MIDI file {str(path)!r} does not exist")
     try:
-        return mido.MidiFile(str(path))
+        return read_midi(path)
     except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
         raise RenderError(f"{str(path)!r} cannot be read as a MIDI file ({type(exc).__name__}"
                           f"{': ' + str(exc) if str(exc) else ''})") from None

@@ -16,7 +16,7 @@ import mido
 from emolive.audio import (INSTALL_HINT, MAX_SAMPLE_RATE, MAX_WAV_BYTES, MIN_SAMPLE_RATE, SOUNDFONT_CANDIDATES,
                            SOUNDFONT_FORMS, RenderError, check_wav_fits, find_renderer, find_soundfont, render_wav)
 from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks, check_midi_file, length_beats,
-                                note_spans, time_signature)
+                                note_spans, save_midi, time_signature)
 from emolive.piano_roll import MAX_BAR_LINES, check_plotting, plot_extent, plot_piano_roll
 from emolive.safe_write import (MIDI_SUFFIXES, WAV_SUFFIXES, WriteError, check_suffix, check_writable, is_stream,
                                 link_leads_elsewhere, misnamed, replaced_on_success)
@@ -35,5 +35,5 @@ def write_midi(midi: mido.MidiFile, path: str | Path) -> Path:
     check_midi_file("write_midi", midi)
     check_suffix(path, MIDI_SUFFIXES, "MIDI files are")
     with replaced_on_success(path) as written:
-        midi.save(str(written))
+        save_midi(midi, written)
     return Path(path)

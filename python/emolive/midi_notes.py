@@ -5,7 +5,9 @@ beats (quarter notes).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import mido
 
@@ -68,6 +70,27 @@ def text_charset(text: str) -> str:
     except UnicodeEncodeError:
         return "utf-8"
     return "latin1"
+
+
+#: mido reads and writes a file's text in a process-wide charset, switched for the length of
+#: each ``MidiFile.save()`` and ``MidiFile(path)`` to that file's own (``mido.midifiles.meta.
+#: meta_charset``). Two threads saving at once, one in UTF-8, wrote the other's Latin-1 name in
+#: UTF-8 or failed on it (23 and 11 in 3,000 saves; helper-75): emolive's saves and reads take
+#: turns here. A program's own mido calls on other threads are outside this lock.
+_MIDO_CHARSET_LOCK = threading.Lock()
+
+
+def save_midi(midi: mido.MidiFile, path: str | Path) -> None:
+    """``midi.save(path)``, taking turns with emolive's other saves and reads (the charset)."""
+    with _MIDO_CHARSET_LOCK:
+        midi.save(str(path))
+
+
+def read_midi(path: str | Path) -> mido.MidiFile:
+    """``mido.MidiFile(path)``, taking turns with emolive's saves (the charset); mido's errors
+    are passed on."""
+    with _MIDO_CHARSET_LOCK:
+        return mido.MidiFile(str(path))
 
 
 def _track_name(model_name: str) -> str:
