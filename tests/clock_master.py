@@ -13,7 +13,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from emolive.clock_follower import CLOCK, START, TICKS_PER_QUARTER
+from emolive.clock_follower import CLOCK, CONTINUE, START, STOP, TICKS_PER_QUARTER
 from emolive.phase_lock import step_seconds
 from emolive.sync import ClockSync
 
@@ -101,8 +101,11 @@ class Followed:
     sync: ClockSync | None = None
 
 
-def follow(times: list[float], stamps: list[float | None], start_bpm: float = 120.0) -> Followed:
-    """Start, then the ticks through a real ClockSync into a SimEngine."""
+def follow(times: list[float], stamps: list[float | None], start_bpm: float = 120.0,
+           stop_at: int | None = None, continue_at: int | None = None) -> Followed:
+    """Start, then the ticks through a real ClockSync into a SimEngine; Stop and Continue just
+    before ticks ``stop_at`` and ``continue_at`` (the clock runs on between: the position the
+    master continues from is where it stopped, and the engine starts on the next bar line)."""
     engine = SimEngine(bpm=start_bpm)
     sync = ClockSync(engine, engine.start)
     result = Followed(sync=sync)
@@ -110,6 +113,9 @@ def follow(times: list[float], stamps: list[float | None], start_bpm: float = 12
     sync.feed(bytes([START]), first - 0.001)
     start_tick = None
     for k, (true_s, stamp) in enumerate(zip(times, stamps)):
+        if k in (stop_at, continue_at):
+            sync.feed(bytes([STOP if k == stop_at else CONTINUE]), true_s - 0.001)
+            start_tick = None
         if stamp is None:
             continue
         engine.advance(stamp)

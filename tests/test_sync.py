@@ -189,6 +189,25 @@ def test_a_tempo_set_while_stopped_is_read_by_the_continue(period_frames: int, s
     assert abs(follower.bpm - stopped_bpm) < 0.01 * stopped_bpm
 
 
+@pytest.mark.parametrize("gap_ticks", [2.0, 3.0, 5.0])
+def test_a_gap_at_the_continue_after_a_tempo_read_while_stopped_is_a_pause(gap_ticks: float) -> None:
+    """120 BPM, Stop, a beat of clock at 100, then the clock halts for a few ticks and the
+    master continues at 100 (1024 frames): the gap was taken for ticks off the line, the line
+    was read again from the first ticks after it and the engine played up to 63 ms (3 ticks)
+    or 93 ms (5) off the master (helper-76). The gap at the Continue is a pause too: the line
+    starts afresh from the ticks after it (then 10-15 ms, the steady play's at this period)."""
+    times = tick_times([(8, 120.0), (1, 100.0), (8, 100.0)])
+    resume = 9 * 24
+    times[resume:] = [t + (gap_ticks - 1) * 60.0 / (100.0 * 24) for t in times[resume:]]
+    worst_ms = 0.0
+    for seed in range(4):
+        followed = follow(times, delivered(times, 1024, seed=seed), stop_at=8 * 24, continue_at=resume)
+        after_ticks = followed.error_ticks[8 * 24:]  # the engine played 8 beats before the Stop
+        worst_ms = max(worst_ms, max(abs(e) for e in after_ticks) * 60_000.0 / (100.0 * 24))
+        assert followed.sync.follower.lost_ticks == 0
+    assert worst_ms < 20.0
+
+
 def test_a_clock_begun_after_a_stop_is_read() -> None:
     """A Stop before any tick, then a clock: every tick restarted the line, no tempo was read
     (helper-75)."""

@@ -184,10 +184,14 @@ class ClockFollower:
         if self._master_running:
             self._stopped_since_tick = False
         if after_stop and self._recent and (gap_s > self.gap_s or
-                                            (not self._restarted_since_stop and self._a_gap(gap_s))):
-            # A pause, whatever its length (_judge_gap): the first gap after the Stop, and then
-            # any silence while stopped. Only those: the gaps of a clock running on while
-            # stopped restarted the line at every tick at 1024 frames (helper-75).
+                                            ((not self._restarted_since_stop or self._master_running)
+                                             and self._a_gap(gap_s))):
+            # A pause, whatever its length (_judge_gap): the first gap after the Stop, any
+            # silence while stopped, and a gap at the first tick after the Continue (else the
+            # ticks after it left the line, which was read again from 6 of them: a tempo set
+            # while stopped was followed 63-93 ms off at 1024 frames; helper-76). Only those:
+            # the gaps of a clock running on while stopped restarted the line at every tick at
+            # 1024 frames (helper-75).
             self._start_line_afresh([])
             self._restarted_since_stop = True
         elif self._ticks_after_gap:
