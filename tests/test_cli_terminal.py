@@ -208,8 +208,11 @@ def test_a_model_giving_nan_is_said_once() -> None:
                     "nothing: it is broken for some input (emotion, key or latent point)"]
 
 
-def test_a_model_falling_behind_is_said_from_4_missed_steps_and_again_at_each_tenfold() -> None:
+def test_a_model_falling_behind_is_said_from_4_missed_steps_and_again_at_each_tenfold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from emolive.live import Session
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # an idle machine
 
     said: list[str] = []
     session = Session.__new__(Session)  # the method needs only its status and count
@@ -220,6 +223,23 @@ def test_a_model_falling_behind_is_said_from_4_missed_steps_and_again_at_each_te
     assert said == [
         f"emolive: the model cannot keep up: {count} steps not decoded in time played nothing (a 16th note "
         "lasts 125 ms at 120.0 BPM); lower the tempo, or use a faster model" for count in (5, 50, 600)]
+
+
+def test_missed_steps_on_a_busy_machine_name_the_load_not_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine whose other programs took the CPU was said to run a model that "cannot keep
+    up": the load is named, and freeing the CPU is the first advice."""
+    from emolive.live import Session
+
+    said: list[str] = []
+    session = Session.__new__(Session)
+    session.status = type("Status", (), {"message": staticmethod(said.append)})()
+    session.said_missed_steps = 0
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.42, 1.0, 1.0))
+    session.say_when_the_model_falls_behind({"missed_steps": 5, "bpm": 120.0})
+    assert said == ["emolive: the machine is too busy for the model: 5 steps not decoded in time played nothing "
+                    "(a 16th note lasts 125 ms at 120.0 BPM; load 3.4 on 2 cores); free the CPU, lower the tempo, "
+                    "or use a faster model"]
 
 
 def _full_pipe() -> tuple[int, TextIO]:

@@ -218,9 +218,14 @@ class Session:
         missed = stats.get("missed_steps", 0)
         if missed >= max(MISSED_STEPS_SAID, 10 * self.said_missed_steps):
             step_ms = 60_000.0 / (stats["bpm"] * 4) if stats["bpm"] else 0.0
-            self.status.message(f"emolive: the model cannot keep up: {missed} step{'s' if missed != 1 else ''} "
-                                f"not decoded in time played nothing (a 16th note lasts {step_ms:.0f} ms at "
-                                f"{stats['bpm']:.1f} BPM); lower the tempo, or use a faster model")
+            steps = f"{missed} step{'s' if missed != 1 else ''} not decoded in time played nothing"
+            timing = f"a 16th note lasts {step_ms:.0f} ms at {stats['bpm']:.1f} BPM"
+            if busy := machine_busy():
+                self.status.message(f"emolive: the machine is too busy for the model: {steps} ({timing}; {busy}); "
+                                    "free the CPU, lower the tempo, or use a faster model")
+            else:
+                self.status.message(f"emolive: the model cannot keep up: {steps} ({timing}); lower the tempo, "
+                                    "or use a faster model")
             self.said_missed_steps = missed
 
     def suspend(self, suspend: SuspendSignal, keyboard: Keyboard | None) -> None:
@@ -332,6 +337,18 @@ class Session:
                                 f"{MIN_BPM:g}..{MAX_BPM:g} BPM emolive plays: it plays at {nearest:g} "
                                 "BPM and drifts from the master's beat")
         return f" (emolive at {nearest:g})"
+
+
+def machine_busy() -> str:
+    """"load 3.4 on 2 cores" when the last minute's load average is over the cores this process
+    may run on (other programs take the CPU the model needs: a slow model was blamed for a busy
+    machine), else "" (also where the load cannot be read)."""
+    try:
+        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    except OSError:
+        return ""
+    return f"load {load:.1f} on {cores} core{'s' if cores != 1 else ''}" if load > cores else ""
 
 
 def status_text(stats: dict[str, Any], playing: bool, waiting_for_bar_line: bool = False,
