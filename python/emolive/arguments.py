@@ -18,8 +18,6 @@ from emolive.emotions import EmotionLike, Weights, as_float, is_number, parse_em
 if TYPE_CHECKING:
     import numpy as np
 
-#: A number the API takes: Python's or numpy's (np.float32, np.int64 ...), as checked by number().
-Real = Union[float, "np.floating[Any]", "np.integer[Any]"]
 #: A whole number the API takes: Python's or numpy's, as checked by integer().
 Whole = Union[int, "np.integer[Any]"]
 
@@ -48,7 +46,7 @@ def integer(name: str, value: Any, low: int, high: int) -> int:
     """``value`` as an int in low..high; any integer (numpy's too), not a bool."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if not low <= value <= high:
+    if not low <= int(value) <= high:
         raise ValueError(f"{name} must be in {low}..{high}, got {reprlib.repr(int(value))}")
     return int(value)
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import mido
 
@@ -23,6 +23,9 @@ from emolive.cli_options import (FILLED_STANDARD_DESCRIPTORS, MAX_CLI_SEED, Usag
                                  nan_onsets_warning, silence, start_emotion, stop_signals_to_catch)
 from emolive.emotions import Weights, describe_as_asked
 from emolive.engine import MAX_GENERATE_BARS
+
+if TYPE_CHECKING:
+    from emolive.engine import Engine
 
 SUFFIXES = {"-o": ".mid", "--render": ".wav", "--plot": ".png"}  # for messages
 #: The file name suffixes -o and --render take (files.misnamed's rule); --plot's come from matplotlib.
@@ -305,7 +308,7 @@ def _model_files(model: Path) -> list[Path]:
         return [model / name for name in ["model_card.json", *names]]
 
 
-def generate_midi(engine: Any, args: argparse.Namespace, emotion: Weights) -> list[mido.MidiFile]:
+def generate_midi(engine: Engine, args: argparse.Namespace, emotion: Weights) -> list[mido.MidiFile]:
     """The engine's offline generation, ``--count`` pieces decoded together (piece i with the
     engine's seed + i); with --morph-to the emotion glides over --morph-bars (default: the
     whole file)."""
@@ -313,6 +316,12 @@ def generate_midi(engine: Any, args: argparse.Namespace, emotion: Weights) -> li
         return engine.generate_many(args.count, args.bars, emotion=emotion)
     return engine.generate_many(args.count, args.bars, emotion=emotion,
                                 morph_to=args.morph_to, morph_bars=args.morph_bars)
+
+
+@overload
+def numbered(path: str, index: int, count: int) -> str: ...
+@overload
+def numbered(path: None, index: int, count: int) -> None: ...
 
 
 def numbered(path: str | None, index: int, count: int) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,8 +37,11 @@ _NAME_TO_INDEX: dict[str, int] = {
 }
 
 Weights = tuple[float, float, float, float]
+#: A number the API takes: Python's or numpy's (np.float32, np.int64 ...), as checked by
+#: emolive.arguments.number().
+Real = Union[float, "np.floating[Any]", "np.integer[Any]"]
 # numpy arrays of 2 or 4 numbers are accepted too (as sequences); named here for type checkers.
-EmotionLike = Union[str, Mapping[str, float], Sequence[float], tuple[float, float], "np.ndarray"]
+EmotionLike = Union[str, Mapping[str, Real], Sequence[Real], "np.ndarray[Any, Any]"]
 
 
 def known_emotions() -> list[str]:
@@ -79,7 +82,7 @@ def from_valence_arousal(valence: float, arousal: float) -> Weights:
     return (u * w, (1.0 - u) * w, (1.0 - u) * (1.0 - w), u * (1.0 - w))
 
 
-def to_valence_arousal(weights: Sequence[float]) -> tuple[float, float]:
+def to_valence_arousal(weights: Sequence[Real]) -> tuple[float, float]:
     """The inverse of :func:`from_valence_arousal` (exact for its outputs)."""
     q1, q2, q3, q4 = normalise(weights)
     return (q1 + q4) * 2.0 - 1.0, (q1 + q2) * 2.0 - 1.0
@@ -94,7 +97,7 @@ def as_float(value: object) -> float:
         return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
-def normalise(weights: Sequence[float]) -> Weights:
+def normalise(weights: Sequence[Real]) -> Weights:
     """Check four non-negative finite weights with a positive sum and scale them to sum to 1."""
     if not all(is_number(x) for x in weights):
         raise ValueError(f"emotion weights must be numbers, got {list(weights)!r}")
@@ -179,7 +182,7 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
                                  "{'happy': 1, 'calm': 1}")
             return from_valence_arousal(as_float(emotion[0]), as_float(emotion[1]))
         if len(emotion) == 4:
-            return normalise(emotion)
+            return normalise(cast("Sequence[Real]", emotion))  # not a str: returned above
         raise ValueError(
             f"a sequence emotion is (valence, arousal) or 4 quadrant weights, got {len(emotion)} values"
         )
@@ -188,7 +191,7 @@ def parse_emotion(emotion: EmotionLike) -> Weights:
     )
 
 
-def describe_as_asked(asked: str, weights: Sequence[float]) -> str:
+def describe_as_asked(asked: str, weights: Sequence[Real]) -> str:
     """``describe(weights)``, with the name asked for first where that was an alias:
     ``"excited (happy)"``; a quadrant's name, a blend or nothing asked (``""``) as ``describe``."""
     named, asked = describe(weights), asked.strip()
@@ -197,7 +200,7 @@ def describe_as_asked(asked: str, weights: Sequence[float]) -> str:
     return named
 
 
-def describe(weights: Sequence[float]) -> str:
+def describe(weights: Sequence[Real]) -> str:
     """A short human label for weights, e.g. ``"happy"`` or ``"happy:0.60,calm:0.40"``; a weight
     that would show as 0.00 is left out (a controller at 1 of 127 showed ``happy:0.00,...``)."""
     parts = [

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from emolive import _core
 from emolive import arguments as check
-from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR, Real, Whole
-from emolive.emotions import EmotionLike, Weights, parse_emotion
+from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR, Whole
+from emolive.emotions import EmotionLike, Real, Weights, parse_emotion
 from emolive.outputs import PortError, find_port, list_ports, open_output
 from emolive.ports import from_argv
 from emolive.scales import ALL_PITCH_CLASSES, key_signature, scale_mask, transposition
@@ -357,7 +357,7 @@ class Engine:
         when a lost port comes back and is reconnected), port_may_return (with port_error: the
         engine may still reconnect by itself), port_reconnects, generator_error, ...
         (docs/engine.md)."""
-        stats = self._core.stats()
+        stats: dict[str, Any] = self._core.stats()
         stats["bar"] = stats["step"] // STEPS_PER_BAR
         stats["emotion"] = tuple(float(x) for x in stats["emotion"])
         # Kept as float32 by the engine: 0.8 read back 0.800000011920929.

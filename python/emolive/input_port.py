@@ -27,7 +27,7 @@ _API_NAMES = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "core": "API_MA
 QUEUE_MESSAGES = 8192
 
 #: Called from the input's drain thread with (raw message bytes, seconds since the previous message).
-MessageCallback = Callable[[bytes, float], None]
+MessageCallback = Callable[[bytes, float], object]  # what it returns is not used
 
 #: Called from the input's drain thread when its source port goes (False) or is back (True).
 ConnectionCallback = Callable[[bool], None]
@@ -271,7 +271,7 @@ class InputPort:
         self._deliver(self._callback, bytes(message), unused_s + float(delta_s))
         return True, 0.0
 
-    def _deliver(self, sink: Callable[..., None], *args: Any) -> None:
+    def _deliver(self, sink: Callable[..., object], *args: Any) -> None:
         try:
             sink(*args)
         except Exception:

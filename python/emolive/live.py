@@ -10,6 +10,7 @@ for: the engine reconnects when a port of that name is back.
 from __future__ import annotations
 
 import argparse
+import functools
 from collections import deque
 import os
 import threading
@@ -118,7 +119,7 @@ class Session:
             syncs = query == self.args.sync
             port = stack.enter_context(input_port.InputPort(
                 query, deliver, client_name="emolive-in",
-                on_connection=lambda back, q=query, syncs=syncs: self.input_changed(q, back, syncs)))
+                on_connection=functools.partial(self.input_changed, query, syncs=syncs)))
             self._input_names[query] = port.name
             self.status.message(f"listening on MIDI input {port.name!r}")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from emolive.cli_options import BPM_RANGE, TEMPERATURE_RANGE
+from emolive.arguments import BPM_RANGE, TEMPERATURE_RANGE
 from emolive.emotions import Weights, describe_as_asked, parse_emotion
 from emolive.terminal import BACKSPACE, DOWN, ENTER, ESCAPE, LEFT, RIGHT, UP
 

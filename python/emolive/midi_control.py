@@ -32,7 +32,7 @@ class CcMap:
         # Any integer (numpy's too), kept as an int; not a bool.
         for name, label in (("valence_cc", "valence CC"), ("arousal_cc", "arousal CC")):
             cc = getattr(self, name)
-            if isinstance(cc, bool) or not isinstance(cc, numbers.Integral) or not 0 <= cc <= 127:
+            if isinstance(cc, bool) or not isinstance(cc, numbers.Integral) or not 0 <= int(cc) <= 127:
                 raise ValueError(f"{label} must be a controller number 0..127, got {cc!r}")
             object.__setattr__(self, name, int(cc))
         if self.valence_cc == self.arousal_cc:

@@ -82,7 +82,7 @@ def check_port_query(query: object) -> None:
         raise PortError(NO_RTMIDI)
 
 
-def open_output(port: str | int | None, virtual: str | None) -> tuple[Any, str | None]:
+def open_output(port: str | Whole | None, virtual: str | None) -> tuple[Any, str | None]:
     """The engine's ``_core.Output`` and the name of its port: a virtual port, the output
     port ``port`` matches (listed and opened by one MIDI client), or no output."""
     if virtual is not None or port is None:
@@ -113,16 +113,17 @@ PORT_HINT = ("On macOS enable the IAC Driver in Audio MIDI Setup (its ports are 
              "or open a virtual port (--virtual; virtual=... in Python).")
 
 
-def match_output_port(names: list[str], query: str | int) -> tuple[int, str]:
+def match_output_port(names: list[str], query: str | Whole) -> tuple[int, str]:
     """``find_port``'s (index, name) among ``names`` (emolive.ports.port_matches); the output
     side of emolive.ports.match_port, which matches inputs."""
     hits = port_matches(names, query)
     described = describe_ports(names, "MIDI output")
     if len(hits) == 1:
         return hits[0], names[hits[0]]
-    if hits:
-        raise PortError(f"MIDI port {query.strip()!r} is ambiguous: it matches "  # type: ignore[union-attr]
-                        f"{', '.join(repr(names[i]) for i in hits)}; {described}")
-    if isinstance(query, numbers.Integral):
+    if isinstance(query, numbers.Integral):  # an index matches one port or none
         raise PortError(f"MIDI output port index {query} is out of range; {described}. {PORT_HINT}")
-    raise PortError(f"no MIDI output port matches {query.strip()!r}; {described}. {PORT_HINT}")
+    text = str(query).strip()  # a str here
+    if hits:
+        raise PortError(f"MIDI port {text!r} is ambiguous: it matches "
+                        f"{', '.join(repr(names[i]) for i in hits)}; {described}")
+    raise PortError(f"no MIDI output port matches {text!r}; {described}. {PORT_HINT}")

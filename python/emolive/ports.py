@@ -14,6 +14,11 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emolive.arguments import Whole
+
 
 class InputPortError(ValueError):
     """An input port that cannot be found or opened; the message lists the ports there are."""
@@ -47,14 +52,14 @@ def virtual_ports_supported() -> bool:
     return not sys.platform.startswith("win")
 
 
-def port_matches(names: Sequence[str], query: str | int) -> list[int]:
+def port_matches(names: Sequence[str], query: str | Whole) -> list[int]:
     """The indices of ``names`` that ``query`` names: one, none, or several for an ambiguous
     substring. An integer (numpy's too) is an index, never a piece of a name; text matches an
     exact name, then a case-insensitive substring, then an index in ASCII digits ("²" passes
     ``str.isdigit()`` but is no index). Shared by the output (engine) and the input ports."""
     if isinstance(query, numbers.Integral):
-        return [int(query)] if 0 <= query < len(names) else []
-    text = from_argv(query).strip()
+        return [int(query)] if 0 <= int(query) < len(names) else []
+    text = from_argv(str(query)).strip()  # a str here
     if text in names:
         return [list(names).index(text)]
     hits = [i for i, name in enumerate(names) if text.lower() in name.lower()] if text else []

@@ -15,7 +15,7 @@ import select
 import sys
 import time
 from collections import deque
-from typing import Iterator, TextIO
+from typing import Any, Iterator, TextIO
 
 import wcwidth
 
@@ -63,8 +63,8 @@ class Keyboard:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdin
-        self._saved_mode: list | None = None  # the terminal's mode before, while ours is set
-        self._our_mode: list | None = None  # the cbreak mode we set, to set again if undone
+        self._saved_mode: list[Any] | None = None  # the terminal's mode before, while ours is set
+        self._our_mode: list[Any] | None = None  # the cbreak mode we set, to set again if undone
 
     @staticmethod
     def available(stream: TextIO | None = None) -> bool:
@@ -186,7 +186,9 @@ class Keyboard:
 
     @staticmethod
     def _read_windows(timeout_s: float) -> str | None:
-        import msvcrt  # type: ignore[import-not-found]
+        if sys.platform != "win32":  # (and type checkers on other systems skip the rest)
+            raise OSError("the Windows console is read on Windows only")
+        import msvcrt
 
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -141,7 +141,7 @@ class JitterBand:
         at a stroke), then the tick into that line."""
         expected_s = self._local.time_at(index) if self._local.count >= self.min_local else None
         self._last_measured = expected_s is not None
-        if self._last_measured:
+        if expected_s is not None:
             self.add(min(abs(time_s - expected_s), clip_s))
         self._local.add(index, time_s)
 
