@@ -187,6 +187,18 @@ def test_ctrl_c_while_an_error_is_reported_exits_130_quietly(monkeypatch: pytest
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the training commands need torch")
+def test_a_name_too_long_for_the_file_system_is_a_users_mistake(capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    """`train --data` with a 300-byte name exited 1 with '[Errno 36] File name too long'
+    (helper-78): the name is the user's to shorten, exit 2."""
+    long_name = str(tmp_path / ("d" * 300))
+    code, _out, err = run_main(capsys, "train", "--data", long_name, "--out", str(tmp_path / "run"))
+    assert code == 2
+    assert err.startswith(f"emolive: error: {long_name[:-1]!r}"[:-1])  # the name, or a file in it
+    assert err.endswith("': the name is too long for the file system\n") and err.count("\n") == 1
+
+
 def test_subprocess_exit_statuses_and_no_traceback() -> None:
     bad = run_process("--channel", "99")
     assert bad.returncode == 2

@@ -203,6 +203,9 @@ def test_an_unwritable_output_folder_exits_2_before_generating(tmp_path: Path, t
     (("--render", "{d}/take.flac"), "audio is written as .wav"),
     (("--render", "{d}/take.mid"), "audio is written as .wav"),
     (("--render", "{d}/" + "y" * 300 + ".wav"), "the name is too long for the file system"),
+    # a model or soundfont named so exited 1 with '[Errno 36] File name too long' (helper-78)
+    (("-o", "{d}/x.mid", "--model", "{d}/" + "m" * 300), "the name is too long for the file system"),
+    (("--render", "{d}/x.wav", "--soundfont", "{d}/" + "f" * 300 + ".sf2"), "the name is too long for the file"),
     (("-o", "{d}/x.mid", "--soundfont", "{d}/font.sf2"), "--soundfont is for --render"),
     (("--render", "{d}/x.wav", "--soundfont", ""), "--soundfont is an empty name"),
     (("--render", "{d}/x.wav", "--bars", "10000", "--bpm", "60"), "do not fit a WAV file"),

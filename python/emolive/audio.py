@@ -18,7 +18,7 @@ import mido
 from emolive.arguments import Whole
 from emolive.emotions import is_number
 from emolive.midi_notes import beat_ticks, read_midi, save_midi
-from emolive.safe_write import WAV_SUFFIXES, check_suffix, replaced_on_success, space_left
+from emolive.safe_write import WAV_SUFFIXES, check_suffix, name_too_long, replaced_on_success, space_left
 
 #: General MIDI soundfonts looked for when none is given (Debian's fluid-soundfont-gm first).
 SOUNDFONT_CANDIDATES: tuple[str, ...] = (
@@ -52,6 +52,8 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
     if given:
         path = Path(given)
         whence = "" if soundfont else " (EMOLIVE_SOUNDFONT)"  # a variable set long ago is named
+        if name_too_long(path):
+            raise RenderError(f"soundfont {str(path)!r}{whence}: the name is too long for the file system")
         if path.is_dir():
             raise RenderError(f"soundfont {str(path)!r}{whence} is a folder; give a soundfont file (.sf2, .sf3)")
         if not path.is_file():

@@ -10,6 +10,7 @@ mistake (bad value, unknown port or emotion, bad model directory, missing option
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import os
@@ -130,6 +131,10 @@ def _run(args: list[str]) -> int:
         if _native_module_lacks_a_library(exc):
             _print_error(f"emolive's native module cannot load: {exc} (a library it was built against is "
                          f"missing here: {NATIVE_LIBRARIES_HINT})")
+            return 2
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG and exc.filename is not None:
+            # A name the user gave, theirs to shorten: a 300-byte `train --data` exited 1 (helper-78).
+            _print_error(f"{exc.filename!r}: the name is too long for the file system")
             return 2
         status = _status_of(exc)
         if status is None:

@@ -26,6 +26,7 @@ from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, ST
 from emolive.emotions import EmotionLike, Real, Weights, parse_emotion
 from emolive.outputs import PortError, find_port, list_ports, open_output
 from emolive.ports import from_argv
+from emolive.safe_write import name_too_long
 from emolive.scales import ALL_PITCH_CLASSES, key_signature, scale_mask, transposition
 
 if TYPE_CHECKING:  # mido and numpy are imported where used: live play loads neither
@@ -71,11 +72,11 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
         if not os.fspath(model).strip():  # Path("") would be the current folder
             raise ModelError("the model directory is an empty name; give a folder (or none for the bundled model)")
         path = Path(model)
-        if not path.is_dir():  # --model=~/m and Python strings reach here with the ~ unexpanded
+        if not _is_model_dir(path):  # --model=~/m and Python strings reach here with the ~ unexpanded
             path = Path(os.path.expanduser(path))
     else:
         raise TypeError(f"model must be a directory path or None, not {type(model).__name__}")
-    if not path.is_dir():
+    if not _is_model_dir(path):
         raise ModelError(f"model directory {str(path)!r} does not exist or is not a directory")
     # Absolute: the encoder loads again at the first encode(), which after an os.chdir read
     # another folder's file (or none) for a relative path.
@@ -87,6 +88,14 @@ def load_model(model: str | os.PathLike[str] | None) -> Any:
             raise
         raise ModelError(f"{err}; or install the onnxruntime Python package (pip install onnxruntime), "
                          "whose library emolive loads") from None
+
+
+def _is_model_dir(path: Path) -> bool:
+    """``path.is_dir()``; ModelError for a name too long for the file system (is_dir raised
+    OSError)."""
+    if name_too_long(path):
+        raise ModelError(f"model directory {str(path)!r}: the name is too long for the file system")
+    return path.is_dir()
 
 
 def _numpy_loaded() -> None:

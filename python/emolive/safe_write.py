@@ -113,6 +113,20 @@ def _refuse_link_loops_and_sockets(path: Path) -> None:
 #: The file name suffixes MIDI files and WAV audio are written under (any case). DAWs and file
 #: browsers go by the suffix, so a MIDI file named take.wav, or a WAV named take.flac, would fail
 #: to import. A name without a suffix is taken, as is a stream such as /dev/stdout.
+def name_too_long(path: str | Path) -> bool:
+    """Whether the file system refuses ``path`` as too long a name (a part over 255 bytes, or
+    the whole over PATH_MAX). ``Path.is_dir()`` and ``is_file()`` raise OSError for it: a
+    300-byte ``--model`` or ``--soundfont`` exited 1 with '[Errno 36] File name too long',
+    the option unnamed (helper-78)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ENAMETOOLONG
+    except ValueError:  # a NUL in the name: what is_dir() says (False) is said by its caller
+        return False
+    return False
+
+
 MIDI_SUFFIXES = (".mid", ".midi", ".smf")
 WAV_SUFFIXES = (".wav",)
 
