@@ -222,6 +222,24 @@ def test_outputs_that_cannot_all_be_written_exit_2_before_generating(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set-2.mid"]  # nothing written
 
 
+@pytest.mark.parametrize("option", ["-o", "--plot", "--render"])
+def test_a_file_named_without_a_suffix_that_holds_other_data_is_not_replaced(
+        tmp_path: Path, tiny_model_dir: Path, option: str) -> None:
+    """`-o notes` replaced a text file named notes, and `--plot /etc/passwd` (as root) the
+    password file (helper-78): a name without a suffix is written over that format only."""
+    if option == "--render" and not shutil.which("fluidsynth"):
+        pytest.skip("fluidsynth is not installed")
+    notes = tmp_path / "notes"
+    notes.write_text("my notes\n")
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", option, str(notes))
+    assert result.returncode == 2 and "which writing it would lose" in result.stderr
+    assert notes.read_text() == "my notes\n" and "generated" not in result.stdout
+    notes.write_bytes(b"")  # empty, or already of the format: written over
+    assert generate("--model", str(tiny_model_dir), "--bars", "1", option, str(notes)).returncode == 0
+    assert generate("--model", str(tiny_model_dir), "--bars", "1", option, str(notes)).returncode == 0
+    assert notes.stat().st_size > 0
+
+
 def test_names_of_any_legal_length_and_suffix_case_are_written(tmp_path: Path, tiny_model_dir: Path) -> None:
     """A 255-byte WAV name (the render's helper file was 3 bytes longer, and failed after
     generating), upper-case suffixes, and a name without one."""

@@ -613,6 +613,19 @@ def test_two_threads_writing_names_in_two_charsets_each_write_their_own(tmp_path
     assert wrong == []
 
 
+def test_the_file_functions_keep_a_file_named_without_a_suffix_that_holds_other_data(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.write_text("my notes\n")
+    with pytest.raises(ValueError, match=r"holds something other than MIDI"):
+        files.write_midi(_c_major_arpeggio(), notes)
+    with pytest.raises(ValueError, match=r"holds something other than a PNG picture"):
+        files.plot_piano_roll(_c_major_arpeggio(), notes)
+    assert notes.read_text() == "my notes\n"
+    files.write_midi(_c_major_arpeggio(), tmp_path / "take")
+    files.write_midi(_c_major_arpeggio(), tmp_path / "take")  # a MIDI file: written over
+    assert (tmp_path / "take").read_bytes()[:4] == b"MThd"
+
+
 def test_a_link_named_for_one_format_to_a_file_of_another_is_refused(tmp_path: Path) -> None:
     """take.mid -> song.wav: the WAV was replaced by MIDI without a word (helper-73); the link's
     own name passed the check."""

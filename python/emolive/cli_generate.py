@@ -267,6 +267,11 @@ def _check_name(option: str, path: str) -> None:
     elif (target := files.link_leads_elsewhere(path, (Path(path).suffix.lower(),))) is not None:
         raise UsageError(f"{option} {path!r} is a link to {target!r}, a file named for another "
                          "format; give another name, or remove the link")
+    else:  # --plot: with no suffix, matplotlib draws a PNG
+        try:
+            files.check_no_other_data(path, (".png",))
+        except ValueError as err:
+            raise UsageError(f"{option} {err}") from None
 
 
 def _identity(path: str | Path) -> tuple[int, int] | None:

@@ -18,12 +18,12 @@ from emolive.audio import (INSTALL_HINT, MAX_SAMPLE_RATE, MAX_WAV_BYTES, MIN_SAM
 from emolive.midi_notes import (TICKS_PER_BEAT, NoteSpan, bar_beats, beat_ticks, check_midi_file, length_beats,
                                 note_spans, save_midi, time_signature)
 from emolive.piano_roll import MAX_BAR_LINES, check_plotting, plot_extent, plot_piano_roll
-from emolive.safe_write import (MIDI_SUFFIXES, WAV_SUFFIXES, WriteError, check_suffix, check_writable, is_stream,
-                                link_leads_elsewhere, misnamed, replaced_on_success)
+from emolive.safe_write import (MIDI_SUFFIXES, WAV_SUFFIXES, WriteError, check_no_other_data, check_suffix,
+                                check_writable, is_stream, link_leads_elsewhere, misnamed, replaced_on_success)
 
 __all__ = ["INSTALL_HINT", "MAX_BAR_LINES", "MAX_SAMPLE_RATE", "MAX_WAV_BYTES", "MIDI_SUFFIXES", "MIN_SAMPLE_RATE",
            "SOUNDFONT_CANDIDATES", "SOUNDFONT_FORMS", "TICKS_PER_BEAT", "NoteSpan", "RenderError", "bar_beats",
-           "beat_ticks", "check_plotting", "check_wav_fits", "check_writable", "find_renderer", "find_soundfont",
+           "beat_ticks", "check_no_other_data", "check_plotting", "check_wav_fits", "check_writable", "find_renderer", "find_soundfont",
            "is_stream", "length_beats", "link_leads_elsewhere", "misnamed", "note_spans", "plot_extent", "plot_piano_roll",
            "WAV_SUFFIXES", "WriteError", "check_suffix", "render_wav", "replaced_on_success", "time_signature", "write_midi"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import mido
 
 from emolive.midi_notes import NoteSpan, bar_beats, check_midi_file, length_beats, note_spans, time_signature
-from emolive.safe_write import replaced_on_success
+from emolive.safe_write import check_no_other_data, replaced_on_success
 
 
 #: Beginnings of what matplotlib logs when it cannot make its config or cache folder (a
@@ -24,7 +24,8 @@ def _not_a_cache_folder_notice(record: logging.LogRecord) -> bool:
 
 def check_plotting(image_path: str | Path | None = None) -> None:
     """ImportError naming the extra to install when matplotlib, which plotting needs, is
-    missing; ValueError when ``image_path``'s suffix names no image format it writes."""
+    missing; ValueError when ``image_path``'s suffix names no image format it writes, or when it
+    has none and is a file that holds no PNG."""
     logging.getLogger("matplotlib").addFilter(_not_a_cache_folder_notice)  # once: the same object
     try:
         import matplotlib  # noqa: F401
@@ -38,6 +39,7 @@ def check_plotting(image_path: str | Path | None = None) -> None:
             raise ValueError(f"{str(image_path)!r}: plots are written as "
                              + ", ".join(f".{kind}" for kind in sorted(formats)))
         _try_image_format(image_path)
+        check_no_other_data(image_path, (".png",))  # no suffix: a PNG, over a PNG only
 
 
 def _try_image_format(image_path: str | Path) -> None:

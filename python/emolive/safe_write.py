@@ -154,15 +154,42 @@ def link_leads_elsewhere(path: str | Path, suffixes: tuple[str, ...]) -> str | N
     return target if suffix and suffix not in suffixes else None
 
 
+#: The first bytes of each format emolive writes, by its suffixes, and the format's name. A
+#: file named without a suffix is replaced only when it holds that format already: `-o notes`
+#: replaced a text file of that name, and `--plot /etc/passwd` the password file (helper-78).
+SIGNATURES: dict[tuple[str, ...], tuple[bytes, str]] = {
+    MIDI_SUFFIXES: (b"MThd", "MIDI"), WAV_SUFFIXES: (b"RIFF", "WAV audio"), (".png",): (b"\x89PNG", "a PNG picture")}
+
+
 def check_suffix(path: str | Path, suffixes: tuple[str, ...], what: str) -> None:
-    """ValueError when ``path`` is misnamed for ``what`` ("MIDI files are", "audio is")."""
+    """ValueError when ``path`` is misnamed for ``what`` ("MIDI files are", "audio is"), or is
+    named without a suffix and holds another kind of data (:func:`check_no_other_data`)."""
     if not misnamed(path, suffixes):
+        check_no_other_data(path, suffixes)
         return
     if (target := link_leads_elsewhere(path, suffixes)) is not None:
         raise ValueError(f"{str(path)!r} is a link to {target!r}, a file named for another format "
                          f"({what} written as {' or '.join(suffixes)}); give another name, or remove "
                          "the link")
     raise ValueError(f"{str(path)!r}: {what} written as {' or '.join(suffixes)}; give a name ending so")
+
+
+def check_no_other_data(path: str | Path, suffixes: tuple[str, ...]) -> None:
+    """ValueError when ``path`` has no suffix and is an existing file, not empty, whose first
+    bytes are not those of the format ``suffixes`` name (SIGNATURES): its data would be lost."""
+    signature, kind = SIGNATURES[suffixes]
+    if Path(path).suffix or is_stream(path):
+        return
+    try:
+        with open(path, "rb") as existing:  # links followed; a folder or a device is said elsewhere
+            if not stat.S_ISREG(os.fstat(existing.fileno()).st_mode):
+                return
+            head = existing.read(len(signature))
+    except OSError:  # none there, or unreadable: the write says what it must
+        return
+    if head and head != signature:
+        raise ValueError(f"{str(path)!r} is a file that holds something other than {kind}, which "
+                         f"writing it would lose; give a name ending in {suffixes[0]}, or remove the file first")
 
 
 def is_stream(path: str | Path) -> bool:
