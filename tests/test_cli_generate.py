@@ -240,6 +240,16 @@ def test_a_file_named_without_a_suffix_that_holds_other_data_is_not_replaced(
     assert notes.stat().st_size > 0
 
 
+def test_a_written_name_with_control_characters_is_shown_escaped(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`-o $'x\\e[2J.mid'` printed "wrote" with the escape raw, clearing the screen; a newline
+    split the line (helper-78). The file keeps its name."""
+    name = "x\x1b[2J\nb.mid"
+    result = generate("--model", str(tiny_model_dir), "--bars", "1", "-o", str(tmp_path / name))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"wrote {tmp_path}/x\\x1b[2J\\nb.mid"
+    assert (tmp_path / name).read_bytes()[:4] == b"MThd"
+
+
 def test_names_of_any_legal_length_and_suffix_case_are_written(tmp_path: Path, tiny_model_dir: Path) -> None:
     """A 255-byte WAV name (the render's helper file was 3 bytes longer, and failed after
     generating), upper-case suffixes, and a name without one."""

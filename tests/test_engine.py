@@ -592,6 +592,14 @@ def test_a_virtual_port_name_with_a_nul_is_refused(tiny_model_dir: Path, name: s
         Engine(model=tiny_model_dir, virtual=name)
 
 
+@pytest.mark.parametrize("name", ["a\x1b[31mRED", "a\nb", "tab\there"])
+def test_a_virtual_port_name_with_control_characters_is_refused(tiny_model_dir: Path, name: str) -> None:
+    """Other programs' port lists print the name raw: an escape sequence recoloured their
+    terminal, a newline split their listing (helper-78)."""
+    with pytest.raises(ValueError, match="cannot contain control characters"):
+        Engine(model=tiny_model_dir, virtual=name)
+
+
 @pytest.mark.parametrize("name", ["x" * 64, "é" * 32, "emoji🎹" * 8])
 def test_a_virtual_port_name_too_long_for_a_midi_client_is_refused(tiny_model_dir: Path, name: str) -> None:
     """64 bytes or more: JACK said 'server not running?' (the name names the client too)."""

@@ -23,6 +23,7 @@ from emolive.cli_options import (FILLED_STANDARD_DESCRIPTORS, MAX_CLI_SEED, Usag
                                  nan_onsets_warning, silence, start_emotion, stop_signals_to_catch)
 from emolive.emotions import Weights, describe_as_asked
 from emolive.engine import MAX_GENERATE_BARS
+from emolive.ports import shown  # control characters escaped (-o $'x\e[2J.mid' cleared the screen)
 
 if TYPE_CHECKING:
     from emolive.engine import Engine
@@ -120,11 +121,11 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
         output, render, plot = (numbered(path, index, len(pieces))
                                 for path in (args.output, args.render, args.plot))
         if output:
-            say(f"wrote {files.write_midi(midi, output)}")
+            say(f"wrote {shown(str(files.write_midi(midi, output)))}")
         if render:
-            say(f"wrote {files.render_wav(midi, render, soundfont=args.soundfont)}")
+            say(f"wrote {shown(str(files.render_wav(midi, render, soundfont=args.soundfont)))}")
         if plot:
-            say(f"wrote {files.plot_piano_roll(midi, plot, title=f'emolive: {label}')}")
+            say(f"wrote {shown(str(files.plot_piano_roll(midi, plot, title=f'emolive: {label}')))}")
     return 0
 
 

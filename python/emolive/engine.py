@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import sys
+import unicodedata
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -174,6 +175,9 @@ class Engine:
             virtual = from_argv(virtual)
         if virtual is not None and "\0" in virtual:  # C strings end there: the error was cut short
             raise ValueError(f"a virtual port's name cannot contain a NUL character, got {virtual!r}")
+        if virtual is not None and any(unicodedata.category(c) == "Cc" for c in virtual):
+            # other programs' port lists print it raw: an escape recoloured their terminal (helper-78)
+            raise ValueError(f"a virtual port's name cannot contain control characters, got {virtual!r}")
         if virtual is not None and not virtual.strip():
             raise ValueError("a virtual port needs a name that is not empty")
         if virtual is not None and ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"
