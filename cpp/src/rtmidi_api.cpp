@@ -19,6 +19,17 @@ std::string lower(std::string s) {
   return s;
 }
 
+// EMOLIVE_MIDI_API as the Python side reads it: spaces around it dropped, lower case; "" is unset
+// (' jack ' was refused here while the input side took it; helper-78).
+std::string chosen_api_name() {
+  const char* env = std::getenv("EMOLIVE_MIDI_API");
+  std::string name = env ? env : "";
+  const auto first = name.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  name = name.substr(first, name.find_last_not_of(" \t\r\n") - first + 1);
+  return lower(name);
+}
+
 
 }  // namespace
 
@@ -82,8 +93,7 @@ std::unique_ptr<RtMidiOut> try_open_api(RtMidi::Api api, const std::string& clie
 }
 
 std::vector<RtMidi::Api> candidate_apis() {
-  if (const char* env = std::getenv("EMOLIVE_MIDI_API"); env && *env) {
-    const std::string name = lower(env);
+  if (const std::string name = chosen_api_name(); !name.empty()) {
     RtMidi::Api api = RtMidi::getCompiledApiByName(name);
     if (api == RtMidi::UNSPECIFIED) {  // named after what this RtMidi has ("core" on Linux said
       std::vector<RtMidi::Api> compiled;  // "not compiled in (alsa, jack, core, winmm)", helper-59)
@@ -92,7 +102,7 @@ std::vector<RtMidi::Api> candidate_apis() {
       for (auto a : compiled) {
         if (a != RtMidi::RTMIDI_DUMMY) names += (names.empty() ? "" : ", ") + RtMidi::getApiName(a);
       }
-      throw PortError("EMOLIVE_MIDI_API=" + std::string(env) + " is not a MIDI API compiled into RtMidi here (" +
+      throw PortError("EMOLIVE_MIDI_API=" + name + " is not a MIDI API compiled into RtMidi here (" +
                       (names.empty() ? std::string("none") : names) + ")");
     }
     return {api};

@@ -437,6 +437,7 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     reason = f" ({stop.received})" if stop.received else ""
     count = stats["missed_steps"]
     missed = f"{count} step{'s' if count != 1 else ''} missed, " if count else ""
-    session.status.message(f"emolive: stopped{reason}: {stats['notes_sent']} notes, {stats['late_notes']} late, "
+    sent = f"{stats['notes_sent']} note{'s' if stats['notes_sent'] != 1 else ''}"
+    session.status.message(f"emolive: stopped{reason}: {sent}, {stats['late_notes']} late, "
                            f"{missed}{stats['sounding']} left sounding")
     return code
