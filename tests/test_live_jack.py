@@ -166,14 +166,35 @@ def test_virtual_output_port(jack_server: str, tiny_model_dir: Path) -> None:
 
 
 def test_a_second_virtual_port_of_the_same_name_is_refused(jack_server: str, tiny_model_dir: Path) -> None:
+    """Within one program the Engine that holds the name is named, and how to free it: a
+    notebook's cell `engine = Engine(virtual=...)` run again met 'already open (another emolive,
+    or another program)', with its own first engine playing on."""
     with Engine(model=tiny_model_dir, virtual="emolive-twice") as first:
-        with pytest.raises(PortError, match="a MIDI port named 'emolive-twice' is already open"):
-            Engine(model=tiny_model_dir, virtual="emolive-twice")
+        with pytest.raises(PortError, match=r"this program's <emolive.Engine .* port='emolive-twice' .*> has the "
+                                            r"virtual port 'emolive-twice' open: close\(\) it first"):
+            Engine(model=tiny_model_dir, virtual=" emolive-twice ")
         with Engine(model=tiny_model_dir, virtual="emolive-twice-2") as other:  # a longer name is another
             assert other.port_name == "emolive-twice-2"
         assert first.port_name == "emolive-twice"
     with Engine(model=tiny_model_dir, virtual="emolive-twice") as again:  # free once closed
         assert again.port_name == "emolive-twice"
+
+
+def test_a_virtual_port_another_process_has_open_is_refused(jack_server: str, tiny_model_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from emolive import Engine; "
+                               "e = Engine(model=sys.argv[1], virtual='emolive-elsewhere'); print('open', flush=True); "
+                               "sys.stdin.read(); e.close()", str(tiny_model_dir)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(PortError, match=r"a MIDI port named 'emolive-elsewhere' is already open \(another "
+                                            r"emolive, or another program\)"):
+            Engine(model=tiny_model_dir, virtual="emolive-elsewhere")
+    finally:
+        holder.communicate("", timeout=30)
 
 
 def test_a_virtual_port_named_like_another_programs_jack_client_is_refused(

@@ -140,6 +140,37 @@ _OPEN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 atexit.register(_close_open_engines)
 
 
+def _checked_virtual_name(virtual: object) -> str:
+    """A virtual port's name, stripped; TypeError, ValueError or PortError (Windows; a name an
+    Engine of this program has open) for one that cannot be opened as asked."""
+    if not isinstance(virtual, str):
+        raise TypeError(f"virtual must be a port name, not {type(virtual).__name__}")
+    virtual = from_argv(virtual)
+    if "\0" in virtual:  # C strings end there: the error was cut short
+        raise ValueError(f"a virtual port's name cannot contain a NUL character, got {virtual!r}")
+    if any(unicodedata.category(c) == "Cc" for c in virtual):
+        # other programs' port lists print it raw: an escape recoloured their terminal (helper-78)
+        raise ValueError(f"a virtual port's name cannot contain control characters, got {virtual!r}")
+    if not virtual.strip():
+        raise ValueError("a virtual port needs a name that is not empty")
+    if ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"
+        raise ValueError(f"a virtual port's name cannot contain ':' (MIDI systems such as JACK write "
+                         f"client:port with it), got {virtual!r}")
+    name = virtual.strip()
+    if len(name.encode()) > _core.MAX_VIRTUAL_NAME_BYTES:
+        raise ValueError(f"a virtual port's name is at most {_core.MAX_VIRTUAL_NAME_BYTES} bytes "
+                         f"(it names its MIDI client too), got {len(name.encode())}")
+    if sys.platform.startswith("win"):
+        raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
+                        "driver such as loopMIDI and pass its name as port=...")
+    holder = next((e for e in list(_OPEN_ENGINES) if e._virtual and e._port_name == name
+                   and e._core is not None and not e._core.is_closed), None)
+    if holder is not None:  # a notebook's cell run again: the engine it made before still plays
+        raise PortError(f"this program's {holder!r} has the virtual port {name!r} open: close() it first "
+                        "(or make engines with `with Engine(...) as engine:`), or give another name")
+    return name
+
+
 class Engine:
     """Emotion-conditioned music, live into a MIDI port or offline into a ``mido.MidiFile``.
 
@@ -169,26 +200,8 @@ class Engine:
                 raise TypeError(f"{flag_name} must be True or False (a Python bool), not {named}")
         if port is not None and virtual is not None:
             raise ValueError("give either port or virtual, not both")
-        if virtual is not None and not isinstance(virtual, str):
-            raise TypeError(f"virtual must be a port name, not {type(virtual).__name__}")
         if virtual is not None:
-            virtual = from_argv(virtual)
-        if virtual is not None and "\0" in virtual:  # C strings end there: the error was cut short
-            raise ValueError(f"a virtual port's name cannot contain a NUL character, got {virtual!r}")
-        if virtual is not None and any(unicodedata.category(c) == "Cc" for c in virtual):
-            # other programs' port lists print it raw: an escape recoloured their terminal (helper-78)
-            raise ValueError(f"a virtual port's name cannot contain control characters, got {virtual!r}")
-        if virtual is not None and not virtual.strip():
-            raise ValueError("a virtual port needs a name that is not empty")
-        if virtual is not None and ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"
-            raise ValueError(f"a virtual port's name cannot contain ':' (MIDI systems such as JACK write "
-                             f"client:port with it), got {virtual!r}")
-        if virtual is not None and len(virtual.strip().encode()) > _core.MAX_VIRTUAL_NAME_BYTES:
-            raise ValueError(f"a virtual port's name is at most {_core.MAX_VIRTUAL_NAME_BYTES} bytes "
-                             f"(it names its MIDI client too), got {len(virtual.strip().encode())}")
-        if virtual is not None and sys.platform.startswith("win"):
-            raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
-                            "driver such as loopMIDI and pass its name as port=...")
+            virtual = _checked_virtual_name(virtual)
         self._seed = check.seed_or_random(seed)
         if port is not None:
             find_port(port)  # a wrong port is reported before the model loads
@@ -199,7 +212,7 @@ class Engine:
         # Before the output maps JACK's segment (102 MB where it is locked), so that the peak
         # RSS does not hold both it and the heap freed by loading (4 MB).
         _return_freed_heap()
-        output, self._port_name = open_output(port, virtual.strip() if virtual is not None else None)
+        output, self._port_name = open_output(port, virtual)
         self._card: dict[str, Any] = json.loads(self._model.card_json)
         if temperature is None:  # the model card's sampling default (1.0 when it has none)
             temperature = float(self._model.default_temperature)
@@ -211,6 +224,7 @@ class Engine:
         self._program = program
         self._record = record
         self._key: tuple[str, str] | None = None
+        self._virtual = virtual is not None
         _OPEN_ENGINES.add(self)
 
     # Read-only: the live engine was made with them, so assigning one changed only what
