@@ -208,6 +208,24 @@ def test_a_gap_at_the_continue_after_a_tempo_read_while_stopped_is_a_pause(gap_t
     assert worst_ms < 20.0
 
 
+@pytest.mark.parametrize("period_frames", [0, 256])
+def test_a_quarter_beat_of_clock_at_a_new_tempo_while_stopped_sets_the_tempo_of_the_continue(
+        period_frames: int) -> None:
+    """120 BPM, Stop, the clock silent for two ticks, then 6 ticks at 70 BPM, a tick's silence
+    and the Continue at 70: too few ticks for a tempo, the line started afresh at the
+    Continue and the engine started at 120, 170 ms off within a beat (helper-79; 58 ms before
+    the Continue's gap was a pause). Their rough tempo is taken: within 10 ms."""
+    interval_70 = 60.0 / (70.0 * 24)
+    played = tick_times([(8, 120.0)])
+    stopped = [played[-1] + 60.0 / (120.0 * 24) + (2 + k) * interval_70 for k in range(6)]
+    resumed = [stopped[-1] + (2 + k) * interval_70 for k in range(8 * 24)]
+    times = played + stopped + resumed
+    followed = follow(times, delivered(times, period_frames, seed=0), stop_at=len(played),
+                      continue_at=len(played) + len(stopped))
+    after_ticks = followed.error_ticks[len(played):]
+    assert max(abs(e) for e in after_ticks) * interval_70 * 1000.0 < 10.0
+
+
 def test_a_clock_begun_after_a_stop_is_read() -> None:
     """A Stop before any tick, then a clock: every tick restarted the line, no tempo was read
     (helper-75)."""

@@ -183,17 +183,18 @@ class ClockFollower:
         after_stop = self._stopped_since_tick
         if self._master_running:
             self._stopped_since_tick = False
+        # The first tick after a Continue, once the line started afresh while stopped.
+        continuing = after_stop and self._master_running and self._restarted_since_stop
         if after_stop and self._recent and (gap_s > self.gap_s or
-                                            ((not self._restarted_since_stop or self._master_running)
-                                             and self._a_gap(gap_s))):
-            # A pause, whatever its length (_judge_gap): the first gap after the Stop, any
-            # silence while stopped, and a gap at the first tick after the Continue (else the
-            # ticks after it left the line, which was read again from 6 of them: a tempo set
-            # while stopped was followed 63-93 ms off at 1024 frames; helper-76). Only those:
-            # the gaps of a clock running on while stopped restarted the line at every tick at
-            # 1024 frames (helper-75).
+                                            (not self._restarted_since_stop and self._a_gap(gap_s))):
+            # A pause, whatever its length (_judge_gap): the first gap after the Stop, and then
+            # any silence while stopped. Only those: the gaps of a clock running on while
+            # stopped restarted the line at every tick at 1024 frames (helper-75).
             self._start_line_afresh([])
             self._restarted_since_stop = True
+        elif continuing and self._recent and self._a_gap(gap_s):
+            self._read_the_tempo_so_far()
+            self._start_line_afresh([])
         elif self._ticks_after_gap:
             self._judge_gap(time_s, gap_s)
         if gap_s > self.gap_s and not after_stop:
@@ -244,6 +245,22 @@ class ClockFollower:
             self._shift_last_ticks(after, lost)
             return
         self._start_line_afresh(after)
+
+    def _read_the_tempo_so_far(self) -> None:
+        """A gap at the first tick after a Continue (the clock having run on while stopped) is a
+        pause: the first clock after a Continue is where the master goes on, however long it
+        took to come (else the ticks after it left the line, which was read again from 6 of
+        them: a tempo set while stopped was followed 63-93 ms off at 1024 frames; helper-76).
+        A line of too few ticks for a tempo yet (a quarter beat of clock while stopped) gives
+        its rough tempo first, from 3 ticks on: the engine started at the tempo before the
+        Stop (90 BPM for a master gone to 180; helper-79). A first clock lost on its way cannot
+        be told from one that came late, and is not counted."""
+        if self._steady_interval_s() is not None or self._line.count < 3:
+            return
+        interval_s = self._line.interval_s()
+        if interval_s is not None:
+            self._measured_bpm = 60.0 / (TICKS_PER_QUARTER * interval_s)
+            self._bpm = min(MAX_BPM, max(MIN_BPM, self._measured_bpm))
 
     def _a_gap(self, gap_s: float) -> bool:
         """Whether ``gap_s`` between two ticks is more than their usual spacing: half as long
