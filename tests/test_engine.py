@@ -265,6 +265,28 @@ def test_close_is_idempotent_and_closes(engine: Engine) -> None:
         engine.play("calm")
 
 
+def test_closing_an_engine_stops_its_offline_generation_on_another_thread(engine: Engine) -> None:
+    """generate_many on an asyncio executor's thread (which sees no Ctrl-C) went on for 28 s
+    after the program had closed its engine on the way out (helper-80): it stops at its next
+    step with EngineError. A closed engine still generates offline, as before."""
+    raised: list[BaseException] = []
+
+    def generate() -> None:
+        try:
+            engine.generate_many(100, 1000)  # 100,000 bars: far longer than the wait below
+        except EngineError as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=generate)
+    worker.start()
+    time.sleep(0.3)
+    engine.close()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert [str(exc) for exc in raised] == ["the engine was closed while it generated"]
+    assert len(engine.generate_many(2, 80)) == 2  # more than the 64 bars done without a thread
+
+
 def test_a_closed_engine_keeps_the_tempo_it_ended_with(engine: Engine) -> None:
     """stats() and offline generate() after close() (they said the constructor's 120 BPM)."""
     engine.set_bpm(90)
@@ -577,6 +599,7 @@ def test_stats_read_the_temperature_as_set_and_dir_lists_the_lazy_names(tiny_mod
     assert engine.stats()["temperature"] == 0.8  # not float32's 0.800000011920929
     engine.close()
     assert {"Engine", "EngineError", "PortError", "list_ports"} <= set(dir(emolive))
+    assert not {"Any", "TYPE_CHECKING", "annotations", "quiet_interrupt_while_starting"} & set(dir(emolive))
 
 
 def test_a_virtual_port_name_with_a_colon_is_refused(tiny_model_dir: Path) -> None:

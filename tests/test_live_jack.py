@@ -226,6 +226,28 @@ def test_port_matching_and_errors(receiver: Sink) -> None:
         find_port(len(names) + 5)
 
 
+def test_a_second_engine_of_the_program_on_one_port_is_warned_of(receiver: Sink, tiny_model_dir: Path) -> None:
+    """A notebook cell `e = Engine(port=...); e.play(); e` run again left the first engine
+    playing into the same synth (Out[] held it; helper-80): both play, as layering wants, and a
+    warning names the other."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the first engine on the port: no warning
+        first = Engine(model=tiny_model_dir, port="emolive-test-receiver")
+    try:
+        with pytest.warns(UserWarning, match=r"<emolive.Engine .*> of this program sends to '.*emolive-test-receiver"
+                                             r".*' too, and both play"):
+            second = Engine(model=tiny_model_dir, port="emolive-test-receiver")
+        second.close()
+        first.close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # closed: no longer warned of
+            Engine(model=tiny_model_dir, port="emolive-test-receiver").close()
+    finally:
+        first.close()
+
+
 def test_engine_names_the_port_it_matched_and_checks_the_port_before_the_model(
         receiver: Sink, tiny_model_dir: Path, tmp_path: Path) -> None:
     with Engine(model=tiny_model_dir, port="EMOLIVE-TEST-RECEIVER", seed=1) as engine:

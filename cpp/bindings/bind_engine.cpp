@@ -28,15 +28,18 @@ constexpr int64_t kUninterruptedStreamSteps = 64 * 16;
 // `work(cancel)` on a thread of its own with the GIL released, while this thread looks at
 // Python's signals every 50 ms: Ctrl-C (a KeyboardInterrupt from a signal handler) sets
 // `cancel`, waits for the work to stop at its next step and raises. Offline generation can run
-// for seconds; without this, Ctrl-C would wait for all of it. Work of at most
+// for seconds; without this, Ctrl-C would wait for all of it. So does `engine` closed meanwhile
+// (EngineError): a generate_many on an asyncio executor's thread, which sees no signals, went
+// on for 28 s after Ctrl-C had closed its engine (helper-80). Work of at most
 // kUninterruptedStreamSteps runs on this thread instead, `cancel` null.
 template <class Work>
-auto interruptible(int64_t stream_steps, Work work) -> decltype(work(nullptr)) {
+auto interruptible(const Engine& engine, int64_t stream_steps, Work work) -> decltype(work(nullptr)) {
   using Result = decltype(work(nullptr));
   if (stream_steps <= kUninterruptedStreamSteps) {
     ReleaseGil release;
     return work(nullptr);
   }
+  const bool open_at_start = !engine.is_closed();  // a closed engine still generates offline
   std::atomic<bool> cancel{false};
   std::packaged_task<Result()> task([&] { return work(&cancel); });
   std::future<Result> result = task.get_future();
@@ -53,6 +56,14 @@ auto interruptible(int64_t stream_steps, Work work) -> decltype(work(nullptr)) {
       }
     }
     if (done) break;
+    if (open_at_start && engine.is_closed()) {
+      cancel = true;
+      {
+        ReleaseGil release;
+        worker.join();
+      }
+      throw EngineError("the engine was closed while it generated");
+    }
     if (PyErr_CheckSignals() != 0) {  // a handler raised: stop the work, then raise that
       cancel = true;
       {
@@ -158,7 +169,7 @@ void register_engine(py::module_& m) {
       .def("generate",
            [](const Engine& e, int steps, const Weights& emotion, uint64_t seed,
               std::optional<Weights> glide_to, int glide_steps) {
-             const auto events = interruptible(steps, [&](const std::atomic<bool>* cancel) {
+             const auto events = interruptible(e, steps, [&](const std::atomic<bool>* cancel) {
                return e.generate(steps, emotion, seed, glide_to ? &*glide_to : nullptr, glide_steps,
                                  cancel);
              });
@@ -169,7 +180,7 @@ void register_engine(py::module_& m) {
       .def("generate_many",
            [](const Engine& e, int steps, const Weights& emotion, const std::vector<uint64_t>& seeds,
               std::optional<Weights> glide_to, int glide_steps, int max_batch, int threads) {
-             const auto streams = interruptible(int64_t(steps) * int64_t(seeds.size()),
+             const auto streams = interruptible(e, int64_t(steps) * int64_t(seeds.size()),
                                                 [&](const std::atomic<bool>* cancel) {
                return e.generate_many(steps, emotion, seeds, glide_to ? &*glide_to : nullptr,
                                       glide_steps, BatchPlan{max_batch, threads}, cancel);

@@ -45,5 +45,10 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The lazy names too (tab completion showed no Engine before its first use)."""
-    return sorted(set(globals()) | set(_ENGINE_NAMES))
+    """The public names, the lazy ones too (tab completion showed no Engine before its first
+    use, and offered Any, TYPE_CHECKING and a start-up helper; helper-80)."""
+    import types
+
+    modules = {name for name, value in globals().items()  # emolive.files, ... once imported
+               if isinstance(value, types.ModuleType) and not name.startswith("_")}
+    return sorted({*__all__, "__version__", *modules, *(name for name in globals() if name.startswith("__"))})

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import unicodedata
+import warnings
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -171,6 +172,18 @@ def _checked_virtual_name(virtual: object) -> str:
     return name
 
 
+def _warn_of_a_second_engine_on(engine: Engine) -> None:
+    """A UserWarning when another open Engine of this program sends to ``engine``'s port: both
+    play, which layering means and a notebook does unasked (a cell run again whose engine
+    Out[] still holds; helper-80)."""
+    other = next((e for e in list(_OPEN_ENGINES) if not e._virtual and e._port_name == engine._port_name
+                  and e._core is not None and not e._core.is_closed), None)
+    if other is not None:
+        warnings.warn(f"{other!r} of this program sends to {engine._port_name!r} too, and both play; "
+                      "close() the one not wanted (a notebook's Out[] keeps an engine it showed open)",
+                      stacklevel=3)
+
+
 class Engine:
     """Emotion-conditioned music, live into a MIDI port or offline into a ``mido.MidiFile``.
 
@@ -225,6 +238,8 @@ class Engine:
         self._record = record
         self._key: tuple[str, str] | None = None
         self._virtual = virtual is not None
+        if port is not None:
+            _warn_of_a_second_engine_on(self)
         _OPEN_ENGINES.add(self)
 
     # Read-only: the live engine was made with them, so assigning one changed only what
@@ -358,6 +373,8 @@ class Engine:
     # state
     @property
     def is_playing(self) -> bool:
+        """Whether the engine plays live now (after ``play()``/``resume()``/``morph()``, until
+        ``stop()`` or ``close()``)."""
         return bool(self._core.is_playing)
 
     @property
@@ -373,6 +390,8 @@ class Engine:
 
     @property
     def key(self) -> tuple[str, str] | None:
+        """``(key, scale)`` as ``set_key`` was last given them (``("D", "dorian")``), or None
+        when no key is set."""
         return self._key
 
     def stats(self) -> dict[str, Any]:
