@@ -50,6 +50,29 @@ def onset_prf_per_bar(pred: np.ndarray, true: np.ndarray, tolerance: int = 0) ->
             "pred_onsets_per_bar": float(n_pred.mean()), "true_onsets_per_bar": float(n_true.mean())}
 
 
+def onset_f1_interval(pred: np.ndarray, true: np.ndarray, clips: np.ndarray, rounds: int = 2000,
+                      seed: int = 0, level: float = 0.95) -> list[float]:
+    """The ``level`` bootstrap interval of :func:`onset_prf_per_bar`'s F1 over clips:
+    ``clips`` names each segment's clip, and clips are drawn with replacement ``rounds`` times
+    (segments of one clip are no independent draws). The report's "met by 0.004" of 0.85 was a
+    point estimate; over EMOPIA's 111 validation clips the interval is about +-0.02 (helper-81)."""
+    n, steps = true.shape[:2]
+    bars = steps // STEPS_PER_BAR
+    cut = bars * STEPS_PER_BAR
+    p = pred[:, :cut].reshape(n * bars, -1)
+    t = true[:, :cut].reshape(n * bars, -1)
+    total = p.sum(1) + t.sum(1)
+    keep = total > 0
+    f1 = 2 * (p & t).sum(1) / np.maximum(total, 1)
+    ids, clip_of_bar = np.unique(np.repeat(np.asarray(clips), bars)[keep], return_inverse=True)
+    sums = np.bincount(clip_of_bar, weights=f1[keep], minlength=len(ids))
+    counts = np.bincount(clip_of_bar, minlength=len(ids))
+    draws = np.random.default_rng(seed).integers(0, len(ids), size=(rounds, len(ids)))
+    means = sums[draws].sum(1) / counts[draws].sum(1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return [float(low), float(high)]
+
+
 def _dilate_steps(onsets: np.ndarray, k: int) -> np.ndarray:
     """``[N, T, 88]`` booleans: True where the key has an onset within k steps (same segment)."""
     out = onsets.copy()

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from emolive.training import evaluate
-from emolive.training.metrics import active_units, onset_prf_per_bar, overlap_area, swap_response
+from emolive.training.metrics import active_units, onset_f1_interval, onset_prf_per_bar, overlap_area, swap_response
 from emolive.training.onnx_runner import OnnxCVAE, Sampling
 
 pytestmark = pytest.mark.training
@@ -43,6 +43,33 @@ def test_onset_prf_tolerance_accepts_near_misses_only_within_it() -> None:
     other_key = np.zeros_like(true)
     other_key[0, 4, 45] = True  # right step, wrong key: never a hit
     assert onset_prf_per_bar(other_key, true, tolerance=2)["f1"] == 0.0
+
+
+def test_the_f1_interval_draws_whole_clips_and_holds_the_point_estimate() -> None:
+    """The report said "met by 0.004" of 0.85 from one number; over 111 validation clips the
+    bootstrap interval is about +-0.02 (helper-81). Clips, not segments, are drawn: a clip's
+    segments are no independent draws."""
+    rng = np.random.default_rng(0)
+    true = rng.random((40, 32, 88)) < 0.02
+    pred = true & (rng.random(true.shape) < 0.8) | (rng.random(true.shape) < 0.004)
+    clips = np.repeat(np.arange(10), 4)
+    low, high = onset_f1_interval(pred, true, clips, rounds=500)
+    point = onset_prf_per_bar(pred, true)["f1"]
+    assert low < point < high and high - low < 0.2
+    same = onset_f1_interval(pred, true, np.zeros(40, dtype=int), rounds=50)  # one clip: nothing to draw
+    assert same[0] == pytest.approx(point) and same[1] == pytest.approx(point)
+    perfect = onset_f1_interval(true, true, clips, rounds=50)
+    assert perfect == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_the_report_judges_a_target_inside_the_interval_met_by_the_point_estimate_only() -> None:
+    from emolive.training.report_text import _f1_against_target
+
+    assert _f1_against_target("teacher-forced", 0.854, [0.836, 0.871]) == (
+        "teacher-forced 0.854 (95% interval 0.836-0.871; met by the point estimate only)")
+    assert _f1_against_target("x", 0.9, [0.86, 0.93]).endswith("; met)")
+    assert _f1_against_target("x", 0.726, [0.70, 0.75]).endswith("; **missed**)")
+    assert _f1_against_target("x", 0.86, None) == "x 0.860 (met)"  # a report from before
 
 
 def test_active_units_and_overlap() -> None:
@@ -79,6 +106,11 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
         assert (report / "samples" / "happy.wav").stat().st_size > 10000
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["reconstruction"]["latent_dims"] == 16
+    interval = metrics["reconstruction"]["f1_interval"]
+    assert interval["level"] == 0.95 and interval["clips"] >= 1
+    assert interval["teacher_forced"][0] <= interval["teacher_forced"][1]
+    assert "95% interval" in text
+    assert "closest to the real training density" in metrics["sampling"]["why"]  # not validation's
     card = json.loads((model / "model_card.json").read_text())
     assert card["sampling"]["temperature"] == metrics["sampling"]["temperature"]
     assert card["evaluation"]["report"] == f"{report.as_posix()}/README.md"  # where this report is
