@@ -279,7 +279,7 @@ def test_closing_an_engine_stops_its_offline_generation_on_another_thread(engine
 
     worker = threading.Thread(target=generate)
     worker.start()
-    time.sleep(0.3)
+    time.sleep(1.0)  # well inside the decoding (minutes here), even on a loaded machine
     engine.close()
     worker.join(timeout=60)
     assert not worker.is_alive()

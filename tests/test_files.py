@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import wave
 from pathlib import Path
 
@@ -624,6 +625,45 @@ def test_the_file_functions_keep_a_file_named_without_a_suffix_that_holds_other_
     files.write_midi(_c_major_arpeggio(), tmp_path / "take")
     files.write_midi(_c_major_arpeggio(), tmp_path / "take")  # a MIDI file: written over
     assert (tmp_path / "take").read_bytes()[:4] == b"MThd"
+
+
+def test_a_file_without_a_suffix_that_cannot_be_read_is_not_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write-only file (as a user other than root) passed the check unread, and was replaced
+    (helper-82)."""
+    from emolive import safe_write
+
+    notes = tmp_path / "notes"
+    notes.write_text("my notes\n")
+
+    def unreadable(*args: object, **kwargs: object) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(safe_write, "open", unreadable, raising=False)
+    with pytest.raises(ValueError, match=r"cannot be read to see what it holds"):
+        files.write_midi(_c_major_arpeggio(), notes)
+    assert notes.read_text() == "my notes\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_child_forked_while_a_save_held_the_charset_lock_can_save(tmp_path: Path) -> None:
+    """The lock stayed held in the child for good: its first save hung (helper-82)."""
+    from emolive import midi_notes
+
+    with midi_notes._MIDO_CHARSET_LOCK:  # another thread mid-save at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: save and leave at once, whatever happens
+            try:
+                files.write_midi(_c_major_arpeggio(), tmp_path / "child.mid")
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0):
+        time.sleep(0.05)
+    if not (tmp_path / "child.mid").exists():
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert (tmp_path / "child.mid").read_bytes()[:4] == b"MThd"
 
 
 def test_a_link_named_for_one_format_to_a_file_of_another_is_refused(tmp_path: Path) -> None:

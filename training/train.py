@@ -54,20 +54,24 @@ def _shown_path(path: str) -> str:
     return path if os.path.isabs(path) else f"{path} ({os.path.abspath(path)})"
 
 
-def _refuse_vgmidi_twice(cfg: TrainConfig, root: Path) -> None:
-    """DataError for VGMIDI's unlabelled pieces (a folder in ``vgmidi``) beside its labelled
-    phrases, which are excerpts of them: the run would train on its own validation music
-    (helper-81: 19 validation phrases, e.g. 'A Prayer to Zeus' in 'Battle_of_Olympus_APrayertoZeus.mid')."""
-    if "vgmidi" not in cfg.datasets:
-        return
-    vgmidi = (root / "vgmidi").resolve()
+def _refuse_unlabelled_validation_music(cfg: TrainConfig, root: Path) -> None:
+    """DataError for an unlabelled folder that holds or lies in a labelled dataset's folder: it
+    is read whole (subfolders too), so the run would train on that dataset's validation music.
+    VGMIDI's unlabelled pieces lie in its folder, and its labelled phrases are excerpts of them
+    (helper-81: 19 validation phrases, e.g. 'A Prayer to Zeus' in
+    'Battle_of_Olympus_APrayertoZeus.mid'); `--unlabelled .` held every dataset (helper-82)."""
+    labelled = [(f"--datasets {name}", (root / name).resolve()) for name in cfg.datasets]
+    if cfg.generic_folder:
+        labelled.append(("--generic-folder", Path(cfg.generic_folder).resolve()))
     for name in cfg.unlabelled:
         folder = (root / name).resolve()
-        if vgmidi == folder or vgmidi in folder.parents:
-            raise DataError(f"--unlabelled {name} with --datasets vgmidi: VGMIDI's labelled phrases are "
-                            "excerpts of its unlabelled pieces (19 validation phrases share long runs of notes "
-                            "with pieces there), so the run would train on its own validation music; "
-                            "leave one of them out")
+        for option, dataset in labelled:
+            if folder == dataset or dataset in folder.parents or folder in dataset.parents:
+                raise DataError(f"--unlabelled {name} with {option}: the unlabelled folder "
+                                f"{'holds' if folder in dataset.parents else 'is part of'} the labelled "
+                                "dataset's folder (VGMIDI's unlabelled pieces also hold its labelled phrases, "
+                                "which are excerpts of them), so the run would train on its own validation "
+                                "music; leave one of them out")
 
 
 def load_reports(cfg: TrainConfig) -> list[LoadReport]:
@@ -79,7 +83,7 @@ def load_reports(cfg: TrainConfig) -> list[LoadReport]:
                         "--generic-folder with --generic-csv)")
     _refuse_repeats("--datasets", cfg.datasets, lambda name: name)
     _refuse_repeats("--unlabelled", cfg.unlabelled, lambda name: (root / name).resolve())
-    _refuse_vgmidi_twice(cfg, root)
+    _refuse_unlabelled_validation_music(cfg, root)
     for name in cfg.datasets:
         folder = root / name
         if not folder.is_dir():

@@ -56,7 +56,8 @@ auto interruptible(const Engine& engine, int64_t stream_steps, Work work) -> dec
       }
     }
     if (done) break;
-    if (open_at_start && engine.is_closed()) {
+    if (open_at_start && engine.is_closed() &&
+        result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {  // (done: returned)
       cancel = true;
       {
         ReleaseGil release;

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import unicodedata
 import warnings
 import weakref
@@ -130,7 +131,7 @@ def _close_open_engines() -> None:
     The destructor does it too, but CPython runs no destructor of a module's globals, nor of a
     daemon thread's locals, while any daemon thread is alive at exit (an input port's reader
     is one): the notes then sounding were left on in the receiver."""
-    for engine in list(_OPEN_ENGINES):
+    for engine in _open_engines():
         try:
             engine.close()
         except Exception:  # noqa: BLE001 - the others are closed whatever one raises
@@ -138,7 +139,26 @@ def _close_open_engines() -> None:
 
 
 _OPEN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+# A WeakSet's iteration is guarded against removals only: an Engine made on another thread
+# while one was listing them raised "Set changed size during iteration" (helper-82).
+_OPEN_ENGINES_LOCK = threading.Lock()
 atexit.register(_close_open_engines)
+
+
+def _new_engines_lock_in_child() -> None:
+    """A child forked while another thread listed the engines would hold the lock for good."""
+    global _OPEN_ENGINES_LOCK
+    _OPEN_ENGINES_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_engines_lock_in_child)
+
+
+def _open_engines() -> list[Engine]:
+    """The engines made and not yet collected (closed ones too), listed under the lock."""
+    with _OPEN_ENGINES_LOCK:
+        return list(_OPEN_ENGINES)
 
 
 def _checked_virtual_name(virtual: object) -> str:
@@ -164,7 +184,7 @@ def _checked_virtual_name(virtual: object) -> str:
     if sys.platform.startswith("win"):
         raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                         "driver such as loopMIDI and pass its name as port=...")
-    holder = next((e for e in list(_OPEN_ENGINES) if e._virtual and e._port_name == name
+    holder = next((e for e in _open_engines() if e._virtual and e._port_name == name
                    and e._core is not None and not e._core.is_closed), None)
     if holder is not None:  # a notebook's cell run again: the engine it made before still plays
         raise PortError(f"this program's {holder!r} has the virtual port {name!r} open: close() it first "
@@ -176,7 +196,7 @@ def _warn_of_a_second_engine_on(engine: Engine) -> None:
     """A UserWarning when another open Engine of this program sends to ``engine``'s port: both
     play, which layering means and a notebook does unasked (a cell run again whose engine
     Out[] still holds; helper-80)."""
-    other = next((e for e in list(_OPEN_ENGINES) if not e._virtual and e._port_name == engine._port_name
+    other = next((e for e in _open_engines() if not e._virtual and e._port_name == engine._port_name
                   and e._core is not None and not e._core.is_closed), None)
     if other is not None:
         warnings.warn(f"{other!r} of this program sends to {engine._port_name!r} too, and both play; "
@@ -240,7 +260,8 @@ class Engine:
         self._virtual = virtual is not None
         if port is not None:
             _warn_of_a_second_engine_on(self)
-        _OPEN_ENGINES.add(self)
+        with _OPEN_ENGINES_LOCK:
+            _OPEN_ENGINES.add(self)
 
     # Read-only: the live engine was made with them, so assigning one changed only what
     # generate() wrote (a channel, program or seed the live notes did not have).

@@ -341,15 +341,17 @@ class Session:
 
 
 def machine_busy() -> str:
-    """"load 3.4 on 2 cores" when the last minute's load average is over the cores this process
-    may run on (other programs take the CPU the model needs: a slow model was blamed for a busy
-    machine), else "" (also where the load cannot be read)."""
+    """"load 3.4 on 2 cores" when the last minute's load average is at least one more than the
+    cores this process may run on (other programs take the CPU the model needs: a slow model
+    was blamed for a busy machine; the one more is emolive's own generator, busy all the time
+    with a model too slow alone), else "" (also where the load cannot be read). In a container
+    held to some of a host's cores the load is the host's: a busy host is named so too."""
     try:
         load = os.getloadavg()[0]
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     except OSError:
         return ""
-    return f"load {load:.1f} on {cores} core{'s' if cores != 1 else ''}" if load > cores else ""
+    return f"load {load:.1f} on {cores} core{'s' if cores != 1 else ''}" if load >= cores + 1 else ""
 
 
 def status_text(stats: dict[str, Any], playing: bool, waiting_for_bar_line: bool = False,

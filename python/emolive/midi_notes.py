@@ -5,6 +5,7 @@ beats (quarter notes).
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,16 @@ def text_charset(text: str) -> str:
 #: UTF-8 or failed on it (23 and 11 in 3,000 saves; helper-75): emolive's saves and reads take
 #: turns here. A program's own mido calls on other threads are outside this lock.
 _MIDO_CHARSET_LOCK = threading.Lock()
+
+
+def _new_charset_lock_in_child() -> None:
+    """A child forked while another thread saved holds the lock for good: its first save hung."""
+    global _MIDO_CHARSET_LOCK
+    _MIDO_CHARSET_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_charset_lock_in_child)
 
 
 def save_midi(midi: mido.MidiFile, path: str | Path) -> None:

@@ -112,21 +112,8 @@ def _refuse_link_loops_and_sockets(path: Path) -> None:
 
 #: The file name suffixes MIDI files and WAV audio are written under (any case). DAWs and file
 #: browsers go by the suffix, so a MIDI file named take.wav, or a WAV named take.flac, would fail
-#: to import. A name without a suffix is taken, as is a stream such as /dev/stdout.
-def name_too_long(path: str | Path) -> bool:
-    """Whether the file system refuses ``path`` as too long a name (a part over 255 bytes, or
-    the whole over PATH_MAX). ``Path.is_dir()`` and ``is_file()`` raise OSError for it: a
-    300-byte ``--model`` or ``--soundfont`` exited 1 with '[Errno 36] File name too long',
-    the option unnamed (helper-78)."""
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return exc.errno == errno.ENAMETOOLONG
-    except ValueError:  # a NUL in the name: what is_dir() says (False) is said by its caller
-        return False
-    return False
-
-
+#: to import. A name without a suffix is taken (over a file already there only when that holds the
+#: format: check_no_other_data), as is a stream such as /dev/stdout.
 MIDI_SUFFIXES = (".mid", ".midi", ".smf")
 WAV_SUFFIXES = (".wav",)
 
@@ -152,6 +139,20 @@ def link_leads_elsewhere(path: str | Path, suffixes: tuple[str, ...]) -> str | N
     target = os.path.realpath(path)
     suffix = Path(target).suffix.lower()
     return target if suffix and suffix not in suffixes else None
+
+
+def name_too_long(path: str | Path) -> bool:
+    """Whether the file system refuses ``path`` as too long a name (a part over 255 bytes, or
+    the whole over PATH_MAX). ``Path.is_dir()`` and ``is_file()`` raise OSError for it: a
+    300-byte ``--model`` or ``--soundfont`` exited 1 with '[Errno 36] File name too long',
+    the option unnamed (helper-78)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ENAMETOOLONG
+    except ValueError:  # a NUL in the name: what is_dir() says (False) is said by its caller
+        return False
+    return False
 
 
 #: The first bytes of each format emolive writes, by its suffixes, and the format's name. A
@@ -185,7 +186,13 @@ def check_no_other_data(path: str | Path, suffixes: tuple[str, ...]) -> None:
             if not stat.S_ISREG(os.fstat(existing.fileno()).st_mode):
                 return
             head = existing.read(len(signature))
-    except OSError:  # none there, or unreadable: the write says what it must
+    except PermissionError:  # a file that cannot be read (write-only) would be replaced unseen
+        if os.path.isfile(path):
+            raise ValueError(f"{str(path)!r} is a file that cannot be read to see what it holds, which "
+                             f"writing it could lose; give a name ending in {suffixes[0]}, or remove the file "
+                             "first") from None
+        return
+    except OSError:  # none there, or unreadable otherwise: the write says what it must
         return
     if head and head != signature:
         raise ValueError(f"{str(path)!r} is a file that holds something other than {kind}, which "

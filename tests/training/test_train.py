@@ -536,17 +536,18 @@ def _unlabelled_folder(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("unlabelled", ["vgmidi/unlabelled", "vgmidi/unlabelled/part", "vgmidi"])
-def test_vgmidis_unlabelled_pieces_beside_its_labelled_phrases_are_refused(tmp_path: Path, unlabelled: str) -> None:
+@pytest.mark.parametrize("unlabelled", ["vgmidi/unlabelled", "vgmidi/unlabelled/part", "vgmidi", ".", str(Path("/"))])
+def test_an_unlabelled_folder_holding_or_in_a_labelled_dataset_is_refused(tmp_path: Path, unlabelled: str) -> None:
     """VGMIDI's labelled phrases are excerpts of its unlabelled pieces: both in one run trained
     on VGMIDI's own validation music (helper-81: 19 validation phrases, e.g. 'A Prayer to
-    Zeus' in 'Battle_of_Olympus_APrayertoZeus.mid'). Refused before anything is read."""
+    Zeus' in 'Battle_of_Olympus_APrayertoZeus.mid'); so did `--unlabelled .`, read whole
+    (helper-82). Refused before anything is read."""
     from emolive.training.data import DataError
 
     (tmp_path / "vgmidi" / "unlabelled" / "part").mkdir(parents=True)
     (tmp_path / "pop909").mkdir()
     cfg = TrainConfig(data=str(tmp_path), datasets=["vgmidi"], unlabelled=[unlabelled])
-    with pytest.raises(DataError, match=r"excerpts of its unlabelled pieces"):
+    with pytest.raises(DataError, match=r"the run would train on its own validation music"):
         train.load_reports(cfg)
     with pytest.raises(DataError, match=r"not found"):  # pop909 beside vgmidi is no such case
         train.load_reports(TrainConfig(data=str(tmp_path), datasets=["vgmidi"], unlabelled=["pop909"]))
