@@ -9,26 +9,20 @@ release the GIL. See docs/engine.md for threads, timing and the streaming policy
 
 from __future__ import annotations
 
-import atexit
 import copy
 import importlib.util
 import json
 import os
-import sys
-import threading
-import unicodedata
 import warnings
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emolive import _core
+from emolive import _core, open_engines
 from emolive import arguments as check
 from emolive.arguments import MAX_BAR, MAX_GENERATE_BARS, MAX_GENERATE_COUNT, STEPS_PER_BAR, Whole
 from emolive.emotions import EmotionLike, Real, Weights, parse_emotion
-from emolive.outputs import PortError, find_port, list_ports, open_output
-from emolive.ports import from_argv
+from emolive.outputs import PortError, checked_virtual_name, find_port, list_ports, open_output
 from emolive.safe_write import name_too_long
 from emolive.scales import ALL_PITCH_CLASSES, key_signature, scale_mask, transposition
 
@@ -126,78 +120,20 @@ def _return_freed_heap() -> None:
 
 # --- the engine ------------------------------------------------------------------------------
 
-def _close_open_engines() -> None:
-    """At interpreter exit, close every engine still open (a note-off for each sounding note).
-    The destructor does it too, but CPython runs no destructor of a module's globals, nor of a
-    daemon thread's locals, while any daemon thread is alive at exit (an input port's reader
-    is one): the notes then sounding were left on in the receiver."""
-    for engine in _open_engines():
-        try:
-            engine.close()
-        except Exception:  # noqa: BLE001 - the others are closed whatever one raises
-            pass
-
-
-_OPEN_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-# A WeakSet's iteration is guarded against removals only: an Engine made on another thread
-# while one was listing them raised "Set changed size during iteration" (helper-82).
-_OPEN_ENGINES_LOCK = threading.Lock()
-atexit.register(_close_open_engines)
-
-
-def _new_engines_lock_in_child() -> None:
-    """A child forked while another thread listed the engines would hold the lock for good."""
-    global _OPEN_ENGINES_LOCK
-    _OPEN_ENGINES_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_engines_lock_in_child)
-
-
-def _open_engines() -> list[Engine]:
-    """The engines made and not yet collected (closed ones too), listed under the lock."""
-    with _OPEN_ENGINES_LOCK:
-        return list(_OPEN_ENGINES)
-
-
-def _checked_virtual_name(virtual: object) -> str:
-    """A virtual port's name, stripped; TypeError, ValueError or PortError (Windows; a name an
-    Engine of this program has open) for one that cannot be opened as asked."""
-    if not isinstance(virtual, str):
-        raise TypeError(f"virtual must be a port name, not {type(virtual).__name__}")
-    virtual = from_argv(virtual)
-    if "\0" in virtual:  # C strings end there: the error was cut short
-        raise ValueError(f"a virtual port's name cannot contain a NUL character, got {virtual!r}")
-    if any(unicodedata.category(c) == "Cc" for c in virtual):
-        # other programs' port lists print it raw: an escape recoloured their terminal (helper-78)
-        raise ValueError(f"a virtual port's name cannot contain control characters, got {virtual!r}")
-    if not virtual.strip():
-        raise ValueError("a virtual port needs a name that is not empty")
-    if ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"
-        raise ValueError(f"a virtual port's name cannot contain ':' (MIDI systems such as JACK write "
-                         f"client:port with it), got {virtual!r}")
-    name = virtual.strip()
-    if len(name.encode()) > _core.MAX_VIRTUAL_NAME_BYTES:
-        raise ValueError(f"a virtual port's name is at most {_core.MAX_VIRTUAL_NAME_BYTES} bytes "
-                         f"(it names its MIDI client too), got {len(name.encode())}")
-    if sys.platform.startswith("win"):
-        raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
-                        "driver such as loopMIDI and pass its name as port=...")
-    holder = next((e for e in _open_engines() if e._virtual and e._port_name == name
-                   and e._core is not None and not e._core.is_closed), None)
-    if holder is not None:  # a notebook's cell run again: the engine it made before still plays
+def _refuse_a_virtual_name_held(name: str) -> None:
+    """PortError naming this program's open engine that has the virtual port ``name`` (a
+    notebook's cell run again: the engine it made before still plays)."""
+    holder = open_engines.find(lambda e: e._virtual and e._port_name == name and not e._closed())
+    if holder is not None:
         raise PortError(f"this program's {holder!r} has the virtual port {name!r} open: close() it first "
                         "(or make engines with `with Engine(...) as engine:`), or give another name")
-    return name
 
 
 def _warn_of_a_second_engine_on(engine: Engine) -> None:
     """A UserWarning when another open Engine of this program sends to ``engine``'s port: both
     play, which layering means and a notebook does unasked (a cell run again whose engine
     Out[] still holds; helper-80)."""
-    other = next((e for e in _open_engines() if not e._virtual and e._port_name == engine._port_name
-                  and e._core is not None and not e._core.is_closed), None)
+    other = open_engines.find(lambda e: not e._virtual and e._port_name == engine._port_name and not e._closed())
     if other is not None:
         warnings.warn(f"{other!r} of this program sends to {engine._port_name!r} too, and both play; "
                       "close() the one not wanted (a notebook's Out[] keeps an engine it showed open)",
@@ -234,7 +170,8 @@ class Engine:
         if port is not None and virtual is not None:
             raise ValueError("give either port or virtual, not both")
         if virtual is not None:
-            virtual = _checked_virtual_name(virtual)
+            virtual = checked_virtual_name(virtual)
+            _refuse_a_virtual_name_held(virtual)
         self._seed = check.seed_or_random(seed)
         if port is not None:
             find_port(port)  # a wrong port is reported before the model loads
@@ -260,8 +197,7 @@ class Engine:
         self._virtual = virtual is not None
         if port is not None:
             _warn_of_a_second_engine_on(self)
-        with _OPEN_ENGINES_LOCK:
-            _OPEN_ENGINES.add(self)
+        open_engines.register(self)
 
     # Read-only: the live engine was made with them, so assigning one changed only what
     # generate() wrote (a channel, program or seed the live notes did not have).
@@ -372,6 +308,9 @@ class Engine:
         """Stop: a note-off for every sounding note, then CC64 0, CC123, CC120. Idempotent."""
         if self._core is not None:
             self._core.stop()
+
+    def _closed(self) -> bool:
+        return self._core is None or self._core.is_closed
 
     def close(self) -> None:
         """Stop and close the port. Idempotent; also done by ``with``, the destructor and, for an

@@ -8,14 +8,42 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
+import unicodedata
 from typing import Any
 
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
 from emolive.arguments import Whole
-from emolive.ports import START_THE_RECEIVER, check_query_type, describe_ports, port_matches
+from emolive.ports import START_THE_RECEIVER, check_query_type, describe_ports, from_argv, port_matches
 
 PortError = _core.PortError
+
+
+def checked_virtual_name(virtual: object) -> str:
+    """A virtual port's name, stripped; TypeError, ValueError, or PortError on Windows, for one
+    that cannot be opened as asked."""
+    if not isinstance(virtual, str):
+        raise TypeError(f"virtual must be a port name, not {type(virtual).__name__}")
+    virtual = from_argv(virtual)
+    if "\0" in virtual:  # C strings end there: the error was cut short
+        raise ValueError(f"a virtual port's name cannot contain a NUL character, got {virtual!r}")
+    if any(unicodedata.category(c) == "Cc" for c in virtual):
+        # other programs' port lists print it raw: an escape recoloured their terminal (helper-78)
+        raise ValueError(f"a virtual port's name cannot contain control characters, got {virtual!r}")
+    if not virtual.strip():
+        raise ValueError("a virtual port needs a name that is not empty")
+    if ":" in virtual:  # JACK's separator: "a:b" became port "a:b:a:b"
+        raise ValueError(f"a virtual port's name cannot contain ':' (MIDI systems such as JACK write "
+                         f"client:port with it), got {virtual!r}")
+    name = virtual.strip()
+    if len(name.encode()) > _core.MAX_VIRTUAL_NAME_BYTES:
+        raise ValueError(f"a virtual port's name is at most {_core.MAX_VIRTUAL_NAME_BYTES} bytes "
+                         f"(it names its MIDI client too), got {len(name.encode())}")
+    if sys.platform.startswith("win"):
+        raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
+                        "driver such as loopMIDI and pass its name as port=...")
+    return name
 
 
 def list_ports() -> list[str]:
