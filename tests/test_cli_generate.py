@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -520,6 +521,10 @@ def test_the_summary_names_an_alias_as_given(tmp_path: Path, tiny_model_dir: Pat
                       "-o", str(tmp_path / "a.mid"))
     assert result.returncode == 0, result.stderr
     assert "generated 1 bar of Excited (happy) -> angry (tense):" in result.stdout
+    card = json.loads((tiny_model_dir / "model_card.json").read_text())["sampling"]["temperature"]
+    assert result.stdout.split("\n")[0].endswith(f", temperature {card:g}")  # the card's: what made the notes
+    hotter = generate("--model", str(tiny_model_dir), "--bars", "1", "--temperature", "1.25", "-o", str(tmp_path / "c.mid"))
+    assert hotter.stdout.split("\n")[0].endswith(", temperature 1.25")
     blend = generate("--model", str(tiny_model_dir), "--bars", "1", "-e", "happy:0.5,calm:0.5", "--morph-to", "Q3",
                      "-o", str(tmp_path / "b.mid"))
     assert "generated 1 bar of happy:0.50,calm:0.50 -> Q3 (sad):" in blend.stdout, blend.stdout

@@ -107,7 +107,8 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
         if args.key:
             engine.set_key(args.key, args.scale)
         pieces = generate_midi(engine, args, emotion)
-        nonfinite = engine.stats()["nonfinite_steps"]
+        stats = engine.stats()
+        nonfinite = stats["nonfinite_steps"]
     finally:
         engine.close()
     if nonfinite:  # a broken model's silence was said nowhere (helper-65)
@@ -117,7 +118,10 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
     for index, midi in enumerate(pieces):
         notes = len(files.note_spans(midi))
         bars = f"{args.bars} bar{'s' if args.bars != 1 else ''}"
-        say(f"generated {bars} of {label}: {notes} notes, {midi.length:.1f} s, seed {args.seed + index}")
+        # The temperature too: the card's default changed once (1.3 -> 1.4), and a seed of the
+        # day before then gave other notes with nothing saying why (helper-83).
+        say(f"generated {bars} of {label}: {notes} notes, {midi.length:.1f} s, seed {args.seed + index}, "
+            f"temperature {stats['temperature']:g}")
         output, render, plot = (numbered(path, index, len(pieces))
                                 for path in (args.output, args.render, args.plot))
         if output:
