@@ -384,7 +384,8 @@ def test_the_seed_of_each_piece_is_said_and_makes_it_again(tmp_path: Path, tiny_
     """Without --seed a take could not be made again: its random seed was shown nowhere."""
     result = generate("--model", str(tiny_model_dir), "--bars", "2", "--count", "2", "-o", str(tmp_path / "t.mid"))
     assert result.returncode == 0, result.stderr
-    seeds = [int(line.rsplit("seed ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("generated")]
+    seeds = [int(line.rsplit("seed ", 1)[1].split(",")[0]) for line in result.stdout.splitlines()
+             if line.startswith("generated")]
     assert len(seeds) == 2 and seeds[1] == seeds[0] + 1 and seeds[1] <= 2**63 - 1
     again = generate("--model", str(tiny_model_dir), "--bars", "2", "--seed", str(seeds[1]), "-o", str(tmp_path / "a.mid"))
     assert again.returncode == 0, again.stderr
