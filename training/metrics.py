@@ -22,20 +22,16 @@ def onset_prf_per_bar(pred: np.ndarray, true: np.ndarray, tolerance: int = 0) ->
     ``tolerance`` (steps, a diagnostic; the targets use 0): a predicted onset is correct when
     the same key has a true onset up to that many steps away (for precision), and a true onset
     is found when such a predicted one exists (for recall); F1 is then 2PR / (P + R)."""
-    n, steps = true.shape[:2]
-    bars = steps // STEPS_PER_BAR
-    shape = (n * bars, STEPS_PER_BAR * N_KEYS)
-    cut = bars * STEPS_PER_BAR
-    p = pred[:, :cut].reshape(shape)
-    t = true[:, :cut].reshape(shape)
+    p, t = _by_bar(pred), _by_bar(true)
+    cut = true.shape[1] // STEPS_PER_BAR * STEPS_PER_BAR
     n_pred, n_true = p.sum(1), t.sum(1)
     keep = (n_pred + n_true) > 0
     if tolerance == 0:
         hit = (p & t).sum(1).astype(np.float64)
         hit_pred = hit_true = hit
     else:
-        near_true = _dilate_steps(true[:, :cut], tolerance).reshape(shape)
-        near_pred = _dilate_steps(pred[:, :cut], tolerance).reshape(shape)
+        near_true = _by_bar(_dilate_steps(true[:, :cut], tolerance))
+        near_pred = _by_bar(_dilate_steps(pred[:, :cut], tolerance))
         hit_pred = (p & near_true).sum(1).astype(np.float64)
         hit_true = (t & near_pred).sum(1).astype(np.float64)
     precision = np.where(n_pred > 0, hit_pred / np.maximum(n_pred, 1), 0.0)
@@ -56,11 +52,8 @@ def onset_f1_interval(pred: np.ndarray, true: np.ndarray, clips: np.ndarray, rou
     ``clips`` names each segment's clip, and clips are drawn with replacement ``rounds`` times
     (segments of one clip are no independent draws). The report's "met by 0.004" of 0.85 was a
     point estimate; over EMOPIA's 111 validation clips the interval is about +-0.02 (helper-81)."""
-    n, steps = true.shape[:2]
-    bars = steps // STEPS_PER_BAR
-    cut = bars * STEPS_PER_BAR
-    p = pred[:, :cut].reshape(n * bars, -1)
-    t = true[:, :cut].reshape(n * bars, -1)
+    p, t = _by_bar(pred), _by_bar(true)
+    bars = len(p) // len(true)
     total = p.sum(1) + t.sum(1)
     keep = total > 0
     f1 = 2 * (p & t).sum(1) / np.maximum(total, 1)
@@ -71,6 +64,13 @@ def onset_f1_interval(pred: np.ndarray, true: np.ndarray, clips: np.ndarray, rou
     means = sums[draws].sum(1) / counts[draws].sum(1)
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return [float(low), float(high)]
+
+
+def _by_bar(onsets: np.ndarray) -> np.ndarray:
+    """``[N, T, 88]`` -> ``[N * bars, 16 * 88]``: one row per whole bar (a part bar at the end is left out)."""
+    n, steps = onsets.shape[:2]
+    bars = steps // STEPS_PER_BAR
+    return onsets[:, :bars * STEPS_PER_BAR].reshape(n * bars, STEPS_PER_BAR * onsets.shape[2])
 
 
 def _dilate_steps(onsets: np.ndarray, k: int) -> np.ndarray:

@@ -44,10 +44,18 @@ auto interruptible(const Engine& engine, int64_t stream_steps, Work work) -> dec
   std::packaged_task<Result()> task([&] { return work(&cancel); });
   std::future<Result> result = task.get_future();
   std::thread worker(std::move(task));
+  const auto stop_work = [&] {  // at its next step
+    cancel = true;
+    ReleaseGil release;
+    worker.join();
+  };
   for (;;) {
     bool done = false;
+    bool closed = false;
     {
       ReleaseGil release;
+      // Read before the wait: a result that comes during it is returned, not thrown away.
+      closed = open_at_start && engine.is_closed();
       done = result.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready;
       if (!done && left_to_exit()) {  // a daemon thread at exit: stop the work, wait
         cancel = true;
@@ -56,21 +64,12 @@ auto interruptible(const Engine& engine, int64_t stream_steps, Work work) -> dec
       }
     }
     if (done) break;
-    if (open_at_start && engine.is_closed() &&
-        result.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {  // (done: returned)
-      cancel = true;
-      {
-        ReleaseGil release;
-        worker.join();
-      }
+    if (closed) {
+      stop_work();
       throw EngineError("the engine was closed while it generated");
     }
     if (PyErr_CheckSignals() != 0) {  // a handler raised: stop the work, then raise that
-      cancel = true;
-      {
-        ReleaseGil release;
-        worker.join();
-      }
+      stop_work();
       throw py::error_already_set();
     }
   }

@@ -26,7 +26,6 @@ class PortOpenLock {
   PortOpenLock(const PortOpenLock&) = delete;
   PortOpenLock& operator=(const PortOpenLock&) = delete;
 
-
   static constexpr int kWaitMs = 5000;
 
  private:

@@ -193,6 +193,10 @@ class ClockFollower:
             self._start_line_afresh([])
             self._restarted_since_stop = True
         elif continuing and self._recent and self._a_gap(gap_s):
+            # A pause too: the first clock after a Continue is where the master goes on, however
+            # long it took to come (else the ticks after it left the line, which was read again
+            # from 6 of them: a tempo set while stopped was followed 63-93 ms off at 1024 frames;
+            # helper-76). A first clock lost on its way cannot be told from a late one: not counted.
             self._read_the_tempo_so_far()
             self._start_line_afresh([])
         elif self._ticks_after_gap:
@@ -247,17 +251,14 @@ class ClockFollower:
         self._start_line_afresh(after)
 
     def _read_the_tempo_so_far(self) -> None:
-        """A gap at the first tick after a Continue (the clock having run on while stopped) is a
-        pause: the first clock after a Continue is where the master goes on, however long it
-        took to come (else the ticks after it left the line, which was read again from 6 of
-        them: a tempo set while stopped was followed 63-93 ms off at 1024 frames; helper-76).
-        A line of too few ticks for a tempo yet (a quarter beat of clock while stopped) gives
-        its rough tempo first, from 3 ticks on: the engine started at the tempo before the
-        Stop (90 BPM for a master gone to 180; helper-79). A first clock lost on its way cannot
-        be told from one that came late, and is not counted."""
-        if self._steady_interval_s() is not None or self._line.count < 3:
-            return
-        interval_s = self._line.interval_s()
+        """Before the line starts afresh at a Continue: a line of too few ticks for a tempo yet
+        (a quarter beat of clock while stopped) gives its rough tempo, from 3 ticks on; else the
+        engine started at the tempo before the Stop (90 BPM for a master gone to 180; helper-79)."""
+        if self._steady_interval_s() is None and self._line.count >= 3:
+            self._take_tempo(self._line.interval_s())
+
+    def _take_tempo(self, interval_s: float | None) -> None:
+        """The tempo of a line ``interval_s`` seconds a tick, kept in the engine's range too."""
         if interval_s is not None:
             self._measured_bpm = 60.0 / (TICKS_PER_QUARTER * interval_s)
             self._bpm = min(MAX_BPM, max(MIN_BPM, self._measured_bpm))
@@ -339,10 +340,7 @@ class ClockFollower:
                 self._restart_line()
             else:  # at most the tolerance: a drift that has not yet left the line cannot widen it much
                 self._from_line.add(min(abs(distance_s), tolerance_s))
-        interval_s = self._steady_interval_s()
-        if interval_s is not None:
-            self._measured_bpm = 60.0 / (TICKS_PER_QUARTER * interval_s)
-            self._bpm = min(MAX_BPM, max(MIN_BPM, self._measured_bpm))
+        self._take_tempo(self._steady_interval_s())
 
     def _take_back_held_tick(self, time_s: float) -> None:
         """In a group of ticks held up and then delivered at once, all but the last are late by

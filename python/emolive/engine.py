@@ -120,24 +120,11 @@ def _return_freed_heap() -> None:
 
 # --- the engine ------------------------------------------------------------------------------
 
-def _refuse_a_virtual_name_held(name: str) -> None:
-    """PortError naming this program's open engine that has the virtual port ``name`` (a
-    notebook's cell run again: the engine it made before still plays)."""
-    holder = open_engines.find(lambda e: e._virtual and e._port_name == name and not e._closed())
-    if holder is not None:
-        raise PortError(f"this program's {holder!r} has the virtual port {name!r} open: close() it first "
-                        "(or make engines with `with Engine(...) as engine:`), or give another name")
-
-
-def _warn_of_a_second_engine_on(engine: Engine) -> None:
-    """A UserWarning when another open Engine of this program sends to ``engine``'s port: both
-    play, which layering means and a notebook does unasked (a cell run again whose engine
-    Out[] still holds; helper-80)."""
-    other = open_engines.find(lambda e: not e._virtual and e._port_name == engine._port_name and not e._closed())
-    if other is not None:
-        warnings.warn(f"{other!r} of this program sends to {engine._port_name!r} too, and both play; "
-                      "close() the one not wanted (a notebook's Out[] keeps an engine it showed open)",
-                      stacklevel=3)
+def _open_engine_on(port_name: str | None, virtual: bool) -> Engine | None:
+    """This program's open engine on the port ``port_name`` (a virtual one, or a named port it
+    sends to): a notebook's cell run again finds the engine it made before, still playing
+    (helper-80)."""
+    return open_engines.find(lambda e: e._virtual == virtual and e._port_name == port_name and not e._closed())
 
 
 class Engine:
@@ -171,7 +158,9 @@ class Engine:
             raise ValueError("give either port or virtual, not both")
         if virtual is not None:
             virtual = checked_virtual_name(virtual)
-            _refuse_a_virtual_name_held(virtual)
+            if (holder := _open_engine_on(virtual, virtual=True)) is not None:
+                raise PortError(f"this program's {holder!r} has the virtual port {virtual!r} open: close() it "
+                                "first (or make engines with `with Engine(...) as engine:`), or give another name")
         self._seed = check.seed_or_random(seed)
         if port is not None:
             find_port(port)  # a wrong port is reported before the model loads
@@ -195,8 +184,9 @@ class Engine:
         self._record = record
         self._key: tuple[str, str] | None = None
         self._virtual = virtual is not None
-        if port is not None:
-            _warn_of_a_second_engine_on(self)
+        if port is not None and (other := _open_engine_on(self._port_name, virtual=False)) is not None:
+            warnings.warn(f"{other!r} of this program sends to {self._port_name!r} too, and both play; close() "
+                          "the one not wanted (a notebook's Out[] keeps an engine it showed open)", stacklevel=2)
         open_engines.register(self)
 
     # Read-only: the live engine was made with them, so assigning one changed only what

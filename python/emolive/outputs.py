@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numbers
 import os
-import sys
 import unicodedata
 from typing import Any
 
 from emolive import _core
 from emolive._quiet import quiet_c_stderr
 from emolive.arguments import Whole
-from emolive.ports import START_THE_RECEIVER, check_query_type, describe_ports, from_argv, port_matches
+from emolive.ports import (START_THE_RECEIVER, check_query_type, describe_ports, from_argv, port_matches,
+                           virtual_ports_supported)
 
 PortError = _core.PortError
 
@@ -40,7 +40,7 @@ def checked_virtual_name(virtual: object) -> str:
     if len(name.encode()) > _core.MAX_VIRTUAL_NAME_BYTES:
         raise ValueError(f"a virtual port's name is at most {_core.MAX_VIRTUAL_NAME_BYTES} bytes "
                          f"(it names its MIDI client too), got {len(name.encode())}")
-    if sys.platform.startswith("win"):
+    if not virtual_ports_supported():
         raise PortError("virtual MIDI ports are not supported on Windows; install a loopback "
                         "driver such as loopMIDI and pass its name as port=...")
     return name
