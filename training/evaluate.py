@@ -286,7 +286,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
         "segment_bars": steps // 16, "reconstruction": recon,
         "sampling": {"onset_threshold": recon["best_threshold"], "hold_threshold": 0.5,
                      "temperature": sampling.temperature, "max_onsets_per_step": cap,
-                     "tried": tried,
+                     "tried": tried, "real_training_density": train_density.tolist(),
                      "why": "temperature: prior samples' onset density closest to the real "
                             "training density (Bernoulli onsets); onset_threshold: best "
                             "teacher-forced onset F1 on validation (deterministic decoding); "

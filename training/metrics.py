@@ -16,8 +16,8 @@ _KK = {"major": [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.2
 
 def onset_prf_per_bar(pred: np.ndarray, true: np.ndarray, tolerance: int = 0) -> dict[str, float]:
     """Mean over bars (16 steps, either side having an onset) of onset precision, recall and F1,
-    a note counting as correct when pitch and step both match. ``pred``/``true`` ``[N, T, 88]``
-    booleans.
+    a note counting as correct when pitch and step both match, and F1 pooled over every onset.
+    ``pred``/``true`` ``[N, T, 88]`` booleans.
 
     ``tolerance`` (steps, a diagnostic; the targets use 0): a predicted onset is correct when
     the same key has a true onset up to that many steps away (for precision), and a true onset
@@ -41,8 +41,11 @@ def onset_prf_per_bar(pred: np.ndarray, true: np.ndarray, tolerance: int = 0) ->
     else:
         f1 = np.where(precision + recall > 0,
                       2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    pooled_p, pooled_r = hit_pred.sum() / max(n_pred.sum(), 1), hit_true.sum() / max(n_true.sum(), 1)
     return {"precision": float(precision[keep].mean()), "recall": float(recall[keep].mean()),
             "f1": float(f1[keep].mean()), "bars": int(keep.sum()),
+            # over every onset instead of per bar (sparse bars weigh as much as dense ones above)
+            "f1_pooled": float(2 * pooled_p * pooled_r / max(pooled_p + pooled_r, 1e-12)),
             "pred_onsets_per_bar": float(n_pred.mean()), "true_onsets_per_bar": float(n_true.mean())}
 
 

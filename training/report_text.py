@@ -44,6 +44,9 @@ def _reconstruction(rec: dict, bars: int) -> list[str]:
         lines.append(f"(Intervals: 95% bootstrap over the {rec['f1_interval']['clips']} validation clips, "
                      "the clips drawn with replacement; a target inside one is met by the point estimate "
                      "only.)")
+    if "f1_pooled" in tf[best]:
+        lines.append(f"Pooled over every onset instead of averaged per bar: teacher-forced "
+                     f"{tf[best]['f1_pooled']:.3f}, free-running {fr[best]['f1_pooled']:.3f}.")
     return lines + [""]
 
 

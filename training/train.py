@@ -58,7 +58,7 @@ def _refuse_unlabelled_validation_music(cfg: TrainConfig, root: Path) -> None:
     """DataError for an unlabelled folder that holds or lies in a labelled dataset's folder: it
     is read whole (subfolders too), so the run would train on that dataset's validation music.
     VGMIDI's unlabelled pieces lie in its folder, and its labelled phrases are excerpts of them
-    (helper-81: 19 validation phrases, e.g. 'A Prayer to Zeus' in
+    (helper-81: 19 validation phrase / unlabelled piece pairs, e.g. 'A Prayer to Zeus' in
     'Battle_of_Olympus_APrayertoZeus.mid'); `--unlabelled .` held every dataset (helper-82)."""
     labelled = [(f"--datasets {name}", (root / name).resolve()) for name in cfg.datasets]
     if cfg.generic_folder:

@@ -27,6 +27,7 @@ def test_onset_prf_per_bar_counts_exact_matches() -> None:
     # bar 1: 1 of 2 right (P = R = F1 = 0.5); bar 2: perfect.
     assert m["precision"] == pytest.approx(0.75) and m["f1"] == pytest.approx(0.75)
     assert m["bars"] == 2
+    assert m["f1_pooled"] == pytest.approx(2 / 3)  # 2 of 3 onsets right on either side
 
 
 def test_onset_prf_tolerance_accepts_near_misses_only_within_it() -> None:
@@ -111,6 +112,8 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
     assert interval["teacher_forced"][0] <= interval["teacher_forced"][1]
     assert "95% interval" in text
     assert "closest to the real training density" in metrics["sampling"]["why"]  # not validation's
+    assert len(metrics["sampling"]["real_training_density"]) == 4  # the density it was fitted to
+    assert 0.0 <= metrics["reconstruction"]["teacher_forced"]["0.3"]["f1_pooled"] <= 1.0
     card = json.loads((model / "model_card.json").read_text())
     assert card["sampling"]["temperature"] == metrics["sampling"]["temperature"]
     assert card["evaluation"]["report"] == f"{report.as_posix()}/README.md"  # where this report is
