@@ -30,7 +30,7 @@ SMALL = {
     "export": [],
     "recover": [],
     "evaluate": ["--samples", "4", "--val-segments", "16", "--classifier-segments", "64",
-                 "--classifier-steps", "5", "--wav", "false"],
+                 "--classifier-steps", "5", "--held-out-steps", "2", "--wav", "false"],
 }
 
 

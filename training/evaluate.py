@@ -5,7 +5,8 @@
 
 Figures: reconstruction onset P/R/F1 per bar (teacher-forced and free-running from the posterior
 mean), KL per dimension and active units, prior samples, an emotion classifier trained on real
-training clips (real validation vs generated, emotion swap for fixed z, morphs), musical
+training clips (real validation vs generated, emotion swap for fixed z, morphs) and the same
+comparison by listeners trained on held-out validation songs only, musical
 statistics per quadrant with overlapping areas, diversity; listening files and piano rolls.
 ``--update-card`` writes the chosen sampling defaults and the figures into the model card.
 """
@@ -22,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emolive._startup import end_of_startup
 from emolive.emotions import QUADRANTS
-from emolive.cli_options import error_line, integer_in
+from emolive.cli_options import Terminated, error_line, integer_in
 from emolive.files import check_writable, replaced_on_success
 
 from . import report
@@ -33,6 +33,7 @@ from .classifier import predict_proba, train_classifier
 from .config import (MAX_SEED, MAX_THREADS, add_labelled_data_flags, check_generic_pair, dangling_link,
                      labelled_data_config, parse_bool)
 from .data import BUNDLED_MODEL
+from .held_out import held_out_listeners
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_f1_interval, onset_prf_per_bar, overlap_area, swap_response)
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
@@ -276,6 +277,10 @@ def run(args: argparse.Namespace, log=print) -> dict:
                               args.seed)
     emotion["flat_velocity"] = without_dynamics(clf, val_roll, val_label, generated)
     emotion["real_val_clip_accuracy"] = clip_accuracy(clf, val_roll, val_label, val_clips)
+    if args.held_out_folds:
+        emotion["held_out"] = held_out_listeners(
+            val_roll, val_label, np.array(prep.song)[val_clips], generated, args.held_out_folds,
+            args.held_out_steps, args.seed, log)
     log("the same through the batch step (offline generation's), if the model has one")
     batch_step = batch_step_figures(model, val_roll, val_label, cap, recon, z, sampling,
                                     generated, steps, args.seed + 1)
@@ -312,7 +317,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
 #: The evaluation's flags that decide its figures (the seed of every draw, and how many): what
 #: metrics.json, the report and the card record so that a published figure can be made again.
 SETTINGS = ("seed", "samples", "temperature_latents", "val_segments", "classifier_segments",
-            "classifier_steps")
+            "classifier_steps", "held_out_folds", "held_out_steps")
 
 
 def evaluation_settings(args) -> dict[str, int]:
@@ -377,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
                         default=12000)
     parser.add_argument("--classifier-steps", type=integer_in(1, None, "--classifier-steps"),
                         default=1500)
+    parser.add_argument("--held-out-folds", type=integer_in(0, None, "--held-out-folds"), default=4,
+                        help="folds of validation songs for the held-out listeners (0: none)")
+    parser.add_argument("--held-out-steps", type=integer_in(1, None, "--held-out-steps"),
+                        default=600, help="training steps of each held-out listener")
     parser.add_argument("--wav", type=parse_bool, default=True, metavar="BOOL")
     parser.add_argument("--update-card", action="store_true",
                         help="write sampling defaults and figures into the model card")
@@ -407,10 +416,12 @@ def main(argv: list[str] | None = None) -> int:
           f"replaces what is in {args.report}/ (minutes; Ctrl-C stops it)", file=sys.stderr)
     try:
         results = run(args, log=lambda text: print(text, file=sys.stderr))
-    except (DataError, ReportNotWritten) as err:
+    except (DataError, ReportNotWritten, KeyboardInterrupt, Terminated) as err:
         if not report_was_there:  # made by check_outputs, still empty: no folder left behind
             with contextlib.suppress(OSError):
                 Path(args.report).rmdir()
+        if isinstance(err, (KeyboardInterrupt, Terminated)):  # Ctrl-C, SIGTERM (helper-84)
+            raise
         if isinstance(err, ReportNotWritten):
             return failed_to_write(parser.prog, args.report, err.error)
         return error_line(parser.prog, err)
@@ -429,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
-    raise SystemExit(main())
+if __name__ == "__main__":  # as `emolive evaluate ARGS`: its messages for errors, signals, statuses
+    from emolive.cli import main as emolive
+
+    raise SystemExit(emolive(["evaluate", *sys.argv[1:]]))

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from emolive import files  # noqa: E402
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS  # noqa: E402
 
+from .checkpoints import read_metrics  # noqa: E402
 from .features import roll_to_midi  # noqa: E402
 from .metrics import musical_stats  # noqa: E402
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling  # noqa: E402
@@ -169,7 +170,8 @@ def _training_curves(run_dir: str | Path | None, out: Path) -> None:
     """``training_curves.png`` from the run's ``metrics.jsonl`` (nothing without a run)."""
     metrics_file = Path(run_dir) / "metrics.jsonl" if run_dir else None
     if metrics_file and metrics_file.is_file():
-        records = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+        records = [r for r in read_metrics(metrics_file)
+                   if all(isinstance(r.get(part), dict) for part in ("train", "val")) and "step" in r]
         steps = [r["step"] for r in records]
         keys = ["recon", "kl"] + _loss_terms_in_use(Path(run_dir) / "config.json")
         fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3))
@@ -216,9 +218,18 @@ def card_summary(results: dict, report_folder: str) -> dict:
         "generated_accuracy_per_emotion": dict(zip(QUADRANTS, emo["generated_accuracy_per_emotion"])),
         "generated_valence_accuracy": emo["generated_valence_accuracy"],
         "generated_arousal_accuracy": emo["generated_arousal_accuracy"],
+        **_held_out_summary(emo.get("held_out")),
         "sampling_choice": results["sampling"]["why"],
         **({"settings": results["settings"]} if "settings" in results else {}),
     }
+
+
+def _held_out_summary(held: dict | None) -> dict:
+    """The held-out listeners' generated-versus-real figures, where they ran."""
+    if not held or "skipped" in held:
+        return {}
+    return {"held_out_listeners": {"folds": held["folds"], "real_val_accuracy": held["real_val_accuracy"],
+                                   "generated_accuracy": held["generated_accuracy"]}}
 
 
 def write_report(results: dict, model: OnnxCVAE, args, real_by_q: list[np.ndarray],

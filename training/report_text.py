@@ -96,6 +96,7 @@ def _emotion(emo: dict, bars: int) -> list[str]:
              ", ".join(f"{NAMES[q]} {_pct(a)}" for q, a in zip(QUADRANTS, per)) + ".",
              f"Target generated >= real: {_target(emo['generated_accuracy'] >= emo['real_val_accuracy'])}.",
              "",
+             *_held_out(emo.get("held_out")),
              *_swap(emo["swap"]),
              "Mean P(requested) per emotion: " + ", ".join(
                  f"{NAMES[q]} {p:.2f}" for q, p in zip(QUADRANTS, emo["mean_p_requested"])) + ".",
@@ -106,6 +107,27 @@ def _emotion(emo: dict, bars: int) -> list[str]:
         lines.append(f"| {NAMES[src]} -> {NAMES[dst]} | {curve} | {m['monotonic_steps']}/{m['steps']} |")
     lines += ["", "![emotion](emotion.png)", ""]
     return lines
+
+
+def _held_out(held: dict | None) -> list[str]:
+    """The generated-versus-real comparison by listeners that never heard the training songs."""
+    if not held:  # metrics.json before 2026-12-07, or --held-out-folds 0
+        return []
+    if "skipped" in held:
+        return [f"Held-out listeners: none ({held['skipped']}).", ""]
+    folds = "; ".join(f"{_pct(f['real_accuracy'])} / {_pct(f['generated_accuracy'])}"
+                      for f in held["per_fold"])
+    verdict = _target(held["generated_accuracy"] >= held["real_val_accuracy"])
+    return ["The same comparison by held-out listeners (the classifier above learned from the "
+            "songs the model learned from, which may favour generated music): the "
+            f"{held['songs']} validation songs cut into {held['folds']} folds of whole songs, a "
+            f"listener trained ({held['steps']} steps) on the other folds judges each fold's real "
+            "segments and every generated segment. They hear less music, so both accuracies are "
+            f"lower. Real validation segments {_pct(held['real_val_accuracy'])}, generated "
+            f"{_pct(held['generated_accuracy'])} (per emotion " + ", ".join(
+                f"{NAMES[q]} {_pct(a)}" for q, a in zip(QUADRANTS, held["generated_accuracy_per_emotion"]))
+            + f"; per fold, real / generated: {folds}). Target generated >= real by these "
+            f"listeners: {verdict}.", ""]
 
 
 def _swap(swap: dict) -> list[str]:

@@ -95,7 +95,7 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
             "--generic-csv", str(csv_path), "--cache-dir", str(tmp_path / "cache"),
             "--report", str(report), "--samples", "4", "--temperature-latents", "8",
             "--val-segments", "8", "--classifier-segments", "16", "--classifier-steps", "3",
-            "--min-onsets", "1", "--update-card"]
+            "--held-out-steps", "2", "--min-onsets", "1", "--update-card"]
     assert evaluate.main(argv) == 0
     text = (report / "README.md").read_text()
     assert "## Reconstruction" in text and "A tiny test model." in text
@@ -118,15 +118,69 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
     assert card["sampling"]["temperature"] == metrics["sampling"]["temperature"]
     assert card["evaluation"]["report"] == f"{report.as_posix()}/README.md"  # where this report is
     settings = {"seed": 0, "samples": 4, "temperature_latents": 8, "val_segments": 8,
-                "classifier_segments": 16, "classifier_steps": 3}  # what made these figures
+                "classifier_segments": 16, "classifier_steps": 3, "held_out_folds": 4,
+                "held_out_steps": 2}  # what made these figures
     assert metrics["settings"] == settings and card["evaluation"]["settings"] == settings
     assert "`--seed 0 --samples 4 --temperature-latents 8 --val-segments 8" in text
+    held = metrics["emotion"]["held_out"]  # listeners that never heard the training songs
+    assert held.get("skipped") or ("by these listeners" in text and held["folds"] >= 2 and
+                                   card["evaluation"]["held_out_listeners"]["folds"] == held["folds"])
     (report / "discussion.md").write_text("## Revised\n")
     assert evaluate.main(["--report", str(report), "--rewrite-readme"]) == 0
     assert "## Revised" in (report / "README.md").read_text()
     for name in card["files"].values():  # the ONNX metadata carries the same card
         props = {p.key: p.value for p in onnx.load(str(model / name)).metadata_props}
         assert json.loads(props["model_card"]) == card
+
+
+def test_training_curves_pass_over_a_metrics_line_cut_short(tmp_path: Path) -> None:
+    """`evaluate --run` on a run whose last metrics line a kill cut short failed after all its
+    work with "Expecting ',' delimiter", naming no file (helper-84); train and export pass
+    over such a line, and so does the report's curves."""
+    from emolive.training.report import _training_curves
+
+    run = tmp_path / "run"
+    run.mkdir()
+    records = [{"step": step, "train": {"recon": 1.0 / step, "kl": 2.0}, "val": {"recon": 1.1 / step, "kl": 2.1}}
+               for step in (1, 2, 3)]
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    (run / "metrics.jsonl").write_text(text + text[:40])  # a fourth record cut short
+    (run / "config.json").write_text(json.dumps({"adv_weight": 0.0, "critic_weight": 0.0}))
+    _training_curves(run, tmp_path)
+    assert (tmp_path / "training_curves.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_the_evaluation_as_ctrl_c_does(tiny_model_dir: Path, labelled_folder,
+                                                          tmp_path: Path, name: str) -> None:
+    """SIGTERM and SIGHUP killed `evaluate` outright (exit 143 with no word), leaving its staging
+    folder, the report folder it had made and, in a render, FluidSynth (helper-84). They end it
+    as Ctrl-C does: status 128 + N, nothing left behind."""
+    import signal
+    import subprocess
+    import sys
+
+    folder, csv_path = labelled_folder
+    report = tmp_path / "report"
+    there = {p.name for p in tmp_path.iterdir()}  # the labelled data
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emolive.training.evaluate", "--model", str(tiny_model_dir), "--datasets",
+         "--generic-folder", str(folder), "--generic-csv", str(csv_path), "--cache-dir", str(tmp_path / "cache"),
+         "--report", str(report), "--samples", "4", "--temperature-latents", "8", "--val-segments", "8",
+         "--classifier-segments", "16", "--classifier-steps", "1000000", "--min-onsets", "1"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # the classifier trains for far longer than the test waits
+            if line.startswith("training the emotion classifier"):
+                break
+        process.send_signal(getattr(signal, name))
+        err = process.communicate(timeout=60)[1]
+    finally:
+        process.kill()
+    assert process.returncode == 128 + getattr(signal, name), err
+    assert "Traceback" not in err
+    assert {p.name for p in tmp_path.iterdir()} - there == {"cache"}  # no report folder, no staging
 
 
 def test_a_report_that_cannot_be_written_whole_leaves_the_one_before(
@@ -141,7 +195,7 @@ def test_a_report_that_cannot_be_written_whole_leaves_the_one_before(
             "--generic-csv", str(csv_path), "--cache-dir", str(tmp_path / "cache"),
             "--report", str(report), "--samples", "4", "--temperature-latents", "8",
             "--val-segments", "8", "--classifier-segments", "16", "--classifier-steps", "3",
-            "--min-onsets", "1", "--wav", "false"]
+            "--held-out-steps", "2", "--min-onsets", "1", "--wav", "false"]
     assert evaluate.main(argv) == 0
     before = {path.relative_to(report): path.read_bytes() for path in report.rglob("*") if path.is_file()}
 
@@ -251,6 +305,7 @@ def _evaluate_argv(model: Path, tmp_path: Path) -> list[str]:
     (["--samples", "0"], "--samples must be at least 1, got 0"),  # ONNX Runtime aborted at batch 0
     (["--val-segments", "-3"], "--val-segments must be at least 1"),
     (["--classifier-steps", "many"], "must be a whole number at least 1"),
+    (["--held-out-folds", "-1"], "--held-out-folds must be at least 0"),
 ])
 def test_evaluate_refuses_bad_counts(tiny_model_dir: Path, tmp_path: Path, capsys,
                                      extra: list[str], message: str) -> None:

@@ -1,0 +1,69 @@
+"""The emotion figures again, judged by listeners that never heard the CVAE's training music.
+
+The evaluation's classifier (``classifier.py``) learns from EMOPIA's training songs, the songs the
+CVAE learned from: generated music imitates them, so that classifier may favour it. Here the
+validation songs are cut into folds (whole songs, so that no song is both heard and judged); a
+listener trained on the other folds judges one fold's real segments and every generated segment.
+Real accuracy is over each segment's out-of-fold answer; generated accuracy pools every fold's
+answers. The listeners hear less music than the main classifier (only validation songs), so their
+accuracies are lower; what matters is generated against real under the same listeners.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .classifier import predict_proba, train_classifier
+
+
+def song_folds(songs: np.ndarray, label: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each segment's fold ``0..folds-1``: whole songs dealt round-robin, in a seeded order
+    grouped by each song's commonest quadrant, so that every fold's listener hears every
+    quadrant that more than one song has (dealt in plain order, a fold could take all of one)."""
+    distinct = np.random.default_rng(seed).permutation(np.unique(songs))
+    commonest = [np.bincount(label[songs == song], minlength=4).argmax() for song in distinct]
+    order = distinct[np.argsort(commonest, kind="stable")]
+    fold_of = {song: i % folds for i, song in enumerate(order)}
+    return np.array([fold_of[song] for song in songs], dtype=np.int64)
+
+
+def _confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    conf = np.zeros((4, 4), dtype=int)
+    np.add.at(conf, (labels, predicted), 1)
+    return conf
+
+
+def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray,
+                       generated: np.ndarray, folds: int, steps: int, seed: int,
+                       log=print) -> dict:
+    """``real`` ``[N, T, 264]`` validation segments with quadrant ``label`` and ``songs`` (one
+    name per segment); ``generated`` ``[4, M, T, 264]`` per requested quadrant. ``None``-free
+    dict; ``skipped`` names why when fewer than two songs make folds impossible."""
+    k = min(folds, len(np.unique(songs)))
+    if k < 2:
+        return {"skipped": f"{len(np.unique(songs))} validation song(s): no two folds"}
+    fold = song_folds(songs, label, k, seed)
+    real_pred = np.zeros(len(real), dtype=np.int64)
+    gen_conf = np.zeros((4, 4), dtype=int)
+    per_fold = []
+    flat_gen = generated.reshape(-1, *generated.shape[2:])
+    gen_label = np.repeat(np.arange(4), generated.shape[1])
+    for f in range(k):
+        heard = fold != f
+        log(f"held-out listener {f + 1}/{k}: trained on {heard.sum()} segments of "
+            f"{len(np.unique(songs[heard]))} validation songs")
+        listener = train_classifier(real[heard], label[heard], steps=steps, seed=seed + f,
+                                    log=lambda _: None)
+        real_pred[~heard] = predict_proba(listener, real[~heard]).argmax(1)
+        gen_pred = predict_proba(listener, flat_gen).argmax(1)
+        gen_conf += _confusion(gen_label, gen_pred)
+        per_fold.append({"songs_judged": int(len(np.unique(songs[~heard]))),
+                         "real_accuracy": float((real_pred[~heard] == label[~heard]).mean()),
+                         "generated_accuracy": float((gen_pred == gen_label).mean())})
+    real_conf = _confusion(label, real_pred)
+    return {"folds": k, "steps": steps, "songs": int(len(np.unique(songs))),
+            "real_val_accuracy": float(np.trace(real_conf) / real_conf.sum()),
+            "generated_accuracy": float(np.trace(gen_conf) / gen_conf.sum()),
+            "generated_accuracy_per_emotion": (np.diag(gen_conf) / gen_conf.sum(1)).tolist(),
+            "real_val_confusion": real_conf.tolist(), "generated_confusion": gen_conf.tolist(),
+            "per_fold": per_fold}
