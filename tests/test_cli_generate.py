@@ -91,6 +91,26 @@ def test_a_render_stopped_by_the_file_size_limit_is_a_write_error(tmp_path: Path
     assert wav.read_bytes() == b"kept" and "Traceback" not in result.stderr
 
 
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
+def test_a_take_whose_render_fails_replaces_none_of_its_files(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A full disk (here the file-size limit) at the WAV left the new MIDI beside the old WAV and
+    PNG: the earlier take's MIDI was lost (helper-84). A take's files go in all or none."""
+    take = {name: tmp_path / f"take.{name}" for name in ("mid", "wav", "png")}
+    first = generate("--model", str(tiny_model_dir), "--bars", "1", "--seed", "1", "-o", str(take["mid"]),
+                     "--plot", str(take["png"]))
+    assert first.returncode == 0, first.stderr
+    take["wav"].write_bytes(b"the earlier take's audio")
+    before = {name: path.read_bytes() for name, path in take.items()}
+    result = subprocess.run([sys.executable, "-m", "emolive", "generate", "--model", str(tiny_model_dir), "--bars", "8",
+                             "--seed", "2", "-o", str(take["mid"]), "--render", str(take["wav"]), "--plot",
+                             str(take["png"])], capture_output=True, text=True, timeout=120,
+                            preexec_fn=_files_of_100_kb_at_most)
+    assert result.returncode == 1 and "could not write" in result.stderr, result.stderr
+    assert {name: path.read_bytes() for name, path in take.items()} == before
+    assert "wrote" not in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.mid", "take.png", "take.wav"]  # no temporary left
+
+
 def test_morph_to_changes_the_emotion_along_the_file(tmp_path: Path, tiny_model_dir: Path) -> None:
     out = tmp_path / "morph.mid"
     result = generate("--model", str(tiny_model_dir), "--emotion", "calm", "--morph-to", "excited",
@@ -98,6 +118,18 @@ def test_morph_to_changes_the_emotion_along_the_file(tmp_path: Path, tiny_model_
     assert result.returncode == 0, result.stderr
     assert "calm -> excited (happy)" in result.stdout  # the alias as given, its quadrant beside it
     assert note_spans(mido.MidiFile(str(out)))
+
+
+def test_a_current_folder_removed_under_the_command_is_named(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """In a folder removed while the shell was in it, `-o g.mid` said only "[Errno 2] No such
+    file or directory" (helper-85)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    result = subprocess.run([sys.executable, "-m", "emolive", "generate", "--model", str(tiny_model_dir), "--bars", "1",
+                             "-o", "g.mid"], capture_output=True, text=True, timeout=120, cwd=gone,
+                            preexec_fn=gone.rmdir)  # after the child's chdir, before Python starts
+    assert result.returncode == 2, result.stderr
+    assert "the current folder no longer exists" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_model_directory_exits_2(tmp_path: Path) -> None:
@@ -310,6 +342,33 @@ def test_termination_during_a_render_leaves_nothing_behind(tmp_path: Path, tiny_
     assert (tmp_path / "take.wav").read_bytes() == b"the take before"
 
 
+@pytest.mark.skipif(shutil.which("fluidsynth") is None or not sys.platform.startswith("linux"),
+                    reason="needs fluidsynth and Linux's parent-death signal")
+def test_fluidsynth_dies_with_an_emolive_killed_outright(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """SIGKILL (the out-of-memory killer) can run no handler: FluidSynth went on rendering into
+    a hidden folder, orphaned, to 337 MB (helper-84). The kernel now kills it with its parent."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "emolive.cli", "generate", "--model",
+                                str(tiny_model_dir), "--bars", "200", "--bpm", "20",
+                                "--render", str(tmp_path / "take.wav")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not [p for p in _processes_mentioning(str(tmp_path)) if p != process.pid]:
+            assert process.poll() is None and time.monotonic() < deadline, "no render started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    deadline = time.monotonic() + 5
+    while _processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
 def test_generate_writes_every_file_when_its_reader_went_away(tmp_path: Path, tiny_model_dir: Path) -> None:
     result = with_stdout_closed("generate", "--model", str(tiny_model_dir), "--bars", "1", "--count", "3",
                                  "-o", str(tmp_path / "take.mid"))
@@ -436,19 +495,23 @@ def test_a_plot_format_matplotlib_cannot_write_here_exits_2_before_generating(tm
     assert not list(tmp_path.iterdir())
 
 
-def test_a_home_without_a_config_folder_gets_no_matplotlib_notice(tmp_path: Path, tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("setting", [("HOME", "/proc/no-such-home"), ("MPLCONFIGDIR", "/proc/1")])
+def test_a_home_without_a_config_folder_gets_no_matplotlib_notice(tmp_path: Path, tiny_model_dir: Path,
+                                                                  setting: tuple[str, str]) -> None:
     """A service's HOME where no folder can be made: matplotlib's two lines of advice about
-    MPLCONFIGDIR came with every --plot (helper-59)."""
+    MPLCONFIGDIR came with every --plot (helper-59); with MPLCONFIGDIR a folder it cannot write
+    (read-only even for root: /proc/1), a third (helper-85)."""
     pytest.importorskip("matplotlib")
     env = {name: value for name, value in os.environ.items()
            if name not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
-    env["HOME"] = "/proc/no-such-home"  # no folder can be made under /proc, even as root
+    env[setting[0]] = setting[1]  # no folder can be made under /proc, even as root
     result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
                              "--bars", "1", "-o", str(tmp_path / "x.mid"), "--plot", str(tmp_path / "x.png")],
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "x.png").stat().st_size > 0
     assert "MPLCONFIGDIR" not in result.stdout + result.stderr and "mkdir" not in result.stderr, result.stderr
+    assert "writable" not in result.stderr, result.stderr
 
 
 def test_a_soundfont_that_is_a_folder_is_called_one(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -210,6 +210,29 @@ def test_ctrl_c_during_generate_exits_130_and_writes_nothing(tmp_path: Path) -> 
     assert err == "" and list(tmp_path.iterdir()) == []
 
 
+def _stop_signals_blocked() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+@pytest.mark.parametrize("name,status", [("SIGINT", INTERRUPTED_STATUS), ("SIGTERM", 143)])
+def test_stop_signals_blocked_by_the_parent_still_stop_the_command(tmp_path: Path, name: str, status: int) -> None:
+    """A process started from a thread that blocked SIGINT and SIGTERM inherits the mask (exec
+    keeps it): neither arrived, and only SIGKILL ended live play, with notes sounding (helper-85)."""
+    pytest.importorskip("emolive.engine", reason="needs the engine")
+    process = subprocess.Popen([sys.executable, "-m", "emolive", "generate", "--bars", "10000", "--count", "10",
+                                "-o", str(tmp_path / "long.mid")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_stop_signals_blocked)
+    try:
+        time.sleep(2.0)  # the model is loaded and generating
+        process.send_signal(getattr(signal, name))
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == status, (out, err)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name,status", [("SIGINT", INTERRUPTED_STATUS), ("SIGTERM", 143), ("SIGHUP", 129)])
 def test_a_port_open_that_a_signal_interrupted_is_the_stop_not_an_error(monkeypatch, capsys, name: str,
                                                                       status: int) -> None:

@@ -442,16 +442,24 @@ def test_a_jack_server_name_too_long_for_libjack_is_refused_with_a_reason(argv: 
 @pytest.mark.skipif(os.path.exists("/dev/snd/seq"), reason="needs a machine whose ALSA has no sequencer")
 def test_a_midi_system_chosen_by_the_environment_that_does_not_open_is_named() -> None:
     """EMOLIVE_MIDI_API=alsa, where ALSA has no sequencer and JACK runs, asked "is the JACK
-    server running?"; a JACK_DEFAULT_SERVER naming no server was not named (helper-59)."""
+    server running?"; a JACK_DEFAULT_SERVER naming no server was not named (helper-59), nor by
+    --list-ports and --virtual, which told a user with a stale one to start JACK, and a blank
+    one was taken for the default server, which libjack does not look for (helper-85)."""
     pytest.importorskip("emolive.engine", reason="needs the engine")
     for env, said in (({"EMOLIVE_MIDI_API": "alsa"}, "the MIDI system EMOLIVE_MIDI_API=alsa chooses could not be "
                                                      "opened; unset it"),
                       ({"JACK_DEFAULT_SERVER": "emolive-no-such-server"},
-                       "is the JACK server 'emolive-no-such-server' (JACK_DEFAULT_SERVER) running?")):
-        for argv in (["--port", "sink", "--no-keys"], ["--list-ports"]):
+                       "is the JACK server 'emolive-no-such-server' (JACK_DEFAULT_SERVER) running?"),
+                      ({"JACK_DEFAULT_SERVER": " "}, "is the JACK server ' ' (JACK_DEFAULT_SERVER, blank: unset it")):
+        for argv in (["--port", "sink", "--no-keys"], ["--list-ports"], ["--virtual", "v", "--no-keys"]):
             result = subprocess.run([sys.executable, "-m", "emolive", *argv], capture_output=True, text=True,
                                     timeout=60, env=dict(os.environ, **env), stdin=subprocess.DEVNULL)
-            if argv[0] == "--list-ports" and "EMOLIVE_MIDI_API" not in env:
-                continue  # the listing's hint to start JACK is right there
+            if argv[0] == "--virtual":  # RtMidi's own words, then the server named
+                if "JACK_DEFAULT_SERVER" in env:
+                    server = env["JACK_DEFAULT_SERVER"]
+                    assert f"JACK_DEFAULT_SERVER names the JACK server '{server}': is that one running?" in \
+                        result.stderr, result.stderr
+                    assert result.returncode == 2
+                continue
             assert said in result.stdout + result.stderr, (argv, result.stdout, result.stderr)
             assert "Traceback" not in result.stderr

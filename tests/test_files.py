@@ -18,6 +18,8 @@ import pytest
 
 from emolive import files
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _c_major_arpeggio(bars: int = 2, ticks_per_beat: int = 480) -> mido.MidiFile:
     """Quarter notes C4 E4 G4 C5 repeated, velocity 90, at 120 BPM."""
@@ -154,10 +156,12 @@ def _soundfont() -> Path:
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed (scripts/setup.sh)")
-def test_a_soundfont_fluidsynth_cannot_load_fails_and_leaves_the_wav_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", [b"truncated.sf2", b"trunc\xe9 (Latin-1).sf2"])
+def test_a_soundfont_fluidsynth_cannot_load_fails_and_leaves_the_wav_alone(tmp_path: Path, name: bytes) -> None:
     # FluidSynth warns about a soundfont it cannot load, renders with its default one and
-    # exits 0; render_wav must fail instead, and keep what was in the WAV file before.
-    truncated = tmp_path / "truncated.sf2"
+    # exits 0; render_wav must fail instead, and keep what was in the WAV file before. A name
+    # that is not UTF-8 (an old archive's Latin-1) hid the reason behind a decode error (helper-85).
+    truncated = tmp_path / os.fsdecode(name)
     with open(_soundfont(), "rb") as whole:
         truncated.write_bytes(whole.read(100_000))  # the header is right, the chunks cut short
     wav = tmp_path / "a.wav"
@@ -165,7 +169,7 @@ def test_a_soundfont_fluidsynth_cannot_load_fails_and_leaves_the_wav_alone(tmp_p
     with pytest.raises(files.RenderError, match="could not load the soundfont"):
         files.render_wav(_c_major_arpeggio(), wav, soundfont=truncated)
     assert wav.read_bytes() == b"an earlier render"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "truncated.sf2"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", truncated.name]  # no temporary left
 
 
 SHORT_RENDERER = """#!{python}
@@ -317,6 +321,22 @@ def test_a_plot_is_drawn_in_the_format_its_suffix_names(tmp_path: Path) -> None:
     assert b"<svg" in (tmp_path / "roll.svg").read_bytes()[:500]
     with pytest.raises(ValueError, match=r"plots are written as .*\.png"):
         files.plot_piano_roll(_c_major_arpeggio(), tmp_path / "roll.xyz")
+
+
+@pytest.mark.parametrize("suffix", ["svg", "pdf", "png"])
+def test_a_plot_of_the_same_notes_is_the_same_bytes_in_any_process(tmp_path: Path, suffix: str) -> None:
+    """SVG and PDF stamped the date, and SVG's ids changed with PYTHONHASHSEED: a seeded take's
+    plot differed between runs though its MIDI and WAV did not (helper-85)."""
+    pytest.importorskip("matplotlib")
+    code = ("import sys; from emolive import files; from tests.test_files import _c_major_arpeggio; "
+            "files.plot_piano_roll(_c_major_arpeggio(), sys.argv[1])")
+    made = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"roll{seed}.{suffix}"
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, timeout=120, cwd=ROOT,
+                       env=dict(os.environ, PYTHONHASHSEED=seed, SOURCE_DATE_EPOCH=f"{seed}00000"))  # two dates
+        made.append(out.read_bytes())
+    assert made[0] == made[1]
 
 
 @pytest.mark.parametrize("kind", ["midi", "plot"])

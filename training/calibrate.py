@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from emolive._startup import end_of_startup
 from emolive.cli_options import TEMPERATURE_RANGE, error_line, integer_in, number_in
 from emolive.files import check_writable, replaced_on_success
 
@@ -148,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
-    raise SystemExit(main())
+if __name__ == "__main__":  # as `emolive calibrate ARGS`: its messages for errors, signals, statuses
+    from emolive.cli import main as emolive
+
+    raise SystemExit(emolive(["calibrate", *sys.argv[1:]]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -69,6 +70,48 @@ def check_run_folder(out: Path, resume: bool) -> None:
     if held and not resume:
         raise DataError(f"{out} already holds a run ({', '.join(held)}): give --resume true to go "
                         "on with it, or another --out for a new run")
+
+
+class RunFolderLock:
+    """An exclusive lock on a run's folder for as long as the run writes into it (``flock`` on
+    the folder itself, so no lock file is left; the system drops it when the process ends,
+    however). Two runs started at once on one new ``--out`` both trained into it, their
+    metrics interleaved, the config of one beside the checkpoints of the other (helper-84).
+    Taken once the folder exists, then the folder is checked again under it. Where the
+    system has no ``flock`` (Windows) nothing is locked."""
+
+    def __init__(self, out: Path, resume: bool) -> None:
+        self.out, self.resume = out, resume
+        self.descriptor: int | None = None
+
+    def __enter__(self) -> RunFolderLock:
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.descriptor = os.open(self.out, os.O_RDONLY)
+        try:
+            fcntl.flock(self.descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.__exit__()
+            raise DataError(f"another run is training in {self.out} now; wait for it to end, or "
+                            "give another --out") from None
+        check_run_folder(self.out, self.resume)  # what a run that just ended left there
+        self._remove_stale_staging()
+        return self
+
+    def _remove_stale_staging(self) -> None:
+        """Checkpoints a killed run was writing (``.emolive-*/ckpt.pt``, beside the run's own):
+        no other run writes here while the lock is held, so they are stale. A SIGKILL mid-save
+        left one checkpoint's worth of hidden disk each time (helper-84)."""
+        for staging in self.out.glob(".emolive-*"):
+            if staging.is_dir() and not staging.is_symlink():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)  # the lock goes with it
+            self.descriptor = None
 
 
 def read_for_training(path: str | Path) -> dict:
@@ -147,6 +190,21 @@ def drop_partial_line(path: Path) -> None:
     if not data.endswith(b"\n"):
         with open(path, "r+b") as handle:
             handle.truncate(data.rfind(b"\n") + 1)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a run's metrics.jsonl, in order; a line cut short by a kill or a full
+    disk, or one that is not a record, is passed over (``evaluate --run`` failed on one with
+    "Expecting ',' delimiter", naming no file; helper-84)."""
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def drop_records_after(path: Path, step: int) -> int:

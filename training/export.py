@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,7 +22,6 @@ import onnx
 import torch
 from torch import nn
 
-from emolive._startup import end_of_startup
 from emolive.cli_options import error_line
 
 from .card import BATCH_STEP, BATCH_STEP_FILE, FILES, OPSET, build_card, io_shapes, provenance
@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
-    raise SystemExit(main())
+if __name__ == "__main__":  # as `emolive export ARGS`: its messages for errors, signals, statuses
+    from emolive.cli import main as emolive
+
+    raise SystemExit(emolive(["export", *sys.argv[1:]]))

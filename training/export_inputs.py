@@ -12,6 +12,7 @@ from typing import Any
 from emolive.emotions import is_number
 
 from .card import DESCRIBES_THE_FILES
+from .checkpoints import read_metrics
 from .config import check_out_folder
 from .model import N_EMOTIONS
 
@@ -107,13 +108,8 @@ def _validation_losses(metrics: Path, step: int | None) -> dict[str, Any] | None
     if not metrics.is_file():
         return None
     found = None
-    for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("step") == step and isinstance(
-                record.get("val"), dict):
+    for record in read_metrics(metrics):
+        if record.get("step") == step and isinstance(record.get("val"), dict):
             found = record["val"]
     if found is None:
         return None

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS
+from emolive.safe_write import durable_replace
 
 from .data import MAX_SKIPS_LISTED, LoadReport
 from .notes import MidiReadError, read_notes
@@ -165,7 +166,7 @@ def _save(prep: Prepared, file: Path, reports: list[LoadReport]) -> None:
     try:
         np.savez_compressed(tmp, rolls=np.concatenate(prep.rolls), lengths=lengths,
                             quadrant=prep.quadrant, split=prep.split, meta=json.dumps(meta))
-        tmp.replace(file)
+        durable_replace(tmp, file)
     finally:
         tmp.unlink(missing_ok=True)
 

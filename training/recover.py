@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,6 @@ import torch
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
-from emolive._startup import end_of_startup
 from emolive.cli_options import error_line
 
 from .card import BATCH_STEP, BATCH_STEP_FILE
@@ -291,6 +291,7 @@ def _rebuild_batch_step(parser: argparse.ArgumentParser, args: argparse.Namespac
     return 0
 
 
-if __name__ == "__main__":
-    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
-    raise SystemExit(main())
+if __name__ == "__main__":  # as `emolive recover ARGS`: its messages for errors, signals, statuses
+    from emolive.cli import main as emolive
+
+    raise SystemExit(emolive(["recover", *sys.argv[1:]]))

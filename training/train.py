@@ -10,6 +10,7 @@ validation loss), ``<out>/metrics.jsonl`` (one JSON object per evaluation) and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -21,13 +22,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from emolive._startup import INTERRUPTED_STATUS, end_of_startup
-from emolive.cli_options import error_line
+from emolive._startup import INTERRUPTED_STATUS
+from emolive.cli_options import Terminated, error_line
+from emolive.safe_write import replaced_on_success
 from emolive.scales import nearer_shift
 
 from .card import checkpoint_data
-from .checkpoints import (StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder, drop_partial_line,
-                          drop_records_after, read_for_training, read_run, resumed_config, save_atomic)
+from .checkpoints import (RunFolderLock, StopOnInterrupt, TrainingDiverged, TrainingStopped, check_run_folder,
+                          drop_partial_line, drop_records_after, read_for_training, read_run, resumed_config,
+                          save_atomic)
 from .config import TrainConfig, add_config_flags, config_from_values, given_values
 from .data import (LABELLED_DATASETS, MAX_SKIPS_LISTED, DataError, LoadReport, load_emopia, load_generic, load_unlabelled,
                    load_vgmidi, song_for_validation)
@@ -334,6 +337,11 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     """Run training; return the final checkpoint dict (also saved under ``cfg.out``). Resuming,
     the run trains with its checkpoint's settings and what ``given`` (a command's file and
     flags; default: all of ``cfg``) may change (checkpoints.RESUME_MAY_CHANGE)."""
+    with contextlib.ExitStack() as held:  # the run folder's lock, once the folder is made
+        return _train(cfg, log, given, held)
+
+
+def _train(cfg: TrainConfig, log, given: dict | None, held: contextlib.ExitStack) -> dict:
     out = Path(cfg.out)
     check_run_folder(out, cfg.resume)
     resumed = read_run(out) if cfg.resume else None  # read before any data, once
@@ -354,7 +362,9 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
     val_batches = SegmentBatches(prep, "val", cfg, cfg.seed + 1)
     # Only now, with the data read and cut: a run that fails before leaves the folder as it was.
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    held.enter_context(RunFolderLock(out, cfg.resume))  # no second run writes here meanwhile
+    with replaced_on_success(out / "config.json") as written:  # a full disk left it empty
+        written.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     for line in train_batches.describe() + val_batches.describe():
         log(line)
     model, heads = CVAE(cfg.model_config()), EmotionHeads(cfg.z_dim)
@@ -471,13 +481,15 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as err:
         print(f"{parser.prog}: {err}", file=sys.stderr)
         return err.exit_status
-    except KeyboardInterrupt:  # before training began, or a second Ctrl-C
-        print(f"{parser.prog}: stopped by Ctrl-C; {cfg.out}/ckpt.pt, if there is one, holds the "
+    except (KeyboardInterrupt, Terminated) as stop:  # before training began, or a second Ctrl-C
+        name = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else str(stop)
+        print(f"{parser.prog}: stopped by {name}; {cfg.out}/ckpt.pt, if there is one, holds the "
               "last checkpoint saved", file=sys.stderr)
-        return INTERRUPTED_STATUS
+        return INTERRUPTED_STATUS if isinstance(stop, KeyboardInterrupt) else stop.status
     return 0
 
 
-if __name__ == "__main__":
-    end_of_startup()  # Ctrl-C raises KeyboardInterrupt again (emolive._startup)
-    raise SystemExit(main())
+if __name__ == "__main__":  # as `emolive train ARGS`: its messages for errors, signals, statuses
+    from emolive.cli import main as emolive
+
+    raise SystemExit(emolive(["train", *sys.argv[1:]]))

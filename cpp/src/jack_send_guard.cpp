@@ -52,9 +52,8 @@ int jack_server_clients() {
 #if defined(_WIN32)
   return 0;
 #else
-  const char* server = std::getenv("JACK_DEFAULT_SERVER");  // libjack's rule for the name
-  const std::string prefix = "jack_sem." + std::to_string(getuid()) + "_" +
-                             (server && *server ? server : "default") + "_";
+  const char* server = std::getenv("JACK_DEFAULT_SERVER");  // libjack's rule: set, even empty, names it
+  const std::string prefix = "jack_sem." + std::to_string(getuid()) + "_" + (server ? server : "default") + "_";
   DIR* folder = opendir("/dev/shm");
   if (!folder) return 0;
   int clients = 0;

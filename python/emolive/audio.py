@@ -5,12 +5,15 @@ soundfont fails, and the file there before stays.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import numbers
 import os
 import signal
 import shutil
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import mido
@@ -122,10 +125,35 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
         # given as absolute paths: a name starting with "-" was read as an option.
         command = [fluidsynth, "-n", "-i", "-q", "-F", os.path.abspath(rendered), "-T", "wav", "-O", "s16",
                    "-r", str(sample_rate), "-g", str(gain), os.path.abspath(font), os.path.abspath(midi_path)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        # Its lines echo the soundfont's name, whatever bytes that holds (a Latin-1 name on a
+        # UTF-8 system failed to decode and hid FluidSynth's reason; helper-85).
+        result = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace",
+                                check=False, preexec_fn=_dies_with_this_process())
         _check_render(result, font, rendered, Path(wav_path))
         _check_wav_length(rendered, music_s, Path(wav_path))
     return Path(wav_path)
+
+
+def _dies_with_this_process() -> Callable[[], None] | None:
+    """For FluidSynth's process on Linux: the kernel kills it when this thread ends, so that a
+    process killed outright (SIGKILL, the out-of-memory killer) leaves no FluidSynth filling a
+    hidden folder (337 MB when helper-84 looked). The library is loaded before the fork; the
+    child only makes the system call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def in_the_child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # this process died before the call took effect
+            os._exit(1)
+
+    return in_the_child
+
+
+#: prctl(2)'s option: the signal the child gets when its parent thread ends.
+PR_SET_PDEATHSIG = 1
 
 
 def _read_midi(path: Path) -> mido.MidiFile:

@@ -14,13 +14,15 @@ import errno
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Sequence
 
 from emolive import __version__, input_port, ports
 from emolive._startup import TORCH_HINT, end_of_startup
-from emolive.cli_options import FILLED_STANDARD_DESCRIPTORS, emotion_listing, generate_parser, live_parser, silence
+from emolive.cli_options import (FILLED_STANDARD_DESCRIPTORS, STOP_SIGNALS, emotion_listing, generate_parser,
+                                 live_parser, silence)
 
 TRAINING_COMMANDS = ("train", "export", "evaluate", "calibrate", "recover")
 
@@ -44,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _fill_closed_standard_descriptors()
     _raise_a_low_open_files_limit()
     _escape_what_cannot_be_shown()
+    _unblock_stop_signals()
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:  # Ctrl-C while an error is being reported (its imports, say)
@@ -68,6 +71,17 @@ def _fill_closed_standard_descriptors() -> None:
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
     if sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
+def _unblock_stop_signals() -> None:
+    """The stop signals unblocked in the main thread: a process started from a thread that
+    blocked them (a supervisor's worker) inherits the mask, and Ctrl-C and SIGTERM then never
+    arrived; only SIGKILL ended live play, with notes sounding (helper-85). An inherited
+    *ignored* signal is another matter (cli_options.stop_signals_to_catch)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        return
+    numbers = {getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, numbers)
 
 
 #: Open files the command needs at most: JACK clients (a socket and shared memory each), ONNX
@@ -136,11 +150,24 @@ def _run(args: list[str]) -> int:
             # A name the user gave, theirs to shorten: a 300-byte `train --data` exited 1 (helper-78).
             _print_error(f"{exc.filename!r}: the name is too long for the file system")
             return 2
+        if isinstance(exc, FileNotFoundError) and exc.filename is None and _current_folder_is_gone():
+            # "[Errno 2] No such file or directory", naming nothing (helper-85)
+            _print_error("the current folder no longer exists (removed while a shell was in it): cd into "
+                         "a folder, or give absolute paths")
+            return 2
         status = _status_of(exc)
         if status is None:
             raise
         _print_error(str(exc))
         return status
+
+
+def _current_folder_is_gone() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
 
 
 def _dispatch(args: list[str]) -> int:
@@ -175,8 +202,9 @@ def _no_outputs_why() -> str:
     if refused := _core.jack_server_name_refused():
         return f"(none: {refused})"
     opens = midi_system_opens()
-    if not opens and os.environ.get("EMOLIVE_MIDI_API", "").strip().lower() not in ("", "jack"):
-        return f"(none: {why_no_midi_system()})"
+    chosen = os.environ.get("EMOLIVE_MIDI_API", "").strip().lower() not in ("", "jack")
+    if not opens and (chosen or "JACK_DEFAULT_SERVER" in os.environ):  # a stale server name was told
+        return f"(none: {why_no_midi_system()})"  # to start JACK, with the default server running
     return f"(none; {ports.platform_hint(midi_system_runs=opens)})"
 
 
@@ -201,8 +229,9 @@ def _run_training(command: str, args: list[str]) -> int:
         module = importlib.import_module(f"emolive.training.{command}")
     except ModuleNotFoundError as exc:
         raise CommandError(f"`emolive {command}` is unavailable ({exc}); {TORCH_HINT}", 2) from None
-    result = module.main(args)
-    return int(result or 0)
+    from emolive.cli_options import stoppable  # SIGTERM, SIGHUP, ... as Ctrl-C: files given up cleanly
+
+    return int(stoppable(lambda: module.main(args)) or 0)
 
 
 def _port_listing() -> str:

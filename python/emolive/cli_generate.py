@@ -8,10 +8,7 @@ import json
 import os
 import random
 import re
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -20,10 +17,11 @@ import mido
 from emolive import files
 from emolive.arguments import STEPS_PER_BAR, STEPS_PER_BEAT
 from emolive.cli_options import (FILLED_STANDARD_DESCRIPTORS, MAX_CLI_SEED, UsageError, check_key, open_engine,
-                                 nan_onsets_warning, silence, start_emotion, stop_signals_to_catch)
+                                 nan_onsets_warning, silence, start_emotion, stoppable)
 from emolive.emotions import Weights, describe_as_asked
 from emolive.engine import MAX_GENERATE_BARS
 from emolive.ports import shown  # control characters escaped (-o $'x\e[2J.mid' cleared the screen)
+from emolive.safe_write import replaced_together
 
 if TYPE_CHECKING:
     from emolive.engine import Engine
@@ -31,41 +29,6 @@ if TYPE_CHECKING:
 SUFFIXES = {"-o": ".mid", "--render": ".wav", "--plot": ".png"}  # for messages
 #: The file name suffixes -o and --render take (files.misnamed's rule); --plot's come from matplotlib.
 WRITTEN_AS = {"-o": files.MIDI_SUFFIXES, "--render": files.WAV_SUFFIXES}
-
-
-class Terminated(BaseException):
-    """A stop signal other than Ctrl-C's (SIGTERM, SIGHUP when the terminal closes, SIGQUIT, SIGUSR1,
-    SIGUSR2, SIGALRM, SIGXCPU: ``cli_options.STOP_SIGNALS``) while `emolive generate` runs, raised in the main
-    thread as Ctrl-C's KeyboardInterrupt is, so that a file being written or rendered is given
-    up cleanly (its temporary folder removed, FluidSynth stopped: subprocess.run kills its
-    child on any exception). ``status`` is 128 + the signal's number, as shells report it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.status = 128 + signum
-
-
-@contextmanager
-def _stopped_by_termination() -> Iterator[None]:
-    """The stop signals but SIGINT (KeyboardInterrupt) raise Terminated while the block runs (main
-    thread only). One inherited ignored (``nohup``) stays ignored, SIGTERM's excepted."""
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise Terminated(signum)
-
-    before = {}
-    for number in stop_signals_to_catch():
-        if number == signal.SIGINT:
-            continue
-        try:
-            before[number] = signal.signal(number, stop)
-        except ValueError:  # not the main thread: signals stay as they are
-            break
-    try:
-        yield
-    finally:
-        for number, handler in before.items():
-            signal.signal(number, handler)
 
 
 def _as_asked(emotion: Weights) -> str:
@@ -76,11 +39,7 @@ def _as_asked(emotion: Weights) -> str:
 def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Generate ``--count`` pieces of ``--bars`` bars and write every file asked for (numbered
     when there are several); returns the exit status (128 + N when signal N ended it)."""
-    try:
-        with _stopped_by_termination():
-            return _generate_and_write(args, parser)
-    except Terminated as stopped:
-        return stopped.status
+    return stoppable(lambda: _generate_and_write(args, parser))
 
 
 def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -124,12 +83,12 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
             f"temperature {stats['temperature']:g}")
         output, render, plot = (numbered(path, index, len(pieces))
                                 for path in (args.output, args.render, args.plot))
-        if output:
-            say(f"wrote {shown(str(files.write_midi(midi, output)))}")
-        if render:
-            say(f"wrote {shown(str(files.render_wav(midi, render, soundfont=args.soundfont)))}")
-        if plot:
-            say(f"wrote {shown(str(files.plot_piano_roll(midi, plot, title=f'emolive: {label}')))}")
+        with replaced_together():  # a take's files all or none (a full disk at the WAV: helper-84)
+            written = ([files.write_midi(midi, output)] if output else []) + (
+                [files.render_wav(midi, render, soundfont=args.soundfont)] if render else []) + (
+                [files.plot_piano_roll(midi, plot, title=f"emolive: {label}")] if plot else [])
+        for path in written:
+            say(f"wrote {shown(str(path))}")
     return 0
 
 

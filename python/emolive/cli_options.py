@@ -11,7 +11,8 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from emolive.arguments import BPM_RANGE, TEMPERATURE_RANGE  # noqa: F401 (the CLI's, from the API's)
@@ -45,6 +46,53 @@ def stop_signals_to_catch() -> list[signal.Signals]:
             continue
         caught.append(number)
     return caught
+
+
+class Terminated(BaseException):
+    """A stop signal other than Ctrl-C's (SIGTERM, SIGHUP when the terminal closes, SIGQUIT, SIGUSR1,
+    SIGUSR2, SIGALRM, SIGXCPU: ``cli_options.STOP_SIGNALS``) while a command that writes files runs (`emolive generate`, the training commands), raised in the main
+    thread as Ctrl-C's KeyboardInterrupt is, so that a file being written or rendered is given
+    up cleanly (its temporary folder removed, FluidSynth stopped: subprocess.run kills its
+    child on any exception). ``status`` is 128 + the signal's number, as shells report it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.status = 128 + signum
+
+
+@contextmanager
+def stopped_by_termination() -> Iterator[None]:
+    """The stop signals but SIGINT (KeyboardInterrupt) raise Terminated while the block runs (main
+    thread only). One inherited ignored (``nohup``) stays ignored, SIGTERM's excepted."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise Terminated(signum)
+
+    before = {}
+    for number in stop_signals_to_catch():
+        if number == signal.SIGINT:
+            continue
+        try:
+            before[number] = signal.signal(number, stop)
+        except ValueError:  # not the main thread: signals stay as they are
+            break
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+def stoppable(work: Callable[[], int]) -> int:
+    """``work()``'s exit status, or 128 + N when stop signal N (Ctrl-C's excepted: that is
+    KeyboardInterrupt) ended it; files being written are given up as on Ctrl-C (helper-84:
+    SIGTERM killed `evaluate` and `export` outright, leaving their temporary folders and an
+    orphaned FluidSynth)."""
+    try:
+        with stopped_by_termination():
+            return work()
+    except Terminated as stopped:
+        return stopped.status
 
 
 MAX_CLI_SEED = 2**63 - 1  # --seed's range: 0..2**63-1 (a signed 64-bit integer, as other tools take)

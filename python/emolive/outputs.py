@@ -82,8 +82,9 @@ def why_no_midi_system() -> str:
     if chosen and chosen.lower() != "jack":  # it said "is the JACK server running?" with JACK running and ALSA chosen (helper-59)
         return (f"the MIDI system EMOLIVE_MIDI_API={chosen} chooses could not be opened; unset it to use "
                 f"the first that opens. {_core.port_setup_hint()}")
-    server = os.environ.get("JACK_DEFAULT_SERVER", "").strip()
-    named = f"the JACK server {server!r} (JACK_DEFAULT_SERVER)" if server else "the JACK server"
+    server = os.environ.get("JACK_DEFAULT_SERVER")  # libjack's rule: set, even blank, it names the server
+    named = "the JACK server" if server is None else (
+        f"the JACK server {server!r} (JACK_DEFAULT_SERVER{'' if server.strip() else ', blank: unset it for the default server'})")
     return f"no MIDI system could be opened (is {named} running?). {_core.port_setup_hint()}"
 
 

@@ -15,7 +15,8 @@ from emolive.safe_write import check_no_other_data, replaced_on_success
 #: Beginnings of what matplotlib logs when it cannot make its config or cache folder (a
 #: service's HOME that is not writable) and uses a temporary one instead: nothing is wrong
 #: with the plot, and its advice (set MPLCONFIGDIR) was two lines of noise in `generate`.
-_CACHE_FOLDER_NOTICES = ("mkdir -p failed for path", "Matplotlib created a temporary")
+_CACHE_FOLDER_NOTICES = ("mkdir -p failed for path", "Matplotlib created a temporary",
+                         "%s is not a writable directory")  # a read-only MPLCONFIGDIR (helper-85)
 
 
 def _not_a_cache_folder_notice(record: logging.LogRecord) -> bool:
@@ -88,6 +89,7 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
     check_plotting(png_path)
     # A Figure of its own, not pyplot's: pyplot and matplotlib.use("Agg") switched a host's
     # backend for good (a notebook's inline display, a Tk or Qt app's windows; helper-63).
+    from matplotlib import rc_context
     from matplotlib.collections import PatchCollection
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -115,6 +117,15 @@ def plot_piano_roll(midi: mido.MidiFile, png_path: str | Path, title: str | None
     axes.set_title(title or f"{len(spans)} notes")
     figure.colorbar(collection, ax=axes, label="velocity")
     figure.tight_layout()
-    with replaced_on_success(png_path) as written:
-        figure.savefig(str(written), format=_image_format(png_path))
+    kind = _image_format(png_path)
+    with replaced_on_success(png_path) as written, rc_context({"svg.hashsalt": "emolive"}):
+        if kind in _NO_DATE:  # the other formats' writers take no metadata= (pgf refuses it)
+            figure.savefig(str(written), format=kind, metadata=_NO_DATE[kind])
+        else:
+            figure.savefig(str(written), format=kind)
     return Path(png_path)
+
+
+#: What makes an SVG or PDF of the same notes the same bytes: no date stamped in it, and SVG's
+#: clip-path ids hashed from a fixed salt, not from the process (helper-85). PNG was already.
+_NO_DATE = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}

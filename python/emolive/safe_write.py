@@ -13,8 +13,9 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -293,10 +294,11 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
     they are, and so does a reader going away (BrokenPipeError: the command's own status 141)."""
     target = _destination(path)
     with _naming_errors(path):
-        folder = tempfile.TemporaryDirectory(prefix=".emolive-",
-                                             dir=None if target.into else target.path.parent)
-    with folder as tmp:
-        written = Path(tmp) / ("output" if target.into else target.path.name)
+        folder: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
+            prefix=".emolive-", dir=None if target.into else target.path.parent)
+    assert folder is not None
+    try:
+        written = Path(folder.name) / ("output" if target.into else target.path.name)
         try:
             yield written
         except WriteError:  # the block's own, naming the file already (save_atomic's)
@@ -305,16 +307,80 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
             if error.errno in _DISK_ERRORS:
                 raise _naming(error, path) from error
             raise
-        with _naming_errors(path):
-            if target.descriptor is not None:
-                _copy_to_descriptor(written, target.descriptor)
-            elif target.into:
-                with open(written, "rb") as source, open(target.path, "wb") as sink:
-                    shutil.copyfileobj(source, sink)
-            else:
-                if target.path.is_file():
-                    _keep_permissions(target.path, written)
-                os.replace(written, target.path)
+        group = _together.get()
+        if group is None:
+            _put_in_place(written, target, path)
+        else:  # put in place (and cleaned up) when replaced_together's block ends
+            group.append((lambda: _put_in_place(written, target, path), folder))
+            folder = None
+    finally:
+        if folder is not None:
+            folder.cleanup()
+
+
+def _put_in_place(written: Path, target: _Target, path: str | Path) -> None:
+    """``written`` (whole) to where ``path`` leads; a file renamed over the old one after its
+    bytes are on the disk (fsync), so that a power cut never leaves the new name empty."""
+    with _naming_errors(path):
+        if target.descriptor is not None:
+            _copy_to_descriptor(written, target.descriptor)
+        elif target.into:
+            with open(written, "rb") as source, open(target.path, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+        else:
+            if target.path.is_file():
+                _keep_permissions(target.path, written)
+            durable_replace(written, target.path)
+
+
+def durable_replace(source: Path, destination: Path) -> None:
+    """``os.replace`` once ``source``'s bytes are on the disk, then the rename itself made
+    durable (the folder synced where the system allows)."""
+    descriptor = os.open(source, os.O_RDONLY)  # POSIX syncs a file open for reading
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EBADF, errno.EINVAL):  # a file that cannot be synced so
+            raise
+    finally:
+        os.close(descriptor)
+    os.replace(source, destination)
+    try:
+        folder = os.open(destination.parent, os.O_RDONLY)
+    except OSError:  # Windows opens no folder so
+        return
+    try:
+        os.fsync(folder)
+    except OSError:  # some file systems refuse a folder's fsync; the rename is done
+        pass
+    finally:
+        os.close(folder)
+
+
+#: The files written by replaced_on_success inside a replaced_together block: how each is put in
+#: place, and its temporary folder.
+_Pending = list[tuple[Callable[[], None], "tempfile.TemporaryDirectory[str]"]]
+_together: ContextVar[_Pending | None] = ContextVar("_together", default=None)
+
+
+@contextmanager
+def replaced_together() -> Iterator[None]:
+    """The files that :func:`replaced_on_success` writes in the block are put in place when the
+    block ends without an exception, one rename after another, and after an exception none
+    is: a take's MIDI, WAV and PNG are replaced all or none (a full disk at the WAV had left
+    the new MIDI beside the old WAV; helper-84). Their temporary files are removed either way."""
+    pending: _Pending = []
+    token = _together.set(pending)
+    try:
+        try:
+            yield
+        finally:
+            _together.reset(token)
+        for put_in_place, _ in pending:
+            put_in_place()
+    finally:
+        for _, folder in pending:
+            folder.cleanup()
 
 
 #: Errors of a write that the disk explains, whoever made the call.

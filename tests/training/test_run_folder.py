@@ -293,6 +293,66 @@ def test_a_metrics_line_a_kill_cut_short_is_dropped_on_resume(labelled_folder, t
     assert records[-1]["step"] == 6
 
 
+def test_a_second_run_into_a_folder_being_trained_in_is_refused(labelled_folder, tmp_path: Path,
+                                                                 capsys) -> None:
+    """Two runs started at once on one new --out both trained into it: metrics interleaved, the
+    config of one beside the checkpoints of the other (helper-84). The folder is held here as
+    a run holds it (flock on the folder); the second run is refused and writes nothing."""
+    import fcntl
+    import os
+
+    folder, csv_path = labelled_folder
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = os.open(run, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 2
+        assert f"another run is training in {run} now" in capsys.readouterr().err
+        assert list(run.iterdir()) == []
+    finally:
+        os.close(holder)
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0  # released: it trains
+
+
+def test_a_checkpoint_a_killed_run_was_writing_is_removed_when_the_run_goes_on(labelled_folder,
+                                                                               tmp_path: Path) -> None:
+    """SIGKILL during a save left `.emolive-XXXX/ckpt.pt` in the run folder for good, one
+    checkpoint's worth of hidden disk per kill (helper-84)."""
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0
+    staging = tmp_path / "run" / ".emolive-k1ll3d"
+    staging.mkdir()
+    (staging / "ckpt.pt").write_bytes(b"half a checkpoint")
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 4) + ["--resume", "true"]) == 0
+    assert not staging.exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "ckpt.pt", "config.json",
+                                                                    "metrics.jsonl"]
+
+
+def _no_file_may_grow() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def test_a_config_that_cannot_be_written_keeps_the_one_there(labelled_folder, tmp_path: Path) -> None:
+    """`python -m emolive.training.train` on a full disk ended in a traceback, and its
+    config.json, rewritten in place, was left empty (helper-84): the message names the file and
+    the run's files stay as they were."""
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0
+    run = tmp_path / "run"
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    result = subprocess.run([sys.executable, "-m", "emolive.training.train", "--out", str(run), "--resume", "true",
+                             "--max-steps", "4", "--cache-dir", str(tmp_path / "cache")],
+                            capture_output=True, text=True, timeout=300, preexec_fn=_no_file_may_grow)
+    assert result.returncode == 1, result.stderr
+    assert f"could not write {str(run / 'config.json')!r}: File too large" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
 def test_a_resume_may_find_a_generic_folder_moved(labelled_folder, tmp_path: Path) -> None:
     import shutil
 
