@@ -308,6 +308,23 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _a_long_render_started(tmp_path: Path, tiny_model_dir: Path) -> subprocess.Popen[str]:
+    """`generate --render tmp_path/take.wav` of 10 minutes of music, once FluidSynth runs."""
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "emolive.cli", "generate", "--model",
+                                str(tiny_model_dir), "--bars", "200", "--bpm", "20",
+                                "--render", str(tmp_path / "take.wav")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not [p for p in _processes_mentioning(str(tmp_path)) if p != process.pid]:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("no render started")
+        time.sleep(0.05)
+    return process
+
+
 @pytest.mark.skipif(shutil.which("fluidsynth") is None or not Path("/proc/self").is_dir(),
                     reason="needs fluidsynth and /proc")
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGUSR2"])
@@ -320,15 +337,8 @@ def test_termination_during_a_render_leaves_nothing_behind(tmp_path: Path, tiny_
     import time
 
     (tmp_path / "take.wav").write_bytes(b"the take before")
-    process = subprocess.Popen([sys.executable, "-m", "emolive.cli", "generate", "--model",
-                                str(tiny_model_dir), "--bars", "200", "--bpm", "20",
-                                "--render", str(tmp_path / "take.wav")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = _a_long_render_started(tmp_path, tiny_model_dir)
     try:
-        deadline = time.monotonic() + 120
-        while not [p for p in _processes_mentioning(str(tmp_path)) if p != process.pid]:
-            assert process.poll() is None and time.monotonic() < deadline, "no render started"
-            time.sleep(0.05)
         time.sleep(0.3)  # FluidSynth is writing its file
         process.send_signal(getattr(signal, name))
         _out, err = process.communicate(timeout=30)
@@ -350,15 +360,8 @@ def test_fluidsynth_dies_with_an_emolive_killed_outright(tmp_path: Path, tiny_mo
     import signal
     import time
 
-    process = subprocess.Popen([sys.executable, "-m", "emolive.cli", "generate", "--model",
-                                str(tiny_model_dir), "--bars", "200", "--bpm", "20",
-                                "--render", str(tmp_path / "take.wav")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = _a_long_render_started(tmp_path, tiny_model_dir)
     try:
-        deadline = time.monotonic() + 120
-        while not [p for p in _processes_mentioning(str(tmp_path)) if p != process.pid]:
-            assert process.poll() is None and time.monotonic() < deadline, "no render started"
-            time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
     finally:
