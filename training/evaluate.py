@@ -279,7 +279,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     emotion["real_val_clip_accuracy"] = clip_accuracy(clf, val_roll, val_label, val_clips)
     if args.held_out_folds:
         emotion["held_out"] = held_out_listeners(
-            val_roll, val_label, np.array(prep.song)[val_clips], generated, args.held_out_folds,
+            val_roll, val_label, np.array(prep.song)[val_clips], val_clips, generated, args.held_out_folds,
             args.held_out_steps, args.seed, log)
     log("the same through the batch step (offline generation's), if the model has one")
     batch_step = batch_step_figures(model, val_roll, val_label, cap, recon, z, sampling,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classifier import predict_proba, train_classifier
+from .metrics import clip_bootstrap_means
 
 
 def song_folds(songs: np.ndarray, label: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -33,12 +34,26 @@ def _confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return conf
 
 
-def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray,
+def difference_interval(real_right: np.ndarray, clips: np.ndarray, generated_right: np.ndarray,
+                        seed: int, rounds: int = 2000, level: float = 0.95) -> list[float]:
+    """The ``level`` bootstrap interval of generated minus real accuracy: real segments drawn by
+    whole clips, generated ones by latent (``generated_right`` ``[latents, answers]``: every
+    answer on one latent's segments, each request under each listener)."""
+    rng = np.random.default_rng(seed)
+    real = clip_bootstrap_means(real_right.astype(float), clips, rounds, rng)
+    per_latent = generated_right.mean(1)
+    generated = per_latent[rng.integers(0, len(per_latent), size=(rounds, len(per_latent)))].mean(1)
+    low, high = np.quantile(generated - real, [(1 - level) / 2, (1 + level) / 2])
+    return [float(low), float(high)]
+
+
+def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray, clips: np.ndarray,
                        generated: np.ndarray, folds: int, steps: int, seed: int,
                        log=print) -> dict:
-    """``real`` ``[N, T, 264]`` validation segments with quadrant ``label`` and ``songs`` (one
-    name per segment); ``generated`` ``[4, M, T, 264]`` per requested quadrant. ``None``-free
-    dict; ``skipped`` names why when fewer than two songs make folds impossible."""
+    """``real`` ``[N, T, 264]`` validation segments with quadrant ``label``, ``songs`` and
+    ``clips`` (one name each per segment); ``generated`` ``[4, M, T, 264]`` per requested
+    quadrant, the same M latents under each. ``skipped`` names why when fewer than two songs
+    make folds impossible."""
     k = min(folds, len(np.unique(songs)))
     if k < 2:
         return {"skipped": f"{len(np.unique(songs))} validation song(s): no two folds"}
@@ -46,6 +61,7 @@ def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray,
     real_pred = np.zeros(len(real), dtype=np.int64)
     gen_conf = np.zeros((4, 4), dtype=int)
     per_fold = []
+    generated_right = np.zeros((generated.shape[1], 0), dtype=bool)  # [latent, answers]
     flat_gen = generated.reshape(-1, *generated.shape[2:])
     gen_label = np.repeat(np.arange(4), generated.shape[1])
     for f in range(k):
@@ -57,6 +73,7 @@ def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray,
         real_pred[~heard] = predict_proba(listener, real[~heard]).argmax(1)
         gen_pred = predict_proba(listener, flat_gen).argmax(1)
         gen_conf += _confusion(gen_label, gen_pred)
+        generated_right = np.hstack([generated_right, (gen_pred == gen_label).reshape(4, -1).T])
         per_fold.append({"songs_judged": int(len(np.unique(songs[~heard]))),
                          "real_accuracy": float((real_pred[~heard] == label[~heard]).mean()),
                          "generated_accuracy": float((gen_pred == gen_label).mean())})
@@ -66,4 +83,6 @@ def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray,
             "generated_accuracy": float(np.trace(gen_conf) / gen_conf.sum()),
             "generated_accuracy_per_emotion": (np.diag(gen_conf) / gen_conf.sum(1)).tolist(),
             "real_val_confusion": real_conf.tolist(), "generated_confusion": gen_conf.tolist(),
-            "per_fold": per_fold}
+            "generated_minus_real_interval": difference_interval(real_pred == label, clips,
+                                                                 generated_right, seed),
+            "level": 0.95, "per_fold": per_fold}

@@ -60,13 +60,21 @@ def onset_f1_interval(pred: np.ndarray, true: np.ndarray, clips: np.ndarray, rou
     total = p.sum(1) + t.sum(1)
     keep = total > 0
     f1 = 2 * (p & t).sum(1) / np.maximum(total, 1)
-    ids, clip_of_bar = np.unique(np.repeat(np.asarray(clips), bars)[keep], return_inverse=True)
-    sums = np.bincount(clip_of_bar, weights=f1[keep], minlength=len(ids))
-    counts = np.bincount(clip_of_bar, minlength=len(ids))
-    draws = np.random.default_rng(seed).integers(0, len(ids), size=(rounds, len(ids)))
-    means = sums[draws].sum(1) / counts[draws].sum(1)
+    means = clip_bootstrap_means(f1[keep], np.repeat(np.asarray(clips), bars)[keep], rounds,
+                                 np.random.default_rng(seed))
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return [float(low), float(high)]
+
+
+def clip_bootstrap_means(values: np.ndarray, clips: np.ndarray, rounds: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """``[rounds]`` means of ``values`` (one per row: a bar, a segment) over clips drawn with
+    replacement, each drawn clip bringing all its rows: a clip's rows are no independent draws."""
+    ids, clip_of_row = np.unique(clips, return_inverse=True)
+    sums = np.bincount(clip_of_row, weights=values, minlength=len(ids))
+    counts = np.bincount(clip_of_row, minlength=len(ids))
+    draws = rng.integers(0, len(ids), size=(rounds, len(ids)))
+    return sums[draws].sum(1) / counts[draws].sum(1)
 
 
 def _by_bar(onsets: np.ndarray) -> np.ndarray:

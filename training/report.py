@@ -228,8 +228,8 @@ def _held_out_summary(held: dict | None) -> dict:
     """The held-out listeners' generated-versus-real figures, where they ran."""
     if not held or "skipped" in held:
         return {}
-    return {"held_out_listeners": {"folds": held["folds"], "real_val_accuracy": held["real_val_accuracy"],
-                                   "generated_accuracy": held["generated_accuracy"]}}
+    return {"held_out_listeners": {key: held[key] for key in (
+        "folds", "real_val_accuracy", "generated_accuracy", "generated_minus_real_interval") if key in held}}
 
 
 def write_report(results: dict, model: OnnxCVAE, args, real_by_q: list[np.ndarray],
