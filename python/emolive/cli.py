@@ -137,6 +137,8 @@ def _run(args: list[str]) -> int:
         silence(sys.stdout)
         return 128 + 13  # as a tool ended by SIGPIPE; no message: nothing went wrong here
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2, message printed)
+        if exc.code == 0:
+            return _help_written()
         return exc.code if isinstance(exc.code, int) else 2
     except Exception as exc:  # noqa: BLE001 - mapped to a message and a status, never a traceback
         if (refused := _memory_refused(exc)) is not None:
@@ -208,11 +210,24 @@ def _no_outputs_why() -> str:
     return f"(none; {ports.platform_hint(midi_system_runs=opens)})"
 
 
-def _print_listing(text: str) -> int:
+def _help_written() -> int:
+    """0 once what --help printed is on standard output; argparse passes over a failed write
+    (`--help > /dev/full` exited 0, saying nothing; helper-85)."""
+    try:
+        return _print_listing("", end="")
+    except CommandError as failed:
+        _print_error(str(failed))
+        return failed.status
+    except BrokenPipeError:
+        silence(sys.stdout)
+        return 128 + 13
+
+
+def _print_listing(text: str, end: str = "\n") -> int:
     """``text`` on standard output, all of it; a failed write is said as such (`> /dev/full`
     said only "[Errno 28] No space left on device", helper-59)."""
     try:
-        print(text)
+        print(text, end=end)
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away: _run's silent 141
         raise
