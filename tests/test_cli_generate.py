@@ -498,6 +498,18 @@ def test_a_plot_format_matplotlib_cannot_write_here_exits_2_before_generating(tm
     assert not list(tmp_path.iterdir())
 
 
+def test_an_unknown_matplotlib_backend_in_the_environment_is_named(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """MPLBACKEND=nonexistent gave matplotlib's "Key backend: 'nonexistent' is not a valid
+    value ..." without naming the variable (helper-85)."""
+    pytest.importorskip("matplotlib")
+    result = subprocess.run([sys.executable, "-m", "emolive.cli", "generate", "--model", str(tiny_model_dir),
+                             "--bars", "1", "--plot", str(tmp_path / "x.png")], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, MPLBACKEND="nonexistent"))
+    assert result.returncode == 2
+    assert "MPLBACKEND='nonexistent' names no matplotlib backend" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("setting", [("HOME", "/proc/no-such-home"), ("MPLCONFIGDIR", "/proc/1")])
 def test_a_home_without_a_config_folder_gets_no_matplotlib_notice(tmp_path: Path, tiny_model_dir: Path,
                                                                   setting: tuple[str, str]) -> None:

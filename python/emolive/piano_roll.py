@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 
 import mido
@@ -32,6 +33,12 @@ def check_plotting(image_path: str | Path | None = None) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise ImportError("plotting needs matplotlib: pip install 'emolive[plot]'") from None
+    except ValueError as err:  # matplotlib's import refuses an unknown backend in MPLBACKEND
+        if "backend" not in str(err) or "MPLBACKEND" not in os.environ:
+            raise
+        raise ValueError(f"MPLBACKEND={os.environ['MPLBACKEND']!r} names no matplotlib backend, and "
+                         "matplotlib will not load with it; unset it (emolive's plots need no "
+                         "backend) or name one such as Agg") from None
     if image_path is not None:
         from matplotlib.backend_bases import FigureCanvasBase
 
