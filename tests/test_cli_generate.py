@@ -498,6 +498,19 @@ def test_a_plot_format_matplotlib_cannot_write_here_exits_2_before_generating(tm
     assert not list(tmp_path.iterdir())
 
 
+def test_the_command_leaves_no_onnx_runtime_device_id_in_home(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """ONNX Runtime 1.32 wrote a device id and a database under ~/.cache/Microsoft on every
+    machine that ran emolive (helper-86); the command turns that off, a user's own setting stands."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {name: value for name, value in os.environ.items() if name != "ORT_DISABLE_TELEMETRY"}
+    result = subprocess.run([sys.executable, "-m", "emolive", "generate", "--model", str(tiny_model_dir), "--bars",
+                             "1", "-o", str(tmp_path / "x.mid")], capture_output=True, text=True, timeout=120,
+                            env=dict(env, HOME=str(home)))
+    assert result.returncode == 0, result.stderr
+    assert list(home.iterdir()) == []
+
+
 def test_an_unknown_matplotlib_backend_in_the_environment_is_named(tmp_path: Path, tiny_model_dir: Path) -> None:
     """MPLBACKEND=nonexistent gave matplotlib's "Key backend: 'nonexistent' is not a valid
     value ..." without naming the variable (helper-85)."""

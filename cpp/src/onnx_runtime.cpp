@@ -113,7 +113,13 @@ std::string onnxruntime_library_path() {
 
 Ort::Env& ort_env() {
   // Created after ensure_onnxruntime(); lives until process exit.
-  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_ERROR, "emolive");
+  static Ort::Env* env = [] {
+    auto* made = new Ort::Env(ORT_LOGGING_LEVEL_ERROR, "emolive");
+    // No telemetry events. (The device id ONNX Runtime writes under ~/.cache when the Env is
+    // made is kept out only by ORT_DISABLE_TELEMETRY=1 before it: the emolive command sets it.)
+    made->DisableTelemetryEvents();
+    return made;
+  }();
   return *env;
 }
 
