@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +73,22 @@ def check_run_folder(out: Path, resume: bool) -> None:
                         "on with it, or another --out for a new run")
 
 
+#: The staging folders of checkpoint saves (save_atomic), which a run's lock may sweep.
+CHECKPOINT_STAGING = ".emolive-checkpoint-"
+
+
 class RunFolderLock:
     """An exclusive lock on a run's folder for as long as the run writes into it (``flock`` on
     the folder itself, so no lock file is left; the system drops it when the process ends,
     however). Two runs started at once on one new ``--out`` both trained into it, their
     metrics interleaved, the config of one beside the checkpoints of the other (helper-84).
-    Taken once the folder exists, then the folder is checked again under it. Where the
-    system has no ``flock`` (Windows) nothing is locked."""
+    Taken as soon as the folder exists (before a resume reads its checkpoint, so that a run
+    still saving cannot be gone on from a step before its last), then the folder is checked
+    again under it. Where the system has no ``flock`` (Windows) or the file system refuses it
+    on a folder (NFS may: helper-87), nothing is locked and ``log`` says so."""
 
-    def __init__(self, out: Path, resume: bool) -> None:
-        self.out, self.resume = out, resume
+    def __init__(self, out: Path, resume: bool, log: Callable[[str], object] = print) -> None:
+        self.out, self.resume, self.log = out, resume, log
         self.descriptor: int | None = None
 
     def __enter__(self) -> RunFolderLock:
@@ -96,15 +103,24 @@ class RunFolderLock:
             self.__exit__()
             raise DataError(f"another run is training in {self.out} now; wait for it to end, or "
                             "give another --out") from None
-        check_run_folder(self.out, self.resume)  # what a run that just ended left there
-        self._remove_stale_staging()
+        except OSError as error:  # no locks on this file system: train unlocked, as on Windows
+            self.__exit__()
+            self.log(f"{self.out} cannot be locked ({error.strerror}); do not start a second run into it")
+            return self
+        try:
+            check_run_folder(self.out, self.resume)  # what a run that just ended left there
+            self._remove_stale_checkpoint_staging()
+        except BaseException:  # the lock is not kept by a refused run (nor by Ctrl-C here)
+            self.__exit__()
+            raise
         return self
 
-    def _remove_stale_staging(self) -> None:
-        """Checkpoints a killed run was writing (``.emolive-*/ckpt.pt``, beside the run's own):
-        no other run writes here while the lock is held, so they are stale. A SIGKILL mid-save
-        left one checkpoint's worth of hidden disk each time (helper-84)."""
-        for staging in self.out.glob(".emolive-*"):
+    def _remove_stale_checkpoint_staging(self) -> None:
+        """Checkpoints a killed run was writing (``.emolive-checkpoint-*/``, beside the run's
+        own): no other run writes here while the lock is held, so they are stale. A SIGKILL
+        mid-save left one checkpoint's worth of hidden disk each time (helper-84). Other
+        programs' staging (``.emolive-*``: a `generate -o RUN/x.mid` meanwhile) is left alone."""
+        for staging in self.out.glob(f"{CHECKPOINT_STAGING}*"):
             if staging.is_dir() and not staging.is_symlink():
                 shutil.rmtree(staging, ignore_errors=True)
 
@@ -234,7 +250,7 @@ def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
     a kill or a full disk while saving leaves the checkpoint before, never a torn one, and a
     write that fails is a WriteError naming ``path``, torch's short write ("unexpected pos", a
     RuntimeError) too."""
-    with replaced_on_success(path) as written:
+    with replaced_on_success(path, staging=CHECKPOINT_STAGING) as written:
         try:
             torch.save(checkpoint, written)
         except RuntimeError as error:

@@ -344,6 +344,9 @@ def train(cfg: TrainConfig, log=print, given: dict | None = None) -> dict:
 def _train(cfg: TrainConfig, log, given: dict | None, held: contextlib.ExitStack) -> dict:
     out = Path(cfg.out)
     check_run_folder(out, cfg.resume)
+    locked = out.is_dir()  # locked before its checkpoint is read (helper-87); a new folder once made
+    if locked:
+        held.enter_context(RunFolderLock(out, cfg.resume, log))
     resumed = read_run(out) if cfg.resume else None  # read before any data, once
     if resumed is not None:
         cfg = _resumed_config(resumed, cfg.to_dict() if given is None else given)
@@ -362,7 +365,8 @@ def _train(cfg: TrainConfig, log, given: dict | None, held: contextlib.ExitStack
     val_batches = SegmentBatches(prep, "val", cfg, cfg.seed + 1)
     # Only now, with the data read and cut: a run that fails before leaves the folder as it was.
     out.mkdir(parents=True, exist_ok=True)
-    held.enter_context(RunFolderLock(out, cfg.resume))  # no second run writes here meanwhile
+    if not locked:  # no second run writes here meanwhile
+        held.enter_context(RunFolderLock(out, cfg.resume, log))
     with replaced_on_success(out / "config.json") as written:  # a full disk left it empty
         written.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     for line in train_batches.describe() + val_batches.describe():

@@ -276,7 +276,7 @@ def _naming(error: OSError, path: str | Path) -> WriteError:
 
 
 @contextmanager
-def replaced_on_success(path: str | Path) -> Iterator[Path]:
+def replaced_on_success(path: str | Path, staging: str = ".emolive-") -> Iterator[Path]:
     """Yield a temporary file name to write ``path``'s content to; when the block ends without
     an exception, the content goes to ``path``, else the temporary file is removed.
 
@@ -295,7 +295,7 @@ def replaced_on_success(path: str | Path) -> Iterator[Path]:
     target = _destination(path)
     with _naming_errors(path):
         folder: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
-            prefix=".emolive-", dir=None if target.into else target.path.parent)
+            prefix=staging, dir=None if target.into else target.path.parent)
     assert folder is not None
     try:
         written = Path(folder.name) / ("output" if target.into else target.path.name)

@@ -321,13 +321,73 @@ def test_a_checkpoint_a_killed_run_was_writing_is_removed_when_the_run_goes_on(l
     checkpoint's worth of hidden disk per kill (helper-84)."""
     folder, csv_path = labelled_folder
     assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0
-    staging = tmp_path / "run" / ".emolive-k1ll3d"
+    staging = tmp_path / "run" / ".emolive-checkpoint-k1ll3d"
     staging.mkdir()
     (staging / "ckpt.pt").write_bytes(b"half a checkpoint")
+    others = tmp_path / "run" / ".emolive-a1b2c3"  # another program's write into the folder meanwhile
+    others.mkdir()
     assert train.main(tiny_args(folder, csv_path, tmp_path, 4) + ["--resume", "true"]) == 0
-    assert not staging.exists()
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "ckpt.pt", "config.json",
-                                                                    "metrics.jsonl"]
+    assert not staging.exists() and others.is_dir()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".emolive-a1b2c3", "best.pt", "ckpt.pt",
+                                                                    "config.json", "metrics.jsonl"]
+
+
+def _hold(folder: Path) -> int:
+    """An exclusive flock on ``folder``, as a training run holds its folder; close it to let go."""
+    import fcntl
+    import os
+
+    holder = os.open(folder, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return holder
+
+
+def test_a_resume_waits_for_no_run_and_reads_no_checkpoint_while_one_trains(labelled_folder, tmp_path: Path,
+                                                                              capsys) -> None:
+    """A resume read the checkpoint before the lock, then loaded the data: a run still saving
+    its last steps meanwhile was gone on from a step before them, and its later metrics were
+    dropped (helper-87). The lock comes first; the resume is refused before the data."""
+    import os
+
+    folder, csv_path = labelled_folder
+    assert train.main(tiny_args(folder, csv_path, tmp_path, 2)) == 0
+    holder = _hold(tmp_path / "run")
+    try:
+        missing = tmp_path / "moved.csv"  # read, the data would fail: the refusal comes first
+        argv = tiny_args(folder, missing, tmp_path, 4) + ["--resume", "true"]
+        assert train.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "another run is training in" in err and "moved.csv" not in err, err
+    finally:
+        os.close(holder)
+
+
+def test_a_refused_lock_check_lets_the_folder_go(tmp_path: Path) -> None:
+    """A check that failed under the lock kept it (``__exit__`` never ran): the same program's
+    next run into the folder was refused for good (helper-87)."""
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "ckpt.pt").write_bytes(b"a run")
+    with pytest.raises(train.DataError, match="already holds a run"):
+        with checkpoints.RunFolderLock(run, resume=False):
+            pass
+    os.close(_hold(run))  # free again
+
+
+def test_a_file_system_without_folder_locks_trains_unlocked_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import fcntl
+
+    def refused(*_args) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refused)  # NFS may refuse a lock on a folder
+    said = []
+    with checkpoints.RunFolderLock(tmp_path, resume=False, log=said.append) as lock:
+        assert lock.descriptor is None
+    assert said == [f"{tmp_path} cannot be locked (No locks available); do not start a second run into it"]
 
 
 def _no_file_may_grow() -> None:
