@@ -211,6 +211,57 @@ def test_a_failed_write_keeps_the_file_that_was_there(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["take.mid"]  # no partial or temporary file
 
 
+def test_files_replaced_together_go_in_none_when_the_disk_fails_at_the_second(tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    """Each file of a take was synced and renamed in turn: an error the disk reports at the
+    second's sync (a full disk's delayed error, EIO) left the first replaced (helper-87). Every
+    file is synced before any is renamed."""
+    import errno
+
+    from emolive import safe_write
+
+    take = tmp_path / "take.mid"
+    roll = tmp_path / "take.png"
+    take.write_bytes(b"the earlier take")
+    roll.write_bytes(b"its earlier plot")
+    synced = []
+    real_fsync = os.fsync
+
+    def failing_second(descriptor: int) -> None:
+        synced.append(descriptor)
+        if len(synced) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", failing_second)
+    with pytest.raises(files.WriteError, match="take.png"):
+        with safe_write.replaced_together():
+            files.write_midi(_c_major_arpeggio(), take)
+            with safe_write.replaced_on_success(roll) as written:
+                written.write_bytes(b"a new plot")
+    assert take.read_bytes() == b"the earlier take" and roll.read_bytes() == b"its earlier plot"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.mid", "take.png"]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None or not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root and util-linux's setpriv to give up reading any file")
+def test_a_write_only_file_is_replaced_by_its_owner(tmp_path: Path) -> None:
+    """The sync before the rename opened the staged file for reading after it had taken the old
+    file's mode: a write-only (0200) file could no longer be replaced by its owner (helper-87).
+    Root without the capability to read any file stands for its owner."""
+    target = tmp_path / "take.mid"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o200)
+    code = ("import sys; from emolive import files; from tests.test_files import _c_major_arpeggio; "
+            "files.write_midi(_c_major_arpeggio(), sys.argv[1])")
+    result = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", code,
+                             str(target)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o200  # its mode kept
+    os.chmod(target, 0o600)
+    assert target.read_bytes()[:4] == b"MThd"
+
+
 def test_a_system_error_names_the_file_asked_for_not_the_temporary_one(tmp_path: Path, monkeypatch) -> None:
     """A full disk said only '[Errno 28] No space left on device' (which of --count's files?),
     an immutable file the temporary path beside it."""

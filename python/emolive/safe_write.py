@@ -13,7 +13,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -307,36 +307,70 @@ def replaced_on_success(path: str | Path, staging: str = ".emolive-") -> Iterato
             if error.errno in _DISK_ERRORS:
                 raise _naming(error, path) from error
             raise
+        staged = _Staged(written, target, path, folder)
         group = _together.get()
         if group is None:
-            _put_in_place(written, target, path)
+            _put_all_in_place([staged])
         else:  # put in place (and cleaned up) when replaced_together's block ends
-            group.append((lambda: _put_in_place(written, target, path), folder))
+            group.append(staged)
             folder = None
     finally:
         if folder is not None:
             folder.cleanup()
 
 
-def _put_in_place(written: Path, target: _Target, path: str | Path) -> None:
-    """``written`` (whole) to where ``path`` leads; a file renamed over the old one after its
-    bytes are on the disk (fsync), so that a power cut never leaves the new name empty."""
-    with _naming_errors(path):
-        if target.descriptor is not None:
-            _copy_to_descriptor(written, target.descriptor)
-        elif target.into:
-            with open(written, "rb") as source, open(target.path, "wb") as sink:
-                shutil.copyfileobj(source, sink)
-        else:
-            if target.path.is_file():
-                _keep_permissions(target.path, written)
-            durable_replace(written, target.path)
+@dataclass
+class _Staged:
+    """A file written whole beside where it goes (``written``, in its temporary ``folder``)."""
+
+    written: Path
+    target: _Target
+    path: str | Path  # as asked, for messages
+    folder: tempfile.TemporaryDirectory[str]
+
+    @property
+    def renamed(self) -> bool:
+        """Put in place by a rename (a regular file), not written into (a stream, a device)."""
+        return self.target.descriptor is None and not self.target.into
+
+
+def _put_all_in_place(staged: list[_Staged]) -> None:
+    """Every staged file to where its ``path`` leads, in three steps, so that what can fail
+    fails before any file is replaced: each file's bytes synced to the disk (a full disk's
+    delayed error, an I/O error: helper-87 made the second of two fail after the first was in
+    place), then the streams and devices written, then the renames one after another with
+    nothing between them, each folder synced after. A rename refused there (rare: every target
+    was checked writable before the work) leaves the files renamed before it in place."""
+    for item in filter(lambda item: item.renamed, staged):
+        with _naming_errors(item.path):
+            _sync_to_disk(item.written)
+    for item in filter(lambda item: not item.renamed, staged):
+        with _naming_errors(item.path):
+            if item.target.descriptor is not None:
+                _copy_to_descriptor(item.written, item.target.descriptor)
+            else:
+                with open(item.written, "rb") as source, open(item.target.path, "wb") as sink:
+                    shutil.copyfileobj(source, sink)
+    for item in filter(lambda item: item.renamed, staged):
+        with _naming_errors(item.path):
+            if item.target.path.is_file():  # after the sync: a file made write-only could not be read
+                _keep_permissions(item.target.path, item.written)
+            os.replace(item.written, item.target.path)
+    for folder in dict.fromkeys(item.target.path.parent for item in staged if item.renamed):
+        _sync_folder(folder)
 
 
 def durable_replace(source: Path, destination: Path) -> None:
     """``os.replace`` once ``source``'s bytes are on the disk, then the rename itself made
-    durable (the folder synced where the system allows)."""
-    descriptor = os.open(source, os.O_RDONLY)  # POSIX syncs a file open for reading
+    durable (the folder synced where the system allows), so that a power cut never leaves the
+    new name empty."""
+    _sync_to_disk(source)
+    os.replace(source, destination)
+    _sync_folder(destination.parent)
+
+
+def _sync_to_disk(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)  # POSIX syncs a file open for reading
     try:
         os.fsync(descriptor)
     except OSError as error:
@@ -344,43 +378,44 @@ def durable_replace(source: Path, destination: Path) -> None:
             raise
     finally:
         os.close(descriptor)
-    os.replace(source, destination)
+
+
+def _sync_folder(folder: Path) -> None:
     try:
-        folder = os.open(destination.parent, os.O_RDONLY)
+        descriptor = os.open(folder, os.O_RDONLY)
     except OSError:  # Windows opens no folder so
         return
     try:
-        os.fsync(folder)
+        os.fsync(descriptor)
     except OSError:  # some file systems refuse a folder's fsync; the rename is done
         pass
     finally:
-        os.close(folder)
+        os.close(descriptor)
 
 
-#: The files written by replaced_on_success inside a replaced_together block: how each is put in
-#: place, and its temporary folder.
-_Pending = list[tuple[Callable[[], None], "tempfile.TemporaryDirectory[str]"]]
-_together: ContextVar[_Pending | None] = ContextVar("_together", default=None)
+#: The files written by replaced_on_success inside a replaced_together block, in order.
+_together: ContextVar[list[_Staged] | None] = ContextVar("_together", default=None)
 
 
 @contextmanager
 def replaced_together() -> Iterator[None]:
     """The files that :func:`replaced_on_success` writes in the block are put in place when the
-    block ends without an exception, one rename after another, and after an exception none
-    is: a take's MIDI, WAV and PNG are replaced all or none (a full disk at the WAV had left
-    the new MIDI beside the old WAV; helper-84). Their temporary files are removed either way."""
-    pending: _Pending = []
+    block ends without an exception (``_put_all_in_place``), and after an exception none is:
+    a take's MIDI, WAV and PNG are replaced all or none (a full disk at the WAV had left the
+    new MIDI beside the old WAV; helper-84). Their temporary files are removed either way.
+    Only this thread's (and task's) writes join; a block inside another puts its own files in
+    place when it ends; a file written in the block reads as the old one until the block ends."""
+    pending: list[_Staged] = []
     token = _together.set(pending)
     try:
         try:
             yield
         finally:
             _together.reset(token)
-        for put_in_place, _ in pending:
-            put_in_place()
+        _put_all_in_place(pending)
     finally:
-        for _, folder in pending:
-            folder.cleanup()
+        for item in pending:
+            item.folder.cleanup()
 
 
 #: Errors of a write that the disk explains, whoever made the call.
