@@ -23,8 +23,8 @@ from typing import Any
 INTERRUPTED_STATUS = 130
 
 #: Module names that are the command under ``python -m``: the `emolive` command, and the
-#: training commands (``python -m emolive.training.train``, ...; their ``__main__`` blocks call
-#: :func:`end_of_startup`).
+#: training commands (``python -m emolive.training.train``, ...; their ``__main__`` blocks run
+#: ``emolive.cli.main``, which calls :func:`end_of_startup`).
 _COMMAND_MODULES = ("emolive", "emolive.cli", "emolive.__main__", "emolive.training.train",
                     "emolive.training.evaluate", "emolive.training.export", "emolive.training.calibrate",
                     "emolive.training.recover")
@@ -83,7 +83,14 @@ def quiet_interrupt_while_starting() -> None:
     """In the command's process only: SIGINT raises ``SystemExit(130)`` until :func:`end_of_startup`."""
     if not is_the_command(sys.argv, getattr(sys, "orig_argv", [])):
         return
+    import os
     import signal
+
+    # ONNX Runtime writes a device id and a database under ~/.cache/Microsoft when it is imported
+    # or starts, unless told not to (helper-86); a user's own setting stands. Here, before any
+    # import of it (`python -m emolive.training.evaluate` imports it before main(); helper-87),
+    # while the process has one thread.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
     try:
         # Python's own handler, not a caller's; or SIGINT inherited as ignored (a background

@@ -47,10 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     _raise_a_low_open_files_limit()
     _escape_what_cannot_be_shown()
     _unblock_stop_signals()
-    # ONNX Runtime writes a device id and a database under ~/.cache/Microsoft when it starts,
-    # unless told not to (helper-86); a user's own setting stands. Set while the command has
-    # one thread: no engine or library reads the environment yet.
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:  # Ctrl-C while an error is being reported (its imports, say)
