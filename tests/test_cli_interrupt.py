@@ -214,7 +214,8 @@ def _stop_signals_blocked() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
-@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask") or not Path("/proc/self/status").exists(),
+                    reason="POSIX signal masks, and /proc to see the handlers")
 @pytest.mark.parametrize("name,status", [("SIGINT", INTERRUPTED_STATUS), ("SIGTERM", 143)])
 def test_stop_signals_blocked_by_the_parent_still_stop_the_command(tmp_path: Path, name: str, status: int) -> None:
     """A process started from a thread that blocked SIGINT and SIGTERM inherits the mask (exec
@@ -224,13 +225,26 @@ def test_stop_signals_blocked_by_the_parent_still_stop_the_command(tmp_path: Pat
                                 "-o", str(tmp_path / "long.mid")], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=_stop_signals_blocked)
     try:
-        time.sleep(2.0)  # the model is loaded and generating
+        _wait_until_it_catches(process.pid, signal.SIGTERM)  # generate's handler: unblocked before it
         process.send_signal(getattr(signal, name))
         out, err = process.communicate(timeout=30)
     finally:
         process.kill()
     assert process.returncode == status, (out, err)
     assert list(tmp_path.iterdir()) == []
+
+
+def _wait_until_it_catches(pid: int, number: int, timeout_s: float = 60.0) -> None:
+    """Until /proc says process ``pid`` has a handler for signal ``number`` (a fixed sleep sent
+    the signal before it had one on a loaded machine; helper-87)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+        if caught >> (number - 1) & 1:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never caught signal {number}")
 
 
 @pytest.mark.parametrize("name,status", [("SIGINT", INTERRUPTED_STATUS), ("SIGTERM", 143), ("SIGHUP", 129)])

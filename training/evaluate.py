@@ -364,6 +364,14 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_writable(Path(args.model) / "model_card.json")
 
 
+def _folds(text: str) -> int:
+    """--held-out-folds: 0 (no held-out listeners) or 2 and more (one fold has no other to learn from)."""
+    folds = integer_in(0, None, "--held-out-folds")(text)
+    if folds == 1:
+        raise argparse.ArgumentTypeError("--held-out-folds must be 0 (none) or at least 2, got 1")
+    return folds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emolive evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="exported model directory (default: the bundled model)")
@@ -382,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=12000)
     parser.add_argument("--classifier-steps", type=integer_in(1, None, "--classifier-steps"),
                         default=1500)
-    parser.add_argument("--held-out-folds", type=integer_in(0, None, "--held-out-folds"), default=4,
-                        help="folds of validation songs for the held-out listeners (0: none)")
+    parser.add_argument("--held-out-folds", type=_folds, default=4,
+                        help="folds of validation songs for the held-out listeners (0: none; else 2 or more)")
     parser.add_argument("--held-out-steps", type=integer_in(1, None, "--held-out-steps"),
                         default=600, help="training steps of each held-out listener")
     parser.add_argument("--wav", type=parse_bool, default=True, metavar="BOOL")

@@ -99,7 +99,9 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
     ``gain`` is FluidSynth's master gain (its default 0.2; 0..10). RenderError when FluidSynth
     or the soundfont is missing or fails; OSError when the WAV comes out shorter than the music
     (a full disk). Either way a file at ``wav_path`` before is left as it was. ValueError for a
-    ``wav_path`` ending in another suffix than .wav (take.mid)."""
+    ``wav_path`` ending in another suffix than .wav (take.mid). FluidSynth runs as a child
+    process; on Linux it is started by a fork that asks the kernel to kill it when the calling
+    thread ends (so a killed program leaves no render running)."""
     check_suffix(wav_path, WAV_SUFFIXES, "audio is")
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral):
         raise TypeError(f"sample rate must be a whole number of Hz, not {sample_rate!r}")
@@ -142,10 +144,13 @@ def _dies_with_this_process() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
     parent = os.getpid()
 
     def in_the_child() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return  # refused (a seccomp filter): FluidSynth renders without the safety net
         if os.getppid() != parent:  # this process died before the call took effect
             os._exit(1)
 

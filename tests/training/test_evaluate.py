@@ -306,6 +306,7 @@ def _evaluate_argv(model: Path, tmp_path: Path) -> list[str]:
     (["--val-segments", "-3"], "--val-segments must be at least 1"),
     (["--classifier-steps", "many"], "must be a whole number at least 1"),
     (["--held-out-folds", "-1"], "--held-out-folds must be at least 0"),
+    (["--held-out-folds", "1"], "--held-out-folds must be 0 (none) or at least 2, got 1"),
 ])
 def test_evaluate_refuses_bad_counts(tiny_model_dir: Path, tmp_path: Path, capsys,
                                      extra: list[str], message: str) -> None:
