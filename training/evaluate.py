@@ -33,7 +33,7 @@ from .classifier import predict_proba, train_classifier
 from .config import (MAX_SEED, MAX_THREADS, add_labelled_data_flags, check_generic_pair, dangling_link,
                      labelled_data_config, parse_bool)
 from .data import BUNDLED_MODEL
-from .held_out import held_out_listeners
+from .held_out import familiar_interval, held_out_listeners
 from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
                       musical_stats, onset_f1_interval, onset_prf_per_bar, overlap_area, swap_response)
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
@@ -277,9 +277,11 @@ def run(args: argparse.Namespace, log=print) -> dict:
                               args.seed)
     emotion["flat_velocity"] = without_dynamics(clf, val_roll, val_label, generated)
     emotion["real_val_clip_accuracy"] = clip_accuracy(clf, val_roll, val_label, val_clips)
+    emotion.update(familiar_interval(clf, val_roll, val_label, np.array(prep.song)[val_clips], generated,
+                                     args.seed))
     if args.held_out_folds:
         emotion["held_out"] = held_out_listeners(
-            val_roll, val_label, np.array(prep.song)[val_clips], val_clips, generated, args.held_out_folds,
+            val_roll, val_label, np.array(prep.song)[val_clips], generated, args.held_out_folds,
             args.held_out_steps, args.seed, log)
     log("the same through the batch step (offline generation's), if the model has one")
     batch_step = batch_step_figures(model, val_roll, val_label, cap, recon, z, sampling,

@@ -46,7 +46,7 @@ def test_song_folds_keep_each_song_whole_and_every_quadrant_heard() -> None:
 def test_listeners_hear_what_real_music_says_and_not_noise() -> None:
     real, label, songs = _songs_in_quadrant_registers(12, 6, 8, seed=0)
     copies = np.stack([real[label == q][:6] for q in range(4)])  # "generated" that sounds right
-    held = held_out_listeners(real, label, songs, songs, copies, folds=3, steps=150, seed=0,
+    held = held_out_listeners(real, label, songs, copies, folds=3, steps=150, seed=0,
                               log=lambda _: None)
     assert held["folds"] == 3 and held["songs"] == 12
     assert sum(f["songs_judged"] for f in held["per_fold"]) == 12
@@ -54,7 +54,7 @@ def test_listeners_hear_what_real_music_says_and_not_noise() -> None:
     assert held["generated_accuracy"] >= 0.9
     assert np.sum(held["generated_confusion"]) == 3 * 24  # every fold judges every generated one
     wrong = np.stack([real[label == (q + 2) % 4][:6] for q in range(4)])  # the opposite quadrant
-    held = held_out_listeners(real, label, songs, songs, wrong, folds=3, steps=150, seed=0,
+    held = held_out_listeners(real, label, songs, wrong, folds=3, steps=150, seed=0,
                               log=lambda _: None)
     assert held["generated_accuracy"] <= 0.1 and held["real_val_accuracy"] >= 0.9
     low, high = held["generated_minus_real_interval"]
@@ -64,7 +64,7 @@ def test_listeners_hear_what_real_music_says_and_not_noise() -> None:
 @pytest.mark.parametrize("n_songs", [1])
 def test_one_song_makes_no_folds(n_songs: int) -> None:
     real, label, songs = _songs_in_quadrant_registers(n_songs, 4, 8, seed=0)
-    held = held_out_listeners(real, label, songs, songs, real[None].repeat(4, 0), folds=4, steps=2,
+    held = held_out_listeners(real, label, songs, real[None].repeat(4, 0), folds=4, steps=2,
                               seed=0, log=lambda _: None)
     assert held == {"skipped": "1 validation song(s): no two folds"}
 
@@ -77,9 +77,26 @@ def test_the_difference_interval_holds_zero_for_equals_and_not_for_a_clear_gap()
     low, high = difference_interval(real_right, clips, same, seed=0)
     assert low < 0 < high and high - low < 0.2
     better = rng.random((256, 8)) < 0.8
-    low, high = difference_interval(real_right, clips, better, seed=0)
-    assert 0.2 < low < high < 0.4
-    # Clips are drawn whole: a clip's segments all right or all wrong widen the interval.
-    by_clip = np.repeat(rng.random(100) < 0.5, 10)
-    wide_low, wide_high = difference_interval(by_clip, clips, same, seed=0)
+    better_low, better_high = difference_interval(real_right, clips, better, seed=0)
+    assert 0.2 < better_low < better_high < 0.4
+    # Songs are drawn whole: a song's segments all right or all wrong widen the interval.
+    by_song = np.repeat(rng.permutation(np.repeat([True, False], 50)), 10)
+    wide_low, wide_high = difference_interval(by_song, clips, same, seed=0)
     assert wide_high - wide_low > 1.5 * (high - low)
+    # Latents are drawn whole: a latent's answers all right or all wrong widen it too.
+    by_latent = np.repeat(rng.permutation(np.repeat([True, False], 128)), 8).reshape(256, 8)
+    latent_low, latent_high = difference_interval(real_right, clips, by_latent, seed=0)
+    assert latent_high - latent_low > 1.5 * (high - low)
+
+
+@pytest.mark.parametrize(("interval", "verdict"), [
+    ([0.01, 0.05], "met (generated minus real +3.0 points"),
+    ([-0.05, -0.01], "**missed** (generated minus real +3.0 points"),  # an interval is what decides
+    ([-0.02, 0.08], "not shown either way: the point estimate meets it, but the interval holds 0"),
+])
+def test_the_report_says_what_the_interval_shows(interval: list[float], verdict: str) -> None:
+    from emolive.training.report_text import _difference_verdict
+
+    judged = {"generated_accuracy": 0.53, "real_val_accuracy": 0.50, "generated_minus_real_interval": interval,
+              "level": 0.95}
+    assert _difference_verdict(judged).startswith(verdict)
