@@ -23,8 +23,30 @@ def familiar_interval(clf, real: np.ndarray, label: np.ndarray, songs: np.ndarra
     that both judges are held to one standard (helper-87)."""
     real_right = predict_proba(clf, real).argmax(1) == label
     generated_right = np.stack([predict_proba(clf, generated[q]).argmax(1) == q for q in range(4)], axis=1)
+    return compared(real_right, label, songs, generated_right, seed)
+
+
+#: The fewest validation songs, and generated latents, a bootstrap interval is drawn from: with
+#: one to a few songs every draw is (nearly) the same music, and a "95% interval" one song
+#: wide decided verdicts by itself (helper-88).
+MIN_SONGS = 10
+MIN_LATENTS = 10
+
+
+def compared(real_right: np.ndarray, label: np.ndarray, songs: np.ndarray, generated_right: np.ndarray,
+             seed: int) -> dict:
+    """The interval of generated minus real accuracy with what it rests on, or why there is none:
+    validation music without one of the four quadrants (generated accuracy is over four requests,
+    real accuracy over what validation holds), too few songs or latents."""
+    n_songs, missing = len(np.unique(songs)), sorted(set(range(4)) - set(label.tolist()))
+    why = (f"the validation segments hold no Q{', Q'.join(str(q + 1) for q in missing)}" if missing else
+           f"{n_songs} validation song(s) (an interval needs {MIN_SONGS})" if n_songs < MIN_SONGS else
+           f"{len(generated_right)} generated latent(s) (an interval needs {MIN_LATENTS})"
+           if len(generated_right) < MIN_LATENTS else None)
+    if why:
+        return {"interval_not_measured": why}
     return {"generated_minus_real_interval": difference_interval(real_right, songs, generated_right, seed),
-            "level": 0.95}
+            "level": 0.95, "real_drawn_by": "song", "songs": n_songs, "latents": len(generated_right)}
 
 
 def song_folds(songs: np.ndarray, label: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -64,11 +86,17 @@ def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray,
                        log=print) -> dict:
     """``real`` ``[N, T, 264]`` validation segments with quadrant ``label`` and ``songs`` (one
     name per segment); ``generated`` ``[4, M, T, 264]`` per requested quadrant, the same M
-    latents under each. ``skipped`` names why when fewer than two songs make folds impossible."""
+    latents under each. ``skipped`` names why there are none: fewer than two songs, or a
+    listener that would not hear every quadrant; ``interval_not_measured`` why the figures
+    come without an interval (:func:`compared`)."""
     k = min(folds, len(np.unique(songs)))
     if k < 2:
         return {"skipped": f"{len(np.unique(songs))} validation song(s): no two folds"}
     fold = song_folds(songs, label, k, seed)
+    unheard = [f for f in range(k) if set(label[fold != f].tolist()) != set(range(4))]
+    if unheard:  # a listener that never heard a quadrant answers it wrong by construction (helper-88)
+        return {"skipped": f"with {len(np.unique(songs))} validation song(s) in {k} folds, a listener would "
+                           "not hear every quadrant (each needs at least two songs)"}
     real_pred = np.zeros(len(real), dtype=np.int64)
     gen_conf = np.zeros((4, 4), dtype=int)
     per_fold = []
@@ -94,6 +122,4 @@ def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray,
             "generated_accuracy": float(np.trace(gen_conf) / gen_conf.sum()),
             "generated_accuracy_per_emotion": (np.diag(gen_conf) / gen_conf.sum(1)).tolist(),
             "real_val_confusion": real_conf.tolist(), "generated_confusion": gen_conf.tolist(),
-            "generated_minus_real_interval": difference_interval(real_pred == label, songs,
-                                                                 generated_right, seed),
-            "level": 0.95, "per_fold": per_fold}
+            **compared(real_pred == label, label, songs, generated_right, seed), "per_fold": per_fold}

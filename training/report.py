@@ -215,8 +215,8 @@ def card_summary(results: dict, report_folder: str) -> dict:
         "prior_nonempty_fraction": results["prior_samples"]["nonempty_fraction"],
         "classifier_accuracy_real_val": emo["real_val_accuracy"],
         "classifier_accuracy_generated": emo["generated_accuracy"],
-        **({"classifier_generated_minus_real_interval": emo["generated_minus_real_interval"]}
-           if "generated_minus_real_interval" in emo else {}),
+        **{f"classifier_{key}": emo[key] for key in ("generated_minus_real_interval", "level", "songs",
+                                                      "interval_not_measured") if key in emo},
         "generated_accuracy_per_emotion": dict(zip(QUADRANTS, emo["generated_accuracy_per_emotion"])),
         "generated_valence_accuracy": emo["generated_valence_accuracy"],
         "generated_arousal_accuracy": emo["generated_arousal_accuracy"],
@@ -228,10 +228,11 @@ def card_summary(results: dict, report_folder: str) -> dict:
 
 def _held_out_summary(held: dict | None) -> dict:
     """The held-out listeners' generated-versus-real figures, where they ran."""
-    if not held or "skipped" in held:
+    if not held:
         return {}
     return {"held_out_listeners": {key: held[key] for key in (
-        "folds", "real_val_accuracy", "generated_accuracy", "generated_minus_real_interval", "level") if key in held}}
+        "skipped", "folds", "songs", "real_val_accuracy", "generated_accuracy", "generated_minus_real_interval",
+        "level", "interval_not_measured") if key in held}}
 
 
 def write_report(results: dict, model: OnnxCVAE, args, real_by_q: list[np.ndarray],

@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _raise_a_low_open_files_limit()
     _escape_what_cannot_be_shown()
     _unblock_stop_signals()
+    # Also set at the package's start when the process is the command (_startup); here for a
+    # renamed link to the script, or main() called from a program (helper-88).
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:  # Ctrl-C while an error is being reported (its imports, say)
