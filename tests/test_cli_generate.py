@@ -498,20 +498,30 @@ def test_a_plot_format_matplotlib_cannot_write_here_exits_2_before_generating(tm
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("command", [["emolive", "generate", "--bars", "1", "-o", "x.mid"],
-                                     ["emolive.training.evaluate", "--help"]])
+@pytest.mark.parametrize("command", [["-m", "emolive", "generate", "--bars", "1", "-o", "x.mid"],
+                                     ["-m", "emolive.training.evaluate", "--help"],
+                                     ["emo", "generate", "--bars", "1", "-o", "x.mid"]])
 def test_the_command_leaves_no_onnx_runtime_device_id_in_home(tmp_path: Path, tiny_model_dir: Path,
                                                               command: list[str]) -> None:
     """ONNX Runtime 1.32 wrote a device id and a database under ~/.cache/Microsoft on every
-    machine that ran emolive (helper-86), and `python -m emolive.training.evaluate` imported it
-    before the command could say no (helper-87); a user's own setting stands."""
-    if command[0].startswith("emolive.training"):
+    machine that ran emolive (helper-86), `python -m emolive.training.evaluate` imported it
+    before the command could say no (helper-87), and a link to the script under another name
+    was not taken for the command (helper-88); a user's own setting stands."""
+    if "emolive.training.evaluate" in command:
         pytest.importorskip("torch")
     home = tmp_path / "home"
     home.mkdir()
     env = {name: value for name, value in os.environ.items() if name != "ORT_DISABLE_TELEMETRY"}
     argv = command + (["--model", str(tiny_model_dir)] if "generate" in command else [])
-    result = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=120,
+    if argv[0] == "emo":  # the console script, linked under another name
+        script = Path(sys.executable).parent / "emolive"
+        if not script.is_file():
+            pytest.skip("no emolive console script beside this Python")
+        (tmp_path / "emo").symlink_to(script)
+        argv = [str(tmp_path / "emo"), *argv[1:]]
+    else:
+        argv = [sys.executable, *argv]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120,
                             env=dict(env, HOME=str(home)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not (home / ".cache" / "Microsoft").exists()
