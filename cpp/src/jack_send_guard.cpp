@@ -4,11 +4,11 @@
 #include "stop_signal_hold.hpp"
 #include "emolive/midi_out.hpp"
 
+#include <cstdlib>
+
 #ifdef EMOLIVE_HAVE_JACK
 #include <jack/jack.h>
 
-#include <cstdlib>
-#include <cstring>
 #if !defined(_WIN32)
 #include <dirent.h>
 #include <dlfcn.h>
@@ -18,6 +18,11 @@
 
 namespace emolive {
 
+std::string jack_server_name() {
+  const char* name = std::getenv("JACK_DEFAULT_SERVER");
+  return name ? name : "default";
+}
+
 #ifdef EMOLIVE_HAVE_JACK
 
 namespace {
@@ -26,8 +31,7 @@ void ignore_message(const char*) {}
 
 std::string jack_server_name_refused() {
   constexpr std::size_t kLongestServerName = 255;  // JACK_SERVER_NAME_SIZE less its NUL
-  const char* name = std::getenv("JACK_DEFAULT_SERVER");
-  const std::size_t length = name ? std::strlen(name) : 0;
+  const std::size_t length = jack_server_name().size();
   if (length <= kLongestServerName) return "";
   return "JACK_DEFAULT_SERVER is " + std::to_string(length) + " bytes long; a JACK server's name is at most " +
          std::to_string(kLongestServerName) + " (libjack aborts on a longer one)";
@@ -52,8 +56,7 @@ int jack_server_clients() {
 #if defined(_WIN32)
   return 0;
 #else
-  const char* server = std::getenv("JACK_DEFAULT_SERVER");  // libjack's rule: set, even empty, names it
-  const std::string prefix = "jack_sem." + std::to_string(getuid()) + "_" + (server ? server : "default") + "_";
+  const std::string prefix = "jack_sem." + std::to_string(getuid()) + "_" + jack_server_name() + "_";
   DIR* folder = opendir("/dev/shm");
   if (!folder) return 0;
   int clients = 0;

@@ -17,6 +17,10 @@
 
 namespace emolive {
 
+// The name of the JACK server libjack's clients look for: $JACK_DEFAULT_SERVER when it is set,
+// even to "" (libjack's rule: a blank name is the server named "", helper-85), else "default".
+std::string jack_server_name();
+
 // Whether a JACK server answers on the default server name: a client opened without starting a
 // server, and closed at once. Only with JACK support (EMOLIVE_HAVE_JACK). Not on the clock
 // thread.

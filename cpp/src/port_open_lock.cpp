@@ -1,5 +1,7 @@
 #include "port_open_lock.hpp"
 
+#include "jack_send_guard.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -42,9 +44,8 @@ std::string port_open_lock_path() {
   // /tmp, not $XDG_RUNTIME_DIR: every process must find the same file, and a process started
   // without that variable (sudo, a service) or with it naming a missing folder went
   // unserialised (helper-72).
-  const char* server = std::getenv("JACK_DEFAULT_SERVER");  // libjack's rule: set, even empty, names it
   char hash[17];
-  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(server ? server : "default")));
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(jack_server_name())));
   return "/tmp/emolive-" + std::to_string(getuid()) + "-ports-" + hash + ".lock";
 }
 
