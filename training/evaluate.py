@@ -33,8 +33,8 @@ from .classifier import predict_proba, train_classifier
 from .config import (MAX_SEED, MAX_THREADS, add_labelled_data_flags, check_generic_pair, dangling_link,
                      labelled_data_config, parse_bool)
 from .data import BUNDLED_MODEL
-from .held_out import familiar_interval, held_out_listeners
-from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, diversity, kl_per_dim,
+from .held_out import compared, held_out_listeners
+from .metrics import (AROUSAL_POSITIVE, VALENCE_POSITIVE, active_units, confusion, diversity, kl_per_dim,
                       musical_stats, onset_f1_interval, onset_prf_per_bar, overlap_area, swap_response)
 from .onnx_runner import N_KEYS, OnnxCVAE, Sampling, check_model_dir
 from .swap_in import failed_to_write
@@ -114,18 +114,13 @@ def choose_temperature(model: OnnxCVAE, z: np.ndarray, steps: int, real_density:
 
 
 def emotion_figures(model: OnnxCVAE, clf, real_val: np.ndarray, val_label: np.ndarray,
-                    generated: np.ndarray, z: np.ndarray, sampling: Sampling, steps: int,
-                    seed: int) -> dict:
+                    val_songs: np.ndarray, generated: np.ndarray, z: np.ndarray, sampling: Sampling,
+                    steps: int, seed: int) -> dict:
     real_pred = predict_proba(clf, real_val).argmax(1)
-    real_conf = np.zeros((4, 4), dtype=int)
-    np.add.at(real_conf, (val_label, real_pred), 1)
-    gen_conf = np.zeros((4, 4), dtype=int)
-    probs = []
-    for q in range(4):
-        p = predict_proba(clf, generated[q])
-        probs.append(p)
-        np.add.at(gen_conf, (np.full(len(p), q), p.argmax(1)), 1)
-    probs = np.stack(probs)  # [requested, N, predicted]
+    real_conf = confusion(val_label, real_pred)
+    probs = np.stack([predict_proba(clf, generated[q]) for q in range(4)])  # [requested, N, predicted]
+    generated_right = probs.argmax(-1) == np.arange(4)[:, None]  # [requested, N]
+    gen_conf = confusion(np.repeat(np.arange(4), probs.shape[1]), probs.argmax(-1).ravel())
     morphs = {}
     rng = np.random.default_rng(seed + 7)
     alphas = np.linspace(0, 1, 9)
@@ -151,7 +146,9 @@ def emotion_figures(model: OnnxCVAE, clf, real_val: np.ndarray, val_label: np.nd
             "generated_valence_accuracy": _axis_accuracy(gen_conf, VALENCE_POSITIVE),
             "swap": swap_response(probs),
             "mean_p_requested": [float(probs[q, :, q].mean()) for q in range(4)],
-            "morphs": morphs}
+            "morphs": morphs,
+            # the same interval and verdict rule as the held-out listeners' (helper-87)
+            **compared(real_pred == val_label, val_label, val_songs, generated_right.T, seed)}
 
 
 def batch_step_figures(model: OnnxCVAE, roll: np.ndarray, label: np.ndarray, cap: int,
@@ -188,9 +185,7 @@ def without_dynamics(clf, real_val: np.ndarray, val_label: np.ndarray,
                      generated: np.ndarray) -> dict:
     """Accuracies with velocities flattened: does the emotion survive without loudness?"""
     def conf_of(rolls: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        conf = np.zeros((4, 4), dtype=int)
-        np.add.at(conf, (labels, predict_proba(clf, _flat_velocity(rolls)).argmax(1)), 1)
-        return conf
+        return confusion(labels, predict_proba(clf, _flat_velocity(rolls)).argmax(1))
 
     real = conf_of(real_val, val_label)
     gen = conf_of(generated.reshape(-1, *generated.shape[2:]),
@@ -273,16 +268,14 @@ def run(args: argparse.Namespace, log=print) -> dict:
     log(f"training the emotion classifier on {len(train_roll)} real training segments")
     clf = train_classifier(train_roll, train_label, steps=args.classifier_steps, seed=args.seed,
                            log=log)
-    emotion = emotion_figures(model, clf, val_roll, val_label, generated, z, sampling, steps,
+    val_songs = np.array(prep.song)[val_clips]
+    emotion = emotion_figures(model, clf, val_roll, val_label, val_songs, generated, z, sampling, steps,
                               args.seed)
     emotion["flat_velocity"] = without_dynamics(clf, val_roll, val_label, generated)
     emotion["real_val_clip_accuracy"] = clip_accuracy(clf, val_roll, val_label, val_clips)
-    emotion.update(familiar_interval(clf, val_roll, val_label, np.array(prep.song)[val_clips], generated,
-                                     args.seed))
     if args.held_out_folds:
-        emotion["held_out"] = held_out_listeners(
-            val_roll, val_label, np.array(prep.song)[val_clips], generated, args.held_out_folds,
-            args.held_out_steps, args.seed, log)
+        emotion["held_out"] = held_out_listeners(val_roll, val_label, val_songs, generated, args.held_out_folds,
+                                                 args.held_out_steps, args.seed, log)
     log("the same through the batch step (offline generation's), if the model has one")
     batch_step = batch_step_figures(model, val_roll, val_label, cap, recon, z, sampling,
                                     generated, steps, args.seed + 1)

@@ -14,16 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classifier import predict_proba, train_classifier
-from .metrics import clip_bootstrap_means
-
-
-def familiar_interval(clf, real: np.ndarray, label: np.ndarray, songs: np.ndarray,
-                      generated: np.ndarray, seed: int) -> dict:
-    """The same interval for the report's own classifier (trained on the training songs), so
-    that both judges are held to one standard (helper-87)."""
-    real_right = predict_proba(clf, real).argmax(1) == label
-    generated_right = np.stack([predict_proba(clf, generated[q]).argmax(1) == q for q in range(4)], axis=1)
-    return compared(real_right, label, songs, generated_right, seed)
+from .metrics import clip_bootstrap_means, confusion
 
 
 #: The fewest validation songs, and generated latents, a bootstrap interval is drawn from: with
@@ -39,12 +30,14 @@ def compared(real_right: np.ndarray, label: np.ndarray, songs: np.ndarray, gener
     validation music without one of the four quadrants (generated accuracy is over four requests,
     real accuracy over what validation holds), too few songs or latents."""
     n_songs, missing = len(np.unique(songs)), sorted(set(range(4)) - set(label.tolist()))
-    why = (f"the validation segments hold no Q{', Q'.join(str(q + 1) for q in missing)}" if missing else
-           f"{n_songs} validation song(s) (an interval needs {MIN_SONGS})" if n_songs < MIN_SONGS else
-           f"{len(generated_right)} generated latent(s) (an interval needs {MIN_LATENTS})"
-           if len(generated_right) < MIN_LATENTS else None)
-    if why:
-        return {"interval_not_measured": why}
+    if missing:
+        return {"interval_not_measured": "the validation segments hold no "
+                                         + ", ".join(f"Q{q + 1}" for q in missing)}
+    if n_songs < MIN_SONGS:
+        return {"interval_not_measured": f"{n_songs} validation song(s) (an interval needs {MIN_SONGS})"}
+    if len(generated_right) < MIN_LATENTS:
+        return {"interval_not_measured": f"{len(generated_right)} generated latent(s) (an interval needs "
+                                         f"{MIN_LATENTS})"}
     return {"generated_minus_real_interval": difference_interval(real_right, songs, generated_right, seed),
             "level": 0.95, "real_drawn_by": "song", "songs": n_songs, "latents": len(generated_right)}
 
@@ -58,12 +51,6 @@ def song_folds(songs: np.ndarray, label: np.ndarray, folds: int, seed: int) -> n
     order = distinct[np.argsort(commonest, kind="stable")]
     fold_of = {song: i % folds for i, song in enumerate(order)}
     return np.array([fold_of[song] for song in songs], dtype=np.int64)
-
-
-def _confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    conf = np.zeros((4, 4), dtype=int)
-    np.add.at(conf, (labels, predicted), 1)
-    return conf
 
 
 def difference_interval(real_right: np.ndarray, songs: np.ndarray, generated_right: np.ndarray,
@@ -111,12 +98,12 @@ def held_out_listeners(real: np.ndarray, label: np.ndarray, songs: np.ndarray,
                                     log=lambda _: None)
         real_pred[~heard] = predict_proba(listener, real[~heard]).argmax(1)
         gen_pred = predict_proba(listener, flat_gen).argmax(1)
-        gen_conf += _confusion(gen_label, gen_pred)
+        gen_conf += confusion(gen_label, gen_pred)
         generated_right = np.hstack([generated_right, (gen_pred == gen_label).reshape(4, -1).T])
         per_fold.append({"songs_judged": int(len(np.unique(songs[~heard]))),
                          "real_accuracy": float((real_pred[~heard] == label[~heard]).mean()),
                          "generated_accuracy": float((gen_pred == gen_label).mean())})
-    real_conf = _confusion(label, real_pred)
+    real_conf = confusion(label, real_pred)
     return {"folds": k, "steps": steps, "songs": int(len(np.unique(songs))),
             "real_val_accuracy": float(np.trace(real_conf) / real_conf.sum()),
             "generated_accuracy": float(np.trace(gen_conf) / gen_conf.sum()),

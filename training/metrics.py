@@ -66,6 +66,13 @@ def onset_f1_interval(pred: np.ndarray, true: np.ndarray, clips: np.ndarray, rou
     return [float(low), float(high)]
 
 
+def confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """``[4, 4]`` counts: rows the quadrant asked for or labelled, columns the one answered."""
+    counts = np.zeros((4, 4), dtype=int)
+    np.add.at(counts, (labels, predicted), 1)
+    return counts
+
+
 def clip_bootstrap_means(values: np.ndarray, clips: np.ndarray, rounds: int,
                          rng: np.random.Generator) -> np.ndarray:
     """``[rounds]`` means of ``values`` (one per row: a bar, a segment) over clips drawn with
