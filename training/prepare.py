@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS
-from emolive.safe_write import durable_replace
+from emolive.safe_write import replaced_on_success
 
 from .data import MAX_SKIPS_LISTED, LoadReport
 from .notes import MidiReadError, read_notes
@@ -141,34 +139,20 @@ def _build(reports: list[LoadReport], cfg: FeatureConfig) -> Prepared:
                     dataset, onset_error, skipped)
 
 
-def _new_file_mode() -> int:
-    """0o666 less this process's umask: the mode open() gives a new file."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _save(prep: Prepared, file: Path, reports: list[LoadReport]) -> None:
     lengths = np.array([len(r) for r in prep.rolls], dtype=np.int64)
     listed = set(_loader_skips(reports))
     meta = {"song": prep.song, "path": prep.path, "dataset": prep.dataset,
             "onset_error": prep.onset_error,
             "unreadable": [s for s in prep.skipped if s not in listed]}  # the clips' own
-    # A file of this call's own: two runs preparing the same cache at once each write their own
-    # file, and the last rename wins (both hold the same arrays).
-    handle, name = tempfile.mkstemp(dir=file.parent, prefix=file.stem + ".", suffix=".tmp.npz")
-    try:  # mkstemp's 0600 kept another user sharing --cache-dir out (helper-57): a new file's mode
-        if hasattr(os, "fchmod"):  # Windows has it from Python 3.13 (helper-67)
-            os.fchmod(handle, _new_file_mode())
-    finally:
-        os.close(handle)
-    tmp = Path(name)
-    try:
-        np.savez_compressed(tmp, rolls=np.concatenate(prep.rolls), lengths=lengths,
+    # Written beside the cache file and renamed over it (emolive's own safe write): two runs
+    # preparing the same cache at once each write their own file and the last rename wins (both
+    # hold the same arrays); a full disk or a stop signal leaves no partial or temporary file.
+    # The file gets a new file's mode (mkstemp's 0600 kept another user sharing --cache-dir out;
+    # helper-57).
+    with replaced_on_success(file) as written:
+        np.savez_compressed(written, rolls=np.concatenate(prep.rolls), lengths=lengths,
                             quadrant=prep.quadrant, split=prep.split, meta=json.dumps(meta))
-        durable_replace(tmp, file)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _load(file: Path, reports: list[LoadReport]) -> Prepared:

@@ -294,9 +294,8 @@ def replaced_on_success(path: str | Path, staging: str = ".emolive-") -> Iterato
     they are, and so does a reader going away (BrokenPipeError: the command's own status 141)."""
     target = _destination(path)
     with _naming_errors(path):
-        folder: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(
-            prefix=staging, dir=None if target.into else target.path.parent)
-    assert folder is not None
+        folder = tempfile.TemporaryDirectory(prefix=staging, dir=None if target.into else target.path.parent)
+    handed_over = False  # to replaced_together, which puts it in place and cleans it up
     try:
         written = Path(folder.name) / ("output" if target.into else target.path.name)
         try:
@@ -311,11 +310,11 @@ def replaced_on_success(path: str | Path, staging: str = ".emolive-") -> Iterato
         group = _together.get()
         if group is None:
             _put_all_in_place([staged])
-        else:  # put in place (and cleaned up) when replaced_together's block ends
+        else:
             group.append(staged)
-            folder = None
+            handed_over = True
     finally:
-        if folder is not None:
+        if not handed_over:
             folder.cleanup()
 
 
@@ -339,7 +338,8 @@ def _put_all_in_place(staged: list[_Staged]) -> None:
     fails before any file is replaced: each file's bytes synced to the disk (a full disk's
     delayed error, an I/O error: helper-87 made the second of two fail after the first was in
     place), then the streams and devices written, then the renames one after another with
-    nothing between them, each folder synced after. A rename refused there (rare: every target
+    nothing between them, each folder synced after (so that a power cut does not leave a new
+    name empty). A rename refused there (rare: every target
     was checked writable before the work) leaves the files renamed before it in place."""
     for item in filter(lambda item: item.renamed, staged):
         with _naming_errors(item.path):
@@ -358,15 +358,6 @@ def _put_all_in_place(staged: list[_Staged]) -> None:
             os.replace(item.written, item.target.path)
     for folder in dict.fromkeys(item.target.path.parent for item in staged if item.renamed):
         _sync_folder(folder)
-
-
-def durable_replace(source: Path, destination: Path) -> None:
-    """``os.replace`` once ``source``'s bytes are on the disk, then the rename itself made
-    durable (the folder synced where the system allows), so that a power cut never leaves the
-    new name empty."""
-    _sync_to_disk(source)
-    os.replace(source, destination)
-    _sync_folder(destination.parent)
 
 
 def _sync_to_disk(path: Path) -> None:

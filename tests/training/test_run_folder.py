@@ -332,6 +332,34 @@ def test_a_checkpoint_a_killed_run_was_writing_is_removed_when_the_run_goes_on(l
                                                                     "config.json", "metrics.jsonl"]
 
 
+SIGTERM_WHILE_CACHING = """
+import os, signal, sys
+import numpy as np
+from emolive.cli import main
+
+write = np.savez_compressed
+
+def signalled_while_writing(*args, **kwargs):
+    write(*args, **kwargs)  # the file is on the disk, not yet renamed: the signal comes now
+    os.kill(os.getpid(), signal.SIGTERM)
+
+np.savez_compressed = signalled_while_writing
+sys.exit(main(["train", *sys.argv[1:]]))
+"""
+
+
+def test_sigterm_while_the_feature_cache_is_written_leaves_no_file(labelled_folder, tmp_path: Path) -> None:
+    """A stop signal before the first step (the data loading) left `rolls-KEY.RAND.tmp.npz` in
+    the cache folder for good (helper-84): it ends the run as Ctrl-C does, nothing left."""
+    folder, csv_path = labelled_folder
+    result = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_CACHING, *tiny_args(folder, csv_path, tmp_path, 2)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert "stopped by SIGTERM" in result.stderr and "Traceback" not in result.stderr
+    assert list((tmp_path / "cache").iterdir()) == []  # no partial cache, no staging folder
+    assert not (tmp_path / "run").exists()
+
+
 def _hold(folder: Path) -> int:
     """An exclusive flock on ``folder``, as a training run holds its folder; close it to let go."""
     import fcntl
