@@ -83,14 +83,11 @@ def quiet_interrupt_while_starting() -> None:
     """In the command's process only: SIGINT raises ``SystemExit(130)`` until :func:`end_of_startup`."""
     if not is_the_command(sys.argv, getattr(sys, "orig_argv", [])):
         return
-    import os
     import signal
 
-    # ONNX Runtime writes a device id and a database under ~/.cache/Microsoft when it is imported
-    # or starts, unless told not to (helper-86); a user's own setting stands. Here, before any
-    # import of it (`python -m emolive.training.evaluate` imports it before main(); helper-87),
-    # while the process has one thread.
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    # Before any import of ONNX Runtime: `python -m emolive.training.evaluate` imports it before
+    # main() (helper-87).
+    no_onnx_runtime_device_id()
 
     try:
         # Python's own handler, not a caller's; or SIGINT inherited as ignored (a background
@@ -100,6 +97,16 @@ def quiet_interrupt_while_starting() -> None:
             signal.signal(signal.SIGINT, _exit_quietly)
     except ValueError:  # not the main thread: leave signals alone
         pass
+
+
+def no_onnx_runtime_device_id() -> None:
+    """ONNX Runtime writes a device id and a database under ~/.cache/Microsoft when it is
+    imported or starts, unless ``ORT_DISABLE_TELEMETRY`` says no (helper-86); a user's own
+    setting stands. For the command's process only, called while it has one thread (no engine
+    or library reads the environment yet): at the package's start and in ``cli.main``."""
+    import os
+
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def end_of_startup() -> None:

@@ -136,6 +136,10 @@ def render_wav(midi: mido.MidiFile | str | Path, wav_path: str | Path,
     return Path(wav_path)
 
 
+#: prctl(2)'s option: the signal the child gets when its parent thread ends.
+PR_SET_PDEATHSIG = 1
+
+
 def _dies_with_this_process() -> Callable[[], None] | None:
     """For FluidSynth's process on Linux: the kernel kills it when this thread ends, so that a
     process killed outright (SIGKILL, the out-of-memory killer) leaves no FluidSynth filling a
@@ -156,9 +160,6 @@ def _dies_with_this_process() -> Callable[[], None] | None:
 
     return in_the_child
 
-
-#: prctl(2)'s option: the signal the child gets when its parent thread ends.
-PR_SET_PDEATHSIG = 1
 
 
 def _read_midi(path: Path) -> mido.MidiFile:

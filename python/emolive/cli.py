@@ -20,7 +20,7 @@ import textwrap
 from collections.abc import Sequence
 
 from emolive import __version__, input_port, ports
-from emolive._startup import TORCH_HINT, end_of_startup
+from emolive._startup import TORCH_HINT, end_of_startup, no_onnx_runtime_device_id
 from emolive.cli_options import (FILLED_STANDARD_DESCRIPTORS, STOP_SIGNALS, emotion_listing, generate_parser,
                                  live_parser, silence)
 
@@ -47,9 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _raise_a_low_open_files_limit()
     _escape_what_cannot_be_shown()
     _unblock_stop_signals()
-    # Also set at the package's start when the process is the command (_startup); here for a
-    # renamed link to the script, or main() called from a program (helper-88).
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    no_onnx_runtime_device_id()  # again: a link to the script under another name (helper-88)
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:  # Ctrl-C while an error is being reported (its imports, say)

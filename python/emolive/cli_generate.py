@@ -83,10 +83,14 @@ def _generate_and_write(args: argparse.Namespace, parser: argparse.ArgumentParse
             f"temperature {stats['temperature']:g}")
         output, render, plot = (numbered(path, index, len(pieces))
                                 for path in (args.output, args.render, args.plot))
+        written: list[Path] = []
         with replaced_together():  # a take's files all or none (a full disk at the WAV: helper-84)
-            written = ([files.write_midi(midi, output)] if output else []) + (
-                [files.render_wav(midi, render, soundfont=args.soundfont)] if render else []) + (
-                [files.plot_piano_roll(midi, plot, title=f"emolive: {label}")] if plot else [])
+            if output:
+                written.append(files.write_midi(midi, output))
+            if render:
+                written.append(files.render_wav(midi, render, soundfont=args.soundfont))
+            if plot:
+                written.append(files.plot_piano_roll(midi, plot, title=f"emolive: {label}"))
         for path in written:
             say(f"wrote {shown(str(path))}")
     return 0

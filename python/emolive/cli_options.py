@@ -49,11 +49,12 @@ def stop_signals_to_catch() -> list[signal.Signals]:
 
 
 class Terminated(BaseException):
-    """A stop signal other than Ctrl-C's (SIGTERM, SIGHUP when the terminal closes, SIGQUIT, SIGUSR1,
-    SIGUSR2, SIGALRM, SIGXCPU: ``cli_options.STOP_SIGNALS``) while a command that writes files runs (`emolive generate`, the training commands), raised in the main
-    thread as Ctrl-C's KeyboardInterrupt is, so that a file being written or rendered is given
-    up cleanly (its temporary folder removed, FluidSynth stopped: subprocess.run kills its
-    child on any exception). ``status`` is 128 + the signal's number, as shells report it."""
+    """A stop signal other than Ctrl-C's (SIGTERM, SIGHUP when the terminal closes, SIGQUIT,
+    SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU: ``STOP_SIGNALS``) while a command that writes files runs
+    (`emolive generate`, the training commands), raised in the main thread as Ctrl-C's
+    KeyboardInterrupt is, so that a file being written or rendered is given up cleanly (its
+    temporary folder removed, FluidSynth stopped: subprocess.run kills its child on any
+    exception). ``status`` is 128 + the signal's number, as shells report it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -61,7 +62,7 @@ class Terminated(BaseException):
 
 
 @contextmanager
-def stopped_by_termination() -> Iterator[None]:
+def _stopped_by_termination() -> Iterator[None]:
     """The stop signals but SIGINT (KeyboardInterrupt) raise Terminated while the block runs (main
     thread only). One inherited ignored (``nohup``) stays ignored, SIGTERM's excepted."""
 
@@ -89,7 +90,7 @@ def stoppable(work: Callable[[], int]) -> int:
     SIGTERM killed `evaluate` and `export` outright, leaving their temporary folders and an
     orphaned FluidSynth)."""
     try:
-        with stopped_by_termination():
+        with _stopped_by_termination():
             return work()
     except Terminated as stopped:
         return stopped.status
