@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from emolive.clock_follower import (CLOCK, CONTINUE, MAX_BPM, MIN_BPM, SONG_POSI
                                     SyncUpdate)
 from emolive.phase_lock import PhaseLock
 from emolive.sync import MessageClock
-from emolive.tick_line import JitterBand, TickLine
+from emolive.tick_line import JitterBand, LineWindow, TickLine
 from tests.clock_master import SAMPLE_RATE, SimEngine, delivered, follow, tick_times
 
 if TYPE_CHECKING:
@@ -581,6 +582,22 @@ def test_the_tick_line_is_the_least_squares_fit() -> None:
     line.remove(13, 1.061)
     line.add(14, 1.061)
     assert line.interval_s() == pytest.approx(0.0154)  # polyfit of indices 10, 11, 12, 14
+
+
+def test_a_sliding_window_of_ticks_keeps_its_line_exact_for_days() -> None:
+    """A master at a steady 120 BPM for 1.2 hours (200,000 ticks, delivered on 256-frame JACK
+    cycles): the window's line is the fit of its own points. Its sums, kept relative to the
+    first tick ever and taking every add and remove, had drifted by 4e-8 here already (0.9 ppm
+    after 1.7 hours; the tempo read 1 % off after 5 days, half a 16th off the master's beat)."""
+    window = LineWindow(384)
+    period_s, interval_s = 256 / 48_000, 60.0 / (120 * 24)
+    for index in range(200_000):
+        window.add(index, 5_000.0 + math.ceil(index * interval_s / period_s) * period_s)
+    fresh = TickLine()
+    for index in range(200_000 - 384, 200_000):
+        fresh.add(index, 5_000.0 + math.ceil(index * interval_s / period_s) * period_s)
+    assert window.interval_s() == pytest.approx(fresh.interval_s(), rel=1e-12)
+    assert window.time_at(200_000) == pytest.approx(fresh.time_at(200_000), abs=1e-9)
 
 
 def test_ticks_with_one_timestamp_give_the_line_no_slope() -> None:
