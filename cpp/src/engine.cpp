@@ -74,7 +74,10 @@ void Engine::watch_loop() {
          slept += std::chrono::milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    if (watch_stop_.load() || !playing_.load()) continue;
+    // Stopped, the output is checked only while it owes note-offs (stopped during a failure):
+    // once it is back they go out, although nothing plays.
+    const bool owing = !playing_.load() && tracker_.owes();
+    if (watch_stop_.load() || !(playing_.load() || owing)) continue;
     try {
       output_->check_connection();
       std::lock_guard<std::mutex> lock(error_mutex_);
@@ -83,7 +86,16 @@ void Engine::watch_loop() {
       std::lock_guard<std::mutex> lock(error_mutex_);
       if (port_check_error_.empty()) port_check_error_ = std::string("port check failed: ") + e.what();
     }
+    if (owing) send_owed_note_offs();
   }
+}
+
+void Engine::send_owed_note_offs() {
+  // try_lock: close() holds caller_mutex_ while it joins this thread (it sends them itself).
+  // Held, no clock thread runs (play() takes it first), so this thread is the only sender.
+  std::unique_lock<std::mutex> lock(caller_mutex_, std::try_to_lock);
+  if (!lock.owns_lock() || playing_.load() || closed_.load() || output_->failed()) return;
+  tracker_.all_off(*output_);
 }
 
 Engine::~Engine() {
@@ -345,6 +357,7 @@ void Engine::close() {
   closed_ = true;
   watch_stop_ = true;
   watch_thread_.join();
+  if (tracker_.owes() && !output_->failed()) tracker_.all_off(*output_);  // back since the stop
   std::lock_guard<std::mutex> parts(parts_mutex_);
   config_.bpm = scheduler_->bpm();  // stats() after close: the tempo it ended with
   scheduler_.reset();

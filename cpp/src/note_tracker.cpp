@@ -13,11 +13,21 @@ void NoteTracker::note_on(MidiOutput& out, int channel, int note, int velocity) 
 }
 
 void NoteTracker::note_off(MidiOutput& out, int channel, int note) {
-  if (!on_[channel][note]) return;
+  const bool was_on = on_[channel][note];
+  if (!was_on && !owed_[channel][note]) return;
   const uint8_t msg[3] = {uint8_t(0x80 | channel), uint8_t(note), 0};
   out.send(msg, 3);
-  on_[channel][note] = false;
-  count_.fetch_sub(1, std::memory_order_relaxed);
+  if (was_on) {
+    on_[channel][note] = false;
+    count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  set_owed(channel, note, out.failed());
+}
+
+void NoteTracker::set_owed(int channel, int note, bool owed) {
+  if (owed_[channel][note] == owed) return;
+  owed_[channel][note] = owed;
+  owed_count_.fetch_add(owed ? 1 : -1, std::memory_order_release);
 }
 
 void NoteTracker::all_off(MidiOutput& out) {
@@ -36,8 +46,14 @@ void NoteTracker::all_off(MidiOutput& out) {
   }
 }
 
-void NoteTracker::forget() {
-  for (auto& channel : on_) channel.fill(false);
+void NoteTracker::owe_all() {
+  for (int ch = 0; ch < 16; ++ch) {
+    for (int note = 0; note < 128; ++note) {
+      if (!on_[ch][note]) continue;
+      on_[ch][note] = false;
+      set_owed(ch, note, true);
+    }
+  }
   count_.store(0, std::memory_order_relaxed);
 }
 

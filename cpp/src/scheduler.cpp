@@ -64,7 +64,7 @@ void Scheduler::start(double bpm, int64_t song_position) {
   position_.store(song_position, std::memory_order_release);
   stop_.store(false);
   steps_played_.store(0);
-  forgot_after_failure_ = false;
+  output_failed_ = tracker_.owes();  // a run that ended in a failure: its note-offs go first
   released_after_producer_ = false;
   thread_ = std::thread([this] { run(); });
   realtime_.store(try_realtime(thread_));
@@ -145,23 +145,23 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
                           SteadyClock::duration step_length) {
   const StepEvents* block = blocks_.front();
   if (out_.failed()) {
-    // The port is gone: its sounding notes can no longer be switched off, so forget them, and
-    // keep time without sending (the stats say why; stop() and close() still work). If the
-    // output reconnects, playing resumes at the step then due.
-    if (!forgot_after_failure_) tracker_.forget();
-    forgot_after_failure_ = true;
+    // The port is gone or stalled: its sounding notes cannot be switched off now, so their
+    // note-offs are owed, and the clock keeps time without sending (the stats say why; stop()
+    // and close() still work). If the output comes back, playing resumes at the step then due.
+    if (!output_failed_) tracker_.owe_all();
+    output_failed_ = true;
     while (block && block->step <= step) {
       blocks_.pop();
       block = blocks_.front();
     }
     return;
   }
-  if (forgot_after_failure_) {
-    // The output is back (reconnected, or its JACK server runs again). Note-offs were lost
-    // with the failure, so the receiver may still hold notes: the controller part of the
-    // all-off sequence ends them before anything new (the tracker is empty: it forgot them).
+  if (output_failed_) {
+    // The output is back (reconnected, or its JACK server runs again). The receiver may still
+    // hold notes (a stalled server delivers the note-ons that waited): the all-off sequence,
+    // with the owed note-offs, ends them before anything new.
     tracker_.all_off(out_);
-    forgot_after_failure_ = false;
+    output_failed_ = false;
   }
   // Blocks for steps already past: keep only their note-offs.
   while (block && block->step < step) {

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <string>
 #include <vector>
 
 #include "emolive/note_tracker.hpp"
@@ -45,12 +46,54 @@ TEST_CASE("a re-struck note is switched off first and unknown note-offs send not
   CHECK(tracker.notes_sent() == 2);
 }
 
-TEST_CASE("forget clears sounding notes without sending") {
-  RecordingOutput rec;
+namespace {
+// Records what it takes; while `down`, takes nothing and says it failed (a stalled server).
+struct FlakyOutput final : MidiOutput {
+  bool down = false;
+  std::vector<std::vector<uint8_t>> taken;
+  void send(const uint8_t* bytes, size_t size) noexcept override {
+    if (!down) taken.emplace_back(bytes, bytes + size);
+  }
+  bool failed() const noexcept override { return down; }
+  std::string describe() const override { return "flaky"; }
+};
+}  // namespace
+
+TEST_CASE("owe_all turns sounding notes into owed note-offs without sending") {
+  FlakyOutput out;
   NoteTracker tracker;
-  tracker.note_on(rec, 0, 60, 100);
-  tracker.forget();
+  tracker.note_on(out, 0, 60, 100);
+  tracker.note_on(out, 0, 62, 100);
+  out.down = true;
+  tracker.owe_all();
   CHECK(tracker.count() == 0);
   CHECK_FALSE(tracker.sounding(0, 60));
-  CHECK(rec.count() == 1);
+  CHECK(tracker.owed() == 2);
+  CHECK(out.taken.size() == 2);
+  tracker.all_off(out);  // still down: nothing taken, both still owed
+  CHECK(out.taken.size() == 2);
+  CHECK(tracker.owed() == 2);
+  out.down = false;
+  tracker.all_off(out);
+  const std::vector<std::vector<uint8_t>> expected = {
+      {0x90, 60, 100}, {0x90, 62, 100}, {0x80, 60, 0}, {0x80, 62, 0},
+      {0xB0, 64, 0}, {0xB0, 123, 0}, {0xB0, 120, 0}};
+  CHECK(out.taken == expected);
+  CHECK_FALSE(tracker.owes());
+}
+
+TEST_CASE("a note-off the output did not take stays owed, and a re-strike sends it first") {
+  FlakyOutput out;
+  NoteTracker tracker;
+  tracker.note_on(out, 1, 40, 90);
+  out.down = true;
+  tracker.note_off(out, 1, 40);
+  CHECK(tracker.count() == 0);
+  CHECK(tracker.owed() == 1);
+  out.down = false;
+  tracker.note_on(out, 1, 40, 80);
+  const std::vector<std::vector<uint8_t>> expected = {{0x91, 40, 90}, {0x81, 40, 0}, {0x91, 40, 80}};
+  CHECK(out.taken == expected);
+  CHECK(tracker.owed() == 0);
+  CHECK(tracker.count() == 1);
 }

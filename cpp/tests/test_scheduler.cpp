@@ -242,7 +242,7 @@ TEST_CASE("after a port failure the scheduler forgets the notes it can no longer
   CHECK(out.recorder.count() == 3);  // the three note-ons; nothing reached the dead port after
 }
 
-TEST_CASE("when the output comes back, the scheduler ends what the receiver may hold, then plays") {
+TEST_CASE("when the output comes back, the scheduler ends what the receiver may hold, owed note-offs first, then plays") {
   FailingOutput out;
   NoteTracker tracker;
   BlockQueue blocks;
@@ -268,15 +268,18 @@ TEST_CASE("when the output comes back, the scheduler ends what the receiver may 
   while (scheduler.steps_played() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   scheduler.stop();
   const RecordingOutput& rec = out.recorder;
-  // note-on 39; then, after the failure: sustain off, all notes off, all sound off, note-on 50
-  REQUIRE(rec.count() >= 5);
+  // note-on 39; then, after the failure: its owed note-off, sustain off, all notes off, all
+  // sound off, note-on 50
+  REQUIRE(rec.count() >= 6);
   CHECK(rec.at(0).bytes[0] == 0x90);
   CHECK(rec.at(0).bytes[1] == kPitchLow + 39);
-  CHECK((rec.at(1).bytes[0] == 0xB0 && rec.at(1).bytes[1] == 64));
-  CHECK((rec.at(2).bytes[0] == 0xB0 && rec.at(2).bytes[1] == 123));
-  CHECK((rec.at(3).bytes[0] == 0xB0 && rec.at(3).bytes[1] == 120));
-  CHECK(rec.at(4).bytes[0] == 0x90);
-  CHECK(rec.at(4).bytes[1] == kPitchLow + 50);
+  CHECK((rec.at(1).bytes[0] == 0x80 && rec.at(1).bytes[1] == kPitchLow + 39));
+  CHECK((rec.at(2).bytes[0] == 0xB0 && rec.at(2).bytes[1] == 64));
+  CHECK((rec.at(3).bytes[0] == 0xB0 && rec.at(3).bytes[1] == 123));
+  CHECK((rec.at(4).bytes[0] == 0xB0 && rec.at(4).bytes[1] == 120));
+  CHECK(rec.at(5).bytes[0] == 0x90);
+  CHECK(rec.at(5).bytes[1] == kPitchLow + 50);
+  CHECK_FALSE(tracker.owes());
 }
 
 TEST_CASE("when the producer dies, the clock ends the notes it left sounding") {

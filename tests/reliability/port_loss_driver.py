@@ -12,6 +12,7 @@ is one JSON object; the driver reads commands from stdin:
                     for one more line
     -> {"event": "stopped", ...}        (after stop(): sounding notes, time stop() took, and
                                          "sent": every 3-byte message sent since play(), hex)
+       (after "stop, then wait" instead of "reconnect": waits for one more line before closing)
     -> {"event": "closed", ...}
 """
 
@@ -73,7 +74,8 @@ def main(model: str, port: str) -> int:
     emit("after_loss", steps_since=stats["step"] - step_at_loss, port_error=stats["port_error"],
          waited_s=round(time.monotonic() - told, 3), generator_error=stats.get("generator_error"),
          playing=engine.is_playing)
-    if sys.stdin.readline().strip() == "reconnect":
+    command = sys.stdin.readline().strip()
+    if command == "reconnect":
         wait_for_reconnection(engine)
         sys.stdin.readline()
     started = time.monotonic()
@@ -83,6 +85,8 @@ def main(model: str, port: str) -> int:
          port_reconnects=stats["port_reconnects"], notes_sent=stats["notes_sent"],
          port_error=stats["port_error"],
          sent=[message.hex() for _, message in engine.recorded() if len(message) == 3])
+    if command == "stop, then wait":
+        sys.stdin.readline()
     started = time.monotonic()
     engine.close()
     emit("closed", close_s=round(time.monotonic() - started, 3),

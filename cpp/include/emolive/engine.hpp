@@ -144,7 +144,8 @@ class Engine {
   void send_command(const Command& c);  // caller_mutex_ held
   void apply(const Command& c);         // generator thread, or caller when stopped
   void generator_loop();
-  void watch_loop();  // port checks while playing, until close()
+  void watch_loop();  // port checks while playing, or while stopped owing note-offs; until close()
+  void send_owed_note_offs();  // watch thread: a stopped engine's output is back
   void publish_emotion(const Weights& w);
   // emotion null: the condition as it is (resume); bar >= 0 or kBarAfterStop
   void play_locked(const Weights* emotion, int64_t bar);

@@ -90,7 +90,9 @@ class Scheduler {
   std::atomic<int64_t> position_{0};
   std::atomic<SteadyClock::rep> origin_ticks_{0};
   const std::atomic<bool>* producer_alive_;
-  bool forgot_after_failure_ = false;   // clock-thread only
+  // The output failed (this run, or it owed note-offs at start()) and has not had the all-off
+  // sequence since. Clock thread, once started.
+  bool output_failed_ = false;
   bool released_after_producer_ = false;  // clock-thread only
 };
 
