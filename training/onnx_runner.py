@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from .card import BATCH_STEP, FILES
+
 N_KEYS = 88
 FRAME = 3 * N_KEYS
 
@@ -71,9 +73,12 @@ class OnnxCVAE:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        self.sessions = {key: ort.InferenceSession(str(self.dir / name), opts,
-                                                   providers=["CPUExecutionProvider"])
-                         for key, name in self.card["files"].items()}
+        # Only the contract's files, which check_model_dir has checked: any other entry of a
+        # card from elsewhere ("../../etc/passwd", a pipe) was opened as a model too.
+        named = self.card["files"]
+        self.sessions = {role: ort.InferenceSession(str(self.dir / named[role]), opts,
+                                                    providers=["CPUExecutionProvider"])
+                         for role in (*FILES, BATCH_STEP) if role in named}
         self.z_dim = self.card["sizes"]["z"]
 
     def through(self, step_file: str) -> OnnxCVAE:
