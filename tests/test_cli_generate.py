@@ -138,6 +138,40 @@ def test_bad_model_directory_exits_2(tmp_path: Path) -> None:
     assert "emolive: error:" in result.stderr and "Traceback" not in result.stderr
 
 
+ESCAPES = "\x1b]0;TITLE\x07\x1b[2J\r\u202e"  # retitle, clear the screen, overwrite the line, reverse
+
+
+def test_a_card_from_elsewhere_cannot_write_control_characters_to_the_terminal(
+        tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The engine quotes a wrong card value in its error; the commands print it escaped."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "model_card.json").read_text())
+    card["format"] = "not-emolive" + ESCAPES
+    (model / "model_card.json").write_text(json.dumps(card))
+    result = generate("--model", str(model), "-o", str(tmp_path / "x.mid"))
+    evaluated = subprocess.run([sys.executable, "-m", "emolive.cli", "evaluate", "--model", str(model),
+                                "--report", str(tmp_path / "report")], capture_output=True, text=True, timeout=300)
+    for run in (result, evaluated):
+        assert run.returncode == 2 and "not-emolive" in run.stderr, run.stderr
+        assert not any(c in run.stderr for c in "\x1b\x07\r\u202e"), run.stderr
+        assert "\\x1b]0;TITLE" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_cards_name_is_written_printable_and_short(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The track name comes from the card: escape sequences were written into the file, and a
+    1 MB name made a file that mido (and so emolive's own render) refuses to read."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "model_card.json").read_text())
+    card["name"] = "mine" + ESCAPES + "x" * 1_000_000
+    (model / "model_card.json").write_text(json.dumps(card))
+    result = generate("--model", str(model), "--bars", "1", "-o", str(tmp_path / "x.mid"))
+    assert result.returncode == 0, result.stderr
+    names = [m.name for m in mido.MidiFile(tmp_path / "x.mid").tracks[0] if m.type == "track_name"]
+    assert names == ["emolive " + ("mine]0;TITLE[2J" + "x" * 100)[:100]]  # printable, 100 at most
+
+
 def test_key_lock_keeps_onsets_in_the_scale(tmp_path: Path, tiny_model_dir: Path) -> None:
     out = tmp_path / "a_minor.mid"
     result = generate("--model", str(tiny_model_dir), "--key", "A", "--scale", "minor", "--bars", "4",

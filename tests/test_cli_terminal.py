@@ -89,6 +89,15 @@ def test_a_quiet_status_line_prints_messages_only() -> None:
     assert out.getvalue().splitlines() == ["emolive: MIDI output lost"]
 
 
+def test_messages_escape_control_characters_but_keep_line_breaks() -> None:
+    """A message may quote a port name or a model card from elsewhere (an escape sequence
+    that clears the screen, a carriage return that overwrites the line)."""
+    out = io.StringIO()
+    status = StatusLine(out, min_interval_s=0.0, quiet=True)
+    status.message("emolive: MIDI output lost: port 'x\x1b[2J\ry'\nsecond line")
+    assert out.getvalue() == "emolive: MIDI output lost: port 'x\\x1b[2J\\ry'\nsecond line\n"
+
+
 def test_status_line_throttles_but_urgent_lines_pass() -> None:
     out = io.StringIO()
     status = StatusLine(out, min_interval_s=60.0)

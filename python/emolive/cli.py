@@ -333,8 +333,10 @@ def _native_module_lacks_a_library(exc: Exception) -> bool:
 
 
 def _print_error(message: str) -> None:
+    """Control characters escaped: a message may quote a model card or an ONNX file from
+    elsewhere, whose escape sequences would otherwise retitle or clear the terminal."""
     try:
-        print(f"emolive: error: {message}", file=sys.stderr)
+        print(f"emolive: error: {ports.shown(message)}", file=sys.stderr)
     except OSError:
         pass
 

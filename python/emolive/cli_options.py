@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from emolive.arguments import BPM_RANGE, TEMPERATURE_RANGE  # noqa: F401 (the CLI's, from the API's)
 from emolive.emotions import QUADRANT_NAMES, QUADRANTS, Weights, known_emotions, parse_emotion
+from emolive.ports import shown
 
 #: Signals that stop the command cleanly rather than kill it: live play ends every note (the
 #: signals whose default would kill with notes sounding), `generate` gives its files up. SIGINT
@@ -120,9 +121,10 @@ def nan_onsets_warning(steps: int) -> str:
 
 
 def error_line(prog: str, message: object) -> int:
-    """Print ``PROG: error: MESSAGE`` to stderr, worded as argparse words its own errors, and
-    return the status of a command-line mistake (2)."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    """Print ``PROG: error: MESSAGE`` to stderr, worded as argparse words its own errors (its
+    control characters escaped, as the ``emolive`` command's), and return the status of a
+    command-line mistake (2)."""
+    print(f"{prog}: error: {shown(str(message))}", file=sys.stderr)
     return 2
 
 

@@ -34,6 +34,8 @@ EngineError = _core.EngineError
 ModelError = _core.ModelError
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+#: The most characters of a card's name shown or written into a file's track name.
+MAX_MODEL_NAME = 100
 __all__ = ["Engine", "EngineError", "ModelError", "PortError", "find_port", "list_ports", "load_model",
            "onnxruntime_library", "DEFAULT_MODEL_DIR", "MAX_GENERATE_BARS", "MAX_GENERATE_COUNT"]
 
@@ -414,6 +416,11 @@ class Engine:
                                 self.channel, self.program, self._model_name(), signature)
 
     def _model_name(self) -> str:
-        """The card's ``name``; "" when it has none or it is not text."""
+        """The card's ``name`` as it may be shown and written into files: its printable
+        characters, at most ``MAX_MODEL_NAME`` of them; "" when it has none or it is not text. (A
+        card from elsewhere put escape sequences into the MIDI track name, and a 1 MB name made
+        a file mido refuses to read back.)"""
         name = self._card.get("name")
-        return name if isinstance(name, str) else ""
+        if not isinstance(name, str):
+            return ""
+        return "".join(c for c in name if c.isprintable())[:MAX_MODEL_NAME]

@@ -425,7 +425,7 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return stop.status_while_starting
         session = Session(engine, args, emotion)
         session.status.message(
-            f"emolive: model {engine.model_card.get('name', '?')!r} -> {output_label(output, engine)}, channel "
+            f"emolive: model {engine._model_name() or '?'!r} -> {output_label(output, engine)}, channel "
             f"{args.channel} (MIDI only: the sound comes from the instrument listening there)")
         session.say_where_the_clock_goes()
         try:

@@ -19,6 +19,8 @@ from typing import Any, Iterator, TextIO
 
 import wcwidth
 
+from emolive.ports import shown
+
 if os.name == "posix":
     import signal
     import termios
@@ -263,8 +265,10 @@ class StatusLine:
         """A line of its own (help, errors), above the status line. While the output cannot
         take it without waiting (see ``_takes_a_line_now``) it is kept, in order, and written
         when the output takes lines again: the main loop, which acts on signals and keys, does
-        not wait for it. After ``finish()`` messages are written at once, waiting if need be."""
-        self._pending.append(text)
+        not wait for it. After ``finish()`` messages are written at once, waiting if need be.
+        Control characters but line breaks are escaped (a message may quote a model card or a
+        port name from elsewhere)."""
+        self._pending.append("\n".join(shown(line) for line in text.split("\n")))
         self._write_pending(wait=self._finished)
 
     def finish(self) -> None:
