@@ -46,6 +46,25 @@ def test_onset_prf_tolerance_accepts_near_misses_only_within_it() -> None:
     assert onset_prf_per_bar(other_key, true, tolerance=2)["f1"] == 0.0
 
 
+def test_onset_prf_tolerance_matches_onsets_one_to_one() -> None:
+    """One predicted onset between two true ones of its key finds one of them, not both (as
+    mir_eval matches; it scored 1.0, helper-92), and a match across a bar line counts in each
+    onset's own bar."""
+    true = np.zeros((1, 32, 88), dtype=bool)
+    pred = np.zeros_like(true)
+    true[0, 4, 0] = true[0, 6, 0] = True
+    pred[0, 5, 0] = True
+    one = onset_prf_per_bar(pred, true, tolerance=1)
+    assert one["precision"] == pytest.approx(1.0) and one["recall"] == pytest.approx(0.5)
+    assert one["f1"] == pytest.approx(2 / 3)
+    across = np.zeros_like(true)
+    across[0, 15, 9] = True  # the last step of bar 1
+    late = np.zeros_like(true)
+    late[0, 16, 9] = True  # the first of bar 2
+    bars = onset_prf_per_bar(late, across, tolerance=1)
+    assert bars["bars"] == 2 and bars["precision"] == pytest.approx(0.5) and bars["recall"] == pytest.approx(0.5)
+
+
 def test_the_f1_interval_draws_whole_clips_and_holds_the_point_estimate() -> None:
     """The report said "met by 0.004" of 0.85 from one number; over 111 validation clips the
     bootstrap interval is about +-0.02 (helper-81). Clips, not segments, are drawn: a clip's
