@@ -25,6 +25,10 @@ std::string thread_refused(const char* what, const std::system_error& e) {
 namespace {
 // How often the watch thread checks that the output's destination still exists.
 constexpr std::chrono::milliseconds kPortCheckInterval{500};
+// How long stop() waits for the generator's step in progress before ONNX Runtime is told to end
+// it: a step takes under a millisecond, but a graph from elsewhere can loop for ever (Ctrl-C
+// and SIGTERM then hung the command in stop(); helper-90).
+constexpr std::chrono::milliseconds kStepGrace{500};
 
 }  // namespace
 
@@ -266,6 +270,7 @@ void Engine::generator_loop() {
       publish_emotion(generator_->emotion());
       nonfinite_steps_.store(generator_->nonfinite_steps(), std::memory_order_relaxed);
     } catch (const std::exception& e) {
+      if (generator_stop_.load(std::memory_order_acquire)) return;  // stop() ended the step
       std::lock_guard<std::mutex> lock(error_mutex_);
       generator_error_ = e.what();
       return;  // the clock keeps time and, lacking blocks, plays silence
@@ -335,7 +340,13 @@ void Engine::stop_locked() {
   scheduler_->stop();  // the clock thread sends the all-off sequence on its way out
   stopped_at_ = scheduler_->song_position();
   generator_stop_ = true;
+  const auto give_up = SteadyClock::now() + kStepGrace;
+  while (generator_alive_.load() && SteadyClock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (generator_alive_.load()) generator_->end_decoding();
   generator_thread_.join();
+  generator_->allow_decoding();
   Command command;
   while (commands_.pop(command)) apply(command);
   StepEvents discard;

@@ -26,6 +26,20 @@ void Generator::produce(StepEvents& out) {
   end_step(b.onset_logits.data(), b.hold_logits.data(), b.velocity.data(), b.prev.data(), out);
 }
 
+void Generator::end_decoding() noexcept {
+  try {
+    buffers_->run_options.SetTerminate();
+  } catch (...) {  // ONNX Runtime refused: the run goes on, as it did before this existed
+  }
+}
+
+void Generator::allow_decoding() noexcept {
+  try {
+    buffers_->run_options.UnsetTerminate();
+  } catch (...) {
+  }
+}
+
 void Generator::finish(StepEvents& out) {
   Stream::finish(out);
   std::fill(buffers_->prev.begin(), buffers_->prev.end(), 0.0f);

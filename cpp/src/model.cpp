@@ -266,7 +266,7 @@ std::unique_ptr<DecoderBuffers> Model::make_buffers(int64_t batch, StepGraph gra
 // what the graph computes (a mismatch is an Ort::Exception, made an EngineError here).
 void Model::decode_init_in_place(DecoderBuffers& b) const {
   try {
-    decoder_init_.session->Run(Ort::RunOptions{nullptr}, decoder_init_.input_ptrs.data(),
+    decoder_init_.session->Run(b.run_options, decoder_init_.input_ptrs.data(),
                                b.init_inputs.data(), b.init_inputs.size(),
                                decoder_init_.output_ptrs.data(), b.init_outputs.data(),
                                b.init_outputs.size());
@@ -277,7 +277,7 @@ void Model::decode_init_in_place(DecoderBuffers& b) const {
 
 void Model::decode_step_in_place(DecoderBuffers& b) const {
   try {
-    b.step_session->Run(Ort::RunOptions{nullptr}, b.step_input_names->data(), b.step_inputs.data(),
+    b.step_session->Run(b.run_options, b.step_input_names->data(), b.step_inputs.data(),
                         b.step_inputs.size(), b.step_output_names->data(), b.step_outputs.data(),
                         b.step_outputs.size());
   } catch (const Ort::Exception& e) {

@@ -74,3 +74,73 @@ def test_broken_model_is_refused_clearly(kind: str, tiny_model_dir: Path, other_
     message = result["message"].lower()
     for word in bad.mentions:
         assert word.lower() in message, f"{kind}: message lacks {word!r}: {result['message']}"
+
+
+HANGS_ON_NOTES = r"""
+import json, sys, threading, time
+from emolive import Engine
+engine = Engine(model=sys.argv[1], record=True, seed=1, bpm=400)
+engine.play("excited")
+deadline = time.monotonic() + 20
+while engine.stats()["notes_sent"] == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.5)  # the step after the first notes loops for ever
+started = time.monotonic()
+engine.stop()
+stopped_s = time.monotonic() - started
+stats = engine.stats()
+engine.close()
+print(json.dumps({"notes": stats["notes_sent"], "stop_s": stopped_s, "sounding": stats["sounding"],
+                  "error": stats["generator_error"]}))
+"""
+
+
+def _a_step_that_loops_while_notes_sound(model: Path) -> None:
+    """decoder_step gains a Loop of sum(prev) * 1e15 iterations whose result is added (times 0)
+    to onset_logits: silent input (the load's trial step) runs, the first step after notes never
+    returns."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def constant(name: str, value: object) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value), name + "_v"))
+
+    step = onnx.load(model / "decoder_step.onnx")
+    for node in step.graph.node:
+        node.output[:] = ["onset_raw" if out == "onset_logits" else out for out in node.output]
+    body = helper.make_graph(
+        [constant("one", np.float32(1)), helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["v_in", "one"], ["v_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])])
+    step.graph.node.extend([
+        helper.make_node("ReduceSum", ["prev"], ["notes"], keepdims=0), constant("many", np.float32(1e15)),
+        helper.make_node("Mul", ["notes", "many"], ["trips_f"]),
+        helper.make_node("Cast", ["trips_f"], ["trips"], to=TensorProto.INT64),
+        constant("go_on", np.bool_(True)), constant("v0", np.float32(0)),
+        helper.make_node("Loop", ["trips", "go_on", "v0"], ["counted"], body=body),
+        constant("zero", np.float32(0)), helper.make_node("Mul", ["counted", "zero"], ["nothing"]),
+        helper.make_node("Add", ["onset_raw", "nothing"], ["onset_logits"])])
+    onnx.save(step, model / "decoder_step.onnx")
+
+
+def test_a_step_that_never_returns_does_not_hang_stop(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A graph from elsewhere that loops for ever once notes sound: stop() (Ctrl-C, SIGTERM,
+    close()) waited for the step for ever; ONNX Runtime is now told to end it after 0.5 s, the
+    notes are ended, and a stop's cancelled step is no model error."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    card = json.loads((model / "model_card.json").read_text())
+    assert "decoder_step_batch" not in card["files"]  # only the live step is changed
+    _a_step_that_loops_while_notes_sound(model)
+    run = subprocess.run([sys.executable, "-c", HANGS_ON_NOTES, str(model)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout)
+    assert result["notes"] > 0 and result["sounding"] == 0, result
+    assert 0.4 < result["stop_s"] < 3.0, result
+    assert not result["error"], result

@@ -32,6 +32,10 @@ class Generator : public Stream {
   // phrase: the next produce() is step 0 again with a fresh decoder state and silent `prev`.
   // The latent walk and random streams continue.
   void finish(StepEvents& out);
+  // Any thread: the decoder run in progress, and every one after it, fail at once (produce()
+  // throws EngineError) until allow_decoding(). For a stop that cannot wait for a step.
+  void end_decoding() noexcept;
+  void allow_decoding() noexcept;
 
  private:
   const Model& model_;

@@ -41,6 +41,9 @@ struct DecoderBuffers {
   std::string step_file;  // its role and path, for errors ("decoder_step (DIR/decoder_step.onnx)")
   const std::vector<const char*>* step_input_names = nullptr;
   const std::vector<const char*>* step_output_names = nullptr;
+  // The runs' options: SetTerminate() from another thread ends a run in progress (a step that
+  // never returns, as a graph from elsewhere can loop for ever), UnsetTerminate() allows runs.
+  Ort::RunOptions run_options;
 };
 
 class Model {
