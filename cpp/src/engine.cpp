@@ -78,9 +78,9 @@ void Engine::watch_loop() {
          slept += std::chrono::milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    // Stopped, the output is checked only while it owes note-offs (stopped during a failure):
-    // once it is back they go out, although nothing plays.
-    const bool owing = !playing_.load() && tracker_.owes();
+    // Stopped, the output is checked only while it owes note-offs (stopped during a failure)
+    // and may come back: once it is back they go out, although nothing plays.
+    const bool owing = !playing_.load() && tracker_.owes() && output_->may_recover();
     if (watch_stop_.load() || !(playing_.load() || owing)) continue;
     try {
       output_->check_connection();
