@@ -90,15 +90,6 @@ void check_tensor(const std::string& where, const std::string& name, Ort::TypeIn
   }
 }
 
-// Whether `path`, its links followed, is in `folder` (its links followed too).
-bool inside_folder(const std::string& path, const std::string& folder) {
-  namespace fs = std::filesystem;
-  std::error_code file_error, dir_error;
-  const fs::path file = fs::canonical(path, file_error);
-  const fs::path dir = fs::canonical(folder, dir_error);
-  return !file_error && !dir_error && file.parent_path() == dir;
-}
-
 std::string join(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;

@@ -308,12 +308,23 @@ std::string file_problem(const std::string& path) {
   return "";
 }
 
+bool inside_folder(const std::string& path, const std::string& folder) {
+  namespace fs = std::filesystem;
+  std::error_code file_error, dir_error;
+  const fs::path file = fs::canonical(path, file_error);
+  const fs::path dir = fs::canonical(folder, dir_error);
+  return !file_error && !dir_error && file.parent_path() == dir;
+}
+
 ModelCard load_model_card(const std::string& model_dir) {
   const std::string path = model_dir + "/model_card.json";
   const std::string problem = file_problem(path);
   if (!problem.empty()) {
     throw ModelError("model directory " + model_dir + " has no readable model_card.json (" + path +
                      " " + problem + ")");
+  }
+  if (!inside_folder(path, model_dir)) {  // the ONNX files' rule (a card read from elsewhere)
+    throw ModelError("model card " + path + " is a link to a file outside the model folder");
   }
   std::error_code error;
   if (const auto size = std::filesystem::file_size(path, error); !error && size > kMaxCardBytes) {

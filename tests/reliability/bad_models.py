@@ -269,6 +269,8 @@ def corpus(other_size_model: Path) -> list[BadModel]:
                  ("'z'", "[-1, 16]", "[1, 16]")),
         BadModel("decoder_step a link out of the folder", linked_out_of_the_folder(STEP),
                  ("outside the model folder",)),
+        BadModel("model_card.json a link out of the folder", linked_out_of_the_folder("model_card.json"),
+                 ("model_card.json", "outside the model folder")),
     ]
 
 

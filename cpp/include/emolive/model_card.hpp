@@ -82,6 +82,9 @@ ModelCard load_model_card(const std::string& model_dir);
 // "is not a regular file (a pipe or a device)" (opening a pipe waited forever) or "cannot be
 // read (permission denied?)".
 std::string file_problem(const std::string& path);
+// Whether `path`, its links followed, is a file directly in `folder` (its links followed too):
+// a link in a downloaded model folder must not lead to any file the user can read.
+bool inside_folder(const std::string& path, const std::string& folder);
 
 std::string shape_to_string(const Shape& shape);
 
