@@ -325,7 +325,7 @@ def test_walk_rate_changes_the_material(engine: Engine) -> None:
     engine.set_walk_rate(2)
     assert note_events(engine.generate(4, "calm")) == slow
     for too_fast in (0, -1, 0.03):  # one message for every value below one 16th step
-        with pytest.raises(ValueError, match=r"bars must be in 0\.0625\.\.10000"):
+        with pytest.raises(ValueError, match=r"bars must be in 0\.0625\.\.100000"):
             engine.set_walk_rate(too_fast)
 
 
@@ -456,6 +456,20 @@ def _wait_for_steps(engine: Engine, steps: int, timeout_s: float = 10.0) -> None
     while engine.stats()["step"] < steps:
         assert time.monotonic() < deadline, "the engine did not play"
         time.sleep(0.005)
+
+
+def test_a_glide_may_last_a_day(engine: Engine) -> None:
+    """An installation glides from night to day: 43,200 bars is 24 hours at 120 BPM (the limit
+    was 10,000 bars, 5.6 hours). A bar of it moves the blend by 1/43,200."""
+    engine.set_bpm(400)
+    engine.play("calm")
+    engine.set_emotion("happy", bars=43_200)
+    _wait_for_steps(engine, 24)
+    engine.stop()
+    moved = engine.emotion[0]
+    assert 0.0 < moved < 3 / 43_200  # under 3 bars of the glide in (lookahead included)
+    with pytest.raises(ValueError, match=r"bars must be in 0\.\.100000, got 100001"):
+        engine.set_emotion("sad", bars=100_001)
 
 
 def test_resume_goes_on_with_a_glide_that_stop_interrupted(engine: Engine) -> None:

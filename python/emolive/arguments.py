@@ -29,7 +29,10 @@ MAX_GENERATE_COUNT = 10_000  # pieces per generate_many() call
 MAX_SEED = 2**64 - 1
 BPM_RANGE = (20.0, 400.0)  # tempi the engine plays (kMinBpm..kMaxBpm)
 TEMPERATURE_RANGE = (0.05, 5.0)  # onset sampling temperatures
-MAX_LIVE_BARS = 10_000.0  # a glide's or the latent walk's length in bars, live
+# A glide's or the latent walk's length in bars, live: 100,000 bars (1.6 M steps, 56 hours at 120
+# BPM) lets an installation glide over a day (the glide's progress is exact in float up to 2**24
+# steps); it was 10,000 (5.6 hours), which made a day's cycle a chain of glides (helper-89).
+MAX_LIVE_BARS = 100_000.0
 
 
 def number(name: str, value: Any, low: float, high: float) -> float:
