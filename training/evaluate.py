@@ -56,9 +56,9 @@ def _segments(batches: SegmentBatches, limit: int, seed: int) -> tuple[np.ndarra
 
 
 def reconstruction(model: OnnxCVAE, roll: np.ndarray, label: np.ndarray, cap: int,
-                   clips: np.ndarray | None = None) -> dict:
-    """Onset figures teacher-forced and free-running, and latent health; with ``clips`` (each
-    segment's clip) the 95% bootstrap interval over clips of each F1 at the best threshold."""
+                   songs: np.ndarray | None = None) -> dict:
+    """Onset figures teacher-forced and free-running, and latent health; with ``songs`` (each
+    segment's song) the 95% bootstrap interval over songs of each F1 at the best threshold."""
     emotion = _one_hot(label)
     mu, logvar = model.encode(roll, emotion)
     onset_p, _ = model.teacher_forced(roll, mu, emotion)
@@ -72,10 +72,10 @@ def reconstruction(model: OnnxCVAE, roll: np.ndarray, label: np.ndarray, cap: in
         deterministic = Sampling(onset_threshold=t, sample=False, max_onsets_per_step=cap)
         gen = model.generate(mu, emotion, roll.shape[1], deterministic, np.random.default_rng(0))
         free[t] = onset_prf_per_bar(gen[..., :N_KEYS] > 0.5, true)
-        if clips is not None and t == best:
-            intervals = {"teacher_forced": onset_f1_interval(onset_p > best, true, clips),
-                         "free_running": onset_f1_interval(gen[..., :N_KEYS] > 0.5, true, clips),
-                         "level": 0.95, "clips": int(len(np.unique(clips)))}
+        if songs is not None and t == best:
+            intervals = {"teacher_forced": onset_f1_interval(onset_p > best, true, songs),
+                         "free_running": onset_f1_interval(gen[..., :N_KEYS] > 0.5, true, songs),
+                         "level": 0.95, "songs": int(len(np.unique(songs)))}
     kl = kl_per_dim(mu, logvar)
     active = active_units(mu)
     return {"segments": len(roll), "teacher_forced": {str(k): v for k, v in teacher.items()},
@@ -250,8 +250,9 @@ def run(args: argparse.Namespace, log=print) -> dict:
     train_roll, train_label = _segments(train_b, args.classifier_segments, args.seed)
     # The cap on onsets per step: what real music (nearly) never exceeds.
     cap = int(np.ceil(np.percentile(train_roll[..., :N_KEYS].sum(-1), 99.9)))
+    val_songs = np.array(prep.song)[val_clips]
     log(f"reconstruction on {len(val_roll)} validation segments")
-    recon = reconstruction(model, val_roll, val_label, cap, val_clips)
+    recon = reconstruction(model, val_roll, val_label, cap, val_songs)
     z = np.random.default_rng(args.seed).standard_normal((args.samples, model.z_dim)).astype(
         np.float32)
     real_by_q = [val_roll[val_label == q] for q in range(4)]
@@ -268,7 +269,6 @@ def run(args: argparse.Namespace, log=print) -> dict:
     log(f"training the emotion classifier on {len(train_roll)} real training segments")
     clf = train_classifier(train_roll, train_label, steps=args.classifier_steps, seed=args.seed,
                            log=log)
-    val_songs = np.array(prep.song)[val_clips]
     emotion = emotion_figures(model, clf, val_roll, val_label, val_songs, generated, z, sampling, steps,
                               args.seed)
     emotion["flat_velocity"] = without_dynamics(clf, val_roll, val_label, generated)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classifier import predict_proba, train_classifier
-from .metrics import clip_bootstrap_means, confusion
+from .metrics import confusion, group_bootstrap_means
 
 
 #: The fewest validation songs, and generated latents, a bootstrap interval is drawn from: with
@@ -61,7 +61,7 @@ def difference_interval(real_right: np.ndarray, songs: np.ndarray, generated_rig
     every answer on one latent's segments, each request under each listener). The listeners'
     own training randomness is not in it."""
     rng = np.random.default_rng(seed)
-    real = clip_bootstrap_means(real_right.astype(float), songs, rounds, rng)
+    real = group_bootstrap_means(real_right.astype(float), songs, rounds, rng)
     per_latent = generated_right.mean(1)
     generated = per_latent[rng.integers(0, len(per_latent), size=(rounds, len(per_latent)))].mean(1)
     low, high = np.quantile(generated - real, [(1 - level) / 2, (1 + level) / 2])

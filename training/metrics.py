@@ -50,19 +50,19 @@ def onset_prf_per_bar(pred: np.ndarray, true: np.ndarray, tolerance: int = 0) ->
             "pred_onsets_per_bar": float(n_pred.mean()), "true_onsets_per_bar": float(n_true.mean())}
 
 
-def onset_f1_interval(pred: np.ndarray, true: np.ndarray, clips: np.ndarray, rounds: int = 2000,
+def onset_f1_interval(pred: np.ndarray, true: np.ndarray, groups: np.ndarray, rounds: int = 2000,
                       seed: int = 0, level: float = 0.95) -> list[float]:
-    """The ``level`` bootstrap interval of :func:`onset_prf_per_bar`'s F1 over clips:
-    ``clips`` names each segment's clip, and clips are drawn with replacement ``rounds`` times
-    (segments of one clip are no independent draws). The report's "met by 0.004" of 0.85 was a
-    point estimate; over EMOPIA's 111 validation clips the interval is about +-0.02 (helper-81)."""
+    """The ``level`` bootstrap interval of :func:`onset_prf_per_bar`'s F1 over groups of
+    segments: ``groups`` names each segment's group (the evaluation's: its song), and groups are
+    drawn with replacement ``rounds`` times (segments of one song are no independent draws; the
+    evaluation drew clips until 2026-12-07, and clips of a song share its music and style)."""
     p, t = _by_bar(pred), _by_bar(true)
     bars = len(p) // len(true)
     total = p.sum(1) + t.sum(1)
     keep = total > 0
     f1 = 2 * (p & t).sum(1) / np.maximum(total, 1)
-    means = clip_bootstrap_means(f1[keep], np.repeat(np.asarray(clips), bars)[keep], rounds,
-                                 np.random.default_rng(seed))
+    means = group_bootstrap_means(f1[keep], np.repeat(np.asarray(groups), bars)[keep], rounds,
+                                  np.random.default_rng(seed))
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return [float(low), float(high)]
 
@@ -74,13 +74,14 @@ def confusion(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return counts
 
 
-def clip_bootstrap_means(values: np.ndarray, clips: np.ndarray, rounds: int,
-                         rng: np.random.Generator) -> np.ndarray:
-    """``[rounds]`` means of ``values`` (one per row: a bar, a segment) over clips drawn with
-    replacement, each drawn clip bringing all its rows: a clip's rows are no independent draws."""
-    ids, clip_of_row = np.unique(clips, return_inverse=True)
-    sums = np.bincount(clip_of_row, weights=values, minlength=len(ids))
-    counts = np.bincount(clip_of_row, minlength=len(ids))
+def group_bootstrap_means(values: np.ndarray, groups: np.ndarray, rounds: int,
+                          rng: np.random.Generator) -> np.ndarray:
+    """``[rounds]`` means of ``values`` (one per row: a bar, a segment) over groups (songs, or
+    latents with all their answers) drawn with replacement, each drawn group bringing all its
+    rows: a group's rows are no independent draws."""
+    ids, group_of_row = np.unique(groups, return_inverse=True)
+    sums = np.bincount(group_of_row, weights=values, minlength=len(ids))
+    counts = np.bincount(group_of_row, minlength=len(ids))
     draws = rng.integers(0, len(ids), size=(rounds, len(ids)))
     return sums[draws].sum(1) / counts[draws].sum(1)
 

@@ -41,8 +41,9 @@ def _reconstruction(rec: dict, bars: int) -> list[str]:
         for name, key, m in (("teacher-forced", "teacher_forced", tf), ("free-running", "free_running", fr)))
         + "."]
     if "f1_interval" in rec:
-        lines.append(f"(Intervals: 95% bootstrap over the {rec['f1_interval']['clips']} validation clips, "
-                     "the clips drawn with replacement; a target inside one is met by the point estimate "
+        drawn = "songs" if "songs" in rec["f1_interval"] else "clips"  # clips: metrics.json before stop 40
+        lines.append(f"(Intervals: 95% bootstrap over the {rec['f1_interval'][drawn]} validation {drawn}, "
+                     f"the {drawn} drawn with replacement; a target inside one is met by the point estimate "
                      "only.)")
     if "f1_pooled" in tf[best]:
         lines.append(f"Pooled over every onset instead of averaged per bar: teacher-forced "

@@ -127,7 +127,8 @@ def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["reconstruction"]["latent_dims"] == 16
     interval = metrics["reconstruction"]["f1_interval"]
-    assert interval["level"] == 0.95 and interval["clips"] >= 1
+    assert interval["level"] == 0.95 and interval["songs"] >= 1  # drawn by song: clips of a song are alike
+    assert "validation songs, the songs drawn" in text
     assert interval["teacher_forced"][0] <= interval["teacher_forced"][1]
     assert "95% interval" in text
     assert "closest to the real training density" in metrics["sampling"]["why"]  # not validation's
