@@ -114,7 +114,9 @@ std::string onnxruntime_library_path() {
 Ort::Env& ort_env() {
   // Created after ensure_onnxruntime(); lives until process exit.
   static Ort::Env* env = [] {
-    auto* made = new Ort::Env(ORT_LOGGING_LEVEL_ERROR, "emolive");
+    // FATAL: a failed run's reason reaches the caller in its exception; at ERROR ONNX Runtime
+    // also printed it, coloured, on stderr (a model asking for 4 TB: two copies, one raw).
+    auto* made = new Ort::Env(ORT_LOGGING_LEVEL_FATAL, "emolive");
     // No telemetry events. (The device id ONNX Runtime writes under ~/.cache when the Env is
     // made is kept out only by ORT_DISABLE_TELEMETRY=1 before it: the emolive command sets it.)
     made->DisableTelemetryEvents();

@@ -14,6 +14,7 @@ import errno
 import importlib
 import importlib.util
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -301,11 +302,25 @@ def _memory_refused(exc: Exception) -> str | None:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # numpy's own reason is its last line; a long one is cut at a word (it ended "No s; allow")
     detail = f": {textwrap.shorten(lines[-1], 300, placeholder=' ...')}" if lines else ""
+    asked = re.search(r"requested buffer of size (\d+)", text)  # ONNX Runtime's words
+    machine = _physical_memory_bytes()
+    if asked and machine and int(asked.group(1)) > machine:  # no limit would let it through
+        return (f"a model step asked for {int(asked.group(1)) / 2**30:,.0f} GiB at once, more than this "
+                f"machine's {machine / 2**30:,.0f} GiB: the model is broken or made for another machine"
+                f"{detail}")
     limit_mb = _address_space_limit_mb()
     if limit_mb is None:
         return f"out of memory{detail}"
     return (f"out of memory under the address-space limit of {limit_mb} MB (ulimit -v){detail}; "
             "allow more (ulimit -v unlimited)")
+
+
+def _physical_memory_bytes() -> int | None:
+    """The machine's memory in bytes, or None where the system does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _address_space_limit_mb() -> int | None:

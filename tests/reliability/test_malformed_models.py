@@ -95,37 +95,64 @@ print(json.dumps({"notes": stats["notes_sent"], "stop_s": stopped_s, "sounding":
 """
 
 
-def _a_step_that_loops_while_notes_sound(model: Path) -> None:
-    """decoder_step gains a Loop of sum(prev) * 1e15 iterations whose result is added (times 0)
-    to onset_logits: silent input (the load's trial step) runs, the first step after notes never
-    returns."""
+def _constant(name: str, value: object):
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value), name + "_v"))
+
+
+def _step_also_computing(model: Path, nodes: list, result: str) -> None:
+    """decoder_step gains ``nodes``, which may read ``notes`` (the sum of ``prev``: 0 for the
+    load's silent trial step), and whose scalar ``result`` is added, times 0, to onset_logits."""
     import numpy as np
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    def constant(name: str, value: object) -> onnx.NodeProto:
-        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value), name + "_v"))
+    from onnx import helper
 
     step = onnx.load(model / "decoder_step.onnx")
     for node in step.graph.node:
         node.output[:] = ["onset_raw" if out == "onset_logits" else out for out in node.output]
+    step.graph.node.extend([helper.make_node("ReduceSum", ["prev"], ["notes"], keepdims=0), *nodes,
+                            _constant("zero", np.float32(0)), helper.make_node("Mul", [result, "zero"], ["nothing"]),
+                            helper.make_node("Add", ["onset_raw", "nothing"], ["onset_logits"])])
+    onnx.save(step, model / "decoder_step.onnx")
+
+
+def _a_step_that_loops_while_notes_sound(model: Path) -> None:
+    """A Loop of sum(prev) * 1e15 iterations: the first step after notes never returns."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
     body = helper.make_graph(
-        [constant("one", np.float32(1)), helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        [_constant("one", np.float32(1)), helper.make_node("Identity", ["cond_in"], ["cond_out"]),
          helper.make_node("Add", ["v_in", "one"], ["v_out"])], "body",
         [helper.make_tensor_value_info("i", TensorProto.INT64, []),
          helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
          helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])])
-    step.graph.node.extend([
-        helper.make_node("ReduceSum", ["prev"], ["notes"], keepdims=0), constant("many", np.float32(1e15)),
-        helper.make_node("Mul", ["notes", "many"], ["trips_f"]),
+    _step_also_computing(model, [
+        _constant("many", np.float32(1e15)), helper.make_node("Mul", ["notes", "many"], ["trips_f"]),
         helper.make_node("Cast", ["trips_f"], ["trips"], to=TensorProto.INT64),
-        constant("go_on", np.bool_(True)), constant("v0", np.float32(0)),
-        helper.make_node("Loop", ["trips", "go_on", "v0"], ["counted"], body=body),
-        constant("zero", np.float32(0)), helper.make_node("Mul", ["counted", "zero"], ["nothing"]),
-        helper.make_node("Add", ["onset_raw", "nothing"], ["onset_logits"])])
-    onnx.save(step, model / "decoder_step.onnx")
+        _constant("go_on", np.bool_(True)), _constant("v0", np.float32(0)),
+        helper.make_node("Loop", ["trips", "go_on", "v0"], ["counted"], body=body)], "counted")
+
+
+def _a_step_that_asks_for_terabytes_once_notes_sound(model: Path) -> None:
+    """ConstantOfShape [sum(prev) * 1e6 + 1, 1e6] floats: 4 MB silent, terabytes after notes."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    _step_also_computing(model, [
+        _constant("million", np.float32(1e6)), helper.make_node("Mul", ["notes", "million"], ["rows_m"]),
+        _constant("one_f", np.float32(1)), helper.make_node("Add", ["rows_m", "one_f"], ["rows_f"]),
+        helper.make_node("Cast", ["rows_f"], ["rows"], to=TensorProto.INT64),
+        _constant("axis", np.array([0], np.int64)), helper.make_node("Unsqueeze", ["rows", "axis"], ["rows_1"]),
+        _constant("width", np.array([1_000_000], np.int64)),
+        helper.make_node("Concat", ["rows_1", "width"], ["shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["shape"], ["block"],
+                         value=numpy_helper.from_array(np.array([1], np.float32))),
+        helper.make_node("ReduceSum", ["block"], ["total"], keepdims=0)], "total")
 
 
 def test_a_step_that_never_returns_does_not_hang_stop(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -144,3 +171,18 @@ def test_a_step_that_never_returns_does_not_hang_stop(tiny_model_dir: Path, tmp_
     assert result["notes"] > 0 and result["sounding"] == 0, result
     assert 0.4 < result["stop_s"] < 3.0, result
     assert not result["error"], result
+
+
+def test_a_step_asking_for_more_memory_than_the_machine_has_is_named_so(tiny_model_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """The message said "out of memory" (and, under `ulimit -v`, to allow more), and ONNX
+    Runtime printed its own coloured line beside it; it now says what the model asked for."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    _a_step_that_asks_for_terabytes_once_notes_sound(model)
+    run = subprocess.run([sys.executable, "-m", "emolive", "generate", "--model", str(model), "--bars", "4",
+                          "-o", str(tmp_path / "x.mid")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert "a model step asked for" in run.stderr and "GiB at once, more than this machine's" in run.stderr, run.stderr
+    assert "onnxruntime" not in run.stderr.split("emolive: error:")[0], run.stderr  # no line of ORT's own
+    assert "Traceback" not in run.stderr and not (tmp_path / "x.mid").exists()
