@@ -79,8 +79,11 @@ void Engine::watch_loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     // Stopped, the output is checked only while it owes note-offs (stopped during a failure)
-    // and may come back: once it is back they go out, although nothing plays.
-    const bool owing = !playing_.load() && tracker_.owes() && output_->may_recover();
+    // and is back or may come back: once it is back they go out, although nothing plays (a
+    // virtual port's may_recover() is false once its stall ended: it must still be sent to
+    // when a caller held caller_mutex_ at the first try).
+    const bool owing = !playing_.load() && tracker_.owes() &&
+                       (output_->may_recover() || !output_->failed());
     if (watch_stop_.load() || !(playing_.load() || owing)) continue;
     try {
       output_->check_connection();

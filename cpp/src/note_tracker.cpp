@@ -16,12 +16,23 @@ void NoteTracker::note_off(MidiOutput& out, int channel, int note) {
   const bool was_on = on_[channel][note];
   if (!was_on && !owed_[channel][note]) return;
   const uint8_t msg[3] = {uint8_t(0x80 | channel), uint8_t(note), 0};
+  // A failed output drops what it is sent. Looked at before and after the send: a reconnection
+  // that ends its pause just after a dropped send reads as no failure afterwards.
+  const bool failed_before = out.failed();
   out.send(msg, 3);
   if (was_on) {
     on_[channel][note] = false;
     count_.fetch_sub(1, std::memory_order_relaxed);
   }
-  set_owed(channel, note, out.failed());
+  set_owed(channel, note, failed_before || out.failed());
+}
+
+void NoteTracker::send_owed(MidiOutput& out) {
+  for (int ch = 0; ch < 16 && owes(); ++ch) {
+    for (int note = 0; note < 128; ++note) {
+      if (owed_[ch][note]) note_off(out, ch, note);
+    }
+  }
 }
 
 void NoteTracker::set_owed(int channel, int note, bool owed) {

@@ -135,7 +135,8 @@ class RtMidiOutput final : public MidiOutput {
   // kConnectSettleTime). Later plays, and outputs without a counter at the first play: until
   // kConnectSettleTime after the last (re)connection. The caller's thread, while nothing
   // plays. Invariant: the counter is read only in the first call, before any play, so before
-  // the watch thread (which checks only while playing) can have replaced or freed it; a later
+  // the watch thread (which checks only while playing, or after a play that left note-offs
+  // owed) can have replaced or freed it; a later
   // call never reads it, since a stop does not wait for a check in progress.
   void wait_until_connected() override {
     const bool first = !proof_awaited_;

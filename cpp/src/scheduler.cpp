@@ -163,6 +163,9 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
     tracker_.all_off(out_);
     output_failed_ = false;
   }
+  // A failure that began and ended between two steps (a stall guard tripped in the middle of a
+  // step's sends, the output resumed before the next): its dropped note-offs are owed.
+  if (tracker_.owes()) tracker_.send_owed(out_);
   // Blocks for steps already past: keep only their note-offs.
   while (block && block->step < step) {
     lateness_.record_dropped(note_ons_of(*block));

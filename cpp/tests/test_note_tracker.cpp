@@ -97,3 +97,19 @@ TEST_CASE("a note-off the output did not take stays owed, and a re-strike sends 
   CHECK(tracker.owed() == 0);
   CHECK(tracker.count() == 1);
 }
+
+TEST_CASE("send_owed sends only the owed note-offs, and a failure seen before the send owes it") {
+  FlakyOutput out;
+  NoteTracker tracker;
+  tracker.note_on(out, 0, 60, 100);
+  tracker.note_on(out, 0, 64, 100);
+  out.down = true;
+  tracker.note_off(out, 0, 60);  // dropped: owed
+  out.down = false;
+  CHECK(tracker.owed() == 1);
+  tracker.send_owed(out);
+  const std::vector<std::vector<uint8_t>> expected = {{0x90, 60, 100}, {0x90, 64, 100}, {0x80, 60, 0}};
+  CHECK(out.taken == expected);
+  CHECK(tracker.owed() == 0);
+  CHECK(tracker.sounding(0, 64));  // the sounding note is left alone
+}

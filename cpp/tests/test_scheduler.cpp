@@ -203,12 +203,19 @@ namespace {
 class FailingOutput final : public MidiOutput {
  public:
   void send(const uint8_t* bytes, size_t size) noexcept override {
+    dropped_last = drop_next.load() > 0;
+    if (dropped_last) {
+      --drop_next;  // a failure that is over by the next send (a stall guard's brief trip)
+      return;
+    }
     if (!failing) recorder.send(bytes, size);
   }
-  bool failed() const noexcept override { return failing.load(); }
+  bool failed() const noexcept override { return failing.load() || dropped_last.load(); }
   std::string error_text() const override { return failing ? "device unplugged" : ""; }
   std::string describe() const override { return "failing test output"; }
   std::atomic<bool> failing{false};
+  std::atomic<int> drop_next{0};
+  std::atomic<bool> dropped_last{false};
   RecordingOutput recorder;
 };
 }  // namespace
@@ -331,4 +338,28 @@ TEST_CASE("steps not decoded in time are counted as missed, and the note-ons tha
   // Steps 4-7 and 11 on (12, and 13 if stop() came after it began) played their note-ons.
   CHECK(int64_t(note_on_times_ns(rec).size()) == scheduler.steps_played() - 7);
   CHECK(tracker.count() == 0);
+}
+
+TEST_CASE("a note-off dropped by a failure that ends within its step goes out at the next step") {
+  FailingOutput out;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(out, tracker, blocks, lateness, 0, false);
+  REQUIRE(blocks.push(block_for(0)));  // key 0 on
+  scheduler.start(400.0);
+  while (scheduler.steps_played() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  out.drop_next = 1;  // step 1's note-off of key 0 is dropped; its note-on of key 1 goes out
+  REQUIRE(blocks.push(block_for(1)));
+  REQUIRE(blocks.push(block_for(2)));
+  while (scheduler.steps_played() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  scheduler.stop();
+  const RecordingOutput& rec = out.recorder;
+  // on 0; (off 0 dropped) on 1; then step 2: the owed off 0 first, off 1, on 2; no controllers
+  REQUIRE(rec.count() >= 5);
+  CHECK((rec.at(0).bytes[0] == 0x90 && rec.at(0).bytes[1] == kPitchLow + 0));
+  CHECK((rec.at(1).bytes[0] == 0x90 && rec.at(1).bytes[1] == kPitchLow + 1));
+  CHECK((rec.at(2).bytes[0] == 0x80 && rec.at(2).bytes[1] == kPitchLow + 0));
+  CHECK((rec.at(3).bytes[0] == 0x80 && rec.at(3).bytes[1] == kPitchLow + 1));
+  CHECK((rec.at(4).bytes[0] == 0x90 && rec.at(4).bytes[1] == kPitchLow + 2));
 }

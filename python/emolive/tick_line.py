@@ -99,8 +99,9 @@ class LineWindow:
         self._count_change()
 
     def _count_change(self) -> None:
-        """Invariant: the line's sums have taken at most ``2 * size`` changes since they were
-        summed from the window's own points, relative to its oldest (O(1) a point, amortised)."""
+        """Invariant: the line's sums have taken at most ``2 * size`` changes (an add that
+        pushes the oldest point out counts once: two updates) since they were summed from the
+        window's own points, relative to its oldest (O(1) a point, amortised)."""
         self._changes += 1
         if self._changes >= 2 * self.size:
             self._line.reset()

@@ -603,13 +603,10 @@ def test_batch_step_figures_set_the_offline_step_beside_the_live_one(tiny_model_
 def test_the_runner_opens_only_the_contracts_files(tiny_model_dir: Path, tmp_path: Path) -> None:
     """A card from elsewhere may name more files than the contract's: they are not opened
     (`../../etc/passwd` was parsed as a model, an absolute path loaded, a pipe blocked)."""
-    import os
-
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
-    os.mkfifo(tmp_path / "pipe")
     card = json.loads((model / "model_card.json").read_text())
-    card["files"]["notes"] = str(tmp_path / "pipe")
+    card["files"]["notes"] = str(tmp_path / "nowhere.onnx")
     card["files"]["more"] = "../../../../../../etc/passwd"
     (model / "model_card.json").write_text(json.dumps(card))
     runner = OnnxCVAE(model)

@@ -16,7 +16,7 @@ class NoteTracker {
   // its note-off first, so every note-on is paired.
   void note_on(MidiOutput& out, int channel, int note, int velocity);
   // Send a note-off if the note sounds or its note-off is owed; otherwise nothing. A note-off
-  // the output did not take (it had failed: out.failed() after the send) stays owed.
+  // the output did not take (it had failed: out.failed() before or after the send) stays owed.
   void note_off(MidiOutput& out, int channel, int note);
   // The all-off sequence: a note-off for every sounding note and every owed one (on every
   // channel), then on each channel used CC64 0 (sustain off), CC123 0 (all notes off), CC120 0
@@ -26,6 +26,8 @@ class NoteTracker {
   // may still get their note-ons (a stalled JACK server delivers what waited in RtMidi's ring
   // when it runs again), so all_off() sends these note-offs once the output is back.
   void owe_all();
+  // A note-off for every owed note only (an output that failed briefly, within a step).
+  void send_owed(MidiOutput& out);
   bool sounding(int channel, int note) const { return on_[channel][note]; }
   int count() const { return count_.load(std::memory_order_relaxed); }
   // Note-offs owed (readable from any thread; owes() true until all_off() got them out).
