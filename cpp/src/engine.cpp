@@ -29,6 +29,10 @@ constexpr std::chrono::milliseconds kPortCheckInterval{500};
 // it: a step takes under a millisecond, but a graph from elsewhere can loop for ever (Ctrl-C
 // and SIGTERM then hung the command in stop(); helper-90).
 constexpr std::chrono::milliseconds kStepGrace{500};
+// How long close() tries to bring back an output that owes note-offs: a stalled server that ran
+// again just before close() had not been seen by the watch thread yet (it looks every 0.5 s, and
+// a reopened port then settles for 100 ms): 31 notes stayed sounding (helper-94).
+constexpr std::chrono::milliseconds kOwedAtCloseWait{1000};
 
 }  // namespace
 
@@ -103,6 +107,18 @@ void Engine::send_owed_note_offs() {
   std::unique_lock<std::mutex> lock(caller_mutex_, std::try_to_lock);
   if (!lock.owns_lock() || playing_.load() || closed_.load() || output_->failed()) return;
   tracker_.all_off(*output_);
+}
+
+void Engine::send_owed_at_close() {
+  // The watch thread is joined: this thread alone checks the output now. A check may wait for
+  // a stalled server as the watch thread's did (docs/engine.md).
+  const auto give_up = SteadyClock::now() + kOwedAtCloseWait;
+  while (tracker_.owes() && output_->failed() && output_->may_recover() && SteadyClock::now() < give_up) {
+    output_->check_connection();
+    output_->wait_until_connected();  // a reopened port carries messages once it has settled
+    if (output_->failed()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (tracker_.owes() && !output_->failed()) tracker_.all_off(*output_);
 }
 
 Engine::~Engine() {
@@ -371,7 +387,7 @@ void Engine::close() {
   closed_ = true;
   watch_stop_ = true;
   watch_thread_.join();
-  if (tracker_.owes() && !output_->failed()) tracker_.all_off(*output_);  // back since the stop
+  send_owed_at_close();
   std::lock_guard<std::mutex> parts(parts_mutex_);
   config_.bpm = scheduler_->bpm();  // stats() after close: the tempo it ended with
   scheduler_.reset();

@@ -146,6 +146,7 @@ class Engine {
   void generator_loop();
   void watch_loop();  // port checks while playing, or while stopped owing note-offs; until close()
   void send_owed_note_offs();  // watch thread: a stopped engine's output is back
+  void send_owed_at_close();  // close(), after the watch thread: up to 1 s for the output to return
   void publish_emotion(const Weights& w);
   // emotion null: the condition as it is (resume); bar >= 0 or kBarAfterStop
   void play_locked(const Weights* emotion, int64_t bar);
