@@ -600,6 +600,27 @@ def test_a_lost_port_is_waited_for_and_played_into_again(jack_server: str, tiny_
     assert left_sounding(received) == set()
 
 
+def test_note_offs_a_lost_port_never_took_are_named_at_the_end(jack_server: str, tiny_model_dir: Path) -> None:
+    """The receiving program quits and does not return: the note-offs of what it was playing
+    cannot be sent. The last line said "0 left sounding" (the engine's own count); it now
+    says how many note-offs could not be sent, and that the instrument may hold those notes."""
+    name = f"emolive-gone-{os.getpid()}"
+    receiver = Sink(name)
+    command = Command("--port", name, "--model", str(tiny_model_dir), "--bpm", "240")
+    try:
+        assert receiver.wait_for(lambda m: len(note_ons(m)) >= 4, timeout_s=30), command.lines
+        receiver.close()
+        assert command.wait_for_line(r"MIDI output (still )?lost: MIDI port .* disappeared", 30), command.lines
+        code, out, err = command.finish()
+    finally:
+        receiver.close()
+        if command.process.poll() is None:
+            command.process.kill()
+    assert code == 0, err
+    assert re.search(r"\d+ note-offs? could not be sent \(the MIDI output was down\): the instrument may "
+                     r"hold those notes", out), out
+
+
 @contextlib.contextmanager
 def _reaped(process: subprocess.Popen, others: list[subprocess.Popen]) -> Iterator[None]:
     """``process`` and ``others`` (as the list stands at the end: a test adds receivers after a

@@ -85,6 +85,7 @@ py::dict stats_dict(const EngineStats& s) {
   d["emotion"] = py::make_tuple(s.emotion[0], s.emotion[1], s.emotion[2], s.emotion[3]);
   d["notes_sent"] = s.notes_sent;
   d["sounding"] = s.sounding;
+  d["owed_note_offs"] = s.owed_note_offs;
   d["late_notes"] = s.late_notes;
   d["max_lateness_us"] = s.max_lateness_us;
   d["missed_steps"] = s.missed_steps;

@@ -403,6 +403,7 @@ EngineStats Engine::stats() const {
   s.emotion = emotion();
   s.notes_sent = tracker_.notes_sent();
   s.sounding = tracker_.count();
+  s.owed_note_offs = tracker_.owed();
   s.nonfinite_steps = nonfinite_steps_.load(std::memory_order_relaxed) +
                      offline_nonfinite_steps_.load(std::memory_order_relaxed);
   s.temperature = temperature_;

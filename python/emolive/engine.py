@@ -347,7 +347,8 @@ class Engine:
         return self._key
 
     def stats(self) -> dict[str, Any]:
-        """step, bar, bpm, temperature, emotion, notes_sent, sounding, late_notes (note-ons sent
+        """step, bar, bpm, temperature, emotion, notes_sent, sounding, owed_note_offs (note-offs a
+        failed output has not taken yet: sent once it is back), late_notes (note-ons sent
         more than 1 ms after their deadline), max_lateness_us, missed_steps (steps not decoded
         in time, which played nothing: the model is too slow for the tempo) and dropped_notes
         (the note-ons of their blocks, come too late), nonfinite_steps (decoded steps, live and in

@@ -82,6 +82,7 @@ def main(model: str, port: str) -> int:
     engine.stop()
     stats = engine.stats()
     emit("stopped", stop_s=round(time.monotonic() - started, 3), sounding=stats["sounding"],
+         owed=stats["owed_note_offs"],
          port_reconnects=stats["port_reconnects"], notes_sent=stats["notes_sent"],
          port_error=stats["port_error"],
          sent=[message.hex() for _, message in engine.recorded() if len(message) == 3])
@@ -90,7 +91,7 @@ def main(model: str, port: str) -> int:
     started = time.monotonic()
     engine.close()
     emit("closed", close_s=round(time.monotonic() - started, 3),
-         sounding=engine.stats()["sounding"])
+         sounding=engine.stats()["sounding"], owed=engine.stats()["owed_note_offs"])
     return 0
 
 

@@ -291,6 +291,7 @@ def test_notes_stopped_during_a_stall_are_ended_when_the_server_runs_again(
         assert_survived(events)
         assert "stopped processing" in (events["after_loss"]["port_error"] or ""), events["after_loss"]
         assert report["note_ons"] > 0 and report["left_sounding"] == 0, report["describe"]
+        assert events["stopped"]["owed"] > 0 and events["closed"]["owed"] == 0, events  # the stats say so
     finally:
         receiver.kill()
 

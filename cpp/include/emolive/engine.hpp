@@ -49,6 +49,9 @@ struct EngineStats {
   Weights emotion{};
   int64_t notes_sent = 0;
   int sounding = 0;
+  // Note-offs of a failed output not sent yet (sent once it is back; a receiver may hold these
+  // notes meanwhile). Not in `sounding`.
+  int owed_note_offs = 0;
   int64_t late_notes = 0;         // since the engine was made, as notes_sent
   float max_lateness_us = 0.0f;   // since the engine was made
   // Steps not decoded in time (they played nothing) and the note-ons their blocks, come too
