@@ -98,7 +98,7 @@ TEST_CASE("a note-off the output did not take stays owed, and a re-strike sends 
   CHECK(tracker.count() == 1);
 }
 
-TEST_CASE("send_owed sends only the owed note-offs, and a failure seen before the send owes it") {
+TEST_CASE("send_owed sends only the owed note-offs, leaving sounding notes alone") {
   FlakyOutput out;
   NoteTracker tracker;
   tracker.note_on(out, 0, 60, 100);
