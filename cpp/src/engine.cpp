@@ -20,19 +20,10 @@ std::string thread_refused(const char* what, const std::system_error& e) {
          "); a limit on processes or memory may be too low (ulimit -u, ulimit -v)";
 }
 
-}  // namespace
-
-namespace {
-// How often the watch thread checks that the output's destination still exists.
-constexpr std::chrono::milliseconds kPortCheckInterval{500};
 // How long stop() waits for the generator's step in progress before ONNX Runtime is told to end
 // it: a step takes under a millisecond, but a graph from elsewhere can loop for ever (Ctrl-C
 // and SIGTERM then hung the command in stop(); helper-90).
 constexpr std::chrono::milliseconds kStepGrace{500};
-// How long close() tries to bring back an output that owes note-offs: a stalled server that ran
-// again just before close() had not been seen by the watch thread yet (it looks every 0.5 s, and
-// a reopened port then settles for 100 ms): 31 notes stayed sounding (helper-94).
-constexpr std::chrono::milliseconds kOwedAtCloseWait{1000};
 
 }  // namespace
 
@@ -71,58 +62,6 @@ Engine::Engine(std::shared_ptr<const Model> model, std::unique_ptr<MidiOutput> o
   } catch (const std::system_error& e) {
     throw EngineError(thread_refused("start", e));
   }
-}
-
-void Engine::watch_loop() {
-  // Port checks may call into the MIDI backend and stall with it (a JACK server in
-  // synchronous mode waits seconds for a dead client), so they run here, where only close()
-  // waits for them, never in the clock or generator thread.
-  while (!watch_stop_.load()) {
-    for (auto slept = std::chrono::milliseconds(0); slept < kPortCheckInterval && !watch_stop_.load();
-         slept += std::chrono::milliseconds(50)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    // Stopped, the output is checked only while it owes note-offs (stopped during a failure)
-    // and is back or may come back: once it is back they go out, although nothing plays (a
-    // virtual port's may_recover() is false once its stall ended: it must still be sent to
-    // when a caller held caller_mutex_ at the first try).
-    const bool owing = !playing_.load() && tracker_.owes() &&
-                       (output_->may_recover() || !output_->failed());
-    if (watch_stop_.load() || !(playing_.load() || owing)) continue;
-    try {
-      output_->check_connection();
-      std::lock_guard<std::mutex> lock(error_mutex_);
-      port_check_error_.clear();  // a check that went through: the port error is over
-    } catch (const std::exception& e) {  // an output of the caller's that throws: a port error
-      std::lock_guard<std::mutex> lock(error_mutex_);
-      if (port_check_error_.empty()) port_check_error_ = std::string("port check failed: ") + e.what();
-    }
-    if (owing) send_owed_note_offs();
-  }
-}
-
-void Engine::send_owed_note_offs() {
-  // try_lock: close() holds caller_mutex_ while it joins this thread (it sends them itself).
-  // Held, no clock thread runs (play() takes it first), so this thread is the only sender.
-  std::unique_lock<std::mutex> lock(caller_mutex_, std::try_to_lock);
-  if (!lock.owns_lock() || playing_.load() || closed_.load() || output_->failed()) return;
-  tracker_.all_off(*output_);
-}
-
-void Engine::send_owed_at_close() {
-  // The watch thread is joined: this thread alone checks the output now. A check may wait for
-  // a stalled server as the watch thread's did (docs/engine.md).
-  const auto give_up = SteadyClock::now() + kOwedAtCloseWait;
-  try {
-    while (tracker_.owes() && output_->failed() && output_->may_recover() && SteadyClock::now() < give_up) {
-      output_->check_connection();
-      output_->wait_until_connected();  // a reopened port carries messages once it has settled
-      if (output_->failed()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  } catch (const std::exception&) {  // an output of the caller's whose check throws: close goes on
-    return;
-  }
-  if (tracker_.owes() && !output_->failed()) tracker_.all_off(*output_);
 }
 
 Engine::~Engine() {
@@ -474,41 +413,6 @@ std::string Engine::output_description() const {
 std::string Engine::output_source_name() const {
   std::lock_guard<std::mutex> parts(parts_mutex_);
   return closed_ || !output_ ? "" : output_->source_name();
-}
-
-OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const Weights* glide_to,
-                                      int glide_steps, const std::atomic<bool>* cancel) const {
-  OfflineRequest request;
-  request.cancel = cancel;
-  request.nonfinite_steps = &offline_nonfinite_steps_;
-  request.steps = steps;
-  request.emotion = emotion;
-  request.glide_to = glide_to;
-  request.glide_steps = glide_steps;
-  request.base.sampling = sampling_from_card(model_->card());
-  std::lock_guard<std::mutex> lock(caller_mutex_);
-  request.base.walk_steps_per_point = walk_steps_per_point_;
-  request.base.sampling.temperature = temperature_;
-  request.base.sampling.scale_mask = scale_mask_;
-  request.base.sampling.transpose = transpose_;
-  return request;
-}
-
-std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed,
-                                           const Weights* glide_to, int glide_steps,
-                                           const std::atomic<bool>* cancel) const {
-  return generate_one(*model_, offline_request(steps, emotion, glide_to, glide_steps, cancel), seed);
-}
-
-std::vector<std::vector<OfflineEvent>> Engine::generate_many(int steps, const Weights& emotion,
-                                                             const std::vector<uint64_t>& seeds,
-                                                             const Weights* glide_to,
-                                                             int glide_steps,
-                                                             const BatchPlan& plan,
-                                                             const std::atomic<bool>* cancel) const {
-  return emolive::generate_many(*model_,
-                                offline_request(steps, emotion, glide_to, glide_steps, cancel),
-                                seeds, plan);
 }
 
 }  // namespace emolive
