@@ -440,7 +440,7 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     count = stats["missed_steps"]
     missed = f"{count} step{'s' if count != 1 else ''} missed, " if count else ""
     sent = f"{stats['notes_sent']} note{'s' if stats['notes_sent'] != 1 else ''}"
-    owed = stats.get("owed_note_offs", 0)  # an engine built before stop 40 has none
+    owed = stats["owed_note_offs"]
     unsent = (f"; {owed} note-off{'s' if owed != 1 else ''} could not be sent (the MIDI output was "
               "down): the instrument may hold those notes" if owed else "")
     session.status.message(f"emolive: stopped{reason}: {sent}, {stats['late_notes']} late, "
