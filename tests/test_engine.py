@@ -560,6 +560,40 @@ print(os.waitstatus_to_exitcode(status), after > before, engine.stats()["soundin
 """
 
 
+GENERATE_IN_A_FORKED_CHILD = r"""
+import os, sys, time
+from emolive import Engine
+engine = Engine(model=sys.argv[1], seed=5)
+engine.generate(1)  # the main thread's generation worker now runs in this process
+pid = os.fork()
+if pid == 0:  # the child has no such thread: its generation must not wait for it
+    try:
+        os._exit(0 if len(Engine(model=sys.argv[1], seed=6).generate(2).tracks[0]) > 3 else 3)
+    finally:
+        os._exit(4)
+deadline = time.monotonic() + 30
+while os.waitpid(pid, os.WNOHANG) == (0, 0):
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        sys.exit("the child's generate() hung")
+    time.sleep(0.05)
+print(len(engine.generate(1).tracks[0]) > 3)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_generates_on_its_main_thread(tiny_model_dir: Path) -> None:
+    """The main thread's offline work runs on a worker thread made once per process; a child of
+    fork() has none and makes its own."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", GENERATE_IN_A_FORKED_CHILD, str(tiny_model_dir)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True"], result.stderr[-2000:]
+
+
 def test_an_engine_playing_at_fork_is_closed_in_the_child_without_touching_the_parents(
         tiny_model_dir: Path) -> None:
     """A child of fork() that closed (or dropped) an engine playing at the fork died of SIGSEGV:

@@ -1,16 +1,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstdint>
-#include <future>
 #include <optional>
-#include <thread>
+#include <vector>
 
 #include "bindings.hpp"
 #include "emolive/engine.hpp"
-#include "emolive/errors.hpp"
+#include "offline_work.hpp"
 
 namespace py = pybind11;
 
@@ -18,64 +15,6 @@ namespace emolive::bindings {
 namespace {
 
 using Release = py::call_guard<ReleaseGil>;
-
-// Offline work small enough to run without looking at signals: 64 bars of one stream (about
-// 0.13 s at the 2 ms a bar measured on the 2-core VM, docs/engine.md), counted in
-// stream-steps. The thread that interruptible() starts costs about 1 ms a call there, half of
-// a one-bar generate().
-constexpr int64_t kUninterruptedStreamSteps = 64 * 16;
-
-// `work(cancel)` on a thread of its own with the GIL released, while this thread looks at
-// Python's signals every 50 ms: Ctrl-C (a KeyboardInterrupt from a signal handler) sets
-// `cancel`, waits for the work to stop at its next step and raises. Offline generation can run
-// for seconds; without this, Ctrl-C would wait for all of it. So does `engine` closed meanwhile
-// (EngineError): a generate_many on an asyncio executor's thread, which sees no signals, went
-// on for 28 s after Ctrl-C had closed its engine (helper-80). Work of at most
-// kUninterruptedStreamSteps runs on this thread instead, `cancel` null.
-template <class Work>
-auto interruptible(const Engine& engine, int64_t stream_steps, Work work) -> decltype(work(nullptr)) {
-  using Result = decltype(work(nullptr));
-  if (stream_steps <= kUninterruptedStreamSteps) {
-    ReleaseGil release;
-    return work(nullptr);
-  }
-  const bool open_at_start = !engine.is_closed();  // a closed engine still generates offline
-  std::atomic<bool> cancel{false};
-  std::packaged_task<Result()> task([&] { return work(&cancel); });
-  std::future<Result> result = task.get_future();
-  std::thread worker(std::move(task));
-  const auto stop_work = [&] {  // at its next step
-    cancel = true;
-    ReleaseGil release;
-    worker.join();
-  };
-  for (;;) {
-    bool done = false;
-    bool closed = false;
-    {
-      ReleaseGil release;
-      // Read before the wait: a result that comes during it is returned, not thrown away.
-      closed = open_at_start && engine.is_closed();
-      done = result.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready;
-      if (!done && left_to_exit()) {  // a daemon thread at exit: stop the work, wait
-        cancel = true;
-        worker.join();
-        wait_for_exit();
-      }
-    }
-    if (done) break;
-    if (closed) {
-      stop_work();
-      throw EngineError("the engine was closed while it generated");
-    }
-    if (PyErr_CheckSignals() != 0) {  // a handler raised: stop the work, then raise that
-      stop_work();
-      throw py::error_already_set();
-    }
-  }
-  worker.join();
-  return result.get();  // the work's exception, if it threw
-}
 
 py::dict stats_dict(const EngineStats& s) {
   py::dict d;
@@ -170,9 +109,10 @@ void register_engine(py::module_& m) {
       .def("generate",
            [](const Engine& e, int steps, const Weights& emotion, uint64_t seed,
               std::optional<Weights> glide_to, int glide_steps) {
-             const auto events = interruptible(e, steps, [&](const std::atomic<bool>* cancel) {
-               return e.generate(steps, emotion, seed, glide_to ? &*glide_to : nullptr, glide_steps,
-                                 cancel);
+             std::vector<OfflineEvent> events;
+             run_interruptible(e, steps, [&](Cancellation* cancel) {
+               events = e.generate(steps, emotion, seed, glide_to ? &*glide_to : nullptr,
+                                   glide_steps, cancel);
              });
              return events_array(events);
            },
@@ -181,10 +121,10 @@ void register_engine(py::module_& m) {
       .def("generate_many",
            [](const Engine& e, int steps, const Weights& emotion, const std::vector<uint64_t>& seeds,
               std::optional<Weights> glide_to, int glide_steps, int max_batch, int threads) {
-             const auto streams = interruptible(e, int64_t(steps) * int64_t(seeds.size()),
-                                                [&](const std::atomic<bool>* cancel) {
-               return e.generate_many(steps, emotion, seeds, glide_to ? &*glide_to : nullptr,
-                                      glide_steps, BatchPlan{max_batch, threads}, cancel);
+             std::vector<std::vector<OfflineEvent>> streams;
+             run_interruptible(e, int64_t(steps) * int64_t(seeds.size()), [&](Cancellation* cancel) {
+               streams = e.generate_many(steps, emotion, seeds, glide_to ? &*glide_to : nullptr,
+                                         glide_steps, BatchPlan{max_batch, threads}, cancel);
              });
              py::list out;
              for (const auto& events : streams) out.append(events_array(events));

@@ -20,6 +20,9 @@ struct OutputHandle {
 // Note the main thread (the one that finalizes the interpreter), at import; needs the GIL.
 void remember_main_thread();
 
+// Whether this is the main thread (the only one that sees Python's signals). Without the GIL too.
+bool on_main_thread();
+
 // Whether the interpreter is finalizing and this thread is not the main thread: a daemon
 // thread the exit will end. Callable without the GIL.
 bool left_to_exit();

@@ -36,9 +36,11 @@ void wait_for_exit() {
   for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
+bool on_main_thread() { return PyThread_get_thread_ident() == main_thread_ident; }
+
 bool left_to_exit() {
   // The main thread finalizes the interpreter itself (destructors run then): it goes on.
-  return PyThread_get_thread_ident() != main_thread_ident && interpreter_finalizing();
+  return !on_main_thread() && interpreter_finalizing();
 }
 
 ReleaseGil::ReleaseGil() : state_(PyEval_SaveThread()) {}

@@ -61,9 +61,22 @@ GeneratorConfig config_for(const OfflineRequest& request, uint64_t seed) {
   return config;
 }
 
-// Cancelled once the request's cancel flag is set (read before each step).
+// Cancelled once the request's cancellation is requested (read before each step).
 void stop_if_cancelled(const OfflineRequest& request) {
-  if (request.cancel != nullptr && request.cancel->load(std::memory_order_relaxed)) throw Cancelled();
+  if (request.cancel != nullptr && request.cancel->requested()) throw Cancelled();
+}
+
+// One step (`produce`), after the cancellation check. A run the cancellation ended fails
+// (EngineError from the model): that is a cancelled step, not a broken model.
+template <class Produce>
+void step_unless_cancelled(const OfflineRequest& request, Produce produce) {
+  stop_if_cancelled(request);
+  try {
+    produce();
+  } catch (const EngineError&) {
+    stop_if_cancelled(request);
+    throw;
+  }
 }
 
 void append(const StepEvents& block, std::vector<OfflineEvent>& events) {
@@ -77,6 +90,7 @@ void run_chunk(const Model& model, const OfflineRequest& request,
   std::vector<GeneratorConfig> configs;
   for (size_t i = begin; i < end; ++i) configs.push_back(config_for(request, seeds[i]));
   BatchGenerator batch(model, configs);
+  const Cancellation::Attachment attached(request.cancel, batch.run_options());
   if (request.glide_to) {
     for (int b = 0; b < batch.size(); ++b) {
       batch.stream(b).set_emotion(*request.glide_to, request.glide_steps);
@@ -84,8 +98,7 @@ void run_chunk(const Model& model, const OfflineRequest& request,
   }
   std::vector<StepEvents> blocks;
   for (int s = 0; s < request.steps; ++s) {
-    stop_if_cancelled(request);
-    batch.produce(blocks);
+    step_unless_cancelled(request, [&] { batch.produce(blocks); });
     for (int b = 0; b < batch.size(); ++b) append(blocks[b], events[begin + b]);
   }
   batch.finish(blocks);
@@ -101,12 +114,12 @@ std::vector<OfflineEvent> generate_one(const Model& model, const OfflineRequest&
                                        uint64_t seed) {
   check(request);
   Generator generator(model, config_for(request, seed), StepGraph::offline);
+  const Cancellation::Attachment attached(request.cancel, generator.run_options());
   if (request.glide_to) generator.set_emotion(*request.glide_to, request.glide_steps);
   std::vector<OfflineEvent> events;
   StepEvents block;
   for (int s = 0; s < request.steps; ++s) {
-    stop_if_cancelled(request);
-    generator.produce(block);
+    step_unless_cancelled(request, [&] { generator.produce(block); });
     append(block, events);
   }
   generator.finish(block);

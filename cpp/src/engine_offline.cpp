@@ -8,7 +8,7 @@
 namespace emolive {
 
 OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const Weights* glide_to,
-                                      int glide_steps, const std::atomic<bool>* cancel) const {
+                                      int glide_steps, Cancellation* cancel) const {
   OfflineRequest request;
   request.cancel = cancel;
   request.nonfinite_steps = &offline_nonfinite_steps_;
@@ -27,7 +27,7 @@ OfflineRequest Engine::offline_request(int steps, const Weights& emotion, const 
 
 std::vector<OfflineEvent> Engine::generate(int steps, const Weights& emotion, uint64_t seed,
                                            const Weights* glide_to, int glide_steps,
-                                           const std::atomic<bool>* cancel) const {
+                                           Cancellation* cancel) const {
   return generate_one(*model_, offline_request(steps, emotion, glide_to, glide_steps, cancel), seed);
 }
 
@@ -36,7 +36,7 @@ std::vector<std::vector<OfflineEvent>> Engine::generate_many(int steps, const We
                                                              const Weights* glide_to,
                                                              int glide_steps,
                                                              const BatchPlan& plan,
-                                                             const std::atomic<bool>* cancel) const {
+                                                             Cancellation* cancel) const {
   return emolive::generate_many(*model_,
                                 offline_request(steps, emotion, glide_to, glide_steps, cancel),
                                 seeds, plan);

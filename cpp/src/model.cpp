@@ -1,10 +1,14 @@
 #include "emolive/model.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "emolive/errors.hpp"
 
@@ -90,6 +94,49 @@ void check_tensor(const std::string& where, const std::string& name, Ort::TypeIn
   }
 }
 
+// The load's trial step may take this long. The bundled model's takes well under a
+// millisecond; a model 10,000 times slower could not play a 16th (125 ms at 120 BPM) in time.
+constexpr std::chrono::seconds kTrialStepLimit{5};
+
+// Run options that end the runs made with them once `limit` has passed, from a thread of its
+// own (ONNX Runtime's terminate flag); expired() tells whether it came to that.
+class RunDeadline {
+ public:
+  explicit RunDeadline(std::chrono::milliseconds limit)
+      : watcher_([this, limit] {
+          std::unique_lock<std::mutex> lock(mutex_);
+          if (ended_.wait_for(lock, limit, [this] { return done_; })) return;
+          expired_ = true;
+          try {
+            options_.SetTerminate();
+          } catch (...) {  // refused: the run goes on, as it did before this existed
+          }
+        }) {}
+  ~RunDeadline() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    ended_.notify_one();
+    watcher_.join();
+  }
+  RunDeadline(const RunDeadline&) = delete;
+  RunDeadline& operator=(const RunDeadline&) = delete;
+
+  const Ort::RunOptions* options() const { return &options_; }
+  bool expired() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return expired_;
+  }
+
+ private:
+  Ort::RunOptions options_;  // declared, so made, before the watcher thread that uses it
+  std::mutex mutex_;
+  std::condition_variable ended_;
+  bool done_ = false, expired_ = false;  // guarded by mutex_
+  std::thread watcher_;
+};
+
 std::string join(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -116,12 +163,21 @@ void Model::check_finite(const Session& step) const {
       silent(kBatch * kFrameSize, 0.f);
   std::vector<float> state;
   StepOutputs out;
+  RunDeadline deadline(kTrialStepLimit);
   try {
-    state = decode_init(z.data(), emotion.data(), kBatch);
-    out = run_step(step, silent.data(), z.data(), emotion.data(), state.data(), kBatch);
+    state = run_init(z.data(), emotion.data(), kBatch, deadline.options());
+    out = run_step(step, silent.data(), z.data(), emotion.data(), state.data(), kBatch,
+                   deadline.options());
   } catch (const ModelError&) {
     throw;
   } catch (const EngineError& e) {  // loads, but cannot run: a broken model, named as one
+    if (deadline.expired()) {
+      throw ModelError("model '" + dir_ + "': a silent trial step of decoder_init and " +
+                       step.role + " did not finish within " +
+                       std::to_string(kTrialStepLimit.count()) +
+                       " s (the bundled model's takes under a millisecond): the graph loops "
+                       "for ever, or is far too slow to play");
+    }
     throw ModelError("model '" + dir_ + "': " + step.role + " cannot run a silent step of batch 2: " +
                      e.what());
   }
@@ -277,16 +333,23 @@ void Model::decode_step_in_place(DecoderBuffers& b) const {
   std::memcpy(b.state.data(), b.state_out.data(), b.state.size() * sizeof(float));
 }
 
-std::vector<Ort::Value> Model::run(const Session& s, const std::vector<Ort::Value>& inputs) const {
+std::vector<Ort::Value> Model::run(const Session& s, const std::vector<Ort::Value>& inputs,
+                                   const Ort::RunOptions* options) const {
   try {
-    return s.session->Run(Ort::RunOptions{nullptr}, s.input_ptrs.data(), inputs.data(),
-                          inputs.size(), s.output_ptrs.data(), s.output_ptrs.size());
+    const Ort::RunOptions none{nullptr};
+    return s.session->Run(options != nullptr ? *options : none, s.input_ptrs.data(),
+                          inputs.data(), inputs.size(), s.output_ptrs.data(), s.output_ptrs.size());
   } catch (const Ort::Exception& e) {
     throw EngineError(s.role + " run failed: " + e.what());
   }
 }
 
 std::vector<float> Model::decode_init(const float* z, const float* emotion, int64_t batch) const {
+  return run_init(z, emotion, batch);
+}
+
+std::vector<float> Model::run_init(const float* z, const float* emotion, int64_t batch,
+                                   const Ort::RunOptions* options) const {
   require_at_least_one("batch", batch);
   const int64_t Z = card_.z;
   std::vector<Ort::Value> inputs;
@@ -294,7 +357,7 @@ std::vector<float> Model::decode_init(const float* z, const float* emotion, int6
     if (n == "z") inputs.push_back(view(z, batch * Z, {batch, Z}));
     else inputs.push_back(view(emotion, batch * kEmotionCount, {batch, kEmotionCount}));
   }
-  return copy_out(run(decoder_init_, inputs)[0], {card_.layers, batch, card_.hidden},
+  return copy_out(run(decoder_init_, inputs, options)[0], {card_.layers, batch, card_.hidden},
                   decoder_init_.role + " output 'state'");
 }
 
@@ -304,8 +367,8 @@ Model::StepOutputs Model::decode_step(const float* prev, const float* z, const f
 }
 
 Model::StepOutputs Model::run_step(const Session& step, const float* prev, const float* z,
-                                   const float* emotion, const float* state,
-                                   int64_t batch) const {
+                                   const float* emotion, const float* state, int64_t batch,
+                                   const Ort::RunOptions* options) const {
   require_at_least_one("batch", batch);
   const int64_t Z = card_.z, L = card_.layers, H = card_.hidden;
   std::vector<Ort::Value> inputs;
@@ -315,7 +378,7 @@ Model::StepOutputs Model::run_step(const Session& step, const float* prev, const
     else if (n == "emotion") inputs.push_back(view(emotion, batch * kEmotionCount, {batch, kEmotionCount}));
     else inputs.push_back(view(state, L * batch * H, {L, batch, H}));
   }
-  auto outputs = run(step, inputs);
+  auto outputs = run(step, inputs, options);
   StepOutputs out;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const std::string& n = step.output_names[i];

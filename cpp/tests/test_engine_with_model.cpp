@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "emolive/engine.hpp"
+#include "emolive/errors.hpp"
 #include "emolive/midi_out.hpp"
 #include "emolive/model.hpp"
 
@@ -56,4 +57,56 @@ TEST_CASE("a port check that threw once is not a port error for good") {
   // The second check went through: the error is over (it stayed for the engine's life).
   CHECK(within(1.0, [&] { return engine.stats().port_error.empty(); }));
   engine.close();
+}
+
+namespace {
+
+OfflineRequest long_request(Cancellation* cancel) {
+  OfflineRequest request;
+  request.steps = 1'000'000;  // about 2 minutes of decoding per stream: never reached here
+  request.cancel = cancel;
+  return request;
+}
+
+}  // namespace
+
+TEST_CASE("offline generation cancelled before it starts throws Cancelled") {
+  const Model model(EMOLIVE_BUNDLED_MODEL);
+  Cancellation cancel;
+  cancel.request();
+  CHECK_THROWS_AS(generate_one(model, long_request(&cancel), 1), Cancelled);
+  CHECK_THROWS_AS(generate_many(model, long_request(&cancel), {1, 2, 3}, BatchPlan{2, 2}), Cancelled);
+}
+
+TEST_CASE("offline generation cancelled from another thread ends at once") {
+  const Model model(EMOLIVE_BUNDLED_MODEL);
+  Cancellation cancel;
+  const OfflineRequest request = long_request(&cancel);
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel.request();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(generate_many(model, request, {1, 2, 3, 4}, BatchPlan{2, 2}), Cancelled);
+  canceller.join();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+}
+
+TEST_CASE("a cancellation ends the runs made with options attached to it, even after it came") {
+  const Model model(EMOLIVE_BUNDLED_MODEL);
+  auto buffers = model.make_buffers(1, StepGraph::offline);
+  Cancellation cancel;
+  {
+    const Cancellation::Attachment attached(&cancel, buffers->run_options);
+    model.decode_step_in_place(*buffers);  // runs: nothing was requested yet
+  }
+  cancel.request();
+  {  // attached after the request: its runs end at once
+    const Cancellation::Attachment attached(&cancel, buffers->run_options);
+    CHECK_THROWS_AS(model.decode_step_in_place(*buffers), EngineError);
+  }
+  // A null cancellation attaches nothing.
+  auto other = model.make_buffers(1, StepGraph::offline);
+  const Cancellation::Attachment none(nullptr, other->run_options);
+  model.decode_step_in_place(*other);
 }

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,8 +124,9 @@ def _step_also_computing(model: Path, nodes: list, result: str) -> None:
     onnx.save(step, model / "decoder_step.onnx")
 
 
-def _a_step_that_loops_while_notes_sound(model: Path) -> None:
-    """A Loop of sum(prev) * 1e15 iterations: the first step after notes never returns."""
+def _a_step_that_loops_while_notes_sound(model: Path, also_silent: bool = False) -> None:
+    """A Loop of sum(prev) * 1e15 iterations: the first step after notes never returns; with
+    ``also_silent``, (sum(prev) + 1) * 1e15: no step returns, the load's silent trial neither."""
     import numpy as np
     from onnx import TensorProto, helper
 
@@ -136,7 +139,9 @@ def _a_step_that_loops_while_notes_sound(model: Path) -> None:
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])])
     _step_also_computing(model, [
-        _constant("many", np.float32(1e15)), helper.make_node("Mul", ["notes", "many"], ["trips_f"]),
+        _constant("many", np.float32(1e15)), _constant("floor", np.float32(1.0 if also_silent else 0.0)),
+        helper.make_node("Add", ["notes", "floor"], ["notes_or_one"]),
+        helper.make_node("Mul", ["notes_or_one", "many"], ["trips_f"]),
         helper.make_node("Cast", ["trips_f"], ["trips"], to=TensorProto.INT64),
         _constant("go_on", np.bool_(True)), _constant("v0", np.float32(0)),
         helper.make_node("Loop", ["trips", "go_on", "v0"], ["counted"], body=body)], "counted")
@@ -175,6 +180,83 @@ def test_a_step_that_never_returns_does_not_hang_stop(tiny_model_dir: Path, tmp_
     assert result["notes"] > 0 and result["left"] == 0, result  # every recorded note-on ended
     assert 0.4 < result["stop_s"] < 3.0, result
     assert not result["error"], result
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT")
+@pytest.mark.parametrize("count", ["1", "3"])
+def test_ctrl_c_ends_a_generation_whose_step_never_returns(tiny_model_dir: Path, tmp_path: Path,
+                                                          count: str) -> None:
+    """`emolive generate` of a few bars (64 steps, which ran on the calling thread, out of
+    signals' reach) with a step that never returns: Ctrl-C did nothing, only SIGKILL ended it.
+    The main thread now always waits for the decoding on another thread, looking at signals,
+    and the cancellation ends the step in progress through ONNX Runtime."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    _a_step_that_loops_while_notes_sound(model)
+    process = subprocess.Popen([sys.executable, "-m", "emolive", "generate", "--model", str(model),
+                                "--bars", "4", "--count", count, "-o", str(tmp_path / "x.mid")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(4.0)  # loaded (0.3-1.5 s here) and stuck in the step after the first notes
+    assert process.poll() is None, process.communicate()
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 130, (out, err)
+    assert time.monotonic() - sent < 3.0
+    assert "Traceback" not in err and list(tmp_path.glob("x*.mid")) == []
+
+
+GENERATES_ON_A_THREAD = r"""
+import json, sys, threading, time
+import emolive
+engine = emolive.Engine(model=sys.argv[1], seed=1)
+outcome = {}
+def generate():
+    started = time.monotonic()
+    try:
+        engine.generate_many(2, 100)
+    except emolive.EngineError as e:
+        outcome.update(error=str(e), after_close_s=time.monotonic() - closed_at)
+worker = threading.Thread(target=generate, daemon=True)
+worker.start()
+time.sleep(1.0)  # stuck in the step after the first notes
+closed_at = time.monotonic()
+engine.close()
+worker.join(10)
+print(json.dumps(outcome))
+"""
+
+
+def test_closing_the_engine_ends_a_generation_whose_step_never_returns(tiny_model_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """On a thread other than the main one (an asyncio executor's, say) a long generation ends
+    when its engine is closed; a step that never returned held that up for ever."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    _a_step_that_loops_while_notes_sound(model)
+    run = subprocess.run([sys.executable, "-c", GENERATES_ON_A_THREAD, str(model)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    outcome = json.loads(run.stdout)
+    assert outcome.get("error") == "the engine was closed while it generated", outcome
+    assert outcome["after_close_s"] < 2.0, outcome
+
+
+def test_a_model_whose_trial_step_never_returns_is_refused_at_load(tiny_model_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """The load's silent trial step waited for ever (Ctrl-C too); it is given 5 s."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    _a_step_that_loops_while_notes_sound(model, also_silent=True)
+    started = time.monotonic()
+    result = probe(model)
+    assert "ModelError" in result["bases"], result
+    assert "did not finish within 5 s" in result["message"] and "loops for ever" in result["message"], result
+    assert time.monotonic() - started < 30
 
 
 def test_a_step_asking_for_more_memory_than_the_machine_has_is_named_so(tiny_model_dir: Path,

@@ -17,6 +17,7 @@
 #include <memory>
 #include <vector>
 
+#include "emolive/cancellation.hpp"
 #include "emolive/condition.hpp"
 #include "emolive/model.hpp"
 #include "emolive/stream.hpp"
@@ -42,6 +43,8 @@ class BatchGenerator {
   void produce(std::vector<StepEvents>& out);
   // Note-offs for every note still sounding in each stream (Stream::finish); prev is cleared.
   void finish(std::vector<StepEvents>& out);
+  // The options of its decoder runs, to end a run in progress (Cancellation::Attachment).
+  Ort::RunOptions& run_options() { return buffers_->run_options; }
 
  private:
   const Model& model_;
@@ -52,14 +55,15 @@ class BatchGenerator {
 // What an offline run decodes: `steps` steps from `emotion`, gliding to `*glide_to` over
 // `glide_steps` from step 0 when glide_to is set. `base` gives the walk rate and the sampling
 // settings; its seed and emotion are ignored. `cancel`, when given, is read before every step:
-// once it is true, the run throws Cancelled (errors.hpp) at its next step.
+// once requested, the run throws Cancelled (errors.hpp) at its next step, and a decoder step
+// in progress then is ended (cancellation.hpp).
 struct OfflineRequest {
   int steps = 0;
   Weights emotion{0.f, 0.f, 0.f, 1.f};
   const Weights* glide_to = nullptr;
   int glide_steps = 0;
   GeneratorConfig base;
-  const std::atomic<bool>* cancel = nullptr;
+  Cancellation* cancel = nullptr;
   // Where given, the steps whose onset logits held a NaN are added to it (Sampler).
   std::atomic<int64_t>* nonfinite_steps = nullptr;
 };

@@ -121,10 +121,10 @@ class Engine {
   // Offline: `steps` steps through a fresh generator (same code as live) with `seed`, the
   // engine's temperature and key; with `glide_to`, the emotion glides there over `glide_steps`
   // from step 0. Note-offs for notes still sounding come at step == steps. Both offline calls
-  // throw Cancelled at the next step once `*cancel` is true (another thread sets it).
+  // throw Cancelled once another thread requests `*cancel` (ending a decoder step in progress).
   std::vector<OfflineEvent> generate(int steps, const Weights& emotion, uint64_t seed,
                                      const Weights* glide_to = nullptr, int glide_steps = 0,
-                                     const std::atomic<bool>* cancel = nullptr) const;
+                                     Cancellation* cancel = nullptr) const;
   // Offline, one stream per seed decoded in batches (batch_generator.hpp): stream i as
   // generate(steps, emotion, seeds[i], glide_to, glide_steps), up to the rounding of batched
   // matrix products.
@@ -133,7 +133,7 @@ class Engine {
                                                        const Weights* glide_to = nullptr,
                                                        int glide_steps = 0,
                                                        const BatchPlan& plan = {},
-                                                       const std::atomic<bool>* cancel = nullptr) const;
+                                                       Cancellation* cancel = nullptr) const;
 
  private:
   struct Command {
@@ -165,8 +165,7 @@ class Engine {
   void abandon();
   // The offline run's settings: the engine's walk rate, temperature and key.
   OfflineRequest offline_request(int steps, const Weights& emotion, const Weights* glide_to,
-                                 int glide_steps,
-                                 const std::atomic<bool>* cancel) const;
+                                 int glide_steps, Cancellation* cancel) const;
 
   const long owner_pid_;  // the process that made the engine
   std::shared_ptr<const Model> model_;

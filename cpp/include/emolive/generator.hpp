@@ -36,6 +36,8 @@ class Generator : public Stream {
   // throws EngineError) until allow_decoding(). For a stop that cannot wait for a step.
   void end_decoding() noexcept;
   void allow_decoding() noexcept;
+  // The options of its decoder runs, to end a run in progress (Cancellation::Attachment).
+  Ort::RunOptions& run_options() { return buffers_->run_options; }
 
  private:
   const Model& model_;

@@ -87,12 +87,18 @@ class Model {
   Session load_session(const std::string& role) const;
   void validate(const Session& s) const;
   // ModelError unless one decoder step (of `step`) on a silent frame gives finite outputs (a
-  // diverged training run leaves NaN weights; the engine would play silence or garbage).
+  // diverged training run leaves NaN weights; the engine would play silence or garbage) within
+  // kTrialStepLimit (a graph that loops for ever would hang the load, Ctrl-C included).
   void check_finite(const Session& step) const;
   const Session& batch_step() const;  // decoder_step_batch, loaded on first use
-  std::vector<Ort::Value> run(const Session& s, const std::vector<Ort::Value>& inputs) const;
+  // Runs with `options` where given (to end them from another thread), else with none.
+  std::vector<Ort::Value> run(const Session& s, const std::vector<Ort::Value>& inputs,
+                              const Ort::RunOptions* options = nullptr) const;
+  std::vector<float> run_init(const float* z, const float* emotion, int64_t batch,
+                              const Ort::RunOptions* options = nullptr) const;
   StepOutputs run_step(const Session& step, const float* prev, const float* z,
-                       const float* emotion, const float* state, int64_t batch) const;
+                       const float* emotion, const float* state, int64_t batch,
+                       const Ort::RunOptions* options = nullptr) const;
 
   std::string dir_;
   ModelCard card_;
