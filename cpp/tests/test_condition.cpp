@@ -38,3 +38,20 @@ TEST_CASE("weights near the float maximum are normalised, not summed to infinity
   glide.set({3e38f, 0, 0, 3e38f}, 0);
   CHECK(glide.current()[3] == Approx(0.5f));
 }
+
+TEST_CASE("a second glide after a finished one moves again, a quarter of the way after 1 of 4 steps") {
+  EmotionGlide glide({1, 0, 0, 0});
+  glide.set({0, 1, 0, 0}, 2);
+  glide.next();
+  glide.next();  // landed on Q2
+  glide.set({0, 0, 0, 1}, 4);
+  const Weights w = glide.next();
+  CHECK(w[1] == Approx(0.75f));
+  CHECK(w[3] == Approx(0.25f));
+}
+
+TEST_CASE("a negative weight is refused even when the sum is positive") {
+  CHECK_THROWS_AS(normalised({-0.5f, 1, 1, 1}), std::invalid_argument);
+  EmotionGlide glide;
+  CHECK_THROWS_AS(glide.set({1, 1, -0.1f, 1}, 4), std::invalid_argument);
+}

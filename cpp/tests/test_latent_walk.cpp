@@ -115,3 +115,44 @@ TEST_CASE("the latent walk moves smoothly: consecutive steps are closer than dis
 TEST_CASE("the latent walk rejects a rate below one step per point") {
   CHECK_THROWS_AS(LatentWalk(4, 0, 0), std::invalid_argument);
 }
+
+TEST_CASE("the latent walk reaches a new prior point every steps_per_point steps") {
+  // Same seed, same prior points: at 1 step per point call k gives point k; at 10 steps per
+  // point, call 1 + 10k gives it (the 9 calls between glide towards the next point).
+  const int z = 8;
+  LatentWalk every_step(z, 5, 1), every_ten(z, 5, 10);
+  std::vector<float> point(z), z_out(z);
+  for (int k = 0; k < 4; ++k) {
+    every_step.next(point.data());
+    for (int call = 0; call < 10; ++call) {
+      every_ten.next(z_out.data());
+      if (call == 0) {
+        for (int i = 0; i < z; ++i) CHECK(z_out[i] == Approx(point[i]).margin(1e-5));
+      }
+    }
+  }
+}
+
+TEST_CASE("the latent walk refuses a rate change to zero and a latent of size zero") {
+  LatentWalk walk(4, 0, 8);
+  CHECK_THROWS_AS(walk.set_steps_per_point(0), std::invalid_argument);
+  CHECK_NOTHROW(walk.set_steps_per_point(1));
+  CHECK_THROWS_AS(LatentWalk(0, 0, 8), std::invalid_argument);
+}
+
+TEST_CASE("slerp of opposite endpoints on an axis is finite with unit norm halfway") {
+  std::vector<float> a = {1, 0, 0}, b = {-1, 0, 0}, out(3);
+  slerp(a.data(), b.data(), 0.5f, out.data(), 3);
+  REQUIRE(all_finite(out));
+  CHECK(norm(out) == Approx(1.0).epsilon(1e-5));
+  CHECK(out[0] == Approx(0.f).margin(1e-5));  // a quarter turn: orthogonal to both
+}
+
+TEST_CASE("slerp between nearly opposite endpoints still ends on b") {
+  // 0.005 rad short of a half turn: the path is the great circle through b, not a turn to -a.
+  const float e = 0.005f;
+  std::vector<float> a = {1, 0, 0}, b = {-std::cos(e), std::sin(e), 0}, out(3);
+  slerp(a.data(), b.data(), 1.f, out.data(), 3);
+  REQUIRE(all_finite(out));
+  for (int i = 0; i < 3; ++i) CHECK(out[i] == Approx(b[i]).margin(1e-5));
+}

@@ -113,3 +113,63 @@ TEST_CASE("send_owed sends only the owed note-offs, leaving sounding notes alone
   CHECK(tracker.owed() == 0);
   CHECK(tracker.sounding(0, 64));  // the sounding note is left alone
 }
+
+TEST_CASE("all-off ends a note on channel 16 and on the top key") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  tracker.note_on(rec, 15, 127, 100);  // channel index 15 = MIDI channel 16, note 127 = G9
+  REQUIRE(tracker.count() == 1);
+  rec.clear();
+  tracker.all_off(rec);
+  const std::vector<std::vector<uint8_t>> expected = {
+      {0x8F, 127, 0}, {0xBF, 64, 0}, {0xBF, 123, 0}, {0xBF, 120, 0}};
+  CHECK(messages(rec) == expected);
+  CHECK(tracker.count() == 0);
+}
+
+TEST_CASE("send_owed sends an owed note-off on channel 16 and on the top key") {
+  FlakyOutput out;
+  NoteTracker tracker;
+  tracker.note_on(out, 15, 127, 100);
+  tracker.note_on(out, 15, 60, 100);
+  out.down = true;
+  tracker.note_off(out, 15, 127);  // dropped: owed
+  tracker.note_off(out, 15, 60);   // dropped: owed
+  out.down = false;
+  REQUIRE(tracker.owed() == 2);
+  tracker.send_owed(out);
+  const std::vector<std::vector<uint8_t>> expected = {
+      {0x9F, 127, 100}, {0x9F, 60, 100}, {0x8F, 60, 0}, {0x8F, 127, 0}};
+  CHECK(out.taken == expected);
+  CHECK_FALSE(tracker.owes());
+}
+
+namespace {
+// Failed while it is sent a message, fine again by the time the send returns (a reconnection
+// that ends its pause just after the dropped send).
+struct RecoveringOutput final : MidiOutput {
+  bool down = false;
+  std::vector<std::vector<uint8_t>> taken;
+  void send(const uint8_t* bytes, size_t size) noexcept override {
+    if (!down) taken.emplace_back(bytes, bytes + size);
+    down = false;
+  }
+  bool failed() const noexcept override { return down; }
+  std::string describe() const override { return "recovering"; }
+};
+}  // namespace
+
+TEST_CASE("a note-off dropped by an output that recovers during the send stays owed") {
+  RecoveringOutput out;
+  NoteTracker tracker;
+  tracker.note_on(out, 0, 60, 100);
+  out.down = true;
+  tracker.note_off(out, 0, 60);  // dropped; the output reads as fine afterwards
+  CHECK_FALSE(out.failed());
+  CHECK(tracker.count() == 0);
+  CHECK(tracker.owed() == 1);
+  tracker.send_owed(out);
+  const std::vector<std::vector<uint8_t>> expected = {{0x90, 60, 100}, {0x80, 60, 0}};
+  CHECK(out.taken == expected);
+  CHECK(tracker.owed() == 0);
+}

@@ -245,3 +245,132 @@ TEST_CASE("NaN onset logits start no note, the first step's included, and are co
   fresh.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev);
   CHECK(fresh.nonfinite_steps() == 1);
 }
+
+namespace {
+// One deterministic step of `sampler`: its events.
+StepEvents step_of(Sampler& sampler, const Outputs& o, const SamplerSettings& s,
+                   bool must_start = false) {
+  std::vector<float> frame(kFrameSize);
+  StepEvents ev;
+  ev.clear(0);
+  sampler.sample(o.onset.data(), o.hold.data(), o.velocity.data(), s, frame.data(), ev, must_start);
+  return ev;
+}
+}  // namespace
+
+TEST_CASE("temperature divides the onset logits: low sharpens, high flattens") {
+  SamplerSettings s;
+  s.deterministic = true;
+  s.onset_threshold = 0.8f;
+  Outputs o;
+  o.onset[40] = 1.f;  // p = sigmoid(1 / T): 0.73 at T = 1
+  Sampler plain(1), sharp(1), flat(1);
+  CHECK(step_of(plain, o, s).count == 0);
+  s.temperature = 0.5f;  // sigmoid(2) = 0.88 > 0.8
+  CHECK(step_of(sharp, o, s).count == 1);
+  s.temperature = 2.f;  // sigmoid(0.5) = 0.62
+  s.onset_threshold = 0.7f;
+  CHECK(step_of(flat, o, s).count == 0);
+}
+
+TEST_CASE("the hold ignores temperature: a note held at T = 1 is held at T = 2") {
+  SamplerSettings s;
+  s.deterministic = true;
+  s.hold_threshold = 0.7f;
+  Outputs o;
+  o.onset[40] = 20.f;
+  Sampler sampler(1);
+  REQUIRE(step_of(sampler, o, s).count == 1);
+  o.onset[40] = -20.f;
+  o.hold[40] = 1.f;  // sigmoid(1) = 0.73 > 0.7 (sigmoid(1 / 2) = 0.62 would end it)
+  s.temperature = 2.f;
+  CHECK(step_of(sampler, o, s).count == 0);
+  CHECK(sampler.sounding(40));
+}
+
+TEST_CASE("velocities are clamped to 1..127, and a NaN velocity plays at 64") {
+  SamplerSettings s;
+  s.deterministic = true;
+  Outputs o;
+  o.onset[10] = 20.f;
+  o.onset[20] = 20.f;
+  o.onset[30] = 20.f;
+  o.velocity[10] = 0.f;
+  o.velocity[20] = std::nanf("");
+  o.velocity[30] = 2.f;
+  Sampler sampler(1);
+  const StepEvents ev = step_of(sampler, o, s);
+  REQUIRE(ev.count == 3);
+  CHECK(ev.events[0].velocity == 1);  // a note-on of velocity 0 would be a note-off
+  CHECK(ev.events[1].velocity == 64);
+  CHECK(ev.events[2].velocity == 127);
+}
+
+TEST_CASE("a note transposed one key past either end of the keyboard is not started") {
+  SamplerSettings s;
+  s.deterministic = true;
+  Outputs o;
+  o.onset[0] = 20.f;  // A0, the lowest key
+  s.transpose = -1;
+  Sampler low(1);
+  CHECK(step_of(low, o, s).count == 0);
+  o.onset[0] = -20.f;
+  o.onset[87] = 20.f;  // C8, the highest key
+  s.transpose = 1;
+  Sampler high(1);
+  CHECK(step_of(high, o, s).count == 0);
+}
+
+TEST_CASE("a held note ends exactly max_hold_steps steps after its onset") {
+  SamplerSettings s;
+  s.deterministic = true;
+  s.max_hold_steps = 3;
+  Outputs o;
+  o.hold[12] = 20.f;  // the model would hold it for ever
+  o.onset[12] = 20.f;
+  Sampler sampler(1);
+  REQUIRE(step_of(sampler, o, s).count == 1);  // step 0: note-on
+  o.onset[12] = -20.f;
+  CHECK(step_of(sampler, o, s).count == 0);  // step 1
+  CHECK(step_of(sampler, o, s).count == 0);  // step 2
+  const StepEvents off = step_of(sampler, o, s);  // step 3
+  REQUIRE(off.count == 1);
+  CHECK(off.events[0].kind == NoteEvent::kOff);
+  CHECK_FALSE(sampler.sounding(12));
+}
+
+TEST_CASE("a probability equal to the threshold neither starts nor holds a note") {
+  SamplerSettings s;
+  s.deterministic = true;  // thresholds 0.5; logit 0 gives exactly 0.5
+  Outputs o;
+  o.onset[50] = 0.f;
+  Sampler sampler(1);
+  CHECK(step_of(sampler, o, s).count == 0);
+  o.onset[50] = 20.f;
+  REQUIRE(step_of(sampler, o, s).count == 1);
+  o.onset[50] = -20.f;
+  o.hold[50] = 0.f;
+  const StepEvents ev = step_of(sampler, o, s);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].kind == NoteEvent::kOff);
+}
+
+TEST_CASE("ties go to the lower key: the onset cap and a first step with no onset") {
+  SamplerSettings s;
+  s.deterministic = true;
+  s.max_onsets_per_step = 1;
+  Outputs o;
+  o.onset[30] = 20.f;
+  o.onset[20] = 20.f;
+  Sampler capped(1);
+  StepEvents ev = step_of(capped, o, s);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].key == 20);
+  // Every key equally improbable: the first step starts the lowest, key 0.
+  Outputs silent;
+  Sampler first(1);
+  ev = step_of(first, silent, s, true);
+  REQUIRE(ev.count == 1);
+  CHECK(ev.events[0].kind == NoteEvent::kOn);
+  CHECK(ev.events[0].key == 0);
+}

@@ -363,3 +363,265 @@ TEST_CASE("a note-off dropped by a failure that ends within its step goes out at
   CHECK((rec.at(3).bytes[0] == 0x80 && rec.at(3).bytes[1] == kPitchLow + 1));
   CHECK((rec.at(4).bytes[0] == 0x90 && rec.at(4).bytes[1] == kPitchLow + 2));
 }
+
+namespace {
+void wait_for_steps(const Scheduler& scheduler, int64_t steps) {
+  while (scheduler.steps_played() < steps) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+int count_messages(const RecordingOutput& rec, uint8_t status, int data1 = -1) {
+  int n = 0;
+  for (size_t i = 0; i < rec.count(); ++i) {
+    const RecordedMessage& m = rec.at(i);
+    n += m.bytes[0] == status && (data1 < 0 || (m.size > 1 && m.bytes[1] == data1));
+  }
+  return n;
+}
+}  // namespace
+
+TEST_CASE("after the output comes back the all-off sequence is sent once, and later notes are held") {
+  FailingOutput out;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(out, tracker, blocks, lateness, 0, false);
+  StepEvents empty;
+  empty.clear(0);
+  REQUIRE(blocks.push(empty));
+  scheduler.start(120.0);  // 125 ms per step
+  wait_for_steps(scheduler, 1);
+  out.failing = true;
+  const int64_t failed_at = scheduler.steps_played();
+  wait_for_steps(scheduler, failed_at + 2);  // at least one whole step ran on the failed output
+  out.failing = false;  // reconnected
+  const int64_t back = scheduler.steps_played();
+  StepEvents on;  // a note that holds: no note-off follows
+  on.clear(back + 1);
+  on.push({NoteEvent::kOn, 50, 80});
+  REQUIRE(blocks.push(on));
+  wait_for_steps(scheduler, back + 4);  // steps back+2 and back+3 have no block
+  CHECK(tracker.count() == 1);  // still sounding: not cut by a second all-off
+  CHECK(count_messages(out.recorder, 0xB0, 123) == 1);
+  scheduler.stop();
+  CHECK(count_messages(out.recorder, 0x90) == 1);
+}
+
+TEST_CASE("a block that comes after its step still sends its note-offs, and counts its note-ons as dropped") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false);
+  StepEvents first;
+  first.clear(0);
+  first.push({NoteEvent::kOn, 5, 100});
+  REQUIRE(blocks.push(first));
+  scheduler.start(400.0);  // 37.5 ms per step
+  wait_for_steps(scheduler, 3);
+  REQUIRE(tracker.count() == 1);
+  StepEvents late;  // step 1's block, two steps or more after its own
+  late.clear(1);
+  late.push({NoteEvent::kOff, 5, 0});
+  late.push({NoteEvent::kOn, 6, 100});
+  late.push({NoteEvent::kOn, 7, 100});
+  REQUIRE(blocks.push(late));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!blocks.empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  wait_for_steps(scheduler, scheduler.steps_played() + 1);
+  CHECK(tracker.count() == 0);  // the note-off went out while running, not at stop()
+  CHECK(lateness.dropped_notes() == 2);  // its two note-ons, never sent
+  scheduler.stop();
+  CHECK(count_messages(rec, 0x90) == 1);
+  CHECK(count_messages(rec, 0x80, kPitchLow + 5) == 1);
+}
+
+TEST_CASE("with clock_out every step sends 6 clock ticks (24 per quarter note), none before its time") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, true);
+  const int steps = 4;
+  for (int s = 0; s < steps; ++s) REQUIRE(blocks.push(block_for(s)));
+  scheduler.start(120.0);  // 125 ms per step: ticks 20.8 ms apart
+  wait_for_steps(scheduler, steps);
+  scheduler.stop();
+  const int64_t origin = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             scheduler.origin().time_since_epoch()).count();
+  const int64_t step_ns = 125000000;
+  // Each step: its note-on, then its clock ticks; tick i of step k is due at k + i/6 steps.
+  int step = -1, tick = 0;
+  std::vector<int> ticks_per_step;
+  for (size_t i = 0; i < rec.count(); ++i) {
+    const RecordedMessage& m = rec.at(i);
+    if ((m.bytes[0] & 0xF0) == 0x90) {
+      if (step >= 0) ticks_per_step.push_back(tick);
+      step = m.bytes[1] - kPitchLow;
+      tick = 0;
+    } else if (m.bytes[0] == 0xF8) {
+      REQUIRE(step >= 0);
+      CHECK(m.time_ns >= origin + step * step_ns + tick * step_ns / 6 - 1000);  // 1 us rounding
+      ++tick;
+    }
+  }
+  REQUIRE(ticks_per_step.size() == size_t(steps - 1));
+  for (int n : ticks_per_step) CHECK(n == 6);
+}
+
+TEST_CASE("lateness is the send time after the deadline, and a late step's note-ons count as late") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false);
+  StepEvents empty;
+  empty.clear(0);
+  REQUIRE(blocks.push(empty));
+  scheduler.start(20.0);  // 750 ms per step; a block may come until 375 ms after its deadline
+  wait_for_steps(scheduler, 1);
+  // Step 1's block comes 150 ms after its deadline: it is sent then, late.
+  std::this_thread::sleep_until(scheduler.origin() + std::chrono::milliseconds(750 + 150));
+  StepEvents chord;
+  chord.clear(1);
+  chord.push({NoteEvent::kOn, 30, 100});
+  chord.push({NoteEvent::kOn, 34, 100});
+  REQUIRE(blocks.push(chord));
+  wait_for_steps(scheduler, 2);
+  scheduler.stop();
+  CHECK(count_messages(rec, 0x90) == 2);
+  CHECK(lateness.late_notes() == 2);
+  CHECK(lateness.missed_steps() == 0);
+  REQUIRE(lateness.count() >= 2);
+  for (size_t i = 0; i < lateness.count(); ++i) CHECK(lateness.data()[i] >= 0.f);
+  CHECK(lateness.data()[1] >= 150000.f);  // microseconds
+  CHECK(lateness.max_us() >= 150000.f);
+}
+
+TEST_CASE("a second run starts afresh: no steps played, and the clock ends the notes a dead producer left") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  std::atomic<bool> producer_alive{false};  // it queued its blocks and ended
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false, &producer_alive);
+  for (int run = 0; run < 2; ++run) {
+    scheduler.start(120.0);  // 125 ms per step
+    CHECK(scheduler.steps_played() == 0);  // the thread waits for the first block
+    for (int s = 0; s < 3; ++s) REQUIRE(blocks.push(block_for(s)));  // key 2 sounds after
+    // The queue empty and the producer gone: the clock sends the all-off sequence itself.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while ((scheduler.steps_played() < 3 || tracker.count() > 0) &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(tracker.count() == 0);
+    wait_for_steps(scheduler, 6);
+    CHECK(lateness.missed_steps() == 0);  // no block can come: not the model's slowness
+    scheduler.stop();
+    CHECK(count_messages(rec, 0x90) == 3);
+    rec.clear();
+  }
+}
+
+TEST_CASE("a run after one that ended on a failed output sends the owed note-offs and the all-off first") {
+  FailingOutput out;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(out, tracker, blocks, lateness, 0, false);
+  StepEvents chord;
+  chord.clear(0);
+  chord.push({NoteEvent::kOn, 39, 90});
+  REQUIRE(blocks.push(chord));
+  scheduler.start(400.0);
+  wait_for_steps(scheduler, 1);
+  out.failing = true;
+  wait_for_steps(scheduler, scheduler.steps_played() + 2);  // a step saw the failure
+  scheduler.stop();  // its all-off is dropped too
+  REQUIRE(tracker.owes());
+  out.failing = false;
+  out.recorder.clear();
+  StepEvents next;
+  next.clear(0);
+  next.push({NoteEvent::kOn, 50, 80});
+  REQUIRE(blocks.push(next));
+  scheduler.start(400.0);
+  wait_for_steps(scheduler, 1);
+  scheduler.stop();
+  const RecordingOutput& rec = out.recorder;
+  REQUIRE(rec.count() >= 5);
+  CHECK((rec.at(0).bytes[0] == 0x80 && rec.at(0).bytes[1] == kPitchLow + 39));
+  CHECK((rec.at(1).bytes[0] == 0xB0 && rec.at(1).bytes[1] == 64));
+  CHECK((rec.at(2).bytes[0] == 0xB0 && rec.at(2).bytes[1] == 123));
+  CHECK((rec.at(3).bytes[0] == 0xB0 && rec.at(3).bytes[1] == 120));
+  CHECK((rec.at(4).bytes[0] == 0x90 && rec.at(4).bytes[1] == kPitchLow + 50));
+}
+
+TEST_CASE("a start at the last position a Song Position Pointer can name sends it, then Continue") {
+  using Bytes = std::vector<std::vector<uint8_t>>;
+  CHECK(transport_of_a_run(kMaxSongPosition) == Bytes{{0xF2, 0x7F, 0x7F}, {0xFB}, {0xFC}});
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, true);
+  CHECK_NOTHROW(scheduler.start(120.0, kMaxStartPosition));  // the largest start position
+  CHECK(scheduler.running());
+  scheduler.stop();
+}
+
+TEST_CASE("the scheduler refuses a MIDI channel index outside 0..15") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  CHECK_THROWS_AS(Scheduler(rec, tracker, blocks, lateness, 16, false), std::invalid_argument);
+  CHECK_THROWS_AS(Scheduler(rec, tracker, blocks, lateness, -1, false), std::invalid_argument);
+  CHECK_NOTHROW(Scheduler(rec, tracker, blocks, lateness, 15, false));
+}
+
+TEST_CASE("stopping while a step waits for its block does not count that step as missed") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, false);
+  REQUIRE(blocks.push(block_for(0)));
+  scheduler.start(20.0);  // 750 ms per step; step 1 waits for its block until 1,125 ms
+  wait_for_steps(scheduler, 1);
+  std::this_thread::sleep_until(scheduler.origin() + std::chrono::milliseconds(750 + 100));
+  scheduler.stop();  // inside step 1's wait
+  CHECK(lateness.missed_steps() == 0);
+}
+
+namespace {
+// Stalls for `stall` in its first note-on's send, as a machine or process that stops for a
+// while (SIGSTOP, swapping) makes the clock thread do.
+struct StallingOutput final : MidiOutput {
+  std::chrono::milliseconds stall{0};
+  bool stalled = false;
+  void send(const uint8_t* bytes, size_t) noexcept override {
+    if (!stalled && (bytes[0] & 0xF0) == 0x90) {
+      stalled = true;
+      std::this_thread::sleep_for(stall);
+    }
+  }
+  std::string describe() const override { return "stalling"; }
+};
+}  // namespace
+
+TEST_CASE("steps the clock itself came too late for are not counted as missed") {
+  StallingOutput out;
+  out.stall = std::chrono::milliseconds(200);
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(out, tracker, blocks, lateness, 0, false);
+  REQUIRE(blocks.push(block_for(0)));  // no later block: every later step lacks one
+  scheduler.start(400.0);  // 37.5 ms per step: steps 1-4 end their wait (half a step) by 169 ms
+  wait_for_steps(scheduler, 8);
+  scheduler.stop();
+  // Steps 1-4 came after the 200 ms stall, past their half step: no sign of a slow model.
+  CHECK(lateness.missed_steps() <= scheduler.steps_played() - 5);
+}

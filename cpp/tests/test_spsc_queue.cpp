@@ -47,3 +47,11 @@ TEST_CASE("spsc queue passes a million items between two threads in order") {
   CHECK(in_order);
   CHECK(q.empty());
 }
+
+TEST_CASE("spsc queue capacity() is how many items fit (one slot less than its size)") {
+  SpscQueue<int, 8> q;
+  CHECK(q.capacity() == 7);
+  for (int i = 0; i < int(q.capacity()); ++i) REQUIRE(q.push(i));
+  CHECK_FALSE(q.push(99));
+  CHECK(q.size() == q.capacity());
+}

@@ -112,3 +112,55 @@ TEST_CASE("a transposition outside -11..11 semitones is refused") {
   c.sampling.transpose = -12;
   CHECK_THROWS_AS(Stream(kZ, kSegment, c), std::invalid_argument);
 }
+
+TEST_CASE("a stream's first step starts one note when the model starts none, later steps do not") {
+  GeneratorConfig c;
+  c.seed = 4;
+  c.sampling.deterministic = true;
+  Stream stream(kZ, kSegment, c);
+  Outputs o;
+  std::fill(o.onset.begin(), o.onset.end(), -20.f);  // hold stays high: the note keeps sounding
+  const Step first = run_step(stream, o);
+  REQUIRE(first.events.count == 1);
+  CHECK(first.events.events[0].kind == NoteEvent::kOn);
+  for (int step = 1; step < 4; ++step) CHECK(run_step(stream, o).events.count == 0);
+  StepEvents last;
+  stream.finish(last);
+  CHECK(run_step(stream, o).events.count == 1);  // a new performance starts one again
+}
+
+TEST_CASE("the temperature bounds 0.05 and 5 and transposition 11 are accepted; a config temperature of 0 is not") {
+  GeneratorConfig c;
+  Stream stream(kZ, kSegment, c);
+  CHECK_NOTHROW(stream.set_temperature(0.05f));
+  CHECK_NOTHROW(stream.set_temperature(5.0f));
+  CHECK_THROWS_AS(stream.set_temperature(5.01f), std::invalid_argument);
+  CHECK_NOTHROW(stream.set_key(0x0FFF, 11));
+  CHECK_NOTHROW(stream.set_key(0x0FFF, -11));
+  c.sampling.temperature = 0.f;
+  CHECK_THROWS_AS(Stream(kZ, kSegment, c), std::invalid_argument);
+}
+
+TEST_CASE("the sampler's random draws are not the latent walk's") {
+  // Both come from the config's seed; the walk draws from Rng(seed). At p = 0.5 the onsets
+  // would repeat that stream's first 88 uniforms (u < 0.5) if the sampler drew the same ones.
+  GeneratorConfig c;
+  c.seed = 11;
+  Stream stream(kZ, kSegment, c);
+  Outputs o;
+  std::fill(o.onset.begin(), o.onset.end(), 0.f);
+  const Step s = run_step(stream, o);
+  std::vector<bool> onsets(kPitchCount, false);
+  for (int i = 0; i < s.events.count; ++i) {
+    if (s.events.events[i].kind == NoteEvent::kOn) onsets[s.events.events[i].key] = true;
+  }
+  Rng walk_stream(c.seed);
+  std::vector<bool> walk_draws(kPitchCount);
+  for (int k = 0; k < kPitchCount; ++k) walk_draws[k] = walk_stream.uniform() < 0.5;
+  CHECK(onsets != walk_draws);
+  // The walk itself follows Rng(seed): its first point is the stream's first latent.
+  LatentWalk walk(kZ, c.seed, c.walk_steps_per_point);
+  std::vector<float> z(kZ);
+  walk.next(z.data());
+  for (int i = 0; i < kZ; ++i) CHECK(s.z[i] == Approx(z[i]).margin(1e-6));
+}
