@@ -1,5 +1,6 @@
 #include "emolive/scheduler.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -95,9 +96,9 @@ void Scheduler::run() {
       // Tempo is read as each step begins: a change applies from the next step boundary (read
       // before the wait, a change during step k waited for step k + 2).
       const SteadyClock::duration length = step_length_for(bpm_.load(std::memory_order_relaxed));
-      play_step(step, step_start, length);
+      const int ticks_sent = play_step(step, step_start, length);
       bool cancelled = false;
-      for (int tick = 1; clock_out_ && tick < kClockTicksPerStep; ++tick) {
+      for (int tick = ticks_sent; clock_out_ && tick < kClockTicksPerStep; ++tick) {
         if (!wait_until(step_start + length * tick / kClockTicksPerStep, stop_)) {
           cancelled = true;
           break;
@@ -141,8 +142,19 @@ int note_ons_of(const StepEvents& block) {
 }
 }  // namespace
 
-void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
-                          SteadyClock::duration step_length) {
+int Scheduler::send_due_ticks(SteadyClock::time_point deadline, SteadyClock::duration step_length,
+                              int sent) {
+  const uint8_t clock = 0xF8;
+  while (clock_out_ && sent < kClockTicksPerStep &&
+         SteadyClock::now() >= deadline + step_length * sent / kClockTicksPerStep) {
+    out_.send(&clock, 1);
+    ++sent;
+  }
+  return sent;
+}
+
+int Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
+                         SteadyClock::duration step_length) {
   const StepEvents* block = blocks_.front();
   if (out_.failed()) {
     // The port is gone or stalled: its sounding notes cannot be switched off now, so their
@@ -154,7 +166,7 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
       blocks_.pop();
       block = blocks_.front();
     }
-    return;
+    return 1;  // the step's first tick is not sent to a failed output; the others are tried
   }
   if (output_failed_) {
     // The output is back (reconnected, or its JACK server runs again). The receiver may still
@@ -181,8 +193,12 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
   const bool clock_on_time = SteadyClock::now() < give_up;
   const bool may_come = !producer_alive_ || producer_alive_->load(std::memory_order_acquire);
   if (!block && !may_come) block = blocks_.front();  // its last block, queued before it ended
+  int ticks_sent = 0;
   while (!block && may_come && SteadyClock::now() < give_up &&
          !stop_.load(std::memory_order_acquire)) {
+    // The clock goes on while the block is awaited: its ticks went out late in a burst after a
+    // late block (up to half a step), a wobble a synth following the clock would play.
+    ticks_sent = send_due_ticks(deadline, step_length, ticks_sent);
     std::this_thread::sleep_for(std::chrono::microseconds(100));
     block = blocks_.front();
   }
@@ -202,10 +218,12 @@ void Scheduler::play_step(int64_t step, SteadyClock::time_point deadline,
     lateness_.record_missed_step();  // not decoded in time (a producer that ended has no more)
   }
   lateness_.record(lateness_us, note_ons);
-  if (clock_out_) {
+  if (clock_out_ && ticks_sent == 0) {  // the block was on time: the first tick after its notes
     const uint8_t clock = 0xF8;
     out_.send(&clock, 1);
+    ticks_sent = 1;
   }
+  return std::max(send_due_ticks(deadline, step_length, ticks_sent), 1);
 }
 
 void Scheduler::send_events(const StepEvents& block, bool note_ons) {

@@ -625,3 +625,36 @@ TEST_CASE("steps the clock itself came too late for are not counted as missed") 
   // Steps 1-4 came after the 200 ms stall, past their half step: no sign of a slow model.
   CHECK(lateness.missed_steps() <= scheduler.steps_played() - 5);
 }
+
+TEST_CASE("with clock_out the clock ticks keep time while a step waits for a late block") {
+  RecordingOutput rec;
+  NoteTracker tracker;
+  BlockQueue blocks;
+  LatenessLog lateness;
+  Scheduler scheduler(rec, tracker, blocks, lateness, 0, true);
+  REQUIRE(blocks.push(block_for(0)));
+  scheduler.start(20.0);  // 750 ms per step: ticks 125 ms apart; a block may come until 375 ms
+  wait_for_steps(scheduler, 1);
+  // Step 1's block comes 300 ms after its deadline, after the step's ticks at 0, 125 and 250 ms.
+  std::this_thread::sleep_until(scheduler.origin() + std::chrono::milliseconds(750 + 300));
+  REQUIRE(blocks.push(block_for(1)));
+  wait_for_steps(scheduler, 2);
+  scheduler.stop();
+  const int64_t step1_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               scheduler.origin().time_since_epoch()).count() + 750'000'000;
+  std::vector<int64_t> ticks_ns;  // step 1's ticks, after its deadline
+  for (size_t i = 0; i < rec.count(); ++i) {
+    const RecordedMessage& m = rec.at(i);
+    if (m.bytes[0] == 0xF8 && m.time_ns >= step1_ns - 1000) ticks_ns.push_back(m.time_ns - step1_ns);
+  }
+  REQUIRE(ticks_ns.size() == 6);
+  // Each tick within 100 ms of its time: they went out together with the block, 300 ms late,
+  // before (a loaded machine may be late by some milliseconds, never by 175).
+  for (int i = 0; i < 3; ++i) CHECK(ticks_ns[i] < i * 125'000'000 + 100'000'000);
+  // The block's note-on came after the first three ticks and before the fourth.
+  size_t note_on = 0;
+  while (note_on < rec.count() && !((rec.at(note_on).bytes[0] & 0xF0) == 0x90 &&
+                                     rec.at(note_on).bytes[1] == kPitchLow + 1)) ++note_on;
+  REQUIRE(note_on < rec.count());
+  CHECK(rec.at(note_on).time_ns - step1_ns >= 300'000'000 - 1000);
+}

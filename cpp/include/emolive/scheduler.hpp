@@ -70,8 +70,15 @@ class Scheduler {
  private:
   void run();
   bool wait_for_first_block();
-  void play_step(int64_t step, SteadyClock::time_point deadline,
-                 SteadyClock::duration step_length);
+  // Plays step `step` (due at `deadline`); returns how many of its clock ticks it sent (with
+  // clock_out: at least the first, at the deadline or after the step's notes, whichever is
+  // later; more where it waited for a late block).
+  int play_step(int64_t step, SteadyClock::time_point deadline,
+                SteadyClock::duration step_length);
+  // Sends the clock ticks of the step due at `deadline` that are due by now, from tick `sent`
+  // on; returns the new count. So a block awaited never holds the outgoing clock up.
+  int send_due_ticks(SteadyClock::time_point deadline, SteadyClock::duration step_length,
+                     int sent);
   void send_events(const StepEvents& block, bool note_ons);
   void send_transport_start();  // clock_out: Start, or Song Position Pointer and Continue
 
