@@ -45,7 +45,8 @@ class Scheduler {
   // (16th steps, >= 0) is where step 0 lies in the song a clock receiver follows: with
   // clock_out, 0 sends Start (0xFA); later positions send Song Position Pointer (0xF2, when
   // the position fits its 14 bits) and then Continue (0xFB), so a receiver goes on from there.
-  // std::invalid_argument outside 0..kMaxStartPosition (nothing started).
+  // std::invalid_argument outside 0..kMaxStartPosition (nothing started). While running it
+  // does nothing (bpm and song_position ignored: set_bpm() changes the tempo; stop() first).
   void start(double bpm, int64_t song_position = 0);
   // Ask the thread to stop, wait for it. On its way out it sends the all-off sequence (and,
   // with clock_out, MIDI Stop 0xFC when it had sent Start or Continue). Idempotent.
