@@ -87,6 +87,26 @@ def test_bad_input_exits_2_with_what_is_allowed(capsys: pytest.CaptureFixture[st
     assert "Traceback" not in err + out
 
 
+def test_a_point_of_the_circumplex_starts_at_its_quadrant() -> None:
+    """--valence is the first coordinate, --arousal the second: + and - is calm (Q4)."""
+    from emolive.cli_options import live_parser, start_emotion
+    from emolive.emotions import parse_emotion
+
+    parser = live_parser()
+    for argv, emotion in [(["--valence", "1", "--arousal", "-1"], "calm"),
+                          (["--valence", "-1", "--arousal", "1"], "tense"),
+                          (["--valence", "1"], "happy:1,calm:1")]:  # arousal 0: between Q1 and Q4
+        assert start_emotion(parser.parse_args(argv), parser) == pytest.approx(parse_emotion(emotion)), argv
+
+
+def test_music_options_default_to_channel_1_at_120_bpm() -> None:
+    from emolive.cli_options import generate_parser, live_parser
+
+    for parser in (live_parser(), generate_parser()):
+        args = parser.parse_args([])
+        assert (args.channel, args.bpm) == (1, 120.0)
+
+
 def test_no_output_chosen_says_how_to_choose(capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EMOLIVE_PORT", raising=False)

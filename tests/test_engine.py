@@ -175,6 +175,8 @@ def test_bad_calls_raise_clear_errors(engine: Engine) -> None:
         engine.set_bpm(19.9)
     with pytest.raises(ValueError):
         engine.set_temperature(5.1)
+    with pytest.raises(ValueError, match=r"temperature must be in 0\.05\.\.5, got 0\.04"):
+        engine.set_temperature(0.04)  # below the documented 0.05..5
     with pytest.raises(ValueError, match="bars"):
         engine.set_emotion("sad", bars=-1)
     with pytest.raises(ValueError, match="unknown key"):
@@ -447,6 +449,60 @@ def test_transposition_takes_the_nearer_way_to_the_key() -> None:
     assert transposition("F#", 0) == 6 and transposition("F", 0) == 5
     assert transposition("C", 9) == 3  # a model trained in A, played in C
     assert transposition(None, 0) == 0 and transposition("A", None) == 0
+
+
+# Each scale's notes on C, spelled out from music theory (not read from emolive.scales.SCALES).
+SCALE_NOTES_ON_C = {
+    "major": "C D E F G A B",
+    "minor": "C D Eb F G Ab Bb",
+    "harmonic_minor": "C D Eb F G Ab B",
+    "melodic_minor": "C D Eb F G A B",  # ascending
+    "dorian": "C D Eb F G A Bb",
+    "phrygian": "C Db Eb F G Ab Bb",
+    "lydian": "C D E F# G A B",
+    "mixolydian": "C D E F G A Bb",
+    "locrian": "C Db Eb F Gb Ab Bb",
+    "major_pentatonic": "C D E G A",
+    "minor_pentatonic": "C Eb F G Bb",
+    "blues": "C Eb F Gb G Bb",
+    "chromatic": "C Db D Eb E F Gb G Ab A Bb B",
+}
+PITCH_CLASS_OF = {"C": 0, "Db": 1, "D": 2, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7, "Ab": 8,
+                  "A": 9, "Bb": 10, "B": 11}
+
+
+def _mask_of(notes: str, shift: int = 0) -> int:
+    return sum(1 << ((PITCH_CLASS_OF[note] + shift) % 12) for note in set(notes.split()))
+
+
+@pytest.mark.parametrize("scale", sorted(SCALE_NOTES_ON_C))
+def test_every_scale_holds_its_notes(scale: str) -> None:
+    assert scale_mask("C", scale) == _mask_of(SCALE_NOTES_ON_C[scale]), f"{scale} on C"
+    assert scale_mask("A", scale) == _mask_of(SCALE_NOTES_ON_C[scale], shift=9), f"{scale} on A"
+
+
+def test_every_scale_is_in_the_table_of_notes() -> None:
+    from emolive.scales import SCALES
+
+    assert sorted(SCALES) == sorted(SCALE_NOTES_ON_C)
+
+
+@pytest.mark.parametrize(("alias", "scale"), [
+    ("ionian", "major"), ("aeolian", "minor"), ("natural_minor", "minor"), ("natural minor", "minor"),
+    ("Natural-Minor", "minor"), ("harmonic-minor", "harmonic_minor"), ("melodic minor", "melodic_minor"),
+    ("major-pentatonic", "major_pentatonic"), ("MINOR PENTATONIC", "minor_pentatonic"),
+])
+def test_scale_aliases_and_spellings_are_the_scale(alias: str, scale: str) -> None:
+    assert scale_mask("D", alias) == scale_mask("D", scale)
+
+
+def test_accidentals_wrap_around_the_octave() -> None:
+    from emolive.scales import pitch_class
+
+    assert pitch_class("Cb") == 11  # C flat is B
+    assert pitch_class("B#") == 0  # B sharp is C
+    assert pitch_class("Bbb") == 9  # B double flat is A
+    assert scale_mask("Cb", "major") == scale_mask("B", "major")
 
 
 def _wait_for_steps(engine: Engine, steps: int, timeout_s: float = 10.0) -> None:

@@ -99,6 +99,7 @@ def test_every_piece_ends_with_its_notes_off(engine: Engine) -> None:
     ({"count": 2, "bars": 0}, ValueError, "bars"),
     ({"count": 200, "bars": 1000}, ValueError, "at most 100000 bars in all"),
     ({"count": 2, "bars": 2, "seeds": [1]}, ValueError, "one seed per piece: count is 2, got 1"),
+    ({"count": 2, "bars": 2, "seeds": [1, 2, 3]}, ValueError, "one seed per piece: count is 2, got 3"),
     ({"count": 2, "bars": 2, "seeds": [1, -1]}, ValueError, r"seeds\[1\]"),
     ({"count": 2, "bars": 2, "seeds": [1, 2.0]}, TypeError, r"seeds\[1\]"),
     ({"count": 2, "bars": 2, "seeds": "12"}, TypeError, "sequence of integers"),
@@ -121,6 +122,14 @@ def test_a_morph_may_be_as_long_as_the_longest_piece() -> None:
 
     assert offline_arguments(20_000, "calm", "sad", 15_000)[3] == 15_000 * 16
     assert offline_arguments(20_000, "calm", "sad", None)[3] == 20_000 * 16
+
+
+def test_a_fractional_morph_rounds_to_the_nearest_sixteenth() -> None:
+    from emolive.arguments import offline_arguments
+
+    # 0.99 bar is 15.84 sixteenths: 16 steps (a whole bar), not 15 cut off.
+    assert offline_arguments(1, "calm", "sad", 0.99)[3] == 16
+    assert offline_arguments(2, "calm", "sad", 0.02)[3] == 0  # 0.32 sixteenths
 
 
 def test_default_seeds_past_the_largest_are_refused_not_wrapped_to_0(tiny_model_dir) -> None:

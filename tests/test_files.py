@@ -54,6 +54,55 @@ def test_note_spans_closes_restrikes_and_hanging_notes() -> None:
     assert spans == [(0.0, 0.5, 50, 10, 1), (0.5, 1.0, 50, 20, 1), (1.5, 1.0, 70, 30, 10)]
 
 
+def test_note_spans_are_sorted_by_start_not_by_end() -> None:
+    midi = mido.MidiFile(ticks_per_beat=100)
+    midi.tracks.append(mido.MidiTrack(
+        [mido.Message("note_on", note=60, velocity=50, time=0),  # C4 over beats 0..4
+         mido.Message("note_on", note=64, velocity=60, time=100),  # E4 over beats 1..2, ends first
+         mido.Message("note_off", note=64, velocity=0, time=100),
+         mido.Message("note_off", note=60, velocity=0, time=200)]))
+    spans = [(s.start_beats, s.length_beats, s.pitch) for s in files.note_spans(midi)]
+    assert spans == [(0.0, 4.0, 60), (1.0, 1.0, 64)]
+
+
+def test_a_file_with_no_ticks_per_beat_is_refused_not_divided_by() -> None:
+    midi = mido.MidiFile(ticks_per_beat=0)
+    midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=50, time=10)]))
+    for use in (files.note_spans, files.length_beats):
+        with pytest.raises(ValueError, match="no ticks per beat"):
+            use(midi)
+
+
+def test_the_length_of_a_type_1_file_is_that_of_its_longest_track() -> None:
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000, time=0),
+                                       mido.MetaMessage("end_of_track", time=480)]))  # 1 beat
+    midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=50, time=0),
+                                       mido.Message("note_off", note=60, velocity=0, time=3 * 480),
+                                       mido.MetaMessage("end_of_track", time=480)]))  # 4 beats
+    assert files.length_beats(midi) == 4.0
+
+
+def test_engine_notes_make_a_file_with_its_rests_program_key_and_name_once() -> None:
+    from emolive.midi_notes import midi_from_events
+
+    # 64 steps of 16ths with no notes: 16 beats of rest, kept to the end of the track.
+    empty = midi_from_events([], 64, 120.0, 1, None, "emolive-default")
+    assert files.length_beats(empty) == 16.0
+    assert files.note_spans(empty) == []
+    assert [m.name for m in empty.tracks[0] if m.type == "track_name"] == ["emolive-default"]
+    # One C4 from step 4 to step 8 (beats 1..2), then rests to step 32 (8 beats).
+    midi = midi_from_events([[4, 1, 60, 100], [8, 0, 60, 0]], 32, 120.0, 3, 1, "tiny", "F#m")
+    assert files.length_beats(midi) == 8.0
+    [span] = files.note_spans(midi)
+    assert (span.start_beats, span.length_beats, span.pitch, span.velocity, span.channel) == (
+        1.0, 1.0, 60, 100, 3)
+    track = midi.tracks[0]
+    assert [m.name for m in track if m.type == "track_name"] == ["emolive tiny"]
+    assert [(m.channel, m.program) for m in track if m.type == "program_change"] == [(2, 0)]  # 1-based: 3, 1
+    assert [m.key for m in track if m.type == "key_signature"] == ["F#m"]
+
+
 def test_write_midi_round_trips(tmp_path: Path) -> None:
     path = files.write_midi(_c_major_arpeggio(), tmp_path / "a.mid")
     assert len(files.note_spans(mido.MidiFile(str(path)))) == 8
@@ -696,6 +745,16 @@ def test_the_file_functions_keep_a_file_named_without_a_suffix_that_holds_other_
     files.write_midi(_c_major_arpeggio(), tmp_path / "take")
     files.write_midi(_c_major_arpeggio(), tmp_path / "take")  # a MIDI file: written over
     assert (tmp_path / "take").read_bytes()[:4] == b"MThd"
+    (tmp_path / "empty").touch()  # an empty file holds nothing to lose: written over
+    files.write_midi(_c_major_arpeggio(), tmp_path / "empty")
+    assert (tmp_path / "empty").read_bytes()[:4] == b"MThd"
+
+
+def test_a_file_name_of_spaces_is_no_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="the file name is empty"):
+        files.write_midi(_c_major_arpeggio(), "   ")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_file_without_a_suffix_that_cannot_be_read_is_not_replaced(

@@ -375,6 +375,41 @@ def test_phase_lock_leaves_a_locked_tempo_alone() -> None:
     assert _follow(lock, 100.0, 8, measured=100.0, start_bpm=100.0) == []
 
 
+def test_phase_lock_keeps_the_tempo_it_gives_within_the_engines_range() -> None:
+    """A master measured at the engine's limit while the engine is behind (or ahead): the nudge
+    would ask for more than MAX_BPM (less than MIN_BPM), the engine is given the limit."""
+    lock = PhaseLock()
+    lock.start(0.0, 120.0)
+    # 100 ticks ahead at time 0: a nudge of +15 % (catching up), MAX_BPM * 1.15 -> MAX_BPM.
+    assert lock.tick(0.0, 100, MAX_BPM) == MAX_BPM
+    lock.start(0.0, 120.0)
+    assert lock.tick(0.0, -100, MIN_BPM) == MIN_BPM
+
+
+def test_phase_lock_catches_up_faster_after_a_five_percent_change_of_the_measured_tempo() -> None:
+    lock = PhaseLock()
+    lock.start(0.0, 120.0)
+    # 126 is 5 % off the start tempo (>= 1 %): catching up, at most 15 %. The error, 100 ticks
+    # over a horizon of 2 beats (48 ticks), asks for more: 126 * 1.15, not 126 * 1.04.
+    assert lock.tick(0.0, 100, 126.0) == pytest.approx(126.0 * 1.15)
+
+
+def test_phase_lock_resume_keeps_the_error_from_before_the_pause_and_start_forgets_it() -> None:
+    lock = PhaseLock(max_ratio=0.0, catch_up_ratio=0.0)  # never nudged: the engine stays at 120
+    lock.start(0.0, 120.0)
+    # At 120 BPM a step (6 ticks) is 0.125 s: at 0.5 s the engine is at 4 steps, 24 ticks.
+    assert lock.tick(0.5, 30, None) is None
+    assert lock.error_ticks == pytest.approx(6.0)  # 30 - 24
+    # The clock pauses; it comes back at 2 s (engine at 16 steps, 96 ticks) counting from 5.
+    lock.resume(2.0, 5)
+    lock.tick(2.0, 5, None)
+    assert lock.error_ticks == pytest.approx(6.0), "the error before the pause is kept, not zeroed"
+    # A fresh start at 3 s: the master's 24th tick at 3.5 s is the engine's 24 ticks, no error.
+    lock.start(3.0, 120.0)
+    lock.tick(3.5, 24, None)
+    assert lock.error_ticks == pytest.approx(0.0), "start() forgets the pause's offset"
+
+
 def _ticks_with_losses(follower: ClockFollower, bpm: float, count: int, lose: set[int], start_s: float) -> float:
     interval = 60.0 / (bpm * 24)
     for k in range(count):
@@ -621,6 +656,28 @@ def test_the_jitter_band_is_a_quantile_of_a_sliding_window() -> None:
     assert band.width_s() == pytest.approx(0.010)  # the 10 ms is the last nonzero one
     band.add(0.0)
     assert band.width_s() == 0.0
+
+
+def test_the_jitter_band_clips_an_outlier_to_clip_s() -> None:
+    band = JitterBand(size=10, quantile=0.9, min_local=2)
+    for index, time_s in [(0, 0.0), (1, 0.01), (2, 0.02)]:  # the third: distance 0 from the line
+        band.add_tick(index, time_s)
+    # The line expects index 3 at 0.03 s; a tick at 0.53 s is 0.5 s off, counted as 2 ms.
+    band.add_tick(3, 0.53, clip_s=0.002)
+    assert len(band) == 2
+    assert band.width_s() == pytest.approx(0.002)  # sorted [0, 0.002][int(0.9 * 2)]
+
+
+def test_taking_back_a_tick_twice_removes_only_its_distance() -> None:
+    band = JitterBand(size=10, quantile=0.9, min_local=2)
+    for index, time_s in [(0, 0.0), (1, 0.01), (2, 0.02), (3, 0.035)]:  # distances from 2 and 3
+        band.add_tick(index, time_s)
+    assert len(band) == 2
+    band.take_back_last()
+    assert len(band) == 1
+    band.take_back_last()  # its distance is gone already: the older one stays
+    assert len(band) == 1
+    assert band.width_s() == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.parametrize("period_frames", [0, 256, 1024])

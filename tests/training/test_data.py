@@ -571,6 +571,33 @@ def test_emopia_reads_upper_case_suffixes_and_names_bad_label_rows(tmp_path: Pat
         load_emopia(root)
 
 
+def test_a_label_row_without_an_id_is_named_as_skipped(tmp_path: Path) -> None:
+    root = _emopia(tmp_path)
+    write_csv(root / "label.csv", [{"ID": "", "4Q": "2", "annotator": "x"},
+                                   {"ID": "Q3_songB_0", "4Q": "4", "annotator": "x"}])
+    report = load_emopia(root)
+    assert any(path.endswith("label.csv line 2") and "ID given" in reason
+               for path, reason in report.skipped), report.skipped
+    assert {c.path.name: c.quadrant for c in report.clips}["Q3_songB_0.mid"] == 3
+
+
+@pytest.mark.parametrize(("valence", "arousal"), [("0", "1"), ("1", "0"), ("-0.5", "0"), ("0", "0")])
+def test_a_point_on_an_axis_has_no_quadrant(valence: str, arousal: str) -> None:
+    from emolive.training.data import quadrant_from_va
+
+    with pytest.raises(ValueError, match="lies on an axis"):
+        quadrant_from_va(valence, arousal)
+
+
+def test_a_one_song_collection_keeps_its_song_for_training() -> None:
+    """Validation takes a song only where another is left to train on."""
+    from emolive.training.data import song_for_validation
+
+    assert song_for_validation(["a"]) is None
+    assert song_for_validation(["a", "a", "a"]) is None  # three clips of one song
+    assert song_for_validation(["a", "b"]) in ("a", "b")
+
+
 def test_generic_rows_are_named_by_their_file_line_and_the_first_usable_row_decides(tmp_path: Path) -> None:
     """A file whose first row had a bad label was dropped with its corrected second row, and
     the report said of the refused row that it was used."""

@@ -102,6 +102,133 @@ def test_active_units_and_overlap() -> None:
     assert overlap_area(a, a + 100) == pytest.approx(0.0)
 
 
+def test_overlap_area_of_identical_constants_and_of_a_repeated_sample_is_one() -> None:
+    """The histograms are compared as shares: a sample repeated twice is the same distribution."""
+    assert overlap_area(np.full(5, 3.0), np.full(5, 3.0)) == 1.0  # no range to bin: identical
+    a = np.array([0.0, 1.0, 2.0, 3.0])
+    assert overlap_area(np.repeat(a, 2), a) == pytest.approx(1.0)
+    assert overlap_area(a, np.repeat(a, 2)) == pytest.approx(1.0)
+
+
+def test_onset_tolerance_matches_a_prediction_exactly_k_steps_early() -> None:
+    true = np.zeros((1, 16, 88), dtype=bool)
+    true[0, 5, 44] = True
+    pred = np.zeros_like(true)
+    pred[0, 3, 44] = True  # 2 steps early: inside a tolerance of 2
+    m = onset_prf_per_bar(pred, true, tolerance=2)
+    assert (m["precision"], m["recall"], m["f1"]) == (1.0, 1.0, 1.0)
+
+
+def test_onsets_in_the_part_bar_at_the_end_match_nothing() -> None:
+    """The part bar after the last whole one is left out, its onsets too: a prediction there
+    must not be matched with a true onset at the end of the last whole bar."""
+    true = np.zeros((1, 20, 88), dtype=bool)  # one whole bar (16 steps) and 4 steps
+    true[0, 15, 44] = True
+    pred = np.zeros_like(true)
+    pred[0, 17, 44] = True  # 2 steps after the true onset, in the part bar
+    m = onset_prf_per_bar(pred, true, tolerance=2)
+    assert m["bars"] == 1
+    assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
+
+
+def _two_songs_one_right_one_wrong(bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """Segment 0 (song "a") predicted right in every bar (F1 1), segment 1 (song "b") wrong
+    in every bar (F1 0)."""
+    true = np.zeros((2, 16 * bars, 88), dtype=bool)
+    pred = np.zeros_like(true)
+    for bar in range(bars):
+        true[:, 16 * bar, 40] = True
+        pred[0, 16 * bar, 40] = True
+        pred[1, 16 * bar, 41] = True
+    return pred, true
+
+
+def test_the_f1_interval_groups_each_segments_bars_under_its_song() -> None:
+    # Drawing the two songs twice gives mean F1 0 (a, a: 1/4), 1/2 (1/2) or 1 (1/4): the 95 %
+    # interval is [0, 1]. Had bars been given to songs in turn, every draw would be 1/2.
+    pred, true = _two_songs_one_right_one_wrong(bars=2)
+    assert onset_f1_interval(pred, true, np.array(["a", "b"]), rounds=400) == [0.0, 1.0]
+
+
+def test_the_f1_interval_is_the_central_share_level_of_the_draws() -> None:
+    # Means 0 (1/4 of the draws), 1/2 (1/2), 1 (1/4): the central 20 % (quantiles 0.4..0.6) are
+    # all 1/2; the central 95 % reach 0 and 1.
+    pred, true = _two_songs_one_right_one_wrong(bars=1)
+    songs = np.array(["a", "b"])
+    assert onset_f1_interval(pred, true, songs, rounds=2000, level=0.2) == [0.5, 0.5]
+    assert onset_f1_interval(pred, true, songs, rounds=2000, level=0.95) == [0.0, 1.0]
+
+
+def test_group_bootstrap_means_weigh_each_row_not_each_group() -> None:
+    from emolive.training.metrics import group_bootstrap_means
+
+    # Song a: 2 rows of 1; song b: 1 row of 0. Two songs drawn: a+a = 4/4 = 1, a+b = 2/3,
+    # b+b = 0/2 = 0 (the mean of the drawn rows, not of the songs' means).
+    means = group_bootstrap_means(np.array([1.0, 1.0, 0.0]), np.array(["a", "a", "b"]), 400,
+                                  np.random.default_rng(0))
+    assert sorted({round(float(m), 9) for m in means}) == [0.0, round(2 / 3, 9), 1.0]
+
+
+def _roll(steps: int = 4, n: int = 1) -> np.ndarray:
+    return np.zeros((n, steps, 3 * 88), dtype=np.float32)  # onset, hold, velocity blocks
+
+
+def test_musical_stats_range_and_polyphony() -> None:
+    from emolive.training.metrics import musical_stats
+
+    roll = _roll(steps=4)
+    c4, e4 = 60 - 21, 64 - 21  # key 0 is A0 (MIDI 21)
+    roll[0, 0, 88 + c4] = roll[0, 0, 88 + e4] = 1.0  # both held at step 0 only
+    stats = musical_stats(roll)
+    assert stats["pitch_range"][0] == 4.0  # C4 to E4: 4 semitones
+    assert stats["polyphony"][0] == 2.0  # 2 keys on the 1 step that sounds (not 2 / 4 steps)
+
+
+def test_pitch_class_hist_counts_key_0_as_a() -> None:
+    from emolive.training.metrics import pitch_class_hist
+
+    roll = _roll(steps=2)
+    roll[0, :, 88 + 60 - 21] = 1.0  # C4
+    roll[0, 0, 88 + 0] = 1.0  # A0
+    # 2 sounding steps of C (class 0) and 1 of A (class 9).
+    expected = np.zeros(12)
+    expected[0], expected[9] = 2 / 3, 1 / 3
+    assert pitch_class_hist(roll)[0] == pytest.approx(expected)
+
+
+def test_estimate_key_finds_c_minor_in_the_c_minor_profile() -> None:
+    from emolive.training.metrics import estimate_key
+
+    # Krumhansl-Kessler's minor profile from C (1982): it correlates perfectly with C minor.
+    c_minor = np.array([[6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17]])
+    tonic, major = estimate_key(c_minor)
+    assert (int(tonic[0]), bool(major[0])) == (0, False)
+
+
+def test_diversity_of_two_disjoint_rolls_is_one() -> None:
+    from emolive.training.metrics import diversity
+
+    roll = _roll(steps=1, n=2)
+    roll[0, 0, 10] = roll[1, 0, 20] = 1.0  # one onset each, on different keys
+    figures = diversity(roll)
+    # Pairs of a roll with itself are not pairs: each pair shares nothing, distance 1.
+    assert figures == {"distinct_fraction": 1.0, "mean_jaccard_distance": 1.0}
+
+
+def test_a_unit_is_active_above_the_threshold_only() -> None:
+    mu = np.array([[-0.5], [0.5]])  # variance 0.25 exactly
+    assert active_units(mu, threshold=0.25).tolist() == [False]  # Burda et al.: Var > threshold
+    assert active_units(mu, threshold=0.24).tolist() == [True]
+
+
+def test_kl_per_dim_by_hand() -> None:
+    from emolive.training.metrics import kl_per_dim
+
+    # 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2) with mu = 0, sigma^2 = 2.
+    kl = kl_per_dim(np.zeros((3, 1)), np.full((3, 1), np.log(2.0)))
+    assert kl[0] == pytest.approx(0.5 * (2.0 - 1.0 - np.log(2.0)))
+
+
 def test_evaluate_writes_report_and_updates_card(tiny_model_dir: Path, labelled_folder,
                                                  tmp_path: Path) -> None:
     model = tmp_path / "model"

@@ -104,3 +104,67 @@ def test_transpose_segments_shifts_each_segment_by_its_own_amount() -> None:
     out = transpose_segments(rolls, np.array([2, -3]))
     assert out[0, 0, 42] == 1.0 and out[0, 0, 88 + 42] == 1.0 and out[0, 0, 40] == 0.0
     assert out[1, 0, 37] == 1.0 and out[1, 0, 88 + 37] == 1.0 and out[1, 0, 40] == 0.0
+
+
+def test_two_onsets_of_a_key_on_one_step_keep_the_louder_velocity() -> None:
+    for velocities in ([100, 40], [40, 100]):  # either order
+        roll = notes_to_roll(np.array([60, 60]), np.array(velocities), np.array([0.0, 0.0]),
+                             np.array([1.0, 1.0]))
+        assert roll[0, 2 * N_KEYS + 60 - 21] == 100, velocities
+
+
+def test_onsets_snap_to_the_nearest_step() -> None:
+    roll = notes_to_roll(np.array([60, 62]), np.array([90, 90]), np.array([3.6, 5.4]), np.array([6.0, 7.0]))
+    # 3.6 -> step 4 (not 3), 5.4 -> step 5.
+    assert np.flatnonzero(roll[:, 60 - 21]).tolist() == [4]
+    assert np.flatnonzero(roll[:, 62 - 21]).tolist() == [5]
+
+
+def _notes(start_s: np.ndarray, start_beat: np.ndarray, beat_s: float = 0.5):
+    from emolive.training.notes import Notes
+
+    n = len(start_s)
+    return Notes(pitch=np.full(n, 60), velocity=np.full(n, 90), start_s=start_s, end_s=start_s + 0.1,
+                 start_beat=start_beat, end_beat=start_beat + 0.2, beat_s=np.full(n, beat_s),
+                 tempo_changes=1)
+
+
+def test_auto_grid_keeps_the_files_beats_when_one_onset_of_ten_is_off_the_grid() -> None:
+    """The rule is the mean distance from the nearest 16th (at most 0.1 step), not the largest:
+    one onset half a step off in ten is a mean of 0.05 step."""
+    beats = np.arange(10) * 0.25  # 16ths
+    beats[5] += 0.125  # half a step off
+    notes = _notes(beats * 0.5, beats)
+    auto, by_beats = note_steps(notes, "auto"), note_steps(notes, "beats")
+    for a, b in zip(auto, by_beats):
+        np.testing.assert_array_equal(a, b)
+    assert auto[0][5] == 5.5
+
+
+def test_tracked_grid_counts_from_the_beat_holding_the_first_onset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emolive.training import features
+
+    # Beats tracked at 0.5, 1.0, 1.5, 2.0 s (0.5 s each). An onset at 0.25 s is half a beat
+    # before the first (extrapolated at the first interval: beat -0.5), one at 1.25 s is beat 1.5.
+    # The first onset's beat, floor(-0.5) = -1, is beat 0: the onsets are at beats 0.5 and 2.5,
+    # steps 2 and 10.
+    monkeypatch.setattr(features, "track_beats", lambda times, weight: np.array([0.5, 1.0, 1.5, 2.0]))
+    notes = _notes(np.array([0.25, 1.25]), np.array([0.0, 1.0]))
+    start, _end, step_s = note_steps(notes, "tracked")
+    assert start == pytest.approx([2.0, 10.0])
+    assert step_s == pytest.approx([0.125, 0.125])
+
+
+def test_a_key_struck_again_as_its_note_ends_is_two_notes_in_the_midi_file() -> None:
+    """At one tick the note-off of the note that ends goes before the note-on of the next."""
+    from emolive.midi_notes import note_spans
+
+    roll = notes_to_roll(np.array([60, 60]), np.array([90, 70]), np.array([0.0, 2.0]), np.array([2.0, 4.0]))
+    spans = [(s.start_beats, s.length_beats, s.velocity) for s in note_spans(roll_to_midi(roll))]
+    assert spans == [(0.0, 0.5, 90), (0.5, 0.5, 70)]  # 2 steps each: half a beat
+
+
+def test_an_onset_of_velocity_zero_decodes_with_velocity_one() -> None:
+    roll = np.zeros((2, 3 * N_KEYS), dtype=np.float32)
+    roll[0, 39] = roll[0, N_KEYS + 39] = 1.0  # C4, velocity 0
+    assert roll_notes(roll) == [(60, 1, 0, 1)]  # a note-on of velocity 0 would be a note-off

@@ -271,6 +271,102 @@ def test_missed_notes_trains_on_inputs_without_the_dropped_notes_and_keeps_their
     assert _validation_ignores(model, roll, emotion, missed_notes=1.0)
 
 
+class _FixedModel:
+    """A stand-in for the CVAE with outputs chosen so that every loss term is known by hand:
+    onset and hold logits 0 (BCE ln 2 whatever the target), velocity 0.5 everywhere."""
+
+    training = False
+
+    def __init__(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        self.mu, self.logvar = mu, logvar
+
+    def encode(self, roll: torch.Tensor, emotion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mu, self.logvar
+
+    def reparameterise(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+    def forward_teacher(self, inputs: torch.Tensor, z: torch.Tensor, emotion: torch.Tensor,
+                        *options: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(inputs.shape[0], inputs.shape[1], 88)
+        return zeros, zeros, torch.full_like(zeros, 0.5)
+
+
+def _two_segments_of_two_steps() -> torch.Tensor:
+    """``[2, 2, 264]``: one onset in each segment (C4 at step 0, velocity 0.75), nothing else."""
+    roll = torch.zeros(2, 2, 264)
+    roll[:, 0, 39] = roll[:, 0, 88 + 39] = 1.0
+    roll[:, 0, 176 + 39] = 0.75
+    return roll
+
+
+def test_loss_terms_are_scaled_as_docs_training_md_says() -> None:
+    """docs/training.md, "Losses": BCE summed over the 88 keys and averaged over steps; velocity
+    MSE over the onsets only; KL per dimension averaged over the batch, at least the free bits,
+    summed over dimensions and divided by the segment's steps."""
+    mu = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    model = _FixedModel(mu, torch.zeros(2, 2))
+    losses = compute_losses(model, EmotionHeads(2), _two_segments_of_two_steps(), torch.eye(4)[:2],
+                            torch.tensor([-1, -1]), beta=1.0, free_bits=0.1, adv_weight=0.0,
+                            critic_weight=0.0)
+    ln2 = float(np.log(2.0))
+    assert losses["onset_bce"].item() == pytest.approx(ln2)
+    assert losses["hold_bce"].item() == pytest.approx(ln2)
+    # Both onsets off by 0.75 - 0.5: 0.0625 (the 350 silent key-steps at velocity 0 do not count).
+    assert losses["vel_mse"].item() == pytest.approx(0.0625)
+    recon = 88 * (ln2 + ln2) + 0.0625
+    assert losses["recon"].item() == pytest.approx(recon)
+    # KL with logvar 0 is mu^2 / 2: dimension 0 (1 + 9) / 2 / 2 = 2.5 (the batch's mean), dimension 1
+    # 0, counted as the free bits 0.1: 2.6 in all, over 2 steps.
+    assert losses["kl"].item() == pytest.approx(2.5)
+    assert losses["total"].item() == pytest.approx(recon + 2.6 / 2)
+
+
+def test_the_emotion_terms_learn_from_q1_labels_too() -> None:
+    """Label 0 is Q1 (happy), a label; only -1 is none."""
+    model = _FixedModel(torch.tensor([[1.0, -1.0], [0.5, 2.0]]), torch.zeros(2, 2))
+    roll, emotion = _two_segments_of_two_steps(), torch.eye(4)[:2]
+    torch.manual_seed(0)
+    heads = EmotionHeads(2)
+    args = {"beta": 1.0, "free_bits": 0.1, "adv_weight": 0.3, "critic_weight": 1.0}
+    q1 = compute_losses(model, heads, roll, emotion, torch.tensor([0, 0]), **args)
+    for term in ("adv_ce", "critic_real", "critic_fake"):
+        assert q1[term].item() > 0.0, term
+    none = compute_losses(model, heads, roll, emotion, torch.tensor([-1, -1]), **args)
+    assert none["adv_ce"].item() == 0.0 and none["critic_real"].item() == 0.0
+
+
+def test_the_adversary_reverses_its_gradient_into_the_encoder_only() -> None:
+    """The adversary learns to read the emotion from mu; the encoder gets the opposite gradient."""
+    mu = torch.tensor([[1.0, -1.0], [0.5, 2.0]], requires_grad=True)
+    model = _FixedModel(mu, torch.zeros(2, 2))
+    torch.manual_seed(0)
+    heads = EmotionHeads(2)
+    label = torch.tensor([0, 2])
+    losses = compute_losses(model, heads, _two_segments_of_two_steps(), torch.eye(4)[:2], label,
+                            beta=1.0, free_bits=0.1, adv_weight=1.0, critic_weight=0.0)
+    losses["adv_ce"].backward()
+    reversed_grad, head_grad = mu.grad.clone(), heads.adversary[0].weight.grad.clone()
+    plain_mu = mu.detach().clone().requires_grad_(True)
+    heads.zero_grad()
+    F.cross_entropy(heads.adversary(plain_mu), label).backward()
+    assert torch.allclose(reversed_grad, -plain_mu.grad), "the encoder's gradient is reversed"
+    assert torch.allclose(head_grad, heads.adversary[0].weight.grad), "the adversary's is not"
+
+
+def test_validation_losses_use_the_posterior_mean_and_draw_nothing() -> None:
+    model, roll, _z, emotion = _tiny_decoder_case()
+    model.eval()
+    heads = EmotionHeads(model.cfg.z_dim)
+    args = {"beta": 0.2, "free_bits": 0.1, "adv_weight": 0.0, "critic_weight": 0.0}
+    with torch.no_grad():
+        torch.manual_seed(1)
+        first = compute_losses(model, heads, roll, emotion, torch.arange(3), **args)
+        torch.manual_seed(2)
+        second = compute_losses(model, heads, roll, emotion, torch.arange(3), **args)
+    assert torch.equal(first["total"], second["total"])
+
+
 def test_segment_stats_are_transposition_invariant_and_tell_major_from_minor() -> None:
     hold = torch.zeros(1, 4, 88)
     hold[0, :, [39, 43, 46]] = 1.0  # C major triad (C4 E4 G4)
