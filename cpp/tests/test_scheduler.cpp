@@ -11,7 +11,6 @@
 #include <thread>
 #include <vector>
 
-
 #include "emolive/scheduler.hpp"
 #include "scheduler_support.hpp"
 

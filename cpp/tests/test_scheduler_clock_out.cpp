@@ -6,7 +6,6 @@
 #include <thread>
 #include <vector>
 
-
 #include "emolive/scheduler.hpp"
 #include "scheduler_support.hpp"
 

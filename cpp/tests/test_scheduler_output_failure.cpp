@@ -3,7 +3,6 @@
 
 #include <cstdint>
 
-
 #include "emolive/scheduler.hpp"
 #include "scheduler_support.hpp"
 
