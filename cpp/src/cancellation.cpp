@@ -3,21 +3,11 @@
 #include <algorithm>
 
 namespace emolive {
-namespace {
-
-void terminate_runs(Ort::RunOptions& options) noexcept {
-  try {
-    options.SetTerminate();
-  } catch (...) {  // ONNX Runtime refused: the step in progress ends as it would have anyway
-  }
-}
-
-}  // namespace
 
 void Cancellation::request() noexcept {
   std::lock_guard<std::mutex> lock(mutex_);  // no attachment goes away meanwhile
   requested_.store(true, std::memory_order_release);
-  for (Ort::RunOptions* options : runs_) terminate_runs(*options);
+  for (Ort::RunOptions* options : runs_) end_runs(*options);
 }
 
 Cancellation::Attachment::Attachment(Cancellation* cancel, Ort::RunOptions& options)
@@ -25,7 +15,7 @@ Cancellation::Attachment::Attachment(Cancellation* cancel, Ort::RunOptions& opti
   if (cancel_ == nullptr) return;
   std::lock_guard<std::mutex> lock(cancel_->mutex_);
   cancel_->runs_.push_back(options_);
-  if (cancel_->requested_.load(std::memory_order_acquire)) terminate_runs(*options_);
+  if (cancel_->requested_.load(std::memory_order_acquire)) end_runs(*options_);
 }
 
 Cancellation::Attachment::~Attachment() {

@@ -26,12 +26,7 @@ void Generator::produce(StepEvents& out) {
   end_step(b.onset_logits.data(), b.hold_logits.data(), b.velocity.data(), b.prev.data(), out);
 }
 
-void Generator::end_decoding() noexcept {
-  try {
-    buffers_->run_options.SetTerminate();
-  } catch (...) {  // ONNX Runtime refused: the run goes on, as it did before this existed
-  }
-}
+void Generator::end_decoding() noexcept { end_runs(buffers_->run_options); }
 
 void Generator::allow_decoding() noexcept {
   try {

@@ -107,10 +107,7 @@ class RunDeadline {
           std::unique_lock<std::mutex> lock(mutex_);
           if (ended_.wait_for(lock, limit, [this] { return done_; })) return;
           expired_ = true;
-          try {
-            options_.SetTerminate();
-          } catch (...) {  // refused: the run goes on, as it did before this existed
-          }
+          end_runs(options_);
         }) {}
   ~RunDeadline() {
     {

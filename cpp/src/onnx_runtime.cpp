@@ -125,4 +125,11 @@ Ort::Env& ort_env() {
   return *env;
 }
 
+void end_runs(Ort::RunOptions& options) noexcept {
+  try {
+    options.SetTerminate();
+  } catch (...) {
+  }
+}
+
 }  // namespace emolive

@@ -11,7 +11,14 @@
 #endif
 
 namespace emolive {
+
 namespace {
+
+// When clock tick `tick` (0..5) of the step due at `deadline` is due.
+SteadyClock::time_point tick_time(SteadyClock::time_point deadline, SteadyClock::duration step_length,
+                                  int tick) {
+  return deadline + step_length * tick / kClockTicksPerStep;
+}
 
 SteadyClock::duration step_length_for(double bpm) {
   // One step is a 16th note: a quarter of a beat.
@@ -99,7 +106,7 @@ void Scheduler::run() {
       const int ticks_sent = play_step(step, step_start, length);
       bool cancelled = false;
       for (int tick = ticks_sent; clock_out_ && tick < kClockTicksPerStep; ++tick) {
-        if (!wait_until(step_start + length * tick / kClockTicksPerStep, stop_)) {
+        if (!wait_until(tick_time(step_start, length, tick), stop_)) {
           cancelled = true;
           break;
         }
@@ -146,7 +153,7 @@ int Scheduler::send_due_ticks(SteadyClock::time_point deadline, SteadyClock::dur
                               int sent) {
   const uint8_t clock = 0xF8;
   while (clock_out_ && sent < kClockTicksPerStep &&
-         SteadyClock::now() >= deadline + step_length * sent / kClockTicksPerStep) {
+         SteadyClock::now() >= tick_time(deadline, step_length, sent)) {
     out_.send(&clock, 1);
     ++sent;
   }

@@ -23,4 +23,9 @@ std::string onnxruntime_library_path();
 // The process-wide ONNX Runtime environment (created on first use; needs ensure_onnxruntime).
 Ort::Env& ort_env();
 
+// Any thread: the run made with `options` now (and every later one, until UnsetTerminate) ends
+// with an Ort::Exception at its next node or loop iteration. Where ONNX Runtime refuses, the run
+// goes on, as it would have without this.
+void end_runs(Ort::RunOptions& options) noexcept;
+
 }  // namespace emolive
